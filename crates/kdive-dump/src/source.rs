@@ -1,0 +1,71 @@
+//! Where a dump's bytes come from: a memory-mapped file (or, for tests and fuzzing, an
+//! owned buffer), and the small reader trait the kdump-compressed parser runs over, so
+//! that it reads a plain file and a flattened one the same way.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::DumpError;
+
+/// The whole file, mapped read-only; never copied.
+pub(crate) enum FileData {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for FileData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileData::Mapped(map) => map,
+            FileData::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl FileData {
+    pub(crate) fn map(path: &Path) -> Result<Arc<FileData>, DumpError> {
+        let io_err = |source| DumpError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len == 0 {
+            // mmap refuses empty files; an empty file simply has no signature.
+            return Ok(Arc::new(FileData::Owned(Vec::new())));
+        }
+        // SAFETY: the map is read-only. A dump file shrinking under us while mapped would
+        // fault; vmcores are not modified while being analysed.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+        Ok(Arc::new(FileData::Mapped(map)))
+    }
+}
+
+/// A dump's logical byte stream: the file itself, or a flattened file's records laid out
+/// at their offsets.
+pub(crate) trait ByteSource: Send + Sync {
+    /// How many logical bytes exist (a truncated file has fewer than its headers claim).
+    fn len(&self) -> u64;
+    /// `len` bytes at `offset`, borrowed when they are contiguous in the file; `None` when
+    /// any of them is missing.
+    fn bytes_at(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>>;
+}
+
+/// A plain file: logical offsets are file offsets.
+pub(crate) struct PlainSource(pub(crate) Arc<FileData>);
+
+impl ByteSource for PlainSource {
+    fn len(&self) -> u64 {
+        u64::try_from(self.0.len()).unwrap_or(u64::MAX)
+    }
+
+    fn bytes_at(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(len)?;
+        self.0.get(start..end).map(Cow::Borrowed)
+    }
+}
