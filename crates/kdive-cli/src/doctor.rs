@@ -1,9 +1,50 @@
-//! Placeholder until the command's crate lands; replaced by its owner.
+//! `kdive doctor`: would a crash on this machine leave a usable dump, and what to change.
 use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kdive_doctor::RootHost;
+
+const AFTER_HELP: &str = "\
+Checks, in the order their fixes apply: kexec_support, service, crashkernel, reservation,
+reservation_size, capture_kernel, initramfs, target_space, panic_settings, debuginfo.
+Each is ok, warn, fail or skip (could not be read or does not apply), with the evidence read
+and a one-line fix; the text report ends with \"What to do, in order:\".
+
+Run it as root for the full picture: /proc/iomem hides addresses and /proc/kpageflags (used to
+estimate the dump size like makedumpfile --mem-usage) is unreadable for other users. Nothing is
+run or changed: only files under the root are read.
+
+--json prints one object: {\"ready\": bool, \"expected_dump_bytes\": N|null, \"root\": DIR,
+\"release\": STR|null, \"checks\": [{\"id\", \"status\", \"summary\", \"evidence\": [..], \"fix\"}]}.
+
+Exit status: 0 ready (no check failed; warnings may remain), 1 not ready (some check failed),
+2 error (e.g. --root is not a directory).";
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Inspect the system whose /proc, /sys, /etc, /var and /boot are under DIR (a mounted image
+    /// or a fixture) instead of this machine
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// Print the report as one JSON object
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args, _out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
-    anyhow::bail!("this command is being built")
+pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
+    let host = RootHost::new(&args.root).context("kdive doctor --root")?;
+    let report = kdive_doctor::diagnose(&host);
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_text(out)?;
+    }
+    Ok(if report.ready {
+        crate::Outcome::Complete
+    } else {
+        crate::Outcome::Partial
+    })
 }

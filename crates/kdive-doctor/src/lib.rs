@@ -1,1 +1,20 @@
+//! kdive doctor: would a crash on this machine (or on the system under a mounted root) leave a
+//! usable dump, and if not, what to change, in order?
+//!
+//! Everything is read through [`Host`] by the inspected system's own paths, never by running its
+//! tools; [`diagnose`] returns a [`Report`] of checks with stable ids (`kexec_support`,
+//! `service`, `crashkernel`, `reservation`, `reservation_size`, `capture_kernel`, `initramfs`,
+//! `target_space`, `panic_settings`, `debuginfo`), each with evidence and a one-line fix.
 
+pub mod checks;
+pub mod config;
+pub mod crashkernel;
+pub mod debuginfo;
+pub mod estimate;
+pub mod host;
+pub mod report;
+pub mod sysinfo;
+
+pub use checks::diagnose;
+pub use host::{Host, HostError, RootHost, Space};
+pub use report::{Check, Report, Status};
