@@ -46,7 +46,6 @@ pub(crate) struct ElfDump {
     pub(crate) mem: ElfMem,
     pub(crate) notes: Notes,
     pub(crate) truncated: bool,
-    pub(crate) overlapping_segments: bool,
 }
 
 /// A PT_LOAD as the file describes it.
@@ -121,7 +120,7 @@ pub(crate) fn open(path: &Path, data: Arc<FileData>) -> Result<ElfDump, DumpErro
             _ => {}
         }
     }
-    let (pieces, overlapping_segments) = disjoint_pieces(loads);
+    let pieces = disjoint_pieces(loads);
     let page_size = notes
         .vmcoreinfo
         .as_ref()
@@ -136,17 +135,16 @@ pub(crate) fn open(path: &Path, data: Arc<FileData>) -> Result<ElfDump, DumpErro
         },
         notes,
         truncated,
-        overlapping_segments,
     })
 }
 
 /// Sorts the loads by address and cuts overlaps, the earlier-starting segment winning.
-/// `/proc/vmcore` legitimately overlaps: the kernel-text PT_LOAD repeats part of RAM.
-fn disjoint_pieces(mut loads: Vec<Load>) -> (Vec<Piece>, bool) {
+/// `/proc/vmcore` overlaps as a rule (its kernel-text PT_LOAD repeats part of RAM), so an
+/// overlap is not worth a warning.
+fn disjoint_pieces(mut loads: Vec<Load>) -> Vec<Piece> {
     loads.sort_by_key(|l| l.paddr);
     let mut pieces: Vec<Piece> = Vec::with_capacity(loads.len());
     let mut covered = 0u64;
-    let mut overlapped = false;
     for load in loads {
         let end = load.paddr + load.memsz;
         let start = if pieces.is_empty() {
@@ -154,9 +152,6 @@ fn disjoint_pieces(mut loads: Vec<Load>) -> (Vec<Piece>, bool) {
         } else {
             load.paddr.max(covered)
         };
-        if start > load.paddr {
-            overlapped = true;
-        }
         if start >= end {
             continue;
         }
@@ -169,7 +164,7 @@ fn disjoint_pieces(mut loads: Vec<Load>) -> (Vec<Piece>, bool) {
         });
         covered = end;
     }
-    (pieces, overlapped)
+    pieces
 }
 
 impl ElfMem {

@@ -341,13 +341,6 @@ impl Vmcore {
 
     fn from_elf(path: &Path, data: Arc<FileData>) -> Result<Vmcore, DumpError> {
         let dump = elf::open(path, data)?;
-        let mut warnings = Vec::new();
-        if dump.overlapping_segments {
-            warnings.push(format!(
-                "{}: PT_LOAD segments overlap in physical memory; the lower-starting one is read",
-                path.display()
-            ));
-        }
         let mut vmcore = Vmcore {
             paths: vec![path.to_owned()],
             format: Format::Elf,
@@ -357,7 +350,7 @@ impl Vmcore {
             kdump: Vec::new(),
             truncated: dump.truncated,
             incomplete: dump.truncated,
-            warnings,
+            warnings: Vec::new(),
         };
         vmcore.note_partial();
         Ok(vmcore)

@@ -2,6 +2,9 @@
 //! files with a chosen compression per page, excluded pages and a shared zero page, the
 //! flattened layout, split sets, and helpers to damage them.
 
+pub mod btf;
+pub mod pagetable;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 

@@ -1,0 +1,6 @@
+#![no_main]
+//! `cargo +nightly fuzz run diskdump`; the corpus in `fuzz/corpus/diskdump/` is replayed on stable by
+//! kdive-dump's `tests/fuzz_corpus.rs` through the same entry point.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| kdive_dump::fuzzing::fuzz_diskdump(data));

@@ -1,0 +1,6 @@
+#![no_main]
+//! `cargo +nightly fuzz run elf_vmcore`; the corpus in `fuzz/corpus/elf_vmcore/` is replayed on stable by
+//! kdive-dump's `tests/fuzz_corpus.rs` through the same entry point.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| kdive_dump::fuzzing::fuzz_elf_vmcore(data));
