@@ -786,6 +786,18 @@ fn initramfs(host: &dyn Host, facts: &Facts) -> Check {
                 .unwrap_or_default()
         )
     }];
+    // kdump-config points a generic link at the running kernel's initramfs when it loads; after
+    // a kernel update without a reload the link still names the old kernel's.
+    if !real.contains(release.as_str()) {
+        evidence.push(format!("{real} is not built for {release}"));
+        return Check::new(
+            ID,
+            Status::Fail,
+            format!("the capture initramfs belongs to another kernel, not {release}"),
+        )
+        .evidence(evidence)
+        .fix(rebuild);
+    }
     // kdumpctl rebuilds when the configuration is newer than the initramfs; so should the user.
     let modified = |p: &str| {
         host.symlink_metadata(p)

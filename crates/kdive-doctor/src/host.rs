@@ -70,7 +70,7 @@ impl RootHost {
 pub enum HostError {
     #[error("{}: not a directory", root.display())]
     NotADirectory { root: PathBuf },
-    #[error("{}: {source}", root.display())]
+    #[error("{}: cannot inspect it", root.display())]
     Root { root: PathBuf, source: io::Error },
 }
 

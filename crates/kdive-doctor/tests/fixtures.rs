@@ -685,3 +685,141 @@ fn empty_root_does_not_fail_to_run() {
     assert_eq!(status(&report, "service"), Status::Fail);
     assert!(!text(&report).is_empty());
 }
+
+#[test]
+fn initramfs_of_another_kernel() {
+    let root = TempRoot::new("debian-healthy");
+    fs::remove_file(root.path.join("var/lib/kdump/initrd.img")).unwrap();
+    fs::remove_file(root.path.join("var/lib/kdump/initrd.img-6.1.0-26-amd64")).unwrap();
+    root.write("/var/lib/kdump/initrd.img-6.1.0-25-amd64", b"old");
+    std::os::unix::fs::symlink(
+        "initrd.img-6.1.0-25-amd64",
+        root.path.join("var/lib/kdump/initrd.img"),
+    )
+    .unwrap();
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    assert_eq!(
+        status(&report, "initramfs"),
+        Status::Fail,
+        "{}",
+        text(&report)
+    );
+    assert_eq!(
+        fix(&report, "initramfs"),
+        "Build the capture initramfs: systemctl restart kdump-tools (or: kdump-config load)"
+    );
+    // And with no initramfs at all.
+    fs::remove_file(root.path.join("var/lib/kdump/initrd.img-6.1.0-25-amd64")).unwrap();
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    assert_eq!(
+        status(&report, "initramfs"),
+        Status::Fail,
+        "{}",
+        text(&report)
+    );
+}
+
+#[test]
+fn initramfs_older_than_the_configuration() {
+    let root = TempRoot::new("rhel-kdumpctl");
+    fs::File::options()
+        .write(true)
+        .open(root.path.join("etc/kdump.conf"))
+        .unwrap()
+        .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .unwrap();
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    assert_eq!(
+        status(&report, "initramfs"),
+        Status::Warn,
+        "{}",
+        text(&report)
+    );
+    assert_eq!(
+        fix(&report, "initramfs"),
+        "Build the capture initramfs: kdumpctl rebuild && systemctl restart kdump"
+    );
+}
+
+#[test]
+fn remote_and_unmounted_targets() {
+    let root = TempRoot::new("rhel-kdumpctl");
+    root.write(
+        "/etc/kdump.conf",
+        b"ssh kdump@backup.example.com\ncore_collector makedumpfile -F -l -d 31\n",
+    );
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    assert_eq!(
+        status(&report, "target_space"),
+        Status::Skip,
+        "{}",
+        text(&report)
+    );
+    root.write("/etc/kdump.conf", b"xfs UUID=0f0e-dead\npath /crash\n");
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    assert_eq!(
+        status(&report, "target_space"),
+        Status::Warn,
+        "{}",
+        text(&report)
+    );
+    // A device that is mounted: the dump goes under its mount point.
+    root.write("/etc/kdump.conf", b"xfs /dev/vda1\npath /crash\n");
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    let out = text(&report);
+    assert_eq!(status(&report, "target_space"), Status::Ok, "{out}");
+    assert!(
+        out.contains("/boot/crash is on /dev/vda1 (xfs) mounted at /boot"),
+        "{out}"
+    );
+}
+
+#[test]
+fn crashkernel_high_with_default_low() {
+    let root = TempRoot::new("debian-healthy");
+    root.write(
+        "/proc/cmdline",
+        b"root=/dev/vda1 ro crashkernel=192M,high crashkernel=384M-:256M,high\n",
+    );
+    root.write(
+        "/sys/kernel/kexec_crash_size",
+        format!("{}\n", 512 * MIB).as_bytes(),
+    );
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    let out = text(&report);
+    // The last ,high value is the range syntax the suffix parser cannot read.
+    assert_eq!(status(&report, "crashkernel"), Status::Fail, "{out}");
+    root.write(
+        "/proc/cmdline",
+        b"root=/dev/vda1 ro crashkernel=384M-:256M,high crashkernel=256M,high\n",
+    );
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    let out = text(&report);
+    assert_eq!(status(&report, "crashkernel"), Status::Ok, "{out}");
+    assert!(
+        out.contains("crashkernel=256M,high asks for 256 MiB above 4 GiB plus 256 MiB below 4 GiB (the x86_64 default for ,low)"),
+        "{out}"
+    );
+    assert_eq!(status(&report, "reservation"), Status::Ok, "{out}");
+}
+
+#[test]
+fn kernel_without_kexec_support() {
+    let root = TempRoot::new("crashkernel-missing");
+    for file in ["kexec_crash_size", "kexec_crash_loaded", "kexec_loaded"] {
+        fs::remove_file(root.path.join("sys/kernel").join(file)).unwrap();
+    }
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    let out = text(&report);
+    for id in ["kexec_support", "reservation", "capture_kernel"] {
+        assert_eq!(status(&report, id), Status::Fail, "{id}\n{out}");
+    }
+    // One fix for the three, first in the list.
+    assert!(
+        out.contains(
+            "What to do, in order:\n  1. Boot a kernel built with kexec crash dump support"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("Boot a kernel built").count(), 1, "{out}");
+}
