@@ -1,1 +1,45 @@
+//! Symbols and source locations of kernel images and modules.
+//!
+//! [`ElfImage`] opens one ELF file (a `vmlinux` or a module `.ko`): its symbol table is read at
+//! open, its DWARF only when the first address is asked for, and then only the units that
+//! cover the addresses asked for (`addr2line::Context` parses unit headers first and line
+//! tables and functions on demand). Module objects are relocatable: their sections all start
+//! at 0 and their DWARF refers to code through relocations, so each allocated section is given
+//! its own base address and the `.rela.debug_*` relocations are applied while reading.
+//! [`ModuleIndex`] finds a module's `.ko` by name under module directories.
 
+mod bytes;
+mod dwarf;
+mod image;
+mod kernel;
+mod modules;
+
+pub use image::{ElfImage, ImageKind, SourceLocation, Symbol};
+pub use kernel::KernelImages;
+pub use modules::{module_name, ModuleIndex};
+
+use std::path::PathBuf;
+
+/// Errors name the file and what in it was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SymbolError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable ELF file: {what}")]
+    BadElf { path: PathBuf, what: String },
+    #[error("{path}: bad DWARF in {section}: {what}")]
+    BadDwarf {
+        path: PathBuf,
+        section: String,
+        what: String,
+    },
+    #[error("{path}: no DWARF debug information (install the kernel's -dbg / debuginfo package)")]
+    NoDebugInfo { path: PathBuf },
+    /// Type information (BTF, DWARF types) and vmlinux discovery.
+    #[error(transparent)]
+    Type(#[from] TypeError),
+}

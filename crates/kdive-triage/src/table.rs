@@ -527,6 +527,8 @@ pub(crate) const NOT_REPORT_STARTS: &[&str] = &[
     // Double faults often happen while handling a page fault on badly corrupted memory.
     "PANIC: double fault",
     "Internal error:",
+    // Printed after the fault's own header line.
+    "Oops: ",
 ];
 
 /// Informational messages that carry a stack trace (not bugs by themselves): one appearing
@@ -1011,6 +1013,14 @@ pub(crate) const KINDS: &[KindSpec] = &[
         formats: &[f("stack segment: ", "stack segment fault in %[1]v").stack(st(RIP_TRACE))],
         ignores: &[],
     },
+    // The NMI watchdog; the panic that follows (`Hard LOCKUP`) repeats the same stack.
+    KindSpec {
+        header: "Watchdog detected hard LOCKUP",
+        formats: &[f("Watchdog detected hard LOCKUP", "BUG: hard lockup in %[1]v")
+            .alt(&["stall in %[1]v"])
+            .stack(st(RIP_TRACE).pick(Pick::Stall))],
+        ignores: &[],
+    },
     KindSpec {
         header: "Kernel panic",
         formats: PANIC_FORMATS,
@@ -1150,6 +1160,12 @@ pub(crate) const KINDS: &[KindSpec] = &[
                 .report(r"trusty: panic \(.*?\): (.+)")
                 .no_stack(),
         ],
+        ignores: &[],
+    },
+    // An oops whose `BUG:`/fault line was lost or never printed (`die()` with a custom string).
+    KindSpec {
+        header: "Oops: ",
+        formats: &[f("Oops: ", "Oops in %[1]v").stack(st(RIP_TRACE))],
         ignores: &[],
     },
     KindSpec {

@@ -50,7 +50,7 @@ fn syzkaller_titles() {
     let (mut good, mut total) = (0, 0);
     for case in &cases {
         total += 1;
-        let reports = kdive_triage::find_reports(&case.log);
+        let reports = kdive_triage::triage(&case.log, None).reports;
         let got = reports
             .first()
             .map(|r| (r.title.clone(), r.alt_titles.clone()));
@@ -84,7 +84,7 @@ fn syzkaller_guilty_files() {
     let (mut good, mut total) = (0, 0);
     for case in &cases {
         total += 1;
-        let reports = kdive_triage::find_reports(&case.log);
+        let reports = kdive_triage::triage(&case.log, None).reports;
         let got = reports.first().and_then(|r| r.guilty_file.clone());
         let want = case.titles.first().filter(|f| !f.is_empty());
         if got.as_ref() == want {

@@ -1,0 +1,291 @@
+//! One ELF image: symbol table at open, DWARF on first use.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionIndex, SymbolKind};
+
+use crate::dwarf::Dwarf;
+use crate::SymbolError;
+
+/// Where relocatable sections are placed: away from 0 so that a zero address in DWARF (a
+/// discarded function) never looks like code.
+const RELOCATABLE_BASE: u64 = 0x1000_0000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// A linked image (`vmlinux`): addresses are the link-time addresses.
+    Executable,
+    /// A relocatable object (`.ko`): addresses are those [`ElfImage`] assigned to sections.
+    Relocatable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    pub address: u64,
+    pub size: u64,
+    /// A function (`STT_FUNC`), not an object or a bare label.
+    pub is_function: bool,
+}
+
+/// One entry of a source-level backtrace for an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLocation {
+    pub function: Option<String>,
+    /// The path as the DWARF line table names it (what `addr2line` prints).
+    pub file: Option<String>,
+    /// The path relative to the kernel (or module) source tree, when the compilation
+    /// directory tells where that is; else the same as `file`.
+    pub tree_file: Option<String>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
+
+pub struct ElfImage {
+    path: PathBuf,
+    map: Arc<Mmap>,
+    kind: ImageKind,
+    /// Base address given to each allocated section of a relocatable object.
+    section_bases: HashMap<SectionIndex, u64>,
+    /// Allocated sections by name: address and size.
+    sections: HashMap<String, (u64, u64)>,
+    /// Sorted by address.
+    symbols: Vec<Symbol>,
+    by_name: HashMap<String, Vec<usize>>,
+    dwarf: OnceCell<Result<Dwarf, SymbolError>>,
+}
+
+impl std::fmt::Debug for ElfImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElfImage")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("symbols", &self.symbols.len())
+            .finish()
+    }
+}
+
+fn bad_elf(path: &Path, what: impl std::fmt::Display) -> SymbolError {
+    SymbolError::BadElf {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    }
+}
+
+impl ElfImage {
+    pub fn open(path: &Path) -> Result<ElfImage, SymbolError> {
+        let io = |source| SymbolError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: the mapping is read-only; a file truncated under us by another process
+        // would fault, which is the same risk every mmap-based reader (addr2line, gdb) takes.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let map = Arc::new(map);
+        let elf = object::File::parse(&**map).map_err(|e| bad_elf(path, e))?;
+        let kind = match elf.kind() {
+            object::ObjectKind::Relocatable => ImageKind::Relocatable,
+            _ => ImageKind::Executable,
+        };
+        let section_bases = match kind {
+            ImageKind::Relocatable => place_sections(&elf),
+            ImageKind::Executable => HashMap::new(),
+        };
+        let mut sections = HashMap::new();
+        for section in elf.sections() {
+            let address = match kind {
+                ImageKind::Relocatable => match section_bases.get(&section.index()) {
+                    Some(base) => *base,
+                    None => continue,
+                },
+                ImageKind::Executable => section.address(),
+            };
+            if let Ok(name) = section.name() {
+                sections
+                    .entry(name.to_string())
+                    .or_insert((address, section.size()));
+            }
+        }
+        let mut symbols = Vec::new();
+        for symbol in elf.symbols() {
+            if !matches!(
+                symbol.kind(),
+                SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown
+            ) || symbol.is_undefined()
+            {
+                continue;
+            }
+            let Ok(name) = symbol.name() else {
+                continue;
+            };
+            if name.is_empty() {
+                continue;
+            }
+            let base = match symbol.section_index() {
+                Some(index) if kind == ImageKind::Relocatable => match section_bases.get(&index) {
+                    Some(base) => *base,
+                    None => continue,
+                },
+                _ => 0,
+            };
+            symbols.push(Symbol {
+                name: name.to_string(),
+                address: base.wrapping_add(symbol.address()),
+                size: symbol.size(),
+                is_function: symbol.kind() == SymbolKind::Text,
+            });
+        }
+        symbols.sort_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, symbol) in symbols.iter().enumerate() {
+            by_name.entry(symbol.name.clone()).or_default().push(index);
+        }
+        Ok(ElfImage {
+            path: path.to_path_buf(),
+            map,
+            kind,
+            section_bases,
+            sections,
+            symbols,
+            by_name,
+            dwarf: OnceCell::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn kind(&self) -> ImageKind {
+        self.kind
+    }
+
+    /// Address and size of a section by name (`.text`, `.init.text`); for a relocatable
+    /// object, the base [`ElfImage`] placed it at.
+    pub fn section(&self, name: &str) -> Option<(u64, u64)> {
+        self.sections.get(name).copied()
+    }
+
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+
+    /// Every symbol called `name` (static functions may repeat).
+    pub fn lookup_name(&self, name: &str) -> impl Iterator<Item = &Symbol> {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&index| self.symbols.get(index))
+    }
+
+    /// The address of `name+offset`. When several symbols share the name, the one whose size
+    /// is `size` (as an oops prints `func+off/size`) is taken.
+    pub fn resolve(&self, name: &str, offset: u64, size: Option<u64>) -> Option<u64> {
+        let mut candidates = self.lookup_name(name);
+        let first = candidates.next()?;
+        let chosen = match size {
+            Some(size) if first.size != size => std::iter::once(first)
+                .chain(candidates)
+                .find(|s| s.size == size)
+                .unwrap_or(first),
+            _ => first,
+        };
+        chosen.address.checked_add(offset)
+    }
+
+    /// The symbol containing `address` and the offset into it.
+    pub fn symbol_at(&self, address: u64) -> Option<(&Symbol, u64)> {
+        let end = self.symbols.partition_point(|s| s.address <= address);
+        let candidates = self.symbols.get(..end)?;
+        // The nearest symbol at or below, preferring one whose extent covers the address.
+        let nearest = candidates.last()?;
+        let covering = candidates
+            .iter()
+            .rev()
+            .take_while(|s| s.address == nearest.address)
+            .find(|s| address - s.address < s.size.max(1));
+        let symbol = covering.unwrap_or(nearest);
+        Some((symbol, address - symbol.address))
+    }
+
+    fn dwarf(&self) -> Result<&Dwarf, SymbolError> {
+        let loaded = self.dwarf.get_or_init(|| {
+            let elf = object::File::parse(&**self.map).map_err(|e| bad_elf(&self.path, e))?;
+            Dwarf::load(&self.path, &self.map, &elf, &self.section_bases)
+        });
+        match loaded {
+            Ok(dwarf) => Ok(dwarf),
+            Err(err) => Err(clone_error(err)),
+        }
+    }
+
+    /// Whether the image carries DWARF line information.
+    pub fn has_debug_info(&self) -> bool {
+        self.dwarf().is_ok()
+    }
+
+    /// Source locations of `address`, innermost inlined function first and the function that
+    /// contains the code last (as `addr2line -i` prints them). Empty when DWARF does not cover
+    /// the address.
+    pub fn locations(&self, address: u64) -> Result<Vec<SourceLocation>, SymbolError> {
+        self.dwarf()?.locations(&self.path, address)
+    }
+}
+
+/// A cached error is handed out again each time; `std::io::Error` is not `Clone`.
+fn clone_error(err: &SymbolError) -> SymbolError {
+    match err {
+        SymbolError::Io { path, source } => SymbolError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        SymbolError::BadElf { path, what } => SymbolError::BadElf {
+            path: path.clone(),
+            what: what.clone(),
+        },
+        SymbolError::BadDwarf {
+            path,
+            section,
+            what,
+        } => SymbolError::BadDwarf {
+            path: path.clone(),
+            section: section.clone(),
+            what: what.clone(),
+        },
+        SymbolError::NoDebugInfo { path } => SymbolError::NoDebugInfo { path: path.clone() },
+        SymbolError::Type(e) => SymbolError::Type(e.clone()),
+    }
+}
+
+/// Lays the allocated sections of a relocatable object out one after another, each aligned,
+/// as a loader would.
+fn place_sections(elf: &object::File<'_>) -> HashMap<SectionIndex, u64> {
+    let mut bases = HashMap::new();
+    let mut next = RELOCATABLE_BASE;
+    for section in elf.sections() {
+        let SectionFlags::Elf { sh_flags } = section.flags() else {
+            continue;
+        };
+        if sh_flags & u64::from(object::elf::SHF_ALLOC) == 0 {
+            continue;
+        }
+        let align = section.align().clamp(1, 1 << 16);
+        let Some(start) = next.checked_add(align - 1).map(|v| v & !(align - 1)) else {
+            break;
+        };
+        bases.insert(section.index(), start);
+        // At least one byte apart so that empty sections keep distinct addresses.
+        let Some(end) = start.checked_add(section.size().max(1)) else {
+            break;
+        };
+        next = end;
+    }
+    bases
+}

@@ -1,0 +1,186 @@
+//! Source locations of real Debian kernel images and modules, compared at test time with
+//! binutils `addr2line -i -f` (the oracle) on the same files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kdive_symbols::{ElfImage, SourceLocation};
+
+fn lab_root() -> PathBuf {
+    match std::env::var_os("KDIVE_LAB_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
+        }
+    }
+}
+
+/// `(vmlinux, debug modules dir)` of every unpacked lab kernel.
+fn lab_kernels() -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(versions) = std::fs::read_dir(lab_root().join("kernels")) else {
+        return out;
+    };
+    for version in versions.flatten() {
+        let debug = version.path().join("usr/lib/debug");
+        let Ok(boot) = std::fs::read_dir(debug.join("boot")) else {
+            continue;
+        };
+        for entry in boot.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(release) = name.strip_prefix("vmlinux-") {
+                out.push((entry.path(), debug.join("lib/modules").join(release)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn have_addr2line() -> bool {
+    Command::new("addr2line")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The oracle's `function`, `file:line` pairs for one address.
+fn oracle(file: &Path, section: Option<&str>, address: u64) -> Vec<(String, String, Option<u32>)> {
+    let mut cmd = Command::new("addr2line");
+    cmd.args(["-i", "-f", "-e"]).arg(file);
+    if let Some(section) = section {
+        cmd.args(["-j", section]);
+    }
+    let out = cmd.arg(format!("{address:#x}")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .chunks(2)
+        .map(|pair| {
+            let function = pair[0].to_string();
+            let location = pair.get(1).copied().unwrap_or("??:0");
+            let location = location.split(" (discriminator").next().unwrap();
+            let (path, line) = location.rsplit_once(':').unwrap();
+            (
+                function,
+                path.to_string(),
+                line.parse().ok().filter(|&l| l != 0),
+            )
+        })
+        .collect()
+}
+
+/// Compares by file name and line: binutils joins directories differently (relative build
+/// directories) while both name the same file.
+fn same(ours: &[SourceLocation], theirs: &[(String, String, Option<u32>)]) -> bool {
+    ours.len() == theirs.len()
+        && ours.iter().zip(theirs).all(|(a, (function, path, line))| {
+            a.function.as_deref() == Some(function.as_str())
+                && a.line == *line
+                && a.file.as_deref().is_some_and(|f| {
+                    f.ends_with(path.trim_start_matches("./")) || path.ends_with(f)
+                })
+        })
+}
+
+#[test]
+fn vmlinux_matches_addr2line() {
+    let kernels = lab_kernels();
+    if kernels.is_empty() || !have_addr2line() {
+        println!("SKIP (no lab at {})", lab_root().display());
+        return;
+    }
+    for (vmlinux, _) in kernels {
+        let image = ElfImage::open(&vmlinux).unwrap();
+        let functions: Vec<_> = image
+            .symbols()
+            .iter()
+            .filter(|s| s.is_function && s.size > 64)
+            .collect();
+        assert!(
+            functions.len() > 1000,
+            "{}: too few symbols",
+            vmlinux.display()
+        );
+        let step = functions.len() / 12;
+        let mut checked = 0;
+        for symbol in functions.iter().step_by(step) {
+            let address = symbol.address + symbol.size / 2;
+            let ours = image.locations(address).unwrap();
+            let theirs = oracle(&vmlinux, None, address);
+            assert!(
+                same(&ours, &theirs),
+                "{} {address:#x} ({}): ours {ours:?}, addr2line {theirs:?}",
+                vmlinux.display(),
+                symbol.name
+            );
+            checked += 1;
+        }
+        println!(
+            "{}: {checked} addresses agree with addr2line",
+            vmlinux.display()
+        );
+    }
+}
+
+fn find_ko(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && depth < 8 {
+            find_ko(&path, depth + 1, out);
+        } else if path.extension().is_some_and(|e| e == "ko") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn modules_match_addr2line() {
+    let kernels = lab_kernels();
+    if kernels.is_empty() || !have_addr2line() {
+        println!("SKIP (no lab at {})", lab_root().display());
+        return;
+    }
+    for (_, modules) in kernels {
+        let mut kos = Vec::new();
+        find_ko(&modules, 0, &mut kos);
+        kos.sort();
+        let mut checked = 0;
+        for ko in kos.iter().step_by((kos.len() / 6).max(1)) {
+            let image = ElfImage::open(ko).unwrap();
+            let Some((text, text_size)) = image.section(".text") else {
+                continue;
+            };
+            for symbol in image
+                .symbols()
+                .iter()
+                .filter(|s| {
+                    s.is_function
+                        && s.size > 32
+                        && s.address >= text
+                        && s.address < text + text_size
+                })
+                .take(4)
+            {
+                let address = symbol.address + symbol.size / 2;
+                let ours = image.locations(address).unwrap();
+                let theirs = oracle(ko, Some(".text"), address - text);
+                assert!(
+                    same(&ours, &theirs),
+                    "{} {} {address:#x}: ours {ours:?}, addr2line {theirs:?}",
+                    ko.display(),
+                    symbol.name
+                );
+                checked += 1;
+            }
+        }
+        println!(
+            "{}: {checked} module addresses agree with addr2line",
+            modules.display()
+        );
+        assert!(checked > 0);
+    }
+}
