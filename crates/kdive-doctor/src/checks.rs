@@ -1057,16 +1057,36 @@ fn panic_settings(host: &dyn Host) -> Check {
     }
 }
 
+/// The architecture words Debian kernel release names end with (`6.1.0-26-amd64`,
+/// `6.1.0-26-cloud-arm64`, `6.1.0-26-686-pae`).
+const DEBIAN_ARCH_SUFFIXES: &[&str] = &[
+    "amd64",
+    "arm64",
+    "armmp",
+    "armmp-lpae",
+    "686",
+    "686-pae",
+    "ppc64el",
+    "s390x",
+    "riscv64",
+    "loong64",
+    "mips64r2el",
+    "octeon",
+    "marvell",
+    "rpi",
+];
+
 fn debuginfo_fix(facts: &Facts, release: &str) -> String {
     match (facts.family, facts.os_id.as_deref()) {
         (Family::Debian, Some("ubuntu")) => format!(
             "Install debug symbols: apt-get install linux-image-{release}-dbgsym (from ddebs.ubuntu.com)"
         ),
-        (Family::Debian, _) => format!(
+        // Debian's kernel flavours end in the architecture; other releases are local builds.
+        (Family::Debian, _) if DEBIAN_ARCH_SUFFIXES.iter().any(|arch| release.ends_with(arch)) => format!(
             "Install debug symbols: apt-get install linux-image-{release}-dbg (from the debian-debug archive)"
         ),
         (Family::RedHat, _) => format!("Install debug symbols: dnf debuginfo-install kernel-{release}"),
-        (Family::Other, _) => format!(
+        _ => format!(
             "Install the debug symbols of kernel {release}, or keep the vmlinux of your build at \
              /usr/lib/debug/boot/vmlinux-{release}"
         ),
