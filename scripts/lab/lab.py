@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""kdive real-crash lab: Debian kernels crashed under QEMU, dumped every way, with oracles.
+
+Run through scripts/lab/build (which installs the apt packages first). Everything lands under
+${KDIVE_LAB_DIR:-~/.cache/kdive-lab}; see scripts/lab/README.md for the layout and manifests.
+"""
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+# Bump when the dumps or manifests a run produces change in a way the cache must not reuse.
+LAB_FORMAT = 4
+REPO = Path(__file__).resolve().parents[2]
+LAB_SRC = REPO / "lab"
+SCRIPTS = Path(__file__).resolve().parent
+MAKEDUMPFILE_TARBALL = Path(os.environ.get("KDIVE_MAKEDUMPFILE_TARBALL",
+                                           "/work/shared/tools/makedumpfile-1.7.9.tar.gz"))
+DRGN_VERSION = "0.3.0"
+
+SERIES = {
+    # series -> regex over binary package names; group 1 is the ABI name ("package_version").
+    "6.1": re.compile(r"^linux-image-(6\.1\.0-\d+)-cloud-amd64-unsigned$"),
+    "6.12": re.compile(r"^linux-image-(6\.12\.\d+\+deb12)-cloud-amd64-unsigned$"),
+}
+SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung"]
+# The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
+FULL_MATRIX_SCENARIO = "null-init"
+
+GUEST_MEMORY_MB = 256
+GUEST_CPUS = 2
+CRASHKERNEL_MB = 96
+BOOT_TIMEOUT_S = 180
+KDUMP_TIMEOUT_S = 360
+DUMP_TIMEOUT_S = 180
+ORACLE_TIMEOUT_S = 300
+CRASH_COMMANDS = ["sys", "bt", "bt -a", "ps", "mod", "kmem -i", "log", "foreach bt", "runq"]
+
+LIVE_QEMUS = set()
+LIVE_LOCK = threading.Lock()
+PRINT_LOCK = threading.Lock()
+
+
+class LabError(Exception):
+    pass
+
+
+def log(msg):
+    with PRINT_LOCK:
+        print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run(cmd, timeout=600, check=True, **kw):
+    """Runs a command with a bounded wait; returns CompletedProcess (text)."""
+    try:
+        proc = subprocess.run(cmd, timeout=timeout, text=True, capture_output=True, **kw)
+    except subprocess.TimeoutExpired as e:
+        raise LabError(f"timeout after {timeout}s: {' '.join(map(str, cmd))}") from e
+    if check and proc.returncode != 0:
+        raise LabError(f"exit {proc.returncode}: {' '.join(map(str, cmd))}\n"
+                       f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return proc
+
+
+def sha256_files(paths, extra=""):
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def write_json(path, data):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------- tools
+
+def ensure_makedumpfile(root):
+    """Upstream makedumpfile 1.7.9 (Debian 12's 1.7.2 writes uncompressed files for -p/-z)."""
+    tool_dir = root / "tools"
+    binary = tool_dir / "makedumpfile-1.7.9" / "makedumpfile"
+    if binary.exists():
+        return binary
+    if not MAKEDUMPFILE_TARBALL.exists():
+        raise LabError(f"makedumpfile source not found at {MAKEDUMPFILE_TARBALL}")
+    log("building upstream makedumpfile 1.7.9")
+    tool_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tool_dir / "makedumpfile-1.7.9", ignore_errors=True)
+    run(["tar", "xzf", str(MAKEDUMPFILE_TARBALL), "-C", str(tool_dir)])
+    run(["make", "-C", str(tool_dir / "makedumpfile-1.7.9"), f"-j{os.cpu_count() or 2}",
+         "LINKTYPE=dynamic", "USELZO=on", "USESNAPPY=on", "USEZSTD=on"], timeout=600)
+    if not binary.exists():
+        raise LabError("makedumpfile build produced no binary")
+    return binary
+
+
+def ensure_drgn(root):
+    venv = root / "tools" / f"drgn-{DRGN_VERSION}"
+    python = venv / "bin" / "python"
+    stamp = venv / ".kdive-ok"
+    if stamp.exists():
+        return python
+    log(f"installing drgn {DRGN_VERSION} into {venv}")
+    shutil.rmtree(venv, ignore_errors=True)
+    run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "pip"), "install", "-q", f"drgn=={DRGN_VERSION}"], timeout=900)
+    stamp.write_text(DRGN_VERSION + "\n")
+    return python
+
+
+# ---------------------------------------------------------------- kernels
+
+def resolve_version(series, pin):
+    if pin:
+        if not SERIES[series].match(f"linux-image-{pin}-cloud-amd64-unsigned"):
+            raise LabError(f"--pin {pin} is not a {series} cloud kernel ABI name")
+        return pin
+    names = run(["apt-cache", "pkgnames", "linux-image-"]).stdout.split()
+    abis = [m.group(1) for n in names if (m := SERIES[series].match(n))]
+    if not abis:
+        raise LabError(f"apt-cache knows no linux-image-*-cloud-amd64-unsigned for {series}")
+
+    def key(abi):
+        return [int(x) for x in re.findall(r"\d+", abi)]
+    return max(abis, key=key)
+
+
+def package_field(pkg, field):
+    out = run(["apt-cache", "show", "--no-all-versions", pkg]).stdout
+    m = re.search(rf"^{field}: (.*)$", out, re.M)
+    if not m:
+        raise LabError(f"apt-cache show {pkg}: no {field}")
+    return m.group(1).strip()
+
+
+class Kernel:
+    def __init__(self, root, series, abi):
+        self.series = series
+        self.abi = abi
+        self.release = f"{abi}-cloud-amd64"
+        self.dir = root / "kernels" / abi
+        self.vmlinux = self.dir / "usr/lib/debug/boot" / f"vmlinux-{self.release}"
+        self.vmlinuz = self.dir / "boot" / f"vmlinuz-{self.release}"
+        self.modules_dir = self.dir / "lib/modules" / self.release
+        self.debug_modules_dir = self.dir / "usr/lib/debug/lib/modules" / self.release
+        self.headers = self.dir / "usr/src" / f"linux-headers-{self.release}"
+        self.stamp = self.dir / ".kdive-unpacked"
+        self.debian_version = None
+        self.module_ko = None
+        self.initramfs = None
+        self.capture_initramfs = None
+
+    def config(self, name):
+        text = (self.headers / ".config").read_text()
+        m = re.search(rf"^{name}=(.*)$", text, re.M)
+        return m.group(1).strip('"') if m else None
+
+
+def ensure_kernel(root, series, abi):
+    k = Kernel(root, series, abi)
+    if k.stamp.exists():
+        k.debian_version = json.loads(k.stamp.read_text())["debian_version"]
+        return k
+    release = k.release
+    image = f"linux-image-{release}-unsigned"
+    headers = f"linux-headers-{release}"
+    k.debian_version = package_field(image, "Version")
+    pkgs = [f"{image}={k.debian_version}", f"linux-image-{release}-dbg={k.debian_version}",
+            f"{headers}={k.debian_version}"]
+    # The headers need their -common package and the kbuild tools (scripts/, tools/objtool).
+    for dep in package_field(headers, "Depends").split(","):
+        name = dep.strip().split(" ")[0].split("|")[0]
+        if name.startswith("linux-headers-") or name.startswith("linux-kbuild-"):
+            pkgs.append(name)
+    debs = root / "debs" / abi
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    log(f"{series}: downloading {' '.join(pkgs)}")
+    run(["apt-get", "download", *pkgs], cwd=debs, timeout=1800)
+    shutil.rmtree(k.dir, ignore_errors=True)
+    k.dir.mkdir(parents=True)
+    log(f"{series}: unpacking {abi}")
+    for deb in sorted(debs.glob("*.deb")):
+        run(["dpkg-deb", "-x", str(deb), str(k.dir)], timeout=900)
+    # The headers' Makefile includes the -common tree by absolute path: point it at ours.
+    makefile = k.headers / "Makefile"
+    makefile.write_text(re.sub(r"include /usr/src/", f"include {k.dir}/usr/src/",
+                               makefile.read_text()))
+    # The scripts/ and tools/ symlinks are relative (../../lib/linux-kbuild-*): they resolve
+    # inside our tree. modules.dep is made by depmod at install time, so make it here.
+    run(["depmod", "-b", str(k.dir), release])
+    for path in (k.vmlinux, k.vmlinuz, k.headers / ".config"):
+        if not path.exists():
+            raise LabError(f"{abi}: {path} missing after unpack")
+    write_json(k.stamp, {"debian_version": k.debian_version, "packages": pkgs})
+    shutil.rmtree(debs, ignore_errors=True)
+    return k
+
+
+def module_path(k, name):
+    """Path of an in-tree module (.ko or .ko.xz) of the kernel package, from modules.dep."""
+    dep = (k.modules_dir / "modules.dep").read_text()
+    for line in dep.splitlines():
+        path, _, deps = line.partition(":")
+        stem = Path(path).name.split(".ko")[0]
+        if stem.replace("-", "_") == name.replace("-", "_"):
+            return k.modules_dir / path, [k.modules_dir / d for d in deps.split()]
+    return None, []
+
+
+def build_module(k):
+    src_files = sorted((LAB_SRC / "module").glob("*"))
+    key = sha256_files(src_files, extra=k.abi)
+    out = k.dir / "kdive_lab"
+    ko = out / "kdive_lab.ko"
+    stamp = out / ".kdive-key"
+    if ko.exists() and stamp.exists() and stamp.read_text().strip() == key:
+        k.module_ko = ko
+        return key
+    log(f"{k.series}: building kdive_lab.ko against {k.release}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for f in src_files:
+        shutil.copy(f, out / f.name)
+    # Debian builds its kernels with the gcc named in CONFIG_CC_VERSION_TEXT (gcc-12 for
+    # bookworm); the headers' .kernelvariables select it, so just check it is there.
+    cc = (k.config("CONFIG_CC_VERSION_TEXT") or "gcc").split(" ")[0]
+    if not shutil.which(cc):
+        raise LabError(f"{k.release} was built with {cc}, which is not installed")
+    run(["make", "-C", str(k.headers), f"M={out}", "modules"], timeout=600)
+    if not ko.exists():
+        raise LabError("module build produced no kdive_lab.ko")
+    stamp.write_text(key + "\n")
+    k.module_ko = ko
+    return key
+
+
+def copy_module(src, dest_dir):
+    """Copies a .ko into the initramfs, decompressing .ko.xz/.ko.zst (busybox insmod can't)."""
+    name = src.name.split(".ko")[0] + ".ko"
+    dest = dest_dir / name
+    if src.name.endswith(".xz"):
+        dest.write_bytes(run_bytes(["xz", "-dc", str(src)]))
+    elif src.name.endswith(".zst"):
+        dest.write_bytes(run_bytes(["zstd", "-dc", str(src)]))
+    else:
+        shutil.copy(src, dest)
+    return dest
+
+
+def run_bytes(cmd):
+    proc = subprocess.run(cmd, capture_output=True, timeout=120)
+    if proc.returncode != 0:
+        raise LabError(f"exit {proc.returncode}: {' '.join(cmd)}")
+    return proc.stdout
+
+
+def shared_libs(binary):
+    out = run(["ldd", str(binary)]).stdout
+    return sorted(set(re.findall(r"(/\S+\.so[^\s]*)", out)))
+
+
+def make_cpio(tree, dest):
+    files = run(["find", ".", "-mindepth", "1"], cwd=tree).stdout
+    with open(dest, "wb") as out:
+        proc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], cwd=tree,
+                              input=files.encode(), stdout=out, timeout=300)
+    if proc.returncode != 0:
+        raise LabError(f"cpio failed for {tree}")
+
+
+def build_initramfs(k, module_key):
+    """main.cpio (crashing kernel) and capture.cpio (kdump capture kernel, also inside main)."""
+    init = LAB_SRC / "initramfs" / "init"
+    kexec = Path(shutil.which("kexec") or "/usr/sbin/kexec")
+    key = sha256_files([init, kexec, Path("/bin/busybox")], extra=module_key + str(LAB_FORMAT))
+    out = k.dir / "initramfs"
+    stamp = out / ".kdive-key"
+    k.initramfs = out / "main.cpio"
+    k.capture_initramfs = out / "capture.cpio"
+    if stamp.exists() and stamp.read_text().strip() == key and k.initramfs.exists():
+        return key
+    log(f"{k.series}: building initramfs")
+    shutil.rmtree(out, ignore_errors=True)
+    tree = out / "tree"
+    for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "boot", "lib/modules/deps"):
+        (tree / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy("/bin/busybox", tree / "bin/busybox")
+    shutil.copy(init, tree / "init")
+    os.chmod(tree / "init", 0o755)
+    make_cpio(tree, k.capture_initramfs)
+    # qemu_fw_cfg gives QEMU's -device vmcoreinfo the guest's VMCOREINFO; without it QEMU's
+    # dumps carry none. Load it (and its dependencies) unless the kernel has it built in.
+    if k.config("CONFIG_FW_CFG_SYSFS") == "m":
+        ko, deps = module_path(k, "qemu_fw_cfg")
+        if ko is None:
+            raise LabError(f"{k.release}: qemu_fw_cfg.ko not found in modules.dep")
+        for i, m in enumerate(deps[::-1] + [ko]):
+            copied = copy_module(m, tree / "lib/modules/deps")
+            copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
+    copy_module(k.module_ko, tree / "lib/modules")
+    shutil.copy(kexec, tree / "sbin/kexec")
+    for lib in shared_libs(kexec):
+        dest = tree / lib.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, dest)
+    shutil.copy(k.vmlinuz, tree / "boot/vmlinuz")
+    shutil.copy(k.capture_initramfs, tree / "boot/capture.cpio")
+    make_cpio(tree, k.initramfs)
+    shutil.rmtree(tree)
+    stamp.write_text(key + "\n")
+    return key
+
+
+# ---------------------------------------------------------------- QEMU
+
+class Qmp:
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(timeout)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise LabError(f"QMP socket {path} never came up")
+                time.sleep(0.1)
+        self.buf = b""
+        self._read()  # greeting
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise LabError("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, cmd, **args):
+        msg = {"execute": cmd}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise LabError(f"QMP {cmd}: {reply['error']}")
+            return reply.get("return")
+
+    def close(self):
+        self.sock.close()
+
+
+class Guest:
+    """One QEMU guest; always killed when the with-block ends."""
+
+    def __init__(self, k, run_dir, append, la57=False, disk=None):
+        self.run_dir = run_dir
+        self.console = run_dir / "console.log"
+        self.qmp_path = run_dir / "qmp.sock"
+        cpu = "max" if la57 else "max,la57=off"
+        self.cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu,
+                    "-smp", str(GUEST_CPUS), "-m", f"{GUEST_MEMORY_MB}M",
+                    "-display", "none", "-monitor", "none", "-no-reboot",
+                    "-serial", f"file:{self.console}", "-device", "vmcoreinfo",
+                    "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                    "-kernel", str(k.vmlinuz), "-initrd", str(k.initramfs), "-append", append]
+        if disk:
+            self.cmd += ["-drive", f"file={disk},if=none,id=dump,format=raw",
+                         "-device", "nvme,drive=dump,serial=kdive-dump"]
+        self.proc = None
+
+    def __enter__(self):
+        for p in (self.console, self.qmp_path):
+            p.unlink(missing_ok=True)
+        (self.run_dir / "qemu.cmd").write_text(" ".join(self.cmd) + "\n")
+        self.stderr = open(self.run_dir / "qemu.stderr", "w")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with LIVE_LOCK:
+            LIVE_QEMUS.add(self.proc)
+        return self
+
+    def __exit__(self, *exc):
+        kill_qemu(self.proc)
+        self.stderr.close()
+        self.qmp_path.unlink(missing_ok=True)
+
+    def console_text(self):
+        try:
+            return self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_console(self, pattern, timeout, fail_patterns=()):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            text = self.console_text()
+            if rx.search(text):
+                return text
+            for fp in fail_patterns:
+                if re.search(fp, text):
+                    raise LabError(f"guest console shows {fp!r}; see {self.console}")
+            if self.proc.poll() is not None:
+                raise LabError(f"QEMU exited ({self.proc.returncode}) before {pattern!r}; "
+                               f"see {self.console} and {self.run_dir / 'qemu.stderr'}")
+            time.sleep(0.2)
+        raise LabError(f"timeout ({timeout}s) waiting for {pattern!r} in {self.console}")
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise LabError(f"QEMU still running after {timeout}s; see {self.console}") from e
+
+
+def kill_qemu(proc):
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    with LIVE_LOCK:
+        LIVE_QEMUS.discard(proc)
+
+
+def kill_all_qemus(*_):
+    with LIVE_LOCK:
+        procs = list(LIVE_QEMUS)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    sys.exit(130)
+
+
+def qemu_dump(qmp, dest, fmt):
+    dest.unlink(missing_ok=True)
+    qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{dest}", format=fmt,
+                detach=True)
+    deadline = time.monotonic() + DUMP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = qmp.execute("query-dump")
+        if status["status"] == "completed":
+            return
+        if status["status"] == "failed":
+            raise LabError(f"dump-guest-memory {fmt} failed")
+        time.sleep(0.2)
+    raise LabError(f"dump-guest-memory {fmt} timed out")
+
+
+PANIC_DONE = r"---\[ end Kernel panic"
+GUEST_FAILURES = (r"KDIVE: kexec -p failed", r"KDIVE: vmcore copy failed",
+                  r"KDIVE: still alive after scenario")
+
+
+def kernel_cmdline(scenario, kdump):
+    parts = ["console=ttyS0", "oops=panic", "panic=0", f"kdive.scenario={scenario}"]
+    if scenario == "hung":
+        parts.append("hung_task_panic=1")
+    if kdump:
+        parts += [f"crashkernel={CRASHKERNEL_MB}M", "kdive.kdump=1"]
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------- runs and dumps
+
+class Crash:
+    """One crash event (one boot): its directory, and the dumps made from it."""
+
+    def __init__(self, root, k, scenario, capture, la57):
+        self.root = root
+        self.k = k
+        self.scenario = scenario
+        self.capture = capture
+        self.la57 = la57
+        suffix = "" if capture == "kdump" else "-qemu"
+        if la57:
+            suffix += "-la57"
+        self.crash_id = f"{k.series}-{scenario}{suffix}"
+        self.dir = root / "runs" / self.crash_id
+        self.full_matrix = scenario == FULL_MATRIX_SCENARIO and not la57
+        self.manifests = []
+
+    def dump_dir(self, fmt_name):
+        d = self.root / "dumps" / f"{self.crash_id}.{fmt_name}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def manifest(self, fmt_name, files, fmt, compression, dump_level, dmesg=None,
+                 truncated=False, notes=None):
+        m = {
+            "name": f"{self.crash_id}.{fmt_name}",
+            "crash_id": self.crash_id,
+            "scenario": self.scenario,
+            "kernel": {
+                "series": self.k.series,
+                "package_version": self.k.abi,
+                "debian_version": self.k.debian_version,
+                "release": self.k.release,
+                "vmlinux": str(self.k.vmlinux),
+                "modules_dir": str(self.k.debug_modules_dir),
+                "image_modules_dir": str(self.k.modules_dir),
+                "kernel_directory": str(self.k.dir),
+                "test_module": str(self.k.module_ko),
+            },
+            "capture": self.capture,
+            "format": fmt,
+            "compression": compression,
+            "dump_level": dump_level,
+            "truncated": truncated,
+            "files": [str(f) for f in files],
+            "console_log": str(self.dir / "console.log"),
+            "dmesg": str(dmesg) if dmesg else None,
+            "oracle": {"crash": None, "drgn": None},
+            "oracle_errors": {},
+            "guest": {"memory_mb": GUEST_MEMORY_MB, "cpus": GUEST_CPUS,
+                      "cpu": "max" if self.la57 else "max,la57=off",
+                      "paging_levels": 5 if self.la57 else 4,
+                      "crashkernel_mb": CRASHKERNEL_MB if self.capture == "kdump" else None},
+            "file_sizes": [f.stat().st_size for f in files],
+            "notes": notes,
+        }
+        self.manifests.append(m)
+        return m
+
+
+def run_qemu_crash(c, mdf):
+    with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=False), la57=c.la57) as g:
+        g.wait_console(PANIC_DONE, BOOT_TIMEOUT_S, GUEST_FAILURES)
+        time.sleep(0.5)
+        qmp = Qmp(g.qmp_path)
+        try:
+            elf_dir = c.dump_dir("elf")
+            qemu_dump(qmp, elf_dir / "vmcore.elf", "elf")
+            if c.full_matrix:
+                zlib_dir = c.dump_dir("kdump-zlib")
+                qemu_dump(qmp, zlib_dir / "vmcore.kdump-zlib", "kdump-zlib")
+        finally:
+            qmp.close()
+    c.manifest("elf", [elf_dir / "vmcore.elf"], "elf", "none", 0,
+               notes="QEMU dump-guest-memory format=elf, paging=false")
+    if c.full_matrix:
+        zlib = zlib_dir / "vmcore.kdump-zlib"
+        flat = zlib.read_bytes()[:16].startswith(b"makedumpfile")
+        c.manifest("kdump-zlib", [zlib], "flattened" if flat else "kdump", "zlib", 0,
+                   notes="QEMU dump-guest-memory format=kdump-zlib")
+    if c.full_matrix:
+        # QEMU writes kdump-zlib flattened; makedumpfile -R rebuilds the random-access file.
+        d = c.dump_dir("kdump-zlib-rebuilt")
+        out = d / "vmcore.kdump-zlib"
+        out.unlink(missing_ok=True)
+        with open(zlib, "rb") as src:
+            run([str(mdf), "-R", str(out)], stdin=src, timeout=300)
+        c.manifest("kdump-zlib-rebuilt", [out], "kdump", "zlib", 0,
+                   notes="QEMU kdump-zlib rebuilt with makedumpfile -R")
+
+
+def run_kdump_crash(c, mdf):
+    disk = c.dir / "disk.img"
+    disk.unlink(missing_ok=True)
+    with open(disk, "wb") as f:
+        f.truncate((GUEST_MEMORY_MB + 64) << 20)
+    with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=True), la57=c.la57,
+               disk=disk) as g:
+        g.wait_console(r"KDIVE: vmcore saved size=\d+", KDUMP_TIMEOUT_S,
+                       GUEST_FAILURES + (PANIC_DONE,))
+        g.wait_exit(60)
+        text = g.console_text()
+    size = int(re.search(r"KDIVE: vmcore saved size=(\d+)", text).group(1))
+    raw_dir = c.dump_dir("kdump-elf")
+    raw = raw_dir / "vmcore"
+    with open(disk, "r+b") as f:
+        f.truncate(size)
+    disk.replace(raw)
+    dmesg = raw_dir / "vmcore-dmesg.txt"
+    run([str(mdf), "--dump-dmesg", str(raw), str(dmesg)], timeout=300)
+
+    def convert(fmt_name, opts, fmt, compression, level, nfiles=1, flattened=False):
+        d = c.dump_dir(fmt_name)
+        outs = [d / (f"vmcore.{i + 1}" if nfiles > 1 else "vmcore") for i in range(nfiles)]
+        for o in outs:
+            o.unlink(missing_ok=True)
+        if flattened:
+            with open(outs[0], "wb") as f:
+                p = subprocess.run([str(mdf), *opts, str(raw)], stdout=f,
+                                   stderr=subprocess.PIPE, text=True, timeout=600)
+            if p.returncode != 0:
+                raise LabError(f"makedumpfile {opts} failed: {p.stderr[-1000:]}")
+        else:
+            run([str(mdf), *opts, str(raw), *map(str, outs)], timeout=600)
+        c.manifest(fmt_name, outs, fmt, compression, level, dmesg=dmesg,
+                   notes="upstream makedumpfile 1.7.9 " + " ".join(opts))
+        return outs
+
+    zstd = convert("kdump-zstd-d31", ["-z", "-d", "31"], "kdump", "zstd", 31)
+    if c.full_matrix:
+        c.manifest("kdump-elf", [raw], "elf", "none", 0, dmesg=dmesg,
+                   notes="raw /proc/vmcore copied by the capture kernel")
+        convert("kdump-zlib-d31", ["-c", "-d", "31"], "kdump", "zlib", 31)
+        convert("kdump-lzo-d31", ["-l", "-d", "31"], "kdump", "lzo", 31)
+        convert("kdump-snappy-d31", ["-p", "-d", "31"], "kdump", "snappy", 31)
+        convert("kdump-none-d0", ["-d", "0"], "kdump", "none", 0)
+        convert("kdump-zlib-d0", ["-c", "-d", "0"], "kdump", "zlib", 0)
+        convert("flattened-lzo-d31", ["-F", "-l", "-d", "31"], "flattened", "lzo", 31,
+                flattened=True)
+        convert("split-zstd-d31", ["--split", "-z", "-d", "31"], "split", "zstd", 31, nfiles=3)
+        convert("elf-d31", ["-E", "-d", "31"], "elf", "none", 31)
+        # A dump cut at 60%, as left by a full disk or an interrupted copy.
+        d = c.dump_dir("kdump-zstd-d31-truncated")
+        cut = d / "vmcore"
+        whole = zstd[0].read_bytes()
+        cut.write_bytes(whole[: len(whole) * 6 // 10])
+        c.manifest("kdump-zstd-d31-truncated", [cut], "kdump", "zstd", 31, dmesg=dmesg,
+                   truncated=True, notes=f"first 60% ({len(whole) * 6 // 10} of {len(whole)} "
+                                         "bytes) of the kdump-zstd-d31 dump")
+    else:
+        shutil.rmtree(raw_dir)
+
+
+def run_crash(c, mdf, key):
+    stamp = c.dir / ".kdive-done"
+    if stamp.exists() and stamp.read_text().strip() == key:
+        c.manifests = [json.loads((c.root / "dumps" / n / "manifest.json").read_text())
+                       for n in json.loads((c.dir / "dumps.json").read_text())]
+        return c
+    shutil.rmtree(c.dir, ignore_errors=True)
+    for old in (c.root / "dumps").glob(f"{c.crash_id}.*"):
+        shutil.rmtree(old)
+    c.dir.mkdir(parents=True)
+    t0 = time.monotonic()
+    log(f"{c.crash_id}: booting ({c.capture})")
+    if c.capture == "qemu":
+        run_qemu_crash(c, mdf)
+    else:
+        run_kdump_crash(c, mdf)
+    for m in c.manifests:
+        m["file_sizes"] = [Path(f).stat().st_size for f in m["files"]]
+        write_json(c.root / "dumps" / m["name"] / "manifest.json", m)
+    write_json(c.dir / "dumps.json", [m["name"] for m in c.manifests])
+    stamp.write_text(key + "\n")
+    log(f"{c.crash_id}: {len(c.manifests)} dumps in {time.monotonic() - t0:.0f}s")
+    return c
+
+
+# ---------------------------------------------------------------- oracles
+
+def crash_oracle(m, out_dir):
+    """crash -s VMLINUX DUMP, one output file per command (crash's own `> file` redirect)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("crash.*.txt"):
+        old.unlink()
+    lines = []
+    for cmd in CRASH_COMMANDS:
+        fname = "crash." + re.sub(r"[^a-z0-9]+", "-", cmd).strip("-") + ".txt"
+        lines.append(f"{cmd} > {out_dir / fname}")
+    lines.append("quit")
+    cmdfile = out_dir / "crash.commands"
+    cmdfile.write_text("\n".join(lines) + "\n")
+    files = m["files"]
+    try:
+        proc = run(["crash", "-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files],
+                   timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+        output = proc.stdout + proc.stderr
+        rc = proc.returncode
+    except LabError as e:
+        output, rc = str(e), None
+    (out_dir / "crash.session.txt").write_text(output)
+    produced = sorted(p.name for p in out_dir.glob("crash.*.txt") if p.name != "crash.session.txt")
+    if not produced or not (out_dir / "crash.sys.txt").exists() or \
+            (out_dir / "crash.sys.txt").stat().st_size == 0:
+        if not output.strip():
+            # crash -s says nothing when it gives up; without -s it tells why.
+            try:
+                proc = run(["crash", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files],
+                           timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+                output = "(crash -s printed nothing; without -s:)\n" + \
+                    "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            except LabError as e:
+                output = str(e)
+            (out_dir / "crash.session.txt").write_text(output)
+        return None, f"crash exit {rc}: {output.strip()[-1500:]}"
+    return str(out_dir), None
+
+
+def drgn_oracle(m, out_dir, drgn_python):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / "drgn.json"
+    dest.unlink(missing_ok=True)
+    args = [str(drgn_python), str(SCRIPTS / "drgn_oracle.py"), "--output", str(dest),
+            "--vmlinux", m["kernel"]["vmlinux"], "--kernel-directory",
+            m["kernel"]["kernel_directory"], "--module", m["kernel"]["test_module"],
+            *m["files"]]
+    try:
+        proc = run(args, timeout=ORACLE_TIMEOUT_S, check=False)
+        output, rc = proc.stdout + proc.stderr, proc.returncode
+    except LabError as e:
+        output, rc = str(e), None
+    (out_dir / "drgn.log").write_text(output)
+    if rc == 0 and dest.exists():
+        return str(dest), None
+    return None, f"drgn exit {rc}: {output.strip()[-1500:]}"
+
+
+def run_oracles(root, name, drgn_python, key):
+    mpath = root / "dumps" / name / "manifest.json"
+    m = json.loads(mpath.read_text())
+    out_dir = root / "dumps" / name / "oracle"
+    stamp = out_dir / ".kdive-key"
+    if stamp.exists() and stamp.read_text().strip() == key:
+        return m
+    shutil.rmtree(out_dir, ignore_errors=True)
+    t0 = time.monotonic()
+    m["oracle_errors"] = {}
+    m["oracle"]["crash"], err = crash_oracle(m, out_dir)
+    if err:
+        m["oracle_errors"]["crash"] = err
+    m["oracle"]["drgn"], err = drgn_oracle(m, out_dir, drgn_python)
+    if err:
+        m["oracle_errors"]["drgn"] = err
+    write_json(mpath, m)
+    stamp.write_text(key + "\n")
+    status = ", ".join(f"{k} failed" for k in m["oracle_errors"]) or "ok"
+    log(f"{name}: oracles {status} ({time.monotonic() - t0:.0f}s)")
+    return m
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--series", choices=[*SERIES, "all"], default="all")
+    ap.add_argument("--pin", action="append", default=[],
+                    help="kernel ABI to use instead of the newest (e.g. 6.1.0-55 or "
+                         "6.12.115+deb12); may be given once per series")
+    ap.add_argument("--scenario", action="append", default=[],
+                    help=f"scenario(s) to build (default all): {', '.join(SCENARIOS)}")
+    ap.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--no-oracles", action="store_true")
+    return ap.parse_args()
+
+
+def main():
+    args = parse_args()
+    root = Path(os.environ.get("KDIVE_LAB_DIR", Path.home() / ".cache" / "kdive-lab"))
+    root.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, kill_all_qemus)
+    signal.signal(signal.SIGINT, kill_all_qemus)
+    scenarios = [s for arg in args.scenario for s in arg.split(",")] or SCENARIOS
+    for s in scenarios:
+        if s not in SCENARIOS:
+            raise LabError(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
+    series_list = list(SERIES) if args.series == "all" else [args.series]
+    pins = {}
+    for pin in args.pin:
+        matches = [s for s in SERIES if SERIES[s].match(f"linux-image-{pin}-cloud-amd64-unsigned")]
+        if not matches:
+            raise LabError(f"--pin {pin}: not a known series' ABI name")
+        pins[matches[0]] = pin
+
+    t0 = time.monotonic()
+    mdf = ensure_makedumpfile(root)
+    drgn_python = None if args.no_oracles else ensure_drgn(root)
+    crashes = []
+    for series in series_list:
+        abi = resolve_version(series, pins.get(series))
+        k = ensure_kernel(root, series, abi)
+        module_key = build_module(k)
+        initramfs_key = build_initramfs(k, module_key)
+        for s in scenarios:
+            for capture in ("kdump", "qemu"):
+                crashes.append((Crash(root, k, s, capture, la57=False), initramfs_key))
+        if FULL_MATRIX_SCENARIO in scenarios:
+            for capture in ("kdump", "qemu"):
+                crashes.append((Crash(root, k, FULL_MATRIX_SCENARIO, capture, la57=True),
+                                initramfs_key))
+    # Full-matrix crashes first: they take longest.
+    crashes.sort(key=lambda ck: (not ck[0].full_matrix, ck[0].capture != "kdump"))
+    failures = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futs = {}
+        for c, ikey in crashes:
+            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{GUEST_MEMORY_MB}:{CRASHKERNEL_MB}"
+            futs[pool.submit(run_crash, c, mdf, key)] = c
+        for f in concurrent.futures.as_completed(futs):
+            c = futs[f]
+            try:
+                f.result()
+            except Exception as e:  # one failed boot must not stop the others
+                failures.append(f"{c.crash_id}: {e}")
+                log(f"{c.crash_id}: FAILED: {e}")
+        names = [m["name"] for c, _ in crashes for m in c.manifests]
+        if drgn_python:
+            okey = sha256_files([SCRIPTS / "drgn_oracle.py"],
+                                extra=repr(CRASH_COMMANDS) + str(LAB_FORMAT))
+            ofuts = {pool.submit(run_oracles, root, n, drgn_python, okey): n for n in names}
+            for f in concurrent.futures.as_completed(ofuts):
+                try:
+                    f.result()
+                except Exception as e:
+                    failures.append(f"{ofuts[f]} oracles: {e}")
+                    log(f"{ofuts[f]}: oracles FAILED: {e}")
+    # The index lists every manifest present, from this run and from other series/scenarios.
+    manifests = []
+    for mpath in sorted((root / "dumps").glob("*/manifest.json")):
+        manifests.append(json.loads(mpath.read_text()))
+    write_json(root / "manifests.json", {"lab_format": LAB_FORMAT, "dumps": manifests})
+    log(f"{len(manifests)} dumps in {root / 'manifests.json'}; {time.monotonic() - t0:.0f}s")
+    for f in failures:
+        log(f"FAILED {f}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except LabError as e:
+        log(f"error: {e}")
+        sys.exit(2)
