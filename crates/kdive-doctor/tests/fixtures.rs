@@ -329,6 +329,10 @@ fn crashkernel_missing() {
         out.contains("What to do, in order:\n  1. kdump-tools already sets crashkernel="),
         "{out}"
     );
+    assert_eq!(
+        fix(&report, "debuginfo"),
+        "Install debug symbols: apt-get install linux-image-6.1.0-26-amd64-dbg (from the debian-debug archive)"
+    );
 }
 
 #[test]
