@@ -9,10 +9,10 @@
 //! - `size[@offset]`, `size,high`, `size,low`, `size,cma` and
 //!   `start-[end]:size[,start-[end]:size...][@offset]`. Ranges match when
 //!   `start <= ram < end` (`end` absent means no upper bound), where `ram` is
-//!   `memblock_phys_mem_size()` rounded **up** to 128 MiB (the round-up was added to the kernel
-//!   in 2024; older kernels compared the exact size, which differs only within 128 MiB of a range
-//!   boundary). A range size `>= ram` makes the whole parameter invalid, even in a range that does
-//!   not match.
+//!   `memblock_phys_mem_size()` rounded **up** to 128 MiB, as current kernels do (kernels from
+//!   before that change compared the exact size: the answer differs only when RAM is within
+//!   128 MiB below a range boundary). A range size `>= ram` makes the whole parameter invalid,
+//!   even in a range that does not match.
 //! - `,high` is used only when there is no plain `crashkernel=`; `,low` then defaults to
 //!   `max(swiotlb size + 8 MiB, 256 MiB)` on x86_64 (`crash_low_size_default()`), and
 //!   `CRASH_ADDR_LOW_MAX` is 4 GiB.
