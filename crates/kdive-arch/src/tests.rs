@@ -739,4 +739,3 @@ fn address_spaces_are_send_and_sync() {
     check::<KernelAddressSpace<std::sync::Arc<dyn PhysMem>>>();
     check::<KernelAddressSpace<&dyn PhysMem>>();
 }
-

@@ -1,0 +1,336 @@
+//! Real dumps from the lab (`scripts/lab`): for every dump, the kernel address space built
+//! from the dump must show, at `linux_banner`'s runtime address, the banner that the
+//! vmlinux holds and that the guest printed on its console; QEMU dumps must give the same
+//! KASLR offset by scanning as their VMCOREINFO states.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kdive_arch::{
+    KernelAddressSpace, KernelBaseSymbols, LayoutSource, TranslateError, VirtAddr, VirtMem,
+};
+use kdive_dump::{MemError, PhysMem, Vmcore};
+use object::{Object, ObjectSection, ObjectSymbol};
+use serde_json::Value;
+
+fn lab_root() -> PathBuf {
+    match std::env::var_os("KDIVE_LAB_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
+        }
+    }
+}
+
+/// Every manifest: `manifests.json` when the lab has written it, else `dumps/*/manifest.json`.
+fn manifests(root: &Path) -> Vec<Value> {
+    if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
+        let all: Value = serde_json::from_str(&text).expect("manifests.json");
+        return all["dumps"].as_array().cloned().unwrap_or_default();
+    }
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = dirs
+        .flatten()
+        .map(|d| d.path().join("manifest.json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            out.push(serde_json::from_str(&text).expect("manifest.json"));
+        }
+    }
+    out
+}
+
+/// What the tests need from a vmlinux: symbol link addresses and `linux_banner`'s bytes.
+struct Vmlinux {
+    symbols: HashMap<String, u64>,
+    banner: Vec<u8>,
+}
+
+fn load_vmlinux(path: &str) -> Vmlinux {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: the lab's vmlinux is not modified while the test runs.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("mmap vmlinux");
+    let elf = object::File::parse(&*map).expect("vmlinux ELF");
+    let wanted = [
+        "linux_banner",
+        "page_offset_base",
+        "vmalloc_base",
+        "vmemmap_base",
+    ];
+    let mut symbols = HashMap::new();
+    let mut banner = Vec::new();
+    for sym in elf.symbols() {
+        let Ok(name) = sym.name() else { continue };
+        if !wanted.contains(&name) {
+            continue;
+        }
+        symbols.insert(name.to_owned(), sym.address());
+        if name == "linux_banner" {
+            let section = elf
+                .section_by_index(sym.section_index().expect("section"))
+                .expect("section");
+            banner = section
+                .data_range(sym.address(), sym.size())
+                .expect("data")
+                .expect("in range")
+                .to_vec();
+        }
+    }
+    assert!(
+        banner.starts_with(b"Linux version "),
+        "{path}: linux_banner"
+    );
+    Vmlinux { symbols, banner }
+}
+
+/// The guest's own "Linux version ..." line: the first on its console (later ones are
+/// the capture kernel's).
+fn console_banner(path: &str) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = String::from_utf8_lossy(&bytes);
+    let at = text.find("Linux version ").expect("banner on the console");
+    text[at..]
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
+/// A read the dump cannot answer because the file was cut short: allowed only for
+/// truncated dumps.
+fn is_truncation(err: &TranslateError) -> bool {
+    matches!(
+        err.mem_error(),
+        Some(MemError::BeyondTruncation { .. } | MemError::NotInDump { .. })
+    )
+}
+
+#[test]
+fn banner_through_the_page_tables_of_every_lab_dump() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut vmlinuxes: HashMap<String, Vmlinux> = HashMap::new();
+    let mut checked = 0;
+    let mut unopened = Vec::new();
+    let mut levels_seen = Vec::new();
+    for m in &manifests {
+        let name = m["name"].as_str().expect("name");
+        let vmlinux_path = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let vmlinux = vmlinuxes
+            .entry(vmlinux_path.to_owned())
+            .or_insert_with(|| load_vmlinux(vmlinux_path));
+        let files: Vec<&str> = m["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let truncated = m["truncated"].as_bool().unwrap_or(false);
+        // Opening is kdive-dump's business (its own lab tests check it); a dump it cannot
+        // open is listed here and not counted.
+        let vmcore = match Vmcore::open_paths(&files) {
+            Ok(v) => v,
+            Err(err) => {
+                println!("{name}: not checked, kdive-dump cannot open it: {err}");
+                unopened.push(name);
+                continue;
+            }
+        };
+        let info = vmcore
+            .vmcoreinfo()
+            .unwrap_or_else(|| panic!("{name}: no VMCOREINFO"));
+        let space = KernelAddressSpace::from_notes(&*vmcore.mem, &vmcore.notes)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let layout = space.layout();
+        assert_eq!(layout.source, LayoutSource::Vmcoreinfo, "{name}");
+        // A truncated dump may lack the page tables themselves (the lab's truncated dump
+        // ends before init_top_pgt): then the kernel image is read through phys_base.
+        assert!(
+            truncated || layout.warnings.is_empty(),
+            "{name}: {:?}",
+            layout.warnings
+        );
+        if let Some(levels) = m["guest"]["paging_levels"].as_u64() {
+            assert_eq!(u64::from(layout.levels.count()), levels, "{name}");
+            levels_seen.push(levels);
+        }
+        assert_eq!(layout.kaslr_offset, info.kerneloffset(), "{name}");
+
+        let link = VirtAddr(vmlinux.symbols["linux_banner"]);
+        let runtime = space.runtime_addr(link).expect("offset known");
+        let want = String::from_utf8_lossy(
+            vmlinux
+                .banner
+                .strip_suffix(b"\0")
+                .unwrap_or(&vmlinux.banner),
+        )
+        .into_owned();
+        match space.read_cstr(runtime, 4096) {
+            Ok(bytes) => {
+                let got = String::from_utf8_lossy(&bytes).into_owned();
+                assert_eq!(got, want, "{name}: linux_banner vs vmlinux");
+                let console = console_banner(m["console_log"].as_str().expect("console_log"));
+                assert_eq!(
+                    got.trim_end(),
+                    console,
+                    "{name}: linux_banner vs console log"
+                );
+            }
+            Err(err) if truncated && is_truncation(&err) => {
+                println!("{name}: banner beyond the truncation ({err})");
+                continue;
+            }
+            Err(err) => panic!("{name}: {err}"),
+        }
+
+        if truncated {
+            println!(
+                "{name}: banner read through {} in a truncated dump",
+                if space.page_tables().translate(runtime).is_ok() {
+                    "the page tables"
+                } else {
+                    "phys_base"
+                }
+            );
+            checked += 1;
+            continue;
+        }
+
+        // init_uts_ns (a runtime address in VMCOREINFO) holds the release.
+        if let Some(uts) = info.symbol("init_uts_ns") {
+            let mut buf = vec![0u8; 512];
+            space
+                .read_virt(VirtAddr(uts), &mut buf)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let release = m["kernel"]["release"].as_str().expect("release").as_bytes();
+            assert!(
+                buf.windows(release.len()).any(|w| w == release),
+                "{name}: init_uts_ns"
+            );
+        }
+
+        // page_offset_base derived from SYMBOL(mem_section) equals the kernel's variable.
+        let syms = KernelBaseSymbols {
+            page_offset_base: vmlinux
+                .symbols
+                .get("page_offset_base")
+                .and_then(|&a| space.runtime_addr(VirtAddr(a))),
+            vmalloc_base: vmlinux
+                .symbols
+                .get("vmalloc_base")
+                .and_then(|&a| space.runtime_addr(VirtAddr(a))),
+            vmemmap_base: vmlinux
+                .symbols
+                .get("vmemmap_base")
+                .and_then(|&a| space.runtime_addr(VirtAddr(a))),
+        };
+        let bases = space
+            .read_bases(&syms)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(bases.page_offset_base.is_some(), "{name}");
+        assert_eq!(
+            layout.bases.page_offset_base, bases.page_offset_base,
+            "{name}"
+        );
+
+        // The swapper pgd through the direct map, as a process's mm->pgd would be found.
+        let pgd = layout
+            .direct_map_virt(layout.root)
+            .expect("direct map base");
+        let proc_tables = space
+            .process_tables(pgd)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(proc_tables.root(), layout.root, "{name}");
+        assert_eq!(
+            proc_tables
+                .read_cstr(runtime, 4096)
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            Ok(want),
+            "{name}"
+        );
+        checked += 1;
+    }
+    println!(
+        "{checked} of {} lab dumps: banner, init_uts_ns, bases and pgd checked; not opened: {unopened:?}",
+        manifests.len()
+    );
+    assert!(checked > 0);
+    assert!(
+        levels_seen.contains(&4) && levels_seen.contains(&5),
+        "the lab makes 4- and 5-level dumps: {levels_seen:?}"
+    );
+}
+
+#[test]
+fn kaslr_scan_of_qemu_dumps_matches_their_vmcoreinfo() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut vmlinuxes: HashMap<String, Vmlinux> = HashMap::new();
+    let mut checked = 0;
+    for m in manifests.iter().filter(|m| m["capture"] == "qemu") {
+        let name = m["name"].as_str().expect("name");
+        let vmlinux_path = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let vmlinux = vmlinuxes
+            .entry(vmlinux_path.to_owned())
+            .or_insert_with(|| load_vmlinux(vmlinux_path));
+        let files: Vec<&str> = m["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let vmcore = Vmcore::open_paths(&files).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            !vmcore.notes.qemu_cpus.is_empty(),
+            "{name}: no QEMU CPU notes"
+        );
+        let info = vmcore
+            .vmcoreinfo()
+            .unwrap_or_else(|| panic!("{name}: no VMCOREINFO to compare with"));
+        let start = Instant::now();
+        // Only the CPU state: as if the guest had no -device vmcoreinfo.
+        let mem: &dyn PhysMem = &*vmcore.mem;
+        let (space, scan) = KernelAddressSpace::from_qemu_cpus_scan(
+            mem,
+            &vmcore.notes.qemu_cpus,
+            VirtAddr(vmlinux.symbols["linux_banner"]),
+            &vmlinux.banner,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let elapsed = start.elapsed();
+        assert_eq!(
+            Some(scan.offset),
+            info.kerneloffset(),
+            "{name}: KASLR offset"
+        );
+        assert_eq!(Some(scan.phys_base), info.phys_base(), "{name}: phys_base");
+        if let Some(levels) = m["guest"]["paging_levels"].as_u64() {
+            assert_eq!(
+                u64::from(space.layout().levels.count()),
+                levels,
+                "{name}: CR4.LA57"
+            );
+        }
+        println!(
+            "{name}: KASLR offset {:#x} found by scan in {elapsed:?}",
+            scan.offset
+        );
+        checked += 1;
+    }
+    println!("{checked} QEMU dumps scanned");
+}
