@@ -111,6 +111,12 @@ pub enum LayoutError {
         value: u64,
         what: &'static str,
     },
+    #[error("{what} {value:#x} is not usable: {why}")]
+    BadValue {
+        what: &'static str,
+        value: u64,
+        why: &'static str,
+    },
     #[error(
         "the dump has neither VMCOREINFO nor CPU state with CR3: no page-table root \
          (for QEMU dumps, start the guest with -device vmcoreinfo)"

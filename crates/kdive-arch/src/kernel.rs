@@ -104,16 +104,18 @@ impl KernelLayout {
         let phys_base = info.phys_base().ok_or(LayoutError::MissingKey {
             key: "NUMBER(phys_base)",
         })?;
-        let (key, pgd) = match info.symbol("init_top_pgt") {
-            Some(v) => ("SYMBOL(init_top_pgt)", v),
-            None => (
-                "SYMBOL(swapper_pg_dir)",
-                info.symbol("swapper_pg_dir")
-                    .ok_or(LayoutError::MissingKey {
-                        key: "SYMBOL(init_top_pgt)",
-                    })?,
-            ),
-        };
+        // init_top_pgt since 4.13 (kernel commit 65ade2f872b4, "x86/boot/64: Rename
+        // init_level4_pgt and early_level4_pgt"); swapper_pg_dir names the same table.
+        let (key, pgd) = [
+            ("SYMBOL(init_top_pgt)", "init_top_pgt"),
+            ("SYMBOL(swapper_pg_dir)", "swapper_pg_dir"),
+            ("SYMBOL(init_level4_pgt)", "init_level4_pgt"),
+        ]
+        .into_iter()
+        .find_map(|(key, name)| Some((key, info.symbol(name)?)))
+        .ok_or(LayoutError::MissingKey {
+            key: "SYMBOL(init_top_pgt)",
+        })?;
         let levels = match info.number("pgtable_l5_enabled") {
             Some(1) => PagingLevels::Five,
             _ => PagingLevels::Four,
@@ -423,10 +425,10 @@ impl<M: PhysMemRef> KernelAddressSpace<M> {
                     what: "direct-map address",
                     source,
                 })?;
-        let bad = |what| LayoutError::BadKey {
-            key: "page_offset_base",
+        let bad = |why| LayoutError::BadValue {
+            what: "direct-map address",
             value: direct_map_addr.0,
-            what,
+            why,
         };
         if direct_map_addr.0 >= START_KERNEL_MAP {
             return Err(bad("a kernel-image address, not a direct-map one"));
@@ -453,10 +455,10 @@ impl<M: PhysMemRef> KernelAddressSpace<M> {
                     .read_u64(addr)
                     .map_err(|source| LayoutError::Translate { what: name, source })?;
                 if value % REGION_ALIGN != 0 || value < 1 << 63 {
-                    return Err(LayoutError::BadKey {
-                        key: name,
+                    return Err(LayoutError::BadValue {
+                        what: name,
                         value,
-                        what: "not a 1 GiB-aligned kernel address",
+                        why: "not a 1 GiB-aligned kernel address",
                     });
                 }
                 Ok(Some(value))
@@ -480,10 +482,10 @@ impl<M: PhysMemRef> KernelAddressSpace<M> {
     /// page). They map the kernel half too.
     pub fn process_tables(&self, pgd: VirtAddr) -> Result<PageTables<&dyn PhysMem>, LayoutError> {
         if pgd.0 & 0xfff != 0 {
-            return Err(LayoutError::BadKey {
-                key: "mm->pgd",
+            return Err(LayoutError::BadValue {
+                what: "mm->pgd",
                 value: pgd.0,
-                what: "not page-aligned",
+                why: "not page-aligned",
             });
         }
         let root = self

@@ -627,7 +627,7 @@ fn vmcoreinfo_layout_direct_map_and_process_tables() {
         };
         assert!(matches!(
             space.read_bases(&bad),
-            Err(LayoutError::BadKey { .. })
+            Err(LayoutError::BadValue { .. })
         ));
     }
 }
