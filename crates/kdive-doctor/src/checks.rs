@@ -147,13 +147,18 @@ pub fn diagnose(host: &dyn Host) -> Report {
         facts.meminfo.as_ref().ok(),
         &facts.collector(),
     );
+    // A missing reservation or capture kernel is fixed by the step before it: repeat that
+    // step's fix so the numbered list names it once.
+    let crashkernel = crashkernel_check(host, &facts);
+    let reservation = reservation(&facts, crashkernel.fix.as_deref());
+    let capture_kernel = capture_kernel(&facts, reservation.fix.as_deref());
     let checks = vec![
         kexec_support(host, &facts),
         service(host, &facts),
-        crashkernel_check(host, &facts),
-        reservation(&facts),
+        crashkernel,
+        reservation,
         reservation_size(host, &facts),
-        capture_kernel(&facts),
+        capture_kernel,
         initramfs(host, &facts),
         target_space(host, &facts, estimate.as_ref()),
         panic_settings(host),
@@ -471,7 +476,10 @@ fn reserved_bytes(facts: &Facts) -> Option<u64> {
     }
 }
 
-fn reservation(facts: &Facts) -> Check {
+/// Used when the step that should have produced a reservation has no fix of its own.
+const FIX_SET_CRASHKERNEL: &str = "Set crashkernel= on the kernel command line and reboot";
+
+fn reservation(facts: &Facts, crashkernel_fix: Option<&str>) -> Check {
     const ID: &str = "reservation";
     let mut evidence = Vec::new();
     match &facts.kexec_crash_size {
@@ -533,7 +541,7 @@ fn reservation(facts: &Facts) -> Check {
             ),
             None => Check::new(ID, Status::Fail, "no memory is reserved for a capture kernel")
                 .evidence(evidence)
-                .fix(String::from("Set crashkernel= (see the crashkernel check) and reboot")),
+                .fix(crashkernel_fix.unwrap_or(FIX_SET_CRASHKERNEL)),
         };
     }
     let Some(reserved) = reserved else {
@@ -577,15 +585,13 @@ fn reservation_size(host: &dyn Host, facts: &Facts) -> Check {
     let Some((ram, _)) = &facts.system_ram else {
         return Check::new(ID, Status::Skip, "the RAM size is unknown");
     };
-    let reserved = reserved_bytes(facts).filter(|&r| r > 0).or_else(|| {
-        facts
-            .crashkernel
-            .as_ref()
-            .and_then(|r| r.as_ref().ok())
-            .map(Resolved::total)
-    });
-    let Some(reserved) = reserved else {
-        return Check::new(ID, Status::Skip, "nothing is reserved or asked for yet");
+    // What is reserved, or else what crashkernel= asks for (the reservation may have failed).
+    let (reserved, what) = match reserved_bytes(facts).filter(|&r| r > 0) {
+        Some(reserved) => (reserved, "reserved"),
+        None => match facts.crashkernel.as_ref().and_then(|r| r.as_ref().ok()) {
+            Some(resolved) => (resolved.total(), "asked for by crashkernel="),
+            None => return Check::new(ID, Status::Skip, "nothing is reserved or asked for yet"),
+        },
     };
     let recommended =
         crashkernel::size_from_table(RULE_OF_THUMB, *ram).unwrap_or(RULE_OF_THUMB_MINIMUM);
@@ -608,7 +614,7 @@ fn reservation_size(host: &dyn Host, facts: &Facts) -> Check {
             ID,
             Status::Fail,
             format!(
-                "{} reserved cannot even hold the capture kernel and initramfs ({})",
+                "{} {what} cannot even hold the capture kernel and initramfs ({})",
                 format_size(reserved),
                 format_size(image_bytes)
             ),
@@ -624,7 +630,7 @@ fn reservation_size(host: &dyn Host, facts: &Facts) -> Check {
             ID,
             Status::Warn,
             format!(
-                "{} reserved is below the usual {} for this RAM size: the capture kernel may run out of memory",
+                "{} {what} is below the usual {} for this RAM size: the capture kernel may run out of memory",
                 format_size(reserved),
                 format_size(recommended)
             ),
@@ -636,7 +642,7 @@ fn reservation_size(host: &dyn Host, facts: &Facts) -> Check {
             ID,
             Status::Ok,
             format!(
-                "{} reserved is enough for this RAM size",
+                "{} {what} is enough for this RAM size",
                 format_size(reserved)
             ),
         )
@@ -678,7 +684,7 @@ fn capture_images(host: &dyn Host, facts: &Facts) -> Vec<(String, u64)> {
     found
 }
 
-fn capture_kernel(facts: &Facts) -> Check {
+fn capture_kernel(facts: &Facts, reservation_fix: Option<&str>) -> Check {
     const ID: &str = "capture_kernel";
     if facts.kernel_lacks_kexec() {
         return Check::new(ID, Status::Fail, "this kernel cannot load a capture kernel")
@@ -708,7 +714,7 @@ fn capture_kernel(facts: &Facts) -> Check {
                     .then(|| "nothing is reserved, so none can be loaded yet".to_string()),
             )
             .fix(if no_reservation {
-                "Set crashkernel= (see the crashkernel check) and reboot".to_string()
+                reservation_fix.unwrap_or(FIX_SET_CRASHKERNEL).to_string()
             } else {
                 reload
             })

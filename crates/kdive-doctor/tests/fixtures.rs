@@ -390,10 +390,7 @@ fn reservation_that_failed_at_boot() {
         fix(&report, "reservation").contains("journalctl -k -b"),
         "{out}"
     );
-    assert_eq!(
-        fix(&report, "capture_kernel"),
-        "Set crashkernel= (see the crashkernel check) and reboot"
-    );
+    assert_eq!(fix(&report, "capture_kernel"), fix(&report, "reservation"));
     assert_eq!(
         report.fixes().first().copied(),
         Some(fix(&report, "reservation").as_str())
@@ -844,4 +841,39 @@ fn kernel_without_kexec_support() {
         "{out}"
     );
     assert_eq!(out.matches("Boot a kernel built").count(), 1, "{out}");
+}
+
+/// The text report of a fixture, compared with `tests/fixtures/expected/<name>.txt`;
+/// `KDIVE_UPDATE_EXPECT=1` rewrites the expected files.
+fn golden(fixture: &str, available: u64) {
+    let root = TempRoot::new(fixture);
+    let report = diagnose(&FakeHost::new(&root, available));
+    let actual = text(&report).replace(&root.path.display().to_string(), "<root>");
+    let expected_path = fixtures_dir()
+        .join("expected")
+        .join(format!("{fixture}.txt"));
+    if std::env::var_os("KDIVE_UPDATE_EXPECT").is_some() {
+        fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
+        fs::write(&expected_path, &actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&expected_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (KDIVE_UPDATE_EXPECT=1 writes it)",
+            expected_path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (KDIVE_UPDATE_EXPECT=1 rewrites it)",
+        expected_path.display()
+    );
+}
+
+#[test]
+fn golden_text_reports() {
+    golden("rhel-kdumpctl", 100 * GIB);
+    golden("crashkernel-missing", 50 * GIB);
+    golden("reservation-failed", 50 * GIB);
 }
