@@ -8,15 +8,22 @@
 //! its own base address and the `.rela.debug_*` relocations are applied while reading.
 //! [`ModuleIndex`] finds a module's `.ko` by name under module directories.
 
+pub mod btf;
+mod btf_types;
 mod bytes;
 mod dwarf;
+mod dwarf_types;
 mod image;
 mod kernel;
 mod modules;
+mod types;
 
+pub use btf::{fuzz_btf, Btf};
+pub use dwarf_types::DwarfTypes;
 pub use image::{ElfImage, ImageKind, SourceLocation, Symbol};
 pub use kernel::KernelImages;
 pub use modules::{module_name, ModuleIndex};
+pub use types::{Member, TypeClass, TypeDesc, TypeError, TypeInfo, TypeSourceKind, Types};
 
 use std::path::PathBuf;
 

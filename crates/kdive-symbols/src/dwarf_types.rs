@@ -1,0 +1,781 @@
+//! [`TypeInfo`] over the DWARF of a linked image (`vmlinux`): the fuller source, for what BTF
+//! lacks (global variables' types) or when a kernel has no BTF.
+//!
+//! A distribution `vmlinux` carries ~160 MB of `.debug_info` without `.debug_names` (gcc does
+//! not emit it), so opening only maps the file; the first lookup builds a name index by reading
+//! the top-level DIEs of every unit (skipping function bodies through `DW_AT_sibling`) and the
+//! enumerators of top-level enums. The first complete definition of each name is kept, as
+//! pahole does for `-C`. Types are decoded from their DIEs when asked for.
+//!
+//! Relocatable objects (`.ko`) are refused: their `.debug_info` needs relocations before its
+//! string offsets are right, and module types come from their split BTF.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use gimli::{AttributeValue, DwAte, DwTag, Reader as _, UnitOffset};
+use memmap2::Mmap;
+use object::{Object, ObjectSection};
+
+use crate::bytes::SectionBytes;
+use crate::types::{
+    array_name, graph_member, graph_members, graph_type_named, split_name, Member, NameSpace,
+    RawMember, TypeClass, TypeDesc, TypeError, TypeGraph, TypeInfo, TypeSourceKind, MAX_TYPE_DEPTH,
+};
+use crate::SymbolError;
+
+type Reader = gimli::EndianReader<gimli::RunTimeEndian, SectionBytes>;
+
+/// Type nodes visited to spell one type name.
+const SPELL_BUDGET: usize = 256;
+/// Members or enumerators read from one DIE; the kernel's largest structs have a few hundred.
+const MAX_CHILDREN: usize = 1 << 16;
+
+/// A type in the DWARF: `void` (no `DW_AT_type`), a DIE, or dimension `dim` (> 0) of a
+/// multi-dimensional array DIE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DieRef {
+    Void,
+    Die {
+        unit: usize,
+        offset: UnitOffset,
+        dim: u16,
+    },
+}
+
+#[derive(Default)]
+struct Index {
+    structs: HashMap<String, DieRef>,
+    unions: HashMap<String, DieRef>,
+    enums: HashMap<String, DieRef>,
+    typedefs: HashMap<String, DieRef>,
+    base_types: HashMap<String, DieRef>,
+    variables: HashMap<String, DieRef>,
+    /// Enumerator name -> (enum DIE, value).
+    enumerators: HashMap<String, (DieRef, i128)>,
+}
+
+/// DWARF type information of one linked ELF image.
+pub struct DwarfTypes {
+    path: PathBuf,
+    dwarf: gimli::Dwarf<Reader>,
+    units: Vec<gimli::Unit<Reader>>,
+    index: OnceLock<Result<Index, TypeError>>,
+}
+
+impl std::fmt::Debug for DwarfTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DwarfTypes")
+            .field("path", &self.path)
+            .field("units", &self.units.len())
+            .finish()
+    }
+}
+
+fn bad_dwarf(path: &Path, what: impl std::fmt::Display) -> SymbolError {
+    SymbolError::BadDwarf {
+        path: path.to_path_buf(),
+        section: ".debug_info".to_string(),
+        what: what.to_string(),
+    }
+}
+
+fn bad_type(what: impl std::fmt::Display) -> SymbolError {
+    TypeError::BadType {
+        ty: "DWARF type".to_string(),
+        what: what.to_string(),
+    }
+    .into()
+}
+
+impl DwarfTypes {
+    /// Maps the file and reads the unit headers; the name index is built on first lookup.
+    pub fn open(path: &Path) -> Result<DwarfTypes, SymbolError> {
+        let io = |source| SymbolError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: read-only mapping of a debug file; kdive does not write to it, and the
+        // mapping is shared by `Arc` with every section view.
+        let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(io)?);
+        let elf = object::File::parse(&**map).map_err(|e| SymbolError::BadElf {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })?;
+        if elf.kind() == object::ObjectKind::Relocatable {
+            return Err(SymbolError::BadElf {
+                path: path.to_path_buf(),
+                what: "DWARF types are read from linked images only; use the module's BTF"
+                    .to_string(),
+            });
+        }
+        if elf.section_by_name(".debug_info").is_none() {
+            return Err(SymbolError::NoDebugInfo {
+                path: path.to_path_buf(),
+            });
+        }
+        let endian = if elf.is_little_endian() {
+            gimli::RunTimeEndian::Little
+        } else {
+            gimli::RunTimeEndian::Big
+        };
+        let load = |id: gimli::SectionId| -> Result<Reader, SymbolError> {
+            let Some(section) = elf.section_by_name(id.name()) else {
+                return Ok(gimli::EndianReader::new(SectionBytes::empty(), endian));
+            };
+            let bad = |what: String| SymbolError::BadDwarf {
+                path: path.to_path_buf(),
+                section: id.name().to_string(),
+                what,
+            };
+            let compressed = section
+                .compressed_file_range()
+                .map_err(|e| bad(e.to_string()))?;
+            let bytes = if compressed.format == object::CompressionFormat::None {
+                let start = usize::try_from(compressed.offset).map_err(|e| bad(e.to_string()))?;
+                let len =
+                    usize::try_from(compressed.compressed_size).map_err(|e| bad(e.to_string()))?;
+                let end = start
+                    .checked_add(len)
+                    .filter(|&end| end <= map.len())
+                    .ok_or_else(|| bad("section extends past the end of the file".to_string()))?;
+                SectionBytes::mapped(map.clone(), start..end)
+            } else {
+                // Decompression checks the claimed size against what the stream yields.
+                let data = section
+                    .uncompressed_data()
+                    .map_err(|e| bad(e.to_string()))?;
+                SectionBytes::owned(data.into_owned())
+            };
+            Ok(gimli::EndianReader::new(bytes, endian))
+        };
+        let dwarf = gimli::Dwarf::load(load)?;
+        let mut units = Vec::new();
+        let mut headers = dwarf.units();
+        while let Some(header) = headers.next().map_err(|e| bad_dwarf(path, e))? {
+            units.push(dwarf.unit(header).map_err(|e| bad_dwarf(path, e))?);
+        }
+        Ok(DwarfTypes {
+            path: path.to_path_buf(),
+            dwarf,
+            units,
+            index: OnceLock::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn index(&self) -> Result<&Index, SymbolError> {
+        self.index
+            .get_or_init(|| self.build_index())
+            .as_ref()
+            .map_err(|e| e.clone().into())
+    }
+
+    /// Builds the name index now (otherwise done by the first lookup), e.g. to time it.
+    pub fn build_index_now(&self) -> Result<(), SymbolError> {
+        self.index().map(|_| ())
+    }
+
+    fn build_index(&self) -> Result<Index, TypeError> {
+        let bad = |unit: usize, e: gimli::Error| TypeError::BadType {
+            ty: format!("{}: compilation unit {unit}", self.path.display()),
+            what: e.to_string(),
+        };
+        let mut index = Index::default();
+        for (u, unit) in self.units.iter().enumerate() {
+            let mut tree = unit.entries_tree(None).map_err(|e| bad(u, e))?;
+            let root = tree.root().map_err(|e| bad(u, e))?;
+            let mut children = root.children();
+            while let Some(child) = children.next().map_err(|e| bad(u, e))? {
+                let entry = child.entry();
+                let tag = entry.tag();
+                let map = match tag {
+                    gimli::DW_TAG_structure_type => &mut index.structs,
+                    gimli::DW_TAG_union_type => &mut index.unions,
+                    gimli::DW_TAG_enumeration_type => &mut index.enums,
+                    gimli::DW_TAG_typedef => &mut index.typedefs,
+                    gimli::DW_TAG_base_type => &mut index.base_types,
+                    gimli::DW_TAG_variable => &mut index.variables,
+                    _ => continue,
+                };
+                let declaration = matches!(
+                    entry.attr_value(gimli::DW_AT_declaration),
+                    Ok(Some(AttributeValue::Flag(true)))
+                );
+                let here = DieRef::Die {
+                    unit: u,
+                    offset: entry.offset(),
+                    dim: 0,
+                };
+                if let Some(name) = self.die_name(unit, entry) {
+                    // A global defined in a .c file and declared in a header has its name
+                    // and type on the declaration (the definition refers to it through
+                    // DW_AT_specification), so variables are indexed from declarations too.
+                    let usable = !declaration || tag == gimli::DW_TAG_variable;
+                    if usable && !map.contains_key(&name) {
+                        map.insert(name, here);
+                    }
+                }
+                if tag == gimli::DW_TAG_enumeration_type && !declaration {
+                    let mut enumerators = child.children();
+                    while let Some(e) = enumerators.next().map_err(|e| bad(u, e))? {
+                        let e = e.entry();
+                        if e.tag() != gimli::DW_TAG_enumerator {
+                            continue;
+                        }
+                        if let (Some(name), Some(value)) = (self.die_name(unit, e), const_value(e))
+                        {
+                            index.enumerators.entry(name).or_insert((here, value));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    fn die_name(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        entry: &gimli::DebuggingInformationEntry<'_, '_, Reader>,
+    ) -> Option<String> {
+        let value = entry.attr_value(gimli::DW_AT_name).ok()??;
+        let name = self.dwarf.attr_string(unit, value).ok()?;
+        Some(name.to_string_lossy().ok()?.into_owned())
+    }
+
+    fn unit(&self, unit: usize) -> Result<&gimli::Unit<Reader>, SymbolError> {
+        self.units
+            .get(unit)
+            .ok_or_else(|| bad_type(format!("unit {unit} out of range")))
+    }
+
+    /// Reads the DIE and calls `f` on it (DIEs borrow their unit's abbreviations).
+    fn with_die<T>(
+        &self,
+        unit: usize,
+        offset: UnitOffset,
+        f: impl FnOnce(
+            &gimli::Unit<Reader>,
+            &gimli::DebuggingInformationEntry<'_, '_, Reader>,
+        ) -> Result<T, SymbolError>,
+    ) -> Result<T, SymbolError> {
+        let u = self.unit(unit)?;
+        let entry = u.entry(offset).map_err(|e| bad_dwarf(&self.path, e))?;
+        f(u, &entry)
+    }
+
+    /// A reference attribute as a [`DieRef`] (`DW_AT_type` absent: `void`).
+    fn reference(
+        &self,
+        unit: usize,
+        value: Option<AttributeValue<Reader>>,
+    ) -> Result<DieRef, SymbolError> {
+        match value {
+            None => Ok(DieRef::Void),
+            Some(AttributeValue::UnitRef(offset)) => Ok(DieRef::Die {
+                unit,
+                offset,
+                dim: 0,
+            }),
+            Some(AttributeValue::DebugInfoRef(global)) => {
+                // Cross-unit reference: find the unit whose range holds it.
+                let i = self
+                    .units
+                    .partition_point(|u| {
+                        u.header
+                            .offset()
+                            .as_debug_info_offset()
+                            .is_some_and(|o| o.0 <= global.0)
+                    })
+                    .checked_sub(1)
+                    .ok_or_else(|| {
+                        bad_type(format!("reference {:#x} before all units", global.0))
+                    })?;
+                let target = self.unit(i)?;
+                let offset = global.to_unit_offset(&target.header).ok_or_else(|| {
+                    bad_type(format!("reference {:#x} outside its unit", global.0))
+                })?;
+                Ok(DieRef::Die {
+                    unit: i,
+                    offset,
+                    dim: 0,
+                })
+            }
+            Some(other) => Err(bad_type(format!("unsupported type reference {other:?}"))),
+        }
+    }
+
+    fn type_attr(&self, unit: usize, offset: UnitOffset) -> Result<DieRef, SymbolError> {
+        let value = self.with_die(unit, offset, |_, e| {
+            e.attr_value(gimli::DW_AT_type)
+                .map_err(|err| bad_dwarf(&self.path, err))
+        })?;
+        self.reference(unit, value)
+    }
+
+    fn tag(&self, h: DieRef) -> Result<Option<DwTag>, SymbolError> {
+        match h {
+            DieRef::Void => Ok(None),
+            DieRef::Die { unit, offset, .. } => {
+                self.with_die(unit, offset, |_, e| Ok(Some(e.tag())))
+            }
+        }
+    }
+
+    fn name_of(&self, h: DieRef) -> Result<Option<String>, SymbolError> {
+        match h {
+            DieRef::Void => Ok(None),
+            DieRef::Die { unit, offset, .. } => {
+                self.with_die(unit, offset, |u, e| Ok(self.die_name(u, e)))
+            }
+        }
+    }
+
+    fn udata(&self, h: DieRef, attr: gimli::DwAt) -> Result<Option<u64>, SymbolError> {
+        match h {
+            DieRef::Void => Ok(None),
+            DieRef::Die { unit, offset, .. } => self.with_die(unit, offset, |_, e| {
+                Ok(e.attr_value(attr)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.udata_value()))
+            }),
+        }
+    }
+
+    /// Dimension lengths of an array DIE (0 for a flexible or unknown bound).
+    fn dims(&self, unit: usize, offset: UnitOffset) -> Result<Vec<u64>, SymbolError> {
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let mut children = root.children();
+        let mut dims = Vec::new();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            if dims.len() >= MAX_CHILDREN {
+                return Err(bad_type("too many array dimensions"));
+            }
+            let e = child.entry();
+            if e.tag() != gimli::DW_TAG_subrange_type {
+                continue;
+            }
+            let value = |attr| {
+                e.attr_value(attr)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.udata_value())
+            };
+            let len = match (value(gimli::DW_AT_count), value(gimli::DW_AT_upper_bound)) {
+                (Some(count), _) => count,
+                (None, Some(upper)) => upper.saturating_add(1),
+                (None, None) => 0,
+            };
+            dims.push(len);
+        }
+        Ok(dims)
+    }
+
+    fn spell(&self, h: DieRef, budget: &mut usize) -> Result<String, SymbolError> {
+        if *budget == 0 {
+            return Ok("...".to_string());
+        }
+        *budget -= 1;
+        let DieRef::Die { unit, offset, .. } = h else {
+            return Ok("void".to_string());
+        };
+        let tag = self.tag(h)?;
+        let name = self.name_of(h)?;
+        let tagged = |keyword: &str| match &name {
+            Some(n) => format!("{keyword} {n}"),
+            None => format!("{keyword} {{...}}"),
+        };
+        Ok(match tag {
+            Some(gimli::DW_TAG_structure_type) => tagged("struct"),
+            Some(gimli::DW_TAG_union_type) => tagged("union"),
+            Some(gimli::DW_TAG_enumeration_type) => tagged("enum"),
+            Some(gimli::DW_TAG_pointer_type) => {
+                let target = self.type_attr(unit, offset)?;
+                if self.tag(target)? == Some(gimli::DW_TAG_subroutine_type) {
+                    let DieRef::Die {
+                        unit: tu,
+                        offset: to,
+                        ..
+                    } = target
+                    else {
+                        return Ok("void (*)()".to_string());
+                    };
+                    let ret = self.spell(self.type_attr(tu, to)?, budget)?;
+                    format!("{ret} (*)()")
+                } else {
+                    let t = self.spell(target, budget)?;
+                    if t.ends_with('*') {
+                        format!("{t}*")
+                    } else {
+                        format!("{t} *")
+                    }
+                }
+            }
+            Some(
+                gimli::DW_TAG_const_type
+                | gimli::DW_TAG_volatile_type
+                | gimli::DW_TAG_restrict_type
+                | gimli::DW_TAG_atomic_type,
+            ) => {
+                let word = match tag {
+                    Some(gimli::DW_TAG_const_type) => "const",
+                    Some(gimli::DW_TAG_volatile_type) => "volatile",
+                    Some(gimli::DW_TAG_restrict_type) => "restrict",
+                    _ => "_Atomic",
+                };
+                let t = self.spell(self.type_attr(unit, offset)?, budget)?;
+                if t.ends_with('*') {
+                    format!("{t} {word}")
+                } else {
+                    format!("{word} {t}")
+                }
+            }
+            Some(gimli::DW_TAG_array_type) => {
+                let (elem, len) = self.array(h)?;
+                array_name(&self.spell(elem, budget)?, len)
+            }
+            Some(gimli::DW_TAG_subroutine_type) => {
+                let ret = self.spell(self.type_attr(unit, offset)?, budget)?;
+                format!("{ret} ()")
+            }
+            _ => name.unwrap_or_else(|| "void".to_string()),
+        })
+    }
+
+    fn size_of(&self, h: DieRef, depth: usize) -> Result<Option<u64>, SymbolError> {
+        if depth > MAX_TYPE_DEPTH {
+            return Err(bad_type("type nesting too deep (a loop?)"));
+        }
+        let h = self.strip(h)?;
+        match self.tag(h)? {
+            None | Some(gimli::DW_TAG_subroutine_type) => Ok(None),
+            Some(gimli::DW_TAG_array_type) => {
+                let (elem, len) = self.array(h)?;
+                Ok(match self.size_of(elem, depth + 1)? {
+                    Some(size) => Some(
+                        size.checked_mul(len)
+                            .ok_or_else(|| bad_type("array size overflows"))?,
+                    ),
+                    None => None,
+                })
+            }
+            Some(_) => self.udata(h, gimli::DW_AT_byte_size),
+        }
+    }
+
+    fn is_signed(&self, h: DieRef) -> Result<bool, SymbolError> {
+        let h = self.strip(h)?;
+        match self.tag(h)? {
+            Some(gimli::DW_TAG_base_type) => {
+                let encoding = self.udata(h, gimli::DW_AT_encoding)?;
+                Ok(encoding.is_some_and(|e| {
+                    let e = DwAte(e as u8);
+                    e == gimli::DW_ATE_signed || e == gimli::DW_ATE_signed_char
+                }))
+            }
+            Some(gimli::DW_TAG_enumeration_type) => match h {
+                DieRef::Die { unit, offset, .. } => {
+                    let base = self.type_attr(unit, offset)?;
+                    if base == DieRef::Void {
+                        Ok(false)
+                    } else {
+                        self.is_signed(base)
+                    }
+                }
+                DieRef::Void => Ok(false),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Result<DieRef, SymbolError> {
+        let index = self.index()?;
+        let (ns, bare) = split_name(name);
+        let maps: &[&HashMap<String, DieRef>] = match ns {
+            NameSpace::Struct => &[&index.structs],
+            NameSpace::Union => &[&index.unions],
+            NameSpace::Enum => &[&index.enums],
+            NameSpace::Any => &[
+                &index.structs,
+                &index.unions,
+                &index.typedefs,
+                &index.base_types,
+                &index.enums,
+            ],
+        };
+        maps.iter()
+            .find_map(|m| m.get(bare).copied())
+            .ok_or_else(|| {
+                TypeError::UnknownType {
+                    name: name.to_string(),
+                }
+                .into()
+            })
+    }
+}
+
+/// `DW_AT_const_value` of an enumerator. gcc writes negative values as `DW_FORM_sdata` and
+/// the others in the smallest `DW_FORM_dataN`, which are read unsigned.
+fn const_value(entry: &gimli::DebuggingInformationEntry<'_, '_, Reader>) -> Option<i128> {
+    match entry.attr_value(gimli::DW_AT_const_value).ok()?? {
+        AttributeValue::Sdata(v) => Some(i128::from(v)),
+        AttributeValue::Udata(v) => Some(i128::from(v)),
+        AttributeValue::Data1(v) => Some(i128::from(v)),
+        AttributeValue::Data2(v) => Some(i128::from(v)),
+        AttributeValue::Data4(v) => Some(i128::from(v)),
+        AttributeValue::Data8(v) => Some(i128::from(v)),
+        _ => None,
+    }
+}
+
+impl TypeGraph for DwarfTypes {
+    type Handle = DieRef;
+
+    fn find(&self, name: &str) -> Result<DieRef, SymbolError> {
+        self.lookup(name)
+    }
+
+    fn strip(&self, mut h: DieRef) -> Result<DieRef, SymbolError> {
+        for _ in 0..MAX_TYPE_DEPTH {
+            let DieRef::Die {
+                unit,
+                offset,
+                dim: 0,
+            } = h
+            else {
+                return Ok(h);
+            };
+            match self.tag(h)? {
+                Some(
+                    gimli::DW_TAG_typedef
+                    | gimli::DW_TAG_const_type
+                    | gimli::DW_TAG_volatile_type
+                    | gimli::DW_TAG_restrict_type
+                    | gimli::DW_TAG_atomic_type,
+                ) => h = self.type_attr(unit, offset)?,
+                _ => return Ok(h),
+            }
+        }
+        Err(bad_type("typedef or qualifier chain too long (a loop?)"))
+    }
+
+    fn class(&self, h: DieRef) -> Result<TypeClass, SymbolError> {
+        let h = self.strip(h)?;
+        Ok(match self.tag(h)? {
+            None | Some(gimli::DW_TAG_unspecified_type) => TypeClass::Void,
+            Some(gimli::DW_TAG_base_type) => {
+                let encoding = self
+                    .udata(h, gimli::DW_AT_encoding)?
+                    .map(|e| DwAte(e as u8));
+                match encoding {
+                    Some(gimli::DW_ATE_boolean) => TypeClass::Bool,
+                    Some(gimli::DW_ATE_float) => TypeClass::Float,
+                    _ => TypeClass::Integer,
+                }
+            }
+            Some(gimli::DW_TAG_pointer_type) => TypeClass::Pointer,
+            Some(gimli::DW_TAG_array_type) => TypeClass::Array,
+            Some(gimli::DW_TAG_structure_type) => TypeClass::Struct,
+            Some(gimli::DW_TAG_union_type) => TypeClass::Union,
+            Some(gimli::DW_TAG_enumeration_type) => TypeClass::Enum,
+            Some(gimli::DW_TAG_subroutine_type) => TypeClass::Function,
+            Some(other) => return Err(bad_type(format!("not a type: {other}"))),
+        })
+    }
+
+    fn raw_members(&self, h: DieRef) -> Result<Vec<RawMember<DieRef>>, SymbolError> {
+        let DieRef::Die { unit, offset, .. } = h else {
+            return Ok(Vec::new());
+        };
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let mut children = root.children();
+        let mut members = Vec::new();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            if members.len() >= MAX_CHILDREN {
+                return Err(bad_type("too many members"));
+            }
+            let e = child.entry();
+            if e.tag() != gimli::DW_TAG_member {
+                continue;
+            }
+            let value = |attr| e.attr_value(attr).ok().flatten();
+            let udata = |attr| value(attr).and_then(|v: AttributeValue<Reader>| v.udata_value());
+            let byte_offset = udata(gimli::DW_AT_data_member_location).unwrap_or(0);
+            let bit_size = udata(gimli::DW_AT_bit_size);
+            let bit_offset = match (
+                udata(gimli::DW_AT_data_bit_offset),
+                udata(gimli::DW_AT_bit_offset),
+                bit_size,
+            ) {
+                (Some(bits), _, _) => bits,
+                // DWARF 2/3 bitfields count `DW_AT_bit_offset` from the most significant bit
+                // of a `DW_AT_byte_size` unit; on little-endian x86_64 that is:
+                (None, Some(from_msb), Some(width)) => {
+                    let unit_bits = udata(gimli::DW_AT_byte_size).unwrap_or(0).saturating_mul(8);
+                    byte_offset
+                        .saturating_mul(8)
+                        .saturating_add(unit_bits.saturating_sub(from_msb).saturating_sub(width))
+                }
+                _ => byte_offset.saturating_mul(8),
+            };
+            members.push(RawMember {
+                name: self.die_name(u, e).unwrap_or_default(),
+                bit_offset,
+                bit_size,
+                ty: self.reference(unit, value(gimli::DW_AT_type))?,
+            });
+        }
+        Ok(members)
+    }
+
+    fn array(&self, h: DieRef) -> Result<(DieRef, u64), SymbolError> {
+        let DieRef::Die { unit, offset, dim } = h else {
+            return Err(bad_type("void is not an array"));
+        };
+        let dims = self.dims(unit, offset)?;
+        let len = dims
+            .get(usize::from(dim))
+            .copied()
+            .ok_or_else(|| bad_type("array dimension out of range"))?;
+        let elem = if usize::from(dim) + 1 < dims.len() {
+            DieRef::Die {
+                unit,
+                offset,
+                dim: dim + 1,
+            }
+        } else {
+            self.type_attr(unit, offset)?
+        };
+        Ok((elem, len))
+    }
+
+    fn describe(&self, h: DieRef, depth: usize) -> Result<TypeDesc, SymbolError> {
+        let class = self.class(h)?;
+        let stripped = self.strip(h)?;
+        let tag = match class {
+            TypeClass::Struct | TypeClass::Union | TypeClass::Enum => self.name_of(stripped)?,
+            _ => None,
+        };
+        let (target, array_len) = match class {
+            TypeClass::Pointer if depth > 0 => match stripped {
+                DieRef::Die { unit, offset, .. } => (
+                    Some(Box::new(
+                        self.describe(self.type_attr(unit, offset)?, depth - 1)?,
+                    )),
+                    None,
+                ),
+                DieRef::Void => (None, None),
+            },
+            TypeClass::Array => {
+                let (elem, len) = self.array(stripped)?;
+                let target = if depth > 0 {
+                    Some(Box::new(self.describe(elem, depth - 1)?))
+                } else {
+                    None
+                };
+                (target, Some(len))
+            }
+            _ => (None, None),
+        };
+        Ok(TypeDesc {
+            name: self.spell(h, &mut SPELL_BUDGET.clone())?,
+            class,
+            size: self.size_of(h, 0)?,
+            signed: self.is_signed(h)?,
+            tag,
+            target,
+            array_len,
+        })
+    }
+}
+
+impl TypeInfo for DwarfTypes {
+    fn source(&self) -> TypeSourceKind {
+        TypeSourceKind::Dwarf
+    }
+
+    fn type_named(&self, name: &str) -> Result<TypeDesc, SymbolError> {
+        graph_type_named(self, name)
+    }
+
+    fn members(&self, ty: &str) -> Result<Vec<Member>, SymbolError> {
+        graph_members(self, ty)
+    }
+
+    fn member(&self, ty: &str, path: &str) -> Result<Member, SymbolError> {
+        graph_member(self, ty, path)
+    }
+
+    fn enum_value(&self, enum_name: Option<&str>, enumerator: &str) -> Result<i128, SymbolError> {
+        let unknown = || {
+            SymbolError::from(TypeError::UnknownEnumerator {
+                enum_name: enum_name.map(str::to_string),
+                enumerator: enumerator.to_string(),
+            })
+        };
+        let Some(enum_name) = enum_name else {
+            return self
+                .index()?
+                .enumerators
+                .get(enumerator)
+                .map(|&(_, v)| v)
+                .ok_or_else(unknown);
+        };
+        let (_, bare) = split_name(enum_name);
+        let index = self.index()?;
+        let h = index
+            .enums
+            .get(bare)
+            .or_else(|| index.typedefs.get(bare))
+            .copied()
+            .ok_or_else(|| TypeError::UnknownType {
+                name: enum_name.to_string(),
+            })?;
+        let DieRef::Die { unit, offset, .. } = self.strip(h)? else {
+            return Err(unknown());
+        };
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let mut children = root.children();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            let e = child.entry();
+            if e.tag() == gimli::DW_TAG_enumerator
+                && self.die_name(u, e).as_deref() == Some(enumerator)
+            {
+                return const_value(e).ok_or_else(unknown);
+            }
+        }
+        Err(unknown())
+    }
+
+    fn variable_type(&self, name: &str) -> Result<TypeDesc, SymbolError> {
+        let h = self.index()?.variables.get(name).copied().ok_or_else(|| {
+            TypeError::UnknownVariable {
+                name: name.to_string(),
+            }
+        })?;
+        let DieRef::Die { unit, offset, .. } = h else {
+            return Err(bad_type("variable without a DIE"));
+        };
+        self.describe(self.type_attr(unit, offset)?, 6)
+    }
+}

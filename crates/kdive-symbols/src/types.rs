@@ -1,0 +1,514 @@
+//! One type interface over BTF and DWARF, so that the kernel model reads every layout from the
+//! kernel's own type information and never from offsets written into kdive.
+//!
+//! [`TypeInfo`] answers by name: `member("task_struct", "thread.sp")`, `struct_size("mm_struct")`,
+//! `enum_value(None, "TASK_COMM_LEN")`. Member paths descend into anonymous structs and unions
+//! as C does, so `member("task_struct", "__state")` works whether or not the field sits in an
+//! anonymous union on that kernel. [`Types`] asks BTF first (small, indexed at open) and DWARF
+//! (complete, indexed on first use) for what BTF does not know, such as the types of global
+//! variables.
+
+use std::sync::Arc;
+
+use crate::SymbolError;
+
+/// Bound on typedef/qualifier chains and on nesting while describing a type, so that a
+/// malformed file whose types refer to themselves ends in an error, not a hang.
+pub(crate) const MAX_TYPE_DEPTH: usize = 32;
+/// How deep `TypeDesc::target` is filled in (pointer to pointer to ... element).
+const MAX_DESCRIBE_DEPTH: usize = 6;
+/// Anonymous struct/union nesting searched for a member name.
+const MAX_ANON_DEPTH: usize = 8;
+
+/// Errors of type lookups, BTF parsing and vmlinux discovery; each names the type, member,
+/// file or path concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    #[error("{origin}: bad BTF at byte {offset:#x}: {what}")]
+    BadBtf {
+        origin: String,
+        offset: u64,
+        what: String,
+    },
+    #[error("{origin}: no .BTF section")]
+    NoBtf { origin: String },
+    #[error("unknown type `{name}`")]
+    UnknownType { name: String },
+    #[error("type `{ty}` has no member `{member}`")]
+    UnknownMember { ty: String, member: String },
+    #[error("no enumerator `{enumerator}` in {}", enum_name.as_deref().map_or("any enum".to_string(), |e| format!("enum `{e}`")))]
+    UnknownEnumerator {
+        enum_name: Option<String>,
+        enumerator: String,
+    },
+    #[error("unknown variable `{name}`")]
+    UnknownVariable { name: String },
+    #[error("type `{ty}`: {what}")]
+    BadType { ty: String, what: String },
+}
+
+/// What a type is once typedefs and qualifiers are looked through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TypeClass {
+    Void,
+    Integer,
+    Bool,
+    Float,
+    Pointer,
+    Array,
+    Struct,
+    Union,
+    Enum,
+    Function,
+}
+
+/// A type as a kernel model needs it to read memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeDesc {
+    /// The type as written in C: `pid_t`, `struct list_head`, `char [16]`, `struct mm_struct *`.
+    pub name: String,
+    /// The class after typedefs and qualifiers (`pid_t` is [`TypeClass::Integer`]).
+    pub class: TypeClass,
+    /// Size in bytes; `None` for `void`, functions and incomplete types.
+    pub size: Option<u64>,
+    /// Signed integer or enum with negative values.
+    pub signed: bool,
+    /// Struct, union or enum tag after typedefs (`list_head`); `None` when anonymous or for
+    /// other classes.
+    pub tag: Option<String>,
+    /// Pointer: the pointed-to type; array: the element type. Filled to a bounded depth.
+    pub target: Option<Box<TypeDesc>>,
+    /// Array: number of elements of the outer dimension (0 for a flexible array member).
+    pub array_len: Option<u64>,
+}
+
+/// A member found by [`TypeInfo::member`]; offsets are from the start of the outermost
+/// struct named in the lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The path asked for (`thread.sp`), or the member's name when listed by
+    /// [`TypeInfo::members`] (empty for an anonymous struct or union).
+    pub name: String,
+    /// Byte offset of the storage to read: for a bitfield, the start of the unit of the
+    /// member's type size that holds it.
+    pub offset: u64,
+    /// Offset of the first bit, from the start of the outermost struct.
+    pub bit_offset: u64,
+    /// Bitfield width; `None` for ordinary members.
+    pub bit_size: Option<u64>,
+    /// Size in bytes of the member's type (0 for flexible arrays and incomplete types).
+    pub size: u64,
+    pub ty: TypeDesc,
+}
+
+impl Member {
+    /// The value of a bitfield (or ordinary integer member) from the little-endian bytes at
+    /// [`Member::offset`] (`storage` read from memory, at least [`Member::size`] long).
+    pub fn extract(&self, storage: &[u8]) -> Option<u64> {
+        let mut raw = [0u8; 8];
+        let n = usize::try_from(self.size).ok()?.min(8);
+        raw.get_mut(..n)?.copy_from_slice(storage.get(..n)?);
+        let value = u64::from_le_bytes(raw);
+        match self.bit_size {
+            None => Some(value),
+            Some(bits) => {
+                let shift = self.bit_offset.checked_sub(self.offset.checked_mul(8)?)?;
+                let shifted = value.checked_shr(u32::try_from(shift).ok()?)?;
+                Some(if bits >= 64 {
+                    shifted
+                } else {
+                    shifted & ((1u64 << bits) - 1)
+                })
+            }
+        }
+    }
+}
+
+/// Which type source answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeSourceKind {
+    Btf,
+    Dwarf,
+}
+
+/// Layouts, enum values and variable types by name.
+///
+/// Type names are C tags or typedef names: `task_struct`, `struct task_struct`, `union
+/// thread_union`, `enum pid_type`, `pid_t`, `unsigned long`. A bare name is looked up as a
+/// struct, then union, typedef, enum and base type.
+pub trait TypeInfo {
+    fn source(&self) -> TypeSourceKind;
+
+    fn type_named(&self, name: &str) -> Result<TypeDesc, SymbolError>;
+
+    /// Direct members of a struct or union, in declaration order; anonymous structs and
+    /// unions are listed as members with an empty name.
+    fn members(&self, ty: &str) -> Result<Vec<Member>, SymbolError>;
+
+    /// A member by path: names separated by `.`, each optionally indexed (`rlim[3]`, for
+    /// array members); anonymous structs and unions are searched as C does.
+    fn member(&self, ty: &str, path: &str) -> Result<Member, SymbolError>;
+
+    /// The value of an enumerator, in the enum named (tag or typedef) or, with `None`, in any
+    /// enum (C enumerators share one namespace).
+    fn enum_value(&self, enum_name: Option<&str>, enumerator: &str) -> Result<i128, SymbolError>;
+
+    /// The declared type of a global (or per-cpu) variable.
+    fn variable_type(&self, name: &str) -> Result<TypeDesc, SymbolError>;
+
+    /// `sizeof(struct name)` (or union).
+    fn struct_size(&self, name: &str) -> Result<u64, SymbolError> {
+        let desc = self.type_named(name)?;
+        match (desc.class, desc.size) {
+            (TypeClass::Struct | TypeClass::Union, Some(size)) => Ok(size),
+            _ => Err(TypeError::BadType {
+                ty: name.to_string(),
+                what: "not a complete struct or union".to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// Whether the member exists: layouts are told apart by the presence of fields, not by
+    /// kernel version. Other errors (unknown struct, bad data) are passed on.
+    fn has_member(&self, ty: &str, path: &str) -> Result<bool, SymbolError> {
+        match self.member(ty, path) {
+            Ok(_) => Ok(true),
+            Err(SymbolError::Type(TypeError::UnknownMember { .. })) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A type source as a graph of handles; [`TypeInfo`] is implemented once over it
+/// ([`graph_member`] etc.) for BTF and DWARF.
+pub(crate) trait TypeGraph {
+    type Handle: Copy;
+
+    /// Finds a type by name (see [`TypeInfo`] for the forms accepted).
+    fn find(&self, name: &str) -> Result<Self::Handle, SymbolError>;
+    /// Looks through typedefs and qualifiers (bounded by [`MAX_TYPE_DEPTH`]).
+    fn strip(&self, h: Self::Handle) -> Result<Self::Handle, SymbolError>;
+    /// The class of a stripped handle.
+    fn class(&self, h: Self::Handle) -> Result<TypeClass, SymbolError>;
+    /// Members of a stripped struct or union handle.
+    fn raw_members(&self, h: Self::Handle) -> Result<Vec<RawMember<Self::Handle>>, SymbolError>;
+    /// Element type and length of a stripped array handle.
+    fn array(&self, h: Self::Handle) -> Result<(Self::Handle, u64), SymbolError>;
+    /// The description of a handle, with targets to `depth` levels.
+    fn describe(&self, h: Self::Handle, depth: usize) -> Result<TypeDesc, SymbolError>;
+}
+
+pub(crate) struct RawMember<H> {
+    pub name: String,
+    /// From the start of the struct or union holding it.
+    pub bit_offset: u64,
+    pub bit_size: Option<u64>,
+    pub ty: H,
+}
+
+/// `name[1][2]` -> (`name`, [1, 2]).
+fn parse_segment<'p>(
+    segment: &'p str,
+    ty: &str,
+    path: &str,
+) -> Result<(&'p str, Vec<u64>), SymbolError> {
+    let unknown = || {
+        SymbolError::from(TypeError::UnknownMember {
+            ty: ty.to_string(),
+            member: path.to_string(),
+        })
+    };
+    let (name, mut rest) = match segment.find('[') {
+        Some(i) => (
+            segment.get(..i).ok_or_else(unknown)?,
+            segment.get(i..).ok_or_else(unknown)?,
+        ),
+        None => (segment, ""),
+    };
+    let mut indices = Vec::new();
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[').ok_or_else(unknown)?;
+        let close = inner.find(']').ok_or_else(unknown)?;
+        let index = inner.get(..close).ok_or_else(unknown)?.trim();
+        indices.push(index.parse().map_err(|_| unknown())?);
+        rest = inner.get(close + 1..).ok_or_else(unknown)?;
+    }
+    if name.is_empty() {
+        return Err(unknown());
+    }
+    Ok((name, indices))
+}
+
+/// Finds `name` among the members of the stripped struct/union `h`, descending into anonymous
+/// members; returns the bit offset from the start of `h` and the member.
+fn find_member<G: TypeGraph>(
+    g: &G,
+    h: G::Handle,
+    name: &str,
+    depth: usize,
+) -> Result<Option<(u64, RawMember<G::Handle>)>, SymbolError> {
+    if depth > MAX_ANON_DEPTH {
+        return Ok(None);
+    }
+    let members = g.raw_members(h)?;
+    for m in &members {
+        if m.name == name {
+            // Found directly; rebuild it to return by value.
+            return Ok(Some((
+                m.bit_offset,
+                RawMember {
+                    name: m.name.clone(),
+                    bit_offset: m.bit_offset,
+                    bit_size: m.bit_size,
+                    ty: m.ty,
+                },
+            )));
+        }
+    }
+    for m in members.into_iter().filter(|m| m.name.is_empty()) {
+        let inner = g.strip(m.ty)?;
+        if matches!(g.class(inner)?, TypeClass::Struct | TypeClass::Union) {
+            if let Some((off, found)) = find_member(g, inner, name, depth + 1)? {
+                return Ok(Some((m.bit_offset.saturating_add(off), found)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn storage_offset(bit_offset: u64, bit_size: Option<u64>, size: u64) -> u64 {
+    match bit_size {
+        Some(bits) if size > 0 => {
+            let unit = size.saturating_mul(8);
+            let start = bit_offset - bit_offset % unit;
+            if bit_offset.saturating_add(bits) <= start.saturating_add(unit) {
+                start / 8
+            } else {
+                // Packed structs can put a bitfield across its type's alignment unit.
+                bit_offset / 8
+            }
+        }
+        _ => bit_offset / 8,
+    }
+}
+
+pub(crate) fn graph_member<G: TypeGraph>(
+    g: &G,
+    ty: &str,
+    path: &str,
+) -> Result<Member, SymbolError> {
+    let unknown = || {
+        SymbolError::from(TypeError::UnknownMember {
+            ty: ty.to_string(),
+            member: path.to_string(),
+        })
+    };
+    let mut current = g.strip(g.find(ty)?)?;
+    let mut bit_offset: u64 = 0;
+    let mut found: Option<(G::Handle, Option<u64>)> = None;
+    for segment in path.split('.') {
+        let (name, indices) = parse_segment(segment, ty, path)?;
+        if !matches!(g.class(current)?, TypeClass::Struct | TypeClass::Union) {
+            return Err(unknown());
+        }
+        let (off, member) = find_member(g, current, name, 0)?.ok_or_else(unknown)?;
+        bit_offset = bit_offset.checked_add(off).ok_or_else(unknown)?;
+        let mut member_ty = member.ty;
+        let mut bit_size = member.bit_size;
+        for index in indices {
+            let array = g.strip(member_ty)?;
+            if g.class(array)? != TypeClass::Array {
+                return Err(unknown());
+            }
+            let (elem, _len) = g.array(array)?;
+            let elem_size = g.describe(elem, 0)?.size.unwrap_or(0);
+            let step = index
+                .checked_mul(elem_size)
+                .and_then(|b| b.checked_mul(8))
+                .ok_or_else(unknown)?;
+            bit_offset = bit_offset.checked_add(step).ok_or_else(unknown)?;
+            member_ty = elem;
+            bit_size = None;
+        }
+        found = Some((member_ty, bit_size));
+        current = g.strip(member_ty)?;
+    }
+    let (member_ty, bit_size) = found.ok_or_else(unknown)?;
+    let desc = g.describe(member_ty, MAX_DESCRIBE_DEPTH)?;
+    let size = desc.size.unwrap_or(0);
+    Ok(Member {
+        name: path.to_string(),
+        offset: storage_offset(bit_offset, bit_size, size),
+        bit_offset,
+        bit_size,
+        size,
+        ty: desc,
+    })
+}
+
+pub(crate) fn graph_members<G: TypeGraph>(g: &G, ty: &str) -> Result<Vec<Member>, SymbolError> {
+    let h = g.strip(g.find(ty)?)?;
+    if !matches!(g.class(h)?, TypeClass::Struct | TypeClass::Union) {
+        return Err(TypeError::BadType {
+            ty: ty.to_string(),
+            what: "not a struct or union".to_string(),
+        }
+        .into());
+    }
+    g.raw_members(h)?
+        .into_iter()
+        .map(|m| {
+            let desc = g.describe(m.ty, MAX_DESCRIBE_DEPTH)?;
+            let size = desc.size.unwrap_or(0);
+            Ok(Member {
+                name: m.name,
+                offset: storage_offset(m.bit_offset, m.bit_size, size),
+                bit_offset: m.bit_offset,
+                bit_size: m.bit_size,
+                size,
+                ty: desc,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn graph_type_named<G: TypeGraph>(g: &G, name: &str) -> Result<TypeDesc, SymbolError> {
+    g.describe(g.find(name)?, MAX_DESCRIBE_DEPTH)
+}
+
+/// How a type name was written: `struct x`, `union x`, `enum x` or bare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameSpace {
+    Struct,
+    Union,
+    Enum,
+    Any,
+}
+
+pub(crate) fn split_name(name: &str) -> (NameSpace, &str) {
+    let name = name.trim();
+    for (prefix, ns) in [
+        ("struct ", NameSpace::Struct),
+        ("union ", NameSpace::Union),
+        ("enum ", NameSpace::Enum),
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return (ns, rest.trim());
+        }
+    }
+    (NameSpace::Any, name)
+}
+
+/// C spelling of an array of `elem` (`int [2]`, and `int [2][3]` for arrays of arrays).
+pub(crate) fn array_name(elem: &str, len: u64) -> String {
+    match elem.find(" [") {
+        Some(i) => {
+            let (head, dims) = elem.split_at(i);
+            format!("{head} [{len}]{}", dims.trim_start())
+        }
+        None => format!("{elem} [{len}]"),
+    }
+}
+
+/// BTF first, then DWARF: the stack a kernel model uses. Either may be absent (a `vmlinux`
+/// without `.BTF`, or no debug info), and each answer comes from the first source that knows
+/// it; errors of a source that does not know the name are replaced by the next source's.
+#[derive(Default, Clone)]
+pub struct Types {
+    sources: Vec<Arc<dyn TypeInfo + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Types {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.sources.iter().map(|s| s.source()))
+            .finish()
+    }
+}
+
+impl Types {
+    pub fn new() -> Types {
+        Types::default()
+    }
+
+    /// Adds a source to ask after those already added.
+    pub fn push(&mut self, source: Arc<dyn TypeInfo + Send + Sync>) {
+        self.sources.push(source);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// The sources, in the order asked.
+    pub fn sources(&self) -> impl Iterator<Item = TypeSourceKind> + '_ {
+        self.sources.iter().map(|s| s.source())
+    }
+
+    fn ask<T>(
+        &self,
+        what: impl Fn() -> TypeError,
+        query: impl Fn(&dyn TypeInfo) -> Result<T, SymbolError>,
+    ) -> Result<T, SymbolError> {
+        let mut first_err = None;
+        for source in &self.sources {
+            match query(source.as_ref()) {
+                Ok(v) => return Ok(v),
+                // A source that does not know the name defers to the next one; the first
+                // error is kept, since it names what the preferred source lacked.
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| what().into()))
+    }
+}
+
+impl TypeInfo for Types {
+    /// The first source's kind (BTF when present).
+    fn source(&self) -> TypeSourceKind {
+        self.sources
+            .first()
+            .map_or(TypeSourceKind::Btf, |s| s.source())
+    }
+
+    fn type_named(&self, name: &str) -> Result<TypeDesc, SymbolError> {
+        self.ask(
+            || TypeError::UnknownType { name: name.into() },
+            |s| s.type_named(name),
+        )
+    }
+
+    fn members(&self, ty: &str) -> Result<Vec<Member>, SymbolError> {
+        self.ask(
+            || TypeError::UnknownType { name: ty.into() },
+            |s| s.members(ty),
+        )
+    }
+
+    fn member(&self, ty: &str, path: &str) -> Result<Member, SymbolError> {
+        self.ask(
+            || TypeError::UnknownType { name: ty.into() },
+            |s| s.member(ty, path),
+        )
+    }
+
+    fn enum_value(&self, enum_name: Option<&str>, enumerator: &str) -> Result<i128, SymbolError> {
+        self.ask(
+            || TypeError::UnknownEnumerator {
+                enum_name: enum_name.map(str::to_string),
+                enumerator: enumerator.into(),
+            },
+            |s| s.enum_value(enum_name, enumerator),
+        )
+    }
+
+    fn variable_type(&self, name: &str) -> Result<TypeDesc, SymbolError> {
+        self.ask(
+            || TypeError::UnknownVariable { name: name.into() },
+            |s| s.variable_type(name),
+        )
+    }
+}

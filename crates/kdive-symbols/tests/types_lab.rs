@@ -1,0 +1,319 @@
+//! Struct layouts of the lab's real Debian kernels: every member of a set of structs the
+//! kernel model reads, from kdive's BTF reader and from its DWARF reader, compared at test time
+//! with `pahole` (package `dwarves`, the oracle) on the same vmlinux.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kdive_symbols::{Btf, DwarfTypes, TypeInfo};
+
+/// Structs whose every member (including those inlined from anonymous structs and unions) is
+/// checked.
+const STRUCTS: &[&str] = &[
+    "task_struct",
+    "mm_struct",
+    "list_head",
+    "printk_ringbuffer",
+    "prb_desc_ring",
+    "prb_data_ring",
+    "printk_info",
+    "module",
+    "thread_struct",
+    "sched_entity",
+    "pt_regs",
+    "page",
+    "rq",
+    "kernel_symbol",
+];
+
+/// Paths through named members, checked against the sum of pahole's offsets along the way.
+const PATHS: &[(&str, &str)] = &[
+    ("task_struct", "thread.sp"),
+    ("task_struct", "se.on_rq"),
+    ("task_struct", "tasks.next"),
+    ("printk_ringbuffer", "desc_ring.count_bits"),
+    ("printk_ringbuffer", "text_data_ring.data"),
+];
+
+fn lab_root() -> PathBuf {
+    match std::env::var_os("KDIVE_LAB_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
+        }
+    }
+}
+
+/// Every unpacked lab vmlinux.
+fn lab_vmlinuxes() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(versions) = std::fs::read_dir(lab_root().join("kernels")) else {
+        return out;
+    };
+    for version in versions.flatten() {
+        let Ok(boot) = std::fs::read_dir(version.path().join("usr/lib/debug/boot")) else {
+            continue;
+        };
+        for entry in boot.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("vmlinux-") {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One member line of `pahole -C`: offsets absolute from the struct's start (pahole prints
+/// members of inlined anonymous structs and unions with offsets from the outer struct).
+#[derive(Debug, Clone)]
+struct PaholeMember {
+    /// Declared type, e.g. `struct thread_struct`, `char`.
+    ty: String,
+    byte_offset: u64,
+    /// Bitfields: `(bit within the byte offset's unit, width)`.
+    bits: Option<(u64, u64)>,
+    size: u64,
+    /// `comm[16]` -> 16.
+    array_len: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct PaholeStruct {
+    size: u64,
+    members: BTreeMap<String, PaholeMember>,
+}
+
+fn parse_member(line: &str) -> Option<(String, PaholeMember)> {
+    let (decl, comment) = line.trim().rsplit_once("/*")?;
+    let comment = comment.trim().strip_suffix("*/")?.trim();
+    let decl = decl.trim().strip_suffix(';')?.trim();
+    let decl = decl.split(" __attribute__").next()?.trim();
+    // Function pointers, `} name;` closers and the like are not simple declarations.
+    if decl.contains('(') || decl.starts_with('}') {
+        return None;
+    }
+    let (ty, name) = decl.rsplit_once(|c: char| c.is_whitespace() || c == '*')?;
+    let ty = format!("{}{}", ty.trim(), &decl[ty.len()..decl.len() - name.len()])
+        .trim()
+        .to_string();
+    let (name, width) = match name.split_once(':') {
+        Some((n, w)) => (n, Some(w.parse::<u64>().ok()?)),
+        None => (name, None),
+    };
+    let (name, array_len) = match name.split_once('[') {
+        Some((n, rest)) => (n, rest.split(']').next()?.parse::<u64>().ok()),
+        None => (name, None),
+    };
+    let mut fields = comment.split_whitespace();
+    let first = fields.next()?;
+    let (byte_offset, bits) = if let Some((byte, bit)) = first.split_once(':') {
+        let bit = if bit.is_empty() { fields.next()? } else { bit };
+        (byte.parse().ok()?, Some((bit.parse().ok()?, width?)))
+    } else {
+        (first.parse().ok()?, None)
+    };
+    let size = fields.next()?.parse().ok()?;
+    Some((
+        name.to_string(),
+        PaholeMember {
+            ty,
+            byte_offset,
+            bits,
+            size,
+            array_len,
+        },
+    ))
+}
+
+/// `pahole -F <format> -C a,b,c vmlinux`, parsed.
+fn pahole(vmlinux: &Path, format: &str, structs: &[&str]) -> BTreeMap<String, PaholeStruct> {
+    let out = Command::new("pahole")
+        .args(["-F", format, "-C", &structs.join(",")])
+        .arg(vmlinux)
+        .output()
+        .expect("run pahole");
+    assert!(
+        out.status.success(),
+        "pahole failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut result = BTreeMap::new();
+    let mut current: Option<(String, PaholeStruct)> = None;
+    // Members of inlined anonymous structs/unions, one frame per open `struct {`/`union {`.
+    let mut frames: Vec<Vec<(String, PaholeMember)>> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("struct ").filter(|r| r.ends_with(" {")) {
+            current = Some((
+                rest.trim_end_matches(" {").to_string(),
+                PaholeStruct::default(),
+            ));
+            frames = vec![Vec::new()];
+            continue;
+        }
+        let Some((_, s)) = current.as_mut() else {
+            continue;
+        };
+        let trimmed = line.trim();
+        if let Some(size) = trimmed.strip_prefix("/* size: ") {
+            s.size = size.split(',').next().unwrap().trim().parse().unwrap();
+        } else if line.starts_with('}') {
+            let (name, mut s) = current.take().unwrap();
+            s.members = frames.pop().unwrap().into_iter().collect();
+            result.insert(name, s);
+        } else if trimmed.ends_with('{') {
+            frames.push(Vec::new());
+        } else if let Some(closer) = trimmed.strip_prefix('}') {
+            // `} name;` names the inlined struct (its members are `name.member`); `};` is
+            // anonymous (its members are found directly, as in C).
+            let inner = frames.pop().unwrap();
+            let name = closer.split("__attribute__").next().unwrap();
+            let name = name.split(';').next().unwrap().trim();
+            let parent = frames.last_mut().unwrap();
+            for (member, m) in inner {
+                let member = if name.is_empty() {
+                    member
+                } else {
+                    format!("{name}.{member}")
+                };
+                parent.push((member, m));
+            }
+        } else if let Some((name, member)) = parse_member(line) {
+            frames.last_mut().unwrap().push((name, member));
+        }
+    }
+    result
+}
+
+fn have_pahole() -> bool {
+    Command::new("pahole")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Checks one source against pahole's layouts; returns how many members were compared.
+fn check_source(
+    what: &str,
+    types: &dyn TypeInfo,
+    oracle: &BTreeMap<String, PaholeStruct>,
+) -> usize {
+    let mut compared = 0;
+    for (struct_name, layout) in oracle {
+        assert_eq!(
+            types.struct_size(struct_name).unwrap(),
+            layout.size,
+            "{what}: sizeof(struct {struct_name})"
+        );
+        for (name, m) in &layout.members {
+            let got = types
+                .member(struct_name, name)
+                .unwrap_or_else(|e| panic!("{what}: {struct_name}.{name}: {e}"));
+            let ctx = format!("{what}: {struct_name}.{name} ({})", m.ty);
+            match m.bits {
+                Some((bit, width)) => {
+                    assert_eq!(got.bit_offset, m.byte_offset * 8 + bit, "{ctx}: bit offset");
+                    assert_eq!(got.bit_size, Some(width), "{ctx}: bit size");
+                    assert_eq!(got.offset, m.byte_offset, "{ctx}: storage offset");
+                }
+                None => {
+                    assert_eq!(got.offset, m.byte_offset, "{ctx}: offset");
+                    assert_eq!(got.bit_size, None, "{ctx}: bit size");
+                    assert_eq!(got.size, m.size, "{ctx}: size");
+                }
+            }
+            if let Some(len) = m.array_len {
+                assert_eq!(got.ty.array_len, Some(len), "{ctx}: array length");
+            }
+            if let Some(tag) =
+                m.ty.strip_prefix("struct ")
+                    .filter(|t| !t.contains(" ") && !t.contains("*"))
+            {
+                // For an array member pahole's type is the element's.
+                let ty = match m.array_len {
+                    Some(_) => got.ty.target.as_deref().unwrap(),
+                    None => &got.ty,
+                };
+                assert_eq!(ty.tag.as_deref(), Some(tag), "{ctx}: struct tag");
+            }
+            compared += 1;
+        }
+    }
+    compared
+}
+
+/// `a.b.c`: pahole's offset of `a` in `ty`, plus that of `b` in `a`'s struct type, and so on.
+fn oracle_path(vmlinux: &Path, ty: &str, path: &str) -> u64 {
+    let mut offset = 0;
+    let mut current = ty.to_string();
+    for segment in path.split('.') {
+        let layout = pahole(vmlinux, "dwarf", &[&current]);
+        let m = layout[&current].members[segment].clone();
+        offset += m.byte_offset;
+        current = m.ty.trim_start_matches("struct ").to_string();
+    }
+    offset
+}
+
+#[test]
+fn lab_layouts_match_pahole() {
+    let vmlinuxes = lab_vmlinuxes();
+    if vmlinuxes.is_empty() {
+        println!("SKIP (no lab at {})", lab_root().display());
+        return;
+    }
+    assert!(have_pahole(), "pahole missing: apt-get install -y dwarves");
+    for vmlinux in vmlinuxes {
+        let start = Instant::now();
+        let btf = Arc::new(Btf::from_elf_file(&vmlinux, None).unwrap());
+        let btf_open = start.elapsed();
+
+        let start = Instant::now();
+        let dwarf = DwarfTypes::open(&vmlinux).unwrap();
+        let dwarf_open = start.elapsed();
+        let start = Instant::now();
+        let first = dwarf.member("task_struct", "comm").unwrap();
+        let dwarf_first = start.elapsed();
+        let start = Instant::now();
+        dwarf.member("mm_struct", "pgd").unwrap();
+        let dwarf_next = start.elapsed();
+        assert_eq!(
+            first.ty.array_len,
+            btf.member("task_struct", "comm").unwrap().ty.array_len
+        );
+
+        let dwarf_oracle = pahole(&vmlinux, "dwarf", STRUCTS);
+        let btf_oracle = pahole(&vmlinux, "btf", STRUCTS);
+        assert!(
+            dwarf_oracle.len() >= 10,
+            "pahole found only {:?}",
+            dwarf_oracle.keys()
+        );
+        let n = check_source("BTF vs pahole -F btf", btf.as_ref(), &btf_oracle);
+        check_source("BTF vs pahole -F dwarf", btf.as_ref(), &dwarf_oracle);
+        check_source("DWARF vs pahole -F dwarf", &dwarf, &dwarf_oracle);
+        for (ty, path) in PATHS {
+            let want = oracle_path(&vmlinux, ty, path);
+            assert_eq!(
+                btf.member(ty, path).unwrap().offset,
+                want,
+                "BTF {ty}.{path}"
+            );
+            assert_eq!(
+                dwarf.member(ty, path).unwrap().offset,
+                want,
+                "DWARF {ty}.{path}"
+            );
+        }
+        println!(
+            "{}: {n} members of {} structs agree; BTF open {btf_open:?}, DWARF open {dwarf_open:?}, \
+             first DWARF lookup (index build) {dwarf_first:?}, next lookup {dwarf_next:?}",
+            vmlinux.display(),
+            dwarf_oracle.len()
+        );
+    }
+}
