@@ -15,6 +15,7 @@ mod dwarf;
 mod dwarf_types;
 mod image;
 mod kernel;
+mod locate;
 mod modules;
 mod types;
 
@@ -22,6 +23,7 @@ pub use btf::{fuzz_btf, Btf};
 pub use dwarf_types::DwarfTypes;
 pub use image::{ElfImage, ImageKind, SourceLocation, Symbol};
 pub use kernel::KernelImages;
+pub use locate::{find_vmlinux, vmlinux_candidates, LocatedVmlinux, RejectReason, Rejected};
 pub use modules::{module_name, ModuleIndex};
 pub use types::{Member, TypeClass, TypeDesc, TypeError, TypeInfo, TypeSourceKind, Types};
 

@@ -45,6 +45,15 @@ pub enum TypeError {
     UnknownVariable { name: String },
     #[error("type `{ty}`: {what}")]
     BadType { ty: String, what: String },
+    #[error(
+        "no vmlinux found for release {release} (give --vmlinux, or install the kernel's debug \
+         package, e.g. linux-image-{release}-dbg); looked at:{}",
+        crate::locate::format_rejected(tried)
+    )]
+    VmlinuxNotFound {
+        release: String,
+        tried: Vec<crate::locate::Rejected>,
+    },
 }
 
 /// What a type is once typedefs and qualifiers are looked through.
@@ -241,36 +250,31 @@ fn parse_segment<'p>(
 }
 
 /// Finds `name` among the members of the stripped struct/union `h`, descending into anonymous
-/// members; returns the bit offset from the start of `h` and the member.
+/// members; the member's `bit_offset` is made relative to the start of `h`.
 fn find_member<G: TypeGraph>(
     g: &G,
     h: G::Handle,
     name: &str,
     depth: usize,
-) -> Result<Option<(u64, RawMember<G::Handle>)>, SymbolError> {
+) -> Result<Option<RawMember<G::Handle>>, SymbolError> {
     if depth > MAX_ANON_DEPTH {
         return Ok(None);
     }
-    let members = g.raw_members(h)?;
-    for m in &members {
+    let mut anonymous = Vec::new();
+    for m in g.raw_members(h)? {
         if m.name == name {
-            // Found directly; rebuild it to return by value.
-            return Ok(Some((
-                m.bit_offset,
-                RawMember {
-                    name: m.name.clone(),
-                    bit_offset: m.bit_offset,
-                    bit_size: m.bit_size,
-                    ty: m.ty,
-                },
-            )));
+            return Ok(Some(m));
+        }
+        if m.name.is_empty() {
+            anonymous.push(m);
         }
     }
-    for m in members.into_iter().filter(|m| m.name.is_empty()) {
+    for m in anonymous {
         let inner = g.strip(m.ty)?;
         if matches!(g.class(inner)?, TypeClass::Struct | TypeClass::Union) {
-            if let Some((off, found)) = find_member(g, inner, name, depth + 1)? {
-                return Ok(Some((m.bit_offset.saturating_add(off), found)));
+            if let Some(mut found) = find_member(g, inner, name, depth + 1)? {
+                found.bit_offset = found.bit_offset.saturating_add(m.bit_offset);
+                return Ok(Some(found));
             }
         }
     }
@@ -312,8 +316,10 @@ pub(crate) fn graph_member<G: TypeGraph>(
         if !matches!(g.class(current)?, TypeClass::Struct | TypeClass::Union) {
             return Err(unknown());
         }
-        let (off, member) = find_member(g, current, name, 0)?.ok_or_else(unknown)?;
-        bit_offset = bit_offset.checked_add(off).ok_or_else(unknown)?;
+        let member = find_member(g, current, name, 0)?.ok_or_else(unknown)?;
+        bit_offset = bit_offset
+            .checked_add(member.bit_offset)
+            .ok_or_else(unknown)?;
         let mut member_ty = member.ty;
         let mut bit_size = member.bit_size;
         for index in indices {

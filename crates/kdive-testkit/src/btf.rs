@@ -291,6 +291,11 @@ impl BtfBuilder {
 
     /// An x86_64 ELF relocatable object with the section as `.BTF`.
     pub fn build_elf(&self) -> Vec<u8> {
+        self.build_elf_with_build_id(None)
+    }
+
+    /// As [`BtfBuilder::build_elf`], with a `.note.gnu.build-id` note when `build_id` is given.
+    pub fn build_elf_with_build_id(&self, build_id: Option<&[u8]>) -> Vec<u8> {
         use object::write::Object;
         let mut obj = Object::new(
             object::BinaryFormat::Elf,
@@ -303,6 +308,24 @@ impl BtfBuilder {
             object::SectionKind::ReadOnlyData,
         );
         obj.set_section_data(section, self.build(), 4);
+        if let Some(id) = build_id {
+            // Elf64_Nhdr: namesz, descsz, type NT_GNU_BUILD_ID (3), then "GNU\0" and the id.
+            let mut note = Vec::new();
+            for w in [4u32, id.len() as u32, 3] {
+                note.extend_from_slice(&w.to_le_bytes());
+            }
+            note.extend_from_slice(b"GNU\0");
+            note.extend_from_slice(id);
+            while note.len() % 4 != 0 {
+                note.push(0);
+            }
+            let section = obj.add_section(
+                Vec::new(),
+                b".note.gnu.build-id".to_vec(),
+                object::SectionKind::Note,
+            );
+            obj.set_section_data(section, note, 4);
+        }
         obj.write().unwrap_or_default()
     }
 }
