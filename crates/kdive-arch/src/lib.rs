@@ -11,10 +11,12 @@
 
 mod error;
 mod kernel;
+mod orc;
 mod paging;
 mod regs;
 #[cfg(test)]
 mod tests;
+mod unwind;
 mod virt;
 
 use std::fmt;
@@ -24,11 +26,19 @@ pub use kernel::{
     KaslrScan, KernelAddressSpace, KernelBaseSymbols, KernelBases, KernelLayout, LayoutSource,
     DEFAULT_KERNEL_IMAGE_SIZE, KASLR_ALIGN, REGION_ALIGN, START_KERNEL_MAP,
 };
+pub use orc::{
+    OrcEntry, OrcError, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE,
+    ORC_HEADER_SIZE,
+};
 pub use paging::{
     PageTables, PagingLevels, PhysMemRef, CR0_PG, CR4_LA57, PAGE_NX, PAGE_PRESENT, PAGE_PROTNONE,
     PAGE_PSE, PAGE_RW, PAGE_USER, PTE_PFN_MASK,
 };
 pub use regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
+pub use unwind::{
+    unwind, Backtrace, ExceptionFrame, Frame, FrameSource, InactiveTaskFrameLayout, StackMemory,
+    StopReason, UnwindStart, MAX_FRAMES,
+};
 pub use virt::{Translation, VirtMem, DEFAULT_CSTR_LIMIT};
 
 /// A guest virtual address.

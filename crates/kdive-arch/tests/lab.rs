@@ -23,24 +23,26 @@ fn lab_root() -> PathBuf {
     }
 }
 
-/// Every manifest: `manifests.json` when the lab has written it, else `dumps/*/manifest.json`.
+/// Every dump's manifest: each `dumps/<name>/manifest.json` (written with its dump, so never
+/// stale), else the list in `manifests.json`.
 fn manifests(root: &Path) -> Vec<Value> {
-    if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
-        let all: Value = serde_json::from_str(&text).expect("manifests.json");
-        return all["dumps"].as_array().cloned().unwrap_or_default();
-    }
     let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
-        return out;
-    };
-    let mut paths: Vec<PathBuf> = dirs
-        .flatten()
-        .map(|d| d.path().join("manifest.json"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            out.push(serde_json::from_str(&text).expect("manifest.json"));
+    if let Ok(dirs) = std::fs::read_dir(root.join("dumps")) {
+        let mut paths: Vec<PathBuf> = dirs
+            .flatten()
+            .map(|d| d.path().join("manifest.json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                out.push(serde_json::from_str(&text).expect("manifest.json"));
+            }
+        }
+    }
+    if out.is_empty() {
+        if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
+            let all: Value = serde_json::from_str(&text).expect("manifests.json");
+            out = all["dumps"].as_array().cloned().unwrap_or_default();
         }
     }
     out
