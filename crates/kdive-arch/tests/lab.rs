@@ -357,3 +357,95 @@ fn kaslr_scan_of_qemu_dumps_matches_their_vmcoreinfo() {
     }
     println!("{checked} QEMU dumps scanned");
 }
+
+/// Up to `len` bytes at `addr`, stopping at the first page the dump cannot give.
+fn read_prefix(space: &impl VirtMem, addr: VirtAddr, len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut page = [0u8; 4096];
+    while out.len() < len {
+        let at = VirtAddr(addr.0 + out.len() as u64);
+        let take = (4096 - (at.0 & 0xfff) as usize).min(len - out.len());
+        if space.read_virt(at, &mut page[..take]).is_err() {
+            break;
+        }
+        out.extend_from_slice(&page[..take]);
+    }
+    out
+}
+
+#[test]
+fn drgn_tasks_and_modules_translate() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut checked = 0;
+    for m in &manifests {
+        let name = m["name"].as_str().expect("name");
+        let Some(drgn_path) = m["oracle"]["drgn"].as_str() else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(drgn_path) else {
+            println!("{name}: not checked: cannot read {drgn_path}");
+            continue;
+        };
+        let drgn: Value = serde_json::from_str(&text).expect("drgn.json");
+        let vmcore = match open_dump(m) {
+            Ok(v) => v,
+            Err(err) => {
+                println!("{name}: not checked: {err}");
+                continue;
+            }
+        };
+        let space = KernelAddressSpace::from_notes(&*vmcore.mem, &vmcore.notes)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let truncated = m["truncated"].as_bool().unwrap_or(false);
+        let hex = |v: &Value| {
+            v.as_str()
+                .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        };
+        // Every task drgn found (slab objects in the direct map, and init_task in the
+        // kernel image) holds its comm, NUL-terminated, within its first 12 KiB.
+        let mut tasks = 0;
+        for task in drgn["tasks"]
+            .as_array()
+            .into_iter()
+            .chain(drgn["idle_tasks"].as_array())
+            .flatten()
+        {
+            let addr = hex(&task["task"]).expect("task address");
+            let comm = task["comm"].as_str().expect("comm");
+            let bytes = read_prefix(&space, VirtAddr(addr), 12 << 10);
+            if bytes.is_empty() && truncated {
+                continue;
+            }
+            let mut want = comm.as_bytes().to_vec();
+            want.push(0);
+            assert!(
+                bytes.windows(want.len()).any(|w| w == want),
+                "{name}: task {addr:#x} ({comm}): comm not found in {} bytes",
+                bytes.len()
+            );
+            tasks += 1;
+        }
+        // Module memory (vmalloc'd, 4 KiB pages) is mapped at the base drgn reports.
+        let mut modules = 0;
+        for module in drgn["modules"].as_array().into_iter().flatten() {
+            let base = hex(&module["base"]).expect("module base");
+            match space.lookup(VirtAddr(base)) {
+                Ok(t) => assert!(
+                    !t.linear,
+                    "{name}: module {module} through a linear formula"
+                ),
+                Err(err) if truncated && is_truncation(&err) => continue,
+                Err(err) => panic!("{name}: module {module}: {err}"),
+            }
+            modules += 1;
+        }
+        println!("{name}: {tasks} tasks, {modules} modules translated as drgn sees them");
+        checked += 1;
+    }
+    println!("{checked} dumps with a drgn oracle checked");
+}
