@@ -61,15 +61,22 @@ struct Index {
 pub struct DwarfTypes {
     path: PathBuf,
     dwarf: gimli::Dwarf<Reader>,
+    /// Read at open; the units themselves are parsed with the index.
+    headers: Vec<gimli::UnitHeader<Reader>>,
+    loaded: OnceLock<Result<Loaded, TypeError>>,
+}
+
+/// The parsed units (abbreviations, attributes' bases) and the name index over them.
+struct Loaded {
     units: Vec<gimli::Unit<Reader>>,
-    index: OnceLock<Result<Index, TypeError>>,
+    index: Index,
 }
 
 impl std::fmt::Debug for DwarfTypes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DwarfTypes")
             .field("path", &self.path)
-            .field("units", &self.units.len())
+            .field("units", &self.headers.len())
             .finish()
     }
 }
@@ -153,16 +160,16 @@ impl DwarfTypes {
             Ok(gimli::EndianReader::new(bytes, endian))
         };
         let dwarf = gimli::Dwarf::load(load)?;
-        let mut units = Vec::new();
-        let mut headers = dwarf.units();
-        while let Some(header) = headers.next().map_err(|e| bad_dwarf(path, e))? {
-            units.push(dwarf.unit(header).map_err(|e| bad_dwarf(path, e))?);
+        let mut headers = Vec::new();
+        let mut iter = dwarf.units();
+        while let Some(header) = iter.next().map_err(|e| bad_dwarf(path, e))? {
+            headers.push(header);
         }
         Ok(DwarfTypes {
             path: path.to_path_buf(),
             dwarf,
-            units,
-            index: OnceLock::new(),
+            headers,
+            loaded: OnceLock::new(),
         })
     }
 
@@ -170,25 +177,91 @@ impl DwarfTypes {
         &self.path
     }
 
-    fn index(&self) -> Result<&Index, SymbolError> {
-        self.index
-            .get_or_init(|| self.build_index())
+    fn loaded(&self) -> Result<&Loaded, SymbolError> {
+        self.loaded
+            .get_or_init(|| self.load_units())
             .as_ref()
             .map_err(|e| e.clone().into())
     }
 
-    /// Builds the name index now (otherwise done by the first lookup), e.g. to time it.
-    pub fn build_index_now(&self) -> Result<(), SymbolError> {
-        self.index().map(|_| ())
+    fn index(&self) -> Result<&Index, SymbolError> {
+        Ok(&self.loaded()?.index)
     }
 
-    fn build_index(&self) -> Result<Index, TypeError> {
+    /// Builds the name index now (otherwise done by the first lookup), e.g. to time it.
+    pub fn build_index_now(&self) -> Result<(), SymbolError> {
+        self.loaded().map(|_| ())
+    }
+
+    /// Parses and indexes the units in parallel chunks (the scan reads all of `.debug_info`'s
+    /// top level) and merges them in unit order, so the first definition still wins.
+    fn load_units(&self) -> Result<Loaded, TypeError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = self.headers.len().div_ceil(threads).max(1);
+        type Part = Result<(Vec<gimli::Unit<Reader>>, Index), TypeError>;
+        let parts: Vec<Part> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.headers.len())
+                .step_by(chunk)
+                .map(|start| {
+                    let end = start.saturating_add(chunk).min(self.headers.len());
+                    scope.spawn(move || self.index_units(start..end))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(TypeError::BadType {
+                            ty: self.path.display().to_string(),
+                            what: "DWARF index thread panicked".to_string(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut units = Vec::with_capacity(self.headers.len());
+        let mut index = Index::default();
+        for part in parts {
+            let (part_units, part) = part?;
+            units.extend(part_units);
+            for (mine, theirs) in [
+                (&mut index.structs, part.structs),
+                (&mut index.unions, part.unions),
+                (&mut index.enums, part.enums),
+                (&mut index.typedefs, part.typedefs),
+                (&mut index.base_types, part.base_types),
+                (&mut index.variables, part.variables),
+            ] {
+                for (name, die) in theirs {
+                    mine.entry(name).or_insert(die);
+                }
+            }
+            for (name, value) in part.enumerators {
+                index.enumerators.entry(name).or_insert(value);
+            }
+        }
+        Ok(Loaded { units, index })
+    }
+
+    /// Parses units `range` and indexes their top-level names (unit numbers are global).
+    fn index_units(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> Result<(Vec<gimli::Unit<Reader>>, Index), TypeError> {
         let bad = |unit: usize, e: gimli::Error| TypeError::BadType {
             ty: format!("{}: compilation unit {unit}", self.path.display()),
             what: e.to_string(),
         };
         let mut index = Index::default();
-        for (u, unit) in self.units.iter().enumerate() {
+        let mut units = Vec::with_capacity(range.len());
+        for u in range {
+            let Some(header) = self.headers.get(u) else {
+                break;
+            };
+            units.push(self.dwarf.unit(header.clone()).map_err(|e| bad(u, e))?);
+            let Some(unit) = units.last() else { break };
             let mut tree = unit.entries_tree(None).map_err(|e| bad(u, e))?;
             let root = tree.root().map_err(|e| bad(u, e))?;
             let mut children = root.children();
@@ -213,13 +286,17 @@ impl DwarfTypes {
                     offset: entry.offset(),
                     dim: 0,
                 };
-                if let Some(name) = self.die_name(unit, entry) {
-                    // A global defined in a .c file and declared in a header has its name
-                    // and type on the declaration (the definition refers to it through
-                    // DW_AT_specification), so variables are indexed from declarations too.
-                    let usable = !declaration || tag == gimli::DW_TAG_variable;
-                    if usable && !map.contains_key(&name) {
-                        map.insert(name, here);
+                // A global defined in a .c file and declared in a header has its name and type
+                // on the declaration (the definition refers to it through
+                // DW_AT_specification), so variables are indexed from declarations too.
+                if !declaration || tag == gimli::DW_TAG_variable {
+                    if let Some(name) = self.die_name_raw(unit, entry) {
+                        if let Ok(name) = name.to_string_lossy() {
+                            // Most names repeat in every unit: allocate only new ones.
+                            if !map.contains_key(&*name) {
+                                map.insert(name.into_owned(), here);
+                            }
+                        }
                     }
                 }
                 if tag == gimli::DW_TAG_enumeration_type && !declaration {
@@ -229,15 +306,30 @@ impl DwarfTypes {
                         if e.tag() != gimli::DW_TAG_enumerator {
                             continue;
                         }
-                        if let (Some(name), Some(value)) = (self.die_name(unit, e), const_value(e))
-                        {
-                            index.enumerators.entry(name).or_insert((here, value));
+                        let (Some(name), Some(value)) =
+                            (self.die_name_raw(unit, e), const_value(e))
+                        else {
+                            continue;
+                        };
+                        if let Ok(name) = name.to_string_lossy() {
+                            if !index.enumerators.contains_key(&*name) {
+                                index.enumerators.insert(name.into_owned(), (here, value));
+                            }
                         }
                     }
                 }
             }
         }
-        Ok(index)
+        Ok((units, index))
+    }
+
+    fn die_name_raw(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        entry: &gimli::DebuggingInformationEntry<'_, '_, Reader>,
+    ) -> Option<Reader> {
+        let value = entry.attr_value(gimli::DW_AT_name).ok()??;
+        self.dwarf.attr_string(unit, value).ok()
     }
 
     fn die_name(
@@ -251,7 +343,8 @@ impl DwarfTypes {
     }
 
     fn unit(&self, unit: usize) -> Result<&gimli::Unit<Reader>, SymbolError> {
-        self.units
+        self.loaded()?
+            .units
             .get(unit)
             .ok_or_else(|| bad_type(format!("unit {unit} out of range")))
     }
@@ -287,10 +380,9 @@ impl DwarfTypes {
             Some(AttributeValue::DebugInfoRef(global)) => {
                 // Cross-unit reference: find the unit whose range holds it.
                 let i = self
-                    .units
-                    .partition_point(|u| {
-                        u.header
-                            .offset()
+                    .headers
+                    .partition_point(|h| {
+                        h.offset()
                             .as_debug_info_offset()
                             .is_some_and(|o| o.0 <= global.0)
                     })
@@ -298,8 +390,11 @@ impl DwarfTypes {
                     .ok_or_else(|| {
                         bad_type(format!("reference {:#x} before all units", global.0))
                     })?;
-                let target = self.unit(i)?;
-                let offset = global.to_unit_offset(&target.header).ok_or_else(|| {
+                let header = self
+                    .headers
+                    .get(i)
+                    .ok_or_else(|| bad_type(format!("unit {i} out of range")))?;
+                let offset = global.to_unit_offset(header).ok_or_else(|| {
                     bad_type(format!("reference {:#x} outside its unit", global.0))
                 })?;
                 Ok(DieRef::Die {
