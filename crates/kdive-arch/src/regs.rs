@@ -164,7 +164,10 @@ impl std::fmt::Display for Reg {
 /// while an unwound frame knows only what the unwind rules recovered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RegisterSet {
-    values: [Option<u64>; USER_REGS_COUNT],
+    /// Values in `user_regs_struct` order; 0 where unknown.
+    values: [u64; USER_REGS_COUNT],
+    /// Bit `i` set: `values[i]` is known.
+    known: u32,
 }
 
 /// QEMU's `QEMUCPUState.regs` order (target/i386/arch_dump.c).
@@ -196,19 +199,24 @@ impl RegisterSet {
     }
 
     pub fn get(&self, reg: Reg) -> Option<u64> {
-        self.values.get(reg.index()).copied().flatten()
+        if self.known & (1 << reg.index()) == 0 {
+            return None;
+        }
+        self.values.get(reg.index()).copied()
     }
 
     pub fn set(&mut self, reg: Reg, value: u64) {
         if let Some(slot) = self.values.get_mut(reg.index()) {
-            *slot = Some(value);
+            *slot = value;
+            self.known |= 1 << reg.index();
         }
     }
 
     /// Marks `reg` unknown (a caller-clobbered register after unwinding a frame).
     pub fn clear(&mut self, reg: Reg) {
         if let Some(slot) = self.values.get_mut(reg.index()) {
-            *slot = None;
+            *slot = 0;
+            self.known &= !(1 << reg.index());
         }
     }
 
@@ -230,10 +238,7 @@ impl RegisterSet {
 
     /// The known registers, in `user_regs_struct` order.
     pub fn iter(&self) -> impl Iterator<Item = (Reg, u64)> + '_ {
-        Reg::ALL
-            .into_iter()
-            .zip(self.values.iter())
-            .filter_map(|(r, v)| Some((r, (*v)?)))
+        Reg::ALL.into_iter().filter_map(|r| Some((r, self.get(r)?)))
     }
 
     /// NT_PRSTATUS's `pr_reg`: all 27 registers.
@@ -244,8 +249,8 @@ impl RegisterSet {
     /// A `user_regs_struct`, in its order.
     pub fn from_user_regs(regs: &[u64; USER_REGS_COUNT]) -> RegisterSet {
         let mut set = RegisterSet::new();
-        for (slot, value) in set.values.iter_mut().zip(regs) {
-            *slot = Some(*value);
+        for (reg, value) in Reg::ALL.into_iter().zip(regs) {
+            set.set(reg, *value);
         }
         set
     }
@@ -266,8 +271,8 @@ impl RegisterSet {
     pub fn from_pt_regs(bytes: &[u8]) -> Option<RegisterSet> {
         let bytes = bytes.get(..PT_REGS_SIZE)?;
         let mut set = RegisterSet::new();
-        for (slot, word) in set.values.iter_mut().zip(bytes.chunks_exact(8)) {
-            *slot = Some(u64::from_le_bytes(word.try_into().ok()?));
+        for (reg, word) in Reg::ALL.into_iter().zip(bytes.chunks_exact(8)) {
+            set.set(reg, u64::from_le_bytes(word.try_into().ok()?));
         }
         Some(set)
     }
