@@ -390,18 +390,38 @@ impl<S: ByteSource> Diskdump<S> {
             cache: PageCache::new(CACHE_PAGES),
             notes,
         };
-        // Pages are written in descriptor order, so a cut file loses the descriptor
-        // table's tail or the last page's data.
-        dump.truncated = desc_end > len
-            || dumped_pages
-                .checked_sub(1)
-                .and_then(|last| dump.desc(last))
-                .is_some_and(|d| {
-                    u64::try_from(d.offset)
-                        .map_or(true, |o| o.saturating_add(u64::from(d.size)) > len)
-                });
+        // A cut file loses the descriptor table's tail or some page data. The last
+        // descriptor alone does not tell: it often points at the shared zero page near the
+        // start of the data, so every descriptor is checked (24 bytes per dumped page).
+        dump.truncated = desc_end > len || dump.max_data_end(dumped_pages) > len;
         dump.check_descs = dump.truncated || dump.header.flagged_incomplete();
         Ok(dump)
+    }
+
+    /// The furthest byte any of the first `count` descriptors points to.
+    fn max_data_end(&self, count: u64) -> u64 {
+        const CHUNK: u64 = 4096;
+        let mut end = 0u64;
+        let mut index = 0u64;
+        while index < count {
+            let n = CHUNK.min(count - index);
+            let Some(raw) = self
+                .desc_offset
+                .checked_add(index * PAGE_DESC_SIZE)
+                .and_then(|at| {
+                    self.source
+                        .bytes_at(at, usize::try_from(n * PAGE_DESC_SIZE).ok()?)
+                })
+            else {
+                return u64::MAX;
+            };
+            for desc in raw.chunks_exact(PAGE_DESC_SIZE as usize) {
+                let offset = le_u64(desc, 0);
+                end = end.max(offset.saturating_add(u64::from(le_u32(desc, 8))));
+            }
+            index += n;
+        }
+        end
     }
 
     pub(crate) fn pfn_span(&self) -> (u64, u64) {

@@ -156,35 +156,42 @@ impl ByteSource for FlatSource {
     fn bytes_at(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>> {
         let want = u64::try_from(len).ok()?;
         let end = offset.checked_add(want)?;
+        if end > self.len {
+            return None;
+        }
         let first = self
             .segments
             .partition_point(|s| s.logical <= offset)
-            .checked_sub(1)?;
-        let seg = self.segments.get(first)?;
-        let skip = offset - seg.logical;
-        if skip >= seg.len && want > 0 {
+            .saturating_sub(1);
+        if let Some(seg) = self.segments.get(first) {
+            if seg.logical <= offset && end <= seg.logical + seg.len {
+                return self
+                    .slice(seg, offset - seg.logical, want)
+                    .map(Cow::Borrowed);
+            }
+        }
+        // Spans records, or holes between them: makedumpfile does not write the unused
+        // tail of a bitmap block, which `makedumpfile -R` leaves as zeros in a sparse file.
+        // Holes read as zeros, but never more bytes than the file holds, so a hostile index
+        // of sparse records cannot make us allocate more than the file's size.
+        if want > u64::try_from(self.data.len()).ok()? {
             return None;
         }
-        if end <= seg.logical + seg.len {
-            return self.slice(seg, skip, want).map(Cow::Borrowed);
-        }
-        // Spans records: assemble, refusing holes so a hostile index of sparse records
-        // can never make us allocate more than the file holds.
-        let mut out = Vec::with_capacity(len);
-        let mut at = offset;
+        let mut out = vec![0u8; len];
         for seg in self.segments.get(first..)? {
-            if seg.logical > at {
-                return None;
+            if seg.logical >= end {
+                break;
             }
-            let skip = at - seg.logical;
-            let take = (seg.len - skip).min(end - at);
-            out.extend_from_slice(self.slice(seg, skip, take)?);
-            at += take;
-            if at == end {
-                return Some(Cow::Owned(out));
+            let from = seg.logical.max(offset);
+            let to = (seg.logical + seg.len).min(end);
+            if from >= to {
+                continue;
             }
+            let src = self.slice(seg, from - seg.logical, to - from)?;
+            let at = usize::try_from(from - offset).ok()?;
+            out.get_mut(at..at + src.len())?.copy_from_slice(src);
         }
-        None
+        Some(Cow::Owned(out))
     }
 }
 
@@ -208,5 +215,29 @@ mod tests {
                 (90, (110, 7000))
             ]
         );
+    }
+
+    #[test]
+    fn holes_read_as_zeros_within_the_file_size() {
+        let mut file = vec![0u8; 4096];
+        file[..12].copy_from_slice(MAKEDUMPFILE_SIGNATURE);
+        file[16..24].copy_from_slice(&1i64.to_be_bytes());
+        for (offset, bytes) in [(0i64, &[1u8, 2, 3][..]), (8, &[9u8; 4][..])] {
+            file.extend_from_slice(&offset.to_be_bytes());
+            file.extend_from_slice(&(bytes.len() as i64).to_be_bytes());
+            file.extend_from_slice(bytes);
+        }
+        file.extend_from_slice(&(-1i64).to_be_bytes());
+        file.extend_from_slice(&(-1i64).to_be_bytes());
+        let source = FlatSource::index(Path::new("t"), Arc::new(FileData::Owned(file))).unwrap();
+        assert!(!source.truncated);
+        assert_eq!(source.len(), 12);
+        assert_eq!(&*source.bytes_at(1, 2).unwrap(), &[2, 3]);
+        assert_eq!(
+            &*source.bytes_at(0, 12).unwrap(),
+            &[1, 2, 3, 0, 0, 0, 0, 0, 9, 9, 9, 9]
+        );
+        assert_eq!(&*source.bytes_at(4, 2).unwrap(), &[0, 0]);
+        assert!(source.bytes_at(10, 3).is_none());
     }
 }

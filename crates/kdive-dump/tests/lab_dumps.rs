@@ -1,0 +1,274 @@
+//! Real dumps from the lab (`scripts/lab`), read in every format the lab wrote for one crash.
+//!
+//! - Every page that two files of the same crash both hold reads back byte-identical.
+//! - Format, compression and dump level agree with the manifest (which records the
+//!   makedumpfile/QEMU invocation); the release agrees with `crash --osrelease` run now and
+//!   with the drgn and crash oracles the lab produced.
+//! - Truncated copies are reported incomplete and read what they hold.
+//!
+//! Without a lab: prints `SKIP (no lab at <path>)`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kdive_dump::{Pfn, PhysAddr, Vmcore};
+use rayon::prelude::*;
+use serde_json::Value;
+
+fn lab_root() -> PathBuf {
+    std::env::var_os("KDIVE_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
+        })
+}
+
+fn manifests() -> Option<Vec<Value>> {
+    let root = lab_root();
+    let path = root.join("manifests.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!("SKIP (no lab at {})", root.display());
+        return None;
+    };
+    let all: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // A lab run in progress may list a dump whose file is being rewritten.
+    let dumps: Vec<Value> = all["dumps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            let missing: Vec<_> = files(m).into_iter().filter(|f| !f.exists()).collect();
+            if !missing.is_empty() {
+                println!("SKIP {} (missing {:?})", m["name"], missing);
+            }
+            missing.is_empty()
+        })
+        .collect();
+    if dumps.is_empty() {
+        println!("SKIP (no dumps in {})", path.display());
+        return None;
+    }
+    Some(dumps)
+}
+
+fn files(m: &Value) -> Vec<PathBuf> {
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| PathBuf::from(f.as_str().unwrap()))
+        .collect()
+}
+
+fn open(m: &Value) -> Vmcore {
+    let files = files(m);
+    Vmcore::open_paths(&files).unwrap_or_else(|e| panic!("{}: {e}", m["name"]))
+}
+
+fn page_hash(page: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    page.hash(&mut h);
+    h.finish()
+}
+
+/// pfn -> hash of every readable page.
+fn page_hashes(vmcore: &Vmcore) -> HashMap<u64, u64> {
+    let page_size = vmcore.page_size() as usize;
+    let pfns: Vec<u64> = vmcore
+        .present_ranges()
+        .iter()
+        .flat_map(|r| r.start.0..r.end.0)
+        .collect();
+    pfns.par_iter()
+        .map_init(
+            || vec![0u8; page_size],
+            |buf, &pfn| {
+                let addr = Pfn(pfn).addr(page_size.trailing_zeros()).unwrap();
+                vmcore
+                    .mem
+                    .read_phys(addr, buf)
+                    .ok()
+                    .map(|()| (pfn, page_hash(buf)))
+            },
+        )
+        .flatten()
+        .collect()
+}
+
+/// Which files hold one memory image. Everything makedumpfile wrote comes from one
+/// `/proc/vmcore`, so a kdump crash is one image. QEMU's `dump-guest-memory` runs once per
+/// format and the guest runs on between the runs (its timers tick), so each QEMU file is its
+/// own image, shared only with its `makedumpfile -R` rebuild (`-rebuilt`).
+fn snapshot(m: &Value) -> String {
+    let crash_id = m["crash_id"].as_str().unwrap();
+    if m["capture"].as_str() == Some("qemu") {
+        m["name"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches("-rebuilt")
+            .to_owned()
+    } else {
+        crash_id.to_owned()
+    }
+}
+
+#[test]
+fn same_crash_reads_identical_pages_in_every_format() {
+    let Some(dumps) = manifests() else { return };
+    let mut by_crash: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for m in &dumps {
+        by_crash.entry(snapshot(m)).or_default().push(m);
+    }
+    for (crash_id, group) in by_crash {
+        // pfn -> (hash, first dump that had it)
+        let mut seen: HashMap<u64, (u64, String)> = HashMap::new();
+        let mut compared = 0u64;
+        for m in &group {
+            let name = m["name"].as_str().unwrap().to_owned();
+            let vmcore = open(m);
+            let hashes = page_hashes(&vmcore);
+            assert!(!hashes.is_empty(), "{name}: no readable page");
+            for (pfn, hash) in hashes {
+                match seen.get(&pfn) {
+                    Some((other, first)) => {
+                        assert_eq!(
+                            *other, hash,
+                            "{crash_id}: pfn {pfn:#x} differs between {first} and {name}"
+                        );
+                        compared += 1;
+                    }
+                    None => {
+                        seen.insert(pfn, (hash, name.clone()));
+                    }
+                }
+            }
+        }
+        println!(
+            "{crash_id}: {} dumps, {compared} page pairs identical over {} pfns",
+            group.len(),
+            seen.len()
+        );
+        if group.len() > 1 {
+            assert!(
+                compared > 0,
+                "{crash_id}: no page in common between its dumps"
+            );
+        }
+    }
+}
+
+/// `crash --osrelease FILE`, when crash is installed.
+fn crash_osrelease(file: &Path) -> Option<String> {
+    let out = Command::new("crash")
+        .arg("--osrelease")
+        .arg(file)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+#[test]
+fn metadata_agrees_with_manifest_and_oracles() {
+    let Some(dumps) = manifests() else { return };
+    // present pages per (crash_id, dump level) among complete kdump-compressed dumps
+    let mut counts: BTreeMap<(String, i64), Vec<(String, u64)>> = BTreeMap::new();
+    for m in &dumps {
+        let name = m["name"].as_str().unwrap();
+        let vmcore = open(m);
+        assert_eq!(
+            vmcore.format.name(),
+            m["format"].as_str().unwrap(),
+            "{name}: format"
+        );
+        assert_eq!(
+            vmcore.compression.name(),
+            m["compression"].as_str().unwrap(),
+            "{name}: compression"
+        );
+        let truncated = m["truncated"].as_bool().unwrap_or(false);
+        assert_eq!(vmcore.incomplete, truncated, "{name}: incomplete");
+        // The manifest records makedumpfile's -d; QEMU always writes its own DUMP_LEVEL (1).
+        if vmcore.format.name() != "elf" && m["capture"].as_str() == Some("kdump") {
+            assert_eq!(
+                vmcore.dump_level().map(i64::from),
+                m["dump_level"].as_i64(),
+                "{name}: dump level"
+            );
+        }
+        let release = vmcore.release().map(str::to_owned);
+        assert_eq!(
+            release.as_deref(),
+            m["kernel"]["release"].as_str(),
+            "{name}: release"
+        );
+        let first = &files(m)[0];
+        if let Some(oracle) = crash_osrelease(first) {
+            assert_eq!(
+                release.as_deref(),
+                Some(oracle.as_str()),
+                "{name}: crash --osrelease"
+            );
+        }
+        if let Some(drgn) = m["oracle"]["drgn"].as_str() {
+            if let Ok(text) = std::fs::read_to_string(drgn) {
+                let drgn: Value = serde_json::from_str(&text).unwrap();
+                if let Some(r) = drgn["uts"]["release"].as_str() {
+                    assert_eq!(release.as_deref(), Some(r), "{name}: drgn uts.release");
+                }
+                if let Some(size) = drgn["memory"]["page_size"].as_u64() {
+                    assert_eq!(vmcore.page_size(), size, "{name}: drgn page size");
+                }
+            }
+        }
+        if let Some(dir) = m["oracle"]["crash"].as_str() {
+            if let Ok(sys) = std::fs::read_to_string(Path::new(dir).join("crash.sys.txt")) {
+                if let Some(line) = sys.lines().find(|l| l.trim_start().starts_with("RELEASE:")) {
+                    let r = line.trim_start().trim_start_matches("RELEASE:").trim();
+                    assert_eq!(release.as_deref(), Some(r), "{name}: crash sys RELEASE");
+                }
+            }
+        }
+        assert!(!vmcore.cpus().is_empty(), "{name}: no CPU registers");
+        let present: u64 = vmcore.present_ranges().iter().map(|r| r.pages()).sum();
+        if truncated {
+            // A truncated copy still reads its first pages.
+            let first_range = vmcore.present_ranges()[0];
+            let mut buf = vec![0u8; vmcore.page_size() as usize];
+            let addr = first_range
+                .start
+                .addr(vmcore.page_size().trailing_zeros())
+                .unwrap();
+            vmcore.mem.read_phys(addr, &mut buf).unwrap();
+            assert!(vmcore.mem.read_phys(PhysAddr(!0xfff), &mut buf).is_err());
+        } else if vmcore.format.name() != "elf" {
+            counts
+                .entry((snapshot(m), m["dump_level"].as_i64().unwrap()))
+                .or_default()
+                .push((name.to_owned(), present));
+        }
+        println!(
+            "{name}: {} {} d{:?} present {present} release {:?} cpus {}",
+            vmcore.format.name(),
+            vmcore.compression.name(),
+            vmcore.dump_level(),
+            release,
+            vmcore.cpus().len()
+        );
+    }
+    // Every complete kdump-compressed file of one crash and dump level holds the same pages,
+    // whatever its compression, layout (flattened) or split.
+    for ((crash_id, level), list) in counts {
+        let (first_name, first) = &list[0];
+        for (name, n) in &list {
+            assert_eq!(
+                n, first,
+                "{crash_id} -d {level}: {name} has {n} pages, {first_name} {first}"
+            );
+        }
+    }
+}
