@@ -253,11 +253,18 @@ impl<M: PhysMemRef> KernelAddressSpace<M> {
                 Ok(space)
             }
             Some(Err(err)) if notes.qemu_cpus.is_empty() => Err(err),
-            _ => {
+            info_result => {
                 let mut first_err = None;
                 for (cpu, state) in notes.qemu_cpus.iter().enumerate() {
                     match KernelLayout::from_qemu_cpu(cpu, state) {
-                        Ok(layout) => return Ok(KernelAddressSpace::new(mem, layout)),
+                        Ok(mut layout) => {
+                            if let Some(Err(err)) = info_result {
+                                layout.warnings.push(format!(
+                                    "VMCOREINFO is not usable ({err}); using CPU {cpu}'s CR3"
+                                ));
+                            }
+                            return Ok(KernelAddressSpace::new(mem, layout));
+                        }
                         Err(err) => {
                             first_err.get_or_insert(err);
                         }

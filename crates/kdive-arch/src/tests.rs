@@ -702,6 +702,22 @@ fn missing_vmcoreinfo_keys_are_named() {
         KernelAddressSpace::from_notes(&mem as &dyn PhysMem, &kdive_dump::Notes::default()),
         Err(LayoutError::NoRoot)
     ));
+    // VMCOREINFO without the keys, but a QEMU CPU: its CR3, with a warning.
+    let notes = kdive_dump::Notes {
+        vmcoreinfo: Some(Vmcoreinfo::parse(b"OSRELEASE=x\n")),
+        qemu_cpus: vec![qemu_cpu(b.root(), true)],
+        ..Default::default()
+    };
+    let space = KernelAddressSpace::from_notes(&mem as &dyn PhysMem, &notes).unwrap();
+    let layout = space.layout();
+    assert_eq!(layout.source, LayoutSource::CpuState { cpu: 0 });
+    assert_eq!(layout.levels, PagingLevels::Five);
+    assert_eq!(layout.kaslr_offset, None);
+    assert!(
+        layout.warnings[0].contains("NUMBER(phys_base)"),
+        "{:?}",
+        layout.warnings
+    );
 }
 
 #[test]
