@@ -171,7 +171,9 @@ pub enum StopReason {
     /// An exception frame shows the CPU came from user mode: the syscall or interrupt
     /// entry's `pt_regs` with the user registers (`None` when the starting state itself
     /// was in user mode).
-    UserMode { exception: Option<ExceptionFrame> },
+    UserMode {
+        exception: Option<Box<ExceptionFrame>>,
+    },
     /// ORC has no information for this pc (`ORC_TYPE_UNDEFINED`).
     Undefined { pc: VirtAddr },
     /// The pc is not a kernel address (garbage, or a return address of zero).
@@ -256,7 +258,7 @@ impl Walker<'_> {
             };
             if let Some(exception) = state.exception.filter(ExceptionFrame::user_mode) {
                 break StopReason::UserMode {
-                    exception: Some(exception),
+                    exception: Some(Box::new(exception)),
                 };
             }
             // A starting state in user mode has no kernel frame at all.
