@@ -10,6 +10,7 @@
 //!   DWARF numbers, from NT_PRSTATUS, QEMU CPU notes or a `pt_regs` frame in memory.
 
 mod error;
+pub mod fuzzing;
 mod kernel;
 mod orc;
 mod paging;
