@@ -9,6 +9,7 @@
 //! - [`RegisterSet`] and [`Reg`]: registers in `pt_regs`/`user_regs_struct` order with
 //!   DWARF numbers, from NT_PRSTATUS, QEMU CPU notes or a `pt_regs` frame in memory.
 
+mod cfi;
 mod error;
 pub mod fuzzing;
 mod kernel;
@@ -22,6 +23,7 @@ mod virt;
 
 use std::fmt;
 
+pub use cfi::{CfiError, CfiRow, CfiRule, DwarfCfi};
 pub use error::{LayoutError, Level, TranslateError};
 pub use kernel::{
     KaslrScan, KernelAddressSpace, KernelBaseSymbols, KernelBases, KernelLayout, LayoutSource,
@@ -38,7 +40,7 @@ pub use paging::{
 pub use regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
 pub use unwind::{
     unwind, Backtrace, ExceptionFrame, Frame, FrameSource, InactiveTaskFrameLayout, StackMemory,
-    StopReason, UnwindStart, MAX_FRAMES,
+    StopReason, UnwindStart, UnwindTables, MAX_FRAMES,
 };
 pub use virt::{Translation, VirtMem, DEFAULT_CSTR_LIMIT};
 

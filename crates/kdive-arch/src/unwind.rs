@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 
+use crate::cfi::{CfiRow, CfiRule, DwarfCfi};
 use crate::orc::{OrcEntry, OrcReg, OrcTables, OrcType};
 use crate::regs::{Reg, RegisterSet, PT_REGS_SIZE};
 use crate::virt::VirtMem;
@@ -76,8 +77,8 @@ impl UnwindStart {
     /// `__switch_to_asm` left, whose `ret_addr` is where the task resumes (in `__schedule`,
     /// or `ret_from_fork_asm` for a task that never ran: the caller then sets
     /// `interrupted`, as the kernel's `__unwind_start` does).
-    pub fn from_inactive_task_frame(
-        mem: &dyn StackMemory,
+    pub fn from_inactive_task_frame<M: StackMemory + ?Sized>(
+        mem: &M,
         thread_sp: VirtAddr,
         layout: &InactiveTaskFrameLayout,
     ) -> Result<UnwindStart, TranslateError> {
@@ -113,6 +114,8 @@ pub enum FrameSource {
     Orc,
     /// No ORC entry covered the frame below: the frame-pointer guess (unreliable).
     FramePointer,
+    /// ORC had nothing for the frame below; its DWARF CFI did.
+    DwarfCfi,
 }
 
 /// A `struct pt_regs` (or its iret tail) that the walk went through: an exception,
@@ -209,11 +212,23 @@ pub struct Backtrace {
     pub stop: StopReason,
 }
 
+/// Everything the unwinder looks pcs up in: the ORC tables of vmlinux and the modules, and
+/// DWARF CFI for what ORC leaves undefined or does not cover (tried in order).
+#[derive(Debug, Default)]
+pub struct UnwindTables {
+    pub orc: OrcTables,
+    pub cfi: Vec<DwarfCfi>,
+}
+
 /// Lowest x86_64 kernel address (the canonical upper half, 4- or 5-level).
 const KERNEL_SPACE_START: u64 = 0xff00_0000_0000_0000;
 
 /// Walks a kernel stack from `start` with `tables`, reading the stack through `mem`.
-pub fn unwind(tables: &OrcTables, mem: &dyn StackMemory, start: UnwindStart) -> Backtrace {
+pub fn unwind<M: StackMemory + ?Sized>(
+    tables: &UnwindTables,
+    mem: &M,
+    start: UnwindStart,
+) -> Backtrace {
     Walker {
         tables,
         mem,
@@ -222,9 +237,9 @@ pub fn unwind(tables: &OrcTables, mem: &dyn StackMemory, start: UnwindStart) -> 
     .run(start)
 }
 
-struct Walker<'a> {
-    tables: &'a OrcTables,
-    mem: &'a dyn StackMemory,
+struct Walker<'a, M: StackMemory + ?Sized> {
+    tables: &'a UnwindTables,
+    mem: &'a M,
     seen: HashSet<(u64, u64)>,
 }
 
@@ -239,7 +254,7 @@ struct State {
     source: FrameSource,
 }
 
-impl Walker<'_> {
+impl<M: StackMemory + ?Sized> Walker<'_, M> {
     fn run(mut self, start: UnwindStart) -> Backtrace {
         let mut state = State {
             regs: start.regs,
@@ -305,6 +320,77 @@ impl Walker<'_> {
             })
     }
 
+    /// The CFI row of the first image that has one for `pc`.
+    fn cfi_row(&self, pc: VirtAddr) -> Result<Option<CfiRow>, StopReason> {
+        for cfi in &self.tables.cfi {
+            match cfi.row(pc) {
+                Ok(Some(row)) => return Ok(Some(row)),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(StopReason::BadEntry {
+                        pc,
+                        what: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// One step with a DWARF CFI row: the CFA from a register, the return address and the
+    /// callee-saved registers from their rules.
+    fn step_cfi(&self, state: &State, row: &CfiRow) -> Result<State, StopReason> {
+        let regs = &state.regs;
+        let pc = regs.rip().unwrap_or(0);
+        let sp = regs.rsp().unwrap_or(0);
+        let bad = |what: String| StopReason::BadEntry {
+            pc: VirtAddr(pc),
+            what,
+        };
+        let cfa = regs
+            .get(row.cfa_reg)
+            .ok_or_else(|| bad(format!("CFA register {} is not known", row.cfa_reg)))?
+            .checked_add_signed(row.cfa_offset)
+            .ok_or_else(|| bad("CFA overflows".to_owned()))?;
+        if cfa <= sp {
+            return Err(StopReason::WrongDirection {
+                pc: VirtAddr(pc),
+                sp: VirtAddr(sp),
+                cfa: VirtAddr(cfa),
+            });
+        }
+        let mut next = RegisterSet::new();
+        next.set(Reg::Rsp, cfa);
+        for &(reg, rule) in &row.rules {
+            let value = match rule {
+                CfiRule::SameValue => regs.get(reg),
+                CfiRule::Undefined => None,
+                CfiRule::AtCfa(n) => {
+                    let at = cfa
+                        .checked_add_signed(n)
+                        .ok_or_else(|| bad("CFA offset overflows".to_owned()))?;
+                    Some(self.read(pc, at)?)
+                }
+                CfiRule::CfaPlus(n) => cfa.checked_add_signed(n),
+                CfiRule::Register(r) => regs.get(r),
+            };
+            if let Some(v) = value {
+                next.set(reg, v);
+            }
+        }
+        // DWARF's way to mark the outermost frame: the return address is undefined.
+        if next.rip().is_none() {
+            return Err(StopReason::EndOfStack);
+        }
+        Ok(State {
+            regs: next,
+            signal: false,
+            full: false,
+            exception: None,
+            source: FrameSource::DwarfCfi,
+        })
+    }
+
     /// One step of `unwind_next_frame()`: the caller's registers from the current frame's.
     fn step(&self, state: &State) -> Result<State, StopReason> {
         let regs = &state.regs;
@@ -314,16 +400,24 @@ impl Walker<'_> {
             pc: VirtAddr(pc),
             what: what.to_owned(),
         };
-        let lookup = if state.signal { pc } else { pc.wrapping_sub(1) };
-        let (entry, source) = match self.tables.find(VirtAddr(lookup)) {
+        let lookup = VirtAddr(if state.signal { pc } else { pc.wrapping_sub(1) });
+        let orc = self.tables.orc.find(lookup);
+        match orc.map(|e| e.kind) {
+            Some(OrcType::EndOfStack) => return Err(StopReason::EndOfStack),
+            Some(OrcType::Undefined) | None => {
+                if let Some(row) = self.cfi_row(lookup)? {
+                    return self.step_cfi(state, &row);
+                }
+            }
+            Some(_) => {}
+        }
+        let (entry, source) = match orc {
+            Some(e) if e.kind == OrcType::Undefined => {
+                return Err(StopReason::Undefined { pc: VirtAddr(pc) })
+            }
             Some(e) => (e, FrameSource::Orc),
             None => (OrcEntry::FRAME_POINTER, FrameSource::FramePointer),
         };
-        match entry.kind {
-            OrcType::Undefined => return Err(StopReason::Undefined { pc: VirtAddr(pc) }),
-            OrcType::EndOfStack => return Err(StopReason::EndOfStack),
-            _ => {}
-        }
         // get_reg(): registers other than rip/rsp/rbp are known only in a frame restored
         // from a full pt_regs (or the starting state).
         let get_reg = |reg: Reg| -> Result<u64, StopReason> {
@@ -525,7 +619,7 @@ mod tests {
     /// (address, sp_reg, sp_offset, bp_reg, bp_offset, type, signal)
     type Row = (u64, u16, i16, u16, i16, u16, bool);
 
-    fn tables(rows: &[Row]) -> OrcTables {
+    fn tables(rows: &[Row]) -> UnwindTables {
         let base = TEXT + 0x10_0000;
         let mut ips = Vec::new();
         let mut orcs = Vec::new();
@@ -537,9 +631,12 @@ mod tests {
             orcs.extend_from_slice(&bp_off.to_le_bytes());
             orcs.extend_from_slice(&flags.to_le_bytes());
         }
-        let mut t = OrcTables::new();
-        t.push(OrcTable::parse("test", VirtAddr(base), &ips, &orcs, OrcVersion::V3).unwrap());
-        t
+        let mut orc = OrcTables::new();
+        orc.push(OrcTable::parse("test", VirtAddr(base), &ips, &orcs, OrcVersion::V3).unwrap());
+        UnwindTables {
+            orc,
+            cfi: Vec::new(),
+        }
     }
 
     fn start(rip: u64, rsp: u64, rbp: u64) -> UnwindStart {
@@ -758,7 +855,7 @@ mod tests {
     #[test]
     fn frame_pointer_fallback_and_frame_limit() {
         // No table covers these pcs: the rbp chain is followed.
-        let empty = OrcTables::new();
+        let empty = UnwindTables::default();
         let mut mem = Words::default();
         let (a, b) = (STACK + 0x100, STACK + 0x200);
         mem.put(a, &[b, TEXT + 0x1234]);
