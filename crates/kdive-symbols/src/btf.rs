@@ -440,9 +440,7 @@ impl Btf {
         };
         // Names that do not resolve are left out of the index; `name()` reports them when the
         // type itself is asked for.
-        by_name.retain(|&(off, _)| btf.name_bytes(off).is_some());
-        by_name.sort_unstable_by(|a, b| btf.name_bytes(a.0).cmp(&btf.name_bytes(b.0)));
-        btf.by_name = by_name;
+        btf.by_name = btf.sorted_by_name(by_name);
         Ok(btf)
     }
 
@@ -526,6 +524,16 @@ impl Btf {
             what: what.into(),
         }
         .into()
+    }
+
+    /// Sorts `(name_off, id)` pairs by name, resolving each name once (not per comparison).
+    fn sorted_by_name(&self, entries: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+        let mut keyed: Vec<(&[u8], u32, u32)> = entries
+            .into_iter()
+            .filter_map(|(off, id)| Some((self.name_bytes(off)?, off, id)))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keyed.into_iter().map(|(_, off, id)| (off, id)).collect()
     }
 
     fn name_bytes(&self, off: u32) -> Option<&[u8]> {
@@ -631,8 +639,7 @@ impl Btf {
                     );
                 }
             }
-            index.sort_unstable_by(|a, b| self.name_bytes(a.0).cmp(&self.name_bytes(b.0)));
-            index
+            self.sorted_by_name(index)
         });
         let key = name.as_bytes();
         let start =

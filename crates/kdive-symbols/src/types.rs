@@ -88,6 +88,8 @@ pub struct TypeDesc {
     /// Pointer: the pointed-to type; array: the element type. Filled to a bounded depth.
     pub target: Option<Box<TypeDesc>>,
     /// Array: number of elements of the outer dimension (0 for a flexible array member).
+    /// BTF made by pahole flattens multi-dimensional arrays: DWARF's `u64 [2][8]` is BTF's
+    /// `u64 [16]` (same size and offsets, one dimension).
     pub array_len: Option<u64>,
 }
 

@@ -363,3 +363,13 @@ fn mutations_never_panic() {
     }
     assert_eq!(fuzz_btf(&good), kernel_btf().next_id() as usize);
 }
+
+/// The type sources are shared across threads by the kernel model (as `Arc<dyn TypeInfo + Send
+/// + Sync>` in [`Types`]).
+#[test]
+fn type_sources_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Btf>();
+    send_sync::<kdive_symbols::DwarfTypes>();
+    send_sync::<Types>();
+}

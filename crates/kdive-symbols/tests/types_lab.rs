@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kdive_symbols::{Btf, DwarfTypes, TypeInfo, Types};
+use kdive_symbols::{Btf, DwarfTypes, TypeInfo, TypeSourceKind, Types};
 
 /// Structs whose every member (including those inlined from anonymous structs and unions) is
 /// checked.
@@ -95,8 +95,8 @@ struct PaholeMember {
     /// Bitfields: `(bit within the byte offset's unit, width)`.
     bits: Option<(u64, u64)>,
     size: u64,
-    /// `comm[16]` -> 16.
-    array_len: Option<u64>,
+    /// `comm[16]` -> [16]; `x[2][8]` -> [2, 8]; `name[]` -> [0].
+    array_dims: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -122,8 +122,22 @@ fn parse_member(line: &str) -> Option<(String, PaholeMember)> {
         Some((n, w)) => (n, Some(w.parse::<u64>().ok()?)),
         None => (name, None),
     };
-    let (name, array_len) = match name.split_once('[') {
-        Some((n, rest)) => (n, rest.split(']').next()?.parse::<u64>().ok()),
+    let (name, array_dims) = match name.split_once('[') {
+        Some((n, rest)) => {
+            let dims = rest
+                .trim_end_matches(']')
+                .split("][")
+                // `name[]` is a flexible array member: length 0.
+                .map(|d| {
+                    if d.is_empty() {
+                        Some(0)
+                    } else {
+                        d.parse::<u64>().ok()
+                    }
+                })
+                .collect::<Option<Vec<u64>>>()?;
+            (n, Some(dims))
+        }
         None => (name, None),
     };
     let mut fields = comment.split_whitespace();
@@ -142,7 +156,7 @@ fn parse_member(line: &str) -> Option<(String, PaholeMember)> {
             byte_offset,
             bits,
             size,
-            array_len,
+            array_dims,
         },
     ))
 }
@@ -191,6 +205,11 @@ fn pahole(vmlinux: &Path, format: &str, structs: &[&str]) -> BTreeMap<String, Pa
             let inner = frames.pop().unwrap();
             let name = closer.split("__attribute__").next().unwrap();
             let name = name.split(';').next().unwrap().trim();
+            // `} regs[20];`: pahole shows the members of the first element.
+            let name = match name.split_once('[') {
+                Some((array, _)) => format!("{array}[0]"),
+                None => name.to_string(),
+            };
             let parent = frames.last_mut().unwrap();
             for (member, m) in inner {
                 let member = if name.is_empty() {
@@ -291,7 +310,12 @@ fn check_source(
                     assert_eq!(got.size, m.size, "{ctx}: size");
                 }
             }
-            if let Some(len) = m.array_len {
+            if let Some(dims) = &m.array_dims {
+                // pahole's BTF encoder flattens `u64 x[2][8]` into `u64 x[16]`.
+                let len = match types.source() {
+                    TypeSourceKind::Btf => dims.iter().product(),
+                    TypeSourceKind::Dwarf => dims[0],
+                };
                 assert_eq!(got.ty.array_len, Some(len), "{ctx}: array length");
             }
             if let Some(tag) =
@@ -299,7 +323,7 @@ fn check_source(
                     .filter(|t| !t.contains(" ") && !t.contains("*"))
             {
                 // For an array member pahole's type is the element's.
-                let ty = match m.array_len {
+                let ty = match m.array_dims {
                     Some(_) => got.ty.target.as_deref().unwrap(),
                     None => &got.ty,
                 };
@@ -344,7 +368,7 @@ fn lab_layouts_match_pahole() {
         let btf = btf.unwrap();
 
         let start = Instant::now();
-        let dwarf = DwarfTypes::open(&vmlinux).unwrap();
+        let dwarf = Arc::new(DwarfTypes::open(&vmlinux).unwrap());
         let dwarf_open = start.elapsed();
         let start = Instant::now();
         let first = dwarf.member("task_struct", "comm").unwrap();
@@ -366,7 +390,7 @@ fn lab_layouts_match_pahole() {
         );
         let n = check_source("BTF vs pahole -F btf", btf.as_ref(), &btf_oracle);
         check_source("BTF vs pahole -F dwarf", btf.as_ref(), &dwarf_oracle);
-        check_source("DWARF vs pahole -F dwarf", &dwarf, &dwarf_oracle);
+        check_source("DWARF vs pahole -F dwarf", dwarf.as_ref(), &dwarf_oracle);
         let enums = pahole_enums(&vmlinux, ENUMS);
         assert!(
             enums.len() >= 4,
@@ -374,7 +398,7 @@ fn lab_layouts_match_pahole() {
             enums.keys()
         );
         check_enums("BTF", btf.as_ref(), &enums);
-        check_enums("DWARF", &dwarf, &enums);
+        check_enums("DWARF", dwarf.as_ref(), &enums);
         for (variable, ty) in VARIABLES {
             assert_eq!(
                 dwarf.variable_type(variable).unwrap().name,
@@ -387,7 +411,7 @@ fn lab_layouts_match_pahole() {
         }
         let mut stack = Types::new();
         stack.push(btf.clone());
-        stack.push(Arc::new(DwarfTypes::open(&vmlinux).unwrap()));
+        stack.push(dwarf.clone());
         assert_eq!(
             stack.variable_type("init_task").unwrap().name,
             "struct task_struct"
@@ -411,5 +435,78 @@ fn lab_layouts_match_pahole() {
             vmlinux.display(),
             dwarf_oracle.len()
         );
+    }
+}
+
+/// Every `.ko` under `dir`, sorted.
+fn modules_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            modules_under(&path, out);
+        } else if path.extension().is_some_and(|e| e == "ko") {
+            out.push(path);
+        }
+    }
+}
+
+/// Split BTF of Debian's debug modules over their vmlinux: the structs each module defines
+/// itself (ids after the base's) against `pahole -F dwarf` on the module.
+#[test]
+fn lab_module_split_btf_matches_pahole() {
+    let vmlinuxes = lab_vmlinuxes();
+    if vmlinuxes.is_empty() {
+        println!("SKIP (no lab at {})", lab_root().display());
+        return;
+    }
+    assert!(have_pahole(), "pahole missing: apt-get install -y dwarves");
+    for vmlinux in vmlinuxes {
+        let release =
+            vmlinux.file_name().unwrap().to_string_lossy()["vmlinux-".len()..].to_string();
+        let debug = vmlinux.parent().unwrap().parent().unwrap();
+        let mut modules = Vec::new();
+        modules_under(&debug.join("lib/modules").join(&release), &mut modules);
+        modules.sort();
+        let base = Arc::new(Btf::from_elf_file(&vmlinux, None).unwrap());
+        let (mut checked_modules, mut members) = (0, 0);
+        // Every 40th module: a spread over the tree that keeps the test short.
+        for module in modules.iter().step_by(40) {
+            let start = Instant::now();
+            let btf = match Btf::from_elf_file(module, Some(base.clone())) {
+                Ok(btf) => btf,
+                Err(e) if e.to_string().contains("no .BTF") => continue,
+                Err(e) => panic!("{}: {e}", module.display()),
+            };
+            let open = start.elapsed();
+            assert_eq!(btf.first_id(), base.next_id());
+            let own: Vec<String> = (btf.first_id()..btf.next_id())
+                .filter_map(|id| btf.type_by_id(id).ok())
+                .filter(|t| t.kind == kdive_symbols::btf::BtfKind::Struct && t.vlen > 0)
+                .filter_map(|t| btf.name(t.name_off).ok().map(str::to_string))
+                .filter(|n| !n.is_empty())
+                .take(8)
+                .collect();
+            if own.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = own.iter().map(String::as_str).collect();
+            let oracle = pahole(module, "dwarf", &names);
+            members += check_source(&format!("{} BTF", module.display()), &btf, &oracle);
+            checked_modules += 1;
+            assert!(
+                open.as_millis() < 1000,
+                "{}: split BTF open took {open:?}",
+                module.display()
+            );
+        }
+        assert!(
+            checked_modules > 0,
+            "no module with its own structs under {}",
+            debug.display()
+        );
+        println!("{release}: {members} members in {checked_modules} modules' own structs agree with pahole");
     }
 }
