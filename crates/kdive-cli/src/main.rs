@@ -4,6 +4,7 @@
 
 mod doctor;
 mod info;
+mod open;
 mod triage;
 
 use std::io::{self, Write};
@@ -35,6 +36,8 @@ enum Command {
     Triage(triage::Args),
     /// Check whether a crash on this machine would produce a usable dump
     Doctor(doctor::Args),
+    /// Open the kernel in a dump and run crash-style commands (sys, ps)
+    Open(open::Args),
 }
 
 /// What a command reports back: success, or an answer that is incomplete.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(args, &mut out),
         Command::Triage(args) => triage::run(args, &mut out),
         Command::Doctor(args) => doctor::run(args, &mut out),
+        Command::Open(args) => open::run(args, &mut out),
     };
     let result = result.and_then(|outcome| {
         out.flush()?;

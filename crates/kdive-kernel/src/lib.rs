@@ -1,1 +1,24 @@
+//! kdive-kernel: the kernel inside a dump.
+//!
+//! [`Kernel`] is the program object: the dump's physical memory behind the kernel's
+//! address space (kdive-arch), the vmlinux symbol table and the kernel's BTF types
+//! (kdive-symbols), with typed reads by symbol, struct and member path. Helpers are named
+//! after the kernel's (`for_each_task`, `task_cpu`, `idle_task`, `container_of`,
+//! `list_for_each` as [`ListWalk`]), read layouts from the types rather than from offsets
+//! written here, bound every walk and return data; they never print.
 
+mod error;
+mod kernel;
+mod list;
+pub mod printk;
+pub mod sys;
+pub mod task;
+
+pub use error::KernelError;
+pub use kernel::{DumpInfo, Kernel, StructBuf};
+pub use list::{container_of, ListWalk, MAX_LIST_ENTRIES};
+pub use printk::{PrintkLog, PrintkRecord};
+pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
+
+pub use kdive_arch::VirtAddr;
+pub use kdive_dump::Format;

@@ -1,0 +1,140 @@
+//! `kdive open DUMP... [--vmlinux FILE] [-c CMD]... [--json]`: opens the kernel in a dump
+//! and runs crash-style commands, one output block per `-c` in order.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use kdive_commands::{parse, run as run_command};
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+
+use crate::Outcome;
+
+const AFTER_HELP: &str = "\
+Commands use crash's syntax: sys, ps [-k|-u] [-p|-l] [pid | task | command]...
+Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
+
+Without --vmlinux, the vmlinux with debug symbols is looked for by the dump's release in
+/usr/lib/debug/boot/vmlinux-<release>, /usr/lib/debug/lib/modules/<release>/vmlinux and
+/boot/vmlinux-<release>.
+
+--json prints one object per command, with a \"command\" key; addresses are \"0x…\" strings.
+
+Exit status: 0 complete, 1 partial (pages missing from the dump, facts unreadable: warnings
+on stderr), 2 error (the dump or vmlinux cannot be opened, or a command failed).";
+
+#[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The vmcore (ELF, kdump-compressed or flattened); several files for a split dump
+    #[arg(required = true, value_name = "DUMP")]
+    dumps: Vec<PathBuf>,
+    /// The kernel's vmlinux (with symbols and .BTF)
+    #[arg(long, value_name = "FILE")]
+    vmlinux: Option<PathBuf>,
+    /// Where module objects are (searched by `mod`)
+    #[arg(long = "modules", value_name = "DIR")]
+    modules: Vec<PathBuf>,
+    /// A command to run (repeatable)
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    commands: Vec<String>,
+    /// Print JSON instead of crash's text
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where distributions install a vmlinux with symbols for `release`.
+fn vmlinux_candidates(release: &str) -> Vec<PathBuf> {
+    vec![
+        PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{release}")),
+        PathBuf::from(format!("/usr/lib/debug/lib/modules/{release}/vmlinux")),
+        PathBuf::from(format!("/boot/vmlinux-{release}")),
+    ]
+}
+
+fn find_vmlinux(vmcore: &Vmcore) -> anyhow::Result<PathBuf> {
+    let Some(release) = vmcore.release() else {
+        bail!("the dump names no kernel release (no VMCOREINFO OSRELEASE): give --vmlinux");
+    };
+    let candidates = vmlinux_candidates(release);
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "no vmlinux for release {release}; looked in {} (install the kernel's debug symbols \
+         package, or give --vmlinux)",
+        looked.join(", ")
+    )
+}
+
+pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    for dir in &args.modules {
+        if !dir.is_dir() {
+            bail!("--modules {}: not a directory", dir.display());
+        }
+    }
+    let vmcore = Vmcore::open_paths(&args.dumps).with_context(|| {
+        format!(
+            "opening {}",
+            args.dumps
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let vmlinux = match &args.vmlinux {
+        Some(path) => path.clone(),
+        None => find_vmlinux(&vmcore)?,
+    };
+    let kernel = open_kernel(vmcore, &vmlinux)?;
+    let mut outcome = Outcome::Complete;
+    for warning in kernel.warnings() {
+        eprintln!("kdive: warning: {warning}");
+        outcome = Outcome::Partial;
+    }
+    let commands = if args.commands.is_empty() {
+        vec!["sys".to_owned()]
+    } else {
+        args.commands.clone()
+    };
+    let mut failed = false;
+    for (i, line) in commands.iter().enumerate() {
+        if i > 0 && !args.json {
+            writeln!(out)?;
+        }
+        let report = match parse(line).and_then(|command| run_command(&kernel, &command)) {
+            Ok(report) => report,
+            Err(err) => {
+                out.flush()?;
+                eprintln!("kdive: {err}");
+                failed = true;
+                continue;
+            }
+        };
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
+            writeln!(out)?;
+        } else {
+            report.write_text(out)?;
+        }
+        if report.is_partial() {
+            out.flush()?;
+            for warning in &report.warnings {
+                eprintln!("kdive: warning: {warning}");
+            }
+            outcome = Outcome::Partial;
+        }
+    }
+    if failed {
+        out.flush()?;
+        bail!("some commands failed");
+    }
+    Ok(outcome)
+}
+
+fn open_kernel(vmcore: Vmcore, vmlinux: &Path) -> anyhow::Result<Kernel> {
+    Kernel::open(vmcore, vmlinux)
+        .with_context(|| format!("opening the kernel with {}", vmlinux.display()))
+}

@@ -1,0 +1,333 @@
+//! `ps`: crash's process listing (task.c `cmd_ps()`, `show_ps_data()`), with `-k`/`-u`
+//! (kernel or user threads only), `-p` (parent chains) and `-l` (last arrival on a CPU).
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use kdive_kernel::{for_each_task, sys, task, Kernel, Task, TaskStateBits};
+use serde::{Serialize, Serializer};
+
+use crate::format::center;
+
+/// An address printed as `0x…` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#x}", self.0))
+    }
+}
+
+/// How `ps` was asked to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PsMode {
+    /// The table of PID, PPID, CPU, TASK, ST, %MEM, VSZ, RSS, COMM.
+    #[default]
+    Table,
+    /// `-p`: each task's chain of parents from pid 0 down.
+    Parents,
+    /// `-l`: tasks by `sched_info.last_arrival`, most recent first.
+    LastRun,
+}
+
+/// Which threads: `-k` kernel threads, `-u` user tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PsThreads {
+    #[default]
+    All,
+    Kernel,
+    User,
+}
+
+/// A task named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsSelector {
+    /// A number: a pid, or a task address when no pid matches.
+    Number(String),
+    /// A command name (`\name` to force a name that looks like a number).
+    Comm(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PsArgs {
+    pub mode: PsMode,
+    pub threads: PsThreads,
+    pub selectors: Vec<PsSelector>,
+}
+
+/// One task as `ps` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PsRow {
+    /// Running on a CPU when the dump was taken (crash's `>`).
+    pub active: bool,
+    pub pid: i64,
+    /// `real_parent->pid` (-1 when unreadable, as crash prints a parent it cannot find).
+    pub ppid: i64,
+    pub cpu: u32,
+    pub task: Hex,
+    pub state: &'static str,
+    pub pct_mem: f64,
+    /// KiB
+    pub vsz: u64,
+    /// KiB
+    pub rss: u64,
+    pub comm: String,
+    pub kernel_thread: bool,
+    /// `-l`: `sched_info.last_arrival` in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<u64>,
+    /// `-p`: pids from the oldest ancestor down to this task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parents: Option<Vec<ParentRow>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentRow {
+    pub pid: i64,
+    pub task: Hex,
+    pub cpu: u32,
+    pub comm: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PsRecord {
+    pub mode: PsMode,
+    pub tasks: Vec<PsRow>,
+}
+
+/// Longest parent chain followed (a corrupt `real_parent` could loop).
+const MAX_PARENT_DEPTH: usize = 1024;
+
+pub fn ps(kernel: &Kernel, args: &PsArgs, warnings: &mut Vec<String>) -> PsRecord {
+    let list = for_each_task(kernel);
+    for err in &list.errors {
+        warnings.push(format!("ps: {err}"));
+    }
+    if list.tasks.is_empty() {
+        warnings.push("ps: no task could be read from the dump".into());
+    }
+    let states = TaskStateBits::read(kernel).unwrap_or_else(|err| {
+        warnings.push(format!("ps: task states: {err}; using 4.14+ bits"));
+        TaskStateBits::from_names(&[
+            "R (running)",
+            "S (sleeping)",
+            "D (disk sleep)",
+            "T (stopped)",
+            "t (tracing stop)",
+            "X (dead)",
+            "Z (zombie)",
+            "P (parked)",
+        ])
+    });
+    let total_pages = sys::high_memory_pages(kernel)
+        .map_err(|err| warnings.push(format!("ps: %MEM: high_memory: {err}")))
+        .ok();
+    let mut groups: HashMap<i64, Vec<&Task>> = HashMap::new();
+    for t in &list.tasks {
+        groups.entry(t.tgid).or_default().push(t);
+    }
+    let selected: Vec<&Task> = list
+        .tasks
+        .iter()
+        .filter(|t| match args.threads {
+            PsThreads::All => true,
+            PsThreads::Kernel => t.is_kernel_thread(),
+            PsThreads::User => !t.is_kernel_thread(),
+        })
+        .filter(|t| {
+            args.selectors.is_empty() || args.selectors.iter().any(|s| matches(s, t, &list.tasks))
+        })
+        .collect();
+    for s in &args.selectors {
+        if !list.tasks.iter().any(|t| matches(s, t, &list.tasks)) {
+            let (PsSelector::Number(v) | PsSelector::Comm(v)) = s;
+            warnings.push(format!("ps: invalid task or pid value: {v}"));
+        }
+    }
+    let by_addr: HashMap<u64, &Task> = list.tasks.iter().map(|t| (t.addr.0, t)).collect();
+    let page_kb = kernel.page_size() / 1024;
+    let mut rows = Vec::new();
+    for t in selected {
+        let group = groups.get(&t.tgid).map(Vec::as_slice).unwrap_or_default();
+        let usage = match task::mem_usage(kernel, &states, t, group) {
+            Ok(u) => u,
+            Err(err) => {
+                warnings.push(format!("ps: pid {} memory: {err}", t.pid));
+                Default::default()
+            }
+        };
+        let pct_mem = match total_pages {
+            Some(total) if total > 0 && !(t.is_kernel_thread() && usage.rss == 0) => {
+                usage.rss as f64 * 100.0 / total as f64
+            }
+            _ => 0.0,
+        };
+        let last_run = match args.mode {
+            PsMode::LastRun => Some(
+                kernel
+                    .read_field(t.addr, "task_struct", "sched_info.last_arrival")
+                    .map_err(|err| warnings.push(format!("ps: pid {} last run: {err}", t.pid)))
+                    .unwrap_or(0),
+            ),
+            _ => None,
+        };
+        let parents = match args.mode {
+            PsMode::Parents => Some(parent_chain(kernel, t, &by_addr)),
+            _ => None,
+        };
+        rows.push(PsRow {
+            active: t.active,
+            pid: t.pid,
+            ppid: t.ppid.unwrap_or(-1),
+            cpu: t.cpu,
+            task: Hex(t.addr.0),
+            state: states.name(t.state),
+            pct_mem,
+            vsz: usage.total_vm.saturating_mul(page_kb),
+            rss: usage.rss.saturating_mul(page_kb),
+            comm: t.comm.clone(),
+            kernel_thread: t.is_kernel_thread(),
+            last_run,
+            parents,
+        });
+    }
+    if args.mode == PsMode::LastRun {
+        rows.sort_by_key(|r| std::cmp::Reverse(r.last_run));
+    }
+    PsRecord {
+        mode: args.mode,
+        tasks: rows,
+    }
+}
+
+fn matches(selector: &PsSelector, t: &Task, all: &[Task]) -> bool {
+    match selector {
+        PsSelector::Comm(name) => t.comm == *name,
+        PsSelector::Number(text) => {
+            let pid = text.parse::<i64>().ok();
+            if pid.is_some_and(|p| all.iter().any(|o| o.pid == p)) {
+                return pid == Some(t.pid);
+            }
+            let digits = text.trim_start_matches("0x").trim_start_matches("0X");
+            u64::from_str_radix(digits, 16).is_ok_and(|addr| addr == t.addr.0)
+        }
+    }
+}
+
+/// The task and its ancestors through `real_parent`, oldest first (crash's `parent_list`).
+fn parent_chain(kernel: &Kernel, t: &Task, by_addr: &HashMap<u64, &Task>) -> Vec<ParentRow> {
+    let row = |t: &Task| ParentRow {
+        pid: t.pid,
+        task: Hex(t.addr.0),
+        cpu: t.cpu,
+        comm: t.comm.clone(),
+    };
+    let mut chain = vec![row(t)];
+    let mut current = t.addr;
+    for _ in 0..MAX_PARENT_DEPTH {
+        let Ok(parent) = kernel.read_field(current, "task_struct", "real_parent") else {
+            break;
+        };
+        if parent == current.0 {
+            break;
+        }
+        let Some(p) = by_addr.get(&parent) else { break };
+        chain.push(row(p));
+        current = p.addr;
+    }
+    chain.reverse();
+    chain
+}
+
+/// `VADDR_PRLEN` on 64-bit: the width of a printed address.
+const VADDR_PRLEN: usize = 16;
+
+fn comm_text(row_comm: &str, kernel_thread: bool) -> String {
+    if kernel_thread {
+        format!("[{row_comm}]")
+    } else {
+        row_comm.to_owned()
+    }
+}
+
+/// `print_task_header()`
+fn task_header(pid: i64, task: Hex, cpu: u32, comm: &str) -> String {
+    format!(
+        "PID: {pid:<7}  TASK: {:<width$x}  CPU: {:<3}  COMMAND: \"{comm}\"",
+        task.0,
+        cpu.to_string(),
+        width = VADDR_PRLEN
+    )
+}
+
+impl PsRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self.mode {
+            PsMode::Table => {
+                writeln!(
+                    out,
+                    "      PID    PPID  CPU {}  ST  %MEM      VSZ      RSS  COMM",
+                    center("TASK", VADDR_PRLEN, false)
+                )?;
+                for r in &self.tasks {
+                    let pct = format!("{:.1}", r.pct_mem);
+                    let pct = if pct.len() == 3 {
+                        center(&pct, 4, true)
+                    } else {
+                        pct
+                    };
+                    let state_pad = if r.state.len() > 3 { " " } else { "  " };
+                    writeln!(
+                        out,
+                        "{}{:>7} {:>7} {:>3}  {:0width$x} {:>3}{state_pad}{pct} {:>8} {:>8}  {}",
+                        if r.active { "> " } else { "  " },
+                        r.pid,
+                        r.ppid,
+                        r.cpu,
+                        r.task.0,
+                        r.state,
+                        r.vsz,
+                        r.rss,
+                        comm_text(&r.comm, r.kernel_thread),
+                        width = VADDR_PRLEN
+                    )?;
+                }
+            }
+            PsMode::Parents => {
+                for (i, r) in self.tasks.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(out)?;
+                    }
+                    for (depth, p) in r.parents.iter().flatten().enumerate() {
+                        writeln!(
+                            out,
+                            "{}{}",
+                            " ".repeat(depth),
+                            task_header(p.pid, p.task, p.cpu, &p.comm)
+                        )?;
+                    }
+                }
+            }
+            PsMode::LastRun => {
+                // crash sizes the column by the first (most recent) value.
+                let width = self
+                    .tasks
+                    .first()
+                    .and_then(|r| r.last_run)
+                    .map_or(1, |v| v.to_string().len());
+                for r in &self.tasks {
+                    writeln!(
+                        out,
+                        "[{:>width$}] [{}]  {}",
+                        r.last_run.unwrap_or(0),
+                        r.state,
+                        task_header(r.pid, r.task, r.cpu, &r.comm)
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

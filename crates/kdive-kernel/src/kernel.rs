@@ -1,0 +1,535 @@
+//! The program object: one dump, its kernel address space, the vmlinux symbol table and the
+//! kernel's type information, with typed reads on top. Everything else in this crate is built
+//! from these reads, the way drgn's helpers are built on its `Program`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kdive_arch::{KernelAddressSpace, VirtAddr, VirtMem, START_KERNEL_MAP};
+use kdive_dump::{
+    Compression, CpuRegs, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
+    DUMP_DH_EXCLUDED_VMEMMAP,
+};
+use kdive_symbols::{Btf, ElfImage, Member, TypeInfo, Types};
+
+use crate::error::KernelError;
+
+/// Longest C string read from the dump unless asked for less (a `comm` is 16 bytes, a
+/// `utsname` field 65).
+const CSTR_LIMIT: usize = 4096;
+
+/// What the dump file says about itself, kept after its memory moves into the address space.
+#[derive(Debug, Clone)]
+pub struct DumpInfo {
+    pub paths: Vec<PathBuf>,
+    pub format: Format,
+    pub compression: Compression,
+    /// `kdump_sub_header.dump_level`; `None` for ELF dumps.
+    pub dump_level: Option<i32>,
+    /// The file is shorter than its headers say.
+    pub truncated: bool,
+    /// The kdump-compressed headers, one per file.
+    pub kdump: Vec<KdumpHeader>,
+    pub vmcoreinfo: Option<Vmcoreinfo>,
+    /// Registers saved per CPU (NT_PRSTATUS, else QEMU's CPU state).
+    pub cpus: Vec<CpuRegs>,
+    /// `CRASHTIME`, else the kdump header's timestamp.
+    pub crash_time: Option<i64>,
+    pub page_size: u64,
+    /// What the dump reader noticed (truncation, damaged notes), worded for the user.
+    pub warnings: Vec<String>,
+}
+
+impl DumpInfo {
+    fn from_vmcore(vmcore: &Vmcore) -> DumpInfo {
+        DumpInfo {
+            paths: vmcore.paths.clone(),
+            format: vmcore.format,
+            compression: vmcore.compression,
+            dump_level: vmcore.dump_level(),
+            truncated: vmcore.truncated,
+            kdump: vmcore.kdump.clone(),
+            vmcoreinfo: vmcore.vmcoreinfo().cloned(),
+            cpus: vmcore.cpus(),
+            crash_time: vmcore.crash_time(),
+            page_size: vmcore.page_size(),
+            warnings: vmcore.warnings.clone(),
+        }
+    }
+
+    /// Some file says `DUMP_DH_EXCLUDED_VMEMMAP`.
+    pub fn excluded_vmemmap(&self) -> bool {
+        self.kdump
+            .iter()
+            .any(|h| h.status & DUMP_DH_EXCLUDED_VMEMMAP != 0)
+    }
+
+    /// Truncated, or flagged incomplete by the tool that wrote it.
+    pub fn incomplete(&self) -> bool {
+        self.truncated || self.kdump.iter().any(KdumpHeader::flagged_incomplete)
+    }
+}
+
+/// A kernel inside a dump.
+pub struct Kernel {
+    info: DumpInfo,
+    space: KernelAddressSpace<Arc<dyn PhysMem>>,
+    vmlinux: ElfImage,
+    types: Types,
+    /// Member lookups answered so far: the same few dozen are asked once per task.
+    members: RefCell<HashMap<(String, String), Member>>,
+}
+
+impl Kernel {
+    /// Opens the kernel of `vmcore` with the symbols and BTF of `vmlinux`. Only the ELF
+    /// symbol table and `.BTF` are read; DWARF stays untouched.
+    pub fn open(vmcore: Vmcore, vmlinux: &Path) -> Result<Kernel, KernelError> {
+        let image_error = |source| KernelError::Image {
+            path: vmlinux.display().to_string(),
+            source,
+        };
+        let image = ElfImage::open(vmlinux).map_err(image_error)?;
+        let mut types = Types::new();
+        match Btf::from_elf_file(vmlinux, None) {
+            Ok(btf) => types.push(Arc::new(btf)),
+            Err(err) => return Err(image_error(err)),
+        }
+        Kernel::new(vmcore, image, types)
+    }
+
+    /// A kernel over already opened symbols and types (tests build both in memory).
+    pub fn new(vmcore: Vmcore, vmlinux: ElfImage, types: Types) -> Result<Kernel, KernelError> {
+        let info = DumpInfo::from_vmcore(&vmcore);
+        let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
+        let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
+        if space.kaslr_offset().is_none() {
+            return Err(KernelError::BadData {
+                what: "VMCOREINFO KERNELOFFSET".into(),
+                addr: VirtAddr(START_KERNEL_MAP),
+                why: "the dump has no VMCOREINFO, so the KASLR offset is unknown (for QEMU \
+                      dumps, start the guest with -device vmcoreinfo)"
+                    .into(),
+            });
+        }
+        Ok(Kernel {
+            info,
+            space,
+            vmlinux,
+            types,
+            members: RefCell::new(HashMap::new()),
+        })
+    }
+
+    pub fn dump(&self) -> &DumpInfo {
+        &self.info
+    }
+
+    pub fn vmlinux(&self) -> &ElfImage {
+        &self.vmlinux
+    }
+
+    pub fn types(&self) -> &Types {
+        &self.types
+    }
+
+    pub fn address_space(&self) -> &KernelAddressSpace<Arc<dyn PhysMem>> {
+        &self.space
+    }
+
+    pub fn page_size(&self) -> u64 {
+        self.info.page_size
+    }
+
+    /// Warnings of the dump reader and the address-space setup.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut all = self.info.warnings.clone();
+        all.extend(self.space.layout().warnings.iter().cloned());
+        all
+    }
+
+    // ---- symbols ----------------------------------------------------------------------
+
+    /// The runtime address of a vmlinux symbol: kernel-image symbols move with KASLR; per-CPU
+    /// symbols (below `__START_KERNEL_map`) are offsets into each CPU's area and do not.
+    pub fn symbol(&self, name: &str) -> Result<VirtAddr, KernelError> {
+        let symbol = self
+            .vmlinux
+            .lookup_name(name)
+            .next()
+            .ok_or_else(|| KernelError::NoSymbol { name: name.into() })?;
+        Ok(self.relocate(symbol.address))
+    }
+
+    pub fn has_symbol(&self, name: &str) -> bool {
+        self.vmlinux.lookup_name(name).next().is_some()
+    }
+
+    /// The size the symbol table gives `name` (an array's length times its element size).
+    pub fn symbol_size(&self, name: &str) -> Result<u64, KernelError> {
+        self.vmlinux
+            .lookup_name(name)
+            .next()
+            .map(|s| s.size)
+            .ok_or_else(|| KernelError::NoSymbol { name: name.into() })
+    }
+
+    fn relocate(&self, link: u64) -> VirtAddr {
+        if link >= START_KERNEL_MAP {
+            VirtAddr(link.wrapping_add(self.space.kaslr_offset().unwrap_or(0)))
+        } else {
+            VirtAddr(link)
+        }
+    }
+
+    // ---- types ------------------------------------------------------------------------
+
+    /// A member of a struct by path (`thread_info.cpu`, `rss_stat.count`), from the
+    /// kernel's BTF.
+    pub fn member(&self, ty: &str, path: &str) -> Result<Member, KernelError> {
+        let key = (ty.to_owned(), path.to_owned());
+        if let Some(member) = self.members.borrow().get(&key) {
+            return Ok(member.clone());
+        }
+        let member = self
+            .types
+            .member(ty, path)
+            .map_err(|source| KernelError::Type {
+                what: format!("{ty}.{path}"),
+                source,
+            })?;
+        self.members.borrow_mut().insert(key, member.clone());
+        Ok(member)
+    }
+
+    /// Whether `ty` has the member: layouts are told apart by fields, not by version.
+    pub fn has_member(&self, ty: &str, path: &str) -> Result<bool, KernelError> {
+        if self
+            .members
+            .borrow()
+            .contains_key(&(ty.to_owned(), path.to_owned()))
+        {
+            return Ok(true);
+        }
+        self.types
+            .has_member(ty, path)
+            .map_err(|source| KernelError::Type {
+                what: format!("{ty}.{path}"),
+                source,
+            })
+    }
+
+    pub fn offset_of(&self, ty: &str, path: &str) -> Result<u64, KernelError> {
+        Ok(self.member(ty, path)?.offset)
+    }
+
+    pub fn struct_size(&self, ty: &str) -> Result<u64, KernelError> {
+        self.types
+            .struct_size(ty)
+            .map_err(|source| KernelError::Type {
+                what: format!("sizeof({ty})"),
+                source,
+            })
+    }
+
+    /// An enumerator's value, in the named enum or (with `None`) in any.
+    pub fn enum_value(&self, enum_name: Option<&str>, name: &str) -> Result<i128, KernelError> {
+        self.types
+            .enum_value(enum_name, name)
+            .map_err(|source| KernelError::Type {
+                what: name.into(),
+                source,
+            })
+    }
+
+    // ---- memory -----------------------------------------------------------------------
+
+    pub fn read(&self, addr: VirtAddr, buf: &mut [u8], what: &str) -> Result<(), KernelError> {
+        self.space
+            .read_virt(addr, buf)
+            .map_err(|source| KernelError::Read {
+                what: what.into(),
+                source,
+            })
+    }
+
+    pub fn read_bytes(&self, addr: VirtAddr, len: u64, what: &str) -> Result<Vec<u8>, KernelError> {
+        let len = usize::try_from(len).map_err(|_| KernelError::BadData {
+            what: what.into(),
+            addr,
+            why: format!("size {len} does not fit in memory"),
+        })?;
+        let mut buf = vec![0u8; len];
+        self.read(addr, &mut buf, what)?;
+        Ok(buf)
+    }
+
+    pub fn read_u64(&self, addr: VirtAddr, what: &str) -> Result<u64, KernelError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b, what)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    pub fn read_u32(&self, addr: VirtAddr, what: &str) -> Result<u32, KernelError> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b, what)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    pub fn read_ptr(&self, addr: VirtAddr, what: &str) -> Result<VirtAddr, KernelError> {
+        self.read_u64(addr, what).map(VirtAddr)
+    }
+
+    /// A NUL-terminated string, lossily decoded, at most `limit` bytes.
+    pub fn read_cstr(
+        &self,
+        addr: VirtAddr,
+        limit: usize,
+        what: &str,
+    ) -> Result<String, KernelError> {
+        let bytes = self
+            .space
+            .read_cstr(addr, limit.min(CSTR_LIMIT))
+            .map_err(|source| KernelError::Read {
+                what: what.into(),
+                source,
+            })?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The `u64` value of a global variable.
+    pub fn read_symbol_u64(&self, name: &str) -> Result<u64, KernelError> {
+        self.read_u64(self.symbol(name)?, name)
+    }
+
+    /// Translates a kernel virtual address.
+    pub fn virt_to_phys(&self, addr: VirtAddr) -> Result<PhysAddr, KernelError> {
+        self.space
+            .translate(addr)
+            .map_err(|source| KernelError::Read {
+                what: format!("translation of {addr}"),
+                source,
+            })
+    }
+
+    /// Reads a member of the struct at `addr`, zero-extended (bitfields extracted).
+    pub fn read_field(&self, addr: VirtAddr, ty: &str, path: &str) -> Result<u64, KernelError> {
+        let member = self.member(ty, path)?;
+        let at = field_addr(addr, &member, ty, path)?;
+        let size = scalar_size(&member, addr, ty, path)?;
+        let mut buf = [0u8; 8];
+        let dst = buf.get_mut(..size).unwrap_or_default();
+        self.read(at, dst, &format!("{ty}.{path} at {addr}"))?;
+        extract(&member, &buf, addr, ty, path)
+    }
+
+    /// Reads a member as a signed value, sign-extended from its size.
+    pub fn read_field_signed(
+        &self,
+        addr: VirtAddr,
+        ty: &str,
+        path: &str,
+    ) -> Result<i64, KernelError> {
+        let member = self.member(ty, path)?;
+        let raw = self.read_field(addr, ty, path)?;
+        Ok(sign_extend(raw, &member))
+    }
+
+    /// Reads the whole struct at `addr` once, so that its fields cost no further reads.
+    /// When some page of it is missing, fields are read one by one instead.
+    pub fn read_struct(&self, addr: VirtAddr, ty: &str) -> Result<StructBuf<'_>, KernelError> {
+        let size = self.struct_size(ty)?;
+        let bytes = self.read_bytes(addr, size, &format!("{ty} at {addr}")).ok();
+        Ok(StructBuf {
+            kernel: self,
+            ty: ty.to_owned(),
+            addr,
+            bytes,
+        })
+    }
+
+    // ---- CPUs -------------------------------------------------------------------------
+
+    /// `__per_cpu_offset[cpu]`.
+    pub fn per_cpu_offset(&self, cpu: u32) -> Result<u64, KernelError> {
+        let base = self.symbol("__per_cpu_offset")?;
+        let at = base
+            .0
+            .checked_add(u64::from(cpu) * 8)
+            .ok_or_else(|| KernelError::BadData {
+                what: "__per_cpu_offset".into(),
+                addr: base,
+                why: format!("cpu {cpu} is out of range"),
+            })?;
+        self.read_u64(VirtAddr(at), "__per_cpu_offset")
+    }
+
+    /// `per_cpu_ptr(ptr, cpu)`: a per-CPU symbol's or pointer's address on one CPU.
+    pub fn per_cpu_ptr(&self, ptr: VirtAddr, cpu: u32) -> Result<VirtAddr, KernelError> {
+        Ok(VirtAddr(ptr.0.wrapping_add(self.per_cpu_offset(cpu)?)))
+    }
+
+    /// `nr_cpu_ids`
+    pub fn nr_cpu_ids(&self) -> Result<u32, KernelError> {
+        self.read_u32(self.symbol("nr_cpu_ids")?, "nr_cpu_ids")
+    }
+
+    /// The CPUs set in `__cpu_<which>_mask` (`online`, `present`, `possible`, `active`).
+    pub fn cpu_mask(&self, which: &str) -> Result<Vec<u32>, KernelError> {
+        let name = format!("__cpu_{which}_mask");
+        let addr = self.symbol(&name)?;
+        let size = self.struct_size("cpumask")?;
+        let bytes = self.read_bytes(addr, size, &name)?;
+        let mut cpus = Vec::new();
+        for (word_index, word) in bytes.chunks_exact(8).enumerate() {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(word);
+            let bits = u64::from_le_bytes(raw);
+            for bit in 0..64u32 {
+                if bits & (1u64 << bit) != 0 {
+                    let word = u32::try_from(word_index).unwrap_or(u32::MAX);
+                    cpus.push(word.saturating_mul(64).saturating_add(bit));
+                }
+            }
+        }
+        Ok(cpus)
+    }
+
+    /// `for_each_online_cpu`
+    pub fn online_cpus(&self) -> Result<Vec<u32>, KernelError> {
+        self.cpu_mask("online")
+    }
+}
+
+/// One struct read from the dump, with its fields looked up by path.
+pub struct StructBuf<'k> {
+    kernel: &'k Kernel,
+    ty: String,
+    addr: VirtAddr,
+    /// `None` when the whole struct could not be read: fields are then read one by one.
+    bytes: Option<Vec<u8>>,
+}
+
+impl StructBuf<'_> {
+    pub fn addr(&self) -> VirtAddr {
+        self.addr
+    }
+
+    /// A member, zero-extended.
+    pub fn field(&self, path: &str) -> Result<u64, KernelError> {
+        let Some(bytes) = &self.bytes else {
+            return self.kernel.read_field(self.addr, &self.ty, path);
+        };
+        let member = self.kernel.member(&self.ty, path)?;
+        let size = scalar_size(&member, self.addr, &self.ty, path)?;
+        let start = usize::try_from(member.offset).unwrap_or(usize::MAX);
+        let raw = start
+            .checked_add(size)
+            .and_then(|end| bytes.get(start..end))
+            .ok_or_else(|| self.outside(path))?;
+        extract(&member, raw, self.addr, &self.ty, path)
+    }
+
+    pub fn field_signed(&self, path: &str) -> Result<i64, KernelError> {
+        let member = self.kernel.member(&self.ty, path)?;
+        Ok(sign_extend(self.field(path)?, &member))
+    }
+
+    pub fn field_ptr(&self, path: &str) -> Result<VirtAddr, KernelError> {
+        self.field(path).map(VirtAddr)
+    }
+
+    /// The address of a member inside this struct.
+    pub fn field_addr(&self, path: &str) -> Result<VirtAddr, KernelError> {
+        let member = self.kernel.member(&self.ty, path)?;
+        field_addr(self.addr, &member, &self.ty, path)
+    }
+
+    /// A `char[]` member as a string, up to its first NUL.
+    pub fn field_str(&self, path: &str) -> Result<String, KernelError> {
+        let member = self.kernel.member(&self.ty, path)?;
+        let raw = match &self.bytes {
+            Some(bytes) => {
+                let start = usize::try_from(member.offset).unwrap_or(usize::MAX);
+                let len = usize::try_from(member.size).unwrap_or(usize::MAX);
+                start
+                    .checked_add(len)
+                    .and_then(|end| bytes.get(start..end))
+                    .ok_or_else(|| self.outside(path))?
+                    .to_vec()
+            }
+            None => self.kernel.read_bytes(
+                field_addr(self.addr, &member, &self.ty, path)?,
+                member.size,
+                &format!("{}.{path} at {}", self.ty, self.addr),
+            )?,
+        };
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        Ok(String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).into_owned())
+    }
+
+    fn outside(&self, path: &str) -> KernelError {
+        KernelError::BadData {
+            what: format!("{}.{path}", self.ty),
+            addr: self.addr,
+            why: "the member lies outside the struct's size".into(),
+        }
+    }
+}
+
+fn field_addr(
+    addr: VirtAddr,
+    member: &Member,
+    ty: &str,
+    path: &str,
+) -> Result<VirtAddr, KernelError> {
+    addr.0
+        .checked_add(member.offset)
+        .map(VirtAddr)
+        .ok_or_else(|| KernelError::BadData {
+            what: format!("{ty}.{path}"),
+            addr,
+            why: "address overflows".into(),
+        })
+}
+
+/// The byte count to read for an integer-like member (1, 2, 4 or 8).
+fn scalar_size(
+    member: &Member,
+    addr: VirtAddr,
+    ty: &str,
+    path: &str,
+) -> Result<usize, KernelError> {
+    match member.size {
+        1 | 2 | 4 | 8 => Ok(usize::try_from(member.size).unwrap_or(8)),
+        other => Err(KernelError::BadData {
+            what: format!("{ty}.{path}"),
+            addr,
+            why: format!("a {other}-byte member is not a scalar"),
+        }),
+    }
+}
+
+fn extract(
+    member: &Member,
+    raw: &[u8],
+    addr: VirtAddr,
+    ty: &str,
+    path: &str,
+) -> Result<u64, KernelError> {
+    member.extract(raw).ok_or_else(|| KernelError::BadData {
+        what: format!("{ty}.{path}"),
+        addr,
+        why: "bitfield outside its storage".into(),
+    })
+}
+
+fn sign_extend(raw: u64, member: &Member) -> i64 {
+    let bits = member
+        .bit_size
+        .unwrap_or_else(|| member.size.saturating_mul(8))
+        .clamp(1, 64);
+    let shift = 64 - u32::try_from(bits).unwrap_or(64);
+    ((raw << shift) as i64) >> shift
+}
