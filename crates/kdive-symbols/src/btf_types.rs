@@ -287,7 +287,7 @@ impl TypeGraph for Btf {
             _ => (None, None),
         };
         Ok(TypeDesc {
-            name: self.spell(id, &mut SPELL_BUDGET.clone()),
+            name: self.spell(id, &mut { SPELL_BUDGET }),
             class,
             size: self.size_of(id, 0)?,
             signed,

@@ -575,10 +575,11 @@ impl DwarfTypes {
         match self.tag(h)? {
             Some(gimli::DW_TAG_base_type) => {
                 let encoding = self.udata(h, gimli::DW_AT_encoding)?;
-                Ok(encoding.is_some_and(|e| {
-                    let e = DwAte(e as u8);
-                    e == gimli::DW_ATE_signed || e == gimli::DW_ATE_signed_char
-                }))
+                let encoding = encoding.and_then(|e| u8::try_from(e).ok()).map(DwAte);
+                Ok(matches!(
+                    encoding,
+                    Some(gimli::DW_ATE_signed | gimli::DW_ATE_signed_char)
+                ))
             }
             Some(gimli::DW_TAG_enumeration_type) => match h {
                 DieRef::Die { unit, offset, .. } => {
@@ -673,7 +674,8 @@ impl TypeGraph for DwarfTypes {
             Some(gimli::DW_TAG_base_type) => {
                 let encoding = self
                     .udata(h, gimli::DW_AT_encoding)?
-                    .map(|e| DwAte(e as u8));
+                    .and_then(|e| u8::try_from(e).ok())
+                    .map(DwAte);
                 match encoding {
                     Some(gimli::DW_ATE_boolean) => TypeClass::Bool,
                     Some(gimli::DW_ATE_float) => TypeClass::Float,
@@ -789,7 +791,7 @@ impl TypeGraph for DwarfTypes {
             _ => (None, None),
         };
         Ok(TypeDesc {
-            name: self.spell(h, &mut SPELL_BUDGET.clone())?,
+            name: self.spell(h, &mut { SPELL_BUDGET })?,
             class,
             size: self.size_of(h, 0)?,
             signed: self.is_signed(h)?,

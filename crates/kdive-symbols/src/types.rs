@@ -19,6 +19,10 @@ pub(crate) const MAX_TYPE_DEPTH: usize = 32;
 const MAX_DESCRIBE_DEPTH: usize = 6;
 /// Anonymous struct/union nesting searched for a member name.
 const MAX_ANON_DEPTH: usize = 8;
+/// Members looked at while searching anonymous members for one name: the kernel's structs
+/// need a few thousand; a hostile struct whose anonymous members are itself would otherwise
+/// cost (members ^ depth).
+const MAX_MEMBER_VISITS: usize = 1 << 16;
 
 /// Errors of type lookups, BTF parsing and vmlinux discovery; each names the type, member,
 /// file or path concerned.
@@ -258,12 +262,20 @@ fn find_member<G: TypeGraph>(
     h: G::Handle,
     name: &str,
     depth: usize,
+    budget: &mut usize,
 ) -> Result<Option<RawMember<G::Handle>>, SymbolError> {
     if depth > MAX_ANON_DEPTH {
         return Ok(None);
     }
+    let members = g.raw_members(h)?;
+    *budget = budget.checked_sub(members.len()).ok_or_else(|| {
+        SymbolError::from(TypeError::BadType {
+            ty: name.to_string(),
+            what: "member search too large (anonymous members nested in a loop?)".to_string(),
+        })
+    })?;
     let mut anonymous = Vec::new();
-    for m in g.raw_members(h)? {
+    for m in members {
         if m.name == name {
             return Ok(Some(m));
         }
@@ -274,7 +286,7 @@ fn find_member<G: TypeGraph>(
     for m in anonymous {
         let inner = g.strip(m.ty)?;
         if matches!(g.class(inner)?, TypeClass::Struct | TypeClass::Union) {
-            if let Some(mut found) = find_member(g, inner, name, depth + 1)? {
+            if let Some(mut found) = find_member(g, inner, name, depth + 1, budget)? {
                 found.bit_offset = found.bit_offset.saturating_add(m.bit_offset);
                 return Ok(Some(found));
             }
@@ -311,6 +323,7 @@ pub(crate) fn graph_member<G: TypeGraph>(
         })
     };
     let mut current = g.strip(g.find(ty)?)?;
+    let mut budget = MAX_MEMBER_VISITS;
     let mut bit_offset: u64 = 0;
     let mut found: Option<(G::Handle, Option<u64>)> = None;
     for segment in path.split('.') {
@@ -318,7 +331,7 @@ pub(crate) fn graph_member<G: TypeGraph>(
         if !matches!(g.class(current)?, TypeClass::Struct | TypeClass::Union) {
             return Err(unknown());
         }
-        let member = find_member(g, current, name, 0)?.ok_or_else(unknown)?;
+        let member = find_member(g, current, name, 0, &mut budget)?.ok_or_else(unknown)?;
         bit_offset = bit_offset
             .checked_add(member.bit_offset)
             .ok_or_else(unknown)?;

@@ -307,6 +307,18 @@ fn self_referencing_types_end_in_errors() {
 }
 
 #[test]
+fn anonymous_members_of_itself_are_bounded() {
+    let mut b = BtfBuilder::new();
+    let wide = b.next_id();
+    let members: Vec<(&str, u32, u32)> = (0..2000).map(|_| ("", wide, 0)).collect();
+    b.struct_("wide", 8, &members);
+    let btf = Btf::parse(b.build(), None, "wide").unwrap();
+    let start = std::time::Instant::now();
+    assert!(btf.member("wide", "x").is_err());
+    assert!(start.elapsed().as_secs() < 5, "took {:?}", start.elapsed());
+}
+
+#[test]
 fn malformed_headers_are_errors() {
     let good = kernel_like().build();
     let bad = |data: Vec<u8>| Btf::parse(data, None, "bad").unwrap_err();
