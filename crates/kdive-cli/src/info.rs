@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use kdive_dump::{PfnRange, Vmcore};
 use serde::Serialize;
 
@@ -102,9 +101,11 @@ fn describe(vmcore: &Vmcore) -> Info {
         release: vmcore.release().map(str::to_owned),
         kaslr_offset: vmcore.kaslr_offset().map(hex),
         crash_time: vmcore.crash_time(),
-        phys_base: kdump
-            .map(|h| h.phys_base)
-            .or_else(|| vmcore.vmcoreinfo().and_then(|v| v.phys_base()))
+        // The kernel's own NUMBER(phys_base) first: QEMU's kdump header carries its guess.
+        phys_base: vmcore
+            .vmcoreinfo()
+            .and_then(|v| v.phys_base())
+            .or_else(|| kdump.map(|h| h.phys_base))
             .map(hex),
         max_mapnr: kdump.map(|h| h.max_mapnr),
         split: vmcore
@@ -210,7 +211,7 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
     for (i, r) in info.present_ranges.iter().take(TABLE_RANGES).enumerate() {
         rows.push((
             if i == 0 { "ranges" } else { "" },
-            format!("{:>18} - {:<18}", r.start, r.end),
+            format!("{:>18} - {}", r.start, r.end),
         ));
     }
     if info.present_ranges.len() > TABLE_RANGES {
@@ -228,16 +229,12 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if !info.cpus.is_empty() {
         writeln!(out)?;
-        writeln!(
-            out,
-            "{:>4}  {:>8}  {:<18}  {:<18}",
-            "CPU", "PID", "RIP", "RSP"
-        )?;
+        writeln!(out, "{:>4}  {:>8}  {:<18}  RSP", "CPU", "PID", "RIP")?;
         for cpu in &info.cpus {
             let pid = cpu.pid.map_or_else(none, |p| p.to_string());
             writeln!(
                 out,
-                "{:>4}  {:>8}  {:<18}  {:<18}",
+                "{:>4}  {:>8}  {:<18}  {}",
                 cpu.cpu, pid, cpu.rip, cpu.rsp
             )?;
         }
@@ -246,16 +243,8 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
-    let vmcore = Vmcore::open_paths(&args.dumps).with_context(|| {
-        format!(
-            "cannot open {}",
-            args.dumps
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    })?;
+    // DumpError names the file (and offset) itself.
+    let vmcore = Vmcore::open_paths(&args.dumps)?;
     let info = describe(&vmcore);
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &info)?;

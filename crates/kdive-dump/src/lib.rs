@@ -106,7 +106,7 @@ impl Compression {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuRegs {
     pub cpu: usize,
-    /// The running task's pid, from NT_PRSTATUS (QEMU notes do not have one).
+    /// The running task's pid, from NT_PRSTATUS (none in QEMU dumps).
     pub pid: Option<u32>,
     pub rip: u64,
     pub rsp: u64,
@@ -521,8 +521,10 @@ impl Vmcore {
         self.kdump.first().and_then(|h| h.dump_level)
     }
 
-    /// Saved registers per CPU: NT_PRSTATUS when present, else QEMU's CPU notes.
+    /// Saved registers per CPU: NT_PRSTATUS when present, else QEMU's CPU notes. QEMU
+    /// fills `pr_pid` with the CPU number plus one, not a task, so QEMU dumps have no pid.
     pub fn cpus(&self) -> Vec<CpuRegs> {
+        let pids_are_tasks = self.notes.qemu_cpus.is_empty();
         if !self.notes.prstatus.is_empty() {
             self.notes
                 .prstatus
@@ -530,7 +532,7 @@ impl Vmcore {
                 .enumerate()
                 .map(|(cpu, p)| CpuRegs {
                     cpu,
-                    pid: Some(p.pid),
+                    pid: pids_are_tasks.then_some(p.pid),
                     rip: p.rip(),
                     rsp: p.rsp(),
                 })
