@@ -1,0 +1,480 @@
+//! `sys` and `ps` on the lab's real dumps, against the oracles the lab wrote when it made
+//! them: crash's output (`oracle/crash.<cmd>.txt`) and drgn's facts (`oracle/drgn.json`).
+//!
+//! crash 8.0.2 (Debian 12) sees only the tasks running on a CPU on these kernels, so the
+//! task list and the TASKS count are checked against drgn; crash checks the layout and the
+//! rows it does print. Where crash cannot open a dump (6.12), drgn and the guest's console
+//! log are the oracles. Without a lab the tests print SKIP and pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use kdive_commands::{parse, run, Output, PsRecord, Report, SysRecord};
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+use serde_json::Value;
+
+fn lab_root() -> PathBuf {
+    match std::env::var_os("KDIVE_LAB_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
+        }
+    }
+}
+
+/// Every dump's manifest: `manifests.json`, else each `dumps/*/manifest.json`.
+fn manifests(root: &Path) -> Vec<Value> {
+    if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
+        if let Ok(Value::Object(all)) = serde_json::from_str::<Value>(&text) {
+            if let Some(Value::Array(dumps)) = all.get("dumps") {
+                return dumps.clone();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(dirs) = std::fs::read_dir(root.join("dumps")) {
+        for dir in dirs.flatten() {
+            if let Ok(text) = std::fs::read_to_string(dir.path().join("manifest.json")) {
+                if let Ok(v) = serde_json::from_str(&text) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut at = v;
+    for key in path {
+        at = at.get(key)?;
+    }
+    at.as_str()
+}
+
+fn files(m: &Value) -> Vec<PathBuf> {
+    m["files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The lab rewrites dumps in place; one whose files differ from the manifest's sizes is
+/// being rebuilt and is skipped.
+fn is_stable(m: &Value) -> bool {
+    let sizes: Vec<u64> = m["file_sizes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let files = files(m);
+    !files.is_empty()
+        && sizes.len() == files.len()
+        && files
+            .iter()
+            .zip(&sizes)
+            .all(|(f, &size)| std::fs::metadata(f).is_ok_and(|md| md.len() == size))
+}
+
+fn open(m: &Value) -> Result<Kernel, String> {
+    let vmlinux = str_at(m, &["kernel", "vmlinux"]).ok_or("no kernel.vmlinux")?;
+    let vmcore = Vmcore::open_paths(&files(m)).map_err(|e| e.to_string())?;
+    Kernel::open(vmcore, Path::new(vmlinux)).map_err(|e| e.to_string())
+}
+
+fn command(kernel: &Kernel, line: &str) -> Report {
+    run(kernel, &parse(line).expect("parses")).expect("runs")
+}
+
+fn text(report: &Report) -> String {
+    let mut out = Vec::new();
+    report.write_text(&mut out).expect("renders");
+    String::from_utf8(out).expect("utf-8")
+}
+
+fn sys_record(report: &Report) -> &SysRecord {
+    match &report.output {
+        Output::Sys(r) => r,
+        other => panic!("not sys: {other:?}"),
+    }
+}
+
+fn ps_record(report: &Report) -> &PsRecord {
+    match &report.output {
+        Output::Ps(r) => r,
+        other => panic!("not ps: {other:?}"),
+    }
+}
+
+/// `LABEL: value` lines of crash's `sys` (continuation lines of DUMPFILES joined).
+fn sys_fields(text: &str) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut last = String::new();
+    for line in text.lines() {
+        match line.split_once(": ") {
+            Some((label, value)) if !label.trim().is_empty() => {
+                last = label.trim().to_owned();
+                fields.insert(last.clone(), value.to_owned());
+            }
+            _ => {
+                if let Some(v) = fields.get_mut(&last) {
+                    v.push('\n');
+                    v.push_str(line.trim());
+                }
+            }
+        }
+    }
+    fields
+}
+
+/// Paths in a DUMPFILE value reduced to file names (crash may have been given another
+/// spelling of the same file).
+fn file_names(value: &str) -> String {
+    value
+        .split('\n')
+        .map(|line| {
+            line.split_whitespace()
+                .map(|w| {
+                    if w.contains('/') {
+                        w.rsplit('/').next().unwrap_or(w)
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// drgn's `task_state_to_char` letters as crash names the states.
+fn crash_state(drgn: &str) -> &'static str {
+    match drgn {
+        "R" => "RU",
+        "S" => "IN",
+        "D" => "UN",
+        "I" => "ID",
+        "Z" => "ZO",
+        "T" => "ST",
+        "t" => "TR",
+        "X" => "DE",
+        "P" => "PA",
+        _ => "??",
+    }
+}
+
+fn load_json(path: Option<&str>) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path?).ok()?).ok()
+}
+
+/// One crash `ps` row: marker, PID, PPID, CPU, TASK, ST, %MEM, VSZ, RSS, COMM.
+struct CrashPsRow {
+    active: bool,
+    pid: String,
+    cpu: String,
+    task: String,
+    state: String,
+    vsz: String,
+    comm: String,
+}
+
+fn crash_ps_rows(text: &str) -> Vec<CrashPsRow> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let active = line.starts_with('>');
+            let words: Vec<&str> = line.get(1..)?.split_whitespace().collect();
+            if words.len() < 9 {
+                return None;
+            }
+            Some(CrashPsRow {
+                active,
+                pid: words[0].into(),
+                cpu: words[2].into(),
+                task: words[3].into(),
+                state: words[4].into(),
+                vsz: words[6].into(),
+                comm: words[8..].join(" "),
+            })
+        })
+        .collect()
+}
+
+/// Which oracles a dump's checks used.
+#[derive(Default)]
+struct Used {
+    crash_sys: usize,
+    crash_ps: usize,
+    drgn: usize,
+    console: usize,
+}
+
+fn check_sys(
+    m: &Value,
+    kernel: &Kernel,
+    drgn: Option<&Value>,
+    used: &mut Used,
+    failures: &mut Vec<String>,
+) {
+    let name = str_at(m, &["name"]).unwrap_or("?");
+    let report = command(kernel, "sys");
+    let ours_text = text(&report);
+    let ours = sys_fields(&ours_text);
+    let record = sys_record(&report);
+    let crash_dir = str_at(m, &["oracle", "crash"]);
+    if let Some(crash_text) =
+        crash_dir.and_then(|d| std::fs::read_to_string(Path::new(d).join("crash.sys.txt")).ok())
+    {
+        let crash = sys_fields(&crash_text);
+        used.crash_sys += 1;
+        for (label, value) in &crash {
+            let mine = ours.get(label).cloned().unwrap_or_default();
+            let (mine, theirs) = match label.as_str() {
+                "DUMPFILE" | "DUMPFILES" => (file_names(&mine), file_names(value)),
+                // crash counts only the tasks it found; drgn's count is checked below.
+                "TASKS" => continue,
+                _ => (mine, value.clone()),
+            };
+            if mine != theirs {
+                failures.push(format!(
+                    "{name}: sys {label}: kdive {mine:?}, crash {theirs:?}"
+                ));
+            }
+        }
+    }
+    if let Some(drgn) = drgn {
+        used.drgn += 1;
+        if let (Some(tasks), Some(idle)) = (drgn["tasks"].as_array(), drgn["idle_tasks"].as_array())
+        {
+            if record.tasks != tasks.len() + idle.len() {
+                failures.push(format!(
+                    "{name}: sys TASKS: kdive {}, drgn {} tasks + {} idle",
+                    record.tasks,
+                    tasks.len(),
+                    idle.len()
+                ));
+            }
+        }
+        for (field, ours) in [
+            ("nodename", &record.nodename),
+            ("release", &record.release),
+            ("version", &record.version),
+            ("machine", &record.machine),
+        ] {
+            if let Some(theirs) = drgn["uts"][field].as_str() {
+                if ours.as_deref() != Some(theirs) {
+                    failures.push(format!(
+                        "{name}: sys {field}: kdive {ours:?}, drgn {theirs:?}"
+                    ));
+                }
+            }
+        }
+    }
+    // The guest's own console log holds the panic line and the release.
+    if let Some(console) = str_at(m, &["console_log"]).and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        used.console += 1;
+        if let Some(panic) = &record.panic {
+            if !console.contains(panic.as_str()) {
+                failures.push(format!(
+                    "{name}: sys PANIC {panic:?} is not in the console log"
+                ));
+            }
+        }
+        if let Some(release) = &record.release {
+            if !console.contains(&format!("Linux version {release} ")) {
+                failures.push(format!(
+                    "{name}: sys RELEASE {release:?} is not the console log's"
+                ));
+            }
+        }
+    }
+}
+
+fn check_ps(
+    m: &Value,
+    kernel: &Kernel,
+    drgn: Option<&Value>,
+    used: &mut Used,
+    failures: &mut Vec<String>,
+) {
+    let name = str_at(m, &["name"]).unwrap_or("?");
+    let report = command(kernel, "ps");
+    let rows = &ps_record(&report).tasks;
+    let by_task: HashMap<String, _> = rows
+        .iter()
+        .map(|r| (format!("{:x}", r.task.0), r))
+        .collect();
+    let ours_text = text(&report);
+    if let Some(drgn) = drgn {
+        let mut expected = Vec::new();
+        for key in ["idle_tasks", "tasks"] {
+            expected.extend(drgn[key].as_array().cloned().unwrap_or_default());
+        }
+        if !expected.is_empty() && expected.len() != rows.len() {
+            failures.push(format!(
+                "{name}: ps: kdive {} tasks, drgn {}",
+                rows.len(),
+                expected.len()
+            ));
+        }
+        for t in &expected {
+            let task = t["task"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("0x");
+            let Some(row) = by_task.get(task) else {
+                failures.push(format!(
+                    "{name}: ps: drgn's task {task} ({}) is missing",
+                    t["comm"]
+                ));
+                continue;
+            };
+            let checks = [
+                ("PID", row.pid.to_string(), t["pid"].to_string()),
+                ("PPID", row.ppid.to_string(), t["ppid"].to_string()),
+                ("CPU", row.cpu.to_string(), t["cpu"].to_string()),
+                (
+                    "ST",
+                    row.state.to_owned(),
+                    crash_state(t["state"].as_str().unwrap_or("")).to_owned(),
+                ),
+                (
+                    "COMM",
+                    row.comm.clone(),
+                    t["comm"].as_str().unwrap_or_default().to_owned(),
+                ),
+                (
+                    "kthread",
+                    row.kernel_thread.to_string(),
+                    t["kthread"].to_string(),
+                ),
+            ];
+            for (column, ours, theirs) in checks {
+                if ours != theirs {
+                    failures.push(format!(
+                        "{name}: ps {task} {column}: kdive {ours}, drgn {theirs}"
+                    ));
+                }
+            }
+        }
+    }
+    let crash_dir = str_at(m, &["oracle", "crash"]);
+    if let Some(crash_text) =
+        crash_dir.and_then(|d| std::fs::read_to_string(Path::new(d).join("crash.ps.txt")).ok())
+    {
+        used.crash_ps += 1;
+        if crash_text.lines().next() != ours_text.lines().next() {
+            failures.push(format!("{name}: ps header differs from crash's"));
+        }
+        for c in crash_ps_rows(&crash_text) {
+            let Some(row) = by_task.get(&c.task) else {
+                failures.push(format!("{name}: ps: crash's task {} is missing", c.task));
+                continue;
+            };
+            let comm = if row.kernel_thread {
+                format!("[{}]", row.comm)
+            } else {
+                row.comm.clone()
+            };
+            let checks = [
+                (">", row.active.to_string(), c.active.to_string()),
+                ("PID", row.pid.to_string(), c.pid.clone()),
+                ("CPU", row.cpu.to_string(), c.cpu.clone()),
+                ("ST", row.state.to_owned(), c.state.clone()),
+                ("VSZ", row.vsz.to_string(), c.vsz.clone()),
+                ("COMM", comm, c.comm.clone()),
+            ];
+            for (column, ours, theirs) in checks {
+                if ours != theirs {
+                    failures.push(format!(
+                        "{name}: ps {} {column}: kdive {ours}, crash {theirs}",
+                        c.task
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sys_and_ps_match_the_oracles() {
+    let root = lab_root();
+    let all = manifests(&root);
+    if all.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut checked = Vec::new();
+    let mut used = Used::default();
+    for m in &all {
+        let name = str_at(m, &["name"]).unwrap_or("?").to_owned();
+        if m["truncated"].as_bool() == Some(true) {
+            continue;
+        }
+        if !is_stable(m) {
+            println!("skip {name}: the lab is rewriting it");
+            continue;
+        }
+        let kernel = match open(m) {
+            Ok(k) => k,
+            Err(err) => {
+                failures.push(format!("{name}: open: {err}"));
+                continue;
+            }
+        };
+        let drgn = load_json(str_at(m, &["oracle", "drgn"]));
+        check_sys(m, &kernel, drgn.as_ref(), &mut used, &mut failures);
+        check_ps(m, &kernel, drgn.as_ref(), &mut used, &mut failures);
+        checked.push(name);
+    }
+    println!("checked {} dumps: {}", checked.len(), checked.join(", "));
+    println!(
+        "oracles used: crash sys {}, crash ps {}, drgn {}, console log {}",
+        used.crash_sys, used.crash_ps, used.drgn, used.console
+    );
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn truncated_dumps_answer_partially() {
+    let root = lab_root();
+    let all = manifests(&root);
+    if all.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    for m in all
+        .iter()
+        .filter(|m| m["truncated"].as_bool() == Some(true) && is_stable(m))
+    {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let kernel = open(m).unwrap_or_else(|e| panic!("{name}: open: {e}"));
+        for line in ["sys", "ps"] {
+            let report = command(&kernel, line);
+            assert!(
+                report.is_partial()
+                    || kernel
+                        .dump()
+                        .warnings
+                        .iter()
+                        .any(|w| w.contains("truncated")),
+                "{name}: {line} on a truncated dump gave no warning"
+            );
+            assert!(!text(&report).is_empty(), "{name}: {line} printed nothing");
+        }
+        println!("{name}: partial sys and ps");
+    }
+}
