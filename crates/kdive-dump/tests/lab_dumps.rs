@@ -172,6 +172,44 @@ fn crash_osrelease(file: &Path) -> Option<String> {
     (out.status.success() && !text.is_empty()).then_some(text)
 }
 
+/// makedumpfile 1.7.9 as the lab built it, else the one on PATH.
+fn makedumpfile() -> Option<PathBuf> {
+    let lab = lab_root().join("tools/makedumpfile-1.7.9/makedumpfile");
+    if lab.exists() {
+        return Some(lab);
+    }
+    let out = Command::new("sh")
+        .args(["-c", "command -v makedumpfile"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+/// Pages makedumpfile finds dumped in a kdump-compressed file: it re-filters the file at its
+/// own dump level (`-F` to /dev/null) and reports "Remaining pages", having dropped the zero
+/// pages again ("Pages filled with zero"), which the file holds as one shared page.
+fn makedumpfile_dumped_pages(mdf: &Path, file: &Path, level: i64) -> Option<u64> {
+    let out = Command::new(mdf)
+        .args(["--message-level", "16", "-F", "-d", &level.to_string()])
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let report = String::from_utf8_lossy(&out.stderr);
+    let field = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.rsplit_once(':'))
+            .and_then(|(_, v)| u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok())
+    };
+    Some(field("Remaining pages")? + field("Pages filled with zero").unwrap_or(0))
+}
+
 #[test]
 fn metadata_agrees_with_manifest_and_oracles() {
     let Some(dumps) = manifests() else { return };
@@ -246,6 +284,22 @@ fn metadata_agrees_with_manifest_and_oracles() {
             vmcore.mem.read_phys(addr, &mut buf).unwrap();
             assert!(vmcore.mem.read_phys(PhysAddr(!0xfff), &mut buf).is_err());
         } else if vmcore.format.name() != "elf" {
+            if vmcore.format.name() == "kdump" {
+                match makedumpfile().and_then(|mdf| {
+                    makedumpfile_dumped_pages(
+                        &mdf,
+                        first,
+                        i64::from(vmcore.dump_level().unwrap_or(0)),
+                    )
+                }) {
+                    Some(oracle) => {
+                        assert_eq!(present, oracle, "{name}: pages makedumpfile finds dumped")
+                    }
+                    None => println!(
+                        "SKIP {name}: makedumpfile page count (no makedumpfile, or it failed)"
+                    ),
+                }
+            }
             counts
                 .entry((snapshot(m), m["dump_level"].as_i64().unwrap()))
                 .or_default()
