@@ -32,7 +32,8 @@ const DISK_DUMP_HEADER_SIZE: usize = 464;
 /// `sizeof(struct kdump_sub_header)` on x86_64.
 const KDUMP_SUB_HEADER_SIZE: usize = 104;
 /// `sizeof(struct page_desc)`
-const PAGE_DESC_SIZE: u64 = 24;
+const PAGE_DESC_LEN: usize = 24;
+const PAGE_DESC_SIZE: u64 = PAGE_DESC_LEN as u64;
 
 /// `disk_dump_header.status` bits.
 pub const DUMP_DH_COMPRESSED_ZLIB: u32 = 0x1;
@@ -415,7 +416,7 @@ impl<S: ByteSource> Diskdump<S> {
             else {
                 return u64::MAX;
             };
-            for desc in raw.chunks_exact(PAGE_DESC_SIZE as usize) {
+            for desc in raw.chunks_exact(PAGE_DESC_LEN) {
                 let offset = le_u64(desc, 0);
                 end = end.max(offset.saturating_add(u64::from(le_u32(desc, 8))));
             }
@@ -444,7 +445,7 @@ impl<S: ByteSource> Diskdump<S> {
         let offset = self
             .desc_offset
             .checked_add(index.checked_mul(PAGE_DESC_SIZE)?)?;
-        let raw = self.source.bytes_at(offset, PAGE_DESC_SIZE as usize)?;
+        let raw = self.source.bytes_at(offset, PAGE_DESC_LEN)?;
         Some(PageDesc {
             offset: le_u64(&raw, 0) as i64,
             size: le_u32(&raw, 8),

@@ -7,6 +7,17 @@
 //! makedumpfile's flattened layout read in place, split dumps, and truncated copies of all
 //! of them. Virtual addresses are not this crate's business (see kdive-arch).
 
+// Dumps are hostile input: no panicking shortcuts in the library (tests may use them).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 mod addr;
 mod cache;
 mod diskdump;
