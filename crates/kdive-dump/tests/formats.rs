@@ -512,3 +512,36 @@ fn malformed_elf_and_flattened() {
     b.extend_from_slice(&[0u8; 16]);
     assert!(Vmcore::from_bytes("sparse.flat", b).is_err());
 }
+
+#[test]
+fn vmcore_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Vmcore>();
+}
+
+#[test]
+fn parallel_reads_past_the_cache_bound_agree() {
+    // More pages than the decompressed-page cache holds, read from four threads at once.
+    let pages = 3000u64;
+    let bytes = DiskdumpBuilder::new(PAGE as u32, 4096)
+        .compression(PageCompression::Zstd)
+        .pattern_pages(0, pages, 11)
+        .build();
+    let vmcore = Vmcore::from_bytes("many.kdump", bytes).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let vmcore = &vmcore;
+            scope.spawn(move || {
+                for round in 0..2 {
+                    for pfn in (0..pages).filter(|p| (p + t + round) % 3 != 0) {
+                        assert_eq!(
+                            read_page(vmcore, pfn).unwrap(),
+                            page_pattern(pfn, 11, PAGE),
+                            "pfn {pfn}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
