@@ -112,16 +112,16 @@ impl DwarfTypes {
             path: path.to_path_buf(),
             what: e.to_string(),
         })?;
+        if elf.section_by_name(".debug_info").is_none() {
+            return Err(SymbolError::NoDebugInfo {
+                path: path.to_path_buf(),
+            });
+        }
         if elf.kind() == object::ObjectKind::Relocatable {
             return Err(SymbolError::BadElf {
                 path: path.to_path_buf(),
                 what: "DWARF types are read from linked images only; use the module's BTF"
                     .to_string(),
-            });
-        }
-        if elf.section_by_name(".debug_info").is_none() {
-            return Err(SymbolError::NoDebugInfo {
-                path: path.to_path_buf(),
             });
         }
         let endian = if elf.is_little_endian() {

@@ -6,11 +6,13 @@
 //! as C does, so `member("task_struct", "__state")` works whether or not the field sits in an
 //! anonymous union on that kernel. [`Types`] asks BTF first (small, indexed at open) and DWARF
 //! (complete, indexed on first use) for what BTF does not know, such as the types of global
-//! variables.
+//! variables; `Types::open_vmlinux(path)` builds that stack and caches member lookups.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use crate::SymbolError;
+use crate::{Btf, DwarfTypes, SymbolError};
 
 /// Bound on typedef/qualifier chains and on nesting while describing a type, so that a
 /// malformed file whose types refer to themselves ends in an error, not a hang.
@@ -182,6 +184,11 @@ pub trait TypeInfo {
             }
             .into()),
         }
+    }
+
+    /// `offsetof(ty, path)` in bytes (see [`TypeInfo::member`]).
+    fn offset_of(&self, ty: &str, path: &str) -> Result<u64, SymbolError> {
+        Ok(self.member(ty, path)?.offset)
     }
 
     /// Whether the member exists: layouts are told apart by the presence of fields, not by
@@ -438,7 +445,15 @@ pub(crate) fn array_name(elem: &str, len: u64) -> String {
 #[derive(Default, Clone)]
 pub struct Types {
     sources: Vec<Arc<dyn TypeInfo + Send + Sync>>,
+    /// The vmlinux BTF, the base that module BTF is read against.
+    vmlinux_btf: Option<Arc<Btf>>,
+    /// Member lookups already answered: a kernel model asks the same few hundred paths for
+    /// every task, module or record it walks.
+    members: Arc<Mutex<HashMap<(String, String), Member>>>,
 }
+
+/// Entries of the member cache; past this, answers are no longer cached.
+const MEMBER_CACHE_LIMIT: usize = 4096;
 
 impl std::fmt::Debug for Types {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -451,6 +466,35 @@ impl std::fmt::Debug for Types {
 impl Types {
     pub fn new() -> Types {
         Types::default()
+    }
+
+    /// The type information of a `vmlinux`: its `.BTF` first, then its DWARF (indexed on the
+    /// first question BTF cannot answer). Either may be missing, not both.
+    pub fn open_vmlinux(path: &Path) -> Result<Types, SymbolError> {
+        let mut types = Types::new();
+        match Btf::from_elf_file(path, None) {
+            Ok(btf) => types.push_vmlinux_btf(Arc::new(btf)),
+            Err(SymbolError::Type(TypeError::NoBtf { .. })) => {}
+            Err(e) => return Err(e),
+        }
+        match DwarfTypes::open(path) {
+            Ok(dwarf) => types.push(Arc::new(dwarf)),
+            Err(SymbolError::NoDebugInfo { .. }) if !types.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(types)
+    }
+
+    /// Adds the vmlinux BTF as a source and keeps it as the base for modules' BTF.
+    pub fn push_vmlinux_btf(&mut self, btf: Arc<Btf>) {
+        self.vmlinux_btf = Some(btf.clone());
+        self.push(btf);
+    }
+
+    /// The vmlinux BTF, to read a module's split BTF against:
+    /// `Btf::from_elf_file(ko, types.vmlinux_btf().cloned())`.
+    pub fn vmlinux_btf(&self) -> Option<&Arc<Btf>> {
+        self.vmlinux_btf.as_ref()
     }
 
     /// Adds a source to ask after those already added.
@@ -510,10 +554,20 @@ impl TypeInfo for Types {
     }
 
     fn member(&self, ty: &str, path: &str) -> Result<Member, SymbolError> {
-        self.ask(
+        let key = (ty.to_string(), path.to_string());
+        if let Some(m) = self.members.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(m);
+        }
+        let m = self.ask(
             || TypeError::UnknownType { name: ty.into() },
             |s| s.member(ty, path),
-        )
+        )?;
+        if let Ok(mut cache) = self.members.lock() {
+            if cache.len() < MEMBER_CACHE_LIMIT {
+                cache.insert(key, m.clone());
+            }
+        }
+        Ok(m)
     }
 
     fn enum_value(&self, enum_name: Option<&str>, enumerator: &str) -> Result<i128, SymbolError> {

@@ -391,6 +391,13 @@ fn lab_layouts_match_pahole() {
         let n = check_source("BTF vs pahole -F btf", btf.as_ref(), &btf_oracle);
         check_source("BTF vs pahole -F dwarf", btf.as_ref(), &dwarf_oracle);
         check_source("DWARF vs pahole -F dwarf", dwarf.as_ref(), &dwarf_oracle);
+        let types = Types::open_vmlinux(&vmlinux).unwrap();
+        let sources: Vec<TypeSourceKind> = types.sources().collect();
+        assert_eq!(sources, [TypeSourceKind::Btf, TypeSourceKind::Dwarf]);
+        assert_eq!(
+            types.offset_of("task_struct", "thread.sp").unwrap(),
+            btf.member("task_struct", "thread.sp").unwrap().offset
+        );
         let enums = pahole_enums(&vmlinux, ENUMS);
         assert!(
             enums.len() >= 4,

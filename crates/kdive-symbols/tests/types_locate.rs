@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kdive_symbols::{
-    find_vmlinux, vmlinux_candidates, Btf, RejectReason, SymbolError, TypeError, TypeInfo,
+    find_vmlinux, vmlinux_candidates, Btf, RejectReason, SymbolError, TypeError, TypeInfo, Types,
 };
 use kdive_testkit::btf::{BtfBuilder, INT_SIGNED};
 use kdive_testkit::ElfVmcoreBuilder;
@@ -70,6 +70,15 @@ fn finds_by_release_and_build_id() {
     assert!(found.has_btf && !found.has_dwarf);
     let btf = Btf::from_elf_file(&found.path, None).unwrap();
     assert_eq!(btf.struct_size("task_struct").unwrap(), 4);
+    // A BTF-only image is enough for `Types`; an image with neither BTF nor DWARF is not.
+    let types = Types::open_vmlinux(&found.path).unwrap();
+    assert_eq!(types.offset_of("task_struct", "pid").unwrap(), 0);
+    assert!(types.vmlinux_btf().is_some());
+    let stripped = root.join(format!("usr/lib/debug/boot/vmlinux-{RELEASE}"));
+    assert!(matches!(
+        Types::open_vmlinux(&stripped),
+        Err(SymbolError::NoDebugInfo { .. })
+    ));
 
     // Without a build id the first usable image wins.
     let any = find_vmlinux(RELEASE, None, std::slice::from_ref(&root)).unwrap();
