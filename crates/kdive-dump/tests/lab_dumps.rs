@@ -215,6 +215,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
     let Some(dumps) = manifests() else { return };
     // present pages per (crash_id, dump level) among complete kdump-compressed dumps
     let mut counts: BTreeMap<(String, i64), Vec<(String, u64)>> = BTreeMap::new();
+    let mut rip_checks = 0u32;
     for m in &dumps {
         let name = m["name"].as_str().unwrap();
         let vmcore = open(m);
@@ -260,6 +261,27 @@ fn metadata_agrees_with_manifest_and_oracles() {
                 }
                 if let Some(size) = drgn["memory"]["page_size"].as_u64() {
                     assert_eq!(vmcore.page_size(), size, "{name}: drgn page size");
+                }
+                // drgn starts the panicking task's stack from its CPU's NT_PRSTATUS (kdump
+                // captures; QEMU's notes carry no task), so its first pc is that note's RIP.
+                let panic = &drgn["panic"];
+                let first = &panic["stack"][0];
+                if let (Some(pid), Some(pc), Some(true), Some("kdump")) = (
+                    panic["task"]["pid"].as_u64(),
+                    first["pc"].as_str(),
+                    first["interrupted"].as_bool(),
+                    m["capture"].as_str(),
+                ) {
+                    let pc = u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap();
+                    let cpu = vmcore
+                        .cpus()
+                        .into_iter()
+                        .find(|c| c.pid.map(u64::from) == Some(pid));
+                    assert_eq!(
+                        cpu.map(|c| c.rip),
+                        Some(pc),
+                        "{name}: RIP of pid {pid} (drgn's panic frame)"
+                    );
                 }
             }
         }
@@ -314,6 +336,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
             vmcore.cpus().len()
         );
     }
+    println!("panic RIP checked against drgn in {rip_checks} dumps");
     // Every complete kdump-compressed file of one crash and dump level holds the same pages,
     // whatever its compression, layout (flattened) or split.
     for ((crash_id, level), list) in counts {
