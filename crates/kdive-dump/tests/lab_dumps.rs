@@ -282,6 +282,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
                         Some(pc),
                         "{name}: RIP of pid {pid} (drgn's panic frame)"
                     );
+                    rip_checks += 1;
                 }
             }
         }
