@@ -277,10 +277,7 @@ impl DwarfTypes {
                     gimli::DW_TAG_variable => &mut index.variables,
                     _ => continue,
                 };
-                let declaration = matches!(
-                    entry.attr_value(gimli::DW_AT_declaration),
-                    Ok(Some(AttributeValue::Flag(true)))
-                );
+                let (name, declaration, _) = index_attrs(entry);
                 let here = DieRef::Die {
                     unit: u,
                     offset: entry.offset(),
@@ -290,7 +287,7 @@ impl DwarfTypes {
                 // on the declaration (the definition refers to it through
                 // DW_AT_specification), so variables are indexed from declarations too.
                 if !declaration || tag == gimli::DW_TAG_variable {
-                    if let Some(name) = self.die_name_raw(unit, entry) {
+                    if let Some(name) = name.and_then(|n| self.dwarf.attr_string(unit, n).ok()) {
                         if let Ok(name) = name.to_string_lossy() {
                             // Most names repeat in every unit: allocate only new ones.
                             if !map.contains_key(&*name) {
@@ -306,9 +303,10 @@ impl DwarfTypes {
                         if e.tag() != gimli::DW_TAG_enumerator {
                             continue;
                         }
-                        let (Some(name), Some(value)) =
-                            (self.die_name_raw(unit, e), const_value(e))
-                        else {
+                        let (Some(name), _, Some(value)) = index_attrs(e) else {
+                            continue;
+                        };
+                        let Ok(name) = self.dwarf.attr_string(unit, name) else {
                             continue;
                         };
                         if let Ok(name) = name.to_string_lossy() {
@@ -321,15 +319,6 @@ impl DwarfTypes {
             }
         }
         Ok((units, index))
-    }
-
-    fn die_name_raw(
-        &self,
-        unit: &gimli::Unit<Reader>,
-        entry: &gimli::DebuggingInformationEntry<'_, '_, Reader>,
-    ) -> Option<Reader> {
-        let value = entry.attr_value(gimli::DW_AT_name).ok()??;
-        self.dwarf.attr_string(unit, value).ok()
     }
 
     fn die_name(
@@ -622,10 +611,35 @@ impl DwarfTypes {
     }
 }
 
-/// `DW_AT_const_value` of an enumerator. gcc writes negative values as `DW_FORM_sdata` and
-/// the others in the smallest `DW_FORM_dataN`, which are read unsigned.
+/// `DW_AT_name`, `DW_AT_declaration` and `DW_AT_const_value` in one pass over the attributes:
+/// the index reads millions of DIEs, and `attr_value` parses the attributes again per call.
+fn index_attrs(
+    entry: &gimli::DebuggingInformationEntry<'_, '_, Reader>,
+) -> (Option<AttributeValue<Reader>>, bool, Option<i128>) {
+    let (mut name, mut declaration, mut value) = (None, false, None);
+    let mut attrs = entry.attrs();
+    while let Ok(Some(attr)) = attrs.next() {
+        match attr.name() {
+            gimli::DW_AT_name => name = Some(attr.value()),
+            gimli::DW_AT_declaration => {
+                declaration = matches!(attr.value(), AttributeValue::Flag(true))
+            }
+            gimli::DW_AT_const_value => value = enumerator_value(attr.value()),
+            _ => {}
+        }
+    }
+    (name, declaration, value)
+}
+
+/// `DW_AT_const_value` of an enumerator.
 fn const_value(entry: &gimli::DebuggingInformationEntry<'_, '_, Reader>) -> Option<i128> {
-    match entry.attr_value(gimli::DW_AT_const_value).ok()?? {
+    enumerator_value(entry.attr_value(gimli::DW_AT_const_value).ok()??)
+}
+
+/// gcc writes negative enumerators as `DW_FORM_sdata` and the others in the smallest
+/// `DW_FORM_dataN`, which are read unsigned.
+fn enumerator_value(value: AttributeValue<Reader>) -> Option<i128> {
+    match value {
         AttributeValue::Sdata(v) => Some(i128::from(v)),
         AttributeValue::Udata(v) => Some(i128::from(v)),
         AttributeValue::Data1(v) => Some(i128::from(v)),
