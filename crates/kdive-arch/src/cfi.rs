@@ -239,12 +239,12 @@ impl DwarfCfi {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A `.debug_frame` with one CIE (CFA = rsp + 8, return address at CFA - 8) and one FDE
     /// for [0x1000, 0x1040): after `push %rbp` at 0x1001, CFA = rsp + 16 and rbp at CFA - 16.
-    fn debug_frame() -> Vec<u8> {
+    pub(crate) fn debug_frame() -> Vec<u8> {
         let mut cie = vec![];
         cie.extend_from_slice(&0xffff_ffffu32.to_le_bytes()); // CIE id
         cie.push(4); // version

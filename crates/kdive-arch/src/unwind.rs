@@ -929,6 +929,43 @@ mod tests {
     }
 
     #[test]
+    fn dwarf_cfi_where_orc_is_undefined() {
+        // The test FDE covers [TEXT + 0x1000, TEXT + 0x1040): from +1 on, CFA = rsp + 16,
+        // rbp at CFA - 16, the return address at CFA - 8. ORC says nothing there.
+        let caller = TEXT + 0x2000;
+        let mut t = tables(&[
+            (TEXT + 0x1000, UNDEF, 0, UNDEF, 0, T_UNDEFINED, false),
+            (caller, SP, 8, UNDEF, 0, T_CALL, false),
+            (TEXT + 0x3000, UNDEF, 0, UNDEF, 0, T_END, false),
+            (TEXT + 0x3100, UNDEF, 0, UNDEF, 0, T_UNDEFINED, false),
+        ]);
+        let mut mem = Words::default();
+        mem.put(STACK, &[0x7777, caller + 5, TEXT + 0x3001]);
+        let bt = unwind(&t, &mem, start(TEXT + 0x1020, STACK, 0x1111));
+        assert_eq!(
+            bt.stop,
+            StopReason::Undefined {
+                pc: VirtAddr(TEXT + 0x1020)
+            }
+        );
+        t.cfi.push(DwarfCfi::from_debug_frame(
+            "test",
+            crate::cfi::tests::debug_frame(),
+            TEXT,
+        ));
+        let bt = unwind(&t, &mem, start(TEXT + 0x1020, STACK, 0x1111));
+        assert_eq!(pcs(&bt), vec![TEXT + 0x1020, caller + 5, TEXT + 0x3001]);
+        assert_eq!(bt.frames[1].source, FrameSource::DwarfCfi);
+        assert_eq!(bt.frames[1].regs.rbp(), Some(0x7777));
+        assert_eq!(bt.frames[1].sp.0, STACK + 16);
+        assert_eq!(bt.stop, StopReason::EndOfStack);
+        // At the FDE's first byte the CFA is rsp + 8 and rbp is untouched.
+        let bt = unwind(&t, &mem, start(TEXT + 0x1000, STACK + 8, 0x1111));
+        assert_eq!(pcs(&bt)[1], caller + 5);
+        assert_eq!(bt.frames[1].regs.rbp(), Some(0x1111));
+    }
+
+    #[test]
     fn inactive_task_frame_start() {
         let layout = InactiveTaskFrameLayout {
             size: 56,

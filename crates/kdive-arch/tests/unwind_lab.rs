@@ -362,7 +362,9 @@ fn print_chain(kernel: &Kernel, bt: &Backtrace) {
     println!("  stop: {:?}", bt.stop);
 }
 
-/// drgn's physical frames (inline entries folded into their frame): their pcs.
+/// drgn's kernel frames (inline entries folded into their physical frame; drgn goes on
+/// into user space after a syscall's pt_regs, kdive stops there): pc and whether drgn had
+/// a symbol for it.
 fn drgn_pcs(stack: &Value) -> Vec<(u64, bool)> {
     stack
         .as_array()
@@ -377,10 +379,14 @@ fn drgn_pcs(stack: &Value) -> Vec<(u64, bool)> {
                         !f["symbol"].is_null(),
                     )
                 })
+                .take_while(|(pc, _)| *pc >= KERNEL_SPACE)
                 .collect()
         })
         .unwrap_or_default()
 }
+
+/// The lowest kernel address on x86_64.
+const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
 
 #[test]
 fn unwind_kdump_dumps_like_the_console_and_drgn() {
@@ -396,9 +402,10 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
     let mut crash_ids = std::collections::HashSet::new();
     for m in &manifests {
         let name = m["name"].as_str().expect("name");
-        if m["capture"] != "kdump" || m["truncated"] == true {
+        if m["truncated"] == true {
             continue;
         }
+        let qemu = m["capture"] == "qemu";
         let crash_id = m["crash_id"].as_str().unwrap_or(name).to_owned();
         let drgn_path = m["oracle"]["drgn"].as_str().map(str::to_owned);
         // One dump per crash suffices for the console check; drgn's oracle where it exists.
@@ -425,15 +432,28 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
         let expected = console_trace(m["console_log"].as_str().expect("console_log"));
         println!("{name}: console trace {expected:?}");
 
+        // kdump: each CPU's NT_PRSTATUS (the panic CPU's is the oops's pt_regs or
+        // crash_setup_regs() in __crash_kexec); QEMU: the CPUs' state after the panic.
+        let starts: Vec<(u32, RegisterSet)> = if qemu {
+            vmcore
+                .notes
+                .qemu_cpus
+                .iter()
+                .map(|q| (0, RegisterSet::from_qemu(q)))
+                .collect()
+        } else {
+            vmcore
+                .notes
+                .prstatus
+                .iter()
+                .map(|p| (p.pid, RegisterSet::from_prstatus(p)))
+                .collect()
+        };
         let mut found = false;
         let mut cpu_traces = Vec::new();
-        for (cpu, pr) in vmcore.notes.prstatus.iter().enumerate() {
-            let bt = unwind(
-                &kernel.tables,
-                &space,
-                UnwindStart::from_registers(RegisterSet::from_prstatus(pr)),
-            );
-            println!("{name}: CPU {cpu} (pid {}):", pr.pid);
+        for (cpu, (pid, regs)) in starts.into_iter().enumerate() {
+            let bt = unwind(&kernel.tables, &space, UnwindStart::from_registers(regs));
+            println!("{name}: CPU {cpu} (pid {pid}):");
             print_chain(&kernel, &bt);
             assert!(
                 bt.stop.is_complete(),
@@ -444,7 +464,7 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
             if is_subsequence(&expected, &names) {
                 found = true;
             }
-            cpu_traces.push((pr.pid, bt));
+            cpu_traces.push((pid, bt));
         }
         assert!(
             found,
@@ -503,6 +523,19 @@ fn compare_with_drgn(
         .collect();
 
     let mut agreed = 0;
+    // The crashed thread as drgn unwinds it (from the panic CPU's registers).
+    if let Some(cpu) = drgn["panic"]["task"]["cpu"].as_u64() {
+        if let Some((_, bt)) = cpu_traces.get(usize::try_from(cpu).unwrap_or(usize::MAX)) {
+            check_against_drgn(
+                name,
+                "the panic task",
+                kernel,
+                &drgn_pcs(&drgn["panic"]["stack"]),
+                bt,
+            );
+            agreed += 1;
+        }
+    }
     let tasks = drgn["tasks"]
         .as_array()
         .into_iter()
@@ -513,7 +546,6 @@ fn compare_with_drgn(
         let comm = task["comm"].as_str().unwrap_or("");
         let addr = task["task"].as_str().unwrap_or("0");
         let addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16).expect("task address");
-        let want = drgn_pcs(&task["stack"]);
         let bt = if task["on_cpu"] == true {
             let cpu = task["cpu"].as_u64().unwrap_or(0);
             match cpu_traces.get(usize::try_from(cpu).unwrap_or(usize::MAX)) {
@@ -535,35 +567,57 @@ fn compare_with_drgn(
             }
             unwind(&kernel.tables, space, start)
         };
-        let got: Vec<u64> = bt.frames.iter().map(|f| f.pc.0).collect();
-        // drgn loses the way where it has no unwind data (a module's init text): compare
-        // up to its first frame without a symbol.
-        let reliable = want.iter().take_while(|(_, sym)| *sym).count();
-        let want_pcs: Vec<u64> = want.iter().map(|(pc, _)| *pc).collect();
-        let prefix = &want_pcs[..reliable];
-        if got.get(..reliable) != Some(prefix) || (reliable == want.len() && got != want_pcs) {
-            println!("{name}: pid {pid} ({comm}) differs from drgn");
-            println!(
-                "  drgn: {:?}",
-                want_pcs
-                    .iter()
-                    .map(|pc| kernel.symbolize(*pc))
-                    .collect::<Vec<_>>()
-            );
-            print_chain(kernel, &bt);
-            panic!("{name}: pid {pid} ({comm}): stack differs from drgn's");
-        }
-        if reliable < want.len() {
-            println!(
-                "{name}: pid {pid} ({comm}): drgn stops knowing at frame {reliable} ({:#x}); kdive goes on: {:?}",
-                want_pcs[reliable],
-                bt.frames[reliable..]
-                    .iter()
-                    .map(|f| kernel.function(f.lookup_pc().0))
-                    .collect::<Vec<_>>()
-            );
-        }
+        assert!(
+            bt.stop.is_complete(),
+            "{name}: pid {pid} ({comm}): the walk gave up: {:?}",
+            bt.stop
+        );
+        check_against_drgn(
+            name,
+            &format!("pid {pid} ({comm})"),
+            kernel,
+            &drgn_pcs(&task["stack"]),
+            &bt,
+        );
         agreed += 1;
     }
     agreed
+}
+
+/// kdive's frames must be drgn's, pc for pc. drgn loses the way where it has no unwind data
+/// (a module's init text, whose ORC it does not load): there, compare up to its first frame
+/// without a symbol and print what kdive found beyond.
+fn check_against_drgn(
+    name: &str,
+    who: &str,
+    kernel: &Kernel,
+    want: &[(u64, bool)],
+    bt: &Backtrace,
+) {
+    let got: Vec<u64> = bt.frames.iter().map(|f| f.pc.0).collect();
+    let reliable = want.iter().take_while(|(_, sym)| *sym).count();
+    let want_pcs: Vec<u64> = want.iter().map(|(pc, _)| *pc).collect();
+    let prefix = &want_pcs[..reliable];
+    if got.get(..reliable) != Some(prefix) || (reliable == want.len() && got != want_pcs) {
+        println!("{name}: {who} differs from drgn");
+        println!(
+            "  drgn: {:?}",
+            want_pcs
+                .iter()
+                .map(|pc| kernel.symbolize(*pc))
+                .collect::<Vec<_>>()
+        );
+        print_chain(kernel, bt);
+        panic!("{name}: {who}: stack differs from drgn's");
+    }
+    if reliable < want.len() {
+        println!(
+            "{name}: {who}: drgn loses the way at frame {reliable} ({:#x}); kdive goes on: {:?}",
+            want_pcs[reliable],
+            bt.frames[reliable..]
+                .iter()
+                .map(|f| kernel.function(f.lookup_pc().0))
+                .collect::<Vec<_>>()
+        );
+    }
 }
