@@ -706,22 +706,42 @@ def run_crash(c, mdf, key):
 
 # ---------------------------------------------------------------- oracles
 
+CRASH_DIAGNOSES = {}
+CRASH_DIAGNOSES_LOCK = threading.Lock()
+
+
+def crash_diagnosis(m, cmdfile, out_dir):
+    """crash -s says nothing when it gives up; crash -d1 tells why. Once per kernel and kind
+    of dump: a second full crash run per dump costs too much for a repeated message."""
+    kind = (m["kernel"]["vmlinux"], m["capture"], m["format"], m["truncated"])
+    with CRASH_DIAGNOSES_LOCK:
+        if kind in CRASH_DIAGNOSES:
+            return f"crash -d1 on {CRASH_DIAGNOSES[kind][0]} said:\n{CRASH_DIAGNOSES[kind][1]}"
+    try:
+        proc = run(["crash", "-d1", "-i", str(cmdfile), m["kernel"]["vmlinux"], *m["files"]],
+                   timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL, cwd=out_dir)
+        said = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+    except LabError as e:
+        said = str(e)
+    with CRASH_DIAGNOSES_LOCK:
+        CRASH_DIAGNOSES[kind] = (m["name"], said)
+    return f"crash -d1 says:\n{said}"
+
+
 def crash_oracle(m, out_dir):
-    """crash -s VMLINUX DUMP, one output file per command (crash's own `> file` redirect)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("crash.*.txt"):
-        old.unlink()
+    """crash -s VMLINUX DUMP, one output file per command (crash's own `> file` redirect,
+    relative to out_dir, so the directory can be renamed when done). Returns an error or None."""
     lines = []
     for cmd in CRASH_COMMANDS:
         fname = "crash." + re.sub(r"[^a-z0-9]+", "-", cmd).strip("-") + ".txt"
-        lines.append(f"{cmd} > {out_dir / fname}")
+        lines.append(f"{cmd} > {fname}")
     lines.append("quit")
     cmdfile = out_dir / "crash.commands"
     cmdfile.write_text("\n".join(lines) + "\n")
     files = m["files"]
     try:
         proc = run(["crash", "-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files],
-                   timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+                   timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL, cwd=out_dir)
         output = proc.stdout + proc.stderr
         rc = proc.returncode
     except LabError as e:
@@ -731,23 +751,15 @@ def crash_oracle(m, out_dir):
     if not produced or not (out_dir / "crash.sys.txt").exists() or \
             (out_dir / "crash.sys.txt").stat().st_size == 0:
         if not output.strip():
-            # crash -s says nothing when it gives up; crash -d1 tells why.
-            try:
-                proc = run(["crash", "-d1", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files],
-                           timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
-                output = "(crash -s printed nothing; crash -d1 says:)\n" + \
-                    "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            except LabError as e:
-                output = str(e)
+            output = "(crash -s printed nothing) " + crash_diagnosis(m, cmdfile, out_dir)
             (out_dir / "crash.session.txt").write_text(output)
-        return None, f"crash exit {rc}: {output.strip()[-1500:]}"
-    return str(out_dir), None
+        return f"crash exit {rc}: {output.strip()[-1500:]}"
+    return None
 
 
 def drgn_oracle(m, out_dir, drgn_python):
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """drgn_oracle.py -> out_dir/drgn.json. Returns an error or None."""
     dest = out_dir / "drgn.json"
-    dest.unlink(missing_ok=True)
     args = [str(drgn_python), str(SCRIPTS / "drgn_oracle.py"), "--output", str(dest),
             "--vmlinux", m["kernel"]["vmlinux"], "--kernel-directory",
             m["kernel"]["kernel_directory"], "--module", m["kernel"]["test_module"],
@@ -759,8 +771,8 @@ def drgn_oracle(m, out_dir, drgn_python):
         output, rc = str(e), None
     (out_dir / "drgn.log").write_text(output)
     if rc == 0 and dest.exists():
-        return str(dest), None
-    return None, f"drgn exit {rc}: {output.strip()[-1500:]}"
+        return None
+    return f"drgn exit {rc}: {output.strip()[-1500:]}"
 
 
 def run_oracles(root, name, drgn_python, key):
@@ -770,17 +782,19 @@ def run_oracles(root, name, drgn_python, key):
     stamp = out_dir / ".kdive-key"
     if stamp.exists() and stamp.read_text().strip() == key:
         return m
-    shutil.rmtree(out_dir, ignore_errors=True)
+    # Work in oracle.tmp and swap it in at the end: readers never see a half-made oracle.
+    tmp = out_dir.with_name("oracle.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     t0 = time.monotonic()
-    m["oracle_errors"] = {}
-    m["oracle"]["crash"], err = crash_oracle(m, out_dir)
-    if err:
-        m["oracle_errors"]["crash"] = err
-    m["oracle"]["drgn"], err = drgn_oracle(m, out_dir, drgn_python)
-    if err:
-        m["oracle_errors"]["drgn"] = err
+    errors = {"crash": crash_oracle(m, tmp), "drgn": drgn_oracle(m, tmp, drgn_python)}
+    (tmp / ".kdive-key").write_text(key + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    m["oracle"] = {"crash": None if errors["crash"] else str(out_dir),
+                   "drgn": None if errors["drgn"] else str(out_dir / "drgn.json")}
+    m["oracle_errors"] = {k: v for k, v in errors.items() if v}
     write_json(mpath, m)
-    stamp.write_text(key + "\n")
     status = ", ".join(f"{k} failed" for k in m["oracle_errors"]) or "ok"
     log(f"{name}: oracles {status} ({time.monotonic() - t0:.0f}s)")
     return m
