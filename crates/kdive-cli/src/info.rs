@@ -101,12 +101,7 @@ fn describe(vmcore: &Vmcore) -> Info {
         release: vmcore.release().map(str::to_owned),
         kaslr_offset: vmcore.kaslr_offset().map(hex),
         crash_time: vmcore.crash_time(),
-        // The kernel's own NUMBER(phys_base) first: QEMU's kdump header carries its guess.
-        phys_base: vmcore
-            .vmcoreinfo()
-            .and_then(|v| v.phys_base())
-            .or_else(|| kdump.map(|h| h.phys_base))
-            .map(hex),
+        phys_base: vmcore.phys_base().map(hex),
         max_mapnr: kdump.map(|h| h.max_mapnr),
         split: vmcore
             .kdump

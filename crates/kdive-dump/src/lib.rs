@@ -527,6 +527,15 @@ impl Vmcore {
             })
     }
 
+    /// `NUMBER(phys_base)` from VMCOREINFO, else `kdump_sub_header.phys_base`. The kernel's
+    /// own number comes first: QEMU's kdump header carries a guess that can be wrong (seen
+    /// on QEMU 7.2 dumps of Debian 6.1 guests, where makedumpfile then fails to translate).
+    pub fn phys_base(&self) -> Option<u64> {
+        self.vmcoreinfo()
+            .and_then(Vmcoreinfo::phys_base)
+            .or_else(|| self.kdump.first().map(|h| h.phys_base))
+    }
+
     /// `kdump_sub_header.dump_level` (ELF dumps do not record one).
     pub fn dump_level(&self) -> Option<i32> {
         self.kdump.first().and_then(|h| h.dump_level)
