@@ -245,18 +245,16 @@ impl PhysMem for ElfMem {
         }
     }
 
+    /// A page counts as present when its first byte is in the file, as `page_state` says;
+    /// a read running past a segment's covered part still fails there.
     fn present_ranges(&self) -> Vec<PfnRange> {
         let file_len = self.data.len() as u64;
-        let shift = self.page_shift;
+        let page_size = 1u64 << self.page_shift;
         let mut ranges = RangeBuilder::default();
         for piece in &self.pieces {
-            // Bytes present in the file: up to file_end, and no further than the file.
             let in_file = file_len.saturating_sub(piece.offset);
             let end = piece.file_end.min(piece.start.saturating_add(in_file));
-            if end > piece.start {
-                let last = (end - 1) >> shift;
-                ranges.push_run(piece.start >> shift, last + 1);
-            }
+            ranges.push_run(piece.start.div_ceil(page_size), end.div_ceil(page_size));
         }
         ranges.finish()
     }
