@@ -300,13 +300,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The ORC entries of one image (vmlinux or a module), sorted by address.
+/// The ORC entries of one image (vmlinux or a module), sorted by address. Entries stay in
+/// their 6 raw bytes (vmlinux has ~400 000) and are decoded when looked up.
 #[derive(Clone)]
 pub struct OrcTable {
     name: String,
     version: OrcVersion,
     ips: Vec<u64>,
-    entries: Vec<OrcEntry>,
+    entries: Vec<[u8; ORC_ENTRY_SIZE]>,
 }
 
 impl fmt::Debug for OrcTable {
@@ -373,8 +374,7 @@ impl OrcTable {
                 });
             };
             ips.push(abs);
-            let raw: [u8; ORC_ENTRY_SIZE] = orc.try_into().unwrap_or_default();
-            entries.push(OrcEntry::decode(raw, version));
+            entries.push(orc.try_into().unwrap_or_default());
         }
         let sorted = ips.windows(2).all(|w| matches!(w, [a, b] if a <= b));
         let mut table = OrcTable {
@@ -391,27 +391,38 @@ impl OrcTable {
     }
 
     fn sort(&mut self) {
-        let mut pairs: Vec<(u64, OrcEntry)> = self
+        let version = self.version;
+        let mut pairs: Vec<(u64, [u8; ORC_ENTRY_SIZE])> = self
             .ips
             .iter()
             .copied()
             .zip(self.entries.iter().copied())
             .collect();
-        pairs.sort_by_key(|(ip, e)| (*ip, e.kind != OrcType::Undefined));
+        pairs.sort_by_key(|(ip, e)| {
+            (
+                *ip,
+                OrcEntry::decode(*e, version).kind != OrcType::Undefined,
+            )
+        });
         (self.ips, self.entries) = pairs.into_iter().unzip();
     }
 
-    /// Keeps, of entries with the same address, the last (the real one after sorting).
+    /// Keeps one entry per address: the real one rather than a terminator.
     fn merge_duplicates(&mut self) {
         if self.ips.windows(2).all(|w| matches!(w, [a, b] if a != b)) {
             return;
         }
         let mut ips = Vec::with_capacity(self.ips.len());
-        let mut entries: Vec<OrcEntry> = Vec::with_capacity(self.entries.len());
+        let mut entries: Vec<[u8; ORC_ENTRY_SIZE]> = Vec::with_capacity(self.entries.len());
         for (ip, entry) in self.ips.iter().zip(&self.entries) {
             if ips.last() == Some(ip) {
+                let undefined = |e: &[u8; ORC_ENTRY_SIZE]| {
+                    OrcEntry::decode(*e, self.version).kind == OrcType::Undefined
+                };
                 if let Some(last) = entries.last_mut() {
-                    *last = *entry;
+                    if !undefined(entry) || undefined(last) {
+                        *last = *entry;
+                    }
                 }
             } else {
                 ips.push(*ip);
@@ -447,7 +458,8 @@ impl OrcTable {
     /// The entry covering `pc`: the last one at or below it; `None` below the first.
     pub fn find(&self, pc: VirtAddr) -> Option<OrcEntry> {
         let i = self.ips.partition_point(|&ip| ip <= pc.0);
-        self.entries.get(i.checked_sub(1)?).copied()
+        let raw = self.entries.get(i.checked_sub(1)?)?;
+        Some(OrcEntry::decode(*raw, self.version))
     }
 
     /// Every entry with its address, in address order.
@@ -455,7 +467,7 @@ impl OrcTable {
         self.ips
             .iter()
             .zip(&self.entries)
-            .map(|(ip, e)| (VirtAddr(*ip), *e))
+            .map(|(ip, e)| (VirtAddr(*ip), OrcEntry::decode(*e, self.version)))
     }
 }
 
@@ -677,6 +689,28 @@ mod tests {
         );
         assert!(ranged.find(VirtAddr(0xffff_ffff_8100_1050)).is_some());
         assert!(ranged.find(VirtAddr(0xffff_ffff_8100_1150)).is_none());
+    }
+
+    #[test]
+    fn duplicate_addresses_keep_the_real_entry_in_either_order() {
+        let base = 0xffff_ffff_8200_0000;
+        let call = raw(8, 0, 0x0205);
+        let term = raw(0, 0, 0);
+        let ips = [
+            0xffff_ffff_8100_1000,
+            0xffff_ffff_8100_1000,
+            0xffff_ffff_8100_1100,
+        ];
+        for entries in [[call, term, term], [term, call, term]] {
+            let (ipb, orcb) = build(base, &ips, &entries);
+            let t = OrcTable::parse("t", VirtAddr(base), &ipb, &orcb, OrcVersion::V3).unwrap();
+            assert_eq!(t.len(), 2);
+            assert_eq!(
+                t.find(VirtAddr(0xffff_ffff_8100_1000)).unwrap().kind,
+                OrcType::Call
+            );
+            assert_eq!(t.iter().count(), 2);
+        }
     }
 
     #[test]

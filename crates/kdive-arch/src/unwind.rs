@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use crate::cfi::{CfiRow, CfiRule, DwarfCfi};
-use crate::orc::{OrcEntry, OrcReg, OrcTables, OrcType};
+use crate::orc::{OrcEntry, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE};
 use crate::regs::{Reg, RegisterSet, PT_REGS_SIZE};
 use crate::virt::VirtMem;
 use crate::{TranslateError, VirtAddr};
@@ -552,6 +552,83 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         }
         Ok(next)
     }
+}
+
+/// Stack memory for [`fuzz_orc_unwind`]: bytes from `base`; anything else is unmapped.
+struct FlatStack<'a> {
+    base: u64,
+    bytes: &'a [u8],
+}
+
+impl StackMemory for FlatStack<'_> {
+    fn read_stack_u64(&self, addr: VirtAddr) -> Result<u64, TranslateError> {
+        let mut b = [0u8; 8];
+        self.read_stack(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn read_stack(&self, addr: VirtAddr, buf: &mut [u8]) -> Result<(), TranslateError> {
+        let src = addr
+            .0
+            .checked_sub(self.base)
+            .and_then(|off| usize::try_from(off).ok())
+            .and_then(|off| self.bytes.get(off..off.checked_add(buf.len())?))
+            .ok_or(TranslateError::Overflow {
+                vaddr: addr,
+                len: buf.len(),
+            })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// The fuzz entry point (cargo-fuzz target `orc_unwind`, replayed on stable by
+/// `tests/orc_fuzz_corpus.rs`): byte 0 picks the ORC layout, bytes 1-2 the entry count n,
+/// then n * 4 bytes of `.orc_unwind_ip` (at 0xffffffff82000000), n * 6 of `.orc_unwind`,
+/// a `pt_regs` (168 bytes) to start from, and the rest split into stack memory (from the
+/// start rsp rounded down to 4 KiB) and a `.debug_frame`. Every walk must end within
+/// [`MAX_FRAMES`]; returns the number of frames.
+pub fn fuzz_orc_unwind(data: &[u8]) -> usize {
+    let version = match data.first().map(|b| b % 4) {
+        Some(0) => OrcVersion::V1,
+        Some(1) => OrcVersion::V2,
+        Some(2) => OrcVersion::V3,
+        _ => OrcVersion::V4,
+    };
+    let count = data
+        .get(1..3)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| usize::from(u16::from_le_bytes(b)));
+    let ip_end = 3 + count * 4;
+    let orc_end = ip_end + count * ORC_ENTRY_SIZE;
+    let (Some(ip_bytes), Some(orc_bytes)) = (data.get(3..ip_end), data.get(ip_end..orc_end)) else {
+        return 0;
+    };
+    let mut tables = UnwindTables::default();
+    if let Ok(table) = OrcTable::parse(
+        "fuzz",
+        VirtAddr(0xffff_ffff_8200_0000),
+        ip_bytes,
+        orc_bytes,
+        version,
+    ) {
+        tables.orc.push(table);
+    }
+    let Some(regs) = data.get(orc_end..).and_then(RegisterSet::from_pt_regs) else {
+        return 0;
+    };
+    let rest = data.get(orc_end + PT_REGS_SIZE..).unwrap_or_default();
+    let (stack, frame) = rest.split_at(rest.len() / 2);
+    tables
+        .cfi
+        .push(DwarfCfi::from_debug_frame("fuzz", frame.to_vec(), 0));
+    let mem = FlatStack {
+        base: regs.rsp().unwrap_or(0) & !0xfff,
+        bytes: stack,
+    };
+    let bt = unwind(&tables, &mem, UnwindStart::from_registers(regs));
+    assert!(bt.frames.len() <= MAX_FRAMES);
+    bt.frames.len()
 }
 
 #[cfg(test)]
