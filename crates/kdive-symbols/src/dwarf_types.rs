@@ -497,7 +497,7 @@ impl DwarfTypes {
                         return Ok("void (*)()".to_string());
                     };
                     let ret = self.spell(self.type_attr(tu, to)?, budget)?;
-                    format!("{ret} (*)()")
+                    format!("{ret} (*)({})", self.spell_params(tu, to, budget)?)
                 } else {
                     let t = self.spell(target, budget)?;
                     if t.ends_with('*') {
@@ -532,7 +532,7 @@ impl DwarfTypes {
             }
             Some(gimli::DW_TAG_subroutine_type) => {
                 let ret = self.spell(self.type_attr(unit, offset)?, budget)?;
-                format!("{ret} ()")
+                format!("{ret} ({})", self.spell_params(unit, offset, budget)?)
             }
             _ => name.unwrap_or_else(|| "void".to_string()),
         })
@@ -559,12 +559,106 @@ impl DwarfTypes {
         }
     }
 
+    /// A unit that only declares `struct x;` (DW_AT_declaration, no members or size) refers to
+    /// it by that declaration: resolve it to the first definition of the name, as C's linker
+    /// view (and BTF's deduplication) does.
+    fn complete(
+        &self,
+        h: DieRef,
+        tag: DwTag,
+        unit: usize,
+        offset: UnitOffset,
+    ) -> Result<DieRef, SymbolError> {
+        let (name, declaration) = self.with_die(unit, offset, |u, e| {
+            let (name, declaration, _) = index_attrs(e);
+            let name = name
+                .and_then(|n| self.dwarf.attr_string(u, n).ok())
+                .and_then(|n| n.to_string_lossy().ok().map(|n| n.into_owned()));
+            Ok((name, declaration))
+        })?;
+        let Some(name) = name.filter(|_| declaration) else {
+            return Ok(h);
+        };
+        let index = self.index()?;
+        let map = match tag {
+            gimli::DW_TAG_structure_type => &index.structs,
+            gimli::DW_TAG_union_type => &index.unions,
+            _ => &index.enums,
+        };
+        Ok(map.get(&name).copied().unwrap_or(h))
+    }
+
+    /// `DW_AT_encoding` of a base type (gimli reads it as `Encoding`, not as a constant).
+    fn encoding(&self, h: DieRef) -> Result<Option<DwAte>, SymbolError> {
+        match h {
+            DieRef::Void => Ok(None),
+            DieRef::Die { unit, offset, .. } => self.with_die(unit, offset, |_, e| {
+                Ok(match e.attr_value(gimli::DW_AT_encoding).ok().flatten() {
+                    Some(AttributeValue::Encoding(ate)) => Some(ate),
+                    Some(other) => other
+                        .udata_value()
+                        .and_then(|v| u8::try_from(v).ok())
+                        .map(DwAte),
+                    None => None,
+                })
+            }),
+        }
+    }
+
+    /// `(parameter, ...)` of a subroutine type, as C spells it.
+    fn spell_params(
+        &self,
+        unit: usize,
+        offset: UnitOffset,
+        budget: &mut usize,
+    ) -> Result<String, SymbolError> {
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let prototyped = matches!(
+            root.entry().attr_value(gimli::DW_AT_prototyped),
+            Ok(Some(AttributeValue::Flag(true)))
+        );
+        let mut params = Vec::new();
+        let mut children = root.children();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            if params.len() >= MAX_CHILDREN {
+                return Err(bad_type("too many parameters"));
+            }
+            let e = child.entry();
+            match e.tag() {
+                gimli::DW_TAG_formal_parameter => {
+                    let value = e
+                        .attr_value(gimli::DW_AT_type)
+                        .map_err(|err| bad_dwarf(&self.path, err))?;
+                    params.push(self.reference(unit, value)?);
+                }
+                gimli::DW_TAG_unspecified_parameters => params.push(DieRef::Void),
+                _ => {}
+            }
+        }
+        // An unprototyped `int f()` has no parameter list; a prototyped one without
+        // parameters is `(void)`.
+        if params.is_empty() {
+            return Ok(if prototyped { "void" } else { "" }.to_string());
+        }
+        let spelled = params
+            .into_iter()
+            .map(|p| match p {
+                DieRef::Void => Ok("...".to_string()),
+                p => self.spell(p, budget),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(spelled.join(", "))
+    }
+
     fn is_signed(&self, h: DieRef) -> Result<bool, SymbolError> {
         let h = self.strip(h)?;
         match self.tag(h)? {
             Some(gimli::DW_TAG_base_type) => {
-                let encoding = self.udata(h, gimli::DW_AT_encoding)?;
-                let encoding = encoding.and_then(|e| u8::try_from(e).ok()).map(DwAte);
+                let encoding = self.encoding(h)?;
                 Ok(matches!(
                     encoding,
                     Some(gimli::DW_ATE_signed | gimli::DW_ATE_signed_char)
@@ -675,6 +769,11 @@ impl TypeGraph for DwarfTypes {
                     | gimli::DW_TAG_restrict_type
                     | gimli::DW_TAG_atomic_type,
                 ) => h = self.type_attr(unit, offset)?,
+                Some(
+                    tag @ (gimli::DW_TAG_structure_type
+                    | gimli::DW_TAG_union_type
+                    | gimli::DW_TAG_enumeration_type),
+                ) => return self.complete(h, tag, unit, offset),
                 _ => return Ok(h),
             }
         }
@@ -685,17 +784,11 @@ impl TypeGraph for DwarfTypes {
         let h = self.strip(h)?;
         Ok(match self.tag(h)? {
             None | Some(gimli::DW_TAG_unspecified_type) => TypeClass::Void,
-            Some(gimli::DW_TAG_base_type) => {
-                let encoding = self
-                    .udata(h, gimli::DW_AT_encoding)?
-                    .and_then(|e| u8::try_from(e).ok())
-                    .map(DwAte);
-                match encoding {
-                    Some(gimli::DW_ATE_boolean) => TypeClass::Bool,
-                    Some(gimli::DW_ATE_float) => TypeClass::Float,
-                    _ => TypeClass::Integer,
-                }
-            }
+            Some(gimli::DW_TAG_base_type) => match self.encoding(h)? {
+                Some(gimli::DW_ATE_boolean) => TypeClass::Bool,
+                Some(gimli::DW_ATE_float) => TypeClass::Float,
+                _ => TypeClass::Integer,
+            },
             Some(gimli::DW_TAG_pointer_type) => TypeClass::Pointer,
             Some(gimli::DW_TAG_array_type) => TypeClass::Array,
             Some(gimli::DW_TAG_structure_type) => TypeClass::Struct,

@@ -47,6 +47,23 @@ const VARIABLES: &[(&str, &str)] = &[
     ("runqueues", "struct rq"),
 ];
 
+/// Structs whose members' descriptions (C spelling, class, size, signedness, tag) must agree
+/// between BTF and DWARF.
+const DESCRIBED: &[&str] = &[
+    "task_struct",
+    "mm_struct",
+    "module",
+    "page",
+    "file",
+    "inode",
+    "super_block",
+    "net_device",
+    "sk_buff",
+    "printk_ringbuffer",
+    "printk_info",
+    "rq",
+];
+
 /// Paths through named members, checked against the sum of pahole's offsets along the way.
 const PATHS: &[(&str, &str)] = &[
     ("task_struct", "thread.sp"),
@@ -391,6 +408,25 @@ fn lab_layouts_match_pahole() {
         let n = check_source("BTF vs pahole -F btf", btf.as_ref(), &btf_oracle);
         check_source("BTF vs pahole -F dwarf", btf.as_ref(), &dwarf_oracle);
         check_source("DWARF vs pahole -F dwarf", dwarf.as_ref(), &dwarf_oracle);
+        let mut described = 0;
+        for name in DESCRIBED {
+            let (from_btf, from_dwarf) = (btf.members(name).unwrap(), dwarf.members(name).unwrap());
+            assert_eq!(from_btf.len(), from_dwarf.len(), "{name}: member count");
+            for (b, d) in from_btf.iter().zip(&from_dwarf) {
+                let ctx = format!("{name}.{}", b.name);
+                assert_eq!(
+                    (&b.name, b.bit_offset, b.bit_size),
+                    (&d.name, d.bit_offset, d.bit_size),
+                    "{ctx}"
+                );
+                // pahole's BTF flattens multi-dimensional arrays; DWARF keeps them.
+                if !d.ty.name.contains("][") {
+                    assert_eq!(b.ty, d.ty, "{ctx}: type");
+                }
+                described += 1;
+            }
+        }
+        println!("{described} member types agree between BTF and DWARF");
         let types = Types::open_vmlinux(&vmlinux).unwrap();
         let sources: Vec<TypeSourceKind> = types.sources().collect();
         assert_eq!(sources, [TypeSourceKind::Btf, TypeSourceKind::Dwarf]);
