@@ -168,6 +168,13 @@ fn disjoint_pieces(mut loads: Vec<Load>) -> Vec<Piece> {
 }
 
 impl ElfMem {
+    /// Where the readable part of a piece ends: at `p_filesz`, or earlier at the end of a
+    /// cut file.
+    fn covered_end(&self, piece: &Piece) -> u64 {
+        let in_file = (self.data.len() as u64).saturating_sub(piece.offset);
+        piece.file_end.min(piece.start.saturating_add(in_file))
+    }
+
     fn piece(&self, addr: u64) -> Option<&Piece> {
         let index = self
             .pieces
@@ -228,33 +235,56 @@ impl PhysMem for ElfMem {
         Ok(())
     }
 
+    /// Present only when the whole page reads; a page partly covered (RAM ending inside
+    /// it, as the BIOS area at 0x9fc00 does) takes the state of its first missing byte.
     fn page_state(&self, pfn: Pfn) -> PageState {
-        let Some(addr) = pfn.addr(self.page_shift) else {
+        let Some(start) = pfn.addr(self.page_shift) else {
             return PageState::NotInDump;
         };
-        let Some(piece) = self.piece(addr.0) else {
-            return PageState::NotInDump;
-        };
-        if addr.0 >= piece.file_end {
-            return PageState::Excluded;
-        }
-        let file_len = self.data.len() as u64;
-        match piece.offset.checked_add(addr.0 - piece.start) {
-            Some(off) if off < file_len => PageState::Present,
-            _ => PageState::Truncated,
+        let page_end = start.0.saturating_add(1 << self.page_shift);
+        let mut at = start.0;
+        // Each step moves to the next piece and so strictly forward: at most one step per
+        // byte of the page, and one or two for any real dump.
+        loop {
+            let Some(piece) = self.piece(at) else {
+                return PageState::NotInDump;
+            };
+            if at >= piece.file_end {
+                return PageState::Excluded;
+            }
+            let covered = self.covered_end(piece);
+            if at >= covered {
+                return PageState::Truncated;
+            }
+            if covered >= page_end {
+                return PageState::Present;
+            }
+            at = covered;
         }
     }
 
-    /// A page counts as present when its first byte is in the file, as `page_state` says;
-    /// a read running past a segment's covered part still fails there.
     fn present_ranges(&self) -> Vec<PfnRange> {
-        let file_len = self.data.len() as u64;
         let page_size = 1u64 << self.page_shift;
         let mut ranges = RangeBuilder::default();
+        // Readable intervals, joined where one piece's readable part ends where the next
+        // begins; then the whole pages inside each.
+        let mut run: Option<(u64, u64)> = None;
         for piece in &self.pieces {
-            let in_file = file_len.saturating_sub(piece.offset);
-            let end = piece.file_end.min(piece.start.saturating_add(in_file));
-            ranges.push_run(piece.start.div_ceil(page_size), end.div_ceil(page_size));
+            let end = self.covered_end(piece);
+            if end <= piece.start {
+                continue;
+            }
+            run = match run {
+                Some((s, e)) if e == piece.start => Some((s, end)),
+                Some((s, e)) => {
+                    ranges.push_run(s.div_ceil(page_size), e / page_size);
+                    Some((piece.start, end))
+                }
+                None => Some((piece.start, end)),
+            };
+        }
+        if let Some((s, e)) = run {
+            ranges.push_run(s.div_ceil(page_size), e / page_size);
         }
         ranges.finish()
     }

@@ -32,15 +32,17 @@ fn kdump(c: PageCompression) -> DiskdumpBuilder {
 }
 
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let info = "OSRELEASE=6.1.0-seed\nPAGESIZE=512\nKERNELOFFSET=1000000\nCRASHTIME=1\n";
     let elf = ElfVmcoreBuilder::new()
-        .vmcoreinfo(&vmcoreinfo_text("6.1.0-seed", 0x1000000, 1))
+        .vmcoreinfo(info)
         .prstatus(1, 0xffff_ffff_8100_0000, 0xffff_c900_0000_0000)
-        .load(0, page_pattern(0, 1, 600))
-        .load_with_memsz(0x10000, page_pattern(1, 1, 300), 0x2000)
+        .load(0, page_pattern(0, 1, 1024))
+        .load_with_memsz(0x10000, page_pattern(1, 1, 512), 0x2000)
         .build();
     let qemu = ElfVmcoreBuilder::new()
+        .vmcoreinfo(info)
         .qemu_cpu(0xffff_ffff_8100_0000, 0xffff_c900_0000_0000, 0x1000)
-        .load(0x1000, vec![7u8; 256])
+        .load(0x1000, vec![7u8; 512])
         .qemu_quirks()
         .build();
     let mut seeds = vec![
