@@ -17,7 +17,8 @@
 
 use std::fmt;
 
-use crate::VirtAddr;
+use crate::unwind::StackMemory;
+use crate::{TranslateError, VirtAddr};
 
 /// Size of `.orc_header`: a SHA-1 of `orc_types.h` (`scripts/orc_hash.sh`).
 pub const ORC_HEADER_SIZE: usize = 20;
@@ -296,6 +297,21 @@ pub enum OrcError {
     NoVersion,
 }
 
+/// The most ORC entries a module's table may claim (vmlinux has ~400 000; the largest
+/// modules a few tens of thousands).
+pub const MAX_MODULE_ORCS: usize = 1 << 20;
+
+/// Errors reading a module's ORC table from the dump.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrcReadError {
+    #[error("{table}: num_orcs {num_orcs} is not believable")]
+    TooMany { table: String, num_orcs: u64 },
+    #[error(transparent)]
+    Read(#[from] TranslateError),
+    #[error(transparent)]
+    Table(#[from] OrcError),
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -388,6 +404,31 @@ impl OrcTable {
         }
         table.merge_duplicates();
         Ok(table)
+    }
+
+    /// Reads a loaded module's table from memory, where the kernel keeps it
+    /// (`mod->arch.orc_unwind_ip`, `mod->arch.orc_unwind`, `mod->arch.num_orcs`), already
+    /// relocated and sorted. `num_orcs` above [`MAX_MODULE_ORCS`] is refused as bad data.
+    pub fn read_module<M: StackMemory + ?Sized>(
+        mem: &M,
+        name: &str,
+        orc_unwind_ip: VirtAddr,
+        orc_unwind: VirtAddr,
+        num_orcs: u64,
+        version: OrcVersion,
+    ) -> Result<OrcTable, OrcReadError> {
+        let count = usize::try_from(num_orcs)
+            .ok()
+            .filter(|&n| n <= MAX_MODULE_ORCS)
+            .ok_or_else(|| OrcReadError::TooMany {
+                table: name.to_owned(),
+                num_orcs,
+            })?;
+        let mut ips = vec![0u8; count * 4];
+        mem.read_stack(orc_unwind_ip, &mut ips)?;
+        let mut orcs = vec![0u8; count * ORC_ENTRY_SIZE];
+        mem.read_stack(orc_unwind, &mut orcs)?;
+        Ok(OrcTable::parse(name, orc_unwind_ip, &ips, &orcs, version)?)
     }
 
     fn sort(&mut self) {
@@ -711,6 +752,66 @@ mod tests {
             );
             assert_eq!(t.iter().count(), 2);
         }
+    }
+
+    #[test]
+    fn module_table_from_memory() {
+        struct Mem(Vec<u8>);
+        impl StackMemory for Mem {
+            fn read_stack_u64(&self, _: VirtAddr) -> Result<u64, TranslateError> {
+                unreachable!("tables are read in bulk")
+            }
+            fn read_stack(&self, addr: VirtAddr, buf: &mut [u8]) -> Result<(), TranslateError> {
+                let off = usize::try_from(addr.0 - 0xffff_ffff_c000_0000).unwrap();
+                match self.0.get(off..off + buf.len()) {
+                    Some(src) => {
+                        buf.copy_from_slice(src);
+                        Ok(())
+                    }
+                    None => Err(TranslateError::Overflow {
+                        vaddr: addr,
+                        len: buf.len(),
+                    }),
+                }
+            }
+        }
+        let base = 0xffff_ffff_c000_0000;
+        let (ipb, orcb) = build(
+            base,
+            &[base + 0x100, base + 0x200],
+            &[raw(8, 0, 0x0205), raw(0, 0, 0)],
+        );
+        let mut bytes = ipb.clone();
+        bytes.extend_from_slice(&orcb);
+        let mem = Mem(bytes);
+        let t = OrcTable::read_module(
+            &mem,
+            "m",
+            VirtAddr(base),
+            VirtAddr(base + 8),
+            2,
+            OrcVersion::V3,
+        )
+        .unwrap();
+        assert_eq!(t.find(VirtAddr(base + 0x150)).unwrap().kind, OrcType::Call);
+        let e = OrcTable::read_module(
+            &mem,
+            "m",
+            VirtAddr(base),
+            VirtAddr(base + 8),
+            3,
+            OrcVersion::V3,
+        );
+        assert!(matches!(e, Err(OrcReadError::Read(_))));
+        let e = OrcTable::read_module(
+            &mem,
+            "m",
+            VirtAddr(base),
+            VirtAddr(base),
+            u64::MAX,
+            OrcVersion::V3,
+        );
+        assert!(matches!(e, Err(OrcReadError::TooMany { .. })));
     }
 
     #[test]
