@@ -1,7 +1,9 @@
 //! DWARF sections read through `addr2line`, with relocations applied for relocatable objects.
 
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -55,10 +57,6 @@ impl gimli::Relocate for Relocations {
 
 pub(crate) type Reader =
     gimli::RelocateReader<gimli::EndianReader<gimli::RunTimeEndian, SectionBytes>, Relocations>;
-
-pub(crate) struct Dwarf {
-    context: addr2line::Context<Reader>,
-}
 
 fn bad_dwarf(path: &Path, section: &str, what: impl std::fmt::Display) -> SymbolError {
     SymbolError::BadDwarf {
@@ -159,6 +157,25 @@ fn is_relocatable(elf: &object::File<'_>) -> bool {
     elf.kind() == object::ObjectKind::Relocatable
 }
 
+/// Units whose contexts are kept; a trace touches a few dozen.
+const MAX_UNIT_CONTEXTS: usize = 256;
+
+type Context = addr2line::Context<Reader>;
+
+/// The DWARF of one image. `addr2line::Context` reads every unit's header, abbreviations and
+/// line-program header when it is built (half a second for a distribution vmlinux), so for a
+/// linked image the unit covering an address is found in `.debug_aranges` and a context is
+/// built over that unit alone. Relocatable objects (small) and images whose
+/// `.debug_aranges` does not cover an address use one context over everything.
+pub(crate) struct Dwarf {
+    path: std::path::PathBuf,
+    sections: gimli::Dwarf<Reader>,
+    /// `(start, end, unit offset)` sorted by start; empty when units are not indexed.
+    aranges: Vec<(u64, u64, usize)>,
+    units: RefCell<HashMap<usize, Option<Rc<Context>>>>,
+    full: OnceCell<Result<Context, SymbolError>>,
+}
+
 impl Dwarf {
     pub fn load(
         path: &Path,
@@ -180,10 +197,7 @@ impl Dwarf {
         let load = |id: gimli::SectionId| -> Result<Reader, SymbolError> {
             let name = id.name();
             let Some(section) = elf.section_by_name(name) else {
-                return Ok(gimli::RelocateReader::new(
-                    gimli::EndianReader::new(SectionBytes::empty(), endian),
-                    Relocations::default(),
-                ));
+                return Ok(empty_reader(endian));
             };
             let bytes = section_bytes(path, map, &section, name)?;
             let relocs = if relocatable {
@@ -197,63 +211,211 @@ impl Dwarf {
             ))
         };
         let sections = gimli::Dwarf::load(load)?;
-        let context = addr2line::Context::from_dwarf(sections)
-            .map_err(|e| bad_dwarf(path, ".debug_info", e))?;
-        Ok(Dwarf { context })
+        let aranges = if relocatable {
+            Vec::new()
+        } else {
+            unit_aranges(&sections).unwrap_or_default()
+        };
+        Ok(Dwarf {
+            path: path.to_path_buf(),
+            sections,
+            aranges,
+            units: RefCell::new(HashMap::new()),
+            full: OnceCell::new(),
+        })
+    }
+
+    fn full(&self) -> Result<&Context, SymbolError> {
+        let full = self.full.get_or_init(|| {
+            Context::from_dwarf(clone_dwarf(&self.sections, None))
+                .map_err(|e| bad_dwarf(&self.path, ".debug_info", e))
+        });
+        full.as_ref()
+            .map_err(|e| bad_dwarf(&self.path, ".debug_info", e))
+    }
+
+    /// The unit listed in `.debug_aranges` for `address`.
+    fn unit_offset(&self, address: u64) -> Option<usize> {
+        let end = self
+            .aranges
+            .partition_point(|(start, _, _)| *start <= address);
+        self.aranges
+            .get(..end)?
+            .iter()
+            .rev()
+            .take(64)
+            .find(|(start, stop, _)| address >= *start && address < *stop)
+            .map(|(_, _, unit)| *unit)
+    }
+
+    /// A context over the one unit at `offset`, or `None` when it cannot stand alone.
+    fn unit_context(&self, offset: usize) -> Option<Rc<Context>> {
+        if let Some(found) = self.units.borrow().get(&offset) {
+            return found.clone();
+        }
+        let context = single_unit(&self.sections, offset).map(Rc::new);
+        let mut units = self.units.borrow_mut();
+        if units.len() >= MAX_UNIT_CONTEXTS {
+            units.clear();
+        }
+        units.insert(offset, context.clone());
+        context
     }
 
     pub fn locations(&self, path: &Path, address: u64) -> Result<Vec<SourceLocation>, SymbolError> {
-        let mut frames = self
-            .context
-            .find_frames(address)
-            .skip_all_loads()
-            .map_err(|e| bad_dwarf(path, ".debug_info", format!("at {address:#x}: {e}")))?;
-        let comp_dir = self.comp_dir(address);
-        let mut out = Vec::new();
-        // Inlining depth is small in practice; the bound stops a cyclic DIE tree.
-        while out.len() < 256 {
-            let frame = match frames.next() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(bad_dwarf(
-                        path,
-                        ".debug_info",
-                        format!("at {address:#x}: {e}"),
-                    ))
-                }
-            };
-            let function = frame
-                .function
-                .as_ref()
-                .and_then(|f| f.raw_name().ok().map(|n| n.into_owned()));
-            let (file, line, column) = match frame.location {
-                Some(loc) => (loc.file.map(clean_path), loc.line, loc.column),
-                None => (None, None, None),
-            };
-            let tree_file = file
-                .as_deref()
-                .map(|f| tree_relative(f, comp_dir.as_deref()));
-            out.push(SourceLocation {
-                function,
-                file,
-                tree_file,
-                line,
-                column,
-            });
+        if let Some(context) = self.unit_offset(address).and_then(|u| self.unit_context(u)) {
+            // The unit that `.debug_aranges` names is the one addr2line would use too.
+            if let Ok(found) = locations_in(&context, path, address) {
+                return Ok(found);
+            }
         }
-        Ok(out)
+        locations_in(self.full()?, path, address)
     }
 }
 
-impl Dwarf {
-    /// The compilation directory of the unit covering `address`.
-    fn comp_dir(&self, address: u64) -> Option<String> {
-        let unit = self.context.find_dwarf_and_unit(address).skip_all_loads()?;
-        let dir = unit.comp_dir.as_ref()?;
-        let dir = gimli::Reader::to_string_lossy(dir).ok()?;
-        Some(clean_path(&dir))
+fn empty_reader(endian: gimli::RunTimeEndian) -> Reader {
+    gimli::RelocateReader::new(
+        gimli::EndianReader::new(SectionBytes::empty(), endian),
+        Relocations::default(),
+    )
+}
+
+/// The same sections, with `.debug_info` replaced when `debug_info` is given.
+fn clone_dwarf(
+    sections: &gimli::Dwarf<Reader>,
+    debug_info: Option<Reader>,
+) -> gimli::Dwarf<Reader> {
+    let mut out = gimli::Dwarf {
+        debug_abbrev: sections.debug_abbrev.clone(),
+        debug_addr: sections.debug_addr.clone(),
+        debug_aranges: sections.debug_aranges.clone(),
+        debug_info: sections.debug_info.clone(),
+        debug_line: sections.debug_line.clone(),
+        debug_line_str: sections.debug_line_str.clone(),
+        debug_str: sections.debug_str.clone(),
+        debug_str_offsets: sections.debug_str_offsets.clone(),
+        debug_types: sections.debug_types.clone(),
+        locations: sections.locations.clone(),
+        ranges: sections.ranges.clone(),
+        file_type: sections.file_type,
+        sup: None,
+        abbreviations_cache: gimli::AbbreviationsCache::new(),
+    };
+    if let Some(info) = debug_info {
+        out.debug_info = info.into();
+        // The unit's own ranges say what it covers; the index was only for finding it.
+        let endian = gimli::Reader::endian(gimli::Section::reader(&sections.debug_info));
+        out.debug_aranges = empty_reader(endian).into();
     }
+    out
+}
+
+/// `.debug_aranges` as `(start, end, unit offset)`, sorted by start.
+fn unit_aranges(sections: &gimli::Dwarf<Reader>) -> gimli::Result<Vec<(u64, u64, usize)>> {
+    let mut out = Vec::new();
+    let mut headers = sections.debug_aranges.headers();
+    while let Some(header) = headers.next()? {
+        let unit = header.debug_info_offset().0;
+        let mut entries = header.entries();
+        while let Some(entry) = entries.next()? {
+            let range = entry.range();
+            if range.end > range.begin {
+                out.push((range.begin, range.end, unit));
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Forms that refer outside the unit (LTO builds, DWARF supplementary files): such a unit
+/// cannot be read on its own.
+fn refers_outside(abbreviations: &gimli::Abbreviations) -> bool {
+    // Compilers number abbreviations from 1 without gaps.
+    (1..=65_536u64)
+        .map_while(|code| abbreviations.get(code))
+        .flat_map(|abbrev| abbrev.attributes())
+        .any(|spec| {
+            matches!(
+                spec.form(),
+                gimli::DW_FORM_ref_addr
+                    | gimli::DW_FORM_GNU_ref_alt
+                    | gimli::DW_FORM_ref_sup4
+                    | gimli::DW_FORM_ref_sup8
+            )
+        })
+}
+
+fn single_unit(sections: &gimli::Dwarf<Reader>, offset: usize) -> Option<Context> {
+    let header = sections
+        .debug_info
+        .header_from_offset(gimli::DebugInfoOffset(offset))
+        .ok()?;
+    let abbreviations = sections
+        .debug_abbrev
+        .abbreviations(header.debug_abbrev_offset())
+        .ok()?;
+    if refers_outside(&abbreviations) {
+        return None;
+    }
+    let mut unit = gimli::Section::reader(&sections.debug_info).clone();
+    gimli::Reader::skip(&mut unit, offset).ok()?;
+    let unit = gimli::Reader::split(&mut unit, header.length_including_self()).ok()?;
+    Context::from_dwarf(clone_dwarf(sections, Some(unit))).ok()
+}
+
+fn locations_in(
+    context: &Context,
+    path: &Path,
+    address: u64,
+) -> Result<Vec<SourceLocation>, SymbolError> {
+    let comp_dir = comp_dir(context, address);
+    let mut frames = context
+        .find_frames(address)
+        .skip_all_loads()
+        .map_err(|e| bad_dwarf(path, ".debug_info", format!("at {address:#x}: {e}")))?;
+    let mut out = Vec::new();
+    // Inlining depth is small in practice; the bound stops a cyclic DIE tree.
+    while out.len() < 256 {
+        let frame = match frames.next() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(bad_dwarf(
+                    path,
+                    ".debug_info",
+                    format!("at {address:#x}: {e}"),
+                ))
+            }
+        };
+        let function = frame
+            .function
+            .as_ref()
+            .and_then(|f| f.raw_name().ok().map(|n| n.into_owned()));
+        let (file, line, column) = match frame.location {
+            Some(loc) => (loc.file.map(clean_path), loc.line, loc.column),
+            None => (None, None, None),
+        };
+        let tree_file = file
+            .as_deref()
+            .map(|f| tree_relative(f, comp_dir.as_deref()));
+        out.push(SourceLocation {
+            function,
+            file,
+            tree_file,
+            line,
+            column,
+        });
+    }
+    Ok(out)
+}
+
+/// The compilation directory of the unit covering `address`.
+fn comp_dir(context: &Context, address: u64) -> Option<String> {
+    let unit = context.find_dwarf_and_unit(address).skip_all_loads()?;
+    let dir = unit.comp_dir.as_ref()?;
+    let dir = gimli::Reader::to_string_lossy(dir).ok()?;
+    Some(clean_path(&dir))
 }
 
 /// `file` relative to the source tree it was built from. Kernel builds map the source

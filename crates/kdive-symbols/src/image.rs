@@ -56,7 +56,6 @@ pub struct ElfImage {
     sections: HashMap<String, (u64, u64)>,
     /// Sorted by address.
     symbols: Vec<Symbol>,
-    by_name: HashMap<String, Vec<usize>>,
     dwarf: OnceCell<Result<Dwarf, SymbolError>>,
 }
 
@@ -104,7 +103,8 @@ impl ElfImage {
                     Some(base) => *base,
                     None => continue,
                 },
-                ImageKind::Executable => section.address(),
+                ImageKind::Executable if is_alloc(&section) => section.address(),
+                ImageKind::Executable => continue,
             };
             if let Ok(name) = section.name() {
                 sections
@@ -141,11 +141,7 @@ impl ElfImage {
                 is_function: symbol.kind() == SymbolKind::Text,
             });
         }
-        symbols.sort_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, symbol) in symbols.iter().enumerate() {
-            by_name.entry(symbol.name.clone()).or_default().push(index);
-        }
+        symbols.sort_unstable_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
         Ok(ElfImage {
             path: path.to_path_buf(),
             map,
@@ -153,7 +149,6 @@ impl ElfImage {
             section_bases,
             sections,
             symbols,
-            by_name,
             dwarf: OnceCell::new(),
         })
     }
@@ -172,17 +167,23 @@ impl ElfImage {
         self.sections.get(name).copied()
     }
 
+    /// The allocated section holding `address`: its name and start.
+    pub fn section_containing(&self, address: u64) -> Option<(&str, u64)> {
+        self.sections
+            .iter()
+            .filter(|(_, (start, size))| *size > 0 && address >= *start && address - start < *size)
+            .map(|(name, (start, _))| (name.as_str(), *start))
+            .next()
+    }
+
     pub fn symbols(&self) -> &[Symbol] {
         &self.symbols
     }
 
-    /// Every symbol called `name` (static functions may repeat).
-    pub fn lookup_name(&self, name: &str) -> impl Iterator<Item = &Symbol> {
-        self.by_name
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter_map(|&index| self.symbols.get(index))
+    /// Every symbol called `name` (static functions may repeat). A scan: a trace asks for a
+    /// few dozen names, and a name index of a vmlinux costs more to build than that.
+    pub fn lookup_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Symbol> + 'a {
+        self.symbols.iter().filter(move |s| s.name == name)
     }
 
     /// The address of `name+offset`. When several symbols share the name, the one whose size
@@ -264,16 +265,17 @@ fn clone_error(err: &SymbolError) -> SymbolError {
     }
 }
 
+fn is_alloc(section: &object::Section<'_, '_>) -> bool {
+    matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0)
+}
+
 /// Lays the allocated sections of a relocatable object out one after another, each aligned,
 /// as a loader would.
 fn place_sections(elf: &object::File<'_>) -> HashMap<SectionIndex, u64> {
     let mut bases = HashMap::new();
     let mut next = RELOCATABLE_BASE;
     for section in elf.sections() {
-        let SectionFlags::Elf { sh_flags } = section.flags() else {
-            continue;
-        };
-        if sh_flags & u64::from(object::elf::SHF_ALLOC) == 0 {
+        if !is_alloc(&section) {
             continue;
         }
         let align = section.align().clamp(1, 1 << 16);

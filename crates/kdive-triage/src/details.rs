@@ -108,6 +108,7 @@ struct Patterns {
     pf_error: Regex,
     code: Regex,
     marker: Regex,
+    bare_address: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -117,7 +118,7 @@ fn patterns() -> &'static Patterns {
         let re = |p: &str| Regex::new(p).expect("constant pattern");
         Patterns {
             task: re(
-                r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.*?) (?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)",
+                r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.*?)(?: Kdump: loaded)? (?:Not tainted|Tainted: ([A-Z ]+?)) +(\S+)(?: #|\s*$)",
             ),
             taint_line: re(r"^\s*Tainted: ((?:\[[A-Z]\]=[A-Z_]+(?:, )?)+)\s*$"),
             hardware: re(r"Hardware name: (.*)$"),
@@ -135,6 +136,7 @@ fn patterns() -> &'static Patterns {
             pf_error: re(r"#PF: error_code\(0x([0-9a-f]+)\)"),
             code: re(r"^\s*Code: ((?:[0-9a-fA-F()<>]{2,8}\s*)+)$"),
             marker: re(r"^\s*<(/?)([A-Z]+)>\s*$"),
+            bare_address: re(r"^\s*(?:\?\s+)?0x[0-9a-f]+\s*$"),
         }
     })
 }
@@ -246,6 +248,11 @@ pub(crate) fn parse(lines: &[String]) -> Details {
                 (false, "eoi") => "task".to_string(),
                 (false, w) => w.to_string(),
             };
+            continue;
+        }
+        if current.is_some() && p.bare_address.is_match(line) {
+            // `? 0xffffffffc02a7000`: a stack word with no symbol (freed module init code);
+            // the trace goes on after it.
             continue;
         }
         if let Some(frame) = parse_frame(line, &context).filter(|_| !line.contains("RIP:")) {

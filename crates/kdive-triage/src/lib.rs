@@ -177,7 +177,7 @@ fn build(
     lines.extend(body);
     Some(Report {
         kind: kind_of(&described.title).to_string(),
-        guilty_function: title::title_function(&described.title),
+        guilty_function: described.frame.clone(),
         title: described.title,
         alt_titles: described.alt_titles,
         corrupted: described.corrupted,

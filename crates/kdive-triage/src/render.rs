@@ -38,10 +38,10 @@ fn render_frames(out: &mut String, frames: &[Frame]) {
         .unwrap_or(0);
     let mut context = "task";
     for frame in frames {
-        if frame.context != context && frame.context != "rip" {
+        if frame.context != context && !frame.is_rip {
             let _ = writeln!(out, "  <{}>", frame.context.to_ascii_uppercase());
+            context = &frame.context;
         }
-        context = &frame.context;
         for call in &frame.inlined {
             let name = format!("{} (inlined)", call.function.as_deref().unwrap_or("??"));
             let _ = writeln!(

@@ -49,7 +49,11 @@ pub(crate) fn frames(symbols: &KernelImages, frames: &mut [Frame], warnings: &mu
             );
             continue;
         };
-        frame.address = Some(format!("{address:#x}"));
+        // A module's addresses are those its object was laid out at here, not where it was
+        // loaded: only a vmlinux address means something to the reader.
+        if image.kind() == kdive_symbols::ImageKind::Executable {
+            frame.address = Some(format!("{address:#x}"));
+        }
         let mut locations = match image.locations(lookup_address(frame, address)) {
             Ok(locations) => locations,
             Err(err) => {

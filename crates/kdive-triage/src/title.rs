@@ -2,8 +2,6 @@
 
 use std::sync::OnceLock;
 
-use regex::bytes::Regex;
-
 use crate::catalog::{self, Catalog, CompiledPart, Format, Kind, Stack};
 use crate::table::{Pick, STRIP_FRAME_PREFIXES};
 
@@ -13,6 +11,8 @@ pub(crate) struct Title {
     pub alt_titles: Vec<String>,
     /// The header matched but the rest of the report did not look as expected.
     pub corrupted: bool,
+    /// The function the report is attributed to, when the format walks a stack for one.
+    pub frame: Option<String>,
 }
 
 struct Frame {
@@ -63,6 +63,7 @@ pub(crate) fn describe(text: &[u8], kind: &Kind) -> Option<Title> {
         title: lossy(rest.get(..end).unwrap_or_default()),
         alt_titles: Vec::new(),
         corrupted: matched_title,
+        frame: None,
     }))
 }
 
@@ -99,10 +100,15 @@ fn title_of(
     }
     let mut seen = std::collections::HashSet::new();
     alt_titles.retain(|alt| seen.insert(alt.clone()));
+    let frame = frames
+        .first()
+        .filter(|f| f.canonical != "corrupted")
+        .map(|f| f.canonical.clone());
     Title {
         title,
         alt_titles,
         corrupted,
+        frame,
     }
 }
 
@@ -450,17 +456,6 @@ fn finish(mut title: Title) -> Title {
         *alt = normalize(alt);
     }
     title
-}
-
-/// The function a title attributes the report to (`... in <func>`).
-pub(crate) fn title_function(title: &str) -> Option<String> {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    #[allow(clippy::expect_used)]
-    let re = RE.get_or_init(|| {
-        Regex::new(r".* in ((?:<[a-zA-Z0-9_: ]+>)?[a-zA-Z0-9_:]+)").expect("constant pattern")
-    });
-    let caps = re.captures(title.as_bytes())?;
-    Some(lossy(caps.get(1)?.as_bytes()))
 }
 
 #[cfg(test)]
