@@ -11,7 +11,8 @@ use kdive_kernel::Kernel;
 use crate::Outcome;
 
 const AFTER_HELP: &str = "\
-Commands use crash's syntax: sys, ps [-k|-u] [-p|-l] [pid | task | command]...
+Commands use crash's syntax: sys, ps [-k|-u] [-p|-l] [pid | task | command]...,
+mod, kmem -i, log [-tma].
 Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
 
 Without --vmlinux, the vmlinux with debug symbols is looked for by the dump's release in
@@ -104,7 +105,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         if i > 0 && !args.json {
             writeln!(out)?;
         }
-        let report = match parse(line).and_then(|command| run_command(&kernel, &command)) {
+        let report = match parse(line)
+            .map(|command| command.with_module_dirs(&args.modules))
+            .and_then(|command| run_command(&kernel, &command))
+        {
             Ok(report) => report,
             Err(err) => {
                 out.flush()?;

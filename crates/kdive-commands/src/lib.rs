@@ -8,6 +8,9 @@
 //! warnings is partial.
 
 mod format;
+pub mod kmem;
+pub mod log;
+pub mod modules;
 pub mod ps;
 pub mod sys;
 
@@ -17,6 +20,9 @@ use kdive_kernel::Kernel;
 use serde::Serialize;
 
 pub use format::{convert_time, ctime_utc, load_average_string, memory_size_string, size_string};
+pub use kmem::{KmemArgs, KmemRecord};
+pub use log::{LogArgs, LogRecord};
+pub use modules::{ModArgs, ModRecord};
 pub use ps::{PsArgs, PsMode, PsRecord, PsSelector, PsThreads};
 pub use sys::SysRecord;
 
@@ -44,6 +50,9 @@ pub enum CommandError {
 pub enum Command {
     Sys,
     Ps(PsArgs),
+    Mod(ModArgs),
+    Kmem(KmemArgs),
+    Log(LogArgs),
 }
 
 const SYS_USAGE: &str = "sys";
@@ -67,6 +76,9 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
             Ok(Command::Sys)
         }
         "ps" => parse_ps(&rest).map(Command::Ps),
+        "mod" => modules::parse_mod(&rest).map(Command::Mod),
+        "kmem" => kmem::parse_kmem(&rest).map(Command::Kmem),
+        "log" => log::parse_log(&rest).map(Command::Log),
         "" => Err(CommandError::NotFound(String::new())),
         other => Err(CommandError::NotFound(other.to_owned())),
     }
@@ -133,6 +145,9 @@ fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
 pub enum Output {
     Sys(Box<SysRecord>),
     Ps(PsRecord),
+    Mod(ModRecord),
+    Kmem(KmemRecord),
+    Log(LogRecord),
 }
 
 /// What a command produced, and what it could not read.
@@ -153,6 +168,9 @@ impl Report {
         match &self.output {
             Output::Sys(r) => r.write_text(out),
             Output::Ps(r) => r.write_text(out),
+            Output::Mod(r) => r.write_text(out),
+            Output::Kmem(r) => r.write_text(out),
+            Output::Log(r) => r.write_text(out),
         }
     }
 
@@ -172,6 +190,9 @@ pub fn run(kernel: &Kernel, command: &Command) -> Result<Report, CommandError> {
     let output = match command {
         Command::Sys => Output::Sys(Box::new(sys::sys(kernel, &mut warnings))),
         Command::Ps(args) => Output::Ps(ps::ps(kernel, args, &mut warnings)),
+        Command::Mod(args) => Output::Mod(modules::modules(kernel, args, &mut warnings)),
+        Command::Kmem(args) => Output::Kmem(kmem::kmem(kernel, args, &mut warnings)),
+        Command::Log(args) => Output::Log(log::log(kernel, args, &mut warnings)),
     };
     Ok(Report { output, warnings })
 }

@@ -7,9 +7,13 @@
 //! `list_for_each` as [`ListWalk`]), read layouts from the types rather than from offsets
 //! written here, bound every walk and return data; they never print.
 
+pub mod audit;
 mod error;
 mod kernel;
 mod list;
+pub mod log_buf;
+pub mod meminfo;
+pub mod module;
 pub mod printk;
 pub mod sys;
 pub mod task;
@@ -17,6 +21,7 @@ pub mod task;
 pub use error::KernelError;
 pub use kernel::{DumpInfo, Kernel, StructBuf};
 pub use list::{container_of, ListWalk, MAX_LIST_ENTRIES};
+pub use module::{KernelModules, Module, SymbolHit, SymbolSource};
 pub use printk::{PrintkLog, PrintkRecord};
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 

@@ -1,0 +1,295 @@
+//! `kmem -i`: crash's memory usage table (memory.c `dump_kmeminfo()`), same rows and
+//! arithmetic. SLAB is the vmstat slab counters, as crash 8.0.3+ prints it; crash 8.0.2
+//! and older count `PG_slab` pages on 5.9+ kernels instead, which kdive reports as
+//! `slab_flagged_pages` in JSON.
+
+use std::io::{self, Write};
+
+use kdive_kernel::meminfo::{kmem_info, KmemInfo};
+use kdive_kernel::Kernel;
+use serde::Serialize;
+
+use crate::format::size_string;
+use crate::CommandError;
+
+const KMEM_USAGE: &str = "kmem -i";
+
+/// The `kmem` options kdive implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KmemArgs;
+
+pub fn parse_kmem(words: &[&str]) -> Result<KmemArgs, CommandError> {
+    let mut info = false;
+    for word in words {
+        match word.strip_prefix('-') {
+            Some(options) if !options.is_empty() => {
+                for option in options.chars() {
+                    if option != 'i' {
+                        return Err(CommandError::BadArgs {
+                            command: "kmem",
+                            what: format!("option -{option} is not supported by kdive"),
+                            usage: KMEM_USAGE,
+                        });
+                    }
+                    info = true;
+                }
+            }
+            _ => {
+                return Err(CommandError::BadArgs {
+                    command: "kmem",
+                    what: format!("unexpected argument: {word}"),
+                    usage: KMEM_USAGE,
+                })
+            }
+        }
+    }
+    if !info {
+        return Err(CommandError::BadArgs {
+            command: "kmem",
+            what: "an option is required".into(),
+            usage: KMEM_USAGE,
+        });
+    }
+    Ok(KmemArgs)
+}
+
+/// The table's numbers, in pages (`null` when unreadable; `warnings` says why).
+#[derive(Debug, Clone, Serialize)]
+pub struct KmemRecord {
+    pub page_size: u64,
+    pub total_mem: Option<u64>,
+    pub free: Option<u64>,
+    pub used: Option<u64>,
+    pub shared: Option<u64>,
+    pub buffers: Option<u64>,
+    pub cached: Option<i64>,
+    pub slab: Option<u64>,
+    pub slab_flagged_pages: Option<u64>,
+    /// Absent when the kernel keeps no huge page pools crash can read.
+    pub total_huge: Option<u64>,
+    pub huge_free: Option<u64>,
+    /// Absent when the kernel has no swap cache.
+    pub total_swap: Option<u64>,
+    pub swap_used: Option<u64>,
+    pub swap_free: Option<u64>,
+    pub commit_limit: Option<u64>,
+    pub committed: Option<u64>,
+}
+
+pub fn kmem(kernel: &Kernel, _args: &KmemArgs, warnings: &mut Vec<String>) -> KmemRecord {
+    let info = kmem_info(kernel);
+    record(&info, warnings)
+}
+
+fn record(info: &KmemInfo, warnings: &mut Vec<String>) -> KmemRecord {
+    warnings.extend(info.errors.iter().map(|e| format!("kmem: {e}")));
+    if info.unreadable_mem_map_bytes > 0 {
+        warnings.push(format!(
+            "kmem: {} bytes of page structs are not in the dump; SHARED counts what is",
+            info.unreadable_mem_map_bytes
+        ));
+    }
+    KmemRecord {
+        page_size: info.page_size,
+        total_mem: info.total_ram,
+        free: info.free,
+        used: info
+            .total_ram
+            .zip(info.free)
+            .map(|(t, f)| t.saturating_sub(f)),
+        shared: info.shared,
+        buffers: info.buffers,
+        cached: info.cached,
+        slab: info.slab,
+        slab_flagged_pages: info.slab_flagged_pages,
+        total_huge: info.huge.map(|h| h.total),
+        huge_free: info.huge.map(|h| h.free),
+        total_swap: info.swap.map(|s| s.total),
+        swap_used: info.swap.map(|s| s.used),
+        swap_free: info.swap.map(|s| s.total.saturating_sub(s.used)),
+        commit_limit: info.commit.map(|c| c.limit),
+        committed: info.commit.map(|c| c.committed),
+    }
+}
+
+impl KmemRecord {
+    fn size(&self, pages: u64) -> String {
+        size_string(pages.saturating_mul(self.page_size))
+    }
+
+    /// `%13s  %7ld  %11s         ----`
+    fn total_line(&self, out: &mut dyn Write, label: &str, pages: Option<u64>) -> io::Result<()> {
+        match pages {
+            Some(p) => writeln!(
+                out,
+                "{label:>13}  {p:>7}  {:>11}         ----",
+                self.size(p)
+            ),
+            None => writeln!(out, "{label:>13}  {:>7}  {:>11}         ----", "?", "?"),
+        }
+    }
+
+    /// `%13s  %7ld  %11s  %3ld%% of TOTAL ...`; the percentage truncates, as crash's
+    /// integer division does.
+    fn share_line(
+        &self,
+        out: &mut dyn Write,
+        label: &str,
+        pages: Option<i64>,
+        of: Option<u64>,
+        of_name: &str,
+    ) -> io::Result<()> {
+        let Some(p) = pages else {
+            return writeln!(
+                out,
+                "{label:>13}  {:>7}  {:>11}    ? of {of_name}",
+                "?", "?"
+            );
+        };
+        let unsigned = u64::try_from(p).unwrap_or(0);
+        let pct = match of {
+            Some(total) if total > 0 => unsigned.saturating_mul(100) / total,
+            _ => 0,
+        };
+        writeln!(
+            out,
+            "{label:>13}  {p:>7}  {:>11}  {pct:>3}% of {of_name}",
+            self.size(unsigned)
+        )
+    }
+
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let signed = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        writeln!(out, "                 PAGES        TOTAL      PERCENTAGE")?;
+        self.total_line(out, "TOTAL MEM", self.total_mem)?;
+        let mem = "TOTAL MEM";
+        self.share_line(out, "FREE", signed(self.free), self.total_mem, mem)?;
+        self.share_line(out, "USED", signed(self.used), self.total_mem, mem)?;
+        self.share_line(out, "SHARED", signed(self.shared), self.total_mem, mem)?;
+        self.share_line(out, "BUFFERS", signed(self.buffers), self.total_mem, mem)?;
+        self.share_line(out, "CACHED", self.cached, self.total_mem, mem)?;
+        self.share_line(out, "SLAB", signed(self.slab), self.total_mem, mem)?;
+        if self.total_huge.is_some() {
+            writeln!(out)?;
+            self.total_line(out, "TOTAL HUGE", self.total_huge)?;
+            self.share_line(
+                out,
+                "HUGE FREE",
+                signed(self.huge_free),
+                self.total_huge,
+                "TOTAL HUGE",
+            )?;
+        }
+        writeln!(out)?;
+        if self.total_swap.is_some() {
+            let swap = "TOTAL SWAP";
+            self.total_line(out, swap, self.total_swap)?;
+            self.share_line(
+                out,
+                "SWAP USED",
+                signed(self.swap_used),
+                self.total_swap,
+                swap,
+            )?;
+            self.share_line(
+                out,
+                "SWAP FREE",
+                signed(self.swap_free),
+                self.total_swap,
+                swap,
+            )?;
+        }
+        if let (Some(limit), Some(committed)) = (self.commit_limit, self.committed) {
+            writeln!(out)?;
+            self.total_line(out, "COMMIT LIMIT", Some(limit))?;
+            if limit > 0 {
+                self.share_line(
+                    out,
+                    "COMMITTED",
+                    signed(Some(committed)),
+                    Some(limit),
+                    "TOTAL LIMIT",
+                )?;
+            } else {
+                self.total_line(out, "COMMITTED", Some(committed))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kdive_kernel::meminfo::{Commit, HugePages, Swap};
+
+    #[test]
+    fn text_layout_is_crashs() {
+        let info = KmemInfo {
+            page_size: 4096,
+            total_ram: Some(31262),
+            free: Some(19843),
+            shared: Some(453),
+            buffers: Some(0),
+            cached: Some(5139),
+            slab: Some(2263),
+            slab_flagged_pages: Some(1000),
+            huge: Some(HugePages { total: 0, free: 0 }),
+            swap: Some(Swap { total: 0, used: 0 }),
+            commit: Some(Commit {
+                limit: 15631,
+                committed: 4384,
+            }),
+            ..KmemInfo::default()
+        };
+        let mut warnings = Vec::new();
+        let record = record(&info, &mut warnings);
+        assert!(warnings.is_empty());
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        let expected = "                 PAGES        TOTAL      PERCENTAGE
+    TOTAL MEM    31262     122.1 MB         ----
+         FREE    19843      77.5 MB   63% of TOTAL MEM
+         USED    11419      44.6 MB   36% of TOTAL MEM
+       SHARED      453       1.8 MB    1% of TOTAL MEM
+      BUFFERS        0            0    0% of TOTAL MEM
+       CACHED     5139      20.1 MB   16% of TOTAL MEM
+         SLAB     2263       8.8 MB    7% of TOTAL MEM
+
+   TOTAL HUGE        0            0         ----
+    HUGE FREE        0            0    0% of TOTAL HUGE
+
+   TOTAL SWAP        0            0         ----
+    SWAP USED        0            0    0% of TOTAL SWAP
+    SWAP FREE        0            0    0% of TOTAL SWAP
+
+ COMMIT LIMIT    15631      61.1 MB         ----
+    COMMITTED     4384      17.1 MB   28% of TOTAL LIMIT
+";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn unreadable_counters_are_marked() {
+        let info = KmemInfo {
+            page_size: 4096,
+            total_ram: Some(1000),
+            ..KmemInfo::default()
+        };
+        let mut warnings = Vec::new();
+        let record = record(&info, &mut warnings);
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("         FREE        ?            ?    ? of TOTAL MEM"));
+        assert!(!text.contains("TOTAL SWAP"));
+    }
+
+    #[test]
+    fn parses_options() {
+        assert!(parse_kmem(&["-i"]).is_ok());
+        assert!(parse_kmem(&[]).is_err());
+        assert!(parse_kmem(&["-s"]).is_err());
+        assert!(parse_kmem(&["-i", "x"]).is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! `log`: the kernel's message buffer as crash prints it (printk.c `dump_record()`,
+//! kernel.c `dump_log_entry()`): `[%5lld.%06ld] ` before each record, continuation lines
+//! indented under the text, bytes that are neither printable nor space shown as `.`.
+//! `-t` drops the timestamps, `-m` shows the level as `<N>`, `-a` prints the audit messages
+//! still queued in the kernel instead.
+
+use std::io::{self, Write};
+
+use kdive_kernel::audit::audit_records;
+use kdive_kernel::log_buf::{kernel_log, LogFormat};
+use kdive_kernel::Kernel;
+use serde::Serialize;
+
+use crate::CommandError;
+
+const LOG_USAGE: &str = "log [-tma]";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogArgs {
+    /// `-t`
+    pub no_timestamps: bool,
+    /// `-m`
+    pub show_level: bool,
+    /// `-a`
+    pub audit: bool,
+}
+
+pub fn parse_log(words: &[&str]) -> Result<LogArgs, CommandError> {
+    let mut args = LogArgs::default();
+    for word in words {
+        let Some(options) = word.strip_prefix('-').filter(|o| !o.is_empty()) else {
+            return Err(CommandError::BadArgs {
+                command: "log",
+                what: format!("unexpected argument: {word}"),
+                usage: LOG_USAGE,
+            });
+        };
+        for option in options.chars() {
+            match option {
+                't' => args.no_timestamps = true,
+                'm' => args.show_level = true,
+                'a' => args.audit = true,
+                'T' | 'd' | 's' => {
+                    return Err(CommandError::BadArgs {
+                        command: "log",
+                        what: format!("option -{option} is not supported by kdive"),
+                        usage: LOG_USAGE,
+                    })
+                }
+                other => {
+                    return Err(CommandError::BadOption {
+                        command: "log",
+                        option: other,
+                        usage: LOG_USAGE,
+                    })
+                }
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// One printk record.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    /// Nanoseconds since boot.
+    pub ts_nsec: u64,
+    pub level: u8,
+    pub facility: u8,
+    /// `0x80000000 | cpu` or a pid (`CONFIG_PRINTK_CALLER`).
+    pub caller_id: u32,
+    pub text: String,
+}
+
+/// One audit message (`log -a`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    #[serde(rename = "type")]
+    pub kind: u16,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRecord {
+    /// `printk_ringbuffer` (5.10+) or `log_buf` (variable-length records).
+    pub format: Option<&'static str>,
+    pub records: Vec<LogEntry>,
+    /// `-a`: the queued audit messages (`null` when the kernel has no audit queues).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Vec<AuditEntry>>,
+    #[serde(skip)]
+    pub args: LogArgs,
+    /// `-a` on a kernel without audit.
+    #[serde(skip)]
+    audit_unsupported: bool,
+}
+
+pub fn log(kernel: &Kernel, args: &LogArgs, warnings: &mut Vec<String>) -> LogRecord {
+    let mut record = LogRecord {
+        format: None,
+        records: Vec::new(),
+        audit: None,
+        args: *args,
+        audit_unsupported: false,
+    };
+    if args.audit {
+        match audit_records(kernel) {
+            Ok(Some(messages)) => {
+                record.audit = Some(
+                    messages
+                        .into_iter()
+                        .map(|m| AuditEntry {
+                            kind: m.kind,
+                            text: m.text,
+                        })
+                        .collect(),
+                )
+            }
+            Ok(None) => record.audit_unsupported = true,
+            Err(err) => warnings.push(format!("log: audit queues: {err}")),
+        }
+        return record;
+    }
+    match kernel_log(kernel) {
+        Ok((format, log)) => {
+            record.format = Some(match format {
+                LogFormat::Ringbuffer => "printk_ringbuffer",
+                LogFormat::VariableLength => "log_buf",
+            });
+            for err in &log.errors {
+                warnings.push(format!("log: {err}"));
+            }
+            record.records = log
+                .records
+                .into_iter()
+                .map(|r| LogEntry {
+                    seq: r.seq,
+                    ts_nsec: r.ts_nsec,
+                    level: r.level,
+                    facility: r.facility,
+                    caller_id: r.caller_id,
+                    text: r.text,
+                })
+                .collect();
+        }
+        Err(err) => warnings.push(format!("log: {err}")),
+    }
+    record
+}
+
+/// crash's test for a byte it prints as is: `isprint() || isspace()` in the C locale.
+fn shown_as_is(c: char) -> bool {
+    matches!(c, ' '..='~' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+impl LogRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if let Some(audit) = &self.audit {
+            for m in audit {
+                writeln!(out, "type={} {}", m.kind, m.text)?;
+            }
+            if audit.is_empty() {
+                writeln!(out, "log: kernel audit log is empty")?;
+            }
+            return Ok(());
+        }
+        if self.audit_unsupported {
+            return writeln!(
+                out,
+                "log: -a option not supported on this kernel (no audit queues)"
+            );
+        }
+        for r in &self.records {
+            self.write_entry(out, r)?;
+        }
+        Ok(())
+    }
+
+    fn write_entry(&self, out: &mut dyn Write, r: &LogEntry) -> io::Result<()> {
+        // A record without text is a data-less block: crash prints only the newline.
+        if r.text.is_empty() {
+            return writeln!(out);
+        }
+        let mut prefix = String::new();
+        if !self.args.no_timestamps {
+            prefix.push_str(&format!(
+                "[{:5}.{:06}] ",
+                r.ts_nsec / 1_000_000_000,
+                r.ts_nsec % 1_000_000_000 / 1000
+            ));
+        }
+        if self.args.show_level {
+            prefix.push_str(&format!("<{:x}>", r.level));
+        }
+        let indent = " ".repeat(prefix.len());
+        let mut line = prefix;
+        for c in r.text.chars() {
+            if c == '\n' {
+                line.push('\n');
+                line.push_str(&indent);
+            } else if shown_as_is(c) {
+                line.push(c);
+            } else {
+                // crash prints one `.` per byte (non-ASCII bytes are not printable in the C
+                // locale).
+                line.push_str(&".".repeat(c.len_utf8()));
+            }
+        }
+        writeln!(out, "{line}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ts_nsec: u64, level: u8, text: &str) -> LogEntry {
+        LogEntry {
+            seq: 0,
+            ts_nsec,
+            level,
+            facility: 0,
+            caller_id: 0,
+            text: text.into(),
+        }
+    }
+
+    fn render(args: LogArgs, records: Vec<LogEntry>) -> String {
+        let record = LogRecord {
+            format: Some("printk_ringbuffer"),
+            records,
+            audit: None,
+            args,
+            audit_unsupported: false,
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn crash_layout() {
+        let records = vec![
+            entry(0, 5, "Linux version 6.1.0"),
+            entry(
+                9_288_616_123,
+                4,
+                "clocksource: timekeeping watchdog\nIf you want to keep using the local clock",
+            ),
+            entry(123_456_789_000_000, 6, ""),
+            entry(10_000_000_000, 3, "bad \x01byte é"),
+        ];
+        assert_eq!(
+            render(LogArgs::default(), records.clone()),
+            "[    0.000000] Linux version 6.1.0\n\
+             [    9.288616] clocksource: timekeeping watchdog\n\
+             \x20              If you want to keep using the local clock\n\
+             \n\
+             [   10.000000] bad .byte ..\n"
+        );
+        let args = LogArgs {
+            no_timestamps: true,
+            show_level: true,
+            audit: false,
+        };
+        assert_eq!(
+            render(args, records[..2].to_vec()),
+            "<5>Linux version 6.1.0\n\
+             <4>clocksource: timekeeping watchdog\n\
+             \x20  If you want to keep using the local clock\n"
+        );
+        // Five digits of seconds, then wider.
+        assert!(
+            render(LogArgs::default(), vec![entry(123_456_000_000_000, 6, "x")])
+                .starts_with("[123456.000000] x")
+        );
+    }
+
+    #[test]
+    fn audit_output() {
+        let record = LogRecord {
+            format: None,
+            records: Vec::new(),
+            audit: Some(vec![AuditEntry {
+                kind: 1300,
+                text: "audit(1.2:3): arch=c000003e".into(),
+            }]),
+            args: LogArgs::default(),
+            audit_unsupported: false,
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "type=1300 audit(1.2:3): arch=c000003e\n"
+        );
+    }
+
+    #[test]
+    fn parses_options() {
+        assert_eq!(parse_log(&[]).unwrap(), LogArgs::default());
+        let args = parse_log(&["-tm"]).unwrap();
+        assert!(args.no_timestamps && args.show_level && !args.audit);
+        assert!(parse_log(&["-a"]).unwrap().audit);
+        assert!(matches!(
+            parse_log(&["-q"]),
+            Err(CommandError::BadOption { option: 'q', .. })
+        ));
+        assert!(matches!(
+            parse_log(&["-T"]),
+            Err(CommandError::BadArgs { .. })
+        ));
+        assert!(matches!(
+            parse_log(&["x"]),
+            Err(CommandError::BadArgs { .. })
+        ));
+    }
+}
