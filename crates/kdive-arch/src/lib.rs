@@ -30,8 +30,8 @@ pub use kernel::{
     DEFAULT_KERNEL_IMAGE_SIZE, KASLR_ALIGN, REGION_ALIGN, START_KERNEL_MAP,
 };
 pub use orc::{
-    OrcEntry, OrcError, OrcReadError, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion,
-    MAX_MODULE_ORCS, ORC_ENTRY_SIZE, ORC_HEADER_SIZE,
+    OrcEntry, OrcError, OrcReadError, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, MAX_ORCS,
+    ORC_ENTRY_SIZE, ORC_HEADER_SIZE,
 };
 pub use paging::{
     PageTables, PagingLevels, PhysMemRef, CR0_PG, CR4_LA57, PAGE_NX, PAGE_PRESENT, PAGE_PROTNONE,

@@ -297,11 +297,10 @@ pub enum OrcError {
     NoVersion,
 }
 
-/// The most ORC entries a module's table may claim (vmlinux has ~400 000; the largest
-/// modules a few tens of thousands).
-pub const MAX_MODULE_ORCS: usize = 1 << 20;
+/// The most entries a table read from memory may claim (6.12's vmlinux has ~420 000).
+pub const MAX_ORCS: usize = 1 << 22;
 
-/// Errors reading a module's ORC table from the dump.
+/// Errors reading an ORC table from the dump.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrcReadError {
     #[error("{table}: num_orcs {num_orcs} is not believable")]
@@ -406,10 +405,12 @@ impl OrcTable {
         Ok(table)
     }
 
-    /// Reads a loaded module's table from memory, where the kernel keeps it
-    /// (`mod->arch.orc_unwind_ip`, `mod->arch.orc_unwind`, `mod->arch.num_orcs`), already
-    /// relocated and sorted. `num_orcs` above [`MAX_MODULE_ORCS`] is refused as bad data.
-    pub fn read_module<M: StackMemory + ?Sized>(
+    /// Reads a table from the dump, where the running kernel keeps it, relocated and sorted:
+    /// for a module `mod->arch.orc_unwind_ip`, `mod->arch.orc_unwind` and
+    /// `mod->arch.num_orcs`; for vmlinux `__start_orc_unwind_ip`, `__start_orc_unwind` and
+    /// (`__stop_orc_unwind_ip` - `__start_orc_unwind_ip`) / 4 (its `.orc_header`, from 6.4,
+    /// at `__start_orc_header`). `num_orcs` above [`MAX_ORCS`] is refused as bad data.
+    pub fn read<M: StackMemory + ?Sized>(
         mem: &M,
         name: &str,
         orc_unwind_ip: VirtAddr,
@@ -419,7 +420,7 @@ impl OrcTable {
     ) -> Result<OrcTable, OrcReadError> {
         let count = usize::try_from(num_orcs)
             .ok()
-            .filter(|&n| n <= MAX_MODULE_ORCS)
+            .filter(|&n| n <= MAX_ORCS)
             .ok_or_else(|| OrcReadError::TooMany {
                 table: name.to_owned(),
                 num_orcs,
@@ -784,7 +785,7 @@ mod tests {
         let mut bytes = ipb.clone();
         bytes.extend_from_slice(&orcb);
         let mem = Mem(bytes);
-        let t = OrcTable::read_module(
+        let t = OrcTable::read(
             &mem,
             "m",
             VirtAddr(base),
@@ -794,7 +795,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.find(VirtAddr(base + 0x150)).unwrap().kind, OrcType::Call);
-        let e = OrcTable::read_module(
+        let e = OrcTable::read(
             &mem,
             "m",
             VirtAddr(base),
@@ -803,7 +804,7 @@ mod tests {
             OrcVersion::V3,
         );
         assert!(matches!(e, Err(OrcReadError::Read(_))));
-        let e = OrcTable::read_module(
+        let e = OrcTable::read(
             &mem,
             "m",
             VirtAddr(base),

@@ -198,6 +198,25 @@ pub enum StopReason {
     FrameLimit,
 }
 
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::EndOfStack => f.write_str("end of the kernel stack"),
+            StopReason::UserMode { .. } => f.write_str("entered from user mode"),
+            StopReason::Undefined { pc } => write!(f, "no unwind information for {pc}"),
+            StopReason::BadPc { pc } => write!(f, "{pc} is not a kernel address"),
+            StopReason::BadEntry { pc, what } => write!(f, "cannot unwind {pc}: {what}"),
+            StopReason::Fault { pc, error } => write!(f, "unwinding {pc}: {error}"),
+            StopReason::WrongDirection { pc, sp, cfa } => write!(
+                f,
+                "unwinding {pc}: the caller's stack pointer {cfa} is not above {sp}"
+            ),
+            StopReason::Loop { pc, sp } => write!(f, "frame {pc} at {sp} seen twice"),
+            StopReason::FrameLimit => write!(f, "stopped after {MAX_FRAMES} frames"),
+        }
+    }
+}
+
 impl StopReason {
     /// The walk reached the end of the stack (as opposed to giving up).
     pub fn is_complete(&self) -> bool {
@@ -760,6 +779,7 @@ mod tests {
         assert_eq!(pcs(&bt), vec![f0 + 4, f1 + 0x10, f2 + 5]);
         assert_eq!(bt.stop, StopReason::EndOfStack);
         assert!(bt.stop.is_complete());
+        assert_eq!(bt.stop.to_string(), "end of the kernel stack");
         let f = &bt.frames;
         assert_eq!((f[1].sp.0, f[2].sp.0), (STACK + 16, STACK + 0x30));
         assert_eq!(f[2].regs.rbp(), Some(0xdead_beef));

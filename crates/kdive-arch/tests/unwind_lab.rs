@@ -94,7 +94,14 @@ fn load_vmlinux(path: &str) -> Vmlinux {
     let orc = section(".orc_unwind").expect(".orc_unwind").1;
     let orc_header = section(".orc_header").map(|(_, d)| d);
     let debug_frame = section(".debug_frame").expect(".debug_frame").1;
-    let wanted = ["modules", "ret_from_fork", "ret_from_fork_asm"];
+    let wanted = [
+        "modules",
+        "ret_from_fork",
+        "ret_from_fork_asm",
+        "__start_orc_unwind_ip",
+        "__stop_orc_unwind_ip",
+        "__start_orc_unwind",
+    ];
     let mut addrs = HashMap::new();
     let mut text = Vec::new();
     for sym in elf.symbols() {
@@ -184,6 +191,21 @@ fn load_kernel(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, osrelease: Option<&
         )
         .expect("vmlinux ORC"),
     );
+    // The same table as the running kernel holds it (how kdive reads it when only the
+    // dump's memory is at hand): identical entries.
+    let start = |s: &str| VirtAddr(v.addrs[s] + kaslr);
+    let in_memory = OrcTable::read(
+        space,
+        "vmlinux (memory)",
+        start("__start_orc_unwind_ip"),
+        start("__start_orc_unwind"),
+        (v.addrs["__stop_orc_unwind_ip"] - v.addrs["__start_orc_unwind_ip"]) / 4,
+        version,
+    )
+    .expect("vmlinux ORC in memory");
+    let from_file = tables.tables().next().expect("vmlinux table");
+    assert_eq!(in_memory.len(), from_file.len());
+    assert!(in_memory.iter().eq(from_file.iter()));
     let mut symbols: Vec<Sym> = v
         .text
         .iter()
@@ -221,9 +243,8 @@ fn load_kernel(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, osrelease: Option<&
             .read_u64(VirtAddr(field("arch.orc_unwind")))
             .expect("orc");
         if num > 0 {
-            let table =
-                OrcTable::read_module(space, &name, VirtAddr(ip), VirtAddr(orc), num, version)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let table = OrcTable::read(space, &name, VirtAddr(ip), VirtAddr(orc), num, version)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             tables.push(table);
         }
         let kallsyms = space
