@@ -7,8 +7,8 @@
 //! enumerators of top-level enums. The first complete definition of each name is kept, as
 //! pahole does for `-C`. Types are decoded from their DIEs when asked for.
 //!
-//! Relocatable objects (`.ko`) are refused: their `.debug_info` needs relocations before its
-//! string offsets are right, and module types come from their split BTF.
+//! Relocatable objects with `.debug_info` relocations (`.ko` files) are refused: their string
+//! offsets are wrong until relocated, and module types come from their split BTF.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -117,7 +117,10 @@ impl DwarfTypes {
                 path: path.to_path_buf(),
             });
         }
-        if elf.kind() == object::ObjectKind::Relocatable {
+        let relocated = [".rela.debug_info", ".rel.debug_info"]
+            .iter()
+            .any(|name| elf.section_by_name(name).is_some());
+        if elf.kind() == object::ObjectKind::Relocatable && relocated {
             return Err(SymbolError::BadElf {
                 path: path.to_path_buf(),
                 what: "DWARF types are read from linked images only; use the module's BTF"
