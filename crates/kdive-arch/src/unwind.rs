@@ -1,6 +1,7 @@
-//! The x86_64 kernel stack unwinder: ORC first, the frame-pointer guess where no ORC entry
-//! covers a pc, following the kernel's own `unwind_next_frame()` (arch/x86/kernel/
-//! unwind_orc.c) rule for rule.
+//! The x86_64 kernel stack unwinder: ORC, following the kernel's own `unwind_next_frame()`
+//! (arch/x86/kernel/unwind_orc.c) rule for rule; DWARF CFI ([`DwarfCfi`]) where ORC is
+//! undefined or absent; then the kernel's frame-pointer guess where neither covers a pc.
+//! [`unwind`] returns the frames and why the walk ended ([`StopReason`]).
 //!
 //! Stack switches need no stack bounds: an interrupt or exception entry leaves a `pt_regs`
 //! (ORC `REGS`) or an iret frame (`REGS_PARTIAL`) holding the interrupted rsp, which moves the
