@@ -2,8 +2,6 @@
 //! kernel's type information, with typed reads on top. Everything else in this crate is built
 //! from these reads, the way drgn's helpers are built on its `Program`.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,24 +76,37 @@ pub struct Kernel {
     space: KernelAddressSpace<Arc<dyn PhysMem>>,
     vmlinux: ElfImage,
     types: Types,
-    /// Member lookups answered so far: the same few dozen are asked once per task.
-    members: RefCell<HashMap<(String, String), Member>>,
 }
 
 impl Kernel {
     /// Opens the kernel of `vmcore` with the symbols and BTF of `vmlinux`. Only the ELF
-    /// symbol table and `.BTF` are read; DWARF stays untouched.
+    /// symbol table and `.BTF` are read (in parallel); DWARF stays untouched.
     pub fn open(vmcore: Vmcore, vmlinux: &Path) -> Result<Kernel, KernelError> {
         let image_error = |source| KernelError::Image {
             path: vmlinux.display().to_string(),
             source,
         };
-        let image = ElfImage::open(vmlinux).map_err(image_error)?;
+        // The symbol table and the BTF index are the bulk of opening; build them at once.
+        let (image, btf) = std::thread::scope(|scope| {
+            let btf = scope.spawn(|| Btf::from_elf_file(vmlinux, None));
+            let image = ElfImage::open(vmlinux);
+            (image, btf.join())
+        });
+        let image = image.map_err(image_error)?;
+        let btf = match btf {
+            Ok(btf) => btf.map_err(image_error)?,
+            Err(_) => {
+                return Err(KernelError::BadData {
+                    what: format!("{}: .BTF", vmlinux.display()),
+                    addr: VirtAddr(0),
+                    why: "the BTF reader stopped unexpectedly".into(),
+                })
+            }
+        };
+        // BTF alone: it describes every struct the kernel model reads, and asking DWARF too
+        // would index the whole debug info whenever a field-presence check says "no".
         let mut types = Types::new();
-        match Btf::from_elf_file(vmlinux, None) {
-            Ok(btf) => types.push(Arc::new(btf)),
-            Err(err) => return Err(image_error(err)),
-        }
+        types.push_vmlinux_btf(Arc::new(btf));
         Kernel::new(vmcore, image, types)
     }
 
@@ -118,7 +129,6 @@ impl Kernel {
             space,
             vmlinux,
             types,
-            members: RefCell::new(HashMap::new()),
         })
     }
 
@@ -188,30 +198,16 @@ impl Kernel {
     /// A member of a struct by path (`thread_info.cpu`, `rss_stat.count`), from the
     /// kernel's BTF.
     pub fn member(&self, ty: &str, path: &str) -> Result<Member, KernelError> {
-        let key = (ty.to_owned(), path.to_owned());
-        if let Some(member) = self.members.borrow().get(&key) {
-            return Ok(member.clone());
-        }
-        let member = self
-            .types
+        self.types
             .member(ty, path)
             .map_err(|source| KernelError::Type {
                 what: format!("{ty}.{path}"),
                 source,
-            })?;
-        self.members.borrow_mut().insert(key, member.clone());
-        Ok(member)
+            })
     }
 
     /// Whether `ty` has the member: layouts are told apart by fields, not by version.
     pub fn has_member(&self, ty: &str, path: &str) -> Result<bool, KernelError> {
-        if self
-            .members
-            .borrow()
-            .contains_key(&(ty.to_owned(), path.to_owned()))
-        {
-            return Ok(true);
-        }
         self.types
             .has_member(ty, path)
             .map_err(|source| KernelError::Type {
