@@ -441,7 +441,8 @@ pub(crate) fn array_name(elem: &str, len: u64) -> String {
 
 /// BTF first, then DWARF: the stack a kernel model uses. Either may be absent (a `vmlinux`
 /// without `.BTF`, or no debug info), and each answer comes from the first source that knows
-/// it; errors of a source that does not know the name are replaced by the next source's.
+/// it. BTF's "unknown type, member or enumerator" is final (it holds all of them); variables
+/// and sources with bad data fall through to the next source.
 #[derive(Default, Clone)]
 pub struct Types {
     sources: Vec<Arc<dyn TypeInfo + Send + Sync>>,
@@ -520,8 +521,17 @@ impl Types {
         for source in &self.sources {
             match query(source.as_ref()) {
                 Ok(v) => return Ok(v),
-                // A source that does not know the name defers to the next one; the first
-                // error is kept, since it names what the preferred source lacked.
+                // pahole puts every type and enum of the kernel's DWARF into its BTF, so BTF's
+                // "no such type, member or enumerator" is final: asking DWARF would index all
+                // of it (seconds) only to say the same, and a kernel model probes for members
+                // and types to tell layouts apart. Variables (BTF has only per-cpu ones) and
+                // bad data go on to the next source.
+                Err(SymbolError::Type(
+                    e @ (TypeError::UnknownType { .. }
+                    | TypeError::UnknownMember { .. }
+                    | TypeError::UnknownEnumerator { .. }),
+                )) if source.source() == TypeSourceKind::Btf => return Err(e.into()),
+                // Otherwise the first error is kept: it names what the preferred source lacked.
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }

@@ -267,7 +267,7 @@ fn split_btf_of_a_module() {
 }
 
 #[test]
-fn types_stack_falls_through() {
+fn types_stack_falls_through_for_variables_only() {
     let mut first = BtfBuilder::new();
     let int = first.int("int", 4, INT_SIGNED);
     first.struct_("only_in_first", 4, &[("a", int, 0)]);
@@ -275,11 +275,18 @@ fn types_stack_falls_through() {
     let mut types = Types::new();
     types.push(Arc::new(first));
     types.push(Arc::new(kernel_btf()));
-    assert_eq!(types.member("task_struct", "thread.sp").unwrap().offset, 56);
     assert_eq!(types.struct_size("only_in_first").unwrap(), 4);
-    // The first source's error is reported when no source knows the name.
-    match types.struct_size("missing") {
-        Err(SymbolError::Type(TypeError::UnknownType { name })) => assert_eq!(name, "missing"),
+    assert_eq!(types.offset_of("only_in_first", "a").unwrap(), 0);
+    assert!(!types.has_member("only_in_first", "b").unwrap());
+    // Variables fall through to the next source ...
+    assert_eq!(types.variable_type("runqueues").unwrap().name, "struct rq");
+    // ... but BTF's "unknown type" is final, and names what was asked.
+    match types.struct_size("task_struct") {
+        Err(SymbolError::Type(TypeError::UnknownType { name })) => assert_eq!(name, "task_struct"),
+        other => panic!("{other:?}"),
+    }
+    match types.variable_type("missing") {
+        Err(SymbolError::Type(TypeError::UnknownVariable { name })) => assert_eq!(name, "missing"),
         other => panic!("{other:?}"),
     }
 }

@@ -428,6 +428,17 @@ fn lab_layouts_match_pahole() {
         }
         println!("{described} member types agree between BTF and DWARF");
         let types = Types::open_vmlinux(&vmlinux).unwrap();
+        // Probing for a member or type that is absent is answered by BTF alone (no DWARF index).
+        let start = Instant::now();
+        assert!(!types
+            .has_member("task_struct", "kdive_no_such_member")
+            .unwrap());
+        assert!(types.struct_size("kdive_no_such_struct").is_err());
+        assert!(
+            start.elapsed().as_millis() < 500,
+            "probe took {:?}",
+            start.elapsed()
+        );
         let sources: Vec<TypeSourceKind> = types.sources().collect();
         assert_eq!(sources, [TypeSourceKind::Btf, TypeSourceKind::Dwarf]);
         assert_eq!(
