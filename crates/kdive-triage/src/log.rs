@@ -81,11 +81,16 @@ pub(crate) fn context_of(line: &[u8]) -> Context {
     }
 }
 
+/// Longer lines are cut: printk lines are at most 1024 bytes, and the cut bounds the work of
+/// every pattern applied to a line or to a report.
+const MAX_LINE: usize = 4096;
+
 /// Splits `text` into lines. Work is linear in the input: each line is matched against
 /// anchored prefixes only.
 pub(crate) fn split(text: &[u8]) -> Vec<Line<'_>> {
     let mut lines = Vec::new();
     for mut line in text.split(|&b| b == b'\n') {
+        line = line.get(..MAX_LINE).unwrap_or(line);
         while let Some(rest) = line.strip_suffix(b"\r") {
             line = rest;
         }
