@@ -185,10 +185,18 @@ fn push_frames(
     caps: &regex::bytes::Captures<'_>,
 ) {
     for group in caps.iter().skip(1).flatten() {
-        let name = lossy(group.as_bytes());
+        let name = demangle(&lossy(group.as_bytes()));
         if !is_skipped(catalog, stack, &name) {
             frames.push(name);
         }
+    }
+}
+
+/// Rust symbols in kernel stacks (`_RNv...`, `_ZN...E`) read as Rust paths, without the hash.
+fn demangle(name: &str) -> String {
+    match rustc_demangle::try_demangle(name) {
+        Ok(demangled) => format!("{demangled:#}"),
+        Err(_) => name.to_string(),
     }
 }
 

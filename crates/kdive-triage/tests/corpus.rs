@@ -76,6 +76,15 @@ fn syzkaller_titles() {
     let rate = good as f64 * 100.0 / total as f64;
     println!("syzkaller titles: {good}/{total} = {rate:.1}%");
     assert!(rate >= 90.0);
+    // "No report" exactly where the corpus has no TITLE.
+    let wrong: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.titles.is_empty() != kdive_triage::triage(&c.log, None).reports.is_empty())
+        .map(|c| c.name.as_str())
+        .collect();
+    let without = cases.iter().filter(|c| c.titles.is_empty()).count();
+    println!("logs without a crash: {without}, reported as such: all but {wrong:?}");
+    assert!(wrong.is_empty(), "report/no-report mismatch in {wrong:?}");
 }
 
 #[test]
