@@ -466,3 +466,55 @@ fn clean_path(path: &str) -> String {
         joined
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gimli::Relocate;
+
+    #[test]
+    fn tree_paths() {
+        let dir = Some("/build/linux-6.1/debian/build/build_amd64");
+        assert_eq!(
+            tree_relative("debian/build/build_amd64/kernel/sched/core.c", dir),
+            "kernel/sched/core.c"
+        );
+        assert_eq!(
+            tree_relative("/build/linux-6.1/debian/build/build_amd64/mm/slub.c", dir),
+            "mm/slub.c"
+        );
+        assert_eq!(tree_relative("/elsewhere/x.c", dir), "/elsewhere/x.c");
+        assert_eq!(tree_relative("x.c", None), "x.c");
+    }
+
+    #[test]
+    fn cleans_paths() {
+        assert_eq!(clean_path("/a/b/../c/./d.c"), "/a/c/d.c");
+        assert_eq!(clean_path("../../x/y.c"), "../../x/y.c");
+        assert_eq!(clean_path("a/../../b.c"), "../b.c");
+    }
+
+    #[test]
+    fn relocations_replace_or_add() {
+        let mut map = HashMap::new();
+        map.insert(
+            8,
+            Reloc {
+                value: 0x1000_0040,
+                implicit: false,
+            },
+        );
+        map.insert(
+            16,
+            Reloc {
+                value: 0x20,
+                implicit: true,
+            },
+        );
+        let relocs = Relocations(Arc::new(map));
+        assert_eq!(relocs.relocate_address(8, 0).unwrap(), 0x1000_0040);
+        assert_eq!(relocs.relocate_address(16, 0x5).unwrap(), 0x25);
+        assert_eq!(relocs.relocate_address(24, 0x7).unwrap(), 0x7);
+        assert_eq!(relocs.relocate_offset(8, 0).unwrap(), 0x1000_0040);
+    }
+}

@@ -102,3 +102,38 @@ impl ModuleIndex {
         self.paths.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_like_the_kernel() {
+        assert_eq!(
+            module_name("snd-hda-intel.ko").as_deref(),
+            Some("snd_hda_intel")
+        );
+        assert_eq!(module_name("vmlinux"), None);
+    }
+
+    #[test]
+    fn scans_directories() {
+        let root = std::env::temp_dir().join(format!("kdive-modules-{}", std::process::id()));
+        let deep = root.join("kernel/drivers/net");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("e1000-e.ko"), b"").unwrap();
+        std::fs::write(deep.join("notes.txt"), b"").unwrap();
+        let index = ModuleIndex::scan(&[root.clone()]).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            index.path("e1000_e"),
+            Some(deep.join("e1000-e.ko").as_path())
+        );
+        assert_eq!(
+            index.path("e1000-e"),
+            Some(deep.join("e1000-e.ko").as_path())
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(ModuleIndex::scan(&[root]).is_err());
+    }
+}
