@@ -10,8 +10,8 @@
 //! offset.
 //!
 //! Opening walks the type section once to record where each type starts and to sort the named
-//! types by name (about 20 ms for the ~130k types of a distribution `vmlinux`); each type is
-//! decoded only when asked for. Module BTF is "split" BTF: its type ids continue after the base
+//! types by name (about 7 ms of CPU for the ~100k types of a Debian 6.1 or 6.12 `vmlinux`);
+//! each type is decoded only when asked for. Module BTF is "split" BTF: its type ids continue after the base
 //! (`vmlinux`) ids and its string offsets after the base's string table, so a module's [`Btf`]
 //! holds its base and answers for both.
 

@@ -5,7 +5,9 @@
 //! not emit it), so opening only maps the file; the first lookup builds a name index by reading
 //! the top-level DIEs of every unit (skipping function bodies through `DW_AT_sibling`) and the
 //! enumerators of top-level enums. The first complete definition of each name is kept, as
-//! pahole does for `-C`. Types are decoded from their DIEs when asked for.
+//! pahole does for `-C`. Types are decoded from their DIEs when asked for. The index costs
+//! about 1.1 s of CPU (two threads) on Debian's 6.1 and 6.12 `vmlinux`, plus paging in the
+//! debug info, which is why [`crate::Types`] asks BTF first.
 //!
 //! Relocatable objects with `.debug_info` relocations (`.ko` files) are refused: their string
 //! offsets are wrong until relocated, and module types come from their split BTF.
