@@ -123,7 +123,7 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::write(deep.join("e1000-e.ko"), b"").unwrap();
         std::fs::write(deep.join("notes.txt"), b"").unwrap();
-        let index = ModuleIndex::scan(&[root.clone()]).unwrap();
+        let index = ModuleIndex::scan(std::slice::from_ref(&root)).unwrap();
         assert_eq!(index.len(), 1);
         assert_eq!(
             index.path("e1000_e"),
