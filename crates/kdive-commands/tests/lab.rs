@@ -478,3 +478,42 @@ fn truncated_dumps_answer_partially() {
         println!("{name}: partial sys and ps");
     }
 }
+
+#[test]
+fn qemu_dumps_without_vmcoreinfo_find_kaslr_by_scanning() {
+    let root = lab_root();
+    let all = manifests(&root);
+    if all.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let qemu = all
+        .iter()
+        .filter(|m| {
+            str_at(m, &["capture"]) == Some("qemu") && str_at(m, &["format"]) == Some("elf")
+        })
+        .filter(|m| is_stable(m));
+    for m in qemu {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let with_info = open(m).unwrap_or_else(|e| panic!("{name}: open: {e}"));
+        // The same dump as if the guest had run without `-device vmcoreinfo`.
+        let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
+        let mut vmcore = Vmcore::open_paths(&files(m)).expect("opens");
+        vmcore.notes.vmcoreinfo = None;
+        let scanned = Kernel::open(vmcore, Path::new(vmlinux))
+            .unwrap_or_else(|e| panic!("{name}: scan: {e}"));
+        assert_eq!(
+            scanned.address_space().kaslr_offset(),
+            with_info.address_space().kaslr_offset(),
+            "{name}: KASLR offset"
+        );
+        for line in ["sys", "ps"] {
+            assert_eq!(
+                text(&command(&scanned, line)),
+                text(&command(&with_info, line)),
+                "{name}: {line} without VMCOREINFO"
+            );
+        }
+        println!("{name}: KASLR offset found by scanning; sys and ps unchanged");
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kdive_arch::{KernelAddressSpace, VirtAddr, VirtMem, START_KERNEL_MAP};
+use kdive_arch::{KernelAddressSpace, RegisterSet, VirtAddr, VirtMem, START_KERNEL_MAP};
 use kdive_dump::{
     Compression, CpuRegs, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
     DUMP_DH_EXCLUDED_VMEMMAP,
@@ -33,6 +33,8 @@ pub struct DumpInfo {
     pub vmcoreinfo: Option<Vmcoreinfo>,
     /// Registers saved per CPU (NT_PRSTATUS, else QEMU's CPU state).
     pub cpus: Vec<CpuRegs>,
+    /// Each CPU's full register set, in the same order (what `bt` unwinds from).
+    pub cpu_registers: Vec<RegisterSet>,
     /// `CRASHTIME`, else the kdump header's timestamp.
     pub crash_time: Option<i64>,
     pub page_size: u64,
@@ -51,6 +53,21 @@ impl DumpInfo {
             kdump: vmcore.kdump.clone(),
             vmcoreinfo: vmcore.vmcoreinfo().cloned(),
             cpus: vmcore.cpus(),
+            cpu_registers: if vmcore.notes.prstatus.is_empty() {
+                vmcore
+                    .notes
+                    .qemu_cpus
+                    .iter()
+                    .map(RegisterSet::from_qemu)
+                    .collect()
+            } else {
+                vmcore
+                    .notes
+                    .prstatus
+                    .iter()
+                    .map(RegisterSet::from_prstatus)
+                    .collect()
+            },
             crash_time: vmcore.crash_time(),
             page_size: vmcore.page_size(),
             warnings: vmcore.warnings.clone(),
@@ -114,7 +131,15 @@ impl Kernel {
     pub fn new(vmcore: Vmcore, vmlinux: ElfImage, types: Types) -> Result<Kernel, KernelError> {
         let info = DumpInfo::from_vmcore(&vmcore);
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
-        let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
+        let notes = &vmcore.notes;
+        let space = if notes.vmcoreinfo.is_none() && !notes.qemu_cpus.is_empty() {
+            // A QEMU dump of a guest without `-device vmcoreinfo`: the KASLR offset is where
+            // the vmlinux's `linux_banner` shows up in the guest's kernel mapping.
+            let (link, expected) = linux_banner(&vmlinux)?;
+            KernelAddressSpace::from_qemu_cpus_scan(mem, &notes.qemu_cpus, link, &expected)?.0
+        } else {
+            KernelAddressSpace::from_notes(mem, notes)?
+        };
         if space.kaslr_offset().is_none() {
             return Err(KernelError::BadData {
                 what: "VMCOREINFO KERNELOFFSET".into(),
@@ -396,6 +421,35 @@ impl Kernel {
     pub fn online_cpus(&self) -> Result<Vec<u32>, KernelError> {
         self.cpu_mask("online")
     }
+}
+
+/// The link address and bytes of the vmlinux's `linux_banner` ("Linux version ...").
+fn linux_banner(image: &ElfImage) -> Result<(VirtAddr, Vec<u8>), KernelError> {
+    let symbol = image
+        .lookup_name("linux_banner")
+        .next()
+        .ok_or_else(|| KernelError::NoSymbol {
+            name: "linux_banner".into(),
+        })?;
+    let bad = |why: &str| KernelError::BadData {
+        what: format!("{}: linux_banner", image.path().display()),
+        addr: VirtAddr(symbol.address),
+        why: why.into(),
+    };
+    let (section, start) = image
+        .section_containing(symbol.address)
+        .ok_or_else(|| bad("in no allocated section"))?;
+    let data = image
+        .section_data(section)
+        .ok_or_else(|| bad("its section has no data in the file"))?;
+    let offset = usize::try_from(symbol.address - start).map_err(|_| bad("offset too large"))?;
+    let len = usize::try_from(symbol.size).map_err(|_| bad("size too large"))?;
+    let bytes = offset
+        .checked_add(len)
+        .and_then(|end| data.get(offset..end))
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("the symbol's bytes lie outside its section"))?;
+    Ok((VirtAddr(symbol.address), bytes.to_vec()))
 }
 
 /// One struct read from the dump, with its fields looked up by path.
