@@ -139,6 +139,23 @@ impl Member {
             }
         }
     }
+
+    /// As [`Member::extract`], sign-extended from the member's width (bitfield width, or
+    /// size in bytes) when its type is signed.
+    pub fn extract_signed(&self, storage: &[u8]) -> Option<i64> {
+        let raw = self.extract(storage)?;
+        let bits = self
+            .bit_size
+            .unwrap_or(self.size.saturating_mul(8))
+            .clamp(1, 64);
+        let unused = u32::try_from(64 - bits).ok()?;
+        let value = i64::from_ne_bytes(raw.to_ne_bytes());
+        Some(if self.ty.signed {
+            value.wrapping_shl(unused).wrapping_shr(unused)
+        } else {
+            value
+        })
+    }
 }
 
 /// Which type source answered.

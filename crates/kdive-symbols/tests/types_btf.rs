@@ -61,6 +61,7 @@ fn kernel_like() -> BtfBuilder {
         8,
         &[("x", uint, 0, 1), ("y", uint, 1, 7), ("z", uint, 32, 0)],
     );
+    b.struct_kflag("signed_bits", 4, &[("s", int, 4, 3)]);
     b.enum_(
         "pid_type",
         4,
@@ -188,6 +189,15 @@ fn bitfields_in_both_encodings() {
             .extract(&[0xab, 0, 0, 0]),
         Some(1)
     );
+    assert_eq!(y.extract_signed(&[0xab, 0, 0, 0]), Some(0x55));
+    let pid = btf.member("task_struct", "pid").unwrap();
+    assert_eq!(pid.extract_signed(&(-3i32).to_le_bytes()), Some(-3));
+    let signed_bits = btf.member("signed_bits", "s").unwrap();
+    assert_eq!(
+        signed_bits.extract_signed(&[0b0110_0000, 0, 0, 0]),
+        Some(-2)
+    );
+    assert_eq!(signed_bits.extract(&[0b0110_0000, 0, 0, 0]), Some(0b110));
     let z = btf.member("new_bits", "z").unwrap();
     assert_eq!((z.offset, z.bit_size), (4, None));
 }
