@@ -66,14 +66,30 @@ pub struct LocatedVmlinux {
 }
 
 /// Where a vmlinux for `release` may be, in the order tried: under each extra root (a
-/// directory laid out like `/`, e.g. an unpacked `-dbg` package), then under `/`.
-pub fn vmlinux_candidates(release: &str, extra_roots: &[PathBuf]) -> Vec<PathBuf> {
-    let relative = [
+/// directory laid out like `/`, e.g. an unpacked `-dbg` package), then under `/`. With a build
+/// id (hex), the `.build-id` path that debuginfo packages (and debuginfod caches laid out like
+/// them) use is tried last.
+pub fn vmlinux_candidates(
+    release: &str,
+    build_id: Option<&str>,
+    extra_roots: &[PathBuf],
+) -> Vec<PathBuf> {
+    let mut relative = vec![
         format!("usr/lib/debug/boot/vmlinux-{release}"),
         format!("usr/lib/debug/lib/modules/{release}/vmlinux"),
+        // Debian's linux-image-*-dbg also links it here.
+        format!("usr/lib/debug/vmlinux-{release}"),
         format!("boot/vmlinux-{release}"),
         format!("lib/modules/{release}/build/vmlinux"),
     ];
+    let build_id = build_id.map(|id| id.trim().to_ascii_lowercase());
+    if let Some((dir, file)) = build_id
+        .as_deref()
+        .filter(|id| id.len() > 2 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|id| Some((id.get(..2)?, id.get(2..)?)))
+    {
+        relative.push(format!("usr/lib/debug/.build-id/{dir}/{file}.debug"));
+    }
     extra_roots
         .iter()
         .map(PathBuf::as_path)
@@ -135,7 +151,7 @@ pub fn find_vmlinux(
 ) -> Result<LocatedVmlinux, SymbolError> {
     let expected = build_id.map(|id| id.trim().to_ascii_lowercase());
     let mut tried = Vec::new();
-    for path in vmlinux_candidates(release, extra_roots) {
+    for path in vmlinux_candidates(release, expected.as_deref(), extra_roots) {
         match check(&path, expected.as_deref()) {
             Ok(found) => return Ok(found),
             Err(reason) => tried.push(Rejected { path, reason }),

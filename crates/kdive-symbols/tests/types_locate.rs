@@ -92,19 +92,23 @@ fn finds_by_release_and_build_id() {
     };
     assert_eq!(release, RELEASE);
     let paths: Vec<&PathBuf> = tried.iter().map(|r| &r.path).collect();
-    let candidates = vmlinux_candidates(RELEASE, std::slice::from_ref(&root));
+    let candidates =
+        vmlinux_candidates(RELEASE, Some(&"34".repeat(20)), std::slice::from_ref(&root));
+    let by_id = format!("usr/lib/debug/.build-id/34/{}.debug", "34".repeat(19));
+    assert!(candidates.iter().any(|c| c.ends_with(&by_id)));
     assert_eq!(paths, candidates.iter().collect::<Vec<_>>());
     assert_eq!(tried[0].reason, RejectReason::NoDebugInfo);
     assert!(matches!(tried[1].reason, RejectReason::NotElf(_)));
-    assert!(matches!(
-        tried[2].reason,
-        RejectReason::BuildIdMismatch { .. }
-    ));
+    assert_eq!(tried[2].reason, RejectReason::Missing);
     assert!(matches!(
         tried[3].reason,
         RejectReason::BuildIdMismatch { .. }
     ));
-    assert!(tried[4..].iter().all(|r| r.reason == RejectReason::Missing));
+    assert!(matches!(
+        tried[4].reason,
+        RejectReason::BuildIdMismatch { .. }
+    ));
+    assert!(tried[5..].iter().all(|r| r.reason == RejectReason::Missing));
     let text = err.to_string();
     for path in &candidates {
         assert!(text.contains(&path.display().to_string()), "{text}");
@@ -167,4 +171,20 @@ fn lab_kernels_are_found() {
     if checked == 0 {
         println!("SKIP (no lab kernels under {})", lab_root().display());
     }
+}
+
+#[test]
+fn finds_by_build_id_path() {
+    let root = scratch("build-id");
+    let id = [0xab; 20];
+    let wanted = put(
+        &root,
+        &format!("usr/lib/debug/.build-id/ab/{}.debug", "ab".repeat(19)),
+        &btf_elf(&id),
+    );
+    let found = find_vmlinux(RELEASE, Some(&"ab".repeat(20)), std::slice::from_ref(&root)).unwrap();
+    assert_eq!(found.path, wanted);
+    // Without the build id there is no way to that file.
+    assert!(find_vmlinux(RELEASE, None, std::slice::from_ref(&root)).is_err());
+    std::fs::remove_dir_all(&root).unwrap();
 }
