@@ -227,6 +227,31 @@ fn check_sys(
     let ours_text = text(&report);
     let ours = sys_fields(&ours_text);
     let record = sys_record(&report);
+    let json = report.to_json();
+    for key in [
+        "kernel",
+        "dumpfile",
+        "cpus",
+        "date",
+        "uptime",
+        "load_average",
+        "tasks",
+        "nodename",
+        "release",
+        "version",
+        "machine",
+        "memory",
+        "panic",
+    ] {
+        if json.get(key).is_none() {
+            failures.push(format!("{name}: sys JSON has no {key:?}"));
+        }
+    }
+    if json["command"] != "sys" || !json["tasks"].is_u64() || !json["load_average"][0].is_f64() {
+        failures.push(format!(
+            "{name}: sys JSON: command, tasks or load_average mistyped: {json}"
+        ));
+    }
     let crash_dir = str_at(m, &["oracle", "crash"]);
     if let Some(crash_text) =
         crash_dir.and_then(|d| std::fs::read_to_string(Path::new(d).join("crash.sys.txt")).ok())
@@ -312,6 +337,16 @@ fn check_ps(
         .map(|r| (format!("{:x}", r.task.0), r))
         .collect();
     let ours_text = text(&report);
+    let json = report.to_json();
+    let first = &json["tasks"][0];
+    if json["command"] != "ps"
+        || !first["pid"].is_i64()
+        || !first["task"].as_str().is_some_and(|t| t.starts_with("0x"))
+    {
+        failures.push(format!(
+            "{name}: ps JSON: command, pid or task mistyped: {first}"
+        ));
+    }
     if let Some(drgn) = drgn {
         let mut expected = Vec::new();
         for key in ["idle_tasks", "tasks"] {

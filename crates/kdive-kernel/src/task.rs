@@ -431,3 +431,68 @@ pub fn percpu_counter_sum_positive(kernel: &Kernel, fbc: VirtAddr) -> Result<i64
     }
     Ok(sum.max(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `task_state_array` of 4.14+ kernels (fs/proc/array.c).
+    const ARRAY: [&str; 9] = [
+        "R (running)",
+        "S (sleeping)",
+        "D (disk sleep)",
+        "T (stopped)",
+        "t (tracing stop)",
+        "X (dead)",
+        "Z (zombie)",
+        "P (parked)",
+        "I (idle)",
+    ];
+
+    #[test]
+    fn state_bits_follow_the_array() {
+        let bits = TaskStateBits::from_names(&ARRAY);
+        assert_eq!(
+            (
+                bits.interruptible,
+                bits.uninterruptible,
+                bits.stopped,
+                bits.traced
+            ),
+            (0x1, 0x2, 0x4, 0x8)
+        );
+        assert_eq!((bits.zombie, bits.parked), (0x20, 0x40));
+        // EXIT_DEAD from the array, TASK_DEAD and the rest after the parked bit.
+        assert_eq!(bits.dead, 0x10 | 0x80);
+        assert_eq!(
+            (bits.wakekill, bits.waking, bits.noload, bits.new),
+            (0x100, 0x200, 0x400, 0x800)
+        );
+    }
+
+    #[test]
+    fn state_names_are_crash_letters() {
+        let bits = TaskStateBits::from_names(&ARRAY);
+        let cases = [
+            (0x0, "RU"),
+            (0x1, "IN"),
+            (0x2, "UN"),
+            // TASK_IDLE = TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+            (0x402, "ID"),
+            (0x4, "ST"),
+            (0x8, "TR"),
+            (0x20, "ZO"),
+            (0x10, "DE"),
+            (0x80, "DE"),
+            (0x40, "PA"),
+            (0x200, "WA"),
+            (0x800, "NE"),
+            // A zombie's exit_state wins over a stale sleeping state, as in crash.
+            (0x1 | 0x20, "ZO"),
+            (0x1000, "??"),
+        ];
+        for (state, name) in cases {
+            assert_eq!(bits.name(state), name, "state {state:#x}");
+        }
+    }
+}
