@@ -555,3 +555,56 @@ fn parallel_reads_past_the_cache_bound_agree() {
         }
     });
 }
+
+#[test]
+fn split_set_with_a_truncated_part() {
+    let builder = kdump_builder(PageCompression::Snappy);
+    let mut parts = builder.build_split(&[(0, 0x1000), (0x1000, 0x2000)]);
+    let cut = parts[1].len() - 1500;
+    parts[1].truncate(cut);
+    let dir = std::env::temp_dir().join(format!("kdive-split-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let paths: Vec<_> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let path = dir.join(format!("part{i}"));
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect();
+    let vmcore = Vmcore::open_paths(&paths).unwrap();
+    assert!(vmcore.truncated && vmcore.incomplete);
+    assert_eq!(read_page(&vmcore, 7).unwrap(), page_pattern(7, 9, PAGE));
+    assert_eq!(
+        read_page(&vmcore, 0x1000).unwrap(),
+        page_pattern(0x1000, 9, PAGE)
+    );
+    assert_eq!(vmcore.mem.page_state(Pfn(0x1010)), PageState::Truncated);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn huge_note_sizes_and_counts() {
+    let good = kdump_builder(PageCompression::Zlib).build();
+    // size_vmcoreinfo and size_note near 2^63: no allocation, no notes, a warning.
+    let mut b = good.clone();
+    set_u64(&mut b, 4096 + 40, 1 << 62);
+    set_u64(&mut b, 4096 + 56, (1 << 63) - 1);
+    let vmcore = Vmcore::from_bytes("huge.kdump", b).unwrap();
+    assert!(vmcore.vmcoreinfo().is_none());
+    assert!(!vmcore.warnings.is_empty());
+    // nr_cpus and header counts are informational only.
+    let mut b = good.clone();
+    set_u32(&mut b, 460, u32::MAX);
+    set_u32(&mut b, 444, u32::MAX);
+    assert!(Vmcore::from_bytes("counts.kdump", b).is_ok());
+    // An ELF PT_NOTE claiming far more bytes than the file: notes that are there still
+    // count, and the file is reported cut.
+    let mut b = elf_dump();
+    let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize;
+    set_u64(&mut b, phoff + 32, 1 << 50); // first program header is PT_NOTE: p_filesz
+    let vmcore = Vmcore::from_bytes("note.elf", b).unwrap();
+    assert!(vmcore.truncated);
+    assert_eq!(vmcore.release(), Some("6.1.0-elf"));
+}
