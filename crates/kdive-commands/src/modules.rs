@@ -33,6 +33,10 @@ impl Command {
                 args.dirs.extend(dirs.iter().cloned());
                 Command::Mod(args)
             }
+            Command::Bt(mut args) => {
+                args.dirs.extend(dirs.iter().cloned());
+                Command::Bt(args)
+            }
             other => other,
         }
     }

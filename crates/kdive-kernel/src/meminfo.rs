@@ -95,7 +95,7 @@ pub fn kmem_info(kernel: &Kernel) -> KmemInfo {
     match mem_map_counts(kernel) {
         Ok(counts) => {
             info.shared = Some(counts.shared);
-            info.slab_flagged_pages = Some(counts.slab);
+            info.slab_flagged_pages = counts.has_slab_flag.then_some(counts.slab);
             info.unreadable_mem_map_bytes = counts.unreadable_bytes;
         }
         Err(e) => errors.push(e),
@@ -292,7 +292,9 @@ pub struct MemMapCounts {
     pub pages: u64,
     pub reserved: u64,
     pub shared: u64,
+    /// Pages with `PG_slab`, when the kernel has that flag.
     pub slab: u64,
+    pub has_slab_flag: bool,
     pub unreadable_bytes: u64,
 }
 
@@ -350,7 +352,8 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
     };
     let count_offset = kernel.offset_of("page", count_member)?;
     let pg_reserved = kernel.enum_value(Some("pageflags"), "PG_reserved")?;
-    let pg_slab = kernel.enum_value(Some("pageflags"), "PG_slab")?;
+    // 6.12 marks slab pages with a page type instead (`PGTY_slab`): no flag to count.
+    let pg_slab = kernel.enum_value(Some("pageflags"), "PG_slab").ok();
     let bits = section_bits(kernel);
     let sections_per_root = page_size / section_size.max(1);
     let pages_per_section = 1u64 << section_size_bits.saturating_sub(page_shift).min(40);
@@ -376,14 +379,23 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
     }
     .min(1 << 20);
 
-    let mut counts = MemMapCounts::default();
+    let mut counts = MemMapCounts {
+        has_slab_flag: pg_slab.is_some(),
+        ..MemMapCounts::default()
+    };
     let entry_size = section_size;
     for root in 0..nr_roots {
         let root_base = if extreme {
-            let ptr = kernel.read_ptr(
+            // Root pointers one by one: most are NULL, and a dump filtered of zero pages
+            // (makedumpfile -d 1) lacks the pages holding only NULL roots.
+            let ptr = match kernel.read_ptr(
                 VirtAddr(roots_addr.0.wrapping_add(root * 8)),
                 "mem_section root",
-            )?;
+            ) {
+                Ok(ptr) => ptr,
+                Err(e) if e.is_missing_page() => continue,
+                Err(e) => return Err(e),
+            };
             if ptr.0 == 0 {
                 continue;
             }
@@ -440,13 +452,14 @@ fn count_section(
     pages: u64,
     page_struct: u64,
     (flags_offset, count_offset): (u64, u64),
-    (pg_reserved, pg_slab): (i128, i128),
+    (pg_reserved, pg_slab): (i128, Option<i128>),
     counts: &mut MemMapCounts,
 ) {
     let bit = |v: i128| u32::try_from(v).ok().filter(|b| *b < 64).map(|b| 1u64 << b);
-    let (Some(reserved_bit), Some(slab_bit)) = (bit(pg_reserved), bit(pg_slab)) else {
+    let Some(reserved_bit) = bit(pg_reserved) else {
         return;
     };
+    let slab_bit = pg_slab.and_then(bit).unwrap_or(0);
     let mut done = 0u64;
     while done < pages {
         let n = PAGES_PER_READ.min(pages - done);
