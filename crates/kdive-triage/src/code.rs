@@ -73,11 +73,25 @@ fn decode(bytes: &[u8], fault: usize, ip: u64) -> Option<(Vec<(usize, Instructio
 }
 
 /// Disassembles a `Code:` line. `fault_address` is the faulting instruction's address, when
-/// known, to print absolute addresses.
-pub fn disassemble(line: &str, fault_address: Option<u64>) -> Option<Code> {
+/// known, to print absolute addresses; `function_offset` is the fault's offset in its function
+/// (`RIP: func+0x1c/...`): when the function starts inside the bytes, decoding starts there,
+/// on a known instruction boundary.
+pub fn disassemble(
+    line: &str,
+    fault_address: Option<u64>,
+    function_offset: Option<u64>,
+) -> Option<Code> {
     let (bytes, fault) = parse_bytes(line)?;
+    let function_start = function_offset
+        .and_then(|offset| usize::try_from(offset).ok())
+        .and_then(|offset| fault.checked_sub(offset));
+    // Otherwise the bytes start mid-instruction somewhere: try a few starts and keep the
+    // first that lands on the faulting byte without undecodable bytes before it.
+    let cuts = function_start
+        .into_iter()
+        .chain(0..=fault.min(MAX_LEFT_CUT - 1));
     let mut best: Option<(usize, Vec<(usize, Instruction)>)> = None;
-    for cut in 0..=fault.min(MAX_LEFT_CUT - 1) {
+    for cut in cuts {
         // Branch targets print as addresses when the faulting address is known.
         let ip = fault_address
             .and_then(|a| a.checked_sub(u64::try_from(fault - cut).ok()?))
@@ -100,6 +114,7 @@ pub fn disassemble(line: &str, fault_address: Option<u64>) -> Option<Code> {
     options.set_small_hex_numbers_in_decimal(false);
     options.set_uppercase_hex(false);
     options.set_branch_leading_zeros(false);
+    options.set_show_zero_displacements(true);
     let mut instructions = Vec::with_capacity(decoded.len());
     for (position, instruction) in decoded {
         let start = cut + position;
@@ -141,8 +156,12 @@ mod tests {
 
     #[test]
     fn marks_faulting_instruction() {
-        let code = disassemble("55 48 89 e5 <c7> 04 25 08 00 00 00 01 00 00 00 5d c3", None)
-            .expect("decodes");
+        let code = disassemble(
+            "55 48 89 e5 <c7> 04 25 08 00 00 00 01 00 00 00 5d c3",
+            None,
+            None,
+        )
+        .expect("decodes");
         let faulting: Vec<_> = code.instructions.iter().filter(|i| i.faulting).collect();
         assert_eq!(faulting.len(), 1);
         assert_eq!(faulting[0].text, "movl $0x1,0x8");
@@ -153,14 +172,36 @@ mod tests {
     #[test]
     fn realigns_a_cut_instruction() {
         // The first two bytes are the tail of an earlier instruction.
-        let code = disassemble("00 00 48 89 e5 <c7> 04 25 08 00 00 00 01 00 00 00", None)
-            .expect("decodes");
+        let code = disassemble(
+            "00 00 48 89 e5 <c7> 04 25 08 00 00 00 01 00 00 00",
+            None,
+            None,
+        )
+        .expect("decodes");
         assert!(code.instructions.iter().any(|i| i.faulting));
     }
 
     #[test]
+    fn starts_at_the_function_when_known() {
+        // The tail of the previous function (`test %al,%al; je; xor; pop; ret`) cut after
+        // two bytes of an earlier instruction, then the function at offset 0x1c before the
+        // fault: decoding from the function start gives its real instructions.
+        let line = "c1 e0 84 c0 74 ed 31 c0 5b c3 cc cc cc cc 0f 1f 44 00 00 55 48 89 f5 48 89 fe 53 48 89 fb 48 c7 c7 90 30 2a c0 e8 09 0c 53 e1 <48> ff 03 48 c7 c7";
+        let code = disassemble(line, None, Some(0x1c)).expect("decodes");
+        assert_eq!(code.skipped, 42 - 0x1c);
+        assert_eq!(code.instructions[0].text, "nopl 0x0(%rax,%rax)");
+        let fault = code
+            .instructions
+            .iter()
+            .find(|i| i.faulting)
+            .expect("fault");
+        assert_eq!(fault.text, "incq (%rbx)");
+    }
+
+    #[test]
     fn rejects_garbage() {
-        assert!(disassemble("zz <c7>", None).is_none());
-        assert!(disassemble("c7 04", None).is_none());
+        assert!(disassemble("zz <c7>", None, None).is_none());
+        assert!(disassemble("c7 04", None, None).is_none());
+        assert!(disassemble("c7 <04>", None, Some(u64::MAX)).is_some());
     }
 }

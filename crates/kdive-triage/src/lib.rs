@@ -162,10 +162,15 @@ fn build(
         }
     }
     let rip_frame = frames.first().filter(|f| f.is_rip);
-    let mut code = details
-        .code_line
-        .as_deref()
-        .and_then(|line| code::disassemble(line, rip_frame.and_then(symbolize::frame_address)));
+    let function_offset = details
+        .rip
+        .as_ref()
+        .filter(|r| !r.user)
+        .and_then(|r| r.offset);
+    let mut code = details.code_line.as_deref().and_then(|line| {
+        let address = rip_frame.and_then(symbolize::frame_address);
+        code::disassemble(line, address, function_offset)
+    });
     if let (Some(code), Some(rip_frame)) = (code.as_mut(), rip_frame) {
         code.source = symbolize::fault_source(rip_frame);
     }

@@ -131,6 +131,30 @@ fn agree(ours: &[(String, String, Option<u32>)], theirs: &[(String, String, Opti
         })
 }
 
+/// The instruction objdump decodes at `offset` of `section`.
+fn objdump_at(file: &Path, section: &str, offset: u64) -> String {
+    let out = Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn", "-j", section])
+        .arg(format!("--start-address={offset:#x}"))
+        .arg(format!("--stop-address={:#x}", offset + 16))
+        .arg(file)
+        .output()
+        .expect("objdump runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{offset:x}:")))
+        .unwrap_or_default();
+    line.split_once(':')
+        .map(|(_, insn)| insn.to_string())
+        .unwrap_or_default()
+}
+
+/// Instruction text without spacing differences (objdump pads the mnemonic with spaces).
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn have_addr2line() -> bool {
     Command::new("addr2line")
         .arg("--version")
@@ -246,6 +270,26 @@ fn lab_console_logs() {
             );
         }
         total_inlined += inlined;
+
+        // The faulting instruction of `Code:` as objdump disassembles the module there.
+        if let (Some(code), Some(rip)) = (
+            &report.code,
+            report
+                .frames
+                .first()
+                .filter(|f| f.is_rip && f.module.is_some()),
+        ) {
+            let start = ko.resolve(&rip.function, rip.offset, rip.size).unwrap();
+            let (section, base) = ko.section_containing(start).unwrap();
+            let theirs = objdump_at(&crash.test_module, section, start - base);
+            let ours = code.instructions.iter().find(|i| i.faulting).unwrap();
+            assert_eq!(
+                squash(&ours.text),
+                squash(&theirs),
+                "{}: faulting instruction",
+                crash.crash_id
+            );
+        }
 
         // vmlinux frames: file:line, the same as addr2line for the reliable ones.
         let kernel_frames: Vec<&Frame> = report
