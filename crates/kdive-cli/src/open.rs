@@ -11,7 +11,7 @@ use kdive_kernel::Kernel;
 use crate::Outcome;
 
 const AFTER_HELP: &str = "\
-Commands use crash's syntax: sys, ps [-k|-u] [-p|-l] [pid | task | command]...,
+Commands use crash's syntax: sys, ps [-k|-u] [-p|-l|-t] [pid | task | command]...,
 mod, kmem -i, log [-tma].
 Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
 

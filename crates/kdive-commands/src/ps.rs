@@ -1,13 +1,14 @@
 //! `ps`: crash's process listing (task.c `cmd_ps()`, `show_ps_data()`), with `-k`/`-u`
-//! (kernel or user threads only), `-p` (parent chains) and `-l` (last arrival on a CPU).
+//! (kernel or user threads only), `-p` (parent chains), `-l` (last arrival on a CPU) and
+//! `-t` (run, start and CPU times).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use kdive_kernel::{for_each_task, sys, task, Kernel, Task, TaskStateBits};
+use kdive_kernel::{for_each_task, sys, task, Kernel, KernelError, Task, TaskStateBits};
 use serde::{Serialize, Serializer};
 
-use crate::format::center;
+use crate::format::{center, convert_time};
 
 /// An address printed as `0x…` in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum PsMode {
     Parents,
     /// `-l`: tasks by `sched_info.last_arrival`, most recent first.
     LastRun,
+    /// `-t`: run time, start time and CPU times, oldest task first.
+    Times,
 }
 
 /// Which threads: `-k` kernel threads, `-u` user tasks.
@@ -81,6 +84,21 @@ pub struct PsRow {
     /// `-p`: pids from the oldest ancestor down to this task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parents: Option<Vec<ParentRow>>,
+    /// `-t`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub times: Option<TaskTimes>,
+}
+
+/// `ps -t`: crash's `show_task_times()` for kernels whose `start_time` is in nanoseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskTimes {
+    /// Seconds since the task started, by the jiffies clock as crash counts it.
+    pub run_time: u64,
+    /// `task_struct.start_time` (ns since boot).
+    pub start_time: u64,
+    /// `task_struct.utime` and `stime` (ns).
+    pub utime: u64,
+    pub stime: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,6 +166,14 @@ pub fn ps(kernel: &Kernel, args: &PsArgs, warnings: &mut Vec<String>) -> PsRecor
     }
     let by_addr: HashMap<u64, &Task> = list.tasks.iter().map(|t| (t.addr.0, t)).collect();
     let page_kb = kernel.page_size() / 1024;
+    // `-t` measures run time against the jiffies clock.
+    let clock = match args.mode {
+        PsMode::Times => sys::hz(kernel)
+            .and_then(|hz| Ok((hz, sys::uptime_jiffies(kernel, hz)?)))
+            .map_err(|err| warnings.push(format!("ps: -t: no clock: {err}")))
+            .ok(),
+        _ => None,
+    };
     let mut rows = Vec::new();
     for t in selected {
         let group = groups.get(&t.tgid).map(Vec::as_slice).unwrap_or_default();
@@ -177,6 +203,16 @@ pub fn ps(kernel: &Kernel, args: &PsArgs, warnings: &mut Vec<String>) -> PsRecor
             PsMode::Parents => Some(parent_chain(kernel, t, &by_addr)),
             _ => None,
         };
+        let times = match (args.mode, clock) {
+            (PsMode::Times, Some((hz, now))) => match task_times(kernel, t, hz, now) {
+                Ok(times) => Some(times),
+                Err(err) => {
+                    warnings.push(format!("ps: pid {} times: {err}", t.pid));
+                    None
+                }
+            },
+            _ => None,
+        };
         rows.push(PsRow {
             active: t.active,
             pid: t.pid,
@@ -191,15 +227,34 @@ pub fn ps(kernel: &Kernel, args: &PsArgs, warnings: &mut Vec<String>) -> PsRecor
             kernel_thread: t.is_kernel_thread(),
             last_run,
             parents,
+            times,
         });
     }
-    if args.mode == PsMode::LastRun {
-        rows.sort_by_key(|r| std::cmp::Reverse(r.last_run));
+    match args.mode {
+        PsMode::LastRun => rows.sort_by_key(|r| std::cmp::Reverse(r.last_run)),
+        PsMode::Times => rows.sort_by_key(|r| r.times.as_ref().map(|t| t.start_time)),
+        PsMode::Table | PsMode::Parents => {}
     }
     PsRecord {
         mode: args.mode,
         tasks: rows,
     }
+}
+
+fn task_times(
+    kernel: &Kernel,
+    t: &Task,
+    hz: u64,
+    now_jiffies: u64,
+) -> Result<TaskTimes, KernelError> {
+    let start_time = kernel.read_field(t.addr, "task_struct", "start_time")?;
+    let started = (start_time / 1_000_000_000).saturating_mul(hz);
+    Ok(TaskTimes {
+        run_time: now_jiffies.saturating_sub(started) / hz.max(1),
+        start_time,
+        utime: kernel.read_field(t.addr, "task_struct", "utime")?,
+        stime: kernel.read_field(t.addr, "task_struct", "stime")?,
+    })
 }
 
 fn matches(selector: &PsSelector, t: &Task, all: &[Task]) -> bool {
@@ -308,6 +363,16 @@ impl PsRecord {
                             task_header(p.pid, p.task, p.cpu, &p.comm)
                         )?;
                     }
+                }
+            }
+            PsMode::Times => {
+                for r in &self.tasks {
+                    let Some(t) = &r.times else { continue };
+                    writeln!(out, "{}", task_header(r.pid, r.task, r.cpu, &r.comm))?;
+                    writeln!(out, "    RUN TIME: {}", convert_time(t.run_time))?;
+                    writeln!(out, "  START TIME: {}", t.start_time)?;
+                    writeln!(out, "       UTIME: {}", t.utime)?;
+                    writeln!(out, "       STIME: {}\n", t.stime)?;
                 }
             }
             PsMode::LastRun => {
