@@ -386,9 +386,22 @@ fn kmem_i_matches_crash_and_drgn() {
         }
         if let Some(drgn) = load_json(str_at(m, &["oracle", "drgn"])) {
             if let Some(mem) = drgn.get("memory") {
+                // The slab and commit counters, when the lab's drgn oracle records them
+                // (crash 8.0.2's SLAB is the wrong number on these kernels).
+                let slab = mem["nr_slab_reclaimable_b"]
+                    .as_u64()
+                    .zip(mem["nr_slab_unreclaimable_b"].as_u64())
+                    .map(|(a, b)| a + b);
+                if slab.is_some() && slab != record.slab {
+                    failures.push(format!(
+                        "{name}: kmem SLAB: kdive {:?}, drgn {slab:?}",
+                        record.slab
+                    ));
+                }
                 for (key, ours) in [
                     ("totalram_pages", record.total_mem),
                     ("nr_free_pages", record.free),
+                    ("vm_committed_as", record.committed),
                 ] {
                     if mem[key].as_u64().is_some() && mem[key].as_u64() != ours {
                         failures.push(format!(
