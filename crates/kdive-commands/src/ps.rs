@@ -396,3 +396,77 @@ impl PsRecord {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse, Command, CommandError};
+
+    fn ps_args(line: &str) -> PsArgs {
+        match parse(line) {
+            Ok(Command::Ps(args)) => args,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_choose_the_mode_and_threads() {
+        let args = ps_args("ps -t -u");
+        assert_eq!((args.mode, args.threads), (PsMode::Times, PsThreads::User));
+        let args = ps_args("ps -k 0x1f");
+        assert_eq!(
+            (args.mode, args.threads),
+            (PsMode::Table, PsThreads::Kernel)
+        );
+        assert_eq!(args.selectors, vec![PsSelector::Number("0x1f".into())]);
+        assert!(matches!(parse("ps -tp"), Err(CommandError::BadArgs { .. })));
+        assert!(matches!(parse("ps -lt"), Err(CommandError::BadArgs { .. })));
+    }
+
+    #[test]
+    fn headers_match_crash() {
+        let row = |pid| PsRow {
+            active: pid == 98,
+            pid,
+            ppid: 1,
+            cpu: 1,
+            task: Hex(0xffff_8e5c_8faf_a0c0),
+            state: "RU",
+            pct_mem: 0.0,
+            vsz: 2260,
+            rss: 64,
+            comm: "insmod".into(),
+            kernel_thread: false,
+            last_run: Some(5_357_105_000),
+            parents: None,
+            times: Some(TaskTimes {
+                run_time: 0,
+                start_time: 5_300_000_000,
+                utime: 0,
+                stime: 4_000_000,
+            }),
+        };
+        let render = |mode| {
+            let mut out = Vec::new();
+            PsRecord {
+                mode,
+                tasks: vec![row(98)],
+            }
+            .write_text(&mut out)
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            render(PsMode::Table),
+            "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM\n\
+             >      98       1   1  ffff8e5c8fafa0c0  RU   0.0     2260       64  insmod\n"
+        );
+        assert_eq!(
+            render(PsMode::LastRun),
+            "[5357105000] [RU]  PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n"
+        );
+        assert!(render(PsMode::Times).starts_with(
+            "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n    RUN TIME: 00:00:00\n  START TIME: 5300000000\n"
+        ));
+    }
+}
