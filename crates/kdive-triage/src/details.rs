@@ -109,6 +109,7 @@ struct Patterns {
     code: Regex,
     marker: Regex,
     bare_address: Regex,
+    register_line: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -136,6 +137,9 @@ fn patterns() -> &'static Patterns {
             pf_error: re(r"#PF: error_code\(0x([0-9a-f]+)\)"),
             code: re(r"^\s*Code: ((?:[0-9a-fA-F()<>]{2,8}\s*)+)$"),
             marker: re(r"^\s*<(/?)([A-Z]+)>\s*$"),
+            register_line: re(
+                r"^\s*(?:Code: |RSP: |RAX: |RDX: |RBP: |R\d\d: |FS: |CS: |CR2: |DR\d: |PKRU: |ORIG_RAX: )",
+            ),
             bare_address: re(r"^\s*(?:\?\s+)?0x[0-9a-f]+\s*$"),
         }
     })
@@ -254,6 +258,23 @@ pub(crate) fn parse(lines: &[String]) -> Details {
             // `? 0xffffffffc02a7000`: a stack word with no symbol (freed module init code);
             // the trace goes on after it.
             continue;
+        }
+        if let Some(stack) = current.as_mut() {
+            // An exception or interrupt frame inside a trace: the kernel prints the
+            // interrupted context's registers, then the trace goes on below them.
+            if let Some(rest) = line.trim_start().strip_prefix("RIP: ") {
+                let rest = rest.split_once(':').map_or(rest, |(_, r)| r);
+                if let Some(mut frame) = parse_frame(rest, &context) {
+                    frame.is_rip = true;
+                    if stack.frames.len() < MAX_FRAMES {
+                        stack.frames.push(frame);
+                    }
+                }
+                continue;
+            }
+            if p.register_line.is_match(line) {
+                continue;
+            }
         }
         if let Some(frame) = parse_frame(line, &context).filter(|_| !line.contains("RIP:")) {
             let stack = current.get_or_insert_with(|| Stack {

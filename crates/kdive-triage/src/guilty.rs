@@ -67,7 +67,8 @@ fn patterns() -> &'static Patterns {
     static PATTERNS: OnceLock<Patterns> = OnceLock::new();
     #[allow(clippy::expect_used)]
     PATTERNS.get_or_init(|| Patterns {
-        file: Regex::new(r"([a-zA-Z0-9_\-\./]*[a-zA-Z0-9_\-]+\.(c|h)):[0-9]+").expect("constant"),
+        // `+` too: distribution build directories carry versions such as `6.12.117+deb12`.
+        file: Regex::new(r"([a-zA-Z0-9_\-\./+]*[a-zA-Z0-9_\-]+\.(c|h)):[0-9]+").expect("constant"),
         ignored_files: Regex::new(&IGNORED_FILES.join("|")).expect("constant"),
         ignored_line: Regex::new(IGNORED_LINE).expect("constant"),
         deeper: Regex::new(r"^/[a-zA-Z0-9_\-\./]+/[a-zA-Z0-9_\-]+\.(c|h)$").expect("constant"),
