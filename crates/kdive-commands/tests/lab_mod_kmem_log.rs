@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use kdive_commands::{parse, run, KmemRecord, LogRecord, ModRecord, Output, Report};
 use kdive_dump::Vmcore;
+use kdive_kernel::module::sections_from_kallsyms;
 use kdive_kernel::{Kernel, KernelModules, SymbolSource, VirtAddr};
 use serde_json::Value;
 
@@ -287,6 +288,31 @@ fn check_symbols(
     let loaded = KernelModules::load(kernel, dirs);
     let mut checked = 0;
     for lm in &loaded.modules {
+        // The fallback for a dump without `sect_attrs` recovers the same addresses.
+        if let Some(object) = &lm.object {
+            let recovered = sections_from_kallsyms(&lm.module, |symbol| {
+                let s = object.image.lookup_name(symbol).next()?;
+                let (section, start) = object.image.section_containing(s.address)?;
+                Some((section.to_owned(), s.address - start))
+            });
+            if recovered.is_empty() {
+                failures.push(format!(
+                    "{name}: no section of {} recovered",
+                    lm.module.name
+                ));
+            }
+            for section in recovered {
+                if !lm.module.sections.contains(&section) {
+                    failures.push(format!(
+                        "{name}: {} section {} recovered at {}, sect_attrs say {:?}",
+                        lm.module.name,
+                        section.name,
+                        section.addr,
+                        lm.module.sections.iter().find(|s| s.name == section.name)
+                    ));
+                }
+            }
+        }
         for sym in lm
             .module
             .kallsyms

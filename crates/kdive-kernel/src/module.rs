@@ -632,7 +632,7 @@ impl KernelModules {
             .collect();
         let finder = ModuleFinder::new(dirs);
         let mut modules = Vec::new();
-        for module in list.modules {
+        for mut module in list.modules {
             for err in &module.errors {
                 warnings.push(format!("module {}: {err}", module.name));
             }
@@ -640,6 +640,13 @@ impl KernelModules {
             let object = finder.find(&module, &mut rejected);
             for why in rejected {
                 warnings.push(format!("module {}: {why}", module.name));
+            }
+            if let (true, Some(object)) = (module.sections.is_empty(), &object) {
+                module.sections = sections_from_kallsyms(&module, |name| {
+                    let symbol = object.image.lookup_name(name).next()?;
+                    let (section, start) = object.image.section_containing(symbol.address)?;
+                    Some((section.to_owned(), symbol.address - start))
+                });
             }
             modules.push(LoadedModule { module, object });
         }
@@ -658,6 +665,34 @@ impl KernelModules {
         }
         lookup_vmlinux(kernel, addr)
     }
+}
+
+/// Section addresses recovered from kallsyms when `sect_attrs` is not readable: a symbol
+/// at `offset` into section `S` of the object and at `addr` in the running module puts
+/// `S` at `addr - offset`. `object_symbol` gives a name's section and offset in the object.
+/// Symbols outside the module's memory are skipped: kallsyms also names symbols of sections
+/// the loader does not keep (`.modinfo`, `__versions`) at their place in the temporary copy
+/// of the file.
+pub fn sections_from_kallsyms(
+    module: &Module,
+    object_symbol: impl Fn(&str) -> Option<(String, u64)>,
+) -> Vec<ModuleSection> {
+    let mut sections: Vec<ModuleSection> = Vec::new();
+    for symbol in module.kallsyms.iter().filter(|s| module.contains(s.addr)) {
+        let Some((name, offset)) = object_symbol(&symbol.name) else {
+            continue;
+        };
+        if sections.iter().any(|s| s.name == name) {
+            continue;
+        }
+        if let Some(base) = symbol.addr.0.checked_sub(offset) {
+            sections.push(ModuleSection {
+                name,
+                addr: VirtAddr(base),
+            });
+        }
+    }
+    sections
 }
 
 fn lookup_module(loaded: &LoadedModule, addr: VirtAddr) -> Option<SymbolHit> {
@@ -824,6 +859,45 @@ mod tests {
         assert_eq!(hit.module.as_deref(), Some("demo"));
         assert_eq!((hit.name.as_str(), hit.offset), ("demo_a", 4));
         assert_eq!(hit.source, SymbolSource::Kallsyms);
+    }
+
+    #[test]
+    fn sections_are_recovered_from_kallsyms() {
+        let sym = |name: &str, addr: u64| KallsymsSymbol {
+            name: name.into(),
+            addr: VirtAddr(addr),
+            size: 8,
+            is_function: true,
+        };
+        let module = module_with(vec![
+            sym("only_in_the_dump", 0xffff_ffff_c000_0010),
+            sym("demo_a", 0xffff_ffff_c000_0040),
+            sym("demo_b", 0xffff_ffff_c000_0080),
+            sym("demo_init", 0xffff_ffff_c000_8010),
+            // In the loader's temporary copy, not in module memory.
+            sym("__UNIQUE_ID_license", 0xffff_d29f_8041_1572),
+        ]);
+        let sections = sections_from_kallsyms(&module, |name| match name {
+            "demo_a" => Some((".text".to_owned(), 0x40)),
+            // A second symbol of the same section does not move it.
+            "demo_b" => Some((".text".to_owned(), 0x7f)),
+            "demo_init" => Some((".init.text".to_owned(), 0x10)),
+            "__UNIQUE_ID_license" => Some((".modinfo".to_owned(), 0x0)),
+            _ => None,
+        });
+        assert_eq!(
+            sections,
+            vec![
+                ModuleSection {
+                    name: ".text".into(),
+                    addr: VirtAddr(0xffff_ffff_c000_0000)
+                },
+                ModuleSection {
+                    name: ".init.text".into(),
+                    addr: VirtAddr(0xffff_ffff_c000_8000)
+                },
+            ]
+        );
     }
 
     #[test]
