@@ -35,14 +35,24 @@ fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
                 .context("reading standard input")?;
         }
         Some(path) => {
-            data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            if DUMP_MAGICS.iter().any(|magic| data.starts_with(magic)) {
+            let mut file =
+                std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+            // Look at the magic before reading: a dump can be many gigabytes.
+            let mut head = [0u8; 16];
+            let got = file
+                .read(&mut head)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let head = head.get(..got).unwrap_or_default();
+            if DUMP_MAGICS.iter().any(|magic| head.starts_with(magic)) {
                 bail!(
                     "{} is a dump, not a log: extract its log first (e.g. `vmcore-dmesg {}`)",
                     path.display(),
                     path.display()
                 );
             }
+            data.extend_from_slice(head);
+            file.read_to_end(&mut data)
+                .with_context(|| format!("reading {}", path.display()))?;
         }
     }
     Ok(data)
