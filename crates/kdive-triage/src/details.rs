@@ -491,4 +491,41 @@ Modules linked in: kdive_lab(OE)",
         assert_eq!(frames[1].context, "task");
         assert!(d.code_line.unwrap().contains("<c7>"));
     }
+
+    #[test]
+    fn interrupted_context_continues_the_trace() {
+        let d = parse(&lines(
+            "Call Trace:
+ <IRQ>
+ call_timer_fn+0x2a/0x120
+ sysvec_apic_timer_interrupt+0x71/0x90
+ </IRQ>
+ <TASK>
+ asm_sysvec_apic_timer_interrupt+0x1a/0x20
+RIP: 0010:pv_native_safe_halt+0xf/0x20
+Code: 00 00 <c3> cc
+RSP: 0018:ffffd25200093e70 EFLAGS: 00000246
+R13: 0000000000000000 R14: 0000000000000000 R15: 0000000000000000
+ default_idle+0x9/0x20
+ </TASK>",
+        ));
+        assert_eq!(d.stacks.len(), 1);
+        let frames = &d.stacks[0].frames;
+        let names: Vec<&str> = frames.iter().map(|f| f.function.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "call_timer_fn",
+                "sysvec_apic_timer_interrupt",
+                "asm_sysvec_apic_timer_interrupt",
+                "pv_native_safe_halt",
+                "default_idle"
+            ]
+        );
+        assert_eq!(frames[0].context, "irq");
+        assert!(frames[3].is_rip);
+        assert_eq!(frames[4].context, "task");
+        // Registers of an interrupted context are not the report's.
+        assert!(d.rip.is_none() && d.registers.is_empty() && d.code_line.is_none());
+    }
 }

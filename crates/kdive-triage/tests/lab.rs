@@ -20,6 +20,7 @@ fn lab_root() -> PathBuf {
 
 struct Crash {
     crash_id: String,
+    dmesg: Option<PathBuf>,
     scenario: String,
     console_log: PathBuf,
     vmlinux: PathBuf,
@@ -47,6 +48,7 @@ fn crashes() -> Vec<Crash> {
         if seen.insert(crash_id.clone()) {
             out.push(Crash {
                 crash_id,
+                dmesg: path(&dump["dmesg"]),
                 scenario: dump["scenario"].as_str().unwrap_or_default().to_string(),
                 console_log,
                 vmlinux,
