@@ -14,6 +14,10 @@ use crate::list::{container_of, ListWalk};
 const PAGES_PER_READ: u64 = 512;
 /// Bound on `swap_info` entries and on swapper address spaces per swap file.
 const MAX_SWAP_SPACES: u64 = 1 << 16;
+/// Bound on `SECTION_SIZE_BITS - PAGE_SHIFT` (x86_64: 15; a larger value is damage).
+const MAX_SECTION_PAGE_BITS: u32 = 24;
+/// Bound on present memory sections walked (2^20 sections of 128 MiB: 128 TiB of RAM).
+const MAX_SECTIONS_WALKED: u64 = 1 << 20;
 /// Bound on `hstates`.
 const MAX_HSTATES: u64 = 64;
 
@@ -356,7 +360,15 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
     let pg_slab = kernel.enum_value(Some("pageflags"), "PG_slab").ok();
     let bits = section_bits(kernel);
     let sections_per_root = page_size / section_size.max(1);
-    let pages_per_section = 1u64 << section_size_bits.saturating_sub(page_shift).min(40);
+    let section_page_bits = section_size_bits.saturating_sub(page_shift);
+    if section_page_bits > MAX_SECTION_PAGE_BITS {
+        return Err(KernelError::BadData {
+            what: "NUMBER(SECTION_SIZE_BITS)".into(),
+            addr: VirtAddr(0),
+            why: format!("{section_page_bits} bits of pages per memory section"),
+        });
+    }
+    let pages_per_section = 1u64 << section_page_bits;
 
     // SPARSEMEM_EXTREME: `mem_section` points to an array of root pointers.
     let symbol = kernel.symbol("mem_section")?;
@@ -384,6 +396,7 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
         ..MemMapCounts::default()
     };
     let entry_size = section_size;
+    let mut walked = 0u64;
     for root in 0..nr_roots {
         let root_base = if extreme {
             // Root pointers one by one: most are NULL, and a dump filtered of zero pages
@@ -404,7 +417,7 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
             VirtAddr(
                 roots_addr
                     .0
-                    .wrapping_add(root * sections_per_root * entry_size),
+                    .wrapping_add(root.wrapping_mul(sections_per_root * entry_size)),
             )
         };
         let table = match kernel.read_bytes(
@@ -417,7 +430,11 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
             Err(e) => return Err(e),
         };
         for i in 0..sections_per_root {
-            let at = usize::try_from(i * entry_size + map_offset).unwrap_or(usize::MAX);
+            let at = i
+                .checked_mul(entry_size)
+                .and_then(|v| v.checked_add(map_offset))
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(usize::MAX);
             let Some(raw) = at
                 .checked_add(8)
                 .and_then(|end| table.get(at..end))
@@ -429,8 +446,16 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
             if coded & bits.present == 0 || coded & bits.has_mem_map == 0 {
                 continue;
             }
-            let section_nr = root * sections_per_root + i;
-            let first_pfn = section_nr << (section_size_bits - page_shift);
+            walked += 1;
+            if walked > MAX_SECTIONS_WALKED {
+                return Err(KernelError::BadData {
+                    what: "mem_section".into(),
+                    addr: roots_addr,
+                    why: format!("more than {MAX_SECTIONS_WALKED} present memory sections"),
+                });
+            }
+            let section_nr = root.wrapping_mul(sections_per_root).wrapping_add(i);
+            let first_pfn = section_nr.wrapping_shl(section_page_bits);
             let mem_map = (coded & bits.map_mask).wrapping_add(first_pfn.wrapping_mul(page_struct));
             count_section(
                 kernel,
