@@ -355,6 +355,38 @@ mod tests {
     }
 
     #[test]
+    fn mutated_buffers_never_panic() {
+        let mut buf = record(1, 6, "first line", "");
+        buf.extend(record(2, 4, "second\nline", "DEVICE=+pci"));
+        buf.extend(record(3, 0, "", ""));
+        let end = u32::try_from(buf.len()).unwrap();
+        buf.resize(160, 0);
+        // xorshift64: deterministic bytes to flip.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut mutated = buf.clone();
+            for _ in 0..(next() % 6) {
+                let at = usize::try_from(next() % 160).unwrap();
+                mutated[at] = u8::try_from(next() & 0xff).unwrap();
+            }
+            let first = u32::try_from(next() % 200).unwrap();
+            let next_idx = if next() % 2 == 0 {
+                end
+            } else {
+                u32::try_from(next() % 200).unwrap()
+            };
+            let log = parse_log_buf(&mutated, &layout(), first, next_idx, 0, VirtAddr(0));
+            assert!(log.records.len() <= mutated.len());
+        }
+    }
+
+    #[test]
     fn damage_ends_the_walk_with_an_error() {
         let mut buf = record(1, 6, "first", "");
         let len = buf.len();
