@@ -17,6 +17,9 @@ use crate::error::KernelError;
 /// Longest C string read from the dump unless asked for less (a `comm` is 16 bytes, a
 /// `utsname` field 65).
 const CSTR_LIMIT: usize = 4096;
+/// The largest single read: sizes come from the types and the dump, and a damaged one must
+/// not allocate gigabytes (the biggest legitimate read is a 32 MiB printk buffer).
+const MAX_READ: u64 = 1 << 26;
 
 /// What the dump file says about itself, kept after its memory moves into the address space.
 #[derive(Debug, Clone)]
@@ -276,11 +279,14 @@ impl Kernel {
     }
 
     pub fn read_bytes(&self, addr: VirtAddr, len: u64, what: &str) -> Result<Vec<u8>, KernelError> {
-        let len = usize::try_from(len).map_err(|_| KernelError::BadData {
-            what: what.into(),
-            addr,
-            why: format!("size {len} does not fit in memory"),
-        })?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|_| len <= MAX_READ)
+            .ok_or_else(|| KernelError::BadData {
+                what: what.into(),
+                addr,
+                why: format!("{len} bytes is more than one read may take ({MAX_READ})"),
+            })?;
         let mut buf = vec![0u8; len];
         self.read(addr, &mut buf, what)?;
         Ok(buf)
