@@ -59,9 +59,19 @@ fn syslog_prefix() -> &'static Regex {
     #[allow(clippy::expect_used)]
     RE.get_or_init(|| {
         Regex::new(
-            r"^(?:[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?) \S+ kernel: ",
+            // syslog and `journalctl -k` (`Nov 27 04:02:55 host kernel: `, ISO dates),
+            // `dmesg -T` (`[Fri Nov 27 04:02:55 2026] `), `dmesg -x` (`kern  :warn  : `).
+            r"^(?:(?:[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?) \S+ kernel: |\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}\] |(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]) *:(?:emerg|alert|crit|err|warn|notice|info|debug) *: )",
         )
         .expect("constant pattern")
+    })
+}
+
+fn monotonic_journal() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    #[allow(clippy::expect_used)]
+    RE.get_or_init(|| {
+        Regex::new(r"^(\[ *[0-9]+\.[0-9]+\]) \S+ kernel: ").expect("constant pattern")
     })
 }
 
@@ -96,7 +106,18 @@ pub(crate) fn split(text: &[u8]) -> Vec<Line<'_>> {
         }
         let raw: Cow<'_, [u8]> = match syslog_prefix().find(line) {
             Some(m) => Cow::Borrowed(line.get(m.end()..).unwrap_or_default()),
-            None => Cow::Borrowed(line),
+            None => match monotonic_journal().captures(line) {
+                // `journalctl -o short-monotonic`: keep the timestamp, drop `host kernel:`.
+                Some(caps) => {
+                    let stamp = caps.get(1).map_or(&b""[..], |m| m.as_bytes());
+                    let rest = caps.get(0).map_or(line.len(), |m| m.end());
+                    let mut owned = stamp.to_vec();
+                    owned.push(b' ');
+                    owned.extend_from_slice(line.get(rest..).unwrap_or_default());
+                    Cow::Owned(owned)
+                }
+                None => Cow::Borrowed(line),
+            },
         };
         // A stray CR inside a line (a console redraw) hides what came before it.
         let raw = match raw.iter().rposition(|&b| b == b'\r') {
@@ -170,6 +191,22 @@ mod tests {
         assert_eq!(&*lines[0].raw, b"[   72.1] BUG: x");
         assert_eq!(lines[0].context, Context::Console);
         assert_eq!(&*lines[1].raw, b"next");
+    }
+
+    #[test]
+    fn dmesg_and_journal_formats() {
+        let cases: &[&[u8]] = &[
+            b"[Fri Nov 27 04:02:55 2026]  lab_trigger+0x2f/0x40 [kdive_lab]",
+            b"kern  :warn  :  lab_trigger+0x2f/0x40 [kdive_lab]",
+            b"2026-11-27T04:02:55+0000 host kernel:  lab_trigger+0x2f/0x40 [kdive_lab]",
+        ];
+        for case in cases {
+            let lines = split(case);
+            assert_eq!(&*lines[0].raw, b" lab_trigger+0x2f/0x40 [kdive_lab]");
+        }
+        let lines = split(b"[   72.100000] host kernel:  lab_trigger+0x2f/0x40");
+        assert_eq!(&*lines[0].raw, b"[   72.100000]  lab_trigger+0x2f/0x40");
+        assert_eq!(lines[0].context, Context::Console);
     }
 
     #[test]
