@@ -44,6 +44,9 @@ CRASHKERNEL_MB = 96
 BOOT_TIMEOUT_S = 180
 KDUMP_TIMEOUT_S = 360
 KDUMP_ATTEMPTS = 4
+# What the kernel (6.1, 6.12) and kexec say when KASLR left no good place for crashkernel=.
+CRASHKERNEL_PLACEMENT_FAILURES = ("crashkernel reservation failed", "cannot allocate crashkernel",
+                                  "kexec_load failed: Invalid argument")
 DUMP_TIMEOUT_S = 180
 ORACLE_TIMEOUT_S = 300
 # 6.12 with 5-level paging: `kexec -p` (kexec-tools 2.0.25, kexec_load) fails with EINVAL and
@@ -618,9 +621,10 @@ def run_kdump_crash(c, mdf):
                                GUEST_FAILURES + (PANIC_DONE,))
             except LabError:
                 # KASLR places the kernel at random: now and then it leaves no free window
-                # for crashkernel= in a small guest. Boot again; anything else is fatal.
+                # for crashkernel= in a small guest, or one kexec cannot load into. Boot
+                # again; anything else is fatal.
                 if attempt < KDUMP_ATTEMPTS and \
-                        "crashkernel reservation failed" in g.console_text():
+                        any(sign in g.console_text() for sign in CRASHKERNEL_PLACEMENT_FAILURES):
                     log(f"{c.crash_id}: no room for crashkernel (KASLR), booting again")
                     shutil.copy(g.console, c.dir / f"console.attempt{attempt}.log")
                     continue
