@@ -203,6 +203,19 @@ fn lab_console_logs() {
             "{}: {:?} in {elapsed:?}: {}",
             crash.crash_id, crash.scenario, report.title
         );
+        // The kdump kernel's vmcore-dmesg.txt holds the same report.
+        if let Some(dmesg) = &crash.dmesg {
+            let from_dmesg = kdive_triage::triage(&std::fs::read(dmesg).unwrap(), Some(&images));
+            let first = from_dmesg.reports.first().map(|r| r.title.as_str());
+            assert_eq!(
+                first,
+                Some(report.title.as_str()),
+                "{}: {}",
+                crash.crash_id,
+                dmesg.display()
+            );
+            println!("  {} gives the same title", dmesg.display());
+        }
         let module_frames: Vec<&Frame> = report
             .frames
             .iter()
