@@ -848,13 +848,16 @@ def main():
     mdf = ensure_makedumpfile(root)
     drgn_python = None if args.no_oracles else ensure_drgn(root)
     crashes = []
-    for series in series_list:
-        abi = resolve_version(series, pins.get(series))
-        k = ensure_kernel(root, series, abi)
+    def prepare(series):
+        k = ensure_kernel(root, series, resolve_version(series, pins.get(series)))
         if drgn_python:
             index_vmlinux(k)
-        module_key = build_module(k)
-        initramfs_key = build_initramfs(k, module_key)
+        return k, build_initramfs(k, build_module(k))
+
+    # The series' downloads, unpacking (xz) and indexing are independent: overlap them.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        prepared = list(pool.map(prepare, series_list))
+    for series, (k, initramfs_key) in zip(series_list, prepared):
         for s in scenarios:
             for capture in ("kdump", "qemu"):
                 crashes.append((Crash(root, k, s, capture, la57=False), initramfs_key))
