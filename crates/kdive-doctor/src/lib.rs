@@ -18,3 +18,16 @@ pub mod sysinfo;
 pub use checks::diagnose;
 pub use host::{Host, HostError, RootHost, Space};
 pub use report::{Check, Report, Status};
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/crashkernel.rs`, replayed on stable by
+/// `tests/fuzz_corpus.rs`): any command line and RAM size must resolve or fail, never panic.
+pub fn fuzz_crashkernel(data: &[u8]) {
+    let (ram, cmdline) = match data.split_first_chunk::<8>() {
+        Some((ram, rest)) => (u64::from_le_bytes(*ram), rest),
+        None => (0, data),
+    };
+    let cmdline = String::from_utf8_lossy(cmdline);
+    let _ = crashkernel::resolve(&cmdline, ram);
+    let _ = crashkernel::default_low_size(&cmdline);
+    let _ = crashkernel::size_from_table(&cmdline, ram);
+}
