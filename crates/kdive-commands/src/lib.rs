@@ -7,6 +7,7 @@
 //! Facts a damaged dump does not hold become placeholders plus warnings; a report with
 //! warnings is partial.
 
+pub mod bt;
 mod format;
 pub mod kmem;
 pub mod log;
@@ -19,6 +20,7 @@ use std::io::{self, Write};
 use kdive_kernel::Kernel;
 use serde::Serialize;
 
+pub use bt::{BtArgs, BtRecord, BtSelect};
 pub use format::{convert_time, ctime_utc, load_average_string, memory_size_string, size_string};
 pub use kmem::{KmemArgs, KmemRecord};
 pub use log::{LogArgs, LogRecord};
@@ -53,6 +55,7 @@ pub enum Command {
     Mod(ModArgs),
     Kmem(KmemArgs),
     Log(LogArgs),
+    Bt(BtArgs),
 }
 
 const SYS_USAGE: &str = "sys";
@@ -79,6 +82,8 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "mod" => modules::parse_mod(&rest).map(Command::Mod),
         "kmem" => kmem::parse_kmem(&rest).map(Command::Kmem),
         "log" => log::parse_log(&rest).map(Command::Log),
+        "bt" => bt::parse_bt(&rest).map(Command::Bt),
+        "foreach" => bt::parse_foreach(&rest).map(Command::Bt),
         "" => Err(CommandError::NotFound(String::new())),
         other => Err(CommandError::NotFound(other.to_owned())),
     }
@@ -149,6 +154,7 @@ pub enum Output {
     Mod(ModRecord),
     Kmem(KmemRecord),
     Log(LogRecord),
+    Bt(BtRecord),
 }
 
 /// What a command produced, and what it could not read.
@@ -172,6 +178,7 @@ impl Report {
             Output::Mod(r) => r.write_text(out),
             Output::Kmem(r) => r.write_text(out),
             Output::Log(r) => r.write_text(out),
+            Output::Bt(r) => r.write_text(out),
         }
     }
 
@@ -194,6 +201,7 @@ pub fn run(kernel: &Kernel, command: &Command) -> Result<Report, CommandError> {
         Command::Mod(args) => Output::Mod(modules::modules(kernel, args, &mut warnings)),
         Command::Kmem(args) => Output::Kmem(kmem::kmem(kernel, args, &mut warnings)),
         Command::Log(args) => Output::Log(log::log(kernel, args, &mut warnings)),
+        Command::Bt(args) => Output::Bt(bt::bt(kernel, args, &mut warnings)),
     };
     Ok(Report { output, warnings })
 }

@@ -15,6 +15,7 @@ pub mod log_buf;
 pub mod meminfo;
 pub mod module;
 pub mod printk;
+pub mod stack;
 pub mod sys;
 pub mod task;
 
@@ -23,6 +24,7 @@ pub use kernel::{DumpInfo, Kernel, StructBuf};
 pub use list::{container_of, ListWalk, MAX_LIST_ENTRIES};
 pub use module::{KernelModules, Module, SymbolHit, SymbolSource};
 pub use printk::{PrintkLog, PrintkRecord};
+pub use stack::{FrameSymbolizer, StackUnwinder, StartKind, TaskStack};
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;

@@ -167,6 +167,16 @@ impl ElfImage {
         self.sections.get(name).copied()
     }
 
+    /// The contents of a section by name, decompressed (`.debug_frame` for the unwinder).
+    pub fn section_data(&self, name: &str) -> Option<Vec<u8>> {
+        let elf = object::File::parse(&**self.map).ok()?;
+        let section = elf.section_by_name(name)?;
+        section
+            .uncompressed_data()
+            .ok()
+            .map(|data| data.into_owned())
+    }
+
     /// The allocated section holding `address`: its name and start.
     pub fn section_containing(&self, address: u64) -> Option<(&str, u64)> {
         self.sections

@@ -1,0 +1,702 @@
+//! `bt` and `foreach bt`: kernel stack backtraces in crash's layout (`PID: … TASK: … CPU: …
+//! COMMAND: …`, then ` #N [sp] function at pc [module]`, exception frames as a register
+//! block). Frames are the unwinder's chain (ORC, DWARF CFI; see kdive-kernel's `stack`), not
+//! crash's scan of every return address left on the stack, so no stale `?` frames appear.
+//!
+//! The bracketed address is where the frame's return address sits on the stack (the frame's
+//! rsp minus 8), as crash prints it; for a frame the CPU was interrupted in, its rsp.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::stack::{
+    panic_task, FrameSymbolizer, Reg, RegisterSet, StackUnwinder, StopReason,
+};
+use kdive_kernel::task::{for_each_task, read_task, Task};
+use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use kdive_kernel::{StartKind, TaskStack};
+use serde::Serialize;
+
+use crate::ps::Hex;
+use crate::CommandError;
+
+const BT_USAGE: &str = "bt [-a|-c cpu(s)] [-f] [-l] [-s] [pid | task] ...";
+const FOREACH_USAGE: &str = "foreach bt [-f] [-l] [-s]";
+
+/// Most stack words `bt -f` prints for one frame (a frame larger than this is a stack switch).
+const MAX_FRAME_WORDS: u64 = 1024;
+
+/// Which tasks `bt` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BtSelect {
+    /// The panic task (crash's default context).
+    #[default]
+    Panic,
+    /// `-a`: the task running on each CPU.
+    Active,
+    /// `-c CPU[,CPU…]`: the task running on these CPUs.
+    Cpus(Vec<u32>),
+    /// PIDs (decimal) or task addresses (hex).
+    Tasks(Vec<String>),
+    /// `foreach bt`: every task.
+    Every,
+}
+
+/// `bt`'s options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BtArgs {
+    pub select: BtSelect,
+    /// `-f`: the stack words of each frame.
+    pub frame_contents: bool,
+    /// `-l`: file and line of each frame, inlined functions on their own lines.
+    pub lines: bool,
+    /// `-s`: `function+offset`.
+    pub symbol_offsets: bool,
+    /// Searched first for module objects (`--modules`).
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `bt [-a|-c CPUS] [-f] [-l] [-s] [PID|TASK]...`
+pub fn parse_bt(words: &[&str]) -> Result<BtArgs, CommandError> {
+    let mut args = BtArgs::default();
+    let mut words = words.iter();
+    let bad = |what: String| CommandError::BadArgs {
+        command: "bt",
+        what,
+        usage: BT_USAGE,
+    };
+    while let Some(word) = words.next() {
+        if let Some(options) = word.strip_prefix('-').filter(|o| !o.is_empty()) {
+            for option in options.chars() {
+                match option {
+                    'a' => args.select = BtSelect::Active,
+                    'f' => args.frame_contents = true,
+                    'l' => args.lines = true,
+                    's' => args.symbol_offsets = true,
+                    'c' => {
+                        let list = words
+                            .next()
+                            .ok_or_else(|| bad("-c needs a CPU list".into()))?;
+                        args.select = BtSelect::Cpus(
+                            parse_cpus(list)
+                                .ok_or_else(|| bad(format!("invalid CPU list: {list}")))?,
+                        );
+                    }
+                    other => {
+                        return Err(CommandError::BadOption {
+                            command: "bt",
+                            option: other,
+                            usage: BT_USAGE,
+                        })
+                    }
+                }
+            }
+            continue;
+        }
+        match &mut args.select {
+            BtSelect::Tasks(list) => list.push((*word).to_owned()),
+            BtSelect::Panic => args.select = BtSelect::Tasks(vec![(*word).to_owned()]),
+            _ => return Err(bad(format!("{word}: -a and -c take no task arguments"))),
+        }
+    }
+    Ok(args)
+}
+
+/// `foreach bt [-f] [-l] [-s]`: `bt` of every task.
+pub fn parse_foreach(words: &[&str]) -> Result<BtArgs, CommandError> {
+    match words.split_first() {
+        Some((&"bt", rest)) => {
+            let mut args = parse_bt(rest)?;
+            if args.select != BtSelect::Panic {
+                return Err(CommandError::BadArgs {
+                    command: "foreach",
+                    what: "only bt's -f, -l and -s options are supported".into(),
+                    usage: FOREACH_USAGE,
+                });
+            }
+            args.select = BtSelect::Every;
+            Ok(args)
+        }
+        _ => Err(CommandError::BadArgs {
+            command: "foreach",
+            what: "kdive runs only `foreach bt`".into(),
+            usage: FOREACH_USAGE,
+        }),
+    }
+}
+
+/// `0`, `0,2`, `1-3` (crash's CPU list syntax).
+fn parse_cpus(text: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?);
+                if b < a || b - a > 8192 {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+/// An inlined function at a frame's pc (innermost first).
+#[derive(Debug, Clone, Serialize)]
+pub struct BtInlined {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// One frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct BtFrame {
+    pub level: usize,
+    /// Where the return address sits (the frame's rsp for an interrupted frame).
+    pub sp: Hex,
+    pub pc: Hex,
+    pub function: Option<String>,
+    pub offset: Option<u64>,
+    pub module: Option<String>,
+    /// With `-l`: the frame's own function's file and line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlined: Vec<BtInlined>,
+    /// With `-f`: the stack words from this frame's rsp up to the caller's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Hex>,
+    #[serde(skip)]
+    words_at: u64,
+}
+
+/// A `pt_regs` the walk went through: the interrupted frame's registers.
+#[derive(Debug, Clone, Serialize)]
+pub struct BtException {
+    /// The frame these registers start (for the user-mode frame, one past the last frame).
+    pub level: usize,
+    /// Address of the `pt_regs`.
+    pub addr: Hex,
+    /// Only the hardware iret frame is known.
+    pub partial: bool,
+    pub user_mode: bool,
+    pub function: Option<String>,
+    pub offset: Option<u64>,
+    pub registers: BTreeMap<&'static str, Hex>,
+    #[serde(skip)]
+    regs: RegisterSet,
+}
+
+/// One task's backtrace.
+#[derive(Debug, Clone, Serialize)]
+pub struct BtTask {
+    pub pid: i64,
+    pub task: Hex,
+    pub cpu: u32,
+    pub comm: String,
+    pub frames: Vec<BtFrame>,
+    pub exception_frames: Vec<BtException>,
+    /// Why the walk ended early, when it did not reach the end of the stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+}
+
+/// `bt`'s record.
+#[derive(Debug, Clone, Serialize)]
+pub struct BtRecord {
+    pub tasks: Vec<BtTask>,
+    #[serde(skip)]
+    symbol_offsets: bool,
+    #[serde(skip)]
+    lines: bool,
+}
+
+/// Runs `bt`.
+pub fn bt(kernel: &Kernel, args: &BtArgs, warnings: &mut Vec<String>) -> BtRecord {
+    let mut record = BtRecord {
+        tasks: Vec::new(),
+        symbol_offsets: args.symbol_offsets,
+        lines: args.lines,
+    };
+    let release = sys::utsname(kernel).ok().map(|u| u.release);
+    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &args.dirs));
+    let unwinder = match StackUnwinder::new(kernel, &modules) {
+        Ok(u) => u,
+        Err(err) => {
+            warnings.push(format!("bt: {err}"));
+            return record;
+        }
+    };
+    warnings.extend(unwinder.warnings.iter().map(|w| format!("bt: {w}")));
+    let tasks = select_tasks(kernel, &unwinder, &args.select, warnings);
+    let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
+    for task in tasks {
+        match unwinder.unwind_task(kernel, &task) {
+            Ok(stack) => {
+                let bt = task_record(kernel, &mut symbolizer, &task, &stack, args, warnings);
+                if let Some(why) = &bt.incomplete {
+                    warnings.push(format!("bt: pid {} ({}): {why}", task.pid, task.comm));
+                }
+                record.tasks.push(bt);
+            }
+            Err(err) => warnings.push(format!("bt: pid {} ({}): {err}", task.pid, task.comm)),
+        }
+    }
+    record
+}
+
+fn select_tasks(
+    kernel: &Kernel,
+    unwinder: &StackUnwinder,
+    select: &BtSelect,
+    warnings: &mut Vec<String>,
+) -> Vec<Task> {
+    let read = |addr: VirtAddr, warnings: &mut Vec<String>| match read_task(kernel, addr) {
+        Ok(mut task) => {
+            if let Some(cpu) = unwinder.active_cpu(addr) {
+                task.cpu = cpu;
+                task.active = true;
+            }
+            Some(task)
+        }
+        Err(err) => {
+            warnings.push(format!("bt: task at {addr}: {err}"));
+            None
+        }
+    };
+    let on_cpus = |cpus: &mut dyn Iterator<Item = u32>, warnings: &mut Vec<String>| {
+        let mut out = Vec::new();
+        for cpu in cpus {
+            let slot = usize::try_from(cpu)
+                .ok()
+                .and_then(|i| unwinder.cpu_tasks().get(i));
+            match slot {
+                Some(Some(addr)) => out.extend(read(*addr, warnings)),
+                _ => warnings.push(format!("bt: no task is known to run on CPU {cpu}")),
+            }
+        }
+        out
+    };
+    match select {
+        BtSelect::Panic => match panic_task(kernel) {
+            Some(addr) => read(addr, warnings).into_iter().collect(),
+            None => {
+                warnings
+                    .push("bt: no panic task (neither panic_cpu nor crashing_cpu is set)".into());
+                Vec::new()
+            }
+        },
+        BtSelect::Active => {
+            let count = u32::try_from(unwinder.cpu_tasks().len()).unwrap_or(u32::MAX);
+            on_cpus(&mut (0..count), warnings)
+        }
+        BtSelect::Cpus(cpus) => on_cpus(&mut cpus.iter().copied(), warnings),
+        BtSelect::Tasks(words) => {
+            let list = for_each_task(kernel);
+            let mut out = Vec::new();
+            for word in words {
+                let matching: Vec<&Task> = match word.parse::<i64>() {
+                    Ok(pid) if list.tasks.iter().any(|t| t.pid == pid) => {
+                        list.tasks.iter().filter(|t| t.pid == pid).collect()
+                    }
+                    _ => {
+                        let digits = word.trim_start_matches("0x");
+                        let addr = u64::from_str_radix(digits, 16).ok();
+                        list.tasks
+                            .iter()
+                            .filter(|t| Some(t.addr.0) == addr)
+                            .collect()
+                    }
+                };
+                if matching.is_empty() {
+                    warnings.push(format!("bt: invalid task or pid value: {word}"));
+                }
+                out.extend(matching.into_iter().cloned());
+            }
+            out
+        }
+        BtSelect::Every => {
+            let list = for_each_task(kernel);
+            warnings.extend(list.errors.iter().map(|e| format!("bt: task list: {e}")));
+            list.tasks
+        }
+    }
+}
+
+fn task_record(
+    kernel: &Kernel,
+    symbolizer: &mut FrameSymbolizer<'_>,
+    task: &Task,
+    stack: &TaskStack,
+    args: &BtArgs,
+    warnings: &mut Vec<String>,
+) -> BtTask {
+    let cpu = match stack.start {
+        StartKind::CpuRegisters { cpu } => cpu,
+        StartKind::ThreadSp => task.cpu,
+    };
+    let bt = &stack.backtrace;
+    let mut frames = Vec::new();
+    let mut exception_frames = Vec::new();
+    for (level, frame) in bt.frames.iter().enumerate() {
+        let lookup = frame.lookup_pc();
+        let hit = symbolizer.symbol(lookup);
+        let offset = hit
+            .as_ref()
+            .map(|h| h.offset.saturating_add(frame.pc.0 - lookup.0));
+        if let Some(exception) = &frame.exception {
+            exception_frames.push(BtException {
+                level,
+                addr: Hex(exception.addr.0),
+                partial: exception.partial,
+                user_mode: exception.user_mode(),
+                function: hit.as_ref().map(|h| h.name.clone()),
+                offset,
+                registers: register_map(&exception.regs),
+                regs: exception.regs,
+            });
+        }
+        let sp = if frame.interrupted {
+            frame.sp.0
+        } else {
+            frame.sp.0.wrapping_sub(8)
+        };
+        let mut record = BtFrame {
+            level,
+            sp: Hex(sp),
+            pc: Hex(frame.pc.0),
+            function: hit.as_ref().map(|h| h.name.clone()),
+            offset,
+            module: hit.and_then(|h| h.module),
+            file: None,
+            line: None,
+            inlined: Vec::new(),
+            words: Vec::new(),
+            words_at: frame.sp.0,
+        };
+        if args.lines {
+            match symbolizer.locations(lookup) {
+                Ok(locations) => {
+                    if let Some((own, inlined)) = locations.split_last() {
+                        record.file = own.file.clone();
+                        record.line = own.line;
+                        record.inlined = inlined
+                            .iter()
+                            .map(|l| BtInlined {
+                                function: l.function.clone(),
+                                file: l.file.clone(),
+                                line: l.line,
+                            })
+                            .collect();
+                    }
+                }
+                Err(err) => warnings.push(format!("bt -l: {}: {err}", frame.pc)),
+            }
+        }
+        if args.frame_contents {
+            let end = bt.frames.get(level + 1).map(|next| next.sp.0);
+            if let Some(len) = end
+                .and_then(|end| end.checked_sub(frame.sp.0))
+                .filter(|len| *len / 8 <= MAX_FRAME_WORDS)
+            {
+                match kernel.read_bytes(frame.sp, len, "stack frame") {
+                    Ok(bytes) => {
+                        record.words = bytes
+                            .chunks_exact(8)
+                            .filter_map(|w| w.try_into().ok().map(u64::from_le_bytes))
+                            .map(Hex)
+                            .collect();
+                    }
+                    Err(err) => warnings.push(format!("bt -f: {err}")),
+                }
+            }
+        }
+        frames.push(record);
+    }
+    let mut incomplete = None;
+    match &bt.stop {
+        StopReason::UserMode {
+            exception: Some(exception),
+        } => exception_frames.push(BtException {
+            level: bt.frames.len(),
+            addr: Hex(exception.addr.0),
+            partial: exception.partial,
+            user_mode: true,
+            function: None,
+            offset: None,
+            registers: register_map(&exception.regs),
+            regs: exception.regs,
+        }),
+        stop if !stop.is_complete() => incomplete = Some(stop.to_string()),
+        _ => {}
+    }
+    BtTask {
+        pid: task.pid,
+        task: Hex(task.addr.0),
+        cpu,
+        comm: task.comm.clone(),
+        frames,
+        exception_frames,
+        incomplete,
+    }
+}
+
+fn register_map(regs: &RegisterSet) -> BTreeMap<&'static str, Hex> {
+    regs.iter()
+        .map(|(reg, value)| (reg.name(), Hex(value)))
+        .collect()
+}
+
+/// crash's register block rows (x86_64 `pt_regs`, as `bt` prints an exception frame).
+const REGISTER_ROWS: [&[(Reg, &str)]; 7] = [
+    &[
+        (Reg::Rip, "RIP"),
+        (Reg::Rsp, "RSP"),
+        (Reg::Eflags, "RFLAGS"),
+    ],
+    &[(Reg::Rax, "RAX"), (Reg::Rbx, "RBX"), (Reg::Rcx, "RCX")],
+    &[(Reg::Rdx, "RDX"), (Reg::Rsi, "RSI"), (Reg::Rdi, "RDI")],
+    &[(Reg::Rbp, "RBP"), (Reg::R8, " R8"), (Reg::R9, " R9")],
+    &[(Reg::R10, "R10"), (Reg::R11, "R11"), (Reg::R12, "R12")],
+    &[(Reg::R13, "R13"), (Reg::R14, "R14"), (Reg::R15, "R15")],
+    &[(Reg::OrigRax, "ORIG_RAX"), (Reg::Cs, "CS"), (Reg::Ss, "SS")],
+];
+
+impl BtRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (i, task) in self.tasks.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            self.write_task(task, out)?;
+        }
+        Ok(())
+    }
+
+    fn write_task(&self, task: &BtTask, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "PID: {:<8} TASK: {:x}  CPU: {:<4} COMMAND: \"{}\"",
+            task.pid, task.task.0, task.cpu, task.comm
+        )?;
+        for frame in &task.frames {
+            for exception in task
+                .exception_frames
+                .iter()
+                .filter(|e| e.level == frame.level)
+            {
+                write_exception(exception, true, out)?;
+            }
+            let name = match (&frame.function, frame.offset) {
+                (Some(f), Some(off)) if self.symbol_offsets => format!("{f}+{off}"),
+                (Some(f), _) => f.clone(),
+                (None, _) => "(unknown)".to_owned(),
+            };
+            let level = format!("#{}", frame.level);
+            write!(
+                out,
+                "{level:>3} [{:016x}] {name} at {:016x}",
+                frame.sp.0, frame.pc.0
+            )?;
+            match &frame.module {
+                Some(m) => writeln!(out, " [{m}]")?,
+                None => writeln!(out)?,
+            }
+            if self.lines {
+                for inlined in &frame.inlined {
+                    writeln!(
+                        out,
+                        "    {} (inlined) at {}: {}",
+                        inlined.function.as_deref().unwrap_or("??"),
+                        inlined.file.as_deref().unwrap_or("??"),
+                        inlined.line.unwrap_or(0)
+                    )?;
+                }
+                if let Some(file) = &frame.file {
+                    writeln!(out, "    {file}: {}", frame.line.unwrap_or(0))?;
+                }
+            }
+            for (i, pair) in frame.words.chunks(2).enumerate() {
+                let at = frame.words_at.wrapping_add(16u64.wrapping_mul(i as u64));
+                write!(out, "    {at:016x}:")?;
+                for word in pair {
+                    write!(out, " {:016x}", word.0)?;
+                }
+                writeln!(out)?;
+            }
+        }
+        for exception in task
+            .exception_frames
+            .iter()
+            .filter(|e| e.level >= task.frames.len())
+        {
+            write_exception(exception, false, out)?;
+        }
+        if let Some(why) = &task.incomplete {
+            writeln!(out, "    (bt stopped: {why})")?;
+        }
+        Ok(())
+    }
+}
+
+/// crash's exception block: `[exception RIP: func+off]` for a kernel frame, then the
+/// registers in `pt_regs` rows (a partial frame has only the iret registers).
+fn write_exception(exception: &BtException, header: bool, out: &mut dyn Write) -> io::Result<()> {
+    if header {
+        match (&exception.function, exception.offset) {
+            (Some(f), Some(off)) => writeln!(out, "    [exception RIP: {f}+{off}]")?,
+            _ => writeln!(out, "    [exception RIP: unknown or invalid address]")?,
+        }
+    }
+    for row in REGISTER_ROWS {
+        let cells: Vec<String> = row
+            .iter()
+            .filter_map(|(reg, label)| {
+                let value = exception.regs.get(*reg)?;
+                Some(match reg {
+                    Reg::Eflags => format!("{label}: {value:08x}"),
+                    Reg::Cs | Reg::Ss => format!("{label}: {value:04x}"),
+                    _ => format!("{label}: {value:016x}"),
+                })
+            })
+            .collect();
+        if !cells.is_empty() {
+            writeln!(out, "    {}", cells.join("  "))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options_like_crash() {
+        let args = parse_bt(&["-a", "-fl"]).unwrap();
+        assert_eq!(args.select, BtSelect::Active);
+        assert!(args.frame_contents && args.lines && !args.symbol_offsets);
+        let args = parse_bt(&["-c", "0,2-3", "-s"]).unwrap();
+        assert_eq!(args.select, BtSelect::Cpus(vec![0, 2, 3]));
+        assert!(args.symbol_offsets);
+        let args = parse_bt(&["98", "ffff8e310fab4180"]).unwrap();
+        assert_eq!(
+            args.select,
+            BtSelect::Tasks(vec!["98".into(), "ffff8e310fab4180".into()])
+        );
+        assert!(matches!(
+            parse_bt(&["-z"]),
+            Err(CommandError::BadOption { option: 'z', .. })
+        ));
+        assert!(parse_bt(&["-c"]).is_err());
+        assert!(parse_bt(&["-c", "x"]).is_err());
+        assert!(parse_bt(&["-a", "1"]).is_err());
+        assert_eq!(
+            parse_foreach(&["bt", "-l"]).unwrap().select,
+            BtSelect::Every
+        );
+        assert!(parse_foreach(&["ps"]).is_err());
+        assert!(parse_foreach(&["bt", "-a"]).is_err());
+    }
+
+    fn regs(pairs: &[(Reg, u64)]) -> RegisterSet {
+        let mut set = RegisterSet::new();
+        for (reg, value) in pairs {
+            set.set(*reg, *value);
+        }
+        set
+    }
+
+    #[test]
+    fn renders_frames_and_exception_blocks_as_crash() {
+        let exception_regs = regs(&[
+            (Reg::Rip, 0xffff_ffff_c02a_2090),
+            (Reg::Rsp, 0xffff_d29f_803c_7a20),
+            (Reg::Eflags, 0x246),
+            (Reg::Cs, 0x10),
+            (Reg::Ss, 0x18),
+        ]);
+        let frame = |level: usize, sp: u64, pc: u64, f: &str, off: u64, m: Option<&str>| BtFrame {
+            level,
+            sp: Hex(sp),
+            pc: Hex(pc),
+            function: Some(f.into()),
+            offset: Some(off),
+            module: m.map(str::to_owned),
+            file: None,
+            line: None,
+            inlined: Vec::new(),
+            words: Vec::new(),
+            words_at: sp,
+        };
+        let mut record = BtRecord {
+            tasks: vec![BtTask {
+                pid: 98,
+                task: Hex(0xffff_8e31_0fab_4180),
+                cpu: 1,
+                comm: "insmod".into(),
+                frames: vec![
+                    frame(
+                        0,
+                        0xffff_d29f_803c_7970,
+                        0xffff_ffff_a1a0_0c02,
+                        "asm_exc_page_fault",
+                        38,
+                        None,
+                    ),
+                    frame(
+                        1,
+                        0xffff_d29f_803c_7a20,
+                        0xffff_ffff_c02a_2090,
+                        "lab_update_stats",
+                        28,
+                        Some("kdive_lab"),
+                    ),
+                ],
+                exception_frames: vec![BtException {
+                    level: 1,
+                    addr: Hex(0xffff_d29f_803c_7978),
+                    partial: true,
+                    user_mode: false,
+                    function: Some("lab_update_stats".into()),
+                    offset: Some(28),
+                    registers: register_map(&exception_regs),
+                    regs: exception_regs,
+                }],
+                incomplete: None,
+            }],
+            symbol_offsets: false,
+            lines: false,
+        };
+        let mut text = Vec::new();
+        record.write_text(&mut text).unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "PID: 98       TASK: ffff8e310fab4180  CPU: 1    COMMAND: \"insmod\"\n\
+             \x20#0 [ffffd29f803c7970] asm_exc_page_fault at ffffffffa1a00c02\n\
+             \x20   [exception RIP: lab_update_stats+28]\n\
+             \x20   RIP: ffffffffc02a2090  RSP: ffffd29f803c7a20  RFLAGS: 00000246\n\
+             \x20   CS: 0010  SS: 0018\n\
+             \x20#1 [ffffd29f803c7a20] lab_update_stats at ffffffffc02a2090 [kdive_lab]\n"
+        );
+        record.symbol_offsets = true;
+        let mut text = Vec::new();
+        record.write_text(&mut text).unwrap();
+        assert!(String::from_utf8(text)
+            .unwrap()
+            .contains("] lab_update_stats+28 at ffffffffc02a2090 [kdive_lab]"));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["tasks"][0]["frames"][1]["module"], "kdive_lab");
+        assert_eq!(
+            json["tasks"][0]["exception_frames"][0]["registers"]["rip"],
+            "0xffffffffc02a2090"
+        );
+    }
+}

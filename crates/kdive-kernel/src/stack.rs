@@ -1,0 +1,360 @@
+//! Task stacks: the unwind data of the running kernel (vmlinux's and every module's ORC table
+//! as the kernel holds them in memory, vmlinux's DWARF CFI for the code ORC leaves out), where
+//! each task's walk starts, the panic task, and symbols and source lines of the frames.
+//!
+//! Starting registers, as drgn and crash choose them:
+//! - a task running on a CPU when the dump was taken (`rq->curr`) starts from that CPU's saved
+//!   state: kdump's NT_PRSTATUS (on the panic CPU these are the oops's own `pt_regs`, which
+//!   `crash_kexec(regs)` copies into the note, so the walk starts at the crashing
+//!   instruction), or QEMU's CPU state (the CPU after the panic);
+//! - every other task starts from what `__switch_to_asm` left at `thread.sp`
+//!   (`struct inactive_task_frame`, laid out from the kernel's own types).
+//!
+//! The panic CPU is `panic_cpu` (set by `panic()` and by `crash_kexec()` before the capture
+//! kernel runs), else x86's `crashing_cpu`; the panic task is the task running there.
+
+use std::collections::HashMap;
+
+use kdive_arch::{
+    unwind, DwarfCfi, InactiveTaskFrameLayout, OrcTable, OrcTables, OrcVersion, UnwindStart,
+    UnwindTables, VirtAddr,
+};
+/// The unwinder's results, for the commands that print them.
+pub use kdive_arch::{Backtrace, Frame, Reg, RegisterSet, StopReason};
+use kdive_symbols::SourceLocation;
+
+use crate::error::KernelError;
+use crate::kernel::Kernel;
+use crate::module::{KernelModules, LoadedModule, SymbolHit, SymbolSource};
+use crate::task::{cpu_curr, Task};
+
+/// `struct inactive_task_frame` members and the registers they hold (arch/x86/include/asm/
+/// switch_to.h; `si`/`di`/`flags` existed in older kernels and are skipped when absent).
+const INACTIVE_TASK_FRAME_REGS: [(&str, Reg); 6] = [
+    ("r15", Reg::R15),
+    ("r14", Reg::R14),
+    ("r13", Reg::R13),
+    ("r12", Reg::R12),
+    ("bx", Reg::Rbx),
+    ("bp", Reg::Rbp),
+];
+
+/// Bound on a module's `arch.num_orcs` (a large module has a few tens of thousands).
+const MAX_MODULE_ORCS: u64 = 1 << 22;
+
+/// `PANIC_CPU_INVALID` (include/linux/panic.h): no CPU is panicking.
+const PANIC_CPU_INVALID: i64 = -1;
+
+/// How a task's walk starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartKind {
+    /// The registers its CPU saved in the dump (NT_PRSTATUS or QEMU's CPU state).
+    CpuRegisters { cpu: u32 },
+    /// The `inactive_task_frame` at `thread.sp`.
+    ThreadSp,
+}
+
+/// A task's backtrace and where it started.
+#[derive(Debug, Clone)]
+pub struct TaskStack {
+    pub start: StartKind,
+    pub backtrace: Backtrace,
+}
+
+/// What it takes to unwind any task of one dump.
+pub struct StackUnwinder {
+    tables: UnwindTables,
+    frame_layout: InactiveTaskFrameLayout,
+    thread_sp: u64,
+    /// `ret_from_fork(_asm)`: a new task resumes there, at the start of a function, so its
+    /// pc is looked up as is (the kernel's `__unwind_start` does the same).
+    fork_entries: Vec<u64>,
+    /// The task each CPU was running (`rq->curr`).
+    cpu_tasks: Vec<Option<VirtAddr>>,
+    /// What could not be loaded (a module's ORC table, vmlinux CFI), worded for the user.
+    pub warnings: Vec<String>,
+}
+
+impl StackUnwinder {
+    /// Reads the ORC tables of vmlinux and of each module in `modules` from the dump, vmlinux's
+    /// `.debug_frame`, and the task-frame layout.
+    pub fn new(kernel: &Kernel, modules: &KernelModules) -> Result<StackUnwinder, KernelError> {
+        let mut warnings = Vec::new();
+        let space = kernel.address_space();
+        let kaslr = space.kaslr_offset().unwrap_or(0);
+        let osrelease = kernel
+            .dump()
+            .vmcoreinfo
+            .as_ref()
+            .and_then(|info| info.osrelease())
+            .map(str::to_owned);
+        let header = kernel.vmlinux().section_data(".orc_header");
+        let version = OrcVersion::detect(header.as_deref(), osrelease.as_deref()).map_err(|e| {
+            KernelError::BadData {
+                what: "ORC version".into(),
+                addr: VirtAddr(0),
+                why: e.to_string(),
+            }
+        })?;
+        let mut orc = OrcTables::new();
+        let start_ip = kernel.symbol("__start_orc_unwind_ip")?;
+        let stop_ip = kernel.symbol("__stop_orc_unwind_ip")?;
+        let start_orc = kernel.symbol("__start_orc_unwind")?;
+        let count = stop_ip.0.saturating_sub(start_ip.0) / 4;
+        match OrcTable::read(space, "vmlinux", start_ip, start_orc, count, version) {
+            Ok(table) => orc.push(table),
+            Err(err) => warnings.push(format!("vmlinux ORC table at {start_ip}: {err}")),
+        }
+        for loaded in &modules.modules {
+            match module_orc(kernel, loaded, version) {
+                Ok(Some(table)) => orc.push(table),
+                Ok(None) => {}
+                Err(err) => warnings.push(format!(
+                    "module {}: ORC table: {err} (its frames are unwound without it)",
+                    loaded.module.name
+                )),
+            }
+        }
+        // __crash_kexec and a few other functions have no ORC entry on 6.1; their DWARF CFI
+        // carries the walk through.
+        let cfi = match kernel.vmlinux().section_data(".debug_frame") {
+            Some(data) => vec![DwarfCfi::from_debug_frame("vmlinux", data, kaslr)],
+            None => {
+                warnings.push(format!(
+                    "{}: no .debug_frame; functions without ORC end the walk",
+                    kernel.vmlinux().path().display()
+                ));
+                Vec::new()
+            }
+        };
+        let cpus = kernel.nr_cpu_ids().unwrap_or(0);
+        let cpu_tasks = (0..cpus).map(|cpu| cpu_curr(kernel, cpu).ok()).collect();
+        Ok(StackUnwinder {
+            tables: UnwindTables { orc, cfi },
+            frame_layout: inactive_task_frame_layout(kernel)?,
+            thread_sp: kernel.offset_of("task_struct", "thread.sp")?,
+            fork_entries: ["ret_from_fork", "ret_from_fork_asm"]
+                .iter()
+                .filter_map(|name| kernel.symbol(name).ok().map(|a| a.0))
+                .collect(),
+            cpu_tasks,
+            warnings,
+        })
+    }
+
+    /// The CPU `task` was running on when the dump was taken, if any.
+    pub fn active_cpu(&self, task: VirtAddr) -> Option<u32> {
+        self.cpu_tasks
+            .iter()
+            .position(|t| *t == Some(task))
+            .and_then(|cpu| u32::try_from(cpu).ok())
+    }
+
+    /// The task each CPU was running (`rq->curr`), by CPU.
+    pub fn cpu_tasks(&self) -> &[Option<VirtAddr>] {
+        &self.cpu_tasks
+    }
+
+    /// Unwinds one task's kernel stack.
+    pub fn unwind_task(&self, kernel: &Kernel, task: &Task) -> Result<TaskStack, KernelError> {
+        let space = kernel.address_space();
+        if let Some(cpu) = self.active_cpu(task.addr) {
+            if let Some(regs) = cpu_registers(kernel, cpu, task) {
+                return Ok(TaskStack {
+                    start: StartKind::CpuRegisters { cpu },
+                    backtrace: unwind(&self.tables, space, UnwindStart::from_registers(regs)),
+                });
+            }
+        }
+        let sp_addr = VirtAddr(task.addr.0.wrapping_add(self.thread_sp));
+        let thread_sp = kernel.read_u64(sp_addr, "task_struct.thread.sp")?;
+        let mut start =
+            UnwindStart::from_inactive_task_frame(space, VirtAddr(thread_sp), &self.frame_layout)
+                .map_err(|source| KernelError::Read {
+                what: format!(
+                    "inactive_task_frame of task {} at {thread_sp:#x}",
+                    task.addr
+                ),
+                source,
+            })?;
+        if start
+            .regs
+            .rip()
+            .is_some_and(|ip| self.fork_entries.contains(&ip))
+        {
+            start.interrupted = true;
+        }
+        Ok(TaskStack {
+            start: StartKind::ThreadSp,
+            backtrace: unwind(&self.tables, space, start),
+        })
+    }
+}
+
+/// The registers saved for `cpu`, when they belong to `task`: kdump's NT_PRSTATUS names the
+/// running pid, which must be the task's; QEMU's CPU state names none and is taken as is.
+fn cpu_registers(kernel: &Kernel, cpu: u32, task: &Task) -> Option<RegisterSet> {
+    let index = usize::try_from(cpu).ok()?;
+    let regs = kernel.dump().cpu_registers.get(index)?;
+    let saved = kernel.dump().cpus.get(index)?;
+    match saved.pid {
+        Some(pid) if i64::from(pid) != task.pid => None,
+        _ => Some(*regs),
+    }
+}
+
+/// `mod->arch.orc_unwind_ip`, `orc_unwind` and `num_orcs`: the module's table as the kernel
+/// loaded it (init text included while the module is still in `init`).
+fn module_orc(
+    kernel: &Kernel,
+    loaded: &LoadedModule,
+    version: OrcVersion,
+) -> Result<Option<OrcTable>, KernelError> {
+    let module = &loaded.module;
+    let num = kernel.read_field(module.addr, "module", "arch.num_orcs")?;
+    if num == 0 {
+        return Ok(None);
+    }
+    if num > MAX_MODULE_ORCS {
+        return Err(KernelError::BadData {
+            what: format!("module {} arch.num_orcs", module.name),
+            addr: module.addr,
+            why: format!("{num} entries (more than {MAX_MODULE_ORCS})"),
+        });
+    }
+    let ip = kernel.read_field(module.addr, "module", "arch.orc_unwind_ip")?;
+    let orc = kernel.read_field(module.addr, "module", "arch.orc_unwind")?;
+    OrcTable::read(
+        kernel.address_space(),
+        &module.name,
+        VirtAddr(ip),
+        VirtAddr(orc),
+        num,
+        version,
+    )
+    .map(Some)
+    .map_err(|e| KernelError::BadData {
+        what: format!("module {} ORC table", module.name),
+        addr: VirtAddr(ip),
+        why: e.to_string(),
+    })
+}
+
+/// `struct inactive_task_frame` from the kernel's types.
+fn inactive_task_frame_layout(kernel: &Kernel) -> Result<InactiveTaskFrameLayout, KernelError> {
+    const TYPE: &str = "inactive_task_frame";
+    let mut saved = Vec::new();
+    for (member, reg) in INACTIVE_TASK_FRAME_REGS {
+        if kernel.has_member(TYPE, member)? {
+            saved.push((reg, kernel.offset_of(TYPE, member)?));
+        }
+    }
+    Ok(InactiveTaskFrameLayout {
+        size: kernel.struct_size(TYPE)?,
+        ret_addr: kernel.offset_of(TYPE, "ret_addr")?,
+        saved,
+    })
+}
+
+/// The CPU that panicked: `panic_cpu`, else `crashing_cpu` (x86, set by the kdump path).
+pub fn panic_cpu(kernel: &Kernel) -> Option<u32> {
+    let cpus = i64::from(kernel.nr_cpu_ids().unwrap_or(0));
+    ["panic_cpu", "crashing_cpu"].iter().find_map(|name| {
+        let addr = kernel.symbol(name).ok()?;
+        let raw = kernel.read_u32(addr, name).ok()?;
+        // Both are `int`s (panic_cpu an atomic_t around one).
+        let cpu = i64::from(i32::from_le_bytes(raw.to_le_bytes()));
+        (cpu != PANIC_CPU_INVALID && (0..cpus).contains(&cpu))
+            .then(|| u32::try_from(cpu).ok())
+            .flatten()
+    })
+}
+
+/// The task running on the panic CPU.
+pub fn panic_task(kernel: &Kernel) -> Option<VirtAddr> {
+    let cpu = panic_cpu(kernel)?;
+    cpu_curr(kernel, cpu).ok().filter(|t| t.0 != 0)
+}
+
+/// Symbols and source lines for frame addresses, over vmlinux and the modules.
+pub struct FrameSymbolizer<'k> {
+    kernel: &'k Kernel,
+    modules: &'k KernelModules,
+    kaslr: u64,
+    /// vmlinux's `_text`..`_end` at link addresses.
+    text: Option<(u64, u64)>,
+    lines: HashMap<u64, Vec<SourceLocation>>,
+}
+
+impl<'k> FrameSymbolizer<'k> {
+    pub fn new(kernel: &'k Kernel, modules: &'k KernelModules) -> FrameSymbolizer<'k> {
+        let vmlinux = kernel.vmlinux();
+        let address = |name: &str| vmlinux.lookup_name(name).next().map(|s| s.address);
+        FrameSymbolizer {
+            kernel,
+            modules,
+            kaslr: kernel.address_space().kaslr_offset().unwrap_or(0),
+            text: address("_text").zip(address("_end")),
+            lines: HashMap::new(),
+        }
+    }
+
+    /// `addr` as a symbol and offset, in a module or in vmlinux.
+    pub fn symbol(&self, addr: VirtAddr) -> Option<SymbolHit> {
+        if self.modules.module_at(addr).is_some() {
+            return self.modules.lookup(self.kernel, addr);
+        }
+        let link = addr.0.wrapping_sub(self.kaslr);
+        let (start, end) = self.text?;
+        if link < start || link >= end {
+            return None;
+        }
+        let (symbol, offset) = self.kernel.vmlinux().symbol_at(link)?;
+        Some(SymbolHit {
+            module: None,
+            name: symbol.name.clone(),
+            offset,
+            size: symbol.size,
+            source: SymbolSource::Vmlinux,
+        })
+    }
+
+    /// Source locations of `addr`, innermost inlined function first and the containing
+    /// function last; empty without DWARF for it. Cached per address.
+    pub fn locations(&mut self, addr: VirtAddr) -> Result<&[SourceLocation], KernelError> {
+        if !self.lines.contains_key(&addr.0) {
+            let found = self.find_locations(addr)?;
+            self.lines.insert(addr.0, found);
+        }
+        Ok(self.lines.get(&addr.0).map(Vec::as_slice).unwrap_or(&[]))
+    }
+
+    fn find_locations(&self, addr: VirtAddr) -> Result<Vec<SourceLocation>, KernelError> {
+        let image_error = |path: &std::path::Path, source| KernelError::Image {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(loaded) = self.modules.module_at(addr) {
+            let Some(object) = &loaded.object else {
+                return Ok(Vec::new());
+            };
+            // The running module's section holding `addr`, moved into the object's layout.
+            let image_addr = loaded.module.sections.iter().find_map(|section| {
+                let (start, size) = object.image.section(&section.name)?;
+                let offset = addr.0.checked_sub(section.addr.0)?;
+                (offset < size).then(|| start.checked_add(offset)).flatten()
+            });
+            let Some(image_addr) = image_addr else {
+                return Ok(Vec::new());
+            };
+            return object
+                .image
+                .locations(image_addr)
+                .map_err(|e| image_error(&object.path, e));
+        }
+        let vmlinux = self.kernel.vmlinux();
+        vmlinux
+            .locations(addr.0.wrapping_sub(self.kaslr))
+            .map_err(|e| image_error(vmlinux.path(), e))
+    }
+}
