@@ -24,8 +24,10 @@ pub struct Code {
     pub instructions: Vec<CodeInstruction>,
     /// Bytes skipped at the start to land on an instruction boundary.
     pub skipped: usize,
-    /// The faulting instruction's source line, when a vmlinux or module was given.
+    /// The faulting instruction's source location, when a vmlinux or module was given.
     pub source: Option<String>,
+    /// The text of that source line, when the source file is where the debug info says.
+    pub source_text: Option<String>,
 }
 
 /// The bytes and the index of the faulting byte.
@@ -147,6 +149,7 @@ pub fn disassemble(
         instructions,
         skipped: cut,
         source: None,
+        source_text: None,
     })
 }
 

@@ -172,7 +172,10 @@ fn build(
         code::disassemble(line, address, function_offset)
     });
     if let (Some(code), Some(rip_frame)) = (code.as_mut(), rip_frame) {
-        code.source = symbolize::fault_source(rip_frame);
+        if let Some((source, text)) = symbolize::fault_source(rip_frame) {
+            code.source = Some(source);
+            code.source_text = text;
+        }
     }
     // With symbols, frames carry file:line and the guilty file comes from them.
     let guilty_lines = symbolize::guilty_lines(&located.text, &frames, &other_stacks);

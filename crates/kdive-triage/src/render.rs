@@ -166,6 +166,9 @@ fn render_report(out: &mut String, index: usize, count: usize, report: &Report) 
             let _ = write!(out, " [{} leading bytes skipped]", code.skipped);
         }
         let _ = writeln!(out, ":");
+        if let Some(text) = &code.source_text {
+            let _ = writeln!(out, "  | {}", text.trim());
+        }
         for instruction in &code.instructions {
             let mark = if instruction.faulting { "=>" } else { "  " };
             let place = instruction

@@ -85,16 +85,34 @@ pub(crate) fn frame_address(frame: &Frame) -> Option<u64> {
 
 /// The source line of the faulting instruction: the innermost inlined call is where the
 /// instruction really is.
-pub(crate) fn fault_source(rip: &Frame) -> Option<String> {
+pub(crate) fn fault_source(rip: &Frame) -> Option<(String, Option<String>)> {
     let (function, file, line) = match rip.inlined.first() {
         Some(call) => (call.function.clone(), call.file.clone(), call.line),
         None => (Some(rip.function.clone()), rip.file.clone(), rip.line),
     };
-    let mut source = format!("{}:{}", file?, line.unwrap_or(0));
+    let file = file?;
+    let mut source = format!("{file}:{}", line.unwrap_or(0));
     if let Some(function) = function {
         source.push_str(&format!(" ({function})"));
     }
-    Some(source)
+    let text = line.and_then(|line| source_line(&file, line));
+    Some((source, text))
+}
+
+/// Source files larger than this are not read for one line.
+const MAX_SOURCE_FILE: u64 = 16 << 20;
+
+/// Line `line` (1-based) of `file`, if the file is on this machine (a module built here, or
+/// a kernel tree at the path its debug info names).
+fn source_line(file: &str, line: u32) -> Option<String> {
+    let path = std::path::Path::new(file);
+    if !path.is_absolute() || std::fs::metadata(path).ok()?.len() > MAX_SOURCE_FILE {
+        return None;
+    }
+    let text = std::fs::read(path).ok()?;
+    let index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let wanted = text.split(|&b| b == b'\n').nth(index)?;
+    Some(String::from_utf8_lossy(wanted).trim_end().to_string())
 }
 
 type FrameKey = (String, u64, Option<String>);
