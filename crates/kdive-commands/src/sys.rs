@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use kdive_kernel::{for_each_task, printk, sys, DumpInfo, Format, Kernel};
+use kdive_kernel::{for_each_task, log_buf, printk, sys, DumpInfo, Format, Kernel};
 use serde::Serialize;
 
 use crate::format::{convert_time, ctime_utc, load_average_string, load_parts, memory_size_string};
@@ -72,8 +72,8 @@ pub fn sys(kernel: &Kernel, warnings: &mut Vec<String>) -> SysRecord {
     let memory_bytes = sys::node_memory_bytes(kernel)
         .map_err(|e| note("MEMORY", &e))
         .ok();
-    let panic = match printk::printk_records(kernel) {
-        Ok(log) => printk::panic_message(&log.records),
+    let panic = match log_buf::kernel_log(kernel) {
+        Ok((_, log)) => printk::panic_message(&log.records),
         Err(err) => {
             note("PANIC", &err);
             None

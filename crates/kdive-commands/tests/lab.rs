@@ -277,9 +277,11 @@ fn check_sys(
         used.drgn += 1;
         if let (Some(tasks), Some(idle)) = (drgn["tasks"].as_array(), drgn["idle_tasks"].as_array())
         {
-            if record.tasks != tasks.len() + idle.len() {
+            // drgn lists the idle tasks of online CPUs; crash and kdive those of every CPU.
+            let offline = usize::try_from(record.cpus_offline.unwrap_or(0)).unwrap_or(0);
+            if record.tasks != tasks.len() + idle.len() + offline {
                 failures.push(format!(
-                    "{name}: sys TASKS: kdive {}, drgn {} tasks + {} idle",
+                    "{name}: sys TASKS: kdive {}, drgn {} tasks + {} idle (+ {offline} offline CPUs)",
                     record.tasks,
                     tasks.len(),
                     idle.len()
@@ -352,12 +354,23 @@ fn check_ps(
         for key in ["idle_tasks", "tasks"] {
             expected.extend(drgn[key].as_array().cloned().unwrap_or_default());
         }
-        if !expected.is_empty() && expected.len() != rows.len() {
-            failures.push(format!(
-                "{name}: ps: kdive {} tasks, drgn {}",
-                rows.len(),
-                expected.len()
-            ));
+        // drgn lists the idle tasks of online CPUs only: kdive's others must be idle tasks
+        // of offline CPUs.
+        let listed: Vec<&str> = expected
+            .iter()
+            .filter_map(|t| t["task"].as_str())
+            .map(|t| t.trim_start_matches("0x"))
+            .collect();
+        let online = kernel.online_cpus().unwrap_or_default();
+        for row in rows {
+            let task = format!("{:x}", row.task.0);
+            let offline_idle = row.pid == 0 && !online.contains(&row.cpu);
+            if !expected.is_empty() && !listed.contains(&task.as_str()) && !offline_idle {
+                failures.push(format!(
+                    "{name}: ps: kdive's task {task} (pid {}) is not drgn's",
+                    row.pid
+                ));
+            }
         }
         for t in &expected {
             let task = t["task"]
