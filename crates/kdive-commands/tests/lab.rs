@@ -565,3 +565,35 @@ fn qemu_dumps_without_vmcoreinfo_find_kaslr_by_scanning() {
         println!("{name}: KASLR offset found by scanning; sys and ps unchanged");
     }
 }
+
+#[test]
+fn a_vmlinux_of_another_kernel_is_refused() {
+    let root = lab_root();
+    let all = manifests(&root);
+    let stable: Vec<&Value> = all
+        .iter()
+        .filter(|m| is_stable(m) && m["truncated"].as_bool() != Some(true))
+        .collect();
+    let pair = stable.iter().find_map(|a| {
+        let other = stable
+            .iter()
+            .find(|b| str_at(b, &["kernel", "vmlinux"]) != str_at(a, &["kernel", "vmlinux"]))?;
+        Some((*a, str_at(other, &["kernel", "vmlinux"])?))
+    });
+    let Some((m, wrong)) = pair else {
+        println!("SKIP (the lab at {} has no two kernels)", root.display());
+        return;
+    };
+    let vmcore = Vmcore::open_paths(&files(m)).expect("opens");
+    match Kernel::open(vmcore, Path::new(wrong)) {
+        Err(err @ kdive_kernel::KernelError::WrongVmlinux { .. }) => println!("{err}"),
+        Err(other) => panic!(
+            "{}: wrong error: {other}",
+            str_at(m, &["name"]).unwrap_or("?")
+        ),
+        Ok(_) => panic!(
+            "{}: opened with {wrong}",
+            str_at(m, &["name"]).unwrap_or("?")
+        ),
+    }
+}

@@ -33,6 +33,16 @@ pub enum KernelError {
     ListTooLong { head: VirtAddr, limit: usize },
     #[error("list at {head}: entry {entry} is seen twice (the list loops)")]
     ListCycle { head: VirtAddr, entry: VirtAddr },
+    #[error(
+        "{vmlinux} does not match the dump: VMCOREINFO says {symbol} is at {dump:#x}, the vmlinux \
+         puts it at {image:#x} (give the vmlinux of the kernel that crashed)"
+    )]
+    WrongVmlinux {
+        vmlinux: String,
+        symbol: &'static str,
+        dump: u64,
+        image: u64,
+    },
     #[error("{what} at {addr}: {why}")]
     BadData {
         what: String,

@@ -152,12 +152,37 @@ impl Kernel {
                     .into(),
             });
         }
-        Ok(Kernel {
+        let kernel = Kernel {
             info,
             space,
             vmlinux,
             types,
-        })
+        };
+        kernel.check_vmlinux()?;
+        Ok(kernel)
+    }
+
+    /// VMCOREINFO records where some symbols ended up at run time; the vmlinux plus the
+    /// KASLR offset must put them there too, or its symbols and types describe another
+    /// kernel.
+    fn check_vmlinux(&self) -> Result<(), KernelError> {
+        let Some(info) = &self.info.vmcoreinfo else {
+            return Ok(());
+        };
+        for symbol in ["init_uts_ns", "_stext"] {
+            let (Some(dump), Ok(image)) = (info.symbol(symbol), self.symbol(symbol)) else {
+                continue;
+            };
+            if dump != image.0 {
+                return Err(KernelError::WrongVmlinux {
+                    vmlinux: self.vmlinux.path().display().to_string(),
+                    symbol,
+                    dump,
+                    image: image.0,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn dump(&self) -> &DumpInfo {
