@@ -103,7 +103,11 @@ impl StackUnwinder {
         let count = stop_ip.0.saturating_sub(start_ip.0) / 4;
         match OrcTable::read(space, "vmlinux", start_ip, start_orc, count, version) {
             Ok(table) => orc.push(table),
-            Err(err) => warnings.push(format!("vmlinux ORC table at {start_ip}: {err}")),
+            // The same table is in the vmlinux file (a truncated dump may lack its pages).
+            Err(err) => match vmlinux_file_orc(kernel, kaslr, version) {
+                Some(table) => orc.push(table),
+                None => warnings.push(format!("vmlinux ORC table at {start_ip}: {err}")),
+            },
         }
         for loaded in &modules.modules {
             match module_orc(kernel, loaded, version) {
@@ -203,6 +207,22 @@ fn cpu_registers(kernel: &Kernel, cpu: u32, task: &Task) -> Option<RegisterSet> 
     }
 }
 
+/// vmlinux's `.orc_unwind_ip` and `.orc_unwind` sections, moved by the KASLR offset.
+fn vmlinux_file_orc(kernel: &Kernel, kaslr: u64, version: OrcVersion) -> Option<OrcTable> {
+    let vmlinux = kernel.vmlinux();
+    let (ip_addr, _) = vmlinux.section(".orc_unwind_ip")?;
+    let ip = vmlinux.section_data(".orc_unwind_ip")?;
+    let orc = vmlinux.section_data(".orc_unwind")?;
+    OrcTable::parse(
+        "vmlinux",
+        VirtAddr(ip_addr.wrapping_add(kaslr)),
+        &ip,
+        &orc,
+        version,
+    )
+    .ok()
+}
+
 /// `mod->arch.orc_unwind_ip`, `orc_unwind` and `num_orcs`: the module's table as the kernel
 /// loaded it (init text included while the module is still in `init`).
 fn module_orc(
@@ -276,6 +296,39 @@ pub fn panic_task(kernel: &Kernel) -> Option<VirtAddr> {
     cpu_curr(kernel, cpu).ok().filter(|t| t.0 != 0)
 }
 
+/// The aliases `module_init()`/`module_exit()` give a module's init and exit functions
+/// (include/linux/module.h); the kernel prints the function's own name.
+const MODULE_ALIASES: [&str; 2] = ["init_module", "cleanup_module"];
+
+/// The other name of the function at `start`: from the module's object, else its kallsyms,
+/// leaving out the aliases and the section markers (`_MODULE_INIT_START_<name>`).
+fn real_name(loaded: &LoadedModule, start: u64) -> Option<String> {
+    let usable = |name: &str| !MODULE_ALIASES.contains(&name) && !name.starts_with("_MODULE_");
+    let from_object = loaded.object.as_ref().and_then(|object| {
+        let image_start = loaded.module.sections.iter().find_map(|section| {
+            let (base, size) = object.image.section(&section.name)?;
+            let offset = start.checked_sub(section.addr.0)?;
+            (offset < size).then(|| base.checked_add(offset)).flatten()
+        })?;
+        object
+            .image
+            .symbols()
+            .iter()
+            .filter(|s| s.address == image_start && s.is_function)
+            .find(|s| usable(&s.name))
+            .map(|s| s.name.clone())
+    });
+    from_object.or_else(|| {
+        loaded
+            .module
+            .kallsyms
+            .iter()
+            .filter(|s| s.addr.0 == start)
+            .find(|s| usable(&s.name))
+            .map(|s| s.name.clone())
+    })
+}
+
 /// Symbols and source lines for frame addresses, over vmlinux and the modules.
 pub struct FrameSymbolizer<'k> {
     kernel: &'k Kernel,
@@ -301,8 +354,14 @@ impl<'k> FrameSymbolizer<'k> {
 
     /// `addr` as a symbol and offset, in a module or in vmlinux.
     pub fn symbol(&self, addr: VirtAddr) -> Option<SymbolHit> {
-        if self.modules.module_at(addr).is_some() {
-            return self.modules.lookup(self.kernel, addr);
+        if let Some(loaded) = self.modules.module_at(addr) {
+            let mut hit = self.modules.lookup(self.kernel, addr)?;
+            if MODULE_ALIASES.contains(&hit.name.as_str()) {
+                if let Some(name) = real_name(loaded, addr.0.wrapping_sub(hit.offset)) {
+                    hit.name = name;
+                }
+            }
+            return Some(hit);
         }
         let link = addr.0.wrapping_sub(self.kaslr);
         let (start, end) = self.text?;

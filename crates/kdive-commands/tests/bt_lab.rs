@@ -1,0 +1,494 @@
+//! `bt` on the lab's real dumps, against what the guest printed and what drgn unwound:
+//! - the panic task's chain contains, in order, the `Call Trace:` of the guest's console,
+//!   and on kdump dumps starts at the oops's `RIP:` function;
+//! - `bt -a` and `foreach bt` reach the end of every task's stack on every complete dump;
+//! - `bt -l` gives file:line for module frames (with the inlined helpers) and vmlinux frames;
+//! - every task's frames equal drgn's `prog.stack_trace(task)` (oracle/drgn.json), pc for pc,
+//!   up to where drgn loses the way (module init text, whose ORC drgn 0.3.0 does not load).
+//!
+//! Without a lab the tests print SKIP and pass.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use kdive_commands::{parse, run, BtRecord, Output, Report};
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+use serde_json::Value;
+
+fn lab_root() -> PathBuf {
+    match std::env::var_os("KDIVE_LAB_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
+        }
+    }
+}
+
+/// Each dump's own manifest, sorted by name.
+fn manifests(root: &Path) -> Vec<Value> {
+    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = dirs
+        .flatten()
+        .map(|d| d.path().join("manifest.json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect()
+}
+
+fn files(m: &Value) -> Vec<PathBuf> {
+    m["files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A dump whose files differ from the manifest's sizes is being rebuilt by the lab.
+fn is_stable(m: &Value) -> bool {
+    let sizes: Vec<u64> = m["file_sizes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let files = files(m);
+    !files.is_empty()
+        && sizes.len() == files.len()
+        && files
+            .iter()
+            .zip(&sizes)
+            .all(|(f, &size)| std::fs::metadata(f).is_ok_and(|md| md.len() == size))
+}
+
+fn open(m: &Value) -> Kernel {
+    let name = m["name"].as_str().unwrap_or("?");
+    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("kernel.vmlinux");
+    let vmcore = Vmcore::open_paths(&files(m)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Kernel::open(vmcore, Path::new(vmlinux)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The lab's module and kernel module directories, searched for objects.
+fn module_dirs(m: &Value) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(ko) = m["kernel"]["test_module"].as_str() {
+        dirs.extend(Path::new(ko).parent().map(Path::to_path_buf));
+    }
+    dirs.extend(m["kernel"]["modules_dir"].as_str().map(PathBuf::from));
+    dirs
+}
+
+fn bt(kernel: &Kernel, m: &Value, line: &str) -> Report {
+    let command = parse(line)
+        .expect("parses")
+        .with_module_dirs(&module_dirs(m));
+    run(kernel, &command).expect("runs")
+}
+
+fn record(report: &Report) -> &BtRecord {
+    match &report.output {
+        Output::Bt(r) => r,
+        other => panic!("not bt: {other:?}"),
+    }
+}
+
+/// The guest's console up to the capture kernel's boot banner (the crash's part).
+fn console_before_capture(path: &str) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let banners: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("Linux version "))
+        .map(|(i, _)| i)
+        .collect();
+    let end = banners.get(1).copied().unwrap_or(lines.len());
+    lines.into_iter().take(end).collect()
+}
+
+/// The last `Call Trace:` as `name` or `name [module]`, without the unreliable `?` lines,
+/// from `panic` on when it is there (the frames printing the trace had returned).
+fn console_trace(lines: &[String]) -> Vec<String> {
+    let Some(start) = lines.iter().rposition(|l| l.contains("Call Trace:")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in &lines[start + 1..] {
+        let body = line
+            .split_once("] ")
+            .map_or(line.as_str(), |(_, b)| b)
+            .trim();
+        if body.starts_with('<') || body.starts_with("? ") {
+            continue;
+        }
+        let Some((name, rest)) = body.split_once('+') else {
+            break;
+        };
+        if !rest.contains('/') || name.contains(' ') {
+            break;
+        }
+        out.push(match rest.split_once('[') {
+            Some((_, module)) => format!("{name} [{}", module.trim_end()),
+            None => name.to_owned(),
+        });
+    }
+    if let Some(p) = out.iter().position(|f| f == "panic") {
+        out.drain(..p);
+    }
+    out
+}
+
+/// The function of the oops's `RIP: 0010:func+off/size` line (the one before the trace; an
+/// interrupt's trace prints the interrupted task's RIP after it), if the crash was an oops.
+fn console_rip(lines: &[String]) -> Option<String> {
+    let trace = lines.iter().rposition(|l| l.contains("Call Trace:"))?;
+    let line = lines[..trace]
+        .iter()
+        .rev()
+        .find(|l| l.contains("RIP: 0010:"))?;
+    let (_, after) = line.split_once("RIP: 0010:")?;
+    Some(after.split('+').next()?.trim().to_owned())
+}
+
+fn chain(task: &kdive_commands::bt::BtTask) -> Vec<String> {
+    task.frames
+        .iter()
+        .map(|f| {
+            let name = f.function.clone().unwrap_or_default();
+            match &f.module {
+                Some(m) => format!("{name} [{m}]"),
+                None => name,
+            }
+        })
+        .collect()
+}
+
+fn is_subsequence(needle: &[String], hay: &[String]) -> bool {
+    let mut it = hay.iter();
+    needle.iter().all(|n| it.any(|h| h == n))
+}
+
+const MODULE_SCENARIOS: [&str; 6] = [
+    "null-init",
+    "bug",
+    "kthread-null",
+    "panic",
+    "sysrq-c",
+    "timer",
+];
+
+#[test]
+fn panic_task_bt_follows_the_console_call_trace() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut checked = Vec::new();
+    let mut crash_ids = HashSet::new();
+    for m in &manifests {
+        let name = m["name"].as_str().unwrap_or("?");
+        let scenario = m["scenario"].as_str().unwrap_or("");
+        let crash_id = m["crash_id"].as_str().unwrap_or(name);
+        if m["truncated"] == true
+            || !MODULE_SCENARIOS.contains(&scenario)
+            || !is_stable(m)
+            || !crash_ids.insert(crash_id.to_owned())
+        {
+            continue;
+        }
+        let console = console_before_capture(m["console_log"].as_str().expect("console_log"));
+        let expected = console_trace(&console);
+        assert!(!expected.is_empty(), "{name}: no Call Trace on the console");
+        let kernel = open(m);
+        let report = bt(&kernel, m, "bt");
+        let tasks = &record(&report).tasks;
+        assert_eq!(
+            tasks.len(),
+            1,
+            "{name}: bt shows one task: {:?}",
+            report.warnings
+        );
+        let got = chain(&tasks[0]);
+        println!("{name}: console {expected:?}\n  kdive {got:?}");
+        assert!(
+            tasks[0].incomplete.is_none(),
+            "{name}: {:?}",
+            tasks[0].incomplete
+        );
+        assert!(
+            is_subsequence(&expected, &got),
+            "{name}: bt {got:?} does not contain the console's Call Trace {expected:?}"
+        );
+        if let Some(rip) = console_rip(&console) {
+            let functions: Vec<&str> = tasks[0]
+                .frames
+                .iter()
+                .filter_map(|f| f.function.as_deref())
+                .collect();
+            if m["capture"] == "kdump" {
+                // crash_kexec(regs) saved the oops's registers: the walk starts at the fault.
+                assert_eq!(
+                    functions.first(),
+                    Some(&rip.as_str()),
+                    "{name}: first frame"
+                );
+            } else {
+                assert!(
+                    functions.contains(&rip.as_str()),
+                    "{name}: no frame of {rip}"
+                );
+            }
+        }
+        checked.push(name.to_owned());
+    }
+    println!("checked against the console: {checked:?}");
+    assert!(
+        !checked.is_empty(),
+        "no lab dump of a module crash could be checked"
+    );
+}
+
+#[test]
+fn bt_a_and_foreach_bt_reach_the_end_of_every_stack() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut checked = 0;
+    for m in manifests.iter().filter(|m| is_stable(m)) {
+        let name = m["name"].as_str().unwrap_or("?");
+        let truncated = m["truncated"] == true;
+        let vmcore = match Vmcore::open_paths(&files(m)) {
+            Ok(v) => v,
+            Err(e) if truncated => {
+                println!("{name}: {e}");
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let kernel = match Kernel::open(vmcore, Path::new(vmlinux)) {
+            Ok(k) => k,
+            Err(e) if truncated => {
+                println!("{name}: {e}");
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let all = bt(&kernel, m, "bt -a");
+        let every = bt(&kernel, m, "foreach bt");
+        let tasks = kdive_kernel::for_each_task(&kernel);
+        if truncated {
+            // Partial answers only: what is there is shown, the rest is a warning.
+            assert!(every.is_partial() || tasks.errors.is_empty(), "{name}");
+            continue;
+        }
+        let cpus = kernel.nr_cpu_ids().expect("nr_cpu_ids");
+        assert_eq!(
+            record(&all).tasks.len(),
+            usize::try_from(cpus).expect("cpus"),
+            "{name}: bt -a: {:?}",
+            all.warnings
+        );
+        assert_eq!(
+            record(&every).tasks.len(),
+            tasks.tasks.len(),
+            "{name}: foreach bt"
+        );
+        for task in record(&all).tasks.iter().chain(&record(&every).tasks) {
+            assert!(
+                task.incomplete.is_none() && !task.frames.is_empty(),
+                "{name}: pid {} ({}): {:?}",
+                task.pid,
+                task.comm,
+                task.incomplete
+            );
+        }
+        assert!(!every.is_partial(), "{name}: {:?}", every.warnings);
+        let json = every.to_json();
+        assert_eq!(json["command"], "bt");
+        assert!(json["tasks"][0]["frames"][0]["pc"]
+            .as_str()
+            .is_some_and(|pc| pc.starts_with("0xffff")));
+        checked += 1;
+    }
+    println!("bt -a and foreach bt complete on {checked} dumps");
+    assert!(checked > 0);
+}
+
+#[test]
+fn bt_l_gives_lines_of_module_and_vmlinux_frames() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut series = HashSet::new();
+    for m in &manifests {
+        let name = m["name"].as_str().unwrap_or("?");
+        if m["scenario"] != "null-init"
+            || m["capture"] != "kdump"
+            || m["truncated"] == true
+            || !is_stable(m)
+            || !series.insert(m["kernel"]["series"].as_str().unwrap_or("").to_owned())
+        {
+            continue;
+        }
+        let kernel = open(m);
+        let report = bt(&kernel, m, "bt -l");
+        let task = &record(&report).tasks[0];
+        let mut text = Vec::new();
+        report.write_text(&mut text).expect("renders");
+        println!("{name}:\n{}", String::from_utf8_lossy(&text));
+        let module_frames: Vec<_> = task
+            .frames
+            .iter()
+            .filter(|f| f.module.as_deref() == Some("kdive_lab"))
+            .collect();
+        assert!(!module_frames.is_empty(), "{name}: no module frames");
+        for f in &module_frames {
+            assert!(
+                f.file
+                    .as_deref()
+                    .is_some_and(|p| p.ends_with("kdive_lab.c"))
+                    && f.line.is_some(),
+                "{name}: frame {} ({:?}) has no kdive_lab.c line",
+                f.level,
+                f.function
+            );
+        }
+        let inlined: Vec<&str> = module_frames
+            .iter()
+            .flat_map(|f| &f.inlined)
+            .filter_map(|i| i.function.as_deref())
+            .collect();
+        assert!(
+            inlined.contains(&"lab_record") || inlined.contains(&"lab_bump"),
+            "{name}: the inlined helpers are missing: {inlined:?}"
+        );
+        let vmlinux_frames: Vec<_> = task.frames.iter().filter(|f| f.module.is_none()).collect();
+        assert!(!vmlinux_frames.is_empty(), "{name}: no vmlinux frames");
+        for f in vmlinux_frames {
+            assert!(
+                f.file.is_some() && f.line.is_some(),
+                "{name}: frame {} ({:?}) has no line",
+                f.level,
+                f.function
+            );
+        }
+    }
+    assert!(!series.is_empty(), "no null-init kdump dump in the lab");
+}
+
+/// drgn's kernel frames (inline entries folded into their physical frame; drgn goes on into
+/// user space after a syscall's pt_regs, kdive stops there): pc and whether drgn had a symbol.
+fn drgn_pcs(stack: &Value) -> Vec<(u64, bool)> {
+    stack
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .filter(|f| f["inline"] == false)
+                .map(|f| {
+                    let pc = f["pc"].as_str().unwrap_or("0");
+                    (
+                        u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap_or(0),
+                        !f["symbol"].is_null(),
+                    )
+                })
+                .take_while(|(pc, _)| *pc >= 0xff00_0000_0000_0000)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn hex(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap_or("0").trim_start_matches("0x"), 16).unwrap_or(0)
+}
+
+#[test]
+fn every_task_stack_agrees_with_drgn() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut agreed = 0usize;
+    let mut dumps = 0usize;
+    for m in manifests
+        .iter()
+        .filter(|m| is_stable(m) && m["truncated"] != true)
+    {
+        let name = m["name"].as_str().unwrap_or("?");
+        let Some(drgn) = m["oracle"]["drgn"]
+            .as_str()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        else {
+            continue;
+        };
+        let kernel = open(m);
+        let every = bt(&kernel, m, "foreach bt");
+        let by_task: HashMap<u64, Vec<u64>> = record(&every)
+            .tasks
+            .iter()
+            .map(|t| (t.task.0, t.frames.iter().map(|f| f.pc.0).collect()))
+            .collect();
+        let mut stacks: Vec<(String, u64, &Value)> = drgn["tasks"]
+            .as_array()
+            .into_iter()
+            .chain(drgn["idle_tasks"].as_array())
+            .flatten()
+            .map(|t| {
+                (
+                    format!("pid {} ({})", t["pid"], t["comm"]),
+                    hex(&t["task"]),
+                    &t["stack"],
+                )
+            })
+            .collect();
+        if !drgn["panic"]["stack"].is_null() {
+            stacks.push((
+                "the panic task".into(),
+                hex(&drgn["panic"]["task"]["task"]),
+                &drgn["panic"]["stack"],
+            ));
+        }
+        for (who, task, stack) in stacks {
+            let want = drgn_pcs(stack);
+            let got = by_task
+                .get(&task)
+                .unwrap_or_else(|| panic!("{name}: {who}: task {task:#x} not in foreach bt"));
+            // drgn stops being right at its first frame without a symbol.
+            let reliable = want.iter().take_while(|(_, sym)| *sym).count();
+            let want_pcs: Vec<u64> = want.iter().map(|(pc, _)| *pc).collect();
+            let prefix = &want_pcs[..reliable];
+            let matches =
+                got.get(..reliable) == Some(prefix) && (reliable < want.len() || got == &want_pcs);
+            assert!(
+                matches,
+                "{name}: {who}: kdive {:x?} drgn {:x?}",
+                got, want_pcs
+            );
+            agreed += 1;
+        }
+        dumps += 1;
+    }
+    println!("{agreed} task stacks on {dumps} dumps equal drgn's");
+    assert!(dumps > 0, "no lab dump has a drgn oracle");
+}
