@@ -4,7 +4,8 @@
 //! crash's scan of every return address left on the stack, so no stale `?` frames appear.
 //!
 //! The bracketed address is where the frame's return address sits on the stack (the frame's
-//! rsp minus 8), as crash prints it; for a frame the CPU was interrupted in, its rsp.
+//! rsp minus 8), as crash prints it; for a frame the CPU was interrupted in, its rsp; for a
+//! sleeping task's first frame, `thread.sp`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -340,7 +341,7 @@ fn task_record(
 ) -> BtTask {
     let cpu = match stack.start {
         StartKind::CpuRegisters { cpu } => cpu,
-        StartKind::ThreadSp => task.cpu,
+        StartKind::ThreadSp { .. } => task.cpu,
     };
     let bt = &stack.backtrace;
     let mut frames = Vec::new();
@@ -363,10 +364,11 @@ fn task_record(
                 regs: exception.regs,
             });
         }
-        let sp = if frame.interrupted {
-            frame.sp.0
-        } else {
-            frame.sp.0.wrapping_sub(8)
+        let sp = match stack.start {
+            // crash shows a sleeping task's first frame at its saved context.
+            StartKind::ThreadSp { thread_sp } if level == 0 => thread_sp.0,
+            _ if frame.interrupted => frame.sp.0,
+            _ => frame.sp.0.wrapping_sub(8),
         };
         let mut record = BtFrame {
             level,

@@ -51,7 +51,7 @@ pub enum StartKind {
     /// The registers its CPU saved in the dump (NT_PRSTATUS or QEMU's CPU state).
     CpuRegisters { cpu: u32 },
     /// The `inactive_task_frame` at `thread.sp`.
-    ThreadSp,
+    ThreadSp { thread_sp: VirtAddr },
 }
 
 /// A task's backtrace and where it started.
@@ -189,7 +189,9 @@ impl StackUnwinder {
             start.interrupted = true;
         }
         Ok(TaskStack {
-            start: StartKind::ThreadSp,
+            start: StartKind::ThreadSp {
+                thread_sp: VirtAddr(thread_sp),
+            },
             backtrace: unwind(&self.tables, space, start),
         })
     }
