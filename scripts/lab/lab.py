@@ -43,7 +43,7 @@ GUEST_CPUS = 2
 CRASHKERNEL_MB = 96
 BOOT_TIMEOUT_S = 180
 KDUMP_TIMEOUT_S = 360
-KDUMP_ATTEMPTS = 4
+KDUMP_ATTEMPTS = 8
 # What the kernel (6.1, 6.12) and kexec say when KASLR left no good place for crashkernel=.
 CRASHKERNEL_PLACEMENT_FAILURES = ("crashkernel reservation failed", "cannot allocate crashkernel",
                                   "kexec_load failed: Invalid argument")
