@@ -164,12 +164,10 @@ pub struct BtFrame {
     pub function: Option<String>,
     pub offset: Option<u64>,
     pub module: Option<String>,
-    /// With `-l`: the frame's own function's file and line.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// With `-l`: the frame's own function's file and line, and the functions inlined at
+    /// the pc (innermost first).
     pub file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inlined: Vec<BtInlined>,
     /// With `-f`: the stack words from this frame's rsp up to the caller's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -202,6 +200,9 @@ pub struct BtTask {
     pub task: Hex,
     pub cpu: u32,
     pub comm: String,
+    /// Where the walk started: `cpu_registers` (the CPU's saved state: NT_PRSTATUS or QEMU's)
+    /// or `thread_sp` (a sleeping task's saved context).
+    pub start: &'static str,
     pub frames: Vec<BtFrame>,
     pub exception_frames: Vec<BtException>,
     /// Why the walk ended early, when it did not reach the end of the stack.
@@ -444,6 +445,10 @@ fn task_record(
         task: Hex(task.addr.0),
         cpu,
         comm: task.comm.clone(),
+        start: match stack.start {
+            StartKind::CpuRegisters { .. } => "cpu_registers",
+            StartKind::ThreadSp { .. } => "thread_sp",
+        },
         frames,
         exception_frames,
         incomplete,
@@ -644,6 +649,7 @@ mod tests {
                 task: Hex(0xffff_8e31_0fab_4180),
                 cpu: 1,
                 comm: "insmod".into(),
+                start: "cpu_registers",
                 frames: vec![
                     frame(
                         0,
