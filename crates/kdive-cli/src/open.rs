@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 /// The vmlinux matching the dump's release and build id (VMCOREINFO `OSRELEASE`, `BUILD-ID`).
-fn find_vmlinux(vmcore: &Vmcore) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_vmlinux(vmcore: &Vmcore) -> anyhow::Result<PathBuf> {
     let Some(release) = vmcore.release() else {
         bail!("the dump names no kernel release (no VMCOREINFO OSRELEASE): give --vmlinux");
     };

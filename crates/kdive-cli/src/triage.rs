@@ -1,14 +1,17 @@
 //! `kdive triage`: structured, symbolized reports from an oops/panic/warning log.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
 use kdive_symbols::{KernelImages, ModuleIndex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Console log, dmesg output or vmcore-dmesg.txt; `-` or nothing reads standard input
+    /// Console log, dmesg output, vmcore-dmesg.txt, or a dump (its kernel log is read, which
+    /// needs the vmlinux: --vmlinux or found by release); `-` or nothing reads standard input
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
     /// vmlinux with DWARF (e.g. /usr/lib/debug/boot/vmlinux-<release>) to resolve frames
@@ -22,10 +25,16 @@ pub struct Args {
     json: bool,
 }
 
-/// Dump files start with these; their log comes out through the kernel model, not here.
+/// Dump files start with these; their log comes out through the kernel model.
 const DUMP_MAGICS: &[&[u8]] = &[b"\x7fELF", b"KDUMP   ", b"makedumpfile"];
 
-fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+/// What triage reads: a log's bytes, or a dump whose log the kernel model reads.
+enum Input {
+    Log(Vec<u8>),
+    Dump(PathBuf),
+}
+
+fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Input> {
     let mut data = Vec::new();
     match input.filter(|p| p.as_os_str() != "-") {
         None => {
@@ -44,25 +53,45 @@ fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
                 .with_context(|| format!("reading {}", path.display()))?;
             let head = head.get(..got).unwrap_or_default();
             if DUMP_MAGICS.iter().any(|magic| head.starts_with(magic)) {
-                bail!(
-                    "{} is a dump, not a log: extract its log first (e.g. `vmcore-dmesg {}`)",
-                    path.display(),
-                    path.display()
-                );
+                return Ok(Input::Dump(path.clone()));
             }
             data.extend_from_slice(head);
             file.read_to_end(&mut data)
                 .with_context(|| format!("reading {}", path.display()))?;
         }
     }
-    Ok(data)
+    Ok(Input::Log(data))
+}
+
+/// The kernel log inside a dump, as `kdive open DUMP -c log` prints it, and the vmlinux used.
+fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, PathBuf)> {
+    let vmcore = Vmcore::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let vmlinux = match vmlinux {
+        Some(path) => path.to_owned(),
+        None => crate::open::find_vmlinux(&vmcore)?,
+    };
+    let kernel = Kernel::open(vmcore, &vmlinux)
+        .with_context(|| format!("opening the kernel with {}", vmlinux.display()))?;
+    let report = kdive_commands::parse("log").and_then(|log| kdive_commands::run(&kernel, &log))?;
+    for warning in &report.warnings {
+        eprintln!("kdive: warning: {warning}");
+    }
+    let mut text = Vec::new();
+    report.write_text(&mut text)?;
+    Ok((text, vmlinux))
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
-    let log = read_input(args.input.as_ref())?;
-    let symbols = if args.vmlinux.is_some() || !args.modules.is_empty() {
+    let (log, vmlinux) = match read_input(args.input.as_ref())? {
+        Input::Log(log) => (log, args.vmlinux),
+        Input::Dump(path) => {
+            let (log, vmlinux) = log_of_dump(&path, args.vmlinux.as_deref())?;
+            (log, Some(vmlinux))
+        }
+    };
+    let symbols = if vmlinux.is_some() || !args.modules.is_empty() {
         let modules = ModuleIndex::scan(&args.modules)?;
-        Some(KernelImages::open(args.vmlinux.as_deref(), modules)?)
+        Some(KernelImages::open(vmlinux.as_deref(), modules)?)
     } else {
         None
     };
