@@ -11,8 +11,14 @@ use kdive_kernel::Kernel;
 use crate::Outcome;
 
 const AFTER_HELP: &str = "\
-Commands use crash's syntax: sys, ps [-k|-u] [-p|-l|-t] [pid | task | command]...,
-mod, kmem -i, log [-tma].
+Commands use crash's syntax: sys, bt [-a | -c CPU] [-f] [-l] [-s] [pid | task]...,
+foreach bt [-f] [-l] [-s], ps [-k|-u] [-p|-l|-t] [pid | task | command]..., mod [-S DIR],
+kmem -i, log [-tma].
+
+Examples:
+  kdive open vmcore -c sys -c bt
+  kdive open vmcore --vmlinux vmlinux --modules ./ko -c 'bt -l' -c mod
+  kdive open vmcore -c 'foreach bt' --json
 Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
 
 Without --vmlinux, the vmlinux is looked for by the dump's release where distributions
@@ -33,7 +39,7 @@ pub struct Args {
     /// The kernel's vmlinux (with symbols and .BTF)
     #[arg(long, value_name = "FILE")]
     vmlinux: Option<PathBuf>,
-    /// Where module objects are (searched by `mod`)
+    /// Where module objects (.ko) are, searched before the usual paths (by `mod`, `bt`)
     #[arg(long = "modules", value_name = "DIR")]
     modules: Vec<PathBuf>,
     /// A command to run (repeatable)
