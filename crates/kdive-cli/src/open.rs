@@ -19,6 +19,7 @@ Examples:
   kdive open vmcore -c sys -c bt
   kdive open vmcore --vmlinux vmlinux --modules ./ko -c 'bt -l' -c mod
   kdive open vmcore -c 'foreach bt' --json
+
 Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
 
 Without --vmlinux, the vmlinux is looked for by the dump's release where distributions
