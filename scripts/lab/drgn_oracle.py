@@ -186,16 +186,14 @@ def main():
     ap.add_argument("dump", nargs="+")
     args = ap.parse_args()
     result = {"drgn_version": drgn.__version__, "dump": args.dump, "errors": {}}
-    if len(args.dump) > 1:
-        result["errors"]["open"] = "drgn opens one file; split dumps are not supported"
-        json.dump(result, open(args.output, "w"), indent=1)
-        print(result["errors"]["open"], file=sys.stderr)
-        return 1
     try:
+        if len(args.dump) > 1:
+            raise ValueError("drgn opens one file; split dumps are not supported")
         prog, missing = open_program(args)
     except Exception as e:
         result["errors"]["open"] = f"{type(e).__name__}: {e}"
-        json.dump(result, open(args.output, "w"), indent=1)
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=1)
         print(result["errors"]["open"], file=sys.stderr)
         return 1
     if missing:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 # Bump when the dumps or manifests a run produces change in a way the cache must not reuse.
-LAB_FORMAT = 4
+LAB_FORMAT = 5
 REPO = Path(__file__).resolve().parents[2]
 LAB_SRC = REPO / "lab"
 SCRIPTS = Path(__file__).resolve().parent
@@ -638,7 +638,8 @@ def run_kdump_crash(c, mdf):
     with open(disk, "r+b") as f:
         f.truncate(size)
     disk.replace(raw)
-    dmesg = raw_dir / "vmcore-dmesg.txt"
+    # In the run directory: it outlives the raw vmcore, which only the full matrix keeps.
+    dmesg = c.dir / "vmcore-dmesg.txt"
     run([str(mdf), "--dump-dmesg", str(raw), str(dmesg)], timeout=300)
 
     def convert(fmt_name, opts, fmt, compression, level, nfiles=1, flattened=False):
