@@ -25,8 +25,9 @@ LAB_FORMAT = 5
 REPO = Path(__file__).resolve().parents[2]
 LAB_SRC = REPO / "lab"
 SCRIPTS = Path(__file__).resolve().parent
-MAKEDUMPFILE_TARBALL = Path(os.environ.get("KDIVE_MAKEDUMPFILE_TARBALL",
-                                           "/work/shared/tools/makedumpfile-1.7.9.tar.gz"))
+# The project's shared/ folder sits beside the checkout (also in CI's fresh clones).
+MAKEDUMPFILE_TARBALL = Path(os.environ.get(
+    "KDIVE_MAKEDUMPFILE_TARBALL", REPO.parent / "shared" / "tools" / "makedumpfile-1.7.9.tar.gz"))
 DRGN_VERSION = "0.3.0"
 
 SERIES = {
