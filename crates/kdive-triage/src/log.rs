@@ -48,7 +48,7 @@ fn console_prefix() -> &'static Regex {
     #[allow(clippy::expect_used)]
     RE.get_or_init(|| {
         Regex::new(
-            r"^(?:\*\* [0-9]+ printk messages dropped \*\* )?(?:.* login: )?(?:<[0-9]+>)?\[ *[0-9]+\.[0-9]+\](\[ *(?:C|T)[0-9]+\])? ",
+            r"^(?:\*\* [0-9]+ printk messages dropped \*\* )?(?:.* login: )?(?:<[0-9]+>)?\[ *[0-9]+\.[0-9]+\](?: ?(\[ *(?:C|T)[0-9]+\]))? ",
         )
         .expect("constant pattern")
     })
@@ -140,10 +140,9 @@ pub(crate) fn strip_prefix<'l>(line: &'l [u8], context: &Context) -> (&'l [u8], 
     if *context == Context::Unknown {
         return (line, false);
     }
-    let Some(start) = crate::catalog::find(line, b"] ") else {
+    let Some(text) = after_prefix(line) else {
         return (line, false);
     };
-    let text = line.get(start + 2..).unwrap_or_default();
     if crate::catalog::contains(text, b"<EOI>") {
         return (text, false);
     }
@@ -163,10 +162,14 @@ pub(crate) fn text_of<'l>(line: &'l [u8], context: &Context) -> &'l [u8] {
     if *context == Context::Unknown {
         return line;
     }
-    match crate::catalog::find(line, b"] ") {
-        Some(start) => line.get(start + 2..).unwrap_or_default(),
-        None => line,
-    }
+    after_prefix(line).unwrap_or(line)
+}
+
+/// What follows the timestamp and caller id.
+fn after_prefix(line: &[u8]) -> Option<&[u8]> {
+    console_prefix()
+        .find(line)
+        .map(|m| line.get(m.end()..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -182,6 +185,20 @@ mod tests {
             Context::Caller(b"[  T123]".to_vec())
         );
         assert!(context_of(b"[    1.000000][    C1] x").is_cpu());
+        // dmesg and vmcore-dmesg.txt separate the caller id from the timestamp.
+        let spaced = b"[    7.347349] [     T28] Call Trace:";
+        assert_eq!(
+            context_of(spaced),
+            Context::Caller(b"[     T28]".to_vec())
+        );
+        assert_eq!(text_of(spaced, &context_of(spaced)), b"Call Trace:");
+        let spaced = b"[    7.348825] [     T28]  ? 0xffffffffc0226000";
+        let joined = b"[    7.348825][     T28]  ? 0xffffffffc0226000";
+        assert_eq!(
+            strip_prefix(spaced, &context_of(spaced)),
+            strip_prefix(joined, &context_of(joined))
+        );
+        assert!(strip_prefix(spaced, &context_of(spaced)).1);
     }
 
     #[test]
