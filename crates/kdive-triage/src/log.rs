@@ -187,10 +187,7 @@ mod tests {
         assert!(context_of(b"[    1.000000][    C1] x").is_cpu());
         // dmesg and vmcore-dmesg.txt separate the caller id from the timestamp.
         let spaced = b"[    7.347349] [     T28] Call Trace:";
-        assert_eq!(
-            context_of(spaced),
-            Context::Caller(b"[     T28]".to_vec())
-        );
+        assert_eq!(context_of(spaced), Context::Caller(b"[     T28]".to_vec()));
         assert_eq!(text_of(spaced, &context_of(spaced)), b"Call Trace:");
         let spaced = b"[    7.348825] [     T28]  ? 0xffffffffc0226000";
         let joined = b"[    7.348825][     T28]  ? 0xffffffffc0226000";
