@@ -71,6 +71,10 @@ fn title_from_dump_log_equals_title_from_console_log() {
         );
         checked += 1;
     }
-    assert!(checked > 0, "the lab at {} has no complete zstd -d 31 kdump dump", index.display());
+    assert!(
+        checked > 0,
+        "the lab at {} has no complete zstd -d 31 kdump dump",
+        index.display()
+    );
     println!("{checked} dumps: title from the dump's log equals the console's");
 }
