@@ -4,46 +4,23 @@
 //! KASLR offset by scanning as their VMCOREINFO states.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use kdive_arch::{
     KernelAddressSpace, KernelBaseSymbols, LayoutSource, TranslateError, VirtAddr, VirtMem,
 };
 use kdive_dump::{MemError, PhysMem, Vmcore};
+use kdive_testkit::lab::{self, lab_root, BadJson};
 use object::{Object, ObjectSection, ObjectSymbol};
 use serde_json::Value;
 
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
-
 /// Every dump's manifest: each `dumps/<name>/manifest.json` (written with its dump, so never
-/// stale), else the list in `manifests.json`.
+/// stale), else the list in `manifests.json`; a manifest that is not JSON fails the test.
 fn manifests(root: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Ok(dirs) = std::fs::read_dir(root.join("dumps")) {
-        let mut paths: Vec<PathBuf> = dirs
-            .flatten()
-            .map(|d| d.path().join("manifest.json"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                out.push(serde_json::from_str(&text).expect("manifest.json"));
-            }
-        }
-    }
+    let out = lab::dump_manifests(root, BadJson::Panic);
     if out.is_empty() {
-        if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
-            let all: Value = serde_json::from_str(&text).expect("manifests.json");
-            out = all["dumps"].as_array().cloned().unwrap_or_default();
-        }
+        return lab::index_manifests(root, BadJson::Panic).unwrap_or_default();
     }
     out
 }

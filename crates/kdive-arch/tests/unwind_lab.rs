@@ -5,7 +5,7 @@
 //! (oracle/drgn.json) where drgn has one.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use kdive_arch::{
@@ -14,33 +14,13 @@ use kdive_arch::{
 };
 use kdive_dump::{PhysMem, Vmcore};
 use kdive_symbols::{Btf, TypeInfo};
+use kdive_testkit::lab::{self, lab_root, BadJson};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 use serde_json::Value;
 
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
-
 /// Each dump's own manifest (written with its dump).
 fn manifests(root: &Path) -> Vec<Value> {
-    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dirs
-        .flatten()
-        .map(|d| d.path().join("manifest.json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
+    lab::dump_manifests(root, BadJson::Skip)
 }
 
 /// Opens a manifest's dump unless its files are missing or being rewritten by the lab.

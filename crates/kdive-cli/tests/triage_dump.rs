@@ -1,17 +1,11 @@
 //! `kdive triage DUMP`: the report made from the log inside a lab dump has the title of the
 //! report made from the same crash's console log (the guest's own output, the final word).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use kdive_testkit::lab::lab_root;
 use serde_json::Value;
-
-fn lab_dir() -> PathBuf {
-    std::env::var_os("KDIVE_LAB_DIR").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab"),
-        PathBuf::from,
-    )
-}
 
 fn primary_title(args: &[&str]) -> Option<String> {
     let output = Command::new(env!("CARGO_BIN_EXE_kdive"))
@@ -31,7 +25,7 @@ fn primary_title(args: &[&str]) -> Option<String> {
 
 #[test]
 fn title_from_dump_log_equals_title_from_console_log() {
-    let index = lab_dir().join("manifests.json");
+    let index = lab_root().join("manifests.json");
     let Ok(text) = std::fs::read_to_string(&index) else {
         println!("SKIP (no lab at {})", index.display());
         return;

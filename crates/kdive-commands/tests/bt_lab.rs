@@ -14,59 +14,12 @@ use std::path::{Path, PathBuf};
 use kdive_commands::{parse, run, BtRecord, Output, Report};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
+use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
 use serde_json::Value;
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
 
 /// Each dump's own manifest, sorted by name.
 fn manifests(root: &Path) -> Vec<Value> {
-    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dirs
-        .flatten()
-        .map(|d| d.path().join("manifest.json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
-}
-
-fn files(m: &Value) -> Vec<PathBuf> {
-    m["files"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A dump whose files differ from the manifest's sizes is being rebuilt by the lab.
-fn is_stable(m: &Value) -> bool {
-    let sizes: Vec<u64> = m["file_sizes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let files = files(m);
-    !files.is_empty()
-        && sizes.len() == files.len()
-        && files
-            .iter()
-            .zip(&sizes)
-            .all(|(f, &size)| std::fs::metadata(f).is_ok_and(|md| md.len() == size))
+    lab::dump_manifests(root, BadJson::Skip)
 }
 
 fn open(m: &Value) -> Kernel {

@@ -7,78 +7,18 @@
 //! log are the oracles. Without a lab the tests print SKIP and pass.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kdive_commands::{parse, run, Output, PsRecord, Report, SysRecord};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
+use kdive_testkit::lab::{self, files, is_stable, lab_root, str_at, BadJson};
 use serde_json::Value;
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
 
 /// Every dump's manifest: `manifests.json`, else each `dumps/*/manifest.json`.
 fn manifests(root: &Path) -> Vec<Value> {
-    if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
-        if let Ok(Value::Object(all)) = serde_json::from_str::<Value>(&text) {
-            if let Some(Value::Array(dumps)) = all.get("dumps") {
-                return dumps.clone();
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(dirs) = std::fs::read_dir(root.join("dumps")) {
-        for dir in dirs.flatten() {
-            if let Ok(text) = std::fs::read_to_string(dir.path().join("manifest.json")) {
-                if let Ok(v) = serde_json::from_str(&text) {
-                    out.push(v);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut at = v;
-    for key in path {
-        at = at.get(key)?;
-    }
-    at.as_str()
-}
-
-fn files(m: &Value) -> Vec<PathBuf> {
-    m["files"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The lab rewrites dumps in place; one whose files differ from the manifest's sizes is
-/// being rebuilt and is skipped.
-fn is_stable(m: &Value) -> bool {
-    let sizes: Vec<u64> = m["file_sizes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let files = files(m);
-    !files.is_empty()
-        && sizes.len() == files.len()
-        && files
-            .iter()
-            .zip(&sizes)
-            .all(|(f, &size)| std::fs::metadata(f).is_ok_and(|md| md.len() == size))
+    lab::index_manifests(root, BadJson::Skip)
+        .unwrap_or_else(|| lab::dump_manifests(root, BadJson::Skip))
 }
 
 fn open(m: &Value) -> Result<Kernel, String> {

@@ -14,79 +14,8 @@ use kdive_commands::{parse, run, KmemRecord, LogRecord, ModRecord, Output, Repor
 use kdive_dump::Vmcore;
 use kdive_kernel::module::sections_from_kallsyms;
 use kdive_kernel::{Kernel, KernelModules, SymbolSource, VirtAddr};
+use kdive_testkit::lab::{files, is_stable, lab_root, manifests, str_at};
 use serde_json::Value;
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
-
-/// Every dump's own `dumps/*/manifest.json` (newer than `manifests.json` while the lab
-/// rebuilds), else `manifests.json`.
-fn manifests(root: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Ok(dirs) = std::fs::read_dir(root.join("dumps")) {
-        let mut dirs: Vec<_> = dirs.flatten().map(|d| d.path()).collect();
-        dirs.sort();
-        for dir in dirs {
-            if let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) {
-                if let Ok(v) = serde_json::from_str(&text) {
-                    out.push(v);
-                }
-            }
-        }
-    }
-    if out.is_empty() {
-        if let Ok(text) = std::fs::read_to_string(root.join("manifests.json")) {
-            if let Ok(all) = serde_json::from_str::<Value>(&text) {
-                if let Some(Value::Array(dumps)) = all.get("dumps") {
-                    return dumps.clone();
-                }
-            }
-        }
-    }
-    out
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut at = v;
-    for key in path {
-        at = at.get(key)?;
-    }
-    at.as_str()
-}
-
-fn files(m: &Value) -> Vec<PathBuf> {
-    m["files"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The lab rewrites dumps in place; one whose files differ from the manifest's sizes is
-/// being rebuilt and is skipped.
-fn is_stable(m: &Value) -> bool {
-    let sizes: Vec<u64> = m["file_sizes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let files = files(m);
-    !files.is_empty()
-        && sizes.len() == files.len()
-        && files
-            .iter()
-            .zip(&sizes)
-            .all(|(f, &size)| std::fs::metadata(f).is_ok_and(|md| md.len() == size))
-}
 
 fn open(m: &Value) -> Result<Kernel, String> {
     let vmlinux = str_at(m, &["kernel", "vmlinux"]).ok_or("no kernel.vmlinux")?;

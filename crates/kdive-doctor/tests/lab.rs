@@ -2,19 +2,11 @@
 //! like a root: `usr/lib/debug/boot/vmlinux-<release>`, `usr/lib/debug/lib/modules/<release>/`).
 //! Oracles, run at test time: `readelf -n` for the build id, `find` for the module debug files.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use kdive_doctor::debuginfo;
 use kdive_doctor::host::RootHost;
-
-fn lab_dir() -> PathBuf {
-    std::env::var_os("KDIVE_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        })
-}
+use kdive_testkit::lab::lab_root;
 
 /// `readelf -n` prints `Build ID: <hex>` for NT_GNU_BUILD_ID.
 fn readelf_build_id(path: &std::path::Path) -> Option<String> {
@@ -35,7 +27,7 @@ fn find_count(dir: &std::path::Path) -> usize {
 
 #[test]
 fn lab_kernels_have_dwarf_and_build_ids() {
-    let kernels = lab_dir().join("kernels");
+    let kernels = lab_root().join("kernels");
     let Ok(entries) = std::fs::read_dir(&kernels) else {
         println!("SKIP (no lab at {})", kernels.display());
         return;

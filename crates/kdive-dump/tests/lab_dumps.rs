@@ -14,16 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kdive_dump::{Pfn, PhysAddr, Vmcore};
+use kdive_testkit::lab::lab_root;
 use rayon::prelude::*;
 use serde_json::Value;
-
-fn lab_root() -> PathBuf {
-    std::env::var_os("KDIVE_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        })
-}
 
 fn manifests() -> Option<Vec<Value>> {
     let root = lab_root();

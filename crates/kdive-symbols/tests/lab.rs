@@ -5,15 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kdive_symbols::{ElfImage, SourceLocation};
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
+use kdive_testkit::lab::lab_root;
 
 /// `(vmlinux, debug modules dir)` of every unpacked lab kernel.
 fn lab_kernels() -> Vec<(PathBuf, PathBuf)> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kdive_symbols::{Btf, DwarfTypes, TypeInfo, TypeSourceKind, Types};
+use kdive_testkit::lab::lab_root;
 
 /// Structs whose every member (including those inlined from anonymous structs and unions) is
 /// checked.
@@ -72,15 +73,6 @@ const PATHS: &[(&str, &str)] = &[
     ("printk_ringbuffer", "desc_ring.count_bits"),
     ("printk_ringbuffer", "text_data_ring.data"),
 ];
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
 
 /// Every unpacked lab vmlinux.
 fn lab_vmlinuxes() -> Vec<PathBuf> {

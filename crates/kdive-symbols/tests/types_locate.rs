@@ -8,6 +8,7 @@ use kdive_symbols::{
     find_vmlinux, vmlinux_candidates, Btf, RejectReason, SymbolError, TypeError, TypeInfo, Types,
 };
 use kdive_testkit::btf::{BtfBuilder, INT_SIGNED};
+use kdive_testkit::lab::lab_root;
 use kdive_testkit::ElfVmcoreBuilder;
 
 /// A fresh directory under the system temp dir.
@@ -118,15 +119,6 @@ fn finds_by_release_and_build_id() {
         "{text}"
     );
     std::fs::remove_dir_all(&root).unwrap();
-}
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
 }
 
 /// `readelf -n`'s "Build ID: <hex>".

@@ -7,16 +7,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use kdive_symbols::{ElfImage, KernelImages, ModuleIndex};
+use kdive_testkit::lab::lab_root;
 use kdive_triage::Frame;
-
-fn lab_root() -> PathBuf {
-    match std::env::var_os("KDIVE_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kdive-lab")
-        }
-    }
-}
 
 struct Crash {
     crash_id: String,
