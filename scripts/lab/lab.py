@@ -584,6 +584,8 @@ def run_qemu_crash(c, mdf):
         time.sleep(0.5)
         qmp = Qmp(g.qmp_path)
         try:
+            # Pause the guest: each format is then the same memory image, page for page.
+            qmp.execute("stop")
             elf_dir = c.dump_dir("elf")
             qemu_dump(qmp, elf_dir / "vmcore.elf", "elf")
             if c.full_matrix:

@@ -92,21 +92,11 @@ fn page_hashes(vmcore: &Vmcore) -> HashMap<u64, u64> {
         .collect()
 }
 
-/// Which files hold one memory image. Everything makedumpfile wrote comes from one
-/// `/proc/vmcore`, so a kdump crash is one image. QEMU's `dump-guest-memory` runs once per
-/// format and the guest runs on between the runs (its timers tick), so each QEMU file is its
-/// own image, shared only with its `makedumpfile -R` rebuild (`-rebuilt`).
+/// Which files hold one memory image: all files of one crash event. Everything makedumpfile
+/// wrote comes from one `/proc/vmcore`; the lab pauses a QEMU guest (QMP `stop`) before its
+/// `dump-guest-memory` runs, so QEMU's formats of one boot are one image too.
 fn snapshot(m: &Value) -> String {
-    let crash_id = m["crash_id"].as_str().unwrap();
-    if m["capture"].as_str() == Some("qemu") {
-        m["name"]
-            .as_str()
-            .unwrap()
-            .trim_end_matches("-rebuilt")
-            .to_owned()
-    } else {
-        crash_id.to_owned()
-    }
+    m["crash_id"].as_str().unwrap().to_owned()
 }
 
 #[test]
