@@ -403,7 +403,7 @@ fn parse_ranges(value: &str, matched_ram: u64) -> Result<(u64, Option<u64>), Str
 }
 
 fn range_matches(range: &MemRange, ram: u64) -> bool {
-    ram >= range.start && range.end.map_or(true, |end| ram < end)
+    ram >= range.start && range.end.is_none_or(|end| ram < end)
 }
 
 /// Parses a `start-[end]:size,...` table (the range syntax without `crashkernel=`), e.g. a

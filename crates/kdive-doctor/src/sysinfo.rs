@@ -138,7 +138,7 @@ pub fn mount_for<'m>(mounts: &'m [Mount], path: &str) -> Option<&'m Mount> {
             || path
                 .strip_prefix(mp)
                 .is_some_and(|rest| rest.starts_with('/'));
-        if holds && best.map_or(true, |b| mp.len() >= b.mount_point.len()) {
+        if holds && best.is_none_or(|b| mp.len() >= b.mount_point.len()) {
             best = Some(mount);
         }
     }

@@ -524,7 +524,7 @@ impl DiskdumpBuilder {
         let dumped: Vec<(&Vec<u8>, PageCompression)> = self
             .pages
             .iter()
-            .filter(|(&pfn, _)| split.map_or(true, |(s, e)| pfn >= s && pfn < e))
+            .filter(|(&pfn, _)| split.is_none_or(|(s, e)| pfn >= s && pfn < e))
             .filter_map(|(_, c)| c.as_ref().map(|(d, c)| (d, *c)))
             .collect();
         let desc_start = out.len();
