@@ -29,29 +29,7 @@ fn manifests(root: &Path) -> Vec<Value> {
 /// manifest records are being rewritten by the lab; opening errors are kdive-dump's to
 /// test.
 fn open_dump(m: &Value) -> Result<Vmcore, String> {
-    let files: Vec<&str> = m["files"]
-        .as_array()
-        .ok_or("no files")?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let sizes: Vec<u64> = m["file_sizes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    for (i, file) in files.iter().enumerate() {
-        let len = std::fs::metadata(file)
-            .map_err(|e| format!("{file}: {e}"))?
-            .len();
-        if let Some(&want) = sizes.get(i) {
-            if len != want {
-                return Err(format!(
-                    "{file}: {len} bytes, the manifest says {want}: being rewritten"
-                ));
-            }
-        }
-    }
-    Vmcore::open_paths(&files).map_err(|e| e.to_string())
+    Vmcore::open_paths(&lab::present_files(m)?).map_err(|e| e.to_string())
 }
 
 /// What the tests need from a vmlinux: symbol link addresses and `linux_banner`'s bytes.

@@ -25,25 +25,7 @@ fn manifests(root: &Path) -> Vec<Value> {
 
 /// Opens a manifest's dump unless its files are missing or being rewritten by the lab.
 fn open_dump(m: &Value) -> Result<Vmcore, String> {
-    let files: Vec<&str> = m["files"]
-        .as_array()
-        .ok_or("no files")?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let sizes: Vec<u64> = m["file_sizes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    for (i, file) in files.iter().enumerate() {
-        let len = std::fs::metadata(file)
-            .map_err(|e| format!("{file}: {e}"))?
-            .len();
-        if sizes.get(i).is_some_and(|&want| want != len) {
-            return Err(format!("{file}: being rewritten"));
-        }
-    }
-    Vmcore::open_paths(&files).map_err(|e| e.to_string())
+    Vmcore::open_paths(&lab::present_files(m)?).map_err(|e| e.to_string())
 }
 
 /// A text symbol: address, name, module.
@@ -277,51 +259,7 @@ fn load_kernel(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, osrelease: Option<&
     }
 }
 
-/// The function names (with module, without offsets) of the guest's last `Call Trace:`
-/// before the capture kernel booted, leaving out unreliable `?` lines; from `panic` on when
-/// the trace shows it (the frames above it, `dump_stack_lvl`, had returned before the crash).
-fn console_trace(path: &str) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    let banners: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.contains("Linux version "))
-        .map(|(i, _)| i)
-        .collect();
-    let end = banners.get(1).copied().unwrap_or(lines.len());
-    let start = lines[..end]
-        .iter()
-        .rposition(|l| l.contains("Call Trace:"))
-        .expect("a Call Trace on the console");
-    let mut out = Vec::new();
-    for line in &lines[start + 1..end] {
-        let body = line.split_once("] ").map_or(*line, |(_, b)| b).trim();
-        if body.starts_with('<') {
-            continue;
-        }
-        if body.starts_with("? ") {
-            continue;
-        }
-        let Some((name, rest)) = body.split_once('+') else {
-            break;
-        };
-        if !rest.contains('/') || name.contains(' ') {
-            break;
-        }
-        out.push(match rest.split_once('[') {
-            Some((_, module)) => format!("{name} [{}", module.trim_end()),
-            None => name.to_owned(),
-        });
-    }
-    if let Some(p) = out.iter().position(|f| f == "panic") {
-        out.drain(..p);
-    }
-    out
-}
-
-/// `name [module]` or `name`, as `console_trace` gives them.
+/// `name [module]` or `name`, as `lab::last_call_trace` gives them.
 fn chain_names(kernel: &Kernel, bt: &Backtrace) -> Vec<String> {
     bt.frames
         .iter()
@@ -426,7 +364,8 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
         let kaslr = space.kaslr_offset().unwrap_or(0);
         let osrelease = vmcore.vmcoreinfo().and_then(|i| i.osrelease());
         let kernel = load_kernel(v, &space, kaslr, osrelease);
-        let expected = console_trace(m["console_log"].as_str().expect("console_log"));
+        let console = lab::console_before_capture(m["console_log"].as_str().expect("console_log"));
+        let expected = lab::last_call_trace(&console).expect("a Call Trace on the console");
         println!("{name}: console trace {expected:?}");
 
         // kdump: each CPU's NT_PRSTATUS (the panic CPU's is the oops's pt_regs or

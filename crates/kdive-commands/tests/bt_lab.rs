@@ -53,53 +53,6 @@ fn record(report: &Report) -> &BtRecord {
     }
 }
 
-/// The guest's console up to the capture kernel's boot banner (the crash's part).
-fn console_before_capture(path: &str) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let banners: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.contains("Linux version "))
-        .map(|(i, _)| i)
-        .collect();
-    let end = banners.get(1).copied().unwrap_or(lines.len());
-    lines.into_iter().take(end).collect()
-}
-
-/// The last `Call Trace:` as `name` or `name [module]`, without the unreliable `?` lines,
-/// from `panic` on when it is there (the frames printing the trace had returned).
-fn console_trace(lines: &[String]) -> Vec<String> {
-    let Some(start) = lines.iter().rposition(|l| l.contains("Call Trace:")) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in &lines[start + 1..] {
-        let body = line
-            .split_once("] ")
-            .map_or(line.as_str(), |(_, b)| b)
-            .trim();
-        if body.starts_with('<') || body.starts_with("? ") {
-            continue;
-        }
-        let Some((name, rest)) = body.split_once('+') else {
-            break;
-        };
-        if !rest.contains('/') || name.contains(' ') {
-            break;
-        }
-        out.push(match rest.split_once('[') {
-            Some((_, module)) => format!("{name} [{}", module.trim_end()),
-            None => name.to_owned(),
-        });
-    }
-    if let Some(p) = out.iter().position(|f| f == "panic") {
-        out.drain(..p);
-    }
-    out
-}
-
 /// The function of the oops's `RIP: 0010:func+off/size` line (the one before the trace; an
 /// interrupt's trace prints the interrupted task's RIP after it), if the crash was an oops.
 fn console_rip(lines: &[String]) -> Option<String> {
@@ -160,8 +113,8 @@ fn panic_task_bt_follows_the_console_call_trace() {
         {
             continue;
         }
-        let console = console_before_capture(m["console_log"].as_str().expect("console_log"));
-        let expected = console_trace(&console);
+        let console = lab::console_before_capture(m["console_log"].as_str().expect("console_log"));
+        let expected = lab::last_call_trace(&console).unwrap_or_default();
         assert!(!expected.is_empty(), "{name}: no Call Trace on the console");
         let kernel = open(m);
         let report = bt(&kernel, m, "bt");

@@ -116,3 +116,82 @@ pub fn is_stable(m: &Value) -> bool {
             .zip(&sizes)
             .all(|(f, &size)| std::fs::metadata(f).is_ok_and(|md| md.len() == size))
 }
+
+/// A manifest's files, or why they cannot be read now: no `files`, a file missing, or a file
+/// whose size differs from the one `file_sizes` records for it (the lab is rewriting it).
+/// Unlike [`is_stable`], a manifest without `file_sizes` passes.
+pub fn present_files(m: &Value) -> Result<Vec<PathBuf>, String> {
+    let files: Vec<PathBuf> = m["files"]
+        .as_array()
+        .ok_or("no files")?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(PathBuf::from)
+        .collect();
+    let sizes: Vec<u64> = m["file_sizes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    for (i, file) in files.iter().enumerate() {
+        let len = std::fs::metadata(file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .len();
+        if let Some(&want) = sizes.get(i) {
+            if len != want {
+                return Err(format!(
+                    "{}: {len} bytes, the manifest says {want}: being rewritten",
+                    file.display()
+                ));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The guest's console log up to the capture kernel's boot banner: the crashed kernel's part
+/// (a kdump boot's console goes on with the capture kernel's output).
+pub fn console_before_capture(path: &str) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let banners: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("Linux version "))
+        .map(|(i, _)| i)
+        .collect();
+    let end = banners.get(1).copied().unwrap_or(lines.len());
+    lines.into_iter().take(end).collect()
+}
+
+/// The last `Call Trace:` of `lines` as `name` or `name [module]` (no offsets), leaving out
+/// the unreliable `?` lines and the `<IRQ>`-style markers; from `panic` on when the trace
+/// shows it (the frames above it, `dump_stack_lvl`, had returned before the crash).
+/// `None` when there is no `Call Trace:` line.
+pub fn last_call_trace(lines: &[String]) -> Option<Vec<String>> {
+    let start = lines.iter().rposition(|l| l.contains("Call Trace:"))?;
+    let mut out = Vec::new();
+    for line in lines.get(start + 1..).unwrap_or_default() {
+        let body = line
+            .split_once("] ")
+            .map_or(line.as_str(), |(_, b)| b)
+            .trim();
+        if body.starts_with('<') || body.starts_with("? ") {
+            continue;
+        }
+        let Some((name, rest)) = body.split_once('+') else {
+            break;
+        };
+        if !rest.contains('/') || name.contains(' ') {
+            break;
+        }
+        out.push(match rest.split_once('[') {
+            Some((_, module)) => format!("{name} [{}", module.trim_end()),
+            None => name.to_owned(),
+        });
+    }
+    if let Some(p) = out.iter().position(|f| f == "panic") {
+        out.drain(..p);
+    }
+    Some(out)
+}
