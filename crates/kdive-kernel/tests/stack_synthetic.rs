@@ -4,7 +4,6 @@
 //! function. A task whose saved context is not in the dump is a typed error naming it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use kdive_dump::Vmcore;
@@ -13,11 +12,8 @@ use kdive_kernel::{Kernel, KernelError, KernelModules, StackUnwinder, StartKind,
 use kdive_symbols::{Btf, ElfImage, Types};
 use kdive_testkit::btf::BtfBuilder;
 use kdive_testkit::pagetable::{PageSize, PageTableBuilder, RW};
+use kdive_testkit::symtab::vmlinux_with_symbols;
 use kdive_testkit::ElfVmcoreBuilder;
-use object::write::{Object, Symbol, SymbolSection};
-use object::{
-    Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
-};
 
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 const DATA_VADDR: u64 = 0xffff_ffff_8100_0000;
@@ -69,35 +65,6 @@ fn btf() -> Vec<u8> {
     b.build()
 }
 
-fn vmlinux(symbols: &[(&str, u64)]) -> PathBuf {
-    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-    let section = obj.add_section(Vec::new(), b".data".to_vec(), SectionKind::Data);
-    obj.append_section_data(section, &[0u8; 16], 8);
-    for &(name, value) in symbols {
-        obj.add_symbol(Symbol {
-            name: name.as_bytes().to_vec(),
-            value,
-            size: 8,
-            kind: SymbolKind::Data,
-            scope: SymbolScope::Linkage,
-            weak: false,
-            section: SymbolSection::Section(section),
-            flags: SymbolFlags::None,
-        });
-    }
-    let mut bytes = obj.write().unwrap();
-    // A linked image (ET_EXEC): symbol values are link addresses.
-    bytes[16..18].copy_from_slice(&2u16.to_le_bytes());
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "kdive-kernel-stack-{}-{}.vmlinux",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 fn put(data: &mut [u8], vaddr: u64, bytes: &[u8]) {
     let at = usize::try_from(vaddr - DATA_VADDR).unwrap();
     data[at..at + bytes.len()].copy_from_slice(bytes);
@@ -142,7 +109,7 @@ fn kernel(thread_sp: u64) -> (Kernel, PathBuf) {
         builder = builder.load(paddr, run);
     }
     let vmcore = Vmcore::from_bytes("synthetic.vmcore", builder.build()).unwrap();
-    let path = vmlinux(&[
+    let path = vmlinux_with_symbols(&[
         ("__start_orc_unwind_ip", ORC_IP),
         ("__stop_orc_unwind_ip", ORC_IP + 4 * 3),
         ("__start_orc_unwind", ORC),

@@ -4,7 +4,6 @@
 //! lists end in typed errors.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use kdive_dump::Vmcore;
@@ -12,11 +11,8 @@ use kdive_kernel::{for_each_task, Kernel, KernelError, ListWalk, VirtAddr};
 use kdive_symbols::{Btf, ElfImage, Types};
 use kdive_testkit::btf::BtfBuilder;
 use kdive_testkit::pagetable::{PageSize, PageTableBuilder, RW};
+use kdive_testkit::symtab::vmlinux_with_symbols;
 use kdive_testkit::ElfVmcoreBuilder;
-use object::write::{Object, Symbol, SymbolSection};
-use object::{
-    Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
-};
 
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 /// The kernel image data: link address and physical address (phys_base 0, no KASLR).
@@ -74,37 +70,6 @@ fn btf() -> Vec<u8> {
         ],
     );
     b.build()
-}
-
-/// A vmlinux whose only content is a symbol table: `name` at each link address.
-fn vmlinux(symbols: &[(&str, u64)]) -> PathBuf {
-    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-    let section = obj.add_section(Vec::new(), b".data".to_vec(), SectionKind::Data);
-    obj.append_section_data(section, &[0u8; 16], 8);
-    for &(name, value) in symbols {
-        obj.add_symbol(Symbol {
-            name: name.as_bytes().to_vec(),
-            value,
-            size: 8,
-            kind: SymbolKind::Data,
-            scope: SymbolScope::Linkage,
-            weak: false,
-            section: SymbolSection::Section(section),
-            flags: SymbolFlags::None,
-        });
-    }
-    let mut bytes = obj.write().unwrap();
-    // A linked image (ET_EXEC), so that symbol values are link addresses.
-    bytes[16..18].copy_from_slice(&2u16.to_le_bytes());
-    // Tests run in parallel threads: one file each.
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "kdive-kernel-synthetic-{}-{}.vmlinux",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 /// The kernel image's data pages, written by link address.
@@ -184,7 +149,7 @@ fn kernel(tasks: &[(i32, i32, &str, usize)], close_ring: bool) -> (Kernel, PathB
         builder = builder.load(paddr, data);
     }
     let vmcore = Vmcore::from_bytes("synthetic.vmcore", builder.build()).unwrap();
-    let path = vmlinux(&[("init_task", task_addr(0))]);
+    let path = vmlinux_with_symbols(&[("init_task", task_addr(0))]);
     let image = ElfImage::open(&path).unwrap();
     let mut types = Types::new();
     types.push_vmlinux_btf(Arc::new(Btf::parse(btf(), None, "synthetic").unwrap()));

@@ -5,6 +5,7 @@
 pub mod btf;
 pub mod lab;
 pub mod pagetable;
+pub mod symtab;
 
 use std::collections::BTreeMap;
 use std::io::Write;
