@@ -13,7 +13,8 @@ use std::path::PathBuf;
 
 use kdive_kernel::module::module_search_dirs;
 use kdive_kernel::stack::{
-    panic_task, FrameSymbolizer, Reg, RegisterSet, StackUnwinder, StopReason,
+    panic_task, ExceptionStack, FrameSource, FrameSymbolizer, Reg, RegisterSet, StackKind,
+    StackUnwinder, StopReason,
 };
 use kdive_kernel::task::{for_each_task, read_task, Task};
 use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
@@ -169,11 +170,19 @@ pub struct BtFrame {
     pub file: Option<String>,
     pub line: Option<u32>,
     pub inlined: Vec<BtInlined>,
+    /// The stack the frame is on: `task`, `irq`, or an exception stack (`nmi`,
+    /// `double_fault`, `debug`, `machine_check`, `vc`).
+    pub stack: &'static str,
+    /// How the unwinder found this frame's registers: `start` (the starting state), `orc`,
+    /// `dwarf_cfi`, or `frame_pointer` (a guess where neither had data: unreliable).
+    pub unwound_by: &'static str,
     /// With `-f`: the stack words from this frame's rsp up to the caller's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Hex>,
     #[serde(skip)]
     words_at: u64,
+    #[serde(skip)]
+    stack_kind: StackKind,
 }
 
 /// A `pt_regs` the walk went through: the interrupted frame's registers.
@@ -189,8 +198,12 @@ pub struct BtException {
     pub function: Option<String>,
     pub offset: Option<u64>,
     pub registers: BTreeMap<&'static str, Hex>,
+    /// The stack the `pt_regs` is on (as a frame's `stack`).
+    pub stack: &'static str,
     #[serde(skip)]
     regs: RegisterSet,
+    #[serde(skip)]
+    stack_kind: StackKind,
 }
 
 /// One task's backtrace.
@@ -242,7 +255,15 @@ pub fn bt(kernel: &Kernel, args: &BtArgs, warnings: &mut Vec<String>) -> BtRecor
     for task in tasks {
         match unwinder.unwind_task(kernel, &task) {
             Ok(stack) => {
-                let bt = task_record(kernel, &mut symbolizer, &task, &stack, args, warnings);
+                let bt = task_record(
+                    kernel,
+                    &unwinder,
+                    &mut symbolizer,
+                    &task,
+                    &stack,
+                    args,
+                    warnings,
+                );
                 if let Some(why) = &bt.incomplete {
                     warnings.push(format!("bt: pid {} ({}): {why}", task.pid, task.comm));
                 }
@@ -334,6 +355,7 @@ fn select_tasks(
 
 fn task_record(
     kernel: &Kernel,
+    unwinder: &StackUnwinder,
     symbolizer: &mut FrameSymbolizer<'_>,
     task: &Task,
     stack: &TaskStack,
@@ -354,6 +376,7 @@ fn task_record(
             .as_ref()
             .map(|h| h.offset.saturating_add(frame.pc.0 - lookup.0));
         if let Some(exception) = &frame.exception {
+            let stack_kind = unwinder.stack_kind(exception.addr);
             exception_frames.push(BtException {
                 level,
                 addr: Hex(exception.addr.0),
@@ -362,7 +385,9 @@ fn task_record(
                 function: hit.as_ref().map(|h| h.name.clone()),
                 offset,
                 registers: register_map(&exception.regs),
+                stack: stack_name(stack_kind),
                 regs: exception.regs,
+                stack_kind,
             });
         }
         let sp = match stack.start {
@@ -371,6 +396,7 @@ fn task_record(
             _ if frame.interrupted => frame.sp.0,
             _ => frame.sp.0.wrapping_sub(8),
         };
+        let stack_kind = unwinder.stack_kind(VirtAddr(sp));
         let mut record = BtFrame {
             level,
             sp: Hex(sp),
@@ -381,8 +407,16 @@ fn task_record(
             file: None,
             line: None,
             inlined: Vec::new(),
+            stack: stack_name(stack_kind),
+            unwound_by: match frame.source {
+                FrameSource::Start => "start",
+                FrameSource::Orc => "orc",
+                FrameSource::DwarfCfi => "dwarf_cfi",
+                FrameSource::FramePointer => "frame_pointer",
+            },
             words: Vec::new(),
             words_at: frame.sp.0,
+            stack_kind,
         };
         if args.lines {
             match symbolizer.locations(lookup) {
@@ -427,16 +461,21 @@ fn task_record(
     match &bt.stop {
         StopReason::UserMode {
             exception: Some(exception),
-        } => exception_frames.push(BtException {
-            level: bt.frames.len(),
-            addr: Hex(exception.addr.0),
-            partial: exception.partial,
-            user_mode: true,
-            function: None,
-            offset: None,
-            registers: register_map(&exception.regs),
-            regs: exception.regs,
-        }),
+        } => {
+            let stack_kind = unwinder.stack_kind(exception.addr);
+            exception_frames.push(BtException {
+                level: bt.frames.len(),
+                addr: Hex(exception.addr.0),
+                partial: exception.partial,
+                user_mode: true,
+                function: None,
+                offset: None,
+                registers: register_map(&exception.regs),
+                stack: stack_name(stack_kind),
+                regs: exception.regs,
+                stack_kind,
+            })
+        }
         stop if !stop.is_complete() => incomplete = Some(stop.to_string()),
         _ => {}
     }
@@ -452,6 +491,29 @@ fn task_record(
         frames,
         exception_frames,
         incomplete,
+    }
+}
+
+fn stack_name(kind: StackKind) -> &'static str {
+    match kind {
+        StackKind::Task => "task",
+        StackKind::Irq => "irq",
+        StackKind::Exception(ExceptionStack::DoubleFault) => "double_fault",
+        StackKind::Exception(ExceptionStack::Nmi) => "nmi",
+        StackKind::Exception(ExceptionStack::Debug) => "debug",
+        StackKind::Exception(ExceptionStack::MachineCheck) => "machine_check",
+        StackKind::Exception(ExceptionStack::VmmCommunication) => "vc",
+    }
+}
+
+/// crash's line where a walk leaves an IRQ or exception stack for the stack below it.
+fn stack_separator(left: StackKind) -> Option<String> {
+    match left {
+        StackKind::Task => None,
+        StackKind::Irq => Some("--- <IRQ stack> ---".to_owned()),
+        StackKind::Exception(stack) => {
+            Some(format!("--- <{} exception stack> ---", stack.crash_name()))
+        }
     }
 }
 
@@ -493,14 +555,28 @@ impl BtRecord {
             "PID: {:<8} TASK: {:x}  CPU: {:<4} COMMAND: \"{}\"",
             task.pid, task.task.0, task.cpu, task.comm
         )?;
+        // crash's separator goes where the walk leaves an IRQ or exception stack, between
+        // what lies on it (frames, a `pt_regs`) and what lies on the next.
+        let mut previous = StackKind::Task;
+        let mut enter = |kind: StackKind, out: &mut dyn Write| -> io::Result<()> {
+            if kind != previous {
+                if let Some(line) = stack_separator(previous) {
+                    writeln!(out, "{line}")?;
+                }
+                previous = kind;
+            }
+            Ok(())
+        };
         for frame in &task.frames {
             for exception in task
                 .exception_frames
                 .iter()
                 .filter(|e| e.level == frame.level)
             {
+                enter(exception.stack_kind, out)?;
                 write_exception(exception, true, out)?;
             }
+            enter(frame.stack_kind, out)?;
             let name = match (&frame.function, frame.offset) {
                 (Some(f), Some(off)) if self.symbol_offsets => format!("{f}+{off}"),
                 (Some(f), _) => f.clone(),
@@ -640,8 +716,16 @@ mod tests {
             file: None,
             line: None,
             inlined: Vec::new(),
+            stack: "task",
+            unwound_by: "orc",
             words: Vec::new(),
             words_at: sp,
+            stack_kind: StackKind::Task,
+        };
+        let on_irq_stack = |mut f: BtFrame| {
+            f.stack = "irq";
+            f.stack_kind = StackKind::Irq;
+            f
         };
         let mut record = BtRecord {
             tasks: vec![BtTask {
@@ -651,14 +735,14 @@ mod tests {
                 comm: "insmod".into(),
                 start: "cpu_registers",
                 frames: vec![
-                    frame(
+                    on_irq_stack(frame(
                         0,
                         0xffff_d29f_803c_7970,
                         0xffff_ffff_a1a0_0c02,
                         "asm_exc_page_fault",
                         38,
                         None,
-                    ),
+                    )),
                     frame(
                         1,
                         0xffff_d29f_803c_7a20,
@@ -676,7 +760,9 @@ mod tests {
                     function: Some("lab_update_stats".into()),
                     offset: Some(28),
                     registers: register_map(&exception_regs),
+                    stack: "irq",
                     regs: exception_regs,
+                    stack_kind: StackKind::Irq,
                 }],
                 incomplete: None,
             }],
@@ -692,6 +778,7 @@ mod tests {
              \x20   [exception RIP: lab_update_stats+28]\n\
              \x20   RIP: ffffffffc02a2090  RSP: ffffd29f803c7a20  RFLAGS: 00000246\n\
              \x20   CS: 0010  SS: 0018\n\
+             --- <IRQ stack> ---\n\
              \x20#1 [ffffd29f803c7a20] lab_update_stats at ffffffffc02a2090 [kdive_lab]\n"
         );
         record.symbol_offsets = true;
@@ -702,6 +789,8 @@ mod tests {
             .contains("] lab_update_stats+28 at ffffffffc02a2090 [kdive_lab]"));
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["tasks"][0]["frames"][1]["module"], "kdive_lab");
+        assert_eq!(json["tasks"][0]["frames"][0]["stack"], "irq");
+        assert_eq!(json["tasks"][0]["frames"][1]["unwound_by"], "orc");
         assert_eq!(
             json["tasks"][0]["exception_frames"][0]["registers"]["rip"],
             "0xffffffffc02a2090"

@@ -24,7 +24,7 @@ pub use kernel::{DumpInfo, Kernel, StructBuf};
 pub use list::{container_of, ListWalk, MAX_LIST_ENTRIES};
 pub use module::{KernelModules, Module, SymbolHit, SymbolSource};
 pub use printk::{PrintkLog, PrintkRecord};
-pub use stack::{FrameSymbolizer, StackUnwinder, StartKind, TaskStack};
+pub use stack::{ExceptionStack, FrameSymbolizer, StackKind, StackUnwinder, StartKind, TaskStack};
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;

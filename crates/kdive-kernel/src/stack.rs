@@ -12,15 +12,20 @@
 //!
 //! The panic CPU is `panic_cpu` (set by `panic()` and by `crash_kexec()` before the capture
 //! kernel runs), else x86's `crashing_cpu`; the panic task is the task running there.
+//!
+//! Besides task stacks, each CPU has an IRQ stack and the IST exception stacks (#DF, NMI, #DB,
+//! #MC, #VC) of its `cpu_entry_area`; the unwinder crosses between them through the `pt_regs`
+//! and saved stack pointers the entry code leaves, and [`StackUnwinder::stack_kind`] names the
+//! stack a frame is on, for crash's `--- <IRQ stack> ---` lines.
 
 use std::collections::HashMap;
 
 use kdive_arch::{
     unwind, DwarfCfi, InactiveTaskFrameLayout, OrcTable, OrcTables, OrcVersion, UnwindStart,
-    UnwindTables, VirtAddr,
+    UnwindTables, VirtAddr, PT_REGS_SIZE,
 };
 /// The unwinder's results, for the commands that print them.
-pub use kdive_arch::{Backtrace, Frame, Reg, RegisterSet, StopReason};
+pub use kdive_arch::{Backtrace, ExceptionFrame, Frame, FrameSource, Reg, RegisterSet, StopReason};
 use kdive_symbols::SourceLocation;
 
 use crate::error::KernelError;
@@ -44,6 +49,60 @@ const MAX_MODULE_ORCS: u64 = 1 << 22;
 
 /// `PANIC_CPU_INVALID` (include/linux/panic.h): no CPU is panicking.
 const PANIC_CPU_INVALID: i64 = -1;
+
+/// The IST stacks in `struct cea_exception_stacks` (arch/x86/include/asm/cpu_entry_area.h),
+/// by member; kernels without #VC support lack the last two.
+const EXCEPTION_STACKS: [(&str, ExceptionStack); 6] = [
+    ("DF_stack", ExceptionStack::DoubleFault),
+    ("NMI_stack", ExceptionStack::Nmi),
+    ("DB_stack", ExceptionStack::Debug),
+    ("MCE_stack", ExceptionStack::MachineCheck),
+    ("VC_stack", ExceptionStack::VmmCommunication),
+    ("VC2_stack", ExceptionStack::VmmCommunication),
+];
+
+/// An IST exception stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExceptionStack {
+    DoubleFault,
+    Nmi,
+    Debug,
+    MachineCheck,
+    /// SEV-ES's #VC (two stacks, for nesting).
+    VmmCommunication,
+}
+
+impl ExceptionStack {
+    /// crash's name for it (`--- <NMI exception stack> ---`).
+    pub fn crash_name(self) -> &'static str {
+        match self {
+            ExceptionStack::DoubleFault => "DOUBLEFAULT",
+            ExceptionStack::Nmi => "NMI",
+            ExceptionStack::Debug => "DEBUG",
+            ExceptionStack::MachineCheck => "MCE",
+            ExceptionStack::VmmCommunication => "VC",
+        }
+    }
+}
+
+/// Which stack an address is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackKind {
+    /// A task's own kernel stack (anything not below).
+    Task,
+    /// A CPU's hard-IRQ stack (softirqs run there too when they follow an interrupt).
+    Irq,
+    Exception(ExceptionStack),
+}
+
+/// One CPU's IRQ or exception stack: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CpuStack {
+    cpu: u32,
+    kind: StackKind,
+    start: u64,
+    end: u64,
+}
 
 /// How a task's walk starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +130,8 @@ pub struct StackUnwinder {
     fork_entries: Vec<u64>,
     /// The task each CPU was running (`rq->curr`).
     cpu_tasks: Vec<Option<VirtAddr>>,
+    /// Every CPU's IRQ and exception stacks.
+    cpu_stacks: Vec<CpuStack>,
     /// What could not be loaded (a module's ORC table, vmlinux CFI), worded for the user.
     pub warnings: Vec<String>,
 }
@@ -133,6 +194,18 @@ impl StackUnwinder {
         };
         let cpus = kernel.nr_cpu_ids().unwrap_or(0);
         let cpu_tasks = (0..cpus).map(|cpu| cpu_curr(kernel, cpu).ok()).collect();
+        let mut cpu_stacks = Vec::new();
+        for cpu in 0..cpus {
+            match irq_stack(kernel, cpu) {
+                Ok(Some(stack)) => cpu_stacks.push(stack),
+                Ok(None) => {}
+                Err(err) => warnings.push(format!("CPU {cpu}: IRQ stack: {err}")),
+            }
+            match exception_stacks(kernel, cpu) {
+                Ok(stacks) => cpu_stacks.extend(stacks),
+                Err(err) => warnings.push(format!("CPU {cpu}: exception stacks: {err}")),
+            }
+        }
         Ok(StackUnwinder {
             tables: UnwindTables { orc, cfi },
             frame_layout: inactive_task_frame_layout(kernel)?,
@@ -142,8 +215,17 @@ impl StackUnwinder {
                 .filter_map(|name| kernel.symbol(name).ok().map(|a| a.0))
                 .collect(),
             cpu_tasks,
+            cpu_stacks,
             warnings,
         })
+    }
+
+    /// The stack `addr` is on: a CPU's IRQ or exception stack, else a task stack.
+    pub fn stack_kind(&self, addr: VirtAddr) -> StackKind {
+        self.cpu_stacks
+            .iter()
+            .find(|s| (s.start..s.end).contains(&addr.0))
+            .map_or(StackKind::Task, |s| s.kind)
     }
 
     /// The CPU `task` was running on when the dump was taken, if any.
@@ -159,14 +241,64 @@ impl StackUnwinder {
         &self.cpu_tasks
     }
 
+    /// Where `regs` were pushed as a `pt_regs` by an exception entry, when they were:
+    /// kdump's panic CPU after an oops holds the oops's registers (`crash_kexec(regs)` copies
+    /// them into NT_PRSTATUS), and the other CPUs the registers the crash NMI interrupted
+    /// (`crash_nmi_callback()`); the entry code's copy lies on a stack. It is taken as found
+    /// where its rip, rflags and rsp are the saved ones (registers that `crash_setup_regs()`
+    /// captured in the panic path match none). Where `pt_regs` lies:
+    /// - an exception without a stack switch pushes its iret frame at rsp rounded down to
+    ///   16 (Intel SDM vol. 3, 6.14.2): `pt_regs` ends there;
+    /// - an IST exception pushes it at the top of its stack, with `pt_regs` right below;
+    /// - the NMI entry (arch/x86/entry/entry_64.S) keeps 12 words above its `pt_regs`: the
+    ///   hardware frame, a scratch rdx, the "NMI executing" flag and the "iret" frame copy
+    ///   (the "outermost" copy is the iret part of `pt_regs` itself).
+    fn pushed_exception_frame(
+        &self,
+        kernel: &Kernel,
+        cpu: u32,
+        regs: &RegisterSet,
+    ) -> Option<ExceptionFrame> {
+        const NMI_ENTRY_WORDS: u64 = 12;
+        const PT_REGS_WORDS: [(Reg, u64); 3] = [(Reg::Rip, 16), (Reg::Eflags, 18), (Reg::Rsp, 19)];
+        let size = u64::try_from(PT_REGS_SIZE).ok()?;
+        let same_stack = (regs.rsp()? & !0xf).checked_sub(size);
+        let ist = self
+            .cpu_stacks
+            .iter()
+            .filter(|s| s.cpu == cpu)
+            .filter_map(|s| match s.kind {
+                StackKind::Exception(ExceptionStack::Nmi) => {
+                    s.end.checked_sub(NMI_ENTRY_WORDS * 8 + size)
+                }
+                StackKind::Exception(_) => s.end.checked_sub(size),
+                _ => None,
+            });
+        same_stack.into_iter().chain(ist).find_map(|addr| {
+            let matches = PT_REGS_WORDS.iter().all(|(reg, word)| {
+                let saved = kernel.read_u64(VirtAddr(addr.wrapping_add(word * 8)), "pt_regs");
+                saved.ok() == regs.get(*reg)
+            });
+            matches.then_some(ExceptionFrame {
+                addr: VirtAddr(addr),
+                partial: false,
+                regs: *regs,
+            })
+        })
+    }
+
     /// Unwinds one task's kernel stack.
     pub fn unwind_task(&self, kernel: &Kernel, task: &Task) -> Result<TaskStack, KernelError> {
         let space = kernel.address_space();
         if let Some(cpu) = self.active_cpu(task.addr) {
             if let Some(regs) = cpu_registers(kernel, cpu, task) {
+                let mut backtrace = unwind(&self.tables, space, UnwindStart::from_registers(regs));
+                if let Some(first) = backtrace.frames.first_mut() {
+                    first.exception = self.pushed_exception_frame(kernel, cpu, &regs);
+                }
                 return Ok(TaskStack {
                     start: StartKind::CpuRegisters { cpu },
-                    backtrace: unwind(&self.tables, space, UnwindStart::from_registers(regs)),
+                    backtrace,
                 });
             }
         }
@@ -207,6 +339,57 @@ fn cpu_registers(kernel: &Kernel, cpu: u32, task: &Task) -> Option<RegisterSet> 
         Some(pid) if i64::from(pid) != task.pid => None,
         _ => Some(*regs),
     }
+}
+
+/// `cpu`'s hard-IRQ stack: `hardirq_stack_ptr` (6.1; `pcpu_hot.hardirq_stack_ptr` since 6.2)
+/// holds its top minus 8 (arch/x86/kernel/irq_64.c); its size is `struct irq_stack`'s.
+/// `None` when the kernel has neither.
+fn irq_stack(kernel: &Kernel, cpu: u32) -> Result<Option<CpuStack>, KernelError> {
+    let ptr = if kernel.has_symbol("hardirq_stack_ptr") {
+        kernel.per_cpu_ptr(kernel.symbol("hardirq_stack_ptr")?, cpu)?
+    } else if kernel.has_symbol("pcpu_hot") {
+        let hot = kernel.per_cpu_ptr(kernel.symbol("pcpu_hot")?, cpu)?;
+        VirtAddr(
+            hot.0
+                .wrapping_add(kernel.offset_of("pcpu_hot", "hardirq_stack_ptr")?),
+        )
+    } else {
+        return Ok(None);
+    };
+    let top = kernel.read_u64(ptr, "hardirq_stack_ptr")?.wrapping_add(8);
+    let size = kernel.struct_size("irq_stack")?;
+    Ok(Some(CpuStack {
+        cpu,
+        kind: StackKind::Irq,
+        start: top.wrapping_sub(size),
+        end: top,
+    }))
+}
+
+/// `cpu`'s IST stacks, from the per-CPU `cea_exception_stacks` pointer into its
+/// `cpu_entry_area`; empty when the kernel has no such pointer.
+fn exception_stacks(kernel: &Kernel, cpu: u32) -> Result<Vec<CpuStack>, KernelError> {
+    const TYPE: &str = "cea_exception_stacks";
+    if !kernel.has_symbol(TYPE) {
+        return Ok(Vec::new());
+    }
+    let ptr = kernel.per_cpu_ptr(kernel.symbol(TYPE)?, cpu)?;
+    let base = kernel.read_u64(ptr, TYPE)?;
+    let mut stacks = Vec::new();
+    for (member, kind) in EXCEPTION_STACKS {
+        if !kernel.has_member(TYPE, member)? {
+            continue;
+        }
+        let m = kernel.member(TYPE, member)?;
+        let start = base.wrapping_add(m.offset);
+        stacks.push(CpuStack {
+            cpu,
+            kind: StackKind::Exception(kind),
+            start,
+            end: start.wrapping_add(m.size),
+        });
+    }
+    Ok(stacks)
 }
 
 /// vmlinux's `.orc_unwind_ip` and `.orc_unwind` sections, moved by the KASLR offset.
