@@ -35,7 +35,7 @@ SERIES = {
     "6.1": re.compile(r"^linux-image-(6\.1\.0-\d+)-cloud-amd64-unsigned$"),
     "6.12": re.compile(r"^linux-image-(6\.12\.\d+\+deb12)-cloud-amd64-unsigned$"),
 }
-SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung"]
+SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi"]
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 
@@ -511,9 +511,26 @@ def kernel_cmdline(scenario, kdump):
     parts = ["console=ttyS0", "oops=panic", "panic=0", f"kdive.scenario={scenario}"]
     if scenario == "hung":
         parts.append("hung_task_panic=1")
+    if scenario == "nmi":
+        # An NMI no handler claims panics: the panic then runs on the NMI exception stack.
+        parts.append("unknown_nmi_panic")
     if kdump:
         parts += [f"crashkernel={CRASHKERNEL_MB}M", "kdive.kdump=1"]
     return " ".join(parts)
+
+
+def trigger_from_host(g, c):
+    """Scenarios the host starts: `nmi` injects an NMI (QMP inject-nmi) once the guest's
+    init is waiting (its `*)` case: test module loaded with mode=none, then a long sleep)."""
+    if c.scenario != "nmi":
+        return
+    g.wait_console(r"KDIVE: crashing, scenario=nmi", BOOT_TIMEOUT_S, GUEST_FAILURES)
+    time.sleep(1)
+    qmp = Qmp(g.qmp_path)
+    try:
+        qmp.execute("inject-nmi")
+    finally:
+        qmp.close()
 
 
 # ---------------------------------------------------------------- runs and dumps
@@ -580,6 +597,7 @@ class Crash:
 
 def run_qemu_crash(c, mdf):
     with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=False), la57=c.la57) as g:
+        trigger_from_host(g, c)
         g.wait_console(PANIC_DONE, BOOT_TIMEOUT_S, GUEST_FAILURES)
         time.sleep(0.5)
         qmp = Qmp(g.qmp_path)
@@ -620,6 +638,7 @@ def run_kdump_crash(c, mdf):
         with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=True), la57=c.la57,
                    disk=disk) as g:
             try:
+                trigger_from_host(g, c)
                 g.wait_console(r"KDIVE: vmcore saved size=\d+", KDUMP_TIMEOUT_S,
                                GUEST_FAILURES + (PANIC_DONE,))
             except LabError:

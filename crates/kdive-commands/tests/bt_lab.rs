@@ -8,7 +8,7 @@
 //!
 //! Without a lab the tests print SKIP and pass.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use kdive_commands::{parse, run, BtRecord, Output, Report};
@@ -78,18 +78,29 @@ fn chain(task: &kdive_commands::bt::BtTask) -> Vec<String> {
         .collect()
 }
 
-fn is_subsequence(needle: &[String], hay: &[String]) -> bool {
-    let mut it = hay.iter();
-    needle.iter().all(|n| it.any(|h| h == n))
+/// The index in `hay` of each of `needle`'s names, matched in order; `None` when one is
+/// missing.
+fn positions_in_order(needle: &[String], hay: &[String]) -> Option<Vec<usize>> {
+    let mut next = 0;
+    let mut out = Vec::new();
+    for name in needle {
+        let at = next + hay.get(next..)?.iter().position(|h| h == name)?;
+        out.push(at);
+        next = at + 1;
+    }
+    Some(out)
 }
 
-const MODULE_SCENARIOS: [&str; 6] = [
+/// The lab's crashes, each with the panic task's Call Trace on the console.
+const CONSOLE_TRACE_SCENARIOS: [&str; 8] = [
+    "hung",
     "null-init",
     "bug",
     "kthread-null",
     "panic",
     "sysrq-c",
     "timer",
+    "nmi",
 ];
 
 #[test]
@@ -107,15 +118,19 @@ fn panic_task_bt_follows_the_console_call_trace() {
         let scenario = m["scenario"].as_str().unwrap_or("");
         let crash_id = m["crash_id"].as_str().unwrap_or(name);
         if m["truncated"] == true
-            || !MODULE_SCENARIOS.contains(&scenario)
+            || !CONSOLE_TRACE_SCENARIOS.contains(&scenario)
             || !is_stable(m)
             || !crash_ids.insert(crash_id.to_owned())
         {
             continue;
         }
         let console = lab::console_before_capture(m["console_log"].as_str().expect("console_log"));
-        let expected = lab::last_call_trace(&console).unwrap_or_default();
-        assert!(!expected.is_empty(), "{name}: no Call Trace on the console");
+        let traced = lab::crash_call_trace(m);
+        assert!(
+            !traced.is_empty(),
+            "{name}: no Call Trace on the console or in dmesg"
+        );
+        let expected: Vec<String> = traced.iter().map(|(f, _)| f.clone()).collect();
         let kernel = open(m);
         let report = bt(&kernel, m, "bt");
         let tasks = &record(&report).tasks;
@@ -132,10 +147,18 @@ fn panic_task_bt_follows_the_console_call_trace() {
             "{name}: {:?}",
             tasks[0].incomplete
         );
-        assert!(
-            is_subsequence(&expected, &got),
-            "{name}: bt {got:?} does not contain the console's Call Trace {expected:?}"
-        );
+        let Some(positions) = positions_in_order(&expected, &got) else {
+            panic!("{name}: bt {got:?} does not contain the console's Call Trace {expected:?}");
+        };
+        // The stack of each frame, as the kernel's <NMI>/<IRQ>/<TASK> markers name it.
+        for ((function, stack), at) in traced.iter().zip(positions) {
+            if let Some(stack) = stack {
+                assert_eq!(
+                    tasks[0].frames[at].stack, stack,
+                    "{name}: frame #{at} {function}: stack"
+                );
+            }
+        }
         if let Some(rip) = console_rip(&console) {
             let functions: Vec<&str> = tasks[0]
                 .frames
@@ -397,4 +420,82 @@ fn every_task_stack_agrees_with_drgn() {
     }
     println!("{agreed} task stacks on {dumps} dumps equal drgn's");
     assert!(dumps > 0, "no lab dump has a drgn oracle");
+}
+
+/// The `--- <… stack> ---` lines of each task in a `bt -a` text, by its `PID: …` header;
+/// tasks that crash could not walk (a `bt: ` error line) are left out.
+fn separators_by_task(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, Vec<String>, bool)> = None;
+    let mut flush = |task: Option<(String, Vec<String>, bool)>| {
+        if let Some((header, lines, failed)) = task {
+            if !failed {
+                out.insert(header, lines);
+            }
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with("PID: ") {
+            flush(current.take());
+            current = Some((line.trim_end().to_owned(), Vec::new(), false));
+        } else if let Some((_, lines, failed)) = current.as_mut() {
+            if line.starts_with("--- <") {
+                lines.push(line.trim_end().to_owned());
+            } else if line.starts_with("bt: ") {
+                *failed = true;
+            }
+        }
+    }
+    flush(current);
+    out
+}
+
+#[test]
+fn stack_separators_match_crash() {
+    let root = lab_root();
+    let manifests = manifests(&root);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut crash_ids = HashSet::new();
+    let (mut tasks, mut crossings) = (0usize, 0usize);
+    for m in manifests
+        .iter()
+        .filter(|m| is_stable(m) && m["truncated"] != true)
+    {
+        let name = m["name"].as_str().unwrap_or("?");
+        let Some(crash) = m["oracle"]["crash"]
+            .as_str()
+            .and_then(|dir| std::fs::read_to_string(Path::new(dir).join("crash.bt-a.txt")).ok())
+            .filter(|text| text.contains("PID: "))
+        else {
+            continue;
+        };
+        if !crash_ids.insert(m["crash_id"].as_str().unwrap_or(name).to_owned()) {
+            continue;
+        }
+        let kernel = open(m);
+        let report = bt(&kernel, m, "bt -a");
+        let mut text = Vec::new();
+        report.write_text(&mut text).expect("renders");
+        let ours = separators_by_task(&String::from_utf8_lossy(&text));
+        for (header, lines) in separators_by_task(&crash) {
+            assert_eq!(
+                ours.get(&header),
+                Some(&lines),
+                "{name}: {header}: stack separators differ from crash's"
+            );
+            println!("{name}: {header}: {lines:?}");
+            tasks += 1;
+            crossings += lines.len();
+        }
+    }
+    println!("{tasks} tasks, {crossings} stack crossings as crash shows them");
+    if tasks > 0 {
+        assert!(
+            crossings > 0,
+            "no lab dump crosses an IRQ or exception stack"
+        );
+    }
 }

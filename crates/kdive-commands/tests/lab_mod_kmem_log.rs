@@ -85,6 +85,17 @@ fn finish(what: &str, checked: &[String], failures: &[String]) {
     );
 }
 
+/// `[    3.688536] [      C0] text` as the console shows it: `[    3.688536] text`.
+fn without_caller_id(line: &str) -> String {
+    match line.split_once("] [") {
+        Some((time, rest)) => match rest.split_once("] ") {
+            Some((_, text)) => format!("{time}] {text}"),
+            None => line.to_owned(),
+        },
+        None => line.to_owned(),
+    }
+}
+
 /// The crashing kernel's "Modules linked in:" line on the console (the first one: a
 /// kdump console log continues with the capture kernel's boot).
 fn console_modules(m: &Value) -> Option<Vec<String>> {
@@ -469,12 +480,20 @@ fn log_matches_crash_drgn_and_the_console() {
                 failures.push(format!("{name}: log differs from drgn's get_dmesg()"));
             }
         }
-        // The console: the crash lines kdive finds in the log are lines the guest printed.
+        // The console: the crash lines kdive finds in the log are lines the guest printed (or,
+        // for a panic in NMI context, whose console output kdump cut off, lines of
+        // makedumpfile's --dump-dmesg, without its `[ C0]` caller ids).
         if let Some(console) =
             str_at(m, &["console_log"]).and_then(|p| std::fs::read_to_string(p).ok())
         {
-            let console_lines: std::collections::HashSet<&str> =
-                console.lines().map(|l| l.trim_end_matches('\r')).collect();
+            let dmesg = str_at(m, &["dmesg"])
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            let console_lines: std::collections::HashSet<String> = console
+                .lines()
+                .map(|l| l.trim_end_matches('\r').to_owned())
+                .chain(dmesg.lines().map(without_caller_id))
+                .collect();
             let key_lines: Vec<&str> = ours
                 .lines()
                 .filter(|l| {

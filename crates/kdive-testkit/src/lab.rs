@@ -169,14 +169,28 @@ pub fn console_before_capture(path: &str) -> Vec<String> {
 /// shows it (the frames above it, `dump_stack_lvl`, had returned before the crash).
 /// `None` when there is no `Call Trace:` line.
 pub fn last_call_trace(lines: &[String]) -> Option<Vec<String>> {
+    last_call_trace_with_stacks(lines).map(|frames| frames.into_iter().map(|f| f.0).collect())
+}
+
+/// [`last_call_trace`] with the stack of each frame as the kernel's markers name it
+/// (`<NMI>` … `</NMI>`, `<IRQ>`, `<TASK>`; arch/x86/kernel/dumpstack.c `stack_type_name`),
+/// in kdive's words: `task`, `irq`, `nmi`, `double_fault`, `debug`, `machine_check`, `vc`;
+/// `None` before any marker. The register dump the kernel prints where the trace crosses a
+/// `pt_regs` (`RIP: …`, `Code: …`, `RAX: …`) is skipped.
+pub fn last_call_trace_with_stacks(lines: &[String]) -> Option<Vec<(String, Option<String>)>> {
     let start = lines.iter().rposition(|l| l.contains("Call Trace:"))?;
     let mut out = Vec::new();
+    let mut stack: Option<String> = None;
     for line in lines.get(start + 1..).unwrap_or_default() {
-        let body = line
-            .split_once("] ")
-            .map_or(line.as_str(), |(_, b)| b)
-            .trim();
-        if body.starts_with('<') || body.starts_with("? ") {
+        let body = without_prefixes(line);
+        if let Some(marker) = body.strip_prefix('<').and_then(|m| m.strip_suffix('>')) {
+            stack = match marker.strip_prefix('/') {
+                Some(_) => None,
+                None => Some(stack_of_marker(marker).to_owned()),
+            };
+            continue;
+        }
+        if body.starts_with("? ") || is_register_dump(body) {
             continue;
         }
         let Some((name, rest)) = body.split_once('+') else {
@@ -185,13 +199,119 @@ pub fn last_call_trace(lines: &[String]) -> Option<Vec<String>> {
         if !rest.contains('/') || name.contains(' ') {
             break;
         }
-        out.push(match rest.split_once('[') {
+        let frame = match rest.split_once('[') {
             Some((_, module)) => format!("{name} [{}", module.trim_end()),
             None => name.to_owned(),
-        });
+        };
+        out.push((frame, stack.clone()));
     }
-    if let Some(p) = out.iter().position(|f| f == "panic") {
+    if let Some(p) = out.iter().position(|f| f.0 == "panic") {
         out.drain(..p);
     }
     Some(out)
+}
+
+/// The Call Trace the crashed kernel printed for the panic ([`last_call_trace_with_stacks`]),
+/// from the console, else from the dump's `vmcore-dmesg.txt` (a panic in NMI context defers
+/// its console output, and kdump runs before it is flushed). Empty when neither has one.
+pub fn crash_call_trace(m: &Value) -> Vec<(String, Option<String>)> {
+    let console = m["console_log"].as_str().map(console_before_capture);
+    let dmesg = || {
+        let path = m["dmesg"].as_str()?;
+        let text = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let lines: Vec<String> = String::from_utf8_lossy(&text)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        last_call_trace_with_stacks(&lines)
+    };
+    console
+        .and_then(|lines| last_call_trace_with_stacks(&lines))
+        .filter(|frames| !frames.is_empty())
+        .or_else(dmesg)
+        .unwrap_or_default()
+}
+
+/// A log line without its `[ timestamp]` and `vmcore-dmesg.txt`'s `[ C0]` caller id.
+fn without_prefixes(line: &str) -> &str {
+    let mut body = line.trim();
+    for _ in 0..2 {
+        if body.starts_with('[') {
+            if let Some((_, rest)) = body.split_once("] ") {
+                body = rest.trim();
+            }
+        }
+    }
+    body
+}
+
+fn stack_of_marker(marker: &str) -> &str {
+    match marker {
+        "TASK" => "task",
+        "IRQ" | "SOFTIRQ" => "irq",
+        "NMI" => "nmi",
+        "#DF" => "double_fault",
+        "#DB" => "debug",
+        "#MC" => "machine_check",
+        "#VC" | "#VC2" => "vc",
+        other => other,
+    }
+}
+
+/// A line of the register dump inside a trace: `RIP: 0010:…`, `Code: …`, `RAX: …`, `FS: …`.
+fn is_register_dump(body: &str) -> bool {
+    body.split_once(": ").is_some_and(|(label, _)| {
+        label == "Code"
+            || (2..=8).contains(&label.len())
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 6.1 lab guest's NMI panic, as its console printed it.
+    const NMI_PANIC: &str = "\
+[    2.854600] Kernel panic - not syncing: NMI: Not continuing
+[    2.854600] Call Trace:
+[    2.854600]  <NMI>
+[    2.854600]  dump_stack_lvl+0x44/0x5c
+[    2.854600]  panic+0x118/0x2f4
+[    2.854600]  ? _printk+0x68/0x83
+[    2.854600]  nmi_panic.cold+0xc/0xc
+[    2.854600]  end_repeat_nmi+0x16/0x67
+[    2.854600] RIP: 0010:native_safe_halt+0xb/0x10
+[    2.854600] Code: 7f c3 cc cc <c3> cc
+[    2.854600] RSP: 0018:ffffffff88e03e98 EFLAGS: 00000246
+[    2.854600] R13: 0000000000000000 R14: 0000000000000000 R15: 0000000000014790
+[    2.854600]  ? native_safe_halt+0xb/0x10
+[    2.854600]  </NMI>
+[    2.854600]  <TASK>
+[    2.854600] [      C0]  amd_e400_idle+0x3d/0x50
+[    2.854600]  kdive_lab_init+0x3d/0x50 [kdive_lab]
+[    2.854600]  </TASK>
+[    2.854600] Kernel Offset: 0x6400000 from 0xffffffff81000000
+";
+
+    #[test]
+    fn call_trace_across_stacks_and_register_dumps() {
+        let lines: Vec<String> = NMI_PANIC.lines().map(str::to_owned).collect();
+        let frames = last_call_trace_with_stacks(&lines).unwrap();
+        let nmi = Some("nmi".to_owned());
+        let task = Some("task".to_owned());
+        assert_eq!(
+            frames,
+            vec![
+                ("panic".to_owned(), nmi.clone()),
+                ("nmi_panic.cold".to_owned(), nmi.clone()),
+                ("end_repeat_nmi".to_owned(), nmi),
+                ("amd_e400_idle".to_owned(), task.clone()),
+                ("kdive_lab_init [kdive_lab]".to_owned(), task),
+            ]
+        );
+        assert!(last_call_trace(&lines[..1]).is_none());
+    }
 }
