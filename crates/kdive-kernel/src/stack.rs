@@ -149,36 +149,45 @@ impl StackUnwinder {
             .as_ref()
             .and_then(|info| info.osrelease())
             .map(str::to_owned);
-        let header = kernel.vmlinux().section_data(".orc_header");
-        let version = OrcVersion::detect(header.as_deref(), osrelease.as_deref()).map_err(|e| {
-            KernelError::BadData {
-                what: "ORC version".into(),
-                addr: VirtAddr(0),
-                why: e.to_string(),
-            }
-        })?;
         let mut orc = OrcTables::new();
-        let start_ip = kernel.symbol("__start_orc_unwind_ip")?;
-        let stop_ip = kernel.symbol("__stop_orc_unwind_ip")?;
-        let start_orc = kernel.symbol("__start_orc_unwind")?;
-        let count = stop_ip.0.saturating_sub(start_ip.0) / 4;
-        match OrcTable::read(space, "vmlinux", start_ip, start_orc, count, version) {
-            Ok(table) => orc.push(table),
-            // The same table is in the vmlinux file (a truncated dump may lack its pages).
-            Err(err) => match vmlinux_file_orc(kernel, kaslr, version) {
-                Some(table) => orc.push(table),
-                None => warnings.push(format!("vmlinux ORC table at {start_ip}: {err}")),
-            },
-        }
-        for loaded in &modules.modules {
-            match module_orc(kernel, loaded, version) {
-                Ok(Some(table)) => orc.push(table),
-                Ok(None) => {}
-                Err(err) => warnings.push(format!(
-                    "module {}: ORC table: {err} (its frames are unwound without it)",
-                    loaded.module.name
-                )),
+        if kernel.has_symbol("__start_orc_unwind_ip") {
+            let header = kernel.vmlinux().section_data(".orc_header");
+            let version =
+                OrcVersion::detect(header.as_deref(), osrelease.as_deref()).map_err(|e| {
+                    KernelError::BadData {
+                        what: "ORC version".into(),
+                        addr: VirtAddr(0),
+                        why: e.to_string(),
+                    }
+                })?;
+            let start_ip = kernel.symbol("__start_orc_unwind_ip")?;
+            let stop_ip = kernel.symbol("__stop_orc_unwind_ip")?;
+            let start_orc = kernel.symbol("__start_orc_unwind")?;
+            let count = stop_ip.0.saturating_sub(start_ip.0) / 4;
+            match OrcTable::read(space, "vmlinux", start_ip, start_orc, count, version) {
+                Ok(table) => orc.push(table),
+                // The same table is in the vmlinux file (a truncated dump may lack its pages).
+                Err(err) => match vmlinux_file_orc(kernel, kaslr, version) {
+                    Some(table) => orc.push(table),
+                    None => warnings.push(format!("vmlinux ORC table at {start_ip}: {err}")),
+                },
             }
+            for loaded in &modules.modules {
+                match module_orc(kernel, loaded, version) {
+                    Ok(Some(table)) => orc.push(table),
+                    Ok(None) => {}
+                    Err(err) => warnings.push(format!(
+                        "module {}: ORC table: {err} (its frames are unwound without it)",
+                        loaded.module.name
+                    )),
+                }
+            }
+        } else {
+            warnings.push(
+                "the kernel has no ORC tables (built without CONFIG_UNWINDER_ORC): frames \
+                 are found with DWARF CFI and frame pointers"
+                    .to_owned(),
+            );
         }
         // __crash_kexec and a few other functions have no ORC entry on 6.1; their DWARF CFI
         // carries the walk through.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kdive_dump::Vmcore;
-use kdive_kernel::stack::StopReason;
+use kdive_kernel::stack::{FrameSource, StopReason};
 use kdive_kernel::{Kernel, KernelError, KernelModules, StackUnwinder, StartKind, Task, VirtAddr};
 use kdive_symbols::{Btf, ElfImage, Types};
 use kdive_testkit::btf::BtfBuilder;
@@ -72,6 +72,15 @@ fn put(data: &mut [u8], vaddr: u64, bytes: &[u8]) {
 
 /// The synthetic kernel; the task's `thread.sp` is `thread_sp`.
 fn kernel(thread_sp: u64) -> (Kernel, PathBuf) {
+    kernel_with(thread_sp, true)
+}
+
+/// Where the frame-pointer kernel's `inner` saved `outer`'s frame: [saved rbp, return address].
+const FRAME_RECORD: u64 = STACK + 0x100;
+
+/// The synthetic kernel, with or without ORC tables (a frame-pointer kernel has none; its
+/// sleeping task's saved rbp then leads to `inner`'s frame record).
+fn kernel_with(thread_sp: u64, with_orc: bool) -> (Kernel, PathBuf) {
     let mut data = vec![0u8; 0x20_0000];
     // .orc_unwind_ip holds each entry's pc relative to the entry's own address.
     let ips = [OUTER, INNER, TEXT_END];
@@ -94,6 +103,10 @@ fn kernel(thread_sp: u64) -> (Kernel, PathBuf) {
     put(&mut data, STACK + 5 * 8, &0x1234u64.to_le_bytes());
     put(&mut data, STACK + 6 * 8, &(INNER + 0x10).to_le_bytes());
     put(&mut data, STACK + 8 * 8, &(OUTER + 0x20).to_le_bytes());
+    if !with_orc {
+        put(&mut data, STACK + 5 * 8, &FRAME_RECORD.to_le_bytes());
+        put(&mut data, FRAME_RECORD + 8, &(OUTER + 0x20).to_le_bytes());
+    }
 
     let mut tables = PageTableBuilder::new(4, TABLES_PHYS);
     tables.map(START_KERNEL_MAP, 0, PageSize::Size2M, RW);
@@ -109,11 +122,12 @@ fn kernel(thread_sp: u64) -> (Kernel, PathBuf) {
         builder = builder.load(paddr, run);
     }
     let vmcore = Vmcore::from_bytes("synthetic.vmcore", builder.build()).unwrap();
-    let path = vmlinux_with_symbols(&[
+    let orc_symbols = [
         ("__start_orc_unwind_ip", ORC_IP),
         ("__stop_orc_unwind_ip", ORC_IP + 4 * 3),
         ("__start_orc_unwind", ORC),
-    ]);
+    ];
+    let path = vmlinux_with_symbols(if with_orc { &orc_symbols } else { &[] });
     let image = ElfImage::open(&path).unwrap();
     let mut types = Types::new();
     types.push_vmlinux_btf(Arc::new(Btf::parse(btf(), None, "synthetic").unwrap()));
@@ -166,5 +180,25 @@ fn a_saved_context_outside_the_dump_is_an_error_naming_it() {
     let err = unwinder.unwind_task(&kernel, &task()).unwrap_err();
     assert!(matches!(err, KernelError::Read { .. }), "{err}");
     assert!(err.to_string().contains("ffffc90000000000"), "{err}");
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
+fn without_orc_tables_frame_pointers_lead_the_walk() {
+    let (kernel, path) = kernel_with(STACK, false);
+    let unwinder = StackUnwinder::new(&kernel, &KernelModules::default()).unwrap();
+    assert!(
+        unwinder
+            .warnings
+            .iter()
+            .any(|w| w.contains("no ORC tables")),
+        "{:?}",
+        unwinder.warnings
+    );
+    let bt = unwinder.unwind_task(&kernel, &task()).unwrap().backtrace;
+    let pcs: Vec<u64> = bt.frames.iter().map(|f| f.pc.0).collect();
+    assert_eq!(pcs[..2], [INNER + 0x10, OUTER + 0x20]);
+    assert_eq!(bt.frames[1].source, FrameSource::FramePointer);
+    assert_eq!(bt.frames[1].sp.0, FRAME_RECORD + 16);
     std::fs::remove_file(path).ok();
 }
