@@ -10,6 +10,8 @@
  *   timer         NULL dereference in a timer (softirq) callback
  *   hung          the kthread "kdive_lab" sleeps uninterruptibly forever
  *                 (panics with hung_task_panic=1)
+ *   overflow      the kthread "kdive_lab" recurses until its stack runs into
+ *                 the guard page: a double fault (#DF) on the DF exception stack
  *   none          load and do nothing
  *
  * Every crash goes through lab_trigger() -> lab_record() (static inline)
@@ -26,7 +28,11 @@
 
 static char *mode = "none";
 module_param(mode, charp, 0444);
-MODULE_PARM_DESC(mode, "null|bug|kthread-null|panic|timer|hung|none");
+MODULE_PARM_DESC(mode, "null|bug|kthread-null|panic|timer|hung|overflow|none");
+
+/* Far beyond any kernel stack; a parameter, so the compiler cannot see the recursion is endless. */
+static unsigned long overflow_depth = 1UL << 30;
+module_param(overflow_depth, ulong, 0444);
 
 struct lab_stats {
 	unsigned long hits;
@@ -78,6 +84,18 @@ static noinline void lab_panic(const char *where)
 	panic("kdive_lab: panic requested in %s", where);
 }
 
+/* 256 bytes a level: the 16 KiB stack overflows after about 60 levels. */
+static noinline unsigned long lab_recurse(unsigned long depth)
+{
+	volatile char frame[256];
+
+	frame[0] = (char)depth;
+	if (depth < overflow_depth)
+		/* Adding after the call keeps it from becoming a tail call (a loop). */
+		return lab_recurse(depth + 1) + frame[0];
+	return frame[0];
+}
+
 static int lab_thread_fn(void *data)
 {
 	const char *what = data;
@@ -87,6 +105,8 @@ static int lab_thread_fn(void *data)
 		lab_trigger("kthread", 2);
 	} else if (!strcmp(what, "panic")) {
 		lab_panic("kthread");
+	} else if (!strcmp(what, "overflow")) {
+		pr_info("kdive_lab: recursing %lu levels\n", lab_recurse(0));
 	} else if (!strcmp(what, "hung")) {
 		pr_info("kdive_lab: sleeping uninterruptibly forever\n");
 		set_current_state(TASK_UNINTERRUPTIBLE);
@@ -113,7 +133,7 @@ static int __init kdive_lab_init(void)
 		timer_setup(&lab_timer, lab_timer_fn, 0);
 		mod_timer(&lab_timer, jiffies + msecs_to_jiffies(100));
 	} else if (!strcmp(mode, "kthread-null") || !strcmp(mode, "panic") ||
-		   !strcmp(mode, "hung")) {
+		   !strcmp(mode, "hung") || !strcmp(mode, "overflow")) {
 		lab_thread = kthread_run(lab_thread_fn, mode, "kdive_lab");
 		if (IS_ERR(lab_thread))
 			return PTR_ERR(lab_thread);

@@ -35,7 +35,8 @@ SERIES = {
     "6.1": re.compile(r"^linux-image-(6\.1\.0-\d+)-cloud-amd64-unsigned$"),
     "6.12": re.compile(r"^linux-image-(6\.12\.\d+\+deb12)-cloud-amd64-unsigned$"),
 }
-SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi"]
+SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
+             "overflow"]
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 

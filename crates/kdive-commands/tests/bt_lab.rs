@@ -92,8 +92,9 @@ fn positions_in_order(needle: &[String], hay: &[String]) -> Option<Vec<usize>> {
 }
 
 /// The lab's crashes, each with the panic task's Call Trace on the console.
-const CONSOLE_TRACE_SCENARIOS: [&str; 8] = [
+const CONSOLE_TRACE_SCENARIOS: [&str; 9] = [
     "hung",
+    "overflow",
     "null-init",
     "bug",
     "kthread-null",

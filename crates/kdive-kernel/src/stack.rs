@@ -174,7 +174,19 @@ impl StackUnwinder {
             }
             for loaded in &modules.modules {
                 match module_orc(kernel, loaded, version) {
-                    Ok(Some(table)) => orc.push(table),
+                    // Only for the module's own memory, as the kernel's `orc_module_find()`
+                    // picks the table by `__module_address()`: the table keeps the entries of
+                    // init text that was freed and may now hold another module's code.
+                    Ok(Some(table)) => {
+                        let ranges = loaded
+                            .module
+                            .regions
+                            .iter()
+                            .filter(|r| r.size > 0)
+                            .map(|r| (r.base, VirtAddr(r.base.0.saturating_add(r.size))))
+                            .collect();
+                        orc.push_with_ranges(table, ranges);
+                    }
                     Ok(None) => {}
                     Err(err) => warnings.push(format!(
                         "module {}: ORC table: {err} (its frames are unwound without it)",
