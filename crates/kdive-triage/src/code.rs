@@ -1,7 +1,7 @@
 //! The `Code:` line: the bytes around the faulting instruction, the faulting one's first byte
 //! in `<..>` (kernel) or `(..)` (user space), disassembled in AT&T syntax as objdump does.
 
-use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction};
+use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
 use serde::Serialize;
 
 /// The printed bytes do not necessarily start on an instruction boundary: these many starting
@@ -125,6 +125,10 @@ pub fn disassemble(
             "(bad)".to_string()
         } else {
             let mut text = String::new();
+            // objdump names the fixed segments of string instructions (`%es:(%rdi)`).
+            formatter
+                .options_mut()
+                .set_always_show_segment_register(is_string_instruction(&instruction));
             formatter.format(&instruction, &mut text);
             text
         };
@@ -153,9 +157,39 @@ pub fn disassemble(
     })
 }
 
+/// `movs`, `stos`, `lods`, `scas`, `cmps`, `ins`, `outs`: memory at `[e]si`/`[e]di`.
+fn is_string_instruction(instruction: &Instruction) -> bool {
+    (0..instruction.op_count()).any(|i| {
+        matches!(
+            instruction.op_kind(i),
+            OpKind::MemorySegSI
+                | OpKind::MemorySegESI
+                | OpKind::MemorySegRSI
+                | OpKind::MemoryESDI
+                | OpKind::MemoryESEDI
+                | OpKind::MemoryESRDI
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_instructions_name_their_segments_as_objdump() {
+        let code = disassemble("48 89 f7 <f3> 48 ab a4 48 8b 07", None, None).expect("decodes");
+        let texts: Vec<&str> = code.instructions.iter().map(|i| i.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "mov %rsi,%rdi",
+                "rep stos %rax,%es:(%rdi)",
+                "movsb %ds:(%rsi),%es:(%rdi)",
+                "mov (%rdi),%rax"
+            ]
+        );
+    }
 
     #[test]
     fn marks_faulting_instruction() {

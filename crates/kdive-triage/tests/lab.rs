@@ -181,7 +181,17 @@ fn lab_console_logs() {
         modules.insert("kdive_lab", crash.test_module.clone());
         let started = Instant::now();
         let images = KernelImages::open(Some(&crash.vmlinux), modules).unwrap();
-        let triage = kdive_triage::triage(&log, Some(&images));
+        let mut triage = kdive_triage::triage(&log, Some(&images));
+        // A panic in NMI context reaches the console only after kdump ran: the capture
+        // kernel's vmcore-dmesg.txt has it.
+        if let (true, Some(dmesg)) = (triage.reports.is_empty(), &crash.dmesg) {
+            println!(
+                "{}: no report on the console; {}",
+                crash.crash_id,
+                dmesg.display()
+            );
+            triage = kdive_triage::triage(&std::fs::read(dmesg).unwrap(), Some(&images));
+        }
         let elapsed = started.elapsed();
         let Some(report) = triage.reports.first() else {
             println!(
@@ -219,19 +229,29 @@ fn lab_console_logs() {
         }
         module_crashes += 1;
         // The title names the module function that crashed (the faulting one, or for a hang
-        // the one the task waits in).
+        // the one the task waits in); a stack overflow's, as syzkaller's, names the caller of
+        // the recursion (the first function below the repeated frames).
+        let recursing = report.title.starts_with("BUG: stack guard page was hit");
         let crashing = match report
-            .rip
-            .as_ref()
-            .filter(|r| r.module.as_deref() == Some("kdive_lab"))
+            .frames
+            .iter()
+            .skip_while(|f| Some(&f.function) == module_frames.first().map(|m| &m.function))
+            .find(|f| recursing && f.module.as_deref() == Some("kdive_lab"))
         {
-            Some(rip) => rip.function.clone().unwrap(),
-            None => module_frames
-                .iter()
-                .find(|f| f.reliable)
-                .unwrap_or(&module_frames[0])
-                .function
-                .clone(),
+            Some(caller) => caller.function.clone(),
+            None => match report
+                .rip
+                .as_ref()
+                .filter(|r| r.module.as_deref() == Some("kdive_lab"))
+            {
+                Some(rip) => rip.function.clone().unwrap(),
+                None => module_frames
+                    .iter()
+                    .find(|f| f.reliable)
+                    .unwrap_or(&module_frames[0])
+                    .function
+                    .clone(),
+            },
         };
         // Titles drop compiler suffixes (`.constprop.0`, `.isra.1`, `.cold`).
         let crashing = crashing.split('.').next().unwrap();
