@@ -521,8 +521,9 @@ def kernel_cmdline(scenario, kdump):
 
 
 def trigger_from_host(g, c):
-    """Scenarios the host starts: `nmi` injects an NMI (QMP inject-nmi) once the guest's
-    init is waiting (its `*)` case: test module loaded with mode=none, then a long sleep)."""
+    """Scenarios the host starts: `nmi` injects an NMI (QMP inject-nmi) a second after init
+    says it is crashing (its `*)` case loads the test module with mode=none, then sleeps).
+    Where the NMI lands does not matter: no handler claims it, so the kernel panics."""
     if c.scenario != "nmi":
         return
     g.wait_console(r"KDIVE: crashing, scenario=nmi", BOOT_TIMEOUT_S, GUEST_FAILURES)

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use crate::cfi::{CfiRow, CfiRule, DwarfCfi};
 use crate::orc::{OrcEntry, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE};
-use crate::regs::{Reg, RegisterSet, PT_REGS_SIZE};
+use crate::regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
 use crate::virt::VirtMem;
 use crate::{TranslateError, VirtAddr};
 
@@ -438,6 +438,32 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
             Some(e) => (e, FrameSource::Orc),
             None => (OrcEntry::FRAME_POINTER, FrameSource::FramePointer),
         };
+        // Entry code of a frame-pointer kernel marks its `pt_regs` in rbp as their address
+        // plus 1 (ENCODE_FRAME_POINTER, arch/x86/entry/calling.h), which the kernel's
+        // frame-pointer unwinder decodes (decode_frame_pointer()).
+        if source == FrameSource::FramePointer {
+            if let Some(at) = regs.rbp().filter(|bp| bp & 1 == 1).map(|bp| bp & !1) {
+                let mut buf = [0u8; PT_REGS_SIZE];
+                self.mem
+                    .read_stack(VirtAddr(at), &mut buf)
+                    .map_err(|error| StopReason::Fault {
+                        pc: VirtAddr(pc),
+                        error,
+                    })?;
+                let r = RegisterSet::from_pt_regs(&buf).ok_or_else(|| bad("short pt_regs"))?;
+                return Ok(State {
+                    regs: r,
+                    signal: true,
+                    full: true,
+                    exception: Some(ExceptionFrame {
+                        addr: VirtAddr(at),
+                        partial: false,
+                        regs: r,
+                    }),
+                    source,
+                });
+            }
+        }
         // get_reg(): registers other than rip/rsp/rbp are known only in a frame restored
         // from a full pt_regs (or the starting state).
         let get_reg = |reg: Reg| -> Result<u64, StopReason> {
@@ -572,6 +598,31 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         }
         Ok(next)
     }
+}
+
+/// The first of `candidates` (addresses of a possible `struct pt_regs`) where memory holds
+/// `regs` as a `pt_regs`, all 21 words equal: the entry code's own copy of registers that a
+/// CPU saved elsewhere (kdump's NT_PRSTATUS copies the `pt_regs` of the oops or of the crash
+/// NMI word for word). Unreadable candidates are skipped.
+pub fn find_pt_regs_copy<M: StackMemory + ?Sized>(
+    mem: &M,
+    regs: &RegisterSet,
+    candidates: impl IntoIterator<Item = u64>,
+) -> Option<ExceptionFrame> {
+    candidates.into_iter().find_map(|addr| {
+        let mut bytes = [0u8; PT_REGS_SIZE];
+        mem.read_stack(VirtAddr(addr), &mut bytes).ok()?;
+        let copy = RegisterSet::from_pt_regs(&bytes)?;
+        let equal = Reg::ALL
+            .iter()
+            .take(PT_REGS_COUNT)
+            .all(|reg| copy.get(*reg).is_some() && copy.get(*reg) == regs.get(*reg));
+        equal.then_some(ExceptionFrame {
+            addr: VirtAddr(addr),
+            partial: false,
+            regs: copy,
+        })
+    })
 }
 
 /// Stack memory for [`fuzz_orc_unwind`]: bytes from `base`; anything else is unmapped.
@@ -982,6 +1033,24 @@ mod tests {
     }
 
     #[test]
+    fn frame_pointer_walk_decodes_the_entry_codes_pt_regs() {
+        let empty = UnwindTables::default();
+        let (handler, entry, interrupted) = (TEXT + 0x1000, TEXT + 0x2000, TEXT + 0x3000);
+        let frame = STACK + 0x40;
+        let regs_at = STACK + 0x100;
+        let mut mem = Words::default();
+        // The handler's frame record: the entry code's rbp (pt_regs + 1), its return address.
+        mem.put(frame, &[regs_at | 1, entry + 0x10]);
+        mem.put(regs_at, &pt_regs(interrupted + 7, STACK + 0x300, 0, 0x10));
+        let bt = unwind(&empty, &mem, start(handler + 3, frame, frame));
+        assert_eq!(pcs(&bt), vec![handler + 3, entry + 0x10, interrupted + 7]);
+        let exception = bt.frames[2].exception.expect("pt_regs frame");
+        assert_eq!(exception.addr, VirtAddr(regs_at));
+        assert!(bt.frames[2].interrupted);
+        assert_eq!(bt.frames[2].regs.get(Reg::R10), Some(0x1010));
+    }
+
+    #[test]
     fn garbage_stacks_and_tables_terminate() {
         // Pseudo-random tables and stack words: every walk must end within the limit.
         let mut seed = 0x1234_5678_9abc_def0u64;
@@ -1061,6 +1130,31 @@ mod tests {
         let bt = unwind(&t, &mem, start(TEXT + 0x1000, STACK + 8, 0x1111));
         assert_eq!(pcs(&bt)[1], caller + 5);
         assert_eq!(bt.frames[1].regs.rbp(), Some(0x1111));
+    }
+
+    #[test]
+    fn pt_regs_copy_is_found_only_when_every_word_is_equal() {
+        let words: Vec<u64> = (0..PT_REGS_COUNT as u64).map(|i| 0x1000 + i).collect();
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut saved = RegisterSet::from_pt_regs(&bytes).unwrap();
+        saved.set(Reg::FsBase, 0x7f00);
+        let mut mem = Words::default();
+        mem.put(STACK + 0x200, &words);
+        let mut stale = words.clone();
+        stale[Reg::OrigRax.index()] = u64::MAX;
+        mem.put(STACK + 0x400, &stale);
+        let unmapped = STACK + 0x10_0000;
+        let found =
+            find_pt_regs_copy(&mem, &saved, [unmapped, STACK + 0x400, STACK + 0x200]).unwrap();
+        assert_eq!(found.addr, VirtAddr(STACK + 0x200));
+        assert!(!found.partial);
+        // The block shows the pt_regs, not the note's extra registers.
+        assert_eq!(found.regs.get(Reg::FsBase), None);
+        assert_eq!(found.regs.rip(), saved.rip());
+        assert!(find_pt_regs_copy(&mem, &saved, [STACK + 0x400, unmapped]).is_none());
+        let mut partial = saved;
+        partial.clear(Reg::R15);
+        assert!(find_pt_regs_copy(&mem, &partial, [STACK + 0x200]).is_none());
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn load_kernel(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, osrelease: Option<&
     }
 }
 
-/// `name [module]` or `name`, as `lab::last_call_trace` gives them.
+/// `name [module]` or `name`, as `lab::crash_call_trace` gives them.
 fn chain_names(kernel: &Kernel, bt: &Backtrace) -> Vec<String> {
     bt.frames
         .iter()

@@ -174,7 +174,8 @@ pub struct BtFrame {
     /// `double_fault`, `debug`, `machine_check`, `vc`).
     pub stack: &'static str,
     /// How the unwinder found this frame's registers: `start` (the starting state), `orc`,
-    /// `dwarf_cfi`, or `frame_pointer` (a guess where neither had data: unreliable).
+    /// `dwarf_cfi`, or `frame_pointer` (the rbp chain: the way on a kernel built without
+    /// ORC, a guess on one with ORC where neither table had the pc).
     pub unwound_by: &'static str,
     /// With `-f`: the stack words from this frame's rsp up to the caller's.
     #[serde(skip_serializing_if = "Vec::is_empty")]

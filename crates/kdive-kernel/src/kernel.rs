@@ -422,9 +422,23 @@ impl Kernel {
         Ok(VirtAddr(ptr.0.wrapping_add(self.per_cpu_offset(cpu)?)))
     }
 
-    /// `nr_cpu_ids`
+    /// `nr_cpu_ids`, checked against the length of `__per_cpu_offset` (`NR_CPUS`) where the
+    /// symbol table gives it: per-CPU loops run this many times.
     pub fn nr_cpu_ids(&self) -> Result<u32, KernelError> {
-        self.read_u32(self.symbol("nr_cpu_ids")?, "nr_cpu_ids")
+        let addr = self.symbol("nr_cpu_ids")?;
+        let count = self.read_u32(addr, "nr_cpu_ids")?;
+        let limit = self
+            .symbol_size("__per_cpu_offset")
+            .ok()
+            .map(|size| size / 8);
+        match limit {
+            Some(limit) if limit > 0 && u64::from(count) > limit => Err(KernelError::BadData {
+                what: "nr_cpu_ids".into(),
+                addr,
+                why: format!("{count} CPUs, more than the {limit} of __per_cpu_offset"),
+            }),
+            _ => Ok(count),
+        }
     }
 
     /// The CPUs set in `__cpu_<which>_mask` (`online`, `present`, `possible`, `active`).

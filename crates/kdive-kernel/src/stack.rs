@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 
 use kdive_arch::{
-    unwind, DwarfCfi, InactiveTaskFrameLayout, OrcTable, OrcTables, OrcVersion, UnwindStart,
-    UnwindTables, VirtAddr, PT_REGS_SIZE,
+    find_pt_regs_copy, unwind, DwarfCfi, InactiveTaskFrameLayout, OrcTable, OrcTables, OrcVersion,
+    UnwindStart, UnwindTables, VirtAddr, PT_REGS_SIZE,
 };
 /// The unwinder's results, for the commands that print them.
 pub use kdive_arch::{Backtrace, ExceptionFrame, Frame, FrameSource, Reg, RegisterSet, StopReason};
@@ -51,7 +51,7 @@ const MAX_MODULE_ORCS: u64 = 1 << 22;
 const PANIC_CPU_INVALID: i64 = -1;
 
 /// The IST stacks in `struct cea_exception_stacks` (arch/x86/include/asm/cpu_entry_area.h),
-/// by member; kernels without #VC support lack the last two.
+/// by member; without CONFIG_AMD_MEM_ENCRYPT the two #VC stacks have size 0.
 const EXCEPTION_STACKS: [(&str, ExceptionStack); 6] = [
     ("DF_stack", ExceptionStack::DoubleFault),
     ("NMI_stack", ExceptionStack::Nmi),
@@ -178,14 +178,17 @@ impl StackUnwinder {
                     // picks the table by `__module_address()`: the table keeps the entries of
                     // init text that was freed and may now hold another module's code.
                     Ok(Some(table)) => {
-                        let ranges = loaded
+                        let ranges: Vec<_> = loaded
                             .module
                             .regions
                             .iter()
                             .filter(|r| r.size > 0)
                             .map(|r| (r.base, VirtAddr(r.base.0.saturating_add(r.size))))
                             .collect();
-                        orc.push_with_ranges(table, ranges);
+                        // No memory of its own: nothing of it can be on a stack.
+                        if !ranges.is_empty() {
+                            orc.push_with_ranges(table, ranges);
+                        }
                     }
                     Ok(None) => {}
                     Err(err) => warnings.push(format!(
@@ -227,6 +230,8 @@ impl StackUnwinder {
                 Err(err) => warnings.push(format!("CPU {cpu}: exception stacks: {err}")),
             }
         }
+        cpu_stacks.retain(|s| s.start < s.end);
+        cpu_stacks.sort_by_key(|s| s.start);
         Ok(StackUnwinder {
             tables: UnwindTables { orc, cfi },
             frame_layout: inactive_task_frame_layout(kernel)?,
@@ -243,9 +248,12 @@ impl StackUnwinder {
 
     /// The stack `addr` is on: a CPU's IRQ or exception stack, else a task stack.
     pub fn stack_kind(&self, addr: VirtAddr) -> StackKind {
-        self.cpu_stacks
-            .iter()
-            .find(|s| (s.start..s.end).contains(&addr.0))
+        // Sorted by start, and apart: the last one starting at or below `addr`.
+        let after = self.cpu_stacks.partition_point(|s| s.start <= addr.0);
+        after
+            .checked_sub(1)
+            .and_then(|i| self.cpu_stacks.get(i))
+            .filter(|s| addr.0 < s.end)
             .map_or(StackKind::Task, |s| s.kind)
     }
 
@@ -262,59 +270,33 @@ impl StackUnwinder {
         &self.cpu_tasks
     }
 
-    /// Where `regs` were pushed as a `pt_regs` by an exception entry, when they were:
-    /// kdump's panic CPU after an oops holds the oops's registers (`crash_kexec(regs)` copies
-    /// them into NT_PRSTATUS), and the other CPUs the registers the crash NMI interrupted
-    /// (`crash_nmi_callback()`); the entry code's copy lies on a stack. It is taken as found
-    /// where its rip, rflags and rsp are the saved ones (registers that `crash_setup_regs()`
-    /// captured in the panic path match none). Where `pt_regs` lies:
-    /// - an exception without a stack switch pushes its iret frame at rsp rounded down to
-    ///   16 (Intel SDM vol. 3, 6.14.2): `pt_regs` ends there;
-    /// - an IST exception pushes it at the top of its stack, with `pt_regs` right below;
-    /// - the NMI entry (arch/x86/entry/entry_64.S) keeps 12 words above its `pt_regs`: the
-    ///   hardware frame, a scratch rdx, the "NMI executing" flag and the "iret" frame copy
-    ///   (the "outermost" copy is the iret part of `pt_regs` itself).
+    /// The entry code's copy of `cpu`'s NT_PRSTATUS registers, when they were an exception's
+    /// `pt_regs`: the panic CPU's after an oops (`crash_kexec(regs)` copies them into the
+    /// note), the other CPUs' after the crash NMI (`crash_nmi_callback()`). Registers that
+    /// `crash_setup_regs()` captured in the panic path were never pushed and match nothing.
     fn pushed_exception_frame(
         &self,
         kernel: &Kernel,
         cpu: u32,
         regs: &RegisterSet,
     ) -> Option<ExceptionFrame> {
-        const NMI_ENTRY_WORDS: u64 = 12;
-        const PT_REGS_WORDS: [(Reg, u64); 3] = [(Reg::Rip, 16), (Reg::Eflags, 18), (Reg::Rsp, 19)];
-        let size = u64::try_from(PT_REGS_SIZE).ok()?;
-        let same_stack = (regs.rsp()? & !0xf).checked_sub(size);
-        let ist = self
+        let own: Vec<CpuStack> = self
             .cpu_stacks
             .iter()
             .filter(|s| s.cpu == cpu)
-            .filter_map(|s| match s.kind {
-                StackKind::Exception(ExceptionStack::Nmi) => {
-                    s.end.checked_sub(NMI_ENTRY_WORDS * 8 + size)
-                }
-                StackKind::Exception(_) => s.end.checked_sub(size),
-                _ => None,
-            });
-        same_stack.into_iter().chain(ist).find_map(|addr| {
-            let matches = PT_REGS_WORDS.iter().all(|(reg, word)| {
-                let saved = kernel.read_u64(VirtAddr(addr.wrapping_add(word * 8)), "pt_regs");
-                saved.ok() == regs.get(*reg)
-            });
-            matches.then_some(ExceptionFrame {
-                addr: VirtAddr(addr),
-                partial: false,
-                regs: *regs,
-            })
-        })
+            .copied()
+            .collect();
+        let candidates = pt_regs_candidates(regs.rsp()?, &own);
+        find_pt_regs_copy(kernel.address_space(), regs, candidates)
     }
 
     /// Unwinds one task's kernel stack.
     pub fn unwind_task(&self, kernel: &Kernel, task: &Task) -> Result<TaskStack, KernelError> {
         let space = kernel.address_space();
         if let Some(cpu) = self.active_cpu(task.addr) {
-            if let Some(regs) = cpu_registers(kernel, cpu, task) {
+            if let Some((regs, from_prstatus)) = cpu_registers(kernel, cpu, task) {
                 let mut backtrace = unwind(&self.tables, space, UnwindStart::from_registers(regs));
-                if let Some(first) = backtrace.frames.first_mut() {
+                if let Some(first) = backtrace.frames.first_mut().filter(|_| from_prstatus) {
                     first.exception = self.pushed_exception_frame(kernel, cpu, &regs);
                 }
                 return Ok(TaskStack {
@@ -350,20 +332,41 @@ impl StackUnwinder {
     }
 }
 
-/// The registers saved for `cpu`, when they belong to `task`: kdump's NT_PRSTATUS names the
-/// running pid, which must be the task's; QEMU's CPU state names none and is taken as is.
-fn cpu_registers(kernel: &Kernel, cpu: u32, task: &Task) -> Option<RegisterSet> {
+/// Where an exception entry would have left the `pt_regs` of an interrupted rsp, on one CPU
+/// whose IRQ and exception stacks are `stacks`; IST stacks first (an NMI-stopped CPU's copy
+/// is there, while the task stack below rsp may hold stale frames):
+/// - an IST exception pushes its iret frame at the top of its stack, `pt_regs` right below;
+/// - the NMI entry (arch/x86/entry/entry_64.S) keeps 12 words above its `pt_regs`: the
+///   hardware frame, a scratch rdx, the "NMI executing" flag and the "iret" frame copy
+///   (the "outermost" copy is the iret part of `pt_regs` itself);
+/// - an exception without a stack switch pushes its iret frame at rsp rounded down to 16
+///   (Intel SDM vol. 3, 6.14.2), so `pt_regs` ends there.
+fn pt_regs_candidates(rsp: u64, stacks: &[CpuStack]) -> Vec<u64> {
+    const NMI_ENTRY_WORDS: u64 = 12;
+    let size = PT_REGS_SIZE as u64;
+    let ist = stacks.iter().filter_map(|s| match s.kind {
+        StackKind::Exception(ExceptionStack::Nmi) => s.end.checked_sub(NMI_ENTRY_WORDS * 8 + size),
+        StackKind::Exception(_) => s.end.checked_sub(size),
+        _ => None,
+    });
+    ist.chain((rsp & !0xf).checked_sub(size)).collect()
+}
+
+/// The registers saved for `cpu`, when they belong to `task`, and whether they are kdump's
+/// NT_PRSTATUS: it names the running pid, which must be the task's; QEMU's CPU state (the
+/// live state when the dump was taken) names none and is taken as is.
+fn cpu_registers(kernel: &Kernel, cpu: u32, task: &Task) -> Option<(RegisterSet, bool)> {
     let index = usize::try_from(cpu).ok()?;
     let regs = kernel.dump().cpu_registers.get(index)?;
     let saved = kernel.dump().cpus.get(index)?;
     match saved.pid {
         Some(pid) if i64::from(pid) != task.pid => None,
-        _ => Some(*regs),
+        pid => Some((*regs, pid.is_some())),
     }
 }
 
-/// `cpu`'s hard-IRQ stack: `hardirq_stack_ptr` (6.1; `pcpu_hot.hardirq_stack_ptr` since 6.2)
-/// holds its top minus 8 (arch/x86/kernel/irq_64.c); its size is `struct irq_stack`'s.
+/// `cpu`'s hard-IRQ stack: `hardirq_stack_ptr` (5.12–6.1; `pcpu_hot.hardirq_stack_ptr` since
+/// 6.2) holds its top minus 8 (arch/x86/kernel/irq_64.c); its size is `struct irq_stack`'s.
 /// `None` when the kernel has neither.
 fn irq_stack(kernel: &Kernel, cpu: u32) -> Result<Option<CpuStack>, KernelError> {
     let ptr = if kernel.has_symbol("hardirq_stack_ptr") {
@@ -621,5 +624,44 @@ impl<'k> FrameSymbolizer<'k> {
         vmlinux
             .locations(addr.0.wrapping_sub(self.kaslr))
             .map_err(|e| image_error(vmlinux.path(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOP: u64 = 0xffff_fe00_0000_d000;
+
+    fn stack(kind: StackKind, end: u64) -> CpuStack {
+        CpuStack {
+            cpu: 0,
+            kind,
+            start: end - 0x2000,
+            end,
+        }
+    }
+
+    #[test]
+    fn pt_regs_candidates_follow_the_entry_code() {
+        let size = PT_REGS_SIZE as u64;
+        let stacks = [
+            stack(StackKind::Irq, 0xffff_c900_0000_4000),
+            stack(StackKind::Exception(ExceptionStack::Nmi), TOP),
+            stack(
+                StackKind::Exception(ExceptionStack::DoubleFault),
+                TOP - 0x3000,
+            ),
+        ];
+        let rsp = 0xffff_c900_0010_3e88;
+        assert_eq!(
+            pt_regs_candidates(rsp, &stacks),
+            vec![
+                TOP - 12 * 8 - size,
+                TOP - 0x3000 - size,
+                0xffff_c900_0010_3e80 - size
+            ]
+        );
+        assert_eq!(pt_regs_candidates(8, &[]), Vec::<u64>::new());
     }
 }

@@ -164,20 +164,15 @@ pub fn console_before_capture(path: &str) -> Vec<String> {
     lines.into_iter().take(end).collect()
 }
 
-/// The last `Call Trace:` of `lines` as `name` or `name [module]` (no offsets), leaving out
-/// the unreliable `?` lines and the `<IRQ>`-style markers; from `panic` on when the trace
-/// shows it (the frames above it, `dump_stack_lvl`, had returned before the crash).
-/// `None` when there is no `Call Trace:` line.
-pub fn last_call_trace(lines: &[String]) -> Option<Vec<String>> {
-    last_call_trace_with_stacks(lines).map(|frames| frames.into_iter().map(|f| f.0).collect())
-}
-
-/// [`last_call_trace`] with the stack of each frame as the kernel's markers name it
-/// (`<NMI>` … `</NMI>`, `<IRQ>`, `<TASK>`; arch/x86/kernel/dumpstack.c `stack_type_name`),
-/// in kdive's words: `task`, `irq`, `nmi`, `double_fault`, `debug`, `machine_check`, `vc`;
-/// `None` before any marker. The register dump the kernel prints where the trace crosses a
+/// The last `Call Trace:` of `lines`: each frame as `name` or `name [module]` (no offsets),
+/// leaving out the unreliable `?` lines, from `panic` on when the trace shows it (the frames
+/// above it, `dump_stack_lvl`, had returned before the crash); with the stack of each frame
+/// as the kernel's markers name it (`<NMI>` … `</NMI>`, `<IRQ>`, `<TASK>`;
+/// arch/x86/kernel/dumpstack.c `stack_type_name`), in kdive's words: `task`, `irq`, `nmi`,
+/// `double_fault`, `debug`, `machine_check`, `vc`; `None` before any marker. `None` when there
+/// is no `Call Trace:` line. The register dump the kernel prints where the trace crosses a
 /// `pt_regs` (`RIP: …`, `Code: …`, `RAX: …`) is skipped.
-pub fn last_call_trace_with_stacks(lines: &[String]) -> Option<Vec<(String, Option<String>)>> {
+pub fn last_call_trace(lines: &[String]) -> Option<Vec<(String, Option<String>)>> {
     let start = lines.iter().rposition(|l| l.contains("Call Trace:"))?;
     let mut out = Vec::new();
     let mut stack: Option<String> = None;
@@ -211,7 +206,7 @@ pub fn last_call_trace_with_stacks(lines: &[String]) -> Option<Vec<(String, Opti
     Some(out)
 }
 
-/// The Call Trace the crashed kernel printed for the panic ([`last_call_trace_with_stacks`]),
+/// The Call Trace the crashed kernel printed for the panic ([`last_call_trace`]),
 /// from the console, else from the dump's `vmcore-dmesg.txt` (a panic in NMI context defers
 /// its console output, and kdump runs before it is flushed). Empty when neither has one.
 pub fn crash_call_trace(m: &Value) -> Vec<(String, Option<String>)> {
@@ -223,10 +218,10 @@ pub fn crash_call_trace(m: &Value) -> Vec<(String, Option<String>)> {
             .lines()
             .map(str::to_owned)
             .collect();
-        last_call_trace_with_stacks(&lines)
+        last_call_trace(&lines)
     };
     console
-        .and_then(|lines| last_call_trace_with_stacks(&lines))
+        .and_then(|lines| last_call_trace(&lines))
         .filter(|frames| !frames.is_empty())
         .or_else(dmesg)
         .unwrap_or_default()
@@ -299,7 +294,7 @@ mod tests {
     #[test]
     fn call_trace_across_stacks_and_register_dumps() {
         let lines: Vec<String> = NMI_PANIC.lines().map(str::to_owned).collect();
-        let frames = last_call_trace_with_stacks(&lines).unwrap();
+        let frames = last_call_trace(&lines).unwrap();
         let nmi = Some("nmi".to_owned());
         let task = Some("task".to_owned());
         assert_eq!(

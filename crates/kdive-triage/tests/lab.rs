@@ -230,28 +230,20 @@ fn lab_console_logs() {
         module_crashes += 1;
         // The title names the module function that crashed (the faulting one, or for a hang
         // the one the task waits in); a stack overflow's, as syzkaller's, names the caller of
-        // the recursion (the first function below the repeated frames).
-        let recursing = report.title.starts_with("BUG: stack guard page was hit");
+        // the recursion: in the lab module, lab_thread_fn calls the recursing lab_recurse.
         let crashing = match report
-            .frames
-            .iter()
-            .skip_while(|f| Some(&f.function) == module_frames.first().map(|m| &m.function))
-            .find(|f| recursing && f.module.as_deref() == Some("kdive_lab"))
+            .rip
+            .as_ref()
+            .filter(|r| r.module.as_deref() == Some("kdive_lab"))
         {
-            Some(caller) => caller.function.clone(),
-            None => match report
-                .rip
-                .as_ref()
-                .filter(|r| r.module.as_deref() == Some("kdive_lab"))
-            {
-                Some(rip) => rip.function.clone().unwrap(),
-                None => module_frames
-                    .iter()
-                    .find(|f| f.reliable)
-                    .unwrap_or(&module_frames[0])
-                    .function
-                    .clone(),
-            },
+            _ if crash.scenario == "overflow" => "lab_thread_fn".to_owned(),
+            Some(rip) => rip.function.clone().unwrap(),
+            None => module_frames
+                .iter()
+                .find(|f| f.reliable)
+                .unwrap_or(&module_frames[0])
+                .function
+                .clone(),
         };
         // Titles drop compiler suffixes (`.constprop.0`, `.isra.1`, `.cold`).
         let crashing = crashing.split('.').next().unwrap();
