@@ -429,10 +429,12 @@ fn every_task_stack_agrees_with_drgn() {
 /// register block of an exception frame. Tasks that crash could not walk (a `bt: ` error
 /// line) are left out.
 fn separators_by_task(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
+    /// A task's header, its separators so far, and whether crash failed on it.
+    type TaskLines = (String, Vec<(String, String)>, bool);
     let mut out = BTreeMap::new();
-    let mut current: Option<(String, Vec<(String, String)>, bool)> = None;
+    let mut current: Option<TaskLines> = None;
     let mut before = String::new();
-    let mut flush = |task: Option<(String, Vec<(String, String)>, bool)>| {
+    let mut flush = |task: Option<TaskLines>| {
         if let Some((header, lines, false)) = task {
             out.insert(header, lines);
         }
