@@ -412,6 +412,38 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
     }
 
     /// One step of `unwind_next_frame()`: the caller's registers from the current frame's.
+    /// The state restored from a full `pt_regs` at `at`.
+    fn pt_regs_state(
+        &self,
+        pc: u64,
+        at: u64,
+        signal: bool,
+        source: FrameSource,
+    ) -> Result<State, StopReason> {
+        let mut buf = [0u8; PT_REGS_SIZE];
+        self.mem
+            .read_stack(VirtAddr(at), &mut buf)
+            .map_err(|error| StopReason::Fault {
+                pc: VirtAddr(pc),
+                error,
+            })?;
+        let regs = RegisterSet::from_pt_regs(&buf).ok_or_else(|| StopReason::BadEntry {
+            pc: VirtAddr(pc),
+            what: "short pt_regs".to_owned(),
+        })?;
+        Ok(State {
+            regs,
+            signal,
+            full: true,
+            exception: Some(ExceptionFrame {
+                addr: VirtAddr(at),
+                partial: false,
+                regs,
+            }),
+            source,
+        })
+    }
+
     fn step(&self, state: &State) -> Result<State, StopReason> {
         let regs = &state.regs;
         let pc = regs.rip().unwrap_or(0);
@@ -443,25 +475,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         // frame-pointer unwinder decodes (decode_frame_pointer()).
         if source == FrameSource::FramePointer {
             if let Some(at) = regs.rbp().filter(|bp| bp & 1 == 1).map(|bp| bp & !1) {
-                let mut buf = [0u8; PT_REGS_SIZE];
-                self.mem
-                    .read_stack(VirtAddr(at), &mut buf)
-                    .map_err(|error| StopReason::Fault {
-                        pc: VirtAddr(pc),
-                        error,
-                    })?;
-                let r = RegisterSet::from_pt_regs(&buf).ok_or_else(|| bad("short pt_regs"))?;
-                return Ok(State {
-                    regs: r,
-                    signal: true,
-                    full: true,
-                    exception: Some(ExceptionFrame {
-                        addr: VirtAddr(at),
-                        partial: false,
-                        regs: r,
-                    }),
-                    source,
-                });
+                return self.pt_regs_state(pc, at, true, source);
             }
         }
         // get_reg(): registers other than rip/rsp/rbp are known only in a frame restored
@@ -515,27 +529,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
                     source,
                 }
             }
-            OrcType::Regs => {
-                let mut buf = [0u8; PT_REGS_SIZE];
-                self.mem
-                    .read_stack(VirtAddr(cfa), &mut buf)
-                    .map_err(|error| StopReason::Fault {
-                        pc: VirtAddr(pc),
-                        error,
-                    })?;
-                let r = RegisterSet::from_pt_regs(&buf).ok_or_else(|| bad("short pt_regs"))?;
-                State {
-                    regs: r,
-                    signal: entry.signal,
-                    full: true,
-                    exception: Some(ExceptionFrame {
-                        addr: VirtAddr(cfa),
-                        partial: false,
-                        regs: r,
-                    }),
-                    source,
-                }
-            }
+            OrcType::Regs => self.pt_regs_state(pc, cfa, entry.signal, source)?,
             OrcType::RegsPartial => {
                 let mut buf = [0u8; IRET_REGS.len() * 8];
                 self.mem
