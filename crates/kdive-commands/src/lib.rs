@@ -13,6 +13,7 @@ pub mod kmem;
 pub mod log;
 pub mod modules;
 pub mod ps;
+pub mod sym;
 pub mod sys;
 
 use std::io::{self, Write};
@@ -26,6 +27,7 @@ pub use kmem::{KmemArgs, KmemRecord};
 pub use log::{LogArgs, LogRecord};
 pub use modules::{ModArgs, ModRecord};
 pub use ps::{PsArgs, PsMode, PsRecord, PsSelector, PsThreads};
+pub use sym::{SymArgs, SymQuery, SymRecord};
 pub use sys::SysRecord;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,7 @@ pub enum Command {
     Kmem(KmemArgs),
     Log(LogArgs),
     Bt(BtArgs),
+    Sym(SymArgs),
 }
 
 const SYS_USAGE: &str = "sys";
@@ -84,6 +87,7 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "log" => log::parse_log(&rest).map(Command::Log),
         "bt" => bt::parse_bt(&rest).map(Command::Bt),
         "foreach" => bt::parse_foreach(&rest).map(Command::Bt),
+        "sym" => sym::parse_sym(&rest).map(Command::Sym),
         "" => Err(CommandError::NotFound(String::new())),
         other => Err(CommandError::NotFound(other.to_owned())),
     }
@@ -155,6 +159,7 @@ pub enum Output {
     Kmem(KmemRecord),
     Log(LogRecord),
     Bt(BtRecord),
+    Sym(SymRecord),
 }
 
 /// What a command produced, and what it could not read.
@@ -179,6 +184,7 @@ impl Report {
             Output::Kmem(r) => r.write_text(out),
             Output::Log(r) => r.write_text(out),
             Output::Bt(r) => r.write_text(out),
+            Output::Sym(r) => r.write_text(out),
         }
     }
 
@@ -202,6 +208,7 @@ pub fn run(kernel: &Kernel, command: &Command) -> Result<Report, CommandError> {
         Command::Kmem(args) => Output::Kmem(kmem::kmem(kernel, args, &mut warnings)),
         Command::Log(args) => Output::Log(log::log(kernel, args, &mut warnings)),
         Command::Bt(args) => Output::Bt(bt::bt(kernel, args, &mut warnings)),
+        Command::Sym(args) => Output::Sym(sym::sym(kernel, args, &mut warnings)),
     };
     Ok(Report { output, warnings })
 }

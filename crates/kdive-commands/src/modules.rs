@@ -37,6 +37,10 @@ impl Command {
                 args.dirs.extend(dirs.iter().cloned());
                 Command::Bt(args)
             }
+            Command::Sym(mut args) => {
+                args.dirs.extend(dirs.iter().cloned());
+                Command::Sym(args)
+            }
             other => other,
         }
     }

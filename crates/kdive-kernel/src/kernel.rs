@@ -238,7 +238,9 @@ impl Kernel {
             .ok_or_else(|| KernelError::NoSymbol { name: name.into() })
     }
 
-    fn relocate(&self, link: u64) -> VirtAddr {
+    /// A vmlinux link-time address where the running kernel has it: kernel-image addresses
+    /// move by the KASLR offset; per-CPU offsets and others stay.
+    pub fn relocate(&self, link: u64) -> VirtAddr {
         if link >= START_KERNEL_MAP {
             VirtAddr(link.wrapping_add(self.space.kaslr_offset().unwrap_or(0)))
         } else {

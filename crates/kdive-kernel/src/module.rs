@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use kdive_arch::VirtAddr;
-use kdive_symbols::{ElfImage, ModuleIndex};
+use kdive_symbols::{ElfImage, ModuleIndex, Symbol};
 use object::{Object, ObjectSection};
 
 use crate::error::KernelError;
@@ -67,6 +67,8 @@ pub struct KallsymsSymbol {
     pub size: u64,
     /// `t`/`T` in the kernel's type table.
     pub is_function: bool,
+    /// The type letter itself (`t`, `T`, `d`, `b`, `r`…), as `nm` would print it.
+    pub kind: char,
 }
 
 /// One loaded module as the dump shows it.
@@ -310,6 +312,7 @@ fn read_kallsyms(
             addr: VirtAddr(e.st_value),
             size: e.st_size,
             is_function: kind.eq_ignore_ascii_case(&b't'),
+            kind: char::from(kind),
         });
     }
     symbols.sort_by(|a, b| a.addr.0.cmp(&b.addr.0).then(b.size.cmp(&a.size)));
@@ -600,6 +603,8 @@ pub struct SymbolHit {
     pub name: String,
     pub offset: u64,
     pub size: u64,
+    /// `nm`'s type letter.
+    pub kind: char,
     pub source: SymbolSource,
 }
 
@@ -665,6 +670,61 @@ impl KernelModules {
         }
         lookup_vmlinux(kernel, addr)
     }
+
+    /// Every symbol called `name`, at its address in the running kernel: vmlinux's (moved by
+    /// KASLR), then each module's (from its object where found, else its kallsyms).
+    pub fn lookup_name(&self, kernel: &Kernel, name: &str) -> Vec<(VirtAddr, SymbolHit)> {
+        let hit = |symbol: &Symbol, module: Option<&str>, source| SymbolHit {
+            module: module.map(str::to_owned),
+            name: symbol.name.clone(),
+            offset: 0,
+            size: symbol.size,
+            kind: symbol.kind,
+            source,
+        };
+        let mut out: Vec<(VirtAddr, SymbolHit)> = kernel
+            .vmlinux()
+            .lookup_name(name)
+            .map(|s| {
+                (
+                    kernel.relocate(s.address),
+                    hit(s, None, SymbolSource::Vmlinux),
+                )
+            })
+            .collect();
+        for loaded in &self.modules {
+            let module = &loaded.module;
+            let from_object: Vec<(VirtAddr, SymbolHit)> = loaded
+                .object
+                .iter()
+                .flat_map(|object| object.image.lookup_name(name).map(move |s| (object, s)))
+                .filter_map(|(object, s)| {
+                    let (section, start) = object.image.section_containing(s.address)?;
+                    let base = module.sections.iter().find(|m| m.name == section)?.addr;
+                    let addr = VirtAddr(base.0.checked_add(s.address - start)?);
+                    Some((addr, hit(s, Some(&module.name), SymbolSource::ModuleObject)))
+                })
+                .collect();
+            if !from_object.is_empty() {
+                out.extend(from_object);
+                continue;
+            }
+            out.extend(module.kallsyms.iter().filter(|s| s.name == name).map(|s| {
+                (
+                    s.addr,
+                    SymbolHit {
+                        module: Some(module.name.clone()),
+                        name: s.name.clone(),
+                        offset: 0,
+                        size: s.size,
+                        kind: s.kind,
+                        source: SymbolSource::Kallsyms,
+                    },
+                )
+            }));
+        }
+        out
+    }
 }
 
 /// Section addresses recovered from kallsyms when `sect_attrs` is not readable: a symbol
@@ -707,6 +767,7 @@ fn lookup_module(loaded: &LoadedModule, addr: VirtAddr) -> Option<SymbolHit> {
         name: symbol.name.clone(),
         offset,
         size: symbol.size,
+        kind: symbol.kind,
         source: SymbolSource::Kallsyms,
     })
 }
@@ -729,6 +790,7 @@ fn lookup_object(module: &Module, object: &ModuleObject, addr: VirtAddr) -> Opti
         name: symbol.name.clone(),
         offset,
         size: symbol.size,
+        kind: symbol.kind,
         source: SymbolSource::ModuleObject,
     })
 }
@@ -747,6 +809,7 @@ fn lookup_vmlinux(kernel: &Kernel, addr: VirtAddr) -> Option<SymbolHit> {
         name: symbol.name.clone(),
         offset,
         size: symbol.size,
+        kind: symbol.kind,
         source: SymbolSource::Vmlinux,
     })
 }
@@ -839,6 +902,7 @@ mod tests {
             addr: VirtAddr(addr),
             size: 0x10,
             is_function: true,
+            kind: 't',
         };
         let m = module_with(vec![
             sym("demo_a", 0xffff_ffff_c000_0000),
@@ -868,6 +932,7 @@ mod tests {
             addr: VirtAddr(addr),
             size: 8,
             is_function: true,
+            kind: 't',
         };
         let module = module_with(vec![
             sym("only_in_the_dump", 0xffff_ffff_c000_0010),

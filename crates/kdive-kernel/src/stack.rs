@@ -583,6 +583,7 @@ impl<'k> FrameSymbolizer<'k> {
             name: symbol.name.clone(),
             offset,
             size: symbol.size,
+            kind: symbol.kind,
             source: SymbolSource::Vmlinux,
         })
     }

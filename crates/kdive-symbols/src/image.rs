@@ -31,6 +31,9 @@ pub struct Symbol {
     pub size: u64,
     /// A function (`STT_FUNC`), not an object or a bare label.
     pub is_function: bool,
+    /// `nm`'s type letter (`T` global text, `t` local text, `D`/`d` data, `R`/`r` read-only
+    /// data, `B`/`b` bss, `W`/`V` weak, `A` absolute), which crash's `sym` shows.
+    pub kind: char,
 }
 
 /// One entry of a source-level backtrace for an address.
@@ -139,6 +142,7 @@ impl ElfImage {
                 address: base.wrapping_add(symbol.address()),
                 size: symbol.size(),
                 is_function: symbol.kind() == SymbolKind::Text,
+                kind: nm_letter(&elf, &symbol),
             });
         }
         symbols.sort_unstable_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
@@ -300,4 +304,38 @@ fn place_sections(elf: &object::File<'_>) -> HashMap<SectionIndex, u64> {
         next = end;
     }
     bases
+}
+
+/// `nm`'s letter for a symbol, from its section's kind and its binding (binutils'
+/// `bfd_decode_symclass`): what crash prints in `sym` (`(T) schedule`, `(D) jiffies`).
+fn nm_letter<'data>(elf: &object::File<'data>, symbol: &object::Symbol<'data, '_>) -> char {
+    use object::{SectionKind, SymbolSection};
+    let section_kind = match symbol.section() {
+        SymbolSection::Section(index) => elf.section_by_index(index).ok().map(|s| s.kind()),
+        _ => None,
+    };
+    let text = section_kind == Some(SectionKind::Text);
+    if symbol.is_weak() {
+        return if text { 'W' } else { 'V' };
+    }
+    let letter = match (symbol.section(), section_kind) {
+        (SymbolSection::Absolute, _) => 'a',
+        (SymbolSection::Common, _) => 'c',
+        (_, Some(SectionKind::Text)) => 't',
+        (
+            _,
+            Some(
+                SectionKind::ReadOnlyData
+                | SectionKind::ReadOnlyDataWithRel
+                | SectionKind::ReadOnlyString,
+            ),
+        ) => 'r',
+        (_, Some(SectionKind::UninitializedData | SectionKind::UninitializedTls)) => 'b',
+        _ => 'd',
+    };
+    if symbol.is_global() {
+        letter.to_ascii_uppercase()
+    } else {
+        letter
+    }
 }

@@ -1,0 +1,288 @@
+//! `sym`: symbols by name or address, in crash's layout (`ffffffff8193a0e0 (T) schedule
+//! kernel/sched/core.c: 6654`): the address, `nm`'s type letter, the name (`+offset` for an
+//! address inside it), the module in brackets, and for text the source line of the address.
+//! `sym -q STRING` lists the symbols whose names contain STRING.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::stack::FrameSymbolizer;
+use kdive_kernel::{sys, Kernel, KernelModules, SymbolHit, VirtAddr};
+use serde::Serialize;
+
+use crate::ps::Hex;
+use crate::CommandError;
+
+const SYM_USAGE: &str = "sym [-q string] [symbol | vaddr] ...";
+
+/// Most symbols `sym -q` lists (a one-letter search matches most of the kernel).
+const MAX_QUERY_MATCHES: usize = 10_000;
+
+/// What `sym` looks up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SymQuery {
+    /// A symbol name, or an address in hex (with or without `0x`).
+    Word(String),
+    /// `-q STRING`: names containing STRING.
+    Search(String),
+}
+
+/// `sym`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SymArgs {
+    pub queries: Vec<SymQuery>,
+    /// Searched first for module objects (`--modules`).
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `sym [-q STRING] [NAME|ADDR]...`
+pub fn parse_sym(words: &[&str]) -> Result<SymArgs, CommandError> {
+    let bad = |what: String| CommandError::BadArgs {
+        command: "sym",
+        what,
+        usage: SYM_USAGE,
+    };
+    let mut args = SymArgs::default();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        match *word {
+            "-q" => {
+                let text = words
+                    .next()
+                    .ok_or_else(|| bad("-q needs a string".into()))?;
+                args.queries.push(SymQuery::Search((*text).to_owned()));
+            }
+            w if w.starts_with('-') && w.len() > 1 => {
+                return Err(CommandError::BadOption {
+                    command: "sym",
+                    option: w.chars().nth(1).unwrap_or('-'),
+                    usage: SYM_USAGE,
+                })
+            }
+            w => args.queries.push(SymQuery::Word(w.to_owned())),
+        }
+    }
+    if args.queries.is_empty() {
+        return Err(bad("a symbol or an address is needed".into()));
+    }
+    Ok(args)
+}
+
+/// One symbol, or one address inside a symbol.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymEntry {
+    pub address: Hex,
+    /// `nm`'s type letter (`T`, `t`, `D`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    /// Bytes from the symbol's start to `address` (0 for a symbol looked up by name).
+    pub offset: u64,
+    pub module: Option<String>,
+    /// Source line of `address`, for text symbols with DWARF.
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// `sym`'s record.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymRecord {
+    pub symbols: Vec<SymEntry>,
+}
+
+/// Runs `sym`.
+pub fn sym(kernel: &Kernel, args: &SymArgs, warnings: &mut Vec<String>) -> SymRecord {
+    let release = sys::utsname(kernel).ok().map(|u| u.release);
+    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &args.dirs));
+    let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
+    let mut symbols = Vec::new();
+    for query in &args.queries {
+        match query {
+            SymQuery::Word(word) => match parse_address(word) {
+                Some(addr) => match modules.lookup(kernel, addr) {
+                    Some(hit) => symbols.push(entry(&mut symbolizer, addr, hit, warnings)),
+                    None => warnings.push(format!("sym: {word}: no symbol at this address")),
+                },
+                None => {
+                    let found = modules.lookup_name(kernel, word);
+                    if found.is_empty() {
+                        warnings.push(format!("sym: symbol not found: {word}"));
+                    }
+                    for (addr, hit) in found {
+                        symbols.push(entry(&mut symbolizer, addr, hit, warnings));
+                    }
+                }
+            },
+            SymQuery::Search(text) => {
+                let found = search(kernel, &modules, text);
+                if found.len() >= MAX_QUERY_MATCHES {
+                    warnings.push(format!(
+                        "sym -q {text}: only the first {MAX_QUERY_MATCHES} matches are shown"
+                    ));
+                }
+                symbols.extend(found);
+            }
+        }
+    }
+    SymRecord { symbols }
+}
+
+/// A hex address (`ffffffff81000000`, `0xffffffff81000000`) that is a kernel address; a
+/// word such as `add` is a name, not the number 0xadd.
+fn parse_address(word: &str) -> Option<VirtAddr> {
+    let digits = word.strip_prefix("0x").unwrap_or(word);
+    let value = u64::from_str_radix(digits, 16).ok()?;
+    (word.starts_with("0x") || value >= 0xffff_0000_0000_0000).then_some(VirtAddr(value))
+}
+
+fn entry(
+    symbolizer: &mut FrameSymbolizer<'_>,
+    addr: VirtAddr,
+    hit: SymbolHit,
+    warnings: &mut Vec<String>,
+) -> SymEntry {
+    let text = matches!(hit.kind, 't' | 'T' | 'W' | 'w');
+    let (file, line) = if text {
+        match symbolizer.locations(addr) {
+            Ok(locations) => locations
+                .first()
+                .map_or((None, None), |l| (l.file.clone(), l.line)),
+            Err(err) => {
+                warnings.push(format!("sym: {addr}: {err}"));
+                (None, None)
+            }
+        }
+    } else {
+        (None, None)
+    };
+    SymEntry {
+        address: Hex(addr.0),
+        kind: hit.kind.to_string(),
+        name: hit.name,
+        offset: hit.offset,
+        module: hit.module,
+        file,
+        line,
+    }
+}
+
+/// vmlinux's and the modules' symbols whose names contain `text`, by address.
+fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry> {
+    let plain = |address: u64, kind: char, name: &str, module: Option<&str>| SymEntry {
+        address: Hex(address),
+        kind: kind.to_string(),
+        name: name.to_owned(),
+        offset: 0,
+        module: module.map(str::to_owned),
+        file: None,
+        line: None,
+    };
+    let mut out: Vec<SymEntry> = kernel
+        .vmlinux()
+        .symbols()
+        .iter()
+        .filter(|s| s.name.contains(text))
+        .take(MAX_QUERY_MATCHES)
+        .map(|s| plain(kernel.relocate(s.address).0, s.kind, &s.name, None))
+        .collect();
+    for loaded in &modules.modules {
+        let module = &loaded.module;
+        out.extend(
+            module
+                .kallsyms
+                .iter()
+                .filter(|s| s.name.contains(text))
+                .map(|s| plain(s.addr.0, s.kind, &s.name, Some(&module.name))),
+        );
+    }
+    out.sort_by_key(|e| e.address.0);
+    out.truncate(MAX_QUERY_MATCHES);
+    out
+}
+
+impl SymRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for e in &self.symbols {
+            write!(out, "{:x} ({}) {}", e.address.0, e.kind, e.name)?;
+            if e.offset > 0 {
+                write!(out, "+{}", e.offset)?;
+            }
+            if let Some(module) = &e.module {
+                write!(out, " [{module}]")?;
+            }
+            if let (Some(file), Some(line)) = (&e.file, e.line) {
+                write!(out, " {file}: {line}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_addresses_and_searches() {
+        let args = parse_sym(&["schedule", "0xffffffff81000000", "-q", "lab_"]).unwrap();
+        assert_eq!(
+            args.queries,
+            vec![
+                SymQuery::Word("schedule".into()),
+                SymQuery::Word("0xffffffff81000000".into()),
+                SymQuery::Search("lab_".into())
+            ]
+        );
+        assert!(parse_sym(&[]).is_err());
+        assert!(parse_sym(&["-q"]).is_err());
+        assert!(matches!(
+            parse_sym(&["-z"]),
+            Err(CommandError::BadOption { option: 'z', .. })
+        ));
+        assert_eq!(
+            parse_address("ffffffffa10114f4"),
+            Some(VirtAddr(0xffff_ffff_a101_14f4))
+        );
+        assert_eq!(parse_address("0x10"), Some(VirtAddr(0x10)));
+        assert_eq!(parse_address("add"), None);
+        assert_eq!(parse_address("schedule"), None);
+    }
+
+    #[test]
+    fn renders_as_crash() {
+        let record = SymRecord {
+            symbols: vec![
+                SymEntry {
+                    address: Hex(0xffff_ffff_a101_14f4),
+                    kind: "T".into(),
+                    name: "schedule".into(),
+                    offset: 4,
+                    module: None,
+                    file: Some("kernel/sched/core.c".into()),
+                    line: Some(6654),
+                },
+                SymEntry {
+                    address: Hex(0xffff_ffff_c021_b150),
+                    kind: "t".into(),
+                    name: "lab_trigger".into(),
+                    offset: 0,
+                    module: Some("kdive_lab".into()),
+                    file: None,
+                    line: None,
+                },
+            ],
+        };
+        let mut text = Vec::new();
+        record.write_text(&mut text).unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "ffffffffa10114f4 (T) schedule+4 kernel/sched/core.c: 6654\n\
+             ffffffffc021b150 (t) lab_trigger [kdive_lab]\n"
+        );
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["symbols"][0]["type"], "T");
+        assert_eq!(json["symbols"][1]["module"], "kdive_lab");
+    }
+}

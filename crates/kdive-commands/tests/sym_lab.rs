@@ -1,0 +1,239 @@
+//! `sym` on the lab's real dumps, against oracles run or read at test time:
+//! - every symbol drgn named in its stack traces (`oracle/drgn.json`: pc, symbol, offset):
+//!   `sym PC` gives that symbol and offset (pc - 1 for a return address, which drgn names by
+//!   its call), `sym SYMBOL` gives the address pc - offset;
+//! - type letters are `nm`'s, of vmlinux and of the lab module's `.ko`;
+//! - the source line of a vmlinux address is `addr2line`'s for it, moved back by the
+//!   "Kernel Offset" the guest printed on its console.
+//!
+//! Without a lab the test prints SKIP and passes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use kdive_commands::{parse, run, Output, SymRecord};
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
+use serde_json::Value;
+
+fn hex(text: &str) -> u64 {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap_or(0)
+}
+
+/// `nm`'s letter for each (name, address) of an ELF file.
+fn nm_letters(path: &str) -> BTreeMap<(String, u64), char> {
+    let out = Process::new("nm").arg(path).output().expect("nm runs");
+    let mut letters = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split_whitespace();
+        if let (Some(addr), Some(letter), Some(name)) =
+            (fields.next(), fields.next(), fields.next())
+        {
+            letters.insert(
+                (name.to_owned(), hex(addr)),
+                letter.chars().next().unwrap_or('?'),
+            );
+        }
+    }
+    letters
+}
+
+/// The letter of the only symbol called `name`, if it is the only one.
+fn only_letter(letters: &BTreeMap<(String, u64), char>, name: &str) -> Option<char> {
+    let mut found = letters.iter().filter(|((n, _), _)| n == name);
+    match (found.next(), found.next()) {
+        (Some((_, letter)), None) => Some(*letter),
+        _ => None,
+    }
+}
+
+/// `addr2line`'s `file:line` for each address of `vmlinux` (link-time addresses).
+fn addr2line(vmlinux: &str, addrs: &[u64]) -> Vec<String> {
+    let out = Process::new("addr2line")
+        .arg("-e")
+        .arg(vmlinux)
+        .args(addrs.iter().map(|a| format!("{a:x}")))
+        .output()
+        .expect("addr2line runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// "Kernel Offset: 0x6400000 from 0xffffffff81000000" on the guest's console.
+fn console_kaslr(m: &Value) -> Option<u64> {
+    let lines = lab::console_before_capture(m["console_log"].as_str()?);
+    let line = lines.iter().find(|l| l.contains("Kernel Offset: 0x"))?;
+    let (_, after) = line.split_once("Kernel Offset: ")?;
+    Some(hex(after.split_whitespace().next()?))
+}
+
+fn sym(kernel: &Kernel, m: &Value, words: &str) -> (SymRecord, Vec<String>) {
+    let dirs: Vec<PathBuf> = m["kernel"]["test_module"]
+        .as_str()
+        .and_then(|ko| Path::new(ko).parent().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    let command = parse(&format!("sym {words}"))
+        .expect("parses")
+        .with_module_dirs(&dirs);
+    let report = run(kernel, &command).expect("runs");
+    match report.output {
+        Output::Sym(record) => (record, report.warnings),
+        other => panic!("not sym: {other:?}"),
+    }
+}
+
+#[test]
+fn sym_matches_drgn_nm_and_addr2line() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let mut crash_ids = HashSet::new();
+    let mut nm_cache: HashMap<String, BTreeMap<(String, u64), char>> = HashMap::new();
+    let (mut symbols, mut letters, mut lines, mut labels) = (0usize, 0usize, 0usize, 0usize);
+    for m in manifests
+        .iter()
+        .filter(|m| is_stable(m) && m["truncated"] != true)
+    {
+        let name = m["name"].as_str().unwrap_or("?");
+        let Some(drgn) = m["oracle"]["drgn"]
+            .as_str()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        else {
+            continue;
+        };
+        if !crash_ids.insert(m["crash_id"].as_str().unwrap_or(name).to_owned()) {
+            continue;
+        }
+        // (address, symbol, offset) of every physical frame drgn symbolized. drgn names a
+        // return address by the call before it (pc - 1), `sym` the address itself: the
+        // address asked for is pc - 1 there.
+        let mut frames: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+        let stacks = drgn["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| &t["stack"])
+            .chain([&drgn["panic"]["stack"]]);
+        for frame in stacks.flat_map(|s| s.as_array().into_iter().flatten()) {
+            if let (false, Some(symbol), Some(pc), Some(offset)) = (
+                frame["inline"] == true,
+                frame["symbol"].as_str(),
+                frame["pc"].as_str(),
+                frame["offset"].as_str(),
+            ) {
+                let back = u64::from(frame["interrupted"] != true);
+                frames.insert(
+                    hex(pc) - back,
+                    (symbol.to_owned(), hex(offset).saturating_sub(back)),
+                );
+            }
+        }
+        let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let ko = m["kernel"]["test_module"].as_str().expect("test_module");
+        let vmlinux_letters = &*nm_cache
+            .entry(vmlinux.to_owned())
+            .or_insert_with(|| nm_letters(vmlinux));
+        let ko_letters = nm_letters(ko);
+        let kaslr = console_kaslr(m);
+        let vmcore = Vmcore::open_paths(&files(m)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kernel = Kernel::open(vmcore, Path::new(vmlinux)).unwrap_or_else(|e| panic!("{e}"));
+
+        let pcs: Vec<String> = frames.keys().map(|pc| format!("{pc:x}")).collect();
+        let (by_pc, warnings) = sym(&kernel, m, &pcs.join(" "));
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        assert_eq!(by_pc.symbols.len(), frames.len(), "{name}");
+        let mut link_lines = Vec::new();
+        for (entry, (pc, (symbol, offset))) in by_pc.symbols.iter().zip(&frames) {
+            assert_eq!(entry.address.0, *pc, "{name}");
+            if entry.name != *symbol {
+                // drgn names the sized symbol around the address; kdive, crash and the
+                // kernel's own traces the nearest one below it, which may be a label inside
+                // (entry_SYSCALL_64_after_hwframe inside entry_SYSCALL_64).
+                assert!(
+                    entry.offset < *offset,
+                    "{name}: sym {pc:x}: {}+{}, drgn {symbol}+{offset}",
+                    entry.name,
+                    entry.offset
+                );
+                labels += 1;
+                continue;
+            }
+            assert_eq!(entry.offset, *offset, "{name}: sym {pc:x}");
+            if let (None, Some(kaslr)) = (&entry.module, kaslr) {
+                link_lines.push((pc - kaslr, entry));
+            }
+        }
+        // Lines of vmlinux text addresses, as addr2line gives them.
+        let addrs: Vec<u64> = link_lines.iter().map(|(a, _)| *a).collect();
+        for (theirs, (addr, entry)) in addr2line(vmlinux, &addrs).iter().zip(&link_lines) {
+            let (file, line) = theirs.rsplit_once(':').unwrap_or_default();
+            let line = line.split_whitespace().next().and_then(|l| l.parse().ok());
+            if line.is_some() {
+                assert_eq!(
+                    (entry.file.as_deref(), entry.line),
+                    (Some(file), line),
+                    "{name}: line of {addr:x}"
+                );
+                lines += 1;
+            }
+        }
+
+        let names: Vec<&str> = frames
+            .values()
+            .map(|(s, _)| s.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let (by_name, warnings) = sym(&kernel, m, &names.join(" "));
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        for (pc, (symbol, offset)) in &frames {
+            let found: Vec<_> = by_name
+                .symbols
+                .iter()
+                .filter(|e| &e.name == symbol)
+                .collect();
+            assert!(
+                found.iter().any(|e| e.address.0 == pc - offset),
+                "{name}: sym {symbol}: {found:?}, drgn has it at {:x}",
+                pc - offset
+            );
+        }
+        for entry in &by_name.symbols {
+            let nm = match (entry.module.as_deref(), kaslr) {
+                (None, Some(kaslr)) => vmlinux_letters
+                    .get(&(entry.name.clone(), entry.address.0 - kaslr))
+                    .copied(),
+                (Some("kdive_lab"), _) => only_letter(&ko_letters, &entry.name),
+                _ => None,
+            };
+            if let Some(letter) = nm {
+                assert_eq!(entry.kind, letter.to_string(), "{name}: {}", entry.name);
+                letters += 1;
+            }
+        }
+        symbols += frames.len();
+        println!(
+            "{name}: {} addresses, {} names as drgn has them",
+            frames.len(),
+            names.len()
+        );
+    }
+    if symbols == 0 {
+        println!("SKIP (no drgn oracle in the lab)");
+        return;
+    }
+    println!(
+        "{symbols} addresses ({labels} named by a nearer label than drgn's), {letters} type \
+         letters as nm, {lines} lines as addr2line"
+    );
+    assert!(letters > 0 && lines > 0);
+}
