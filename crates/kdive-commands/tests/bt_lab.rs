@@ -366,11 +366,7 @@ fn every_task_stack_agrees_with_drgn() {
         .filter(|m| is_stable(m) && m["truncated"] != true)
     {
         let name = m["name"].as_str().unwrap_or("?");
-        let Some(drgn) = m["oracle"]["drgn"]
-            .as_str()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        else {
+        let Some(drgn) = lab::drgn_oracle(m) else {
             continue;
         };
         let kernel = open(m);

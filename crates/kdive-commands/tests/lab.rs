@@ -109,10 +109,6 @@ fn crash_state(drgn: &str) -> &'static str {
     }
 }
 
-fn load_json(path: Option<&str>) -> Option<Value> {
-    serde_json::from_str(&std::fs::read_to_string(path?).ok()?).ok()
-}
-
 /// One crash `ps` row: marker, PID, PPID, CPU, TASK, ST, %MEM, VSZ, RSS, COMM.
 struct CrashPsRow {
     active: bool,
@@ -422,7 +418,7 @@ fn sys_and_ps_match_the_oracles() {
                 continue;
             }
         };
-        let drgn = load_json(str_at(m, &["oracle", "drgn"]));
+        let drgn = lab::drgn_oracle(m);
         check_sys(m, &kernel, drgn.as_ref(), &mut used, &mut failures);
         check_ps(m, &kernel, drgn.as_ref(), &mut used, &mut failures);
         checked.push(name);

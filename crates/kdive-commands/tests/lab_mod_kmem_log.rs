@@ -14,7 +14,7 @@ use kdive_commands::{parse, run, KmemRecord, LogRecord, ModRecord, Output, Repor
 use kdive_dump::Vmcore;
 use kdive_kernel::module::sections_from_kallsyms;
 use kdive_kernel::{Kernel, KernelModules, SymbolSource, VirtAddr};
-use kdive_testkit::lab::{files, is_stable, lab_root, manifests, str_at};
+use kdive_testkit::lab::{self, files, is_stable, lab_root, manifests, str_at};
 use serde_json::Value;
 
 fn open(m: &Value) -> Result<Kernel, String> {
@@ -32,11 +32,6 @@ fn text(report: &Report) -> String {
     let mut out = Vec::new();
     report.write_text(&mut out).expect("renders");
     String::from_utf8(out).expect("utf-8")
-}
-
-fn load_json(path: Option<&str>) -> Option<Value> {
-    let text = std::fs::read_to_string(path?).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// An oracle file of crash, when crash ran on this dump.
@@ -161,7 +156,7 @@ fn mod_matches_crash_drgn_and_the_console() {
         }
         let record = mod_record(&bare);
         let modules_6_4 = kernel.has_member("module", "mem").unwrap_or(false);
-        if let Some(drgn) = load_json(str_at(m, &["oracle", "drgn"])) {
+        if let Some(drgn) = lab::drgn_oracle(m) {
             if let Some(Value::Array(mods)) = drgn.get("modules") {
                 let mut theirs: Vec<(String, String, u64)> = mods
                     .iter()
@@ -290,7 +285,7 @@ fn check_symbols(
             other => failures.push(format!("{name}: panic+4 looked up as {other:?}")),
         }
     }
-    let Some(drgn) = load_json(str_at(m, &["oracle", "drgn"])) else {
+    let Some(drgn) = lab::drgn_oracle(m) else {
         return;
     };
     let Some(Value::Array(stack)) = drgn.pointer("/panic/stack").cloned() else {
@@ -350,7 +345,7 @@ fn kmem_i_matches_crash_and_drgn() {
         if let Some(crash) = crash_output(m, "crash.kmem-i.txt") {
             check_kmem_against_crash(&name, record, &ours, &crash, &mut failures);
         }
-        if let Some(drgn) = load_json(str_at(m, &["oracle", "drgn"])) {
+        if let Some(drgn) = lab::drgn_oracle(m) {
             if let Some(mem) = drgn.get("memory") {
                 // The slab and commit counters, when the lab's drgn oracle records them
                 // (crash 8.0.2's SLAB is the wrong number on these kernels).
@@ -473,8 +468,8 @@ fn log_matches_crash_drgn_and_the_console() {
             }
         }
         let record = log_record(&report);
-        if let Some(drgn_log) = load_json(str_at(m, &["oracle", "drgn"]))
-            .and_then(|d| d["log"].as_str().map(str::to_owned))
+        if let Some(drgn_log) =
+            lab::drgn_oracle(m).and_then(|d| d["log"].as_str().map(str::to_owned))
         {
             if drgn_style(record) != drgn_log {
                 failures.push(format!("{name}: log differs from drgn's get_dmesg()"));

@@ -103,11 +103,7 @@ fn sym_matches_drgn_nm_and_addr2line() {
         .filter(|m| is_stable(m) && m["truncated"] != true)
     {
         let name = m["name"].as_str().unwrap_or("?");
-        let Some(drgn) = m["oracle"]["drgn"]
-            .as_str()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        else {
+        let Some(drgn) = lab::drgn_oracle(m) else {
             continue;
         };
         if !crash_ids.insert(m["crash_id"].as_str().unwrap_or(name).to_owned()) {

@@ -206,6 +206,13 @@ pub fn last_call_trace(lines: &[String]) -> Option<Vec<(String, Option<String>)>
     Some(out)
 }
 
+/// The dump's drgn oracle (`oracle/drgn.json`, written by scripts/lab/drgn_oracle.py), when
+/// drgn could open the dump.
+pub fn drgn_oracle(m: &Value) -> Option<Value> {
+    let text = std::fs::read_to_string(m["oracle"]["drgn"].as_str()?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// The Call Trace the crashed kernel printed for the panic ([`last_call_trace`]),
 /// from the console, else from the dump's `vmcore-dmesg.txt` (a panic in NMI context defers
 /// its console output, and kdump runs before it is flushed). Empty when neither has one.
