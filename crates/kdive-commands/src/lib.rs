@@ -13,6 +13,7 @@ pub mod kmem;
 pub mod log;
 pub mod modules;
 pub mod ps;
+pub mod rd;
 pub mod sym;
 pub mod sys;
 
@@ -27,6 +28,7 @@ pub use kmem::{KmemArgs, KmemRecord};
 pub use log::{LogArgs, LogRecord};
 pub use modules::{ModArgs, ModRecord};
 pub use ps::{PsArgs, PsMode, PsRecord, PsSelector, PsThreads};
+pub use rd::{RdArgs, RdRecord};
 pub use sym::{SymArgs, SymQuery, SymRecord};
 pub use sys::SysRecord;
 
@@ -59,6 +61,7 @@ pub enum Command {
     Log(LogArgs),
     Bt(BtArgs),
     Sym(SymArgs),
+    Rd(RdArgs),
 }
 
 const SYS_USAGE: &str = "sys";
@@ -88,6 +91,7 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "bt" => bt::parse_bt(&rest).map(Command::Bt),
         "foreach" => bt::parse_foreach(&rest).map(Command::Bt),
         "sym" => sym::parse_sym(&rest).map(Command::Sym),
+        "rd" => rd::parse_rd(&rest).map(Command::Rd),
         "" => Err(CommandError::NotFound(String::new())),
         other => Err(CommandError::NotFound(other.to_owned())),
     }
@@ -160,6 +164,7 @@ pub enum Output {
     Log(LogRecord),
     Bt(BtRecord),
     Sym(SymRecord),
+    Rd(RdRecord),
 }
 
 /// What a command produced, and what it could not read.
@@ -185,6 +190,7 @@ impl Report {
             Output::Log(r) => r.write_text(out),
             Output::Bt(r) => r.write_text(out),
             Output::Sym(r) => r.write_text(out),
+            Output::Rd(r) => r.write_text(out),
         }
     }
 
@@ -209,6 +215,7 @@ pub fn run(kernel: &Kernel, command: &Command) -> Result<Report, CommandError> {
         Command::Log(args) => Output::Log(log::log(kernel, args, &mut warnings)),
         Command::Bt(args) => Output::Bt(bt::bt(kernel, args, &mut warnings)),
         Command::Sym(args) => Output::Sym(sym::sym(kernel, args, &mut warnings)),
+        Command::Rd(args) => Output::Rd(rd::rd(kernel, args, &mut warnings)),
     };
     Ok(Report { output, warnings })
 }

@@ -1,0 +1,340 @@
+//! `rd`: kernel memory as crash shows it. `rd [-8|-16|-32|-64] [-x] ADDR|SYMBOL [COUNT]`
+//! prints COUNT units (64-bit by default) 16 bytes a line, each line `address:  units` and,
+//! unless `-x`, the bytes as ASCII (`.` for the unprintable); `rd -a ADDR|SYMBOL [COUNT]`
+//! prints the string there up to its first unprintable byte (with a count: COUNT bytes,
+//! the unprintable ones left out), 60 characters a line.
+
+use std::io::{self, Write};
+
+use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use serde::Serialize;
+
+use crate::ps::Hex;
+use crate::CommandError;
+
+const RD_USAGE: &str = "rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count]";
+
+/// Bytes a line shows.
+const LINE_BYTES: usize = 16;
+/// Characters a line of `rd -a` shows.
+const STRING_LINE: usize = 60;
+/// Most bytes one `rd` reads (a count of millions is a typo, not a request).
+const MAX_BYTES: u64 = 1 << 24;
+/// Most bytes `rd -a` reads while looking for the string's end, without a count.
+const MAX_STRING: u64 = 4096;
+
+/// `rd`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdArgs {
+    /// Where: a symbol, or a hex address (with or without `0x`).
+    pub target: String,
+    /// Units to show (`rd -a`: most characters).
+    pub count: Option<u64>,
+    /// Bytes a unit: 1, 2, 4 or 8.
+    pub unit: usize,
+    /// `-a`: a string.
+    pub string: bool,
+    /// `-x`: no ASCII column.
+    pub no_ascii: bool,
+}
+
+/// `rd [-8|-16|-32|-64] [-a] [-x] ADDR|SYMBOL [COUNT]`
+pub fn parse_rd(words: &[&str]) -> Result<RdArgs, CommandError> {
+    let bad = |what: String| CommandError::BadArgs {
+        command: "rd",
+        what,
+        usage: RD_USAGE,
+    };
+    let (mut unit, mut string, mut no_ascii) = (8, false, false);
+    let mut rest = Vec::new();
+    for word in words {
+        match *word {
+            "-8" => unit = 1,
+            "-16" => unit = 2,
+            "-32" => unit = 4,
+            "-64" => unit = 8,
+            "-a" => string = true,
+            "-x" => no_ascii = true,
+            w if w.starts_with('-') && w.len() > 1 => {
+                return Err(CommandError::BadOption {
+                    command: "rd",
+                    option: w.chars().nth(1).unwrap_or('-'),
+                    usage: RD_USAGE,
+                })
+            }
+            w => rest.push(w),
+        }
+    }
+    let (target, count) = match rest.as_slice() {
+        [target] => (*target, None),
+        [target, count] => {
+            let count = count
+                .parse::<u64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| bad(format!("invalid count: {count}")))?;
+            (*target, Some(count))
+        }
+        [] => return Err(bad("an address or a symbol is needed".into())),
+        [_, _, extra, ..] => return Err(bad(format!("unexpected argument: {extra}"))),
+    };
+    Ok(RdArgs {
+        target: target.to_owned(),
+        count,
+        unit,
+        string,
+        no_ascii,
+    })
+}
+
+/// `rd`'s record: the units read (or the string), from `address`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RdRecord {
+    pub address: Hex,
+    /// Bytes a unit.
+    pub unit: usize,
+    /// The units read, in the dump's (little-endian) order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<Hex>,
+    /// `rd -a`: the string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub string: Option<String>,
+    #[serde(skip)]
+    bytes: Vec<u8>,
+    #[serde(skip)]
+    ascii: bool,
+}
+
+/// Runs `rd`.
+pub fn rd(kernel: &Kernel, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecord {
+    let mut record = RdRecord {
+        address: Hex(0),
+        unit: args.unit,
+        values: Vec::new(),
+        string: None,
+        bytes: Vec::new(),
+        ascii: !args.no_ascii,
+    };
+    let Some(addr) = resolve(kernel, &args.target) else {
+        warnings.push(format!("rd: symbol not found: {}", args.target));
+        return record;
+    };
+    record.address = Hex(addr.0);
+    let unit = args.unit as u64;
+    let wanted = if args.string {
+        args.count.unwrap_or(MAX_STRING)
+    } else {
+        args.count.unwrap_or(1).saturating_mul(unit)
+    };
+    if wanted > MAX_BYTES {
+        warnings.push(format!("rd: only the first {MAX_BYTES} bytes are read"));
+    }
+    let wanted = wanted.min(MAX_BYTES);
+    // Line by line: what precedes an unreadable page is still shown.
+    let mut at = addr.0;
+    while (record.bytes.len() as u64) < wanted {
+        let len = (wanted - record.bytes.len() as u64).min(LINE_BYTES as u64);
+        match kernel.read_bytes(VirtAddr(at), len, "rd") {
+            Ok(bytes) => record.bytes.extend_from_slice(&bytes),
+            Err(err) => {
+                warnings.push(format!("rd: {err}"));
+                break;
+            }
+        }
+        if args.string && args.count.is_none() && !record.bytes.iter().all(is_print) {
+            break;
+        }
+        at = at.wrapping_add(len);
+    }
+    if args.string {
+        // Without a count the string ends at its first unprintable byte (crash's
+        // ASCII_UNLIMITED); with one, unprintable bytes are skipped.
+        if args.count.is_none() {
+            let end = record
+                .bytes
+                .iter()
+                .position(|b| !is_print(b))
+                .unwrap_or(record.bytes.len());
+            record.bytes.truncate(end);
+        }
+        let text: String = record
+            .bytes
+            .iter()
+            .filter(|b| is_print(b))
+            .map(|b| char::from(*b))
+            .collect();
+        record.string = Some(text);
+    } else {
+        record
+            .bytes
+            .truncate(record.bytes.len() / args.unit * args.unit);
+        record.values = record
+            .bytes
+            .chunks_exact(args.unit)
+            .map(|c| {
+                let mut word = [0u8; 8];
+                word[..c.len()].copy_from_slice(c);
+                Hex(u64::from_le_bytes(word))
+            })
+            .collect();
+    }
+    record
+}
+
+/// C's `isprint()` in the C locale.
+fn is_print(b: &u8) -> bool {
+    (0x20..0x7f).contains(b)
+}
+
+/// A hex address, else a symbol of vmlinux or of a module.
+fn resolve(kernel: &Kernel, target: &str) -> Option<VirtAddr> {
+    let digits = target.strip_prefix("0x").unwrap_or(target);
+    if let Ok(value) = u64::from_str_radix(digits, 16) {
+        if target.starts_with("0x") || value >= 0xffff_0000_0000_0000 {
+            return Some(VirtAddr(value));
+        }
+    }
+    if let Ok(addr) = kernel.symbol(target) {
+        return Some(addr);
+    }
+    let release = sys::utsname(kernel).ok().map(|u| u.release);
+    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &[]));
+    modules
+        .lookup_name(kernel, target)
+        .first()
+        .map(|(addr, _)| *addr)
+}
+
+impl RdRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.string.is_some() {
+            // A line starts every 60 printable bytes and after each unprintable one.
+            let mut run = 0usize;
+            let mut open = false;
+            for (i, b) in self.bytes.iter().enumerate() {
+                if !is_print(b) {
+                    run = 0;
+                    continue;
+                }
+                if run % STRING_LINE == 0 {
+                    if open {
+                        writeln!(out)?;
+                    }
+                    write!(out, "{:x}:  ", self.address.0.wrapping_add(i as u64))?;
+                    open = true;
+                }
+                write!(out, "{}", char::from(*b))?;
+                run += 1;
+            }
+            if open {
+                writeln!(out)?;
+            }
+            return Ok(());
+        }
+        let digits = self.unit * 2;
+        let per_line = LINE_BYTES / self.unit;
+        for (line, bytes) in self.bytes.chunks(LINE_BYTES).enumerate() {
+            let at = self.address.0.wrapping_add((line * LINE_BYTES) as u64);
+            write!(out, "{at:x}:  ")?;
+            let values = &self.values[line * per_line..][..bytes.len() / self.unit];
+            for value in values {
+                write!(out, "{:0digits$x} ", value.0)?;
+            }
+            if self.ascii {
+                let missing = per_line - values.len();
+                write!(out, "{:width$}  ", "", width = missing * (digits + 1))?;
+                let text: String = bytes
+                    .iter()
+                    .map(|b| if is_print(b) { char::from(*b) } else { '.' })
+                    .collect();
+                write!(out, "{text}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_crash_options() {
+        let args = parse_rd(&["-32", "-x", "jiffies", "5"]).unwrap();
+        assert_eq!(
+            args,
+            RdArgs {
+                target: "jiffies".into(),
+                count: Some(5),
+                unit: 4,
+                string: false,
+                no_ascii: true,
+            }
+        );
+        assert_eq!(parse_rd(&["-a", "linux_banner"]).unwrap().count, None);
+        assert!(parse_rd(&[]).is_err());
+        assert!(parse_rd(&["jiffies", "0"]).is_err());
+        assert!(parse_rd(&["jiffies", "1", "2"]).is_err());
+        assert!(matches!(
+            parse_rd(&["-q", "x"]),
+            Err(CommandError::BadOption { option: 'q', .. })
+        ));
+    }
+
+    fn record(unit: usize, bytes: &[u8], ascii: bool) -> RdRecord {
+        RdRecord {
+            address: Hex(0xffff_ffff_a171_ffe0),
+            unit,
+            values: bytes
+                .chunks_exact(unit)
+                .map(|c| {
+                    let mut w = [0u8; 8];
+                    w[..unit].copy_from_slice(c);
+                    Hex(u64::from_le_bytes(w))
+                })
+                .collect(),
+            string: None,
+            bytes: bytes.to_vec(),
+            ascii,
+        }
+    }
+
+    fn text(record: &RdRecord) -> String {
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn renders_lines_as_crash() {
+        let banner = b"Linux version 6.1.0-56";
+        assert_eq!(
+            text(&record(8, &banner[..24.min(banner.len()) / 8 * 8], true)),
+            "ffffffffa171ffe0:  65762078756e694c 2e36206e6f697372   Linux version 6.\n"
+        );
+        assert_eq!(
+            text(&record(4, &banner[..20], false)),
+            "ffffffffa171ffe0:  756e694c 65762078 6f697372 2e36206e \n\
+             ffffffffa171fff0:  2d302e31 \n"
+        );
+        assert_eq!(
+            text(&record(1, &banner[16..19], true)),
+            format!("ffffffffa171ffe0:  31 2e 30 {}  1.0\n", " ".repeat(13 * 3))
+        );
+        let mut bytes = vec![b'x'; 61];
+        bytes.extend_from_slice(b"\nyz");
+        let string = RdRecord {
+            string: Some(String::new()),
+            ..record(1, &bytes, true)
+        };
+        assert_eq!(
+            text(&string),
+            format!(
+                "ffffffffa171ffe0:  {}\nffffffffa172001c:  x\nffffffffa172001e:  yz\n",
+                "x".repeat(60)
+            )
+        );
+    }
+}

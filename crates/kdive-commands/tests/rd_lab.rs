@@ -1,0 +1,194 @@
+//! `rd` on the lab's real dumps, against oracles run at test time:
+//! - crash 8.0.2 on the 6.1 dumps it can open (one kdump, one QEMU dump): the same text,
+//!   line for line, for 64/32/16/8-bit units, `-x`, `-a` with and without a count, symbols
+//!   of vmlinux and of the module, and the address of a function drgn found on the panic
+//!   task's stack;
+//! - drgn 0.3.0 (the lab's) on the 6.12 dumps, which crash cannot open: the same bytes.
+//!
+//! Without a lab (or without crash and drgn) the test prints SKIP and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use kdive_commands::{parse, run, Output, Report};
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
+use serde_json::Value;
+
+/// Between the outputs of two commands in one crash session.
+const MARK: &str = "===KDIVE-RD===";
+
+fn open(m: &Value) -> Kernel {
+    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
+    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
+}
+
+fn rd(kernel: &Kernel, line: &str) -> Report {
+    run(kernel, &parse(line).expect("parses")).expect("runs")
+}
+
+fn text(report: &Report) -> String {
+    let mut out = Vec::new();
+    report.write_text(&mut out).expect("renders");
+    String::from_utf8_lossy(&out).trim_end().to_owned()
+}
+
+/// Where a vmlinux function on a task's stack starts, as drgn found it (its frame's pc minus
+/// its offset).
+fn vmlinux_function_address(m: &Value) -> Option<u64> {
+    let hex = |v: &Value| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok();
+    let drgn = lab::drgn_oracle(m)?;
+    let stacks = drgn["tasks"].as_array()?.iter().map(|t| &t["stack"]);
+    stacks
+        .flat_map(|s| s.as_array().into_iter().flatten())
+        .find_map(|frame| {
+            let (pc, offset) = (hex(&frame["pc"])?, hex(&frame["offset"])?);
+            // Modules live from 0xffffffffc0000000 (MODULES_VADDR) up.
+            (pc < 0xffff_ffff_c000_0000).then_some(pc - offset)
+        })
+}
+
+/// Runs `commands` in one crash session; the output of each, trimmed.
+fn crash(m: &Value, commands: &[String]) -> Option<Vec<String>> {
+    let dir = std::env::temp_dir().join(format!("kdive-rd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let script = dir.join("commands");
+    let mut body = String::new();
+    for command in commands {
+        body.push_str(&format!("{command}\n!echo {MARK}\n"));
+    }
+    body.push_str("quit\n");
+    std::fs::write(&script, body).ok()?;
+    let output = Process::new("crash")
+        .arg("-s")
+        .arg("-i")
+        .arg(&script)
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .arg(files(m).first()?)
+        .output()
+        .ok()?;
+    std::fs::remove_dir_all(&dir).ok();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // crash's `rd -a` ends without a newline: the mark may follow on the same line.
+    let blocks: Vec<String> = stdout
+        .split(MARK)
+        .map(|b| {
+            b.lines()
+                .filter(|l| !l.starts_with("WARNING:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    (blocks.len() > commands.len()).then(|| blocks[..commands.len()].to_vec())
+}
+
+/// `len` bytes at `symbol`, read by the lab's drgn.
+fn drgn_bytes(m: &Value, symbol: &str, len: usize) -> Option<Vec<u8>> {
+    let python: PathBuf = lab_root().join("tools/drgn-0.3.0/bin/python");
+    let script = format!(
+        "import sys, drgn\n\
+         p = drgn.Program()\n\
+         p.set_core_dump(sys.argv[1])\n\
+         p.load_debug_info([sys.argv[2]])\n\
+         print(p.read(p.symbol('{symbol}').address, {len}).hex())\n"
+    );
+    let output = Process::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(files(m).first()?)
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .output()
+        .ok()?;
+    let hex = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[test]
+fn rd_matches_crash_and_drgn() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let pick = |name: &str| {
+        manifests
+            .iter()
+            .find(|m| m["name"] == name && is_stable(m))
+            .cloned()
+    };
+    let mut compared = 0;
+    for name in ["6.1-null-init.kdump-zstd-d31", "6.1-null-init-qemu.elf"] {
+        let Some(m) = pick(name) else { continue };
+        let Some(function) = vmlinux_function_address(&m) else {
+            continue;
+        };
+        let commands: Vec<String> = [
+            "rd -64 linux_banner 5",
+            "rd -a linux_banner",
+            "rd -a linux_banner 300",
+            "rd -16 jiffies 3",
+            "rd -32 init_task 9",
+            "rd -x -32 linux_banner 6",
+            "rd lab_trigger 3",
+        ]
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain([format!("rd -8 {function:x} 19"), format!("rd {function:x}")])
+        .collect();
+        let Some(theirs) = crash(&m, &commands) else {
+            println!("{name}: SKIP (crash did not run)");
+            continue;
+        };
+        let kernel = open(&m);
+        for (command, theirs) in commands.iter().zip(&theirs) {
+            let ours = rd(&kernel, command);
+            assert!(
+                ours.warnings.is_empty(),
+                "{name}: {command}: {:?}",
+                ours.warnings
+            );
+            assert_eq!(text(&ours), *theirs, "{name}: {command}");
+            compared += 1;
+        }
+        println!("{name}: {} commands as crash prints them", commands.len());
+    }
+    for name in [
+        "6.12-null-init.kdump-zstd-d31",
+        "6.12-null-init-qemu.elf",
+        "6.12-timer.kdump-zstd-d31",
+    ] {
+        let Some(m) = pick(name) else { continue };
+        let kernel = open(&m);
+        for (symbol, len) in [("linux_banner", 64), ("init_task", 72), ("jiffies", 8)] {
+            let Some(theirs) = drgn_bytes(&m, symbol, len) else {
+                println!("{name}: SKIP (drgn did not run)");
+                continue;
+            };
+            let report = rd(&kernel, &format!("rd -8 {symbol} {len}"));
+            let Output::Rd(record) = &report.output else {
+                panic!("not rd");
+            };
+            let ours: Vec<u8> = record
+                .values
+                .iter()
+                .map(|v| u8::try_from(v.0).expect("a byte"))
+                .collect();
+            assert_eq!(ours, theirs, "{name}: rd -8 {symbol} {len}");
+            println!("{name}: rd -8 {symbol} {len} as drgn reads it");
+            compared += 1;
+        }
+    }
+    if compared == 0 {
+        println!("SKIP (neither crash nor drgn could be run on the lab's dumps)");
+        return;
+    }
+    println!("{compared} rd commands equal crash's text or drgn's bytes");
+}
