@@ -13,15 +13,16 @@ use crate::Outcome;
 const AFTER_HELP: &str = "\
 Commands use crash's syntax: sys, bt [-a | -c CPU] [-f] [-l] [-s] [pid | task]...,
 foreach bt [-f] [-l] [-s], ps [-k|-u] [-p|-l|-t] [pid | task | command]..., mod [-S DIR],
-kmem -i, log [-tma], sym [-q string] [symbol | vaddr]... and
-rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count], each line as crash prints it.
+kmem -i, log [-tma], sym [-q string] [symbol | vaddr]...,
+rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count] and dis [-r] [-l] address|symbol [count],
+each line as crash prints it.
 
 Examples:
   kdive open vmcore -c sys -c bt
   kdive open vmcore --vmlinux vmlinux --modules ./ko -c 'bt -l' -c mod
   kdive open vmcore -c 'foreach bt' --json
   kdive open vmcore -c 'sym schedule ffffffff81a114f4' -c 'sym -q lab_'
-  kdive open vmcore -c 'rd -a linux_banner' -c 'rd -32 jiffies 4'
+  kdive open vmcore -c 'rd -a linux_banner' -c 'rd -32 jiffies 4' -c 'dis -l schedule 8'
 
 Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
 

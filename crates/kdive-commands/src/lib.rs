@@ -8,6 +8,7 @@
 //! warnings is partial.
 
 pub mod bt;
+pub mod dis;
 mod format;
 pub mod kmem;
 pub mod log;
@@ -23,6 +24,7 @@ use kdive_kernel::Kernel;
 use serde::Serialize;
 
 pub use bt::{BtArgs, BtRecord, BtSelect};
+pub use dis::{DisArgs, DisRecord};
 pub use format::{convert_time, ctime_utc, load_average_string, memory_size_string, size_string};
 pub use kmem::{KmemArgs, KmemRecord};
 pub use log::{LogArgs, LogRecord};
@@ -62,6 +64,7 @@ pub enum Command {
     Bt(BtArgs),
     Sym(SymArgs),
     Rd(RdArgs),
+    Dis(DisArgs),
 }
 
 const SYS_USAGE: &str = "sys";
@@ -92,6 +95,7 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "foreach" => bt::parse_foreach(&rest).map(Command::Bt),
         "sym" => sym::parse_sym(&rest).map(Command::Sym),
         "rd" => rd::parse_rd(&rest).map(Command::Rd),
+        "dis" => dis::parse_dis(&rest).map(Command::Dis),
         "" => Err(CommandError::NotFound(String::new())),
         other => Err(CommandError::NotFound(other.to_owned())),
     }
@@ -165,6 +169,7 @@ pub enum Output {
     Bt(BtRecord),
     Sym(SymRecord),
     Rd(RdRecord),
+    Dis(DisRecord),
 }
 
 /// What a command produced, and what it could not read.
@@ -191,6 +196,7 @@ impl Report {
             Output::Bt(r) => r.write_text(out),
             Output::Sym(r) => r.write_text(out),
             Output::Rd(r) => r.write_text(out),
+            Output::Dis(r) => r.write_text(out),
         }
     }
 
@@ -216,6 +222,7 @@ pub fn run(kernel: &Kernel, command: &Command) -> Result<Report, CommandError> {
         Command::Bt(args) => Output::Bt(bt::bt(kernel, args, &mut warnings)),
         Command::Sym(args) => Output::Sym(sym::sym(kernel, args, &mut warnings)),
         Command::Rd(args) => Output::Rd(rd::rd(kernel, args, &mut warnings)),
+        Command::Dis(args) => Output::Dis(dis::dis(kernel, args, &mut warnings)),
     };
     Ok(Report { output, warnings })
 }

@@ -41,6 +41,10 @@ impl Command {
                 args.dirs.extend(dirs.iter().cloned());
                 Command::Sym(args)
             }
+            Command::Dis(mut args) => {
+                args.dirs.extend(dirs.iter().cloned());
+                Command::Dis(args)
+            }
             other => other,
         }
     }

@@ -16,9 +16,6 @@ use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
 use serde_json::Value;
 
-/// Between the outputs of two commands in one crash session.
-const MARK: &str = "===KDIVE-RD===";
-
 fn open(m: &Value) -> Kernel {
     let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
     let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
@@ -48,42 +45,6 @@ fn vmlinux_function_address(m: &Value) -> Option<u64> {
             // Modules live from 0xffffffffc0000000 (MODULES_VADDR) up.
             (pc < 0xffff_ffff_c000_0000).then_some(pc - offset)
         })
-}
-
-/// Runs `commands` in one crash session; the output of each, trimmed.
-fn crash(m: &Value, commands: &[String]) -> Option<Vec<String>> {
-    let dir = std::env::temp_dir().join(format!("kdive-rd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let script = dir.join("commands");
-    let mut body = String::new();
-    for command in commands {
-        body.push_str(&format!("{command}\n!echo {MARK}\n"));
-    }
-    body.push_str("quit\n");
-    std::fs::write(&script, body).ok()?;
-    let output = Process::new("crash")
-        .arg("-s")
-        .arg("-i")
-        .arg(&script)
-        .arg(m["kernel"]["vmlinux"].as_str()?)
-        .arg(files(m).first()?)
-        .output()
-        .ok()?;
-    std::fs::remove_dir_all(&dir).ok();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    // crash's `rd -a` ends without a newline: the mark may follow on the same line.
-    let blocks: Vec<String> = stdout
-        .split(MARK)
-        .map(|b| {
-            b.lines()
-                .filter(|l| !l.starts_with("WARNING:"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .trim()
-                .to_owned()
-        })
-        .collect();
-    (blocks.len() > commands.len()).then(|| blocks[..commands.len()].to_vec())
 }
 
 /// `len` bytes at `symbol`, read by the lab's drgn.
@@ -143,7 +104,7 @@ fn rd_matches_crash_and_drgn() {
         .map(|c| (*c).to_owned())
         .chain([format!("rd -8 {function:x} 19"), format!("rd {function:x}")])
         .collect();
-        let Some(theirs) = crash(&m, &commands) else {
+        let Some(theirs) = lab::crash_session(&m, &commands) else {
             println!("{name}: SKIP (crash did not run)");
             continue;
         };

@@ -213,6 +213,54 @@ pub fn drgn_oracle(m: &Value) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Runs `commands` in one session of crash (the oracle, on the dump's first file and its
+/// vmlinux): the output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
+/// cannot be run or stops early.
+pub fn crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
+    // Between the outputs of two commands.
+    const MARK: &str = "===KDIVE-ORACLE===";
+    let dir = std::env::temp_dir().join(format!(
+        "kdive-crash-{}-{}",
+        std::process::id(),
+        CRASH_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).ok()?;
+    let script = dir.join("commands");
+    // What crash says while it starts (errors of its own) ends up before the first mark.
+    let mut body = format!("!echo {MARK}\n");
+    for command in commands {
+        body.push_str(&format!("{command}\n!echo {MARK}\n"));
+    }
+    body.push_str("quit\n");
+    std::fs::write(&script, body).ok()?;
+    let output = std::process::Command::new("crash")
+        .arg("-s")
+        .arg("-i")
+        .arg(&script)
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .arg(files(m).first()?)
+        .output()
+        .ok();
+    std::fs::remove_dir_all(&dir).ok();
+    let stdout = String::from_utf8_lossy(&output?.stdout).into_owned();
+    // Some outputs (`rd -a`) end without a newline: the mark may follow on the same line.
+    let blocks: Vec<String> = stdout
+        .split(MARK)
+        .map(|b| {
+            b.lines()
+                .filter(|l| !l.starts_with("WARNING:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    (blocks.len() > commands.len() + 1).then(|| blocks[1..=commands.len()].to_vec())
+}
+
+/// Names the temporary directories of concurrent crash sessions apart.
+static CRASH_SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The Call Trace the crashed kernel printed for the panic ([`last_call_trace`]),
 /// from the console, else from the dump's `vmcore-dmesg.txt` (a panic in NMI context defers
 /// its console output, and kdump runs before it is flushed). Empty when neither has one.

@@ -130,6 +130,12 @@ pub fn disassemble(
                 .options_mut()
                 .set_always_show_segment_register(is_string_instruction(&instruction));
             formatter.format(&instruction, &mut text);
+            // objdump writes an index's scale of 1 (`(%rax,%rax,1)`); iced leaves it out.
+            let unit_index = instruction.memory_index() != iced_x86::Register::None
+                && instruction.memory_index_scale() == 1;
+            if let (true, Some(close)) = (unit_index, text.find(')')) {
+                text.insert_str(close, ",1");
+            }
             text
         };
         let offset = i64::try_from(start).ok()? - i64::try_from(fault).ok()?;
@@ -178,7 +184,8 @@ mod tests {
 
     #[test]
     fn string_instructions_name_their_segments_as_objdump() {
-        let code = disassemble("48 89 f7 <f3> 48 ab a4 48 8b 07", None, None).expect("decodes");
+        let code = disassemble("48 89 f7 <f3> 48 ab a4 48 8b 07 0f 1f 44 00 00", None, None)
+            .expect("decodes");
         let texts: Vec<&str> = code.instructions.iter().map(|i| i.text.as_str()).collect();
         assert_eq!(
             texts,
@@ -186,7 +193,8 @@ mod tests {
                 "mov %rsi,%rdi",
                 "rep stos %rax,%es:(%rdi)",
                 "movsb %ds:(%rsi),%es:(%rdi)",
-                "mov (%rdi),%rax"
+                "mov (%rdi),%rax",
+                "nopl 0x0(%rax,%rax,1)"
             ]
         );
     }
@@ -226,7 +234,7 @@ mod tests {
         let line = "c1 e0 84 c0 74 ed 31 c0 5b c3 cc cc cc cc 0f 1f 44 00 00 55 48 89 f5 48 89 fe 53 48 89 fb 48 c7 c7 90 30 2a c0 e8 09 0c 53 e1 <48> ff 03 48 c7 c7";
         let code = disassemble(line, None, Some(0x1c)).expect("decodes");
         assert_eq!(code.skipped, 42 - 0x1c);
-        assert_eq!(code.instructions[0].text, "nopl 0x0(%rax,%rax)");
+        assert_eq!(code.instructions[0].text, "nopl 0x0(%rax,%rax,1)");
         let fault = code
             .instructions
             .iter()

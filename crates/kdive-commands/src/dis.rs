@@ -1,0 +1,410 @@
+//! `dis`: kernel code disassembled from the dump's memory, as crash (through gdb) prints it:
+//! `0xffffffff8193a0e5 <schedule+5>:\tpush   %rbp`, branch targets and RIP-relative operands
+//! followed by the symbol they reach, and the ftrace call site at a function's start marked
+//! `[FTRACE NOP]`. `dis NAME` shows the whole function, `dis ADDR` one instruction,
+//! `dis X COUNT` COUNT instructions, `dis -r ADDR` the function up to ADDR, `-l` source lines.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
+use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::stack::FrameSymbolizer;
+use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use serde::Serialize;
+
+use crate::ps::Hex;
+use crate::CommandError;
+
+const DIS_USAGE: &str = "dis [-r] [-l] address|symbol [count]";
+
+/// Longest x86 instruction.
+const MAX_INSTRUCTION: u64 = 15;
+/// Most bytes one `dis` decodes (a function of megabytes is bad data).
+const MAX_BYTES: u64 = 1 << 20;
+/// The 5-byte NOP ftrace patches over a function's `call __fentry__`.
+const FTRACE_NOP: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+/// `dis`'s options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DisArgs {
+    pub target: String,
+    pub count: Option<u64>,
+    /// `-r`: from the function's start up to and including the target.
+    pub reverse: bool,
+    /// `-l`: the source line before the instructions of each line.
+    pub lines: bool,
+    /// Searched first for module objects (`--modules`).
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `dis [-r] [-l] ADDR|SYMBOL [COUNT]`
+pub fn parse_dis(words: &[&str]) -> Result<DisArgs, CommandError> {
+    let bad = |what: String| CommandError::BadArgs {
+        command: "dis",
+        what,
+        usage: DIS_USAGE,
+    };
+    let mut args = DisArgs::default();
+    let mut rest = Vec::new();
+    for word in words {
+        match *word {
+            "-r" => args.reverse = true,
+            "-l" => args.lines = true,
+            "-rl" | "-lr" => {
+                args.reverse = true;
+                args.lines = true;
+            }
+            w if w.starts_with('-') && w.len() > 1 => {
+                return Err(CommandError::BadOption {
+                    command: "dis",
+                    option: w.chars().nth(1).unwrap_or('-'),
+                    usage: DIS_USAGE,
+                })
+            }
+            w => rest.push(w),
+        }
+    }
+    match rest.as_slice() {
+        [target] => args.target = (*target).to_owned(),
+        [target, count] => {
+            args.target = (*target).to_owned();
+            args.count = Some(
+                count
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| bad(format!("invalid count: {count}")))?,
+            );
+        }
+        [] => return Err(bad("an address or a symbol is needed".into())),
+        [_, _, extra, ..] => return Err(bad(format!("unexpected argument: {extra}"))),
+    }
+    Ok(args)
+}
+
+/// One instruction.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisInstruction {
+    pub address: Hex,
+    /// `function+offset` (`function` at offset 0), if a symbol covers the address.
+    pub symbol: Option<String>,
+    pub bytes: String,
+    /// AT&T syntax as gdb prints it, with the branch or RIP-relative target's symbol.
+    pub text: String,
+    /// With `-l`: the source line of the address.
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// `dis`'s record.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisRecord {
+    pub instructions: Vec<DisInstruction>,
+    #[serde(skip)]
+    lines: bool,
+}
+
+/// Runs `dis`.
+pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRecord {
+    let mut record = DisRecord {
+        instructions: Vec::new(),
+        lines: args.lines,
+    };
+    let release = sys::utsname(kernel).ok().map(|u| u.release);
+    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &args.dirs));
+    let Some((target, by_name)) = resolve(kernel, &modules, &args.target) else {
+        warnings.push(format!("dis: symbol not found: {}", args.target));
+        return record;
+    };
+    let hit = modules.lookup(kernel, target);
+    // What to decode: [start, end) and at most `limit` instructions.
+    let (start, end, limit) = match (&hit, args.reverse, args.count) {
+        (Some(hit), true, _) => (
+            target.0 - hit.offset,
+            target.0.saturating_add(MAX_INSTRUCTION),
+            u64::MAX,
+        ),
+        (_, true, _) => {
+            warnings.push(format!("dis -r: no function contains {target}"));
+            return record;
+        }
+        (_, false, Some(count)) => (
+            target.0,
+            target
+                .0
+                .saturating_add(count.saturating_mul(MAX_INSTRUCTION)),
+            count,
+        ),
+        (Some(hit), false, None) if by_name => (target.0, target.0 + hit.size.max(1), u64::MAX),
+        _ => (target.0, target.0 + MAX_INSTRUCTION, 1),
+    };
+    if in_freed_init(kernel, start) {
+        warnings.push(format!(
+            "dis: {:#x} is vmlinux init code, freed after boot (filled with int3)",
+            start
+        ));
+    }
+    let len = end.saturating_sub(start).min(MAX_BYTES);
+    let code = match read_available(kernel, VirtAddr(start), len) {
+        Ok(code) => code,
+        Err(err) => {
+            warnings.push(format!("dis: {err}"));
+            return record;
+        }
+    };
+    let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
+    let symbol_of = |addr: u64| {
+        modules
+            .lookup(kernel, VirtAddr(addr))
+            .map(|h| match h.offset {
+                0 => h.name,
+                off => format!("{}+{off}", h.name),
+            })
+    };
+    let mut formatter = gdb_formatter();
+    let mut decoder = Decoder::with_ip(64, &code, start, DecoderOptions::NONE);
+    let mut instruction = Instruction::default();
+    while decoder.can_decode() && (record.instructions.len() as u64) < limit {
+        decoder.decode_out(&mut instruction);
+        if args.reverse && instruction.ip() > target.0 {
+            break;
+        }
+        let offset = (instruction.ip() - start) as usize;
+        let bytes = &code[offset..offset + instruction.len()];
+        let mut text = gdb_text(&mut formatter, &instruction);
+        if instruction.is_invalid() {
+            text = "(bad)".to_owned();
+        }
+        let symbol = symbol_of(instruction.ip());
+        if bytes == FTRACE_NOP && hit_offset(&modules, kernel, instruction.ip()) == Some(0) {
+            text.push_str(" [FTRACE NOP]");
+        }
+        if let Some(target) = branch_target(&instruction) {
+            if let Some(name) = symbol_of(target) {
+                text.push_str(&format!(" <{name}>"));
+            }
+        } else if instruction.is_ip_rel_memory_operand() {
+            let target = instruction.ip_rel_memory_address();
+            text.push_str(&format!("        # {target:#x}"));
+            if let Some(name) = symbol_of(target) {
+                text.push_str(&format!(" <{name}>"));
+            }
+        }
+        let (file, line) = if args.lines {
+            match symbolizer.locations(VirtAddr(instruction.ip())) {
+                Ok(l) => l.first().map_or((None, None), |l| (l.file.clone(), l.line)),
+                Err(err) => {
+                    warnings.push(format!("dis -l: {err}"));
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
+        record.instructions.push(DisInstruction {
+            address: Hex(instruction.ip()),
+            symbol,
+            bytes: bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            text,
+            file,
+            line,
+        });
+    }
+    record
+}
+
+/// A symbol (vmlinux or module) or a hex address; whether it was a name.
+fn resolve(kernel: &Kernel, modules: &KernelModules, target: &str) -> Option<(VirtAddr, bool)> {
+    let digits = target.strip_prefix("0x").unwrap_or(target);
+    if let Ok(value) = u64::from_str_radix(digits, 16) {
+        if target.starts_with("0x") || value >= 0xffff_0000_0000_0000 {
+            return Some((VirtAddr(value), false));
+        }
+    }
+    modules
+        .lookup_name(kernel, target)
+        .into_iter()
+        .find(|(_, hit)| matches!(hit.kind, 't' | 'T' | 'W' | 'w'))
+        .map(|(addr, _)| (addr, true))
+}
+
+/// Reads `len` bytes from `start`, or as many as are readable before the first gap.
+fn read_available(
+    kernel: &Kernel,
+    start: VirtAddr,
+    len: u64,
+) -> Result<Vec<u8>, kdive_kernel::KernelError> {
+    match kernel.read_bytes(start, len, "code") {
+        Ok(bytes) => Ok(bytes),
+        Err(err) => {
+            // A count's worth of maximal instructions may run past the mapped text.
+            let mut bytes = Vec::new();
+            let mut at = start.0;
+            while (bytes.len() as u64) < len {
+                match kernel.read_bytes(VirtAddr(at), 1, "code") {
+                    Ok(b) => bytes.extend_from_slice(&b),
+                    Err(_) => break,
+                }
+                at = at.wrapping_add(1);
+            }
+            if bytes.is_empty() {
+                Err(err)
+            } else {
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+/// In vmlinux's init memory (`__init_begin`..`__init_end`), which `free_initmem()` poisons
+/// once the kernel has booted.
+fn in_freed_init(kernel: &Kernel, addr: u64) -> bool {
+    match (kernel.symbol("__init_begin"), kernel.symbol("__init_end")) {
+        (Ok(begin), Ok(end)) => (begin.0..end.0).contains(&addr),
+        _ => false,
+    }
+}
+
+fn hit_offset(modules: &KernelModules, kernel: &Kernel, addr: u64) -> Option<u64> {
+    modules.lookup(kernel, VirtAddr(addr)).map(|h| h.offset)
+}
+
+/// The target of a direct call, jump or conditional jump.
+fn branch_target(instruction: &Instruction) -> Option<u64> {
+    matches!(
+        instruction.op0_kind(),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    )
+    .then(|| instruction.near_branch_target())
+}
+
+/// iced's AT&T formatter set up as gdb prints: hex everywhere, `0x0(%rax)`, `%rip`-relative
+/// displacements as written.
+fn gdb_formatter() -> GasFormatter {
+    let mut formatter = GasFormatter::new();
+    let options = formatter.options_mut();
+    options.set_small_hex_numbers_in_decimal(false);
+    options.set_uppercase_hex(false);
+    options.set_branch_leading_zeros(false);
+    options.set_show_zero_displacements(true);
+    options.set_rip_relative_addresses(true);
+    // `cs call __x86_indirect_thunk_r11`: the padding prefix the kernel's retpoline calls have.
+    options.set_show_useless_prefixes(true);
+    formatter
+}
+
+/// The mnemonic (with its prefixes) padded to 6 columns and a space, then the operands:
+/// gdb's layout. String instructions name their fixed segments, as gdb does.
+fn gdb_text(formatter: &mut GasFormatter, instruction: &Instruction) -> String {
+    let string_op = (0..instruction.op_count()).any(|i| {
+        matches!(
+            instruction.op_kind(i),
+            OpKind::MemorySegSI
+                | OpKind::MemorySegESI
+                | OpKind::MemorySegRSI
+                | OpKind::MemoryESDI
+                | OpKind::MemoryESEDI
+                | OpKind::MemoryESRDI
+        )
+    });
+    formatter
+        .options_mut()
+        .set_always_show_segment_register(string_op);
+    let mut mnemonic = String::new();
+    formatter.format_mnemonic(instruction, &mut mnemonic);
+    // binutils leaves out the default 64-bit size of push and pop of memory.
+    let memory = instruction.op_count() == 1 && instruction.op0_kind() == OpKind::Memory;
+    if memory && (mnemonic == "pushq" || mnemonic == "popq") {
+        mnemonic.pop();
+    }
+    // The one-byte nop is printed bare, without the column padding.
+    if mnemonic == "nop" && instruction.op_count() == 0 {
+        return mnemonic;
+    }
+    let mut operands = String::new();
+    formatter.format_all_operands(instruction, &mut operands);
+    // gdb writes an index's scale of 1 (`(%rax,%rax,1)`); iced leaves it out.
+    if instruction.memory_index() != iced_x86::Register::None
+        && instruction.memory_index_scale() == 1
+    {
+        if let Some(close) = operands.find(')') {
+            operands.insert_str(close, ",1");
+        }
+    }
+    format!("{mnemonic:<6} {operands}")
+}
+
+impl DisRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut last_line: Option<(&str, u32)> = None;
+        for i in &self.instructions {
+            if self.lines {
+                if let (Some(file), Some(line)) = (&i.file, i.line) {
+                    if last_line != Some((file.as_str(), line)) {
+                        writeln!(out, "{file}: {line}")?;
+                        last_line = Some((file.as_str(), line));
+                    }
+                }
+            }
+            match &i.symbol {
+                Some(symbol) => writeln!(out, "{:#x} <{symbol}>:\t{}", i.address.0, i.text)?,
+                None => writeln!(out, "{:#x}:\t{}", i.address.0, i.text)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> Vec<String> {
+        let mut formatter = gdb_formatter();
+        let mut decoder = Decoder::with_ip(64, bytes, 0xffff_ffff_8100_0000, DecoderOptions::NONE);
+        let mut out = Vec::new();
+        while decoder.can_decode() {
+            out.push(gdb_text(&mut formatter, &decoder.decode()));
+        }
+        out
+    }
+
+    #[test]
+    fn parses_crash_options() {
+        let args = parse_dis(&["-l", "schedule", "12"]).unwrap();
+        assert_eq!(
+            (args.target.as_str(), args.count, args.lines),
+            ("schedule", Some(12), true)
+        );
+        assert!(parse_dis(&["-rl", "ffffffff81000000"]).unwrap().reverse);
+        assert!(parse_dis(&[]).is_err());
+        assert!(parse_dis(&["x", "0"]).is_err());
+        assert!(matches!(
+            parse_dis(&["-s", "x"]),
+            Err(CommandError::BadOption { option: 's', .. })
+        ));
+    }
+
+    #[test]
+    fn formats_as_gdb() {
+        assert_eq!(
+            decode(&[
+                0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0xc3, 0xf3, 0x48, 0xab, 0x90, 0x65, 0xff, 0x34,
+                0x25, 0x14, 0x60, 0x00, 0x00
+            ]),
+            [
+                "nopl   0x0(%rax,%rax,1)",
+                "push   %rbp",
+                "ret    ",
+                "rep stos %rax,%es:(%rdi)",
+                "nop",
+                "push   %gs:0x6014"
+            ]
+        );
+    }
+}
