@@ -121,7 +121,7 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
     // What to decode: [start, end) and at most `limit` instructions.
     let (start, end, limit) = match (&hit, args.reverse, args.count) {
         (Some(hit), true, _) => (
-            target.0 - hit.offset,
+            target.0.saturating_sub(hit.offset),
             target.0.saturating_add(MAX_INSTRUCTION),
             u64::MAX,
         ),
@@ -170,8 +170,10 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
         if args.reverse && instruction.ip() > target.0 {
             break;
         }
-        let offset = (instruction.ip() - start) as usize;
-        let bytes = &code[offset..offset + instruction.len()];
+        let offset = usize::try_from(instruction.ip().wrapping_sub(start)).unwrap_or(usize::MAX);
+        let bytes = code
+            .get(offset..offset.saturating_add(instruction.len()))
+            .unwrap_or_default();
         let mut text = gdb_text(&mut formatter, &instruction);
         if instruction.is_invalid() {
             text = "(bad)".to_owned();

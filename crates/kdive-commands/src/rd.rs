@@ -237,7 +237,11 @@ impl RdRecord {
         for (line, bytes) in self.bytes.chunks(LINE_BYTES).enumerate() {
             let at = self.address.0.wrapping_add((line * LINE_BYTES) as u64);
             write!(out, "{at:x}:  ")?;
-            let values = &self.values[line * per_line..][..bytes.len() / self.unit];
+            let first = line * per_line;
+            let values = self
+                .values
+                .get(first..first + bytes.len() / self.unit)
+                .unwrap_or_default();
             for value in values {
                 write!(out, "{:0digits$x} ", value.0)?;
             }
