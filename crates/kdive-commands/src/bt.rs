@@ -11,13 +11,12 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kdive_kernel::module::module_search_dirs;
 use kdive_kernel::stack::{
     panic_task, ExceptionStack, FrameSource, FrameSymbolizer, Reg, RegisterSet, StackKind,
     StackUnwinder, StopReason,
 };
 use kdive_kernel::task::{for_each_task, read_task, Task};
-use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use kdive_kernel::{Kernel, VirtAddr};
 use kdive_kernel::{StartKind, TaskStack};
 use serde::Serialize;
 
@@ -241,8 +240,7 @@ pub fn bt(kernel: &Kernel, args: &BtArgs, warnings: &mut Vec<String>) -> BtRecor
         symbol_offsets: args.symbol_offsets,
         lines: args.lines,
     };
-    let release = sys::utsname(kernel).ok().map(|u| u.release);
-    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &args.dirs));
+    let modules = crate::target::load_modules(kernel, &args.dirs);
     let unwinder = match StackUnwinder::new(kernel, &modules) {
         Ok(u) => u,
         Err(err) => {

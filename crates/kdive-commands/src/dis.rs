@@ -8,12 +8,12 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
-use kdive_kernel::module::module_search_dirs;
 use kdive_kernel::stack::FrameSymbolizer;
-use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::ps::Hex;
+use crate::target::{load_modules, resolve};
 use crate::CommandError;
 
 const DIS_USAGE: &str = "dis [-r] [-l] address|symbol [count]";
@@ -87,8 +87,9 @@ pub fn parse_dis(words: &[&str]) -> Result<DisArgs, CommandError> {
 #[derive(Debug, Clone, Serialize)]
 pub struct DisInstruction {
     pub address: Hex,
-    /// `function+offset` (`function` at offset 0), if a symbol covers the address.
-    pub symbol: Option<String>,
+    /// The symbol the address is in, and how far into it (as `bt`'s frames).
+    pub function: Option<String>,
+    pub offset: Option<u64>,
     pub bytes: String,
     /// AT&T syntax as gdb prints it, with the branch or RIP-relative target's symbol.
     pub text: String,
@@ -111,9 +112,8 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
         instructions: Vec::new(),
         lines: args.lines,
     };
-    let release = sys::utsname(kernel).ok().map(|u| u.release);
-    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &args.dirs));
-    let Some((target, by_name)) = resolve(kernel, &modules, &args.target) else {
+    let modules = load_modules(kernel, &args.dirs);
+    let Some((target, by_name)) = resolve(kernel, &modules, &args.target, true) else {
         warnings.push(format!("dis: symbol not found: {}", args.target));
         return record;
     };
@@ -136,8 +136,10 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
                 .saturating_add(count.saturating_mul(MAX_INSTRUCTION)),
             count,
         ),
-        (Some(hit), false, None) if by_name => (target.0, target.0 + hit.size.max(1), u64::MAX),
-        _ => (target.0, target.0 + MAX_INSTRUCTION, 1),
+        (Some(hit), false, None) if by_name => {
+            (target.0, target.0.saturating_add(hit.size.max(1)), u64::MAX)
+        }
+        _ => (target.0, target.0.saturating_add(MAX_INSTRUCTION), 1),
     };
     if in_freed_init(kernel, start) {
         warnings.push(format!(
@@ -146,7 +148,7 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
         ));
     }
     let len = end.saturating_sub(start).min(MAX_BYTES);
-    let code = match read_available(kernel, VirtAddr(start), len) {
+    let code = match read_available(kernel, VirtAddr(start), len, warnings) {
         Ok(code) => code,
         Err(err) => {
             warnings.push(format!("dis: {err}"));
@@ -154,13 +156,10 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
         }
     };
     let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
-    let symbol_of = |addr: u64| {
-        modules
-            .lookup(kernel, VirtAddr(addr))
-            .map(|h| match h.offset {
-                0 => h.name,
-                off => format!("{}+{off}", h.name),
-            })
+    let symbol_of = |addr: u64| modules.lookup(kernel, VirtAddr(addr));
+    let label = |hit: &kdive_kernel::SymbolHit| match hit.offset {
+        0 => hit.name.clone(),
+        off => format!("{}+{off}", hit.name),
     };
     let mut formatter = gdb_formatter();
     let mut decoder = Decoder::with_ip(64, &code, start, DecoderOptions::NONE);
@@ -178,19 +177,19 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
         if instruction.is_invalid() {
             text = "(bad)".to_owned();
         }
-        let symbol = symbol_of(instruction.ip());
-        if bytes == FTRACE_NOP && hit_offset(&modules, kernel, instruction.ip()) == Some(0) {
+        let here = symbol_of(instruction.ip());
+        if bytes == FTRACE_NOP && here.as_ref().is_some_and(|h| h.offset == 0) {
             text.push_str(" [FTRACE NOP]");
         }
         if let Some(target) = branch_target(&instruction) {
-            if let Some(name) = symbol_of(target) {
-                text.push_str(&format!(" <{name}>"));
+            if let Some(hit) = symbol_of(target) {
+                text.push_str(&format!(" <{}>", label(&hit)));
             }
         } else if instruction.is_ip_rel_memory_operand() {
             let target = instruction.ip_rel_memory_address();
             text.push_str(&format!("        # {target:#x}"));
-            if let Some(name) = symbol_of(target) {
-                text.push_str(&format!(" <{name}>"));
+            if let Some(hit) = symbol_of(target) {
+                text.push_str(&format!(" <{}>", label(&hit)));
             }
         }
         let (file, line) = if args.lines {
@@ -206,7 +205,8 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
         };
         record.instructions.push(DisInstruction {
             address: Hex(instruction.ip()),
-            symbol,
+            function: here.as_ref().map(|h| h.name.clone()),
+            offset: here.as_ref().map(|h| h.offset),
             bytes: bytes
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -220,46 +220,39 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
     record
 }
 
-/// A symbol (vmlinux or module) or a hex address; whether it was a name.
-fn resolve(kernel: &Kernel, modules: &KernelModules, target: &str) -> Option<(VirtAddr, bool)> {
-    let digits = target.strip_prefix("0x").unwrap_or(target);
-    if let Ok(value) = u64::from_str_radix(digits, 16) {
-        if target.starts_with("0x") || value >= 0xffff_0000_0000_0000 {
-            return Some((VirtAddr(value), false));
-        }
-    }
-    modules
-        .lookup_name(kernel, target)
-        .into_iter()
-        .find(|(_, hit)| matches!(hit.kind, 't' | 'T' | 'W' | 'w'))
-        .map(|(addr, _)| (addr, true))
-}
-
-/// Reads `len` bytes from `start`, or as many as are readable before the first gap.
+/// Reads `len` bytes from `start`, or, when part of that is unreadable (a count's worth of
+/// maximal instructions may run past the mapped text), what lies before the first gap, a
+/// page at a time; `warnings` says where it stopped.
 fn read_available(
     kernel: &Kernel,
     start: VirtAddr,
     len: u64,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, kdive_kernel::KernelError> {
-    match kernel.read_bytes(start, len, "code") {
-        Ok(bytes) => Ok(bytes),
-        Err(err) => {
-            // A count's worth of maximal instructions may run past the mapped text.
-            let mut bytes = Vec::new();
-            let mut at = start.0;
-            while (bytes.len() as u64) < len {
-                match kernel.read_bytes(VirtAddr(at), 1, "code") {
-                    Ok(b) => bytes.extend_from_slice(&b),
-                    Err(_) => break,
+    let err = match kernel.read_bytes(start, len, "code") {
+        Ok(bytes) => return Ok(bytes),
+        Err(err) => err,
+    };
+    let page = kernel.page_size().max(1);
+    let mut bytes = Vec::new();
+    let mut at = start.0;
+    while (bytes.len() as u64) < len {
+        let piece = (page - at % page).min(len - bytes.len() as u64);
+        match kernel.read_bytes(VirtAddr(at), piece, "code") {
+            Ok(b) => bytes.extend_from_slice(&b),
+            Err(gap) => {
+                if !bytes.is_empty() {
+                    warnings.push(format!("dis: stopped at {at:#x}: {gap}"));
                 }
-                at = at.wrapping_add(1);
-            }
-            if bytes.is_empty() {
-                Err(err)
-            } else {
-                Ok(bytes)
+                break;
             }
         }
+        at = at.wrapping_add(piece);
+    }
+    if bytes.is_empty() {
+        Err(err)
+    } else {
+        Ok(bytes)
     }
 }
 
@@ -270,10 +263,6 @@ fn in_freed_init(kernel: &Kernel, addr: u64) -> bool {
         (Ok(begin), Ok(end)) => (begin.0..end.0).contains(&addr),
         _ => false,
     }
-}
-
-fn hit_offset(modules: &KernelModules, kernel: &Kernel, addr: u64) -> Option<u64> {
-    modules.lookup(kernel, VirtAddr(addr)).map(|h| h.offset)
 }
 
 /// The target of a direct call, jump or conditional jump.
@@ -353,9 +342,14 @@ impl DisRecord {
                     }
                 }
             }
-            match &i.symbol {
-                Some(symbol) => writeln!(out, "{:#x} <{symbol}>:\t{}", i.address.0, i.text)?,
-                None => writeln!(out, "{:#x}:\t{}", i.address.0, i.text)?,
+            match (&i.function, i.offset) {
+                (Some(f), Some(0) | None) => {
+                    writeln!(out, "{:#x} <{f}>:\t{}", i.address.0, i.text)?
+                }
+                (Some(f), Some(off)) => {
+                    writeln!(out, "{:#x} <{f}+{off}>:\t{}", i.address.0, i.text)?
+                }
+                (None, _) => writeln!(out, "{:#x}:\t{}", i.address.0, i.text)?,
             }
         }
         Ok(())

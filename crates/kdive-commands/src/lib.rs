@@ -17,6 +17,7 @@ pub mod ps;
 pub mod rd;
 pub mod sym;
 pub mod sys;
+mod target;
 
 use std::io::{self, Write};
 
@@ -30,7 +31,7 @@ pub use kmem::{KmemArgs, KmemRecord};
 pub use log::{LogArgs, LogRecord};
 pub use modules::{ModArgs, ModRecord};
 pub use ps::{PsArgs, PsMode, PsRecord, PsSelector, PsThreads};
-pub use rd::{RdArgs, RdRecord};
+pub use rd::{RdArgs, RdRecord, RdUnit};
 pub use sym::{SymArgs, SymQuery, SymRecord};
 pub use sys::SysRecord;
 

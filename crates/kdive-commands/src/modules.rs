@@ -45,6 +45,10 @@ impl Command {
                 args.dirs.extend(dirs.iter().cloned());
                 Command::Dis(args)
             }
+            Command::Rd(mut args) => {
+                args.dirs.extend(dirs.iter().cloned());
+                Command::Rd(args)
+            }
             other => other,
         }
     }

@@ -6,11 +6,13 @@
 
 use std::io::{self, Write};
 
-use kdive_kernel::module::module_search_dirs;
-use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use std::path::PathBuf;
+
+use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::ps::Hex;
+use crate::target::{load_modules, parse_address, resolve};
 use crate::CommandError;
 
 const RD_USAGE: &str = "rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count]";
@@ -24,19 +26,41 @@ const MAX_BYTES: u64 = 1 << 24;
 /// Most bytes `rd -a` reads while looking for the string's end, without a count.
 const MAX_STRING: u64 = 4096;
 
+/// The unit `rd` shows: `-8`, `-16`, `-32` or `-64` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RdUnit {
+    Byte,
+    Half,
+    Word,
+    #[default]
+    Quad,
+}
+
+impl RdUnit {
+    pub fn bytes(self) -> usize {
+        match self {
+            RdUnit::Byte => 1,
+            RdUnit::Half => 2,
+            RdUnit::Word => 4,
+            RdUnit::Quad => 8,
+        }
+    }
+}
+
 /// `rd`'s options.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RdArgs {
-    /// Where: a symbol, or a hex address (with or without `0x`).
+    /// Where: a hex address, a symbol, or `symbol+offset`.
     pub target: String,
     /// Units to show (`rd -a`: most characters).
     pub count: Option<u64>,
-    /// Bytes a unit: 1, 2, 4 or 8.
-    pub unit: usize,
+    pub unit: RdUnit,
     /// `-a`: a string.
     pub string: bool,
     /// `-x`: no ASCII column.
     pub no_ascii: bool,
+    /// Searched first for module objects (`--modules`), for module symbols.
+    pub dirs: Vec<PathBuf>,
 }
 
 /// `rd [-8|-16|-32|-64] [-a] [-x] ADDR|SYMBOL [COUNT]`
@@ -46,14 +70,14 @@ pub fn parse_rd(words: &[&str]) -> Result<RdArgs, CommandError> {
         what,
         usage: RD_USAGE,
     };
-    let (mut unit, mut string, mut no_ascii) = (8, false, false);
+    let (mut unit, mut string, mut no_ascii) = (RdUnit::Quad, false, false);
     let mut rest = Vec::new();
     for word in words {
         match *word {
-            "-8" => unit = 1,
-            "-16" => unit = 2,
-            "-32" => unit = 4,
-            "-64" => unit = 8,
+            "-8" => unit = RdUnit::Byte,
+            "-16" => unit = RdUnit::Half,
+            "-32" => unit = RdUnit::Word,
+            "-64" => unit = RdUnit::Quad,
             "-a" => string = true,
             "-x" => no_ascii = true,
             w if w.starts_with('-') && w.len() > 1 => {
@@ -85,6 +109,7 @@ pub fn parse_rd(words: &[&str]) -> Result<RdArgs, CommandError> {
         unit,
         string,
         no_ascii,
+        dirs: Vec::new(),
     })
 }
 
@@ -110,18 +135,18 @@ pub struct RdRecord {
 pub fn rd(kernel: &Kernel, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecord {
     let mut record = RdRecord {
         address: Hex(0),
-        unit: args.unit,
+        unit: args.unit.bytes(),
         values: Vec::new(),
         string: None,
         bytes: Vec::new(),
         ascii: !args.no_ascii,
     };
-    let Some(addr) = resolve(kernel, &args.target) else {
+    let Some(addr) = where_to_read(kernel, args) else {
         warnings.push(format!("rd: symbol not found: {}", args.target));
         return record;
     };
     record.address = Hex(addr.0);
-    let unit = args.unit as u64;
+    let unit = args.unit.bytes() as u64;
     let wanted = if args.string {
         args.count.unwrap_or(MAX_STRING)
     } else {
@@ -166,15 +191,16 @@ pub fn rd(kernel: &Kernel, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecor
             .collect();
         record.string = Some(text);
     } else {
-        record
-            .bytes
-            .truncate(record.bytes.len() / args.unit * args.unit);
+        let unit = args.unit.bytes();
+        record.bytes.truncate(record.bytes.len() / unit * unit);
         record.values = record
             .bytes
-            .chunks_exact(args.unit)
+            .chunks_exact(unit)
             .map(|c| {
                 let mut word = [0u8; 8];
-                word[..c.len()].copy_from_slice(c);
+                if let Some(low) = word.get_mut(..c.len()) {
+                    low.copy_from_slice(c);
+                }
                 Hex(u64::from_le_bytes(word))
             })
             .collect();
@@ -187,23 +213,17 @@ fn is_print(b: &u8) -> bool {
     (0x20..0x7f).contains(b)
 }
 
-/// A hex address, else a symbol of vmlinux or of a module.
-fn resolve(kernel: &Kernel, target: &str) -> Option<VirtAddr> {
-    let digits = target.strip_prefix("0x").unwrap_or(target);
-    if let Ok(value) = u64::from_str_radix(digits, 16) {
-        if target.starts_with("0x") || value >= 0xffff_0000_0000_0000 {
-            return Some(VirtAddr(value));
-        }
-    }
-    if let Ok(addr) = kernel.symbol(target) {
+/// Where `rd` reads: an address needs no symbol table; a symbol of vmlinux is found without
+/// walking the modules.
+fn where_to_read(kernel: &Kernel, args: &RdArgs) -> Option<VirtAddr> {
+    if let Some(addr) = parse_address(&args.target) {
         return Some(addr);
     }
-    let release = sys::utsname(kernel).ok().map(|u| u.release);
-    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &[]));
-    modules
-        .lookup_name(kernel, target)
-        .first()
-        .map(|(addr, _)| *addr)
+    if let Ok(addr) = kernel.symbol(&args.target) {
+        return Some(addr);
+    }
+    let modules = load_modules(kernel, &args.dirs);
+    resolve(kernel, &modules, &args.target, false).map(|(addr, _)| addr)
 }
 
 impl RdRecord {
@@ -272,9 +292,10 @@ mod tests {
             RdArgs {
                 target: "jiffies".into(),
                 count: Some(5),
-                unit: 4,
+                unit: RdUnit::Word,
                 string: false,
                 no_ascii: true,
+                dirs: Vec::new(),
             }
         );
         assert_eq!(parse_rd(&["-a", "linux_banner"]).unwrap().count, None);

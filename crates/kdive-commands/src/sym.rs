@@ -6,12 +6,12 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kdive_kernel::module::module_search_dirs;
 use kdive_kernel::stack::FrameSymbolizer;
-use kdive_kernel::{sys, Kernel, KernelModules, SymbolHit, VirtAddr};
+use kdive_kernel::{Kernel, KernelModules, SymbolHit, VirtAddr};
 use serde::Serialize;
 
 use crate::ps::Hex;
+use crate::target::{load_modules, parse_address};
 use crate::CommandError;
 
 const SYM_USAGE: &str = "sym [-q string] [symbol | vaddr] ...";
@@ -93,8 +93,7 @@ pub struct SymRecord {
 
 /// Runs `sym`.
 pub fn sym(kernel: &Kernel, args: &SymArgs, warnings: &mut Vec<String>) -> SymRecord {
-    let release = sys::utsname(kernel).ok().map(|u| u.release);
-    let modules = KernelModules::load(kernel, &module_search_dirs(release.as_deref(), &args.dirs));
+    let modules = load_modules(kernel, &args.dirs);
     let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
     let mut symbols = Vec::new();
     for query in &args.queries {
@@ -126,14 +125,6 @@ pub fn sym(kernel: &Kernel, args: &SymArgs, warnings: &mut Vec<String>) -> SymRe
         }
     }
     SymRecord { symbols }
-}
-
-/// A hex address (`ffffffff81000000`, `0xffffffff81000000`) that is a kernel address; a
-/// word such as `add` is a name, not the number 0xadd.
-fn parse_address(word: &str) -> Option<VirtAddr> {
-    let digits = word.strip_prefix("0x").unwrap_or(word);
-    let value = u64::from_str_radix(digits, 16).ok()?;
-    (word.starts_with("0x") || value >= 0xffff_0000_0000_0000).then_some(VirtAddr(value))
 }
 
 fn entry(
@@ -241,13 +232,6 @@ mod tests {
             parse_sym(&["-z"]),
             Err(CommandError::BadOption { option: 'z', .. })
         ));
-        assert_eq!(
-            parse_address("ffffffffa10114f4"),
-            Some(VirtAddr(0xffff_ffff_a101_14f4))
-        );
-        assert_eq!(parse_address("0x10"), Some(VirtAddr(0x10)));
-        assert_eq!(parse_address("add"), None);
-        assert_eq!(parse_address("schedule"), None);
     }
 
     #[test]

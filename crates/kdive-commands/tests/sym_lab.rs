@@ -8,7 +8,7 @@
 //!
 //! Without a lab the test prints SKIP and passes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
@@ -17,6 +17,9 @@ use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
 use serde_json::Value;
+
+/// Where the kernel image is linked (KASLR moves it from there; per-CPU offsets stay below).
+const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 
 fn hex(text: &str) -> u64 {
     u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap_or(0)
@@ -97,6 +100,7 @@ fn sym_matches_drgn_nm_and_addr2line() {
     }
     let mut crash_ids = HashSet::new();
     let mut nm_cache: HashMap<String, BTreeMap<(String, u64), char>> = HashMap::new();
+    let mut kinds = BTreeSet::new();
     let (mut symbols, mut letters, mut lines, mut labels) = (0usize, 0usize, 0usize, 0usize);
     for m in manifests
         .iter()
@@ -189,7 +193,28 @@ fn sym_matches_drgn_nm_and_addr2line() {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let (by_name, warnings) = sym(&kernel, m, &names.join(" "));
+        // Besides the stack's functions: data, read-only data (in vmlinux's writable
+        // .rodata: `D`), bss, per-CPU and marker symbols, for nm's other letters.
+        let others = [
+            "jiffies",
+            "linux_banner",
+            "init_task",
+            "runqueues",
+            "__per_cpu_start",
+            "_text",
+            "_end",
+            "kdive_lab_stats",
+        ];
+        let (by_name, warnings) = sym(
+            &kernel,
+            m,
+            &names
+                .iter()
+                .copied()
+                .chain(others)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         assert!(warnings.is_empty(), "{name}: {warnings:?}");
         for (pc, (symbol, offset)) in &frames {
             let found: Vec<_> = by_name
@@ -205,15 +230,30 @@ fn sym_matches_drgn_nm_and_addr2line() {
         }
         for entry in &by_name.symbols {
             let nm = match (entry.module.as_deref(), kaslr) {
-                (None, Some(kaslr)) => vmlinux_letters
-                    .get(&(entry.name.clone(), entry.address.0 - kaslr))
-                    .copied(),
+                (None, Some(kaslr)) => {
+                    // KASLR moves the kernel image, not per-CPU offsets.
+                    let link = if entry.address.0 >= START_KERNEL_MAP {
+                        entry.address.0.wrapping_sub(kaslr)
+                    } else {
+                        entry.address.0
+                    };
+                    vmlinux_letters.get(&(entry.name.clone(), link)).copied()
+                }
                 (Some("kdive_lab"), _) => only_letter(&ko_letters, &entry.name),
                 _ => None,
             };
-            if let Some(letter) = nm {
-                assert_eq!(entry.kind, letter.to_string(), "{name}: {}", entry.name);
-                letters += 1;
+            match nm {
+                Some(letter) => {
+                    assert_eq!(entry.kind, letter.to_string(), "{name}: {}", entry.name);
+                    letters += 1;
+                    kinds.insert(letter);
+                }
+                None => assert!(
+                    kaslr.is_none() || entry.module.as_deref().is_some_and(|m| m != "kdive_lab"),
+                    "{name}: {} at {:#x} is not in nm's list",
+                    entry.name,
+                    entry.address.0
+                ),
             }
         }
         symbols += frames.len();
@@ -231,5 +271,10 @@ fn sym_matches_drgn_nm_and_addr2line() {
         "{symbols} addresses ({labels} named by a nearer label than drgn's), {letters} type \
          letters as nm, {lines} lines as addr2line"
     );
+    println!("nm letters seen: {kinds:?}");
     assert!(letters > 0 && lines > 0);
+    assert!(
+        kinds.len() >= 4,
+        "too few kinds of symbols checked: {kinds:?}"
+    );
 }

@@ -96,6 +96,8 @@ pub struct Kernel {
     space: KernelAddressSpace<Arc<dyn PhysMem>>,
     vmlinux: ElfImage,
     types: Types,
+    /// vmlinux's `_text`..`_end` (link addresses), looked up once.
+    image_range: std::sync::OnceLock<Option<(u64, u64)>>,
 }
 
 impl Kernel {
@@ -157,6 +159,7 @@ impl Kernel {
             space,
             vmlinux,
             types,
+            image_range: std::sync::OnceLock::new(),
         };
         kernel.check_vmlinux()?;
         Ok(kernel)
@@ -236,6 +239,15 @@ impl Kernel {
             .next()
             .map(|s| s.size)
             .ok_or_else(|| KernelError::NoSymbol { name: name.into() })
+    }
+
+    /// vmlinux's image, `_text`..`_end`, at link addresses: where its symbols name code and
+    /// data (per-CPU offsets and absolute symbols lie outside).
+    pub fn image_range(&self) -> Option<(u64, u64)> {
+        *self.image_range.get_or_init(|| {
+            let address = |name: &str| self.vmlinux.lookup_name(name).next().map(|s| s.address);
+            address("_text").zip(address("_end"))
+        })
     }
 
     /// A vmlinux link-time address where the running kernel has it: kernel-image addresses

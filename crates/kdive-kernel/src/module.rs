@@ -795,11 +795,11 @@ fn lookup_object(module: &Module, object: &ModuleObject, addr: VirtAddr) -> Opti
     })
 }
 
+/// `addr` in vmlinux's image (`_text`..`_end`) as `name+offset`.
 fn lookup_vmlinux(kernel: &Kernel, addr: VirtAddr) -> Option<SymbolHit> {
     let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
     let link = addr.0.wrapping_sub(kaslr);
-    let start = kernel.vmlinux().lookup_name("_text").next()?.address;
-    let end = kernel.vmlinux().lookup_name("_end").next()?.address;
+    let (start, end) = kernel.image_range()?;
     if link < start || link >= end {
         return None;
     }

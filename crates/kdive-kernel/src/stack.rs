@@ -30,7 +30,7 @@ use kdive_symbols::SourceLocation;
 
 use crate::error::KernelError;
 use crate::kernel::Kernel;
-use crate::module::{KernelModules, LoadedModule, SymbolHit, SymbolSource};
+use crate::module::{KernelModules, LoadedModule, SymbolHit};
 use crate::task::{cpu_curr, Task};
 
 /// `struct inactive_task_frame` members and the registers they hold (arch/x86/include/asm/
@@ -543,49 +543,31 @@ pub struct FrameSymbolizer<'k> {
     kernel: &'k Kernel,
     modules: &'k KernelModules,
     kaslr: u64,
-    /// vmlinux's `_text`..`_end` at link addresses.
-    text: Option<(u64, u64)>,
     lines: HashMap<u64, Vec<SourceLocation>>,
 }
 
 impl<'k> FrameSymbolizer<'k> {
     pub fn new(kernel: &'k Kernel, modules: &'k KernelModules) -> FrameSymbolizer<'k> {
-        let vmlinux = kernel.vmlinux();
-        let address = |name: &str| vmlinux.lookup_name(name).next().map(|s| s.address);
         FrameSymbolizer {
             kernel,
             modules,
             kaslr: kernel.address_space().kaslr_offset().unwrap_or(0),
-            text: address("_text").zip(address("_end")),
             lines: HashMap::new(),
         }
     }
 
-    /// `addr` as a symbol and offset, in a module or in vmlinux.
+    /// `addr` as a symbol and offset, in a module or in vmlinux; a module's init or exit
+    /// function by its own name, not by its `init_module`/`cleanup_module` alias.
     pub fn symbol(&self, addr: VirtAddr) -> Option<SymbolHit> {
+        let mut hit = self.modules.lookup(self.kernel, addr)?;
         if let Some(loaded) = self.modules.module_at(addr) {
-            let mut hit = self.modules.lookup(self.kernel, addr)?;
             if MODULE_ALIASES.contains(&hit.name.as_str()) {
                 if let Some(name) = real_name(loaded, addr.0.wrapping_sub(hit.offset)) {
                     hit.name = name;
                 }
             }
-            return Some(hit);
         }
-        let link = addr.0.wrapping_sub(self.kaslr);
-        let (start, end) = self.text?;
-        if link < start || link >= end {
-            return None;
-        }
-        let (symbol, offset) = self.kernel.vmlinux().symbol_at(link)?;
-        Some(SymbolHit {
-            module: None,
-            name: symbol.name.clone(),
-            offset,
-            size: symbol.size,
-            kind: symbol.kind,
-            source: SymbolSource::Vmlinux,
-        })
+        Some(hit)
     }
 
     /// Source locations of `addr`, innermost inlined function first and the containing

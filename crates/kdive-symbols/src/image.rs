@@ -314,9 +314,13 @@ fn nm_letter<'data>(elf: &object::File<'data>, symbol: &object::Symbol<'data, '_
         SymbolSection::Section(index) => elf.section_by_index(index).ok().map(|s| s.kind()),
         _ => None,
     };
-    let text = section_kind == Some(SectionKind::Text);
     if symbol.is_weak() {
-        return if text { 'W' } else { 'V' };
+        // `V` is a weak object; every other weak symbol is `W`.
+        return if symbol.kind() == SymbolKind::Data {
+            'V'
+        } else {
+            'W'
+        };
     }
     let letter = match (symbol.section(), section_kind) {
         (SymbolSection::Absolute, _) => 'a',

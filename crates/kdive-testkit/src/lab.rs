@@ -233,16 +233,17 @@ pub fn crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
     }
     body.push_str("quit\n");
     std::fs::write(&script, body).ok()?;
-    let output = std::process::Command::new("crash")
-        .arg("-s")
-        .arg("-i")
-        .arg(&script)
-        .arg(m["kernel"]["vmlinux"].as_str()?)
-        .arg(files(m).first()?)
-        .output()
-        .ok();
+    let stdout = run_with_deadline(
+        std::process::Command::new("crash")
+            .arg("-s")
+            .arg("-i")
+            .arg(&script)
+            .arg(m["kernel"]["vmlinux"].as_str()?)
+            .arg(files(m).first()?),
+        std::time::Duration::from_secs(300),
+    );
     std::fs::remove_dir_all(&dir).ok();
-    let stdout = String::from_utf8_lossy(&output?.stdout).into_owned();
+    let stdout = stdout?;
     // Some outputs (`rd -a`) end without a newline: the mark may follow on the same line.
     let blocks: Vec<String> = stdout
         .split(MARK)
@@ -256,6 +257,44 @@ pub fn crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
         })
         .collect();
     (blocks.len() > commands.len() + 1).then(|| blocks[1..=commands.len()].to_vec())
+}
+
+/// The standard output of `command` (no input), or `None` if it cannot start or is still
+/// running after `limit` (it is killed then).
+fn run_with_deadline(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Option<String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = child.stdout.take()?;
+    // Read on a thread, so that a full pipe cannot stall the child while we wait.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).ok().map(|_| out)
+    });
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            _ => {
+                child.kill().ok();
+                child.wait().ok();
+                return None;
+            }
+        }
+    }
+    let out = reader.join().ok()??;
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Names the temporary directories of concurrent crash sessions apart.

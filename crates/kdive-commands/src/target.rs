@@ -1,0 +1,74 @@
+//! What the memory commands (`sym`, `rd`, `dis`) take as a place: a hex address, a symbol of
+//! vmlinux or of a module, or `symbol+offset` (decimal, or hex with `0x`), as crash does;
+//! and the modules they look symbols up in.
+
+use std::path::PathBuf;
+
+use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+
+/// The lowest address crash takes a bare hex word for (`add` is a name, not 0xadd).
+const KERNEL_SPACE: u64 = 0xffff_0000_0000_0000;
+
+/// The loaded modules with their objects, found under `dirs` and the usual places for the
+/// dump's release.
+pub(crate) fn load_modules(kernel: &Kernel, dirs: &[PathBuf]) -> KernelModules {
+    let release = sys::utsname(kernel).ok().map(|u| u.release);
+    KernelModules::load(kernel, &module_search_dirs(release.as_deref(), dirs))
+}
+
+/// `0x…` in hex, or a bare hex word that is a kernel address.
+pub(crate) fn parse_address(word: &str) -> Option<VirtAddr> {
+    let value = match word.strip_prefix("0x") {
+        Some(digits) => u64::from_str_radix(digits, 16).ok()?,
+        None => u64::from_str_radix(word, 16)
+            .ok()
+            .filter(|v| *v >= KERNEL_SPACE)?,
+    };
+    Some(VirtAddr(value))
+}
+
+/// Where `word` points, and whether it named a symbol; with `text_only`, only code symbols
+/// count (a function and a variable may share a name).
+pub(crate) fn resolve(
+    kernel: &Kernel,
+    modules: &KernelModules,
+    word: &str,
+    text_only: bool,
+) -> Option<(VirtAddr, bool)> {
+    if let Some(addr) = parse_address(word) {
+        return Some((addr, false));
+    }
+    let (name, offset) = match word.split_once('+') {
+        Some((name, off)) => {
+            let off = match off.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+                None => off.parse().ok()?,
+            };
+            (name, off)
+        }
+        None => (word, 0),
+    };
+    let (addr, _) = modules
+        .lookup_name(kernel, name)
+        .into_iter()
+        .find(|(_, hit)| !text_only || matches!(hit.kind, 't' | 'T' | 'W' | 'w'))?;
+    Some((VirtAddr(addr.0.checked_add(offset)?), offset == 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_as_crash_reads_them() {
+        assert_eq!(
+            parse_address("ffffffffa10114f4"),
+            Some(VirtAddr(0xffff_ffff_a101_14f4))
+        );
+        assert_eq!(parse_address("0x10"), Some(VirtAddr(0x10)));
+        assert_eq!(parse_address("add"), None);
+        assert_eq!(parse_address("schedule"), None);
+        assert_eq!(parse_address("0xzz"), None);
+    }
+}
