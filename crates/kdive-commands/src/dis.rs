@@ -137,7 +137,12 @@ pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRe
             count,
         ),
         (Some(hit), false, None) if by_name => {
-            (target.0, target.0.saturating_add(hit.size.max(1)), u64::MAX)
+            // A label without a size runs to the next symbol, as crash shows it.
+            let end = match hit.size {
+                0 => modules.label_end(kernel, target).map_or(target.0, |n| n.0),
+                size => target.0.saturating_add(size),
+            };
+            (target.0, end.max(target.0.saturating_add(1)), u64::MAX)
         }
         _ => (target.0, target.0.saturating_add(MAX_INSTRUCTION), 1),
     };

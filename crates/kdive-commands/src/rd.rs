@@ -135,7 +135,8 @@ pub struct RdRecord {
 pub fn rd(kernel: &Kernel, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecord {
     let mut record = RdRecord {
         address: Hex(0),
-        unit: args.unit.bytes(),
+        // A string is read a byte at a time.
+        unit: if args.string { 1 } else { args.unit.bytes() },
         values: Vec::new(),
         string: None,
         bytes: Vec::new(),

@@ -67,6 +67,7 @@ fn dis_matches_crash() {
                     "schedule",
                     "__schedule",
                     "entry_SYSCALL_64",
+                    "entry_SYSCALL_64_after_hwframe",
                     "asm_exc_page_fault",
                     "native_safe_halt",
                     "lab_trigger",

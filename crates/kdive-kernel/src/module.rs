@@ -671,6 +671,36 @@ impl KernelModules {
         lookup_vmlinux(kernel, addr)
     }
 
+    /// Where the code of a label at `addr` (a symbol without a size: an assembly label) ends,
+    /// as gdb sees it: at the end of a sized symbol around it (`entry_SYSCALL_64` around
+    /// `entry_SYSCALL_64_after_hwframe`), else at the next symbol; in vmlinux or in `addr`'s
+    /// module.
+    pub fn label_end(&self, kernel: &Kernel, addr: VirtAddr) -> Option<VirtAddr> {
+        /// How far back a sized symbol around the label is looked for.
+        const LOOK_BACK: usize = 256;
+        let end_of = |starts: &mut dyn Iterator<Item = (u64, u64)>, next: Option<u64>, at: u64| {
+            starts
+                .take(LOOK_BACK)
+                .find(|(start, size)| start.saturating_add(*size) > at)
+                .map(|(start, size)| start.saturating_add(size))
+                .or(next)
+        };
+        if let Some(loaded) = self.module_at(addr) {
+            let kallsyms = &loaded.module.kallsyms;
+            let after = kallsyms.partition_point(|s| s.addr.0 <= addr.0);
+            let mut before = kallsyms[..after].iter().rev().map(|s| (s.addr.0, s.size));
+            let next = kallsyms.get(after).map(|s| s.addr.0);
+            return end_of(&mut before, next, addr.0).map(VirtAddr);
+        }
+        let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+        let link = addr.0.wrapping_sub(kaslr);
+        let symbols = kernel.vmlinux().symbols();
+        let after = symbols.partition_point(|s| s.address <= link);
+        let mut before = symbols[..after].iter().rev().map(|s| (s.address, s.size));
+        let next = symbols.get(after).map(|s| s.address);
+        end_of(&mut before, next, link).map(|end| VirtAddr(end.wrapping_add(kaslr)))
+    }
+
     /// Every symbol called `name`, at its address in the running kernel: vmlinux's (moved by
     /// KASLR), then each module's (from its object where found, else its kallsyms).
     pub fn lookup_name(&self, kernel: &Kernel, name: &str) -> Vec<(VirtAddr, SymbolHit)> {
