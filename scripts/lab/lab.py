@@ -36,7 +36,7 @@ SERIES = {
     "6.12": re.compile(r"^linux-image-(6\.12\.\d+\+deb12)-cloud-amd64-unsigned$"),
 }
 SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
-             "overflow"]
+             "overflow", "busy"]
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 

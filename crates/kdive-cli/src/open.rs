@@ -14,8 +14,8 @@ const AFTER_HELP: &str = "\
 Commands use crash's syntax: sys, bt [-a | -c CPU] [-f] [-l] [-s] [pid | task]...,
 foreach bt [-f] [-l] [-s], ps [-k|-u] [-p|-l|-t] [pid | task | command]..., mod [-S DIR],
 kmem -i, log [-tma], sym [-q string] [symbol | vaddr]...,
-rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count] and dis [-r] [-l] address|symbol [count],
-each line as crash prints it.
+rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count], dis [-r] [-l] address|symbol [count]
+and runq, each line as crash prints it.
 
 Examples:
   kdive open vmcore -c sys -c bt

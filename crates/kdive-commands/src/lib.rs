@@ -15,6 +15,7 @@ pub mod log;
 pub mod modules;
 pub mod ps;
 pub mod rd;
+pub mod runq;
 pub mod sym;
 pub mod sys;
 mod target;
@@ -32,6 +33,7 @@ pub use log::{LogArgs, LogRecord};
 pub use modules::{ModArgs, ModRecord};
 pub use ps::{PsArgs, PsMode, PsRecord, PsSelector, PsThreads};
 pub use rd::{RdArgs, RdRecord, RdUnit};
+pub use runq::RunqRecord;
 pub use sym::{SymArgs, SymQuery, SymRecord};
 pub use sys::SysRecord;
 
@@ -66,6 +68,7 @@ pub enum Command {
     Sym(SymArgs),
     Rd(RdArgs),
     Dis(DisArgs),
+    Runq,
 }
 
 const SYS_USAGE: &str = "sys";
@@ -97,6 +100,7 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "sym" => sym::parse_sym(&rest).map(Command::Sym),
         "rd" => rd::parse_rd(&rest).map(Command::Rd),
         "dis" => dis::parse_dis(&rest).map(Command::Dis),
+        "runq" => runq::parse_runq(&rest).map(|()| Command::Runq),
         "" => Err(CommandError::NotFound(String::new())),
         other => Err(CommandError::NotFound(other.to_owned())),
     }
@@ -171,6 +175,7 @@ pub enum Output {
     Sym(SymRecord),
     Rd(RdRecord),
     Dis(DisRecord),
+    Runq(RunqRecord),
 }
 
 /// What a command produced, and what it could not read.
@@ -198,6 +203,7 @@ impl Report {
             Output::Sym(r) => r.write_text(out),
             Output::Rd(r) => r.write_text(out),
             Output::Dis(r) => r.write_text(out),
+            Output::Runq(r) => r.write_text(out),
         }
     }
 
@@ -224,6 +230,7 @@ pub fn run(kernel: &Kernel, command: &Command) -> Result<Report, CommandError> {
         Command::Sym(args) => Output::Sym(sym::sym(kernel, args, &mut warnings)),
         Command::Rd(args) => Output::Rd(rd::rd(kernel, args, &mut warnings)),
         Command::Dis(args) => Output::Dis(dis::dis(kernel, args, &mut warnings)),
+        Command::Runq => Output::Runq(runq::runq(kernel, &mut warnings)),
     };
     Ok(Report { output, warnings })
 }

@@ -256,10 +256,12 @@ fn metadata_agrees_with_manifest_and_oracles() {
                     m["capture"].as_str(),
                 ) {
                     let pc = u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap();
-                    let cpu = vmcore
-                        .cpus()
-                        .into_iter()
-                        .find(|c| c.pid.map(u64::from) == Some(pid));
+                    // By pid and CPU: the idle tasks of all CPUs share pid 0.
+                    let on_cpu = panic["task"]["cpu"].as_u64();
+                    let cpu = vmcore.cpus().into_iter().find(|c| {
+                        c.pid.map(u64::from) == Some(pid)
+                            && on_cpu.is_none_or(|n| u64::try_from(c.cpu).ok() == Some(n))
+                    });
                     assert_eq!(
                         cpu.map(|c| c.rip),
                         Some(pc),

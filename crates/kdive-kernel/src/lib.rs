@@ -15,6 +15,7 @@ pub mod log_buf;
 pub mod meminfo;
 pub mod module;
 pub mod printk;
+pub mod sched;
 pub mod stack;
 pub mod sys;
 pub mod task;

@@ -132,6 +132,9 @@ pub struct StackUnwinder {
     cpu_tasks: Vec<Option<VirtAddr>>,
     /// Every CPU's IRQ and exception stacks.
     cpu_stacks: Vec<CpuStack>,
+    /// The top of the stack of the task each CPU was running (`cpu_current_top_of_stack`,
+    /// `pcpu_hot.top_of_stack`): where an entry from user mode leaves its `pt_regs`.
+    cpu_stack_tops: Vec<Option<u64>>,
     /// What could not be loaded (a module's ORC table, vmlinux CFI), worded for the user.
     pub warnings: Vec<String>,
 }
@@ -230,6 +233,7 @@ impl StackUnwinder {
                 Err(err) => warnings.push(format!("CPU {cpu}: exception stacks: {err}")),
             }
         }
+        let cpu_stack_tops = (0..cpus).map(|cpu| stack_top(kernel, cpu).ok()).collect();
         cpu_stacks.retain(|s| s.start < s.end);
         cpu_stacks.sort_by_key(|s| s.start);
         Ok(StackUnwinder {
@@ -242,6 +246,7 @@ impl StackUnwinder {
                 .collect(),
             cpu_tasks,
             cpu_stacks,
+            cpu_stack_tops,
             warnings,
         })
     }
@@ -286,7 +291,12 @@ impl StackUnwinder {
             .filter(|s| s.cpu == cpu)
             .copied()
             .collect();
-        let candidates = pt_regs_candidates(regs.rsp()?, &own);
+        let mut candidates = pt_regs_candidates(regs.rsp()?, &own);
+        // From user mode the entry code builds `pt_regs` at the top of the task's stack.
+        let top = usize::try_from(cpu)
+            .ok()
+            .and_then(|i| self.cpu_stack_tops.get(i).copied().flatten());
+        candidates.extend(top.and_then(|t| t.checked_sub(PT_REGS_SIZE as u64)));
         find_pt_regs_copy(kernel.address_space(), regs, candidates)
     }
 
@@ -296,8 +306,21 @@ impl StackUnwinder {
         if let Some(cpu) = self.active_cpu(task.addr) {
             if let Some((regs, from_prstatus)) = cpu_registers(kernel, cpu, task) {
                 let mut backtrace = unwind(&self.tables, space, UnwindStart::from_registers(regs));
-                if let Some(first) = backtrace.frames.first_mut().filter(|_| from_prstatus) {
-                    first.exception = self.pushed_exception_frame(kernel, cpu, &regs);
+                if from_prstatus {
+                    let pushed = self.pushed_exception_frame(kernel, cpu, &regs);
+                    match backtrace.frames.first_mut() {
+                        Some(first) => first.exception = pushed,
+                        // Stopped in user mode: no kernel frame, only the user registers.
+                        None => {
+                            if let (Some(frame), StopReason::UserMode { exception: None }) =
+                                (pushed, &backtrace.stop)
+                            {
+                                backtrace.stop = StopReason::UserMode {
+                                    exception: Some(Box::new(frame)),
+                                };
+                            }
+                        }
+                    }
                 }
                 return Ok(TaskStack {
                     start: StartKind::CpuRegisters { cpu },
@@ -388,6 +411,21 @@ fn irq_stack(kernel: &Kernel, cpu: u32) -> Result<Option<CpuStack>, KernelError>
         start: top.wrapping_sub(size),
         end: top,
     }))
+}
+
+/// The top of the stack of the task `cpu` runs: `cpu_current_top_of_stack` (6.1) or
+/// `pcpu_hot.top_of_stack` (6.2+), which the context switch sets.
+fn stack_top(kernel: &Kernel, cpu: u32) -> Result<u64, KernelError> {
+    let at = if kernel.has_symbol("cpu_current_top_of_stack") {
+        kernel.per_cpu_ptr(kernel.symbol("cpu_current_top_of_stack")?, cpu)?
+    } else {
+        let hot = kernel.per_cpu_ptr(kernel.symbol("pcpu_hot")?, cpu)?;
+        VirtAddr(
+            hot.0
+                .wrapping_add(kernel.offset_of("pcpu_hot", "top_of_stack")?),
+        )
+    };
+    kernel.read_u64(at, "top_of_stack")
 }
 
 /// `cpu`'s IST stacks, from the per-CPU `cea_exception_stacks` pointer into its
