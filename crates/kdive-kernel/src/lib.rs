@@ -22,7 +22,7 @@ pub mod task;
 
 pub use error::KernelError;
 pub use kernel::{DumpInfo, Kernel, StructBuf};
-pub use list::{container_of, ListWalk, MAX_LIST_ENTRIES};
+pub use list::{container_of, rb_tree_in_order, ListWalk, MAX_LIST_ENTRIES};
 pub use module::{KernelModules, Module, SymbolHit, SymbolSource};
 pub use printk::{PrintkLog, PrintkRecord};
 pub use stack::{ExceptionStack, FrameSymbolizer, StackKind, StackUnwinder, StartKind, TaskStack};

@@ -1,5 +1,6 @@
-//! `list_for_each` over a `struct list_head` ring, bounded and with cycle detection: a
-//! corrupt `next` pointer in a dump ends the walk with an error instead of looping.
+//! `list_for_each` over a `struct list_head` ring and the in-order walk of a red-black tree,
+//! bounded and with cycle detection: a corrupt pointer in a dump ends the walk with an error
+//! instead of looping.
 
 use std::collections::HashSet;
 
@@ -112,4 +113,43 @@ pub fn container_of(
             addr: node,
             why: "address below the member's offset".into(),
         })
+}
+
+/// The nodes of the red-black tree whose top node is `top` (`rb_root.rb_node`), left to right:
+/// `rb_first()`/`rb_next()` order. At most `limit` nodes; a node seen twice (a corrupt
+/// pointer making a cycle) ends the walk with an error.
+pub fn rb_tree_in_order(
+    kernel: &Kernel,
+    top: VirtAddr,
+    limit: usize,
+) -> Result<Vec<VirtAddr>, KernelError> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut pending = Vec::new();
+    let mut node = top;
+    loop {
+        while node.0 != 0 {
+            if !seen.insert(node.0) {
+                return Err(KernelError::BadData {
+                    what: format!("red-black tree at {top}"),
+                    addr: node,
+                    why: "a node is reached twice (a cycle)".into(),
+                });
+            }
+            if seen.len() > limit {
+                return Err(KernelError::BadData {
+                    what: format!("red-black tree at {top}"),
+                    addr: node,
+                    why: format!("more than {limit} nodes"),
+                });
+            }
+            pending.push(node);
+            node = VirtAddr(kernel.read_field(node, "rb_node", "rb_left")?);
+        }
+        let Some(next) = pending.pop() else {
+            return Ok(out);
+        };
+        out.push(next);
+        node = VirtAddr(kernel.read_field(next, "rb_node", "rb_right")?);
+    }
 }

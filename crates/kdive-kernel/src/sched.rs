@@ -4,13 +4,11 @@
 //! 6.6, EEVDF). Group entities (`se->my_q`, `rt_se->my_q`) are followed into their own queues.
 //! Every walk is bounded and detects cycles: a corrupt queue ends with an error, not a loop.
 
-use std::collections::HashSet;
-
 use kdive_arch::VirtAddr;
 
 use crate::error::KernelError;
 use crate::kernel::Kernel;
-use crate::list::{container_of, ListWalk};
+use crate::list::{container_of, rb_tree_in_order, ListWalk};
 use crate::task::{cpu_curr, cpu_rq};
 
 /// No run queue holds more entities than this.
@@ -132,7 +130,7 @@ fn cfs_tasks(
         return Ok(());
     }
     let top = kernel.read_field(cfs_rq, "cfs_rq", "tasks_timeline.rb_root.rb_node")?;
-    for node in in_order(kernel, VirtAddr(top))? {
+    for node in rb_tree_in_order(kernel, VirtAddr(top), MAX_QUEUED)? {
         let se = container_of(kernel, node, "sched_entity", "run_node")?;
         let queue = my_q(se)?;
         if queue != 0 {
@@ -161,30 +159,4 @@ fn queued(kernel: &Kernel, task: VirtAddr) -> Result<QueuedTask, KernelError> {
         prio: kernel.read_field_signed(task, "task_struct", "prio")?,
         task,
     })
-}
-
-/// The nodes of the red-black tree under `top`, left to right; bounded, with cycle detection.
-fn in_order(kernel: &Kernel, top: VirtAddr) -> Result<Vec<VirtAddr>, KernelError> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack = Vec::new();
-    let mut node = top;
-    loop {
-        while node.0 != 0 {
-            if !seen.insert(node.0) || seen.len() > MAX_QUEUED {
-                return Err(KernelError::BadData {
-                    what: "run queue tree".into(),
-                    addr: node,
-                    why: format!("a cycle, or more than {MAX_QUEUED} nodes"),
-                });
-            }
-            stack.push(node);
-            node = VirtAddr(kernel.read_field(node, "rb_node", "rb_left")?);
-        }
-        let Some(next) = stack.pop() else {
-            return Ok(out);
-        };
-        out.push(next);
-        node = VirtAddr(kernel.read_field(next, "rb_node", "rb_right")?);
-    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kdive_dump::Vmcore;
-use kdive_kernel::{for_each_task, Kernel, KernelError, ListWalk, VirtAddr};
+use kdive_kernel::{for_each_task, rb_tree_in_order, Kernel, KernelError, ListWalk, VirtAddr};
 use kdive_symbols::{Btf, ElfImage, Types};
 use kdive_testkit::btf::BtfBuilder;
 use kdive_testkit::pagetable::{PageSize, PageTableBuilder, RW};
@@ -69,6 +69,16 @@ fn btf() -> Vec<u8> {
             ("thread_node", list_head, 8 * THREAD_NODE as u32),
         ],
     );
+    let node_ptr = b.ptr(b.next_id() + 1);
+    b.struct_(
+        "rb_node",
+        24,
+        &[
+            ("__rb_parent_color", ulong, 0),
+            ("rb_right", node_ptr, 64),
+            ("rb_left", node_ptr, 128),
+        ],
+    );
     b.build()
 }
 
@@ -88,6 +98,14 @@ impl Image {
     fn put_u32(&mut self, vaddr: u64, v: u32) {
         self.put(vaddr, &v.to_le_bytes());
     }
+}
+
+/// Where the synthetic red-black trees' nodes are.
+const TREE: u64 = DATA_VADDR + 0x18_0000;
+const CYCLIC_TREE: u64 = DATA_VADDR + 0x18_1000;
+
+fn tree_nodes(base: u64) -> [u64; 4] {
+    [base, base + 0x40, base + 0x80, base + 0xc0]
 }
 
 fn task_addr(i: usize) -> u64 {
@@ -134,6 +152,17 @@ fn kernel(tasks: &[(i32, i32, &str, usize)], close_ring: bool) -> (Kernel, PathB
             task_addr(1)
         };
         image.put_u64(task_addr(i) + TASKS, next + TASKS);
+    }
+    // Two red-black trees (rb_right at 8, rb_left at 16): A(B(D, -), C), and the same with
+    // C's right pointing back at A.
+    for (base, cyclic) in [(TREE, false), (CYCLIC_TREE, true)] {
+        let [a, b, c, d] = tree_nodes(base);
+        image.put_u64(a + 16, b);
+        image.put_u64(a + 8, c);
+        image.put_u64(b + 16, d);
+        if cyclic {
+            image.put_u64(c + 8, a);
+        }
     }
     let mut tables = PageTableBuilder::new(4, TABLES_PHYS);
     tables.map(START_KERNEL_MAP, 0, PageSize::Size2M, RW);
@@ -222,4 +251,20 @@ fn unmapped_reads_name_the_address() {
     std::fs::remove_file(path).ok();
     assert!(matches!(err, KernelError::Read { .. }));
     assert!(err.to_string().contains("0xffffffff81400000"), "{err}");
+}
+
+#[test]
+fn red_black_trees_are_walked_in_order_and_cycles_end_the_walk() {
+    let (kernel, path) = kernel(&TASKS_3[..1], true);
+    let [a, b, c, d] = tree_nodes(TREE);
+    let nodes = rb_tree_in_order(&kernel, VirtAddr(a), 16).unwrap();
+    assert_eq!(nodes, [d, b, a, c].map(VirtAddr));
+    assert!(rb_tree_in_order(&kernel, VirtAddr(0), 16)
+        .unwrap()
+        .is_empty());
+    let err = rb_tree_in_order(&kernel, VirtAddr(CYCLIC_TREE), 16).unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+    let err = rb_tree_in_order(&kernel, VirtAddr(a), 2).unwrap_err();
+    assert!(err.to_string().contains("more than 2"), "{err}");
+    std::fs::remove_file(path).ok();
 }
