@@ -93,7 +93,8 @@ fn positions_in_order(needle: &[String], hay: &[String]) -> Option<Vec<usize>> {
 
 /// The lab's crashes, each with the panic task's Call Trace on the console (or, for an NMI
 /// panic that kdump cut off there, in vmcore-dmesg.txt).
-const CONSOLE_TRACE_SCENARIOS: [&str; 9] = [
+const CONSOLE_TRACE_SCENARIOS: [&str; 10] = [
+    "busy",
     "hung",
     "overflow",
     "null-init",
