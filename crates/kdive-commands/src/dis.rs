@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
+use kdive_arch::att::{binutils_formatter, mnemonic_and_operands};
 use kdive_kernel::stack::FrameSymbolizer;
 use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
@@ -279,15 +280,11 @@ fn branch_target(instruction: &Instruction) -> Option<u64> {
     .then(|| instruction.near_branch_target())
 }
 
-/// iced's AT&T formatter set up as gdb prints: hex everywhere, `0x0(%rax)`, `%rip`-relative
-/// displacements as written.
+/// binutils' formatter as gdb uses it: `%rip`-relative displacements as written, and the
+/// prefixes iced would drop as useless.
 fn gdb_formatter() -> GasFormatter {
-    let mut formatter = GasFormatter::new();
+    let mut formatter = binutils_formatter();
     let options = formatter.options_mut();
-    options.set_small_hex_numbers_in_decimal(false);
-    options.set_uppercase_hex(false);
-    options.set_branch_leading_zeros(false);
-    options.set_show_zero_displacements(true);
     options.set_rip_relative_addresses(true);
     // `cs call __x86_indirect_thunk_r11`: the padding prefix the kernel's retpoline calls have.
     options.set_show_useless_prefixes(true);
@@ -295,24 +292,9 @@ fn gdb_formatter() -> GasFormatter {
 }
 
 /// The mnemonic (with its prefixes) padded to 6 columns and a space, then the operands:
-/// gdb's layout. String instructions name their fixed segments, as gdb does.
+/// gdb's layout.
 fn gdb_text(formatter: &mut GasFormatter, instruction: &Instruction) -> String {
-    let string_op = (0..instruction.op_count()).any(|i| {
-        matches!(
-            instruction.op_kind(i),
-            OpKind::MemorySegSI
-                | OpKind::MemorySegESI
-                | OpKind::MemorySegRSI
-                | OpKind::MemoryESDI
-                | OpKind::MemoryESEDI
-                | OpKind::MemoryESRDI
-        )
-    });
-    formatter
-        .options_mut()
-        .set_always_show_segment_register(string_op);
-    let mut mnemonic = String::new();
-    formatter.format_mnemonic(instruction, &mut mnemonic);
+    let (mut mnemonic, operands) = mnemonic_and_operands(formatter, instruction);
     // binutils leaves out the default 64-bit size of push and pop of memory.
     let memory = instruction.op_count() == 1 && instruction.op0_kind() == OpKind::Memory;
     if memory && (mnemonic == "pushq" || mnemonic == "popq") {
@@ -321,16 +303,6 @@ fn gdb_text(formatter: &mut GasFormatter, instruction: &Instruction) -> String {
     // The one-byte nop is printed bare, without the column padding.
     if mnemonic == "nop" && instruction.op_count() == 0 {
         return mnemonic;
-    }
-    let mut operands = String::new();
-    formatter.format_all_operands(instruction, &mut operands);
-    // gdb writes an index's scale of 1 (`(%rax,%rax,1)`); iced leaves it out.
-    if instruction.memory_index() != iced_x86::Register::None
-        && instruction.memory_index_scale() == 1
-    {
-        if let Some(close) = operands.find(')') {
-            operands.insert_str(close, ",1");
-        }
     }
     format!("{mnemonic:<6} {operands}")
 }

@@ -1,7 +1,8 @@
 //! The `Code:` line: the bytes around the faulting instruction, the faulting one's first byte
 //! in `<..>` (kernel) or `(..)` (user space), disassembled in AT&T syntax as objdump does.
 
-use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
+use iced_x86::{Decoder, DecoderOptions, Instruction};
+use kdive_arch::att::{binutils_formatter, mnemonic_and_operands};
 use serde::Serialize;
 
 /// The printed bytes do not necessarily start on an instruction boundary: these many starting
@@ -110,13 +111,7 @@ pub fn disassemble(
         }
     }
     let (cut, decoded) = best?;
-    let mut formatter = GasFormatter::new();
-    // objdump prints every immediate and displacement in hex.
-    let options = formatter.options_mut();
-    options.set_small_hex_numbers_in_decimal(false);
-    options.set_uppercase_hex(false);
-    options.set_branch_leading_zeros(false);
-    options.set_show_zero_displacements(true);
+    let mut formatter = binutils_formatter();
     let mut instructions = Vec::with_capacity(decoded.len());
     for (position, instruction) in decoded {
         let start = cut + position;
@@ -124,19 +119,10 @@ pub fn disassemble(
         let text = if instruction.is_invalid() {
             "(bad)".to_string()
         } else {
-            let mut text = String::new();
-            // objdump names the fixed segments of string instructions (`%es:(%rdi)`).
-            formatter
-                .options_mut()
-                .set_always_show_segment_register(is_string_instruction(&instruction));
-            formatter.format(&instruction, &mut text);
-            // objdump writes an index's scale of 1 (`(%rax,%rax,1)`); iced leaves it out.
-            let unit_index = instruction.memory_index() != iced_x86::Register::None
-                && instruction.memory_index_scale() == 1;
-            if let (true, Some(close)) = (unit_index, text.find(')')) {
-                text.insert_str(close, ",1");
+            match mnemonic_and_operands(&mut formatter, &instruction) {
+                (mnemonic, operands) if operands.is_empty() => mnemonic,
+                (mnemonic, operands) => format!("{mnemonic} {operands}"),
             }
-            text
         };
         let offset = i64::try_from(start).ok()? - i64::try_from(fault).ok()?;
         let address = fault_address
@@ -160,21 +146,6 @@ pub fn disassemble(
         skipped: cut,
         source: None,
         source_text: None,
-    })
-}
-
-/// `movs`, `stos`, `lods`, `scas`, `cmps`, `ins`, `outs`: memory at `[e]si`/`[e]di`.
-fn is_string_instruction(instruction: &Instruction) -> bool {
-    (0..instruction.op_count()).any(|i| {
-        matches!(
-            instruction.op_kind(i),
-            OpKind::MemorySegSI
-                | OpKind::MemorySegESI
-                | OpKind::MemorySegRSI
-                | OpKind::MemoryESDI
-                | OpKind::MemoryESEDI
-                | OpKind::MemoryESRDI
-        )
     })
 }
 
