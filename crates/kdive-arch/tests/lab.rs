@@ -357,10 +357,6 @@ fn drgn_tasks_and_modules_translate() {
         let space = KernelAddressSpace::from_notes(&*vmcore.mem, &vmcore.notes)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let truncated = m["truncated"].as_bool().unwrap_or(false);
-        let hex = |v: &Value| {
-            v.as_str()
-                .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        };
         // Every task drgn found (slab objects in the direct map, and init_task in the
         // kernel image) holds its comm, NUL-terminated, within its first 12 KiB.
         let mut tasks = 0;
@@ -370,7 +366,7 @@ fn drgn_tasks_and_modules_translate() {
             .chain(drgn["idle_tasks"].as_array())
             .flatten()
         {
-            let addr = hex(&task["task"]).expect("task address");
+            let addr = lab::json_hex(&task["task"]).expect("task address");
             let comm = task["comm"].as_str().expect("comm");
             let bytes = read_prefix(&space, VirtAddr(addr), 12 << 10);
             if bytes.is_empty() && truncated {
@@ -388,7 +384,7 @@ fn drgn_tasks_and_modules_translate() {
         // Module memory (vmalloc'd, 4 KiB pages) is mapped at the base drgn reports.
         let mut modules = 0;
         for module in drgn["modules"].as_array().into_iter().flatten() {
-            let base = hex(&module["base"]).expect("module base");
+            let base = lab::json_hex(&module["base"]).expect("module base");
             match space.lookup(VirtAddr(base)) {
                 Ok(t) => assert!(
                     !t.linear,

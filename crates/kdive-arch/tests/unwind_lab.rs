@@ -297,32 +297,6 @@ fn print_chain(kernel: &Kernel, bt: &Backtrace) {
     println!("  stop: {:?}", bt.stop);
 }
 
-/// drgn's kernel frames (inline entries folded into their physical frame; drgn goes on
-/// into user space after a syscall's pt_regs, kdive stops there): pc and whether drgn had
-/// a symbol for it.
-fn drgn_pcs(stack: &Value) -> Vec<(u64, bool)> {
-    stack
-        .as_array()
-        .map(|frames| {
-            frames
-                .iter()
-                .filter(|f| f["inline"] == false)
-                .map(|f| {
-                    let pc = f["pc"].as_str().unwrap_or("0");
-                    (
-                        u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap_or(0),
-                        !f["symbol"].is_null(),
-                    )
-                })
-                .take_while(|(pc, _)| *pc >= KERNEL_SPACE)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The lowest kernel address on x86_64.
-const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
-
 #[test]
 fn unwind_kdump_dumps_like_the_console_and_drgn() {
     let root = lab_root();
@@ -470,7 +444,7 @@ fn compare_with_drgn(
                 name,
                 "the panic task",
                 kernel,
-                &drgn_pcs(&drgn["panic"]["stack"]),
+                &lab::drgn_kernel_pcs(&drgn["panic"]["stack"]),
                 bt,
             );
             agreed += 1;
@@ -519,7 +493,7 @@ fn compare_with_drgn(
             name,
             &format!("pid {pid} ({comm})"),
             kernel,
-            &drgn_pcs(&task["stack"]),
+            &lab::drgn_kernel_pcs(&task["stack"]),
             &bt,
         );
         agreed += 1;

@@ -331,32 +331,6 @@ fn bt_l_gives_lines_of_module_and_vmlinux_frames() {
     assert!(!series.is_empty(), "no null-init kdump dump in the lab");
 }
 
-/// drgn's kernel frames (inline entries folded into their physical frame; drgn goes on into
-/// user space after a syscall's pt_regs, kdive stops there): pc and whether drgn had a symbol.
-fn drgn_pcs(stack: &Value) -> Vec<(u64, bool)> {
-    stack
-        .as_array()
-        .map(|frames| {
-            frames
-                .iter()
-                .filter(|f| f["inline"] == false)
-                .map(|f| {
-                    let pc = f["pc"].as_str().unwrap_or("0");
-                    (
-                        u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap_or(0),
-                        !f["symbol"].is_null(),
-                    )
-                })
-                .take_while(|(pc, _)| *pc >= 0xff00_0000_0000_0000)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn hex(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap_or("0").trim_start_matches("0x"), 16).unwrap_or(0)
-}
-
 #[test]
 fn every_task_stack_agrees_with_drgn() {
     let root = lab_root();
@@ -390,7 +364,7 @@ fn every_task_stack_agrees_with_drgn() {
             .map(|t| {
                 (
                     format!("pid {} ({})", t["pid"], t["comm"]),
-                    hex(&t["task"]),
+                    lab::json_hex(&t["task"]).unwrap_or(0),
                     &t["stack"],
                 )
             })
@@ -398,12 +372,12 @@ fn every_task_stack_agrees_with_drgn() {
         if !drgn["panic"]["stack"].is_null() {
             stacks.push((
                 "the panic task".into(),
-                hex(&drgn["panic"]["task"]["task"]),
+                lab::json_hex(&drgn["panic"]["task"]["task"]).unwrap_or(0),
                 &drgn["panic"]["stack"],
             ));
         }
         for (who, task, stack) in stacks {
-            let want = drgn_pcs(stack);
+            let want = lab::drgn_kernel_pcs(stack);
             let got = by_task
                 .get(&task)
                 .unwrap_or_else(|| panic!("{name}: {who}: task {task:#x} not in foreach bt"));

@@ -35,13 +35,15 @@ fn text(report: &Report) -> String {
 /// Where a vmlinux function on a task's stack starts, as drgn found it (its frame's pc minus
 /// its offset).
 fn vmlinux_function_address(m: &Value) -> Option<u64> {
-    let hex = |v: &Value| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok();
     let drgn = lab::drgn_oracle(m)?;
     let stacks = drgn["tasks"].as_array()?.iter().map(|t| &t["stack"]);
     stacks
         .flat_map(|s| s.as_array().into_iter().flatten())
         .find_map(|frame| {
-            let (pc, offset) = (hex(&frame["pc"])?, hex(&frame["offset"])?);
+            let (pc, offset) = (
+                lab::json_hex(&frame["pc"])?,
+                lab::json_hex(&frame["offset"])?,
+            );
             // Modules live from 0xffffffffc0000000 (MODULES_VADDR) up.
             (pc < 0xffff_ffff_c000_0000).then_some(pc - offset)
         })

@@ -16,11 +16,6 @@ use kdive_commands::{parse, run, Output, Report};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
-use serde_json::Value;
-
-fn hex(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap_or("0").trim_start_matches("0x"), 16).unwrap_or(0)
-}
 
 fn text(report: &Report) -> String {
     let mut out = Vec::new();
@@ -66,7 +61,7 @@ fn runq_matches_drgn_and_crash() {
             .into_iter()
             .flatten()
             .filter(|t| t["state"] == "R" && t["pid"] != 0)
-            .map(|t| hex(&t["task"]))
+            .map(|t| lab::json_hex(&t["task"]).unwrap_or(0))
             .collect();
         assert_eq!(
             ours, runnable,

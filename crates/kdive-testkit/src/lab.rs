@@ -300,6 +300,27 @@ fn run_with_deadline(
 /// Names the temporary directories of concurrent crash sessions apart.
 static CRASH_SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// A `"0x…"` number of an oracle's JSON (an address, a pc, an offset).
+pub fn json_hex(v: &Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// drgn's kernel frames of one stack (`oracle/drgn.json`): inline entries folded into their
+/// physical frame, and nothing past the kernel (drgn goes on into user space after a
+/// syscall's pt_regs; kdive stops there): each frame's pc and whether drgn had a symbol.
+pub fn drgn_kernel_pcs(stack: &Value) -> Vec<(u64, bool)> {
+    /// Lowest x86_64 kernel address (5-level paging's upper half included).
+    const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
+    stack
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["inline"] == false)
+        .map(|f| (json_hex(&f["pc"]).unwrap_or(0), !f["symbol"].is_null()))
+        .take_while(|(pc, _)| *pc >= KERNEL_SPACE)
+        .collect()
+}
+
 /// The Call Trace the crashed kernel printed for the panic ([`last_call_trace`]),
 /// from the console, else from the dump's `vmcore-dmesg.txt` (a panic in NMI context defers
 /// its console output, and kdump runs before it is flushed). Empty when neither has one.
