@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use kdive_commands::{parse, run as run_command};
+use kdive_commands::Session;
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 
@@ -96,14 +96,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         args.commands.clone()
     };
     let mut failed = false;
+    let mut session = Session::new(&kernel, &args.modules);
     for (i, line) in commands.iter().enumerate() {
         if i > 0 && !args.json {
             writeln!(out)?;
         }
-        let report = match parse(line)
-            .map(|command| command.with_module_dirs(&args.modules))
-            .and_then(|command| run_command(&kernel, &command))
-        {
+        let report = match session.execute(line) {
             Ok(report) => report,
             Err(err) => {
                 out.flush()?;
@@ -113,7 +111,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             }
         };
         if args.json {
-            serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
+            serde_json::to_writer(&mut *out, &report.to_json())?;
             writeln!(out)?;
         } else {
             report.write_text(out)?;
@@ -128,6 +126,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     }
     // The process ends here: freeing the symbol table's hundred thousand names one by one
     // would take a fifth of a `sys` run, and the OS reclaims them anyway.
+    drop(session);
     std::mem::forget(kernel);
     if failed {
         out.flush()?;

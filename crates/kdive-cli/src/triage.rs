@@ -72,7 +72,7 @@ fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, 
     };
     let kernel = Kernel::open(vmcore, &vmlinux)
         .with_context(|| format!("opening the kernel with {}", vmlinux.display()))?;
-    let report = kdive_commands::parse("log").and_then(|log| kdive_commands::run(&kernel, &log))?;
+    let report = kdive_commands::Session::new(&kernel, &[]).execute("log")?;
     for warning in &report.warnings {
         eprintln!("kdive: warning: {warning}");
     }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use kdive_kernel::stack::{
     panic_task, ExceptionStack, FrameSource, FrameSymbolizer, Reg, RegisterSet, StackKind,
@@ -21,6 +20,8 @@ use kdive_kernel::{StartKind, TaskStack};
 use serde::Serialize;
 
 use crate::ps::Hex;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
 use crate::CommandError;
 
 const BT_USAGE: &str = "bt [-a|-c cpu(s)] [-f] [-l] [-s] [pid | task] ...";
@@ -55,8 +56,6 @@ pub struct BtArgs {
     pub lines: bool,
     /// `-s`: `function+offset`.
     pub symbol_offsets: bool,
-    /// Searched first for module objects (`--modules`).
-    pub dirs: Vec<PathBuf>,
 }
 
 /// `bt [-a|-c CPUS] [-f] [-l] [-s] [PID|TASK]...`
@@ -234,13 +233,14 @@ pub struct BtRecord {
 }
 
 /// Runs `bt`.
-pub fn bt(kernel: &Kernel, args: &BtArgs, warnings: &mut Vec<String>) -> BtRecord {
+pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> BtRecord {
+    let kernel = session.kernel();
     let mut record = BtRecord {
         tasks: Vec::new(),
         symbol_offsets: args.symbol_offsets,
         lines: args.lines,
     };
-    let modules = crate::target::load_modules(kernel, &args.dirs);
+    let modules = session.modules();
     let unwinder = match StackUnwinder::new(kernel, &modules) {
         Ok(u) => u,
         Err(err) => {
@@ -252,6 +252,9 @@ pub fn bt(kernel: &Kernel, args: &BtArgs, warnings: &mut Vec<String>) -> BtRecor
     let tasks = select_tasks(kernel, &unwinder, &args.select, warnings);
     let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
     for task in tasks {
+        if session.interrupted() {
+            break;
+        }
         match unwinder.unwind_task(kernel, &task) {
             Ok(stack) => {
                 let bt = task_record(
@@ -655,6 +658,70 @@ fn write_exception(exception: &BtException, header: bool, out: &mut dyn Write) -
     }
     Ok(())
 }
+
+/// `bt`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "bt",
+    aliases: &[],
+    summary: "kernel stack backtrace of a task, of the active tasks, or of CPUs",
+    usage: BT_USAGE,
+    description:
+        "Without a task: the current task (`set`), at first the panic task. Frames come from\n\
+the ORC unwinder (DWARF CFI and frame pointers where ORC has nothing); exception frames\n\
+show their registers, stack switches crash's `--- <IRQ stack> ---` lines.\n\
+  -a        the task running on each CPU   -c CPUS  those on CPUS (0,2 or 1-3)\n\
+  -f        each frame's stack words        -l       file:line, inlined functions\n\
+  -s        symbol+offset",
+    examples: &[
+        "bt                   the panic task (or the one `set` chose)",
+        "bt -a                every CPU's active task",
+        "bt -l 1234           pid 1234 with source lines",
+        "bt -f ffff8881029f8000  a task by address, with frame contents",
+    ],
+    options: &["-a", "-c", "-f", "-l", "-s"],
+    operands: Operand::Task,
+    schema: 1,
+    run: run_bt,
+};
+
+/// `foreach bt`.
+pub(crate) const FOREACH_SPEC: CommandSpec = CommandSpec {
+    name: "foreach",
+    aliases: &[],
+    summary: "run bt for every task",
+    usage: FOREACH_USAGE,
+    description: "`bt` of every task, in task-list order; bt's -f, -l and -s apply.",
+    examples: &["foreach bt           every task's backtrace"],
+    options: &["-f", "-l", "-s"],
+    operands: Operand::Command,
+    schema: 1,
+    run: run_foreach,
+};
+
+fn run_bt(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut args = parse_bt(&words)?;
+    if let (BtSelect::Panic, Some(task)) = (&args.select, session.current_task()) {
+        args.select = BtSelect::Tasks(vec![format!("{:x}", task.0)]);
+    }
+    Ok(Box::new(bt(session, &args, warnings)))
+}
+
+fn run_foreach(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_foreach(&words)?;
+    Ok(Box::new(bt(session, &args, warnings)))
+}
+
+crate::impl_record!(BtRecord);
 
 #[cfg(test)]
 mod tests {

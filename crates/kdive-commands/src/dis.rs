@@ -5,7 +5,6 @@
 //! `dis X COUNT` COUNT instructions, `dis -r ADDR` the function up to ADDR, `-l` source lines.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
 use kdive_arch::att::{binutils_formatter, mnemonic_and_operands};
@@ -14,7 +13,9 @@ use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::ps::Hex;
-use crate::target::{load_modules, resolve};
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::target::resolve;
 use crate::CommandError;
 
 const DIS_USAGE: &str = "dis [-r] [-l] address|symbol [count]";
@@ -35,8 +36,6 @@ pub struct DisArgs {
     pub reverse: bool,
     /// `-l`: the source line before the instructions of each line.
     pub lines: bool,
-    /// Searched first for module objects (`--modules`).
-    pub dirs: Vec<PathBuf>,
 }
 
 /// `dis [-r] [-l] ADDR|SYMBOL [COUNT]`
@@ -108,12 +107,13 @@ pub struct DisRecord {
 }
 
 /// Runs `dis`.
-pub fn dis(kernel: &Kernel, args: &DisArgs, warnings: &mut Vec<String>) -> DisRecord {
+pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) -> DisRecord {
+    let kernel = session.kernel();
     let mut record = DisRecord {
         instructions: Vec::new(),
         lines: args.lines,
     };
-    let modules = load_modules(kernel, &args.dirs);
+    let modules = session.modules();
     let Some((target, by_name)) = resolve(kernel, &modules, &args.target, true) else {
         warnings.push(format!("dis: symbol not found: {}", args.target));
         return record;
@@ -332,6 +332,39 @@ impl DisRecord {
         Ok(())
     }
 }
+
+/// `dis`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "dis",
+    aliases: &[],
+    summary: "disassemble kernel code",
+    usage: DIS_USAGE,
+    description:
+        "The whole function at a symbol, or COUNT instructions from an address, in gdb's\n\
+AT&T layout with <symbol+offset> and branch targets named.\n\
+  -r  from the function's start up to the address   -l  source lines",
+    examples: &[
+        "dis schedule         the whole function",
+        "dis -l schedule 8    eight instructions with their source lines",
+        "dis -r ffffffff81a114f4   up to a return address",
+    ],
+    options: &["-r", "-l"],
+    operands: Operand::Symbol,
+    schema: 1,
+    run: run_dis,
+};
+
+fn run_dis(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_dis(&words)?;
+    Ok(Box::new(dis(session, &args, warnings)))
+}
+
+crate::impl_record!(DisRecord);
 
 #[cfg(test)]
 mod tests {

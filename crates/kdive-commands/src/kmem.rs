@@ -10,6 +10,8 @@ use kdive_kernel::Kernel;
 use serde::Serialize;
 
 use crate::format::size_string;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str = "kmem -i";
@@ -217,6 +219,33 @@ impl KmemRecord {
         Ok(())
     }
 }
+
+/// `kmem`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "kmem",
+    aliases: &[],
+    summary: "kernel memory usage",
+    usage: KMEM_USAGE,
+    description: "-i  the memory summary: total, free, used, shared, buffers, cached, slab,\n\
+    total and free high/low memory, swap, committed memory, as crash prints it.",
+    examples: &["kmem -i              memory usage summary"],
+    options: &["-i"],
+    operands: Operand::None,
+    schema: 1,
+    run: run_kmem,
+};
+
+fn run_kmem(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_kmem(&words)?;
+    Ok(Box::new(kmem(session.kernel(), &args, warnings)))
+}
+
+crate::impl_record!(KmemRecord);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,8 @@ use kdive_kernel::log_buf::{kernel_log, LogFormat};
 use kdive_kernel::Kernel;
 use serde::Serialize;
 
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
 use crate::CommandError;
 
 const LOG_USAGE: &str = "log [-tma]";
@@ -210,6 +212,36 @@ impl LogRecord {
         writeln!(out, "{line}")
     }
 }
+
+/// `log`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "log",
+    aliases: &["dmesg"],
+    summary: "the kernel's message log (printk ring buffer)",
+    usage: LOG_USAGE,
+    description: "The printk buffer with crash's [seconds.micros] prefixes.\n\
+  -t  no time stamps   -m  the message level as <N>   -a  the audit log",
+    examples: &[
+        "log                  the whole log",
+        "log -m | tail -40    the last lines with their levels",
+    ],
+    options: &["-t", "-m", "-a"],
+    operands: Operand::None,
+    schema: 1,
+    run: run_log,
+};
+
+fn run_log(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_log(&words)?;
+    Ok(Box::new(log(session.kernel(), &args, warnings)))
+}
+
+crate::impl_record!(LogRecord);
 
 #[cfg(test)]
 mod tests {

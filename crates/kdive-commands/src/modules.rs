@@ -7,13 +7,13 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kdive_kernel::module::module_search_dirs;
-use kdive_kernel::{sys, Kernel, KernelModules};
 use serde::Serialize;
 
 use crate::format::center;
 use crate::ps::Hex;
-use crate::{Command, CommandError};
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::CommandError;
 
 const MOD_USAGE: &str = "mod [-S [directory]]";
 
@@ -22,36 +22,6 @@ const MOD_USAGE: &str = "mod [-S [directory]]";
 pub struct ModArgs {
     /// Searched before the usual places (`--modules`, or `mod -S DIR`).
     pub dirs: Vec<PathBuf>,
-}
-
-impl Command {
-    /// Adds directories searched for module objects (`kdive open --modules`) to the
-    /// commands that read them.
-    pub fn with_module_dirs(self, dirs: &[PathBuf]) -> Command {
-        match self {
-            Command::Mod(mut args) => {
-                args.dirs.extend(dirs.iter().cloned());
-                Command::Mod(args)
-            }
-            Command::Bt(mut args) => {
-                args.dirs.extend(dirs.iter().cloned());
-                Command::Bt(args)
-            }
-            Command::Sym(mut args) => {
-                args.dirs.extend(dirs.iter().cloned());
-                Command::Sym(args)
-            }
-            Command::Dis(mut args) => {
-                args.dirs.extend(dirs.iter().cloned());
-                Command::Dis(args)
-            }
-            Command::Rd(mut args) => {
-                args.dirs.extend(dirs.iter().cloned());
-                Command::Rd(args)
-            }
-            other => other,
-        }
-    }
 }
 
 /// `mod [-S [DIR]]`: `-S` with a directory searches it first (crash loads every module's
@@ -116,10 +86,12 @@ pub struct ModRecord {
 }
 
 /// Lists the modules and matches their objects.
-pub fn modules(kernel: &Kernel, args: &ModArgs, warnings: &mut Vec<String>) -> ModRecord {
-    let release = sys::utsname(kernel).ok().map(|u| u.release);
-    let dirs = module_search_dirs(release.as_deref(), &args.dirs);
-    let loaded = KernelModules::load(kernel, &dirs);
+pub fn modules(session: &mut Session<'_>, args: &ModArgs, warnings: &mut Vec<String>) -> ModRecord {
+    for dir in args.dirs.iter().rev() {
+        session.add_module_dir(dir.clone());
+    }
+    let dirs = session.module_search_dirs();
+    let loaded = session.modules();
     warnings.extend(loaded.warnings.iter().map(|w| format!("mod: {w}")));
     let modules = loaded
         .modules
@@ -183,6 +155,39 @@ impl ModRecord {
     }
 }
 
+/// `mod`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "mod",
+    aliases: &[],
+    summary: "loaded modules and their object files",
+    usage: MOD_USAGE,
+    description:
+        "MODULE, NAME, BASE, SIZE and OBJECT FILE of every loaded module, by base address.\n\
+Objects are matched by build id in the --modules directories, then under\n\
+/usr/lib/debug/lib/modules/<release>/ and /lib/modules/<release>/.\n\
+  -S DIR  search DIR first for the rest of the session (module symbols are reloaded)",
+    examples: &[
+        "mod                  the module list",
+        "mod -S ./ko          look for module objects in ./ko first",
+    ],
+    options: &["-S"],
+    operands: Operand::None,
+    schema: 1,
+    run: run_mod,
+};
+
+fn run_mod(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_mod(&words)?;
+    Ok(Box::new(modules(session, &args, warnings)))
+}
+
+crate::impl_record!(ModRecord);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,12 +250,5 @@ mod tests {
             parse_mod(&["-x"]),
             Err(CommandError::BadOption { option: 'x', .. })
         ));
-        let cmd = Command::Mod(ModArgs::default()).with_module_dirs(&[PathBuf::from("/d")]);
-        assert_eq!(
-            cmd,
-            Command::Mod(ModArgs {
-                dirs: vec![PathBuf::from("/d")]
-            })
-        );
     }
 }

@@ -9,6 +9,9 @@ use kdive_kernel::{for_each_task, sys, task, Kernel, KernelError, Task, TaskStat
 use serde::{Serialize, Serializer};
 
 use crate::format::{center, convert_time};
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::CommandError;
 
 /// An address printed as `0x…` in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,16 +400,142 @@ impl PsRecord {
     }
 }
 
+const PS_USAGE: &str = "ps [-k|-u] [-p|-l|-t] [pid | task | command] ...";
+
+/// `ps [-k|-u] [-p|-l|-t] [PID|TASK|COMMAND]...`
+pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
+    let mut args = PsArgs::default();
+    let mut options_done = false;
+    for word in words {
+        if !options_done && word.len() > 1 && word.starts_with('-') {
+            for option in word.chars().skip(1) {
+                let mode = match option {
+                    'p' => Some(PsMode::Parents),
+                    'l' => Some(PsMode::LastRun),
+                    't' => Some(PsMode::Times),
+                    'k' => {
+                        args.threads = PsThreads::Kernel;
+                        None
+                    }
+                    'u' => {
+                        args.threads = PsThreads::User;
+                        None
+                    }
+                    other => {
+                        return Err(CommandError::BadOption {
+                            command: "ps",
+                            option: other,
+                            usage: PS_USAGE,
+                        })
+                    }
+                };
+                if let Some(mode) = mode {
+                    if args.mode != PsMode::Table && args.mode != mode {
+                        return Err(CommandError::BadArgs {
+                            command: "ps",
+                            what: "-p, -l and -t cannot be used together".into(),
+                            usage: PS_USAGE,
+                        });
+                    }
+                    args.mode = mode;
+                }
+            }
+            continue;
+        }
+        options_done = true;
+        let selector = if let Some(name) = word.strip_prefix('\\') {
+            PsSelector::Comm(name.to_owned())
+        } else if word.chars().all(|c| c.is_ascii_hexdigit())
+            || word
+                .strip_prefix("0x")
+                .is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            PsSelector::Number((*word).to_owned())
+        } else {
+            PsSelector::Comm((*word).to_owned())
+        };
+        args.selectors.push(selector);
+    }
+    Ok(args)
+}
+
+/// `ps`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "ps",
+    aliases: &[],
+    summary: "process status: every task, or those named",
+    usage: PS_USAGE,
+    description: "One line a task: PID, PPID, CPU, TASK, ST, %MEM, VSZ, RSS, COMM; '>' marks the\n\
+task running on a CPU. Tasks are chosen by pid, task address or command name (\\NAME for a\n\
+name made of digits).\n\
+  -k  kernel threads only      -u  user tasks only\n\
+  -p  the parents of each task -l  last run times (sched_info.last_arrival)\n\
+  -t  run time, start time, user and system times",
+    examples: &[
+        "ps                   every task",
+        "ps -u insmod         user tasks named insmod",
+        "ps -p 1234           the parents of pid 1234",
+        "ps | grep UN         tasks in uninterruptible sleep (through the shell)",
+    ],
+    options: &["-k", "-u", "-p", "-l", "-t"],
+    operands: Operand::Task,
+    schema: 1,
+    run: run_ps,
+};
+
+fn run_ps(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_ps(&words)?;
+    Ok(Box::new(ps(session.kernel(), &args, warnings)))
+}
+
+crate::impl_record!(PsRecord);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{parse, Command, CommandError};
+
+    fn parse(line: &str) -> Result<PsArgs, CommandError> {
+        let words = crate::split_words(line).unwrap();
+        let words: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+        parse_ps(&words)
+    }
 
     fn ps_args(line: &str) -> PsArgs {
-        match parse(line) {
-            Ok(Command::Ps(args)) => args,
-            other => panic!("{line}: {other:?}"),
-        }
+        parse(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    #[test]
+    fn parses_crash_syntax() {
+        assert_eq!(ps_args("  ps  "), PsArgs::default());
+        let args = ps_args("ps -p 1 ffff8e5c811f20c0 insmod \\123");
+        assert_eq!(args.mode, PsMode::Parents);
+        assert_eq!(
+            args.selectors,
+            vec![
+                PsSelector::Number("1".into()),
+                PsSelector::Number("ffff8e5c811f20c0".into()),
+                PsSelector::Comm("insmod".into()),
+                PsSelector::Comm("123".into()),
+            ]
+        );
+        let args = ps_args("ps -kl");
+        assert_eq!(
+            (args.mode, args.threads),
+            (PsMode::LastRun, PsThreads::Kernel)
+        );
+        assert!(matches!(
+            parse("ps -z"),
+            Err(CommandError::BadOption { option: 'z', .. })
+        ));
+        assert!(matches!(
+            parse("ps -p -l"),
+            Err(CommandError::BadArgs { .. })
+        ));
     }
 
     #[test]

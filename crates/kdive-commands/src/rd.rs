@@ -6,13 +6,13 @@
 
 use std::io::{self, Write};
 
-use std::path::PathBuf;
-
-use kdive_kernel::{Kernel, VirtAddr};
+use kdive_kernel::VirtAddr;
 use serde::Serialize;
 
 use crate::ps::Hex;
-use crate::target::{load_modules, parse_address, resolve};
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::target::{parse_address, resolve};
 use crate::CommandError;
 
 const RD_USAGE: &str = "rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count]";
@@ -59,8 +59,6 @@ pub struct RdArgs {
     pub string: bool,
     /// `-x`: no ASCII column.
     pub no_ascii: bool,
-    /// Searched first for module objects (`--modules`), for module symbols.
-    pub dirs: Vec<PathBuf>,
 }
 
 /// `rd [-8|-16|-32|-64] [-a] [-x] ADDR|SYMBOL [COUNT]`
@@ -109,7 +107,6 @@ pub fn parse_rd(words: &[&str]) -> Result<RdArgs, CommandError> {
         unit,
         string,
         no_ascii,
-        dirs: Vec::new(),
     })
 }
 
@@ -132,7 +129,8 @@ pub struct RdRecord {
 }
 
 /// Runs `rd`.
-pub fn rd(kernel: &Kernel, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecord {
+pub fn rd(session: &Session<'_>, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecord {
+    let kernel = session.kernel();
     let mut record = RdRecord {
         address: Hex(0),
         // A string is read a byte at a time.
@@ -142,7 +140,7 @@ pub fn rd(kernel: &Kernel, args: &RdArgs, warnings: &mut Vec<String>) -> RdRecor
         bytes: Vec::new(),
         ascii: !args.no_ascii,
     };
-    let Some(addr) = where_to_read(kernel, args) else {
+    let Some(addr) = where_to_read(session, args) else {
         warnings.push(format!("rd: symbol not found: {}", args.target));
         return record;
     };
@@ -216,15 +214,15 @@ fn is_print(b: &u8) -> bool {
 
 /// Where `rd` reads: an address needs no symbol table; a symbol of vmlinux is found without
 /// walking the modules.
-fn where_to_read(kernel: &Kernel, args: &RdArgs) -> Option<VirtAddr> {
+fn where_to_read(session: &Session<'_>, args: &RdArgs) -> Option<VirtAddr> {
+    let kernel = session.kernel();
     if let Some(addr) = parse_address(&args.target) {
         return Some(addr);
     }
     if let Ok(addr) = kernel.symbol(&args.target) {
         return Some(addr);
     }
-    let modules = load_modules(kernel, &args.dirs);
-    resolve(kernel, &modules, &args.target, false).map(|(addr, _)| addr)
+    resolve(kernel, session.modules(), &args.target, false).map(|(addr, _)| addr)
 }
 
 impl RdRecord {
@@ -281,6 +279,38 @@ impl RdRecord {
     }
 }
 
+/// `rd`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "rd",
+    aliases: &[],
+    summary: "read memory: hex words with ASCII, or a string",
+    usage: RD_USAGE,
+    description: "COUNT units (default 1) from a kernel address or symbol, 16 bytes a line.\n\
+  -8 -16 -32 -64  the unit (default -64)   -x  no ASCII column\n\
+  -a              a string, up to its end (or COUNT bytes)",
+    examples: &[
+        "rd jiffies           one 64-bit word",
+        "rd -32 jiffies 4     four 32-bit words",
+        "rd -a linux_banner   a string",
+    ],
+    options: &["-8", "-16", "-32", "-64", "-a", "-x"],
+    operands: Operand::Symbol,
+    schema: 1,
+    run: run_rd,
+};
+
+fn run_rd(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_rd(&words)?;
+    Ok(Box::new(rd(session, &args, warnings)))
+}
+
+crate::impl_record!(RdRecord);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +326,6 @@ mod tests {
                 unit: RdUnit::Word,
                 string: false,
                 no_ascii: true,
-                dirs: Vec::new(),
             }
         );
         assert_eq!(parse_rd(&["-a", "linux_banner"]).unwrap().count, None);

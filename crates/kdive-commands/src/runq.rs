@@ -10,6 +10,8 @@ use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::ps::Hex;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
 use crate::CommandError;
 
 const RUNQ_USAGE: &str = "runq";
@@ -141,6 +143,32 @@ impl RunqRecord {
         Ok(())
     }
 }
+
+/// `runq`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "runq",
+    aliases: &[],
+    summary: "the tasks on each CPU's run queue",
+    usage: RUNQ_USAGE,
+    description: "Per CPU: the running task, the real-time priority array and the fair-class tree.",
+    examples: &["runq                 every CPU's run queue"],
+    options: &[],
+    operands: Operand::None,
+    schema: 1,
+    run: run_runq,
+};
+
+fn run_runq(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    parse_runq(&words)?;
+    Ok(Box::new(runq(session.kernel(), warnings)))
+}
+
+crate::impl_record!(RunqRecord);
 
 #[cfg(test)]
 mod tests {

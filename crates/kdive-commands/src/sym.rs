@@ -4,14 +4,15 @@
 //! `sym -q STRING` lists the symbols whose names contain STRING.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use kdive_kernel::stack::FrameSymbolizer;
 use kdive_kernel::{Kernel, KernelModules, SymbolHit, VirtAddr};
 use serde::Serialize;
 
 use crate::ps::Hex;
-use crate::target::{load_modules, parse_address};
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::target::parse_address;
 use crate::CommandError;
 
 const SYM_USAGE: &str = "sym [-q string] [symbol | vaddr] ...";
@@ -32,8 +33,6 @@ pub enum SymQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SymArgs {
     pub queries: Vec<SymQuery>,
-    /// Searched first for module objects (`--modules`).
-    pub dirs: Vec<PathBuf>,
 }
 
 /// `sym [-q STRING] [NAME|ADDR]...`
@@ -92,8 +91,9 @@ pub struct SymRecord {
 }
 
 /// Runs `sym`.
-pub fn sym(kernel: &Kernel, args: &SymArgs, warnings: &mut Vec<String>) -> SymRecord {
-    let modules = load_modules(kernel, &args.dirs);
+pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) -> SymRecord {
+    let kernel = session.kernel();
+    let modules = session.modules();
     let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
     let mut symbols = Vec::new();
     for query in &args.queries {
@@ -210,6 +210,38 @@ impl SymRecord {
         Ok(())
     }
 }
+
+/// `sym`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "sym",
+    aliases: &[],
+    summary: "symbols by name or address",
+    usage: SYM_USAGE,
+    description: "For each name or address: address, nm's type letter, symbol+offset, [module],\n\
+and the source line of code with DWARF.\n\
+  -q STRING  every symbol whose name contains STRING",
+    examples: &[
+        "sym schedule         address and source line of schedule",
+        "sym ffffffffc0a01234 what is at an address",
+        "sym -q lab_          symbols containing lab_",
+    ],
+    options: &["-q"],
+    operands: Operand::Symbol,
+    schema: 1,
+    run: run_sym,
+};
+
+fn run_sym(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let args = parse_sym(&words)?;
+    Ok(Box::new(sym(session, &args, warnings)))
+}
+
+crate::impl_record!(SymRecord);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,9 @@ use kdive_kernel::{for_each_task, log_buf, printk, sys, DumpInfo, Format, Kernel
 use serde::Serialize;
 
 use crate::format::{convert_time, ctime_utc, load_average_string, load_parts, memory_size_string};
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::CommandError;
 
 /// What `sys` shows. Facts that could not be read are `None`; why is in the warnings.
 #[derive(Debug, Clone, Serialize)]
@@ -212,3 +215,32 @@ impl SysRecord {
         writeln!(out, "       PANIC: \"{panic}\"{hint}")
     }
 }
+
+/// `sys`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "sys",
+    aliases: &[],
+    summary: "system data: kernel, dump, CPUs, date, uptime, load, tasks, release, memory, panic",
+    usage: "sys",
+    description: "The summary crash prints when it opens a dump: the vmlinux and dump files,\n\
+CPUs, the crash's date, uptime, load average, task count, node name, release, version,\n\
+machine, memory size and the panic message.",
+    examples: &["sys                  the system summary"],
+    options: &[],
+    operands: Operand::None,
+    schema: 1,
+    run: run_sys,
+};
+
+fn run_sys(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    if let Some(extra) = words.first() {
+        return Err(SPEC.bad_args(format!("unexpected argument: {extra}")));
+    }
+    Ok(Box::new(sys(session.kernel(), warnings)))
+}
+
+crate::impl_record!(SysRecord);

@@ -2,20 +2,10 @@
 //! vmlinux or of a module, or `symbol+offset` (decimal, or hex with `0x`), as crash does;
 //! and the modules they look symbols up in.
 
-use std::path::PathBuf;
-
-use kdive_kernel::module::module_search_dirs;
-use kdive_kernel::{sys, Kernel, KernelModules, VirtAddr};
+use kdive_kernel::{Kernel, KernelModules, VirtAddr};
 
 /// The lowest address crash takes a bare hex word for (`add` is a name, not 0xadd).
 const KERNEL_SPACE: u64 = 0xffff_0000_0000_0000;
-
-/// The loaded modules with their objects, found under `dirs` and the usual places for the
-/// dump's release.
-pub(crate) fn load_modules(kernel: &Kernel, dirs: &[PathBuf]) -> KernelModules {
-    let release = sys::utsname(kernel).ok().map(|u| u.release);
-    KernelModules::load(kernel, &module_search_dirs(release.as_deref(), dirs))
-}
 
 /// `0x…` in hex, or a bare hex word that is a kernel address.
 pub(crate) fn parse_address(word: &str) -> Option<VirtAddr> {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use kdive_commands::{parse, run, BtRecord, Output, Report};
+use kdive_commands::{BtRecord, Report, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
@@ -40,17 +40,13 @@ fn module_dirs(m: &Value) -> Vec<PathBuf> {
 }
 
 fn bt(kernel: &Kernel, m: &Value, line: &str) -> Report {
-    let command = parse(line)
-        .expect("parses")
-        .with_module_dirs(&module_dirs(m));
-    run(kernel, &command).expect("runs")
+    Session::new(kernel, &module_dirs(m))
+        .execute(line)
+        .expect("runs")
 }
 
 fn record(report: &Report) -> &BtRecord {
-    match &report.output {
-        Output::Bt(r) => r,
-        other => panic!("not bt: {other:?}"),
-    }
+    report.record().expect("a bt record")
 }
 
 /// The function of the oops's `RIP: 0010:func+off/size` line (the one before the trace; an

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use kdive_commands::{parse, run, Report};
+use kdive_commands::{Report, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
@@ -95,8 +95,9 @@ fn dis_matches_crash() {
             .into_iter()
             .collect::<Vec<_>>();
         for (command, theirs) in commands.iter().zip(&theirs) {
-            let parsed = parse(command).expect("parses").with_module_dirs(&ko_dir);
-            let ours = run(&kernel, &parsed).expect("runs");
+            let ours = Session::new(&kernel, &ko_dir)
+                .execute(command)
+                .expect("runs");
             if ours.warnings.iter().any(|w| w.contains("init code, freed")) {
                 // crash shows one instruction of freed init text; kdive all of it, and why.
                 freed_init += 1;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use kdive_commands::{parse, run, Output, PsRecord, Report, SysRecord};
+use kdive_commands::{PsRecord, Report, Session, SysRecord};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, str_at, BadJson};
@@ -28,7 +28,7 @@ fn open(m: &Value) -> Result<Kernel, String> {
 }
 
 fn command(kernel: &Kernel, line: &str) -> Report {
-    run(kernel, &parse(line).expect("parses")).expect("runs")
+    Session::new(kernel, &[]).execute(line).expect("runs")
 }
 
 fn text(report: &Report) -> String {
@@ -38,17 +38,11 @@ fn text(report: &Report) -> String {
 }
 
 fn sys_record(report: &Report) -> &SysRecord {
-    match &report.output {
-        Output::Sys(r) => r,
-        other => panic!("not sys: {other:?}"),
-    }
+    report.record().expect("a sys record")
 }
 
 fn ps_record(report: &Report) -> &PsRecord {
-    match &report.output {
-        Output::Ps(r) => r,
-        other => panic!("not ps: {other:?}"),
-    }
+    report.record().expect("a ps record")
 }
 
 /// `LABEL: value` lines of crash's `sys` (continuation lines of DUMPFILES joined).

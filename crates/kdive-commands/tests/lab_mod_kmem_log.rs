@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kdive_commands::{parse, run, KmemRecord, LogRecord, ModRecord, Output, Report};
+use kdive_commands::{KmemRecord, LogRecord, ModRecord, Report, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::module::sections_from_kallsyms;
 use kdive_kernel::{Kernel, KernelModules, SymbolSource, VirtAddr};
@@ -24,8 +24,7 @@ fn open(m: &Value) -> Result<Kernel, String> {
 }
 
 fn command(kernel: &Kernel, line: &str, dirs: &[PathBuf]) -> Report {
-    let parsed = parse(line).expect("parses").with_module_dirs(dirs);
-    run(kernel, &parsed).expect("runs")
+    Session::new(kernel, dirs).execute(line).expect("runs")
 }
 
 fn text(report: &Report) -> String {
@@ -108,10 +107,7 @@ fn console_modules(m: &Value) -> Option<Vec<String>> {
 }
 
 fn mod_record(report: &Report) -> &ModRecord {
-    match &report.output {
-        Output::Mod(r) => r,
-        other => panic!("not mod: {other:?}"),
-    }
+    report.record().expect("a mod record")
 }
 
 /// Debug module directories of the lab: the kernel's debug tree and the test module's.
@@ -338,9 +334,7 @@ fn kmem_i_matches_crash_and_drgn() {
     for (m, kernel) in &dumps {
         let name = str_at(m, &["name"]).unwrap_or("?").to_owned();
         let report = command(kernel, "kmem -i", &[]);
-        let Output::Kmem(record) = &report.output else {
-            panic!("not kmem");
-        };
+        let record: &KmemRecord = report.record().expect("a kmem record");
         let ours = text(&report);
         if let Some(crash) = crash_output(m, "crash.kmem-i.txt") {
             check_kmem_against_crash(&name, record, &ours, &crash, &mut failures);
@@ -418,10 +412,7 @@ fn check_kmem_against_crash(
 }
 
 fn log_record(report: &Report) -> &LogRecord {
-    match &report.output {
-        Output::Log(r) => r,
-        other => panic!("not log: {other:?}"),
-    }
+    report.record().expect("a log record")
 }
 
 /// drgn's `get_dmesg()` layout: `[%5d.%06d] text`, continuation lines not indented.

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use kdive_commands::{parse, run, Output, Report};
+use kdive_commands::{RdRecord, Report, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
@@ -23,7 +23,7 @@ fn open(m: &Value) -> Kernel {
 }
 
 fn rd(kernel: &Kernel, line: &str) -> Report {
-    run(kernel, &parse(line).expect("parses")).expect("runs")
+    Session::new(kernel, &[]).execute(line).expect("runs")
 }
 
 fn text(report: &Report) -> String {
@@ -136,9 +136,7 @@ fn rd_matches_crash_and_drgn() {
                 continue;
             };
             let report = rd(&kernel, &format!("rd -8 {symbol} {len}"));
-            let Output::Rd(record) = &report.output else {
-                panic!("not rd");
-            };
+            let record: &RdRecord = report.record().expect("an rd record");
             let ours: Vec<u8> = record
                 .values
                 .iter()

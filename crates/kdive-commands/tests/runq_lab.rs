@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use kdive_commands::{parse, run, Output, Report};
+use kdive_commands::{Report, RunqRecord, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
@@ -43,11 +43,9 @@ fn runq_matches_drgn_and_crash() {
         let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
         let vmcore = Vmcore::open_paths(&files(m)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let kernel = Kernel::open(vmcore, Path::new(vmlinux)).unwrap_or_else(|e| panic!("{e}"));
-        let report = run(&kernel, &parse("runq").expect("parses")).expect("runs");
+        let report = Session::new(&kernel, &[]).execute("runq").expect("runs");
         assert!(report.warnings.is_empty(), "{name}: {:?}", report.warnings);
-        let Output::Runq(record) = &report.output else {
-            panic!("not runq");
-        };
+        let record: &RunqRecord = report.record().expect("a runq record");
         // Idle tasks (pid 0) are always runnable and never queued: they run when nothing is.
         let ours: BTreeSet<u64> = record
             .cpus

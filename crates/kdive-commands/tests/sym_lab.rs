@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use kdive_commands::{parse, run, Output, SymRecord};
+use kdive_commands::{Session, SymRecord};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
@@ -80,14 +80,11 @@ fn sym(kernel: &Kernel, m: &Value, words: &str) -> (SymRecord, Vec<String>) {
         .and_then(|ko| Path::new(ko).parent().map(Path::to_path_buf))
         .into_iter()
         .collect();
-    let command = parse(&format!("sym {words}"))
-        .expect("parses")
-        .with_module_dirs(&dirs);
-    let report = run(kernel, &command).expect("runs");
-    match report.output {
-        Output::Sym(record) => (record, report.warnings),
-        other => panic!("not sym: {other:?}"),
-    }
+    let report = Session::new(kernel, &dirs)
+        .execute(&format!("sym {words}"))
+        .expect("runs");
+    let record: &SymRecord = report.record().expect("a sym record");
+    (record.clone(), report.warnings)
 }
 
 #[test]

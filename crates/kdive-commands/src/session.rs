@@ -1,0 +1,225 @@
+//! A crash session: the opened kernel and what is kept between commands (module objects and
+//! their symbols, the current task, settings), and the running of one command line.
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::task::TaskList;
+use kdive_kernel::{for_each_task, sys, Kernel, KernelModules, VirtAddr};
+
+use crate::registry::{self, CommandSpec, Record};
+use crate::CommandError;
+
+/// Settings crash's `set` changes that are not the current task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `set scroll on|off`: long output goes through a pager on a terminal.
+    pub scroll: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { scroll: true }
+    }
+}
+
+/// The state of one analysis session over one kernel.
+pub struct Session<'k> {
+    kernel: &'k Kernel,
+    module_dirs: Vec<PathBuf>,
+    modules: OnceCell<KernelModules>,
+    tasks: OnceCell<TaskList>,
+    current_task: Option<VirtAddr>,
+    interrupt: Arc<AtomicBool>,
+    pub settings: Settings,
+}
+
+impl<'k> Session<'k> {
+    /// A session over `kernel`; `module_dirs` are searched for module objects before the
+    /// usual places (`--modules`).
+    pub fn new(kernel: &'k Kernel, module_dirs: &[PathBuf]) -> Session<'k> {
+        Session {
+            kernel,
+            module_dirs: module_dirs.to_vec(),
+            modules: OnceCell::new(),
+            tasks: OnceCell::new(),
+            current_task: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            settings: Settings::default(),
+        }
+    }
+
+    pub fn kernel(&self) -> &'k Kernel {
+        self.kernel
+    }
+
+    /// Directories searched first for module objects.
+    pub fn module_dirs(&self) -> &[PathBuf] {
+        &self.module_dirs
+    }
+
+    /// Adds a directory searched first for module objects (`mod -S DIR`); module symbols are
+    /// loaded again on next use.
+    pub fn add_module_dir(&mut self, dir: PathBuf) {
+        if !self.module_dirs.contains(&dir) {
+            self.module_dirs.insert(0, dir);
+            self.modules = OnceCell::new();
+        }
+    }
+
+    /// Where module objects are looked for, in order: the session's directories, then the
+    /// usual places for the dump's release.
+    pub fn module_search_dirs(&self) -> Vec<PathBuf> {
+        let release = sys::utsname(self.kernel).ok().map(|u| u.release);
+        module_search_dirs(release.as_deref(), &self.module_dirs)
+    }
+
+    /// The loaded modules with their objects and symbols, read once per session.
+    pub fn modules(&self) -> &KernelModules {
+        self.modules
+            .get_or_init(|| KernelModules::load(self.kernel, &self.module_search_dirs()))
+    }
+
+    /// Every task, walked once per session (a dump does not change).
+    pub fn tasks(&self) -> &TaskList {
+        self.tasks.get_or_init(|| for_each_task(self.kernel))
+    }
+
+    /// The task `set` chose; `None` is crash's default context, the panic task.
+    pub fn current_task(&self) -> Option<VirtAddr> {
+        self.current_task
+    }
+
+    pub fn set_current_task(&mut self, task: Option<VirtAddr>) {
+        self.current_task = task;
+    }
+
+    /// The flag a Ctrl-C handler sets; long commands poll [`Session::interrupted`].
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.interrupt)
+    }
+
+    /// Whether the user asked the running command to stop.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.load(Ordering::Relaxed)
+    }
+
+    /// Parses and runs one command line (no pipes or redirections: the caller splits those
+    /// off). An empty line is not a command.
+    pub fn execute(&mut self, line: &str) -> Result<Report, CommandError> {
+        self.interrupt.store(false, Ordering::Relaxed);
+        let words = split_words(line)?;
+        let Some((first, rest)) = words.split_first() else {
+            return Err(CommandError::NotFound(String::new()));
+        };
+        // gdb's `x/8xg ADDR` and `p/x EXPR`: the format rides on the command word.
+        let (name, format) = match first.split_once('/') {
+            Some((name, format)) if !name.is_empty() => (name, Some(format!("/{format}"))),
+            _ => (first.as_str(), None),
+        };
+        let spec = registry::find(name).ok_or_else(|| CommandError::NotFound(name.to_owned()))?;
+        let args: Vec<String> = format.into_iter().chain(rest.iter().cloned()).collect();
+        self.run_spec(spec, &args)
+    }
+
+    /// Runs a command from the table with its words.
+    pub fn run_spec(
+        &mut self,
+        spec: &'static CommandSpec,
+        words: &[String],
+    ) -> Result<Report, CommandError> {
+        let mut warnings = Vec::new();
+        let record = (spec.run)(self, words, &mut warnings)?;
+        if self.interrupted() {
+            warnings.push(format!(
+                "{}: interrupted; the output is incomplete",
+                spec.name
+            ));
+        }
+        Ok(Report {
+            spec,
+            record,
+            warnings,
+        })
+    }
+}
+
+/// Splits a command line into words as crash does: blanks separate words, single and double
+/// quotes group them (`sym -q "lab_"`); a backslash is an ordinary character (`ps \123`
+/// names a command called 123).
+pub fn split_words(line: &str) -> Result<Vec<String>, CommandError> {
+    // shlex follows the shell, where a backslash escapes; crash's lexer does not.
+    let escaped = line.replace('\\', "\\\\");
+    shlex::split(&escaped).ok_or_else(|| CommandError::Syntax {
+        what: "unterminated quote".into(),
+        line: line.to_owned(),
+    })
+}
+
+/// What a command produced, and what it could not read.
+pub struct Report {
+    spec: &'static CommandSpec,
+    record: Box<dyn Record>,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The command's name in the table (`foreach`, `bt`, ...).
+    pub fn command(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// Some fact was missing or unreadable.
+    pub fn is_partial(&self) -> bool {
+        !self.warnings.is_empty()
+    }
+
+    /// The typed record, for callers that know the command (`report.record::<BtRecord>()`).
+    pub fn record<T: 'static>(&self) -> Option<&T> {
+        self.record.as_any().downcast_ref()
+    }
+
+    /// crash's text layout (warnings are not part of it; callers print them on stderr).
+    pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.record.write_text(out)
+    }
+
+    /// One JSON object: `command`, `schema`, the record's fields, and `warnings` when partial.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert("command".into(), self.spec.name.into());
+        map.insert("schema".into(), self.spec.schema.into());
+        match self.record.to_json() {
+            serde_json::Value::Object(fields) => map.extend(fields),
+            other => {
+                map.insert("result".into(), other);
+            }
+        }
+        if self.is_partial() {
+            map.insert("warnings".into(), serde_json::json!(self.warnings));
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_as_crash_splits_them() {
+        assert_eq!(split_words("  ps  -p 1 ").unwrap(), ["ps", "-p", "1"]);
+        assert_eq!(split_words("ps \\123").unwrap(), ["ps", "\\123"]);
+        assert_eq!(
+            split_words("sym -q \"lab_ x\" 'a b'").unwrap(),
+            ["sym", "-q", "lab_ x", "a b"]
+        );
+        assert!(matches!(
+            split_words("sym \"open"),
+            Err(CommandError::Syntax { .. })
+        ));
+    }
+}

@@ -1,0 +1,154 @@
+//! `set`: the current task that `bt` (and the task commands) use without an argument, and
+//! the session's settings, as crash's `set` does.
+
+use std::io::{self, Write};
+
+use kdive_kernel::stack::panic_task;
+use kdive_kernel::task::read_task;
+use kdive_kernel::{TaskStateBits, VirtAddr};
+use serde::Serialize;
+
+use crate::ps::Hex;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::target::parse_address;
+use crate::CommandError;
+
+/// `set`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "set",
+    aliases: &[],
+    summary: "the current task, or a session setting",
+    usage: "set [pid | task | -p] | [scroll on|off]",
+    description:
+        "Without arguments: the current task (PID, COMMAND, TASK, CPU, STATE). With a pid\n\
+or a task address: make it the current task, which bt uses without arguments.\n\
+  -p           back to the panic task\n\
+  scroll on|off  long output through a pager on a terminal (default on)",
+    examples: &[
+        "set                  the current task",
+        "set 1234             make pid 1234 current; `bt` then shows it",
+        "set -p               back to the panic task",
+        "set scroll off       no pager",
+    ],
+    options: &["-p"],
+    operands: Operand::Task,
+    schema: 1,
+    run: run_set,
+};
+
+/// `set`'s record: the current task after the command, and the settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetRecord {
+    pub pid: Option<i64>,
+    pub comm: Option<String>,
+    pub task: Option<Hex>,
+    pub cpu: Option<u32>,
+    /// crash's two-letter state (RU, IN, UN, ...).
+    pub state: Option<&'static str>,
+    /// The current task is the panic task.
+    pub panic: bool,
+    pub scroll: bool,
+    /// `set scroll ...`: only the setting is shown.
+    #[serde(skip)]
+    setting_only: bool,
+}
+
+fn run_set(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let mut setting_only = false;
+    match words {
+        [] => {}
+        [flag] if flag == "-p" => session.set_current_task(None),
+        [name, value] if name == "scroll" => {
+            session.settings.scroll = match value.as_str() {
+                "on" => true,
+                "off" => false,
+                other => return Err(SPEC.bad_args(format!("scroll: on or off, not {other}"))),
+            };
+            setting_only = true;
+        }
+        [word] => {
+            let task = find_task(session, word).ok_or_else(|| CommandError::Failed {
+                command: "set",
+                what: format!("invalid task or pid value: {word}"),
+            })?;
+            session.set_current_task(Some(task));
+        }
+        [_, extra, ..] => return Err(SPEC.bad_args(format!("unexpected argument: {extra}"))),
+    }
+    let kernel = session.kernel();
+    let panic = panic_task(kernel);
+    let current = session.current_task().or(panic);
+    let task = current.and_then(|addr| match read_task(kernel, addr) {
+        Ok(task) => Some(task),
+        Err(err) => {
+            warnings.push(format!("set: task at {addr}: {err}"));
+            None
+        }
+    });
+    let states = TaskStateBits::read(kernel)
+        .map_err(|err| warnings.push(format!("set: task states: {err}")))
+        .ok();
+    Ok(Box::new(SetRecord {
+        pid: task.as_ref().map(|t| t.pid),
+        comm: task.as_ref().map(|t| t.comm.clone()),
+        task: current.map(|a| Hex(a.0)),
+        cpu: task.as_ref().map(|t| t.cpu),
+        state: task
+            .as_ref()
+            .zip(states.as_ref())
+            .map(|(t, s)| s.name(t.state)),
+        panic: current.is_some() && current == panic,
+        scroll: session.settings.scroll,
+        setting_only,
+    }))
+}
+
+/// A pid (decimal) or a task address (hex) of a task in the task list.
+pub(crate) fn find_task(session: &Session<'_>, word: &str) -> Option<VirtAddr> {
+    let tasks = &session.tasks().tasks;
+    if let Ok(pid) = word.parse::<i64>() {
+        if let Some(task) = tasks.iter().find(|t| t.pid == pid) {
+            return Some(task.addr);
+        }
+    }
+    let addr = parse_address(word)?;
+    tasks.iter().find(|t| t.addr == addr).map(|t| t.addr)
+}
+
+impl SetRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.setting_only {
+            return writeln!(out, "scroll: {}", if self.scroll { "on" } else { "off" });
+        }
+        let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+        writeln!(
+            out,
+            "    PID: {}",
+            or_unknown(self.pid.map(|p| p.to_string()))
+        )?;
+        writeln!(out, "COMMAND: \"{}\"", or_unknown(self.comm.clone()))?;
+        writeln!(
+            out,
+            "   TASK: {}",
+            or_unknown(self.task.map(|t| format!("{:x}", t.0)))
+        )?;
+        writeln!(
+            out,
+            "    CPU: {}",
+            or_unknown(self.cpu.map(|c| c.to_string()))
+        )?;
+        writeln!(
+            out,
+            "  STATE: {}{}",
+            self.state.unwrap_or("??"),
+            if self.panic { " (PANIC)" } else { "" }
+        )
+    }
+}
+
+crate::impl_record!(SetRecord);
