@@ -103,7 +103,7 @@ fn banner_through_the_page_tables_of_every_lab_dump() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut vmlinuxes: HashMap<String, Vmlinux> = HashMap::new();
@@ -255,7 +255,7 @@ fn kaslr_scan_of_qemu_dumps_matches_their_vmcoreinfo() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut vmlinuxes: HashMap<String, Vmlinux> = HashMap::new();
@@ -333,7 +333,7 @@ fn drgn_tasks_and_modules_translate() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut checked = 0;

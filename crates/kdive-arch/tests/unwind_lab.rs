@@ -302,7 +302,7 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut vmlinuxes: HashMap<String, Vmlinux> = HashMap::new();

@@ -5,6 +5,7 @@
 mod doctor;
 mod info;
 mod open;
+mod shell;
 mod triage;
 
 use std::io::{self, Write};

@@ -1,6 +1,7 @@
 //! `kdive open DUMP... [--vmlinux FILE] [-c CMD]... [--json]`: opens the kernel in a dump
 //! and runs crash-style commands, one output block per `-c` in order.
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -8,29 +9,36 @@ use kdive_commands::Session;
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 
+use crate::shell::{self, Flow, Runner};
 use crate::Outcome;
 
 const AFTER_HELP: &str = "\
-Commands use crash's syntax: sys, bt [-a | -c CPU] [-f] [-l] [-s] [pid | task]...,
-foreach bt [-f] [-l] [-s], ps [-k|-u] [-p|-l|-t] [pid | task | command]..., mod [-S DIR],
-kmem -i, log [-tma], sym [-q string] [symbol | vaddr]...,
-rd [-8|-16|-32|-64] [-a] [-x] address|symbol [count], dis [-r] [-l] address|symbol [count]
-and runq, each line as crash prints it.
+Without -c or -i, on a terminal, kdive prints `sys` and opens a prompt (kdive> ): line editing,
+history (kept in $XDG_STATE_HOME/kdive/history), Tab completion of commands, options, symbols,
+pids and task names; `help` lists the commands, `help CMD` shows one; q, exit or Ctrl-D leave;
+Ctrl-C stops a long command. When standard input is not a terminal its lines are the commands.
+
+Commands use crash's names, options and columns (sys, bt, foreach bt, ps, log, mod, kmem -i,
+sym, rd, dis, runq, set, help). A line may end in `| shell command`, `> file` or `>> file`;
+long output goes through $PAGER (default `less -FRX`) unless `set scroll off`.
 
 Examples:
-  kdive open vmcore -c sys -c bt
+  kdive open vmcore                                   the prompt
+  kdive open vmcore -c sys -c bt                      two commands, then exit
   kdive open vmcore --vmlinux vmlinux --modules ./ko -c 'bt -l' -c mod
-  kdive open vmcore -c 'foreach bt' --json
-  kdive open vmcore -c 'sym schedule ffffffff81a114f4' -c 'sym -q lab_'
-  kdive open vmcore -c 'rd -a linux_banner' -c 'rd -32 jiffies 4' -c 'dis -l schedule 8'
+  kdive open vmcore -c 'foreach bt' --json            JSON Lines: one object per command
+  kdive open vmcore < commands.txt                    commands from a file, one a line
+  kdive open vmcore -i commands.txt                   the same, crash's -i
+  kdive open vmcore -c 'ps | grep insmod' -c 'log > log.txt'
 
-Without -c, `sys` is run. Several DUMP files are the parts of one split dump.
+Several DUMP files are the parts of one split dump.
 
 Without --vmlinux, the vmlinux is looked for by the dump's release where distributions
 install debug symbols (/usr/lib/debug/boot/vmlinux-<release>, ...), checked against the
 dump's build id; the error lists every path tried.
 
---json prints one object per command, with a \"command\" key; addresses are \"0x…\" strings.
+--json prints one compact object per command and line, with \"command\" and \"schema\" keys
+(docs/json.md); addresses are \"0x…\" strings.
 
 Exit status: 0 complete, 1 partial (pages missing from the dump, facts unreadable: warnings
 on stderr), 2 error (the dump or vmlinux cannot be opened, or a command failed).";
@@ -47,9 +55,13 @@ pub struct Args {
     /// Where module objects (.ko) are, searched before the usual paths (by `mod`, `bt`)
     #[arg(long = "modules", value_name = "DIR")]
     modules: Vec<PathBuf>,
-    /// A command to run (repeatable)
+    /// A command to run (repeatable); without -c and -i, a prompt on a terminal, else the
+    /// commands on standard input
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     commands: Vec<String>,
+    /// Run the commands in FILE first (one a line, as crash's -i)
+    #[arg(short = 'i', value_name = "FILE")]
+    input: Option<PathBuf>,
     /// Print JSON instead of crash's text
     #[arg(long)]
     json: bool,
@@ -90,46 +102,54 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         eprintln!("kdive: warning: {warning}");
         outcome = Outcome::Partial;
     }
-    let commands = if args.commands.is_empty() {
-        vec!["sys".to_owned()]
-    } else {
-        args.commands.clone()
-    };
-    let mut failed = false;
+    out.flush()?;
     let mut session = Session::new(&kernel, &args.modules);
-    for (i, line) in commands.iter().enumerate() {
+    let mut runner = Runner {
+        session: &mut session,
+        json: args.json,
+        interactive: false,
+        outcome,
+        failed: false,
+    };
+    let mut flow = Flow::Continue;
+    if let Some(path) = &args.input {
+        let file = File::open(path).with_context(|| format!("-i {}", path.display()))?;
+        flow = runner.lines(BufReader::new(file))?;
+    }
+    for (i, line) in args.commands.iter().enumerate() {
+        if flow == Flow::Quit {
+            break;
+        }
         if i > 0 && !args.json {
-            writeln!(out)?;
+            println!();
         }
-        let report = match session.execute(line) {
-            Ok(report) => report,
-            Err(err) => {
-                out.flush()?;
-                eprintln!("kdive: {err}");
-                failed = true;
-                continue;
+        flow = runner.line(line)?;
+    }
+    if flow == Flow::Continue && args.commands.is_empty() {
+        if shell::stdin_is_terminal() {
+            runner.interactive = true;
+            if args.input.is_none() {
+                runner.line("sys")?;
+                println!();
             }
-        };
-        if args.json {
-            serde_json::to_writer(&mut *out, &report.to_json())?;
-            writeln!(out)?;
-        } else {
-            report.write_text(out)?;
-        }
-        if report.is_partial() {
-            out.flush()?;
-            for warning in &report.warnings {
-                eprintln!("kdive: warning: {warning}");
+            runner.interactive()?;
+        } else if args.input.is_none() {
+            let stdin = io::stdin();
+            let mut input = stdin.lock();
+            if input.fill_buf()?.is_empty() {
+                // Nothing on standard input: crash's first screen.
+                runner.line("sys")?;
+            } else {
+                runner.lines(input)?;
             }
-            outcome = Outcome::Partial;
         }
     }
+    let (outcome, failed) = (runner.outcome, runner.failed);
+    drop(session);
     // The process ends here: freeing the symbol table's hundred thousand names one by one
     // would take a fifth of a `sys` run, and the OS reclaims them anyway.
-    drop(session);
     std::mem::forget(kernel);
     if failed {
-        out.flush()?;
         bail!("some commands failed");
     }
     Ok(outcome)

@@ -9,6 +9,7 @@
 //! warnings is partial.
 
 pub mod bt;
+pub mod complete;
 pub mod dis;
 mod format;
 mod help;
@@ -26,6 +27,7 @@ pub mod sys;
 mod target;
 
 pub use bt::{BtArgs, BtRecord, BtSelect};
+pub use complete::Completer;
 pub use dis::{DisArgs, DisRecord};
 pub use format::{convert_time, ctime_utc, load_average_string, memory_size_string, size_string};
 pub use kmem::{KmemArgs, KmemRecord};

@@ -48,6 +48,8 @@ pub struct SetRecord {
     pub state: Option<&'static str>,
     /// The current task is the panic task.
     pub panic: bool,
+    /// The current task was running on a CPU.
+    pub active: bool,
     pub scroll: bool,
     /// `set scroll ...`: only the setting is shown.
     #[serde(skip)]
@@ -103,6 +105,7 @@ fn run_set(
             .zip(states.as_ref())
             .map(|(t, s)| s.name(t.state)),
         panic: current.is_some() && current == panic,
+        active: task.as_ref().is_some_and(|t| t.active),
         scroll: session.settings.scroll,
         setting_only,
     }))
@@ -132,22 +135,51 @@ impl SetRecord {
             or_unknown(self.pid.map(|p| p.to_string()))
         )?;
         writeln!(out, "COMMAND: \"{}\"", or_unknown(self.comm.clone()))?;
+        // With THREAD_INFO_IN_TASK (every x86_64 kernel since 4.9) thread_info is the
+        // task_struct's first member.
         writeln!(
             out,
             "   TASK: {}",
-            or_unknown(self.task.map(|t| format!("{:x}", t.0)))
+            or_unknown(
+                self.task
+                    .map(|t| format!("{:x}  [THREAD_INFO: {:x}]", t.0, t.0))
+            )
         )?;
         writeln!(
             out,
             "    CPU: {}",
             or_unknown(self.cpu.map(|c| c.to_string()))
         )?;
+        let context = if self.panic {
+            " (PANIC)"
+        } else if self.active {
+            " (ACTIVE)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "  STATE: {}{}",
-            self.state.unwrap_or("??"),
-            if self.panic { " (PANIC)" } else { "" }
+            "  STATE: {}{context}",
+            self.state.map_or("??", verbose_state)
         )
+    }
+}
+
+/// crash's `task_state_string_verbose()` names for its two-letter states.
+fn verbose_state(state: &str) -> &'static str {
+    match state {
+        "RU" => "TASK_RUNNING",
+        "IN" => "TASK_INTERRUPTIBLE",
+        "UN" => "TASK_UNINTERRUPTIBLE",
+        "ID" => "TASK_UNINTERRUPTIBLE|TASK_NOLOAD",
+        "ZO" => "EXIT_ZOMBIE",
+        "ST" => "TASK_STOPPED",
+        "TR" => "TASK_TRACED",
+        "DE" => "EXIT_DEAD",
+        "PA" => "TASK_PARKED",
+        "WA" => "TASK_WAKING",
+        "NE" => "TASK_NEW",
+        _ => "??",
     }
 }
 

@@ -107,7 +107,7 @@ fn panic_task_bt_follows_the_console_call_trace() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut checked = Vec::new();
@@ -192,7 +192,7 @@ fn bt_a_and_foreach_bt_reach_the_end_of_every_stack() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut checked = 0;
@@ -252,7 +252,8 @@ fn bt_a_and_foreach_bt_reach_the_end_of_every_stack() {
         }
         assert!(!every.is_partial(), "{name}: {:?}", every.warnings);
         let json = every.to_json();
-        assert_eq!(json["command"], "bt");
+        assert_eq!(json["command"], "foreach");
+        assert_eq!(json["schema"], 1);
         assert!(json["tasks"][0]["frames"][0]["pc"]
             .as_str()
             .is_some_and(|pc| pc.starts_with("0xffff")));
@@ -267,7 +268,7 @@ fn bt_l_gives_lines_of_module_and_vmlinux_frames() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut series = HashSet::new();
@@ -332,7 +333,7 @@ fn every_task_stack_agrees_with_drgn() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut agreed = 0usize;
@@ -436,7 +437,7 @@ fn stack_separators_match_crash() {
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut crash_ids = HashSet::new();
@@ -473,7 +474,7 @@ fn stack_separators_match_crash() {
         }
     }
     if tasks == 0 {
-        println!("SKIP (no crash `bt -a` oracle in the lab)");
+        kdive_testkit::skip!("SKIP (no crash `bt -a` oracle in the lab)");
         return;
     }
     println!("{tasks} tasks, {crossings} stack crossings as crash shows them");

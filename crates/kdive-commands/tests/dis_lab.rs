@@ -35,7 +35,7 @@ fn dis_matches_crash() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let (mut lines, mut aliases, mut freed_init) = (0usize, 0usize, 0usize);
@@ -131,7 +131,7 @@ fn dis_matches_crash() {
         );
     }
     if lines == 0 {
-        println!("SKIP (crash could not be run on the lab's 6.1 dumps)");
+        kdive_testkit::skip!("SKIP (crash could not be run on the lab's 6.1 dumps)");
         return;
     }
     println!(

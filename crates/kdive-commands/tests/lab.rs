@@ -390,7 +390,7 @@ fn sys_and_ps_match_the_oracles() {
     let root = lab_root();
     let all = manifests(&root);
     if all.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut failures = Vec::new();
@@ -435,7 +435,7 @@ fn truncated_dumps_answer_partially() {
     let root = lab_root();
     let all = manifests(&root);
     if all.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     for m in all
@@ -466,7 +466,7 @@ fn qemu_dumps_without_vmcoreinfo_find_kaslr_by_scanning() {
     let root = lab_root();
     let all = manifests(&root);
     if all.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let qemu = all
@@ -515,7 +515,7 @@ fn a_vmlinux_of_another_kernel_is_refused() {
         Some((*a, str_at(other, &["kernel", "vmlinux"])?))
     });
     let Some((m, wrong)) = pair else {
-        println!("SKIP (the lab at {} has no two kernels)", root.display());
+        kdive_testkit::skip!("SKIP (the lab at {} has no two kernels)", root.display());
         return;
     };
     let vmcore = Vmcore::open_paths(&files(m)).expect("opens");

@@ -44,7 +44,7 @@ fn dumps_to_check(failures: &mut Vec<String>) -> Option<Vec<(Value, Kernel)>> {
     let root = lab_root();
     let all = manifests(&root);
     if all.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return None;
     }
     let mut out = Vec::new();
@@ -520,7 +520,7 @@ fn truncated_and_filtered_dumps_answer_gracefully() {
     let root = lab_root();
     let all = manifests(&root);
     if all.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut failures = Vec::new();

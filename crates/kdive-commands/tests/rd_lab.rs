@@ -78,7 +78,7 @@ fn rd_matches_crash_and_drgn() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let pick = |name: &str| {
@@ -148,7 +148,7 @@ fn rd_matches_crash_and_drgn() {
         }
     }
     if compared == 0 {
-        println!("SKIP (neither crash nor drgn could be run on the lab's dumps)");
+        kdive_testkit::skip!("SKIP (neither crash nor drgn could be run on the lab's dumps)");
         return;
     }
     println!("{compared} rd commands equal crash's text or drgn's bytes");

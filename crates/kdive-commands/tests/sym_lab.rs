@@ -92,7 +92,7 @@ fn sym_matches_drgn_nm_and_addr2line() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut crash_ids = HashSet::new();
@@ -261,7 +261,7 @@ fn sym_matches_drgn_nm_and_addr2line() {
         );
     }
     if symbols == 0 {
-        println!("SKIP (no drgn oracle in the lab)");
+        kdive_testkit::skip!("SKIP (no drgn oracle in the lab)");
         return;
     }
     println!(

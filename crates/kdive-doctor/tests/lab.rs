@@ -29,7 +29,7 @@ fn find_count(dir: &std::path::Path) -> usize {
 fn lab_kernels_have_dwarf_and_build_ids() {
     let kernels = lab_root().join("kernels");
     let Ok(entries) = std::fs::read_dir(&kernels) else {
-        println!("SKIP (no lab at {})", kernels.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", kernels.display());
         return;
     };
     let mut checked = 0;
@@ -68,6 +68,6 @@ fn lab_kernels_have_dwarf_and_build_ids() {
         }
     }
     if checked == 0 {
-        println!("SKIP (no debug vmlinux under {})", kernels.display());
+        kdive_testkit::skip!("SKIP (no debug vmlinux under {})", kernels.display());
     }
 }

@@ -22,7 +22,7 @@ fn manifests() -> Option<Vec<Value>> {
     let root = lab_root();
     let path = root.join("manifests.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("SKIP (no lab at {})", root.display());
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return None;
     };
     let all: Value =
@@ -42,7 +42,7 @@ fn manifests() -> Option<Vec<Value>> {
         })
         .collect();
     if dumps.is_empty() {
-        println!("SKIP (no dumps in {})", path.display());
+        kdive_testkit::skip!("SKIP (no dumps in {})", path.display());
         return None;
     }
     Some(dumps)

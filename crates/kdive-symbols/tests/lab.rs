@@ -79,7 +79,7 @@ fn same(ours: &[SourceLocation], theirs: &[(String, String, Option<u32>)]) -> bo
 fn vmlinux_matches_addr2line() {
     let kernels = lab_kernels();
     if kernels.is_empty() || !have_addr2line() {
-        println!("SKIP (no lab at {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     }
     for (vmlinux, _) in kernels {
@@ -133,7 +133,7 @@ fn find_ko(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 fn modules_match_addr2line() {
     let kernels = lab_kernels();
     if kernels.is_empty() || !have_addr2line() {
-        println!("SKIP (no lab at {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     }
     for (_, modules) in kernels {

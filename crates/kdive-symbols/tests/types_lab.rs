@@ -361,7 +361,7 @@ fn oracle_path(vmlinux: &Path, ty: &str, path: &str) -> u64 {
 fn lab_layouts_match_pahole() {
     let vmlinuxes = lab_vmlinuxes();
     if vmlinuxes.is_empty() {
-        println!("SKIP (no lab at {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     }
     assert!(have_pahole(), "pahole missing: apt-get install -y dwarves");
@@ -505,7 +505,7 @@ fn modules_under(dir: &Path, out: &mut Vec<PathBuf>) {
 fn lab_module_split_btf_matches_pahole() {
     let vmlinuxes = lab_vmlinuxes();
     if vmlinuxes.is_empty() {
-        println!("SKIP (no lab at {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     }
     assert!(have_pahole(), "pahole missing: apt-get install -y dwarves");

@@ -135,7 +135,7 @@ fn readelf_build_id(path: &Path) -> Option<String> {
 #[test]
 fn lab_kernels_are_found() {
     let Ok(versions) = std::fs::read_dir(lab_root().join("kernels")) else {
-        println!("SKIP (no lab at {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     };
     let mut checked = 0;
@@ -161,7 +161,7 @@ fn lab_kernels_are_found() {
         }
     }
     if checked == 0 {
-        println!("SKIP (no lab kernels under {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab kernels under {})", lab_root().display());
     }
 }
 

@@ -379,6 +379,22 @@ fn is_register_dump(body: &str) -> bool {
     })
 }
 
+/// Whether the tests run in CI (`CI=true`), where a missing lab or oracle is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Says why a lab test compared nothing: `SKIP (...)` on a developer's machine, a failure in
+/// CI (`CI=true`), where the lab and every oracle must be there.
+#[macro_export]
+macro_rules! skip {
+    ($($arg:tt)*) => {{
+        let why = format!($($arg)*);
+        assert!(!$crate::lab::in_ci(), "CI=true, but {why}");
+        println!("{why}");
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

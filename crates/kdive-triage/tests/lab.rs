@@ -170,7 +170,7 @@ fn lookup(frame: &Frame, start: u64) -> u64 {
 fn lab_console_logs() {
     let crashes = crashes();
     if crashes.is_empty() || !have_addr2line() {
-        println!("SKIP (no lab at {})", lab_root().display());
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     }
     let mut module_crashes = 0;
