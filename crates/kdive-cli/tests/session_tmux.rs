@@ -81,6 +81,26 @@ impl Tmux {
         )
     }
 
+    /// Clears the screen (the line editor's Ctrl-L) so that nothing of an earlier command
+    /// can satisfy the next wait.
+    fn fresh(&self) {
+        self.keys(&["C-l"]);
+        self.wait("a clear screen", Duration::from_secs(10), |s| {
+            s.trim() == "kdive>"
+        });
+    }
+
+    /// Runs a line on a clear screen and waits for the prompt after output holding `expect`.
+    fn run(&self, line: &str, expect: &str) -> String {
+        self.fresh();
+        self.line(line);
+        self.wait(
+            &format!("`{line}` to print {expect:?} and the prompt"),
+            Duration::from_secs(60),
+            |s| s.contains(expect) && last_line(s).trim_end() == "kdive>",
+        )
+    }
+
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.name])
@@ -183,16 +203,14 @@ fn session_in_a_terminal() {
         checks += 1;
 
         // Pipe: the shell's grep sees the whole ps table.
-        tmux.line("set scroll off");
-        tmux.prompt("");
-        tmux.line("ps | grep insmod");
-        let screen = tmux.prompt("");
+        tmux.run("set scroll off", "scroll: off");
         let want: Vec<String> = one_shot(&dump, &vmlinux, "ps")
             .lines()
             .filter(|l| l.contains("insmod"))
             .map(str::to_owned)
             .collect();
         assert!(!want.is_empty(), "the lab's panic task is insmod");
+        let screen = tmux.run("ps | grep insmod", want[0].as_str());
         for row in &want {
             assert!(screen.contains(row.as_str()), "{row} missing:\n{screen}");
         }
@@ -200,23 +218,27 @@ fn session_in_a_terminal() {
 
         // Redirection: the file holds what -c prints.
         let file = state.join("bt.txt");
+        tmux.fresh();
         tmux.line(&format!("bt > {}", file.display()));
-        tmux.prompt("");
+        tmux.wait("bt > file", Duration::from_secs(60), |s| {
+            s.lines().count() >= 2 && last_line(s).trim_end() == "kdive>"
+        });
         let written = std::fs::read_to_string(&file).expect("bt > file wrote the file");
         assert_eq!(written, one_shot(&dump, &vmlinux, "bt"));
         checks += 1;
 
         // Completion of a symbol whose prefix nm says is unique.
         if let Some((prefix, name)) = unique_prefix(&vmlinux) {
+            tmux.fresh();
             tmux.keys(&["-l", &format!("sym {prefix}")]);
             tmux.keys(&["Tab"]);
             tmux.prompt(&format!("sym {name}"));
             tmux.keys(&["Enter"]);
-            let screen = tmux.prompt("");
-            assert!(
-                screen.contains(&format!(" {name}")),
-                "sym output:\n{screen}"
-            );
+            tmux.wait("sym's answer", Duration::from_secs(60), |s| {
+                s.lines()
+                    .any(|l| !l.starts_with("kdive>") && l.contains(&format!(" {name}")))
+                    && last_line(s).trim_end() == "kdive>"
+            });
             checks += 1;
             // History: Up recalls the line.
             tmux.keys(&["Up"]);
@@ -237,8 +259,8 @@ fn session_in_a_terminal() {
         checks += 1;
 
         // Pager on: the log is longer than the screen, so less holds it until q.
-        tmux.line("set scroll on");
-        tmux.prompt("");
+        tmux.run("set scroll on", "scroll: on");
+        tmux.fresh();
         tmux.line("log");
         let screen = tmux.wait("the pager", Duration::from_secs(30), |s| {
             let last = last_line(s);
@@ -248,20 +270,14 @@ fn session_in_a_terminal() {
         tmux.keys(&["q"]);
         tmux.prompt("");
         // Pager off: the log's end is on the screen, then the prompt.
-        tmux.line("set scroll off");
-        tmux.prompt("");
-        tmux.line("log");
-        let screen = tmux.prompt("");
+        tmux.run("set scroll off", "scroll: off");
         let log = one_shot(&dump, &vmlinux, "log");
         let log_end = log
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or_default();
-        assert!(
-            screen.contains(log_end.trim_end()),
-            "log end missing:\n{screen}"
-        );
+        tmux.run("log", log_end.trim_end());
         checks += 1;
 
         tmux.line("q");

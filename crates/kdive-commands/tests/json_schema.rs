@@ -1,0 +1,228 @@
+//! docs/json.md holds every command's JSON schema; these tests hold the output to it.
+//!
+//! Each command has a block in docs/json.md:
+//!
+//! ````text
+//! ```schema ps 1
+//! run: ps
+//! run: ps -t
+//! command: string
+//! tasks[].pid: integer
+//! tasks[].parents: array|null
+//! ```
+//! ````
+//!
+//! The first line names the command and its schema version (the registry's); `run:` lines are
+//! command lines run on a lab dump; the other lines are every JSON path the output may have
+//! with its types (`[]` steps into arrays). The lab test runs the lines on the 6.1 and 6.12
+//! kdump dumps and checks that every path and type printed is documented and that every
+//! documented path was printed. `KDIVE_JSON_SCHEMA_UPDATE=1` prints the observed blocks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use kdive_commands::{Session, COMMANDS};
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+use kdive_testkit::lab::{files, lab_root, manifests, str_at};
+use serde_json::Value;
+
+/// One documented command.
+struct Block {
+    schema: u32,
+    runs: Vec<String>,
+    /// path → allowed types.
+    paths: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn docs() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn blocks(text: &str) -> BTreeMap<String, Block> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(head) = line.strip_prefix("```schema ") else {
+            continue;
+        };
+        let mut words = head.split_whitespace();
+        let name = words.next().expect("a command name").to_owned();
+        let schema = words
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no schema version"));
+        let mut block = Block {
+            schema,
+            runs: Vec::new(),
+            paths: BTreeMap::new(),
+        };
+        for line in lines.by_ref() {
+            if line.starts_with("```") {
+                break;
+            }
+            if let Some(run) = line.strip_prefix("run: ") {
+                block.runs.push(run.to_owned());
+            } else if let Some((path, types)) = line.split_once(": ") {
+                block.paths.insert(
+                    path.to_owned(),
+                    types.split('|').map(str::to_owned).collect(),
+                );
+            }
+        }
+        assert!(out.insert(name.clone(), block).is_none(), "{name} twice");
+    }
+    out
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every path of `v` with the types seen there.
+fn flatten(v: &Value, path: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
+    if !path.is_empty() {
+        out.entry(path.to_owned())
+            .or_default()
+            .insert(kind(v).to_owned());
+    }
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                flatten(value, &sub, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                flatten(item, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_command_is_documented_with_its_schema_version() {
+    let documented = blocks(&docs());
+    for spec in COMMANDS {
+        let block = documented
+            .get(spec.name)
+            .unwrap_or_else(|| panic!("docs/json.md has no ```schema {} block", spec.name));
+        assert_eq!(block.schema, spec.schema, "{}: schema version", spec.name);
+        assert!(!block.runs.is_empty(), "{}: no run: line", spec.name);
+        for key in ["command", "schema"] {
+            assert!(block.paths.contains_key(key), "{}: {key}", spec.name);
+        }
+    }
+    for name in documented.keys() {
+        assert!(
+            COMMANDS.iter().any(|s| &s.name == name),
+            "docs/json.md documents {name}, which is no command"
+        );
+    }
+}
+
+fn open(m: &Value) -> Option<(Kernel, Vec<PathBuf>)> {
+    let vmlinux = str_at(m, &["kernel", "vmlinux"])?;
+    let vmcore = Vmcore::open_paths(&files(m)).ok()?;
+    let dirs = str_at(m, &["kernel", "test_module"])
+        .and_then(|ko| Path::new(ko).parent().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    Some((Kernel::open(vmcore, Path::new(vmlinux)).ok()?, dirs))
+}
+
+#[test]
+fn lab_output_matches_the_documented_schema() {
+    let root = lab_root();
+    let dumps: Vec<Value> = manifests(&root)
+        .into_iter()
+        .filter(|m| {
+            let name = str_at(m, &["name"]).unwrap_or_default();
+            name == "6.1-null-init.kdump-zstd-d31" || name == "6.12-null-init.kdump-zstd-d31"
+        })
+        .collect();
+    if dumps.is_empty() {
+        kdive_testkit::skip!("SKIP (no lab null-init kdump dumps at {})", root.display());
+        return;
+    }
+    let documented = blocks(&docs());
+    let mut observed: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut runs = 0;
+    for m in &dumps {
+        let Some((kernel, dirs)) = open(m) else {
+            panic!("{}: does not open", m["name"]);
+        };
+        let mut session = Session::new(&kernel, &dirs);
+        for (name, block) in &documented {
+            for line in &block.runs {
+                let report = session
+                    .execute(line)
+                    .unwrap_or_else(|e| panic!("{}: {line}: {e}", m["name"]));
+                let json = report.to_json();
+                assert_eq!(json["command"], name.as_str(), "{line}");
+                // One line of JSON Lines.
+                assert!(!serde_json::to_string(&json).expect("json").contains('\n'));
+                flatten(&json, "", observed.entry(name.clone()).or_default());
+                runs += 1;
+            }
+        }
+    }
+    if std::env::var_os("KDIVE_JSON_SCHEMA_UPDATE").is_some() {
+        for (name, paths) in &observed {
+            println!("```schema {name} {}", documented[name].schema);
+            for run in &documented[name].runs {
+                println!("run: {run}");
+            }
+            for (path, types) in paths {
+                let types: Vec<&str> = types.iter().map(String::as_str).collect();
+                println!("{path}: {}", types.join("|"));
+            }
+            println!("```\n");
+        }
+    }
+    let mut problems = Vec::new();
+    for (name, block) in &documented {
+        let seen = observed.get(name).cloned().unwrap_or_default();
+        for (path, types) in &seen {
+            // `warnings` appears on partial answers only; its type is fixed.
+            if path == "warnings" || path == "warnings[]" {
+                continue;
+            }
+            match block.paths.get(path) {
+                None => problems.push(format!("{name}: {path} ({types:?}) is not documented")),
+                Some(allowed) => {
+                    for t in types {
+                        if !allowed.contains(t) {
+                            problems.push(format!("{name}: {path} is {t}, documented {allowed:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        for path in block.paths.keys() {
+            if path != "warnings" && path != "warnings[]" && !seen.contains_key(path) {
+                problems.push(format!(
+                    "{name}: documented {path} never printed by the run: lines"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(runs >= COMMANDS.len(), "only {runs} command lines ran");
+    println!("{runs} command lines checked against docs/json.md");
+}
