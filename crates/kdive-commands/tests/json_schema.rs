@@ -130,7 +130,7 @@ fn every_command_is_documented_with_its_schema_version() {
     }
     for name in documented.keys() {
         assert!(
-            COMMANDS.iter().any(|s| &s.name == name),
+            COMMANDS.iter().any(|s| s.name == name),
             "docs/json.md documents {name}, which is no command"
         );
     }
