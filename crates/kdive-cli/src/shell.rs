@@ -97,10 +97,19 @@ impl Runner<'_, '_> {
             return Ok(Flow::Quit);
         }
         let (command, sink) = split_sink(trimmed);
-        let report = match self.session.execute(command) {
-            Ok(report) => report,
-            Err(err) => {
+        // A bug in one command must not end an investigation: report it and go on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.session.execute(command)
+        }));
+        let report = match result {
+            Ok(Ok(report)) => report,
+            Ok(Err(err)) => {
                 eprintln!("kdive: {err}");
+                self.failed = true;
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                eprintln!("kdive: internal error in `{command}` (a bug: please report it with the dump's `kdive info`)");
                 self.failed = true;
                 return Ok(Flow::Continue);
             }
