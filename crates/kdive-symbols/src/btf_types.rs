@@ -320,7 +320,7 @@ impl Btf {
                     .int()
                     .ok_or_else(|| type_error(ty.id, "bad INT encoding"))?;
                 CType::Base {
-                    name: name.to_string(),
+                    name: BaseKind::c_name(name).to_string(),
                     size: u64::from(ty.size_or_type),
                     kind: if int.bool {
                         BaseKind::Bool
@@ -456,7 +456,11 @@ impl TypeInfo for Btf {
     }
 
     fn c_type(&self, name: &str) -> Result<TypeRef, SymbolError> {
-        Ok(TypeRef::new(0, RawRef::Btf(TypeGraph::find(self, name)?)))
+        let found = match BaseKind::gcc_name(name.trim()) {
+            Some(gcc) => TypeGraph::find(self, gcc).or_else(|_| TypeGraph::find(self, name)),
+            None => TypeGraph::find(self, name),
+        };
+        Ok(TypeRef::new(0, RawRef::Btf(found?)))
     }
 
     fn c_variable(&self, name: &str) -> Result<TypeRef, SymbolError> {

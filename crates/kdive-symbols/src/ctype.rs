@@ -56,6 +56,33 @@ impl BaseKind {
         matches!(self, BaseKind::SignedChar | BaseKind::UnsignedChar)
     }
 
+    /// gdb's spelling of a base type that gcc names otherwise (`long unsigned int` is
+    /// `unsigned long`).
+    pub fn c_name(name: &str) -> &str {
+        match name {
+            "long unsigned int" => "unsigned long",
+            "long int" => "long",
+            "short unsigned int" => "unsigned short",
+            "short int" => "short",
+            "long long unsigned int" => "unsigned long long",
+            "long long int" => "long long",
+            other => other,
+        }
+    }
+
+    /// gcc's name of a base type gdb spells otherwise (the inverse of [`BaseKind::c_name`]).
+    pub fn gcc_name(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "unsigned long" => "long unsigned int",
+            "long" => "long int",
+            "unsigned short" => "short unsigned int",
+            "short" => "short int",
+            "unsigned long long" => "long long unsigned int",
+            "long long" => "long long int",
+            _ => return None,
+        })
+    }
+
     /// From an integer's name and signedness (BTF made by pahole does not flag chars).
     pub(crate) fn integer(name: &str, signed: bool) -> BaseKind {
         match (name.contains("char"), signed) {

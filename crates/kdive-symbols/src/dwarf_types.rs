@@ -944,7 +944,11 @@ impl DwarfTypes {
                     Some(gimli::DW_ATE_signed) => BaseKind::integer(&name, true),
                     _ => BaseKind::integer(&name, false),
                 };
-                CType::Base { name, size, kind }
+                CType::Base {
+                    name: BaseKind::c_name(&name).to_string(),
+                    size,
+                    kind,
+                }
             }
             Some(gimli::DW_TAG_typedef) => CType::Typedef {
                 name: name.unwrap_or_default(),
@@ -1141,7 +1145,11 @@ impl TypeInfo for DwarfTypes {
     }
 
     fn c_type(&self, name: &str) -> Result<TypeRef, SymbolError> {
-        Ok(TypeRef::new(0, RawRef::Dwarf(self.lookup(name)?)))
+        let found = match BaseKind::gcc_name(name.trim()) {
+            Some(gcc) => self.lookup(gcc).or_else(|_| self.lookup(name)),
+            None => self.lookup(name),
+        };
+        Ok(TypeRef::new(0, RawRef::Dwarf(found?)))
     }
 
     fn c_variable(&self, name: &str) -> Result<TypeRef, SymbolError> {
