@@ -811,9 +811,9 @@ fn int_text(value: i128, size: u64, signed: bool, style: Style) -> String {
     }
 }
 
-/// gdb's `print elements` (crash keeps gdb's default): characters of a string and elements
+/// gdb's `print elements` as crash sets it: characters of a string and elements
 /// of an array printed before `...`.
-pub(crate) const PRINT_ELEMENTS: usize = 200;
+pub(crate) const PRINT_ELEMENTS: usize = 256;
 
 /// A character as gdb quotes it inside `quote`s. After an octal escape gdb escapes a digit
 /// too (`\000\066` for NUL, '6'), so that the escape cannot swallow it; `need_escape`
@@ -842,27 +842,47 @@ fn escape_char(b: u8, quote: u8, need_escape: &mut bool, out: &mut String) {
     }
 }
 
+/// The character starting at `bytes[i]` as gdb's UTF-8 target charset reads it: a valid
+/// multi-byte sequence is one character; anything else one byte.
+fn char_len(bytes: &[u8], i: usize) -> usize {
+    let lead = bytes.get(i).copied().unwrap_or(0);
+    if lead >= 0xc2 {
+        for n in 2..=4 {
+            if let Some(seq) = bytes.get(i..i + n) {
+                if std::str::from_utf8(seq).is_ok() {
+                    return n;
+                }
+            }
+        }
+    }
+    1
+}
+
 /// A char array or C string as gdb prints it: quoted, escaped, at most [`PRINT_ELEMENTS`]
-/// characters (runs of one character count once, as gdb groups them) and `...` after.
+/// characters (UTF-8 sequences count as one; runs of one character count at once, as gdb
+/// groups them) and `...` after.
 pub(crate) fn quote_string(bytes: &[u8]) -> String {
     let mut s = String::from("\"");
     let mut need_escape = false;
     let mut consumed = 0usize;
     let mut i = 0usize;
     while i < bytes.len() && consumed < PRINT_ELEMENTS {
-        let b = bytes.get(i).copied().unwrap_or(0);
-        let run = bytes
-            .get(i..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&c| c == b)
-            .count()
-            .max(1);
+        let n = char_len(bytes, i);
+        let ch = bytes.get(i..i + n).unwrap_or_default();
+        let mut run = 0usize;
+        let mut j = i;
+        while bytes.get(j..j + n) == Some(ch) && char_len(bytes, j) == n {
+            run += 1;
+            j += n;
+        }
+        let run = run.max(1);
         for _ in 0..run {
-            escape_char(b, b'"', &mut need_escape, &mut s);
+            for &b in ch {
+                escape_char(b, b'"', &mut need_escape, &mut s);
+            }
         }
         consumed += run;
-        i += run;
+        i += run * n;
     }
     s.push('"');
     if i < bytes.len() {

@@ -207,8 +207,32 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
 /// Known differences (docs/struct-vs-crash.md): `Some(reason)` when `ours` differs from
 /// `theirs` in that documented way only.
 fn known_difference(command: &str, ours: &str, theirs: &str) -> Option<&'static str> {
-    let _ = (command, ours, theirs);
-    None
+    let _ = command;
+    let (t, o): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
+    if t.len() != o.len() {
+        return None;
+    }
+    // crash names the start of a module's init text after the module
+    // (`<_MODULE_INIT_START_kdive_lab>`); kdive names the function there (`<init_module>`).
+    let mut module_init = false;
+    for (t, o) in t.iter().zip(&o) {
+        if t == o {
+            continue;
+        }
+        let (Some(at), Some(start)) = (t.find("<_MODULE_INIT_START_"), o.find('<')) else {
+            return None;
+        };
+        let same_prefix = t.get(..at) == o.get(..start);
+        let ours_symbol = o
+            .get(start..)
+            .is_some_and(|s| s.starts_with("<init_module>"));
+        if !(same_prefix && ours_symbol) {
+            return None;
+        }
+        module_init = true;
+    }
+    module_init
+        .then_some("a module's init text: crash's _MODULE_INIT_START_ label, kdive's function name")
 }
 
 /// Where two texts part: the line number and both lines.
