@@ -90,6 +90,24 @@ impl Env<'_> {
         if addr == 0 {
             return None;
         }
+        if let Some(loaded) = self.modules.and_then(|m| m.module_at(VirtAddr(addr))) {
+            // crash names module addresses from the module's own kallsyms, and of the names
+            // of one address the function's, not the `init_module`/`cleanup_module` alias.
+            let module = &loaded.module;
+            let (symbol, offset) = module.kallsyms_at(VirtAddr(addr))?;
+            let name = module
+                .kallsyms
+                .iter()
+                .filter(|s| s.addr == symbol.addr)
+                .map(|s| s.name.as_str())
+                .find(|n| !matches!(*n, "init_module" | "cleanup_module"))
+                .unwrap_or(&symbol.name);
+            return Some(if offset == 0 {
+                format!("<{name}>")
+            } else {
+                format!("<{name}+{offset}>")
+            });
+        }
         let hit = match self.modules {
             Some(m) => m.lookup(self.kernel, VirtAddr(addr))?,
             None => {
