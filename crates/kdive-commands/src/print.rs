@@ -48,16 +48,31 @@ pub struct PrintEntry {
     pub value: TypedValue,
 }
 
+/// A per-cpu symbol named without a cpu: its type and where each CPU's copy is.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerCpu {
+    pub declaration: String,
+    pub addresses: Vec<(u32, crate::ps::Hex)>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PrintRecord {
     pub expression: String,
     pub values: Vec<PrintEntry>,
+    pub per_cpu: Option<PerCpu>,
     #[serde(skip)]
     style: Style,
 }
 
 impl PrintRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if let Some(p) = &self.per_cpu {
+            writeln!(out, "PER-CPU DATA TYPE:\n  {};", p.declaration)?;
+            writeln!(out, "PER-CPU ADDRESSES:")?;
+            for (cpu, addr) in &p.addresses {
+                writeln!(out, "  [{cpu}]: {:x}", addr.0)?;
+            }
+        }
         for e in &self.values {
             let label = e
                 .label
@@ -200,8 +215,35 @@ pub(crate) fn print_with(
             return Ok(PrintRecord {
                 expression: text,
                 values,
+                per_cpu: None,
                 style,
             });
+        }
+    }
+    // A per-cpu symbol alone: crash shows its type and each CPU's address.
+    let trimmed = text.trim();
+    if is_identifier(trimmed) {
+        if let (Ok(addr), Ok(ty)) = (env.kernel.symbol(trimmed), env.types.c_variable(trimmed)) {
+            if addr.0 < PER_CPU_LIMIT {
+                let nr = env.kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
+                let mut addresses = Vec::new();
+                for cpu in 0..nr {
+                    let at = env
+                        .kernel
+                        .per_cpu_ptr(addr, cpu)
+                        .map_err(|e| failed(e.to_string()))?;
+                    addresses.push((cpu, crate::ps::Hex(at.0)));
+                }
+                return Ok(PrintRecord {
+                    expression: text.clone(),
+                    values,
+                    per_cpu: Some(PerCpu {
+                        declaration: crate::typed::declaration(env, ty, trimmed).map_err(failed)?,
+                        addresses,
+                    }),
+                    style,
+                });
+            }
         }
     }
     let mut eval = Eval::new(env, &text).map_err(|e| failed(e.to_string()))?;
@@ -224,6 +266,10 @@ pub(crate) fn print_with(
     Ok(PrintRecord {
         expression: text,
         values,
+        per_cpu: None,
         style,
     })
 }
+
+/// Per-cpu symbols are offsets into each CPU's area, far below the kernel's addresses.
+const PER_CPU_LIMIT: u64 = 0x0001_0000_0000;

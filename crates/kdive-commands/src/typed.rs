@@ -1121,3 +1121,52 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
         Node::Elided => out.push_str("..."),
     }
 }
+
+/// Runs one typed-memory command line (`struct ...`, `union ...`, `whatis ...`, `ptype ...`,
+/// `p ...`) over the types given, and returns its text: to compare type sources (BTF and
+/// DWARF) on one dump.
+pub fn typed_command(
+    kernel: &Kernel,
+    types: &Types,
+    modules: Option<&KernelModules>,
+    line: &str,
+) -> Result<String, crate::CommandError> {
+    let words = crate::session::split_words(line)?;
+    let Some((first, rest)) = words.split_first() else {
+        return Err(crate::CommandError::NotFound(String::new()));
+    };
+    let env = Env {
+        kernel,
+        types,
+        modules,
+    };
+    let mut warnings = Vec::new();
+    let mut out = Vec::new();
+    let (name, format) = match first.split_once('/') {
+        Some((n, f)) if !n.is_empty() => (n, Some(format!("/{f}"))),
+        _ => (first.as_str(), None),
+    };
+    let args: Vec<String> = format.into_iter().chain(rest.iter().cloned()).collect();
+    let io = |e: std::io::Error| crate::CommandError::Failed {
+        command: "typed",
+        what: e.to_string(),
+    };
+    match name {
+        "struct" | "union" => {
+            crate::structs::struct_with(&env, &args, name == "union", &mut warnings)?
+                .write_text(&mut out)
+                .map_err(io)?
+        }
+        "whatis" => crate::whatis::whatis_with(&env, &args)?
+            .write_text(&mut out)
+            .map_err(io)?,
+        "ptype" => crate::ptype::ptype_with(&env, &args)?
+            .write_text(&mut out)
+            .map_err(io)?,
+        "p" | "print" => crate::print::print_with(&env, &args, &mut 0, &mut warnings)?
+            .write_text(&mut out)
+            .map_err(io)?,
+        other => return Err(crate::CommandError::NotFound(other.to_string())),
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use kdive_commands::typed::{dwarf_types, kernel_types, typed_command};
 use kdive_commands::{Report, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::stack::panic_task;
@@ -151,6 +152,8 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
         "p init_task.pi_lock".into(),
         "p runqueues:0".into(),
         "p runqueues:a".into(),
+        "p runqueues".into(),
+        "p psi_system".into(),
         "p nr_cpu_ids".into(),
         "p modules".into(),
         "p &modules".into(),
@@ -192,6 +195,8 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
         "ptype init_task.tasks".into(),
         "ptype spinlock_t".into(),
         "ptype struct task_struct".into(),
+        "ptype struct psi_group".into(),
+        "struct -o psi_group".into(),
     ];
     if let Some(module) = module {
         c.push(format!("struct module {module:x}"));
@@ -312,4 +317,73 @@ fn typed_memory_matches_crash() {
     }
     assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
     println!("{compared} typed-memory commands equal crash's text");
+}
+
+/// On 6.12 (crash 8.0.2 cannot open it) the BTF path and the DWARF path print the same text.
+#[test]
+fn btf_and_dwarf_print_the_same() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let mut compared = 0;
+    for name in ["6.12-null-init.kdump-zstd-d31", "6.12-null-init-qemu.elf"] {
+        let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
+            continue;
+        };
+        let kernel = open(m);
+        let session = Session::new(&kernel, &[]);
+        let modules = session.modules();
+        let btf = kernel_types(&kernel);
+        let Some(dwarf) = dwarf_types(&kernel) else {
+            println!("{name}: SKIP (no DWARF in the vmlinux)");
+            continue;
+        };
+        let task = panic_task(&kernel).expect("a panic task").0;
+        let mm = kernel
+            .read_field(VirtAddr(task), "task_struct", "mm")
+            .expect("task mm");
+        let mut commands = vec![
+            format!("struct task_struct {task:x}"),
+            format!("struct -o task_struct {task:x}"),
+            format!("struct task_struct.pid,comm,se.load {task:x}"),
+            format!("p ((struct task_struct *){task:#x})->comm"),
+            format!("p *((struct task_struct *){task:#x})->sched_class"),
+            "struct task_struct".into(),
+            "struct -o task_struct".into(),
+            "struct module".into(),
+            "struct -o rq".into(),
+            "union rcu_special".into(),
+            "whatis pid_t".into(),
+            "whatis spinlock_t".into(),
+            "ptype struct list_head".into(),
+            "ptype struct kernel_param_ops".into(),
+            "p init_task.comm".into(),
+            "p jiffies".into(),
+            "p runqueues:0".into(),
+            "whatis jiffies".into(),
+            "ptype struct psi_group".into(),
+            "p psi_system".into(),
+        ];
+        if mm != 0 {
+            commands.push(format!("struct mm_struct {mm:x}"));
+        }
+        for command in &commands {
+            let a = typed_command(&kernel, &btf, Some(modules), command).expect("BTF path runs");
+            let b =
+                typed_command(&kernel, &dwarf, Some(modules), command).expect("DWARF path runs");
+            assert_eq!(a, b, "{name}: {command}: BTF and DWARF differ");
+            assert!(!a.trim().is_empty(), "{name}: {command}: no output");
+            compared += 1;
+        }
+        println!(
+            "{name}: {} commands print the same from BTF and DWARF",
+            commands.len()
+        );
+    }
+    if compared == 0 {
+        println!("SKIP (no 6.12 dump in the lab)");
+    }
 }

@@ -606,6 +606,46 @@ impl Types {
     }
 }
 
+impl Types {
+    /// pahole flattens multi-dimensional arrays (`u64 total[2][6]` is BTF's `u64 [12]`): the
+    /// array members of a named BTF struct take their type from the DWARF struct of the same
+    /// name, size and member offsets when a DWARF source follows.
+    fn dwarf_arrays(&self, c: &mut crate::Composite) {
+        let Some(tag) = c.tag.clone() else { return };
+        let is_array = |types: &dyn TypeInfo, ty: crate::TypeRef| {
+            matches!(
+                crate::c_strip(types, ty),
+                Ok((_, crate::CType::Array { .. }))
+            )
+        };
+        if !c.members.iter().any(|m| is_array(self, m.ty)) {
+            return;
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.source() != TypeSourceKind::Dwarf {
+                continue;
+            }
+            let slot = u16::try_from(i).unwrap_or(u16::MAX);
+            let keyword = if c.union { "union" } else { "struct" };
+            let Ok(r) = source.c_type(&format!("{keyword} {tag}")) else {
+                continue;
+            };
+            let Ok((_, crate::CType::Struct(d))) = crate::c_strip(source.as_ref(), r) else {
+                continue;
+            };
+            if d.size != c.size || d.members.len() != c.members.len() {
+                continue;
+            }
+            for (m, dm) in c.members.iter_mut().zip(&d.members) {
+                if dm.name == m.name && dm.bit_offset == m.bit_offset && is_array(self, m.ty) {
+                    m.ty = dm.ty.with_source(slot);
+                }
+            }
+            return;
+        }
+    }
+}
+
 impl TypeInfo for Types {
     /// The first source's kind (BTF when present).
     fn source(&self) -> TypeSourceKind {
@@ -681,7 +721,13 @@ impl TypeInfo for Types {
             .sources
             .get(usize::from(ty.source))
             .ok_or_else(|| crate::ctype::unsupported(&format!("{ty:?}")))?;
-        source.c_node(ty)
+        let mut node = source.c_node(ty)?;
+        if source.source() == TypeSourceKind::Btf {
+            if let crate::CType::Struct(c) = &mut node {
+                self.dwarf_arrays(c);
+            }
+        }
+        Ok(node)
     }
 
     fn type_names(&self) -> Result<Vec<String>, SymbolError> {
