@@ -357,7 +357,7 @@ impl<'e, 'a> Eval<'e, 'a> {
         }
         self.env.types.c_type(w).is_ok()
             && self.env.types.c_variable(w).is_err()
-            && !self.env.kernel.has_symbol(w)
+            && !self.env.kernel.is_some_and(|k| k.has_symbol(w))
     }
 
     /// A type name up to the closing `)`: `struct x *`, `unsigned long`, `pid_t`.
@@ -459,7 +459,7 @@ impl<'e, 'a> Eval<'e, 'a> {
     fn symbol(&self, name: &str, col: usize) -> Result<Val, ExprError> {
         let env = self.env;
         if let Ok(ty) = env.types.c_variable(name) {
-            if let Ok(addr) = env.kernel.symbol(name) {
+            if let Some(addr) = env.kernel.and_then(|k| k.symbol(name).ok()) {
                 return Ok(Val {
                     ty: VType {
                         base: ty,
@@ -472,7 +472,7 @@ impl<'e, 'a> Eval<'e, 'a> {
         if let Ok(value) = env.types.enum_value(None, name) {
             return self.int_value(value, "int", col);
         }
-        if let Ok(addr) = env.kernel.symbol(name) {
+        if let Some(addr) = env.kernel.and_then(|k| k.symbol(name).ok()) {
             // A symbol without a type (an assembly label, a function): gdb's `<text variable,
             // no debug info>`; its address as a pointer.
             return Ok(Val {
@@ -513,8 +513,8 @@ impl<'e, 'a> Eval<'e, 'a> {
             Loc::Mem(addr) => {
                 let size = self.size_of(v.ty).min(16);
                 let mut buf = vec![0u8; size as usize];
-                self.env
-                    .kernel
+                dump(self.env)
+                    .map_err(|what| ExprError { column: col, what })?
                     .read(kdive_kernel::VirtAddr(*addr), &mut buf, "expression")
                     .map_err(|_| ExprError {
                         column: col,
@@ -921,7 +921,7 @@ pub(crate) fn materialize(env: &Env<'_>, v: &Val) -> Result<(TypedValue, Blob), 
     if v.ty.pointers > 0 {
         let bytes = match &v.loc {
             Loc::Imm(b) => b.clone(),
-            Loc::Mem(addr) => Blob::read(env.kernel, *addr, 8)?.data,
+            Loc::Mem(addr) => Blob::read(dump(env)?, *addr, 8)?.data,
         };
         let addr = u64::try_from(le(&bytes, false) & i128::from(u64::MAX)).unwrap_or(0);
         let node = if v.ty.pointers == 1 {
@@ -947,7 +947,7 @@ pub(crate) fn materialize(env: &Env<'_>, v: &Val) -> Result<(TypedValue, Blob), 
         Loc::Imm(b) => Blob::value(b.clone()),
         Loc::Mem(addr) => {
             let size = env.sizeof(v.ty.base)?;
-            Blob::read(env.kernel, *addr, size)?
+            Blob::read(dump(env)?, *addr, size)?
         }
     };
     let value = reader.value(v.ty.base, &blob, 0, None, 0)?;
@@ -965,4 +965,102 @@ pub(crate) fn vtype_name(env: &Env<'_>, ty: VType) -> Result<String, String> {
     } else {
         format!("{base} {stars}")
     })
+}
+
+/// The dump behind `env` (none in tests of types alone).
+fn dump<'a>(env: &Env<'a>) -> Result<&'a kdive_kernel::Kernel, String> {
+    env.kernel.ok_or_else(|| "no dump to read".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::typed::tests::fixture;
+    use crate::typed::Style;
+
+    fn eval(text: &str) -> Result<String, ExprError> {
+        let types = fixture();
+        let env = Env {
+            kernel: None,
+            types: &types,
+            modules: None,
+        };
+        let v = Eval::new(&env, text)?.run()?;
+        let (value, _) = materialize(&env, &v).map_err(|what| ExprError { column: 0, what })?;
+        Ok(value.render_top(Style::default()))
+    }
+
+    fn error(text: &str) -> String {
+        eval(text).expect_err("an error").to_string()
+    }
+
+    #[test]
+    fn arithmetic_as_c() {
+        assert_eq!(eval("1+2*3").unwrap(), "7");
+        assert_eq!(eval("(10 - 4) / 3").unwrap(), "2");
+        assert_eq!(eval("-5 % 3").unwrap(), "-2");
+        assert_eq!(eval("7 > 3").unwrap(), "1");
+        assert_eq!(eval("!0 == 1").unwrap(), "1");
+        assert_eq!(eval("~0").unwrap(), "-1");
+        assert_eq!(eval("0x10 + 1").unwrap(), "17");
+        assert_eq!(eval("sizeof(struct list_head)").unwrap(), "16");
+        assert_eq!(eval("sizeof(struct task *)").unwrap(), "8");
+        assert_eq!(eval("(char)65").unwrap(), "65 'A'");
+        assert_eq!(eval("(unsigned int)-1").unwrap(), "4294967295");
+        assert_eq!(eval("(pid_t)7").unwrap(), "7");
+        assert_eq!(
+            eval("(struct task *)0xffff888000001000").unwrap(),
+            "(struct task *) 0xffff888000001000"
+        );
+        assert_eq!(
+            eval("(struct list_head *)0x1000 + 2").unwrap(),
+            "(struct list_head *) 0x1020"
+        );
+        assert_eq!(
+            eval("&((struct task *)0x1000)->tasks").unwrap(),
+            "(struct list_head *) 0x1018"
+        );
+        assert_eq!(
+            eval("&((struct task *)0x1000)->a").unwrap(),
+            "(int *) 0x1030"
+        );
+        assert_eq!(eval("IDLE + GONE").unwrap(), "5");
+    }
+
+    #[test]
+    fn errors_name_the_column() {
+        assert_eq!(error("(struct task *"), "expected ')' at column 15");
+        assert_eq!(
+            error("1 +"),
+            "expected an expression, not end of expression at column 4"
+        );
+        assert_eq!(error("2 @ 3"), "unexpected character '@' at column 3");
+        assert_eq!(error("1 / 0"), "Division by zero at column 5");
+        assert_eq!(error("(1 + 2"), "expected ')' at column 7");
+        assert_eq!(error("1 2"), "unexpected number 2 at column 3");
+        assert_eq!(
+            error("no_such_thing"),
+            "No symbol \"no_such_thing\" in current context at column 1"
+        );
+        assert_eq!(
+            error("((struct task *)0)->nope"),
+            "There is no member named nope. at column 19"
+        );
+        assert_eq!(
+            error("(struct nope *)0"),
+            "no type named \"struct nope\" at column 2"
+        );
+        assert!(error("0x").contains("invalid number"));
+        assert!(error("1.x").contains("column"));
+        // Memory is only read from a dump.
+        assert!(error("*(int *)0x1000").contains("no dump"));
+    }
+
+    #[test]
+    fn deep_or_long_expressions_are_refused() {
+        let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(error(&deep).contains("too"));
+        let negations = format!("{}1", "-".repeat(1000));
+        assert!(eval(&negations).is_err());
+    }
 }

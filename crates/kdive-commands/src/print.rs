@@ -134,7 +134,7 @@ fn run_p(
     let kernel = session.kernel();
     let types = kernel_types(kernel);
     let env = Env {
-        kernel,
+        kernel: Some(kernel),
         types: &types,
         modules: Some(session.modules()),
     };
@@ -175,21 +175,21 @@ pub(crate) fn print_with(
         return Err(SPEC.bad_args("no expression"));
     }
     let failed = |what: String| CommandError::Failed { command: "p", what };
+    let kernel = env.kernel.ok_or_else(|| failed("no dump".into()))?;
     let mut values = Vec::new();
     // crash's `symbol:cpuspec`.
     if let Some((sym, spec)) = text.trim().rsplit_once(':') {
         if is_identifier(sym) && !spec.is_empty() {
-            let nr = env.kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
+            let nr = kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
             let cpus = parse_cpus(spec, nr)
                 .ok_or_else(|| failed(format!("invalid cpu specification: {spec}")))?;
             let ty = env
                 .types
                 .c_variable(sym)
                 .map_err(|e| failed(format!("{sym}: {e}")))?;
-            let base = env.kernel.symbol(sym).map_err(|e| failed(e.to_string()))?;
+            let base = kernel.symbol(sym).map_err(|e| failed(e.to_string()))?;
             for cpu in cpus {
-                let addr = env
-                    .kernel
+                let addr = kernel
                     .per_cpu_ptr(base, cpu)
                     .map_err(|e| failed(e.to_string()))?;
                 let v = Val {
@@ -223,13 +223,12 @@ pub(crate) fn print_with(
     // A per-cpu symbol alone: crash shows its type and each CPU's address.
     let trimmed = text.trim();
     if is_identifier(trimmed) {
-        if let (Ok(addr), Ok(ty)) = (env.kernel.symbol(trimmed), env.types.c_variable(trimmed)) {
+        if let (Ok(addr), Ok(ty)) = (kernel.symbol(trimmed), env.types.c_variable(trimmed)) {
             if addr.0 < PER_CPU_LIMIT {
-                let nr = env.kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
+                let nr = kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
                 let mut addresses = Vec::new();
                 for cpu in 0..nr {
-                    let at = env
-                        .kernel
+                    let at = kernel
                         .per_cpu_ptr(addr, cpu)
                         .map_err(|e| failed(e.to_string()))?;
                     addresses.push((cpu, crate::ps::Hex(at.0)));
@@ -255,7 +254,7 @@ pub(crate) fn print_with(
         ));
     }
     let trimmed = text.trim();
-    let label = (!gdb_format && is_identifier(trimmed) && env.kernel.has_symbol(trimmed))
+    let label = (!gdb_format && is_identifier(trimmed) && kernel.has_symbol(trimmed))
         .then(|| trimmed.to_string());
     *history += 1;
     values.push(PrintEntry {

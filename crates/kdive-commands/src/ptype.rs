@@ -52,7 +52,7 @@ fn run_ptype(
     let kernel = session.kernel();
     let types = kernel_types(kernel);
     let env = Env {
-        kernel,
+        kernel: Some(kernel),
         types: &types,
         modules: Some(session.modules()),
     };

@@ -191,7 +191,7 @@ fn run_kind(
     let kernel = session.kernel();
     let types = kernel_types(kernel);
     let env = Env {
-        kernel,
+        kernel: Some(kernel),
         types: &types,
         modules: Some(session.modules()),
     };
@@ -394,7 +394,8 @@ pub(crate) fn struct_with(
             .checked_mul(size)
             .and_then(|o| start.checked_add(o))
             .ok_or_else(|| failed(format!("address past the end of memory: {start:#x}")))?;
-        let blob = Blob::read(env.kernel, at, size).map_err(failed)?;
+        let kernel = env.kernel.ok_or_else(|| failed("no dump".into()))?;
+        let blob = Blob::read(kernel, at, size).map_err(failed)?;
         if let Some((from, to)) = blob.first_hole() {
             warnings.push(format!(
                 "{}: {} at {at:#x}: cannot read {from:#x}-{to:#x} (page not in the dump)",
@@ -444,12 +445,13 @@ fn resolve_address(env: &Env<'_>, word: &str) -> Option<u64> {
     if let Some(a) = parse_address(word) {
         return Some(a.0);
     }
+    let kernel = env.kernel?;
     if let Some(m) = env.modules {
-        if let Some((addr, _)) = crate::target::resolve(env.kernel, m, word, false) {
+        if let Some((addr, _)) = crate::target::resolve(kernel, m, word, false) {
             return Some(addr.0);
         }
     }
-    env.kernel.symbol(word).ok().map(|a: VirtAddr| a.0)
+    kernel.symbol(word).ok().map(|a: VirtAddr| a.0)
 }
 
 /// The struct or union `name` names (as `struct name`, `union name` or a typedef).

@@ -23,6 +23,8 @@ pub(crate) const MAX_DEPTH: usize = 48;
 pub(crate) const MAX_NODES: usize = 1 << 20;
 /// Bytes of one object read from the dump.
 pub(crate) const MAX_OBJECT: u64 = 16 << 20;
+/// Elements of one array read (gdb prints [`PRINT_ELEMENTS`] of them).
+const MAX_ELEMENTS: u64 = 4096;
 /// Characters read for a `char *` string.
 const MAX_STRING: u64 = 4096;
 
@@ -66,7 +68,8 @@ pub fn dwarf_types(kernel: &Kernel) -> Option<Types> {
 
 /// Where typed commands look things up.
 pub(crate) struct Env<'a> {
-    pub kernel: &'a Kernel,
+    /// `None` in tests of types alone.
+    pub kernel: Option<&'a Kernel>,
     pub types: &'a dyn TypeInfo,
     pub modules: Option<&'a KernelModules>,
 }
@@ -87,6 +90,7 @@ impl Env<'_> {
     /// gdb's symbolic suffix of an address: `<init_task+2192>`, when it lies in a sized symbol
     /// or a function (vmlinux or a module).
     pub fn symbolize(&self, addr: u64) -> Option<String> {
+        let kernel = self.kernel?;
         if addr == 0 {
             return None;
         }
@@ -109,15 +113,15 @@ impl Env<'_> {
             });
         }
         let hit = match self.modules {
-            Some(m) => m.lookup(self.kernel, VirtAddr(addr))?,
+            Some(m) => m.lookup(kernel, VirtAddr(addr))?,
             None => {
-                let kaslr = self.kernel.address_space().kaslr_offset().unwrap_or(0);
+                let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
                 let link = addr.wrapping_sub(kaslr);
-                let (start, end) = self.kernel.image_range()?;
+                let (start, end) = kernel.image_range()?;
                 if link < start || link >= end {
                     return None;
                 }
-                let (s, offset) = self.kernel.vmlinux().symbol_at(link)?;
+                let (s, offset) = kernel.vmlinux().symbol_at(link)?;
                 kdive_kernel::SymbolHit {
                     module: None,
                     name: s.name.clone(),
@@ -406,6 +410,9 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
             _ => break,
         }
     }
+    if matches!(node, CType::Typedef { .. }) {
+        return Err("typedef chain too long (a loop?)".into());
+    }
     let _ = base;
     let head = match &node {
         CType::Struct(c) => composite_body(env, c, &format!("{quals}{}", composite_head(c)))?,
@@ -685,7 +692,7 @@ impl Reader<'_, '_> {
                 }
                 let mut items = Vec::new();
                 for i in 0..len {
-                    if self.nodes > MAX_NODES {
+                    if self.nodes > MAX_NODES || i >= MAX_ELEMENTS {
                         items.push(TypedValue {
                             name: None,
                             ty: String::new(),
@@ -733,7 +740,7 @@ impl Reader<'_, '_> {
         let (_, target_node) = self.env.strip(target)?;
         let chars = matches!(target_node, CType::Base { kind, .. } if kind.is_char());
         let string = if chars && addr != 0 {
-            Some(read_c_string(self.env.kernel, addr))
+            self.env.kernel.map(|k| read_c_string(k, addr))
         } else {
             None
         };
@@ -1136,7 +1143,7 @@ pub fn typed_command(
         return Err(crate::CommandError::NotFound(String::new()));
     };
     let env = Env {
-        kernel,
+        kernel: Some(kernel),
         types,
         modules,
     };
@@ -1169,4 +1176,251 @@ pub fn typed_command(
         other => return Err(crate::CommandError::NotFound(other.to_string())),
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use kdive_kernel::symbols::{Btf, TypeInfo};
+    use kdive_testkit::btf::{kind, BtfBuilder, INT_SIGNED};
+
+    /// `struct task`, `struct list_head`, `pid_t`, a union, a bitfield, a function pointer,
+    /// an enum, `char *` and `char [16]`.
+    pub(crate) fn fixture() -> Types {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, INT_SIGNED);
+        let ulong = b.int("long unsigned int", 8, 0);
+        let uint = b.int("unsigned int", 4, 0);
+        let chr = b.int("char", 1, INT_SIGNED);
+        let pid = b.typedef("pid_t", int);
+        let lh = b.next_id() + 1;
+        let lhp = b.ptr(lh);
+        assert_eq!(
+            b.struct_("list_head", 16, &[("next", lhp, 0), ("prev", lhp, 64)]),
+            lh
+        );
+        let comm = b.array(chr, int, 16);
+        let anon = b.union_("", 8, &[("a", int, 0), ("b", ulong, 0)]);
+        let cchar = b.qualifier(kind::CONST, chr);
+        let cstr = b.ptr(cchar);
+        let proto = b.func_proto(int, &[("x", int), ("s", cstr)]);
+        let fnp = b.ptr(proto);
+        let state = b.enum_("state", 4, false, &[("IDLE", 0), ("BUSY", 1), ("GONE", 5)]);
+        let matrix = b.array(int, int, 1);
+        b.struct_kflag(
+            "task",
+            80,
+            &[
+                ("pid", pid, 0, 0),
+                ("comm", comm, 32, 0),
+                ("tasks", lh, 192, 0),
+                ("hot", uint, 320, 1),
+                ("cold", uint, 321, 2),
+                ("", anon, 384, 0),
+                ("fn", fnp, 448, 0),
+                ("name", cstr, 512, 0),
+                ("state", state, 576, 0),
+                ("m", matrix, 608, 0),
+            ],
+        );
+        let btf = Btf::parse(b.build(), None, "fixture").expect("fixture BTF parses");
+        let mut types = Types::new();
+        types.push(Arc::new(btf));
+        types
+    }
+
+    fn env(types: &Types) -> Env<'_> {
+        Env {
+            kernel: None,
+            types,
+            modules: None,
+        }
+    }
+
+    #[test]
+    fn declarations_as_gdb_spells_them() {
+        let types = fixture();
+        let env = env(&types);
+        let task = types.c_type("struct task").unwrap();
+        let CType::Struct(c) = env.node(task).unwrap() else {
+            panic!("a struct")
+        };
+        let body = composite_body(&env, &c, "struct task").unwrap();
+        assert_eq!(
+            body,
+            "struct task {\n    pid_t pid;\n    char comm[16];\n    struct list_head tasks;\n    \
+             unsigned int hot : 1;\n    unsigned int cold : 2;\n    union {\n        int a;\n        \
+             unsigned long b;\n    };\n    int (*fn)(int, const char *);\n    const char *name;\n    \
+             enum state state;\n    int m[1];\n}"
+        );
+        let mut lines = Vec::new();
+        layout_lines(&env, &c, 1, Some(0), &mut lines).unwrap();
+        let offsets: Vec<Option<u64>> = lines.iter().map(|l| l.offset).collect();
+        assert_eq!(
+            offsets,
+            [
+                Some(0),
+                Some(4),
+                Some(24),
+                Some(40),
+                Some(40),
+                None,
+                Some(48),
+                Some(48),
+                None,
+                Some(56),
+                Some(64),
+                Some(72),
+                Some(76)
+            ]
+        );
+        let lh = types.c_type("list_head").unwrap();
+        assert_eq!(
+            ptype(&env, lh).unwrap(),
+            "struct list_head {\n    struct list_head *next;\n    struct list_head *prev;\n}"
+        );
+        assert_eq!(ptype(&env, types.c_type("pid_t").unwrap()).unwrap(), "int");
+        assert_eq!(
+            ptype(&env, types.c_type("state").unwrap()).unwrap(),
+            "enum state {IDLE, BUSY, GONE = 5}"
+        );
+    }
+
+    #[test]
+    fn values_as_gdb_prints_them() {
+        let types = fixture();
+        let env = env(&types);
+        let task = types.c_type("struct task").unwrap();
+        let mut data = vec![0u8; 80];
+        data[0..4].copy_from_slice(&98i32.to_le_bytes());
+        data[4..10].copy_from_slice(b"insmod");
+        data[24..32].copy_from_slice(&0xffff_8880_0000_1000u64.to_le_bytes());
+        data[40] = 0b101; // hot = 1, cold = 2
+        data[48..52].copy_from_slice(&(-3i32).to_le_bytes());
+        data[72..76].copy_from_slice(&5u32.to_le_bytes());
+        data[76..80].copy_from_slice(&(-1i32).to_le_bytes());
+        let mut reader = Reader {
+            env: &env,
+            nodes: 0,
+        };
+        let v = reader.value(task, &Blob::value(data), 0, None, 0).unwrap();
+        let mut text = String::new();
+        v.render(Style::default(), 0, &mut text);
+        assert_eq!(
+            text,
+            "{\n  pid = 98,\n  comm = \"insmod\\000\\000\\000\\000\\000\\000\\000\\000\\000\",\n  \
+             tasks = {\n    next = 0xffff888000001000,\n    prev = 0x0\n  },\n  hot = 1,\n  \
+             cold = 2,\n  {\n    a = -3,\n    b = 4294967293\n  },\n  fn = 0x0,\n  name = 0x0,\n  \
+             state = GONE,\n  m = {-1}\n}"
+        );
+        let mut hex = String::new();
+        v.render(
+            Style {
+                hex_radix: true,
+                format: None,
+            },
+            0,
+            &mut hex,
+        );
+        assert!(hex.contains("pid = 0x62,"), "{hex}");
+        assert!(hex.contains("a = 0xfffffffd,"), "{hex}");
+        let json = v.to_json();
+        assert_eq!(json["type"], "struct task");
+        assert_eq!(json["value"][0]["name"], "pid");
+        assert_eq!(json["value"][0]["type"], "pid_t");
+        assert_eq!(json["value"][0]["value"], 98);
+        assert_eq!(json["value"][1]["value"], "insmod");
+        assert_eq!(json["value"][8]["value"]["name"], "GONE");
+    }
+
+    #[test]
+    fn strings_as_gdb_quotes_them() {
+        assert_eq!(quote_string(b"insmod"), "\"insmod\"");
+        assert_eq!(quote_string(b"a\"b\\\n"), "\"a\\\"b\\\\\\n\"");
+        // A digit after an octal escape is escaped too.
+        assert_eq!(quote_string(b"\x006.1"), "\"\\000\\066.1\"");
+        assert_eq!(quote_string(b"\x1b\x7f\xff"), "\"\\033\\177\\377\"");
+        // 256 characters, then `...`; a run of one character counts at once.
+        let long = vec![b'x'; 300];
+        let q = quote_string(&long);
+        assert!(q.ends_with("x\""), "{q}");
+        assert_eq!(q.matches('x').count(), 300);
+        let mixed: Vec<u8> = (0..300)
+            .map(|i| if i % 2 == 0 { b'a' } else { b'b' })
+            .collect();
+        let q = quote_string(&mixed);
+        assert!(q.ends_with("\"..."), "{q}");
+        assert_eq!(q.matches(['a', 'b']).count(), 256);
+        // A UTF-8 sequence is one character.
+        let utf8: Vec<u8> = std::iter::repeat_n(*b"\xde\xb4x", 200).flatten().collect();
+        let q = quote_string(&utf8);
+        assert_eq!(q.matches("\\336\\264").count(), 128, "{q}");
+    }
+
+    #[test]
+    fn hostile_types_end_in_errors_not_hangs() {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, INT_SIGNED);
+        // typedef a -> typedef b -> typedef a.
+        let a = b.next_id();
+        b.typedef("loop_a", a + 1);
+        b.typedef("loop_b", a);
+        // An anonymous struct containing itself by value, inside a named one.
+        let anon = b.next_id();
+        b.struct_("", 8, &[("x", int, 0), ("", anon, 32)]);
+        b.struct_("outer", 8, &[("", anon, 0)]);
+        // A named struct containing itself by value.
+        let selfish = b.next_id();
+        b.struct_("selfish", 8, &[("me", selfish, 0)]);
+        // An array of four billion structs.
+        let huge = b.array(selfish, int, u32::MAX);
+        b.struct_("huge", 8, &[("h", huge, 0)]);
+        let btf = Btf::parse(b.build(), None, "hostile").unwrap();
+        let mut types = Types::new();
+        types.push(Arc::new(btf));
+        let env = env(&types);
+
+        let looped = types.c_type("loop_a").unwrap();
+        assert!(ptype(&env, looped).is_err());
+        assert!(env.sizeof(looped).is_err());
+
+        let outer = types.c_type("outer").unwrap();
+        let CType::Struct(c) = env.node(outer).unwrap() else {
+            panic!()
+        };
+        assert!(layout_lines(&env, &c, 1, Some(0), &mut Vec::new()).is_err());
+        let mut reader = Reader {
+            env: &env,
+            nodes: 0,
+        };
+        // Values stop at the depth bound.
+        let v = reader
+            .value(outer, &Blob::value(vec![0; 8]), 0, None, 0)
+            .unwrap();
+        let mut s = String::new();
+        v.render(Style::default(), 0, &mut s);
+        assert!(s.contains("..."));
+
+        let selfish = types.c_type("selfish").unwrap();
+        let mut reader = Reader {
+            env: &env,
+            nodes: 0,
+        };
+        assert!(reader
+            .value(selfish, &Blob::value(vec![0; 8]), 0, None, 0)
+            .is_ok());
+
+        let huge = types.c_type("huge").unwrap();
+        let mut reader = Reader {
+            env: &env,
+            nodes: 0,
+        };
+        let v = reader
+            .value(huge, &Blob::value(vec![0; 8]), 0, None, 0)
+            .unwrap();
+        assert!(reader.nodes <= MAX_NODES + 2);
+        let mut s = String::new();
+        v.render(Style::default(), 0, &mut s);
+        assert!(s.len() < 4 << 20);
+    }
 }

@@ -61,7 +61,7 @@ fn run_whatis(
     let kernel = session.kernel();
     let types = kernel_types(kernel);
     let env = Env {
-        kernel,
+        kernel: Some(kernel),
         types: &types,
         modules: Some(session.modules()),
     };

@@ -610,15 +610,24 @@ impl Types {
     /// pahole flattens multi-dimensional arrays (`u64 total[2][6]` is BTF's `u64 [12]`): the
     /// array members of a named BTF struct take their type from the DWARF struct of the same
     /// name, size and member offsets when a DWARF source follows.
-    fn dwarf_arrays(&self, c: &mut crate::Composite) {
+    fn dwarf_arrays(&self, btf: &dyn TypeInfo, c: &mut crate::Composite) {
         let Some(tag) = c.tag.clone() else { return };
+        if !self
+            .sources
+            .iter()
+            .any(|s| s.source() == TypeSourceKind::Dwarf)
+        {
+            return;
+        }
+        // Asked of the BTF source itself: asking `self` would come back here for every
+        // struct member, and a struct that contains itself would never end.
         let is_array = |types: &dyn TypeInfo, ty: crate::TypeRef| {
             matches!(
                 crate::c_strip(types, ty),
                 Ok((_, crate::CType::Array { .. }))
             )
         };
-        if !c.members.iter().any(|m| is_array(self, m.ty)) {
+        if !c.members.iter().any(|m| is_array(btf, m.ty)) {
             return;
         }
         for (i, source) in self.sources.iter().enumerate() {
@@ -637,7 +646,7 @@ impl Types {
                 continue;
             }
             for (m, dm) in c.members.iter_mut().zip(&d.members) {
-                if dm.name == m.name && dm.bit_offset == m.bit_offset && is_array(self, m.ty) {
+                if dm.name == m.name && dm.bit_offset == m.bit_offset && is_array(btf, m.ty) {
                     m.ty = dm.ty.with_source(slot);
                 }
             }
@@ -724,7 +733,7 @@ impl TypeInfo for Types {
         let mut node = source.c_node(ty)?;
         if source.source() == TypeSourceKind::Btf {
             if let crate::CType::Struct(c) = &mut node {
-                self.dwarf_arrays(c);
+                self.dwarf_arrays(source.as_ref(), c);
             }
         }
         Ok(node)
