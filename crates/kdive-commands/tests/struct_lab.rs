@@ -387,3 +387,82 @@ fn btf_and_dwarf_print_the_same() {
         println!("SKIP (no 6.12 dump in the lab)");
     }
 }
+
+/// Where crash refuses (an address not in the dump), kdive prints what it can: every member
+/// it could not read says where, and a warning names the address; JSON carries typed values.
+#[test]
+fn unreadable_memory_is_named_and_json_is_typed() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let Some(m) = manifests
+        .iter()
+        .find(|m| m["name"] == "6.1-null-init.kdump-zstd-d31" && is_stable(m))
+    else {
+        println!("SKIP (no 6.1-null-init.kdump-zstd-d31)");
+        return;
+    };
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    // Far into vmalloc space, where nothing is mapped on a 256 MB guest.
+    let nowhere = 0xffff_c9ff_ff00_0000u64;
+    assert!(kernel.read_u64(VirtAddr(nowhere), "probe").is_err());
+    let report = session
+        .execute(&format!("struct list_head {nowhere:x}"))
+        .expect("runs");
+    let out = text(&report);
+    assert!(
+        out.contains(&format!("<error: Cannot access memory at address {nowhere:#x}>")),
+        "{out}"
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains(&format!("{nowhere:#x}"))),
+        "{:?}",
+        report.warnings
+    );
+    // A huge count is bounded, with a warning.
+    let report = session
+        .execute("struct list_head modules 99999999")
+        .expect("runs");
+    assert!(report.warnings.iter().any(|w| w.contains("showing the first")));
+    // A malformed expression names the column.
+    let err = match session.execute("p (struct task_struct *") {
+        Ok(_) => panic!("a malformed expression ran"),
+        Err(e) => e.to_string(),
+    };
+    // Columns count in the expression (after `p `).
+    assert_eq!(err, "p: expected ')' at column 22");
+    // JSON: typed values, nested.
+    let task = panic_task(&kernel).expect("a panic task").0;
+    let report = session
+        .execute(&format!("struct task_struct.pid,comm,se.load {task:x}"))
+        .expect("runs");
+    let json = report.to_json();
+    let members = &json["objects"][0]["members"];
+    assert_eq!(members[0]["name"], "pid");
+    assert_eq!(members[0]["type"], "pid_t");
+    assert!(members[0]["value"].is_i64());
+    assert_eq!(members[1]["type"], "char [16]");
+    assert!(members[1]["value"].is_string());
+    assert_eq!(members[2]["type"], "struct load_weight");
+    assert_eq!(members[2]["value"][0]["name"], "weight");
+    let report = session.execute("p jiffies").expect("runs");
+    let json = report.to_json();
+    assert_eq!(json["values"][0]["label"], "jiffies");
+    assert_eq!(json["values"][0]["value"]["type"], "volatile unsigned long");
+    // crash's bare struct name and `*` shortcuts run `struct`.
+    assert_eq!(
+        session
+            .execute(&format!("task_struct.pid {task:x}"))
+            .expect("runs")
+            .command(),
+        "struct"
+    );
+    assert_eq!(
+        session.execute("*rcu_special").expect("runs").command(),
+        "union"
+    );
+}
