@@ -955,16 +955,15 @@ pub(crate) fn materialize(env: &Env<'_>, v: &Val) -> Result<(TypedValue, Blob), 
 }
 
 pub(crate) fn vtype_name(env: &Env<'_>, ty: VType) -> Result<String, String> {
-    let base = crate::typed::type_name(env, ty.base)?;
     if ty.pointers == 0 {
-        return Ok(base);
+        return crate::typed::type_name(env, ty.base);
     }
-    let stars = "*".repeat(ty.pointers);
-    Ok(if base.ends_with('*') {
-        format!("{base}{stars}")
-    } else {
-        format!("{base} {stars}")
-    })
+    let mut inner = "*".repeat(ty.pointers);
+    let (_, node) = env.strip(ty.base)?;
+    if matches!(node, CType::Function { .. } | CType::Array { .. }) {
+        inner = format!("({inner})");
+    }
+    crate::typed::declaration(env, ty.base, &inner)
 }
 
 /// The dump behind `env` (none in tests of types alone).

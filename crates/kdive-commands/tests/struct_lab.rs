@@ -155,6 +155,11 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
         "p runqueues".into(),
         "p psi_system".into(),
         "p nr_cpu_ids".into(),
+        "p linux_banner".into(),
+        "p schedule".into(),
+        "whatis schedule".into(),
+        "p &schedule".into(),
+        "p init_task.sched_class->pick_next_task".into(),
         "p modules".into(),
         "p &modules".into(),
         "p init_uts_ns.name".into(),
@@ -415,11 +420,16 @@ fn unreadable_memory_is_named_and_json_is_typed() {
         .expect("runs");
     let out = text(&report);
     assert!(
-        out.contains(&format!("<error: Cannot access memory at address {nowhere:#x}>")),
+        out.contains(&format!(
+            "<error: Cannot access memory at address {nowhere:#x}>"
+        )),
         "{out}"
     );
     assert!(
-        report.warnings.iter().any(|w| w.contains(&format!("{nowhere:#x}"))),
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("{nowhere:#x}"))),
         "{:?}",
         report.warnings
     );
@@ -427,7 +437,10 @@ fn unreadable_memory_is_named_and_json_is_typed() {
     let report = session
         .execute("struct list_head modules 99999999")
         .expect("runs");
-    assert!(report.warnings.iter().any(|w| w.contains("showing the first")));
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.contains("showing the first")));
     // A malformed expression names the column.
     let err = match session.execute("p (struct task_struct *") {
         Ok(_) => panic!("a malformed expression ran"),

@@ -466,7 +466,8 @@ impl TypeInfo for Btf {
     fn c_variable(&self, name: &str) -> Result<TypeRef, SymbolError> {
         for id in self.ids_by_name(name) {
             let ty = self.type_by_id(id)?;
-            if ty.kind == BtfKind::Var {
+            // A function's type is its prototype (`whatis schedule`, `p schedule`).
+            if matches!(ty.kind, BtfKind::Var | BtfKind::Func) {
                 return Ok(TypeRef::new(0, RawRef::Btf(ty.size_or_type)));
             }
         }
