@@ -1024,7 +1024,8 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
             IntKind::Bool if style.format.is_none() && (0..=1).contains(value) => {
                 out.push_str(if *value == 1 { "true" } else { "false" })
             }
-            IntKind::Char if style.format.is_none() => {
+            // crash's -x prints a char's number alone (its strings stay strings).
+            IntKind::Char if style.format.is_none() && !style.hex_radix => {
                 out.push_str(&int_text(*value, *size, *signed, style));
                 out.push_str(" '");
                 let b = u8::try_from(value & 0xff).unwrap_or(0);
