@@ -11,20 +11,26 @@
 pub mod bt;
 pub mod complete;
 pub mod dis;
+mod expr;
 mod format;
 mod help;
 pub mod kmem;
 pub mod log;
 pub mod modules;
+pub mod print;
 pub mod ps;
+pub mod ptype;
 pub mod rd;
 pub mod registry;
 pub mod runq;
 pub mod session;
 mod set;
+pub mod structs;
 pub mod sym;
 pub mod sys;
 mod target;
+pub mod typed;
+pub mod whatis;
 
 pub use bt::{BtArgs, BtRecord, BtSelect};
 pub use complete::Completer;

@@ -130,6 +130,11 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::dis::SPEC,
     &crate::runq::SPEC,
     &crate::set::SPEC,
+    &crate::structs::SPEC,
+    &crate::structs::UNION_SPEC,
+    &crate::whatis::SPEC,
+    &crate::ptype::SPEC,
+    &crate::print::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

@@ -35,6 +35,8 @@ pub struct Session<'k> {
     current_task: Option<VirtAddr>,
     interrupt: Arc<AtomicBool>,
     pub settings: Settings,
+    /// gdb's value history: the last `$N` that `p` printed.
+    pub(crate) print_count: u32,
 }
 
 impl<'k> Session<'k> {
@@ -49,6 +51,7 @@ impl<'k> Session<'k> {
             current_task: None,
             interrupt: Arc::new(AtomicBool::new(false)),
             settings: Settings::default(),
+            print_count: 0,
         }
     }
 
@@ -120,7 +123,24 @@ impl<'k> Session<'k> {
             Some((name, format)) if !name.is_empty() => (name, Some(format!("/{format}"))),
             _ => (first.as_str(), None),
         };
-        let spec = registry::find(name).ok_or_else(|| CommandError::NotFound(name.to_owned()))?;
+        let Some(spec) = registry::find(name) else {
+            // crash runs `struct` for a struct or union name (`task_struct ADDR`, `*list_head
+            // ADDR`).
+            let bare = first.strip_prefix('*').unwrap_or(first);
+            if crate::structs::is_struct_name(self.kernel, bare) {
+                let args: Vec<String> = std::iter::once(bare.to_owned())
+                    .chain(rest.iter().cloned())
+                    .collect();
+                let union = crate::structs::is_union_name(self.kernel, bare);
+                let spec = if union {
+                    &crate::structs::UNION_SPEC
+                } else {
+                    &crate::structs::SPEC
+                };
+                return self.run_spec(spec, &args);
+            }
+            return Err(CommandError::NotFound(name.to_owned()));
+        };
         let args: Vec<String> = format.into_iter().chain(rest.iter().cloned()).collect();
         self.run_spec(spec, &args)
     }

@@ -30,3 +30,5 @@ pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;
 pub use kdive_dump::Format;
+/// Symbols and types (the typed-memory commands walk whole C types).
+pub use kdive_symbols as symbols;

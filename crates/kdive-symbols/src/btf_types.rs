@@ -1,6 +1,7 @@
 //! [`TypeInfo`] over BTF.
 
 use crate::btf::{Btf, BtfKind, BtfType};
+use crate::ctype::{BaseKind, CMember, CType, Composite, Qualifier, RawRef, TypeRef};
 use crate::types::{
     array_name, graph_member, graph_members, graph_type_named, split_name, Member, NameSpace,
     RawMember, TypeClass, TypeDesc, TypeError, TypeGraph, TypeInfo, TypeSourceKind, MAX_TYPE_DEPTH,
@@ -298,6 +299,116 @@ impl TypeGraph for Btf {
     }
 }
 
+impl Btf {
+    /// One level of type `id` for [`TypeInfo::c_node`]; children keep `source`.
+    fn c_node_of(&self, id: u32, source: u16) -> Result<CType, SymbolError> {
+        let r = |id: u32| TypeRef::new(source, RawRef::Btf(id));
+        let mut ty = self.type_by_id(id)?;
+        // Type tags (`__user`) annotate pointers; C spelling omits them.
+        for _ in 0..MAX_TYPE_DEPTH {
+            if ty.kind != BtfKind::TypeTag {
+                break;
+            }
+            ty = self.type_by_id(ty.size_or_type)?;
+        }
+        let name = self.name(ty.name_off)?;
+        let tag = (!name.is_empty()).then(|| name.to_string());
+        Ok(match ty.kind {
+            BtfKind::Void => CType::Void,
+            BtfKind::Int => {
+                let int = ty
+                    .int()
+                    .ok_or_else(|| type_error(ty.id, "bad INT encoding"))?;
+                CType::Base {
+                    name: BaseKind::c_name(name).to_string(),
+                    size: u64::from(ty.size_or_type),
+                    kind: if int.bool {
+                        BaseKind::Bool
+                    } else {
+                        BaseKind::integer(name, int.signed)
+                    },
+                }
+            }
+            BtfKind::Float => CType::Base {
+                name: name.to_string(),
+                size: u64::from(ty.size_or_type),
+                kind: BaseKind::Float,
+            },
+            BtfKind::Typedef => CType::Typedef {
+                name: name.to_string(),
+                target: r(ty.size_or_type),
+            },
+            BtfKind::Const | BtfKind::Volatile | BtfKind::Restrict => CType::Qualified {
+                qualifier: match ty.kind {
+                    BtfKind::Const => Qualifier::Const,
+                    BtfKind::Volatile => Qualifier::Volatile,
+                    _ => Qualifier::Restrict,
+                },
+                target: r(ty.size_or_type),
+            },
+            BtfKind::Ptr => CType::Pointer(r(ty.size_or_type)),
+            BtfKind::Array => {
+                let (elem, len) = self.array(ty.id)?;
+                CType::Array {
+                    elem: r(elem),
+                    len: (len > 0).then_some(len),
+                }
+            }
+            BtfKind::Struct | BtfKind::Union => CType::Struct(Composite {
+                union: ty.kind == BtfKind::Union,
+                tag,
+                size: u64::from(ty.size_or_type),
+                complete: true,
+                members: self
+                    .raw_members(ty.id)?
+                    .into_iter()
+                    .map(|m| CMember {
+                        name: (!m.name.is_empty()).then_some(m.name),
+                        bit_offset: m.bit_offset,
+                        bit_size: m.bit_size,
+                        ty: r(m.ty),
+                    })
+                    .collect(),
+            }),
+            BtfKind::Fwd => CType::Struct(Composite {
+                union: ty.kind_flag,
+                tag,
+                size: 0,
+                complete: false,
+                members: Vec::new(),
+            }),
+            BtfKind::Enum | BtfKind::Enum64 => CType::Enum {
+                tag,
+                size: u64::from(ty.size_or_type),
+                signed: ty.kind_flag,
+                enumerators: ty
+                    .enumerators()
+                    .map(|e| Ok((self.name(e.name_off)?.to_string(), e.value)))
+                    .collect::<Result<_, SymbolError>>()?,
+            },
+            BtfKind::FuncProto => {
+                let mut params = Vec::new();
+                let mut variadic = false;
+                for p in ty.params() {
+                    if p.type_id == 0 {
+                        variadic = true;
+                    } else {
+                        params.push(r(p.type_id));
+                    }
+                }
+                CType::Function {
+                    ret: r(ty.size_or_type),
+                    params,
+                    variadic,
+                    prototyped: true,
+                }
+            }
+            BtfKind::Func => return self.c_node_of(ty.size_or_type, source),
+            _ => return Err(type_error(ty.id, "not a type (a variable, section or tag)")),
+        })
+    }
+}
+
 impl TypeInfo for Btf {
     fn source(&self) -> TypeSourceKind {
         TypeSourceKind::Btf
@@ -342,6 +453,57 @@ impl TypeInfo for Btf {
             }
         }
         Err(unknown())
+    }
+
+    fn c_type(&self, name: &str) -> Result<TypeRef, SymbolError> {
+        let found = match BaseKind::gcc_name(name.trim()) {
+            Some(gcc) => TypeGraph::find(self, gcc).or_else(|_| TypeGraph::find(self, name)),
+            None => TypeGraph::find(self, name),
+        };
+        Ok(TypeRef::new(0, RawRef::Btf(found?)))
+    }
+
+    fn c_variable(&self, name: &str) -> Result<TypeRef, SymbolError> {
+        for id in self.ids_by_name(name) {
+            let ty = self.type_by_id(id)?;
+            // A function's type is its prototype (`whatis schedule`, `p schedule`).
+            if matches!(ty.kind, BtfKind::Var | BtfKind::Func) {
+                return Ok(TypeRef::new(0, RawRef::Btf(ty.size_or_type)));
+            }
+        }
+        Err(TypeError::UnknownVariable {
+            name: name.to_string(),
+        }
+        .into())
+    }
+
+    fn c_node(&self, ty: TypeRef) -> Result<CType, SymbolError> {
+        match ty.raw {
+            RawRef::Btf(id) => self.c_node_of(id, ty.source),
+            RawRef::Dwarf(_) => Err(type_error(0, "a DWARF type given to BTF")),
+        }
+    }
+
+    fn type_names(&self) -> Result<Vec<String>, SymbolError> {
+        let mut names = Vec::new();
+        for id in self.first_id()..self.next_id() {
+            let Ok(ty) = self.type_by_id(id) else {
+                continue;
+            };
+            let keyword = match ty.kind {
+                BtfKind::Struct => "struct ",
+                BtfKind::Union => "union ",
+                BtfKind::Typedef => "",
+                _ => continue,
+            };
+            let name = self.name(ty.name_off)?;
+            if !name.is_empty() {
+                names.push(format!("{keyword}{name}"));
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
     }
 
     fn variable_type(&self, name: &str) -> Result<TypeDesc, SymbolError> {

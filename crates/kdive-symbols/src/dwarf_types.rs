@@ -22,6 +22,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection};
 
 use crate::bytes::SectionBytes;
+use crate::ctype::{BaseKind, CMember, CType, Composite, Qualifier, RawRef, TypeRef};
 use crate::types::{
     array_name, graph_member, graph_members, graph_type_named, split_name, Member, NameSpace,
     RawMember, TypeClass, TypeDesc, TypeError, TypeGraph, TypeInfo, TypeSourceKind, MAX_TYPE_DEPTH,
@@ -37,7 +38,7 @@ const MAX_CHILDREN: usize = 1 << 16;
 
 /// A type in the DWARF: `void` (no `DW_AT_type`), a DIE, or dimension `dim` (> 0) of a
 /// multi-dimensional array DIE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum DieRef {
     Void,
     Die {
@@ -914,6 +915,173 @@ impl TypeGraph for DwarfTypes {
     }
 }
 
+impl DwarfTypes {
+    /// One level of `h` for [`TypeInfo::c_node`]; children keep `source`.
+    fn c_node_of(&self, h: DieRef, source: u16) -> Result<CType, SymbolError> {
+        let r = |h: DieRef| TypeRef::new(source, RawRef::Dwarf(h));
+        let DieRef::Die { unit, offset, dim } = h else {
+            return Ok(CType::Void);
+        };
+        if dim > 0 {
+            let (elem, len) = self.array(h)?;
+            return Ok(CType::Array {
+                elem: r(elem),
+                len: (len > 0).then_some(len),
+            });
+        }
+        let tag = self.tag(h)?;
+        let name = self.name_of(h)?;
+        Ok(match tag {
+            None | Some(gimli::DW_TAG_unspecified_type) => CType::Void,
+            Some(gimli::DW_TAG_base_type) => {
+                let size = self.udata(h, gimli::DW_AT_byte_size)?.unwrap_or(0);
+                let name = name.unwrap_or_default();
+                let kind = match self.encoding(h)? {
+                    Some(gimli::DW_ATE_boolean) => BaseKind::Bool,
+                    Some(gimli::DW_ATE_float) => BaseKind::Float,
+                    Some(gimli::DW_ATE_signed_char) => BaseKind::SignedChar,
+                    Some(gimli::DW_ATE_unsigned_char) => BaseKind::UnsignedChar,
+                    Some(gimli::DW_ATE_signed) => BaseKind::integer(&name, true),
+                    _ => BaseKind::integer(&name, false),
+                };
+                CType::Base {
+                    name: BaseKind::c_name(&name).to_string(),
+                    size,
+                    kind,
+                }
+            }
+            Some(gimli::DW_TAG_typedef) => CType::Typedef {
+                name: name.unwrap_or_default(),
+                target: r(self.type_attr(unit, offset)?),
+            },
+            Some(
+                t @ (gimli::DW_TAG_const_type
+                | gimli::DW_TAG_volatile_type
+                | gimli::DW_TAG_restrict_type
+                | gimli::DW_TAG_atomic_type),
+            ) => CType::Qualified {
+                qualifier: match t {
+                    gimli::DW_TAG_const_type => Qualifier::Const,
+                    gimli::DW_TAG_volatile_type => Qualifier::Volatile,
+                    gimli::DW_TAG_restrict_type => Qualifier::Restrict,
+                    _ => Qualifier::Atomic,
+                },
+                target: r(self.type_attr(unit, offset)?),
+            },
+            Some(gimli::DW_TAG_pointer_type) => CType::Pointer(r(self.type_attr(unit, offset)?)),
+            Some(gimli::DW_TAG_array_type) => {
+                let (elem, len) = self.array(h)?;
+                CType::Array {
+                    elem: r(elem),
+                    len: (len > 0).then_some(len),
+                }
+            }
+            Some(t @ (gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type)) => {
+                let full = self.complete(h, t, unit, offset)?;
+                let complete = self.udata(full, gimli::DW_AT_byte_size)?;
+                CType::Struct(Composite {
+                    union: t == gimli::DW_TAG_union_type,
+                    tag: name,
+                    size: complete.unwrap_or(0),
+                    complete: complete.is_some(),
+                    members: self
+                        .raw_members(full)?
+                        .into_iter()
+                        .map(|m| CMember {
+                            name: (!m.name.is_empty()).then_some(m.name),
+                            bit_offset: m.bit_offset,
+                            bit_size: m.bit_size,
+                            ty: r(m.ty),
+                        })
+                        .collect(),
+                })
+            }
+            Some(gimli::DW_TAG_enumeration_type) => {
+                let full = self.complete(h, gimli::DW_TAG_enumeration_type, unit, offset)?;
+                CType::Enum {
+                    tag: name,
+                    size: self.udata(full, gimli::DW_AT_byte_size)?.unwrap_or(0),
+                    signed: self.is_signed(full)?,
+                    enumerators: self.enumerators(full)?,
+                }
+            }
+            Some(gimli::DW_TAG_subroutine_type) => self.c_function(unit, offset, source)?,
+            Some(other) => return Err(bad_type(format!("not a type: {other}"))),
+        })
+    }
+
+    fn enumerators(&self, h: DieRef) -> Result<Vec<(String, i128)>, SymbolError> {
+        let DieRef::Die { unit, offset, .. } = h else {
+            return Ok(Vec::new());
+        };
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let mut children = root.children();
+        let mut out = Vec::new();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            if out.len() >= MAX_CHILDREN {
+                return Err(bad_type("too many enumerators"));
+            }
+            let e = child.entry();
+            if e.tag() == gimli::DW_TAG_enumerator {
+                if let (Some(name), Some(value)) = (self.die_name(u, e), const_value(e)) {
+                    out.push((name, value));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn c_function(
+        &self,
+        unit: usize,
+        offset: UnitOffset,
+        source: u16,
+    ) -> Result<CType, SymbolError> {
+        let ret = self.type_attr(unit, offset)?;
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let prototyped = matches!(
+            root.entry().attr_value(gimli::DW_AT_prototyped),
+            Ok(Some(AttributeValue::Flag(true)))
+        );
+        let mut params = Vec::new();
+        let mut variadic = false;
+        let mut children = root.children();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            if params.len() >= MAX_CHILDREN {
+                return Err(bad_type("too many parameters"));
+            }
+            let e = child.entry();
+            match e.tag() {
+                gimli::DW_TAG_formal_parameter => {
+                    let value = e
+                        .attr_value(gimli::DW_AT_type)
+                        .map_err(|err| bad_dwarf(&self.path, err))?;
+                    params.push(TypeRef::new(
+                        source,
+                        RawRef::Dwarf(self.reference(unit, value)?),
+                    ));
+                }
+                gimli::DW_TAG_unspecified_parameters => variadic = true,
+                _ => {}
+            }
+        }
+        Ok(CType::Function {
+            ret: TypeRef::new(source, RawRef::Dwarf(ret)),
+            params,
+            variadic,
+            prototyped,
+        })
+    }
+}
+
 impl TypeInfo for DwarfTypes {
     fn source(&self) -> TypeSourceKind {
         TypeSourceKind::Dwarf
@@ -974,6 +1142,49 @@ impl TypeInfo for DwarfTypes {
             }
         }
         Err(unknown())
+    }
+
+    fn c_type(&self, name: &str) -> Result<TypeRef, SymbolError> {
+        let found = match BaseKind::gcc_name(name.trim()) {
+            Some(gcc) => self.lookup(gcc).or_else(|_| self.lookup(name)),
+            None => self.lookup(name),
+        };
+        Ok(TypeRef::new(0, RawRef::Dwarf(found?)))
+    }
+
+    fn c_variable(&self, name: &str) -> Result<TypeRef, SymbolError> {
+        let h = self.index()?.variables.get(name).copied().ok_or_else(|| {
+            TypeError::UnknownVariable {
+                name: name.to_string(),
+            }
+        })?;
+        let DieRef::Die { unit, offset, .. } = h else {
+            return Err(bad_type("variable without a DIE"));
+        };
+        Ok(TypeRef::new(
+            0,
+            RawRef::Dwarf(self.type_attr(unit, offset)?),
+        ))
+    }
+
+    fn c_node(&self, ty: TypeRef) -> Result<CType, SymbolError> {
+        match ty.raw {
+            RawRef::Dwarf(h) => self.c_node_of(h, ty.source),
+            RawRef::Btf(_) => Err(bad_type("a BTF type given to DWARF")),
+        }
+    }
+
+    fn type_names(&self) -> Result<Vec<String>, SymbolError> {
+        let index = self.index()?;
+        let mut names: Vec<String> = index
+            .structs
+            .keys()
+            .map(|n| format!("struct {n}"))
+            .chain(index.unions.keys().map(|n| format!("union {n}")))
+            .chain(index.typedefs.keys().cloned())
+            .collect();
+        names.sort_unstable();
+        Ok(names)
     }
 
     fn variable_type(&self, name: &str) -> Result<TypeDesc, SymbolError> {

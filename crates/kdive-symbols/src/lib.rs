@@ -11,6 +11,7 @@
 pub mod btf;
 mod btf_types;
 mod bytes;
+mod ctype;
 mod dwarf;
 mod dwarf_types;
 mod image;
@@ -20,6 +21,9 @@ mod modules;
 mod types;
 
 pub use btf::{fuzz_btf, Btf};
+pub use ctype::{
+    c_member_names, c_sizeof, c_strip, BaseKind, CMember, CType, Composite, Qualifier, TypeRef,
+};
 pub use dwarf_types::DwarfTypes;
 pub use image::{ElfImage, ImageKind, SourceLocation, Symbol};
 pub use kernel::KernelImages;

@@ -190,6 +190,28 @@ pub trait TypeInfo {
     /// The declared type of a global (or per-cpu) variable.
     fn variable_type(&self, name: &str) -> Result<TypeDesc, SymbolError>;
 
+    /// The whole C type named (see [`crate::CType`]): `task_struct`, `struct list_head`,
+    /// `pid_t`, `unsigned long`.
+    fn c_type(&self, name: &str) -> Result<crate::TypeRef, SymbolError> {
+        Err(crate::ctype::unsupported(name))
+    }
+
+    /// The declared C type of a global (or per-cpu) variable.
+    fn c_variable(&self, name: &str) -> Result<crate::TypeRef, SymbolError> {
+        Err(crate::ctype::unsupported(name))
+    }
+
+    /// One level of a type given by [`TypeInfo::c_type`] or found in another node.
+    fn c_node(&self, ty: crate::TypeRef) -> Result<crate::CType, SymbolError> {
+        Err(crate::ctype::unsupported(&format!("{ty:?}")))
+    }
+
+    /// Names of the named structs, unions and typedefs (`struct list_head`, `union
+    /// thread_union`, `pid_t`), sorted, for completion.
+    fn type_names(&self) -> Result<Vec<String>, SymbolError> {
+        Ok(Vec::new())
+    }
+
     /// `sizeof(struct name)` (or union).
     fn struct_size(&self, name: &str) -> Result<u64, SymbolError> {
         let desc = self.type_named(name)?;
@@ -558,6 +580,81 @@ impl Types {
     }
 }
 
+impl Types {
+    /// As `ask`, for a handle: the handle is tagged with the source that made it.
+    fn ask_ref(
+        &self,
+        what: impl Fn() -> TypeError,
+        query: impl Fn(&dyn TypeInfo) -> Result<crate::TypeRef, SymbolError>,
+    ) -> Result<crate::TypeRef, SymbolError> {
+        let mut first_err = None;
+        for (i, source) in self.sources.iter().enumerate() {
+            let slot = u16::try_from(i).unwrap_or(u16::MAX);
+            match query(source.as_ref()) {
+                Ok(v) => return Ok(v.with_source(slot)),
+                Err(SymbolError::Type(e @ TypeError::UnknownType { .. }))
+                    if source.source() == TypeSourceKind::Btf =>
+                {
+                    return Err(e.into())
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| what().into()))
+    }
+}
+
+impl Types {
+    /// pahole flattens multi-dimensional arrays (`u64 total[2][6]` is BTF's `u64 [12]`): the
+    /// array members of a named BTF struct take their type from the DWARF struct of the same
+    /// name, size and member offsets when a DWARF source follows.
+    fn dwarf_arrays(&self, btf: &dyn TypeInfo, c: &mut crate::Composite) {
+        let Some(tag) = c.tag.clone() else { return };
+        if !self
+            .sources
+            .iter()
+            .any(|s| s.source() == TypeSourceKind::Dwarf)
+        {
+            return;
+        }
+        // Asked of the BTF source itself: asking `self` would come back here for every
+        // struct member, and a struct that contains itself would never end.
+        let is_array = |types: &dyn TypeInfo, ty: crate::TypeRef| {
+            matches!(
+                crate::c_strip(types, ty),
+                Ok((_, crate::CType::Array { .. }))
+            )
+        };
+        if !c.members.iter().any(|m| is_array(btf, m.ty)) {
+            return;
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.source() != TypeSourceKind::Dwarf {
+                continue;
+            }
+            let slot = u16::try_from(i).unwrap_or(u16::MAX);
+            let keyword = if c.union { "union" } else { "struct" };
+            let Ok(r) = source.c_type(&format!("{keyword} {tag}")) else {
+                continue;
+            };
+            let Ok((_, crate::CType::Struct(d))) = crate::c_strip(source.as_ref(), r) else {
+                continue;
+            };
+            if d.size != c.size || d.members.len() != c.members.len() {
+                continue;
+            }
+            for (m, dm) in c.members.iter_mut().zip(&d.members) {
+                if dm.name == m.name && dm.bit_offset == m.bit_offset && is_array(btf, m.ty) {
+                    m.ty = dm.ty.with_source(slot);
+                }
+            }
+            return;
+        }
+    }
+}
+
 impl TypeInfo for Types {
     /// The first source's kind (BTF when present).
     fn source(&self) -> TypeSourceKind {
@@ -612,5 +709,43 @@ impl TypeInfo for Types {
             || TypeError::UnknownVariable { name: name.into() },
             |s| s.variable_type(name),
         )
+    }
+
+    fn c_type(&self, name: &str) -> Result<crate::TypeRef, SymbolError> {
+        self.ask_ref(
+            || TypeError::UnknownType { name: name.into() },
+            |s| s.c_type(name),
+        )
+    }
+
+    fn c_variable(&self, name: &str) -> Result<crate::TypeRef, SymbolError> {
+        self.ask_ref(
+            || TypeError::UnknownVariable { name: name.into() },
+            |s| s.c_variable(name),
+        )
+    }
+
+    fn c_node(&self, ty: crate::TypeRef) -> Result<crate::CType, SymbolError> {
+        let source = self
+            .sources
+            .get(usize::from(ty.source))
+            .ok_or_else(|| crate::ctype::unsupported(&format!("{ty:?}")))?;
+        let mut node = source.c_node(ty)?;
+        if source.source() == TypeSourceKind::Btf {
+            if let crate::CType::Struct(c) = &mut node {
+                self.dwarf_arrays(source.as_ref(), c);
+            }
+        }
+        Ok(node)
+    }
+
+    fn type_names(&self) -> Result<Vec<String>, SymbolError> {
+        for source in &self.sources {
+            let names = source.type_names()?;
+            if !names.is_empty() {
+                return Ok(names);
+            }
+        }
+        Ok(Vec::new())
     }
 }

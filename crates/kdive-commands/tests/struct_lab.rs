@@ -1,0 +1,498 @@
+//! Typed memory (`struct`, `union`, `*`, bare struct names, `whatis`, `ptype`, `p`) on the
+//! lab's real dumps, against crash 8.0.2 run at test time on the same commands: the same text,
+//! line for line. The addresses given (the panic task, its mm, files and signal, the lab
+//! module) are found by kdive; every expected output is crash's. Where kdive knowingly
+//! differs (docs/struct-vs-crash.md), the test asserts that difference narrowly.
+//!
+//! Also: on a 6.12 dump (which crash 8.0.2 cannot open) the BTF and the DWARF type paths print
+//! the same text.
+//!
+//! Without a lab the test prints SKIP and passes; with CI=true a missing lab fails.
+
+use std::path::Path;
+
+use kdive_commands::typed::{dwarf_types, kernel_types, typed_command};
+use kdive_commands::{Report, Session};
+use kdive_dump::Vmcore;
+use kdive_kernel::stack::panic_task;
+use kdive_kernel::{Kernel, VirtAddr};
+use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
+use serde_json::Value;
+
+fn open(m: &Value) -> Kernel {
+    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
+    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
+}
+
+fn text(report: &Report) -> String {
+    let mut out = Vec::new();
+    report.write_text(&mut out).expect("renders");
+    String::from_utf8_lossy(&out).trim_end().to_owned()
+}
+
+fn no_lab(root: &Path) {
+    assert!(
+        std::env::var("CI").ok().as_deref() != Some("true"),
+        "CI=true but no lab at {}",
+        root.display()
+    );
+    println!("SKIP (no lab at {})", root.display());
+}
+
+/// The commands compared on one dump: addresses found by kdive, never typed in.
+fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
+    let task = panic_task(kernel).expect("a panic task").0;
+    let field = |name: &str| {
+        kernel
+            .read_field(VirtAddr(task), "task_struct", name)
+            .expect("task field")
+    };
+    let (mm, files, signal) = (field("mm"), field("files"), field("signal"));
+    let tasks_off = kernel
+        .offset_of("task_struct", "tasks")
+        .expect("task_struct.tasks");
+    let module = session
+        .modules()
+        .modules
+        .iter()
+        .find(|m| m.module.name == "kdive_lab")
+        .map(|m| m.module.addr.0);
+    let mut c: Vec<String> = vec![
+        format!("struct task_struct {task:x}"),
+        format!("struct task_struct.pid,comm,mm,files,signal {task:x}"),
+        format!("struct task_struct.se.load {task:x}"),
+        format!("struct task_struct.se.on_rq,se.vruntime {task:x}"),
+        format!("struct -x task_struct.pid,tgid,flags {task:x}"),
+        format!("struct task_struct.thread_info,__state,stack {task:x}"),
+        format!("struct task_struct.sched_reset_on_fork,in_execve,in_iowait {task:x}"),
+        format!("struct task_struct.cpus_mask,real_parent,group_leader {task:x}"),
+        format!("struct task_struct.pending,blocked,sas_ss_sp {task:x}"),
+        format!("struct task_struct.thread {task:x}"),
+        format!("struct task_struct.rcu_read_unlock_special,prio,policy {task:x}"),
+        format!("task_struct.pid,tgid {task:x}"),
+        format!("task_struct {task:x}"),
+        format!("struct -o task_struct {task:x}"),
+        format!("struct -o task_struct.pid,comm {task:x}"),
+        format!(
+            "struct -l task_struct.tasks task_struct {:x}",
+            task + tasks_off
+        ),
+        format!(
+            "struct -l {tasks_off} task_struct.pid {:x}",
+            task + tasks_off
+        ),
+        format!("struct list_head {:x}", task + tasks_off),
+        format!("*list_head {:x} 2", task + tasks_off),
+        format!("struct mm_struct {mm:x}"),
+        format!("struct mm_struct.mm_count,mm_users,map_count,pgd {mm:x}"),
+        format!("struct -x mm_struct.mmap_base,task_size,start_code,end_code {mm:x}"),
+        format!("struct files_struct {files:x}"),
+        format!("struct files_struct.count,next_fd,fdt {files:x}"),
+        format!("struct signal_struct {signal:x}"),
+        format!("struct signal_struct.nr_threads,rlim {signal:x}"),
+        format!("p ((struct task_struct *){task:#x})->comm"),
+        format!("p ((struct task_struct *){task:#x})->pid + 1"),
+        format!("p *((struct task_struct *){task:#x})->mm"),
+        format!("p ((struct task_struct *){task:#x})->real_parent->comm"),
+        format!("p/x ((struct task_struct *){task:#x})->flags"),
+        format!("p ((struct mm_struct *){mm:#x})->mmap_base"),
+        format!("p (struct files_struct *){files:#x}"),
+        format!("whatis ((struct task_struct *){task:#x})->signal"),
+        format!("ptype ((struct task_struct *){task:#x})->files"),
+        "struct task_struct".into(),
+        "struct -o task_struct".into(),
+        "struct -o task_struct.pid".into(),
+        "struct list_head".into(),
+        "struct -o list_head".into(),
+        "struct list_head modules".into(),
+        "struct -o list_head modules".into(),
+        "struct hlist_head.first modules".into(),
+        "struct list_head.next modules".into(),
+        "struct mm_struct".into(),
+        "struct -o mm_struct".into(),
+        "struct module".into(),
+        "struct -o module".into(),
+        "struct files_struct".into(),
+        "struct -o files_struct".into(),
+        "struct signal_struct".into(),
+        "struct -o signal_struct".into(),
+        "struct -o sched_entity".into(),
+        "struct rq".into(),
+        "struct -o rq".into(),
+        "struct -o kernel_param_ops".into(),
+        "union rcu_special".into(),
+        "union -o rcu_special".into(),
+        "p jiffies".into(),
+        "p/x jiffies".into(),
+        "p -x jiffies".into(),
+        "p init_task.comm".into(),
+        "p init_task.pid".into(),
+        "p/x init_task.pid".into(),
+        "p &init_task".into(),
+        "p init_task.mm".into(),
+        "p init_task.tasks".into(),
+        "p *init_task.tasks.next".into(),
+        "p init_task.thread_info".into(),
+        "p init_task.sched_class".into(),
+        "p *init_task.sched_class".into(),
+        "p init_task.sched_class->enqueue_task".into(),
+        "p init_task.se.load".into(),
+        "p init_task.cpus_mask".into(),
+        "p init_task.stack".into(),
+        "p -d init_task.stack".into(),
+        "p init_task.in_execve".into(),
+        "p init_task.policy == 0".into(),
+        "p init_task.rcu_read_unlock_special".into(),
+        "p init_task.thread_pid->numbers[0]".into(),
+        "p init_task.signal->rlim[0]".into(),
+        "p init_task.signal->rlim[3].rlim_cur".into(),
+        "p init_task.stats".into(),
+        "p init_task.thread.fpu".into(),
+        "p init_task.pi_lock".into(),
+        "p runqueues:0".into(),
+        "p runqueues:a".into(),
+        "p runqueues".into(),
+        "p psi_system".into(),
+        "p nr_cpu_ids".into(),
+        "p linux_banner".into(),
+        "p/x init_task.thread_info".into(),
+        "p -x init_task.se.load".into(),
+        "p/x init_task.comm".into(),
+        "p -x init_task.comm".into(),
+        "p/d init_task.thread_info.flags".into(),
+        "p/u init_task.exit_signal".into(),
+        "p -x init_task.rcu_read_unlock_special".into(),
+        "p/x init_task.in_execve".into(),
+        "p init_task.se.on_rq".into(),
+        "p init_task.thread.fpu.fpstate".into(),
+        "p *init_task.thread.fpu.fpstate".into(),
+        "p init_task.sighand->action[0]".into(),
+        "p init_task.pid_links".into(),
+        "struct -x list_head modules".into(),
+        "struct -d list_head modules".into(),
+        "p jiffies_64".into(),
+        "p init_task.signal->rlim[1].rlim_max / 1024".into(),
+        "p schedule".into(),
+        "whatis schedule".into(),
+        "p &schedule".into(),
+        "p init_task.sched_class->pick_next_task".into(),
+        "p modules".into(),
+        "p &modules".into(),
+        "p init_uts_ns.name".into(),
+        "p init_uts_ns.name.sysname".into(),
+        "p init_nsproxy.uts_ns->name.release".into(),
+        "p *&jiffies".into(),
+        "p 1+2*3".into(),
+        "p (10 - 4) / 3".into(),
+        "p sizeof(struct task_struct)".into(),
+        "p sizeof(init_task)".into(),
+        "p init_task.pid * 3 / 2".into(),
+        "p (long)init_task.stack".into(),
+        "p init_task.comm[0]".into(),
+        "p (char)65".into(),
+        "p &init_task.tasks".into(),
+        "p init_task.tasks.next == init_task.tasks.prev".into(),
+        "whatis jiffies".into(),
+        "whatis pid_t".into(),
+        "whatis task_struct".into(),
+        "whatis struct list_head".into(),
+        "whatis struct module".into(),
+        "whatis init_task.comm".into(),
+        "whatis init_task.tasks".into(),
+        "whatis enum pid_type".into(),
+        "whatis runqueues".into(),
+        "whatis init_task".into(),
+        "whatis linux_banner".into(),
+        "whatis nr_cpu_ids".into(),
+        "whatis spinlock_t".into(),
+        "ptype struct list_head".into(),
+        "ptype pid_t".into(),
+        "ptype init_task.sched_class".into(),
+        "ptype struct hlist_node".into(),
+        "ptype enum pid_type".into(),
+        "ptype union rcu_special".into(),
+        "ptype struct kernel_param_ops".into(),
+        "ptype jiffies".into(),
+        "ptype init_task.tasks".into(),
+        "ptype spinlock_t".into(),
+        "ptype struct task_struct".into(),
+        "ptype struct psi_group".into(),
+        "struct -o psi_group".into(),
+    ];
+    if let Some(module) = module {
+        c.push(format!("struct module {module:x}"));
+        c.push(format!("struct module.name,state,refcnt {module:x}"));
+        c.push(format!("struct -o module {module:x}"));
+        c.push(format!("struct module.core_layout {module:x}"));
+        c.push(format!("p ((struct module *){module:#x})->name"));
+        c.push(format!("p *(struct module *){module:#x}"));
+    }
+    c
+}
+
+/// Known differences (docs/struct-vs-crash.md): `Some(reason)` when `ours` differs from
+/// `theirs` in that documented way only.
+fn known_difference(command: &str, ours: &str, theirs: &str) -> Option<&'static str> {
+    let _ = command;
+    let (t, o): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
+    if t.len() != o.len() {
+        return None;
+    }
+    // crash names the start of a module's init text after the module
+    // (`<_MODULE_INIT_START_kdive_lab>`, and `+offset` from it for the init data that has no
+    // symbol in crash's list); kdive names the module's symbol there (`<kdive_lab_init>`).
+    let mut module_init = false;
+    for (t, o) in t.iter().zip(&o) {
+        if t == o {
+            continue;
+        }
+        let (Some(at), Some(start)) = (t.find("<_MODULE_INIT_START_"), o.find('<')) else {
+            return None;
+        };
+        let same_prefix = t.get(..at) == o.get(..start);
+        // The same address, another name for it.
+        let ours_symbol = o
+            .get(start..)
+            .is_some_and(|s| s.starts_with('<') && s.contains('>'));
+        if !(same_prefix && ours_symbol) {
+            return None;
+        }
+        module_init = true;
+    }
+    module_init
+        .then_some("a module's init text: crash's _MODULE_INIT_START_ label, kdive's symbol there")
+}
+
+/// Where two texts part: the line number and both lines.
+fn first_difference(theirs: &str, ours: &str) -> String {
+    let (t, o): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
+    (0..t.len().max(o.len()))
+        .filter(|&i| t.get(i) != o.get(i))
+        .take(3)
+        .map(|at| {
+            format!(
+                "line {at} of {}/{}\n  crash: {:?}\n  kdive: {:?}",
+                t.len(),
+                o.len(),
+                t.get(at),
+                o.get(at)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn typed_memory_matches_crash() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for name in ["6.1-null-init.kdump-zstd-d31", "6.1-bug-qemu.elf"] {
+        let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
+            continue;
+        };
+        let kernel = open(m);
+        let mut session = Session::new(&kernel, &[]);
+        let commands = commands(&kernel, &session);
+        let Some(theirs) = lab::crash_session(m, &commands) else {
+            println!("{name}: SKIP (crash did not run)");
+            continue;
+        };
+        let mut skipped = 0;
+        for (command, theirs) in commands.iter().zip(&theirs) {
+            let ours = match session.execute(command) {
+                Ok(report) => text(&report).trim().to_owned(),
+                Err(e) => e.to_string(),
+            };
+            if ours == *theirs {
+                compared += 1;
+                continue;
+            }
+            if let Some(reason) = known_difference(command, &ours, theirs) {
+                println!("{name}: {command}: differs as documented ({reason})");
+                skipped += 1;
+                compared += 1;
+                continue;
+            }
+            mismatches.push(format!(
+                "{name}: {command}\n{}",
+                first_difference(theirs, &ours)
+            ));
+        }
+        println!(
+            "{name}: {} commands compared, {skipped} of them with documented differences",
+            commands.len()
+        );
+    }
+    if compared == 0 && mismatches.is_empty() {
+        println!("SKIP (crash could not be run on the lab's dumps)");
+        return;
+    }
+    for m in &mismatches {
+        println!("MISMATCH {m}\n");
+    }
+    assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
+    println!("{compared} typed-memory commands equal crash's text");
+}
+
+/// On 6.12 (crash 8.0.2 cannot open it) the BTF path and the DWARF path print the same text.
+#[test]
+fn btf_and_dwarf_print_the_same() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let mut compared = 0;
+    for name in ["6.12-null-init.kdump-zstd-d31", "6.12-null-init-qemu.elf"] {
+        let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
+            continue;
+        };
+        let kernel = open(m);
+        let session = Session::new(&kernel, &[]);
+        let modules = session.modules();
+        let btf = kernel_types(&kernel);
+        let Some(dwarf) = dwarf_types(&kernel) else {
+            println!("{name}: SKIP (no DWARF in the vmlinux)");
+            continue;
+        };
+        let task = panic_task(&kernel).expect("a panic task").0;
+        let mm = kernel
+            .read_field(VirtAddr(task), "task_struct", "mm")
+            .expect("task mm");
+        let mut commands = vec![
+            format!("struct task_struct {task:x}"),
+            format!("struct -o task_struct {task:x}"),
+            format!("struct task_struct.pid,comm,se.load {task:x}"),
+            format!("p ((struct task_struct *){task:#x})->comm"),
+            format!("p *((struct task_struct *){task:#x})->sched_class"),
+            "struct task_struct".into(),
+            "struct -o task_struct".into(),
+            "struct module".into(),
+            "struct -o rq".into(),
+            "union rcu_special".into(),
+            "whatis pid_t".into(),
+            "whatis spinlock_t".into(),
+            "ptype struct list_head".into(),
+            "ptype struct kernel_param_ops".into(),
+            "p init_task.comm".into(),
+            "p jiffies".into(),
+            "p runqueues:0".into(),
+            "whatis jiffies".into(),
+            "ptype struct psi_group".into(),
+            "p psi_system".into(),
+        ];
+        if mm != 0 {
+            commands.push(format!("struct mm_struct {mm:x}"));
+        }
+        for command in &commands {
+            let a = typed_command(&kernel, &btf, Some(modules), command).expect("BTF path runs");
+            let b =
+                typed_command(&kernel, &dwarf, Some(modules), command).expect("DWARF path runs");
+            assert_eq!(a, b, "{name}: {command}: BTF and DWARF differ");
+            assert!(!a.trim().is_empty(), "{name}: {command}: no output");
+            compared += 1;
+        }
+        println!(
+            "{name}: {} commands print the same from BTF and DWARF",
+            commands.len()
+        );
+    }
+    if compared == 0 {
+        println!("SKIP (no 6.12 dump in the lab)");
+    }
+}
+
+/// Where crash refuses (an address not in the dump), kdive prints what it can: every member
+/// it could not read says where, and a warning names the address; JSON carries typed values.
+#[test]
+fn unreadable_memory_is_named_and_json_is_typed() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let Some(m) = manifests
+        .iter()
+        .find(|m| m["name"] == "6.1-null-init.kdump-zstd-d31" && is_stable(m))
+    else {
+        println!("SKIP (no 6.1-null-init.kdump-zstd-d31)");
+        return;
+    };
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    // Far into vmalloc space, where nothing is mapped on a 256 MB guest.
+    let nowhere = 0xffff_c9ff_ff00_0000u64;
+    assert!(kernel.read_u64(VirtAddr(nowhere), "probe").is_err());
+    let report = session
+        .execute(&format!("struct list_head {nowhere:x}"))
+        .expect("runs");
+    let out = text(&report);
+    assert!(
+        out.contains(&format!(
+            "<error: Cannot access memory at address {nowhere:#x}>"
+        )),
+        "{out}"
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("{nowhere:#x}"))),
+        "{:?}",
+        report.warnings
+    );
+    // A huge count is bounded, with a warning.
+    let report = session
+        .execute("struct list_head modules 99999999")
+        .expect("runs");
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.contains("showing the first")));
+    // A malformed expression names the column.
+    let err = match session.execute("p (struct task_struct *") {
+        Ok(_) => panic!("a malformed expression ran"),
+        Err(e) => e.to_string(),
+    };
+    // Columns count in the expression (after `p `).
+    assert_eq!(err, "p: expected ')' at column 22");
+    // JSON: typed values, nested.
+    let task = panic_task(&kernel).expect("a panic task").0;
+    let report = session
+        .execute(&format!("struct task_struct.pid,comm,se.load {task:x}"))
+        .expect("runs");
+    let json = report.to_json();
+    let members = &json["objects"][0]["members"];
+    assert_eq!(members[0]["name"], "pid");
+    assert_eq!(members[0]["type"], "pid_t");
+    assert!(members[0]["value"].is_i64());
+    assert_eq!(members[1]["type"], "char [16]");
+    assert!(members[1]["value"].is_string());
+    assert_eq!(members[2]["type"], "struct load_weight");
+    assert_eq!(members[2]["value"][0]["name"], "weight");
+    let report = session.execute("p jiffies").expect("runs");
+    let json = report.to_json();
+    assert_eq!(json["values"][0]["label"], "jiffies");
+    assert_eq!(json["values"][0]["value"]["type"], "volatile unsigned long");
+    // crash's bare struct name and `*` shortcuts run `struct`.
+    assert_eq!(
+        session
+            .execute(&format!("task_struct.pid {task:x}"))
+            .expect("runs")
+            .command(),
+        "struct"
+    );
+    assert_eq!(
+        session.execute("*rcu_special").expect("runs").command(),
+        "union"
+    );
+}
