@@ -9,6 +9,7 @@
 //! warnings is partial.
 
 pub mod bt;
+pub mod calc;
 pub mod dis;
 mod format;
 mod help;

@@ -130,6 +130,11 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::dis::SPEC,
     &crate::runq::SPEC,
     &crate::set::SPEC,
+    &crate::calc::EVAL_SPEC,
+    &crate::calc::ASCII_SPEC,
+    &crate::calc::BTOP_SPEC,
+    &crate::calc::PTOB_SPEC,
+    &crate::calc::PTOV_SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

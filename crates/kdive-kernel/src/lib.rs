@@ -29,4 +29,4 @@ pub use stack::{ExceptionStack, FrameSymbolizer, StackKind, StackUnwinder, Start
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;
-pub use kdive_dump::Format;
+pub use kdive_dump::{Format, PhysAddr};
