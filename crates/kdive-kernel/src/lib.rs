@@ -19,6 +19,7 @@ pub mod sched;
 pub mod stack;
 pub mod sys;
 pub mod task;
+pub mod walk;
 
 pub use error::KernelError;
 pub use kernel::{DumpInfo, Kernel, StructBuf};
