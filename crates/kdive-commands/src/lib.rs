@@ -14,6 +14,7 @@ pub mod dis;
 mod format;
 mod help;
 pub mod kmem;
+pub mod list;
 pub mod log;
 pub mod modules;
 pub mod ps;
@@ -25,6 +26,8 @@ mod set;
 pub mod sym;
 pub mod sys;
 mod target;
+pub mod tree;
+mod walkargs;
 
 pub use bt::{BtArgs, BtRecord, BtSelect};
 pub use dis::{DisArgs, DisRecord};

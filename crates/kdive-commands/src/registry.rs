@@ -135,6 +135,8 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::calc::BTOP_SPEC,
     &crate::calc::PTOB_SPEC,
     &crate::calc::PTOV_SPEC,
+    &crate::list::SPEC,
+    &crate::tree::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).
