@@ -181,8 +181,7 @@ fn run_list(
                 member = parse_number(word);
                 continue;
             }
-            if !(is_decimal(next) || is_hexadecimal(next)) && !can_eval(next) && !next.contains('.')
-            {
+            if !(is_decimal(next) || is_hexadecimal(next) || can_eval(next) || next.contains('.')) {
                 return Err(failed(format!("symbol not found: {next}")));
             }
         }
