@@ -28,6 +28,7 @@ pub mod sys;
 mod target;
 pub mod tree;
 mod walkargs;
+pub mod x;
 
 pub use bt::{BtArgs, BtRecord, BtSelect};
 pub use dis::{DisArgs, DisRecord};

@@ -137,6 +137,7 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::calc::PTOV_SPEC,
     &crate::list::SPEC,
     &crate::tree::SPEC,
+    &crate::x::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

@@ -31,3 +31,4 @@ pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;
 pub use kdive_dump::{Format, PhysAddr};
+pub use kdive_symbols::{TypeClass, TypeInfo};
