@@ -27,6 +27,7 @@ pub mod sym;
 pub mod sys;
 mod target;
 pub mod tree;
+pub mod vtop;
 mod walkargs;
 pub mod x;
 

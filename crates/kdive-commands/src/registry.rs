@@ -138,6 +138,7 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::list::SPEC,
     &crate::tree::SPEC,
     &crate::x::SPEC,
+    &crate::vtop::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

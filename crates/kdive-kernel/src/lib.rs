@@ -30,5 +30,5 @@ pub use stack::{ExceptionStack, FrameSymbolizer, StackKind, StackUnwinder, Start
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;
-pub use kdive_dump::{Format, PhysAddr};
+pub use kdive_dump::{Format, PhysAddr, PhysMem};
 pub use kdive_symbols::{TypeClass, TypeInfo};
