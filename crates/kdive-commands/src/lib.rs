@@ -21,6 +21,7 @@ pub mod ps;
 pub mod rd;
 pub mod registry;
 pub mod runq;
+pub mod search;
 pub mod session;
 mod set;
 pub mod sym;

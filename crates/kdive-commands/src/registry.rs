@@ -139,6 +139,7 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::tree::SPEC,
     &crate::x::SPEC,
     &crate::vtop::SPEC,
+    &crate::search::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).
