@@ -148,7 +148,7 @@ pub(crate) fn gdb_symbol(kernel: &Kernel, addr: u64) -> Option<String> {
     let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
     let link = addr.wrapping_sub(kaslr);
     let (start, end) = kernel.image_range()?;
-    if !(start..end).contains(&addr) {
+    if !(start..end).contains(&link) {
         return None;
     }
     // gdb's minimal symbols: the nearest at or below; of several at one address, one with a
