@@ -680,6 +680,84 @@ impl MapleWalk<'_> {
     }
 }
 
+/// Memory for the fuzz target: words at `base + 8 * i` from a byte buffer.
+struct FuzzMem {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+impl WordReader for FuzzMem {
+    fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
+        let at = addr
+            .checked_sub(self.base)
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(|| format!("{addr:x} is not mapped"))?;
+        let bytes = self
+            .bytes
+            .get(at..at.checked_add(8).ok_or("overflow")?)
+            .ok_or_else(|| format!("{addr:x} is not mapped"))?;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(w))
+    }
+}
+
+/// Entry point of the `tree_walk` fuzz target (and its stable replay): `data` is memory
+/// mapped at 0x10000; its first words also choose the start, offsets and layouts. Every
+/// walk must end (bounded, cycle-checked) without panicking.
+pub fn fuzz_walks(data: &[u8]) {
+    const BASE: u64 = 0x10000;
+    let mem = FuzzMem {
+        base: BASE,
+        bytes: data.to_vec(),
+    };
+    let word = |i: u64| mem.read_word(BASE + 8 * i, "").unwrap_or(0);
+    let small = |i: u64| word(i) & 0xff;
+    let start = BASE + (word(0) & 0xfff);
+    let limit = 10_000;
+    let _ = walk_list(
+        &mem,
+        &ListParams {
+            start,
+            member_offset: small(1),
+            list_head_offset: small(2),
+            end: word(3),
+            head_format: word(1) & 0x100 != 0,
+            limit,
+        },
+    );
+    let rb = RbLayout {
+        rb_left: small(4) & 0x18,
+        rb_right: small(5) & 0x18,
+    };
+    let _ = walk_rbtree(&mem, start, rb, small(6), false, limit);
+    let _ = walk_rbtree(&mem, start, rb, small(6), true, limit);
+    let xa = XarrayLayout {
+        xa_head: small(7) & 0x38,
+        node_shift: small(8) & 0x38,
+        node_slots: small(9) & 0xf8,
+        chunk_shift: (word(9) >> 8) as u32 & 0x7,
+    };
+    let _ = walk_xarray(&mem, start, false, xa, limit);
+    let _ = walk_xarray(&mem, start | 2, true, xa, limit);
+    let mt = MapleLayout {
+        ma_root: small(10) & 0x38,
+        node_slot: 8,
+        range64_pivot: 8,
+        range64_slot: 8 + 15 * 8,
+        arange64_pivot: 8,
+        arange64_slot: 8 + 9 * 8,
+        slots: [
+            small(11) & 0x3f,
+            (word(11) >> 8) & 0x3f,
+            (word(11) >> 16) & 0x3f,
+            (word(11) >> 24) & 0x3f,
+        ],
+    };
+    let _ = walk_maple(&mem, start, false, mt, limit);
+    let _ = walk_maple(&mem, word(12), true, mt, limit);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
