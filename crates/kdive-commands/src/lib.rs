@@ -10,6 +10,7 @@
 
 pub mod bt;
 pub mod calc;
+pub mod demangle;
 pub mod dis;
 mod format;
 mod help;
