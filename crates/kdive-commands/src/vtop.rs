@@ -1,7 +1,7 @@
 //! `vtop [-c pid|task] [-k|-u] ADDR...`: a virtual address's physical address and the page
 //! table walk that found it, as crash prints them on x86_64 (the kernel's tables, or a
 //! task's for user addresses): each level's entry address and value, the page, and the
-//! leaf entry's flags. crash's mem_map page line and a user address's VMA are left out.
+//! leaf entry's flags, and the page's `struct page` line. A user address's VMA is left out.
 
 use std::io::{self, Write};
 
@@ -62,8 +62,102 @@ pub struct VtopEntry {
     pub page: Option<(Hex, String)>,
     /// The leaf entry.
     pub pte: Option<Hex>,
+    /// The mapped page's `struct page` (crash's mem_map line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_struct: Option<PageLine>,
     #[serde(skip)]
     not_kernel: bool,
+}
+
+/// crash's mem_map line for one page.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageLine {
+    pub page: Hex,
+    pub phys: Hex,
+    pub mapping: Hex,
+    pub index: Hex,
+    pub count: i32,
+    pub flags: Hex,
+    /// `pageflag_names` of the flags set.
+    pub names: Vec<String>,
+}
+
+/// The header of crash's mem_map line.
+pub(crate) const PAGE_HEADER: &str = "      PAGE       PHYSICAL      MAPPING       INDEX CNT FLAGS";
+
+impl PageLine {
+    fn text(&self) -> String {
+        let mut line = format!(
+            "{:<16x} {:>8x} {:>16x} {:>8x} {:>2} {:x}",
+            self.page.0, self.phys.0, self.mapping.0, self.index.0, self.count, self.flags.0
+        );
+        if !self.names.is_empty() {
+            line.push(' ');
+            line.push_str(&self.names.join(","));
+        }
+        line
+    }
+}
+
+/// The kernel's `pageflag_names[]`: each flag's mask and name, in the kernel's order.
+fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
+    let (Ok(addr), Ok(size), Ok(entry)) = (
+        kernel.symbol("pageflag_names"),
+        kernel.symbol_size("pageflag_names"),
+        kernel.struct_size("trace_print_flags"),
+    ) else {
+        return Vec::new();
+    };
+    let (Ok(mask_off), Ok(name_off)) = (
+        kernel.offset_of("trace_print_flags", "mask"),
+        kernel.offset_of("trace_print_flags", "name"),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..(size / entry.max(1)).min(128) {
+        let at = addr.0.wrapping_add(i * entry);
+        let mask = kernel.read_u64(VirtAddr(at.wrapping_add(mask_off)), "pageflag_names");
+        let name = kernel.read_u64(VirtAddr(at.wrapping_add(name_off)), "pageflag_names");
+        let (Ok(mask), Ok(name)) = (mask, name) else {
+            break;
+        };
+        if name == 0 {
+            break;
+        }
+        match kernel.read_cstr(VirtAddr(name), 64, "pageflag_names name") {
+            Ok(text) => out.push((mask, text)),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// crash's mem_map line for the page at physical `phys` (vmemmap kernels).
+fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
+    let vmemmap = kernel.read_symbol_u64("vmemmap_base").ok()?;
+    let size = kernel.struct_size("page").ok()?;
+    let pfn = phys / kernel.page_size();
+    let page = vmemmap.checked_add(pfn.checked_mul(size)?)?;
+    let at = VirtAddr(page);
+    let flags = kernel.read_field(at, "page", "flags").ok()?;
+    let names = pageflag_names(kernel)
+        .into_iter()
+        .filter(|(mask, _)| flags & mask != 0)
+        .map(|(_, name)| name)
+        .collect();
+    Some(PageLine {
+        page: Hex(page),
+        phys: Hex(pfn * kernel.page_size()),
+        mapping: Hex(kernel.read_field(at, "page", "mapping").ok()?),
+        index: Hex(kernel.read_field(at, "page", "index").ok()?),
+        count: kernel
+            .read_field_signed(at, "page", "_refcount.counter")
+            .ok()
+            .and_then(|c| i32::try_from(c).ok())?,
+        flags: Hex(flags),
+        names,
+    })
 }
 
 /// `vtop`'s record.
@@ -178,6 +272,9 @@ impl VtopRecord {
             }
             if let Some(pte) = e.pte {
                 write!(out, "{}", pte_lines(pte.0))?;
+            }
+            if let Some(page) = &e.page_struct {
+                writeln!(out, "\n{PAGE_HEADER}\n{}", page.text())?;
             }
         }
         Ok(())
@@ -326,6 +423,7 @@ fn run_vtop(
             levels: Vec::new(),
             page: None,
             pte: None,
+            page_struct: None,
             not_kernel: false,
         };
         if is_user {
@@ -360,6 +458,9 @@ fn run_vtop(
             if entry.phys.is_some() {
                 entry.phys = kernel.virt_to_phys(VirtAddr(vaddr)).ok().map(|p| Hex(p.0));
             }
+        }
+        if let Some(phys) = entry.phys {
+            entry.page_struct = page_line(kernel, phys.0);
         }
         entries.push(entry);
     }
