@@ -298,6 +298,38 @@ fn compare_with_drgn(m: &Value) -> usize {
     compared
 }
 
+/// Ctrl-C during a whole-memory `search` stops it with a warning (the flag is set from
+/// another thread while it runs, as the CLI's handler does).
+fn search_stops_on_interrupt(m: &Value) -> usize {
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    let flag = session.interrupt_flag();
+    let setter = std::thread::spawn(move || {
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let started = std::time::Instant::now();
+    let report = session
+        .execute("search -p -c kdive-no-such-string")
+        .expect("runs");
+    let took = started.elapsed();
+    setter.join().expect("setter");
+    if report.warnings.is_empty() {
+        // The search finished before the first interrupt: nothing to check.
+        println!("search finished in {took:?} before Ctrl-C");
+        return 0;
+    }
+    assert!(
+        report.warnings.iter().any(|w| w.contains("interrupted")),
+        "{:?}",
+        report.warnings
+    );
+    println!("search stopped {took:?} after it started");
+    1
+}
+
 #[test]
 fn walk_commands_match_crash_and_drgn() {
     let root = lab_root();
@@ -322,6 +354,9 @@ fn walk_commands_match_crash_and_drgn() {
         if let Some(m) = pick(name) {
             compared += compare_with_crash(&m);
         }
+    }
+    if let Some(m) = pick("6.1-null-init.kdump-zstd-d31") {
+        search_stops_on_interrupt(&m);
     }
     for name in [
         "6.1-null-init.kdump-zstd-d31",
