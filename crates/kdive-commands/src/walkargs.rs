@@ -10,9 +10,10 @@ use crate::registry::CommandSpec;
 use crate::session::Session;
 use crate::CommandError;
 
-/// crash's `IS_KVADDR()` on x86_64: the upper half.
+/// crash's `IS_KVADDR()` on x86_64: the kernel half (from 0xff00000000000000 with 5-level
+/// paging, 0xffff800000000000 with 4; the addresses between are not canonical with 4).
 pub(crate) fn is_kvaddr(addr: u64) -> bool {
-    addr >= 0xffff_8000_0000_0000
+    addr >= 0xff00_0000_0000_0000
 }
 
 /// Options and operands as GNU getopt returns them: `(option, argument)` pairs, then the

@@ -1,6 +1,7 @@
 //! The memory-walking commands (`list`, `tree`, `x`, `search`, `vtop`, `ptov`, `btop`,
 //! `ptob`, `eval`, `ascii`) on the lab's real dumps, against oracles run at test time:
-//! - crash 8.0.2 on the 6.1 dumps it opens: the same text, line for line. Addresses come
+//! - crash 8.0.2 on the 6.1 dumps it opens (4- and 5-level paging): the same text, line
+//!   for line. Addresses come
 //!   from the dump at test time (init_task, a task with an mm, a run queue's cfs_rq);
 //!   crash prints `vtop`'s mem_map header only in the first `vtop` of a session.
 //! - drgn 0.3.0 (the lab's) where crash cannot answer: maple trees (crash 8.0.2 has no
@@ -350,7 +351,11 @@ fn walk_commands_match_crash_and_drgn() {
             .cloned()
     };
     let mut compared = 0;
-    for name in ["6.1-null-init.kdump-zstd-d31", "6.1-busy-qemu.elf"] {
+    for name in [
+        "6.1-null-init.kdump-zstd-d31",
+        "6.1-busy-qemu.elf",
+        "6.1-null-init-qemu-la57.elf",
+    ] {
         if let Some(m) = pick(name) {
             compared += compare_with_crash(&m);
         }
@@ -362,6 +367,7 @@ fn walk_commands_match_crash_and_drgn() {
         "6.1-null-init.kdump-zstd-d31",
         "6.12-null-init.kdump-zstd-d31",
         "6.12-busy-qemu.elf",
+        "6.12-null-init-qemu-la57.elf",
     ] {
         if let Some(m) = pick(name) {
             compared += compare_with_drgn(&m);
