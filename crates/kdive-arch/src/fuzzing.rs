@@ -79,6 +79,12 @@ pub fn fuzz_page_walk(data: &[u8]) {
         let _ = tables.read_u64(VirtAddr(vaddr.0.wrapping_sub(3)));
     }
     let _ = RegisterSet::from_pt_regs(phys);
+    // Mapped ranges (search): bounded by a budget of pages, as search's Ctrl-C would.
+    let mut budget = 100_000u32;
+    tables.for_each_mapping(word(addrs, 0), word(addrs, 8), &mut |_| {
+        budget = budget.saturating_sub(1);
+        budget > 0
+    });
 
     let info = Vmcoreinfo::parse(phys);
     if let Ok(layout) = KernelLayout::from_vmcoreinfo(&info) {

@@ -35,8 +35,8 @@ pub use orc::{
     ORC_ENTRY_SIZE, ORC_HEADER_SIZE,
 };
 pub use paging::{
-    PageTables, PagingLevels, PhysMemRef, CR0_PG, CR4_LA57, PAGE_NX, PAGE_PRESENT, PAGE_PROTNONE,
-    PAGE_PSE, PAGE_RW, PAGE_USER, PTE_PFN_MASK,
+    Mapping, PageTables, PagingLevels, PhysMemRef, CR0_PG, CR4_LA57, PAGE_NX, PAGE_PRESENT,
+    PAGE_PROTNONE, PAGE_PSE, PAGE_RW, PAGE_USER, PTE_PFN_MASK,
 };
 pub use regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
 pub use unwind::{

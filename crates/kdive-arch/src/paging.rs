@@ -361,3 +361,84 @@ impl<M: PhysMemRef> VirtMem for PageTables<M> {
         self.mem.phys_mem()
     }
 }
+
+/// One present leaf mapping found by [`PageTables::for_each_mapping`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The first virtual address of the page (canonical).
+    pub vaddr: u64,
+    pub phys: PhysAddr,
+    /// 4 KiB, 2 MiB or 1 GiB.
+    pub size: u64,
+    /// The leaf entry.
+    pub entry: u64,
+}
+
+impl<M: PhysMemRef> PageTables<M> {
+    /// Calls `f` for each present leaf page mapping a part of `[start, end]`, in address
+    /// order, without visiting the holes: tables that are absent or unreadable are skipped
+    /// whole. `f` returns `false` to stop. At most 512 entries per table are read; `f`
+    /// should poll for an interrupt, since corrupt tables can repeat one table under many
+    /// entries.
+    pub fn for_each_mapping(&self, start: u64, end: u64, f: &mut dyn FnMut(Mapping) -> bool) {
+        let levels = self.levels.levels();
+        self.map_table(self.root.0, 0, levels, 0, start, end, f);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn map_table(
+        &self,
+        table: u64,
+        depth: usize,
+        levels: &[Level],
+        base: u64,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(Mapping) -> bool,
+    ) -> bool {
+        let Some(&level) = levels.get(depth) else {
+            return true;
+        };
+        let shift = self.levels.shift(level);
+        let span = 1u64 << shift;
+        let mut raw = vec![0u8; (ENTRIES_PER_TABLE * 8) as usize];
+        if self
+            .mem
+            .phys_mem()
+            .read_phys(PhysAddr(table), &mut raw)
+            .is_err()
+        {
+            return true;
+        }
+        let bits = self.levels.virtual_bits();
+        for (index, chunk) in raw.chunks_exact(8).enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let entry = u64::from_le_bytes(word) & !self.sme_mask;
+            let low = base | ((index as u64) << shift);
+            // Sign-extend the top level's addresses to canonical form.
+            let vaddr = (((low << (64 - bits)) as i64) >> (64 - bits)) as u64;
+            let last = vaddr.saturating_add(span - 1);
+            if last < start || vaddr > end || entry & PAGE_PRESENT == 0 {
+                continue;
+            }
+            let leaf = level == Level::Pte
+                || (matches!(level, Level::Pud | Level::Pmd) && entry & PAGE_PSE != 0);
+            if leaf {
+                let frame = entry & PTE_PFN_MASK & !(span - 1);
+                let mapping = Mapping {
+                    vaddr,
+                    phys: PhysAddr(frame),
+                    size: span,
+                    entry,
+                };
+                if !f(mapping) {
+                    return false;
+                }
+            } else if !self.map_table(entry & PTE_PFN_MASK, depth + 1, levels, low, start, end, f) {
+                return false;
+            }
+        }
+        true
+    }
+}

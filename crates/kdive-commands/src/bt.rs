@@ -579,9 +579,13 @@ impl BtRecord {
                 write_exception(exception, true, out)?;
             }
             enter(frame.stack_kind, out)?;
-            let name = match (&frame.function, frame.offset) {
+            let function = frame
+                .function
+                .as_deref()
+                .map(crate::demangle::display_symbol);
+            let name = match (&function, frame.offset) {
                 (Some(f), Some(off)) if self.symbol_offsets => format!("{f}+{off}"),
-                (Some(f), _) => f.clone(),
+                (Some(f), _) => f.to_string(),
                 (None, _) => "(unknown)".to_owned(),
             };
             let level = format!("#{}", frame.level);

@@ -319,7 +319,8 @@ impl DisRecord {
                     }
                 }
             }
-            match (&i.function, i.offset) {
+            let function = i.function.as_deref().map(crate::demangle::display_symbol);
+            match (&function, i.offset) {
                 (Some(f), Some(0) | None) => {
                     writeln!(out, "{:#x} <{f}>:\t{}", i.address.0, i.text)?
                 }

@@ -9,12 +9,15 @@
 //! warnings is partial.
 
 pub mod bt;
+pub mod calc;
 pub mod complete;
+pub mod demangle;
 pub mod dis;
 mod expr;
 mod format;
 mod help;
 pub mod kmem;
+pub mod list;
 pub mod log;
 pub mod modules;
 pub mod print;
@@ -23,14 +26,19 @@ pub mod ptype;
 pub mod rd;
 pub mod registry;
 pub mod runq;
+pub mod search;
 pub mod session;
 mod set;
 pub mod structs;
 pub mod sym;
 pub mod sys;
 mod target;
+pub mod tree;
 pub mod typed;
+pub mod vtop;
+mod walkargs;
 pub mod whatis;
+pub mod x;
 
 pub use bt::{BtArgs, BtRecord, BtSelect};
 pub use complete::Completer;

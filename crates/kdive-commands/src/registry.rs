@@ -135,6 +135,16 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::whatis::SPEC,
     &crate::ptype::SPEC,
     &crate::print::SPEC,
+    &crate::calc::EVAL_SPEC,
+    &crate::calc::ASCII_SPEC,
+    &crate::calc::BTOP_SPEC,
+    &crate::calc::PTOB_SPEC,
+    &crate::calc::PTOV_SPEC,
+    &crate::list::SPEC,
+    &crate::tree::SPEC,
+    &crate::x::SPEC,
+    &crate::vtop::SPEC,
+    &crate::search::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

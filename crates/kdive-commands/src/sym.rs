@@ -195,7 +195,13 @@ fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry>
 impl SymRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         for e in &self.symbols {
-            write!(out, "{:x} ({}) {}", e.address.0, e.kind, e.name)?;
+            write!(
+                out,
+                "{:x} ({}) {}",
+                e.address.0,
+                e.kind,
+                crate::demangle::display_symbol(&e.name)
+            )?;
             if e.offset > 0 {
                 write!(out, "+{}", e.offset)?;
             }

@@ -5,7 +5,8 @@
 use kdive_kernel::{Kernel, KernelModules, VirtAddr};
 
 /// The lowest address crash takes a bare hex word for (`add` is a name, not 0xadd).
-const KERNEL_SPACE: u64 = 0xffff_0000_0000_0000;
+/// With 5-level paging kernel addresses start at 0xff00000000000000.
+const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
 
 /// `0x…` in hex, or a bare hex word that is a kernel address.
 pub(crate) fn parse_address(word: &str) -> Option<VirtAddr> {

@@ -19,6 +19,7 @@ pub mod sched;
 pub mod stack;
 pub mod sys;
 pub mod task;
+pub mod walk;
 
 pub use error::KernelError;
 pub use kernel::{DumpInfo, Kernel, StructBuf};
@@ -29,6 +30,7 @@ pub use stack::{ExceptionStack, FrameSymbolizer, StackKind, StackUnwinder, Start
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 
 pub use kdive_arch::VirtAddr;
-pub use kdive_dump::Format;
+pub use kdive_dump::{Format, PhysAddr, PhysMem};
 /// Symbols and types (the typed-memory commands walk whole C types).
 pub use kdive_symbols as symbols;
+pub use kdive_symbols::{TypeClass, TypeInfo};

@@ -268,3 +268,54 @@ fn red_black_trees_are_walked_in_order_and_cycles_end_the_walk() {
     assert!(err.to_string().contains("more than 2"), "{err}");
     std::fs::remove_file(path).ok();
 }
+
+#[test]
+fn crash_walks_over_a_synthetic_kernel() {
+    use kdive_kernel::walk::{walk_list, walk_rbtree, ListParams, RbLayout, WalkStop};
+    let (kernel, path) = kernel(&TASKS_3, false);
+    std::fs::remove_file(path).ok();
+    // `list task_struct.tasks -h init_task`: the ring loops back to task 1, crash's
+    // "back at the first entry" end, so three tasks and no warning.
+    let params = ListParams {
+        start: task_addr(0) + TASKS,
+        member_offset: 0,
+        list_head_offset: TASKS,
+        end: 0,
+        head_format: true,
+        limit: 100,
+    };
+    let walk = walk_list(&kernel, &params);
+    let found: Vec<u64> = walk.entries.iter().map(|e| e.addr).collect();
+    assert_eq!(found, [task_addr(0), task_addr(1), task_addr(2)]);
+    assert_eq!(walk.stop, None);
+    // A next pointer read from an unmapped page: nothing, and the entry is named.
+    let walk = walk_list(
+        &kernel,
+        &ListParams {
+            member_offset: 0x40_0000,
+            ..params
+        },
+    );
+    assert!(walk.entries.is_empty());
+    let stop = walk.stop.expect("stops").to_string();
+    assert!(
+        stop.contains(&format!("{:x}", task_addr(0) + TASKS)),
+        "{stop}"
+    );
+    // The red-black trees: pre-order, and the cycle through C's right.
+    let layout = RbLayout {
+        rb_left: 16,
+        rb_right: 8,
+    };
+    let [a, b, c, d] = tree_nodes(TREE);
+    let walk = walk_rbtree(&kernel, a, layout, 0, false, 100);
+    let found: Vec<u64> = walk.entries.iter().map(|e| e.addr).collect();
+    assert_eq!(found, [a, b, d, c]);
+    let walk = walk_rbtree(&kernel, a, layout, 0, true, 100);
+    let found: Vec<u64> = walk.entries.iter().map(|e| e.addr).collect();
+    assert_eq!(found, [d, b, a, c]);
+    let [a, ..] = tree_nodes(CYCLIC_TREE);
+    let walk = walk_rbtree(&kernel, a, layout, 0, false, 100);
+    assert_eq!(walk.entries.len(), 4);
+    assert!(matches!(walk.stop, Some(WalkStop::Duplicate { addr, .. }) if addr == a));
+}

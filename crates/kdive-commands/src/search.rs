@@ -1,0 +1,469 @@
+//! `search [-s start] [-e end | -l length] [-k | -u | -p] [-m mask] [-c | -w | -h] value...`:
+//! where a value (64-bit by default; `-w` 32, `-h` 16 bits; `-c` strings) sits in kernel
+//! virtual, user virtual (the current task's, or `-u` with `set`'s task) or physical
+//! memory. Only mapped pages are read: the page tables are walked for the mapped ranges
+//! (holes cost nothing) and pages the dump left out are skipped. Ctrl-C stops it.
+
+use std::io::{self, Write};
+
+use kdive_arch::PagingLevels;
+use kdive_kernel::stack::panic_task;
+use kdive_kernel::{PhysAddr, PhysMem, VirtAddr};
+use serde::Serialize;
+
+use crate::calc::{eval_expression, parse_hex};
+use crate::ps::Hex;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::walkargs::{getopt, symbol_value};
+use crate::CommandError;
+
+/// `search`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "search",
+    aliases: &[],
+    summary: "search memory for a value or a string",
+    usage: "search [-s start] [-k | -u | -p] [-e end | -l length] [-m mask] [-c | -w | -h] \
+            value ...",
+    description: "Each place in memory holding a value: an unsigned long (default), an int (-w),\n\
+a short (-h) or a string (-c), in kernel virtual memory (-k, default), the current task's\n\
+user memory (-u) or physical memory (-p). Only mapped pages present in the dump are read.\n\
+  -s start  where to start (hex address or symbol)   -e end  where to stop (exclusive)\n\
+  -l length bytes to search from start                -m mask bits to ignore\n\
+Ctrl-C stops a long search.",
+    examples: &[
+        "search -s ffff8b548f800000 -e ffff8b5490000000 ffff8b548f81a0c0",
+        "search -c insmod          the string anywhere in kernel memory",
+        "search -p -w deadbeef     a 32-bit value in physical memory",
+    ],
+    options: &[
+        "-s", "-e", "-l", "-k", "-K", "-V", "-u", "-p", "-m", "-c", "-w", "-h",
+    ],
+    operands: Operand::Symbol,
+    schema: 1,
+    run: run_search,
+};
+
+/// crash's context bytes shown after a string match.
+const CHARS_CTX: usize = 56;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchSpace {
+    Kernel,
+    User,
+    Physical,
+}
+
+/// One match.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub addr: Hex,
+    /// The word found (value searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Hex>,
+    /// The string and what follows it, unprintable bytes as `.` (`-c`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// `search`'s record.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchRecord {
+    pub space: SearchSpace,
+    pub hits: Vec<SearchHit>,
+}
+
+impl SearchRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for hit in &self.hits {
+            match (&hit.value, &hit.text) {
+                (_, Some(text)) => writeln!(out, "{:x}: {text}", hit.addr.0)?,
+                (Some(v), None) => writeln!(out, "{:x}: {:x} ", hit.addr.0, v.0)?,
+                (None, None) => writeln!(out, "{:x}:", hit.addr.0)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+crate::impl_record!(SearchRecord);
+
+fn failed(what: String) -> CommandError {
+    CommandError::Failed {
+        command: "search",
+        what,
+    }
+}
+
+/// What is searched for.
+enum Target {
+    /// Values of `unit` bytes, compared with `mask`'s bits ignored.
+    Words {
+        unit: usize,
+        values: Vec<u64>,
+        mask: u64,
+    },
+    Strings(Vec<Vec<u8>>),
+}
+
+/// Scans one buffer of memory at `addr`, pushing its matches. `carry` holds the last bytes
+/// of the previous buffer when it ended right where this one starts (strings that cross).
+struct Scanner {
+    target: Target,
+    hits: Vec<SearchHit>,
+    carry: Option<(u64, Vec<u8>)>,
+}
+
+impl Scanner {
+    fn scan(&mut self, addr: u64, buf: &[u8]) {
+        match &self.target {
+            Target::Words { unit, values, mask } => {
+                let unit = *unit;
+                for (i, chunk) in buf.chunks_exact(unit).enumerate() {
+                    let mut w = [0u8; 8];
+                    w.get_mut(..unit).unwrap_or_default().copy_from_slice(chunk);
+                    let word = u64::from_le_bytes(w);
+                    for v in values {
+                        if word | mask == v | mask {
+                            self.hits.push(SearchHit {
+                                addr: Hex(addr.wrapping_add((i * unit) as u64)),
+                                value: Some(Hex(word)),
+                                text: None,
+                            });
+                        }
+                    }
+                }
+            }
+            Target::Strings(strings) => {
+                let show = |bytes: &[u8]| -> String {
+                    bytes
+                        .iter()
+                        .map(|b| {
+                            if (0x20..0x7f).contains(b) {
+                                char::from(*b)
+                            } else {
+                                '.'
+                            }
+                        })
+                        .collect()
+                };
+                // Matches that began in the previous buffer.
+                if let Some((end, tail)) = &self.carry {
+                    if *end == addr {
+                        for s in strings {
+                            for start in 1..s.len().min(tail.len() + 1) {
+                                let head = &tail[tail.len() - start..];
+                                let rest = &s[start..];
+                                if s.starts_with(head) && buf.starts_with(rest) {
+                                    let after = CHARS_CTX.saturating_sub(s.len());
+                                    let more = buf
+                                        .get(rest.len()..rest.len() + after)
+                                        .or_else(|| buf.get(rest.len()..))
+                                        .unwrap_or_default();
+                                    let mut text = show(s);
+                                    text.push_str(&show(more));
+                                    self.hits.push(SearchHit {
+                                        addr: Hex(end.wrapping_sub(start as u64)),
+                                        value: None,
+                                        text: Some(text),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                for i in 0..buf.len() {
+                    for s in strings {
+                        if buf.get(i..i + s.len()) == Some(s.as_slice()) {
+                            let end = (i + CHARS_CTX).min(buf.len());
+                            self.hits.push(SearchHit {
+                                addr: Hex(addr.wrapping_add(i as u64)),
+                                value: None,
+                                text: Some(show(buf.get(i..end).unwrap_or_default())),
+                            });
+                        }
+                    }
+                }
+                let longest = strings.iter().map(Vec::len).max().unwrap_or(1);
+                let keep = longest.saturating_sub(1).min(buf.len());
+                self.carry = Some((
+                    addr.wrapping_add(buf.len() as u64),
+                    buf[buf.len() - keep..].to_vec(),
+                ));
+            }
+        }
+    }
+}
+
+/// crash's value operand: hex, a symbol's address, or `(expression)`.
+fn parse_value(session: &Session<'_>, word: &str) -> Option<u64> {
+    if word.starts_with('(') {
+        let kernel = session.kernel();
+        let lookup = |name: &str| kernel.symbol(name).ok().map(|a| a.0);
+        return eval_expression(word, &lookup);
+    }
+    parse_hex(word).or_else(|| symbol_value(session, word))
+}
+
+fn run_search(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let kernel = session.kernel();
+    let (opts, operands) = getopt(&SPEC, words, "kKVupcwhtT", "selmx")?;
+    let mut space = SearchSpace::Kernel;
+    let (mut start, mut end, mut length, mut mask) = (None, None, None, 0u64);
+    let (mut chars, mut unit) = (false, 8usize);
+    let mut start_word = None;
+    let mut end_word = None;
+    for (c, arg) in &opts {
+        match c {
+            'k' | 'K' | 'V' => space = SearchSpace::Kernel,
+            'u' => space = SearchSpace::User,
+            'p' => space = SearchSpace::Physical,
+            's' => start_word = Some(arg.clone()),
+            'e' => end_word = Some(arg.clone()),
+            'l' => {
+                length = Some(
+                    crate::calc::parse_number(arg)
+                        .ok_or_else(|| failed(format!("invalid length: {arg}")))?,
+                )
+            }
+            'm' => mask = parse_hex(arg).ok_or_else(|| failed(format!("invalid mask: {arg}")))?,
+            'c' => chars = true,
+            'w' => unit = 4,
+            'h' => unit = 2,
+            'x' => return Err(failed("-x (context) is not supported yet".into())),
+            't' | 'T' => return Err(failed("-t/-T (task stacks) are not supported yet".into())),
+            _ => {}
+        }
+    }
+    for (word, slot) in [(&start_word, &mut start), (&end_word, &mut end)] {
+        if let Some(word) = word {
+            let v = parse_hex(word)
+                .or_else(|| {
+                    (space == SearchSpace::Kernel)
+                        .then(|| symbol_value(session, word))
+                        .flatten()
+                })
+                .ok_or_else(|| failed(format!("invalid address: {word}")))?;
+            *slot = Some(v);
+        }
+    }
+    if end.is_some() && length.is_some() {
+        return Err(failed("-e and -l are mutually exclusive".into()));
+    }
+    if operands.is_empty() {
+        return Err(SPEC.bad_args("a value is needed"));
+    }
+    let target = if chars {
+        Target::Strings(operands.iter().map(|s| s.as_bytes().to_vec()).collect())
+    } else {
+        let limit = match unit {
+            2 => u64::from(u16::MAX),
+            4 => u64::from(u32::MAX),
+            _ => u64::MAX,
+        };
+        let values = operands
+            .iter()
+            .map(|w| {
+                parse_value(session, w)
+                    .filter(|v| *v <= limit)
+                    .ok_or_else(|| failed(format!("invalid value: {w}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Target::Words {
+            unit,
+            values,
+            mask: mask & limit,
+        }
+    };
+    let step = if chars { 1 } else { unit as u64 };
+    let tables = kernel.address_space().page_tables();
+    let levels = tables.levels();
+    let (lo, hi) = match (space, levels) {
+        (SearchSpace::Kernel, PagingLevels::Four) => (0xffff_8000_0000_0000, u64::MAX),
+        (SearchSpace::Kernel, PagingLevels::Five) => (0xff00_0000_0000_0000, u64::MAX),
+        (SearchSpace::User, PagingLevels::Four) => (0, 0x0000_7fff_ffff_ffff),
+        (SearchSpace::User, PagingLevels::Five) => (0, 0x00ff_ffff_ffff_ffff),
+        (SearchSpace::Physical, _) => (0, u64::MAX),
+    };
+    let first = start.unwrap_or(lo).max(lo) / step * step;
+    // The last byte searched.
+    let last = match (end, length) {
+        (Some(e), _) => e.checked_sub(1),
+        (None, Some(l)) => first.checked_add(l).and_then(|e| e.checked_sub(1)),
+        (None, None) => Some(hi),
+    }
+    .map(|l| l.min(hi));
+    let mut scanner = Scanner {
+        target,
+        hits: Vec::new(),
+        carry: None,
+    };
+    let Some(last) = last.filter(|l| *l >= first) else {
+        return Ok(Box::new(SearchRecord {
+            space,
+            hits: Vec::new(),
+        }));
+    };
+    let page = kernel.page_size();
+    let mem: &dyn PhysMem = tables.mem();
+    // Reads one page-sized piece [vaddr, vaddr+len) at `phys` and scans it.
+    let scan_piece = |scanner: &mut Scanner, vaddr: u64, phys: u64, len: u64| {
+        let Ok(len) = usize::try_from(len) else {
+            return;
+        };
+        let mut buf = vec![0u8; len];
+        if mem.read_phys(PhysAddr(phys), &mut buf).is_ok() {
+            scanner.scan(vaddr, &buf);
+        } else {
+            scanner.carry = None;
+        }
+    };
+    match space {
+        SearchSpace::Physical => {
+            let shift = page.trailing_zeros();
+            'ranges: for range in mem.present_ranges() {
+                let lo = range
+                    .start
+                    .0
+                    .checked_shl(shift)
+                    .unwrap_or(u64::MAX)
+                    .max(first);
+                let hi = range
+                    .end
+                    .0
+                    .checked_shl(shift)
+                    .and_then(|e| e.checked_sub(1))
+                    .unwrap_or(u64::MAX)
+                    .min(last);
+                let mut at = lo;
+                while at <= hi {
+                    if session.interrupted() {
+                        break 'ranges;
+                    }
+                    let page_end = (at | (page - 1)).min(hi);
+                    scan_piece(&mut scanner, at, at, page_end - at + 1);
+                    match page_end.checked_add(1) {
+                        Some(next) => at = next,
+                        None => break,
+                    }
+                }
+            }
+        }
+        SearchSpace::Kernel | SearchSpace::User => {
+            let root = if space == SearchSpace::User {
+                let task = session
+                    .current_task()
+                    .or_else(|| panic_task(kernel))
+                    .ok_or_else(|| failed("no current task".into()))?;
+                let mm = kernel
+                    .read_field(task, "task_struct", "mm")
+                    .map_err(|e| failed(e.to_string()))?;
+                if mm == 0 {
+                    return Err(failed(format!(
+                        "the current task ({task}) has no user memory"
+                    )));
+                }
+                let pgd = kernel
+                    .read_field(VirtAddr(mm), "mm_struct", "pgd")
+                    .map_err(|e| failed(e.to_string()))?;
+                kernel
+                    .address_space()
+                    .process_tables(VirtAddr(pgd))
+                    .map_err(|e| failed(e.to_string()))?
+                    .root()
+                    .0
+            } else {
+                tables.root().0
+            };
+            let walker = tables.with_root(PhysAddr(root));
+            walker.for_each_mapping(first, last, &mut |m| {
+                let mut at = m.vaddr.max(first);
+                let end = m.vaddr.saturating_add(m.size - 1).min(last);
+                while at <= end {
+                    if session.interrupted() {
+                        return false;
+                    }
+                    let page_end = (at | (page - 1)).min(end);
+                    let phys = m.phys.0 | (at - m.vaddr);
+                    scan_piece(&mut scanner, at, phys, page_end - at + 1);
+                    match page_end.checked_add(1) {
+                        Some(next) => at = next,
+                        None => break,
+                    }
+                }
+                true
+            });
+        }
+    }
+    if session.interrupted() {
+        warnings.push("search: interrupted".into());
+    }
+    Ok(Box::new(SearchRecord {
+        space,
+        hits: scanner.hits,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner(target: Target) -> Scanner {
+        Scanner {
+            target,
+            hits: Vec::new(),
+            carry: None,
+        }
+    }
+
+    #[test]
+    fn words_with_mask() {
+        let mut s = scanner(Target::Words {
+            unit: 8,
+            values: vec![0xffff_8b54_8f81_0000],
+            mask: 0xffff,
+        });
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&0xffff_8b54_8f81_a0c0u64.to_le_bytes());
+        buf.extend_from_slice(&0x1234u64.to_le_bytes());
+        s.scan(0x1000, &buf);
+        assert_eq!(s.hits.len(), 1);
+        assert_eq!(s.hits[0].addr.0, 0x1000);
+        let mut out = Vec::new();
+        SearchRecord {
+            space: SearchSpace::Kernel,
+            hits: s.hits,
+        }
+        .write_text(&mut out)
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "1000: ffff8b548f81a0c0 \n");
+    }
+
+    #[test]
+    fn strings_across_pages() {
+        let mut s = scanner(Target::Strings(vec![b"insmod".to_vec()]));
+        let mut page1 = vec![0u8; 16];
+        page1[13..].copy_from_slice(b"ins");
+        let mut page2 = b"mod\0xyz".to_vec();
+        page2.extend_from_slice(b"insmod");
+        s.scan(0x1000, &page1);
+        s.scan(0x1010, &page2);
+        let hits: Vec<_> = s
+            .hits
+            .iter()
+            .map(|h| (h.addr.0, h.text.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            hits,
+            [
+                (0x100d, "insmod.xyzinsmod".to_owned()),
+                (0x1017, "insmod".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,484 @@
+//! `vtop [-c pid|task] [-k|-u] ADDR...`: a virtual address's physical address and the page
+//! table walk that found it, as crash prints them on x86_64 (the kernel's tables, or a
+//! task's for user addresses): each level's entry address and value, the page, and the
+//! leaf entry's flags, and the page's `struct page` line. A user address's VMA is left out.
+
+use std::io::{self, Write};
+
+use kdive_arch::{PagingLevels, PAGE_PRESENT, PAGE_PROTNONE, PAGE_PSE, PTE_PFN_MASK};
+use kdive_kernel::stack::panic_task;
+use kdive_kernel::{Kernel, PhysAddr, PhysMem, VirtAddr};
+use serde::Serialize;
+
+use crate::calc::parse_hex;
+use crate::ps::Hex;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::set::find_task;
+use crate::walkargs::getopt;
+use crate::CommandError;
+
+/// `vtop`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "vtop",
+    aliases: &[],
+    summary: "virtual to physical, with the page-table walk",
+    usage: "vtop [-c [pid | taskp]] [-u|-k] address ...",
+    description:
+        "Translates each hexadecimal address: kernel addresses through the kernel's page\n\
+tables, user addresses through the current task's (or -c's) mm->pgd; shows each page-table\n\
+entry on the way, the page, and the leaf entry's flags.\n\
+  -c pid|task  use this task's page tables   -u / -k  the address is user / kernel",
+    examples: &[
+        "vtop ffffffff8361aa40      a kernel text address (2 MB page)",
+        "vtop -c 98 7ffc1234000     a user address of pid 98",
+    ],
+    options: &["-c", "-u", "-k"],
+    operands: Operand::None,
+    schema: 1,
+    run: run_vtop,
+};
+
+const PAGE_RW: u64 = 1 << 1;
+const PAGE_USER: u64 = 1 << 2;
+const PAGE_PWT: u64 = 1 << 3;
+const PAGE_PCD: u64 = 1 << 4;
+const PAGE_ACCESSED: u64 = 1 << 5;
+const PAGE_DIRTY: u64 = 1 << 6;
+const PAGE_GLOBAL: u64 = 1 << 8;
+const PAGE_NX: u64 = 1 << 63;
+
+/// One translation.
+#[derive(Debug, Clone, Serialize)]
+pub struct VtopEntry {
+    pub virt: Hex,
+    pub user: bool,
+    pub phys: Option<Hex>,
+    /// `PGD DIRECTORY` (kernel tables: the virtual address of the top table).
+    pub pgd_directory: Option<Hex>,
+    /// Each level: name, the entry's physical address, its value.
+    pub levels: Vec<(String, Hex, Hex)>,
+    /// The page and its size label (`2MB`, `1GB`), when mapped.
+    pub page: Option<(Hex, String)>,
+    /// The leaf entry.
+    pub pte: Option<Hex>,
+    /// The mapped page's `struct page` (crash's mem_map line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_struct: Option<PageLine>,
+    #[serde(skip)]
+    not_kernel: bool,
+}
+
+/// crash's mem_map line for one page.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageLine {
+    pub page: Hex,
+    pub phys: Hex,
+    pub mapping: Hex,
+    pub index: Hex,
+    pub count: i32,
+    pub flags: Hex,
+    /// `pageflag_names` of the flags set.
+    pub names: Vec<String>,
+}
+
+/// The header of crash's mem_map line.
+pub(crate) const PAGE_HEADER: &str = "      PAGE       PHYSICAL      MAPPING       INDEX CNT FLAGS";
+
+impl PageLine {
+    fn text(&self) -> String {
+        let mut line = format!(
+            "{:<16x} {:>8x} {:>16x} {:>8x} {:>2} {:x}",
+            self.page.0, self.phys.0, self.mapping.0, self.index.0, self.count, self.flags.0
+        );
+        if !self.names.is_empty() {
+            line.push(' ');
+            line.push_str(&self.names.join(","));
+        }
+        line
+    }
+}
+
+/// The kernel's `pageflag_names[]`: each flag's mask and name, in the kernel's order.
+fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
+    let (Ok(addr), Ok(size), Ok(entry)) = (
+        kernel.symbol("pageflag_names"),
+        kernel.symbol_size("pageflag_names"),
+        kernel.struct_size("trace_print_flags"),
+    ) else {
+        return Vec::new();
+    };
+    let (Ok(mask_off), Ok(name_off)) = (
+        kernel.offset_of("trace_print_flags", "mask"),
+        kernel.offset_of("trace_print_flags", "name"),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..(size / entry.max(1)).min(128) {
+        let at = addr.0.wrapping_add(i * entry);
+        let mask = kernel.read_u64(VirtAddr(at.wrapping_add(mask_off)), "pageflag_names");
+        let name = kernel.read_u64(VirtAddr(at.wrapping_add(name_off)), "pageflag_names");
+        let (Ok(mask), Ok(name)) = (mask, name) else {
+            break;
+        };
+        if name == 0 {
+            break;
+        }
+        match kernel.read_cstr(VirtAddr(name), 64, "pageflag_names name") {
+            Ok(text) => out.push((mask, text)),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// crash's mem_map line for the page at physical `phys` (vmemmap kernels).
+fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
+    let vmemmap = kernel.read_symbol_u64("vmemmap_base").ok()?;
+    let size = kernel.struct_size("page").ok()?;
+    let pfn = phys / kernel.page_size();
+    let page = vmemmap.checked_add(pfn.checked_mul(size)?)?;
+    let at = VirtAddr(page);
+    let flags = kernel.read_field(at, "page", "flags").ok()?;
+    let names = pageflag_names(kernel)
+        .into_iter()
+        .filter(|(mask, _)| flags & mask != 0)
+        .map(|(_, name)| name)
+        .collect();
+    Some(PageLine {
+        page: Hex(page),
+        phys: Hex(pfn * kernel.page_size()),
+        mapping: Hex(kernel.read_field(at, "page", "mapping").ok()?),
+        index: Hex(kernel.read_field(at, "page", "index").ok()?),
+        count: kernel
+            .read_field_signed(at, "page", "_refcount.counter")
+            .ok()
+            .and_then(|c| i32::try_from(c).ok())?,
+        flags: Hex(flags),
+        names,
+    })
+}
+
+/// `vtop`'s record.
+#[derive(Debug, Clone, Serialize)]
+pub struct VtopRecord {
+    pub entries: Vec<VtopEntry>,
+}
+
+/// crash's `mkstring(.., CENTER|LJUST/RJUST)`.
+fn center(s: &str, width: usize, right: bool) -> String {
+    if s.len() >= width {
+        return s.to_owned();
+    }
+    let extra = width - s.len();
+    let (left, rpad) = if extra % 2 == 1 {
+        if right {
+            (extra / 2 + 1, extra / 2)
+        } else {
+            (extra / 2, extra / 2 + 1)
+        }
+    } else {
+        (extra / 2, extra / 2)
+    };
+    format!("{}{s}{}", " ".repeat(left), " ".repeat(rpad))
+}
+
+/// crash's `x86_64_translate_pte()` for a present entry.
+pub(crate) fn pte_lines(pte: u64) -> String {
+    let ptebuf = format!("{pte:x}");
+    let phys = format!("{:x}", pte & PTE_PFN_MASK);
+    let len1 = ptebuf.len().max(3);
+    let len2 = phys.len().max(8);
+    let mut flags = Vec::new();
+    if pte != 0 {
+        for (bit, name) in [
+            (PAGE_PRESENT, "PRESENT"),
+            (PAGE_RW, "RW"),
+            (PAGE_USER, "USER"),
+            (PAGE_PWT, "PWT"),
+            (PAGE_PCD, "PCD"),
+            (PAGE_ACCESSED, "ACCESSED"),
+            (PAGE_DIRTY, "DIRTY"),
+        ] {
+            if pte & bit != 0 {
+                flags.push(name);
+            }
+        }
+        if pte & PAGE_PSE != 0 && pte & PAGE_PRESENT != 0 {
+            flags.push("PSE");
+        }
+        if pte & PAGE_PROTNONE != 0 && pte & PAGE_PRESENT == 0 {
+            flags.push("PROTNONE");
+        }
+        if pte & PAGE_GLOBAL != 0 {
+            flags.push("GLOBAL");
+        }
+        if pte & PAGE_NX != 0 {
+            flags.push("NX");
+        }
+    }
+    let flags = if pte == 0 {
+        "no mapping".to_owned()
+    } else {
+        flags.join("|")
+    };
+    format!(
+        "{}  {}  FLAGS\n{}  {}  ({flags})\n",
+        center("PTE", len1, false),
+        center("PHYSICAL", len2, false),
+        center(&ptebuf, len1, true),
+        center(&phys, len2, true),
+    )
+}
+
+impl VtopRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            // crash's UVADDR_PRLEN is 10 on x86_64.
+            let width = if e.user { 10 } else { 16 };
+            writeln!(out, "{:<width$}  {:<16}", "VIRTUAL", "PHYSICAL")?;
+            if e.not_kernel {
+                writeln!(out, "{:<8x}  (not a kernel virtual address)", e.virt.0)?;
+                continue;
+            }
+            match e.phys {
+                Some(p) => writeln!(out, "{:<width$x}  {:<16x}", e.virt.0, p.0)?,
+                None => writeln!(out, "{:<width$x}  (not mapped)", e.virt.0)?,
+            }
+            writeln!(out)?;
+            let mut levels = e.levels.iter();
+            if let Some(dir) = e.pgd_directory {
+                writeln!(out, "PGD DIRECTORY: {:x}", dir.0)?;
+                if let Some((_, _, value)) = levels.next() {
+                    writeln!(out, "PAGE DIRECTORY: {:x}", value.0)?;
+                }
+            }
+            for (name, at, value) in levels {
+                writeln!(out, "   {name}: {:x} => {:x}", at.0, value.0)?;
+            }
+            if let Some((page, size)) = &e.page {
+                match (size.as_str(), e.user) {
+                    ("", false) => writeln!(out, "  PAGE: {:x}", page.0)?,
+                    ("", true) => writeln!(out, "  PAGE: {:x}  ", page.0)?,
+                    (size, _) => writeln!(out, "  PAGE: {:x}  ({size})", page.0)?,
+                }
+                writeln!(out)?;
+            } else if e.pte.is_some() {
+                writeln!(out)?;
+            }
+            if let Some(pte) = e.pte {
+                write!(out, "{}", pte_lines(pte.0))?;
+            }
+            if let Some(page) = &e.page_struct {
+                writeln!(out, "\n{PAGE_HEADER}\n{}", page.text())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+crate::impl_record!(VtopRecord);
+
+fn failed(what: String) -> CommandError {
+    CommandError::Failed {
+        command: "vtop",
+        what,
+    }
+}
+
+/// Walks the tables at physical `root` for `vaddr` as crash's x86_64 kvtop/uvtop do,
+/// recording every entry read.
+pub(crate) fn walk_verbose(
+    mem: &dyn PhysMem,
+    root: u64,
+    levels: PagingLevels,
+    sme_mask: u64,
+    vaddr: u64,
+    entry: &mut VtopEntry,
+) {
+    let names: &[(&str, u32)] = match levels {
+        PagingLevels::Five => &[
+            ("PGD", 48),
+            ("P4D", 39),
+            ("PUD", 30),
+            ("PMD", 21),
+            ("PTE", 12),
+        ],
+        PagingLevels::Four => &[("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)],
+    };
+    let mut table = root & PTE_PFN_MASK;
+    for &(name, shift) in names {
+        let at = table | (((vaddr >> shift) & 511) * 8);
+        let mut raw = [0u8; 8];
+        if mem.read_phys(PhysAddr(at), &mut raw).is_err() {
+            return;
+        }
+        let value = u64::from_le_bytes(raw) & !sme_mask;
+        entry.levels.push((name.to_owned(), Hex(at), Hex(value)));
+        let leaf_size = match (name, value & PAGE_PSE != 0) {
+            ("PUD", true) => Some((30, "1GB")),
+            ("PMD", true) => Some((21, "2MB")),
+            ("PTE", _) => Some((12, "")),
+            _ => None,
+        };
+        let present = value & PAGE_PRESENT != 0
+            || (matches!(name, "PMD" | "PTE") && value & PAGE_PROTNONE != 0 && entry.user);
+        if !present {
+            if name == "PTE" && value != 0 {
+                entry.pte = Some(Hex(value));
+            }
+            return;
+        }
+        if let Some((bits, label)) = leaf_size {
+            let base = value & PTE_PFN_MASK & !((1u64 << bits) - 1);
+            entry.page = Some((Hex(base), label.to_owned()));
+            entry.pte = Some(Hex(value));
+            entry.phys = Some(Hex(base | (vaddr & ((1u64 << bits) - 1))));
+            return;
+        }
+        table = value & PTE_PFN_MASK;
+    }
+}
+
+/// The highest user address plus one (x86_64, 4- and 5-level).
+fn user_limit(levels: PagingLevels) -> u64 {
+    match levels {
+        PagingLevels::Four => 0x0000_8000_0000_0000,
+        PagingLevels::Five => 0x0100_0000_0000_0000,
+    }
+}
+
+/// The lowest kernel address (x86_64, 4- and 5-level).
+fn kernel_start(levels: PagingLevels) -> u64 {
+    match levels {
+        PagingLevels::Four => 0xffff_8000_0000_0000,
+        PagingLevels::Five => 0xff00_0000_0000_0000,
+    }
+}
+
+/// A task's page-table root (physical), from its `mm->pgd`.
+fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<u64, CommandError> {
+    let mm = kernel
+        .read_field(task, "task_struct", "mm")
+        .map_err(|e| failed(e.to_string()))?;
+    if mm == 0 {
+        return Err(failed(format!("task {task} has no mm (a kernel thread)")));
+    }
+    let pgd = kernel
+        .read_field(VirtAddr(mm), "mm_struct", "pgd")
+        .map_err(|e| failed(e.to_string()))?;
+    let tables = kernel
+        .address_space()
+        .process_tables(VirtAddr(pgd))
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(tables.root().0)
+}
+
+fn run_vtop(
+    session: &mut Session<'_>,
+    words: &[String],
+    _warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let kernel = session.kernel();
+    let (opts, operands) = getopt(&SPEC, words, "uk", "c")?;
+    let (mut user, mut kern, mut task) = (false, false, None);
+    for (c, arg) in &opts {
+        match c {
+            'u' => user = true,
+            'k' => kern = true,
+            'c' => {
+                task = Some(
+                    find_task(session, arg)
+                        .ok_or_else(|| failed(format!("invalid task or pid value: {arg}")))?,
+                )
+            }
+            _ => {}
+        }
+    }
+    if user && kern {
+        return Err(failed("-u and -k options are mutually exclusive".into()));
+    }
+    if operands.is_empty() {
+        return Err(SPEC.bad_args("an address is needed"));
+    }
+    let space = kernel.address_space();
+    let tables = space.page_tables();
+    let levels = tables.levels();
+    let context = task
+        .or(session.current_task())
+        .or_else(|| panic_task(kernel));
+    let mut entries = Vec::new();
+    for word in &operands {
+        let vaddr = parse_hex(word).ok_or_else(|| failed(format!("invalid address: {word}")))?;
+        let is_user = user || (!kern && vaddr < user_limit(levels));
+        let mut entry = VtopEntry {
+            virt: Hex(vaddr),
+            user: is_user,
+            phys: None,
+            pgd_directory: None,
+            levels: Vec::new(),
+            page: None,
+            pte: None,
+            page_struct: None,
+            not_kernel: false,
+        };
+        if is_user {
+            let task = context.ok_or_else(|| failed("no current task".into()))?;
+            let root = task_root(kernel, task)?;
+            walk_verbose(
+                tables.mem(),
+                root,
+                levels,
+                tables.sme_mask(),
+                vaddr,
+                &mut entry,
+            );
+        } else if vaddr < kernel_start(levels) {
+            entry.not_kernel = true;
+        } else {
+            // Kernel tables; the first line's physical address is the kernel's own
+            // translation (crash's linear __pa for the direct map and the image).
+            entry.pgd_directory = kernel
+                .symbol("init_top_pgt")
+                .or_else(|_| kernel.symbol("swapper_pg_dir"))
+                .ok()
+                .map(|a| Hex(a.0));
+            walk_verbose(
+                tables.mem(),
+                tables.root().0,
+                levels,
+                tables.sme_mask(),
+                vaddr,
+                &mut entry,
+            );
+            if entry.phys.is_some() {
+                entry.phys = kernel.virt_to_phys(VirtAddr(vaddr)).ok().map(|p| Hex(p.0));
+            }
+        }
+        if let Some(phys) = entry.phys {
+            entry.page_struct = page_line(kernel, phys.0);
+        }
+        entries.push(entry);
+    }
+    Ok(Box::new(VtopRecord { entries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pte_line_as_crash() {
+        assert_eq!(
+            pte_lines(0x8000_0000_0bc0_01e3),
+            "      PTE         PHYSICAL  FLAGS\n800000000bc001e3   bc00000  \
+             (PRESENT|RW|ACCESSED|DIRTY|PSE|GLOBAL|NX)\n"
+        );
+        assert_eq!(center("PTE", 8, false), "  PTE   ");
+        assert_eq!(center("ab", 5, true), "  ab ");
+    }
+}

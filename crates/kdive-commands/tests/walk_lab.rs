@@ -1,0 +1,385 @@
+//! The memory-walking commands (`list`, `tree`, `x`, `search`, `vtop`, `ptov`, `btop`,
+//! `ptob`, `eval`, `ascii`) on the lab's real dumps, against oracles run at test time:
+//! - crash 8.0.2 on the 6.1 dumps it opens (4- and 5-level paging): the same text, line
+//!   for line. Addresses come
+//!   from the dump at test time (init_task, a task with an mm, a run queue's cfs_rq);
+//!   crash prints `vtop`'s mem_map header only in the first `vtop` of a session.
+//! - drgn 0.3.0 (the lab's) where crash cannot answer: maple trees (crash 8.0.2 has no
+//!   `tree -t maple`), user-address translation (crash 8.0.2's `vtop` of a user address
+//!   fails on 6.1: it looks for `mm_struct.mmap`), and the 6.12 dumps crash cannot open:
+//!   the task and module lists, every VMA of an mm's maple tree, user physical addresses.
+//!
+//! Without a lab the test prints SKIP and passes, except under CI=true, where a missing
+//! lab is a failure. At least one comparison must run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use kdive_commands::{Report, Session};
+use kdive_dump::Vmcore;
+use kdive_kernel::{Kernel, VirtAddr};
+use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
+use serde_json::Value;
+
+fn open(m: &Value) -> Kernel {
+    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
+    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
+}
+
+fn run(kernel: &Kernel, line: &str) -> Report {
+    Session::new(kernel, &[])
+        .execute(line)
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+fn text(report: &Report) -> String {
+    let mut out = Vec::new();
+    report.write_text(&mut out).expect("renders");
+    String::from_utf8_lossy(&out).trim_end().to_owned()
+}
+
+/// A task with user memory (not a kernel thread), and its mm.
+fn user_task(kernel: &Kernel) -> Option<(u64, u64)> {
+    let session = Session::new(kernel, &[]);
+    session.tasks().tasks.iter().find_map(|t| {
+        let mm = kernel.read_field(t.addr, "task_struct", "mm").ok()?;
+        (mm != 0).then_some((t.addr.0, mm))
+    })
+}
+
+/// The mem_map header crash prints in `vtop`'s page section only the first time in a
+/// session.
+const PAGE_HEADER: &str = "      PAGE       PHYSICAL      MAPPING       INDEX CNT FLAGS";
+
+/// Ours without the mem_map header when crash left it out (a later `vtop` of its session).
+fn vtop_as_crash(ours: &str, theirs: &str) -> String {
+    if theirs.contains(PAGE_HEADER) {
+        return ours.to_owned();
+    }
+    ours.lines()
+        .filter(|l| *l != PAGE_HEADER)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The commands compared with crash on one 6.1 dump, built from the dump's addresses.
+fn crash_commands(kernel: &Kernel) -> Vec<String> {
+    let init_task = kernel.symbol("init_task").expect("init_task").0;
+    let (task, _mm) = user_task(kernel).expect("a task with an mm");
+    let phys = kernel
+        .virt_to_phys(VirtAddr(task))
+        .expect("task translates")
+        .0;
+    let stack = kernel
+        .read_field(VirtAddr(task), "task_struct", "stack")
+        .expect("task stack");
+    let runqueues = kernel.symbol("runqueues").expect("runqueues");
+    let cfs = kernel.offset_of("rq", "cfs").expect("rq.cfs");
+    let mut commands: Vec<String> = [
+        "list -H modules -o module.list",
+        "list -H modules",
+        "list -r -H modules -o module.list",
+        "tree -t rbtree -o vmap_area.rb_node vmap_area_root",
+        "tree -t rbtree -o vmap_area.rb_node -l -p vmap_area_root",
+        "tree -t xarray -r pid_namespace.idr init_pid_ns",
+        "tree -t xarray -p -r pid_namespace.idr init_pid_ns",
+        "x/8xg &init_task",
+        "x/2ag &init_task",
+        "x/4xg linux_banner",
+        "x/16xb linux_banner",
+        "x/3xw linux_banner",
+        "x/2xh linux_banner",
+        "x/4dw linux_banner",
+        "x/4uh linux_banner",
+        "x/4ob linux_banner",
+        "x/2tw linux_banner",
+        "x/8cb linux_banner",
+        "x/s linux_banner",
+        "x/3xg schedule",
+        "x/3dg &init_task",
+        "eval 128m",
+        "eval (1 << 12) + 5",
+        "eval 0x1000 * 3",
+        "eval -5",
+        "eval -b 0x8000000000000001",
+        "eval 1g / 3",
+        "ascii 4142434445464748",
+        "ascii 0x6162",
+        "btop 0x12345678",
+        "ptob 0x1234",
+        "ptob 100",
+        "ptov 0x100000",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
+    commands.extend([
+        format!("list task_struct.tasks -h {init_task:x}"),
+        format!("list -h {init_task:x} -o task_struct.tasks -r"),
+        format!("x/8xg 0x{task:x}"),
+        format!("x/4ag 0x{task:x}"),
+        format!("vtop {init_task:x}"),
+        format!("vtop {task:x}"),
+        format!("vtop {stack:x}"),
+        format!("ptov {phys:x}"),
+        format!("btop {phys:x}"),
+        format!(
+            "search -s {:x} -e {:x} {task:x}",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
+        ),
+        format!(
+            "search -s {:x} -e {:x} -w {:x}",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x10_0000,
+            task & 0xffff_ffff
+        ),
+        format!(
+            "search -p -s {:x} -e {:x} {task:x}",
+            phys & !0xf_ffff,
+            (phys & !0xf_ffff) + 0x20_0000
+        ),
+    ]);
+    for cpu in kernel.online_cpus().unwrap_or_default() {
+        if let Ok(rq) = kernel.per_cpu_ptr(runqueues, cpu) {
+            let cfs_rq = rq.0 + cfs;
+            commands.push(format!(
+                "tree -t rbtree -o sched_entity.run_node -r cfs_rq.tasks_timeline {cfs_rq:x}"
+            ));
+        }
+    }
+    commands
+}
+
+fn compare_with_crash(m: &Value) -> usize {
+    let name = m["name"].as_str().unwrap_or("?");
+    let kernel = open(m);
+    let commands = crash_commands(&kernel);
+    let Some(theirs) = lab::crash_session(m, &commands) else {
+        println!("{name}: SKIP (crash did not run)");
+        return 0;
+    };
+    let mut compared = 0;
+    for (command, theirs) in commands.iter().zip(&theirs) {
+        let report = run(&kernel, command);
+        assert!(
+            report.warnings.is_empty(),
+            "{name}: {command}: {:?}",
+            report.warnings
+        );
+        let mut ours = text(&report);
+        if command.starts_with("vtop") {
+            ours = vtop_as_crash(&ours, theirs);
+        }
+        assert_eq!(&ours, theirs, "{name}: {command}");
+        compared += 1;
+    }
+    println!("{name}: {compared} commands as crash 8.0.2 prints them");
+    compared
+}
+
+/// Runs the lab's drgn on the dump with a script; its stdout.
+fn drgn(m: &Value, script: &str, args: &[String]) -> Option<String> {
+    let python: PathBuf = lab_root().join("tools/drgn-0.3.0/bin/python");
+    let output = Process::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(files(m).first()?)
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// drgn's answers, one `key value...` a line: the module list, the task list, every entry
+/// of the mm's maple tree, and the physical address (or `none`) of a few user addresses.
+const DRGN_SCRIPT: &str = r#"
+import sys, drgn
+from drgn import Object
+from drgn.helpers.linux.list import list_for_each_entry
+from drgn.helpers.linux.mapletree import mt_for_each
+from drgn.helpers.linux.mm import follow_phys
+p = drgn.Program()
+p.set_core_dump(sys.argv[1])
+p.load_debug_info([sys.argv[2]])
+task = Object(p, 'struct task_struct *', int(sys.argv[3], 16))
+print('modules', ' '.join(hex(x.value_()) for x in list_for_each_entry('struct module', p['modules'].address_of_(), 'list')))
+init = p['init_task']
+print('tasks', ' '.join(hex(x.value_()) for x in list_for_each_entry('struct task_struct', init.tasks.address_of_(), 'tasks')))
+print('maple', ' '.join(hex(e.value_()) for _, _, e in mt_for_each(task.mm.mm_mt.address_of_())))
+for a in sys.argv[4:]:
+    try:
+        print('phys', a, hex(follow_phys(task.mm, int(a, 16)).value_()))
+    except drgn.FaultError:
+        print('phys', a, 'none')
+"#;
+
+fn hexes(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|h| h.trim_start_matches("0x").to_owned())
+        .collect()
+}
+
+fn lines(report: &Report) -> Vec<String> {
+    text(report)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn compare_with_drgn(m: &Value) -> usize {
+    let name = m["name"].as_str().unwrap_or("?");
+    let kernel = open(m);
+    let Some((task, mm)) = user_task(&kernel) else {
+        println!("{name}: SKIP (no task with an mm)");
+        return 0;
+    };
+    // The first VMAs' starts, and an address inside each, as kdive's maple walk finds them.
+    let maple = run(&kernel, &format!("tree -t maple -r mm_struct.mm_mt {mm:x}"));
+    assert!(maple.warnings.is_empty(), "{name}: {:?}", maple.warnings);
+    let vmas = lines(&maple);
+    let mut addrs = Vec::new();
+    for vma in vmas.iter().take(6) {
+        let vma = u64::from_str_radix(vma, 16).expect("hex");
+        let start = kernel
+            .read_field(VirtAddr(vma), "vm_area_struct", "vm_start")
+            .expect("vm_start");
+        addrs.push(format!("{start:x}"));
+        addrs.push(format!("{:x}", start + 0x123));
+    }
+    let mut args = vec![format!("{task:x}")];
+    args.extend(addrs.iter().cloned());
+    let Some(out) = drgn(m, DRGN_SCRIPT, &args) else {
+        println!("{name}: SKIP (drgn did not run)");
+        return 0;
+    };
+    let mut theirs: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut phys = HashMap::new();
+    for line in out.lines() {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        if key == "phys" {
+            let (addr, value) = rest.split_once(' ').expect("phys line");
+            phys.insert(addr.to_owned(), value.trim_start_matches("0x").to_owned());
+        } else {
+            theirs.insert(key, hexes(rest));
+        }
+    }
+    let mut compared = 0;
+    assert_eq!(vmas, theirs["maple"], "{name}: tree -t maple");
+    compared += 1;
+    let modules = run(&kernel, "list -H modules -o module.list");
+    assert_eq!(lines(&modules), theirs["modules"], "{name}: module list");
+    compared += 1;
+    let init_task = kernel.symbol("init_task").expect("init_task").0;
+    let tasks = run(&kernel, &format!("list task_struct.tasks -h {init_task:x}"));
+    let mut expected = vec![format!("{init_task:x}")];
+    expected.extend(theirs["tasks"].iter().cloned());
+    assert_eq!(lines(&tasks), expected, "{name}: task list");
+    compared += 1;
+    for addr in &addrs {
+        let report = run(&kernel, &format!("vtop -c {task:x} {addr}"));
+        let first = lines(&report).get(1).cloned().unwrap_or_default();
+        let ours = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let theirs = &phys[addr];
+        if theirs == "none" {
+            assert_eq!(ours, "(not", "{name}: vtop {addr}: drgn finds no page");
+        } else {
+            assert_eq!(&ours, theirs, "{name}: vtop -c {task:x} {addr}");
+        }
+        compared += 1;
+    }
+    println!("{name}: {compared} walks and translations as drgn 0.3.0 finds them");
+    compared
+}
+
+/// Ctrl-C during a whole-memory `search` stops it with a warning (the flag is set from
+/// another thread while it runs, as the CLI's handler does).
+fn search_stops_on_interrupt(m: &Value) -> usize {
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    let flag = session.interrupt_flag();
+    let setter = std::thread::spawn(move || {
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let started = std::time::Instant::now();
+    let report = session
+        .execute("search -p -c kdive-no-such-string")
+        .expect("runs");
+    let took = started.elapsed();
+    setter.join().expect("setter");
+    if report.warnings.is_empty() {
+        // The search finished before the first interrupt: nothing to check.
+        println!("search finished in {took:?} before Ctrl-C");
+        return 0;
+    }
+    assert!(
+        report.warnings.iter().any(|w| w.contains("interrupted")),
+        "{:?}",
+        report.warnings
+    );
+    println!("search stopped {took:?} after it started");
+    1
+}
+
+#[test]
+fn walk_commands_match_crash_and_drgn() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no lab at {}",
+            root.display()
+        );
+        println!("SKIP (no lab at {})", root.display());
+        return;
+    }
+    let pick = |name: &str| {
+        manifests
+            .iter()
+            .find(|m| m["name"] == name && is_stable(m))
+            .cloned()
+    };
+    let mut compared = 0;
+    for name in [
+        "6.1-null-init.kdump-zstd-d31",
+        "6.1-busy-qemu.elf",
+        "6.1-null-init-qemu-la57.elf",
+    ] {
+        if let Some(m) = pick(name) {
+            compared += compare_with_crash(&m);
+        }
+    }
+    if let Some(m) = pick("6.1-null-init.kdump-zstd-d31") {
+        search_stops_on_interrupt(&m);
+    }
+    for name in [
+        "6.1-null-init.kdump-zstd-d31",
+        "6.12-null-init.kdump-zstd-d31",
+        "6.12-busy-qemu.elf",
+        "6.12-null-init-qemu-la57.elf",
+    ] {
+        if let Some(m) = pick(name) {
+            compared += compare_with_drgn(&m);
+        }
+    }
+    assert!(
+        compared > 0 || std::env::var("CI").as_deref() != Ok("true"),
+        "no comparison ran"
+    );
+    if compared == 0 {
+        println!("SKIP (neither crash nor drgn could be run on the lab's dumps)");
+        return;
+    }
+    println!("{compared} walk commands equal crash's text or drgn's answers");
+}
