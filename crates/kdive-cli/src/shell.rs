@@ -189,7 +189,7 @@ impl Runner<'_, '_> {
     pub fn interactive(&mut self) -> anyhow::Result<()> {
         let flag = self.session.interrupt_flag();
         signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone())?;
-        let completer = Completer::new(self.session, Vec::new());
+        let completer = Completer::new(self.session);
         let config = Config::builder()
             .completion_type(CompletionType::List)
             .max_history_size(HISTORY_LINES)?

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use kdive_symbols::{TypeClass, TypeInfo, Types};
+use kdive_symbols::{c_member_names, TypeClass, TypeInfo, Types};
 
 use crate::registry::{self, Operand};
 use crate::session::Session;
@@ -28,8 +28,8 @@ pub struct Completer {
 }
 
 impl Completer {
-    /// Gathers symbols and tasks from the session, and `type_names` as given.
-    pub fn new(session: &Session<'_>, type_names: Vec<String>) -> Completer {
+    /// Gathers symbols, struct/union/typedef names and tasks from the session.
+    pub fn new(session: &Session<'_>) -> Completer {
         let kernel = session.kernel();
         let mut symbols: Vec<String> = kernel
             .vmlinux()
@@ -45,6 +45,7 @@ impl Completer {
             tasks.push(task.pid.to_string());
             tasks.push(task.comm.clone());
         }
+        let type_names = kernel.types().type_names().unwrap_or_default();
         Completer::from_parts(symbols, type_names, tasks, kernel.types().clone())
     }
 
@@ -129,8 +130,8 @@ impl Completer {
         if path.len() > MAX_PATH_DEPTH {
             return Vec::new();
         }
-        let members = if path.is_empty() {
-            self.types.members(type_name)
+        let names = if path.is_empty() {
+            c_member_names(&self.types, type_name)
         } else {
             let Ok(member) = self.types.member(type_name, &path.join(".")) else {
                 return Vec::new();
@@ -142,19 +143,19 @@ impl Completer {
                     } else {
                         "struct"
                     };
-                    self.types.members(&format!("{keyword} {tag}"))
+                    c_member_names(&self.types, &format!("{keyword} {tag}"))
                 }
                 _ => return Vec::new(),
             }
         };
-        let Ok(members) = members else {
+        let Ok(names) = names else {
             return Vec::new();
         };
         let stem = word.get(..word.len() - last.len()).unwrap_or_default();
-        let mut out: Vec<String> = members
+        let mut out: Vec<String> = names
             .iter()
-            .filter(|m| !m.name.is_empty() && m.name.starts_with(last))
-            .map(|m| format!("{stem}{}", m.name))
+            .filter(|name| !name.is_empty() && name.starts_with(last))
+            .map(|name| format!("{stem}{name}"))
             .take(MAX_CANDIDATES)
             .collect();
         out.sort_unstable();
@@ -225,7 +226,7 @@ mod tests {
             (4, vec!["schedule".into(), "schedule_timeout".into()])
         );
         assert_eq!(c.complete("bt 1", 4), (3, vec!["1".into(), "12".into()]));
-        assert_eq!(c.complete("help b", 6), (5, vec!["bt".into()]));
+        assert_eq!(c.complete("help fore", 9), (5, vec!["foreach".into()]));
         assert_eq!(c.complete("ps | gr", 7), (7, vec![]));
         assert_eq!(c.complete("frob x", 6), (5, vec![]));
     }
