@@ -67,7 +67,7 @@ impl Tmux {
                 Instant::now() < deadline,
                 "waited {limit:?} for {what}; the screen:\n{screen}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -167,6 +167,47 @@ fn unique_prefix(vmlinux: &str) -> Option<(String, String)> {
     None
 }
 
+/// Struct names of the vmlinux, from pahole (`pahole -s`: name and size per line).
+fn pahole_structs(vmlinux: &str) -> Vec<String> {
+    let Ok(out) = Command::new("pahole").args(["-s", vmlinux]).output() else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A prefix of `task_struct` that no other struct name (per pahole) starts with.
+fn unique_struct_prefix(vmlinux: &str) -> Option<(String, String)> {
+    let names = pahole_structs(vmlinux);
+    let want = "task_struct";
+    names.iter().any(|n| n == want).then_some(())?;
+    (5..want.len()).find_map(|cut| {
+        let prefix = &want[..cut];
+        (names.iter().filter(|n| n.starts_with(prefix)).count() == 1)
+            .then(|| (prefix.to_owned(), want.to_owned()))
+    })
+}
+
+/// Member names of a struct, from `pahole -C`.
+fn pahole_members(vmlinux: &str, name: &str) -> Vec<String> {
+    let Ok(out) = Command::new("pahole").args(["-C", name, vmlinux]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let decl = l.split(';').next()?.trim();
+            let last = decl.split_whitespace().last()?;
+            Some(last.trim_start_matches('*').split('[').next()?.to_owned())
+        })
+        .collect()
+}
+
 fn pick_dump() -> Option<(PathBuf, String)> {
     let root = lab_root();
     manifests(&root).iter().find_map(|m: &Value| {
@@ -248,6 +289,52 @@ fn session_in_a_terminal() {
             checks += 1;
         }
 
+        // Completion of a struct name and a member path, against pahole's list of the types.
+        if let Some((prefix, name)) = unique_struct_prefix(&vmlinux) {
+            tmux.fresh();
+            tmux.keys(&["-l", &format!("struct {prefix}")]);
+            tmux.keys(&["Tab"]);
+            tmux.prompt(&format!("struct {name}"));
+            tmux.keys(&["C-u"]);
+            checks += 1;
+        }
+        if pahole_members(&vmlinux, "task_struct")
+            .iter()
+            .any(|m| m == "__state")
+        {
+            tmux.fresh();
+            tmux.keys(&["-l", "struct task_struct.__sta"]);
+            tmux.keys(&["Tab"]);
+            tmux.prompt("struct task_struct.__state");
+            tmux.keys(&["C-u"]);
+            checks += 1;
+        }
+
+        // Ctrl-C stops a whole-memory search and the prompt comes back.
+        let search = "search -k -c kdive-no-such-string";
+        let started = Instant::now();
+        one_shot(&dump, &vmlinux, search);
+        let full = started.elapsed();
+        if full >= Duration::from_millis(400) {
+            tmux.fresh();
+            tmux.line(search);
+            std::thread::sleep(full / 8);
+            tmux.keys(&["C-c"]);
+            let pressed = Instant::now();
+            tmux.wait("the interrupted search", Duration::from_secs(30), |s| {
+                s.contains("interrupted") && last_line(s).trim_end() == "kdive>"
+            });
+            let stopped = pressed.elapsed();
+            // Uninterrupted, the search would end 7/8 of `full` after the key.
+            assert!(
+                stopped < full * 5 / 8,
+                "Ctrl-C took {stopped:?}; the whole search takes {full:?}"
+            );
+            println!("search interrupted after {stopped:?} (whole search {full:?})");
+        } else {
+            println!("search takes {full:?}: too short to interrupt reliably");
+        }
+
         // Completion of a command name.
         tmux.keys(&["-l", "hel"]);
         tmux.keys(&["Tab"]);
@@ -293,5 +380,5 @@ fn session_in_a_terminal() {
     }
     std::fs::remove_dir_all(&state).ok();
     println!("{checks} terminal checks");
-    assert!(checks >= 7, "only {checks} checks ran");
+    assert!(checks >= 10, "only {checks} checks ran");
 }

@@ -45,7 +45,19 @@ impl Completer {
             tasks.push(task.pid.to_string());
             tasks.push(task.comm.clone());
         }
-        let type_names = kernel.types().type_names().unwrap_or_default();
+        // Listed as C spells them (`struct list_head`); typed after `struct`, or bare as crash
+        // takes them, so completed without the keyword.
+        let type_names = kernel
+            .types()
+            .type_names()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| {
+                n.strip_prefix("struct ")
+                    .or_else(|| n.strip_prefix("union "))
+                    .map_or(n.clone(), str::to_owned)
+            })
+            .collect();
         Completer::from_parts(symbols, type_names, tasks, kernel.types().clone())
     }
 
