@@ -512,7 +512,7 @@ impl<'e, 'a> Eval<'e, 'a> {
             Loc::Imm(b) => Ok(b.clone()),
             Loc::Mem(addr) => {
                 let size = self.size_of(v.ty).min(16);
-                let mut buf = vec![0u8; size as usize];
+                let mut buf = vec![0u8; usize::try_from(size).unwrap_or(16)];
                 dump(self.env)
                     .map_err(|what| ExprError { column: col, what })?
                     .read(kdive_kernel::VirtAddr(*addr), &mut buf, "expression")
@@ -717,9 +717,9 @@ impl<'e, 'a> Eval<'e, 'a> {
             }),
             (None, Loc::Imm(bytes)) => {
                 let size = self.size_of(vty);
-                let part = bytes
-                    .get(byte as usize..(byte + size) as usize)
-                    .unwrap_or_default();
+                let start = usize::try_from(byte).unwrap_or(usize::MAX);
+                let end = usize::try_from(byte.saturating_add(size)).unwrap_or(usize::MAX);
+                let part = bytes.get(start..end).unwrap_or_default();
                 Ok(Val {
                     ty: vty,
                     loc: Loc::Imm(part.to_vec()),
@@ -736,7 +736,7 @@ impl<'e, 'a> Eval<'e, 'a> {
                         self.bytes(&holder, col)?
                     }
                     Loc::Imm(bytes) => bytes
-                        .get(byte as usize..)
+                        .get(usize::try_from(byte).unwrap_or(usize::MAX)..)
                         .unwrap_or_default()
                         .iter()
                         .copied()
@@ -745,9 +745,11 @@ impl<'e, 'a> Eval<'e, 'a> {
                 };
                 let signed = matches!(self.kind(vty)?, Kind::Int { signed: true, .. });
                 let raw = le(&storage, false) >> (bit_offset % 8);
-                let mask = (1i128 << width.clamp(1, 64)) - 1;
+                // A hostile bitfield width is bounded to the 64 bits storage can hold.
+                let width = width.clamp(1, 64);
+                let mask = (1i128 << width) - 1;
                 let mut value = raw & mask;
-                if signed && width > 0 && value & (1i128 << (width - 1)) != 0 {
+                if signed && value & (1i128 << (width - 1)) != 0 {
                     value -= 1i128 << width;
                 }
                 let bytes = value.to_le_bytes();

@@ -172,10 +172,27 @@ fn is_pointer_like(env: &Env<'_>, ty: TypeRef, want: fn(&CType) -> bool) -> Type
     Ok(false)
 }
 
+/// Type nodes visited to spell one declaration: a prototype's parameters may be prototypes
+/// again, and a hostile graph could make that exponential.
+const SPELL_BUDGET: usize = 4096;
+
 fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<Decl> {
+    decl_b(env, ty, inner, depth, &mut SPELL_BUDGET.clone())
+}
+
+fn decl_b(
+    env: &Env<'_>,
+    ty: TypeRef,
+    inner: String,
+    depth: usize,
+    budget: &mut usize,
+) -> TypeResult<Decl> {
     if depth > MAX_DEPTH {
         return Err("type nesting too deep (a loop?)".into());
     }
+    *budget = budget
+        .checked_sub(1)
+        .ok_or("type too large to spell (a loop?)")?;
     let node = env.node(ty)?;
     match node {
         CType::Pointer(target) => {
@@ -185,7 +202,7 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
             })? {
                 s = format!("({s})");
             }
-            decl(env, target, s, depth + 1)
+            decl_b(env, target, s, depth + 1, budget)
         }
         CType::Qualified { qualifier, target } => {
             if is_pointer_like(env, target, |n| matches!(n, CType::Pointer(_)))? {
@@ -194,9 +211,9 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
                 } else {
                     format!(" {} {inner}", qualifier.keyword())
                 };
-                decl(env, target, s, depth + 1)
+                decl_b(env, target, s, depth + 1, budget)
             } else {
-                let mut d = decl(env, target, inner, depth + 1)?;
+                let mut d = decl_b(env, target, inner, depth + 1, budget)?;
                 let word = format!("{} ", qualifier.keyword());
                 if !d.quals.contains(&word) {
                     d.quals = format!("{word}{}", d.quals);
@@ -206,7 +223,7 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
         }
         CType::Array { elem, len } => {
             let dim = len.map(|l| l.to_string()).unwrap_or_default();
-            decl(env, elem, format!("{inner}[{dim}]"), depth + 1)
+            decl_b(env, elem, format!("{inner}[{dim}]"), depth + 1, budget)
         }
         CType::Function {
             ret,
@@ -216,7 +233,7 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
         } => {
             let mut list = Vec::new();
             for p in params {
-                list.push(type_name_at(env, p, depth + 1)?);
+                list.push(type_name_b(env, p, depth + 1, budget)?);
             }
             if variadic {
                 list.push("...".to_string());
@@ -224,7 +241,13 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
             if list.is_empty() && prototyped {
                 list.push("void".to_string());
             }
-            decl(env, ret, format!("{inner}({})", list.join(", ")), depth + 1)
+            decl_b(
+                env,
+                ret,
+                format!("{inner}({})", list.join(", ")),
+                depth + 1,
+                budget,
+            )
         }
         node => Ok(Decl {
             quals: String::new(),
@@ -288,7 +311,11 @@ pub(crate) fn type_name(env: &Env<'_>, ty: TypeRef) -> TypeResult<String> {
 }
 
 fn type_name_at(env: &Env<'_>, ty: TypeRef, depth: usize) -> TypeResult<String> {
-    let d = decl(env, ty, String::new(), depth)?;
+    type_name_b(env, ty, depth, &mut SPELL_BUDGET.clone())
+}
+
+fn type_name_b(env: &Env<'_>, ty: TypeRef, depth: usize, budget: &mut usize) -> TypeResult<String> {
+    let d = decl_b(env, ty, String::new(), depth, budget)?;
     Ok(join_decl(
         &format!("{}{}", d.quals, base_name(&d.node)),
         &d.declarator,
@@ -1376,10 +1403,25 @@ pub(crate) mod tests {
         // An array of four billion structs.
         let huge = b.array(selfish, int, u32::MAX);
         b.struct_("huge", 8, &[("h", huge, 0)]);
+        // A prototype whose 100 parameters are pointers to itself.
+        let proto = b.next_id();
+        let params: Vec<(&str, u32)> = vec![("", proto + 1); 100];
+        b.func_proto(int, &params);
+        b.ptr(proto);
+        b.typedef("fan_t", proto + 1);
         let btf = Btf::parse(b.build(), None, "hostile").unwrap();
         let mut types = Types::new();
         types.push(Arc::new(btf));
         let env = env(&types);
+
+        let fan = types.c_type("fan_t").unwrap();
+        let started = std::time::Instant::now();
+        assert!(ptype(&env, fan).is_err());
+        assert!(
+            type_name(&env, fan).is_ok(),
+            "a typedef's name needs no walk"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
         let looped = types.c_type("loop_a").unwrap();
         assert!(ptype(&env, looped).is_err());
