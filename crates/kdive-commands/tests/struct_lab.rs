@@ -228,6 +228,23 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
         "ptype struct task_struct".into(),
         "ptype struct psi_group".into(),
         "struct -o psi_group".into(),
+        "whatis int".into(),
+        "whatis unsigned long".into(),
+        "ptype int".into(),
+        "ptype unsigned long".into(),
+        "ptype struct task_struct *".into(),
+        "whatis u8".into(),
+        "whatis atomic_t".into(),
+        "ptype atomic_t".into(),
+        "p sizeof(int)".into(),
+        "p (unsigned char)300".into(),
+        "p sizeof(long)".into(),
+        "whatis cpumask_t".into(),
+        "ptype struct rcu_head".into(),
+        "whatis struct callback_head".into(),
+        "struct callback_head".into(),
+        "ptype enum pid_type".into(),
+        "whatis enum module_state".into(),
     ];
     if let Some(module) = module {
         c.push(format!("struct module {module:x}"));
@@ -243,7 +260,15 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
 /// Known differences (docs/struct-vs-crash.md): `Some(reason)` when `ours` differs from
 /// `theirs` in that documented way only.
 fn known_difference(command: &str, ours: &str, theirs: &str) -> Option<&'static str> {
-    let _ = command;
+    let name = command.split([' ', '/']).next().unwrap_or_default();
+    // Both refuse; crash passes gdb's failure on, kdive says what is wrong.
+    if theirs.contains("gdb request failed") && ours.starts_with(&format!("{name}: ")) {
+        return Some("both refuse: crash's `gdb request failed`, kdive's reason");
+    }
+    // crash's whatis reads only the first word of a base type (`unsigned long` is 4 bytes).
+    if command == "whatis unsigned long" && theirs == "SIZE: 4" && ours == "SIZE: 8" {
+        return Some("whatis of a several-word base type: crash sizes its first word");
+    }
     let (t, o): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
     if t.len() != o.len() {
         return None;
