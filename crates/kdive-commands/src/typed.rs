@@ -112,34 +112,35 @@ impl Env<'_> {
                 format!("<{name}+{offset}>")
             });
         }
-        let hit = match self.modules {
-            Some(m) => m.lookup(kernel, VirtAddr(addr))?,
-            None => {
-                let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
-                let link = addr.wrapping_sub(kaslr);
-                let (start, end) = kernel.image_range()?;
-                if link < start || link >= end {
-                    return None;
-                }
-                let (s, offset) = kernel.vmlinux().symbol_at(link)?;
-                kdive_kernel::SymbolHit {
-                    module: None,
-                    name: s.name.clone(),
-                    offset,
-                    size: s.size,
-                    kind: s.kind,
-                    source: kdive_kernel::SymbolSource::Vmlinux,
-                }
-            }
-        };
-        let text = matches!(hit.kind, 't' | 'T' | 'W');
-        if hit.module.is_none() && !(text || (hit.size > 0 && hit.offset < hit.size)) {
+        // vmlinux as gdb's minimal symbols: scanning down from the address over symbols
+        // without a size, the first sized symbol names it if it covers the address;
+        // otherwise a label without a size does, if it is code (gdb drops data labels).
+        let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+        let link = addr.wrapping_sub(kaslr);
+        let (start, end) = kernel.image_range()?;
+        if link < start || link >= end {
             return None;
         }
-        Some(if hit.offset == 0 {
-            format!("<{}>", hit.name)
+        let symbols = kernel.vmlinux().symbols();
+        let below = symbols.partition_point(|s| s.address <= link);
+        let mut label = None;
+        let mut found = None;
+        for s in symbols.get(..below)?.iter().rev().take(256) {
+            if s.size == 0 {
+                label.get_or_insert(s);
+                continue;
+            }
+            if link - s.address < s.size {
+                found = Some(s);
+            }
+            break;
+        }
+        let symbol = found.or(label.filter(|s| matches!(s.kind, 't' | 'T' | 'W')))?;
+        let offset = link - symbol.address;
+        Some(if offset == 0 {
+            format!("<{}>", symbol.name)
         } else {
-            format!("<{}+{}>", hit.name, hit.offset)
+            format!("<{}+{offset}>", symbol.name)
         })
     }
 }

@@ -246,6 +246,14 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
         "ptype enum pid_type".into(),
         "whatis enum module_state".into(),
     ];
+    // A few more tasks, kernel threads and user processes, whole.
+    for t in session.tasks().tasks.iter().step_by(7).take(6) {
+        c.push(format!("struct task_struct {:x}", t.addr.0));
+        c.push(format!(
+            "p *((struct task_struct *){:#x})->signal",
+            t.addr.0
+        ));
+    }
     if let Some(module) = module {
         c.push(format!("struct module {module:x}"));
         c.push(format!("struct module.name,state,refcnt {module:x}"));
