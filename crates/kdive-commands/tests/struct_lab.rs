@@ -165,6 +165,8 @@ fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
         "p psi_system".into(),
         "p nr_cpu_ids".into(),
         "p linux_banner".into(),
+        "p __per_cpu_offset".into(),
+        "p/x __per_cpu_offset".into(),
         "p/x init_task.thread_info".into(),
         "p -x init_task.se.load".into(),
         "p/x init_task.comm".into(),
