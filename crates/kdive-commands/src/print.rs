@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::expr::{materialize, Eval, Loc, VType, Val};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::typed::{kernel_types, Env, Node, Style, TypedValue};
+use crate::typed::{kernel_types, Env, Style, TypedValue};
 use crate::CommandError;
 
 pub(crate) const SPEC: CommandSpec = CommandSpec {
