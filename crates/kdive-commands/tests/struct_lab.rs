@@ -550,3 +550,57 @@ fn unreadable_memory_is_named_and_json_is_typed() {
         "union"
     );
 }
+
+/// On 6.12, which crash 8.0.2 cannot open, the values come from drgn 0.3.0's oracle (written
+/// in the same lab run): every task's pid, tgid and comm read by `struct task_struct.pid,
+/// tgid,comm ADDR`, and the utsname strings by `p init_uts_ns.name`.
+#[test]
+fn values_match_drgn_on_6_12() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let mut compared = 0;
+    for name in ["6.12-null-init.kdump-zstd-d31", "6.12-timer.kdump-zstd-d31"] {
+        let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
+            continue;
+        };
+        let Some(drgn) = lab::drgn_oracle(m) else {
+            continue;
+        };
+        let kernel = open(m);
+        let mut session = Session::new(&kernel, &[]);
+        for task in drgn["tasks"].as_array().into_iter().flatten() {
+            let addr = lab::json_hex(&task["task"]).expect("a task address");
+            let report = session
+                .execute(&format!("struct task_struct.pid,tgid,comm {addr:x}"))
+                .expect("runs");
+            assert!(report.warnings.is_empty(), "{name}: {:?}", report.warnings);
+            let json = report.to_json();
+            let members = &json["objects"][0]["members"];
+            assert_eq!(members[0]["value"], task["pid"], "{name}: {addr:#x} pid");
+            assert_eq!(members[1]["value"], task["tgid"], "{name}: {addr:#x} tgid");
+            assert_eq!(members[2]["value"], task["comm"], "{name}: {addr:#x} comm");
+            compared += 1;
+        }
+        let report = session.execute("p init_uts_ns.name").expect("runs");
+        let json = report.to_json();
+        for field in json["values"][0]["value"]["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let key = field["name"].as_str().expect("a member name");
+            if let Some(theirs) = drgn["uts"].get(key) {
+                assert_eq!(&field["value"], theirs, "{name}: utsname {key}");
+                compared += 1;
+            }
+        }
+        println!("{name}: values equal drgn's");
+    }
+    if compared == 0 {
+        skip("no 6.12 dump with a drgn oracle in the lab");
+    }
+}
