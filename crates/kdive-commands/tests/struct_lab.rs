@@ -604,3 +604,50 @@ fn values_match_drgn_on_6_12() {
         skip("no 6.12 dump with a drgn oracle in the lab");
     }
 }
+
+/// Every lab dump (truncated, excluded pages, 5-level paging, split): the typed commands end in
+/// text or an error, never a panic, and say when output is partial.
+#[test]
+fn every_dump_answers_without_panicking() {
+    let root = lab_root();
+    let manifests = lab::dump_manifests(&root, BadJson::Skip);
+    if manifests.is_empty() {
+        no_lab(&root);
+        return;
+    }
+    let mut ran = 0;
+    for m in manifests.iter().filter(|m| is_stable(m)) {
+        let name = m["name"].as_str().unwrap_or("?");
+        let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let Ok(vmcore) = Vmcore::open_paths(&files(m)) else {
+            continue;
+        };
+        let Ok(kernel) = Kernel::open(vmcore, Path::new(vmlinux)) else {
+            continue;
+        };
+        let mut session = Session::new(&kernel, &[]);
+        let task = panic_task(&kernel).map_or(0, |t| t.0);
+        for command in [
+            format!("struct task_struct {task:x}"),
+            format!("struct -o task_struct {task:x}"),
+            format!("p *((struct task_struct *){task:#x})->mm"),
+            format!("p ((struct task_struct *){task:#x})->files->fdt->fd[0]"),
+            "p runqueues:a".to_string(),
+            "p jiffies".to_string(),
+            "p *init_task.mm".to_string(),
+            "struct page ffffea0000000000 3".to_string(),
+            "p init_task.tasks.next->next->next".to_string(),
+        ] {
+            match session.execute(&command) {
+                Ok(report) => {
+                    let _ = text(&report);
+                    let _ = report.to_json();
+                }
+                Err(e) => assert!(!e.to_string().is_empty(), "{name}: {command}"),
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran > 0 || std::env::var("CI").ok().as_deref() != Some("true"));
+    println!("{ran} typed commands on every lab dump ended in text or an error");
+}
