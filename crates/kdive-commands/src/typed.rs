@@ -157,7 +157,6 @@ pub(crate) struct TypeSpec {
 /// A declaration split as C writes it: qualifiers, base type, declarator (`*(*f)(int)`).
 struct Decl {
     quals: String,
-    base: TypeRef,
     node: CType,
     declarator: String,
 }
@@ -252,7 +251,6 @@ fn decl_b(
         }
         node => Ok(Decl {
             quals: String::new(),
-            base: ty,
             node,
             declarator: inner,
         }),
@@ -421,7 +419,6 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
     let d = decl(env, ty, name.to_string(), 0)?;
     let mut quals = d.quals.clone();
     let mut node = d.node.clone();
-    let mut base = d.base;
     for _ in 0..MAX_DEPTH {
         match node {
             CType::Typedef { target, .. } => {
@@ -433,7 +430,6 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
                 }
                 quals.push_str(&inner.quals);
                 node = inner.node;
-                base = inner.base;
             }
             _ => break,
         }
@@ -441,7 +437,6 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
     if matches!(node, CType::Typedef { .. }) {
         return Err("typedef chain too long (a loop?)".into());
     }
-    let _ = base;
     let head = match &node {
         CType::Struct(c) => composite_body(env, c, &format!("{quals}{}", composite_head(c)))?,
         CType::Enum {
@@ -837,7 +832,7 @@ fn hex_of(value: i128, size: u64) -> String {
     format!("{masked:#x}")
 }
 
-fn int_text(value: i128, size: u64, signed: bool, style: Style) -> String {
+fn int_text(value: i128, size: u64, style: Style) -> String {
     match style.format {
         Some('x') => hex_of(value, size),
         Some('d') => {
@@ -857,10 +852,7 @@ fn int_text(value: i128, size: u64, signed: bool, style: Style) -> String {
             }
         }
         _ if style.hex_radix => hex_of(value, size),
-        _ => {
-            let _ = signed;
-            value.to_string()
-        }
+        _ => value.to_string(),
     }
 }
 
@@ -1044,27 +1036,24 @@ fn json_int(v: i128) -> serde_json::Value {
 fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
     match node {
         Node::Int {
-            value,
-            size,
-            signed,
-            kind,
+            value, size, kind, ..
         } => match kind {
             IntKind::Bool if style.format.is_none() && (0..=1).contains(value) => {
                 out.push_str(if *value == 1 { "true" } else { "false" })
             }
             // crash's -x prints a char's number alone (its strings stay strings).
             IntKind::Char if style.format.is_none() && !style.hex_radix => {
-                out.push_str(&int_text(*value, *size, *signed, style));
+                out.push_str(&int_text(*value, *size, style));
                 out.push_str(" '");
                 let b = u8::try_from(value & 0xff).unwrap_or(0);
                 escape_char(b, b'\'', &mut false, out);
                 out.push('\'');
             }
-            _ => out.push_str(&int_text(*value, *size, *signed, style)),
+            _ => out.push_str(&int_text(*value, *size, style)),
         },
         Node::Enum { value, size, name } => match (name, style.format) {
             (Some(n), None) => out.push_str(n),
-            _ => out.push_str(&int_text(*value, *size, true, style)),
+            _ => out.push_str(&int_text(*value, *size, style)),
         },
         Node::Pointer {
             addr,
@@ -1072,7 +1061,7 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
             string,
         } => {
             if style.format.is_some_and(|f| f != 'x') {
-                out.push_str(&int_text(i128::from(*addr), 8, false, style));
+                out.push_str(&int_text(i128::from(*addr), 8, style));
                 return;
             }
             out.push_str(&format!("{addr:#x}"));
@@ -1098,7 +1087,7 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
             if style.format.is_some() {
                 let items: Vec<String> = bytes
                     .iter()
-                    .map(|&b| int_text(i128::from(b), 1, false, style))
+                    .map(|&b| int_text(i128::from(b), 1, style))
                     .collect();
                 out.push_str(&format!("{{{}}}", items.join(", ")));
                 return;
