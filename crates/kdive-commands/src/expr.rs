@@ -31,9 +31,9 @@ enum Tok {
 }
 
 fn tokenize(text: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
-    const PUNCTS: [&str; 22] = [
+    const PUNCTS: [&str; 24] = [
         "->", "==", "!=", "<=", ">=", "<<", ">>", "&&", "||", "(", ")", "[", "]", ".", "*", "&",
-        "+", "-", "/", "%", "!", "~",
+        "+", "-", "/", "%", "!", "~", "|", "^",
     ];
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -208,12 +208,39 @@ impl<'e, 'a> Eval<'e, 'a> {
         }
     }
 
+    /// A whole (sub)expression: C's binary operators by precedence, lowest first.
     fn comparison(&mut self) -> Result<Val, ExprError> {
-        let left = self.additive()?;
-        for op in ["==", "!=", "<=", ">=", "<", ">"] {
-            if self.eat(op) {
-                let col = self.column();
-                let right = self.additive()?;
+        self.binary(0)
+    }
+
+    fn binary(&mut self, level: usize) -> Result<Val, ExprError> {
+        const LEVELS: [&[&str]; 8] = [
+            &["||"],
+            &["&&"],
+            &["|"],
+            &["^"],
+            &["&"],
+            &["==", "!="],
+            &["<=", ">=", "<", ">"],
+            &["<<", ">>"],
+        ];
+        let Some(ops) = LEVELS.get(level) else {
+            return self.additive();
+        };
+        let mut left = self.binary(level + 1)?;
+        loop {
+            let Some(op) = ops.iter().copied().find(|op| self.eat(op)) else {
+                return Ok(left);
+            };
+            let col = self.column();
+            let right = self.binary(level + 1)?;
+            left = self.apply(op, left, right, col)?;
+        }
+    }
+
+    fn apply(&self, op: &str, left: Val, right: Val, col: usize) -> Result<Val, ExprError> {
+        match op {
+            "==" | "!=" | "<=" | ">=" | "<" | ">" | "&&" | "||" => {
                 let (a, b) = (self.scalar(&left, col)?, self.scalar(&right, col)?);
                 let r = match op {
                     "==" => a == b,
@@ -221,12 +248,28 @@ impl<'e, 'a> Eval<'e, 'a> {
                     "<=" => a <= b,
                     ">=" => a >= b,
                     "<" => a < b,
-                    _ => a > b,
+                    ">" => a > b,
+                    "&&" => a != 0 && b != 0,
+                    _ => a != 0 || b != 0,
                 };
-                return self.int_value(i128::from(r), "int", col);
+                self.int_value(i128::from(r), "int", col)
+            }
+            _ => {
+                let (x, tx) = self.arith_operand(&left, col)?;
+                let (y, ty) = self.arith_operand(&right, col)?;
+                let (value, result_ty) = match op {
+                    "&" => (x & y, common_type(&tx, &ty)),
+                    "|" => (x | y, common_type(&tx, &ty)),
+                    "^" => (x ^ y, common_type(&tx, &ty)),
+                    _ => {
+                        let shift = u32::try_from(y.clamp(0, 127)).unwrap_or(0);
+                        let v = if op == "<<" { x << shift } else { x >> shift };
+                        (v, tx.as_str())
+                    }
+                };
+                self.int_value(wrap_to(value, result_ty), result_ty, col)
             }
         }
-        Ok(left)
     }
 
     fn additive(&mut self) -> Result<Val, ExprError> {
@@ -512,7 +555,7 @@ impl<'e, 'a> Eval<'e, 'a> {
             Loc::Imm(b) => Ok(b.clone()),
             Loc::Mem(addr) => {
                 let size = self.size_of(v.ty).min(16);
-                let mut buf = vec![0u8; size as usize];
+                let mut buf = vec![0u8; usize::try_from(size).unwrap_or(16)];
                 dump(self.env)
                     .map_err(|what| ExprError { column: col, what })?
                     .read(kdive_kernel::VirtAddr(*addr), &mut buf, "expression")
@@ -717,9 +760,9 @@ impl<'e, 'a> Eval<'e, 'a> {
             }),
             (None, Loc::Imm(bytes)) => {
                 let size = self.size_of(vty);
-                let part = bytes
-                    .get(byte as usize..(byte + size) as usize)
-                    .unwrap_or_default();
+                let start = usize::try_from(byte).unwrap_or(usize::MAX);
+                let end = usize::try_from(byte.saturating_add(size)).unwrap_or(usize::MAX);
+                let part = bytes.get(start..end).unwrap_or_default();
                 Ok(Val {
                     ty: vty,
                     loc: Loc::Imm(part.to_vec()),
@@ -736,7 +779,7 @@ impl<'e, 'a> Eval<'e, 'a> {
                         self.bytes(&holder, col)?
                     }
                     Loc::Imm(bytes) => bytes
-                        .get(byte as usize..)
+                        .get(usize::try_from(byte).unwrap_or(usize::MAX)..)
                         .unwrap_or_default()
                         .iter()
                         .copied()
@@ -745,9 +788,11 @@ impl<'e, 'a> Eval<'e, 'a> {
                 };
                 let signed = matches!(self.kind(vty)?, Kind::Int { signed: true, .. });
                 let raw = le(&storage, false) >> (bit_offset % 8);
-                let mask = (1i128 << width.clamp(1, 64)) - 1;
+                // A hostile bitfield width is bounded to the 64 bits storage can hold.
+                let width = width.clamp(1, 64);
+                let mask = (1i128 << width) - 1;
                 let mut value = raw & mask;
-                if signed && width > 0 && value & (1i128 << (width - 1)) != 0 {
+                if signed && value & (1i128 << (width - 1)) != 0 {
                     value -= 1i128 << width;
                 }
                 let bytes = value.to_le_bytes();
@@ -1024,6 +1069,12 @@ mod tests {
             "(int *) 0x1030"
         );
         assert_eq!(eval("IDLE + GONE").unwrap(), "5");
+        assert_eq!(eval("6 & 3 | 8").unwrap(), "10");
+        assert_eq!(eval("1 << 4 >> 2").unwrap(), "4");
+        assert_eq!(eval("5 ^ 1").unwrap(), "4");
+        assert_eq!(eval("1 && 0 || 2").unwrap(), "1");
+        assert_eq!(eval("1 + 2 == 3 && 4 > 3").unwrap(), "1");
+        assert_eq!(eval("(unsigned long)1 << 40").unwrap(), "1099511627776");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::expr::{materialize, Eval, Loc, VType, Val};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::typed::{kernel_types, Env, Node, Style, TypedValue};
+use crate::typed::{kernel_types, Env, Style, TypedValue};
 use crate::CommandError;
 
 pub(crate) const SPEC: CommandSpec = CommandSpec {
@@ -79,19 +79,18 @@ impl PrintRecord {
                 .as_ref()
                 .map(|l| format!("{l} = "))
                 .unwrap_or_default();
-            // crash breaks the line after a function symbol's label (`schedule = $1 = `,
-            // then ` {void (void)} 0x... <schedule>`).
-            let gap = if e.label.is_some() && matches!(e.value.node, Node::Function { .. }) {
-                "\n "
-            } else {
-                ""
-            };
-            writeln!(
-                out,
-                "{label}${} = {gap}{}",
-                e.history,
-                e.value.render_top(self.style)
-            )?;
+            // crash breaks the line after a symbol's label when gdb's value starts with `{`
+            // but not a struct's lone `{` line (a function, `{void (void)} 0x...`, or an
+            // array, `{1, 2}`): `schedule = $1 = `, then ` {void (void)} 0x... <schedule>`.
+            let value = e.value.render_top(self.style);
+            let gap =
+                if e.label.is_some() && value.starts_with('{') && value.lines().next() != Some("{")
+                {
+                    "\n "
+                } else {
+                    ""
+                };
+            writeln!(out, "{label}${} = {gap}{value}", e.history,)?;
         }
         Ok(())
     }

@@ -69,16 +69,37 @@ pub(crate) fn ptype_with(env: &Env<'_>, words: &[String]) -> Result<PtypeRecord,
         command: "ptype",
         what,
     };
+    // `struct task_struct *`: the type, then its stars.
+    let stars = q.len() - q.trim_end_matches(['*', ' ']).len();
+    let (q, pointers) = if stars > 0 && !q.contains(['(', '.', '-', '[']) {
+        let base = q.trim_end_matches(['*', ' ']);
+        (base, q.get(base.len()..).unwrap_or("").matches('*').count())
+    } else {
+        (q, 0)
+    };
     let plain = q
         .split_whitespace()
         .all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let tagged = ["struct ", "union ", "enum "]
+        .iter()
+        .any(|k| q.starts_with(k));
     let is_variable = !q.contains(' ') && env.types.c_variable(q).is_ok();
     if plain && !is_variable {
-        if let Ok(ty) = env.types.c_type(q) {
-            return Ok(PtypeRecord {
-                query: query.clone(),
-                text: ptype(env, ty).map_err(failed)?,
-            });
+        match env.types.c_type(q) {
+            Ok(ty) => {
+                let mut text = ptype(env, ty).map_err(failed)?;
+                if pointers > 0 {
+                    text = format!("{text} {}", "*".repeat(pointers));
+                }
+                return Ok(PtypeRecord {
+                    query: query.clone(),
+                    text,
+                });
+            }
+            Err(_) if tagged || pointers > 0 => {
+                return Err(failed(format!("no type named `{q}`")));
+            }
+            Err(_) => {}
         }
     }
     let mut eval = Eval::new(env, q).map_err(|e| failed(e.to_string()))?;

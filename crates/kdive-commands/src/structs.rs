@@ -66,6 +66,8 @@ pub(crate) const UNION_SPEC: CommandSpec = CommandSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct StructObject {
     pub address: String,
+    /// For `symbol:cpuspec`: whose copy this is.
+    pub cpu: Option<u32>,
     /// The whole value, or the members asked for (named by their paths).
     pub members: Vec<TypedValue>,
     #[serde(skip)]
@@ -134,8 +136,14 @@ impl StructRecord {
             return Ok(());
         }
         for (i, object) in self.objects.iter().enumerate() {
-            if i > 0 {
+            // crash leaves a blank line between objects in a row, none between the per-cpu
+            // copies of a symbol (those start with their `[cpu]: address` line).
+            if i > 0 && object.cpu.is_none() {
                 writeln!(out)?;
+            }
+            if let Some(cpu) = object.cpu {
+                let addr = object.address.trim_start_matches("0x");
+                writeln!(out, "[{cpu}]: {addr}")?;
             }
             if object.whole {
                 let mut s = String::new();
@@ -294,11 +302,30 @@ pub(crate) fn struct_with(
     }
     let mut address = None;
     let mut count: u64 = 1;
+    // crash's `symbol:cpuspec`: the per-cpu copies of a symbol.
+    let mut per_cpu: Option<Vec<(u32, u64)>> = None;
     if let Some(word) = rest.first() {
-        address = Some(
-            resolve_address(env, word)
-                .ok_or_else(|| failed(format!("invalid address or symbol: {word}")))?,
-        );
+        if let Some((sym, spec)) = word.split_once(':') {
+            let kernel = env.kernel.ok_or_else(|| failed("no dump".into()))?;
+            let nr = kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
+            let cpus = crate::print::parse_cpus(spec, nr)
+                .ok_or_else(|| failed(format!("invalid cpu specification: {spec}")))?;
+            let base = kernel.symbol(sym).map_err(|e| failed(e.to_string()))?;
+            let mut list = Vec::new();
+            for cpu in cpus {
+                let at = kernel
+                    .per_cpu_ptr(base, cpu)
+                    .map_err(|e| failed(e.to_string()))?;
+                list.push((cpu, at.0));
+            }
+            address = list.first().map(|&(_, a)| a);
+            per_cpu = Some(list);
+        } else {
+            address = Some(
+                resolve_address(env, word)
+                    .ok_or_else(|| failed(format!("invalid address or symbol: {word}")))?,
+            );
+        }
     }
     if let Some(word) = rest.get(1) {
         count = word
@@ -389,11 +416,18 @@ pub(crate) fn struct_with(
         return Ok(record);
     };
     let size = comp.size;
-    for n in 0..count {
-        let at = n
-            .checked_mul(size)
-            .and_then(|o| start.checked_add(o))
-            .ok_or_else(|| failed(format!("address past the end of memory: {start:#x}")))?;
+    let starts: Vec<(Option<u32>, u64)> = match &per_cpu {
+        Some(list) => list.iter().map(|&(cpu, a)| (Some(cpu), a)).collect(),
+        None => (0..count)
+            .map(|n| {
+                n.checked_mul(size)
+                    .and_then(|o| start.checked_add(o))
+                    .map(|a| (None, a))
+                    .ok_or_else(|| failed(format!("address past the end of memory: {start:#x}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for (cpu, at) in starts {
         let kernel = env.kernel.ok_or_else(|| failed("no dump".into()))?;
         let blob = Blob::read(kernel, at, size).map_err(failed)?;
         if let Some((from, to)) = blob.first_hole() {
@@ -408,6 +442,7 @@ pub(crate) fn struct_with(
                 let v = reader.value(ty, &blob, 0, None, 0).map_err(failed)?;
                 StructObject {
                     address: format!("{at:#x}"),
+                    cpu,
                     members: vec![v],
                     whole: true,
                     last: vec![true],
@@ -429,6 +464,7 @@ pub(crate) fn struct_with(
                 }
                 StructObject {
                     address: format!("{at:#x}"),
+                    cpu,
                     members: values,
                     whole: false,
                     last: lasts,

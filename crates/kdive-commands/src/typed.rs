@@ -112,34 +112,35 @@ impl Env<'_> {
                 format!("<{name}+{offset}>")
             });
         }
-        let hit = match self.modules {
-            Some(m) => m.lookup(kernel, VirtAddr(addr))?,
-            None => {
-                let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
-                let link = addr.wrapping_sub(kaslr);
-                let (start, end) = kernel.image_range()?;
-                if link < start || link >= end {
-                    return None;
-                }
-                let (s, offset) = kernel.vmlinux().symbol_at(link)?;
-                kdive_kernel::SymbolHit {
-                    module: None,
-                    name: s.name.clone(),
-                    offset,
-                    size: s.size,
-                    kind: s.kind,
-                    source: kdive_kernel::SymbolSource::Vmlinux,
-                }
-            }
-        };
-        let text = matches!(hit.kind, 't' | 'T' | 'W');
-        if hit.module.is_none() && !(text || (hit.size > 0 && hit.offset < hit.size)) {
+        // vmlinux as gdb's minimal symbols: scanning down from the address over symbols
+        // without a size, the first sized symbol names it if it covers the address;
+        // otherwise a label without a size does, if it is code (gdb drops data labels).
+        let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+        let link = addr.wrapping_sub(kaslr);
+        let (start, end) = kernel.image_range()?;
+        if link < start || link >= end {
             return None;
         }
-        Some(if hit.offset == 0 {
-            format!("<{}>", hit.name)
+        let symbols = kernel.vmlinux().symbols();
+        let below = symbols.partition_point(|s| s.address <= link);
+        let mut label = None;
+        let mut found = None;
+        for s in symbols.get(..below)?.iter().rev().take(256) {
+            if s.size == 0 {
+                label.get_or_insert(s);
+                continue;
+            }
+            if link - s.address < s.size {
+                found = Some(s);
+            }
+            break;
+        }
+        let symbol = found.or(label.filter(|s| matches!(s.kind, 't' | 'T' | 'W')))?;
+        let offset = link - symbol.address;
+        Some(if offset == 0 {
+            format!("<{}>", symbol.name)
         } else {
-            format!("<{}+{}>", hit.name, hit.offset)
+            format!("<{}+{offset}>", symbol.name)
         })
     }
 }
@@ -156,7 +157,6 @@ pub(crate) struct TypeSpec {
 /// A declaration split as C writes it: qualifiers, base type, declarator (`*(*f)(int)`).
 struct Decl {
     quals: String,
-    base: TypeRef,
     node: CType,
     declarator: String,
 }
@@ -172,10 +172,27 @@ fn is_pointer_like(env: &Env<'_>, ty: TypeRef, want: fn(&CType) -> bool) -> Type
     Ok(false)
 }
 
+/// Type nodes visited to spell one declaration: a prototype's parameters may be prototypes
+/// again, and a hostile graph could make that exponential.
+const SPELL_BUDGET: usize = 4096;
+
 fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<Decl> {
+    decl_b(env, ty, inner, depth, &mut SPELL_BUDGET.clone())
+}
+
+fn decl_b(
+    env: &Env<'_>,
+    ty: TypeRef,
+    inner: String,
+    depth: usize,
+    budget: &mut usize,
+) -> TypeResult<Decl> {
     if depth > MAX_DEPTH {
         return Err("type nesting too deep (a loop?)".into());
     }
+    *budget = budget
+        .checked_sub(1)
+        .ok_or("type too large to spell (a loop?)")?;
     let node = env.node(ty)?;
     match node {
         CType::Pointer(target) => {
@@ -185,7 +202,7 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
             })? {
                 s = format!("({s})");
             }
-            decl(env, target, s, depth + 1)
+            decl_b(env, target, s, depth + 1, budget)
         }
         CType::Qualified { qualifier, target } => {
             if is_pointer_like(env, target, |n| matches!(n, CType::Pointer(_)))? {
@@ -194,9 +211,9 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
                 } else {
                     format!(" {} {inner}", qualifier.keyword())
                 };
-                decl(env, target, s, depth + 1)
+                decl_b(env, target, s, depth + 1, budget)
             } else {
-                let mut d = decl(env, target, inner, depth + 1)?;
+                let mut d = decl_b(env, target, inner, depth + 1, budget)?;
                 let word = format!("{} ", qualifier.keyword());
                 if !d.quals.contains(&word) {
                     d.quals = format!("{word}{}", d.quals);
@@ -206,7 +223,7 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
         }
         CType::Array { elem, len } => {
             let dim = len.map(|l| l.to_string()).unwrap_or_default();
-            decl(env, elem, format!("{inner}[{dim}]"), depth + 1)
+            decl_b(env, elem, format!("{inner}[{dim}]"), depth + 1, budget)
         }
         CType::Function {
             ret,
@@ -216,7 +233,7 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
         } => {
             let mut list = Vec::new();
             for p in params {
-                list.push(type_name_at(env, p, depth + 1)?);
+                list.push(type_name_b(env, p, depth + 1, budget)?);
             }
             if variadic {
                 list.push("...".to_string());
@@ -224,11 +241,16 @@ fn decl(env: &Env<'_>, ty: TypeRef, inner: String, depth: usize) -> TypeResult<D
             if list.is_empty() && prototyped {
                 list.push("void".to_string());
             }
-            decl(env, ret, format!("{inner}({})", list.join(", ")), depth + 1)
+            decl_b(
+                env,
+                ret,
+                format!("{inner}({})", list.join(", ")),
+                depth + 1,
+                budget,
+            )
         }
         node => Ok(Decl {
             quals: String::new(),
-            base: ty,
             node,
             declarator: inner,
         }),
@@ -288,7 +310,11 @@ pub(crate) fn type_name(env: &Env<'_>, ty: TypeRef) -> TypeResult<String> {
 }
 
 fn type_name_at(env: &Env<'_>, ty: TypeRef, depth: usize) -> TypeResult<String> {
-    let d = decl(env, ty, String::new(), depth)?;
+    type_name_b(env, ty, depth, &mut SPELL_BUDGET.clone())
+}
+
+fn type_name_b(env: &Env<'_>, ty: TypeRef, depth: usize, budget: &mut usize) -> TypeResult<String> {
+    let d = decl_b(env, ty, String::new(), depth, budget)?;
     Ok(join_decl(
         &format!("{}{}", d.quals, base_name(&d.node)),
         &d.declarator,
@@ -393,7 +419,6 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
     let d = decl(env, ty, name.to_string(), 0)?;
     let mut quals = d.quals.clone();
     let mut node = d.node.clone();
-    let mut base = d.base;
     for _ in 0..MAX_DEPTH {
         match node {
             CType::Typedef { target, .. } => {
@@ -405,7 +430,6 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
                 }
                 quals.push_str(&inner.quals);
                 node = inner.node;
-                base = inner.base;
             }
             _ => break,
         }
@@ -413,7 +437,6 @@ pub(crate) fn ptype_decl(env: &Env<'_>, ty: TypeRef, name: &str) -> TypeResult<S
     if matches!(node, CType::Typedef { .. }) {
         return Err("typedef chain too long (a loop?)".into());
     }
-    let _ = base;
     let head = match &node {
         CType::Struct(c) => composite_body(env, c, &format!("{quals}{}", composite_head(c)))?,
         CType::Enum {
@@ -809,7 +832,7 @@ fn hex_of(value: i128, size: u64) -> String {
     format!("{masked:#x}")
 }
 
-fn int_text(value: i128, size: u64, signed: bool, style: Style) -> String {
+fn int_text(value: i128, size: u64, style: Style) -> String {
     match style.format {
         Some('x') => hex_of(value, size),
         Some('d') => {
@@ -829,10 +852,7 @@ fn int_text(value: i128, size: u64, signed: bool, style: Style) -> String {
             }
         }
         _ if style.hex_radix => hex_of(value, size),
-        _ => {
-            let _ = signed;
-            value.to_string()
-        }
+        _ => value.to_string(),
     }
 }
 
@@ -1016,27 +1036,24 @@ fn json_int(v: i128) -> serde_json::Value {
 fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
     match node {
         Node::Int {
-            value,
-            size,
-            signed,
-            kind,
+            value, size, kind, ..
         } => match kind {
             IntKind::Bool if style.format.is_none() && (0..=1).contains(value) => {
                 out.push_str(if *value == 1 { "true" } else { "false" })
             }
             // crash's -x prints a char's number alone (its strings stay strings).
             IntKind::Char if style.format.is_none() && !style.hex_radix => {
-                out.push_str(&int_text(*value, *size, *signed, style));
+                out.push_str(&int_text(*value, *size, style));
                 out.push_str(" '");
                 let b = u8::try_from(value & 0xff).unwrap_or(0);
                 escape_char(b, b'\'', &mut false, out);
                 out.push('\'');
             }
-            _ => out.push_str(&int_text(*value, *size, *signed, style)),
+            _ => out.push_str(&int_text(*value, *size, style)),
         },
         Node::Enum { value, size, name } => match (name, style.format) {
             (Some(n), None) => out.push_str(n),
-            _ => out.push_str(&int_text(*value, *size, true, style)),
+            _ => out.push_str(&int_text(*value, *size, style)),
         },
         Node::Pointer {
             addr,
@@ -1044,7 +1061,7 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
             string,
         } => {
             if style.format.is_some_and(|f| f != 'x') {
-                out.push_str(&int_text(i128::from(*addr), 8, false, style));
+                out.push_str(&int_text(i128::from(*addr), 8, style));
                 return;
             }
             out.push_str(&format!("{addr:#x}"));
@@ -1070,7 +1087,7 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
             if style.format.is_some() {
                 let items: Vec<String> = bytes
                     .iter()
-                    .map(|&b| int_text(i128::from(b), 1, false, style))
+                    .map(|&b| int_text(i128::from(b), 1, style))
                     .collect();
                 out.push_str(&format!("{{{}}}", items.join(", ")));
                 return;
@@ -1376,10 +1393,25 @@ pub(crate) mod tests {
         // An array of four billion structs.
         let huge = b.array(selfish, int, u32::MAX);
         b.struct_("huge", 8, &[("h", huge, 0)]);
+        // A prototype whose 100 parameters are pointers to itself.
+        let proto = b.next_id();
+        let params: Vec<(&str, u32)> = vec![("", proto + 1); 100];
+        b.func_proto(int, &params);
+        b.ptr(proto);
+        b.typedef("fan_t", proto + 1);
         let btf = Btf::parse(b.build(), None, "hostile").unwrap();
         let mut types = Types::new();
         types.push(Arc::new(btf));
         let env = env(&types);
+
+        let fan = types.c_type("fan_t").unwrap();
+        let started = std::time::Instant::now();
+        assert!(ptype(&env, fan).is_err());
+        assert!(
+            type_name(&env, fan).is_ok(),
+            "a typedef's name needs no walk"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
         let looped = types.c_type("loop_a").unwrap();
         assert!(ptype(&env, looped).is_err());

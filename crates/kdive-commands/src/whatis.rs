@@ -126,8 +126,23 @@ pub(crate) fn whatis_with(env: &Env<'_>, words: &[String]) -> Result<WhatisRecor
                         text,
                     });
                 }
+                // crash shows a base type's size alone.
+                CType::Base { size, .. } => {
+                    return Ok(WhatisRecord {
+                        query: query.clone(),
+                        kind: "base",
+                        declaration: q.to_string(),
+                        size: Some(size),
+                        text: format!("SIZE: {size}"),
+                    });
+                }
                 _ => {}
             }
+        } else if ["struct ", "union ", "enum "]
+            .iter()
+            .any(|k| q.starts_with(k))
+        {
+            return Err(failed(format!("no type named `{q}`")));
         }
         if !q.contains(' ') {
             if let Ok(ty) = env.types.c_variable(q) {
