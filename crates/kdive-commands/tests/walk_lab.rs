@@ -118,6 +118,15 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
     commands.extend([
         format!("list task_struct.tasks -h {init_task:x}"),
         format!("list -h {init_task:x} -o task_struct.tasks -r"),
+        format!(
+            "list task_struct.tasks -h {init_task:x} -S task_struct.pid,comm,mm,prio,exit_code,flags"
+        ),
+        format!("list task_struct.tasks -h {init_task:x} -x -S task_struct.pid,on_cpu,stack"),
+        "list -H modules -o module.list -S module.state,name,init,version".to_owned(),
+        "list -H modules -l module.list -S module.state,name".to_owned(),
+        "tree -t rbtree -o vmap_area.rb_node vmap_area_root -S vmap_area.va_start,va_end"
+            .to_owned(),
+        "tree -t xarray -r pid_namespace.idr init_pid_ns -S pid.level".to_owned(),
         format!("x/8xg 0x{task:x}"),
         format!("x/4ag 0x{task:x}"),
         format!("vtop {init_task:x}"),
