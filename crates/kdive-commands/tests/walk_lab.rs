@@ -145,6 +145,18 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
             (task & !0xf_ffff) + 0x10_0000,
             task & 0xffff_ffff
         ),
+        format!("search -T {init_task:x}"),
+        format!("search -T {task:x}"),
+        format!(
+            "search -s {:x} -e {:x} init_task",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
+        ),
+        format!(
+            "search -s {:x} -e {:x} -m 0xff init_task",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
+        ),
         format!(
             "search -p -s {:x} -e {:x} {task:x}",
             phys & !0xf_ffff,
