@@ -30,7 +30,8 @@ a short (-h) or a string (-c), in kernel virtual memory (-k, default), the curre
 user memory (-u) or physical memory (-p). Only mapped pages present in the dump are read.\n\
   -s start  where to start (hex address or symbol)   -e end  where to stop (exclusive)\n\
   -l length bytes to search from start                -m mask bits to ignore
-  -t        every task's kernel stack (a header per task)  -T  the active tasks' only\n\
+  -t        every task's kernel stack (a header per task)  -T  the active tasks' only
+  -x count  also show COUNT units before and after each hit (kernel memory)\n\
 Ctrl-C stops a long search.",
     examples: &[
         "search -s ffff8b548f800000 -e ffff8b5490000000 ffff8b548f81a0c0",
@@ -72,6 +73,9 @@ pub struct SearchHit {
     /// `-t`/`-T`: the task whose stack holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<SearchTask>,
+    /// `-x COUNT`: the memory before and after, as `rd` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// A task of `search -t`.
@@ -116,6 +120,17 @@ impl SearchRecord {
                 Some(g) => format!("({g})"),
                 None => String::new(),
             };
+            if let (Some((before, after)), Some(v)) = (&hit.context, &hit.value) {
+                for line in before {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(out, "{:>16x}:  {:x} {given}", hit.addr.0, v.0)?;
+                for line in after {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(out)?;
+                continue;
+            }
             match (&hit.value, &hit.text) {
                 (_, Some(text)) => writeln!(out, "{:x}: {text}", hit.addr.0)?,
                 (Some(v), None) => writeln!(out, "{:x}: {:x} {given}", hit.addr.0, v.0)?,
@@ -173,6 +188,7 @@ impl Scanner {
                                 text: None,
                                 given_as: given.clone(),
                                 task: self.task.clone(),
+                                context: None,
                             });
                         }
                     }
@@ -212,6 +228,7 @@ impl Scanner {
                                         text: Some(text),
                                         given_as: None,
                                         task: self.task.clone(),
+                                        context: None,
                                     });
                                 }
                             }
@@ -228,6 +245,7 @@ impl Scanner {
                                 text: Some(show(buf.get(i..end).unwrap_or_default())),
                                 given_as: None,
                                 task: self.task.clone(),
+                                context: None,
                             });
                         }
                     }
@@ -269,6 +287,7 @@ fn run_search(
     let (mut chars, mut unit) = (false, 8usize);
     let mut start_word = None;
     let mut end_word = None;
+    let mut context: Option<u64> = None;
     // -t: every task's kernel stack; -T: the active tasks' only.
     let mut stacks: Option<bool> = None;
     let mut selected_space = false;
@@ -298,7 +317,12 @@ fn run_search(
             'c' => chars = true,
             'w' => unit = 4,
             'h' => unit = 2,
-            'x' => return Err(failed("-x (context) is not supported yet".into())),
+            'x' => {
+                context = Some(
+                    crate::calc::parse_number(arg)
+                        .ok_or_else(|| failed(format!("invalid context count: {arg}")))?,
+                )
+            }
             't' => stacks = Some(false),
             'T' => stacks = Some(true),
             _ => {}
@@ -329,6 +353,20 @@ fn run_search(
     }
     if operands.is_empty() {
         return Err(SPEC.bad_args("a value is needed"));
+    }
+    if let Some(count) = context {
+        if chars {
+            return Err(failed("-x option is not allowed with -c".into()));
+        }
+        let max = kernel.page_size() / unit as u64;
+        if count > max {
+            return Err(failed(format!(
+                "context value {count} is too large: maximum is {max}"
+            )));
+        }
+        if space != SearchSpace::Kernel && stacks.is_none() {
+            return Err(failed("-x is supported in kernel memory only".into()));
+        }
     }
     let target = if chars {
         Target::Strings(operands.iter().map(|s| s.as_bytes().to_vec()).collect())
@@ -426,10 +464,11 @@ fn run_search(
                 at = at.saturating_add(page);
             }
         }
-        return Ok(Box::new(SearchRecord {
-            space,
-            hits: scanner.hits,
-        }));
+        let mut hits = scanner.hits;
+        if let Some(count) = context.filter(|c| *c > 0) {
+            add_context(session, &mut hits, count, unit, warnings);
+        }
+        return Ok(Box::new(SearchRecord { space, hits }));
     }
     match space {
         SearchSpace::Physical => {
@@ -511,10 +550,49 @@ fn run_search(
     if session.interrupted() {
         warnings.push("search: interrupted".into());
     }
-    Ok(Box::new(SearchRecord {
-        space,
-        hits: scanner.hits,
-    }))
+    let mut hits = scanner.hits;
+    if let Some(count) = context.filter(|c| *c > 0) {
+        add_context(session, &mut hits, count, unit, warnings);
+    }
+    Ok(Box::new(SearchRecord { space, hits }))
+}
+
+/// `-x COUNT`: COUNT units before and after each hit, as crash's `display_memory()` (`rd`)
+/// shows them.
+fn add_context(
+    session: &Session<'_>,
+    hits: &mut [SearchHit],
+    count: u64,
+    unit: usize,
+    warnings: &mut Vec<String>,
+) {
+    let rd_unit = match unit {
+        2 => crate::rd::RdUnit::Half,
+        4 => crate::rd::RdUnit::Word,
+        _ => crate::rd::RdUnit::Quad,
+    };
+    let lines = |at: u64, warnings: &mut Vec<String>| -> Vec<String> {
+        let args = crate::rd::RdArgs {
+            target: format!("0x{at:x}"),
+            count: Some(count),
+            unit: rd_unit,
+            string: false,
+            no_ascii: false,
+        };
+        let record = crate::rd::rd(session, &args, warnings);
+        let mut out = Vec::new();
+        let _ = record.write_text(&mut out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    for hit in hits.iter_mut() {
+        let span = count.saturating_mul(unit as u64);
+        let before = lines(hit.addr.0.wrapping_sub(span), warnings);
+        let after = lines(hit.addr.0.wrapping_add(unit as u64), warnings);
+        hit.context = Some((before, after));
+    }
 }
 
 #[cfg(test)]
@@ -567,6 +645,7 @@ mod tests {
             text: None,
             given_as: given.map(str::to_owned),
             task: Some(task(pid)),
+            context: None,
         };
         let mut out = Vec::new();
         SearchRecord {

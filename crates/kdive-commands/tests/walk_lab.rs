@@ -146,6 +146,18 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
             task & 0xffff_ffff
         ),
         format!("search -T {init_task:x}"),
+        format!("search -T -x 2 {init_task:x}"),
+        format!(
+            "search -s {:x} -e {:x} -x 3 {task:x}",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
+        ),
+        format!(
+            "search -s {:x} -e {:x} -h -x 1 {:x}",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x10_0000,
+            task & 0xffff
+        ),
         format!("search -T {task:x}"),
         format!(
             "search -s {:x} -e {:x} init_task",
