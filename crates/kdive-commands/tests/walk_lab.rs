@@ -129,12 +129,20 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
         "tree -t rbtree -o vmap_area.rb_node vmap_area_root -S vmap_area.va_start,va_end"
             .to_owned(),
         "tree -t xarray -r pid_namespace.idr init_pid_ns -S pid.level".to_owned(),
+        format!(
+            "tree -t rbtree -N -o vmap_area.rb_node -p {:x}",
+            kernel
+                .read_u64(kernel.symbol("vmap_area_root").expect("vmap_area_root"), "root")
+                .expect("rb_node")
+        ),
         format!("x/8xg 0x{task:x}"),
         format!("x/4ag 0x{task:x}"),
         format!("vtop {init_task:x}"),
         format!("vtop {task:x}"),
         format!("vtop {stack:x}"),
         format!("ptov {phys:x}"),
+        format!("ptov {:x}:a {phys:x}", runqueues.0),
+        format!("ptov {:x}:", runqueues.0),
         format!("btop {phys:x}"),
         format!(
             "search -s {:x} -e {:x} {task:x}",
