@@ -265,7 +265,7 @@ fn run_tree(
 }
 
 /// The maple tree's offsets from the kernel's types, and its `mt_slots[]`.
-fn maple_layout(kernel: &Kernel) -> Result<MapleLayout, CommandError> {
+pub(crate) fn maple_layout(kernel: &Kernel) -> Result<MapleLayout, CommandError> {
     let mr64 = offset(kernel, "maple_node", "mr64")?;
     let ma64 = offset(kernel, "maple_node", "ma64")?;
     let mut slots = MapleLayout::DEFAULT_SLOTS;

@@ -7,7 +7,8 @@
 //! - drgn 0.3.0 (the lab's) where crash cannot answer: maple trees (crash 8.0.2 has no
 //!   `tree -t maple`), user-address translation (crash 8.0.2's `vtop` of a user address
 //!   fails on 6.1: it looks for `mm_struct.mmap`), and the 6.12 dumps crash cannot open:
-//!   the task and module lists, every VMA of an mm's maple tree, user physical addresses.
+//!   the task and module lists, every VMA of an mm's maple tree, user physical addresses
+//!   and the VMA `vtop` shows for them (`vma_find`, `d_path`).
 //!
 //! Without a lab the test prints SKIP and passes, except under CI=true, where a missing
 //! lab is a failure. At least one comparison must run.
@@ -248,7 +249,8 @@ import sys, drgn
 from drgn import Object
 from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.mapletree import mt_for_each
-from drgn.helpers.linux.mm import follow_phys
+from drgn.helpers.linux.mm import follow_phys, vma_find
+from drgn.helpers.linux.fs import d_path
 p = drgn.Program()
 p.set_core_dump(sys.argv[1])
 p.load_debug_info([sys.argv[2]])
@@ -262,6 +264,12 @@ for a in sys.argv[4:]:
         print('phys', a, hex(follow_phys(task.mm, int(a, 16)).value_()))
     except drgn.FaultError:
         print('phys', a, 'none')
+    vma = vma_find(task.mm, int(a, 16))
+    if vma:
+        path = d_path(vma.vm_file.f_path).decode() if vma.vm_file else ''
+        print('vma', a, '%x %x %x %x %s' % (vma.value_(), vma.vm_start, vma.vm_end, vma.vm_flags, path))
+    else:
+        print('vma', a, 'none')
 "#;
 
 fn hexes(s: &str) -> Vec<String> {
@@ -298,6 +306,8 @@ fn compare_with_drgn(m: &Value) -> usize {
         addrs.push(format!("{start:x}"));
         addrs.push(format!("{:x}", start + 0x123));
     }
+    // Below every mapping: in no VMA.
+    addrs.push("10".to_owned());
     let mut args = vec![format!("{task:x}")];
     args.extend(addrs.iter().cloned());
     let Some(out) = drgn(m, DRGN_SCRIPT, &args) else {
@@ -306,11 +316,15 @@ fn compare_with_drgn(m: &Value) -> usize {
     };
     let mut theirs: HashMap<&str, Vec<String>> = HashMap::new();
     let mut phys = HashMap::new();
+    let mut vmas_at = HashMap::new();
     for line in out.lines() {
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         if key == "phys" {
             let (addr, value) = rest.split_once(' ').expect("phys line");
             phys.insert(addr.to_owned(), value.trim_start_matches("0x").to_owned());
+        } else if key == "vma" {
+            let (addr, value) = rest.split_once(' ').expect("vma line");
+            vmas_at.insert(addr.to_owned(), value.to_owned());
         } else {
             theirs.insert(key, hexes(rest));
         }
@@ -329,7 +343,8 @@ fn compare_with_drgn(m: &Value) -> usize {
     compared += 1;
     for addr in &addrs {
         let report = run(&kernel, &format!("vtop -c {task:x} {addr}"));
-        let first = lines(&report).get(1).cloned().unwrap_or_default();
+        let all = lines(&report);
+        let first = all.get(1).cloned().unwrap_or_default();
         let ours = first.split_whitespace().nth(1).unwrap_or("").to_owned();
         let theirs = &phys[addr];
         if theirs == "none" {
@@ -337,7 +352,24 @@ fn compare_with_drgn(m: &Value) -> usize {
         } else {
             assert_eq!(&ours, theirs, "{name}: vtop -c {task:x} {addr}");
         }
-        compared += 1;
+        // The VMA line: address, start, end, flags and file, as drgn's vma_find/d_path.
+        let vma = all
+            .iter()
+            .position(|l| l.trim_start().starts_with("VMA "))
+            .and_then(|at| all.get(at + 1))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+        match vmas_at[addr].as_str() {
+            "none" => assert!(
+                first.contains("(not accessible)"),
+                "{name}: {addr}: {first}"
+            ),
+            theirs => assert_eq!(
+                vma.as_deref(),
+                Some(theirs.trim_end()),
+                "{name}: vma of {addr}"
+            ),
+        }
+        compared += 2;
     }
     println!("{name}: {compared} walks and translations as drgn 0.3.0 finds them");
     compared
