@@ -156,9 +156,11 @@ pub(crate) fn find_vma(kernel: &Kernel, mm: u64, addr: u64) -> Option<VmaLine> {
         .map(|e| e.addr)
         .collect()
     } else {
+        // Before 6.1: the vm_next list, bounded and cycle-checked.
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut vma = kernel.read_field(VirtAddr(mm), "mm_struct", "mmap").ok()?;
-        while vma != 0 && out.len() < kdive_kernel::MAX_LIST_ENTRIES && !out.contains(&vma) {
+        while vma != 0 && out.len() < kdive_kernel::MAX_LIST_ENTRIES && seen.insert(vma) {
             out.push(vma);
             vma = field(vma, "vm_next")?;
         }
