@@ -241,7 +241,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
         lines: args.lines,
     };
     let modules = session.modules();
-    let unwinder = match StackUnwinder::new(kernel, &modules) {
+    let unwinder = match StackUnwinder::new(kernel, modules) {
         Ok(u) => u,
         Err(err) => {
             warnings.push(format!("bt: {err}"));
@@ -250,7 +250,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
     };
     warnings.extend(unwinder.warnings.iter().map(|w| format!("bt: {w}")));
     let tasks = select_tasks(kernel, &unwinder, &args.select, warnings);
-    let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
+    let mut symbolizer = FrameSymbolizer::new(kernel, modules);
     for task in tasks {
         if session.interrupted() {
             break;

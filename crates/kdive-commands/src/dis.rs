@@ -114,7 +114,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
         lines: args.lines,
     };
     let modules = session.modules();
-    let Some((target, by_name)) = resolve(kernel, &modules, &args.target, true) else {
+    let Some((target, by_name)) = resolve(kernel, modules, &args.target, true) else {
         warnings.push(format!("dis: symbol not found: {}", args.target));
         return record;
     };
@@ -161,7 +161,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
             return record;
         }
     };
-    let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
+    let mut symbolizer = FrameSymbolizer::new(kernel, modules);
     let symbol_of = |addr: u64| modules.lookup(kernel, VirtAddr(addr));
     let label = |hit: &kdive_kernel::SymbolHit| match hit.offset {
         0 => hit.name.clone(),

@@ -94,7 +94,7 @@ pub struct SymRecord {
 pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) -> SymRecord {
     let kernel = session.kernel();
     let modules = session.modules();
-    let mut symbolizer = FrameSymbolizer::new(kernel, &modules);
+    let mut symbolizer = FrameSymbolizer::new(kernel, modules);
     let mut symbols = Vec::new();
     for query in &args.queries {
         match query {
@@ -114,7 +114,7 @@ pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) ->
                 }
             },
             SymQuery::Search(text) => {
-                let found = search(kernel, &modules, text);
+                let found = search(kernel, modules, text);
                 if found.len() >= MAX_QUERY_MATCHES {
                     warnings.push(format!(
                         "sym -q {text}: only the first {MAX_QUERY_MATCHES} matches are shown"
