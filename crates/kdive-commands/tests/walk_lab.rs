@@ -8,7 +8,8 @@
 //!   `tree -t maple`), user-address translation (crash 8.0.2's `vtop` of a user address
 //!   fails on 6.1: it looks for `mm_struct.mmap`), and the 6.12 dumps crash cannot open:
 //!   the task and module lists, every VMA of an mm's maple tree, user physical addresses
-//!   and the VMA `vtop` shows for them (`vma_find`, `d_path`).
+//!   and the VMA `vtop` shows for them (`vma_find`, `d_path`), and `search -u` finding the
+//!   words drgn reads in user pages (crash 8.0.2's `search -u` fails on 6.1 too).
 //!
 //! Without a lab the test prints SKIP and passes, except under CI=true, where a missing
 //! lab is a failure. At least one comparison must run.
@@ -261,9 +262,17 @@ print('tasks', ' '.join(hex(x.value_()) for x in list_for_each_entry('struct tas
 print('maple', ' '.join(hex(e.value_()) for _, _, e in mt_for_each(task.mm.mm_mt.address_of_())))
 for a in sys.argv[4:]:
     try:
-        print('phys', a, hex(follow_phys(task.mm, int(a, 16)).value_()))
+        phys = follow_phys(task.mm, int(a, 16)).value_()
+        print('phys', a, hex(phys))
     except drgn.FaultError:
         print('phys', a, 'none')
+        phys = None
+    try:
+        if phys is not None:
+            word = int.from_bytes(p.read(phys & ~7, 8, True), 'little')
+            print('uword', a, hex(word))
+    except drgn.FaultError:
+        pass
     vma = vma_find(task.mm, int(a, 16))
     if vma:
         path = d_path(vma.vm_file.f_path).decode() if vma.vm_file else ''
@@ -317,11 +326,16 @@ fn compare_with_drgn(m: &Value) -> usize {
     let mut theirs: HashMap<&str, Vec<String>> = HashMap::new();
     let mut phys = HashMap::new();
     let mut vmas_at = HashMap::new();
+    let mut words = Vec::new();
     for line in out.lines() {
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         if key == "phys" {
             let (addr, value) = rest.split_once(' ').expect("phys line");
             phys.insert(addr.to_owned(), value.trim_start_matches("0x").to_owned());
+        } else if key == "uword" {
+            let (addr, value) = rest.split_once(' ').expect("uword line");
+            let addr = u64::from_str_radix(addr, 16).expect("hex");
+            words.push((addr & !7, value.trim_start_matches("0x").to_owned()));
         } else if key == "vma" {
             let (addr, value) = rest.split_once(' ').expect("vma line");
             vmas_at.insert(addr.to_owned(), value.to_owned());
@@ -370,6 +384,27 @@ fn compare_with_drgn(m: &Value) -> usize {
             ),
         }
         compared += 2;
+    }
+    // search -u in the task's memory finds the word drgn reads there.
+    let mut session = Session::new(&kernel, &[]);
+    session.execute(&format!("set {task:x}")).expect("set");
+    for (addr, word) in words.iter().take(4) {
+        let page = addr & !0xfff;
+        let report = session
+            .execute(&format!(
+                "search -u -s {page:x} -e {:x} {word}",
+                page + 0x1000
+            ))
+            .expect("search -u");
+        let hit = format!("{addr:x}: {word} ");
+        assert!(
+            lines(&report)
+                .iter()
+                .any(|l| format!("{l} ").starts_with(&hit) || *l == hit.trim_end()),
+            "{name}: search -u for {word} at {addr:x}: {:?}",
+            lines(&report)
+        );
+        compared += 1;
     }
     println!("{name}: {compared} walks and translations as drgn 0.3.0 finds them");
     compared
@@ -441,6 +476,7 @@ fn walk_commands_match_crash_and_drgn() {
     }
     for name in [
         "6.1-null-init.kdump-zstd-d31",
+        "6.1-busy-qemu.elf",
         "6.12-null-init.kdump-zstd-d31",
         "6.12-busy-qemu.elf",
         "6.12-null-init-qemu-la57.elf",
