@@ -303,6 +303,20 @@ fn run_x(
         _ => ("", words),
     };
     let spec = parse_x_format(format).map_err(|e| SPEC.bad_args(e))?;
+    if spec.count == MAX_UNITS
+        && format
+            .trim_start_matches('/')
+            .starts_with(|c: char| c.is_ascii_digit())
+    {
+        let asked: String = format
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if asked.parse::<u64>().map_or(true, |n| n > MAX_UNITS) {
+            warnings.push(format!("x: only the first {MAX_UNITS} units are shown"));
+        }
+    }
     let target = match rest {
         [one] => one.as_str(),
         [] => return Err(SPEC.bad_args("an address is needed")),
