@@ -455,13 +455,16 @@ fn run_search(
                 comm: task.comm.clone(),
             });
             scanner.carry = None;
+            // Page by page (a stack is virtually, not physically, contiguous).
+            let end = stack.saturating_add(size);
             let mut at = stack;
-            while at < stack.saturating_add(size) {
+            while at < end {
+                let piece = ((at | (page - 1)) - at + 1).min(end - at);
                 match kernel.virt_to_phys(VirtAddr(at)) {
-                    Ok(phys) => scan_piece(&mut scanner, at, phys.0, page.min(stack + size - at)),
+                    Ok(phys) => scan_piece(&mut scanner, at, phys.0, piece),
                     Err(_) => scanner.carry = None,
                 }
-                at = at.saturating_add(page);
+                at = at.saturating_add(piece);
             }
         }
         let mut hits = scanner.hits;
