@@ -755,3 +755,36 @@ fn address_spaces_are_send_and_sync() {
     check::<KernelAddressSpace<std::sync::Arc<dyn PhysMem>>>();
     check::<KernelAddressSpace<&dyn PhysMem>>();
 }
+
+#[test]
+fn mappings_are_enumerated_in_address_order_within_the_range() {
+    for (levels, mode) in [(4, PagingLevels::Four), (5, PagingLevels::Five)] {
+        let (b, maps) = sample_mappings(levels);
+        let mem = TestMem::new(&b);
+        let pt = tables(&mem, b.root(), mode);
+        let mut found = Vec::new();
+        pt.for_each_mapping(0, u64::MAX, &mut |m| {
+            found.push((m.vaddr, m.phys.0, m.size));
+            true
+        });
+        // User (1 GiB) first, then the kernel half in order.
+        let mut expected: Vec<(u64, u64, u64)> =
+            maps.iter().map(|(v, p, s)| (*v, *p, s.bytes())).collect();
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{levels}-level");
+        // Only the mappings meeting the range, and stopping when asked.
+        let (v, _, _) = maps[0];
+        let mut inside = Vec::new();
+        pt.for_each_mapping(v, v + 0x1000, &mut |m| {
+            inside.push(m.vaddr);
+            true
+        });
+        assert_eq!(inside, [v], "{levels}-level");
+        let mut calls = 0;
+        pt.for_each_mapping(0, u64::MAX, &mut |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
+    }
+}

@@ -407,33 +407,81 @@ fn run_ptob(
     Ok(Box::new(PageNumberRecord { pairs }))
 }
 
-/// `ptov`'s record: each physical address and its direct-map address.
+/// `ptov`'s record: each physical address and its direct-map address, or each per-CPU
+/// offset and its address on the CPUs asked for.
 #[derive(Debug, Clone, Serialize)]
 pub struct PtovRecord {
-    pub pairs: Vec<PtovPair>,
+    pub items: Vec<PtovItem>,
+    /// crash's `kt->cpus` (the CPU column's width).
+    #[serde(skip)]
+    cpus: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PtovPair {
-    pub virt: Option<Hex>,
-    pub phys: Hex,
+#[serde(untagged)]
+pub enum PtovItem {
+    Phys {
+        virt: Option<Hex>,
+        phys: Hex,
+    },
+    PerCpu {
+        offset: Hex,
+        /// CPU and address.
+        cpus: Vec<(u32, Hex)>,
+    },
 }
 
 impl PtovRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for (i, pair) in self.pairs.iter().enumerate() {
-            if i > 0 {
-                writeln!(out)?;
+        for (i, item) in self.items.iter().enumerate() {
+            let sep = if i > 0 { "\n" } else { "" };
+            match item {
+                PtovItem::Phys { virt, phys } => {
+                    writeln!(out, "{sep}{:<16}  {:<16}", "VIRTUAL", "PHYSICAL")?;
+                    let virt = virt
+                        .map(|v| format!("{:x}", v.0))
+                        .unwrap_or_else(|| "unknown".into());
+                    writeln!(out, "{virt:<16}  {:<16x}", phys.0)?;
+                }
+                PtovItem::PerCpu { offset, cpus } => {
+                    writeln!(out, "{sep}PER-CPU OFFSET: {:x}", offset.0)?;
+                    let width = format!("[{}]", self.cpus.saturating_sub(1)).len() + 2;
+                    writeln!(out, "  {:<width$}  {:<16}", "CPU", "VIRTUAL")?;
+                    // crash marks offline CPUs only under `set offline hide`, which kdive
+                    // does not have.
+                    for (cpu, addr) in cpus {
+                        let label = format!("[{cpu}]");
+                        writeln!(out, "  {label:<width$}{:x}", addr.0)?;
+                    }
+                }
             }
-            writeln!(out, "{:<16}  {:<16}", "VIRTUAL", "PHYSICAL")?;
-            let virt = pair
-                .virt
-                .map(|v| format!("{:x}", v.0))
-                .unwrap_or_else(|| "unknown".into());
-            writeln!(out, "{virt:<16}  {:<16x}", pair.phys.0)?;
         }
         Ok(())
     }
+}
+
+/// crash's cpuspec: `a`/`all`, or a list of CPUs and ranges (`1,3,5-7`).
+pub(crate) fn parse_cpuspec(spec: &str, cpus: u32) -> Option<Vec<u32>> {
+    if spec == "a" || spec == "all" {
+        return Some((0..cpus).collect());
+    }
+    let mut out = Vec::new();
+    for part in spec.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (lo.parse::<u32>().ok()?, hi.parse::<u32>().ok()?),
+            None => {
+                let c = part.parse::<u32>().ok()?;
+                (c, c)
+            }
+        };
+        if lo > hi || hi >= cpus {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
 
 fn run_ptov(
@@ -444,27 +492,52 @@ fn run_ptov(
     if words.is_empty() {
         return Err(PTOV_SPEC.bad_args("a physical address is needed"));
     }
-    let layout = session.kernel().address_space().layout();
-    let pairs = words
-        .iter()
-        .map(|w| {
-            if w.contains(':') {
-                return Err(CommandError::Failed {
-                    command: "ptov",
-                    what: format!("per-cpu offsets (ADDR:CPUS) are not supported: {w}"),
-                });
+    let kernel = session.kernel();
+    let layout = kernel.address_space().layout();
+    let cpus = kernel.nr_cpu_ids().unwrap_or(1).max(1);
+    let invalid = |w: &str| CommandError::Failed {
+        command: "ptov",
+        what: format!("invalid input: \"{w}\""),
+    };
+    let mut items = Vec::new();
+    for w in words {
+        if let Some((offset, spec)) = w.split_once(':') {
+            let offset = parse_hex(offset).ok_or_else(|| invalid(offset))?;
+            let chosen = if spec.is_empty() {
+                let task = session
+                    .current_task()
+                    .or_else(|| kdive_kernel::stack::panic_task(kernel));
+                let cpu = task
+                    .and_then(|t| kdive_kernel::task::read_task(kernel, t).ok())
+                    .map(|t| t.cpu)
+                    .ok_or_else(|| invalid(w))?;
+                vec![cpu]
+            } else {
+                parse_cpuspec(spec, cpus).ok_or_else(|| invalid(spec))?
+            };
+            let mut rows = Vec::new();
+            for cpu in chosen {
+                let base = kernel
+                    .per_cpu_offset(cpu)
+                    .map_err(|e| CommandError::Failed {
+                        command: "ptov",
+                        what: e.to_string(),
+                    })?;
+                rows.push((cpu, Hex(offset.wrapping_add(base))));
             }
-            let phys = parse_hex(w).ok_or_else(|| CommandError::Failed {
-                command: "ptov",
-                what: format!("invalid hexadecimal number: {w}"),
-            })?;
-            Ok(PtovPair {
-                virt: layout.direct_map_virt(PhysAddr(phys)).map(|v| Hex(v.0)),
-                phys: Hex(phys),
-            })
-        })
-        .collect::<Result<_, CommandError>>()?;
-    Ok(Box::new(PtovRecord { pairs }))
+            items.push(PtovItem::PerCpu {
+                offset: Hex(offset),
+                cpus: rows,
+            });
+            continue;
+        }
+        let phys = parse_hex(w).ok_or_else(|| invalid(w))?;
+        items.push(PtovItem::Phys {
+            virt: layout.direct_map_virt(PhysAddr(phys)).map(|v| Hex(v.0)),
+            phys: Hex(phys),
+        });
+    }
+    Ok(Box::new(PtovRecord { items, cpus }))
 }
 
 crate::impl_record!(EvalRecord, AsciiRecord, PageNumberRecord, PtovRecord);
@@ -534,10 +607,14 @@ pub(crate) const PTOV_SPEC: CommandSpec = CommandSpec {
     name: "ptov",
     aliases: &[],
     summary: "physical address to kernel virtual address",
-    usage: "ptov address ...",
+    usage: "ptov [address | offset:cpuspec] ...",
     description: "The direct-map (unity-mapped) kernel virtual address of each hexadecimal\n\
-physical address.",
-    examples: &["ptov 56e000           ffff88000056e000"],
+physical address; or, for OFFSET:CPUSPEC, a per-CPU offset's address on each CPU\n\
+(CPUSPEC: empty for the current task's CPU, a or all, or a list such as 1,3,5-7).",
+    examples: &[
+        "ptov 56e000           ffff88000056e000",
+        "ptov 31980:a          a per-CPU offset on every CPU",
+    ],
     options: &[],
     operands: Operand::None,
     schema: 1,
@@ -602,6 +679,15 @@ mod tests {
             ascii_text(0x7f0a_ff00),
             "<NUL><ff><LF><DEL><NUL><NUL><NUL><NUL>"
         );
+    }
+
+    #[test]
+    fn cpuspecs_as_crash() {
+        assert_eq!(parse_cpuspec("a", 4), Some(vec![0, 1, 2, 3]));
+        assert_eq!(parse_cpuspec("3,1-2,1", 4), Some(vec![1, 2, 3]));
+        assert_eq!(parse_cpuspec("4", 4), None);
+        assert_eq!(parse_cpuspec("2-1", 4), None);
+        assert_eq!(parse_cpuspec("x", 4), None);
     }
 
     #[test]

@@ -15,6 +15,26 @@ pub fn display_symbol(name: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` with every `<name>` or `<name+off>` whose name is Rust-mangled demangled (the
+/// branch targets of `dis`).
+pub fn demangle_in_text(text: &str) -> Cow<'_, str> {
+    if !text.contains("<_R") && !text.contains("<_ZN") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let (before, after) = rest.split_at(open + 1);
+        out.push_str(before);
+        let end = after.find(['+', '>']).unwrap_or(after.len());
+        let (name, tail) = after.split_at(end);
+        out.push_str(&display_symbol(name));
+        rest = tail;
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,6 +50,16 @@ mod tests {
         );
         assert_eq!(display_symbol("schedule"), "schedule");
         assert_eq!(display_symbol("_Rubbish"), "_Rubbish");
+        assert_eq!(
+            demangle_in_text(
+                "call   0xffffffffc0001234 <_RNvNtNtNtNtCs92dm3009vxr_4rand4rngs7adapter9reseeding4fork23FORK_HANDLER_REGISTERED+16>"
+            ),
+            "call   0xffffffffc0001234 <rand::rngs::adapter::reseeding::fork::FORK_HANDLER_REGISTERED+16>"
+        );
+        assert_eq!(
+            demangle_in_text("jmp    0x10 <schedule+5>"),
+            "jmp    0x10 <schedule+5>"
+        );
         // C++-looking names that are not Rust stay as they are.
         assert_eq!(display_symbol("_ZN3foo3barEv"), "_ZN3foo3barEv");
     }

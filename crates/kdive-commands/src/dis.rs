@@ -321,13 +321,24 @@ impl DisRecord {
             }
             let function = i.function.as_deref().map(crate::demangle::display_symbol);
             match (&function, i.offset) {
-                (Some(f), Some(0) | None) => {
-                    writeln!(out, "{:#x} <{f}>:\t{}", i.address.0, i.text)?
-                }
-                (Some(f), Some(off)) => {
-                    writeln!(out, "{:#x} <{f}+{off}>:\t{}", i.address.0, i.text)?
-                }
-                (None, _) => writeln!(out, "{:#x}:\t{}", i.address.0, i.text)?,
+                (Some(f), Some(0) | None) => writeln!(
+                    out,
+                    "{:#x} <{f}>:\t{}",
+                    i.address.0,
+                    crate::demangle::demangle_in_text(&i.text)
+                )?,
+                (Some(f), Some(off)) => writeln!(
+                    out,
+                    "{:#x} <{f}+{off}>:\t{}",
+                    i.address.0,
+                    crate::demangle::demangle_in_text(&i.text)
+                )?,
+                (None, _) => writeln!(
+                    out,
+                    "{:#x}:\t{}",
+                    i.address.0,
+                    crate::demangle::demangle_in_text(&i.text)
+                )?,
             }
         }
         Ok(())

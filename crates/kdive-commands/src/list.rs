@@ -16,7 +16,7 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::walkargs::{
     can_eval, getopt, is_kvaddr, member_offset, parse_offset, struct_printing_not_yet,
-    symbol_value, SessionMem,
+    symbol_value, FastMembers, SessionMem,
 };
 use crate::CommandError;
 
@@ -35,7 +35,10 @@ OFFSET (a number or struct.member); a list_head list with -h (START is an entry)
   -H          START is a standalone LIST_HEAD   -h   START is a struct holding one\n\
   -O offset   with -h: where the head list_head is in START's struct\n\
   -r          follow list_head.prev instead of next\n\
-  -s struct[.member,...]  each entry's struct (not available yet)\n\
+  -S struct.member[,member]  each entry's members of up to 8 bytes, and strings
+  -l offset   with -S: START and the entries point at this member of the struct
+  -x          with -S: values in hex
+  -s struct[.member,...]  each entry's struct through the value printer (not available yet)\n\
 The walk stops after 1048576 entries, or at an entry met twice, with a warning.",
     examples: &[
         "list -H modules -o module.list       every module struct",
@@ -54,6 +57,9 @@ The walk stops after 1048576 entries, or at an entry met twice, with a warning."
 #[derive(Debug, Clone, Serialize)]
 pub struct ListRecord {
     pub entries: Vec<Hex>,
+    /// `-S struct.member,...`: each entry's member lines, as crash prints them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Vec<String>>,
     /// `-H` on an empty list: crash's `(empty)`.
     pub empty: bool,
 }
@@ -63,8 +69,11 @@ impl ListRecord {
         if self.empty {
             return writeln!(out, "(empty)");
         }
-        for e in &self.entries {
+        for (i, e) in self.entries.iter().enumerate() {
             writeln!(out, "{:x}", e.0)?;
+            for line in self.members.get(i).into_iter().flatten() {
+                writeln!(out, "{line}")?;
+            }
         }
         Ok(())
     }
@@ -90,6 +99,9 @@ fn run_list(
     let mut member: Option<u64> = None;
     let mut head_member: Option<u64> = None;
     let mut end = 0u64;
+    let mut fast: Vec<FastMembers> = Vec::new();
+    let mut struct_list_offset = 0u64;
+    let mut hex = false;
     for (c, arg) in &opts {
         match c {
             'H' => {
@@ -101,7 +113,10 @@ fn run_list(
                 head_format = true;
                 reverse = true;
             }
-            's' | 'S' | 'l' => return Err(struct_printing_not_yet(&SPEC)),
+            's' => return Err(struct_printing_not_yet(&SPEC)),
+            'S' => fast.push(FastMembers::parse(kernel, &SPEC, arg)?),
+            'l' => struct_list_offset = parse_offset(kernel, &SPEC, 'l', arg)?,
+            'x' => hex = true,
             'o' => {
                 if let Some(v) = member {
                     return Err(failed(format!(
@@ -194,6 +209,12 @@ fn run_list(
     let Some(mut start) = start else {
         return Err(SPEC.bad_args("starting address required"));
     };
+    if struct_list_offset != 0 && fast.is_empty() {
+        return Err(SPEC.bad_args("-l option can only be used with -s or -S option"));
+    }
+    if struct_list_offset != 0 && member.is_some() {
+        return Err(SPEC.bad_args("-l and -o are mutually exclusive"));
+    }
     let mut list_head_offset = 0;
     let mut member_offset = member.unwrap_or(0);
     if head_format {
@@ -213,6 +234,7 @@ fn run_list(
             if start == end {
                 return Ok(Box::new(ListRecord {
                     entries: Vec::new(),
+                    members: Vec::new(),
                     empty: true,
                 }));
             }
@@ -234,8 +256,23 @@ fn run_list(
     if let Some(stop) = &walk.stop {
         warnings.push(format!("list: {stop}"));
     }
+    // -S: each entry's struct is at the printed address minus -l's offset.
+    let members = if fast.is_empty() {
+        Vec::new()
+    } else {
+        walk.entries
+            .iter()
+            .map(|e| {
+                let at = e.addr.wrapping_sub(struct_list_offset);
+                fast.iter()
+                    .flat_map(|f| f.lines(session, at, hex))
+                    .collect()
+            })
+            .collect()
+    };
     Ok(Box::new(ListRecord {
         entries: walk.entries.iter().map(|e| Hex(e.addr)).collect(),
+        members,
         empty: false,
     }))
 }

@@ -15,7 +15,7 @@ use crate::calc::{eval_expression, parse_hex};
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::walkargs::{getopt, symbol_value};
+use crate::walkargs::{can_eval, getopt, symbol_value};
 use crate::CommandError;
 
 /// `search`.
@@ -29,7 +29,9 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
 a short (-h) or a string (-c), in kernel virtual memory (-k, default), the current task's\n\
 user memory (-u) or physical memory (-p). Only mapped pages present in the dump are read.\n\
   -s start  where to start (hex address or symbol)   -e end  where to stop (exclusive)\n\
-  -l length bytes to search from start                -m mask bits to ignore\n\
+  -l length bytes to search from start                -m mask bits to ignore
+  -t        every task's kernel stack (a header per task)  -T  the active tasks' only
+  -x count  also show COUNT units before and after each hit (kernel memory)\n\
 Ctrl-C stops a long search.",
     examples: &[
         "search -s ffff8b548f800000 -e ffff8b5490000000 ffff8b548f81a0c0",
@@ -65,6 +67,24 @@ pub struct SearchHit {
     /// The string and what follows it, unprintable bytes as `.` (`-c`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The value as typed when it was a symbol or an expression (crash's `(init_task)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_as: Option<String>,
+    /// `-t`/`-T`: the task whose stack holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<SearchTask>,
+    /// `-x COUNT`: the memory before and after, as `rd` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// A task of `search -t`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchTask {
+    pub pid: i64,
+    pub task: Hex,
+    pub cpu: u32,
+    pub comm: String,
 }
 
 /// `search`'s record.
@@ -76,10 +96,44 @@ pub struct SearchRecord {
 
 impl SearchRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut last_task: Option<&SearchTask> = None;
+        let mut tasks = 0;
         for hit in &self.hits {
+            if let Some(task) = &hit.task {
+                if last_task != Some(task) {
+                    // crash's print_task_header(), a blank line before all but the first.
+                    writeln!(
+                        out,
+                        "{}PID: {:<7}  TASK: {:<16x}  CPU: {:<3}  COMMAND: \"{}\"",
+                        if tasks > 0 { "\n" } else { "" },
+                        task.pid,
+                        task.task.0,
+                        task.cpu,
+                        task.comm
+                    )?;
+                    tasks += 1;
+                    last_task = Some(task);
+                }
+            }
+            let given = match hit.given_as.as_deref() {
+                Some(g) if g.starts_with('(') => g.to_owned(),
+                Some(g) => format!("({g})"),
+                None => String::new(),
+            };
+            if let (Some((before, after)), Some(v)) = (&hit.context, &hit.value) {
+                for line in before {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(out, "{:>16x}:  {:x} {given}", hit.addr.0, v.0)?;
+                for line in after {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(out)?;
+                continue;
+            }
             match (&hit.value, &hit.text) {
                 (_, Some(text)) => writeln!(out, "{:x}: {text}", hit.addr.0)?,
-                (Some(v), None) => writeln!(out, "{:x}: {:x} ", hit.addr.0, v.0)?,
+                (Some(v), None) => writeln!(out, "{:x}: {:x} {given}", hit.addr.0, v.0)?,
                 (None, None) => writeln!(out, "{:x}:", hit.addr.0)?,
             }
         }
@@ -101,7 +155,7 @@ enum Target {
     /// Values of `unit` bytes, compared with `mask`'s bits ignored.
     Words {
         unit: usize,
-        values: Vec<u64>,
+        values: Vec<(u64, Option<String>)>,
         mask: u64,
     },
     Strings(Vec<Vec<u8>>),
@@ -113,6 +167,8 @@ struct Scanner {
     target: Target,
     hits: Vec<SearchHit>,
     carry: Option<(u64, Vec<u8>)>,
+    /// `-t`: the task whose stack is being searched.
+    task: Option<SearchTask>,
 }
 
 impl Scanner {
@@ -124,12 +180,15 @@ impl Scanner {
                     let mut w = [0u8; 8];
                     w.get_mut(..unit).unwrap_or_default().copy_from_slice(chunk);
                     let word = u64::from_le_bytes(w);
-                    for v in values {
+                    for (v, given) in values {
                         if word | mask == v | mask {
                             self.hits.push(SearchHit {
                                 addr: Hex(addr.wrapping_add((i * unit) as u64)),
                                 value: Some(Hex(word)),
                                 text: None,
+                                given_as: given.clone(),
+                                task: self.task.clone(),
+                                context: None,
                             });
                         }
                     }
@@ -167,6 +226,9 @@ impl Scanner {
                                         addr: Hex(end.wrapping_sub(start as u64)),
                                         value: None,
                                         text: Some(text),
+                                        given_as: None,
+                                        task: self.task.clone(),
+                                        context: None,
                                     });
                                 }
                             }
@@ -181,6 +243,9 @@ impl Scanner {
                                 addr: Hex(addr.wrapping_add(i as u64)),
                                 value: None,
                                 text: Some(show(buf.get(i..end).unwrap_or_default())),
+                                given_as: None,
+                                task: self.task.clone(),
+                                context: None,
                             });
                         }
                     }
@@ -196,14 +261,18 @@ impl Scanner {
     }
 }
 
-/// crash's value operand: hex, a symbol's address, or `(expression)`.
-fn parse_value(session: &Session<'_>, word: &str) -> Option<u64> {
-    if word.starts_with('(') {
+/// crash's value operand: an expression (`(…)` or `a+b`), a symbol's address, or hex; with
+/// how it was typed when it was not plain hex.
+fn parse_value(session: &Session<'_>, word: &str) -> Option<(u64, Option<String>)> {
+    if can_eval(word) {
         let kernel = session.kernel();
         let lookup = |name: &str| kernel.symbol(name).ok().map(|a| a.0);
-        return eval_expression(word, &lookup);
+        return eval_expression(word, &lookup).map(|v| (v, Some(word.to_owned())));
     }
-    parse_hex(word).or_else(|| symbol_value(session, word))
+    if let Some(v) = symbol_value(session, word) {
+        return Some((v, Some(word.to_owned())));
+    }
+    parse_hex(word).map(|v| (v, None))
 }
 
 fn run_search(
@@ -218,11 +287,24 @@ fn run_search(
     let (mut chars, mut unit) = (false, 8usize);
     let mut start_word = None;
     let mut end_word = None;
+    let mut context: Option<u64> = None;
+    // -t: every task's kernel stack; -T: the active tasks' only.
+    let mut stacks: Option<bool> = None;
+    let mut selected_space = false;
     for (c, arg) in &opts {
         match c {
-            'k' | 'K' | 'V' => space = SearchSpace::Kernel,
-            'u' => space = SearchSpace::User,
-            'p' => space = SearchSpace::Physical,
+            'k' | 'K' | 'V' => {
+                space = SearchSpace::Kernel;
+                selected_space = true;
+            }
+            'u' => {
+                space = SearchSpace::User;
+                selected_space = true;
+            }
+            'p' => {
+                space = SearchSpace::Physical;
+                selected_space = true;
+            }
             's' => start_word = Some(arg.clone()),
             'e' => end_word = Some(arg.clone()),
             'l' => {
@@ -235,8 +317,14 @@ fn run_search(
             'c' => chars = true,
             'w' => unit = 4,
             'h' => unit = 2,
-            'x' => return Err(failed("-x (context) is not supported yet".into())),
-            't' | 'T' => return Err(failed("-t/-T (task stacks) are not supported yet".into())),
+            'x' => {
+                context = Some(
+                    crate::calc::parse_number(arg)
+                        .ok_or_else(|| failed(format!("invalid context count: {arg}")))?,
+                )
+            }
+            't' => stacks = Some(false),
+            'T' => stacks = Some(true),
             _ => {}
         }
     }
@@ -255,8 +343,30 @@ fn run_search(
     if end.is_some() && length.is_some() {
         return Err(failed("-e and -l are mutually exclusive".into()));
     }
+    if let Some(active_only) = stacks {
+        if selected_space || start.is_some() || end.is_some() || length.is_some() {
+            return Err(failed(format!(
+                "-{} option cannot be used with other memory-selection options",
+                if active_only { 'T' } else { 't' }
+            )));
+        }
+    }
     if operands.is_empty() {
         return Err(SPEC.bad_args("a value is needed"));
+    }
+    if let Some(count) = context {
+        if chars {
+            return Err(failed("-x option is not allowed with -c".into()));
+        }
+        let max = kernel.page_size() / unit as u64;
+        if count > max {
+            return Err(failed(format!(
+                "context value {count} is too large: maximum is {max}"
+            )));
+        }
+        if space != SearchSpace::Kernel && stacks.is_none() {
+            return Err(failed("-x is supported in kernel memory only".into()));
+        }
     }
     let target = if chars {
         Target::Strings(operands.iter().map(|s| s.as_bytes().to_vec()).collect())
@@ -270,7 +380,8 @@ fn run_search(
             .iter()
             .map(|w| {
                 parse_value(session, w)
-                    .filter(|v| *v <= limit)
+                    .filter(|(v, _)| *v <= limit)
+                    .map(|(v, given)| (v, given.filter(|_| mask == 0)))
                     .ok_or_else(|| failed(format!("invalid value: {w}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -302,6 +413,7 @@ fn run_search(
         target,
         hits: Vec::new(),
         carry: None,
+        task: None,
     };
     let Some(last) = last.filter(|l| *l >= first) else {
         return Ok(Box::new(SearchRecord {
@@ -323,6 +435,44 @@ fn run_search(
             scanner.carry = None;
         }
     };
+    if let Some(active_only) = stacks {
+        let size = kernel.struct_size("thread_union").unwrap_or(16384);
+        for task in &session.tasks().tasks {
+            if session.interrupted() {
+                break;
+            }
+            if active_only && !task.active {
+                continue;
+            }
+            let Ok(stack) = kernel.read_field(task.addr, "task_struct", "stack") else {
+                warnings.push(format!("search: task {}: no stack pointer", task.addr));
+                continue;
+            };
+            scanner.task = Some(SearchTask {
+                pid: task.pid,
+                task: Hex(task.addr.0),
+                cpu: task.cpu,
+                comm: task.comm.clone(),
+            });
+            scanner.carry = None;
+            // Page by page (a stack is virtually, not physically, contiguous).
+            let end = stack.saturating_add(size);
+            let mut at = stack;
+            while at < end {
+                let piece = ((at | (page - 1)) - at + 1).min(end - at);
+                match kernel.virt_to_phys(VirtAddr(at)) {
+                    Ok(phys) => scan_piece(&mut scanner, at, phys.0, piece),
+                    Err(_) => scanner.carry = None,
+                }
+                at = at.saturating_add(piece);
+            }
+        }
+        let mut hits = scanner.hits;
+        if let Some(count) = context.filter(|c| *c > 0) {
+            add_context(session, &mut hits, count, unit, warnings);
+        }
+        return Ok(Box::new(SearchRecord { space, hits }));
+    }
     match space {
         SearchSpace::Physical => {
             let shift = page.trailing_zeros();
@@ -403,10 +553,49 @@ fn run_search(
     if session.interrupted() {
         warnings.push("search: interrupted".into());
     }
-    Ok(Box::new(SearchRecord {
-        space,
-        hits: scanner.hits,
-    }))
+    let mut hits = scanner.hits;
+    if let Some(count) = context.filter(|c| *c > 0) {
+        add_context(session, &mut hits, count, unit, warnings);
+    }
+    Ok(Box::new(SearchRecord { space, hits }))
+}
+
+/// `-x COUNT`: COUNT units before and after each hit, as crash's `display_memory()` (`rd`)
+/// shows them.
+fn add_context(
+    session: &Session<'_>,
+    hits: &mut [SearchHit],
+    count: u64,
+    unit: usize,
+    warnings: &mut Vec<String>,
+) {
+    let rd_unit = match unit {
+        2 => crate::rd::RdUnit::Half,
+        4 => crate::rd::RdUnit::Word,
+        _ => crate::rd::RdUnit::Quad,
+    };
+    let lines = |at: u64, warnings: &mut Vec<String>| -> Vec<String> {
+        let args = crate::rd::RdArgs {
+            target: format!("0x{at:x}"),
+            count: Some(count),
+            unit: rd_unit,
+            string: false,
+            no_ascii: false,
+        };
+        let record = crate::rd::rd(session, &args, warnings);
+        let mut out = Vec::new();
+        let _ = record.write_text(&mut out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    for hit in hits.iter_mut() {
+        let span = count.saturating_mul(unit as u64);
+        let before = lines(hit.addr.0.wrapping_sub(span), warnings);
+        let after = lines(hit.addr.0.wrapping_add(unit as u64), warnings);
+        hit.context = Some((before, after));
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +607,7 @@ mod tests {
             target,
             hits: Vec::new(),
             carry: None,
+            task: None,
         }
     }
 
@@ -425,7 +615,7 @@ mod tests {
     fn words_with_mask() {
         let mut s = scanner(Target::Words {
             unit: 8,
-            values: vec![0xffff_8b54_8f81_0000],
+            values: vec![(0xffff_8b54_8f81_0000, None)],
             mask: 0xffff,
         });
         let mut buf = Vec::new();
@@ -442,6 +632,43 @@ mod tests {
         .write_text(&mut out)
         .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "1000: ffff8b548f81a0c0 \n");
+    }
+
+    #[test]
+    fn task_headers_and_given_values_as_crash() {
+        let task = |pid| SearchTask {
+            pid,
+            task: Hex(0xffff_8b54_8f81_a0c0 + pid as u64),
+            cpu: 1,
+            comm: "sh".into(),
+        };
+        let hit = |addr, pid, given: Option<&str>| SearchHit {
+            addr: Hex(addr),
+            value: Some(Hex(0xffff_ffff_8361_aa40)),
+            text: None,
+            given_as: given.map(str::to_owned),
+            task: Some(task(pid)),
+            context: None,
+        };
+        let mut out = Vec::new();
+        SearchRecord {
+            space: SearchSpace::Kernel,
+            hits: vec![
+                hit(0x10, 7, Some("init_task")),
+                hit(0x18, 7, Some("(init_task+8)")),
+                hit(0x20, 9, None),
+            ],
+        }
+        .write_text(&mut out)
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PID: 7        TASK: ffff8b548f81a0c7  CPU: 1    COMMAND: \"sh\"\n\
+             10: ffffffff8361aa40 (init_task)\n\
+             18: ffffffff8361aa40 (init_task+8)\n\
+             \nPID: 9        TASK: ffff8b548f81a0c9  CPU: 1    COMMAND: \"sh\"\n\
+             20: ffffffff8361aa40 \n"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::walkargs::{getopt, parse_offset, parse_start, struct_printing_not_yet, SessionMem};
+use crate::walkargs::{
+    getopt, parse_offset, parse_start, struct_printing_not_yet, FastMembers, SessionMem,
+};
 use crate::CommandError;
 
 /// `tree`.
@@ -32,7 +34,8 @@ xarray (radix tree) or a maple tree each stored pointer, in index order.\n\
   -N          START is a node, not a root\n\
   -p          each entry's position (and index)\n\
   -l          rbtree: in order (linear)\n\
-  -s struct   each entry's struct (not available yet)",
+  -S struct.member[,member]  each entry's members of up to 8 bytes, and strings (-x: hex)
+  -s struct   each entry's struct through the value printer (not available yet)",
     examples: &[
         "tree -t rbtree -o sched_entity.run_node -r cfs_rq.tasks_timeline CFS_RQ",
         "tree -t maple MM_STRUCT     the VMAs of an mm (6.1+; mm_mt is its first member)",
@@ -57,6 +60,9 @@ pub enum TreeKind {
 pub struct TreeRecord {
     pub kind: TreeKind,
     pub entries: Vec<TreeEntry>,
+    /// `-S struct.member,...`: each entry's member lines, as crash prints them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Vec<String>>,
     #[serde(skip)]
     positions: bool,
 }
@@ -73,9 +79,18 @@ impl TreeRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         for (n, e) in self.entries.iter().enumerate() {
             writeln!(out, "{:x}", e.addr.0)?;
-            if !self.positions {
-                continue;
+            if self.positions {
+                self.write_position(out, n, e)?;
             }
+            for line in self.members.get(n).into_iter().flatten() {
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_position(&self, out: &mut dyn Write, n: usize, e: &TreeEntry) -> io::Result<()> {
+        {
             match self.kind {
                 TreeKind::Rbtree => writeln!(out, "  position: {}", e.position)?,
                 // crash's maple "index" is the entry's ordinal, from 1.
@@ -117,6 +132,8 @@ fn run_tree(
     let mut kind = None;
     let (mut root_offset, mut node_offset) = (None, None);
     let (mut node_pointer, mut positions, mut linear) = (false, false, false);
+    let mut fast: Vec<FastMembers> = Vec::new();
+    let mut hex = false;
     for (c, arg) in &opts {
         match c {
             't' => {
@@ -135,7 +152,9 @@ fn run_tree(
             }
             'r' => root_offset = Some(parse_offset(kernel, &SPEC, 'r', arg)?),
             'o' => node_offset = Some(parse_offset(kernel, &SPEC, 'o', arg)?),
-            's' | 'S' => return Err(struct_printing_not_yet(&SPEC)),
+            's' => return Err(struct_printing_not_yet(&SPEC)),
+            'S' => fast.push(FastMembers::parse(kernel, &SPEC, arg)?),
+            'x' => hex = true,
             'N' => node_pointer = true,
             'p' => positions = true,
             'l' => linear = true,
@@ -217,8 +236,21 @@ fn run_tree(
     if let Some(stop) = &walk.stop {
         warnings.push(format!("tree: {stop}"));
     }
+    let members = if fast.is_empty() {
+        Vec::new()
+    } else {
+        walk.entries
+            .iter()
+            .map(|e| {
+                fast.iter()
+                    .flat_map(|f| f.lines(session, e.addr, hex))
+                    .collect()
+            })
+            .collect()
+    };
     Ok(Box::new(TreeRecord {
         kind,
+        members,
         entries: walk
             .entries
             .into_iter()
@@ -233,7 +265,7 @@ fn run_tree(
 }
 
 /// The maple tree's offsets from the kernel's types, and its `mt_slots[]`.
-fn maple_layout(kernel: &Kernel) -> Result<MapleLayout, CommandError> {
+pub(crate) fn maple_layout(kernel: &Kernel) -> Result<MapleLayout, CommandError> {
     let mr64 = offset(kernel, "maple_node", "mr64")?;
     let ma64 = offset(kernel, "maple_node", "ma64")?;
     let mut slots = MapleLayout::DEFAULT_SLOTS;

@@ -1,7 +1,7 @@
 //! `vtop [-c pid|task] [-k|-u] ADDR...`: a virtual address's physical address and the page
 //! table walk that found it, as crash prints them on x86_64 (the kernel's tables, or a
 //! task's for user addresses): each level's entry address and value, the page, and the
-//! leaf entry's flags, and the page's `struct page` line. A user address's VMA is left out.
+//! leaf entry's flags, a user address's VMA, and the page's `struct page` line.
 
 use std::io::{self, Write};
 
@@ -65,8 +65,133 @@ pub struct VtopEntry {
     /// The mapped page's `struct page` (crash's mem_map line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_struct: Option<PageLine>,
+    /// A user address's VMA (`None` with `not_accessible`: in no VMA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vma: Option<VmaLine>,
+    /// A user address in no VMA: crash's `(not accessible)`.
+    pub not_accessible: bool,
     #[serde(skip)]
     not_kernel: bool,
+}
+
+/// A VMA as crash's `vm` and `vtop` print it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VmaLine {
+    pub vma: Hex,
+    pub start: Hex,
+    pub end: Hex,
+    pub flags: Hex,
+    /// The mapped file's path; empty for anonymous memory.
+    pub file: String,
+}
+
+/// The header of crash's VMA lines.
+pub(crate) const VMA_HEADER: &str = "      VMA           START       END     FLAGS FILE";
+
+impl VmaLine {
+    pub(crate) fn text(&self) -> String {
+        format!(
+            "{:<16x} {:>10x} {:>10x} {:>6x} {}",
+            self.vma.0, self.start.0, self.end.0, self.flags.0, self.file
+        )
+    }
+}
+
+/// Longest path, and most components, `d_path` puts together.
+const MAX_PATH: usize = 4096;
+const MAX_COMPONENTS: usize = 256;
+
+/// The path of `dentry` under the mount `vfsmnt`, through the mounts up to the root (the
+/// kernel's `d_path()`); `None` when the dentries cannot be read. Bounded by
+/// [`MAX_COMPONENTS`] steps.
+pub(crate) fn d_path(kernel: &Kernel, dentry: u64, vfsmnt: u64) -> Option<String> {
+    let field = |addr: u64, ty: &str, path: &str| kernel.read_field(VirtAddr(addr), ty, path).ok();
+    let mnt_offset = kernel.offset_of("mount", "mnt").ok()?;
+    let mut mount = vfsmnt.checked_sub(mnt_offset)?;
+    let mut dentry = dentry;
+    let mut parts: Vec<String> = Vec::new();
+    let mut length = 0usize;
+    for _ in 0..MAX_COMPONENTS {
+        let mnt_root = field(mount.wrapping_add(mnt_offset), "vfsmount", "mnt_root")?;
+        let parent = field(dentry, "dentry", "d_parent")?;
+        if dentry == mnt_root || dentry == parent {
+            let mnt_parent = field(mount, "mount", "mnt_parent")?;
+            if mnt_parent == mount || mnt_parent == 0 {
+                break;
+            }
+            dentry = field(mount, "mount", "mnt_mountpoint")?;
+            mount = mnt_parent;
+            continue;
+        }
+        let name = field(dentry, "dentry", "d_name.name")?;
+        let name = kernel.read_cstr(VirtAddr(name), 256, "d_name").ok()?;
+        length = length.saturating_add(name.len() + 1);
+        if length > MAX_PATH {
+            break;
+        }
+        parts.push(name);
+        dentry = parent;
+    }
+    if parts.is_empty() {
+        return Some("/".into());
+    }
+    parts.reverse();
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// The VMA of `mm` holding `addr`: from the maple tree (6.1+), else the `mmap` list.
+pub(crate) fn find_vma(kernel: &Kernel, mm: u64, addr: u64) -> Option<VmaLine> {
+    let field = |at: u64, path: &str| kernel.read_field(VirtAddr(at), "vm_area_struct", path).ok();
+    let vmas: Vec<u64> = if let Ok(off) = kernel.offset_of("mm_struct", "mm_mt") {
+        let layout = crate::tree::maple_layout(kernel).ok()?;
+        kdive_kernel::walk::walk_maple(
+            kernel,
+            mm.wrapping_add(off),
+            false,
+            layout,
+            kdive_kernel::MAX_LIST_ENTRIES,
+        )
+        .entries
+        .iter()
+        .map(|e| e.addr)
+        .collect()
+    } else {
+        // Before 6.1: the vm_next list, bounded and cycle-checked.
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut vma = kernel.read_field(VirtAddr(mm), "mm_struct", "mmap").ok()?;
+        while vma != 0 && out.len() < kdive_kernel::MAX_LIST_ENTRIES && seen.insert(vma) {
+            out.push(vma);
+            vma = field(vma, "vm_next")?;
+        }
+        out
+    };
+    for vma in vmas {
+        let (start, end) = (field(vma, "vm_start")?, field(vma, "vm_end")?);
+        if !(start..end).contains(&addr) {
+            continue;
+        }
+        let file = match field(vma, "vm_file") {
+            Some(0) | None => String::new(),
+            Some(file) => {
+                let at = |path: &str| kernel.read_field(VirtAddr(file), "file", path).ok();
+                match (at("f_path.dentry"), at("f_path.mnt")) {
+                    (Some(dentry), Some(mnt)) if dentry != 0 => {
+                        d_path(kernel, dentry, mnt).unwrap_or_default()
+                    }
+                    _ => String::new(),
+                }
+            }
+        };
+        return Some(VmaLine {
+            vma: Hex(vma),
+            start: Hex(start),
+            end: Hex(end),
+            flags: Hex(field(vma, "vm_flags").unwrap_or(0)),
+            file,
+        });
+    }
+    None
 }
 
 /// crash's mem_map line for one page.
@@ -245,6 +370,10 @@ impl VtopRecord {
                 writeln!(out, "{:<8x}  (not a kernel virtual address)", e.virt.0)?;
                 continue;
             }
+            if e.not_accessible {
+                writeln!(out, "{:<width$x}  (not accessible)", e.virt.0)?;
+                continue;
+            }
             match e.phys {
                 Some(p) => writeln!(out, "{:<width$x}  {:<16x}", e.virt.0, p.0)?,
                 None => writeln!(out, "{:<width$x}  (not mapped)", e.virt.0)?,
@@ -272,6 +401,9 @@ impl VtopRecord {
             }
             if let Some(pte) = e.pte {
                 write!(out, "{}", pte_lines(pte.0))?;
+            }
+            if let Some(vma) = &e.vma {
+                writeln!(out, "\n{VMA_HEADER}\n{}", vma.text())?;
             }
             if let Some(page) = &e.page_struct {
                 writeln!(out, "\n{PAGE_HEADER}\n{}", page.text())?;
@@ -360,8 +492,8 @@ fn kernel_start(levels: PagingLevels) -> u64 {
     }
 }
 
-/// A task's page-table root (physical), from its `mm->pgd`.
-fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<u64, CommandError> {
+/// A task's page-table root (physical), from its `mm->pgd`, and its mm.
+fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<(u64, u64), CommandError> {
     let mm = kernel
         .read_field(task, "task_struct", "mm")
         .map_err(|e| failed(e.to_string()))?;
@@ -375,7 +507,7 @@ fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<u64, CommandError> {
         .address_space()
         .process_tables(VirtAddr(pgd))
         .map_err(|e| failed(e.to_string()))?;
-    Ok(tables.root().0)
+    Ok((tables.root().0, mm))
 }
 
 fn run_vtop(
@@ -424,11 +556,19 @@ fn run_vtop(
             page: None,
             pte: None,
             page_struct: None,
+            vma: None,
+            not_accessible: false,
             not_kernel: false,
         };
         if is_user {
             let task = context.ok_or_else(|| failed("no current task".into()))?;
-            let root = task_root(kernel, task)?;
+            let (root, mm) = task_root(kernel, task)?;
+            entry.vma = find_vma(kernel, mm, vaddr);
+            if entry.vma.is_none() {
+                entry.not_accessible = true;
+                entries.push(entry);
+                continue;
+            }
             walk_verbose(
                 tables.mem(),
                 root,

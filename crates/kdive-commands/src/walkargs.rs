@@ -225,3 +225,131 @@ mod tests {
         assert!(!can_eval("abc"));
     }
 }
+
+/// Whether `addr` is vmlinux's or in a module's core (crash does not name addresses in a
+/// module's init memory, freed after loading).
+fn in_core(session: &Session<'_>, addr: u64) -> bool {
+    session.modules().module_at(VirtAddr(addr)).is_none_or(|m| {
+        let base = m.module.base.0;
+        (base..base.saturating_add(m.module.size)).contains(&addr)
+    })
+}
+
+/// One member of crash's `-S struct.member[,member]` (read straight from memory).
+#[derive(Debug, Clone)]
+pub(crate) struct FastMember {
+    name: String,
+    offset: u64,
+    width: u64,
+    pointer: bool,
+    string: bool,
+}
+
+/// crash's `-S struct.member[,member...]`: members of up to 8 bytes, and strings, printed
+/// as `  member = value` lines without gdb (crash's `dump_struct_members_fast()`).
+#[derive(Debug, Clone)]
+pub(crate) struct FastMembers {
+    members: Vec<FastMember>,
+}
+
+impl FastMembers {
+    /// Parses `struct.member[,member...]`; a whole struct (no member), a bitfield or a
+    /// member wider than 8 bytes that is not a string needs the value printer.
+    pub(crate) fn parse(
+        kernel: &Kernel,
+        spec: &CommandSpec,
+        arg: &str,
+    ) -> Result<FastMembers, CommandError> {
+        let failed = |what: String| CommandError::Failed {
+            command: spec.name,
+            what,
+        };
+        let Some((ty, list)) = arg.split_once('.') else {
+            return Err(struct_printing_not_yet(spec));
+        };
+        let mut members = Vec::new();
+        for name in list.split(',').filter(|n| !n.is_empty()) {
+            let m = kernel
+                .member(ty, name)
+                .map_err(|_| failed(format!("Can't get offset of '{ty}.{name}'")))?;
+            let pointer = m.ty.class == kdive_kernel::TypeClass::Pointer;
+            let char_target =
+                m.ty.target
+                    .as_ref()
+                    .is_some_and(|t| t.size == Some(1) && t.name.contains("char"));
+            let string = char_target
+                && matches!(
+                    m.ty.class,
+                    kdive_kernel::TypeClass::Pointer | kdive_kernel::TypeClass::Array
+                );
+            if m.bit_size.is_some() || (!string && !(1..=8).contains(&m.size)) {
+                return Err(failed(format!(
+                    "-S {ty}.{name}: members wider than 8 bytes (or bitfields) need the \
+                     struct value printer, not available yet"
+                )));
+            }
+            members.push(FastMember {
+                name: name.to_owned(),
+                offset: m.offset,
+                width: m.size,
+                pointer,
+                string,
+            });
+        }
+        Ok(FastMembers { members })
+    }
+
+    /// crash's `print_value()` lines for the struct at `addr`; `hex`: `-x` (pointers are
+    /// always hex, other values decimal unless `-x`).
+    pub(crate) fn lines(&self, session: &Session<'_>, addr: u64, hex: bool) -> Vec<String> {
+        let kernel = session.kernel();
+        let mut out = Vec::new();
+        for m in &self.members {
+            let at = addr.wrapping_add(m.offset);
+            let mut line = String::new();
+            let mut value = 0u64;
+            if m.width <= 8 {
+                let Ok(bytes) = kernel.read_bytes(VirtAddr(at), m.width, "structure value") else {
+                    out.push(format!("cannot access member: {} at {at:x}", m.name));
+                    continue;
+                };
+                let mut w = [0u8; 8];
+                w.get_mut(..bytes.len())
+                    .unwrap_or_default()
+                    .copy_from_slice(&bytes);
+                value = u64::from_le_bytes(w);
+                if m.pointer || hex {
+                    line = format!("  {} = 0x{value:x}", m.name);
+                } else {
+                    line = format!("  {} = {value}", m.name);
+                }
+            }
+            if m.string {
+                if m.pointer {
+                    let s = kernel
+                        .read_cstr(VirtAddr(value), 1500, "string")
+                        .unwrap_or_default();
+                    line.push_str(&format!("  \"{s}\""));
+                } else {
+                    let s = kernel
+                        .read_bytes(VirtAddr(at), m.width, "string")
+                        .map(|b| {
+                            let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+                            String::from_utf8_lossy(&b[..end]).into_owned()
+                        })
+                        .unwrap_or_default();
+                    line.push_str(&format!("  {} = \"{s}\"", m.name));
+                }
+            } else if let Some(hit) = session
+                .modules()
+                .lookup(kernel, VirtAddr(value))
+                .filter(|h| matches!(h.kind, 't' | 'T' | 'W' | 'w'))
+                .filter(|_| in_core(session, value))
+            {
+                line.push_str(&format!(" <{}>", hit.name));
+            }
+            out.push(line);
+        }
+        out
+    }
+}

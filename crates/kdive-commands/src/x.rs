@@ -24,7 +24,8 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     summary: "examine memory as gdb's x does",
     usage: "x/[count][format][unit] address|symbol",
     description: "COUNT units at ADDRESS in FORMAT, as gdb's x command prints them.\n\
-  formats: x hex  d decimal  u unsigned  o octal  t binary  a address  c char  s string\n\
+  formats: x hex  d decimal  u unsigned  o octal  t binary  a address  c char  s string
+           i instructions (as dis)\n\
   units:   b byte  h halfword  w word (default)  g giant (8 bytes)\n\
 ADDRESS is 0x..., a kernel hex address, &symbol, an array or function symbol (its\n\
 address) or a pointer/integer symbol (the address it holds).",
@@ -50,6 +51,8 @@ pub enum XFormat {
     Address,
     Char,
     String,
+    /// `i`: instructions, as `dis` decodes them.
+    Instruction,
 }
 
 /// `/NFU`.
@@ -87,7 +90,7 @@ pub fn parse_x_format(word: &str) -> Result<XSpec, String> {
             'a' => format = Some(XFormat::Address),
             'c' => format = Some(XFormat::Char),
             's' => format = Some(XFormat::String),
-            'i' => return Err("the i format is not supported: use dis".into()),
+            'i' => format = Some(XFormat::Instruction),
             'b' => unit = Some(1),
             'h' => unit = Some(2),
             'w' => unit = Some(4),
@@ -99,7 +102,7 @@ pub fn parse_x_format(word: &str) -> Result<XSpec, String> {
     let unit = match format {
         XFormat::Address => 8,
         XFormat::Char => unit.unwrap_or(1),
-        XFormat::String => unit.unwrap_or(1),
+        XFormat::String | XFormat::Instruction => unit.unwrap_or(1),
         _ => unit.unwrap_or(4),
     };
     Ok(XSpec {
@@ -122,10 +125,16 @@ pub struct XLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct XRecord {
     pub lines: Vec<XLine>,
+    /// `x/i`: gdb's instruction lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instructions: Vec<String>,
 }
 
 impl XRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for line in &self.instructions {
+            writeln!(out, "   {line}")?;
+        }
         for line in &self.lines {
             write!(out, "0x{:x}", line.address.0)?;
             if let Some(sym) = &line.symbol {
@@ -191,7 +200,7 @@ fn render(kernel: &Kernel, spec: &XSpec, raw: u64) -> String {
             None => format!("0x{raw:x}"),
         },
         XFormat::Char => format!("{signed} {}", gdb_char(raw as u8)),
-        XFormat::String => String::new(),
+        XFormat::String | XFormat::Instruction => String::new(),
     }
 }
 
@@ -294,6 +303,20 @@ fn run_x(
         _ => ("", words),
     };
     let spec = parse_x_format(format).map_err(|e| SPEC.bad_args(e))?;
+    if spec.count == MAX_UNITS
+        && format
+            .trim_start_matches('/')
+            .starts_with(|c: char| c.is_ascii_digit())
+    {
+        let asked: String = format
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if asked.parse::<u64>().map_or(true, |n| n > MAX_UNITS) {
+            warnings.push(format!("x: only the first {MAX_UNITS} units are shown"));
+        }
+    }
     let target = match rest {
         [one] => one.as_str(),
         [] => return Err(SPEC.bad_args("an address is needed")),
@@ -308,6 +331,26 @@ fn run_x(
     let kernel = session.kernel();
     let addr = where_to_examine(session, target)?;
     let mut lines = Vec::new();
+    if spec.format == XFormat::Instruction {
+        let args = crate::dis::DisArgs {
+            target: format!("0x{addr:x}"),
+            count: Some(spec.count.max(1)),
+            reverse: false,
+            lines: false,
+        };
+        let record = crate::dis::dis(session, &args, warnings);
+        let mut out = Vec::new();
+        let _ = record.write_text(&mut out);
+        // crash's `dis` marks ftrace's NOP; gdb's x/i does not.
+        let instructions = String::from_utf8_lossy(&out)
+            .lines()
+            .map(|l| l.trim_end_matches(" [FTRACE NOP]").to_owned())
+            .collect();
+        return Ok(Box::new(XRecord {
+            lines,
+            instructions,
+        }));
+    }
     if spec.format == XFormat::String {
         let mut at = addr;
         for _ in 0..spec.count {
@@ -344,7 +387,10 @@ fn run_x(
                 break;
             }
         }
-        return Ok(Box::new(XRecord { lines }));
+        return Ok(Box::new(XRecord {
+            lines,
+            instructions: Vec::new(),
+        }));
     }
     let per_line = match spec.unit {
         8 => 2,
@@ -379,7 +425,10 @@ fn run_x(
             break;
         }
     }
-    Ok(Box::new(XRecord { lines }))
+    Ok(Box::new(XRecord {
+        lines,
+        instructions: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
@@ -401,7 +450,7 @@ mod tests {
         let s = parse_x_format("/99999999999dw").unwrap();
         assert_eq!(s.count, MAX_UNITS);
         assert!(parse_x_format("/8q").is_err());
-        assert!(parse_x_format("/2i").is_err());
+        assert_eq!(parse_x_format("/2i").unwrap().format, XFormat::Instruction);
         assert!(parse_x_format("/99999999999999999999999x").is_err());
     }
 

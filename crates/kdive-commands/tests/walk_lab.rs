@@ -7,7 +7,9 @@
 //! - drgn 0.3.0 (the lab's) where crash cannot answer: maple trees (crash 8.0.2 has no
 //!   `tree -t maple`), user-address translation (crash 8.0.2's `vtop` of a user address
 //!   fails on 6.1: it looks for `mm_struct.mmap`), and the 6.12 dumps crash cannot open:
-//!   the task and module lists, every VMA of an mm's maple tree, user physical addresses.
+//!   the task and module lists, every VMA of an mm's maple tree, user physical addresses
+//!   and the VMA `vtop` shows for them (`vma_find`, `d_path`), and `search -u` finding the
+//!   words drgn reads in user pages (crash 8.0.2's `search -u` fails on 6.1 too).
 //!
 //! Without a lab the test prints SKIP and passes, except under CI=true, where a missing
 //! lab is a failure. At least one comparison must run.
@@ -98,6 +100,8 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
         "x/8cb linux_banner",
         "x/s linux_banner",
         "x/3xg schedule",
+        "x/2i schedule",
+        "x/6i &schedule",
         "x/3dg &init_task",
         "eval 128m",
         "eval (1 << 12) + 5",
@@ -118,12 +122,29 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
     commands.extend([
         format!("list task_struct.tasks -h {init_task:x}"),
         format!("list -h {init_task:x} -o task_struct.tasks -r"),
+        format!(
+            "list task_struct.tasks -h {init_task:x} -S task_struct.pid,comm,mm,prio,exit_code,flags"
+        ),
+        format!("list task_struct.tasks -h {init_task:x} -x -S task_struct.pid,on_cpu,stack"),
+        "list -H modules -o module.list -S module.state,name,init,version".to_owned(),
+        "list -H modules -l module.list -S module.state,name".to_owned(),
+        "tree -t rbtree -o vmap_area.rb_node vmap_area_root -S vmap_area.va_start,va_end"
+            .to_owned(),
+        "tree -t xarray -r pid_namespace.idr init_pid_ns -S pid.level".to_owned(),
+        format!(
+            "tree -t rbtree -N -o vmap_area.rb_node -p {:x}",
+            kernel
+                .read_u64(kernel.symbol("vmap_area_root").expect("vmap_area_root"), "root")
+                .expect("rb_node")
+        ),
         format!("x/8xg 0x{task:x}"),
         format!("x/4ag 0x{task:x}"),
         format!("vtop {init_task:x}"),
         format!("vtop {task:x}"),
         format!("vtop {stack:x}"),
         format!("ptov {phys:x}"),
+        format!("ptov {:x}:a {phys:x}", runqueues.0),
+        format!("ptov {:x}:", runqueues.0),
         format!("btop {phys:x}"),
         format!(
             "search -s {:x} -e {:x} {task:x}",
@@ -135,6 +156,30 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
             task & !0xf_ffff,
             (task & !0xf_ffff) + 0x10_0000,
             task & 0xffff_ffff
+        ),
+        format!("search -T {init_task:x}"),
+        format!("search -T -x 2 {init_task:x}"),
+        format!(
+            "search -s {:x} -e {:x} -x 3 {task:x}",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
+        ),
+        format!(
+            "search -s {:x} -e {:x} -h -x 1 {:x}",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x10_0000,
+            task & 0xffff
+        ),
+        format!("search -T {task:x}"),
+        format!(
+            "search -s {:x} -e {:x} init_task",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
+        ),
+        format!(
+            "search -s {:x} -e {:x} -m 0xff init_task",
+            task & !0xf_ffff,
+            (task & !0xf_ffff) + 0x20_0000
         ),
         format!(
             "search -p -s {:x} -e {:x} {task:x}",
@@ -173,7 +218,8 @@ fn compare_with_crash(m: &Value) -> usize {
         if command.starts_with("vtop") {
             ours = vtop_as_crash(&ours, theirs);
         }
-        assert_eq!(&ours, theirs, "{name}: {command}");
+        // crash_session trims each output, leading blanks (`x/i`'s) too.
+        assert_eq!(ours.trim_start(), theirs, "{name}: {command}");
         compared += 1;
     }
     println!("{name}: {compared} commands as crash 8.0.2 prints them");
@@ -204,7 +250,8 @@ import sys, drgn
 from drgn import Object
 from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.mapletree import mt_for_each
-from drgn.helpers.linux.mm import follow_phys
+from drgn.helpers.linux.mm import follow_phys, vma_find
+from drgn.helpers.linux.fs import d_path
 p = drgn.Program()
 p.set_core_dump(sys.argv[1])
 p.load_debug_info([sys.argv[2]])
@@ -215,9 +262,23 @@ print('tasks', ' '.join(hex(x.value_()) for x in list_for_each_entry('struct tas
 print('maple', ' '.join(hex(e.value_()) for _, _, e in mt_for_each(task.mm.mm_mt.address_of_())))
 for a in sys.argv[4:]:
     try:
-        print('phys', a, hex(follow_phys(task.mm, int(a, 16)).value_()))
+        phys = follow_phys(task.mm, int(a, 16)).value_()
+        print('phys', a, hex(phys))
     except drgn.FaultError:
         print('phys', a, 'none')
+        phys = None
+    try:
+        if phys is not None:
+            word = int.from_bytes(p.read(phys & ~7, 8, True), 'little')
+            print('uword', a, hex(word))
+    except drgn.FaultError:
+        pass
+    vma = vma_find(task.mm, int(a, 16))
+    if vma:
+        path = d_path(vma.vm_file.f_path).decode() if vma.vm_file else ''
+        print('vma', a, '%x %x %x %x %s' % (vma.value_(), vma.vm_start, vma.vm_end, vma.vm_flags, path))
+    else:
+        print('vma', a, 'none')
 "#;
 
 fn hexes(s: &str) -> Vec<String> {
@@ -254,6 +315,8 @@ fn compare_with_drgn(m: &Value) -> usize {
         addrs.push(format!("{start:x}"));
         addrs.push(format!("{:x}", start + 0x123));
     }
+    // Below every mapping: in no VMA.
+    addrs.push("10".to_owned());
     let mut args = vec![format!("{task:x}")];
     args.extend(addrs.iter().cloned());
     let Some(out) = drgn(m, DRGN_SCRIPT, &args) else {
@@ -262,11 +325,20 @@ fn compare_with_drgn(m: &Value) -> usize {
     };
     let mut theirs: HashMap<&str, Vec<String>> = HashMap::new();
     let mut phys = HashMap::new();
+    let mut vmas_at = HashMap::new();
+    let mut words = Vec::new();
     for line in out.lines() {
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         if key == "phys" {
             let (addr, value) = rest.split_once(' ').expect("phys line");
             phys.insert(addr.to_owned(), value.trim_start_matches("0x").to_owned());
+        } else if key == "uword" {
+            let (addr, value) = rest.split_once(' ').expect("uword line");
+            let addr = u64::from_str_radix(addr, 16).expect("hex");
+            words.push((addr & !7, value.trim_start_matches("0x").to_owned()));
+        } else if key == "vma" {
+            let (addr, value) = rest.split_once(' ').expect("vma line");
+            vmas_at.insert(addr.to_owned(), value.to_owned());
         } else {
             theirs.insert(key, hexes(rest));
         }
@@ -285,7 +357,8 @@ fn compare_with_drgn(m: &Value) -> usize {
     compared += 1;
     for addr in &addrs {
         let report = run(&kernel, &format!("vtop -c {task:x} {addr}"));
-        let first = lines(&report).get(1).cloned().unwrap_or_default();
+        let all = lines(&report);
+        let first = all.get(1).cloned().unwrap_or_default();
         let ours = first.split_whitespace().nth(1).unwrap_or("").to_owned();
         let theirs = &phys[addr];
         if theirs == "none" {
@@ -293,6 +366,44 @@ fn compare_with_drgn(m: &Value) -> usize {
         } else {
             assert_eq!(&ours, theirs, "{name}: vtop -c {task:x} {addr}");
         }
+        // The VMA line: address, start, end, flags and file, as drgn's vma_find/d_path.
+        let vma = all
+            .iter()
+            .position(|l| l.trim_start().starts_with("VMA "))
+            .and_then(|at| all.get(at + 1))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+        match vmas_at[addr].as_str() {
+            "none" => assert!(
+                first.contains("(not accessible)"),
+                "{name}: {addr}: {first}"
+            ),
+            theirs => assert_eq!(
+                vma.as_deref(),
+                Some(theirs.trim_end()),
+                "{name}: vma of {addr}"
+            ),
+        }
+        compared += 2;
+    }
+    // search -u in the task's memory finds the word drgn reads there.
+    let mut session = Session::new(&kernel, &[]);
+    session.execute(&format!("set {task:x}")).expect("set");
+    for (addr, word) in words.iter().take(4) {
+        let page = addr & !0xfff;
+        let report = session
+            .execute(&format!(
+                "search -u -s {page:x} -e {:x} {word}",
+                page + 0x1000
+            ))
+            .expect("search -u");
+        let hit = format!("{addr:x}: {word} ");
+        assert!(
+            lines(&report)
+                .iter()
+                .any(|l| format!("{l} ").starts_with(&hit) || *l == hit.trim_end()),
+            "{name}: search -u for {word} at {addr:x}: {:?}",
+            lines(&report)
+        );
         compared += 1;
     }
     println!("{name}: {compared} walks and translations as drgn 0.3.0 finds them");
@@ -365,6 +476,7 @@ fn walk_commands_match_crash_and_drgn() {
     }
     for name in [
         "6.1-null-init.kdump-zstd-d31",
+        "6.1-busy-qemu.elf",
         "6.12-null-init.kdump-zstd-d31",
         "6.12-busy-qemu.elf",
         "6.12-null-init-qemu-la57.elf",
