@@ -14,9 +14,9 @@ use crate::calc::{eval_expression, is_decimal, is_hexadecimal, parse_hex, parse_
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
+use crate::structs::EntryPrinter;
 use crate::walkargs::{
-    can_eval, getopt, is_kvaddr, member_offset, parse_offset, struct_printing_not_yet,
-    symbol_value, FastMembers, SessionMem,
+    can_eval, getopt, is_kvaddr, member_offset, parse_offset, symbol_value, FastMembers, SessionMem,
 };
 use crate::CommandError;
 
@@ -38,7 +38,7 @@ OFFSET (a number or struct.member); a list_head list with -h (START is an entry)
   -S struct.member[,member]  each entry's members of up to 8 bytes, and strings
   -l offset   with -S: START and the entries point at this member of the struct
   -x          with -S: values in hex
-  -s struct[.member,...]  each entry's struct through the value printer (not available yet)\n\
+  -s struct[.member,...]  each entry's struct (or members) as `struct` prints it\n\
 The walk stops after 1048576 entries, or at an entry met twice, with a warning.",
     examples: &[
         "list -H modules -o module.list       every module struct",
@@ -100,6 +100,8 @@ fn run_list(
     let mut head_member: Option<u64> = None;
     let mut end = 0u64;
     let mut fast: Vec<FastMembers> = Vec::new();
+    // -s struct[.member,...]: printed as `struct` prints them.
+    let mut whole: Vec<String> = Vec::new();
     let mut struct_list_offset = 0u64;
     let mut hex = false;
     for (c, arg) in &opts {
@@ -113,7 +115,7 @@ fn run_list(
                 head_format = true;
                 reverse = true;
             }
-            's' => return Err(struct_printing_not_yet(&SPEC)),
+            's' => whole.push(arg.clone()),
             'S' => fast.push(FastMembers::parse(kernel, &SPEC, arg)?),
             'l' => struct_list_offset = parse_offset(kernel, &SPEC, 'l', arg)?,
             'x' => hex = true,
@@ -257,18 +259,21 @@ fn run_list(
         warnings.push(format!("list: {stop}"));
     }
     // -S: each entry's struct is at the printed address minus -l's offset.
-    let members = if fast.is_empty() {
+    let members = if fast.is_empty() && whole.is_empty() {
         Vec::new()
     } else {
-        walk.entries
-            .iter()
-            .map(|e| {
-                let at = e.addr.wrapping_sub(struct_list_offset);
-                fast.iter()
-                    .flat_map(|f| f.lines(session, at, hex))
-                    .collect()
-            })
-            .collect()
+        let printer = EntryPrinter::new(session, whole, hex);
+        let mut out = Vec::new();
+        for e in &walk.entries {
+            if session.interrupted() {
+                break;
+            }
+            let at = e.addr.wrapping_sub(struct_list_offset);
+            let mut lines = printer.lines(at, warnings);
+            lines.extend(fast.iter().flat_map(|f| f.lines(session, at, hex)));
+            out.push(lines);
+        }
+        out
     };
     Ok(Box::new(ListRecord {
         entries: walk.entries.iter().map(|e| Hex(e.addr)).collect(),

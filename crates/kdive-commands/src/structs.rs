@@ -206,6 +206,59 @@ fn run_kind(
     Ok(Box::new(struct_with(&env, words, union, warnings)?))
 }
 
+/// `list -s` and `tree -s`: the lines `struct ARG ADDR` prints for each entry (`-x` in hex),
+/// with one type environment for all of them.
+pub(crate) struct EntryPrinter<'s> {
+    session: &'s Session<'s>,
+    types: kdive_kernel::symbols::Types,
+    args: Vec<String>,
+    hex: bool,
+}
+
+impl<'s> EntryPrinter<'s> {
+    pub(crate) fn new(session: &'s Session<'s>, args: Vec<String>, hex: bool) -> Self {
+        EntryPrinter {
+            session,
+            types: kernel_types(session.kernel()),
+            args,
+            hex,
+        }
+    }
+
+    /// The lines for the entry at `addr`; an entry that cannot be printed gives its error as
+    /// a warning and no lines.
+    pub(crate) fn lines(&self, addr: u64, warnings: &mut Vec<String>) -> Vec<String> {
+        let env = Env {
+            kernel: Some(self.session.kernel()),
+            types: &self.types,
+            modules: Some(self.session.modules()),
+        };
+        let mut out = Vec::new();
+        for arg in &self.args {
+            let mut words: Vec<String> = Vec::new();
+            if self.hex {
+                words.push("-x".into());
+            }
+            words.push(arg.clone());
+            words.push(format!("{addr:x}"));
+            let (union, words) = match arg.strip_prefix("union ") {
+                Some(_) => (true, words),
+                None => (false, words),
+            };
+            match struct_with(&env, &words, union, warnings) {
+                Ok(record) => {
+                    let mut text = Vec::new();
+                    if record.write_text(&mut text).is_ok() {
+                        out.extend(String::from_utf8_lossy(&text).lines().map(str::to_owned));
+                    }
+                }
+                Err(err) => warnings.push(format!("{addr:x}: {err}")),
+            }
+        }
+        out
+    }
+}
+
 /// Whether `name` (before any `.member`) is a struct or union type: crash runs `struct` for a
 /// command word that is one.
 pub(crate) fn is_struct_name(kernel: &kdive_kernel::Kernel, word: &str) -> bool {

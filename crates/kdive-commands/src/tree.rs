@@ -13,9 +13,8 @@ use serde::Serialize;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::walkargs::{
-    getopt, parse_offset, parse_start, struct_printing_not_yet, FastMembers, SessionMem,
-};
+use crate::structs::EntryPrinter;
+use crate::walkargs::{getopt, parse_offset, parse_start, FastMembers, SessionMem};
 use crate::CommandError;
 
 /// `tree`.
@@ -35,7 +34,7 @@ xarray (radix tree) or a maple tree each stored pointer, in index order.\n\
   -p          each entry's position (and index)\n\
   -l          rbtree: in order (linear)\n\
   -S struct.member[,member]  each entry's members of up to 8 bytes, and strings (-x: hex)
-  -s struct   each entry's struct through the value printer (not available yet)",
+  -s struct   each entry's struct (or members) as `struct` prints it",
     examples: &[
         "tree -t rbtree -o sched_entity.run_node -r cfs_rq.tasks_timeline CFS_RQ",
         "tree -t maple MM_STRUCT     the VMAs of an mm (6.1+; mm_mt is its first member)",
@@ -133,6 +132,8 @@ fn run_tree(
     let (mut root_offset, mut node_offset) = (None, None);
     let (mut node_pointer, mut positions, mut linear) = (false, false, false);
     let mut fast: Vec<FastMembers> = Vec::new();
+    // -s struct[.member,...]: printed as `struct` prints them.
+    let mut whole: Vec<String> = Vec::new();
     let mut hex = false;
     for (c, arg) in &opts {
         match c {
@@ -152,7 +153,7 @@ fn run_tree(
             }
             'r' => root_offset = Some(parse_offset(kernel, &SPEC, 'r', arg)?),
             'o' => node_offset = Some(parse_offset(kernel, &SPEC, 'o', arg)?),
-            's' => return Err(struct_printing_not_yet(&SPEC)),
+            's' => whole.push(arg.clone()),
             'S' => fast.push(FastMembers::parse(kernel, &SPEC, arg)?),
             'x' => hex = true,
             'N' => node_pointer = true,
@@ -236,17 +237,20 @@ fn run_tree(
     if let Some(stop) = &walk.stop {
         warnings.push(format!("tree: {stop}"));
     }
-    let members = if fast.is_empty() {
+    let members = if fast.is_empty() && whole.is_empty() {
         Vec::new()
     } else {
-        walk.entries
-            .iter()
-            .map(|e| {
-                fast.iter()
-                    .flat_map(|f| f.lines(session, e.addr, hex))
-                    .collect()
-            })
-            .collect()
+        let printer = EntryPrinter::new(session, whole, hex);
+        let mut out = Vec::new();
+        for e in &walk.entries {
+            if session.interrupted() {
+                break;
+            }
+            let mut lines = printer.lines(e.addr, warnings);
+            lines.extend(fast.iter().flat_map(|f| f.lines(session, e.addr, hex)));
+            out.push(lines);
+        }
+        out
     };
     Ok(Box::new(TreeRecord {
         kind,

@@ -131,6 +131,13 @@ fn crash_commands(kernel: &Kernel) -> Vec<String> {
         "tree -t rbtree -o vmap_area.rb_node vmap_area_root -S vmap_area.va_start,va_end"
             .to_owned(),
         "tree -t xarray -r pid_namespace.idr init_pid_ns -S pid.level".to_owned(),
+        // -s: each entry printed by the struct value printer.
+        "list -H modules -o module.list -s module.name,state".to_owned(),
+        format!("list task_struct.tasks -h {init_task:x} -s task_struct.pid,comm,se.on_rq"),
+        "list -H modules -o module.list -x -s module.core_kallsyms".to_owned(),
+        "tree -t xarray -r pid_namespace.idr init_pid_ns -s pid".to_owned(),
+        "tree -t rbtree -o vmap_area.rb_node vmap_area_root -s vmap_area.va_start,va_end"
+            .to_owned(),
         format!(
             "tree -t rbtree -N -o vmap_area.rb_node -p {:x}",
             kernel
