@@ -441,3 +441,36 @@ mod tests {
         assert!(last_call_trace(&lines[..1]).is_none());
     }
 }
+
+/// Runs `commands` at drgn 0.3.0's `drgn-crash` prompt (crash's commands ported to drgn, from
+/// the lab's drgn venv) on the dump's first file and its vmlinux: the output of each, trimmed.
+/// `None` when drgn-crash cannot be run or its output does not have one prompt per command.
+pub fn drgn_crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let program = lab_root().join("tools/drgn-0.3.0/bin/drgn-crash");
+    let mut child = std::process::Command::new(program)
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .arg(files(m).first()?)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut input = String::new();
+    for command in commands {
+        // One command a line: a newline inside one would make two.
+        input.push_str(&command.replace('\n', " "));
+        input.push('\n');
+    }
+    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The banner (sys) comes first, then each command's output after a prompt.
+    let blocks: Vec<String> = text
+        .split("%crash> ")
+        .skip(1)
+        .map(|b| b.trim().to_owned())
+        .collect();
+    (blocks.len() >= commands.len()).then(|| blocks[..commands.len()].to_vec())
+}
