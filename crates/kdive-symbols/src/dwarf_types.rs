@@ -60,26 +60,170 @@ struct Index {
     enumerators: HashMap<String, (DieRef, i128)>,
 }
 
+/// The version of the on-disk index cache's format.
+const INDEX_FORMAT: u32 = 1;
+
+impl Index {
+    fn maps(&self) -> [(char, &HashMap<String, DieRef>); 6] {
+        [
+            ('s', &self.structs),
+            ('u', &self.unions),
+            ('e', &self.enums),
+            ('t', &self.typedefs),
+            ('b', &self.base_types),
+            ('v', &self.variables),
+        ]
+    }
+
+    /// One line a name: `KIND UNIT OFFSET DIM NAME` (enumerators: `n UNIT OFFSET DIM VALUE
+    /// NAME`), after a header line naming the format and the file it indexes.
+    fn encode(&self, key: &str, offsets: &[usize]) -> String {
+        let mut out = format!("kdive-dwarf-index {INDEX_FORMAT} {key}\nunits");
+        for offset in offsets {
+            out.push_str(&format!(" {offset}"));
+        }
+        out.push('\n');
+        let line = |kind: char, die: &DieRef, out: &mut String| match die {
+            DieRef::Die { unit, offset, dim } => {
+                out.push_str(&format!("{kind} {unit} {} {dim} ", offset.0));
+                true
+            }
+            DieRef::Void => false,
+        };
+        for (kind, map) in self.maps() {
+            for (name, die) in map {
+                if line(kind, die, &mut out) {
+                    out.push_str(name);
+                    out.push('\n');
+                }
+            }
+        }
+        for (name, (die, value)) in &self.enumerators {
+            if line('n', die, &mut out) {
+                out.push_str(&format!("{value} {name}\n"));
+            }
+        }
+        out
+    }
+
+    /// The unit offsets and index written by [`Index::encode`] for `key`, or `None` when the
+    /// text is for another file or format, or malformed anywhere (offsets out of order, a
+    /// unit past the list, a bad number).
+    fn decode(text: &str, key: &str) -> Option<(Vec<usize>, Index)> {
+        let mut lines = text.lines();
+        if lines.next()? != format!("kdive-dwarf-index {INDEX_FORMAT} {key}") {
+            return None;
+        }
+        let offsets = lines
+            .next()?
+            .strip_prefix("units")?
+            .split_whitespace()
+            .map(|o| o.parse().ok())
+            .collect::<Option<Vec<usize>>>()?;
+        if offsets.windows(2).any(|w| w[0] >= w[1]) {
+            return None;
+        }
+        let units = offsets.len();
+        let mut index = Index::default();
+        for line in lines {
+            let mut fields = line.splitn(5, ' ');
+            let kind = fields.next()?;
+            let unit: usize = fields.next()?.parse().ok().filter(|u| *u < units)?;
+            let offset = UnitOffset(fields.next()?.parse().ok()?);
+            let dim: u16 = fields.next()?.parse().ok()?;
+            let rest = fields.next()?;
+            let die = DieRef::Die { unit, offset, dim };
+            let map = match kind {
+                "s" => &mut index.structs,
+                "u" => &mut index.unions,
+                "e" => &mut index.enums,
+                "t" => &mut index.typedefs,
+                "b" => &mut index.base_types,
+                "v" => &mut index.variables,
+                "n" => {
+                    let (value, name) = rest.split_once(' ')?;
+                    index
+                        .enumerators
+                        .insert(name.to_owned(), (die, value.parse().ok()?));
+                    continue;
+                }
+                _ => return None,
+            };
+            map.insert(rest.to_owned(), die);
+        }
+        Some((offsets, index))
+    }
+}
+
+/// Where the index of the file `key` names is kept: `$XDG_CACHE_HOME/kdive/dwarf-index/`, else
+/// `~/.cache/kdive/dwarf-index/`, one file per indexed file.
+fn cache_file(key: &str) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    // The key is inside the file too: a hash collision is a cache miss, not a wrong index.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    Some(
+        base.join("kdive")
+            .join("dwarf-index")
+            .join(format!("{:016x}", hasher.finish())),
+    )
+}
+
+/// Writes `text` to a temporary file beside `path` and renames it over `path`, so that a
+/// reader never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
+    std::fs::create_dir_all(dir)?;
+    // Threads of one process may write the same index at once: each its own file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{}.{}.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("index"),
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// DWARF type information of one linked ELF image.
 pub struct DwarfTypes {
     path: PathBuf,
     dwarf: gimli::Dwarf<Reader>,
-    /// Read at open; the units themselves are parsed with the index.
-    headers: Vec<gimli::UnitHeader<Reader>>,
+    /// Identifies the file for the on-disk index cache (path, size, modification time).
+    cache_key: Option<String>,
     loaded: OnceLock<Result<Loaded, TypeError>>,
 }
 
-/// The parsed units (abbreviations, attributes' bases) and the name index over them.
+/// Where the units are and the name index over their top-level DIEs; each unit's header
+/// and abbreviations are read the first time a lookup reaches it.
 struct Loaded {
-    units: Vec<gimli::Unit<Reader>>,
+    /// Where each unit starts in `.debug_info`, ascending.
+    offsets: Vec<usize>,
+    headers: Vec<OnceLock<Option<gimli::UnitHeader<Reader>>>>,
+    units: Vec<OnceLock<Option<gimli::Unit<Reader>>>>,
     index: Index,
+}
+
+impl Loaded {
+    fn new(offsets: Vec<usize>, index: Index) -> Loaded {
+        Loaded {
+            headers: offsets.iter().map(|_| OnceLock::new()).collect(),
+            units: offsets.iter().map(|_| OnceLock::new()).collect(),
+            offsets,
+            index,
+        }
+    }
 }
 
 impl std::fmt::Debug for DwarfTypes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DwarfTypes")
             .field("path", &self.path)
-            .field("units", &self.headers.len())
             .finish()
     }
 }
@@ -101,7 +245,7 @@ fn bad_type(what: impl std::fmt::Display) -> SymbolError {
 }
 
 impl DwarfTypes {
-    /// Maps the file and reads the unit headers; the name index is built on first lookup.
+    /// Maps the file; the unit list and name index are read (or built) on first lookup.
     pub fn open(path: &Path) -> Result<DwarfTypes, SymbolError> {
         let io = |source| SymbolError::Io {
             path: path.to_path_buf(),
@@ -110,7 +254,11 @@ impl DwarfTypes {
         let file = File::open(path).map_err(io)?;
         // SAFETY: read-only mapping of a debug file; kdive does not write to it, and the
         // mapping is shared by `Arc` with every section view.
-        let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(io)?);
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        // Lookups touch a few DIEs here and there: without this, each page fault maps its
+        // neighbours too and reading the unit headers alone would map ~100 MB of the file.
+        let _ = map.advise(memmap2::Advice::Random);
+        let map = Arc::new(map);
         let elf = object::File::parse(&**map).map_err(|e| SymbolError::BadElf {
             path: path.to_path_buf(),
             what: e.to_string(),
@@ -166,15 +314,18 @@ impl DwarfTypes {
             Ok(gimli::EndianReader::new(bytes, endian))
         };
         let dwarf = gimli::Dwarf::load(load)?;
-        let mut headers = Vec::new();
-        let mut iter = dwarf.units();
-        while let Some(header) = iter.next().map_err(|e| bad_dwarf(path, e))? {
-            headers.push(header);
-        }
+        let cache_key = std::fs::metadata(path).ok().map(|meta| {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{} {} {mtime}", path.display(), meta.len())
+        });
         Ok(DwarfTypes {
             path: path.to_path_buf(),
             dwarf,
-            headers,
+            cache_key,
             loaded: OnceLock::new(),
         })
     }
@@ -199,20 +350,53 @@ impl DwarfTypes {
         self.loaded().map(|_| ())
     }
 
-    /// Parses and indexes the units in parallel chunks (the scan reads all of `.debug_info`'s
-    /// top level) and merges them in unit order, so the first definition still wins.
+    /// The name index: from the on-disk cache when it was built for this very file, else
+    /// built (reading all of `.debug_info`'s top level: most of a second for a vmlinux) and
+    /// saved for the next session.
     fn load_units(&self) -> Result<Loaded, TypeError> {
+        let cache = self
+            .cache_key
+            .as_deref()
+            .and_then(|key| Some((key, cache_file(key)?)));
+        if let Some((key, file)) = &cache {
+            if let Some((offsets, index)) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|text| Index::decode(&text, key))
+            {
+                return Ok(Loaded::new(offsets, index));
+            }
+        }
+        let loaded = self.build_index()?;
+        if let Some((key, file)) = &cache {
+            // A cache that cannot be written only costs the next session the build.
+            let _ = write_atomically(file, &loaded.index.encode(key, &loaded.offsets));
+        }
+        Ok(loaded)
+    }
+
+    /// Parses and indexes the units in parallel chunks and merges them in unit order, so the
+    /// first definition still wins.
+    fn build_index(&self) -> Result<Loaded, TypeError> {
+        let mut headers = Vec::new();
+        let mut iter = self.dwarf.units();
+        while let Some(header) = iter.next().map_err(|e| TypeError::BadType {
+            ty: self.path.display().to_string(),
+            what: format!("unit header: {e}"),
+        })? {
+            headers.push(header);
+        }
+        let headers = &headers;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        let chunk = self.headers.len().div_ceil(threads).max(1);
-        type Part = Result<(Vec<gimli::Unit<Reader>>, Index), TypeError>;
+        let chunk = headers.len().div_ceil(threads).max(1);
+        type Part = Result<Index, TypeError>;
         let parts: Vec<Part> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..self.headers.len())
+            let handles: Vec<_> = (0..headers.len())
                 .step_by(chunk)
                 .map(|start| {
-                    let end = start.saturating_add(chunk).min(self.headers.len());
-                    scope.spawn(move || self.index_units(start..end))
+                    let end = start.saturating_add(chunk).min(headers.len());
+                    scope.spawn(move || self.index_units(headers, start..end))
                 })
                 .collect();
             handles
@@ -227,11 +411,9 @@ impl DwarfTypes {
                 })
                 .collect()
         });
-        let mut units = Vec::with_capacity(self.headers.len());
         let mut index = Index::default();
         for part in parts {
-            let (part_units, part) = part?;
-            units.extend(part_units);
+            let part = part?;
             for (mine, theirs) in [
                 (&mut index.structs, part.structs),
                 (&mut index.unions, part.unions),
@@ -248,26 +430,33 @@ impl DwarfTypes {
                 index.enumerators.entry(name).or_insert(value);
             }
         }
-        Ok(Loaded { units, index })
+        let offsets = headers
+            .iter()
+            .map(|h| h.offset().as_debug_info_offset().map_or(0, |o| o.0))
+            .collect();
+        let loaded = Loaded::new(offsets, index);
+        for (slot, header) in loaded.headers.iter().zip(headers) {
+            let _ = slot.set(Some(header.clone()));
+        }
+        Ok(loaded)
     }
 
     /// Parses units `range` and indexes their top-level names (unit numbers are global).
     fn index_units(
         &self,
+        headers: &[gimli::UnitHeader<Reader>],
         range: std::ops::Range<usize>,
-    ) -> Result<(Vec<gimli::Unit<Reader>>, Index), TypeError> {
+    ) -> Result<Index, TypeError> {
         let bad = |unit: usize, e: gimli::Error| TypeError::BadType {
             ty: format!("{}: compilation unit {unit}", self.path.display()),
             what: e.to_string(),
         };
         let mut index = Index::default();
-        let mut units = Vec::with_capacity(range.len());
         for u in range {
-            let Some(header) = self.headers.get(u) else {
+            let Some(header) = headers.get(u) else {
                 break;
             };
-            units.push(self.dwarf.unit(header.clone()).map_err(|e| bad(u, e))?);
-            let Some(unit) = units.last() else { break };
+            let unit = &self.dwarf.unit(header.clone()).map_err(|e| bad(u, e))?;
             let mut tree = unit.entries_tree(None).map_err(|e| bad(u, e))?;
             let root = tree.root().map_err(|e| bad(u, e))?;
             let mut children = root.children();
@@ -324,7 +513,7 @@ impl DwarfTypes {
                 }
             }
         }
-        Ok((units, index))
+        Ok(index)
     }
 
     fn die_name(
@@ -337,11 +526,33 @@ impl DwarfTypes {
         Some(name.to_string_lossy().ok()?.into_owned())
     }
 
+    /// The header of unit number `unit`, read from `.debug_info` on first use.
+    fn header(&self, unit: usize) -> Result<&gimli::UnitHeader<Reader>, SymbolError> {
+        let loaded = self.loaded()?;
+        let (Some(slot), Some(&offset)) = (loaded.headers.get(unit), loaded.offsets.get(unit))
+        else {
+            return Err(bad_type(format!("unit {unit} out of range")));
+        };
+        slot.get_or_init(|| {
+            self.dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(offset))
+                .ok()
+        })
+        .as_ref()
+        .ok_or_else(|| bad_dwarf(&self.path, format!("no unit header at {offset:#x}")))
+    }
+
     fn unit(&self, unit: usize) -> Result<&gimli::Unit<Reader>, SymbolError> {
-        self.loaded()?
+        let header = self.header(unit)?;
+        let slot = self
+            .loaded()?
             .units
             .get(unit)
-            .ok_or_else(|| bad_type(format!("unit {unit} out of range")))
+            .ok_or_else(|| bad_type(format!("unit {unit} out of range")))?;
+        slot.get_or_init(|| self.dwarf.unit(header.clone()).ok())
+            .as_ref()
+            .ok_or_else(|| bad_dwarf(&self.path, format!("compilation unit {unit} is malformed")))
     }
 
     /// Reads the DIE and calls `f` on it (DIEs borrow their unit's abbreviations).
@@ -375,20 +586,14 @@ impl DwarfTypes {
             Some(AttributeValue::DebugInfoRef(global)) => {
                 // Cross-unit reference: find the unit whose range holds it.
                 let i = self
-                    .headers
-                    .partition_point(|h| {
-                        h.offset()
-                            .as_debug_info_offset()
-                            .is_some_and(|o| o.0 <= global.0)
-                    })
+                    .loaded()?
+                    .offsets
+                    .partition_point(|&o| o <= global.0)
                     .checked_sub(1)
                     .ok_or_else(|| {
                         bad_type(format!("reference {:#x} before all units", global.0))
                     })?;
-                let header = self
-                    .headers
-                    .get(i)
-                    .ok_or_else(|| bad_type(format!("unit {i} out of range")))?;
+                let header = self.header(i)?;
                 let offset = global.to_unit_offset(header).ok_or_else(|| {
                     bad_type(format!("reference {:#x} outside its unit", global.0))
                 })?;
@@ -1197,5 +1402,49 @@ impl TypeInfo for DwarfTypes {
             return Err(bad_type("variable without a DIE"));
         };
         self.describe(self.type_attr(unit, offset)?, 6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn die(unit: usize, offset: usize) -> DieRef {
+        DieRef::Die {
+            unit,
+            offset: UnitOffset(offset),
+            dim: 0,
+        }
+    }
+
+    #[test]
+    fn index_cache_round_trips_and_refuses_what_is_not_its_own() {
+        let mut index = Index::default();
+        index.structs.insert("task_struct".into(), die(1, 0x2a));
+        index
+            .base_types
+            .insert("long unsigned int".into(), die(0, 0x10));
+        index.variables.insert("jiffies".into(), die(2, 0x99));
+        index.enumerators.insert("GONE".into(), (die(1, 0x40), -3));
+        let offsets = [0, 0x100, 0x2000];
+        let text = index.encode("vmlinux 42 7", &offsets);
+        let (back, decoded) = Index::decode(&text, "vmlinux 42 7").expect("decodes");
+        assert_eq!(back, offsets);
+        assert_eq!(decoded.structs["task_struct"], die(1, 0x2a));
+        assert_eq!(decoded.base_types["long unsigned int"], die(0, 0x10));
+        assert_eq!(decoded.variables["jiffies"], die(2, 0x99));
+        assert_eq!(decoded.enumerators["GONE"], (die(1, 0x40), -3));
+        // Another file, a unit past the list, unordered offsets, garbage: rebuilt instead.
+        assert!(Index::decode(&text, "vmlinux 42 8").is_none());
+        let bad_unit = text.replace("v 2 153 0 jiffies", "v 3 153 0 jiffies");
+        assert!(Index::decode(&bad_unit, "vmlinux 42 7").is_none());
+        let unordered = text.replace("units 0 256 8192", "units 256 0 8192");
+        assert!(Index::decode(&unordered, "vmlinux 42 7").is_none());
+        assert!(Index::decode(
+            "kdive-dwarf-index 1 vmlinux 42 7\nunits 0\nx y",
+            "vmlinux 42 7"
+        )
+        .is_none());
+        assert!(Index::decode("", "vmlinux 42 7").is_none());
     }
 }
