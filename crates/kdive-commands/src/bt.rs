@@ -14,7 +14,7 @@ use kdive_kernel::stack::{
     panic_task, ExceptionStack, FrameSource, FrameSymbolizer, Reg, RegisterSet, StackKind,
     StackUnwinder, StopReason,
 };
-use kdive_kernel::task::{for_each_task, read_task, Task};
+use kdive_kernel::task::{read_task, Task, TaskList};
 use kdive_kernel::{Kernel, VirtAddr};
 use kdive_kernel::{StartKind, TaskStack};
 use serde::Serialize;
@@ -241,7 +241,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
         lines: args.lines,
     };
     let modules = session.modules();
-    let unwinder = match StackUnwinder::new(kernel, modules) {
+    let unwinder = match session.unwinder() {
         Ok(u) => u,
         Err(err) => {
             warnings.push(format!("bt: {err}"));
@@ -249,7 +249,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
         }
     };
     warnings.extend(unwinder.warnings.iter().map(|w| format!("bt: {w}")));
-    let tasks = select_tasks(kernel, &unwinder, &args.select, warnings);
+    let tasks = select_tasks(kernel, session.tasks(), unwinder, &args.select, warnings);
     let mut symbolizer = FrameSymbolizer::new(kernel, modules);
     for task in tasks {
         if session.interrupted() {
@@ -279,6 +279,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
 
 fn select_tasks(
     kernel: &Kernel,
+    list: &TaskList,
     unwinder: &StackUnwinder,
     select: &BtSelect,
     warnings: &mut Vec<String>,
@@ -324,7 +325,6 @@ fn select_tasks(
         }
         BtSelect::Cpus(cpus) => on_cpus(&mut cpus.iter().copied(), warnings),
         BtSelect::Tasks(words) => {
-            let list = for_each_task(kernel);
             let mut out = Vec::new();
             for word in words {
                 let matching: Vec<&Task> = match word.parse::<i64>() {
@@ -348,9 +348,8 @@ fn select_tasks(
             out
         }
         BtSelect::Every => {
-            let list = for_each_task(kernel);
             warnings.extend(list.errors.iter().map(|e| format!("bt: task list: {e}")));
-            list.tasks
+            list.tasks.clone()
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use kdive_kernel::{for_each_task, sys, task, Kernel, KernelError, Task, TaskStateBits};
+use kdive_kernel::{sys, task, Kernel, KernelError, Task, TaskList, TaskStateBits};
 use serde::{Serialize, Serializer};
 
 use crate::format::{center, convert_time};
@@ -121,8 +121,7 @@ pub struct PsRecord {
 /// Longest parent chain followed (a corrupt `real_parent` could loop).
 const MAX_PARENT_DEPTH: usize = 1024;
 
-pub fn ps(kernel: &Kernel, args: &PsArgs, warnings: &mut Vec<String>) -> PsRecord {
-    let list = for_each_task(kernel);
+pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<String>) -> PsRecord {
     for err in &list.errors {
         warnings.push(format!("ps: {err}"));
     }
@@ -490,7 +489,12 @@ fn run_ps(
 ) -> Result<Box<dyn Record>, CommandError> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let args = parse_ps(&words)?;
-    Ok(Box::new(ps(session.kernel(), &args, warnings)))
+    Ok(Box::new(ps(
+        session.kernel(),
+        session.tasks(),
+        &args,
+        warnings,
+    )))
 }
 
 crate::impl_record!(PsRecord);

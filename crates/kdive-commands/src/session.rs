@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::stack::StackUnwinder;
 use kdive_kernel::task::TaskList;
 use kdive_kernel::{for_each_task, sys, Kernel, KernelModules, VirtAddr};
 
@@ -32,6 +33,7 @@ pub struct Session<'k> {
     module_dirs: Vec<PathBuf>,
     modules: OnceCell<KernelModules>,
     tasks: OnceCell<TaskList>,
+    unwinder: OnceCell<Result<StackUnwinder, String>>,
     current_task: Option<VirtAddr>,
     interrupt: Arc<AtomicBool>,
     pub settings: Settings,
@@ -48,6 +50,7 @@ impl<'k> Session<'k> {
             module_dirs: module_dirs.to_vec(),
             modules: OnceCell::new(),
             tasks: OnceCell::new(),
+            unwinder: OnceCell::new(),
             current_task: None,
             interrupt: Arc::new(AtomicBool::new(false)),
             settings: Settings::default(),
@@ -70,6 +73,7 @@ impl<'k> Session<'k> {
         if !self.module_dirs.contains(&dir) {
             self.module_dirs.insert(0, dir);
             self.modules = OnceCell::new();
+            self.unwinder = OnceCell::new();
         }
     }
 
@@ -84,6 +88,17 @@ impl<'k> Session<'k> {
     pub fn modules(&self) -> &KernelModules {
         self.modules
             .get_or_init(|| KernelModules::load(self.kernel, &self.module_search_dirs()))
+    }
+
+    /// The stack unwinder (ORC tables of vmlinux and every module, CFI, the task-frame
+    /// layout), built once per session; the error says why none could be.
+    pub fn unwinder(&self) -> Result<&StackUnwinder, &str> {
+        self.unwinder
+            .get_or_init(|| {
+                StackUnwinder::new(self.kernel, self.modules()).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     /// Every task, walked once per session (a dump does not change).

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use kdive_kernel::{for_each_task, log_buf, printk, sys, DumpInfo, Format, Kernel};
+use kdive_kernel::{log_buf, printk, sys, DumpInfo, Format, Kernel, TaskList};
 use serde::Serialize;
 
 use crate::format::{convert_time, ctime_utc, load_average_string, load_parts, memory_size_string};
@@ -47,7 +47,7 @@ pub struct SysRecord {
 }
 
 /// Collects the facts; each failure becomes a warning and a `None`.
-pub fn sys(kernel: &Kernel, warnings: &mut Vec<String>) -> SysRecord {
+pub fn sys(kernel: &Kernel, tasks: &TaskList, warnings: &mut Vec<String>) -> SysRecord {
     let mut note =
         |what: &str, err: &dyn std::fmt::Display| warnings.push(format!("sys: {what}: {err}"));
     let dump = kernel.dump();
@@ -68,7 +68,6 @@ pub fn sys(kernel: &Kernel, warnings: &mut Vec<String>) -> SysRecord {
     let avenrun = sys::avenrun(kernel)
         .map_err(|e| note("LOAD AVERAGE", &e))
         .ok();
-    let tasks = for_each_task(kernel);
     for err in &tasks.errors {
         note("TASKS", err);
     }
@@ -240,7 +239,7 @@ fn run_sys(
     if let Some(extra) = words.first() {
         return Err(SPEC.bad_args(format!("unexpected argument: {extra}")));
     }
-    Ok(Box::new(sys(session.kernel(), warnings)))
+    Ok(Box::new(sys(session.kernel(), session.tasks(), warnings)))
 }
 
 crate::impl_record!(SysRecord);
