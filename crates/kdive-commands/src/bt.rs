@@ -259,7 +259,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
             Ok(stack) => {
                 let bt = task_record(
                     kernel,
-                    &unwinder,
+                    unwinder,
                     &mut symbolizer,
                     &task,
                     &stack,
