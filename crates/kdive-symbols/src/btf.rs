@@ -738,6 +738,35 @@ pub fn fuzz_btf(data: &[u8]) -> usize {
             }
         }
         let _ = btf.variable_type(&name);
+        // Whole-type walks (struct/p/whatis): a few levels through typedefs, members,
+        // pointers, arrays and prototypes.
+        if let Ok(ty) = btf.c_type(&name) {
+            let _ = crate::ctype::c_sizeof(&btf, ty);
+            let _ = crate::ctype::c_strip(&btf, ty);
+            let _ = crate::ctype::c_member_names(&btf, &name);
+            let mut frontier = vec![ty];
+            for _ in 0..4 {
+                let mut next = Vec::new();
+                for ty in frontier.drain(..).take(32) {
+                    match btf.c_node(ty) {
+                        Ok(crate::CType::Typedef { target, .. })
+                        | Ok(crate::CType::Qualified { target, .. })
+                        | Ok(crate::CType::Pointer(target))
+                        | Ok(crate::CType::Array { elem: target, .. }) => next.push(target),
+                        Ok(crate::CType::Struct(c)) => {
+                            next.extend(c.members.iter().take(16).map(|m| m.ty));
+                        }
+                        Ok(crate::CType::Function { ret, params, .. }) => {
+                            next.push(ret);
+                            next.extend(params.into_iter().take(8));
+                        }
+                        _ => {}
+                    }
+                }
+                frontier = next;
+            }
+        }
+        let _ = btf.c_variable(&name);
     }
     decoded
 }
