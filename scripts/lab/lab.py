@@ -94,6 +94,8 @@ ORACLE_FORMAT = 3
 # The sid root (debootstrap) that holds crash 9 and sid's compiler for the 7.x module.
 SID_PACKAGES = ["crash", "make", "gcc-16", "libc6-dev", "pahole", "libelf1t64", "libssl3t64",
                 "zlib1g"]
+# How many ABIs, newest first, to try when the newest is missing from the mirror's pool.
+DOWNLOAD_CANDIDATES = 16
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 CRASH_COMMANDS = ["sys", "bt", "bt -a", "ps", "mod", "kmem -i", "log", "foreach bt", "runq"]
 
@@ -250,12 +252,14 @@ class LabApt:
         return run(["apt-cache", *self.opts, *args], timeout=300)
 
 
-def resolve_version(apt, series, pin):
+def resolve_versions(apt, series, pin):
+    """The ABIs to try, newest first: the mirror's index can name packages its pool lacks
+    (bullseye-security's newest 5.10 images answer 404), so the newest that downloads wins."""
     s = SERIES[series]
     if pin:
         if not s.image_re.match(s.image_package(pin)):
             raise LabError(f"--pin {pin} is not a {series} kernel ABI name")
-        return pin
+        return [pin]
     names = apt.cache("pkgnames", s.prefix).stdout.split()
     abis = [m.group(1) for n in names if (m := s.image_re.match(n))]
     if not abis:
@@ -263,7 +267,11 @@ def resolve_version(apt, series, pin):
 
     def key(abi):
         return [int(x) for x in re.findall(r"\d+", abi)]
-    return max(abis, key=key)
+    return sorted(set(abis), key=key, reverse=True)[:DOWNLOAD_CANDIDATES]
+
+
+class NotOnMirror(LabError):
+    pass
 
 
 def package_field(apt, pkg, field):
@@ -374,7 +382,11 @@ def ensure_kernel(root, apt, series, abi):
     shutil.rmtree(debs, ignore_errors=True)
     debs.mkdir(parents=True)
     log(f"{series}: downloading {' '.join(pkgs)}")
-    apt.get("download", *pkgs, cwd=debs, timeout=1800)
+    proc = apt.get("download", *pkgs, cwd=debs, timeout=1800, check=False)
+    if proc.returncode != 0:
+        shutil.rmtree(debs, ignore_errors=True)
+        err = f"apt-get download: {(proc.stdout + proc.stderr).strip()[-1500:]}"
+        raise (NotOnMirror if "404" in proc.stdout + proc.stderr else LabError)(err)
     shutil.rmtree(k.dir, ignore_errors=True)
     k.dir.mkdir(parents=True)
     log(f"{series}: unpacking {release}")
@@ -1136,7 +1148,18 @@ def main():
         sid_future = one.submit(ensure_sid_root, root, apt) if need_sid else None
 
         def prepare(series):
-            k = ensure_kernel(root, apt, series, resolve_version(apt, series, pins.get(series)))
+            for abi in resolve_versions(apt, series, pins.get(series)):
+                try:
+                    k = ensure_kernel(root, apt, series, abi)
+                    break
+                except NotOnMirror as e:
+                    if series in pins:
+                        raise
+                    log(f"{series}: {abi} is in the index but not on the mirror, trying an "
+                        f"older ABI ({str(e).splitlines()[-1]})")
+            else:
+                raise LabError(f"{series}: none of the newest {DOWNLOAD_CANDIDATES} ABIs "
+                               "downloads")
             if drgn_python:
                 index_vmlinux(k)
             sid = sid_future.result() if k.spec.sid_build else None
