@@ -39,7 +39,7 @@ class Series:
     linux-modules-<rel> and linux-base-<rel>. <rel> is <abi>-<flavour>."""
 
     def __init__(self, name, abi_re, flavour, layout="image", sid_build=False, cc_fallback=None,
-                 la57_kdump=False, crash9_args=()):
+                 la57_kdump=False, crash9_args=(), prune_debug_modules=False):
         self.name = name
         self.flavour = flavour
         self.layout = layout
@@ -56,6 +56,7 @@ class Series:
         # EINVAL and this kexec has no kexec_file_load; so its 5-level crash is QEMU only.
         self.la57_kdump = la57_kdump
         self.crash9_args = list(crash9_args)
+        self.prune_debug_modules = prune_debug_modules
 
     def image_package(self, abi):
         return f"{self.prefix}{abi}-{self.flavour}{self.suffix}"
@@ -65,8 +66,8 @@ SERIES = {s.name: s for s in [
     Series("5.10", r"5\.10\.0-\d+", "cloud-amd64", cc_fallback="gcc-12", la57_kdump=True),
     Series("6.1", r"6\.1\.0-\d+", "cloud-amd64", la57_kdump=True),
     Series("6.12", r"6\.12\.\d+\+deb12", "cloud-amd64"),
-    Series("6.12-generic", r"6\.12\.\d+\+deb12", "amd64"),
-    Series("6.12-rt", r"6\.12\.\d+\+deb12", "rt-amd64"),
+    Series("6.12-generic", r"6\.12\.\d+\+deb12", "amd64", prune_debug_modules=True),
+    Series("6.12-rt", r"6\.12\.\d+\+deb12", "rt-amd64", prune_debug_modules=True),
     # crash 9.0.2 opens 7.x only without its modules.
     Series("7.x", r"7\.\d+\.\d+\+deb\d+", "cloud-amd64", layout="split", sid_build=True,
            crash9_args=["--no_modules"]),
@@ -392,10 +393,7 @@ def ensure_kernel(root, apt, series, abi):
     log(f"{series}: unpacking {release}")
     for deb in sorted(debs.glob("*.deb")):
         run(["dpkg-deb", "-x", str(deb), str(k.dir)], timeout=900)
-    # The headers' Makefile includes the -common tree by absolute path: point it at ours.
-    makefile = k.headers / "Makefile"
-    makefile.write_text(re.sub(r"include /usr/src/", f"include {k.dir}/usr/src/",
-                               makefile.read_text()))
+    fix_headers_makefile(k)
     # The scripts/ and tools/ symlinks are relative (../../lib/linux-kbuild-*): they resolve
     # inside our tree. modules.dep is made by depmod at install time, so make it here.
     run(["depmod", "-b", str(k.modules_base), release])
@@ -405,6 +403,55 @@ def ensure_kernel(root, apt, series, abi):
     write_json(k.stamp, {"debian_version": k.debian_version, "packages": pkgs})
     shutil.rmtree(debs, ignore_errors=True)
     return k
+
+
+def fix_headers_makefile(k):
+    """The headers' Makefile names the -common tree (and, from 7.x, KBUILD_OUTPUT) by absolute
+    path under /usr/src: point them at ours. Idempotent."""
+    makefile = k.headers / "Makefile"
+    text = makefile.read_text()
+    fixed = re.sub(r"^(include |KBUILD_OUTPUT=)/usr/src/", rf"\g<1>{k.dir}/usr/src/", text,
+                   flags=re.M)
+    if fixed != text:
+        makefile.write_text(fixed)
+
+
+# Modules the guests load besides kdive_lab, where the flavour has them as modules (not
+# built in): qemu_fw_cfg gives QEMU's -device vmcoreinfo the guest's VMCOREINFO (without it
+# QEMU's dumps carry none); nvme is the capture kernel's disk (a module on generic and rt).
+GUEST_MODULES = (("CONFIG_FW_CFG_SYSFS", "qemu_fw_cfg"), ("CONFIG_BLK_DEV_NVME", "nvme"))
+
+
+def guest_modules(k):
+    """The .ko files (image package) the guests load, dependencies first."""
+    loaded = []
+    for config, name in GUEST_MODULES:
+        if k.config(config) != "m":
+            continue
+        ko, deps = module_path(k, name)
+        if ko is None:
+            raise LabError(f"{k.release}: {name}.ko not found in modules.dep")
+        for m in deps[::-1] + [ko]:
+            if m not in loaded:
+                loaded.append(m)
+    return loaded
+
+
+def prune_debug_modules(k):
+    """generic and rt ship debug info for ~4000 modules (6.1 GB unpacked): keep only the
+    modules a lab guest loads (GUEST_MODULES and their dependencies). Idempotent."""
+    stamp = k.dir / ".kdive-pruned"
+    if not k.spec.prune_debug_modules or stamp.exists():
+        return
+    keep = {m.name.split(".ko")[0] for m in guest_modules(k)}
+    removed = 0
+    for ko in list((k.debug_modules_dir / "kernel").rglob("*.ko*")):
+        if ko.name.split(".ko")[0] not in keep:
+            ko.unlink()
+            removed += 1
+    write_json(stamp, {"kept": sorted(keep), "removed": removed})
+    log(f"{k.series}: kept the debug info of {len(keep)} modules ({', '.join(sorted(keep))}), "
+        f"removed {removed}")
 
 
 def index_vmlinux(k):
@@ -443,6 +490,7 @@ def build_module(k, root, sid):
     # Debian builds its kernels with the gcc named in CONFIG_CC_VERSION_TEXT (gcc-12 for
     # bookworm, gcc-10 for bullseye, gcc-16 for sid); the headers' .kernelvariables select it.
     cc = (k.config("CONFIG_CC_VERSION_TEXT") or "gcc").split(" ")[0]
+    fix_headers_makefile(k)
     make = ["make", "-C", str(k.headers), f"M={out}", "modules"]
     if k.spec.sid_build:
         # sid's compiler and kbuild tools need sid's glibc: build in the sid root.
@@ -526,20 +574,8 @@ def build_initramfs(k, module_key):
     shutil.copy("/bin/busybox", tree / "bin/busybox")
     shutil.copy(init, tree / "init")
     os.chmod(tree / "init", 0o755)
-    # Modules both kernels load first (init: /lib/modules/deps/*.ko in name order), unless
-    # built in: qemu_fw_cfg gives QEMU's -device vmcoreinfo the guest's VMCOREINFO (without it
-    # QEMU's dumps carry none); nvme is the capture kernel's disk (a module on generic and rt).
-    loaded = []
-    for config, name in (("CONFIG_FW_CFG_SYSFS", "qemu_fw_cfg"), ("CONFIG_BLK_DEV_NVME", "nvme")):
-        if k.config(config) != "m":
-            continue
-        ko, deps = module_path(k, name)
-        if ko is None:
-            raise LabError(f"{k.release}: {name}.ko not found in modules.dep")
-        for m in deps[::-1] + [ko]:
-            if m not in loaded:
-                loaded.append(m)
-    for i, m in enumerate(loaded):
+    # Modules both kernels load first (init: /lib/modules/deps/*.ko in name order).
+    for i, m in enumerate(guest_modules(k)):
         copied = copy_module(m, tree / "lib/modules/deps")
         copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
     make_cpio(tree, k.capture_initramfs)
@@ -1160,6 +1196,7 @@ def main():
             else:
                 raise LabError(f"{series}: none of the newest {DOWNLOAD_CANDIDATES} ABIs "
                                "downloads")
+            prune_debug_modules(k)
             if drgn_python:
                 index_vmlinux(k)
             sid = sid_future.result() if k.spec.sid_build else None
