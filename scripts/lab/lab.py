@@ -31,6 +31,10 @@ MAKEDUMPFILE_TARBALL = Path(os.environ.get(
 DRGN_VERSION = "0.3.0"
 CRASH8_VERSION = "8.0.2"  # Debian 12's crash, installed by scripts/lab/build
 
+# The guest RAM (MB) unless a series needs more.
+GUEST_MEMORY_MB = 256
+
+
 class Series:
     """One kernel series: which package names it takes its newest ABI from, and how they are laid out.
 
@@ -39,7 +43,8 @@ class Series:
     linux-modules-<rel> and linux-base-<rel>. <rel> is <abi>-<flavour>."""
 
     def __init__(self, name, abi_re, flavour, layout="image", sid_build=False, cc_fallback=None,
-                 la57_kdump=False, crash9_args=(), prune_debug_modules=False):
+                 la57_kdump=False, crash9_args=(), prune_debug_modules=False,
+                 memory_mb=GUEST_MEMORY_MB):
         self.name = name
         self.flavour = flavour
         self.layout = layout
@@ -57,6 +62,10 @@ class Series:
         self.la57_kdump = la57_kdump
         self.crash9_args = list(crash9_args)
         self.prune_debug_modules = prune_debug_modules
+        # kexec_load refuses (EINVAL) segments over half of the RAM the kernel has left:
+        # generic's and rt's kernel image needs 56 MB (memsz), more than half of what 256 MB
+        # leaves beside crashkernel=96M.
+        self.memory_mb = memory_mb
 
     def image_package(self, abi):
         return f"{self.prefix}{abi}-{self.flavour}{self.suffix}"
@@ -66,8 +75,10 @@ SERIES = {s.name: s for s in [
     Series("5.10", r"5\.10\.0-\d+", "cloud-amd64", cc_fallback="gcc-12", la57_kdump=True),
     Series("6.1", r"6\.1\.0-\d+", "cloud-amd64", la57_kdump=True),
     Series("6.12", r"6\.12\.\d+\+deb12", "cloud-amd64"),
-    Series("6.12-generic", r"6\.12\.\d+\+deb12", "amd64", prune_debug_modules=True),
-    Series("6.12-rt", r"6\.12\.\d+\+deb12", "rt-amd64", prune_debug_modules=True),
+    Series("6.12-generic", r"6\.12\.\d+\+deb12", "amd64", prune_debug_modules=True,
+           memory_mb=384),
+    Series("6.12-rt", r"6\.12\.\d+\+deb12", "rt-amd64", prune_debug_modules=True,
+           memory_mb=384),
     # crash 9.0.2 opens 7.x only without its modules.
     Series("7.x", r"7\.\d+\.\d+\+deb\d+", "cloud-amd64", layout="split", sid_build=True,
            crash9_args=["--no_modules"]),
@@ -79,7 +90,6 @@ SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "h
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 
-GUEST_MEMORY_MB = 256
 GUEST_CPUS = 2
 CRASHKERNEL_MB = 96
 BOOT_TIMEOUT_S = 180
@@ -648,7 +658,7 @@ class Guest:
         self.qmp_path = run_dir / "qmp.sock"
         cpu = "max" if la57 else "max,la57=off"
         self.cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu,
-                    "-smp", str(GUEST_CPUS), "-m", f"{GUEST_MEMORY_MB}M",
+                    "-smp", str(GUEST_CPUS), "-m", f"{k.spec.memory_mb}M",
                     "-display", "none", "-monitor", "none", "-no-reboot",
                     "-serial", f"file:{self.console}", "-device", "vmcoreinfo",
                     "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -832,7 +842,7 @@ class Crash:
             "oracle_errors": {},
             "oracle_versions": {},
             "convert_errors": dict(self.convert_errors),
-            "guest": {"memory_mb": GUEST_MEMORY_MB, "cpus": GUEST_CPUS,
+            "guest": {"memory_mb": self.k.spec.memory_mb, "cpus": GUEST_CPUS,
                       "cpu": "max" if self.la57 else "max,la57=off",
                       "paging_levels": 5 if self.la57 else 4,
                       "crashkernel_mb": CRASHKERNEL_MB if self.capture == "kdump" else None},
@@ -881,7 +891,7 @@ def run_kdump_crash(c, mdf):
     disk = c.dir / "disk.img"
     disk.unlink(missing_ok=True)
     with open(disk, "wb") as f:
-        f.truncate((GUEST_MEMORY_MB + 64) << 20)
+        f.truncate((c.k.spec.memory_mb + 64) << 20)
     for attempt in range(1, KDUMP_ATTEMPTS + 1):
         with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=True), la57=c.la57,
                    disk=disk) as g:
@@ -1228,7 +1238,7 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futs = {}
         for c, ikey in crashes:
-            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{GUEST_MEMORY_MB}:{CRASHKERNEL_MB}"
+            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{c.k.spec.memory_mb}:{CRASHKERNEL_MB}"
             futs[pool.submit(run_crash, c, mdf, key)] = c
         for f in concurrent.futures.as_completed(futs):
             c = futs[f]
