@@ -249,12 +249,23 @@ class LabApt:
                      "-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
                      "-o", "Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false"]
         stamp = self.dir / ".kdive-updated"
+        # Packages the index names but the mirror's pool answers 404 for (package=version).
+        self.missing_file = self.dir / "missing.json"
         changed = not self.sources.exists() or self.sources.read_text() != text
         if changed or refresh or not stamp.exists():
             self.sources.write_text(text)
             log("apt-get update (lab sources: bookworm, bullseye, sid)")
             self.get("update", timeout=900)
             stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+            self.missing_file.unlink(missing_ok=True)
+        self.missing = json.loads(self.missing_file.read_text()) \
+            if self.missing_file.exists() else {}
+        self.lock = threading.Lock()
+
+    def remember_missing(self, pkg, why):
+        with self.lock:
+            self.missing[pkg] = why
+            write_json(self.missing_file, self.missing)
 
     def get(self, *args, timeout=1800, **kw):
         return run(["apt-get", *self.opts, *args], timeout=timeout, **kw)
@@ -393,11 +404,17 @@ def ensure_kernel(root, apt, series, abi):
     shutil.rmtree(debs, ignore_errors=True)
     debs.mkdir(parents=True)
     log(f"{series}: downloading {' '.join(pkgs)}")
+    if apt.missing.get(pkgs[0]):
+        raise NotOnMirror(apt.missing[pkgs[0]])
     proc = apt.get("download", *pkgs, cwd=debs, timeout=1800, check=False)
     if proc.returncode != 0:
         shutil.rmtree(debs, ignore_errors=True)
         err = f"apt-get download: {(proc.stdout + proc.stderr).strip()[-1500:]}"
-        raise (NotOnMirror if "404" in proc.stdout + proc.stderr else LabError)(err)
+        if "404" not in proc.stdout + proc.stderr:
+            raise LabError(err)
+        # Remembered until the next --apt-update: cached runs do not ask again.
+        apt.remember_missing(pkgs[0], err.splitlines()[-1])
+        raise NotOnMirror(err)
     shutil.rmtree(k.dir, ignore_errors=True)
     k.dir.mkdir(parents=True)
     log(f"{series}: unpacking {release}")
