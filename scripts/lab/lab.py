@@ -860,6 +860,7 @@ class Crash:
             "oracle_errors": {},
             "oracle_versions": {},
             "convert_errors": dict(self.convert_errors),
+            "convert_warnings": {},
             "guest": {"memory_mb": self.k.spec.memory_mb, "cpus": GUEST_CPUS,
                       "cpu": "max" if self.la57 else "max,la57=off",
                       "paging_levels": 5 if self.la57 else 4,
@@ -963,10 +964,18 @@ def run_kdump_crash(c, mdf):
                                    stderr=subprocess.PIPE, text=True, timeout=600)
             if p.returncode != 0:
                 raise LabError(f"makedumpfile {opts} failed: {p.stderr[-1000:]}")
+            said = p.stderr
         else:
-            run([str(mdf), *opts, str(raw), *map(str, outs)], timeout=600)
-        c.manifest(fmt_name, outs, fmt, compression, level, dmesg=dmesg,
-                   notes="upstream makedumpfile 1.7.9 " + " ".join(opts))
+            p = run([str(mdf), *opts, str(raw), *map(str, outs)], timeout=600)
+            said = p.stdout + p.stderr
+        m = c.manifest(fmt_name, outs, fmt, compression, level, dmesg=dmesg,
+                       notes="upstream makedumpfile 1.7.9 " + " ".join(opts))
+        # 1.7.9 on 7.x: "The kernel version is not supported. The makedumpfile operation
+        # may be incomplete." and it goes on: keep the warning with the dump.
+        warnings = [line.strip() for line in said.splitlines()
+                    if "not supported" in line or "may be incomplete" in line]
+        if warnings:
+            m["convert_warnings"] = {"makedumpfile": " ".join(dict.fromkeys(warnings))}
         return outs
 
     zstd = convert("kdump-zstd-d31", ["-z", "-d", "31"], "kdump", "zstd", 31)
