@@ -85,7 +85,7 @@ SERIES = {s.name: s for s in [
            crash9_args=["--no_modules"], memory_mb=384),
 ]}
 # --series all: what scripts/test (CI) builds; --series everything: every series above.
-ALL_SERIES = ["5.10", "6.1", "6.12", "6.12-generic", "6.12-rt", "7.x"]
+ALL_SERIES = ["5.10", "6.1", "6.12", "6.12-rt", "7.x"]
 SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
              "overflow", "busy"]
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
