@@ -25,6 +25,7 @@
 #include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/timer.h>
+#include <linux/version.h>
 
 static char *mode = "none";
 module_param(mode, charp, 0444);
@@ -145,7 +146,11 @@ static void __exit kdive_lab_exit(void)
 {
 	if (lab_thread)
 		kthread_stop(lab_thread);
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+	timer_delete_sync(&lab_timer); /* del_timer_sync is gone in 7.x */
+#else
 	del_timer_sync(&lab_timer);
+#endif
 }
 
 module_init(kdive_lab_init);

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 # Bump when the dumps or manifests a run produces change in a way the cache must not reuse.
-LAB_FORMAT = 5
+LAB_FORMAT = 6
 REPO = Path(__file__).resolve().parents[2]
 LAB_SRC = REPO / "lab"
 SCRIPTS = Path(__file__).resolve().parent
@@ -29,18 +29,68 @@ SCRIPTS = Path(__file__).resolve().parent
 MAKEDUMPFILE_TARBALL = Path(os.environ.get(
     "KDIVE_MAKEDUMPFILE_TARBALL", REPO.parent / "shared" / "tools" / "makedumpfile-1.7.9.tar.gz"))
 DRGN_VERSION = "0.3.0"
+CRASH8_VERSION = "8.0.2"  # Debian 12's crash, installed by scripts/lab/build
 
-SERIES = {
-    # series -> regex over binary package names; group 1 is the ABI name ("package_version").
-    "6.1": re.compile(r"^linux-image-(6\.1\.0-\d+)-cloud-amd64-unsigned$"),
-    "6.12": re.compile(r"^linux-image-(6\.12\.\d+\+deb12)-cloud-amd64-unsigned$"),
-}
+# The guest RAM (MB) unless a series needs more.
+GUEST_MEMORY_MB = 256
+
+
+class Series:
+    """One kernel series: which package names it takes its newest ABI from, and how they are laid out.
+
+    layout "image": linux-image-<rel>-unsigned (vmlinuz in boot/, modules in lib/modules/);
+    layout "split" (sid, 7.x): linux-binary-unsigned-<rel> (usr/lib/modules/<rel>/vmlinuz.unsigned),
+    linux-modules-<rel> and linux-base-<rel>. <rel> is <abi>-<flavour>."""
+
+    def __init__(self, name, abi_re, flavour, layout="image", sid_build=False, cc_fallback=None,
+                 la57_kdump=False, crash9_args=(), prune_debug_modules=False,
+                 memory_mb=GUEST_MEMORY_MB):
+        self.name = name
+        self.flavour = flavour
+        self.layout = layout
+        prefix = "linux-image-" if layout == "image" else "linux-binary-unsigned-"
+        suffix = "-unsigned" if layout == "image" else ""
+        self.image_re = re.compile(
+            rf"^{re.escape(prefix)}({abi_re})-{re.escape(flavour)}{re.escape(suffix)}$")
+        self.prefix, self.suffix = prefix, suffix
+        # The module is built in the sid root when the kernel's compiler needs sid's glibc.
+        self.sid_build = sid_build
+        # The compiler to use when the kernel's own is not installable here (5.10: gcc-10).
+        self.cc_fallback = cc_fallback
+        # 6.12 with 5-level paging: `kexec -p` (kexec-tools 2.0.25, kexec_load) fails with
+        # EINVAL and this kexec has no kexec_file_load; so its 5-level crash is QEMU only.
+        self.la57_kdump = la57_kdump
+        self.crash9_args = list(crash9_args)
+        self.prune_debug_modules = prune_debug_modules
+        # kexec_load refuses (EINVAL) segments over half of the RAM the kernel has left:
+        # generic's and rt's kernel image needs 56 MB (memsz), more than half of what 256 MB
+        # leaves beside crashkernel=96M; 7.x cloud fails the same way (or finds no room for
+        # crashkernel= at all) in 256 MB.
+        self.memory_mb = memory_mb
+
+    def image_package(self, abi):
+        return f"{self.prefix}{abi}-{self.flavour}{self.suffix}"
+
+
+SERIES = {s.name: s for s in [
+    Series("5.10", r"5\.10\.0-\d+", "cloud-amd64", cc_fallback="gcc-12"),
+    Series("6.1", r"6\.1\.0-\d+", "cloud-amd64", la57_kdump=True),
+    Series("6.12", r"6\.12\.\d+\+deb12", "cloud-amd64"),
+    Series("6.12-generic", r"6\.12\.\d+\+deb12", "amd64", prune_debug_modules=True,
+           memory_mb=384),
+    Series("6.12-rt", r"6\.12\.\d+\+deb12", "rt-amd64", prune_debug_modules=True,
+           memory_mb=384),
+    # crash 9.0.2 opens 7.x only without its modules.
+    Series("7.x", r"7\.\d+\.\d+\+deb\d+", "cloud-amd64", layout="split", sid_build=True,
+           crash9_args=["--no_modules"], memory_mb=384),
+]}
+# --series all: what scripts/test (CI) builds; --series everything: every series above.
+ALL_SERIES = ["5.10", "6.1", "6.12", "6.12-rt", "7.x"]
 SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
              "overflow", "busy"]
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 
-GUEST_MEMORY_MB = 256
 GUEST_CPUS = 2
 CRASHKERNEL_MB = 96
 BOOT_TIMEOUT_S = 180
@@ -51,11 +101,14 @@ CRASHKERNEL_PLACEMENT_FAILURES = ("crashkernel reservation failed", "cannot allo
                                   "kexec_load failed: Invalid argument")
 DUMP_TIMEOUT_S = 180
 ORACLE_TIMEOUT_S = 300
-# 6.12 with 5-level paging: `kexec -p` (kexec-tools 2.0.25, kexec_load) fails with EINVAL and
-# this kexec has no kexec_file_load; so 6.12's 5-level crash is captured by QEMU only.
-LA57_KDUMP_SERIES = {"6.1"}
 # Bump when the oracle outputs change (commands, scripts, error reporting).
-ORACLE_FORMAT = 2
+ORACLE_FORMAT = 3
+# The sid root (debootstrap) that holds crash 9 and sid's compiler for the 7.x module.
+SID_PACKAGES = ["crash", "make", "gcc-16", "libc6-dev", "pahole", "libelf1t64", "libssl3t64",
+                "zlib1g"]
+# How many ABIs, newest first, to try when the newest is missing from the mirror's pool.
+DOWNLOAD_CANDIDATES = 16
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 CRASH_COMMANDS = ["sys", "bt", "bt -a", "ps", "mod", "kmem -i", "log", "foreach bt", "runq"]
 
 LIVE_QEMUS = set()
@@ -135,45 +188,199 @@ def ensure_drgn(root):
 
 # ---------------------------------------------------------------- kernels
 
-def resolve_version(series, pin):
+# ---------------------------------------------------------------- apt (lab-owned)
+
+def machine_mirrors():
+    """(mirror URI, security URI or None) from the machine's own apt sources: one-line
+    sources.list files and deb822 .sources files. Nothing is changed there."""
+    entries = []  # (uri, [suites])
+    etc = Path("/etc/apt")
+    for f in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]:
+        if not f.is_file():
+            continue
+        for line in f.read_text().splitlines():
+            line = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+            if len(line) >= 3 and line[0] == "deb":
+                entries.append((line[1], [line[2]]))
+    for f in sorted((etc / "sources.list.d").glob("*.sources")):
+        for stanza in re.split(r"\n\s*\n", f.read_text()):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line or line[:1].isspace():
+                    continue
+                k, _, v = line.partition(":")
+                fields[k.strip().lower()] = v.split()
+            if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"])[0] != "no":
+                for uri in fields.get("uris", []):
+                    entries.append((uri, fields.get("suites", [])))
+    mirror = next((u for u, suites in entries
+                   if any(re.fullmatch(r"[a-z]+(-updates)?", x) for x in suites)), None)
+    security = next((u for u, suites in entries if any(x.endswith("-security") for x in suites)),
+                    None)
+    if mirror is None:
+        raise LabError("no Debian mirror found in /etc/apt/sources.list{,.d/*.sources}")
+    return mirror.rstrip("/"), security.rstrip("/") if security else None
+
+
+class LabApt:
+    """apt-get/apt-cache on a lab-owned sources list and state (bookworm, bullseye, sid on the
+    machine's mirror): the machine's apt configuration and lists are never touched."""
+
+    def __init__(self, root, refresh=False):
+        self.dir = root / "apt"
+        mirror, security = machine_mirrors()
+        self.mirror = mirror
+        if security is None:
+            security = re.sub(r"/debian$", "/debian-security", mirror)
+        opt = f"[signed-by={DEBIAN_KEYRING}]"
+        lines = [f"deb {opt} {mirror} {suite} main"
+                 for suite in ("bookworm", "bookworm-updates", "bullseye", "sid")]
+        lines += [f"deb {opt} {security} {suite} main"
+                  for suite in ("bookworm-security", "bullseye-security")]
+        text = "\n".join(lines) + "\n"
+        for d in ("etc", "state/lists/partial", "cache/archives/partial"):
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        self.sources = self.dir / "etc" / "sources.list"
+        self.opts = ["-o", f"Dir::Etc::SourceList={self.sources}",
+                     "-o", "Dir::Etc::SourceParts=/dev/null",
+                     "-o", f"Dir::State={self.dir / 'state'}",
+                     "-o", f"Dir::Cache={self.dir / 'cache'}",
+                     "-o", "APT::Sandbox::User=root",
+                     "-o", "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false",
+                     "-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
+                     "-o", "Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false"]
+        stamp = self.dir / ".kdive-updated"
+        # Packages the index names but the mirror's pool answers 404 for (package=version).
+        self.missing_file = self.dir / "missing.json"
+        changed = not self.sources.exists() or self.sources.read_text() != text
+        if changed or refresh or not stamp.exists():
+            self.sources.write_text(text)
+            log("apt-get update (lab sources: bookworm, bullseye, sid)")
+            self.get("update", timeout=900)
+            stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+            self.missing_file.unlink(missing_ok=True)
+        self.missing = json.loads(self.missing_file.read_text()) \
+            if self.missing_file.exists() else {}
+        self.lock = threading.Lock()
+
+    def remember_missing(self, pkg, why):
+        with self.lock:
+            self.missing[pkg] = why
+            write_json(self.missing_file, self.missing)
+
+    def get(self, *args, timeout=1800, **kw):
+        return run(["apt-get", *self.opts, *args], timeout=timeout, **kw)
+
+    def cache(self, *args):
+        return run(["apt-cache", *self.opts, *args], timeout=300)
+
+
+def resolve_versions(apt, series, pin):
+    """The ABIs to try, newest first: the mirror's index can name packages its pool lacks
+    (bullseye-security's newest 5.10 images answer 404), so the newest that downloads wins."""
+    s = SERIES[series]
     if pin:
-        if not SERIES[series].match(f"linux-image-{pin}-cloud-amd64-unsigned"):
-            raise LabError(f"--pin {pin} is not a {series} cloud kernel ABI name")
-        return pin
-    names = run(["apt-cache", "pkgnames", "linux-image-"]).stdout.split()
-    abis = [m.group(1) for n in names if (m := SERIES[series].match(n))]
+        if not s.image_re.match(s.image_package(pin)):
+            raise LabError(f"--pin {pin} is not a {series} kernel ABI name")
+        return [pin]
+    names = apt.cache("pkgnames", s.prefix).stdout.split()
+    abis = [m.group(1) for n in names if (m := s.image_re.match(n))]
     if not abis:
-        raise LabError(f"apt-cache knows no linux-image-*-cloud-amd64-unsigned for {series}")
+        raise LabError(f"apt-cache knows no {s.image_package('*')} for {series}")
 
     def key(abi):
         return [int(x) for x in re.findall(r"\d+", abi)]
-    return max(abis, key=key)
+    return sorted(set(abis), key=key, reverse=True)[:DOWNLOAD_CANDIDATES]
 
 
-def package_field(pkg, field):
-    out = run(["apt-cache", "show", "--no-all-versions", pkg]).stdout
+class NotOnMirror(LabError):
+    pass
+
+
+def package_field(apt, pkg, field):
+    out = apt.cache("show", "--no-all-versions", pkg).stdout
     m = re.search(rf"^{field}: (.*)$", out, re.M)
     if not m:
         raise LabError(f"apt-cache show {pkg}: no {field}")
     return m.group(1).strip()
 
 
+# ---------------------------------------------------------------- sid root (crash 9, gcc-16)
+
+def ensure_sid_root(root, apt):
+    """A sid root made by debootstrap (minbase + crash 9 + sid's compiler), cached."""
+    sid = root / "tools" / "sid-root"
+    stamp = sid / ".kdive-ok"
+    want = " ".join(SID_PACKAGES)
+    if stamp.exists() and stamp.read_text().split("\n")[0] == want:
+        return sid
+    tmp = sid.with_name("sid-root.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(sid, ignore_errors=True)
+    log(f"debootstrap sid ({want})")
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(SID_PACKAGES)}", "sid",
+         str(tmp), apt.mirror], timeout=1800)
+    version = run(["chroot", str(tmp), "dpkg-query", "-W", "-f", "${Version}", "crash"]).stdout
+    (tmp / ".kdive-ok").write_text(f"{want}\ncrash {version.strip()}\n")
+    tmp.rename(sid)
+    return sid
+
+
+def sid_crash_version(sid):
+    return (sid / ".kdive-ok").read_text().split("\n")[1].split(" ", 1)[1]
+
+
+# Runs argv inside the sid root, in directory $3, with the lab root bind-mounted at its own
+# path (so every manifest path means the same inside), /proc and /dev; in a private mount
+# namespace: the mounts vanish with the process.
+SID_SH = r"""set -e
+R=$1 L=$2 D=$3; shift 3
+mkdir -p "$R$L"
+mount --bind "$L" "$R$L"
+mount -t proc proc "$R/proc"
+mount --bind /dev "$R/dev"
+exec chroot "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$D" "$@"
+"""
+
+
+def sid_cmd(root, sid, cwd, argv):
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", SID_SH, "sh",
+            str(sid), str(root), str(cwd), *map(str, argv)]
+
+
+# ---------------------------------------------------------------- kernels
+
 class Kernel:
     def __init__(self, root, series, abi):
+        s = SERIES[series]
         self.series = series
+        self.spec = s
         self.abi = abi
-        self.release = f"{abi}-cloud-amd64"
-        self.dir = root / "kernels" / abi
+        self.release = f"{abi}-{s.flavour}"
+        # Cloud kernels keep the directory they always had (kernels/<abi>).
+        self.dir = root / "kernels" / (abi if s.flavour == "cloud-amd64" else self.release)
         self.vmlinux = self.dir / "usr/lib/debug/boot" / f"vmlinux-{self.release}"
-        self.vmlinuz = self.dir / "boot" / f"vmlinuz-{self.release}"
-        self.modules_dir = self.dir / "lib/modules" / self.release
+        if s.layout == "split":
+            self.modules_base = self.dir / "usr"
+            self.vmlinuz = self.dir / "usr/lib/modules" / self.release / "vmlinuz.unsigned"
+        else:
+            self.modules_base = self.dir
+            self.vmlinuz = self.dir / "boot" / f"vmlinuz-{self.release}"
+        self.modules_dir = self.modules_base / "lib/modules" / self.release
         self.debug_modules_dir = self.dir / "usr/lib/debug/lib/modules" / self.release
         self.headers = self.dir / "usr/src" / f"linux-headers-{self.release}"
         self.stamp = self.dir / ".kdive-unpacked"
         self.debian_version = None
         self.module_ko = None
+        self.module_cc = None
         self.initramfs = None
         self.capture_initramfs = None
+
+    def five_level(self):
+        """Whether the kernel can run 5-level paging: 5.10's cloud config has
+        `# CONFIG_X86_5LEVEL is not set` (it stays on 4 levels under -cpu max); from 6.16 the
+        option is gone and 5-level support always built."""
+        return "# CONFIG_X86_5LEVEL is not set" not in (self.headers / ".config").read_text()
 
     def config(self, name):
         text = (self.headers / ".config").read_text()
@@ -181,45 +388,104 @@ class Kernel:
         return m.group(1).strip('"') if m else None
 
 
-def ensure_kernel(root, series, abi):
+def ensure_kernel(root, apt, series, abi):
     k = Kernel(root, series, abi)
     if k.stamp.exists():
         k.debian_version = json.loads(k.stamp.read_text())["debian_version"]
         return k
     release = k.release
-    image = f"linux-image-{release}-unsigned"
+    image = k.spec.image_package(abi)
     headers = f"linux-headers-{release}"
-    k.debian_version = package_field(image, "Version")
-    pkgs = [f"{image}={k.debian_version}", f"linux-image-{release}-dbg={k.debian_version}",
-            f"{headers}={k.debian_version}"]
+    k.debian_version = package_field(apt, image, "Version")
+    v = k.debian_version
+    pkgs = [f"{image}={v}", f"linux-image-{release}-dbg={v}", f"{headers}={v}"]
+    if k.spec.layout == "split":
+        pkgs += [f"linux-modules-{release}={v}", f"linux-base-{release}={v}"]
     # The headers need their -common package and the kbuild tools (scripts/, tools/objtool).
-    for dep in package_field(headers, "Depends").split(","):
+    for dep in package_field(apt, headers, "Depends").split(","):
         name = dep.strip().split(" ")[0].split("|")[0]
-        if name.startswith("linux-headers-") or name.startswith("linux-kbuild-"):
+        if (name.startswith("linux-headers-") or name.startswith("linux-kbuild-")) and \
+                not any(p.startswith(name + "=") for p in pkgs):
             pkgs.append(name)
-    debs = root / "debs" / abi
+    debs = root / "debs" / k.dir.name
     shutil.rmtree(debs, ignore_errors=True)
     debs.mkdir(parents=True)
     log(f"{series}: downloading {' '.join(pkgs)}")
-    run(["apt-get", "download", *pkgs], cwd=debs, timeout=1800)
+    if apt.missing.get(pkgs[0]):
+        raise NotOnMirror(apt.missing[pkgs[0]])
+    proc = apt.get("download", *pkgs, cwd=debs, timeout=1800, check=False)
+    if proc.returncode != 0:
+        shutil.rmtree(debs, ignore_errors=True)
+        err = f"apt-get download: {(proc.stdout + proc.stderr).strip()[-1500:]}"
+        if "404" not in proc.stdout + proc.stderr:
+            raise LabError(err)
+        # Remembered until the next --apt-update: cached runs do not ask again.
+        apt.remember_missing(pkgs[0], err.splitlines()[-1])
+        raise NotOnMirror(err)
     shutil.rmtree(k.dir, ignore_errors=True)
     k.dir.mkdir(parents=True)
-    log(f"{series}: unpacking {abi}")
+    log(f"{series}: unpacking {release}")
     for deb in sorted(debs.glob("*.deb")):
         run(["dpkg-deb", "-x", str(deb), str(k.dir)], timeout=900)
-    # The headers' Makefile includes the -common tree by absolute path: point it at ours.
-    makefile = k.headers / "Makefile"
-    makefile.write_text(re.sub(r"include /usr/src/", f"include {k.dir}/usr/src/",
-                               makefile.read_text()))
+    fix_headers_makefile(k)
     # The scripts/ and tools/ symlinks are relative (../../lib/linux-kbuild-*): they resolve
     # inside our tree. modules.dep is made by depmod at install time, so make it here.
-    run(["depmod", "-b", str(k.dir), release])
-    for path in (k.vmlinux, k.vmlinuz, k.headers / ".config"):
+    run(["depmod", "-b", str(k.modules_base), release])
+    for path in (k.vmlinux, k.vmlinuz, k.headers / ".config", k.modules_dir / "modules.dep"):
         if not path.exists():
-            raise LabError(f"{abi}: {path} missing after unpack")
+            raise LabError(f"{release}: {path} missing after unpack")
     write_json(k.stamp, {"debian_version": k.debian_version, "packages": pkgs})
     shutil.rmtree(debs, ignore_errors=True)
     return k
+
+
+def fix_headers_makefile(k):
+    """The headers' Makefile names the -common tree (and, from 7.x, KBUILD_OUTPUT) by absolute
+    path under /usr/src: point them at ours. Idempotent."""
+    makefile = k.headers / "Makefile"
+    text = makefile.read_text()
+    fixed = re.sub(r"^(include |KBUILD_OUTPUT=)/usr/src/", rf"\g<1>{k.dir}/usr/src/", text,
+                   flags=re.M)
+    if fixed != text:
+        makefile.write_text(fixed)
+
+
+# Modules the guests load besides kdive_lab, where the flavour has them as modules (not
+# built in): qemu_fw_cfg gives QEMU's -device vmcoreinfo the guest's VMCOREINFO (without it
+# QEMU's dumps carry none); nvme is the capture kernel's disk (a module on generic and rt).
+GUEST_MODULES = (("CONFIG_FW_CFG_SYSFS", "qemu_fw_cfg"), ("CONFIG_BLK_DEV_NVME", "nvme"))
+
+
+def guest_modules(k):
+    """The .ko files (image package) the guests load, dependencies first."""
+    loaded = []
+    for config, name in GUEST_MODULES:
+        if k.config(config) != "m":
+            continue
+        ko, deps = module_path(k, name)
+        if ko is None:
+            raise LabError(f"{k.release}: {name}.ko not found in modules.dep")
+        for m in deps[::-1] + [ko]:
+            if m not in loaded:
+                loaded.append(m)
+    return loaded
+
+
+def prune_debug_modules(k):
+    """generic and rt ship debug info for ~4000 modules (6.1 GB unpacked): keep only the
+    modules a lab guest loads (GUEST_MODULES and their dependencies). Idempotent."""
+    stamp = k.dir / ".kdive-pruned"
+    if not k.spec.prune_debug_modules or stamp.exists():
+        return
+    keep = {m.name.split(".ko")[0] for m in guest_modules(k)}
+    removed = 0
+    for ko in list((k.debug_modules_dir / "kernel").rglob("*.ko*")):
+        if ko.name.split(".ko")[0] not in keep:
+            ko.unlink()
+            removed += 1
+    write_json(stamp, {"kept": sorted(keep), "removed": removed})
+    log(f"{k.series}: kept the debug info of {len(keep)} modules ({', '.join(sorted(keep))}), "
+        f"removed {removed}")
 
 
 def index_vmlinux(k):
@@ -249,26 +515,39 @@ def module_path(k, name):
     return None, []
 
 
-def build_module(k):
+def build_module(k, root, sid):
     src_files = sorted((LAB_SRC / "module").glob("*"))
-    key = sha256_files(src_files, extra=k.abi)
+    key = sha256_files(src_files, extra=k.abi + k.release)
     out = k.dir / "kdive_lab"
     ko = out / "kdive_lab.ko"
     stamp = out / ".kdive-key"
+    # Debian builds its kernels with the gcc named in CONFIG_CC_VERSION_TEXT (gcc-12 for
+    # bookworm, gcc-10 for bullseye, gcc-16 for sid); the headers' .kernelvariables select it.
+    cc = (k.config("CONFIG_CC_VERSION_TEXT") or "gcc").split(" ")[0]
+    fix_headers_makefile(k)
+    make = ["make", "-C", str(k.headers), f"M={out}", "modules"]
+    if k.spec.sid_build:
+        # sid's compiler and kbuild tools need sid's glibc: build in the sid root.
+        if sid is None:
+            raise LabError(f"{k.release}: its module is built in the sid root (debootstrap)")
+        make = sid_cmd(root, sid, out, make)
+    elif not shutil.which(cc):
+        if not k.spec.cc_fallback:
+            raise LabError(f"{k.release} was built with {cc}, which is not installed")
+        # bullseye's gcc-10 is not installable on bookworm: build with gcc-12 (kbuild warns).
+        cc = k.spec.cc_fallback
+        make += [f"CC={cc}"]
+    k.module_cc = cc
     if ko.exists() and stamp.exists() and stamp.read_text().strip() == key:
         k.module_ko = ko
         return key
-    log(f"{k.series}: building kdive_lab.ko against {k.release}")
+    log(f"{k.series}: building kdive_lab.ko against {k.release} ({cc})")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     for f in src_files:
         shutil.copy(f, out / f.name)
-    # Debian builds its kernels with the gcc named in CONFIG_CC_VERSION_TEXT (gcc-12 for
-    # bookworm); the headers' .kernelvariables select it, so just check it is there.
-    cc = (k.config("CONFIG_CC_VERSION_TEXT") or "gcc").split(" ")[0]
-    if not shutil.which(cc):
-        raise LabError(f"{k.release} was built with {cc}, which is not installed")
-    run(["make", "-C", str(k.headers), f"M={out}", "modules"], timeout=600)
+    proc = run(make, timeout=600)
+    (out / "build.log").write_text(proc.stdout + proc.stderr)
     if not ko.exists():
         raise LabError("module build produced no kdive_lab.ko")
     stamp.write_text(key + "\n")
@@ -329,16 +608,11 @@ def build_initramfs(k, module_key):
     shutil.copy("/bin/busybox", tree / "bin/busybox")
     shutil.copy(init, tree / "init")
     os.chmod(tree / "init", 0o755)
+    # Modules both kernels load first (init: /lib/modules/deps/*.ko in name order).
+    for i, m in enumerate(guest_modules(k)):
+        copied = copy_module(m, tree / "lib/modules/deps")
+        copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
     make_cpio(tree, k.capture_initramfs)
-    # qemu_fw_cfg gives QEMU's -device vmcoreinfo the guest's VMCOREINFO; without it QEMU's
-    # dumps carry none. Load it (and its dependencies) unless the kernel has it built in.
-    if k.config("CONFIG_FW_CFG_SYSFS") == "m":
-        ko, deps = module_path(k, "qemu_fw_cfg")
-        if ko is None:
-            raise LabError(f"{k.release}: qemu_fw_cfg.ko not found in modules.dep")
-        for i, m in enumerate(deps[::-1] + [ko]):
-            copied = copy_module(m, tree / "lib/modules/deps")
-            copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
     copy_module(k.module_ko, tree / "lib/modules")
     shutil.copy(kexec, tree / "sbin/kexec")
     for lib in shared_libs(kexec):
@@ -408,7 +682,7 @@ class Guest:
         self.qmp_path = run_dir / "qmp.sock"
         cpu = "max" if la57 else "max,la57=off"
         self.cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu,
-                    "-smp", str(GUEST_CPUS), "-m", f"{GUEST_MEMORY_MB}M",
+                    "-smp", str(GUEST_CPUS), "-m", f"{k.spec.memory_mb}M",
                     "-display", "none", "-monitor", "none", "-no-reboot",
                     "-serial", f"file:{self.console}", "-device", "vmcoreinfo",
                     "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -553,6 +827,8 @@ class Crash:
         self.dir = root / "runs" / self.crash_id
         self.full_matrix = scenario == FULL_MATRIX_SCENARIO and not la57
         self.manifests = []
+        # makedumpfile's refusals (1.7.9 on 7.x: "kernel version is not supported").
+        self.convert_errors = {}
 
     def dump_dir(self, fmt_name):
         d = self.root / "dumps" / f"{self.crash_id}.{fmt_name}"
@@ -575,6 +851,8 @@ class Crash:
                 "image_modules_dir": str(self.k.modules_dir),
                 "kernel_directory": str(self.k.dir),
                 "test_module": str(self.k.module_ko),
+                "flavour": self.k.spec.flavour,
+                "test_module_cc": self.k.module_cc,
             },
             "capture": self.capture,
             "format": fmt,
@@ -584,9 +862,12 @@ class Crash:
             "files": [str(f) for f in files],
             "console_log": str(self.dir / "console.log"),
             "dmesg": str(dmesg) if dmesg else None,
-            "oracle": {"crash": None, "drgn": None},
+            "oracle": {"crash": None, "crash9": None, "drgn": None},
             "oracle_errors": {},
-            "guest": {"memory_mb": GUEST_MEMORY_MB, "cpus": GUEST_CPUS,
+            "oracle_versions": {},
+            "convert_errors": dict(self.convert_errors),
+            "convert_warnings": {},
+            "guest": {"memory_mb": self.k.spec.memory_mb, "cpus": GUEST_CPUS,
                       "cpu": "max" if self.la57 else "max,la57=off",
                       "paging_levels": 5 if self.la57 else 4,
                       "crashkernel_mb": CRASHKERNEL_MB if self.capture == "kdump" else None},
@@ -597,10 +878,26 @@ class Crash:
         return m
 
 
+PANIC_START = r"Kernel panic - not syncing"
+# How long after "Kernel panic - not syncing" a QEMU capture waits for the end line.
+PANIC_END_WAIT_S = 20
+
+
 def run_qemu_crash(c, mdf):
+    late = ""
     with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=False), la57=c.la57) as g:
         trigger_from_host(g, c)
-        g.wait_console(PANIC_DONE, BOOT_TIMEOUT_S, GUEST_FAILURES)
+        g.wait_console(PANIC_START, BOOT_TIMEOUT_S, GUEST_FAILURES)
+        try:
+            g.wait_console(PANIC_DONE, PANIC_END_WAIT_S, GUEST_FAILURES)
+        except LabError:
+            # 5.10's NMI panic (QEMU's inject-nmi hits both CPUs) prints "Kernel Offset" and
+            # then nothing more: dump the quiet guest all the same, and say so.
+            if g.proc.poll() is not None:
+                raise
+            late = (f"; no '---[ end Kernel panic' line {PANIC_END_WAIT_S}s after 'Kernel panic "
+                    "- not syncing': dumped then")
+            log(f"{c.crash_id}: no end-of-panic line after {PANIC_END_WAIT_S}s, dumping anyway")
         time.sleep(0.5)
         qmp = Qmp(g.qmp_path)
         try:
@@ -614,7 +911,7 @@ def run_qemu_crash(c, mdf):
         finally:
             qmp.close()
     c.manifest("elf", [elf_dir / "vmcore.elf"], "elf", "none", 0,
-               notes="QEMU dump-guest-memory format=elf, paging=false")
+               notes="QEMU dump-guest-memory format=elf, paging=false" + late)
     if c.full_matrix:
         zlib = zlib_dir / "vmcore.kdump-zlib"
         flat = zlib.read_bytes()[:16].startswith(b"makedumpfile")
@@ -635,7 +932,7 @@ def run_kdump_crash(c, mdf):
     disk = c.dir / "disk.img"
     disk.unlink(missing_ok=True)
     with open(disk, "wb") as f:
-        f.truncate((GUEST_MEMORY_MB + 64) << 20)
+        f.truncate((c.k.spec.memory_mb + 64) << 20)
     for attempt in range(1, KDUMP_ATTEMPTS + 1):
         with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=True), la57=c.la57,
                    disk=disk) as g:
@@ -664,7 +961,19 @@ def run_kdump_crash(c, mdf):
     disk.replace(raw)
     # In the run directory: it outlives the raw vmcore, which only the full matrix keeps.
     dmesg = c.dir / "vmcore-dmesg.txt"
-    run([str(mdf), "--dump-dmesg", str(raw), str(dmesg)], timeout=300)
+    try:
+        run([str(mdf), "--dump-dmesg", str(raw), str(dmesg)], timeout=300)
+    except LabError as e:
+        # makedumpfile 1.7.9 refuses kernels newer than it knows (7.x): keep the raw dump.
+        c.convert_errors["makedumpfile"] = str(e).strip()[-1500:]
+        dmesg.unlink(missing_ok=True)
+        dmesg = None
+        log(f"{c.crash_id}: makedumpfile cannot read this kernel's dump; keeping the raw "
+            "/proc/vmcore only")
+        c.manifest("kdump-elf", [raw], "elf", "none", 0,
+                   notes="raw /proc/vmcore copied by the capture kernel (makedumpfile failed: "
+                         "no conversions)")
+        return
 
     def convert(fmt_name, opts, fmt, compression, level, nfiles=1, flattened=False):
         d = c.dump_dir(fmt_name)
@@ -677,10 +986,18 @@ def run_kdump_crash(c, mdf):
                                    stderr=subprocess.PIPE, text=True, timeout=600)
             if p.returncode != 0:
                 raise LabError(f"makedumpfile {opts} failed: {p.stderr[-1000:]}")
+            said = p.stderr
         else:
-            run([str(mdf), *opts, str(raw), *map(str, outs)], timeout=600)
-        c.manifest(fmt_name, outs, fmt, compression, level, dmesg=dmesg,
-                   notes="upstream makedumpfile 1.7.9 " + " ".join(opts))
+            p = run([str(mdf), *opts, str(raw), *map(str, outs)], timeout=600)
+            said = p.stdout + p.stderr
+        m = c.manifest(fmt_name, outs, fmt, compression, level, dmesg=dmesg,
+                       notes="upstream makedumpfile 1.7.9 " + " ".join(opts))
+        # 1.7.9 on 7.x: "The kernel version is not supported. The makedumpfile operation
+        # may be incomplete." and it goes on: keep the warning with the dump.
+        warnings = [line.strip() for line in said.splitlines()
+                    if "not supported" in line or "may be incomplete" in line]
+        if warnings:
+            m["convert_warnings"] = {"makedumpfile": " ".join(dict.fromkeys(warnings))}
         return outs
 
     zstd = convert("kdump-zstd-d31", ["-z", "-d", "31"], "kdump", "zstd", 31)
@@ -757,32 +1074,38 @@ def crash_diagnosis(m, cmdfile, out_dir):
     return f"crash -d1 says:\n{said}"
 
 
-def crash_oracle(m, out_dir):
+def crash_oracle(m, out_dir, sid=None, root=None):
     """crash -s VMLINUX DUMP, one output file per command (crash's own `> file` redirect,
-    relative to out_dir, so the directory can be renamed when done). Returns an error or None."""
+    relative to out_dir, so the directory can be renamed when done). Returns an error or None.
+    With sid: crash 9 from the sid root (files crash9.*), else the machine's crash 8.0.2."""
+    prefix = "crash9" if sid else "crash"
     lines = []
     for cmd in CRASH_COMMANDS:
-        fname = "crash." + re.sub(r"[^a-z0-9]+", "-", cmd).strip("-") + ".txt"
+        fname = f"{prefix}." + re.sub(r"[^a-z0-9]+", "-", cmd).strip("-") + ".txt"
         lines.append(f"{cmd} > {fname}")
     lines.append("quit")
-    cmdfile = out_dir / "crash.commands"
+    cmdfile = out_dir / f"{prefix}.commands"
     cmdfile.write_text("\n".join(lines) + "\n")
     files = m["files"]
+    argv = ["crash", "-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files]
+    if sid:
+        argv = sid_cmd(root, sid, out_dir, argv[:1] + SERIES[m["kernel"]["series"]].crash9_args
+                       + argv[1:])
     try:
-        proc = run(["crash", "-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files],
-                   timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL, cwd=out_dir)
+        proc = run(argv, timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
+                   cwd=out_dir)
         output = proc.stdout + proc.stderr
         rc = proc.returncode
     except LabError as e:
         output, rc = str(e), None
-    (out_dir / "crash.session.txt").write_text(output)
-    produced = sorted(p.name for p in out_dir.glob("crash.*.txt") if p.name != "crash.session.txt")
-    if not produced or not (out_dir / "crash.sys.txt").exists() or \
-            (out_dir / "crash.sys.txt").stat().st_size == 0:
-        if not output.strip():
+    session = out_dir / f"{prefix}.session.txt"
+    session.write_text(output)
+    sys_txt = out_dir / f"{prefix}.sys.txt"
+    if not sys_txt.exists() or sys_txt.stat().st_size == 0:
+        if not output.strip() and not sid:
             output = "(crash -s printed nothing) " + crash_diagnosis(m, cmdfile, out_dir)
-            (out_dir / "crash.session.txt").write_text(output)
-        return f"crash exit {rc}: {output.strip()[-1500:]}"
+            session.write_text(output)
+        return f"{prefix} exit {rc}: {output.strip()[-1500:]}"
     return None
 
 
@@ -804,7 +1127,7 @@ def drgn_oracle(m, out_dir, drgn_python):
     return f"drgn exit {rc}: {output.strip()[-1500:]}"
 
 
-def run_oracles(root, name, drgn_python, key):
+def run_oracles(root, name, drgn_python, sid, key):
     mpath = root / "dumps" / name / "manifest.json"
     m = json.loads(mpath.read_text())
     out_dir = root / "dumps" / name / "oracle"
@@ -816,13 +1139,19 @@ def run_oracles(root, name, drgn_python, key):
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     t0 = time.monotonic()
-    errors = {"crash": crash_oracle(m, tmp), "drgn": drgn_oracle(m, tmp, drgn_python)}
+    errors = {"crash": crash_oracle(m, tmp),
+              "crash9": crash_oracle(m, tmp, sid=sid, root=root) if sid else "not run (--no-crash9)",
+              "drgn": drgn_oracle(m, tmp, drgn_python)}
     (tmp / ".kdive-key").write_text(key + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     m["oracle"] = {"crash": None if errors["crash"] else str(out_dir),
+                   "crash9": None if errors["crash9"] else str(out_dir),
                    "drgn": None if errors["drgn"] else str(out_dir / "drgn.json")}
     m["oracle_errors"] = {k: v for k, v in errors.items() if v}
+    m["oracle_versions"] = {"crash": CRASH8_VERSION, "drgn": DRGN_VERSION}
+    if sid:
+        m["oracle_versions"]["crash9"] = sid_crash_version(sid)
     write_json(mpath, m)
     status = ", ".join(f"{k} failed" for k in m["oracle_errors"]) or "ok"
     log(f"{name}: oracles {status} ({time.monotonic() - t0:.0f}s)")
@@ -840,20 +1169,56 @@ def write_index(root):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--series", choices=[*SERIES, "all"], default="all")
+    ap.add_argument("--series", default="all",
+                    help=f"comma-separated series, 'all' ({','.join(ALL_SERIES)}) or "
+                         f"'everything' ({','.join(SERIES)})")
     ap.add_argument("--pin", action="append", default=[],
-                    help="kernel ABI to use instead of the newest (e.g. 6.1.0-55 or "
-                         "6.12.115+deb12); may be given once per series")
+                    help="kernel ABI to use instead of the newest: SERIES=ABI (e.g. "
+                         "6.12-rt=6.12.115+deb12), or ABI for every series it names (e.g. "
+                         "6.1.0-55, 5.10.0-32, 7.2.13+deb14)")
     ap.add_argument("--scenario", action="append", default=[],
                     help=f"scenario(s) to build (default all): {', '.join(SCENARIOS)}")
     ap.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-oracles", action="store_true")
+    ap.add_argument("--no-crash9", action="store_true",
+                    help="skip crash 9 (the sid root); 7.x cannot be built without it")
+    ap.add_argument("--apt-update", action="store_true",
+                    help="refresh the lab's apt lists (else only made once)")
     return ap.parse_args()
+
+
+def select_series(arg):
+    if arg == "all":
+        return list(ALL_SERIES)
+    if arg == "everything":
+        return list(SERIES)
+    out = [s.strip() for s in arg.split(",") if s.strip()]
+    for s in out:
+        if s not in SERIES:
+            raise LabError(f"unknown series {s}; known: {', '.join(SERIES)}, all, everything")
+    return out
+
+
+def select_pins(args, series_list):
+    pins = {}
+    for pin in args.pin:
+        if "=" in pin:
+            series, _, abi = pin.partition("=")
+            if series not in SERIES:
+                raise LabError(f"--pin {pin}: unknown series {series}")
+            pins[series] = abi
+            continue
+        matches = [s for s in series_list if SERIES[s].image_re.match(SERIES[s].image_package(pin))]
+        if not matches:
+            raise LabError(f"--pin {pin}: not an ABI of any selected series")
+        for s in matches:
+            pins[s] = pin
+    return pins
 
 
 def main():
     args = parse_args()
-    root = Path(os.environ.get("KDIVE_LAB_DIR", Path.home() / ".cache" / "kdive-lab"))
+    root = Path(os.environ.get("KDIVE_LAB_DIR", Path.home() / ".cache" / "kdive-lab")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, kill_all_qemus)
     signal.signal(signal.SIGINT, kill_all_qemus)
@@ -861,42 +1226,70 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             raise LabError(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
-    series_list = list(SERIES) if args.series == "all" else [args.series]
-    pins = {}
-    for pin in args.pin:
-        matches = [s for s in SERIES if SERIES[s].match(f"linux-image-{pin}-cloud-amd64-unsigned")]
-        if not matches:
-            raise LabError(f"--pin {pin}: not a known series' ABI name")
-        pins[matches[0]] = pin
+    series_list = select_series(args.series)
+    pins = select_pins(args, series_list)
 
     t0 = time.monotonic()
+    apt = LabApt(root, refresh=args.apt_update)
     mdf = ensure_makedumpfile(root)
     drgn_python = None if args.no_oracles else ensure_drgn(root)
+    need_sid = any(SERIES[s].sid_build for s in series_list) or \
+        not (args.no_oracles or args.no_crash9)
+    if args.no_crash9 and any(SERIES[s].sid_build for s in series_list):
+        log("the sid root is still made: the 7.x module is built in it")
     crashes = []
-    def prepare(series):
-        k = ensure_kernel(root, series, resolve_version(series, pins.get(series)))
-        if drgn_python:
-            index_vmlinux(k)
-        return k, build_initramfs(k, build_module(k))
+    failures = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as one:
+        sid_future = one.submit(ensure_sid_root, root, apt) if need_sid else None
 
-    # The series' downloads, unpacking (xz) and indexing are independent: overlap them.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        prepared = list(pool.map(prepare, series_list))
-    for series, (k, initramfs_key) in zip(series_list, prepared):
+        def prepare(series):
+            for abi in resolve_versions(apt, series, pins.get(series)):
+                try:
+                    k = ensure_kernel(root, apt, series, abi)
+                    break
+                except NotOnMirror as e:
+                    if series in pins:
+                        raise
+                    log(f"{series}: {abi} is in the index but not on the mirror, trying an "
+                        f"older ABI ({str(e).splitlines()[-1]})")
+            else:
+                raise LabError(f"{series}: none of the newest {DOWNLOAD_CANDIDATES} ABIs "
+                               "downloads")
+            prune_debug_modules(k)
+            if drgn_python:
+                index_vmlinux(k)
+            sid = sid_future.result() if k.spec.sid_build else None
+            return k, build_initramfs(k, build_module(k, root, sid))
+
+        # The series' downloads, unpacking (xz) and indexing are independent: overlap them.
+        # One failed series (a download, a module build) must not stop the others.
+        prepared = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futs = [(s, pool.submit(prepare, s)) for s in series_list]
+            for series, f in futs:
+                try:
+                    prepared.append((series, *f.result()))
+                except Exception as e:
+                    failures.append(f"series {series}: {e}")
+                    log(f"series {series}: FAILED: {e}")
+        sid = sid_future.result() if sid_future else None
+    crash9_sid = None if args.no_crash9 else sid
+    for series, k, initramfs_key in prepared:
         for s in scenarios:
             for capture in ("kdump", "qemu"):
                 crashes.append((Crash(root, k, s, capture, la57=False), initramfs_key))
-        if FULL_MATRIX_SCENARIO in scenarios:
-            for capture in ("kdump", "qemu") if series in LA57_KDUMP_SERIES else ("qemu",):
+        if FULL_MATRIX_SCENARIO in scenarios and not k.five_level():
+            log(f"{series}: no 5-level paging in this kernel (CONFIG_X86_5LEVEL): no la57 crashes")
+        elif FULL_MATRIX_SCENARIO in scenarios:
+            for capture in ("kdump", "qemu") if k.spec.la57_kdump else ("qemu",):
                 crashes.append((Crash(root, k, FULL_MATRIX_SCENARIO, capture, la57=True),
                                 initramfs_key))
     # Full-matrix crashes first: they take longest.
     crashes.sort(key=lambda ck: (not ck[0].full_matrix, ck[0].capture != "kdump"))
-    failures = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futs = {}
         for c, ikey in crashes:
-            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{GUEST_MEMORY_MB}:{CRASHKERNEL_MB}"
+            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{c.k.spec.memory_mb}:{CRASHKERNEL_MB}"
             futs[pool.submit(run_crash, c, mdf, key)] = c
         for f in concurrent.futures.as_completed(futs):
             c = futs[f]
@@ -908,9 +1301,12 @@ def main():
         names = [m["name"] for c, _ in crashes for m in c.manifests]
         write_index(root)  # the dumps are usable before their oracles are done
         if drgn_python:
+            crash9 = sid_crash_version(crash9_sid) if crash9_sid else "none"
             okey = sha256_files([SCRIPTS / "drgn_oracle.py"],
-                                extra=repr(CRASH_COMMANDS) + f"{LAB_FORMAT}:{ORACLE_FORMAT}")
-            ofuts = {pool.submit(run_oracles, root, n, drgn_python, okey): n for n in names}
+                                extra=repr(CRASH_COMMANDS) + f"{LAB_FORMAT}:{ORACLE_FORMAT}:"
+                                      f"{crash9}")
+            ofuts = {pool.submit(run_oracles, root, n, drgn_python, crash9_sid, okey): n
+                     for n in names}
             for f in concurrent.futures.as_completed(ofuts):
                 try:
                     f.result()
