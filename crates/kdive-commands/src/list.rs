@@ -14,9 +14,9 @@ use crate::calc::{eval_expression, is_decimal, is_hexadecimal, parse_hex, parse_
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::structs::EntryPrinter;
 use crate::walkargs::{
-    can_eval, getopt, is_kvaddr, member_offset, parse_offset, symbol_value, FastMembers, SessionMem,
+    can_eval, entry_lines, getopt, is_kvaddr, member_offset, parse_offset, symbol_value,
+    FastMembers, SessionMem,
 };
 use crate::CommandError;
 
@@ -259,22 +259,16 @@ fn run_list(
         warnings.push(format!("list: {stop}"));
     }
     // -S: each entry's struct is at the printed address minus -l's offset.
-    let members = if fast.is_empty() && whole.is_empty() {
-        Vec::new()
-    } else {
-        let printer = EntryPrinter::new(session, whole, hex);
-        let mut out = Vec::new();
-        for e in &walk.entries {
-            if session.interrupted() {
-                break;
-            }
-            let at = e.addr.wrapping_sub(struct_list_offset);
-            let mut lines = printer.lines(at, warnings);
-            lines.extend(fast.iter().flat_map(|f| f.lines(session, at, hex)));
-            out.push(lines);
-        }
-        out
-    };
+    let members = entry_lines(
+        session,
+        whole,
+        &fast,
+        walk.entries
+            .iter()
+            .map(|e| e.addr.wrapping_sub(struct_list_offset)),
+        hex,
+        warnings,
+    );
     Ok(Box::new(ListRecord {
         entries: walk.entries.iter().map(|e| Hex(e.addr)).collect(),
         members,

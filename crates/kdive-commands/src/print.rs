@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::expr::{materialize, Eval, Loc, VType, Val};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::typed::{kernel_types, Env, Style, TypedValue};
+use crate::typed::{with_session_env, Env, Style, TypedValue};
 use crate::CommandError;
 
 pub(crate) const SPEC: CommandSpec = CommandSpec {
@@ -137,15 +137,10 @@ fn run_p(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let kernel = session.kernel();
-    let types = kernel_types(kernel);
-    let env = Env {
-        kernel: Some(kernel),
-        types: &types,
-        modules: Some(session.modules()),
-    };
     let mut history = session.print_count;
-    let record = print_with(&env, words, &mut history, warnings)?;
+    let record = with_session_env(session, |env| {
+        print_with(env, words, &mut history, warnings)
+    })?;
     session.print_count = history;
     Ok(Box::new(record))
 }

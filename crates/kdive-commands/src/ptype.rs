@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::expr::Eval;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::typed::{kernel_types, ptype, Env};
+use crate::typed::{ptype, with_session_env, Env};
 use crate::CommandError;
 
 pub(crate) const SPEC: CommandSpec = CommandSpec {
@@ -49,14 +49,9 @@ fn run_ptype(
     words: &[String],
     _warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let kernel = session.kernel();
-    let types = kernel_types(kernel);
-    let env = Env {
-        kernel: Some(kernel),
-        types: &types,
-        modules: Some(session.modules()),
-    };
-    Ok(Box::new(ptype_with(&env, words)?))
+    Ok(Box::new(with_session_env(session, |env| {
+        ptype_with(env, words)
+    })?))
 }
 
 pub(crate) fn ptype_with(env: &Env<'_>, words: &[String]) -> Result<PtypeRecord, CommandError> {

@@ -13,8 +13,8 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::target::parse_address;
 use crate::typed::{
-    composite_body, composite_head, declaration, kernel_types, layout_lines, Blob, Env, LayoutLine,
-    Reader, Style, TypedValue,
+    composite_body, composite_head, declaration, kernel_types, layout_lines, with_session_env,
+    Blob, Env, LayoutLine, Reader, Style, TypedValue,
 };
 use crate::CommandError;
 
@@ -196,14 +196,9 @@ fn run_kind(
     warnings: &mut Vec<String>,
     union: bool,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let kernel = session.kernel();
-    let types = kernel_types(kernel);
-    let env = Env {
-        kernel: Some(kernel),
-        types: &types,
-        modules: Some(session.modules()),
-    };
-    Ok(Box::new(struct_with(&env, words, union, warnings)?))
+    Ok(Box::new(with_session_env(session, |env| {
+        struct_with(env, words, union, warnings)
+    })?))
 }
 
 /// `list -s` and `tree -s`: the lines `struct ARG ADDR` prints for each entry (`-x` in hex),

@@ -13,8 +13,7 @@ use serde::Serialize;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::structs::EntryPrinter;
-use crate::walkargs::{getopt, parse_offset, parse_start, FastMembers, SessionMem};
+use crate::walkargs::{entry_lines, getopt, parse_offset, parse_start, FastMembers, SessionMem};
 use crate::CommandError;
 
 /// `tree`.
@@ -237,21 +236,14 @@ fn run_tree(
     if let Some(stop) = &walk.stop {
         warnings.push(format!("tree: {stop}"));
     }
-    let members = if fast.is_empty() && whole.is_empty() {
-        Vec::new()
-    } else {
-        let printer = EntryPrinter::new(session, whole, hex);
-        let mut out = Vec::new();
-        for e in &walk.entries {
-            if session.interrupted() {
-                break;
-            }
-            let mut lines = printer.lines(e.addr, warnings);
-            lines.extend(fast.iter().flat_map(|f| f.lines(session, e.addr, hex)));
-            out.push(lines);
-        }
-        out
-    };
+    let members = entry_lines(
+        session,
+        whole,
+        &fast,
+        walk.entries.iter().map(|e| e.addr),
+        hex,
+        warnings,
+    );
     Ok(Box::new(TreeRecord {
         kind,
         members,

@@ -59,6 +59,21 @@ pub fn kernel_types(kernel: &Kernel) -> Types {
     types
 }
 
+/// Runs `f` with the environment the typed commands read: the session's kernel, its types
+/// (BTF, then the vmlinux's DWARF) and its module symbols.
+pub(crate) fn with_session_env<R>(
+    session: &crate::session::Session<'_>,
+    f: impl FnOnce(&Env<'_>) -> R,
+) -> R {
+    let kernel = session.kernel();
+    let types = kernel_types(kernel);
+    f(&Env {
+        kernel: Some(kernel),
+        types: &types,
+        modules: Some(session.modules()),
+    })
+}
+
 /// DWARF alone (to compare with what BTF gives).
 pub fn dwarf_types(kernel: &Kernel) -> Option<Types> {
     let mut types = Types::new();

@@ -252,6 +252,32 @@ pub(crate) struct FastMembers {
     members: Vec<FastMember>,
 }
 
+/// `list`/`tree` `-s` and `-S`: for each entry's struct address, the lines `struct ARG ADDR`
+/// prints for every `-s` argument, then the `-S` members; none when neither was given.
+pub(crate) fn entry_lines(
+    session: &Session<'_>,
+    whole: Vec<String>,
+    fast: &[FastMembers],
+    addrs: impl Iterator<Item = u64>,
+    hex: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<Vec<String>> {
+    if whole.is_empty() && fast.is_empty() {
+        return Vec::new();
+    }
+    let printer = crate::structs::EntryPrinter::new(session, whole, hex);
+    let mut out = Vec::new();
+    for at in addrs {
+        if session.interrupted() {
+            break;
+        }
+        let mut lines = printer.lines(at, warnings);
+        lines.extend(fast.iter().flat_map(|f| f.lines(session, at, hex)));
+        out.push(lines);
+    }
+    out
+}
+
 impl FastMembers {
     /// Parses `struct.member[,member...]`; a whole struct (no member), a bitfield or a
     /// member wider than 8 bytes that is not a string needs the value printer.

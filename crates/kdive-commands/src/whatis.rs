@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::expr::{vtype_name, Eval};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::typed::{composite_body, composite_head, declaration, kernel_types, ptype_decl, Env};
+use crate::typed::{
+    composite_body, composite_head, declaration, ptype_decl, with_session_env, Env,
+};
 use crate::CommandError;
 
 pub(crate) const SPEC: CommandSpec = CommandSpec {
@@ -58,14 +60,9 @@ fn run_whatis(
     words: &[String],
     _warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let kernel = session.kernel();
-    let types = kernel_types(kernel);
-    let env = Env {
-        kernel: Some(kernel),
-        types: &types,
-        modules: Some(session.modules()),
-    };
-    Ok(Box::new(whatis_with(&env, words)?))
+    Ok(Box::new(with_session_env(session, |env| {
+        whatis_with(env, words)
+    })?))
 }
 
 pub(crate) fn whatis_with(env: &Env<'_>, words: &[String]) -> Result<WhatisRecord, CommandError> {

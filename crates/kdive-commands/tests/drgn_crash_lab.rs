@@ -7,29 +7,18 @@
 //! whose layout is crash's in both (`list`, `whatis`, `eval`, `btop`, `ptob`) are compared
 //! line for line.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use kdive_commands::Session;
-use kdive_dump::Vmcore;
-use kdive_kernel::Kernel;
-use kdive_testkit::lab::{self, files, lab_root, manifests, str_at};
+use kdive_testkit::lab::{self, lab_root, manifests, str_at};
 use serde_json::Value;
 
 /// Members compared for each task.
 const TASK_MEMBERS: &str = "pid,tgid,comm,prio,static_prio,normal_prio,policy,exit_code,flags";
 /// Tasks compared per dump.
 const TASKS: usize = 16;
-
-fn open(m: &Value) -> Option<(Kernel, Vec<PathBuf>)> {
-    let vmlinux = str_at(m, &["kernel", "vmlinux"])?;
-    let vmcore = Vmcore::open_paths(&files(m)).ok()?;
-    let dirs = str_at(m, &["kernel", "test_module"])
-        .and_then(|ko| Path::new(ko).parent().map(Path::to_path_buf))
-        .into_iter()
-        .collect();
-    Some((Kernel::open(vmcore, Path::new(vmlinux)).ok()?, dirs))
-}
 
 fn text(session: &mut Session<'_>, line: &str) -> String {
     let report = session
@@ -110,7 +99,8 @@ fn session_commands_match_drgn_crash_on_6_12() {
     let mut compared = 0;
     for m in &dumps {
         let name = str_at(m, &["name"]).unwrap_or("?").to_owned();
-        let (kernel, dirs) = open(m).unwrap_or_else(|| panic!("{name}: does not open"));
+        let (kernel, dirs) =
+            common::open_with_module_dir(m).unwrap_or_else(|| panic!("{name}: does not open"));
         let mut session = Session::new(&kernel, &dirs);
         let tasks: Vec<u64> = session
             .tasks()

@@ -18,13 +18,13 @@
 //! kdump dumps and checks that every path and type printed is documented and that every
 //! documented path was printed. `KDIVE_JSON_SCHEMA_UPDATE=1` prints the observed blocks.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kdive_commands::{Session, COMMANDS};
-use kdive_dump::Vmcore;
-use kdive_kernel::Kernel;
-use kdive_testkit::lab::{files, lab_root, manifests, str_at};
+use kdive_testkit::lab::{lab_root, manifests, str_at};
 use serde_json::Value;
 
 /// One documented command.
@@ -146,16 +146,6 @@ fn every_command_is_documented_with_its_schema_version() {
     }
 }
 
-fn open(m: &Value) -> Option<(Kernel, Vec<PathBuf>)> {
-    let vmlinux = str_at(m, &["kernel", "vmlinux"])?;
-    let vmcore = Vmcore::open_paths(&files(m)).ok()?;
-    let dirs = str_at(m, &["kernel", "test_module"])
-        .and_then(|ko| Path::new(ko).parent().map(Path::to_path_buf))
-        .into_iter()
-        .collect();
-    Some((Kernel::open(vmcore, Path::new(vmlinux)).ok()?, dirs))
-}
-
 #[test]
 fn lab_output_matches_the_documented_schema() {
     let root = lab_root();
@@ -174,7 +164,7 @@ fn lab_output_matches_the_documented_schema() {
     let mut observed: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     let mut runs = 0;
     for m in &dumps {
-        let Some((kernel, dirs)) = open(m) else {
+        let Some((kernel, dirs)) = common::open_with_module_dir(m) else {
             panic!("{}: does not open", m["name"]);
         };
         let mut session = Session::new(&kernel, &dirs);
