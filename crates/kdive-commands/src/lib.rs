@@ -79,3 +79,69 @@ pub enum CommandError {
     #[error("{command}: {what}")]
     Failed { command: &'static str, what: String },
 }
+
+/// Fuzz entry point (`fuzz/fuzz_targets/expression.rs`): a `p` expression tokenized, parsed
+/// and evaluated without a kernel (constants, casts, operators, errors with columns). Whether
+/// it produced a value.
+#[doc(hidden)]
+pub fn fuzz_expression(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let types = fuzz_base_types();
+    let env = typed::Env {
+        kernel: None,
+        types: &types,
+        modules: None,
+    };
+    match expr::Eval::new(&env, text).and_then(|mut eval| eval.run()) {
+        Ok(value) => expr::materialize(&env, &value).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// C's integer types as a BTF blob (what constants and casts need), for [`fuzz_expression`].
+fn fuzz_base_types() -> kdive_symbols::Types {
+    const SIGNED: u32 = 1;
+    const CHAR: u32 = 2;
+    const BOOL: u32 = 4;
+    const BASE: [(&str, u32, u32); 11] = [
+        ("int", 4, SIGNED),
+        ("unsigned int", 4, 0),
+        ("long int", 8, SIGNED),
+        ("long unsigned int", 8, 0),
+        ("long long int", 8, SIGNED),
+        ("long long unsigned int", 8, 0),
+        ("short int", 2, SIGNED),
+        ("short unsigned int", 2, 0),
+        ("char", 1, SIGNED | CHAR),
+        ("unsigned char", 1, 0),
+        ("_Bool", 1, BOOL),
+    ];
+    let mut strings = vec![0u8];
+    let mut types = Vec::new();
+    for (name, size, encoding) in BASE {
+        let name_off = u32::try_from(strings.len()).unwrap_or(0);
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+        // btf_type: name_off, info (kind INT = 1 in bits 24..28), size; then the encoding word.
+        for word in [name_off, 1 << 24, size, (encoding << 24) | (size * 8)] {
+            types.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    let type_len = u32::try_from(types.len()).unwrap_or(0);
+    let str_len = u32::try_from(strings.len()).unwrap_or(0);
+    let mut blob = Vec::new();
+    blob.extend_from_slice(&0xeb9f_u16.to_le_bytes());
+    blob.extend_from_slice(&[1, 0]);
+    for word in [24, 0, type_len, type_len, str_len] {
+        blob.extend_from_slice(&u32::to_le_bytes(word));
+    }
+    blob.extend_from_slice(&types);
+    blob.extend_from_slice(&strings);
+    let mut out = kdive_symbols::Types::new();
+    if let Ok(btf) = kdive_symbols::Btf::parse(blob, None, "C integer types") {
+        out.push_vmlinux_btf(std::sync::Arc::new(btf));
+    }
+    out
+}
