@@ -555,6 +555,28 @@ impl DwarfTypes {
             .ok_or_else(|| bad_dwarf(&self.path, format!("compilation unit {unit} is malformed")))
     }
 
+    /// Calls `visit` on each child of the DIE at `offset`, in order.
+    fn for_each_child(
+        &self,
+        unit: usize,
+        offset: UnitOffset,
+        mut visit: impl FnMut(
+            &gimli::Unit<Reader>,
+            &gimli::DebuggingInformationEntry<'_, '_, Reader>,
+        ) -> Result<(), SymbolError>,
+    ) -> Result<(), SymbolError> {
+        let u = self.unit(unit)?;
+        let mut tree = u
+            .entries_tree(Some(offset))
+            .map_err(|e| bad_dwarf(&self.path, e))?;
+        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
+        let mut children = root.children();
+        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+            visit(u, child.entry())?;
+        }
+        Ok(())
+    }
+
     /// Reads the DIE and calls `f` on it (DIEs borrow their unit's abbreviations).
     fn with_die<T>(
         &self,
@@ -647,20 +669,13 @@ impl DwarfTypes {
 
     /// Dimension lengths of an array DIE (0 for a flexible or unknown bound).
     fn dims(&self, unit: usize, offset: UnitOffset) -> Result<Vec<u64>, SymbolError> {
-        let u = self.unit(unit)?;
-        let mut tree = u
-            .entries_tree(Some(offset))
-            .map_err(|e| bad_dwarf(&self.path, e))?;
-        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
-        let mut children = root.children();
         let mut dims = Vec::new();
-        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+        self.for_each_child(unit, offset, |_, e| {
             if dims.len() >= MAX_CHILDREN {
                 return Err(bad_type("too many array dimensions"));
             }
-            let e = child.entry();
             if e.tag() != gimli::DW_TAG_subrange_type {
-                continue;
+                return Ok(());
             }
             let value = |attr| {
                 e.attr_value(attr)
@@ -674,7 +689,8 @@ impl DwarfTypes {
                 (None, None) => 0,
             };
             dims.push(len);
-        }
+            Ok(())
+        })?;
         Ok(dims)
     }
 
@@ -816,29 +832,25 @@ impl DwarfTypes {
         }
     }
 
-    /// `(parameter, ...)` of a subroutine type, as C spells it.
-    fn spell_params(
+    /// A subroutine type's parameter types in order, whether it ends in `...`, and whether it
+    /// is prototyped.
+    fn prototype(
         &self,
         unit: usize,
         offset: UnitOffset,
-        budget: &mut usize,
-    ) -> Result<String, SymbolError> {
-        let u = self.unit(unit)?;
-        let mut tree = u
-            .entries_tree(Some(offset))
-            .map_err(|e| bad_dwarf(&self.path, e))?;
-        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
-        let prototyped = matches!(
-            root.entry().attr_value(gimli::DW_AT_prototyped),
-            Ok(Some(AttributeValue::Flag(true)))
-        );
+    ) -> Result<(Vec<DieRef>, bool, bool), SymbolError> {
+        let prototyped = self.with_die(unit, offset, |_, e| {
+            Ok(matches!(
+                e.attr_value(gimli::DW_AT_prototyped),
+                Ok(Some(AttributeValue::Flag(true)))
+            ))
+        })?;
         let mut params = Vec::new();
-        let mut children = root.children();
-        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
-            if params.len() >= MAX_CHILDREN {
+        let mut variadic = false;
+        self.for_each_child(unit, offset, |_, e| {
+            if params.len() + usize::from(variadic) >= MAX_CHILDREN {
                 return Err(bad_type("too many parameters"));
             }
-            let e = child.entry();
             match e.tag() {
                 gimli::DW_TAG_formal_parameter => {
                     let value = e
@@ -846,9 +858,25 @@ impl DwarfTypes {
                         .map_err(|err| bad_dwarf(&self.path, err))?;
                     params.push(self.reference(unit, value)?);
                 }
-                gimli::DW_TAG_unspecified_parameters => params.push(DieRef::Void),
+                gimli::DW_TAG_unspecified_parameters => variadic = true,
                 _ => {}
             }
+            Ok(())
+        })?;
+        Ok((params, variadic, prototyped))
+    }
+
+    /// `(parameter, ...)` of a subroutine type, as C spells it.
+    fn spell_params(
+        &self,
+        unit: usize,
+        offset: UnitOffset,
+        budget: &mut usize,
+    ) -> Result<String, SymbolError> {
+        let (mut params, variadic, prototyped) = self.prototype(unit, offset)?;
+        // `...` comes last in the DWARF too.
+        if variadic {
+            params.push(DieRef::Void);
         }
         // An unprototyped `int f()` has no parameter list; a prototyped one without
         // parameters is `(void)`.
@@ -1014,20 +1042,13 @@ impl TypeGraph for DwarfTypes {
         let DieRef::Die { unit, offset, .. } = h else {
             return Ok(Vec::new());
         };
-        let u = self.unit(unit)?;
-        let mut tree = u
-            .entries_tree(Some(offset))
-            .map_err(|e| bad_dwarf(&self.path, e))?;
-        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
-        let mut children = root.children();
         let mut members = Vec::new();
-        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+        self.for_each_child(unit, offset, |u, e| {
             if members.len() >= MAX_CHILDREN {
                 return Err(bad_type("too many members"));
             }
-            let e = child.entry();
             if e.tag() != gimli::DW_TAG_member {
-                continue;
+                return Ok(());
             }
             let value = |attr| e.attr_value(attr).ok().flatten();
             let udata = |attr| value(attr).and_then(|v: AttributeValue<Reader>| v.udata_value());
@@ -1055,7 +1076,8 @@ impl TypeGraph for DwarfTypes {
                 bit_size,
                 ty: self.reference(unit, value(gimli::DW_AT_type))?,
             });
-        }
+            Ok(())
+        })?;
         Ok(members)
     }
 
@@ -1219,24 +1241,18 @@ impl DwarfTypes {
         let DieRef::Die { unit, offset, .. } = h else {
             return Ok(Vec::new());
         };
-        let u = self.unit(unit)?;
-        let mut tree = u
-            .entries_tree(Some(offset))
-            .map_err(|e| bad_dwarf(&self.path, e))?;
-        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
-        let mut children = root.children();
         let mut out = Vec::new();
-        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
+        self.for_each_child(unit, offset, |u, e| {
             if out.len() >= MAX_CHILDREN {
                 return Err(bad_type("too many enumerators"));
             }
-            let e = child.entry();
             if e.tag() == gimli::DW_TAG_enumerator {
                 if let (Some(name), Some(value)) = (self.die_name(u, e), const_value(e)) {
                     out.push((name, value));
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -1247,37 +1263,11 @@ impl DwarfTypes {
         source: u16,
     ) -> Result<CType, SymbolError> {
         let ret = self.type_attr(unit, offset)?;
-        let u = self.unit(unit)?;
-        let mut tree = u
-            .entries_tree(Some(offset))
-            .map_err(|e| bad_dwarf(&self.path, e))?;
-        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
-        let prototyped = matches!(
-            root.entry().attr_value(gimli::DW_AT_prototyped),
-            Ok(Some(AttributeValue::Flag(true)))
-        );
-        let mut params = Vec::new();
-        let mut variadic = false;
-        let mut children = root.children();
-        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
-            if params.len() >= MAX_CHILDREN {
-                return Err(bad_type("too many parameters"));
-            }
-            let e = child.entry();
-            match e.tag() {
-                gimli::DW_TAG_formal_parameter => {
-                    let value = e
-                        .attr_value(gimli::DW_AT_type)
-                        .map_err(|err| bad_dwarf(&self.path, err))?;
-                    params.push(TypeRef::new(
-                        source,
-                        RawRef::Dwarf(self.reference(unit, value)?),
-                    ));
-                }
-                gimli::DW_TAG_unspecified_parameters => variadic = true,
-                _ => {}
-            }
-        }
+        let (params, variadic, prototyped) = self.prototype(unit, offset)?;
+        let params = params
+            .into_iter()
+            .map(|p| TypeRef::new(source, RawRef::Dwarf(p)))
+            .collect();
         Ok(CType::Function {
             ret: TypeRef::new(source, RawRef::Dwarf(ret)),
             params,
@@ -1329,24 +1319,15 @@ impl TypeInfo for DwarfTypes {
             .ok_or_else(|| TypeError::UnknownType {
                 name: enum_name.to_string(),
             })?;
-        let DieRef::Die { unit, offset, .. } = self.strip(h)? else {
+        let h = self.strip(h)?;
+        if h == DieRef::Void {
             return Err(unknown());
-        };
-        let u = self.unit(unit)?;
-        let mut tree = u
-            .entries_tree(Some(offset))
-            .map_err(|e| bad_dwarf(&self.path, e))?;
-        let root = tree.root().map_err(|e| bad_dwarf(&self.path, e))?;
-        let mut children = root.children();
-        while let Some(child) = children.next().map_err(|e| bad_dwarf(&self.path, e))? {
-            let e = child.entry();
-            if e.tag() == gimli::DW_TAG_enumerator
-                && self.die_name(u, e).as_deref() == Some(enumerator)
-            {
-                return const_value(e).ok_or_else(unknown);
-            }
         }
-        Err(unknown())
+        self.enumerators(h)?
+            .into_iter()
+            .find(|(name, _)| name == enumerator)
+            .map(|(_, value)| value)
+            .ok_or_else(unknown)
     }
 
     fn c_type(&self, name: &str) -> Result<TypeRef, SymbolError> {
