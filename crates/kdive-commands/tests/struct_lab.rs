@@ -31,24 +31,6 @@ fn text(report: &Report) -> String {
     String::from_utf8_lossy(&out).trim_end().to_owned()
 }
 
-/// A lab without what a test needs: SKIP, or a failure under CI.
-fn skip(why: &str) {
-    assert!(
-        std::env::var("CI").ok().as_deref() != Some("true"),
-        "CI=true but {why}"
-    );
-    println!("SKIP ({why})");
-}
-
-fn no_lab(root: &Path) {
-    assert!(
-        std::env::var("CI").ok().as_deref() != Some("true"),
-        "CI=true but no lab at {}",
-        root.display()
-    );
-    println!("SKIP (no lab at {})", root.display());
-}
-
 /// The commands compared on one dump: addresses found by kdive, never typed in.
 fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {
     let task = panic_task(kernel).expect("a panic task").0;
@@ -362,7 +344,7 @@ fn typed_memory_matches_crash() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        no_lab(&root);
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut compared = 0;
@@ -408,7 +390,7 @@ fn typed_memory_matches_crash() {
         );
     }
     if compared == 0 && mismatches.is_empty() {
-        skip("crash could not be run on the lab's dumps");
+        kdive_testkit::skip!("SKIP (crash could not be run on the lab's dumps)");
         return;
     }
     for m in &mismatches {
@@ -429,7 +411,7 @@ fn btf_and_dwarf_print_the_same() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        no_lab(&root);
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut compared = 0;
@@ -488,7 +470,7 @@ fn btf_and_dwarf_print_the_same() {
         );
     }
     if compared == 0 {
-        skip("no 6.12 dump with DWARF in the lab");
+        kdive_testkit::skip!("SKIP (no 6.12 dump with DWARF in the lab)");
     }
 }
 
@@ -499,14 +481,14 @@ fn unreadable_memory_is_named_and_json_is_typed() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        no_lab(&root);
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let Some(m) = manifests
         .iter()
         .find(|m| m["name"] == "6.1-null-init.kdump-zstd-d31" && is_stable(m))
     else {
-        skip("no 6.1-null-init.kdump-zstd-d31 in the lab");
+        kdive_testkit::skip!("SKIP (no 6.1-null-init.kdump-zstd-d31 in the lab)");
         return;
     };
     let kernel = open(m);
@@ -587,7 +569,7 @@ fn values_match_drgn_on_6_12() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        no_lab(&root);
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut compared = 0;
@@ -629,7 +611,7 @@ fn values_match_drgn_on_6_12() {
         println!("{name}: values equal drgn's");
     }
     if compared == 0 {
-        skip("no 6.12 dump with a drgn oracle in the lab");
+        kdive_testkit::skip!("SKIP (no 6.12 dump with a drgn oracle in the lab)");
     }
 }
 
@@ -640,7 +622,7 @@ fn every_dump_answers_without_panicking() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
-        no_lab(&root);
+        kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
     let mut ran = 0;
@@ -676,6 +658,9 @@ fn every_dump_answers_without_panicking() {
             ran += 1;
         }
     }
-    assert!(ran > 0 || std::env::var("CI").ok().as_deref() != Some("true"));
+    assert!(
+        ran > 0 || !kdive_testkit::lab::in_ci(),
+        "no typed command ran"
+    );
     println!("{ran} typed commands on every lab dump ended in text or an error");
 }
