@@ -40,8 +40,9 @@ pub use paging::{
 };
 pub use regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
 pub use unwind::{
-    find_pt_regs_copy, fuzz_orc_unwind, unwind, Backtrace, ExceptionFrame, Frame, FrameSource,
-    InactiveTaskFrameLayout, StackMemory, StopReason, UnwindStart, UnwindTables, MAX_FRAMES,
+    find_pt_regs_copy, fuzz_orc_unwind, unwind, unwind_across, Backtrace, ExceptionFrame, Frame,
+    FrameSource, InactiveTaskFrameLayout, StackMemory, StopReason, UnwindStart, UnwindTables,
+    MAX_FRAMES,
 };
 pub use virt::{Translation, VirtMem, DEFAULT_CSTR_LIMIT};
 

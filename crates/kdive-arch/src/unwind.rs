@@ -6,12 +6,16 @@
 //! Stack switches need no stack bounds: an interrupt or exception entry leaves a `pt_regs`
 //! (ORC `REGS`) or an iret frame (`REGS_PARTIAL`) holding the interrupted rsp, which moves the
 //! walk from an IRQ or exception (IST) stack back to the task stack; `call_on_irqstack()`
-//! saves the previous rsp at the top of the IRQ stack (`SP_INDIRECT`). Within one stack the
-//! walk must go up: a normal frame (CFA from rsp or rbp) whose CFA is not above the current
-//! rsp ends the walk, and an address pair (pc, rsp) seen twice ends it as a loop. The walk
-//! stops at [`MAX_FRAMES`] frames whatever the data.
+//! saves the previous rsp at the top of the IRQ stack (`SP_INDIRECT`); 5.10's
+//! `asm_call_on_stack` saves it in rbp, so a normal frame leaves the IRQ stack there. Within
+//! one stack the walk must go up: a normal frame (CFA from rsp or rbp) whose CFA is not above
+//! the current rsp ends the walk unless rsp is on one of the CPU's other stacks the caller
+//! names and the CFA is off it (the kernel's `update_stack_state()` checks direction only
+//! within one stack too), and an address pair (pc, rsp) seen twice ends it as a loop. The
+//! walk stops at [`MAX_FRAMES`] frames whatever the data.
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use crate::cfi::{CfiRow, CfiRule, DwarfCfi};
 use crate::orc::{OrcEntry, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE};
@@ -249,9 +253,21 @@ pub fn unwind<M: StackMemory + ?Sized>(
     mem: &M,
     start: UnwindStart,
 ) -> Backtrace {
+    unwind_across(tables, mem, start, &[])
+}
+
+/// [`unwind`] for a CPU whose IRQ and exception stacks are `stacks`: a frame may leave one
+/// of them for a lower address (the stack it interrupted).
+pub fn unwind_across<M: StackMemory + ?Sized>(
+    tables: &UnwindTables,
+    mem: &M,
+    start: UnwindStart,
+    stacks: &[Range<u64>],
+) -> Backtrace {
     Walker {
         tables,
         mem,
+        stacks,
         seen: HashSet::new(),
     }
     .run(start)
@@ -260,6 +276,7 @@ pub fn unwind<M: StackMemory + ?Sized>(
 struct Walker<'a, M: StackMemory + ?Sized> {
     tables: &'a UnwindTables,
     mem: &'a M,
+    stacks: &'a [Range<u64>],
     seen: HashSet<(u64, u64)>,
 }
 
@@ -372,7 +389,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
             .ok_or_else(|| bad(format!("CFA register {} is not known", row.cfa_reg)))?
             .checked_add_signed(row.cfa_offset)
             .ok_or_else(|| bad("CFA overflows".to_owned()))?;
-        if cfa <= sp {
+        if cfa <= sp && !self.leaves_stack(sp, cfa) {
             return Err(StopReason::WrongDirection {
                 pc: VirtAddr(pc),
                 sp: VirtAddr(sp),
@@ -444,6 +461,13 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         })
     }
 
+    /// `sp` is on one of the CPU's other stacks and `cfa` is not: a stack switch.
+    fn leaves_stack(&self, sp: u64, cfa: u64) -> bool {
+        self.stacks
+            .iter()
+            .any(|s| s.contains(&sp) && !s.contains(&cfa))
+    }
+
     fn step(&self, state: &State) -> Result<State, StopReason> {
         let regs = &state.regs;
         let pc = regs.rip().unwrap_or(0);
@@ -504,7 +528,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         };
         let plain_call =
             entry.kind == OrcType::Call && matches!(entry.sp_reg, OrcReg::Sp | OrcReg::Bp);
-        if plain_call && cfa <= sp {
+        if plain_call && cfa <= sp && !self.leaves_stack(sp, cfa) {
             return Err(StopReason::WrongDirection {
                 pc: VirtAddr(pc),
                 sp: VirtAddr(sp),
@@ -935,6 +959,46 @@ mod tests {
         assert_eq!(bt.frames[1].regs.rbp(), Some(0x5555));
         assert_eq!(bt.frames[2].sp.0, task_sp + 8);
         assert_eq!(bt.stop, StopReason::EndOfStack);
+    }
+
+    #[test]
+    fn rbp_frame_leaves_a_named_irq_stack_downwards() {
+        // 5.10's asm_call_on_stack: CFA = rbp + 16 where rbp points at the task stack below
+        // the IRQ stack.
+        let on_irq = TEXT + 0x1000;
+        let task_fn = TEXT + 0x2000;
+        let t = tables(&[
+            (on_irq, BP, 16, PREV_SP, -16, T_CALL, false),
+            (task_fn, SP, 8, UNDEF, 0, T_CALL, false),
+            (task_fn + 0x100, UNDEF, 0, UNDEF, 0, T_UNDEFINED, false),
+        ]);
+        let irq = STACK + 0x10_0000..STACK + 0x10_4000;
+        let task_bp = STACK + 0x800;
+        let mut mem = Words::default();
+        // Saved rbp, then the return address into task_fn; task_fn returns to user space.
+        mem.put(task_bp, &[0, task_fn + 4, 0x1234]);
+        let begin = start(on_irq + 1, irq.start + 0x3ff0, task_bp);
+        let bt = unwind(&t, &mem, begin);
+        assert!(
+            matches!(bt.stop, StopReason::WrongDirection { .. }),
+            "{:?}",
+            bt.stop
+        );
+        let bt = unwind_across(&t, &mem, begin, std::slice::from_ref(&irq));
+        assert_eq!(pcs(&bt)[..2], [on_irq + 1, task_fn + 4]);
+        assert_eq!(bt.frames[1].sp, VirtAddr(task_bp + 16));
+        // On the task stack itself the rule holds again: rbp below rsp stops.
+        let bt = unwind_across(
+            &t,
+            &mem,
+            start(on_irq + 1, task_bp + 0x100, task_bp),
+            &[irq],
+        );
+        assert!(
+            matches!(bt.stop, StopReason::WrongDirection { .. }),
+            "{:?}",
+            bt.stop
+        );
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! (oracle/drgn.json) where drgn has one.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
 
 use kdive_arch::{
-    unwind, Backtrace, DwarfCfi, InactiveTaskFrameLayout, KernelAddressSpace, OrcTable, OrcTables,
-    OrcVersion, Reg, RegisterSet, UnwindStart, UnwindTables, VirtAddr, VirtMem,
+    unwind, unwind_across, Backtrace, DwarfCfi, InactiveTaskFrameLayout, KernelAddressSpace,
+    OrcTable, OrcTables, OrcVersion, Reg, RegisterSet, UnwindStart, UnwindTables, VirtAddr,
+    VirtMem,
 };
 use kdive_dump::{PhysMem, Vmcore};
 use kdive_symbols::{Btf, TypeInfo};
@@ -63,6 +65,9 @@ fn load_vmlinux(path: &str) -> Vmlinux {
         "__start_orc_unwind_ip",
         "__stop_orc_unwind_ip",
         "__start_orc_unwind",
+        "__per_cpu_offset",
+        "hardirq_stack_ptr",
+        "pcpu_hot",
     ];
     let mut addrs = HashMap::new();
     let mut text = Vec::new();
@@ -99,6 +104,26 @@ fn load_vmlinux(path: &str) -> Vmlinux {
     }
 }
 
+/// `cpu`'s hard-IRQ stack: the per-CPU `hardirq_stack_ptr` (`pcpu_hot`'s since 6.2) holds its
+/// top minus 8, `struct irq_stack` its size. A walk may leave it for a lower address.
+fn irq_stack(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, cpu: usize) -> Vec<Range<u64>> {
+    let var = match (v.addrs.get("hardirq_stack_ptr"), v.addrs.get("pcpu_hot")) {
+        (Some(&at), _) => at,
+        (None, Some(&hot)) => hot + offset(&v.btf, "pcpu_hot", "hardirq_stack_ptr"),
+        (None, None) => return Vec::new(),
+    };
+    let cpu_offsets = v.addrs["__per_cpu_offset"] + kaslr;
+    let base = space
+        .read_u64(VirtAddr(cpu_offsets + 8 * cpu as u64))
+        .expect("__per_cpu_offset");
+    let top = space
+        .read_u64(VirtAddr(base.wrapping_add(var)))
+        .expect("hardirq_stack_ptr")
+        + 8;
+    let size = v.btf.struct_size("irq_stack").expect("struct irq_stack");
+    vec![top - size..top]
+}
+
 fn offset(btf: &Btf, ty: &str, member: &str) -> u64 {
     btf.member(ty, member)
         .unwrap_or_else(|e| panic!("{ty}.{member}: {e}"))
@@ -113,10 +138,13 @@ struct Kernel {
 }
 
 impl Kernel {
-    /// `pc`'s symbol as kallsyms prints it (nearest preceding text symbol).
+    /// `pc`'s symbol as kallsyms prints it: the nearest preceding text symbol, of aliases the
+    /// first by name (as `nm -n` feeds them to scripts/kallsyms).
     fn symbolize(&self, pc: u64) -> String {
-        let i = self.symbols.partition_point(|(a, _, _)| *a <= pc);
-        match i.checked_sub(1).and_then(|i| self.symbols.get(i)) {
+        let end = self.symbols.partition_point(|(a, _, _)| *a <= pc);
+        let nearest = end.checked_sub(1).and_then(|i| self.symbols.get(i));
+        let first = nearest.map(|(at, _, _)| self.symbols.partition_point(|(a, _, _)| a < at));
+        match first.and_then(|i| self.symbols.get(i)) {
             Some((addr, name, module)) if pc - addr < 0x10_0000 => match module {
                 Some(m) => format!("{name}+{:#x} [{m}]", pc - addr),
                 None => format!("{name}+{:#x}", pc - addr),
@@ -365,7 +393,13 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
         let mut found = false;
         let mut cpu_traces = Vec::new();
         for (cpu, (pid, regs)) in starts.into_iter().enumerate() {
-            let bt = unwind(&kernel.tables, &space, UnwindStart::from_registers(regs));
+            let stacks = irq_stack(v, &space, kaslr, cpu);
+            let bt = unwind_across(
+                &kernel.tables,
+                &space,
+                UnwindStart::from_registers(regs),
+                &stacks,
+            );
             println!("{name}: CPU {cpu} (pid {pid}):");
             print_chain(&kernel, &bt);
             assert!(

@@ -2,20 +2,24 @@
 //! kernel.c `dump_log_entry()`): `[%5lld.%06ld] ` before each record, continuation lines
 //! indented under the text, bytes that are neither printable nor space shown as `.`.
 //! `-t` drops the timestamps, `-m` shows the level as `<N>`, `-a` prints the audit messages
-//! still queued in the kernel instead.
+//! still queued in the kernel instead. Kernels with printk safe buffers (4.11 - 5.14) may
+//! hold the last messages of a panic in NMI there: they follow the log, each line prefixed
+//! with the buffer's name, and `-s` shows the buffers alone (crash's
+//! `dump_printk_safe_seq_buf()`).
 
 use std::io::{self, Write};
 
 use kdive_kernel::audit::audit_records;
-use kdive_kernel::log_buf::{kernel_log, LogFormat};
+use kdive_kernel::log_buf::{kernel_log, printk_safe_buffers, LogFormat};
 use kdive_kernel::Kernel;
 use serde::Serialize;
 
+use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const LOG_USAGE: &str = "log [-tma]";
+const LOG_USAGE: &str = "log [-tmas]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogArgs {
@@ -25,6 +29,8 @@ pub struct LogArgs {
     pub show_level: bool,
     /// `-a`
     pub audit: bool,
+    /// `-s`
+    pub safe_buffers: bool,
 }
 
 pub fn parse_log(words: &[&str]) -> Result<LogArgs, CommandError> {
@@ -42,7 +48,8 @@ pub fn parse_log(words: &[&str]) -> Result<LogArgs, CommandError> {
                 't' => args.no_timestamps = true,
                 'm' => args.show_level = true,
                 'a' => args.audit = true,
-                'T' | 'd' | 's' => {
+                's' => args.safe_buffers = true,
+                'T' | 'd' => {
                     return Err(CommandError::BadArgs {
                         command: "log",
                         what: format!("option -{option} is not supported by kdive"),
@@ -83,6 +90,20 @@ pub struct AuditEntry {
     pub text: String,
 }
 
+/// One CPU's printk safe buffer (`nmi_print_seq`, `safe_print_seq`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SafeBufferEntry {
+    pub name: &'static str,
+    pub cpu: u32,
+    pub addr: Hex,
+    pub len: i32,
+    pub message_lost: i32,
+    /// The unflushed bytes, `KERN_SOH` level markers included.
+    pub text: String,
+    #[serde(skip)]
+    bytes: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LogRecord {
     /// `printk_ringbuffer` (5.10+) or `log_buf` (variable-length records).
@@ -91,6 +112,9 @@ pub struct LogRecord {
     /// `-a`: the queued audit messages (`null` when the kernel has no audit queues).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<Vec<AuditEntry>>,
+    /// Every CPU's printk safe buffers, on kernels that have them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safe_buffers: Option<Vec<SafeBufferEntry>>,
     #[serde(skip)]
     pub args: LogArgs,
     /// `-a` on a kernel without audit.
@@ -103,9 +127,31 @@ pub fn log(kernel: &Kernel, args: &LogArgs, warnings: &mut Vec<String>) -> LogRe
         format: None,
         records: Vec::new(),
         audit: None,
+        safe_buffers: None,
         args: *args,
         audit_unsupported: false,
     };
+    match printk_safe_buffers(kernel) {
+        Ok(buffers) => {
+            record.safe_buffers = buffers.map(|b| {
+                b.into_iter()
+                    .map(|b| SafeBufferEntry {
+                        name: b.name,
+                        cpu: b.cpu,
+                        addr: Hex(b.addr.0),
+                        len: b.len,
+                        message_lost: b.message_lost,
+                        text: String::from_utf8_lossy(&b.text).into_owned(),
+                        bytes: b.text,
+                    })
+                    .collect()
+            })
+        }
+        Err(err) => warnings.push(format!("log: printk safe buffers: {err}")),
+    }
+    if args.safe_buffers {
+        return record;
+    }
     if args.audit {
         match audit_records(kernel) {
             Ok(Some(messages)) => {
@@ -173,8 +219,93 @@ impl LogRecord {
                 "log: -a option not supported on this kernel (no audit queues)"
             );
         }
+        if self.args.safe_buffers {
+            return match &self.safe_buffers {
+                Some(buffers) => self.write_safe_buffers(out, buffers),
+                None => writeln!(out, "log: -s not supported with this kernel version"),
+            };
+        }
         for r in &self.records {
             self.write_entry(out, r)?;
+        }
+        if let Some(buffers) = &self.safe_buffers {
+            self.write_safe_buffers(out, buffers)?;
+        }
+        Ok(())
+    }
+
+    /// crash's `__dump_printk_safe_seq_buf()`: with `-s` a header per buffer and CPU and the
+    /// text indented by two; else each message prefixed with `[name] ` (nothing with `-t`).
+    fn write_safe_buffers(
+        &self,
+        out: &mut dyn Write,
+        buffers: &[SafeBufferEntry],
+    ) -> io::Result<()> {
+        const SOH: u8 = 1;
+        let header = self.args.safe_buffers;
+        let mut last_name = "";
+        for b in buffers {
+            if header && b.name != last_name {
+                writeln!(out, "PRINTK_SAFE_SEQ_BUF: {}", b.name)?;
+                last_name = b.name;
+            }
+            if header {
+                writeln!(
+                    out,
+                    "CPU: {}  ADDR: {:x} LEN: {}  MESSAGE_LOST: {}",
+                    b.cpu, b.addr.0, b.len, b.message_lost
+                )?;
+            }
+            if b.bytes.is_empty() {
+                if header {
+                    writeln!(out, "  (empty)\n")?;
+                }
+                continue;
+            }
+            let prefix = if header {
+                "  ".to_owned()
+            } else if self.args.no_timestamps {
+                String::new()
+            } else {
+                format!("[{}] ", b.name)
+            };
+            let level_width = if self.args.show_level { 3 } else { 0 };
+            let indent = " ".repeat(prefix.len() + level_width);
+            let mut text = Vec::new();
+            let mut start_of_line = true;
+            let mut bytes = b.bytes.iter();
+            while let Some(&c) = bytes.next() {
+                let at_start = std::mem::replace(&mut start_of_line, false);
+                if c == SOH {
+                    let level = bytes.next();
+                    if !at_start {
+                        text.push(b'\n');
+                    }
+                    text.extend_from_slice(prefix.as_bytes());
+                    if let Some(&l) = level.filter(|_| self.args.show_level) {
+                        if matches!(l, b'0'..=b'7' | b'c') {
+                            text.extend_from_slice(&[b'<', l, b'>']);
+                        }
+                    }
+                    continue;
+                }
+                if at_start {
+                    text.extend_from_slice(indent.as_bytes());
+                }
+                if shown_as_is(char::from(c)) {
+                    text.push(c);
+                    start_of_line = c == b'\n';
+                } else {
+                    text.push(b'.');
+                }
+            }
+            if !start_of_line {
+                text.push(b'\n');
+            }
+            if header {
+                text.push(b'\n');
+            }
+            out.write_all(&text)?;
         }
         Ok(())
     }
@@ -220,12 +351,13 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     summary: "the kernel's message log (printk ring buffer)",
     usage: LOG_USAGE,
     description: "The printk buffer with crash's [seconds.micros] prefixes.\n\
-  -t  no time stamps   -m  the message level as <N>   -a  the audit log",
+  -t  no time stamps   -m  the message level as <N>   -a  the audit log\n\
+  -s  the printk safe buffers (4.11 - 5.14): messages printed in NMI and not yet flushed",
     examples: &[
         "log                  the whole log",
         "log -m | tail -40    the last lines with their levels",
     ],
-    options: &["-t", "-m", "-a"],
+    options: &["-t", "-m", "-a", "-s"],
     operands: Operand::None,
     schema: 1,
     run: run_log,
@@ -263,6 +395,7 @@ mod tests {
             format: Some("printk_ringbuffer"),
             records,
             audit: None,
+            safe_buffers: None,
             args,
             audit_unsupported: false,
         };
@@ -294,7 +427,7 @@ mod tests {
         let args = LogArgs {
             no_timestamps: true,
             show_level: true,
-            audit: false,
+            ..LogArgs::default()
         };
         assert_eq!(
             render(args, records[..2].to_vec()),
@@ -309,6 +442,72 @@ mod tests {
         );
     }
 
+    fn safe_buffer(cpu: u32, bytes: &[u8]) -> SafeBufferEntry {
+        SafeBufferEntry {
+            name: "nmi_print_seq",
+            cpu,
+            addr: Hex(0xffff_9dab_0e62_0260 + u64::from(cpu) * 0x10_0000),
+            len: i32::try_from(bytes.len()).unwrap(),
+            message_lost: 0,
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn render_safe(args: LogArgs, buffers: Vec<SafeBufferEntry>) -> String {
+        let record = LogRecord {
+            format: Some("printk_ringbuffer"),
+            records: vec![entry(3_138_202_000, 0, "Kernel Offset: 0x2ce00000")],
+            audit: None,
+            safe_buffers: Some(buffers),
+            args,
+            audit_unsupported: false,
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn safe_buffers_as_crash_prints_them() {
+        // Two messages, the second starting mid-line, a continuation line, a control byte.
+        let bytes = b"\x014Uhhuh. NMI\n  on CPU 0\x010---[ end \x07]---\n";
+        let buffers = vec![safe_buffer(0, bytes), safe_buffer(1, b"")];
+        assert_eq!(
+            render_safe(LogArgs::default(), buffers.clone()),
+            "[    3.138202] Kernel Offset: 0x2ce00000\n\
+             [nmi_print_seq] Uhhuh. NMI\n\
+             \x20                 on CPU 0\n\
+             [nmi_print_seq] ---[ end .]---\n"
+        );
+        let levels = LogArgs {
+            no_timestamps: true,
+            show_level: true,
+            ..LogArgs::default()
+        };
+        assert!(render_safe(levels, buffers.clone()).ends_with(
+            "<4>Uhhuh. NMI\n\
+             \x20    on CPU 0\n\
+             <0>---[ end .]---\n"
+        ));
+        let dump = LogArgs {
+            safe_buffers: true,
+            ..LogArgs::default()
+        };
+        assert_eq!(
+            render_safe(dump, buffers),
+            "PRINTK_SAFE_SEQ_BUF: nmi_print_seq\n\
+             CPU: 0  ADDR: ffff9dab0e620260 LEN: 40  MESSAGE_LOST: 0\n\
+             \x20 Uhhuh. NMI\n\
+             \x20   on CPU 0\n\
+             \x20 ---[ end .]---\n\
+             \n\
+             CPU: 1  ADDR: ffff9dab0e720260 LEN: 0  MESSAGE_LOST: 0\n\
+             \x20 (empty)\n\
+             \n"
+        );
+    }
+
     #[test]
     fn audit_output() {
         let record = LogRecord {
@@ -318,6 +517,7 @@ mod tests {
                 kind: 1300,
                 text: "audit(1.2:3): arch=c000003e".into(),
             }]),
+            safe_buffers: None,
             args: LogArgs::default(),
             audit_unsupported: false,
         };

@@ -247,6 +247,64 @@ pub fn parse_log_buf(
     log
 }
 
+/// One CPU's printk safe buffer (4.11 - 5.14, kernel/printk/printk_safe.c): what printk
+/// wrote in NMI or printk-deadlock-prone context and no IRQ work flushed into the log yet,
+/// as a panic in NMI leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafeBuffer {
+    /// `nmi_print_seq` or `safe_print_seq`.
+    pub name: &'static str,
+    pub cpu: u32,
+    /// The per-CPU `struct printk_safe_seq_buf`.
+    pub addr: VirtAddr,
+    pub len: i32,
+    pub message_lost: i32,
+    /// The buffer's first `len` bytes (at most its size): `KERN_SOH` + level starts a message.
+    pub text: Vec<u8>,
+}
+
+/// The printk safe buffers of every CPU, `nmi_print_seq`'s then `safe_print_seq`'s;
+/// `None` when the kernel has none (`struct printk_safe_seq_buf` went away in 5.15).
+pub fn printk_safe_buffers(kernel: &Kernel) -> Result<Option<Vec<SafeBuffer>>, KernelError> {
+    const TY: &str = "printk_safe_seq_buf";
+    if kernel.struct_size(TY).is_err() {
+        return Ok(None);
+    }
+    let buffer = kernel.member(TY, "buffer")?;
+    let buffer_size = buffer.size.min(1 << 20);
+    let cpus = kernel.nr_cpu_ids()?;
+    let mut out = Vec::new();
+    for name in ["nmi_print_seq", "safe_print_seq"] {
+        if !kernel.has_symbol(name) {
+            continue;
+        }
+        let var = kernel.symbol(name)?;
+        for cpu in 0..cpus {
+            let addr = kernel.per_cpu_ptr(var, cpu)?;
+            let len = i32::try_from(kernel.read_field_signed(addr, TY, "len.counter")?)
+                .unwrap_or(i32::MAX);
+            let message_lost =
+                i32::try_from(kernel.read_field_signed(addr, TY, "message_lost.counter")?)
+                    .unwrap_or(i32::MAX);
+            let shown = u64::try_from(len).unwrap_or(0).min(buffer_size);
+            let text = if shown > 0 {
+                kernel.read_bytes(VirtAddr(addr.0.wrapping_add(buffer.offset)), shown, name)?
+            } else {
+                Vec::new()
+            };
+            out.push(SafeBuffer {
+                name,
+                cpu,
+                addr,
+                len,
+                message_lost,
+                text,
+            });
+        }
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

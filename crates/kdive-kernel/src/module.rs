@@ -366,6 +366,40 @@ fn cstr_at(bytes: &[u8], offset: u32) -> String {
     String::from_utf8_lossy(rest.get(..end).unwrap_or_default()).into_owned()
 }
 
+/// How many attributes follow a `module_sect_attrs`/`module_notes_attrs` header: its count
+/// member (`nsections`, `notes`) where it has one; after module sysfs moved to attribute
+/// groups (2025; 7.x has it) only the NULL-terminated `grp.bin_attrs` array says.
+fn attr_count(
+    kernel: &Kernel,
+    attrs: VirtAddr,
+    ty: &str,
+    count_member: &str,
+) -> Result<u64, KernelError> {
+    let count = if kernel.has_member(ty, count_member)? {
+        kernel.read_field(attrs, ty, count_member)?
+    } else {
+        let list = VirtAddr(kernel.read_field(attrs, ty, "grp.bin_attrs")?);
+        let mut n = 0;
+        while n <= MAX_SECTIONS
+            && kernel
+                .read_ptr(VirtAddr(list.0.wrapping_add(n * 8)), "grp.bin_attrs")?
+                .0
+                != 0
+        {
+            n += 1;
+        }
+        n
+    };
+    if count > MAX_SECTIONS {
+        return Err(KernelError::BadData {
+            what: format!("{ty}.{count_member}"),
+            addr: attrs,
+            why: format!("{count} attributes"),
+        });
+    }
+    Ok(count)
+}
+
 fn read_sections(
     kernel: &Kernel,
     m: &crate::StructBuf<'_>,
@@ -374,23 +408,19 @@ fn read_sections(
     if attrs.0 == 0 {
         return Ok(Vec::new());
     }
-    let count = kernel.read_field(attrs, "module_sect_attrs", "nsections")?;
-    if count > MAX_SECTIONS {
-        return Err(KernelError::BadData {
-            what: "module_sect_attrs.nsections".into(),
-            addr: attrs,
-            why: format!("{count} sections"),
-        });
-    }
+    let count = attr_count(kernel, attrs, "module_sect_attrs", "nsections")?;
     let first = kernel.offset_of("module_sect_attrs", "attrs")?;
-    let size = kernel.struct_size("module_sect_attr")?;
     // The name moved into the bin_attribute in 5.8 (commit ed66f991bb19 "module: Refactor
-    // section attr into bin attribute").
-    let name_path = if kernel.has_member("module_sect_attr", "battr")? {
-        "battr.attr.name"
+    // section attr into bin attribute"), the address into its `private` with the attribute
+    // groups (where `module_sect_attr` is gone and the array holds bin_attributes).
+    let (element, name_path, addr_path) = if !kernel.has_member("module_sect_attrs", "nsections")? {
+        ("bin_attribute", "attr.name", "private")
+    } else if kernel.has_member("module_sect_attr", "battr")? {
+        ("module_sect_attr", "battr.attr.name", "address")
     } else {
-        "name"
+        ("module_sect_attr", "name", "address")
     };
+    let size = kernel.struct_size(element)?;
     let mut sections = Vec::new();
     for i in 0..count {
         let at = VirtAddr(
@@ -399,11 +429,11 @@ fn read_sections(
                 .wrapping_add(first)
                 .wrapping_add(i.wrapping_mul(size)),
         );
-        let attr = kernel.read_struct(at, "module_sect_attr")?;
+        let attr = kernel.read_struct(at, element)?;
         let name = kernel.read_cstr(attr.field_ptr(name_path)?, 256, "module section name")?;
         sections.push(ModuleSection {
             name,
-            addr: attr.field_ptr("address")?,
+            addr: attr.field_ptr(addr_path)?,
         });
     }
     Ok(sections)
@@ -417,10 +447,10 @@ fn read_build_id(
     if attrs.0 == 0 {
         return Ok(None);
     }
-    let count = kernel.read_field(attrs, "module_notes_attrs", "notes")?;
+    let count = attr_count(kernel, attrs, "module_notes_attrs", "notes")?;
     let first = kernel.offset_of("module_notes_attrs", "attrs")?;
     let size = kernel.struct_size("bin_attribute")?;
-    for i in 0..count.min(MAX_SECTIONS) {
+    for i in 0..count {
         let at = VirtAddr(
             attrs
                 .0

@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 
 use kdive_arch::{
-    find_pt_regs_copy, unwind, DwarfCfi, InactiveTaskFrameLayout, OrcTable, OrcTables, OrcVersion,
-    UnwindStart, UnwindTables, VirtAddr, PT_REGS_SIZE,
+    find_pt_regs_copy, unwind, unwind_across, DwarfCfi, InactiveTaskFrameLayout, OrcTable,
+    OrcTables, OrcVersion, UnwindStart, UnwindTables, VirtAddr, PT_REGS_SIZE,
 };
 /// The unwinder's results, for the commands that print them.
 pub use kdive_arch::{Backtrace, ExceptionFrame, Frame, FrameSource, Reg, RegisterSet, StopReason};
@@ -305,7 +305,18 @@ impl StackUnwinder {
         let space = kernel.address_space();
         if let Some(cpu) = self.active_cpu(task.addr) {
             if let Some((regs, from_prstatus)) = cpu_registers(kernel, cpu, task) {
-                let mut backtrace = unwind(&self.tables, space, UnwindStart::from_registers(regs));
+                let stacks: Vec<std::ops::Range<u64>> = self
+                    .cpu_stacks
+                    .iter()
+                    .filter(|s| s.cpu == cpu)
+                    .map(|s| s.start..s.end)
+                    .collect();
+                let mut backtrace = unwind_across(
+                    &self.tables,
+                    space,
+                    UnwindStart::from_registers(regs),
+                    &stacks,
+                );
                 if from_prstatus {
                     let pushed = self.pushed_exception_frame(kernel, cpu, &regs);
                     match backtrace.frames.first_mut() {
@@ -413,11 +424,18 @@ fn irq_stack(kernel: &Kernel, cpu: u32) -> Result<Option<CpuStack>, KernelError>
     }))
 }
 
-/// The top of the stack of the task `cpu` runs: `cpu_current_top_of_stack` (6.1) or
-/// `pcpu_hot.top_of_stack` (6.2+), which the context switch sets.
+/// The top of the stack of the task `cpu` runs: `cpu_current_top_of_stack` (5.11 - 6.1),
+/// `pcpu_hot.top_of_stack` (6.2+), or before 5.11 the TSS's `sp1` slot that the name
+/// stood for; the context switch sets it.
 fn stack_top(kernel: &Kernel, cpu: u32) -> Result<u64, KernelError> {
     let at = if kernel.has_symbol("cpu_current_top_of_stack") {
         kernel.per_cpu_ptr(kernel.symbol("cpu_current_top_of_stack")?, cpu)?
+    } else if !kernel.has_symbol("pcpu_hot") && kernel.has_symbol("cpu_tss_rw") {
+        let tss = kernel.per_cpu_ptr(kernel.symbol("cpu_tss_rw")?, cpu)?;
+        VirtAddr(
+            tss.0
+                .wrapping_add(kernel.offset_of("tss_struct", "x86_tss.sp1")?),
+        )
     } else {
         let hot = kernel.per_cpu_ptr(kernel.symbol("pcpu_hot")?, cpu)?;
         VirtAddr(

@@ -74,19 +74,27 @@ pub fn crash_time(kernel: &Kernel) -> Result<i64, KernelError> {
     }
 }
 
-/// The tick rate. `tick_nsec` (kernel/time/ntp.c) is `NSEC_PER_SEC / HZ` adjusted by at
-/// most NTP's frequency bound, so rounding its inverse gives `CONFIG_HZ`.
+/// The tick rate. `tick_nsec` (kernel/time/ntp.c until 7.x) is `NSEC_PER_SEC / HZ` adjusted
+/// by at most NTP's frequency bound, so rounding its inverse gives `CONFIG_HZ`. Kernels
+/// without it keep NTP's state in `tk_ntp_data[]`, whose `tick_length_base` is one second
+/// in 32-bit fixed point divided by `NTP_INTERVAL_FREQ` (= HZ), within the same bound.
 pub fn hz(kernel: &Kernel) -> Result<u64, KernelError> {
-    let addr = kernel.symbol("tick_nsec")?;
-    let tick_nsec = kernel.read_u64(addr, "tick_nsec")?;
-    if tick_nsec == 0 || tick_nsec > 1_000_000_000 {
+    let (addr, what, per_second) = if kernel.has_symbol("tick_nsec") {
+        let addr = kernel.symbol("tick_nsec")?;
+        (addr, "tick_nsec", kernel.read_u64(addr, "tick_nsec")?)
+    } else {
+        let addr = kernel.symbol("tk_ntp_data")?;
+        let base = kernel.read_field(addr, "ntp_data", "tick_length_base")?;
+        (addr, "ntp_data.tick_length_base", base >> 32)
+    };
+    if per_second == 0 || per_second > 1_000_000_000 {
         return Err(KernelError::BadData {
-            what: "tick_nsec".into(),
+            what: what.into(),
             addr,
-            why: format!("{tick_nsec} ns per tick gives no tick rate"),
+            why: format!("{per_second} ns per tick gives no tick rate"),
         });
     }
-    Ok((1_000_000_000 + tick_nsec / 2) / tick_nsec)
+    Ok((1_000_000_000 + per_second / 2) / per_second)
 }
 
 /// `jiffies_64` minus `INITIAL_JIFFIES` (`-300 * HZ`, so that jiffies wrap five minutes

@@ -215,18 +215,19 @@ impl ElfImage {
         chosen.address.checked_add(offset)
     }
 
-    /// The symbol containing `address` and the offset into it.
+    /// The symbol containing `address` and the offset into it: the nearest at or below, and
+    /// among aliases (symbols at one address) the one kallsyms names, so that frames read as
+    /// on the console.
     pub fn symbol_at(&self, address: u64) -> Option<(&Symbol, u64)> {
         let end = self.symbols.partition_point(|s| s.address <= address);
         let candidates = self.symbols.get(..end)?;
-        // The nearest symbol at or below, preferring one whose extent covers the address.
         let nearest = candidates.last()?;
-        let covering = candidates
+        let symbol = candidates
             .iter()
             .rev()
             .take_while(|s| s.address == nearest.address)
-            .find(|s| address - s.address < s.size.max(1));
-        let symbol = covering.unwrap_or(nearest);
+            .min_by(|a, b| kallsyms_order(a, b))
+            .unwrap_or(nearest);
         Some((symbol, address - symbol.address))
     }
 
@@ -252,6 +253,29 @@ impl ElfImage {
     pub fn locations(&self, address: u64) -> Result<Vec<SourceLocation>, SymbolError> {
         self.dwarf()?.locations(&self.path, address)
     }
+}
+
+/// scripts/kallsyms.c's `compare_symbols()` for symbols at one address: weak ones last,
+/// then what looks like a linker script's `__start_X`/`__X_end`, then fewer leading
+/// underscores first, then the order of its input (`nm -n`, which sorts aliases by name).
+fn kallsyms_order(a: &Symbol, b: &Symbol) -> std::cmp::Ordering {
+    let weak = |s: &Symbol| matches!(s.kind, 'W' | 'w' | 'V' | 'v');
+    let provided = |s: &Symbol| {
+        let n = s.name.as_str();
+        n.len() >= 8
+            && n.starts_with("__")
+            && (["start_", "stop_", "end_"]
+                .iter()
+                .any(|p| n[2..].starts_with(p))
+                || n.ends_with("_start")
+                || n.ends_with("_end"))
+    };
+    let underscores = |s: &Symbol| s.name.bytes().take_while(|&c| c == b'_').count();
+    weak(a)
+        .cmp(&weak(b))
+        .then(provided(a).cmp(&provided(b)))
+        .then(underscores(a).cmp(&underscores(b)))
+        .then(a.name.cmp(&b.name))
 }
 
 /// A cached error is handed out again each time; `std::io::Error` is not `Clone`.

@@ -213,6 +213,53 @@ pub fn drgn_oracle(m: &Value) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Why a filtered dump may lack pages the kernel was using: makedumpfile said it does not
+/// support the kernel (1.7.9 on 7.x: `-d 31` then drops in-use pages, so the task list and
+/// stacks are partial and no oracle sees the same kernel). Task-by-task comparisons skip
+/// these dumps; every command must still run on them.
+pub fn filtered_unsupported(m: &Value) -> Option<&str> {
+    let warning = m["convert_warnings"]["makedumpfile"].as_str()?;
+    (m["dump_level"].as_u64().unwrap_or(0) > 0 && warning.contains("not supported"))
+        .then_some(warning)
+}
+
+/// A crash oracle that the lab ran on every dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    /// crash 9.0.2 from the lab's sid root (`oracle/crash9.<command>.txt`): opens 5.10 - 7.x
+    /// (7.x with `--no_modules`).
+    V9,
+    /// Debian 12's crash 8.0.2 (`oracle/crash.<command>.txt`): 5.10 and 6.1 only.
+    V8,
+}
+
+impl std::fmt::Display for Crash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Crash::V9 => "crash 9.0.2",
+            Crash::V8 => "crash 8.0.2",
+        })
+    }
+}
+
+/// What each crash oracle printed for `command` (the file name's part: `sys`, `bt-a`,
+/// `runq`), newest crash first, for those that ran on the dump; whether it opened the dump
+/// is for the caller to judge from the text.
+pub fn crash_outputs(m: &Value, command: &str) -> Vec<(Crash, String)> {
+    [
+        (Crash::V9, "crash9", "crash9."),
+        (Crash::V8, "crash", "crash."),
+    ]
+    .into_iter()
+    .filter_map(|(version, key, prefix)| {
+        let dir = m["oracle"][key].as_str()?;
+        let text =
+            std::fs::read_to_string(Path::new(dir).join(format!("{prefix}{command}.txt"))).ok()?;
+        Some((version, text))
+    })
+    .collect()
+}
+
 /// Runs `commands` in one session of crash (the oracle, on the dump's first file and its
 /// vmlinux): the output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
 /// cannot be run or stops early.
