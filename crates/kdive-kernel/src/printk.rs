@@ -164,40 +164,36 @@ pub fn log_lines(records: &[PrintkRecord]) -> impl Iterator<Item = &str> {
     records.iter().flat_map(|r| r.text.split('\n'))
 }
 
-/// crash's `get_panicmsg()` search as in crash 8.0.2 (Debian 12's crash, the lab's oracle):
-/// groups of strings tried in turn; within a group the first log line holding any of them
-/// wins, whole. The first failure thus beats the "Kernel panic - not syncing" that follows
-/// it. (crash 8.0.4 reorders by severity, commit 262b1c7, and prefers the panic line.)
-pub const PANIC_MESSAGES: [&[&str]; 6] = [
-    &[
-        "general protection fault: ",
-        "double fault: ",
-        "divide error: ",
-        "stack segment: ",
-    ],
-    &[
-        "SysRq : Netdump",
-        "SysRq : Crash",
-        "SysRq : Trigger a crash",
-    ],
-    &[
-        "Oops: ",
-        "Kernel BUG at",
-        "kernel BUG at",
-        "Unable to handle kernel paging request",
-        "Unable to handle kernel NULL pointer dereference",
-        "BUG: unable to handle kernel ",
-    ],
-    &["Kernel panic: ", "Kernel panic - "],
-    &["[Hardware Error]: "],
-    &["Bad mode in "],
+/// crash's `get_panicmsg()` search (crash 8.0.4 and later, the lab's crash 9.0.2; commit
+/// 262b1c7 "arrange the panic strings based on the severity"): each string in turn, the
+/// first log line holding it wins, whole. A panic line thus beats the oops before it; a
+/// kdump dump of an oops with `oops=panic` has none (kdump ran from `oops_end()`), so the
+/// oops line is found there. crash 8.0.2 tried the oops strings first.
+pub const PANIC_MESSAGES: [&str; 17] = [
+    "SysRq : Crash",
+    "SysRq : Trigger a crash",
+    "SysRq : Netdump",
+    "Kernel panic: ",
+    "Kernel panic - ",
+    "Kernel BUG at",
+    "kernel BUG at",
+    "Unable to handle kernel paging request",
+    "Unable to handle kernel NULL pointer dereference",
+    "BUG: unable to handle kernel ",
+    "general protection fault: ",
+    "double fault: ",
+    "divide error: ",
+    "stack segment: ",
+    "[Hardware Error]: ",
+    "Bad mode in ",
+    "Oops: ",
 ];
 
 /// The panic message as crash's `sys` finds it in the log, if any.
 pub fn panic_message(records: &[PrintkRecord]) -> Option<String> {
-    PANIC_MESSAGES.iter().find_map(|group| {
+    PANIC_MESSAGES.iter().find_map(|needle| {
         log_lines(records)
-            .find(|line| group.iter().any(|needle| line.contains(needle)))
+            .find(|line| line.contains(needle))
             .map(|line| line.trim_end().to_owned())
     })
 }
@@ -218,28 +214,29 @@ mod tests {
     }
 
     #[test]
-    fn panic_message_searches_group_by_group() {
+    fn panic_message_by_severity() {
         let log = [
-            record("kernel BUG at lib/foo.c:73!"),
-            record("invalid opcode: 0000 [#1] PREEMPT SMP NOPTI"),
+            record("BUG: kernel NULL pointer dereference, address: 0000000000000000"),
+            record("Oops: 0000 [#1] PREEMPT SMP NOPTI"),
             record("CPU: 1 PID: 97\nKernel panic - not syncing: Fatal exception"),
         ];
-        // The first failure line of the Oops/BUG group, before the panic line.
+        // The panic line beats the oops before it.
         assert_eq!(
             panic_message(&log).as_deref(),
-            Some("kernel BUG at lib/foo.c:73!")
-        );
-        assert_eq!(
-            panic_message(&log[1..]).as_deref(),
             Some("Kernel panic - not syncing: Fatal exception")
         );
-        let gpf = [
-            record("Oops: 0000"),
+        // Without one (kdump ran from oops_end()), the oops line.
+        assert_eq!(
+            panic_message(&log[..2]).as_deref(),
+            Some("Oops: 0000 [#1] PREEMPT SMP NOPTI")
+        );
+        let bug = [
             record("general protection fault: 0000 [#1]"),
+            record("kernel BUG at lib/foo.c:73!"),
         ];
         assert_eq!(
-            panic_message(&gpf).as_deref(),
-            Some("general protection fault: 0000 [#1]")
+            panic_message(&bug).as_deref(),
+            Some("kernel BUG at lib/foo.c:73!")
         );
         assert_eq!(panic_message(&[record("all well")]), None);
     }
