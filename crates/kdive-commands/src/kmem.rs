@@ -1,5 +1,6 @@
 //! `kmem -i`: crash's memory usage table (memory.c `dump_kmeminfo()`), same rows and
-//! arithmetic. SLAB is the vmstat slab counters, as crash 8.0.3+ prints it; crash 8.0.2
+//! arithmetic; the SHARED row only with `-i=shared`, as crash 8.0.3+ (crash 8.0.2 always
+//! printed it; JSON always has it). SLAB is the vmstat slab counters, as crash 8.0.3+ prints it; crash 8.0.2
 //! and older count `PG_slab` pages on 5.9+ kernels instead, which kdive reports as
 //! `slab_flagged_pages` in JSON.
 
@@ -14,15 +15,24 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const KMEM_USAGE: &str = "kmem -i";
+const KMEM_USAGE: &str = "kmem -i[=shared]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct KmemArgs;
+pub struct KmemArgs {
+    /// `-i=shared`: the SHARED row too.
+    pub shared: bool,
+}
 
 pub fn parse_kmem(words: &[&str]) -> Result<KmemArgs, CommandError> {
     let mut info = false;
+    let mut args = KmemArgs::default();
     for word in words {
+        if *word == "-i=shared" {
+            info = true;
+            args.shared = true;
+            continue;
+        }
         match word.strip_prefix('-') {
             Some(options) if !options.is_empty() => {
                 for option in options.chars() {
@@ -52,7 +62,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemArgs, CommandError> {
             usage: KMEM_USAGE,
         });
     }
-    Ok(KmemArgs)
+    Ok(args)
 }
 
 /// The table's numbers, in pages (`null` when unreadable; `warnings` says why).
@@ -76,11 +86,16 @@ pub struct KmemRecord {
     pub swap_free: Option<u64>,
     pub commit_limit: Option<u64>,
     pub committed: Option<u64>,
+    #[serde(skip)]
+    pub show_shared: bool,
 }
 
-pub fn kmem(kernel: &Kernel, _args: &KmemArgs, warnings: &mut Vec<String>) -> KmemRecord {
+pub fn kmem(kernel: &Kernel, args: &KmemArgs, warnings: &mut Vec<String>) -> KmemRecord {
     let info = kmem_info(kernel);
-    record(&info, warnings)
+    KmemRecord {
+        show_shared: args.shared,
+        ..record(&info, warnings)
+    }
 }
 
 fn record(info: &KmemInfo, warnings: &mut Vec<String>) -> KmemRecord {
@@ -111,6 +126,7 @@ fn record(info: &KmemInfo, warnings: &mut Vec<String>) -> KmemRecord {
         swap_free: info.swap.map(|s| s.total.saturating_sub(s.used)),
         commit_limit: info.commit.map(|c| c.limit),
         committed: info.commit.map(|c| c.committed),
+        show_shared: false,
     }
 }
 
@@ -167,7 +183,9 @@ impl KmemRecord {
         let mem = "TOTAL MEM";
         self.share_line(out, "FREE", signed(self.free), self.total_mem, mem)?;
         self.share_line(out, "USED", signed(self.used), self.total_mem, mem)?;
-        self.share_line(out, "SHARED", signed(self.shared), self.total_mem, mem)?;
+        if self.show_shared {
+            self.share_line(out, "SHARED", signed(self.shared), self.total_mem, mem)?;
+        }
         self.share_line(out, "BUFFERS", signed(self.buffers), self.total_mem, mem)?;
         self.share_line(out, "CACHED", self.cached, self.total_mem, mem)?;
         self.share_line(out, "SLAB", signed(self.slab), self.total_mem, mem)?;
@@ -226,10 +244,14 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     aliases: &[],
     summary: "kernel memory usage",
     usage: KMEM_USAGE,
-    description: "-i  the memory summary: total, free, used, shared, buffers, cached, slab,\n\
-    total and free high/low memory, swap, committed memory, as crash prints it.",
-    examples: &["kmem -i              memory usage summary"],
-    options: &["-i"],
+    description: "-i  the memory summary: total, free, used, buffers, cached, slab, total and\n\
+    free huge pages, swap, committed memory, as crash prints it\n\
+  -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)",
+    examples: &[
+        "kmem -i              memory usage summary",
+        "kmem -i=shared       with the shared pages",
+    ],
+    options: &["-i", "-i=shared"],
     operands: Operand::None,
     schema: 1,
     run: run_kmem,
@@ -272,7 +294,10 @@ mod tests {
             ..KmemInfo::default()
         };
         let mut warnings = Vec::new();
-        let record = record(&info, &mut warnings);
+        let record = KmemRecord {
+            show_shared: true,
+            ..record(&info, &mut warnings)
+        };
         assert!(warnings.is_empty());
         let mut out = Vec::new();
         record.write_text(&mut out).unwrap();
@@ -316,7 +341,11 @@ mod tests {
 
     #[test]
     fn parses_options() {
-        assert!(parse_kmem(&["-i"]).is_ok());
+        assert_eq!(parse_kmem(&["-i"]).unwrap(), KmemArgs { shared: false });
+        assert_eq!(
+            parse_kmem(&["-i=shared"]).unwrap(),
+            KmemArgs { shared: true }
+        );
         assert!(parse_kmem(&[]).is_err());
         assert!(parse_kmem(&["-s"]).is_err());
         assert!(parse_kmem(&["-i", "x"]).is_err());

@@ -83,6 +83,9 @@ pub struct ModRecord {
     pub modules: Vec<ModRow>,
     /// The directories searched, in order.
     pub searched: Vec<String>,
+    /// The kernel keeps module memory in `mem[]` (6.4+): crash 9 titles BASE `TEXT_BASE`.
+    #[serde(skip)]
+    pub text_base: bool,
 }
 
 /// Lists the modules and matches their objects.
@@ -113,6 +116,10 @@ pub fn modules(session: &mut Session<'_>, args: &ModArgs, warnings: &mut Vec<Str
     ModRecord {
         modules,
         searched: dirs.iter().map(|d| d.display().to_string()).collect(),
+        text_base: session
+            .kernel()
+            .has_member("module", "mem")
+            .unwrap_or(false),
     }
 }
 
@@ -135,7 +142,11 @@ impl ModRecord {
             "{}  {:<name_width$}  {}  {:>size_width$}  OBJECT FILE",
             center("MODULE", VADDR_PRLEN, false),
             "NAME",
-            center("BASE", VADDR_PRLEN, false),
+            center(
+                if self.text_base { "TEXT_BASE" } else { "BASE" },
+                VADDR_PRLEN,
+                false
+            ),
             "SIZE",
         )?;
         for m in &self.modules {
@@ -228,6 +239,7 @@ mod tests {
                 ),
             ],
             searched: Vec::new(),
+            text_base: false,
         };
         let mut out = Vec::new();
         record.write_text(&mut out).unwrap();
@@ -237,6 +249,16 @@ mod tests {
              ffffffffc029f2c0  qemu_fw_cfg  ffffffffc029c000  20480  (not loaded)  [CONFIG_KALLSYMS]\n\
              ffffffffc02a4040  kdive_lab    ffffffffc02a2000  16384  /lib/modules/x/kdive_lab.ko \n"
         );
+        // 6.4+ (module memory in mem[]), as crash 9.0.2 titles it.
+        let record = ModRecord {
+            text_base: true,
+            ..record
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("     MODULE       NAME            TEXT_BASE       SIZE  OBJECT FILE\n"));
     }
 
     #[test]

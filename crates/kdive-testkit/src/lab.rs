@@ -224,7 +224,7 @@ pub fn filtered_unsupported(m: &Value) -> Option<&str> {
 }
 
 /// A crash oracle that the lab ran on every dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Crash {
     /// crash 9.0.2 from the lab's sid root (`oracle/crash9.<command>.txt`): opens 5.10 - 7.x
     /// (7.x with `--no_modules`).
