@@ -594,25 +594,25 @@ impl Btf {
             .map_err(|what| self.bad(at, what))
     }
 
-    /// Ids of the types named `name` (base types first), of any kind.
+    /// Ids of the types named `name`, of any kind: a split BTF's own first, then its base's,
+    /// so that a module's own `struct bictcp` (tcp_bic) is found before vmlinux's
+    /// (tcp_cubic's), as the module's code sees it.
     pub fn ids_by_name(&self, name: &str) -> Vec<u32> {
-        let mut out = self
-            .base
-            .as_ref()
-            .map(|b| b.ids_by_name(name))
-            .unwrap_or_default();
         let key = name.as_bytes();
         let start = self
             .by_name
             .partition_point(|&(off, _)| self.name_bytes(off).unwrap_or_default() < key);
-        out.extend(
-            self.by_name
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|&&(off, _)| self.name_bytes(off) == Some(key))
-                .map(|&(_, id)| id),
-        );
+        let mut out: Vec<u32> = self
+            .by_name
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&(off, _)| self.name_bytes(off) == Some(key))
+            .map(|&(_, id)| id)
+            .collect();
+        if let Some(base) = &self.base {
+            out.extend(base.ids_by_name(name));
+        }
         out
     }
 

@@ -250,8 +250,14 @@ impl ElfImage {
     /// Source locations of `address`, innermost inlined function first and the function that
     /// contains the code last (as `addr2line -i` prints them). Empty when DWARF does not cover
     /// the address.
+    /// Where DWARF names no function (assembly: line rows without a subprogram), the
+    /// function is the ELF symbol's, as addr2line names it.
     pub fn locations(&self, address: u64) -> Result<Vec<SourceLocation>, SymbolError> {
-        self.dwarf()?.locations(&self.path, address)
+        let mut locations = self.dwarf()?.locations(&self.path, address)?;
+        if let Some(outer) = locations.last_mut().filter(|l| l.function.is_none()) {
+            outer.function = self.symbol_at(address).map(|(s, _)| s.name.clone());
+        }
+        Ok(locations)
     }
 }
 
