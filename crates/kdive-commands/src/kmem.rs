@@ -80,7 +80,7 @@ pub struct KmemRecord {
     /// Absent when the kernel keeps no huge page pools crash can read.
     pub total_huge: Option<u64>,
     pub huge_free: Option<u64>,
-    /// Absent when the kernel has no swap cache.
+    /// `null` when the kernel has no swap cache crash reads (7.x).
     pub total_swap: Option<u64>,
     pub swap_used: Option<u64>,
     pub swap_free: Option<u64>,
