@@ -8,12 +8,10 @@ use crate::addr::{Pfn, PhysAddr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The I/O error is in the message, not a `source()`: a report of the whole chain would
+    /// say it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error(
         "{path}: not a vmcore: no ELF, \"KDUMP   \" or \"makedumpfile\" signature at offset 0"
     )]

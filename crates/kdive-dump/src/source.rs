@@ -28,12 +28,20 @@ impl Deref for FileData {
 
 impl FileData {
     pub(crate) fn map(path: &Path) -> Result<Arc<FileData>, DumpError> {
-        let io_err = |source| DumpError::Io {
+        let io_err = |error| DumpError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let metadata = file.metadata().map_err(io_err)?;
+        if metadata.is_dir() {
+            // mmap would say "No such device".
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a dump file",
+            )));
+        }
+        let len = metadata.len();
         if len == 0 {
             // mmap refuses empty files; an empty file simply has no signature.
             return Ok(Arc::new(FileData::Owned(Vec::new())));
