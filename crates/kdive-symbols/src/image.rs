@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::Mmap;
-use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionIndex, SymbolKind};
+use object::{
+    Object, ObjectSection, ObjectSymbol, SectionFlags, SectionIndex, SectionKind, SymbolKind,
+};
 
 use crate::dwarf::Dwarf;
 use crate::SymbolError;
@@ -115,6 +117,18 @@ impl ElfImage {
                     .or_insert((address, section.size()));
             }
         }
+        // Each symbol's letter needs its section's kind: worked out once per section, not
+        // once per symbol (a vmlinux has ~200,000 symbols in ~100 sections).
+        let mut section_kinds = Vec::new();
+        for section in elf.sections() {
+            let index = section.index().0;
+            if section_kinds.len() <= index {
+                section_kinds.resize(index + 1, None);
+            }
+            if let Some(slot) = section_kinds.get_mut(index) {
+                *slot = Some(section.kind());
+            }
+        }
         let mut symbols = Vec::new();
         for symbol in elf.symbols() {
             if !matches!(
@@ -142,7 +156,7 @@ impl ElfImage {
                 address: base.wrapping_add(symbol.address()),
                 size: symbol.size(),
                 is_function: symbol.kind() == SymbolKind::Text,
-                kind: nm_letter(&elf, &symbol),
+                kind: nm_letter(&section_kinds, &symbol),
             });
         }
         symbols.sort_unstable_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
@@ -338,10 +352,10 @@ fn place_sections(elf: &object::File<'_>) -> HashMap<SectionIndex, u64> {
 
 /// `nm`'s letter for a symbol, from its section's kind and its binding (binutils'
 /// `bfd_decode_symclass`): what crash prints in `sym` (`(T) schedule`, `(D) jiffies`).
-fn nm_letter<'data>(elf: &object::File<'data>, symbol: &object::Symbol<'data, '_>) -> char {
-    use object::{SectionKind, SymbolSection};
+fn nm_letter(section_kinds: &[Option<SectionKind>], symbol: &object::Symbol<'_, '_>) -> char {
+    use object::SymbolSection;
     let section_kind = match symbol.section() {
-        SymbolSection::Section(index) => elf.section_by_index(index).ok().map(|s| s.kind()),
+        SymbolSection::Section(index) => section_kinds.get(index.0).copied().flatten(),
         _ => None,
     };
     if symbol.is_weak() {
