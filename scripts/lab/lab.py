@@ -348,6 +348,12 @@ def sid_cmd(root, sid, cwd, argv):
             str(sid), str(root), str(cwd), *map(str, argv)]
 
 
+def sid_crash_cmd(root, sid, cwd, series, args):
+    """crash 9 from the sid root on a dump of `series`: `args` are crash's options, the vmlinux
+    and the dump files (paths under root); scripts/bench runs crash 9 the same way."""
+    return sid_cmd(root, sid, cwd, ["crash", *SERIES[series].crash9_args, *args])
+
+
 # ---------------------------------------------------------------- kernels
 
 class Kernel:
@@ -1087,10 +1093,9 @@ def crash_oracle(m, out_dir, sid=None, root=None):
     cmdfile = out_dir / f"{prefix}.commands"
     cmdfile.write_text("\n".join(lines) + "\n")
     files = m["files"]
-    argv = ["crash", "-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files]
-    if sid:
-        argv = sid_cmd(root, sid, out_dir, argv[:1] + SERIES[m["kernel"]["series"]].crash9_args
-                       + argv[1:])
+    args = ["-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files]
+    argv = sid_crash_cmd(root, sid, out_dir, m["kernel"]["series"], args) if sid \
+        else ["crash", *args]
     try:
         proc = run(argv, timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
                    cwd=out_dir)
