@@ -391,11 +391,19 @@ mod tests {
     }
 
     fn render(args: LogArgs, records: Vec<LogEntry>) -> String {
+        render_with(args, records, None)
+    }
+
+    fn render_with(
+        args: LogArgs,
+        records: Vec<LogEntry>,
+        safe_buffers: Option<Vec<SafeBufferEntry>>,
+    ) -> String {
         let record = LogRecord {
             format: Some("printk_ringbuffer"),
             records,
             audit: None,
-            safe_buffers: None,
+            safe_buffers,
             args,
             audit_unsupported: false,
         };
@@ -455,17 +463,8 @@ mod tests {
     }
 
     fn render_safe(args: LogArgs, buffers: Vec<SafeBufferEntry>) -> String {
-        let record = LogRecord {
-            format: Some("printk_ringbuffer"),
-            records: vec![entry(3_138_202_000, 0, "Kernel Offset: 0x2ce00000")],
-            audit: None,
-            safe_buffers: Some(buffers),
-            args,
-            audit_unsupported: false,
-        };
-        let mut out = Vec::new();
-        record.write_text(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        let records = vec![entry(3_138_202_000, 0, "Kernel Offset: 0x2ce00000")];
+        render_with(args, records, Some(buffers))
     }
 
     #[test]
