@@ -717,9 +717,13 @@ pub fn fuzz_orc_unwind(data: &[u8]) -> usize {
     };
     // The stack rsp starts on counts as one of the CPU's IRQ stacks: frames may leave it
     // downwards, which must still end (loops, the frame limit).
-    let base = mem.base;
-    let irq = [base..base.saturating_add(0x4000)];
-    let bt = unwind_across(&tables, &mem, UnwindStart::from_registers(regs), &irq);
+    let irq = mem.base..mem.base.saturating_add(0x4000);
+    let bt = unwind_across(
+        &tables,
+        &mem,
+        UnwindStart::from_registers(regs),
+        std::slice::from_ref(&irq),
+    );
     assert!(bt.frames.len() <= MAX_FRAMES);
     bt.frames.len()
 }

@@ -106,11 +106,11 @@ fn load_vmlinux(path: &str) -> Vmlinux {
 
 /// `cpu`'s hard-IRQ stack: the per-CPU `hardirq_stack_ptr` (`pcpu_hot`'s since 6.2) holds its
 /// top minus 8, `struct irq_stack` its size. A walk may leave it for a lower address.
-fn irq_stack(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, cpu: usize) -> Vec<Range<u64>> {
+fn irq_stack(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, cpu: usize) -> Option<Range<u64>> {
     let var = match (v.addrs.get("hardirq_stack_ptr"), v.addrs.get("pcpu_hot")) {
         (Some(&at), _) => at,
         (None, Some(&hot)) => hot + offset(&v.btf, "pcpu_hot", "hardirq_stack_ptr"),
-        (None, None) => return Vec::new(),
+        (None, None) => return None,
     };
     // Per-CPU symbols are offsets from 0 until 6.15 and addresses in the image since, which
     // move with KASLR.
@@ -128,7 +128,7 @@ fn irq_stack(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, cpu: usize) -> Vec<Ra
         .expect("hardirq_stack_ptr")
         + 8;
     let size = v.btf.struct_size("irq_stack").expect("struct irq_stack");
-    vec![top - size..top]
+    Some(top - size..top)
 }
 
 fn offset(btf: &Btf, ty: &str, member: &str) -> u64 {
@@ -417,7 +417,7 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
                 &kernel.tables,
                 &space,
                 UnwindStart::from_registers(regs),
-                &stacks,
+                stacks.as_slice(),
             );
             println!("{name}: CPU {cpu} (pid {pid}):");
             print_chain(&kernel, &bt);
