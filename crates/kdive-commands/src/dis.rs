@@ -179,7 +179,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
         let bytes = code
             .get(offset..offset.saturating_add(instruction.len()))
             .unwrap_or_default();
-        let mut text = gdb_text(&mut formatter, &instruction);
+        let mut text = gdb_text(&mut formatter, &instruction, bytes);
         if instruction.is_invalid() {
             text = "(bad)".to_owned();
         }
@@ -292,9 +292,9 @@ fn gdb_formatter() -> GasFormatter {
 }
 
 /// The mnemonic (with its prefixes) padded to 6 columns and a space, then the operands:
-/// gdb's layout.
-fn gdb_text(formatter: &mut GasFormatter, instruction: &Instruction) -> String {
-    let (mut mnemonic, operands) = mnemonic_and_operands(formatter, instruction);
+/// gdb's layout. `bytes` are the instruction's.
+fn gdb_text(formatter: &mut GasFormatter, instruction: &Instruction, bytes: &[u8]) -> String {
+    let (mut mnemonic, operands) = mnemonic_and_operands(formatter, instruction, bytes);
     // binutils leaves out the default 64-bit size of push and pop of memory.
     let memory = instruction.op_count() == 1 && instruction.op0_kind() == OpKind::Memory;
     if memory && (mnemonic == "pushq" || mnemonic == "popq") {
@@ -387,7 +387,13 @@ mod tests {
         let mut decoder = Decoder::with_ip(64, bytes, 0xffff_ffff_8100_0000, DecoderOptions::NONE);
         let mut out = Vec::new();
         while decoder.can_decode() {
-            out.push(gdb_text(&mut formatter, &decoder.decode()));
+            let at = decoder.position();
+            let instruction = decoder.decode();
+            out.push(gdb_text(
+                &mut formatter,
+                &instruction,
+                &bytes[at..at + instruction.len()],
+            ));
         }
         out
     }
@@ -413,7 +419,9 @@ mod tests {
         assert_eq!(
             decode(&[
                 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0xc3, 0xf3, 0x48, 0xab, 0x90, 0x65, 0xff, 0x34,
-                0x25, 0x14, 0x60, 0x00, 0x00
+                0x25, 0x14, 0x60, 0x00, 0x00, 0x66, 0x66, 0x66, 0x66, 0x90, 0x66, 0x66, 0x2e, 0x0f,
+                0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, 0x66, 0x90, 0x67, 0xe8, 0x00, 0x00, 0x00,
+                0x00
             ]),
             [
                 "nopl   0x0(%rax,%rax,1)",
@@ -421,7 +429,13 @@ mod tests {
                 "ret    ",
                 "rep stos %rax,%es:(%rdi)",
                 "nop",
-                "push   %gs:0x6014"
+                "push   %gs:0x6014",
+                // Unused size prefixes: the padding of long nops, as crash 8.0.2's gdb 10.2
+                // shows them, and (objdump) a call's.
+                "data16 data16 data16 xchg %ax,%ax",
+                "data16 nopw %cs:0x0(%rax,%rax,1)",
+                "xchg   %ax,%ax",
+                "addr32 call 0xffffffff8100002b"
             ]
         );
     }

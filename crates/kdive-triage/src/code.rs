@@ -116,10 +116,11 @@ pub fn disassemble(
     for (position, instruction) in decoded {
         let start = cut + position;
         let len = instruction.len();
+        let raw = bytes.get(start..start + len).unwrap_or_default();
         let text = if instruction.is_invalid() {
             "(bad)".to_string()
         } else {
-            match mnemonic_and_operands(&mut formatter, &instruction) {
+            match mnemonic_and_operands(&mut formatter, &instruction, raw) {
                 (mnemonic, operands) if operands.is_empty() => mnemonic,
                 (mnemonic, operands) => format!("{mnemonic} {operands}"),
             }
@@ -128,7 +129,6 @@ pub fn disassemble(
         let address = fault_address
             .and_then(|a| a.checked_add_signed(offset))
             .map(|a| format!("{a:#x}"));
-        let raw = bytes.get(start..start + len).unwrap_or_default();
         instructions.push(CodeInstruction {
             offset,
             address,
