@@ -16,6 +16,7 @@ use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::target::resolve;
+use crate::typed::gdb_vmlinux_symbol;
 use crate::CommandError;
 
 const DIS_USAGE: &str = "dis [-r] [-l] address|symbol [count]";
@@ -194,8 +195,14 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
         } else if instruction.is_ip_rel_memory_operand() {
             let target = instruction.ip_rel_memory_address();
             text.push_str(&format!("        # {target:#x}"));
-            if let Some(hit) = symbol_of(target) {
-                text.push_str(&format!(" <{}>", label(&hit)));
+            // Mostly data: vmlinux's is named as gdb names it, so a compiler's `.LC` label
+            // or another section's end marker names nothing.
+            let name = match modules.module_at(VirtAddr(target)) {
+                Some(_) => symbol_of(target).map(|hit| label(&hit)),
+                None => gdb_vmlinux_symbol(kernel, target),
+            };
+            if let Some(name) = name {
+                text.push_str(&format!(" <{name}>"));
             }
         }
         let (file, line) = if args.lines {

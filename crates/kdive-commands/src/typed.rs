@@ -127,37 +127,45 @@ impl Env<'_> {
                 format!("<{name}+{offset}>")
             });
         }
-        // vmlinux as gdb's minimal symbols: scanning down from the address over symbols
-        // without a size, the first sized symbol names it if it covers the address;
-        // otherwise a label without a size does, if it is code (gdb drops data labels).
-        let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
-        let link = addr.wrapping_sub(kaslr);
-        let (start, end) = kernel.image_range()?;
-        if link < start || link >= end {
-            return None;
-        }
-        let symbols = kernel.vmlinux().symbols();
-        let below = symbols.partition_point(|s| s.address <= link);
-        let mut label = None;
-        let mut found = None;
-        for s in symbols.get(..below)?.iter().rev().take(256) {
-            if s.size == 0 {
-                label.get_or_insert(s);
-                continue;
-            }
-            if link - s.address < s.size {
-                found = Some(s);
-            }
-            break;
-        }
-        let symbol = found.or(label.filter(|s| matches!(s.kind, 't' | 'T' | 'W')))?;
-        let offset = link - symbol.address;
-        Some(if offset == 0 {
-            format!("<{}>", symbol.name)
-        } else {
-            format!("<{}+{offset}>", symbol.name)
-        })
+        gdb_vmlinux_symbol(kernel, addr).map(|name| format!("<{name}>"))
     }
+}
+
+/// gdb's name for a vmlinux address from its minimal symbols, `name` or `name+offset`:
+/// scanning down from the address over the symbols of the section that holds it, the first
+/// sized symbol names it if it covers the address; otherwise a label without a size does, if
+/// it is code (gdb drops data labels: a compiler's `.LC` string, `__start___bug_table`).
+pub(crate) fn gdb_vmlinux_symbol(kernel: &Kernel, addr: u64) -> Option<String> {
+    let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+    let link = addr.wrapping_sub(kaslr);
+    let (start, end) = kernel.image_range()?;
+    if link < start || link >= end {
+        return None;
+    }
+    let symbols = kernel.vmlinux().symbols();
+    let below = symbols.partition_point(|s| s.address <= link);
+    let mut label = None;
+    let mut found = None;
+    for s in symbols.get(..below)?.iter().rev().take(256) {
+        if link >= s.section_end {
+            continue;
+        }
+        if s.size == 0 {
+            label.get_or_insert(s);
+            continue;
+        }
+        if link - s.address < s.size {
+            found = Some(s);
+        }
+        break;
+    }
+    let symbol = found.or(label.filter(|s| matches!(s.kind, 't' | 'T' | 'W')))?;
+    let offset = link - symbol.address;
+    Some(if offset == 0 {
+        symbol.name.clone()
+    } else {
+        format!("{}+{offset}", symbol.name)
+    })
 }
 
 /// A type named in a command, with pointer stars after it (`struct task_struct *`).

@@ -36,6 +36,10 @@ pub struct Symbol {
     /// `nm`'s type letter (`T` global text, `t` local text, `D`/`d` data, `R`/`r` read-only
     /// data, `B`/`b` bss, `W`/`V` weak, `A` absolute), which crash's `sym` shows.
     pub kind: char,
+    /// Where the allocated section that defines the symbol ends; 0 when it is in none
+    /// (absolute, common). A label at a section's end (`_edata`) is that section's, not the
+    /// next one's: gdb names an address only by symbols of the section holding it.
+    pub section_end: u64,
 }
 
 /// One entry of a source-level backtrace for an address.
@@ -129,6 +133,17 @@ impl ElfImage {
                 *slot = Some(section.kind());
             }
         }
+        // Where each allocated section ends, as laid out (0 for the others).
+        let mut section_ends = vec![0u64; section_kinds.len()];
+        for section in elf.sections().filter(is_alloc) {
+            let start = match kind {
+                ImageKind::Relocatable => section_bases.get(&section.index()).copied(),
+                ImageKind::Executable => Some(section.address()),
+            };
+            if let (Some(start), Some(end)) = (start, section_ends.get_mut(section.index().0)) {
+                *end = start.wrapping_add(section.size());
+            }
+        }
         let mut symbols = Vec::new();
         for symbol in elf.symbols() {
             if !matches!(
@@ -157,6 +172,10 @@ impl ElfImage {
                 size: symbol.size(),
                 is_function: symbol.kind() == SymbolKind::Text,
                 kind: nm_letter(&section_kinds, &symbol),
+                section_end: symbol
+                    .section_index()
+                    .and_then(|index| section_ends.get(index.0).copied())
+                    .unwrap_or(0),
             });
         }
         symbols.sort_unstable_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
