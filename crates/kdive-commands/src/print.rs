@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::expr::{materialize, Eval, Loc, VType, Val};
@@ -225,7 +226,7 @@ pub(crate) fn print_with(
     let trimmed = text.trim();
     if is_identifier(trimmed) {
         if let (Ok(addr), Ok(ty)) = (kernel.symbol(trimmed), env.types.c_variable(trimmed)) {
-            if addr.0 < PER_CPU_LIMIT {
+            if is_per_cpu_symbol(kernel, addr) {
                 let nr = kernel.nr_cpu_ids().map_err(|e| failed(e.to_string()))?;
                 let mut addresses = Vec::new();
                 for cpu in 0..nr {
@@ -271,5 +272,14 @@ pub(crate) fn print_with(
     })
 }
 
-/// Per-cpu symbols are offsets into each CPU's area, far below the kernel's addresses.
-const PER_CPU_LIMIT: u64 = 0x0001_0000_0000;
+/// Whether a symbol's address is a per-cpu variable's: in `__per_cpu_start..__per_cpu_end`,
+/// offsets into each CPU's area from 0 up to 6.x, addresses in the kernel image on 7.x.
+fn is_per_cpu_symbol(kernel: &Kernel, addr: VirtAddr) -> bool {
+    match (
+        kernel.symbol("__per_cpu_start"),
+        kernel.symbol("__per_cpu_end"),
+    ) {
+        (Ok(start), Ok(end)) => (start.0..end.0).contains(&addr.0),
+        _ => false,
+    }
+}
