@@ -109,14 +109,16 @@ impl Module {
         self.build_id.as_deref().map(hex)
     }
 
-    /// The kallsyms symbol at or below `addr` inside the module, and the offset into it.
+    /// The kallsyms symbol at or below `addr` in the module's region that holds it, and the
+    /// offset into it. Regions are allocated apart on 6.4+ (`mem[]`): the start of the data,
+    /// below its first symbol, is not the last function's `+offset`.
     pub fn kallsyms_at(&self, addr: VirtAddr) -> Option<(&KallsymsSymbol, u64)> {
-        if !self.contains(addr) {
-            return None;
-        }
+        let region = self.regions.iter().find(|r| r.contains(addr))?;
         let end = self.kallsyms.partition_point(|s| s.addr.0 <= addr.0);
         let symbol = self.kallsyms.get(..end)?.last()?;
-        Some((symbol, addr.0 - symbol.addr.0))
+        region
+            .contains(symbol.addr)
+            .then(|| (symbol, addr.0 - symbol.addr.0))
     }
 }
 
