@@ -265,7 +265,15 @@ fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
     let pfn = phys / kernel.page_size();
     let page = vmemmap.checked_add(pfn.checked_mul(size)?)?;
     let at = VirtAddr(page);
-    let flags = kernel.read_field(at, "page", "flags").ok()?;
+    // A word on every kernel; 7.x wraps it in `memdesc_flags_t`.
+    let flags_at = page.checked_add(kernel.offset_of("page", "flags").ok()?)?;
+    let flags = kernel.read_u64(VirtAddr(flags_at), "page.flags").ok()?;
+    // `__folio_index` on 7.x.
+    let index = if kernel.has_member("page", "index").ok()? {
+        "index"
+    } else {
+        "__folio_index"
+    };
     let names = pageflag_names(kernel)
         .into_iter()
         .filter(|(mask, _)| flags & mask != 0)
@@ -275,7 +283,7 @@ fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
         page: Hex(page),
         phys: Hex(pfn * kernel.page_size()),
         mapping: Hex(kernel.read_field(at, "page", "mapping").ok()?),
-        index: Hex(kernel.read_field(at, "page", "index").ok()?),
+        index: Hex(kernel.read_field(at, "page", index).ok()?),
         count: kernel
             .read_field_signed(at, "page", "_refcount.counter")
             .ok()
