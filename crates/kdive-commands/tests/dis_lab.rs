@@ -1,24 +1,44 @@
-//! `dis` on the lab's real 6.1 dumps against crash 8.0.2 (gdb's disassembler), run at test
-//! time: whole functions (those on the panic task's stack as drgn found them, the entry and
-//! scheduler code, a module function), `dis ADDR COUNT` and `dis -r ADDR` at return
-//! addresses. Every line must be crash's; where gdb names a branch target by another of the
-//! names at that address (a DWARF name for a `.isra` clone, a sized alias), the address must
-//! still be the same and those lines are counted apart.
+//! `dis` on the lab's real dumps against crash (gdb's disassembler), run at test time: crash
+//! 9.0.2 on a dump of every kernel series, and crash 8.0.2 on those it opens (5.10, 6.1; two
+//! 6.1 dumps as well). Whole functions (those on the panic task's stack as drgn found them,
+//! the entry, idle and scheduler code, a module function), `dis ADDR COUNT` and `dis -r ADDR`
+//! at return addresses. Every line must be crash's, or differ from it only as
+//! docs/bt-vs-crash.md says ([`Known`]), each kind counted apart. crash 9.0.2 opens 7.x only
+//! without its modules, so it is not asked about module code there.
 //!
-//! Without a lab (or without crash) the test prints SKIP and passes.
+//! Without a lab (or without crash) the test prints SKIP and passes; with CI=true it fails,
+//! and fails when crash 9.0.2 compared nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use kdive_commands::{Report, Session};
 use kdive_dump::Vmcore;
-use kdive_kernel::Kernel;
-use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
+use kdive_kernel::{Kernel, VirtAddr};
+use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
 
 fn text(report: &Report) -> String {
     let mut out = Vec::new();
     report.write_text(&mut out).expect("renders");
     String::from_utf8_lossy(&out).trim_end().to_owned()
+}
+
+/// How a line or a command differs from crash's, as documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Known {
+    /// gdb names a branch target by another of the names at that address (a DWARF name for
+    /// a `.isra` clone, a sized alias).
+    Alias,
+    /// crash 9.0.2's gdb 16.3 ends an instruction without operands at its mnemonic (`ret`);
+    /// gdb 10.2 (crash 8.0.2), as kdive, pads it to the operands' column (`ret    `).
+    Padding,
+    /// crash knows a module's core symbols only: it names init text after its own label
+    /// (`_MODULE_INIT_TEXT_START_kdive_lab+214`, 6.4+), cannot find the init function by
+    /// name, and `dis -r` in it starts at the label or fails.
+    ModuleInit,
+    /// crash runs a module function to the next symbol, over the alignment nops after it;
+    /// kdive stops at the function's size in the module's object.
+    ModuleTail,
 }
 
 /// A line without the `<symbol>` gdb or kdive puts after a branch or RIP-relative target;
@@ -30,6 +50,138 @@ fn without_target_name(line: &str) -> Option<&str> {
     }
 }
 
+/// A line with every `<name>` (its location's, its target's) left empty.
+fn without_names(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some((before, after)) = rest.split_once('<') {
+        out.push_str(before);
+        out.push_str("<>");
+        rest = after.split_once('>').map_or("", |(_, tail)| tail);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How kdive's line differs from `version`'s, if only as documented.
+fn line_difference(version: Crash, ours: &str, theirs: &str) -> Option<Known> {
+    let ours = match version {
+        Crash::V9 => ours.trim_end(),
+        Crash::V8 => ours,
+    };
+    if ours == theirs {
+        return Some(Known::Padding);
+    }
+    if theirs.contains("<_MODULE_INIT_") && without_names(ours) == without_names(theirs) {
+        return Some(Known::ModuleInit);
+    }
+    let (a, b) = (without_target_name(ours), without_target_name(theirs));
+    (a.is_some() && a == b).then_some(Known::Alias)
+}
+
+/// The address a `dis` line starts with.
+fn line_address(line: &str) -> Option<u64> {
+    let hex = line.split([' ', ':']).next()?.strip_prefix("0x")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Whether `addr` is in a module's init memory (`Some(true)`), its core (`Some(false)`).
+fn module_memory(session: &Session<'_>, addr: u64) -> Option<bool> {
+    let loaded = session.modules().module_at(VirtAddr(addr))?;
+    let region = loaded
+        .module
+        .regions
+        .iter()
+        .find(|r| r.contains(VirtAddr(addr)))?;
+    Some(region.init)
+}
+
+/// An alignment nop: `nop`, `nopw 0x0(...)`, `xchg %ax,%ax`, `int3`, with any prefixes.
+fn is_padding(line: &str) -> bool {
+    let body = line.split_once(":\t").map_or(line, |(_, b)| b);
+    let words: Vec<&str> = body.split_whitespace().collect();
+    match words.as_slice() {
+        [.., "xchg", "%ax,%ax"] | [.., "int3"] => true,
+        _ => words.iter().any(|w| w.starts_with("nop")),
+    }
+}
+
+/// How kdive's whole output of `command` differs from `version`'s, line by line (each kind
+/// found, counted), or why it differs otherwise.
+fn compare(
+    session: &Session<'_>,
+    version: Crash,
+    command: &str,
+    ours: &[&str],
+    theirs: &[&str],
+    kinds: &mut BTreeMap<Known, usize>,
+) -> Result<(), String> {
+    let start = ours.first().and_then(|l| line_address(l));
+    let in_module = start.and_then(|a| module_memory(session, a));
+    let lines = |ours: &[&str], theirs: &[&str], kinds: &mut BTreeMap<Known, usize>| {
+        for (a, b) in ours.iter().zip(theirs) {
+            if a == b {
+                continue;
+            }
+            let kind = line_difference(version, a, b)
+                .ok_or_else(|| format!("\n  kdive {a:?}\n  {version} {b:?}"))?;
+            *kinds.entry(kind).or_default() += 1;
+        }
+        Ok::<(), String>(())
+    };
+    if ours.len() == theirs.len() {
+        return lines(ours, theirs, kinds);
+    }
+    let fail = || {
+        format!(
+            ": {} lines, kdive {}:\n{}",
+            theirs.len(),
+            ours.len(),
+            theirs.join("\n")
+        )
+    };
+    let by_name = command
+        .strip_prefix("dis ")
+        .is_some_and(|f| !f.contains(' ') && u64::from_str_radix(f, 16).is_err());
+    match (in_module, command.starts_with("dis -r ")) {
+        (Some(true), false)
+            if by_name
+                && theirs
+                    .first()
+                    .is_some_and(|l| l.starts_with("symbol not found: ")) =>
+        {
+            *kinds.entry(Known::ModuleInit).or_default() += 1;
+            Ok(())
+        }
+        (Some(true), true)
+            if theirs.first().is_some_and(|l| {
+                l.starts_with("dis: unable to determine symbol after _MODULE_INIT_")
+            }) =>
+        {
+            *kinds.entry(Known::ModuleInit).or_default() += 1;
+            Ok(())
+        }
+        (Some(true), true) if theirs.len() > ours.len() => {
+            // From crash's label to the function's start, then the same instructions.
+            let (before, same) = theirs.split_at(theirs.len() - ours.len());
+            if !before.iter().all(|l| is_padding(l)) {
+                return Err(fail());
+            }
+            *kinds.entry(Known::ModuleInit).or_default() += 1;
+            lines(ours, same, kinds)
+        }
+        (Some(false), false) if by_name && theirs.len() > ours.len() => {
+            let (same, after) = theirs.split_at(ours.len());
+            if !after.iter().all(|l| is_padding(l)) {
+                return Err(fail());
+            }
+            *kinds.entry(Known::ModuleTail).or_default() += 1;
+            lines(ours, same, kinds)
+        }
+        _ => Err(fail()),
+    }
+}
+
 #[test]
 fn dis_matches_crash() {
     let root = lab_root();
@@ -38,16 +190,28 @@ fn dis_matches_crash() {
         kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
-    let (mut lines, mut aliases, mut freed_init) = (0usize, 0usize, 0usize);
-    for name in ["6.1-null-init.kdump-zstd-d31", "6.1-timer-qemu.elf"] {
+    let (mut lines, mut freed_init) = (0usize, 0usize);
+    let mut kinds = BTreeMap::new();
+    let mut agreement = lab::Agreement::default();
+    let mut mismatches = Vec::new();
+    for name in [
+        "5.10-null-init.kdump-zstd-d31",
+        "6.1-null-init.kdump-zstd-d31",
+        "6.1-timer-qemu.elf",
+        "6.12-null-init.kdump-zstd-d31",
+        "6.12-rt-null-init.kdump-zstd-d31",
+        // makedumpfile 1.7.9 cannot filter 7.x (lab::filtered_unsupported).
+        "7.x-null-init.kdump-none-d0",
+    ] {
         let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
             continue;
         };
         let Some(drgn) = lab::drgn_oracle(m) else {
             continue;
         };
-        // Functions and return addresses on the panic task's stack, by drgn.
-        let frames: Vec<(String, String)> = drgn["panic"]["stack"]
+        // Functions and return addresses on the panic task's stack, by drgn, and whether
+        // each is in a module (from MODULES_VADDR, 0xffffffffc0000000, up).
+        let frames: Vec<(String, String, bool)> = drgn["panic"]["stack"]
             .as_array()
             .into_iter()
             .flatten()
@@ -56,88 +220,108 @@ fn dis_matches_crash() {
                 Some((
                     f["symbol"].as_str()?.to_owned(),
                     f["pc"].as_str()?.to_owned(),
+                    lab::json_hex(&f["pc"])? >= 0xffff_ffff_c000_0000,
                 ))
             })
             .collect();
-        let functions: BTreeSet<String> = frames
-            .iter()
-            .map(|(f, _)| f.clone())
-            .chain(
-                [
-                    "schedule",
-                    "__schedule",
-                    "entry_SYSCALL_64",
-                    "entry_SYSCALL_64_after_hwframe",
-                    "asm_exc_page_fault",
-                    "native_safe_halt",
-                    "lab_trigger",
-                ]
-                .map(str::to_owned),
-            )
-            .collect();
-        let mut commands: Vec<String> = functions.iter().map(|f| format!("dis {f}")).collect();
-        for (_, pc) in &frames {
-            let pc = pc.trim_start_matches("0x");
-            commands.push(format!("dis {pc} 4"));
-            commands.push(format!("dis -r {pc}"));
-        }
-        let Some(theirs) = lab::crash_session(m, &commands) else {
-            println!("{name}: SKIP (crash did not run)");
-            continue;
-        };
         let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
         let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
         let kernel = Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens");
+        let mut vmlinux_functions = vec![
+            "schedule",
+            "__schedule",
+            "entry_SYSCALL_64",
+            "entry_SYSCALL_64_after_hwframe",
+            "asm_exc_page_fault",
+            "default_idle",
+        ];
+        // The idle loop's hlt: paravirt's own function since 6.6.
+        vmlinux_functions.extend(
+            ["native_safe_halt", "pv_native_safe_halt"]
+                .into_iter()
+                .filter(|f| kernel.symbol(f).is_ok()),
+        );
         let ko_dir = m["kernel"]["test_module"]
             .as_str()
             .and_then(|ko| Path::new(ko).parent())
             .map(Path::to_path_buf)
             .into_iter()
             .collect::<Vec<_>>();
-        for (command, theirs) in commands.iter().zip(&theirs) {
-            let ours = Session::new(&kernel, &ko_dir)
-                .execute(command)
-                .expect("runs");
-            if ours.warnings.iter().any(|w| w.contains("init code, freed")) {
-                // crash shows one instruction of freed init text; kdive all of it, and why.
-                freed_init += 1;
+        let session = Session::new(&kernel, &ko_dir);
+        for version in lab::crash_versions(m) {
+            let modules = !lab::crash_without_modules(m, version);
+            let frames: Vec<&(String, String, bool)> =
+                frames.iter().filter(|f| modules || !f.2).collect();
+            let functions: BTreeSet<&str> = frames
+                .iter()
+                .map(|(f, _, _)| f.as_str())
+                .chain(vmlinux_functions.iter().copied())
+                .chain(modules.then_some("lab_trigger"))
+                .collect();
+            let mut commands: Vec<String> = functions.iter().map(|f| format!("dis {f}")).collect();
+            for (_, pc, _) in &frames {
+                let pc = pc.trim_start_matches("0x");
+                commands.push(format!("dis {pc} 4"));
+                commands.push(format!("dis -r {pc}"));
+            }
+            let Some(theirs) = lab::crash_session(m, version, &commands) else {
+                kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
                 continue;
-            }
-            assert!(
-                ours.warnings.is_empty(),
-                "{name}: {command}: {:?}",
-                ours.warnings
-            );
-            let ours = text(&ours);
-            let ours: Vec<&str> = ours.lines().collect();
-            let theirs: Vec<&str> = theirs.lines().collect();
-            assert_eq!(ours.len(), theirs.len(), "{name}: {command}: line count");
-            for (a, b) in ours.iter().zip(&theirs) {
-                if a != b {
-                    // Both name the target, at the same address, by different names.
-                    let (ours, theirs) = (without_target_name(a), without_target_name(b));
-                    assert!(
-                        ours.is_some() && ours == theirs,
-                        "{name}: {command}:\n  kdive {a}\n  crash {b}"
-                    );
-                    aliases += 1;
+            };
+            let (mut same, mut known) = (0, 0);
+            for (command, theirs) in commands.iter().zip(&theirs) {
+                let ours = Session::new(&kernel, &ko_dir)
+                    .execute(command)
+                    .expect("runs");
+                if ours.warnings.iter().any(|w| w.contains("init code, freed")) {
+                    // crash shows one instruction of freed init text; kdive all of it, and why.
+                    freed_init += 1;
+                    continue;
                 }
-                lines += 1;
+                assert!(
+                    ours.warnings.is_empty(),
+                    "{name}: {command}: {:?}",
+                    ours.warnings
+                );
+                let ours = text(&ours);
+                let ours: Vec<&str> = ours.lines().collect();
+                let theirs: Vec<&str> = theirs.lines().collect();
+                let mut found = BTreeMap::new();
+                match compare(&session, version, command, &ours, &theirs, &mut found) {
+                    Ok(()) if found.is_empty() => same += 1,
+                    Ok(()) => known += 1,
+                    Err(why) => mismatches.push(format!("{name}: {command}: {version}{why}")),
+                }
+                for (kind, n) in found {
+                    *kinds.entry((version, kind)).or_default() += n;
+                }
+                lines += ours.len();
             }
+            println!(
+                "{name}: {same} of {} dis commands as {version} prints them, {known} as \
+                 documented",
+                commands.len()
+            );
+            agreement.add(version, m, same, known);
         }
-        println!(
-            "{name}: {} dis commands as crash prints them",
-            commands.len()
-        );
     }
+    for m in &mismatches {
+        println!("MISMATCH {m}\n");
+    }
+    assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
+    agreement.finish("dis commands");
     if lines == 0 {
-        kdive_testkit::skip!("SKIP (crash could not be run on the lab's 6.1 dumps)");
         return;
     }
-    println!(
-        "{lines} lines as crash's, {aliases} of them naming a target by another alias; \
-         {freed_init} commands on freed init code left out"
-    );
+    println!("{lines} lines compared; {freed_init} commands on freed init code left out");
+    for ((version, kind), n) in &kinds {
+        println!("{version}: {n} of them {kind:?} (documented)");
+    }
+    let aliases: usize = kinds
+        .iter()
+        .filter(|((_, kind), _)| *kind == Known::Alias)
+        .map(|(_, n)| n)
+        .sum();
     assert!(
         aliases * 20 < lines,
         "too many alias differences: {aliases} of {lines}"

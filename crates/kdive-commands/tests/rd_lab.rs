@@ -1,11 +1,14 @@
 //! `rd` on the lab's real dumps, against oracles run at test time:
-//! - crash 8.0.2 on the 6.1 dumps it can open (one kdump, one QEMU dump): the same text,
-//!   line for line, for 64/32/16/8-bit units, `-x`, `-a` with and without a count, symbols
-//!   of vmlinux and of the module, and the address of a function drgn found on the panic
-//!   task's stack;
-//! - drgn 0.3.0 (the lab's) on the 6.12 dumps, which crash cannot open: the same bytes.
+//! - crash 9.0.2 on a dump of every kernel series, and crash 8.0.2 on those it opens (5.10,
+//!   6.1; one 6.1 kdump and one QEMU dump as well): the same text, line for line, for
+//!   64/32/16/8-bit units, `-x`, `-a` with and without a count, symbols of vmlinux and of the
+//!   module (on 7.x, which crash 9.0.2 opens only without its modules, crash is given the
+//!   address of the module's function that drgn found), and the address of a function drgn
+//!   found on a task's stack;
+//! - drgn 0.3.0 (the lab's) on the 6.12 dumps: the same bytes.
 //!
-//! Without a lab (or without crash and drgn) the test prints SKIP and passes.
+//! Without a lab (or without crash and drgn) the test prints SKIP and passes; with CI=true
+//! it fails, and fails when crash 9.0.2 compared nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -49,6 +52,16 @@ fn vmlinux_function_address(m: &Value) -> Option<u64> {
         })
 }
 
+/// Where the module function `name` on the panic task's stack starts, as drgn found it.
+fn drgn_panic_function_address(m: &Value, name: &str) -> Option<u64> {
+    let drgn = lab::drgn_oracle(m)?;
+    let frame = drgn["panic"]["stack"]
+        .as_array()?
+        .iter()
+        .find(|f| f["symbol"] == name)?;
+    Some(lab::json_hex(&frame["pc"])? - lab::json_hex(&frame["offset"])?)
+}
+
 /// `len` bytes at `symbol`, read by the lab's drgn.
 fn drgn_bytes(m: &Value, symbol: &str, len: usize) -> Option<Vec<u8>> {
     let python: PathBuf = lab_root().join("tools/drgn-0.3.0/bin/python");
@@ -88,7 +101,17 @@ fn rd_matches_crash_and_drgn() {
             .cloned()
     };
     let mut compared = 0;
-    for name in ["6.1-null-init.kdump-zstd-d31", "6.1-null-init-qemu.elf"] {
+    let mut agreement = lab::Agreement::default();
+    let mut mismatches = Vec::new();
+    for name in [
+        "5.10-null-init.kdump-zstd-d31",
+        "6.1-null-init.kdump-zstd-d31",
+        "6.1-null-init-qemu.elf",
+        "6.12-null-init.kdump-zstd-d31",
+        "6.12-rt-null-init.kdump-zstd-d31",
+        // makedumpfile 1.7.9 cannot filter 7.x (lab::filtered_unsupported).
+        "7.x-null-init.kdump-none-d0",
+    ] {
         let Some(m) = pick(name) else { continue };
         let Some(function) = vmlinux_function_address(&m) else {
             continue;
@@ -106,22 +129,47 @@ fn rd_matches_crash_and_drgn() {
         .map(|c| (*c).to_owned())
         .chain([format!("rd -8 {function:x} 19"), format!("rd {function:x}")])
         .collect();
-        let Some(theirs) = lab::crash_session(&m, &commands) else {
-            println!("{name}: SKIP (crash did not run)");
-            continue;
-        };
         let kernel = open(&m);
-        for (command, theirs) in commands.iter().zip(&theirs) {
-            let ours = rd(&kernel, command);
-            assert!(
-                ours.warnings.is_empty(),
-                "{name}: {command}: {:?}",
-                ours.warnings
+        for version in lab::crash_versions(&m) {
+            // Without the modules crash knows no module symbol: it gets the address drgn found.
+            let crash_commands: Vec<String> = if lab::crash_without_modules(&m, version) {
+                let lab_trigger =
+                    drgn_panic_function_address(&m, "lab_trigger").expect("drgn's lab_trigger");
+                commands
+                    .iter()
+                    .map(|c| c.replace("lab_trigger", &format!("{lab_trigger:x}")))
+                    .collect()
+            } else {
+                commands.clone()
+            };
+            let Some(theirs) = lab::crash_session(&m, version, &crash_commands) else {
+                kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
+                continue;
+            };
+            let mut same = 0;
+            for (command, theirs) in commands.iter().zip(&theirs) {
+                let ours = rd(&kernel, command);
+                assert!(
+                    ours.warnings.is_empty(),
+                    "{name}: {command}: {:?}",
+                    ours.warnings
+                );
+                if text(&ours) == *theirs {
+                    same += 1;
+                } else {
+                    mismatches.push(format!(
+                        "{name}: {command}: {version}\n{theirs}\nkdive\n{}",
+                        text(&ours)
+                    ));
+                }
+            }
+            println!(
+                "{name}: {same} of {} commands as {version} prints them",
+                commands.len()
             );
-            assert_eq!(text(&ours), *theirs, "{name}: {command}");
-            compared += 1;
+            agreement.add(version, &m, same, 0);
+            compared += same;
         }
-        println!("{name}: {} commands as crash prints them", commands.len());
     }
     for name in [
         "6.12-null-init.kdump-zstd-d31",
@@ -147,6 +195,11 @@ fn rd_matches_crash_and_drgn() {
             compared += 1;
         }
     }
+    for m in &mismatches {
+        println!("MISMATCH {m}\n");
+    }
+    assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
+    agreement.finish("rd commands");
     if compared == 0 {
         kdive_testkit::skip!("SKIP (neither crash nor drgn could be run on the lab's dumps)");
         return;

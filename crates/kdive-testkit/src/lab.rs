@@ -260,35 +260,104 @@ pub fn crash_outputs(m: &Value, command: &str) -> Vec<(Crash, String)> {
     .collect()
 }
 
-/// Runs `commands` in one session of crash (the oracle, on the dump's first file and its
-/// vmlinux): the output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
-/// cannot be run or stops early.
-pub fn crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
+/// The crash versions that opened the dump when the lab ran its oracles (the manifest's
+/// `oracle.crash9` and `oracle.crash`), newest first.
+pub fn crash_versions(m: &Value) -> Vec<Crash> {
+    [(Crash::V9, "crash9"), (Crash::V8, "crash")]
+        .into_iter()
+        .filter(|(_, key)| m["oracle"][key].is_string())
+        .map(|(version, _)| version)
+        .collect()
+}
+
+/// Whether crash `version` runs on the dump without its modules (`--no_modules`, so it knows
+/// no module symbols): crash 9.0.2 opens 7.x dumps only so (lab.py's `crash9_args`).
+pub fn crash_without_modules(m: &Value, version: Crash) -> bool {
+    version == Crash::V9 && m["kernel"]["series"] == "7.x"
+}
+
+/// The lab's debootstrap'd sid root, which holds crash 9.0.2; `None` until scripts/lab/lab.py
+/// finished making it (it writes `.kdive-ok` last).
+pub fn sid_root() -> Option<PathBuf> {
+    let sid = lab_root().join("tools/sid-root");
+    sid.join(".kdive-ok").exists().then_some(sid)
+}
+
+/// scripts/lab/lab.py's `SID_SH`: runs its arguments after the first three inside the sid root
+/// (`$1`), in directory `$3`, with the lab root (`$2`) bind-mounted at its own path (so every
+/// manifest path means the same inside), /proc and /dev. Run under `unshare --mount`, so the
+/// mounts vanish with the process.
+const SID_SH: &str = r#"set -e
+R=$1 L=$2 D=$3; shift 3
+mkdir -p "$R$L"
+mount --bind "$L" "$R$L"
+mount -t proc proc "$R/proc"
+mount --bind /dev "$R/dev"
+exec chroot "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$D" "$@"
+"#;
+
+/// Runs `commands` in one session of crash `version` (the oracle, on the dump's first file and
+/// its vmlinux) as the lab runs it: crash 8.0.2 is this machine's `crash`, crash 9.0.2 the sid
+/// root's. The output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
+/// cannot be run (no sid root for crash 9), does not open the dump, or stops early.
+pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<Vec<String>> {
     // Between the outputs of two commands.
     const MARK: &str = "===KDIVE-ORACLE===";
-    let dir = std::env::temp_dir().join(format!(
+    let name = format!(
         "kdive-crash-{}-{}",
         std::process::id(),
         CRASH_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
+    );
+    // Where the command file is written, and its name as crash sees it: crash 9 sees only
+    // the sid root (and the lab root inside it), whose /tmp is its own.
+    let (dir, seen) = match version {
+        Crash::V8 => {
+            let dir = std::env::temp_dir().join(&name);
+            (dir.clone(), dir)
+        }
+        Crash::V9 => (
+            sid_root()?.join("tmp").join(&name),
+            Path::new("/tmp").join(&name),
+        ),
+    };
     std::fs::create_dir_all(&dir).ok()?;
-    let script = dir.join("commands");
     // What crash says while it starts (errors of its own) ends up before the first mark.
     let mut body = format!("!echo {MARK}\n");
     for command in commands {
         body.push_str(&format!("{command}\n!echo {MARK}\n"));
     }
     body.push_str("quit\n");
-    std::fs::write(&script, body).ok()?;
-    let stdout = run_with_deadline(
-        std::process::Command::new("crash")
-            .arg("-s")
-            .arg("-i")
-            .arg(&script)
-            .arg(m["kernel"]["vmlinux"].as_str()?)
-            .arg(files(m).first()?),
-        std::time::Duration::from_secs(300),
-    );
+    std::fs::write(dir.join("commands"), body).ok()?;
+    let mut command = match version {
+        Crash::V8 => std::process::Command::new("crash"),
+        Crash::V9 => {
+            let mut unshare = std::process::Command::new("unshare");
+            unshare
+                .args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    SID_SH,
+                    "sh",
+                ])
+                .arg(sid_root()?)
+                .arg(lab_root())
+                .args(["/", "crash"]);
+            unshare
+        }
+    };
+    if crash_without_modules(m, version) {
+        command.arg("--no_modules");
+    }
+    command
+        .arg("-s")
+        .arg("-i")
+        .arg(seen.join("commands"))
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .arg(files(m).first()?);
+    let stdout = run_with_deadline(&mut command, std::time::Duration::from_secs(300));
     std::fs::remove_dir_all(&dir).ok();
     let stdout = stdout?;
     // Some outputs (`rd -a`) end without a newline: the mark may follow on the same line.
@@ -304,6 +373,36 @@ pub fn crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
         })
         .collect();
     (blocks.len() > commands.len() + 1).then(|| blocks[1..=commands.len()].to_vec())
+}
+
+/// How many of a lab test's commands agreed with each crash version on each kernel series:
+/// the same text, or a difference the test knows and docs/ explain.
+#[derive(Debug, Default)]
+pub struct Agreement(std::collections::BTreeMap<(Crash, String), (usize, usize)>);
+
+impl Agreement {
+    /// On dump `m`, `same` commands printed what `version` printed and `known` differed from
+    /// it only as documented.
+    pub fn add(&mut self, version: Crash, m: &Value, same: usize, known: usize) {
+        let series = m["kernel"]["series"].as_str().unwrap_or("?").to_owned();
+        let counts = self.0.entry((version, series)).or_default();
+        counts.0 += same;
+        counts.1 += known;
+    }
+
+    /// Prints the counts, a line per crash version and kernel series; says SKIP (a failure
+    /// under CI=true) when nothing was compared with crash 9.0.2, which opens every series.
+    pub fn finish(&self, what: &str) {
+        for ((version, series), (same, known)) in &self.0 {
+            println!(
+                "{version} on {series}: {} {what} agreed ({same} the same, {known} as documented)",
+                same + known
+            );
+        }
+        if !self.0.keys().any(|(version, _)| *version == Crash::V9) {
+            crate::skip!("SKIP (no {what} compared with {})", Crash::V9);
+        }
+    }
 }
 
 /// The standard output of `command` (no input), or `None` if it cannot start or is still
@@ -442,6 +541,39 @@ macro_rules! skip {
     }};
 }
 
+/// Runs `commands` at drgn 0.3.0's `drgn-crash` prompt (crash's commands ported to drgn, from
+/// the lab's drgn venv) on the dump's first file and its vmlinux: the output of each, trimmed.
+/// `None` when drgn-crash cannot be run or its output does not have one prompt per command.
+pub fn drgn_crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let program = lab_root().join("tools/drgn-0.3.0/bin/drgn-crash");
+    let mut child = std::process::Command::new(program)
+        .arg(m["kernel"]["vmlinux"].as_str()?)
+        .arg(files(m).first()?)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut input = String::new();
+    for command in commands {
+        // One command a line: a newline inside one would make two.
+        input.push_str(&command.replace('\n', " "));
+        input.push('\n');
+    }
+    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The banner (sys) comes first, then each command's output after a prompt.
+    let blocks: Vec<String> = text
+        .split("%crash> ")
+        .skip(1)
+        .map(|b| b.trim().to_owned())
+        .collect();
+    (blocks.len() >= commands.len()).then(|| blocks[..commands.len()].to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,37 +619,4 @@ mod tests {
         );
         assert!(last_call_trace(&lines[..1]).is_none());
     }
-}
-
-/// Runs `commands` at drgn 0.3.0's `drgn-crash` prompt (crash's commands ported to drgn, from
-/// the lab's drgn venv) on the dump's first file and its vmlinux: the output of each, trimmed.
-/// `None` when drgn-crash cannot be run or its output does not have one prompt per command.
-pub fn drgn_crash_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let program = lab_root().join("tools/drgn-0.3.0/bin/drgn-crash");
-    let mut child = std::process::Command::new(program)
-        .arg(m["kernel"]["vmlinux"].as_str()?)
-        .arg(files(m).first()?)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut input = String::new();
-    for command in commands {
-        // One command a line: a newline inside one would make two.
-        input.push_str(&command.replace('\n', " "));
-        input.push('\n');
-    }
-    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The banner (sys) comes first, then each command's output after a prompt.
-    let blocks: Vec<String> = text
-        .split("%crash> ")
-        .skip(1)
-        .map(|b| b.trim().to_owned())
-        .collect();
-    (blocks.len() >= commands.len()).then(|| blocks[..commands.len()].to_vec())
 }

@@ -1,0 +1,208 @@
+//! Lines of kdive's text that differ from crash's only as documented (docs/struct-vs-crash.md,
+//! docs/walk-vs-crash.md, "crash 9.0.2" in docs/bt-vs-crash.md), for the lab tests that
+//! compare whole outputs with crash's line by line.
+
+use std::collections::BTreeSet;
+
+use kdive_kernel::Kernel;
+use kdive_testkit::lab::Crash;
+
+/// Why kdive's `ours` differs from `theirs`, `version`'s output of the same command, line by
+/// line: a reason for each kind of difference; `None` when a line differs otherwise or the
+/// line counts differ. `without_modules`: crash ran without the modules (`--no_modules`).
+pub fn known_line_differences(
+    kernel: &Kernel,
+    version: Crash,
+    without_modules: bool,
+    ours: &str,
+    theirs: &str,
+) -> Option<BTreeSet<&'static str>> {
+    let (o, t): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    if o.len() != t.len() {
+        return None;
+    }
+    let mut reasons = BTreeSet::new();
+    for (ours, theirs) in o.iter().zip(&t) {
+        if ours != theirs {
+            reasons.extend(line_difference(
+                kernel,
+                version,
+                without_modules,
+                ours,
+                theirs,
+            )?);
+        }
+    }
+    Some(reasons)
+}
+
+/// Why one line differs, if as documented.
+fn line_difference(
+    kernel: &Kernel,
+    version: Crash,
+    without_modules: bool,
+    ours: &str,
+    theirs: &str,
+) -> Option<BTreeSet<&'static str>> {
+    if version == Crash::V9 {
+        if ours.trim_end() == theirs {
+            return Some(BTreeSet::from([
+                "an instruction without operands: gdb 16.3 writes no padding after it",
+            ]));
+        }
+        let mut reasons = BTreeSet::new();
+        let digits = digits_after_escapes(ours);
+        if digits != ours {
+            reasons.insert("a digit after an octal escape: gdb 16.3 does not escape it");
+        }
+        // The char array's string, cut short: `"text"...`.
+        let cut = theirs.trim_end_matches(',').strip_suffix("\"...");
+        if cut.is_some_and(|cut| digits.starts_with(cut) && digits.len() > theirs.len()) {
+            reasons.insert(
+                "a char array's string: gdb 16.3 counts every character of a repeated run \
+                 toward the 256 it prints",
+            );
+        } else if digits != theirs {
+            reasons.clear();
+        }
+        if !reasons.is_empty() {
+            return Some(reasons);
+        }
+    }
+    let (ours_names, ours_rest) = names(ours);
+    let (theirs_names, theirs_rest) = names(theirs);
+    if ours_rest != theirs_rest {
+        return None;
+    }
+    let mut reasons = BTreeSet::new();
+    let mut o = ours_names.iter().peekable();
+    let mut t = theirs_names.iter().peekable();
+    // Both sorted by where they stand in the line without names.
+    loop {
+        let (ours, theirs) = match (o.peek(), t.peek()) {
+            (None, None) => break,
+            (Some(a), Some(b)) if a.at == b.at => (o.next(), t.next()),
+            (Some(a), Some(b)) if a.at < b.at => (o.next(), None),
+            (Some(_), None) => (o.next(), None),
+            _ => (None, t.next()),
+        };
+        let (name, value) = (
+            ours.map(|n| n.name),
+            ours.or(theirs).map_or("", |n| n.value),
+        );
+        if name != theirs.map(|n| n.name) {
+            reasons.insert(name_difference(
+                kernel,
+                without_modules,
+                value,
+                name,
+                theirs.map(|n| n.name),
+            )?);
+        }
+    }
+    Some(reasons)
+}
+
+/// Why kdive names `value` `ours` where crash names it `theirs` (`None`: no name), two
+/// different names.
+fn name_difference(
+    kernel: &Kernel,
+    without_modules: bool,
+    value: &str,
+    ours: Option<&str>,
+    theirs: Option<&str>,
+) -> Option<&'static str> {
+    /// x86-64's MODULES_VADDR: module memory lies above.
+    const MODULES_VADDR: u64 = 0xffff_ffff_c000_0000;
+    let number = match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => value.parse().ok(),
+    };
+    let vmlinux_address = |name: &str| {
+        let (symbol, offset) = match name.split_once('+') {
+            Some((symbol, offset)) => (symbol, offset.parse::<u64>().ok()?),
+            None => (name, 0),
+        };
+        Some(kernel.symbol(symbol).ok()?.0 + offset)
+    };
+    match (ours, theirs) {
+        (_, Some(theirs)) if theirs.starts_with("_MODULE_") => {
+            Some("a module's memory: crash's label for where a region starts, kdive's symbol")
+        }
+        (Some(_), None) if without_modules && number.is_some_and(|n| n >= MODULES_VADDR) => {
+            Some("crash ran without the modules and names no module address")
+        }
+        (Some(ours), Some(theirs))
+            if vmlinux_address(ours).is_some()
+                && vmlinux_address(ours) == vmlinux_address(theirs) =>
+        {
+            Some("an address with several labels: another of them")
+        }
+        _ => None,
+    }
+}
+
+/// A `<name>` after a value in a line of text.
+struct Name<'a> {
+    /// Where it stood in the line without names.
+    at: usize,
+    /// The word before it: the address or number it names.
+    value: &'a str,
+    name: &'a str,
+}
+
+/// The `<name>`s of a line, and the line without them (a name's leading space left out too).
+fn names(line: &str) -> (Vec<Name<'_>>, String) {
+    let mut found = Vec::new();
+    let mut rest = String::new();
+    let mut text = line;
+    while let Some(open) = text.find(" <") {
+        let Some(close) = text[open..].find('>') else {
+            break;
+        };
+        let value = text[..open].rsplit([' ', '(']).next().unwrap_or_default();
+        rest.push_str(&text[..open]);
+        found.push(Name {
+            at: rest.len(),
+            value,
+            name: &text[open + 2..open + close],
+        });
+        text = &text[open + close + 1..];
+    }
+    rest.push_str(text);
+    (found, rest)
+}
+
+/// `line` with each octal escape of a digit that follows another escape written as the
+/// digit itself, as gdb 16.3 writes it (`\000\066.1.0` is `\0006.1.0`).
+fn digits_after_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    let mut after_escape = false;
+    while !rest.is_empty() {
+        let escape = rest
+            .strip_prefix('\\')
+            .and_then(|r| r.get(..3))
+            .filter(|d| d.bytes().all(|b| (b'0'..=b'7').contains(&b)));
+        match escape {
+            Some(octal) => {
+                // gdb 10.2 escapes every digit of a run after an escape.
+                let value = u8::from_str_radix(octal, 8).unwrap_or(0);
+                if after_escape && value.is_ascii_digit() {
+                    out.push(char::from(value));
+                } else {
+                    out.push_str(&rest[..4]);
+                }
+                after_escape = true;
+                rest = &rest[4..];
+            }
+            None => {
+                let c = rest.chars().next().unwrap_or_default();
+                out.push(c);
+                after_escape = false;
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
