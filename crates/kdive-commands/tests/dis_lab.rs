@@ -199,6 +199,7 @@ fn dis_matches_crash() {
         "6.1-null-init.kdump-zstd-d31",
         "6.1-timer-qemu.elf",
         "6.12-null-init.kdump-zstd-d31",
+        "6.12-generic-null-init.kdump-zstd-d31",
         "6.12-rt-null-init.kdump-zstd-d31",
         // makedumpfile 1.7.9 cannot filter 7.x (lab::filtered_unsupported).
         "7.x-null-init.kdump-none-d0",

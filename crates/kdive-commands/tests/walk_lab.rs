@@ -507,6 +507,7 @@ fn walk_commands_match_crash_and_drgn() {
         "6.1-busy-qemu.elf",
         "6.1-null-init-qemu-la57.elf",
         "6.12-null-init.kdump-zstd-d31",
+        "6.12-generic-null-init.kdump-zstd-d31",
         "6.12-rt-null-init.kdump-zstd-d31",
         // makedumpfile 1.7.9 cannot filter 7.x (lab::filtered_unsupported).
         "7.x-null-init.kdump-none-d0",

@@ -298,7 +298,7 @@ exec chroot "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$D" "$@"
 
 /// Runs `commands` in one session of crash `version` (the oracle, on the dump's first file and
 /// its vmlinux) as the lab runs it: crash 8.0.2 is this machine's `crash`, crash 9.0.2 the sid
-/// root's. The output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
+/// root's (lab.py's `sid_crash_cmd`). The output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
 /// cannot be run (no sid root for crash 9), does not open the dump, or stops early.
 pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<Vec<String>> {
     // Between the outputs of two commands.

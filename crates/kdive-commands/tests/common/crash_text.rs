@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use kdive_kernel::module::for_each_module;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::Crash;
 
@@ -118,12 +119,26 @@ fn name_difference(
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => value.parse().ok(),
     };
-    let vmlinux_address = |name: &str| {
+    // Where `name+offset` says the symbol starts, if `name` is a symbol there (vmlinux's or
+    // a module's).
+    let symbol_start = |name: &str| {
         let (symbol, offset) = match name.split_once('+') {
             Some((symbol, offset)) => (symbol, offset.parse::<u64>().ok()?),
             None => (name, 0),
         };
-        Some(kernel.symbol(symbol).ok()?.0 + offset)
+        let start = number?.checked_sub(offset)?;
+        let in_vmlinux = kernel
+            .vmlinux()
+            .lookup_name(symbol)
+            .any(|s| kernel.relocate(s.address).0 == start);
+        let in_module = || {
+            for_each_module(kernel).modules.iter().any(|m| {
+                m.kallsyms
+                    .iter()
+                    .any(|s| s.name == symbol && s.addr.0 == start)
+            })
+        };
+        (in_vmlinux || in_module()).then_some(start)
     };
     match (ours, theirs) {
         (_, Some(theirs)) if theirs.starts_with("_MODULE_") => {
@@ -133,8 +148,7 @@ fn name_difference(
             Some("crash ran without the modules and names no module address")
         }
         (Some(ours), Some(theirs))
-            if vmlinux_address(ours).is_some()
-                && vmlinux_address(ours) == vmlinux_address(theirs) =>
+            if symbol_start(ours).is_some() && symbol_start(ours) == symbol_start(theirs) =>
         {
             Some("an address with several labels: another of them")
         }
