@@ -51,22 +51,23 @@ fn line_difference(
                 "an instruction without operands: gdb 16.3 writes no padding after it",
             ]));
         }
-        let mut reasons = BTreeSet::new();
+        // gdb 16.3's strings: a digit after an octal escape as it is, and a char array's
+        // string cut short after 256 characters (`"text"...`).
         let digits = digits_after_escapes(ours);
-        if digits != ours {
-            reasons.insert("a digit after an octal escape: gdb 16.3 does not escape it");
-        }
-        // The char array's string, cut short: `"text"...`.
         let cut = theirs.trim_end_matches(',').strip_suffix("\"...");
-        if cut.is_some_and(|cut| digits.starts_with(cut) && digits.len() > theirs.len()) {
-            reasons.insert(
-                "a char array's string: gdb 16.3 counts every character of a repeated run \
-                 toward the 256 it prints",
-            );
-        } else if digits != theirs {
-            reasons.clear();
-        }
-        if !reasons.is_empty() {
+        let shortened =
+            cut.is_some_and(|cut| digits.starts_with(cut) && digits.len() > theirs.len());
+        if shortened || (digits != ours && digits == theirs) {
+            let mut reasons = BTreeSet::new();
+            if digits != ours {
+                reasons.insert("a digit after an octal escape: gdb 16.3 does not escape it");
+            }
+            if shortened {
+                reasons.insert(
+                    "a char array's string: gdb 16.3 counts every character of a repeated run \
+                     toward the 256 it prints",
+                );
+            }
             return Some(reasons);
         }
     }
