@@ -330,21 +330,9 @@ def sid_crash_version(sid):
     return (sid / ".kdive-ok").read_text().split("\n")[1].split(" ", 1)[1]
 
 
-# Runs argv inside the sid root, in directory $3, with the lab root bind-mounted at its own
-# path (so every manifest path means the same inside), /proc and /dev; in a private mount
-# namespace: the mounts vanish with the process.
-SID_SH = r"""set -e
-R=$1 L=$2 D=$3; shift 3
-mkdir -p "$R$L"
-mount --bind "$L" "$R$L"
-mount -t proc proc "$R/proc"
-mount --bind /dev "$R/dev"
-exec chroot "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$D" "$@"
-"""
-
-
 def sid_cmd(root, sid, cwd, argv):
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", SID_SH, "sh",
+    """argv run inside the sid root, in cwd, with the lab root mounted (scripts/lab/sid-run)."""
+    return ["unshare", "--mount", "--propagation", "private", str(SCRIPTS / "sid-run"),
             str(sid), str(root), str(cwd), *map(str, argv)]
 
 

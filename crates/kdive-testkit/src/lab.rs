@@ -283,18 +283,11 @@ pub fn sid_root() -> Option<PathBuf> {
     sid.join(".kdive-ok").exists().then_some(sid)
 }
 
-/// scripts/lab/lab.py's `SID_SH`: runs its arguments after the first three inside the sid root
-/// (`$1`), in directory `$3`, with the lab root (`$2`) bind-mounted at its own path (so every
-/// manifest path means the same inside), /proc and /dev. Run under `unshare --mount`, so the
-/// mounts vanish with the process.
-const SID_SH: &str = r#"set -e
-R=$1 L=$2 D=$3; shift 3
-mkdir -p "$R$L"
-mount --bind "$L" "$R$L"
-mount -t proc proc "$R/proc"
-mount --bind /dev "$R/dev"
-exec chroot "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$D" "$@"
-"#;
+/// scripts/lab/sid-run: runs its arguments after the first three inside the sid root, as the
+/// lab runs its crash 9 oracle.
+fn sid_run() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lab/sid-run")
+}
 
 /// Runs `commands` in one session of crash `version` (the oracle, on the dump's first file and
 /// its vmlinux) as the lab runs it: crash 8.0.2 is this machine's `crash`, crash 9.0.2 the sid
@@ -333,15 +326,8 @@ pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<V
         Crash::V9 => {
             let mut unshare = std::process::Command::new("unshare");
             unshare
-                .args([
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    SID_SH,
-                    "sh",
-                ])
+                .args(["--mount", "--propagation", "private"])
+                .arg(sid_run())
                 .arg(sid_root()?)
                 .arg(lab_root())
                 .args(["/", "crash"]);
