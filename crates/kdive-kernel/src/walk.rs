@@ -97,6 +97,24 @@ impl WalkEntry {
 /// How often the walks poll [`WordReader::interrupted`].
 const POLL: usize = 256;
 
+/// The stop for a pointer in the `what` at `addr` that could not be read.
+fn unreadable(what: &str, addr: u64) -> impl FnOnce(String) -> WalkStop + '_ {
+    move |why| WalkStop::Unreadable {
+        what: what.into(),
+        addr,
+        why,
+    }
+}
+
+/// Runs a walk's body: what it found stays in the walk, and the stop it returns ends it.
+fn walk_with(body: impl FnOnce(&mut Walk) -> Result<(), WalkStop>) -> Walk {
+    let mut walk = Walk::default();
+    if let Err(stop) = body(&mut walk) {
+        walk.stop = Some(stop);
+    }
+    walk
+}
+
 /// crash's `do_list()`: the list starting at `start` (already adjusted as crash's `-h`/`-H`
 /// adjust it), following the pointer at `member_offset` of each entry; each entry is shown
 /// as `entry - list_head_offset`.
@@ -116,69 +134,48 @@ pub struct ListParams {
 /// `list_head` lists), at `end`, back at `start`, on a self-pointer, or back at the first
 /// entry; an entry met twice ends it with [`WalkStop::Duplicate`] after it is listed.
 pub fn walk_list(mem: &dyn WordReader, p: &ListParams) -> Walk {
-    let mut walk = Walk::default();
     let read = |addr: u64, what: &str| {
         addr.checked_add(p.member_offset)
             .ok_or_else(|| "address overflow".to_owned())
             .and_then(|at| mem.read_word(at, what))
     };
-    let first = match read(p.start, "first list entry") {
-        Ok(first) => first,
-        Err(why) => {
-            walk.stop = Some(WalkStop::Unreadable {
-                what: "list entry".into(),
-                addr: p.start,
-                why,
-            });
-            return walk;
-        }
-    };
-    let mut seen = HashSet::new();
-    let mut next = p.start;
-    loop {
-        let shown = next.wrapping_sub(p.list_head_offset);
-        walk.entries.push(WalkEntry::plain(shown));
-        if next != 0 && !seen.insert(shown) {
-            walk.stop = Some(WalkStop::Duplicate {
-                what: "list entry",
-                addr: next,
-            });
-            return walk;
-        }
-        if walk.entries.len() >= p.limit {
-            walk.stop = Some(WalkStop::Limit(p.limit));
-            return walk;
-        }
-        if walk.entries.len() % POLL == 0 && mem.interrupted() {
-            walk.stop = Some(WalkStop::Interrupted);
-            return walk;
-        }
-        let last = next;
-        next = match read(next, "list entry") {
-            Ok(n) => n,
-            Err(why) => {
-                walk.stop = Some(WalkStop::Unreadable {
-                    what: "list entry".into(),
-                    addr: last,
-                    why,
+    walk_with(|walk| {
+        let first = read(p.start, "first list entry").map_err(unreadable("list entry", p.start))?;
+        let mut seen = HashSet::new();
+        let mut next = p.start;
+        loop {
+            let shown = next.wrapping_sub(p.list_head_offset);
+            walk.entries.push(WalkEntry::plain(shown));
+            if next != 0 && !seen.insert(shown) {
+                return Err(WalkStop::Duplicate {
+                    what: "list entry",
+                    addr: next,
                 });
-                return walk;
             }
-        };
-        if next == 0 {
-            if p.head_format {
-                walk.stop = Some(WalkStop::NullNext);
+            if walk.entries.len() >= p.limit {
+                return Err(WalkStop::Limit(p.limit));
             }
-            return walk;
+            if walk.entries.len() % POLL == 0 && mem.interrupted() {
+                return Err(WalkStop::Interrupted);
+            }
+            let last = next;
+            next = read(next, "list entry").map_err(unreadable("list entry", last))?;
+            if next == 0 {
+                return if p.head_format {
+                    Err(WalkStop::NullNext)
+                } else {
+                    Ok(())
+                };
+            }
+            if next == p.end
+                || next == p.start
+                || next == last
+                || (next == first && walk.entries.len() != 1)
+            {
+                return Ok(());
+            }
         }
-        if next == p.end
-            || next == p.start
-            || next == last
-            || (next == first && walk.entries.len() != 1)
-        {
-            return walk;
-        }
-    }
+    })
 }
 
 /// Offsets of `rb_node`'s children.
@@ -200,10 +197,6 @@ pub fn walk_rbtree(
     linear: bool,
     limit: usize,
 ) -> Walk {
-    let mut walk = Walk::default();
-    if top == 0 {
-        return walk;
-    }
     let mut seen = HashSet::new();
     // (node, position, children already pushed): in-order needs two visits.
     let mut stack: Vec<(u64, String, bool)> = vec![(top, "root".into(), false)];
@@ -224,55 +217,57 @@ pub fn walk_rbtree(
             }
         }
     };
-    while let Some((node, pos, expanded)) = stack.pop() {
-        if linear && expanded {
+    walk_with(|walk| {
+        if top == 0 {
+            return Ok(());
+        }
+        while let Some((node, pos, expanded)) = stack.pop() {
+            if linear && expanded {
+                walk.entries.push(WalkEntry {
+                    addr: node.wrapping_sub(node_offset),
+                    index: None,
+                    position: Some(pos.clone()),
+                });
+                if let Some(right) = child(walk, node, layout.rb_right, "rb_right") {
+                    stack.push((right, format!("{pos}/r"), false));
+                }
+                continue;
+            }
+            if !seen.insert(node) {
+                return Err(WalkStop::Duplicate {
+                    what: "tree entry",
+                    addr: node,
+                });
+            }
+            if seen.len() > limit {
+                return Err(WalkStop::Limit(limit));
+            }
+            if seen.len() % POLL == 0 && mem.interrupted() {
+                return Err(WalkStop::Interrupted);
+            }
+            if linear {
+                stack.push((node, pos.clone(), true));
+                if let Some(left) = child(walk, node, layout.rb_left, "rb_left") {
+                    stack.push((left, format!("{pos}/l"), false));
+                }
+                continue;
+            }
             walk.entries.push(WalkEntry {
                 addr: node.wrapping_sub(node_offset),
                 index: None,
                 position: Some(pos.clone()),
             });
-            if let Some(right) = child(&mut walk, node, layout.rb_right, "rb_right") {
+            let left = child(walk, node, layout.rb_left, "rb_left");
+            let right = child(walk, node, layout.rb_right, "rb_right");
+            if let Some(right) = right {
                 stack.push((right, format!("{pos}/r"), false));
             }
-            continue;
-        }
-        if !seen.insert(node) {
-            walk.stop = Some(WalkStop::Duplicate {
-                what: "tree entry",
-                addr: node,
-            });
-            return walk;
-        }
-        if seen.len() > limit {
-            walk.stop = Some(WalkStop::Limit(limit));
-            return walk;
-        }
-        if seen.len() % POLL == 0 && mem.interrupted() {
-            walk.stop = Some(WalkStop::Interrupted);
-            return walk;
-        }
-        if linear {
-            stack.push((node, pos.clone(), true));
-            if let Some(left) = child(&mut walk, node, layout.rb_left, "rb_left") {
+            if let Some(left) = left {
                 stack.push((left, format!("{pos}/l"), false));
             }
-            continue;
         }
-        walk.entries.push(WalkEntry {
-            addr: node.wrapping_sub(node_offset),
-            index: None,
-            position: Some(pos.clone()),
-        });
-        let left = child(&mut walk, node, layout.rb_left, "rb_left");
-        let right = child(&mut walk, node, layout.rb_right, "rb_right");
-        if let Some(right) = right {
-            stack.push((right, format!("{pos}/r"), false));
-        }
-        if let Some(left) = left {
-            stack.push((left, format!("{pos}/l"), false));
-        }
-    }
-    walk
+        Ok(())
+    })
 }
 
 /// Where an xarray's parts are.
@@ -300,131 +295,95 @@ pub fn walk_xarray(
     layout: XarrayLayout,
     limit: usize,
 ) -> Walk {
-    let mut walk = Walk::default();
     let shift_of = |node: u64| -> Result<u32, WalkStop> {
         let at = node.wrapping_add(layout.node_shift);
         let word = mem
             .read_word(at, "xa_node shift")
-            .map_err(|why| WalkStop::Unreadable {
-                what: "xa_node".into(),
-                addr: node,
-                why,
-            })?;
+            .map_err(unreadable("xa_node", node))?;
         Ok(((word & 0xff) as u32) / layout.chunk_shift.max(1) + 1)
     };
-    let (node, height) = if is_node {
-        let node = if root & XA_TAG_MASK == XA_TAG_INTERNAL {
-            root & !XA_TAG_MASK
+    walk_with(|walk| {
+        let (node, height) = if is_node {
+            let node = if root & XA_TAG_MASK == XA_TAG_INTERNAL {
+                root & !XA_TAG_MASK
+            } else {
+                root
+            };
+            (node, shift_of(node)?)
         } else {
-            root
-        };
-        match shift_of(node) {
-            Ok(h) => (node, h),
-            Err(stop) => {
-                walk.stop = Some(stop);
-                return walk;
-            }
-        }
-    } else {
-        let head = match mem.read_word(root.wrapping_add(layout.xa_head), "xarray xa_head") {
-            Ok(h) => h,
-            Err(why) => {
-                walk.stop = Some(WalkStop::Unreadable {
-                    what: "xarray".into(),
-                    addr: root,
-                    why,
-                });
-                return walk;
+            let head = mem
+                .read_word(root.wrapping_add(layout.xa_head), "xarray xa_head")
+                .map_err(unreadable("xarray", root))?;
+            let node = head & !XA_TAG_MASK;
+            if head & XA_TAG_MASK == XA_TAG_INTERNAL {
+                (node, shift_of(node)?)
+            } else {
+                (node, 0)
             }
         };
-        let internal = head & XA_TAG_MASK == XA_TAG_INTERNAL;
-        let node = head & !XA_TAG_MASK;
-        if internal {
-            match shift_of(node) {
-                Ok(h) => (node, h),
-                Err(stop) => {
-                    walk.stop = Some(stop);
-                    return walk;
-                }
-            }
-        } else {
-            (node, 0)
-        }
-    };
-    if height == 0 {
-        walk.entries.push(WalkEntry {
-            addr: node,
-            index: Some(0),
-            position: Some("direct".into()),
-        });
-        return walk;
-    }
-    let chunk = 1u64 << layout.chunk_shift.min(16);
-    let mut seen = HashSet::new();
-    // (node, height, path, index)
-    let mut stack = vec![(node, height, "root".to_owned(), 0u64)];
-    while let Some((node, height, path, index)) = stack.pop() {
-        if !seen.insert(node) {
-            walk.stop = Some(WalkStop::Duplicate {
-                what: "tree node",
+        if height == 0 {
+            walk.entries.push(WalkEntry {
                 addr: node,
+                index: Some(0),
+                position: Some("direct".into()),
             });
-            return walk;
+            return Ok(());
         }
-        if height > 12 {
-            walk.stop = Some(WalkStop::Invalid(format!(
-                "xa_node {node:x}: height {height} is impossible"
-            )));
-            return walk;
-        }
-        if mem.interrupted() {
-            walk.stop = Some(WalkStop::Interrupted);
-            return walk;
-        }
-        let shift = u64::from(height - 1) * u64::from(layout.chunk_shift);
-        let mut children = Vec::new();
-        for off in 0..chunk {
-            let at = node
-                .wrapping_add(layout.node_slots)
-                .wrapping_add(off.wrapping_mul(8));
-            let slot = match mem.read_word(at, "xa_node.slots[off]") {
-                Ok(s) => s,
-                Err(why) => {
-                    walk.stop = Some(WalkStop::Unreadable {
-                        what: "xa_node".into(),
-                        addr: node,
-                        why,
-                    });
-                    return walk;
-                }
-            };
-            if slot == 0 {
-                continue;
-            }
-            let slot = if slot & XA_TAG_MASK == XA_TAG_INTERNAL {
-                slot & !XA_TAG_INTERNAL
-            } else {
-                slot
-            };
-            if height == 1 {
-                walk.entries.push(WalkEntry {
-                    addr: slot,
-                    index: Some(index | off),
-                    position: Some(format!("{path}/{off}")),
+        let chunk = 1u64 << layout.chunk_shift.min(16);
+        let mut seen = HashSet::new();
+        // (node, height, path, index)
+        let mut stack = vec![(node, height, "root".to_owned(), 0u64)];
+        while let Some((node, height, path, index)) = stack.pop() {
+            if !seen.insert(node) {
+                return Err(WalkStop::Duplicate {
+                    what: "tree node",
+                    addr: node,
                 });
-                if walk.entries.len() >= limit {
-                    walk.stop = Some(WalkStop::Limit(limit));
-                    return walk;
-                }
-            } else {
-                let child_index = index | off.checked_shl(shift as u32).unwrap_or(0);
-                children.push((slot, height - 1, format!("{path}/{off}"), child_index));
             }
+            if height > 12 {
+                return Err(WalkStop::Invalid(format!(
+                    "xa_node {node:x}: height {height} is impossible"
+                )));
+            }
+            if mem.interrupted() {
+                return Err(WalkStop::Interrupted);
+            }
+            let shift = u64::from(height - 1) * u64::from(layout.chunk_shift);
+            let mut children = Vec::new();
+            for off in 0..chunk {
+                let at = node
+                    .wrapping_add(layout.node_slots)
+                    .wrapping_add(off.wrapping_mul(8));
+                let slot = mem
+                    .read_word(at, "xa_node.slots[off]")
+                    .map_err(unreadable("xa_node", node))?;
+                if slot == 0 {
+                    continue;
+                }
+                let slot = if slot & XA_TAG_MASK == XA_TAG_INTERNAL {
+                    slot & !XA_TAG_INTERNAL
+                } else {
+                    slot
+                };
+                if height == 1 {
+                    walk.entries.push(WalkEntry {
+                        addr: slot,
+                        index: Some(index | off),
+                        position: Some(format!("{path}/{off}")),
+                    });
+                    if walk.entries.len() >= limit {
+                        return Err(WalkStop::Limit(limit));
+                    }
+                } else {
+                    let child_index = index | off.checked_shl(shift as u32).unwrap_or(0);
+                    children.push((slot, height - 1, format!("{path}/{off}"), child_index));
+                }
+            }
+            // Depth first, lowest offset first.
+            stack.extend(children.into_iter().rev());
         }
-        // Depth first, lowest offset first.
-        stack.extend(children.into_iter().rev());
-    }
-    walk
+        Ok(())
+    })
 }
 
 /// Where a maple tree's parts are, and its node geometry (`mt_slots[]`).
@@ -466,18 +425,20 @@ pub fn walk_maple(
     layout: MapleLayout,
     limit: usize,
 ) -> Walk {
-    let mut walk = Walk::default();
     let max_of = |entry: u64| -> u64 {
         match (entry >> 3) & 0xf {
             0 => layout.slots[0],
             _ => u64::MAX,
         }
     };
-    let (start, path) = if is_node {
-        (root, "direct")
-    } else {
-        match mem.read_word(root.wrapping_add(layout.ma_root), "maple_tree ma_root") {
-            Ok(entry) if !xa_is_node(entry) => {
+    walk_with(|walk| {
+        let (start, path) = if is_node {
+            (root, "direct")
+        } else {
+            let entry = mem
+                .read_word(root.wrapping_add(layout.ma_root), "maple_tree ma_root")
+                .map_err(unreadable("maple_tree", root))?;
+            if !xa_is_node(entry) {
                 if entry != 0 {
                     walk.entries.push(WalkEntry {
                         addr: entry,
@@ -485,32 +446,20 @@ pub fn walk_maple(
                         position: Some("/0".into()),
                     });
                 }
-                return walk;
+                return Ok(());
             }
-            Ok(entry) => (entry, "root"),
-            Err(why) => {
-                walk.stop = Some(WalkStop::Unreadable {
-                    what: "maple_tree".into(),
-                    addr: root,
-                    why,
-                });
-                return walk;
-            }
+            (entry, "root")
+        };
+        MapleWalk {
+            mem,
+            layout,
+            walk,
+            seen: HashSet::new(),
+            limit,
+            global: 0,
         }
-    };
-    let mut state = MapleWalk {
-        mem,
-        layout,
-        walk: &mut walk,
-        seen: HashSet::new(),
-        limit,
-        global: 0,
-    };
-    let max = max_of(start);
-    if let Err(stop) = state.node(start, 0, max, 0, path) {
-        walk.stop = Some(stop);
-    }
-    walk
+        .node(start, 0, max_of(start), 0, path)
+    })
 }
 
 struct MapleWalk<'a> {
@@ -529,11 +478,7 @@ impl MapleWalk<'_> {
     fn word(&self, addr: u64, what: &str, node: u64) -> Result<u64, WalkStop> {
         self.mem
             .read_word(addr, what)
-            .map_err(|why| WalkStop::Unreadable {
-                what: "maple_node".into(),
-                addr: node,
-                why,
-            })
+            .map_err(unreadable("maple_node", node))
     }
 
     fn entry(&mut self, entry: u64, last: u64, index: u64, path: &str) -> Result<(), WalkStop> {
