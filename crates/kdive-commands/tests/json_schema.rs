@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use kdive_commands::{Session, COMMANDS};
-use kdive_testkit::lab::{self, lab_root, manifests, str_at};
+use kdive_testkit::lab::{self, lab_root, manifests};
 use serde_json::Value;
 
 /// One documented command.
@@ -149,27 +149,9 @@ fn every_command_is_documented_with_its_schema_version() {
 #[test]
 fn lab_output_matches_the_documented_schema() {
     let root = lab_root();
-    // Each kernel's null-init kdump dump: makedumpfile's -d 31 one, or the unfiltered one
-    // where makedumpfile does not know the kernel (7.x).
     let all = manifests(&root);
-    let dumps: Vec<Value> = all
-        .iter()
-        .filter(|m| {
-            let name = str_at(m, &["name"]).unwrap_or_default();
-            let series = name.split("-null-init.").next().unwrap_or_default();
-            let filtered_ok = |n: &str| {
-                all.iter().any(|d| {
-                    str_at(d, &["name"]) == Some(n) && lab::filtered_unsupported(d).is_none()
-                })
-            };
-            match name.strip_prefix(series) {
-                Some("-null-init.kdump-zstd-d31") => lab::filtered_unsupported(m).is_none(),
-                Some("-null-init.kdump-none-d0") => {
-                    !filtered_ok(&format!("{series}-null-init.kdump-zstd-d31"))
-                }
-                _ => false,
-            }
-        })
+    let dumps: Vec<Value> = lab::null_init_dump_per_series(&all)
+        .into_iter()
         .cloned()
         .collect();
     if dumps.is_empty() {

@@ -223,6 +223,32 @@ pub fn filtered_unsupported(m: &Value) -> Option<&str> {
         .then_some(warning)
 }
 
+/// The null-init kdump dump of every kernel series among `manifests`: its `-d 31` one, or the
+/// unfiltered `-d 0` one where makedumpfile does not know the kernel (7.x:
+/// [`filtered_unsupported`]). Lab tests that compare with an oracle on every kernel start
+/// from these.
+pub fn null_init_dump_per_series(manifests: &[Value]) -> Vec<&Value> {
+    let usable_d31 = |series: &str| {
+        let name = format!("{series}-null-init.kdump-zstd-d31");
+        manifests
+            .iter()
+            .any(|m| str_at(m, &["name"]) == Some(&name) && filtered_unsupported(m).is_none())
+    };
+    manifests
+        .iter()
+        .filter(|m| {
+            let name = str_at(m, &["name"]).unwrap_or_default();
+            if let Some(series) = name.strip_suffix("-null-init.kdump-zstd-d31") {
+                usable_d31(series)
+            } else if let Some(series) = name.strip_suffix("-null-init.kdump-none-d0") {
+                !usable_d31(series)
+            } else {
+                false
+            }
+        })
+        .collect()
+}
+
 /// A crash oracle that the lab ran on every dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Crash {
