@@ -35,7 +35,7 @@ impl Completer {
             .vmlinux()
             .symbols()
             .iter()
-            .map(|s| s.name.clone())
+            .map(|s| s.name.to_owned())
             .collect();
         for loaded in &session.modules().modules {
             symbols.extend(loaded.module.kallsyms.iter().map(|s| s.name.clone()));

@@ -175,7 +175,7 @@ fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry>
         .iter()
         .filter(|s| s.name.contains(text))
         .take(MAX_QUERY_MATCHES)
-        .map(|s| plain(kernel.relocate(s.address).0, s.kind, &s.name, None))
+        .map(|s| plain(kernel.relocate(s.address).0, s.kind, s.name, None))
         .collect();
     for loaded in &modules.modules {
         let module = &loaded.module;

@@ -146,7 +146,7 @@ pub(crate) fn gdb_vmlinux_symbol(kernel: &Kernel, addr: u64) -> Option<String> {
     let below = symbols.partition_point(|s| s.address <= link);
     let mut label = None;
     let mut found = None;
-    for s in symbols.get(..below)?.iter().rev().take(256) {
+    for s in symbols.range(..below).iter().rev().take(256) {
         if link >= s.section_end {
             continue;
         }
@@ -162,7 +162,7 @@ pub(crate) fn gdb_vmlinux_symbol(kernel: &Kernel, addr: u64) -> Option<String> {
     let symbol = found.or(label.filter(|s| matches!(s.kind, 't' | 'T' | 'W')))?;
     let offset = link - symbol.address;
     Some(if offset == 0 {
-        symbol.name.clone()
+        symbol.name.to_owned()
     } else {
         format!("{}+{offset}", symbol.name)
     })

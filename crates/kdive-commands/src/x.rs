@@ -163,7 +163,7 @@ pub(crate) fn gdb_symbol(kernel: &Kernel, addr: u64) -> Option<String> {
     // gdb's minimal symbols: the nearest at or below; of several at one address, one with a
     // size (jiffies_64 rather than jiffies).
     let symbols = kernel.vmlinux().symbols();
-    let below = symbols.get(..symbols.partition_point(|s| s.address <= link))?;
+    let below = symbols.range(..symbols.partition_point(|s| s.address <= link));
     let nearest = below.last()?;
     let symbol = below
         .iter()
@@ -173,7 +173,7 @@ pub(crate) fn gdb_symbol(kernel: &Kernel, addr: u64) -> Option<String> {
         .unwrap_or(nearest);
     let offset = link.wrapping_sub(symbol.address);
     Some(if offset == 0 {
-        symbol.name.clone()
+        symbol.name.to_owned()
     } else {
         format!("{}+{offset}", symbol.name)
     })

@@ -728,7 +728,11 @@ impl KernelModules {
         let link = addr.0.wrapping_sub(kaslr);
         let symbols = kernel.vmlinux().symbols();
         let after = symbols.partition_point(|s| s.address <= link);
-        let mut before = symbols[..after].iter().rev().map(|s| (s.address, s.size));
+        let mut before = symbols
+            .range(..after)
+            .iter()
+            .rev()
+            .map(|s| (s.address, s.size));
         let next = symbols.get(after).map(|s| s.address);
         end_of(&mut before, next, link).map(|end| VirtAddr(end.wrapping_add(kaslr)))
     }
@@ -738,7 +742,7 @@ impl KernelModules {
     pub fn lookup_name(&self, kernel: &Kernel, name: &str) -> Vec<(VirtAddr, SymbolHit)> {
         let hit = |symbol: &Symbol, module: Option<&str>, source| SymbolHit {
             module: module.map(str::to_owned),
-            name: symbol.name.clone(),
+            name: symbol.name.to_owned(),
             offset: 0,
             size: symbol.size,
             kind: symbol.kind,
@@ -750,7 +754,7 @@ impl KernelModules {
             .map(|s| {
                 (
                     kernel.relocate(s.address),
-                    hit(s, None, SymbolSource::Vmlinux),
+                    hit(&s, None, SymbolSource::Vmlinux),
                 )
             })
             .collect();
@@ -764,7 +768,10 @@ impl KernelModules {
                     let (section, start) = object.image.section_containing(s.address)?;
                     let base = module.sections.iter().find(|m| m.name == section)?.addr;
                     let addr = VirtAddr(base.0.checked_add(s.address - start)?);
-                    Some((addr, hit(s, Some(&module.name), SymbolSource::ModuleObject)))
+                    Some((
+                        addr,
+                        hit(&s, Some(&module.name), SymbolSource::ModuleObject),
+                    ))
                 })
                 .collect();
             if !from_object.is_empty() {
@@ -849,7 +856,7 @@ fn lookup_object(module: &Module, object: &ModuleObject, addr: VirtAddr) -> Opti
     }
     Some(SymbolHit {
         module: Some(module.name.clone()),
-        name: symbol.name.clone(),
+        name: symbol.name.to_owned(),
         offset,
         size: symbol.size,
         kind: symbol.kind,
@@ -868,7 +875,7 @@ fn lookup_vmlinux(kernel: &Kernel, addr: VirtAddr) -> Option<SymbolHit> {
     let (symbol, offset) = kernel.vmlinux().symbol_at(link)?;
     Some(SymbolHit {
         module: None,
-        name: symbol.name.clone(),
+        name: symbol.name.to_owned(),
         offset,
         size: symbol.size,
         kind: symbol.kind,

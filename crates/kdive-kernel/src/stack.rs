@@ -580,8 +580,8 @@ fn real_name(loaded: &LoadedModule, start: u64) -> Option<String> {
             .symbols()
             .iter()
             .filter(|s| s.address == image_start && s.is_function)
-            .find(|s| usable(&s.name))
-            .map(|s| s.name.clone())
+            .find(|s| usable(s.name))
+            .map(|s| s.name.to_owned())
     });
     from_object.or_else(|| {
         loaded

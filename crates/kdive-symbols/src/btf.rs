@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use object::{Object, ObjectSection};
 
+use crate::name_index;
 use crate::types::TypeError;
 use crate::SymbolError;
 
@@ -344,11 +345,17 @@ pub struct Btf {
     /// String offsets below this are the base's.
     str_base: u32,
     base: Option<Arc<Btf>>,
-    /// Named local types as `(name_off, id)`, sorted by name.
-    by_name: Vec<(u32, u32)>,
-    /// Enumerators of all local enums as `(name_off, enum id)`, sorted by name; built on first
-    /// use.
-    enumerators: OnceLock<Vec<(u32, u32)>>,
+    /// Named local types as `(name_off, id)`, by name.
+    by_name: NameIndex,
+    /// Enumerators of all local enums as `(name_off, enum id)`, by name; built on first use.
+    enumerators: OnceLock<NameIndex>,
+}
+
+/// Entries `(name_off, id)` and the buckets of their hash index (see `name_index`).
+#[derive(Debug, Default)]
+struct NameIndex {
+    entries: Vec<(u32, u32)>,
+    buckets: Vec<u32>,
 }
 
 impl std::fmt::Debug for Btf {
@@ -436,12 +443,12 @@ impl Btf {
             first_id,
             str_base,
             base,
-            by_name: Vec::new(),
+            by_name: NameIndex::default(),
             enumerators: OnceLock::new(),
         };
         // Names that do not resolve are left out of the index; `name()` reports them when the
         // type itself is asked for.
-        btf.by_name = btf.sorted_by_name(by_name);
+        btf.by_name = btf.name_index(by_name);
         Ok(btf)
     }
 
@@ -527,14 +534,29 @@ impl Btf {
         .into()
     }
 
-    /// Sorts `(name_off, id)` pairs by name, resolving each name once (not per comparison).
-    fn sorted_by_name(&self, entries: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
-        let mut keyed: Vec<(&[u8], u32, u32)> = entries
-            .into_iter()
-            .filter_map(|(off, id)| Some((self.name_bytes(off)?, off, id)))
-            .collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        keyed.into_iter().map(|(_, off, id)| (off, id)).collect()
+    /// The `(name_off, id)` pairs whose names resolve, indexed by name.
+    fn name_index(&self, mut entries: Vec<(u32, u32)>) -> NameIndex {
+        entries.retain(|&(off, _)| self.name_bytes(off).is_some());
+        let bucket_count = name_index::bucket_count(entries.len());
+        let names = entries
+            .iter()
+            .map(|&(off, _)| self.name_bytes(off).unwrap_or_default());
+        NameIndex {
+            buckets: name_index::build(names, bucket_count),
+            entries,
+        }
+    }
+
+    /// The ids of `index`'s entries called `name`, in entry order.
+    fn lookup(&self, index: &NameIndex, name: &[u8]) -> Vec<u32> {
+        name_index::candidates(name, index.buckets.len(), |b| {
+            index.buckets.get(b).copied().unwrap_or(name_index::EMPTY)
+        })
+        .into_iter()
+        .filter_map(|entry| index.entries.get(entry as usize))
+        .filter(|&&(off, _)| self.name_bytes(off) == Some(name))
+        .map(|&(_, id)| id)
+        .collect()
     }
 
     fn name_bytes(&self, off: u32) -> Option<&[u8]> {
@@ -598,18 +620,7 @@ impl Btf {
     /// so that a module's own `struct bictcp` (tcp_bic) is found before vmlinux's
     /// (tcp_cubic's), as the module's code sees it.
     pub fn ids_by_name(&self, name: &str) -> Vec<u32> {
-        let key = name.as_bytes();
-        let start = self
-            .by_name
-            .partition_point(|&(off, _)| self.name_bytes(off).unwrap_or_default() < key);
-        let mut out: Vec<u32> = self
-            .by_name
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&(off, _)| self.name_bytes(off) == Some(key))
-            .map(|&(_, id)| id)
-            .collect();
+        let mut out = self.lookup(&self.by_name, name.as_bytes());
         if let Some(base) = &self.base {
             out.extend(base.ids_by_name(name));
         }
@@ -640,15 +651,12 @@ impl Btf {
                     );
                 }
             }
-            self.sorted_by_name(index)
+            self.name_index(index)
         });
         let key = name.as_bytes();
-        let start =
-            index.partition_point(|&(off, _)| self.name_bytes(off).unwrap_or_default() < key);
-        for &(off, id) in index.get(start..).unwrap_or_default() {
-            if self.name_bytes(off) != Some(key) {
-                break;
-            }
+        let mut ids = self.lookup(index, key);
+        ids.dedup();
+        for id in ids {
             if let Ok(ty) = self.type_by_id(id) {
                 out.extend(
                     ty.enumerators()

@@ -22,6 +22,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection};
 
 use crate::bytes::SectionBytes;
+use crate::cache::{cache_file, file_key, write_atomically};
 use crate::ctype::{BaseKind, CMember, CType, Composite, Qualifier, RawRef, TypeRef};
 use crate::types::{
     array_name, graph_member, graph_members, graph_type_named, split_name, Member, NameSpace,
@@ -155,41 +156,6 @@ impl Index {
     }
 }
 
-/// Where the index of the file `key` names is kept: `$XDG_CACHE_HOME/kdive/dwarf-index/`, else
-/// `~/.cache/kdive/dwarf-index/`, one file per indexed file.
-fn cache_file(key: &str) -> Option<PathBuf> {
-    use std::hash::{Hash, Hasher};
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    // The key is inside the file too: a hash collision is a cache miss, not a wrong index.
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    Some(
-        base.join("kdive")
-            .join("dwarf-index")
-            .join(format!("{:016x}", hasher.finish())),
-    )
-}
-
-/// Writes `text` to a temporary file beside `path` and renames it over `path`, so that a
-/// reader never sees half a file.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
-    std::fs::create_dir_all(dir)?;
-    // Threads of one process may write the same index at once: each its own file.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.{}.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("index"),
-        std::process::id(),
-        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// DWARF type information of one linked ELF image.
 pub struct DwarfTypes {
     path: PathBuf,
@@ -314,14 +280,7 @@ impl DwarfTypes {
             Ok(gimli::EndianReader::new(bytes, endian))
         };
         let dwarf = gimli::Dwarf::load(load)?;
-        let cache_key = std::fs::metadata(path).ok().map(|meta| {
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{} {} {mtime}", path.display(), meta.len())
-        });
+        let cache_key = file_key(path);
         Ok(DwarfTypes {
             path: path.to_path_buf(),
             dwarf,
@@ -357,7 +316,7 @@ impl DwarfTypes {
         let cache = self
             .cache_key
             .as_deref()
-            .and_then(|key| Some((key, cache_file(key)?)));
+            .and_then(|key| Some((key, cache_file("dwarf-index", key)?)));
         if let Some((key, file)) = &cache {
             if let Some((offsets, index)) = std::fs::read_to_string(file)
                 .ok()
@@ -369,7 +328,7 @@ impl DwarfTypes {
         let loaded = self.build_index()?;
         if let Some((key, file)) = &cache {
             // A cache that cannot be written only costs the next session the build.
-            let _ = write_atomically(file, &loaded.index.encode(key, &loaded.offsets));
+            let _ = write_atomically(file, loaded.index.encode(key, &loaded.offsets).as_bytes());
         }
         Ok(loaded)
     }

@@ -12,6 +12,7 @@ use object::{
 };
 
 use crate::dwarf::Dwarf;
+use crate::symtab::{Symbol, SymbolTable, Symbols};
 use crate::SymbolError;
 
 /// Where relocatable sections are placed: away from 0 so that a zero address in DWARF (a
@@ -24,22 +25,6 @@ pub enum ImageKind {
     Executable,
     /// A relocatable object (`.ko`): addresses are those [`ElfImage`] assigned to sections.
     Relocatable,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Symbol {
-    pub name: String,
-    pub address: u64,
-    pub size: u64,
-    /// A function (`STT_FUNC`), not an object or a bare label.
-    pub is_function: bool,
-    /// `nm`'s type letter (`T` global text, `t` local text, `D`/`d` data, `R`/`r` read-only
-    /// data, `B`/`b` bss, `W`/`V` weak, `A` absolute), which crash's `sym` shows.
-    pub kind: char,
-    /// Where the allocated section that defines the symbol ends; 0 when it is in none
-    /// (absolute, common). A label at a section's end (`_edata`) is that section's, not the
-    /// next one's: gdb names an address only by symbols of the section holding it.
-    pub section_end: u64,
 }
 
 /// One entry of a source-level backtrace for an address.
@@ -63,8 +48,8 @@ pub struct ElfImage {
     section_bases: HashMap<SectionIndex, u64>,
     /// Allocated sections by name: address and size.
     sections: HashMap<String, (u64, u64)>,
-    /// Sorted by address.
-    symbols: Vec<Symbol>,
+    /// Sorted by address, with a name index.
+    symbols: SymbolTable,
     dwarf: OnceCell<Result<Dwarf, SymbolError>>,
 }
 
@@ -144,41 +129,9 @@ impl ElfImage {
                 *end = start.wrapping_add(section.size());
             }
         }
-        let mut symbols = Vec::new();
-        for symbol in elf.symbols() {
-            if !matches!(
-                symbol.kind(),
-                SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown
-            ) || symbol.is_undefined()
-            {
-                continue;
-            }
-            let Ok(name) = symbol.name() else {
-                continue;
-            };
-            if name.is_empty() {
-                continue;
-            }
-            let base = match symbol.section_index() {
-                Some(index) if kind == ImageKind::Relocatable => match section_bases.get(&index) {
-                    Some(base) => *base,
-                    None => continue,
-                },
-                _ => 0,
-            };
-            symbols.push(Symbol {
-                name: name.to_string(),
-                address: base.wrapping_add(symbol.address()),
-                size: symbol.size(),
-                is_function: symbol.kind() == SymbolKind::Text,
-                kind: nm_letter(&section_kinds, &symbol),
-                section_end: symbol
-                    .section_index()
-                    .and_then(|index| section_ends.get(index.0).copied())
-                    .unwrap_or(0),
-            });
-        }
-        symbols.sort_unstable_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
+        let symbols = SymbolTable::cached_or_built(crate::cache::file_key(path).as_deref(), || {
+            read_symbols(&elf, kind, &section_bases, &section_kinds, &section_ends)
+        });
         Ok(ElfImage {
             path: path.to_path_buf(),
             map,
@@ -223,14 +176,14 @@ impl ElfImage {
             .next()
     }
 
-    pub fn symbols(&self) -> &[Symbol] {
-        &self.symbols
+    /// Every symbol, in address order (larger first at one address).
+    pub fn symbols(&self) -> Symbols<'_> {
+        self.symbols.all()
     }
 
-    /// Every symbol called `name` (static functions may repeat). A scan: a trace asks for a
-    /// few dozen names, and a name index of a vmlinux costs more to build than that.
-    pub fn lookup_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Symbol> + 'a {
-        self.symbols.iter().filter(move |s| s.name == name)
+    /// Every symbol called `name` (static functions may repeat), in address order.
+    pub fn lookup_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Symbol<'a>> + 'a {
+        self.symbols.named(name)
     }
 
     /// The address of `name+offset`. When several symbols share the name, the one whose size
@@ -251,15 +204,15 @@ impl ElfImage {
     /// The symbol containing `address` and the offset into it: the nearest at or below, and
     /// among aliases (symbols at one address) the one kallsyms names, so that frames read as
     /// on the console.
-    pub fn symbol_at(&self, address: u64) -> Option<(&Symbol, u64)> {
-        let end = self.symbols.partition_point(|s| s.address <= address);
-        let candidates = self.symbols.get(..end)?;
+    pub fn symbol_at(&self, address: u64) -> Option<(Symbol<'_>, u64)> {
+        let all = self.symbols.all();
+        let candidates = all.range(..all.partition_point(|s| s.address <= address));
         let nearest = candidates.last()?;
         let symbol = candidates
             .iter()
             .rev()
             .take_while(|s| s.address == nearest.address)
-            .min_by(|a, b| kallsyms_order(a, b))
+            .min_by(kallsyms_order)
             .unwrap_or(nearest);
         Some((symbol, address - symbol.address))
     }
@@ -288,10 +241,56 @@ impl ElfImage {
     pub fn locations(&self, address: u64) -> Result<Vec<SourceLocation>, SymbolError> {
         let mut locations = self.dwarf()?.locations(&self.path, address)?;
         if let Some(outer) = locations.last_mut().filter(|l| l.function.is_none()) {
-            outer.function = self.symbol_at(address).map(|(s, _)| s.name.clone());
+            outer.function = self.symbol_at(address).map(|(s, _)| s.name.to_owned());
         }
         Ok(locations)
     }
+}
+
+/// The ELF symbols an image names addresses with: functions, objects and labels that are
+/// defined, named, and (in a relocatable object) in an allocated section.
+fn read_symbols<'data>(
+    elf: &object::File<'data>,
+    kind: ImageKind,
+    section_bases: &HashMap<SectionIndex, u64>,
+    section_kinds: &[Option<SectionKind>],
+    section_ends: &[u64],
+) -> Vec<Symbol<'data>> {
+    let mut symbols = Vec::new();
+    for symbol in elf.symbols() {
+        if !matches!(
+            symbol.kind(),
+            SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown
+        ) || symbol.is_undefined()
+        {
+            continue;
+        }
+        let Ok(name) = symbol.name() else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let base = match symbol.section_index() {
+            Some(index) if kind == ImageKind::Relocatable => match section_bases.get(&index) {
+                Some(base) => *base,
+                None => continue,
+            },
+            _ => 0,
+        };
+        symbols.push(Symbol {
+            name,
+            address: base.wrapping_add(symbol.address()),
+            size: symbol.size(),
+            is_function: symbol.kind() == SymbolKind::Text,
+            kind: nm_letter(section_kinds, &symbol),
+            section_end: symbol
+                .section_index()
+                .and_then(|index| section_ends.get(index.0).copied())
+                .unwrap_or(0),
+        });
+    }
+    symbols
 }
 
 /// scripts/kallsyms.c's `compare_symbols()` for symbols at one address: weak ones last,
@@ -300,7 +299,7 @@ impl ElfImage {
 fn kallsyms_order(a: &Symbol, b: &Symbol) -> std::cmp::Ordering {
     let weak = |s: &Symbol| matches!(s.kind, 'W' | 'w' | 'V' | 'v');
     let provided = |s: &Symbol| {
-        let n = s.name.as_str();
+        let n = s.name;
         n.len() >= 8
             && n.starts_with("__")
             && (["start_", "stop_", "end_"]
@@ -314,7 +313,7 @@ fn kallsyms_order(a: &Symbol, b: &Symbol) -> std::cmp::Ordering {
         .cmp(&weak(b))
         .then(provided(a).cmp(&provided(b)))
         .then(underscores(a).cmp(&underscores(b)))
-        .then(a.name.cmp(&b.name))
+        .then_with(|| a.name.cmp(b.name))
 }
 
 /// A cached error is handed out again each time; `std::io::Error` is not `Clone`.

@@ -11,6 +11,7 @@
 pub mod btf;
 mod btf_types;
 mod bytes;
+mod cache;
 mod ctype;
 mod dwarf;
 mod dwarf_types;
@@ -18,6 +19,8 @@ mod image;
 mod kernel;
 mod locate;
 mod modules;
+mod name_index;
+mod symtab;
 mod types;
 
 pub use btf::{fuzz_btf, Btf};
@@ -25,10 +28,11 @@ pub use ctype::{
     c_member_names, c_sizeof, c_strip, BaseKind, CMember, CType, Composite, Qualifier, TypeRef,
 };
 pub use dwarf_types::DwarfTypes;
-pub use image::{ElfImage, ImageKind, SourceLocation, Symbol};
+pub use image::{ElfImage, ImageKind, SourceLocation};
 pub use kernel::KernelImages;
 pub use locate::{find_vmlinux, vmlinux_candidates, LocatedVmlinux, RejectReason, Rejected};
 pub use modules::{module_name, ModuleIndex};
+pub use symtab::{fuzz_symtab, symtab_file_bytes, Symbol, Symbols};
 pub use types::{Member, TypeClass, TypeDesc, TypeError, TypeInfo, TypeSourceKind, Types};
 
 use std::path::PathBuf;
