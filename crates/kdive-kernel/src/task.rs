@@ -25,6 +25,9 @@ pub struct Task {
     pub tgid: i64,
     /// `real_parent->pid`, as crash's PPID column (`None` when the parent is unreadable).
     pub ppid: Option<i64>,
+    /// `task_struct.parent`: whose child crash's `ps -c` lists the task as (the tracer
+    /// while ptraced, else `real_parent`).
+    pub parent: VirtAddr,
     pub comm: String,
     /// `__state` (or `state`) OR `exit_state`, as crash's `task_state()`.
     pub state: u64,
@@ -78,6 +81,7 @@ pub fn read_task(kernel: &Kernel, addr: VirtAddr) -> Result<Task, KernelError> {
         pid: t.field_signed("pid")?,
         tgid: t.field_signed("tgid")?,
         ppid,
+        parent: t.field_ptr("parent")?,
         comm: t.field_str("comm")?,
         state,
         cpu: u32::try_from(t.field(cpu_field)?).unwrap_or(u32::MAX),
