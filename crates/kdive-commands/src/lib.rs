@@ -53,7 +53,7 @@ pub use registry::{CommandSpec, Operand, Record, COMMANDS};
 pub use runq::RunqRecord;
 pub use session::{split_words, Report, Session, Settings};
 pub use sym::{SymArgs, SymQuery, SymRecord};
-pub use sys::SysRecord;
+pub use sys::{SysCallRecord, SysDmiRecord, SysRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

@@ -1,17 +1,21 @@
-//! `ps`'s options beyond the table (`-S`, `-g`, `-c`, `-m`, `-l -C`, `-r`) and `log -T` on the
-//! lab's real dumps, against crash run at test time: crash 9.0.2 on the null-init and busy dumps of every
+//! `ps`'s options beyond the table (`-S`, `-g`, `-c`, `-m`, `-l -C`, `-r`), `log -T`, `sys -i`
+//! (DMI strings) and `sys -c` (the system call table with source lines) on the lab's real
+//! dumps, against crash run at test time: crash 9.0.2 on the null-init and busy dumps of every
 //! kernel series, and crash 8.0.2 on those it opens and reads whole (5.10: on 6.1 it finds 3
 //! of ~59 tasks, so every list and count differs). The same text, line for line; for `log -T`
 //! where crash's boot date is not kdive's (its `sys` DATE and UPTIME differ on 6.12 cloud and
 //! 7.x: docs/kernels.md), the same messages with each date crash's boot date (its DATE less
-//! its UPTIME, from the lab's crash `sys`) plus the message's seconds since boot.
+//! its UPTIME, from the lab's crash `sys`) plus the message's seconds since boot; for
+//! `sys -c` lines whose source line is not crash's (gdb prefers the last `is_stmt` row at an
+//! address, binutils' addr2line and kdive the last row: `__do_sys_ni_syscall` on 5.10 and
+//! 6.1), the line binutils' `addr2line` gives for the entry's address.
 //!
 //! Without a lab (or without crash) the test prints SKIP and passes; with CI=true it fails,
 //! and fails when crash 9.0.2 compared nothing.
 
 use std::path::Path;
 
-use kdive_commands::{LogRecord, Report, Session};
+use kdive_commands::{LogRecord, Report, Session, SysCallRecord};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
@@ -107,6 +111,45 @@ fn log_dates_from_crash_boot(m: &Value, version: Crash, ours: &Report, theirs: &
     })
 }
 
+/// Whether every line where crash's `sys -c` differs from kdive's differs only in the source
+/// line number, and kdive's is the one binutils' `addr2line` gives for that entry.
+fn sys_call_lines_from_addr2line(m: &Value, kernel: &Kernel, ours: &Report, theirs: &str) -> bool {
+    let Some(record) = ours.record::<SysCallRecord>() else {
+        return false;
+    };
+    let ours = text(ours);
+    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    if ours.len() != theirs.len() || ours.first() != theirs.first() {
+        return false;
+    }
+    let vmlinux = m["kernel"]["vmlinux"].as_str().unwrap_or_default();
+    let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+    ours.iter().zip(&theirs).skip(1).all(|(a, b)| {
+        if a == b {
+            return true;
+        }
+        let (Some((a_head, a_line)), Some((b_head, _))) =
+            (a.rsplit_once(": "), b.rsplit_once(": "))
+        else {
+            return false;
+        };
+        let number: Option<usize> = a.split_whitespace().next().and_then(|n| n.parse().ok());
+        let Some(entry) = record.syscalls.iter().find(|c| Some(c.number) == number) else {
+            return false;
+        };
+        let Ok(out) = std::process::Command::new("addr2line")
+            .arg("-e")
+            .arg(vmlinux)
+            .arg(format!("{:#x}", entry.address.0.wrapping_sub(kaslr)))
+            .output()
+        else {
+            return false;
+        };
+        let binutils = String::from_utf8_lossy(&out.stdout);
+        a_head == b_head && binutils.trim().ends_with(&format!(":{a_line}"))
+    })
+}
+
 const COMMANDS: &[&str] = &[
     "ps -S",
     "ps -g",
@@ -119,10 +162,14 @@ const COMMANDS: &[&str] = &[
     "ps -m -C all",
     "ps -l -C 0",
     "log -T",
+    "sys -i",
+    "sys -c",
+    "sys -c read",
+    "sys -c 9",
 ];
 
 #[test]
-fn ps_and_log_options_match_crash() {
+fn ps_log_and_sys_options_match_crash() {
     let root = lab_root();
     let manifests = lab::dump_manifests(&root, BadJson::Skip);
     if manifests.is_empty() {
@@ -168,6 +215,8 @@ fn ps_and_log_options_match_crash() {
                 if text(ours) == *theirs {
                     same += 1;
                 } else if command == "log -T" && log_dates_from_crash_boot(m, version, ours, theirs)
+                    || command.starts_with("sys -c")
+                        && sys_call_lines_from_addr2line(m, &kernel, ours, theirs)
                 {
                     known += 1;
                 } else {
@@ -188,5 +237,5 @@ fn ps_and_log_options_match_crash() {
         println!("MISMATCH {m}\n");
     }
     assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
-    agreement.finish("ps and log options");
+    agreement.finish("ps, log and sys options");
 }
