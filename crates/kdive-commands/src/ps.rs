@@ -1,11 +1,13 @@
 //! `ps`: crash's process listing (task.c `cmd_ps()`, `show_ps_data()`), with `-k`/`-u`
 //! (kernel or user threads only), `-p` (parent chains), `-c` (children), `-g` (thread
 //! groups), `-l` (last arrival on a CPU), `-m` (time since it), `-C` (either by CPU), `-t`
-//! (run, start and CPU times), `-r` (resource limits) and `-S` (a count of each state).
+//! (run, start and CPU times), `-r` (resource limits), `-a` (command line and environment,
+//! read from the process's own pages) and `-S` (a count of each state).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+use kdive_arch::VirtMem;
 use kdive_kernel::{sys, task, Kernel, KernelError, Task, TaskList, TaskStateBits, VirtAddr};
 use serde::{Serialize, Serializer};
 
@@ -45,6 +47,8 @@ pub enum PsMode {
     ThreadGroups,
     /// `-r`: resource limits.
     Rlimits,
+    /// `-a`: the command line and environment strings of each task.
+    Args,
     /// `-S`: how many tasks are in each state.
     Summary,
 }
@@ -123,6 +127,25 @@ pub struct PsRow {
     /// `-r`: `signal->rlim[]`, in the kernel's order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rlimits: Option<Vec<Rlimit>>,
+    /// `-a`: `mm->arg_start..arg_end` and `env_start..env_end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<TaskArgs>,
+}
+
+/// `ps -a`: what a process was started with, as its own pages hold it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TaskArgs {
+    /// The arguments (NUL-separated in memory).
+    pub argv: Vec<String>,
+    /// The environment, one `NAME=value` each.
+    pub envp: Vec<String>,
+    /// Why they could not be read: a kernel thread has no user memory; a dump may lack the
+    /// process's pages (crash's wording).
+    pub error: Option<String>,
+    #[serde(skip)]
+    raw_argv: Vec<u8>,
+    #[serde(skip)]
+    raw_envp: Vec<u8>,
 }
 
 /// One resource limit; `None` is `RLIM_INFINITY` (crash's "(unlimited)").
@@ -353,6 +376,22 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
                 .map(header)
                 .collect()
         });
+        let task_args = (args.mode == PsMode::Args).then(|| {
+            let read = task_args(kernel, t);
+            if read
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cannot access"))
+            {
+                warnings.push(format!(
+                    "ps: pid {}: {}{}",
+                    t.pid,
+                    read.error.as_deref().unwrap_or_default(),
+                    excluded_user_pages(kernel)
+                ));
+            }
+            read
+        });
         let rlimits = (args.mode == PsMode::Rlimits).then(|| {
             rlimits(kernel, t).unwrap_or_else(|err| {
                 warnings.push(format!("ps: pid {} rlimits: {err}", t.pid));
@@ -378,6 +417,7 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             children,
             threads,
             rlimits,
+            args: task_args,
         });
     }
     match args.mode {
@@ -460,6 +500,94 @@ fn rlimits(kernel: &Kernel, t: &Task) -> Result<Vec<Rlimit>, KernelError> {
             maximum: word(i * size as usize + 8),
         })
         .collect())
+}
+
+/// Longest argument or environment area read (the kernel's own limit on the strings passed
+/// to exec is a quarter of the stack rlimit; 2 MiB covers the default 8 MiB stack).
+const MAX_ARGS_BYTES: u64 = 2 << 20;
+
+/// crash's `show_task_args()`: the strings between `mm->arg_start` and `arg_end`, and
+/// `env_start` and `env_end`, read through the process's page tables.
+fn task_args(kernel: &Kernel, t: &Task) -> TaskArgs {
+    let fail = |error: String| TaskArgs {
+        error: Some(error),
+        ..TaskArgs::default()
+    };
+    if t.mm.0 == 0 {
+        return fail("no user stack".into());
+    }
+    let field = |name: &str| kernel.read_field(t.mm, "mm_struct", name);
+    let (Ok(arg_start), Ok(arg_end), Ok(env_start), Ok(env_end), Ok(pgd)) = (
+        field("arg_start"),
+        field("arg_end"),
+        field("env_start"),
+        field("env_end"),
+        field("pgd"),
+    ) else {
+        return fail(format!("cannot read mm_struct at {:x}", t.mm.0));
+    };
+    let tables = match kernel.address_space().process_tables(VirtAddr(pgd)) {
+        Ok(tables) => tables,
+        Err(err) => return fail(format!("cannot read the page tables: {err}")),
+    };
+    let page = kernel.page_size().max(1);
+    // Page by page, as crash reads it: the first page that cannot be read names the address.
+    let read = |start: u64, end: u64| -> Result<Vec<u8>, String> {
+        if end < start || end - start > MAX_ARGS_BYTES {
+            return Err(format!("bad user string area: {start:x}-{end:x}"));
+        }
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < end {
+            let take = (page - at % page).min(end - at);
+            let mut buf = vec![0u8; take as usize];
+            if tables.read_virt(VirtAddr(at), &mut buf).is_err() {
+                return Err(format!("cannot access user stack address: {at:x}"));
+            }
+            out.extend_from_slice(&buf);
+            at += take;
+        }
+        Ok(out)
+    };
+    let split = |bytes: &[u8]| -> Vec<String> {
+        bytes
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    };
+    let raw_argv = match read(arg_start, arg_end) {
+        Ok(bytes) => bytes,
+        Err(error) => return fail(error),
+    };
+    let raw_envp = match read(env_start, env_end) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return TaskArgs {
+                argv: split(&raw_argv),
+                error: Some(error),
+                raw_argv,
+                ..TaskArgs::default()
+            }
+        }
+    };
+    TaskArgs {
+        argv: split(&raw_argv),
+        envp: split(&raw_envp),
+        error: None,
+        raw_argv,
+        raw_envp,
+    }
+}
+
+/// Why a process's pages may be missing: makedumpfile's dump level bit 8 drops user pages.
+fn excluded_user_pages(kernel: &Kernel) -> String {
+    match kernel.dump().dump_level {
+        Some(level) if level & 8 != 0 => {
+            format!(" (the dump was filtered with -d {level}, which excludes user pages)")
+        }
+        _ => String::new(),
+    }
 }
 
 /// crash's `translate_nanoseconds()`: `D HH:MM:SS.mmm`.
@@ -710,6 +838,13 @@ impl PsRecord {
                     writeln!(out)?;
                 }
             }
+            PsMode::Args => {
+                for r in &self.tasks {
+                    writeln!(out, "{}", task_header(r.pid, r.task, r.cpu, &r.comm))?;
+                    let Some(a) = &r.args else { continue };
+                    write_args(out, a)?;
+                }
+            }
             PsMode::Summary => {
                 for c in self.state_counts.iter().flatten() {
                     writeln!(out, "  {}: {}", c.state, c.count)?;
@@ -722,12 +857,69 @@ impl PsRecord {
 
 const UNLIMITED: &str = "(unlimited)";
 
+/// crash's `show_task_args()` layout: `ARG:` the arguments each followed by a space, `ENV:`
+/// one string a line under the first; an error as crash words it, after what was read.
+fn write_args(out: &mut dyn Write, a: &TaskArgs) -> io::Result<()> {
+    let argv_read = a.error.is_none() || !a.raw_argv.is_empty();
+    if argv_read {
+        let mut text = b"ARG: ".to_vec();
+        let mut run = 0;
+        for &c in &a.raw_argv {
+            if c == 0 {
+                if run > 0 {
+                    text.push(b' ');
+                }
+                run = 0;
+            } else {
+                text.push(c);
+                run += 1;
+            }
+        }
+        out.write_all(&text)?;
+    }
+    if let Some(error) = &a.error {
+        if argv_read {
+            writeln!(out)?;
+        }
+        return writeln!(
+            out,
+            "ps: {error}
+"
+        );
+    }
+    let mut text = b"
+ENV: "
+        .to_vec();
+    let (mut run, mut shown) = (0, 0);
+    for (i, &c) in a.raw_envp.iter().enumerate() {
+        if c == 0 {
+            if run > 0 {
+                text.push(b'\n');
+            }
+            run = 0;
+        } else {
+            if run == 0 && i > 0 {
+                text.extend_from_slice(b"     ");
+            }
+            text.push(c);
+            run += 1;
+            shown += 1;
+        }
+    }
+    text.push(b'\n');
+    if shown == 0 {
+        text.push(b'\n');
+    }
+    out.write_all(&String::from_utf8_lossy(&text).into_owned().into_bytes())
+}
+
 /// How many characters the days of a [`days_hms_ms`] text take.
 fn days_width(text: &str) -> usize {
     text.find(' ').unwrap_or(0)
 }
 
-const PS_USAGE: &str = "ps [-k|-u] [-p|-c|-g|-l|-m|-t|-r|-S] [-C cpus] [pid | task | command] ...";
+const PS_USAGE: &str =
+    "ps [-k|-u] [-p|-c|-g|-l|-m|-t|-r|-a|-S] [-C cpus] [pid | task | command] ...";
 
 fn ps_error(what: impl Into<String>) -> CommandError {
     CommandError::BadArgs {
@@ -779,6 +971,7 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
                     'm' => PsMode::SinceLastRun,
                     't' => PsMode::Times,
                     'r' => PsMode::Rlimits,
+                    'a' => PsMode::Args,
                     'S' => PsMode::Summary,
                     'k' => {
                         args.threads = PsThreads::Kernel;
@@ -811,7 +1004,7 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
                 };
                 if args.mode != PsMode::Table && args.mode != mode {
                     return Err(ps_error(
-                        "-p, -c, -g, -l, -m, -t, -r and -S cannot be used together",
+                        "-p, -c, -g, -l, -m, -t, -r, -a and -S cannot be used together",
                     ));
                 }
                 args.mode = mode;
@@ -865,7 +1058,9 @@ name made of digits).\n\
   -m  how long ago each task last ran, by its CPU's run-queue clock (days hh:mm:ss.ms)\n\
   -C CPUS  with -l or -m: listed by CPU, these only (all, or 0,2-3)\n\
   -t  run time, start time, user and system times\n\
-  -r  resource limits (signal->rlim)  -S  how many tasks are in each state",
+  -r  resource limits (signal->rlim)  -S  how many tasks are in each state\n\
+  -a  the command line and environment, from the process's own pages (a dump filtered\n\
+      with -d 8 or more has none: the warning says so)",
     examples: &[
         "ps                   every task",
         "ps -u insmod         user tasks named insmod",
@@ -873,10 +1068,11 @@ name made of digits).\n\
         "ps -m -C all         how long ago each task ran, CPU by CPU",
         "ps -g 1234           pid 1234's thread group",
         "ps -S                how many tasks run, sleep, wait on I/O ...",
+        "ps -a sshd           how each sshd was started, and its environment",
         "ps | grep UN         tasks in uninterruptible sleep (through the shell)",
     ],
     options: &[
-        "-k", "-u", "-p", "-c", "-g", "-l", "-m", "-C", "-t", "-r", "-S",
+        "-k", "-u", "-p", "-c", "-g", "-l", "-m", "-C", "-t", "-r", "-S", "-a",
     ],
     operands: Operand::Task,
     schema: 2,
@@ -1018,6 +1214,13 @@ mod tests {
                     maximum: Some(4096),
                 },
             ]),
+            args: Some(TaskArgs {
+                argv: vec!["/bin/busybox".into(), "sh".into()],
+                envp: vec!["HOME=/".into(), "TERM=linux".into()],
+                error: None,
+                raw_argv: b"/bin/busybox\0sh\0".to_vec(),
+                raw_envp: b"HOME=/\0TERM=linux\0".to_vec(),
+            }),
         };
         let render = |mode| {
             let mut out = Vec::new();
@@ -1062,6 +1265,23 @@ mod tests {
              STACK     8388608     (unlimited)\n      \
              NOFILE      1024          4096    \n\n"
         );
+        // crash 9.0.2's layout (lab dump 6.12-null-init.kdump-none-d0, `ps -a 1`): a space
+        // after each argument, one environment string a line.
+        assert_eq!(
+            render(PsMode::Args),
+            "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n\
+             ARG: /bin/busybox sh \nENV: HOME=/\n     TERM=linux\n\n"
+        );
+        let mut out = Vec::new();
+        write_args(
+            &mut out,
+            &TaskArgs {
+                error: Some("no user stack".into()),
+                ..TaskArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "ps: no user stack\n\n");
         assert!(render(PsMode::Times).starts_with(
             "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n    RUN TIME: 00:00:00\n  START TIME: 5300000000\n"
         ));
