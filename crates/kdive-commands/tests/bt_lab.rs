@@ -8,6 +8,9 @@
 //!
 //! Without a lab the tests print SKIP and pass.
 
+mod common;
+use common::open;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -20,13 +23,6 @@ use serde_json::Value;
 /// Each dump's own manifest, sorted by name.
 fn manifests(root: &Path) -> Vec<Value> {
     lab::dump_manifests(root, BadJson::Skip)
-}
-
-fn open(m: &Value) -> Kernel {
-    let name = m["name"].as_str().unwrap_or("?");
-    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("kernel.vmlinux");
-    let vmcore = Vmcore::open_paths(&files(m)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    Kernel::open(vmcore, Path::new(vmlinux)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// The lab's module and kernel module directories, searched for objects.

@@ -13,25 +13,13 @@
 //! Without a lab (or without crash) the test prints SKIP and passes; with CI=true it fails,
 //! and fails when crash 9.0.2 compared nothing.
 
-use std::path::Path;
+mod common;
+use common::{open, text};
 
 use kdive_commands::{LogRecord, Report, Session, SysCallRecord};
-use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
-use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
+use kdive_testkit::lab::{self, is_stable, lab_root, BadJson, Crash};
 use serde_json::Value;
-
-fn open(m: &Value) -> Kernel {
-    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
-    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
-    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
-}
-
-fn text(report: &Report) -> String {
-    let mut out = Vec::new();
-    report.write_text(&mut out).expect("renders");
-    String::from_utf8_lossy(&out).trim().to_owned()
-}
 
 /// Seconds since the epoch of a `ctime()` text in UTC: `Sun Dec  6 15:41:17 UTC 2026`.
 fn parse_ctime(text: &str) -> Option<i64> {
@@ -227,7 +215,7 @@ fn ps_log_and_sys_options_match_crash() {
             };
             let (mut same, mut known) = (0, 0);
             for ((command, ours), theirs) in commands.iter().zip(&ours).zip(&theirs) {
-                if text(ours) == *theirs {
+                if text(ours).trim_start() == theirs {
                     same += 1;
                 } else if command == "log -T" && log_dates_from_crash_boot(m, version, ours, theirs)
                     || command.starts_with("sys -c")
