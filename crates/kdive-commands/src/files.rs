@@ -230,8 +230,30 @@ fn run(
             dentry: Some(d),
         }));
     }
+    Ok(Box::new(files(session, &operands, false, warnings)))
+}
+
+/// `files` of the tasks named by `operands` (the current task without any); `foreach`
+/// lays them out as crash's `foreach files`: a blank line after each.
+pub fn files(
+    session: &Session<'_>,
+    operands: &[String],
+    foreach: bool,
+    warnings: &mut Vec<String>,
+) -> FilesRecord {
+    let kernel = session.kernel();
+    let layout = match FsLayout::read(kernel) {
+        Ok(l) => l,
+        Err(err) => {
+            warnings.push(format!("files: {err}"));
+            return FilesRecord {
+                tasks: Vec::new(),
+                dentry: None,
+            };
+        }
+    };
     let named = !operands.is_empty();
-    let tasks = named_tasks(session, "files", &operands, warnings);
+    let tasks = named_tasks(session, "files", operands, warnings);
     let mut record = FilesRecord {
         tasks: Vec::new(),
         dentry: None,
@@ -248,8 +270,8 @@ fn run(
             root: None,
             cwd: None,
             files: Vec::new(),
-            newline: n > 0,
-            trailer: named,
+            newline: n > 0 && !foreach,
+            trailer: named || foreach,
         };
         match kfiles::task_files(kernel, &layout, t.addr) {
             Ok(f) => {
@@ -271,7 +293,7 @@ fn run(
         }
         record.tasks.push(view);
     }
-    Ok(Box::new(record))
+    record
 }
 
 /// `files -d`: the dentry's inode, super block, type and path (in its own file system).
