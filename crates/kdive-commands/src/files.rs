@@ -221,9 +221,17 @@ fn run(
     if let Some(arg) = dentry_arg {
         let addr = u64::from_str_radix(arg.trim_start_matches("0x"), 16)
             .map_err(|_| SPEC.bad_args(format!("invalid dentry address: {arg}")))?;
-        let d = dentry_row(kernel, &layout, addr, warnings).map_err(|e| CommandError::Failed {
-            command: "files",
-            what: format!("dentry {addr:x}: {e}"),
+        let pid1 = session
+            .tasks()
+            .tasks
+            .iter()
+            .find(|t| t.pid == 1)
+            .map(|t| t.addr);
+        let d = dentry_row(kernel, &layout, addr, pid1, warnings).map_err(|e| {
+            CommandError::Failed {
+                command: "files",
+                what: format!("dentry {addr:x}: {e}"),
+            }
         })?;
         return Ok(Box::new(FilesRecord {
             tasks: Vec::new(),
@@ -301,6 +309,7 @@ fn dentry_row(
     kernel: &kdive_kernel::Kernel,
     layout: &FsLayout,
     dentry: u64,
+    pid1: Option<VirtAddr>,
     warnings: &mut Vec<String>,
 ) -> Result<DentryRow, kdive_kernel::KernelError> {
     let inode = kernel.read_field(VirtAddr(dentry), "dentry", "d_inode")?;
@@ -309,12 +318,21 @@ fn dentry_row(
     } else {
         kernel.read_field(VirtAddr(dentry), "dentry", "d_sb")?
     };
-    let reader = kfiles::KernelPaths { kernel, layout };
-    let p = kfiles::dentry_path(&reader, dentry, 0);
-    if let Some(stop) = p.stop {
-        warnings.push(format!("files: {stop}"));
+    let mut path = String::new();
+    if superblock != 0 {
+        // crash looks in pid 1's mount namespace.
+        let mounts = match pid1 {
+            Some(task) => kfiles::mount_list(kernel, task).unwrap_or_else(|err| {
+                warnings.push(format!("files: mount list: {err}"));
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let mut notes = Vec::new();
+        path =
+            kfiles::dentry_path_in_mounts(kernel, layout, dentry, superblock, &mounts, &mut notes);
+        warnings.extend(notes.into_iter().map(|n| format!("files: {n}")));
     }
-    let mut path = p.path;
     let kind = if inode != 0 {
         let mode = kernel.read_field(VirtAddr(inode), "inode", "i_mode")?;
         let pipe = kernel

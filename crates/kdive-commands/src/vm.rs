@@ -17,7 +17,7 @@ use crate::structs::struct_with;
 use crate::typed::{with_session_env, TypedValue};
 use crate::CommandError;
 
-const USAGE: &str = "vm [-m | -v] [-x | -d] [pid | taskp] ...";
+const USAGE: &str = "vm [-p | -m | -v] [-x | -d] [pid | taskp] ...";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +29,24 @@ pub enum VmMode {
     MmStruct,
     /// `-v`: every `vm_area_struct`.
     VmaStructs,
+    /// `-p`: each VMA's pages: physical address, swap slot or file offset.
+    Pages,
+}
+
+/// `vm -p`: one page of a VMA.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageRow {
+    pub address: Hex,
+    /// `mapped`, `swap`, `file` or `not_mapped`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical: Option<Hex>,
+    /// `swap`: the swap device; `file`: the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// `swap`: the slot; `file`: the byte offset in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +59,9 @@ pub struct VmaRow {
     pub file: Option<Hex>,
     /// The file's path ("" for anonymous memory).
     pub path: String,
+    /// `-p`: the VMA's pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Vec<PageRow>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +99,7 @@ impl VmRecord {
                 writeln!(out)?;
             }
             writeln!(out, "{}", task_header(t.pid, t.task, t.cpu, &t.comm))?;
-            if self.mode == VmMode::Table {
+            if matches!(self.mode, VmMode::Table | VmMode::Pages) {
                 writeln!(
                     out,
                     "{}  {}  {}  {}",
@@ -120,6 +141,40 @@ impl VmRecord {
                         )?;
                     }
                 }
+                VmMode::Pages => {
+                    for v in &t.vmas {
+                        writeln!(
+                            out,
+                            "{} {} {}  FLAGS FILE",
+                            center("VMA", 16, false),
+                            center("START", 10, true),
+                            center("END", 10, true)
+                        )?;
+                        writeln!(
+                            out,
+                            "{} {:>10x} {:>10x} {:>6x} {}",
+                            center(&format!("{:x}", v.vma.0), 16, false),
+                            v.start.0,
+                            v.end.0,
+                            v.flags.0,
+                            v.path
+                        )?;
+                        writeln!(out, "VIRTUAL     PHYSICAL")?;
+                        for p in v.pages.iter().flatten() {
+                            let what = match (p.state, p.physical, &p.location, p.offset) {
+                                ("mapped", Some(phys), _, _) => format!("{:>8x}", phys.0),
+                                ("swap", _, Some(dev), Some(off)) => {
+                                    format!("SWAP: {dev}  OFFSET: {off}")
+                                }
+                                ("file", _, Some(path), Some(off)) => {
+                                    format!("FILE: {path}  OFFSET: {off:x}")
+                                }
+                                _ => "(not mapped)".into(),
+                            };
+                            writeln!(out, "{:<10x}  {what}", p.address.0)?;
+                        }
+                    }
+                }
                 VmMode::MmStruct | VmMode::VmaStructs => {
                     for line in &t.struct_text {
                         writeln!(out, "{line}")?;
@@ -146,6 +201,7 @@ pub fn parse_vm(words: &[String]) -> Result<VmArgs, CommandError> {
             for c in w.chars().skip(1) {
                 let mode = match c {
                     'm' => VmMode::MmStruct,
+                    'p' => VmMode::Pages,
                     'v' => VmMode::VmaStructs,
                     'x' | 'd' => {
                         let hex = c == 'x';
@@ -164,7 +220,7 @@ pub fn parse_vm(words: &[String]) -> Result<VmArgs, CommandError> {
                     }
                 };
                 if args.mode != VmMode::Table && args.mode != mode {
-                    return Err(SPEC.bad_args("-m and -v cannot be used together"));
+                    return Err(SPEC.bad_args("-p, -m and -v cannot be used together"));
                 }
                 args.mode = mode;
             }
@@ -206,6 +262,7 @@ fn vma_rows(
             flags: Hex(v.flags),
             file: (v.file != 0).then_some(Hex(v.file)),
             path,
+            pages: None,
         });
     }
     rows
@@ -281,6 +338,12 @@ pub fn vm(session: &Session<'_>, args: &VmArgs, warnings: &mut Vec<String>) -> V
             }
             match args.mode {
                 VmMode::Table => view.vmas = vma_rows(kernel, layout.as_ref(), t, warnings),
+                VmMode::Pages => {
+                    view.vmas = vma_rows(kernel, layout.as_ref(), t, warnings);
+                    if let Some(pgd) = view.pgd {
+                        page_rows(kernel, layout.as_ref(), t, pgd.0, &mut view.vmas, warnings);
+                    }
+                }
                 VmMode::MmStruct => print_structs(
                     session,
                     "mm_struct",
@@ -309,6 +372,85 @@ pub fn vm(session: &Session<'_>, args: &VmArgs, warnings: &mut Vec<String>) -> V
         record.tasks.push(view);
     }
     record
+}
+
+/// `vm -p`: each VMA's pages.
+fn page_rows(
+    kernel: &kdive_kernel::Kernel,
+    layout: Option<&FsLayout>,
+    t: &Task,
+    pgd: u64,
+    vmas: &mut [VmaRow],
+    warnings: &mut Vec<String>,
+) {
+    let mut devices: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    for row in vmas.iter_mut() {
+        let vma = mm::Vma {
+            addr: row.vma.0,
+            start: row.start.0,
+            end: row.end.0,
+            flags: row.flags.0,
+            file: row.file.map_or(0, |h| h.0),
+        };
+        let mut swap = |ty: u64| -> String {
+            devices
+                .entry(ty)
+                .or_insert_with(|| match layout {
+                    Some(l) => kfiles::swap_device(kernel, l, ty),
+                    None => "(unknown swap location)".into(),
+                })
+                .clone()
+        };
+        match mm::vma_pages(kernel, pgd, &vma, &row.path, &mut swap) {
+            Ok((pages, note)) => {
+                if let Some(note) = note {
+                    warnings.push(format!("vm: pid {}: {note}", t.pid));
+                }
+                row.pages = Some(
+                    pages
+                        .into_iter()
+                        .map(|(addr, state)| {
+                            let address = Hex(addr);
+                            match state {
+                                mm::PageState::Mapped(phys) => PageRow {
+                                    address,
+                                    state: "mapped",
+                                    physical: Some(Hex(phys)),
+                                    location: None,
+                                    offset: None,
+                                },
+                                mm::PageState::Swap { device, offset } => PageRow {
+                                    address,
+                                    state: "swap",
+                                    physical: None,
+                                    location: Some(device),
+                                    offset: Some(offset),
+                                },
+                                mm::PageState::File { path, offset } => PageRow {
+                                    address,
+                                    state: "file",
+                                    physical: None,
+                                    location: Some(path),
+                                    offset: Some(offset),
+                                },
+                                mm::PageState::NotMapped => PageRow {
+                                    address,
+                                    state: "not_mapped",
+                                    physical: None,
+                                    location: None,
+                                    offset: None,
+                                },
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            Err(err) => warnings.push(format!(
+                "vm: pid {}: VMA {:x} pages: {err}",
+                t.pid, vma.addr
+            )),
+        }
+    }
 }
 
 /// `struct NAME ADDR` for each address, as text lines and typed values.
@@ -364,6 +506,7 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
 page table root (PGD), resident set (RSS) and size (TOTAL_VM), then one line a VMA: the\n\
 vm_area_struct, START and END, vm_flags and the mapped file's path. VMAs come from the\n\
 maple tree (6.1+) or the mmap list. A kernel thread has no mm: only the header and zeros.\n\
+  -p  each VMA's pages: physical address, swap device and slot, or file offset\n\
   -m  the mm_struct, as `struct mm_struct ADDR` prints it\n\
   -v  every vm_area_struct, as `struct` prints it\n\
   -x, -d  with -m/-v: integers in hex or decimal",
@@ -371,9 +514,10 @@ maple tree (6.1+) or the mmap list. A kernel thread has no mm: only the header a
         "vm                   the current (panic) task's address space",
         "vm 1                 pid 1's",
         "vm -m 153            pid 153's mm_struct",
+        "vm -p 153            where each page of pid 153 is",
         "foreach vm           every task's",
     ],
-    options: &["-m", "-v", "-x", "-d"],
+    options: &["-p", "-m", "-v", "-x", "-d"],
     operands: Operand::Task,
     schema: 1,
     run,
@@ -425,6 +569,7 @@ mod tests {
             flags: Hex(0x800_0071),
             file: Some(Hex(1)),
             path: "/bin/busybox".into(),
+            pages: None,
         });
         user.newline = true;
         let mut out = Vec::new();

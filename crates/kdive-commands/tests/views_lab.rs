@@ -70,8 +70,8 @@ fn chosen(manifests: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-/// The pids compared: 1, the first other user task, the first kernel thread, the user
-/// tasks with the most open files and the most VMAs, a zombie; `None` is the current task
+/// The pids compared: 1, the first other user task, the first kernel thread, a zombie, the
+/// user tasks with the most open files and the most VMAs (last); `None` is the current task
 /// (no argument).
 fn pids(session: &Session<'_>) -> Vec<Option<i64>> {
     let kernel = session.kernel();
@@ -96,31 +96,50 @@ fn pids(session: &Session<'_>) -> Vec<Option<i64>> {
             push(t.pid);
         }
     }
+    if let Some(t) = users().find(|t| t.mm.0 == 0) {
+        push(t.pid);
+    }
     let most_vmas = users()
         .filter(|t| t.mm.0 != 0)
         .max_by_key(|t| vmas(kernel, t.mm).vmas.len());
     if let Some(t) = most_vmas {
-        push(t.pid);
-    }
-    if let Some(t) = users().find(|t| t.mm.0 == 0) {
-        push(t.pid);
+        out.retain(|p| *p != Some(t.pid));
+        out.push(Some(t.pid));
     }
     out
 }
 
-fn commands(session: &Session<'_>) -> Vec<String> {
+fn commands(session: &mut Session<'_>) -> Vec<String> {
     let mut out = vec![
         "task 1".to_owned(),
         "foreach files".to_owned(),
         "foreach vm".to_owned(),
         "foreach task -R pid,comm,prio".to_owned(),
     ];
-    for pid in pids(session) {
+    let pids = pids(session);
+    for pid in &pids {
         let arg = pid.map(|p| format!(" {p}")).unwrap_or_default();
         out.push(format!("task -R pid,comm,flags,prio,stack{arg}"));
         out.push(format!("files{arg}"));
         out.push(format!("vm{arg}"));
     }
+    // Every page of the task with the most VMAs (the last user task picked), and each
+    // dentry of the user tasks' open files.
+    if let Some(Some(pid)) = pids.iter().rev().find(|p| p.is_some_and(|p| p > 1)) {
+        out.push(format!("vm -p {pid}"));
+    }
+    let mut dentries = std::collections::BTreeSet::new();
+    for pid in pids.iter().flatten() {
+        if let Ok(report) = session.execute(&format!("files {pid}")) {
+            let json = report.to_json();
+            for f in json["tasks"][0]["files"].as_array().into_iter().flatten() {
+                if let Some(d) = f["dentry"].as_str() {
+                    dentries.insert(d.trim_start_matches("0x").to_owned());
+                }
+            }
+        }
+    }
+    out.extend(dentries.into_iter().map(|d| format!("files -d {d}")));
     out
 }
 
@@ -147,7 +166,7 @@ fn compare_with_crash(
         return;
     };
     let mut session = Session::new(&kernel, &[]);
-    let commands = commands(&session);
+    let commands = commands(&mut session);
     for version in lab::crash_versions(m) {
         let Some(theirs) = lab::crash_session(m, version, &commands) else {
             kdive_testkit::skip!("{name}: SKIP ({version} did not run)");

@@ -341,6 +341,109 @@ fn root_vfsmount(kernel: &Kernel, layout: &FsLayout, vfsmnt: u64) -> u64 {
     }
 }
 
+/// The most mounts read from a namespace.
+pub const MAX_MOUNTS: usize = 1 << 16;
+
+/// The `struct mount`s of the mount namespace of `task` (crash's `get_mount_list()`, which
+/// uses pid 1's): the `mounts` red-black tree (6.8+) or the `list`, in order.
+pub fn mount_list(kernel: &Kernel, task: VirtAddr) -> Result<Vec<u64>, KernelError> {
+    let nsproxy = kernel.read_field(task, "task_struct", "nsproxy")?;
+    let ns = VirtAddr(kernel.read_field(VirtAddr(nsproxy), "nsproxy", "mnt_ns")?);
+    if kernel.has_member("mnt_namespace", "mounts")? {
+        let top = kernel.read_field(ns, "mnt_namespace", "mounts.rb_node")?;
+        let off = kernel.offset_of("mount", "mnt_node")?;
+        return Ok(
+            crate::list::rb_tree_in_order(kernel, VirtAddr(top), MAX_MOUNTS)?
+                .into_iter()
+                .map(|n| n.0.wrapping_sub(off))
+                .collect(),
+        );
+    }
+    let head = VirtAddr(ns.0.wrapping_add(kernel.offset_of("mnt_namespace", "list")?));
+    let off = kernel.offset_of("mount", "mnt_list")?;
+    crate::list::ListWalk::new(kernel, head)
+        .with_limit(MAX_MOUNTS)
+        .map(|node| node.map(|n| n.0.wrapping_sub(off)))
+        .collect()
+}
+
+/// The dentry's path as crash's `files -d` finds it: under each mount of `mounts` whose
+/// super block is `superblock` (the last one wins), else under `pipe_mnt` or `sock_mnt`,
+/// else nothing.
+pub fn dentry_path_in_mounts(
+    kernel: &Kernel,
+    layout: &FsLayout,
+    dentry: u64,
+    superblock: u64,
+    mounts: &[u64],
+    warnings: &mut Vec<String>,
+) -> String {
+    let mut found = None;
+    for &mount in mounts {
+        let vfsmnt = mount.wrapping_add(layout.mount_mnt);
+        if kernel
+            .read_field(VirtAddr(vfsmnt), "vfsmount", "mnt_sb")
+            .ok()
+            == Some(superblock)
+        {
+            found = Some(path_of(kernel, layout, dentry, vfsmnt, warnings));
+        }
+    }
+    if let Some(path) = found {
+        return path;
+    }
+    for sym in ["pipe_mnt", "sock_mnt"] {
+        let Ok(vfsmnt) = kernel.read_symbol_u64(sym) else {
+            continue;
+        };
+        if kernel
+            .read_field(VirtAddr(vfsmnt), "vfsmount", "mnt_sb")
+            .ok()
+            == Some(superblock)
+        {
+            return path_of(kernel, layout, dentry, vfsmnt, warnings);
+        }
+    }
+    String::new()
+}
+
+/// The path of swap area `swap_type` (`swap_info[type]->swap_file`), as crash's
+/// `get_swapdev()` names it: `(unknown swap location)` when there is none.
+pub fn swap_device(kernel: &Kernel, layout: &FsLayout, swap_type: u64) -> String {
+    const UNKNOWN: &str = "(unknown swap location)";
+    let Ok(table) = kernel.symbol("swap_info") else {
+        return UNKNOWN.into();
+    };
+    let len = kernel.symbol_size("swap_info").unwrap_or(0) / 8;
+    if swap_type >= len.min(64) {
+        return UNKNOWN.into();
+    }
+    let slot = VirtAddr(table.0.wrapping_add(swap_type * 8));
+    let Ok(info) = kernel.read_u64(slot, "swap_info[]") else {
+        return UNKNOWN.into();
+    };
+    if info == 0 {
+        return UNKNOWN.into();
+    }
+    let Ok(file) = kernel.read_field(VirtAddr(info), "swap_info_struct", "swap_file") else {
+        return UNKNOWN.into();
+    };
+    if file == 0 {
+        return UNKNOWN.into();
+    }
+    let mut notes = Vec::new();
+    let Ok(mut path) = file_path(kernel, layout, file, &mut notes) else {
+        return UNKNOWN.into();
+    };
+    if let Ok(mnt) = kernel.read_u64(VirtAddr(file.wrapping_add(layout.f_mnt)), "file f_path.mnt") {
+        let dev = devname(kernel, layout, mnt);
+        if matches!(dev.as_deref(), Some("devtmpfs" | "udev")) && !path.starts_with("/dev/") {
+            path.insert_str(0, "/dev");
+        }
+    }
+    path
+}
+
 /// One descriptor's row: crash's `file_dump()` with `DUMP_FULL_NAME | DUMP_EMPTY_FILE`.
 pub fn open_file(
     kernel: &Kernel,

@@ -107,6 +107,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn swap_entries_decode_as_x86_64() {
+        // swp_entry(type 0, offset 6) as __swp_entry() builds it: the offset inverted.
+        let pte = |ty: u64, off: u64| (!off << 14 >> 5) | (ty << 59);
+        assert_eq!(x86_64_swap_entry(pte(0, 6)), (0, 6));
+        assert_eq!(x86_64_swap_entry(pte(3, 0x12345)), (3, 0x12345));
+    }
+
+    #[test]
     fn maple_internal_entries_are_not_vmas() {
         assert!(is_vma_pointer(0xffff_8cb2_cfb4_e630));
         // XA_ZERO_ENTRY = xa_mk_internal(257)
@@ -114,4 +122,104 @@ mod tests {
         assert!(!is_vma_pointer(0xffff_8cb2_cfb4_e632));
         assert!(!is_vma_pointer(0));
     }
+}
+
+/// Where a user page is, as crash's `vm -p` tells (`vm_area_page_dump()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageState {
+    /// Present: the physical address.
+    Mapped(u64),
+    /// A swap entry in the page table: the swap device's path and the page's slot.
+    Swap {
+        device: String,
+        offset: u64,
+    },
+    /// Not present in a file mapping: the file and the byte offset of the page in it.
+    File {
+        path: String,
+        offset: u64,
+    },
+    NotMapped,
+}
+
+/// Each page of a VMA (its address and state), and a note when the list was cut short.
+pub type VmaPages = (Vec<(u64, PageState)>, Option<String>);
+
+/// The most pages `vm -p` lists in one VMA (a 64 GiB mapping of 4 KiB pages).
+pub const MAX_VMA_PAGES: u64 = 1 << 24;
+
+/// x86_64's swap entry in a not-present PTE (arch/x86/include/asm/pgtable_64.h since the
+/// L1TF mitigation, 4.19): the type in the top 5 bits, the offset inverted from bit 9 up.
+pub fn x86_64_swap_entry(pte: u64) -> (u64, u64) {
+    const SWP_TYPE_BITS: u32 = 5;
+    const SWP_OFFSET_SHIFT: u32 = 9 + SWP_TYPE_BITS;
+    (
+        pte >> (64 - SWP_TYPE_BITS),
+        (!pte << SWP_TYPE_BITS) >> SWP_OFFSET_SHIFT,
+    )
+}
+
+/// The pages of `vma` in the address space whose page tables are at `pgd` (`mm->pgd`):
+/// translated, else a swap entry (named by `swap_device`), else the file offset of a file
+/// mapping (`file_path` is the VMA's file, "" for anonymous memory), else not mapped.
+pub fn vma_pages(
+    kernel: &Kernel,
+    pgd: u64,
+    vma: &Vma,
+    file_path: &str,
+    swap_device: &mut dyn FnMut(u64) -> String,
+) -> Result<VmaPages, KernelError> {
+    use kdive_arch::{Level, TranslateError};
+    let tables = kernel.address_space().process_tables(VirtAddr(pgd))?;
+    let page = kernel.page_size().max(1);
+    let pgoff = if file_path.is_empty() {
+        0
+    } else {
+        kernel.read_field(VirtAddr(vma.addr), "vm_area_struct", "vm_pgoff")?
+    };
+    let count = vma.end.saturating_sub(vma.start) / page;
+    let mut note = None;
+    let count = if count > MAX_VMA_PAGES {
+        note = Some(format!(
+            "VMA {:x}: {count} pages; the first {MAX_VMA_PAGES} only",
+            vma.addr
+        ));
+        MAX_VMA_PAGES
+    } else {
+        count
+    };
+    let mut out = Vec::new();
+    for i in 0..count {
+        let vaddr = vma.start.wrapping_add(i.wrapping_mul(page));
+        let state = match tables.walk(VirtAddr(vaddr)) {
+            Ok(t) => PageState::Mapped(t.phys.0),
+            Err(err) => {
+                let swap = match err {
+                    TranslateError::NotPresent {
+                        level: Level::Pte,
+                        entry,
+                        ..
+                    } if entry != 0 => Some(entry),
+                    _ => None,
+                };
+                match swap {
+                    Some(pte) => {
+                        let (ty, offset) = x86_64_swap_entry(pte);
+                        PageState::Swap {
+                            device: swap_device(ty),
+                            offset,
+                        }
+                    }
+                    None if !file_path.is_empty() => PageState::File {
+                        path: file_path.to_owned(),
+                        offset: (((vaddr - vma.start) / page).wrapping_add(pgoff))
+                            .wrapping_mul(page),
+                    },
+                    None => PageState::NotMapped,
+                }
+            }
+        };
+        out.push((vaddr, state));
+    }
+    Ok((out, note))
 }
