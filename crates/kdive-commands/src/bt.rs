@@ -25,7 +25,8 @@ use crate::session::Session;
 use crate::CommandError;
 
 const BT_USAGE: &str = "bt [-a|-c cpu(s)] [-f] [-l] [-s] [pid | task] ...";
-const FOREACH_USAGE: &str = "foreach bt [-f] [-l] [-s]";
+const FOREACH_USAGE: &str =
+    "foreach bt [-f] [-l] [-s] | foreach files | foreach vm [-m|-v] | foreach task [-R member,...]";
 
 /// Most stack words `bt -f` prints for one frame (a frame larger than this is a stack switch).
 const MAX_FRAME_WORDS: u64 = 1024;
@@ -121,7 +122,7 @@ pub fn parse_foreach(words: &[&str]) -> Result<BtArgs, CommandError> {
         }
         _ => Err(CommandError::BadArgs {
             command: "foreach",
-            what: "kdive runs only `foreach bt`".into(),
+            what: "kdive runs `foreach bt`, `files`, `vm` and `task`".into(),
             usage: FOREACH_USAGE,
         }),
     }
@@ -691,10 +692,16 @@ show their registers, stack switches crash's `--- <IRQ stack> ---` lines.\n\
 pub(crate) const FOREACH_SPEC: CommandSpec = CommandSpec {
     name: "foreach",
     aliases: &[],
-    summary: "run bt for every task",
+    summary: "run bt, files, vm or task for every task",
     usage: FOREACH_USAGE,
-    description: "`bt` of every task, in task-list order; bt's -f, -l and -s apply.",
-    examples: &["foreach bt           every task's backtrace"],
+    description: "`bt`, `files`, `vm` or `task` of every task, in pid order, each with its own\n\
+options (bt's -f, -l, -s; vm's -m, -v; task's -R, -x, -d).",
+    examples: &[
+        "foreach bt           every task's backtrace",
+        "foreach files        every task's open files",
+        "foreach vm           every task's address space",
+        "foreach task -R comm,prio   two members of every task",
+    ],
     options: &["-f", "-l", "-s"],
     operands: Operand::Command,
     schema: 1,
@@ -719,6 +726,54 @@ fn run_foreach(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
+    // `foreach files|vm|task [options]`: the command on every task, in pid order.
+    if let Some((first, rest)) = words.split_first() {
+        let every: Vec<String> = session
+            .tasks()
+            .tasks
+            .iter()
+            .map(|t| format!("{:x}", t.addr.0))
+            .collect();
+        match first.as_str() {
+            "files" => {
+                if let Some(extra) = rest.first() {
+                    return Err(CommandError::BadArgs {
+                        command: "foreach",
+                        what: format!("foreach files takes no options: {extra}"),
+                        usage: FOREACH_USAGE,
+                    });
+                }
+                return Ok(Box::new(crate::files::files(
+                    session, &every, true, warnings,
+                )));
+            }
+            "vm" => {
+                let mut args = crate::vm::parse_vm(rest)?;
+                if !args.tasks.is_empty() {
+                    return Err(CommandError::BadArgs {
+                        command: "foreach",
+                        what: "foreach vm takes options only".into(),
+                        usage: FOREACH_USAGE,
+                    });
+                }
+                args.tasks = every;
+                return Ok(Box::new(crate::vm::vm(session, &args, warnings)));
+            }
+            "task" => {
+                let mut args = crate::task::parse_task(rest)?;
+                if !args.tasks.is_empty() {
+                    return Err(CommandError::BadArgs {
+                        command: "foreach",
+                        what: "foreach task takes options and members only".into(),
+                        usage: FOREACH_USAGE,
+                    });
+                }
+                args.tasks = every;
+                return Ok(Box::new(crate::task::task(session, &args, warnings)?));
+            }
+            _ => {}
+        }
+    }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let args = parse_foreach(&words)?;
     Ok(Box::new(bt(session, &args, warnings)))

@@ -655,6 +655,60 @@ fn parent_chain(kernel: &Kernel, t: &Task, by_addr: &HashMap<u64, &Task>) -> Vec
     chain
 }
 
+/// The tasks named by `words` as crash's `str_to_context()` reads them (a pid when some task
+/// has it, else a task address), or with no words the current task (`set`'s, else the panic
+/// task). Words naming no task give crash's warning.
+pub(crate) fn named_tasks(
+    session: &Session<'_>,
+    command: &str,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Vec<Task> {
+    let list = session.tasks();
+    if words.is_empty() {
+        let current = session
+            .current_task()
+            .or_else(|| kdive_kernel::stack::panic_task(session.kernel()));
+        let Some(addr) = current else {
+            warnings.push(format!(
+                "{command}: no current task (no panic task; choose one with `set PID`)"
+            ));
+            return Vec::new();
+        };
+        return match list.tasks.iter().find(|t| t.addr == addr) {
+            Some(t) => vec![t.clone()],
+            None => match task::read_task(session.kernel(), addr) {
+                Ok(t) => vec![t],
+                Err(err) => {
+                    warnings.push(format!("{command}: current task {addr}: {err}"));
+                    Vec::new()
+                }
+            },
+        };
+    }
+    let mut out = Vec::new();
+    for word in words {
+        let matching: Vec<&Task> = match word.parse::<i64>() {
+            Ok(pid) if list.tasks.iter().any(|t| t.pid == pid) => {
+                list.tasks.iter().filter(|t| t.pid == pid).collect()
+            }
+            _ => {
+                let digits = word.trim_start_matches("0x");
+                let addr = u64::from_str_radix(digits, 16).ok();
+                list.tasks
+                    .iter()
+                    .filter(|t| Some(t.addr.0) == addr)
+                    .collect()
+            }
+        };
+        if matching.is_empty() {
+            warnings.push(format!("{command}: invalid task or pid value: {word}"));
+        }
+        out.extend(matching.into_iter().cloned());
+    }
+    out
+}
+
 /// `VADDR_PRLEN` on 64-bit: the width of a printed address.
 const VADDR_PRLEN: usize = 16;
 
@@ -667,7 +721,7 @@ fn comm_text(row_comm: &str, kernel_thread: bool) -> String {
 }
 
 /// `print_task_header()`
-fn task_header(pid: i64, task: Hex, cpu: u32, comm: &str) -> String {
+pub(crate) fn task_header(pid: i64, task: Hex, cpu: u32, comm: &str) -> String {
     format!(
         "PID: {pid:<7}  TASK: {:<width$x}  CPU: {:<3}  COMMAND: \"{comm}\"",
         task.0,

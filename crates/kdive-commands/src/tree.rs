@@ -262,23 +262,8 @@ fn run_tree(
 
 /// The maple tree's offsets from the kernel's types, and its `mt_slots[]`.
 pub(crate) fn maple_layout(kernel: &Kernel) -> Result<MapleLayout, CommandError> {
-    let mr64 = offset(kernel, "maple_node", "mr64")?;
-    let ma64 = offset(kernel, "maple_node", "ma64")?;
-    let mut slots = MapleLayout::DEFAULT_SLOTS;
-    if let Ok(addr) = kernel.symbol("mt_slots") {
-        if let Ok(bytes) = kernel.read_bytes(addr, 4, "mt_slots") {
-            for (slot, byte) in slots.iter_mut().zip(bytes) {
-                *slot = u64::from(byte);
-            }
-        }
-    }
-    Ok(MapleLayout {
-        ma_root: offset(kernel, "maple_tree", "ma_root")?,
-        node_slot: offset(kernel, "maple_node", "slot")?,
-        range64_pivot: mr64.saturating_add(offset(kernel, "maple_range_64", "pivot")?),
-        range64_slot: mr64.saturating_add(offset(kernel, "maple_range_64", "slot")?),
-        arange64_pivot: ma64.saturating_add(offset(kernel, "maple_arange_64", "pivot")?),
-        arange64_slot: ma64.saturating_add(offset(kernel, "maple_arange_64", "slot")?),
-        slots,
+    MapleLayout::read(kernel).map_err(|e| CommandError::Failed {
+        command: "tree",
+        what: e.to_string(),
     })
 }

@@ -9,10 +9,12 @@
 
 pub mod audit;
 mod error;
+pub mod files;
 mod kernel;
 mod list;
 pub mod log_buf;
 pub mod meminfo;
+pub mod mm;
 pub mod module;
 pub mod printk;
 pub mod sched;

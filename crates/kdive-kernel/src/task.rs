@@ -423,11 +423,16 @@ pub fn mem_usage(
     })
 }
 
-/// `percpu_counter_sum_positive()`: the central count plus every online CPU's delta.
+/// `percpu_counter_sum_positive()`: the central count plus every possible CPU's delta. The
+/// kernel sums the online CPUs, but a dump's CPUs stopped by the panic are offline with
+/// their deltas still pending; crash sums every CPU, as kdive does.
 pub fn percpu_counter_sum_positive(kernel: &Kernel, fbc: VirtAddr) -> Result<i64, KernelError> {
     let mut sum = kernel.read_field_signed(fbc, "percpu_counter", "count")?;
     let counters = VirtAddr(kernel.read_field(fbc, "percpu_counter", "counters")?);
-    for cpu in kernel.online_cpus()? {
+    let cpus = kernel
+        .cpu_mask("possible")
+        .or_else(|_| kernel.online_cpus())?;
+    for cpu in cpus {
         let at = kernel.per_cpu_ptr(counters, cpu)?;
         let mut raw = [0u8; 4];
         kernel.read(at, &mut raw, "percpu_counter.counters")?;

@@ -406,6 +406,29 @@ pub struct MapleLayout {
 impl MapleLayout {
     /// 6.1's geometry on x86_64 (the kernel's own `mt_slots[]` is preferred when readable).
     pub const DEFAULT_SLOTS: [u64; 4] = [31, 16, 16, 10];
+
+    /// The maple tree's offsets from the kernel's types, and its `mt_slots[]`.
+    pub fn read(kernel: &Kernel) -> Result<MapleLayout, KernelError> {
+        let mr64 = kernel.offset_of("maple_node", "mr64")?;
+        let ma64 = kernel.offset_of("maple_node", "ma64")?;
+        let mut slots = MapleLayout::DEFAULT_SLOTS;
+        if let Ok(addr) = kernel.symbol("mt_slots") {
+            if let Ok(bytes) = kernel.read_bytes(addr, 4, "mt_slots") {
+                for (slot, byte) in slots.iter_mut().zip(bytes) {
+                    *slot = u64::from(byte);
+                }
+            }
+        }
+        Ok(MapleLayout {
+            ma_root: kernel.offset_of("maple_tree", "ma_root")?,
+            node_slot: kernel.offset_of("maple_node", "slot")?,
+            range64_pivot: mr64.saturating_add(kernel.offset_of("maple_range_64", "pivot")?),
+            range64_slot: mr64.saturating_add(kernel.offset_of("maple_range_64", "slot")?),
+            arange64_pivot: ma64.saturating_add(kernel.offset_of("maple_arange_64", "pivot")?),
+            arange64_slot: ma64.saturating_add(kernel.offset_of("maple_arange_64", "slot")?),
+            slots,
+        })
+    }
 }
 
 const MAPLE_NODE_MASK: u64 = 255;

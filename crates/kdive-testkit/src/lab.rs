@@ -402,6 +402,15 @@ impl Agreement {
         counts.1 += known;
     }
 
+    /// Adds the counts of another (a thread's) agreement.
+    pub fn merge(&mut self, other: Agreement) {
+        for (key, (same, known)) in other.0 {
+            let counts = self.0.entry(key).or_default();
+            counts.0 += same;
+            counts.1 += known;
+        }
+    }
+
     /// Prints the counts, a line per crash version and kernel series; says SKIP (a failure
     /// under CI=true) when nothing was compared with crash 9.0.2, which opens every series.
     pub fn finish(&self, what: &str) {
