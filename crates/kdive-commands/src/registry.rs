@@ -148,6 +148,8 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::x::SPEC,
     &crate::vtop::SPEC,
     &crate::search::SPEC,
+    &crate::swap::SPEC,
+    &crate::mount::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

@@ -19,6 +19,7 @@ pub mod module;
 pub mod printk;
 pub mod sched;
 pub mod stack;
+pub mod swap;
 pub mod sys;
 pub mod task;
 pub mod walk;
