@@ -103,9 +103,10 @@ SCALE_CRASHKERNEL_MB = 256
 # tells them apart by size).
 USERLAND_DISKS = (("swap", 128), ("ext", 32))
 # Modules the userland guest loads besides GUEST_MODULES where they are modules: the virtio
-# disks and ext4 (which mounts the ext2 disk).
+# disks and ext4 (which mounts the ext2 disk; it asks the crypto API for crc32c, which
+# generic and rt have as a module).
 USERLAND_MODULES = (("CONFIG_VIRTIO_PCI", "virtio_pci"), ("CONFIG_VIRTIO_BLK", "virtio_blk"),
-                    ("CONFIG_EXT4_FS", "ext4"))
+                    ("CONFIG_CRYPTO_CRC32C", "crc32c_generic"), ("CONFIG_EXT4_FS", "ext4"))
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 
@@ -113,6 +114,8 @@ GUEST_CPUS = 2
 CRASHKERNEL_MB = 96
 BOOT_TIMEOUT_S = 180
 KDUMP_TIMEOUT_S = 360
+# scale: 10,000 tasks to start and a 4 GiB /proc/vmcore to filter, under TCG.
+SCALE_KDUMP_TIMEOUT_S = 1500
 KDUMP_ATTEMPTS = 8
 # What the kernel (6.1, 6.12) and kexec say when KASLR left no good place for crashkernel=.
 CRASHKERNEL_PLACEMENT_FAILURES = ("crashkernel reservation failed", "cannot allocate crashkernel",
@@ -695,7 +698,9 @@ def build_userland_initramfs(k, root, main_key, mdf, scale):
     cache keys."""
     busy, busy_key = build_busy(root)
     files = [LAB_SRC / "userland" / n for n in ("init", "userland.sh", "capture-init")]
-    key = sha256_files(files, extra=main_key + busy_key + str(LAB_FORMAT))
+    modules = userland_modules(k)
+    key = sha256_files(files, extra=main_key + busy_key + str(LAB_FORMAT) +
+                       " ".join(m.name for m in modules))
     out = k.dir / "initramfs-userland"
     stamp = out / ".kdive-key"
     k.userland_initramfs = out / "userland.cpio"
@@ -715,7 +720,7 @@ def build_userland_initramfs(k, root, main_key, mdf, scale):
                     (busy, "bin/kdive-busy")):
         shutil.copy(f, tree / dest)
         os.chmod(tree / dest, 0o755)
-    for i, m in enumerate(userland_modules(k)):
+    for i, m in enumerate(modules):
         copied = copy_module(m, tree / "kdive/modules")
         copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
     overlay = out / "overlay.cpio"
@@ -1098,7 +1103,8 @@ def run_kdump_crash(c, mdf):
         with c.guest(kdump=True, disk=disk) as g:
             try:
                 trigger_from_host(g, c)
-                g.wait_console(r"KDIVE: vmcore saved size=\d+", KDUMP_TIMEOUT_S,
+                g.wait_console(r"KDIVE: vmcore saved size=\d+",
+                               SCALE_KDUMP_TIMEOUT_S if c.scale else KDUMP_TIMEOUT_S,
                                GUEST_FAILURES + (PANIC_DONE,))
             except LabError:
                 # KASLR places the kernel at random: now and then it leaves no free window
