@@ -415,14 +415,25 @@ static void role_swap(void)
 static void role_children(void)
 {
 	pid_t z = fork(), s;
+	int p[2];
+	char c;
 
 	if (z == 0)
 		_exit(7);
+	if (pipe(p) < 0)
+		die("pipe");
 	s = fork();
 	if (s == 0) {
 		prctl(PR_SET_NAME, "busy-stopped");
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
 		forever();
 	}
+	/* Stopped once it has its name. */
+	if (read(p[0], &c, 1) != 1)
+		die("stopped child");
+	close(p[0]);
+	close(p[1]);
 	kill(s, SIGSTOP);
 	usleep(200000);
 	say("holds zombie child pid=%d (exit 7), stopped child pid=%d busy-stopped", z, s);
@@ -528,7 +539,7 @@ static void scale(int nproc, int nthreads, int nextra)
 		got += n;
 	}
 	say("holds %d processes (%d of %d tasks each, %d single), %d tasks in all; %d ready", made,
-	    nthreads, nthreads, nextra, nproc * nthreads + nextra, got);
+	    nproc, nthreads, nextra, nproc * nthreads + nextra, got);
 	ready();
 	forever();
 }

@@ -64,7 +64,7 @@ for r in $roles; do
 done
 sleep 1
 echo "KDIVE: userland ready: $(cat /proc/loadavg) (running/tasks)"
-echo "KDIVE: userland swaps: $(tail -n +2 /proc/swaps | tr -s ' \n' ' ')"
+[ "$scenario" = scale ] || echo "KDIVE: userland swaps: $(tail -n +2 /proc/swaps | tr -s ' \n' ' ')"
 echo "KDIVE: userland crashing with sysrq-c"
 echo 1 > /proc/sys/kernel/sysrq
 # From a child shell, as the sysrq-c scenario does.
