@@ -87,10 +87,9 @@ SERIES = {s.name: s for s in [
 ]}
 # --series all (what scripts/test and CI build) is every series above.
 ALL_SERIES = list(SERIES)
+# (scale is built for SCALE_SERIES only.)
 SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
-             "overflow", "busy", "userland"]
-# Built only when --scenario names them (4 GiB guests: see README "The scale scenario").
-OPTIONAL_SCENARIOS = ["scale"]
+             "overflow", "busy", "userland", "scale"]
 # Scenarios whose guest runs lab/userland/ (kdive-busy) and then crashes with SysRq-c. Their
 # initramfs is main.cpio with lab/userland/'s files appended (rdinit=/kdive/init starts them
 # beside the lab's /init, unchanged): the other scenarios' cache keys stay as they were.
@@ -103,8 +102,9 @@ SCALE_CRASHKERNEL_MB = 256
 # tells them apart by size).
 USERLAND_DISKS = (("swap", 128), ("ext", 32))
 # Modules the userland guest loads besides GUEST_MODULES where they are modules: the virtio
-# disks and ext4 (which mounts the ext2 disk; it asks the crypto API for crc32c, which
-# generic and rt have as a module).
+# disks and ext4 (which mounts the ext2 disk; up to 6.x it asks the crypto API for crc32c,
+# which generic and rt have as a module; 7.x's ext4 calls the crc32c library, and its crypto
+# module has another name: a module that modules.dep does not list is left out).
 USERLAND_MODULES = (("CONFIG_VIRTIO_PCI", "virtio_pci"), ("CONFIG_VIRTIO_BLK", "virtio_blk"),
                     ("CONFIG_CRYPTO_CRC32C", "crc32c_generic"), ("CONFIG_EXT4_FS", "ext4"))
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
@@ -502,11 +502,12 @@ def guest_modules(k):
 
 def prune_debug_modules(k):
     """generic and rt ship debug info for ~4000 modules (6.1 GB unpacked): keep only the
-    modules a lab guest loads (GUEST_MODULES and their dependencies). Idempotent."""
+    modules a lab guest loads (GUEST_MODULES, USERLAND_MODULES and their dependencies).
+    Idempotent."""
     stamp = k.dir / ".kdive-pruned"
     if not k.spec.prune_debug_modules or stamp.exists():
         return
-    keep = {m.name.split(".ko")[0] for m in guest_modules(k)}
+    keep = {m.name.split(".ko")[0] for m in guest_modules(k) + userland_modules(k)}
     removed = 0
     for ko in list((k.debug_modules_dir / "kernel").rglob("*.ko*")):
         if ko.name.split(".ko")[0] not in keep:
@@ -515,6 +516,40 @@ def prune_debug_modules(k):
     write_json(stamp, {"kept": sorted(keep), "removed": removed})
     log(f"{k.series}: kept the debug info of {len(keep)} modules ({', '.join(sorted(keep))}), "
         f"removed {removed}")
+
+
+def debug_module_path(k, ko):
+    """The -dbg package's file of an image package's module (.ko, .ko.xz, ...)."""
+    rel = ko.relative_to(k.modules_dir)
+    return k.debug_modules_dir / rel.parent / (rel.name.split(".ko")[0] + ".ko")
+
+
+def restore_debug_modules(k, apt, root):
+    """Kernels pruned before USERLAND_MODULES were kept (prune_debug_modules) lack their
+    debug info: take those files again from the -dbg package. Idempotent."""
+    if not k.spec.prune_debug_modules:
+        return
+    missing = [debug_module_path(k, m) for m in userland_modules(k)
+               if not debug_module_path(k, m).exists()]
+    if not missing:
+        return
+    pkg = f"linux-image-{k.release}-dbg={k.debian_version}"
+    log(f"{k.series}: restoring the debug info of {len(missing)} modules from {pkg}")
+    debs = root / "debs" / f"{k.dir.name}-dbg"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    try:
+        apt.get("download", pkg, cwd=debs, timeout=1800)
+        deb = next(debs.glob("*.deb"))
+        members = ["./" + str(p.relative_to(k.dir)) for p in missing]
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        run(["tar", "-x", "-C", str(k.dir), *members], stdin=tar.stdout, timeout=900)
+        tar.wait(timeout=60)
+    finally:
+        shutil.rmtree(debs, ignore_errors=True)
+    for p in missing:
+        if not p.exists():
+            raise LabError(f"{k.release}: {p} not in {pkg}")
 
 
 def index_vmlinux(k):
@@ -684,7 +719,7 @@ def userland_modules(k):
             continue
         ko, deps = module_path(k, name)
         if ko is None:
-            raise LabError(f"{k.release}: {name}.ko not found in modules.dep")
+            continue
         for m in deps[::-1] + [ko]:
             if m not in loaded and m not in have:
                 loaded.append(m)
@@ -749,7 +784,10 @@ def build_userland_initramfs(k, root, main_key, mdf, scale):
                                       (out / "scale-overlay.cpio").read_bytes())
         for t in (ctree, stree):
             shutil.rmtree(t)
+        for f in ("capture-overlay.cpio", "scale-overlay.cpio"):
+            (out / f).unlink()
     shutil.rmtree(tree)
+    overlay.unlink()
     stamp.write_text(key + "\n")
     return key
 
@@ -1460,8 +1498,8 @@ def parse_args():
                          "6.12-rt=6.12.115+deb12), or ABI for every series it names (e.g. "
                          "6.1.0-55, 5.10.0-32, 7.2.13+deb14)")
     ap.add_argument("--scenario", action="append", default=[],
-                    help=f"scenario(s) to build (default all of {', '.join(SCENARIOS)}; "
-                         f"also {', '.join(OPTIONAL_SCENARIOS)}, for {', '.join(SCALE_SERIES)})")
+                    help=f"scenario(s) to build (default all): {', '.join(SCENARIOS)} "
+                         f"(scale: {', '.join(SCALE_SERIES)} only)")
     ap.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-oracles", action="store_true")
     ap.add_argument("--no-crash9", action="store_true",
@@ -1506,9 +1544,8 @@ def main():
     signal.signal(signal.SIGINT, kill_all_qemus)
     scenarios = [s for arg in args.scenario for s in arg.split(",")] or SCENARIOS
     for s in scenarios:
-        if s not in SCENARIOS + OPTIONAL_SCENARIOS:
-            raise LabError(f"unknown scenario {s}; known: "
-                           f"{', '.join(SCENARIOS + OPTIONAL_SCENARIOS)}")
+        if s not in SCENARIOS:
+            raise LabError(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
     series_list = select_series(args.series)
     pins = select_pins(args, series_list)
 
@@ -1539,6 +1576,8 @@ def main():
                 raise LabError(f"{series}: none of the newest {DOWNLOAD_CANDIDATES} ABIs "
                                "downloads")
             prune_debug_modules(k)
+            if any(s in USERLAND_SCENARIOS for s in scenarios):
+                restore_debug_modules(k, apt, root)
             if drgn_python:
                 index_vmlinux(k)
             sid = sid_future.result() if k.spec.sid_build else None
