@@ -429,10 +429,7 @@ pub fn mem_usage(
 pub fn percpu_counter_sum_positive(kernel: &Kernel, fbc: VirtAddr) -> Result<i64, KernelError> {
     let mut sum = kernel.read_field_signed(fbc, "percpu_counter", "count")?;
     let counters = VirtAddr(kernel.read_field(fbc, "percpu_counter", "counters")?);
-    let cpus = kernel
-        .cpu_mask("possible")
-        .or_else(|_| kernel.online_cpus())?;
-    for cpu in cpus {
+    for &cpu in kernel.possible_cpus()? {
         let at = kernel.per_cpu_ptr(counters, cpu)?;
         let mut raw = [0u8; 4];
         kernel.read(at, &mut raw, "percpu_counter.counters")?;
