@@ -491,8 +491,11 @@ pub struct Types {
     /// every task, module or record it walks.
     /// By type, then path: looked up by `&str`, with no key built per question. `None`:
     /// the type has no such member (layout checks ask that for every task they read).
-    members: Arc<Mutex<HashMap<String, HashMap<String, Option<Member>>>>>,
+    members: Arc<Mutex<MemberCache>>,
 }
+
+/// Member answers by type name, then path (`None`: no such member).
+type MemberCache = HashMap<String, HashMap<String, Option<Member>>>;
 
 /// Entries of the member cache; past this, answers are no longer cached.
 const MEMBER_CACHE_LIMIT: usize = 4096;
