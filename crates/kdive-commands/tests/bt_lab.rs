@@ -20,11 +20,10 @@ use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
 use serde_json::Value;
 
-/// Each dump's own manifest, sorted by name.
-
 /// `EXIT_ZOMBIE | EXIT_DEAD` (include/linux/sched.h), OR-ed into kdive's task state.
 const EXIT_ZOMBIE_OR_DEAD: u64 = 0x20 | 0x10;
 
+/// Each dump's own manifest, sorted by name.
 fn manifests(root: &Path) -> Vec<Value> {
     lab::dump_manifests(root, BadJson::Skip)
 }
