@@ -17,6 +17,7 @@ mod expr;
 pub mod files;
 mod format;
 mod help;
+pub mod ipcs;
 pub mod kmem;
 pub mod list;
 pub mod log;

@@ -150,6 +150,7 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::search::SPEC,
     &crate::swap::SPEC,
     &crate::mount::SPEC,
+    &crate::ipcs::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

@@ -1,5 +1,5 @@
 //! `ps`'s options beyond the table (`-S`, `-g`, `-c`, `-m`, `-l -C`, `-r`, `-a`), `log -T`, `sys -i`
-//! (DMI strings), `sys -c` (the system call table with source lines), `swap` and `mount` on
+//! (DMI strings), `sys -c` (the system call table with source lines), `swap`, `mount` and `ipcs` on
 //! the lab's real dumps (the userland scenario's too: a swap partition, tmpfs and ext2 mounts), against crash run at test time: crash 9.0.2 on the null-init and busy dumps of every
 //! kernel series, and crash 8.0.2 on those it opens and reads whole (5.10: on 6.1 it finds 3
 //! of ~59 tasks, so every list and count differs). The same text, line for line; for `log -T`
@@ -157,6 +157,7 @@ const COMMANDS: &[&str] = &[
     "sys -c 9",
     "swap",
     "mount",
+    "ipcs",
 ];
 
 #[test]
@@ -185,7 +186,7 @@ fn ps_log_sys_options_swap_and_mount_match_crash() {
     let mut mismatches = Vec::new();
     let all: Vec<String> = COMMANDS.iter().map(|c| (*c).to_owned()).collect();
     let args_only = vec!["ps -a".to_owned()];
-    let userland_commands: Vec<String> = ["ps -a", "swap", "mount"]
+    let userland_commands: Vec<String> = ["ps -a", "swap", "mount", "ipcs", "ipcs -q"]
         .iter()
         .map(|c| (*c).to_owned())
         .collect();

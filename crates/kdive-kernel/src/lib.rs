@@ -10,6 +10,7 @@
 pub mod audit;
 mod error;
 pub mod files;
+pub mod ipc;
 mod kernel;
 mod list;
 pub mod log_buf;
