@@ -414,9 +414,9 @@ pub(crate) fn slabs(
     let list = caches(&slub, warnings)?;
     if verbose && !slub.layout.has_cpu_slab {
         warnings.push(
-            "kmem: this kernel caches objects in per-CPU sheaves (kmem_cache.cpu_sheaves), \
-             not per-CPU slabs: -S lists each node's slabs only, and objects in the sheaves \
-             count as allocated"
+            "kmem: this kernel caches free objects in sheaves (kmem_cache.cpu_sheaves), not \
+             per-CPU slabs: -S lists each node's slabs only (ALLOCATED and TOTAL count the \
+             objects in sheaves as free)"
                 .into(),
         );
     }
@@ -499,7 +499,14 @@ pub(crate) fn addresses(
         Some(slub) => caches(slub, warnings)?,
         None => Vec::new(),
     };
-    let task_size = kernel.struct_size("task_struct").unwrap_or(0);
+    // crash's SIZE(task_struct): x86's `arch_task_struct_size` (the struct less the FPU
+    // state the CPU does not use) where the kernel has it.
+    let task_size = kernel
+        .symbol("arch_task_struct_size")
+        .and_then(|a| kernel.read_u32(a, "arch_task_struct_size"))
+        .map(u64::from)
+        .or_else(|_| kernel.struct_size("task_struct"))
+        .unwrap_or(0);
     let mut rows = Vec::new();
     for &addr in addresses {
         let cache = slub

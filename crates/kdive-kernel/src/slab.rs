@@ -24,6 +24,8 @@ const MAX_CACHES: usize = 1 << 16;
 pub const MAX_FREELIST: usize = 1 << 15;
 /// The longest slab list (node partial/full, CPU partial) walked.
 pub const MAX_SLAB_LIST: usize = 1 << 20;
+/// A sheaf holds at most this many objects (`sheaf_capacity` is a few dozen).
+const MAX_SHEAF: u64 = 1 << 12;
 /// `SLAB_STORE_USER`: only then does SLUB keep the full list.
 const SLAB_STORE_USER: u64 = 0x0001_0000;
 /// `SLAB_RED_ZONE`.
@@ -50,6 +52,11 @@ pub struct SlubLayout {
     node_count: u64,
     has_total_objects: bool,
     has_full: bool,
+    /// 6.18+: `kmem_cache.cpu_sheaves`, per-CPU arrays of free objects.
+    pub has_cpu_sheaves: bool,
+    /// Where a node's `node_barn *` is: `kmem_cache.per_node[].barn` (7.1+) or
+    /// `kmem_cache_node.barn` (6.18 - 7.0).
+    barn: Barn,
     /// `kmem_cache.list`'s offset.
     list_offset: u64,
     /// The slab list node's offset in the slab struct.
@@ -71,6 +78,14 @@ enum Compound {
         offset: u64,
         mask: bool,
     },
+    None,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Barn {
+    /// Offset of `barn` from a node's `per_node[].node` slot.
+    PerNode(u64),
+    InNode,
     None,
 }
 
@@ -121,6 +136,17 @@ impl SlubLayout {
                 let m = kernel.member("kmem_cache", "node")?;
                 (m.offset, 8, m.size / 8)
             };
+        let barn = if member_exists(kernel, "kmem_cache", "per_node")
+            && member_exists(kernel, "kmem_cache_per_node_ptrs", "barn")
+        {
+            let barn = kernel.offset_of("kmem_cache_per_node_ptrs", "barn")?;
+            let node = kernel.offset_of("kmem_cache_per_node_ptrs", "node")?;
+            Barn::PerNode(barn.wrapping_sub(node))
+        } else if member_exists(kernel, "kmem_cache_node", "barn") {
+            Barn::InNode
+        } else {
+            Barn::None
+        };
         let compound = if let Ok(offset) = kernel.offset_of("page", "compound_head") {
             Compound::Head(offset)
         } else if let Ok(offset) = kernel.offset_of("page", "compound_info") {
@@ -156,6 +182,8 @@ impl SlubLayout {
             node_count,
             has_total_objects: member_exists(kernel, "kmem_cache_node", "total_objects"),
             has_full: member_exists(kernel, "kmem_cache_node", "full"),
+            has_cpu_sheaves: member_exists(kernel, "kmem_cache", "cpu_sheaves"),
+            barn,
             list_offset: kernel.offset_of("kmem_cache", "list")?,
             slab_list_offset: kernel.offset_of(slab_ty, list_member)?,
             page_struct: kernel.struct_size("page")?,
@@ -190,6 +218,10 @@ pub struct CacheInfo {
     /// Bytes before each object when the cache red-zones (`SLAB_RED_ZONE`).
     pub red_left_pad: u32,
     pub cpu_slab: Option<u64>,
+    /// 6.18+: the per-CPU sheaves (`struct slub_percpu_sheaves __percpu *`).
+    pub cpu_sheaves: Option<u64>,
+    /// Each node's `node_barn` (full sheaves), where the kernel has them.
+    pub barns: Vec<u64>,
     /// `(node index in the node table, kmem_cache_node address)`, zero where the node has
     /// none.
     pub nodes: Vec<(usize, u64)>,
@@ -476,6 +508,7 @@ impl<'k> Slub<'k> {
             (c.field("objects")?, c.field("order")?)
         };
         let mut nodes = Vec::new();
+        let mut barns = Vec::new();
         for (index, node) in self.nodes.iter().enumerate() {
             if u64::from(node.id) >= self.layout.node_count {
                 continue;
@@ -483,7 +516,20 @@ impl<'k> Slub<'k> {
             let at = addr
                 .wrapping_add(self.layout.node_base)
                 .wrapping_add(u64::from(node.id) * self.layout.node_stride);
-            nodes.push((index, k.read_u64(VirtAddr(at), "kmem_cache.node")?));
+            let node_ptr = k.read_u64(VirtAddr(at), "kmem_cache.node")?;
+            nodes.push((index, node_ptr));
+            let barn = match self.layout.barn {
+                Barn::PerNode(delta) => {
+                    k.read_u64(VirtAddr(at.wrapping_add(delta)), "kmem_cache.per_node.barn")?
+                }
+                Barn::InNode if node_ptr != 0 => {
+                    k.read_field(VirtAddr(node_ptr), "kmem_cache_node", "barn")?
+                }
+                _ => 0,
+            };
+            if barn != 0 {
+                barns.push(barn);
+            }
         }
         let flags = c.field("flags")?;
         Ok(CacheInfo {
@@ -510,6 +556,12 @@ impl<'k> Slub<'k> {
             } else {
                 None
             },
+            cpu_sheaves: if self.layout.has_cpu_sheaves {
+                Some(c.field("cpu_sheaves")?).filter(|p| *p != 0)
+            } else {
+                None
+            },
+            barns,
             nodes,
         })
     }
@@ -829,6 +881,72 @@ impl<'k> Slub<'k> {
         }
     }
 
+    /// The objects of one sheaf (`objects[..size]`).
+    fn sheaf(&self, sheaf: u64, out: &mut HashSet<u64>) -> Result<(), KernelError> {
+        let k = self.kernel;
+        let size = k.read_field(VirtAddr(sheaf), "slab_sheaf", "size")?;
+        if size > MAX_SHEAF {
+            return Err(KernelError::BadData {
+                what: "slab_sheaf.size".into(),
+                addr: VirtAddr(sheaf),
+                why: format!("{size} objects, more than {MAX_SHEAF}"),
+            });
+        }
+        let base = sheaf.wrapping_add(k.offset_of("slab_sheaf", "objects")?);
+        let bytes = k.read_bytes(VirtAddr(base), size * 8, "slab_sheaf.objects")?;
+        out.extend(
+            bytes
+                .chunks_exact(8)
+                .filter_map(|w| <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)),
+        );
+        Ok(())
+    }
+
+    /// 6.18+: the free objects cached in sheaves (each online CPU's `main` and `spare`,
+    /// each node barn's full sheaves), as drgn's `slab_cache_usage()` counts them.
+    pub fn sheaf_objects(&self, cache: &CacheInfo, warnings: &mut Vec<String>) -> HashSet<u64> {
+        let mut out = HashSet::new();
+        let k = self.kernel;
+        if let Some(pcs) = cache.cpu_sheaves {
+            for cpu in k.online_cpus().unwrap_or_default() {
+                let Ok(at) = k.per_cpu_ptr(VirtAddr(pcs), cpu) else {
+                    continue;
+                };
+                for member in ["main", "spare"] {
+                    let sheaf = k.read_field(at, "slub_percpu_sheaves", member).unwrap_or(0);
+                    if sheaf != 0 {
+                        if let Err(e) = self.sheaf(sheaf, &mut out) {
+                            warnings.push(format!("{}: cpu {cpu} {member} sheaf: {e}", cache.name));
+                        }
+                    }
+                }
+            }
+        }
+        let (Ok(full), Ok(list)) = (
+            k.offset_of("node_barn", "sheaves_full"),
+            k.offset_of("slab_sheaf", "barn_list"),
+        ) else {
+            return out;
+        };
+        for &barn in &cache.barns {
+            let head = barn.wrapping_add(full);
+            let (sheaves, end) =
+                walk_slab_list(head, list, &|a| self.read_word(a), &|_| true, MAX_SLAB_LIST);
+            for sheaf in sheaves {
+                if let Err(e) = self.sheaf(sheaf, &mut out) {
+                    warnings.push(format!("{}: barn {barn:x} sheaf: {e}", cache.name));
+                }
+            }
+            if end != ListEnd::Done {
+                warnings.push(format!(
+                    "{}: barn {barn:x}: the full sheaves' list stops early ({end:?})",
+                    cache.name
+                ));
+            }
+        }
+        out
+    }
+
     /// crash's `get_kmem_cache_slub_data()` (both passes): `None` where crash prints `?`
     /// ("cannot gather relevant slab data").
     pub fn counts(&self, cache: &CacheInfo, warnings: &mut Vec<String>) -> Option<CacheCounts> {
@@ -891,6 +1009,9 @@ impl<'k> Slub<'k> {
                 total_objects += full * i64::from(cache.objects);
             }
             total_slabs += full;
+        }
+        if cache.cpu_sheaves.is_some() || !cache.barns.is_empty() {
+            free += i64::try_from(self.sheaf_objects(cache, warnings).len()).unwrap_or(0);
         }
         let allocated = if node_total_avail {
             total_objects - free
@@ -960,7 +1081,12 @@ impl<'k> Slub<'k> {
         }
         info.allocated = i64::from(inuse);
         info.free = i64::from(objects) - i64::from(inuse);
-        let mut free = HashSet::new();
+        let mut free = if cache.cpu_sheaves.is_some() || !cache.barns.is_empty() {
+            self.sheaf_objects(cache, warnings)
+        } else {
+            HashSet::new()
+        };
+        let sheaf_free = free.len();
         for list in [freelist, cpu_freelist] {
             let (objs, end) = self.freelist(cache, list);
             if matches!(end, FreelistEnd::Duplicate(_) | FreelistEnd::Unreadable(_)) {
@@ -971,6 +1097,14 @@ impl<'k> Slub<'k> {
         }
         let size = u64::from(cache.size);
         let pad = u64::from(cache.red_left_pad);
+        if sheaf_free > 0 {
+            // Objects in sheaves are free to the allocator, allocated to the slab.
+            let in_slab = (0..u64::from(objects))
+                .filter(|i| free.contains(&memory.wrapping_add(i * size).wrapping_add(pad)))
+                .count();
+            info.free = i64::try_from(in_slab).unwrap_or(0);
+            info.allocated = i64::from(objects) - info.free;
+        }
         for i in 0..u64::from(objects) {
             let p = memory.wrapping_add(i.wrapping_mul(size));
             if let Some(addr) = only {
