@@ -906,6 +906,25 @@ impl<'k> Slub<'k> {
     /// each node barn's full sheaves), as drgn's `slab_cache_usage()` counts them.
     pub fn sheaf_objects(&self, cache: &CacheInfo, warnings: &mut Vec<String>) -> HashSet<u64> {
         let mut out = HashSet::new();
+        let mut problems = Vec::new();
+        self.collect_sheaves(cache, &mut out, &mut problems);
+        if let Some(first) = problems.first() {
+            warnings.push(format!(
+                "{}: {} sheaves could not be read (first: {first}); their free objects count \
+                 as allocated",
+                cache.name,
+                problems.len()
+            ));
+        }
+        out
+    }
+
+    fn collect_sheaves(
+        &self,
+        cache: &CacheInfo,
+        out: &mut HashSet<u64>,
+        warnings: &mut Vec<String>,
+    ) {
         let k = self.kernel;
         if let Some(pcs) = cache.cpu_sheaves {
             for cpu in k.online_cpus().unwrap_or_default() {
@@ -915,8 +934,8 @@ impl<'k> Slub<'k> {
                 for member in ["main", "spare"] {
                     let sheaf = k.read_field(at, "slub_percpu_sheaves", member).unwrap_or(0);
                     if sheaf != 0 {
-                        if let Err(e) = self.sheaf(sheaf, &mut out) {
-                            warnings.push(format!("{}: cpu {cpu} {member} sheaf: {e}", cache.name));
+                        if let Err(e) = self.sheaf(sheaf, out) {
+                            warnings.push(format!("cpu {cpu} {member} sheaf: {e}"));
                         }
                     }
                 }
@@ -926,25 +945,23 @@ impl<'k> Slub<'k> {
             k.offset_of("node_barn", "sheaves_full"),
             k.offset_of("slab_sheaf", "barn_list"),
         ) else {
-            return out;
+            return;
         };
         for &barn in &cache.barns {
             let head = barn.wrapping_add(full);
             let (sheaves, end) =
                 walk_slab_list(head, list, &|a| self.read_word(a), &|_| true, MAX_SLAB_LIST);
             for sheaf in sheaves {
-                if let Err(e) = self.sheaf(sheaf, &mut out) {
-                    warnings.push(format!("{}: barn {barn:x} sheaf: {e}", cache.name));
+                if let Err(e) = self.sheaf(sheaf, out) {
+                    warnings.push(format!("barn {barn:x} sheaf: {e}"));
                 }
             }
             if end != ListEnd::Done {
                 warnings.push(format!(
-                    "{}: barn {barn:x}: the full sheaves' list stops early ({end:?})",
-                    cache.name
+                    "barn {barn:x}: the full sheaves' list stops early ({end:?})"
                 ));
             }
         }
-        out
     }
 
     /// crash's `get_kmem_cache_slub_data()` (both passes): `None` where crash prints `?`
