@@ -539,3 +539,124 @@ pub(crate) fn addresses(
     }
     Ok(KmemAddressRecord { addresses: rows })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slab(objects: Option<Vec<ObjectRow>>) -> SlabRow {
+        SlabRow {
+            slab: Hex(0xfffff9ee803e1800),
+            memory: Hex(0xffff89694f860000),
+            node: 0,
+            total: 3,
+            allocated: 1,
+            free: 2,
+            objects,
+        }
+    }
+
+    fn cache(allocated: Option<i64>) -> CacheRow {
+        CacheRow {
+            address: Hex(0xffff8969471b7900),
+            name: "task_struct".into(),
+            objsize: 8328,
+            size: 8384,
+            allocated,
+            total: allocated.map(|_| 72),
+            slabs: allocated.map(|_| 24),
+            slab_size: 32768,
+            cpus: None,
+            nodes: None,
+            slab: None,
+        }
+    }
+
+    fn render(record: &dyn crate::registry::Record) -> String {
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn cache_table_is_crashs() {
+        let record = KmemSlabRecord {
+            caches: vec![cache(Some(56)), cache(None)],
+            table: true,
+        };
+        assert_eq!(
+            render(&record),
+            "CACHE             OBJSIZE  ALLOCATED     TOTAL  SLABS  SSIZE  NAME
+ffff8969471b7900     8328         56        72     24    32k  task_struct
+ffff8969471b7900     8328          ?         ?      ?    32k  task_struct
+"
+        );
+    }
+
+    #[test]
+    fn verbose_listing_is_crashs() {
+        let objects = vec![
+            ObjectRow {
+                address: Hex(0xffff89694f860000),
+                allocated: false,
+                cpu_cache: Some(0),
+            },
+            ObjectRow {
+                address: Hex(0xffff89694f8620c0),
+                allocated: true,
+                cpu_cache: None,
+            },
+            ObjectRow {
+                address: Hex(0xffff89694f864180),
+                allocated: false,
+                cpu_cache: None,
+            },
+        ];
+        let mut row = cache(Some(56));
+        row.cpus = Some(vec![CpuRow {
+            cpu: 0,
+            kmem_cache_cpu: Hex(0xffff89694e4379b0),
+            slab: Some(slab(Some(objects))),
+            partial: Some(Vec::new()),
+        }]);
+        row.nodes = Some(vec![NodeRow {
+            node: 0,
+            kmem_cache_node: Hex(0xffff8969471b8ac0),
+            slabs: 24,
+            partial_count: 1,
+            per_cpu: 1,
+            partial: vec![slab(None)],
+            full: None,
+        }]);
+        let record = KmemSlabRecord {
+            caches: vec![row],
+            table: false,
+        };
+        // Free objects keep crash's two trailing spaces.
+        assert_eq!(
+            render(&record),
+            "CACHE             OBJSIZE  ALLOCATED     TOTAL  SLABS  SSIZE  NAME
+ffff8969471b7900     8328         56        72     24    32k  task_struct
+CPU 0 KMEM_CACHE_CPU:
+  ffff89694e4379b0
+CPU 0 SLAB:
+  SLAB              MEMORY            NODE  TOTAL  ALLOCATED  FREE
+  fffff9ee803e1800  ffff89694f860000     0      3          1     2
+  FREE / [ALLOCATED]
+   ffff89694f860000  (cpu 0 cache)
+  [ffff89694f8620c0]
+   ffff89694f864180  
+CPU 0 PARTIAL:
+  (empty)
+KMEM_CACHE_NODE   NODE  SLABS  PARTIAL  PER-CPU
+ffff8969471b8ac0     0     24        1        1
+NODE 0 PARTIAL:
+  SLAB              MEMORY            NODE  TOTAL  ALLOCATED  FREE
+  fffff9ee803e1800  ffff89694f860000     0      3          1     2
+NODE 0 FULL:
+  (not tracked)
+
+"
+        );
+    }
+}

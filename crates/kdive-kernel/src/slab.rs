@@ -242,6 +242,87 @@ pub struct CacheCounts {
     pub slabs: i64,
 }
 
+/// What one CPU's slab adds to a cache's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuCount {
+    /// Index of the slab's node in the node table.
+    pub node: usize,
+    pub inuse: i64,
+    pub objects: u32,
+    /// Objects on the CPU's freelist.
+    pub freelist: i64,
+    /// Free objects of the CPU's partial slabs.
+    pub partial_free: i64,
+}
+
+/// What one node adds to a cache's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeCount {
+    pub node: usize,
+    pub nr_partial: i64,
+    pub nr_slabs: i64,
+    /// `total_objects`, where the kernel keeps it.
+    pub total_objects: i64,
+    /// The partial slabs' `inuse`, summed, and their free objects.
+    pub partial_inuse: i64,
+    pub partial_free: i64,
+}
+
+/// crash's arithmetic in `get_kmem_cache_slub_data()`: SLABS is each CPU slab plus each
+/// node's partial and full slabs (`nr_slabs - per-CPU - nr_partial`); with
+/// `kmem_cache_node.total_objects` TOTAL is its sum and ALLOCATED is TOTAL less the free
+/// objects (a CPU slab's `objects - inuse`, its CPU freelist and CPU partial slabs, each
+/// node's partial slabs, and 6.18+'s sheaves), else ALLOCATED is counted from `inuse` and
+/// full slabs and TOTAL is SLABS times the objects per slab.
+pub fn combine_counts(
+    cpus: &[CpuCount],
+    nodes: &[NodeCount],
+    objects_per_slab: u32,
+    node_total_avail: bool,
+    sheaf_free: i64,
+) -> CacheCounts {
+    let (mut total_slabs, mut total_objects, mut free) = (0i64, 0i64, sheaf_free);
+    let mut per_cpu = std::collections::HashMap::<usize, i64>::new();
+    for c in cpus {
+        free += i64::from(c.objects) - c.inuse + c.freelist + c.partial_free;
+        if !node_total_avail {
+            total_objects += c.inuse;
+        }
+        total_slabs += 1;
+        *per_cpu.entry(c.node).or_default() += 1;
+    }
+    let per_slab = i64::from(objects_per_slab);
+    for n in nodes {
+        free += n.partial_free;
+        if !node_total_avail {
+            total_objects += n.partial_inuse;
+        }
+        let full = n
+            .nr_slabs
+            .wrapping_sub(per_cpu.get(&n.node).copied().unwrap_or(0))
+            .wrapping_sub(n.nr_partial);
+        total_objects += if node_total_avail {
+            n.total_objects
+        } else {
+            full.wrapping_mul(per_slab)
+        };
+        total_slabs += n.nr_partial.wrapping_add(full);
+    }
+    let (allocated, free) = if node_total_avail {
+        (total_objects - free, free)
+    } else {
+        (
+            total_objects,
+            total_slabs.wrapping_mul(per_slab) - total_objects,
+        )
+    };
+    CacheCounts {
+        allocated,
+        total: allocated + free,
+        slabs: total_slabs,
+    }
+}
+
 /// One slab as crash lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlabInfo {
@@ -967,9 +1048,7 @@ impl<'k> Slub<'k> {
     /// crash's `get_kmem_cache_slub_data()` (both passes): `None` where crash prints `?`
     /// ("cannot gather relevant slab data").
     pub fn counts(&self, cache: &CacheInfo, warnings: &mut Vec<String>) -> Option<CacheCounts> {
-        let mut per_cpu = vec![0i64; self.nodes.len()];
-        let (mut total_slabs, mut total_objects, mut free) = (0i64, 0i64, 0i64);
-        let node_total_avail = self.layout.has_total_objects;
+        let mut cpus = Vec::new();
         for cpu in 0..self.cpus {
             let Some(c) = self.cpu_slab(cache, cpu) else {
                 continue;
@@ -977,17 +1056,13 @@ impl<'k> Slub<'k> {
             if c.slab == 0 {
                 continue;
             }
-            let node = self.page_to_nid(c.slab);
-            let index = usize::try_from(node).ok()?;
+            let node = usize::try_from(self.page_to_nid(c.slab)).ok()?;
             let (inuse, _, _) = self.slab_fields(c.slab).ok()?;
             let objects = self.slab_objects(cache, c.slab, warnings);
             if objects == 0 {
                 return None;
             }
-            // crash reads `inuse` as a `short`.
-            let inuse = i64::from(inuse as i16);
-            free += i64::from(objects) - inuse;
-            free += self.count_free(cache, c.slab, c.freelist, warnings);
+            let mut partial_free = 0;
             for slab in self.cpu_partial(cache, &c, warnings) {
                 let Ok((inuse, objects, _)) = self.slab_fields(slab) else {
                     break;
@@ -995,56 +1070,46 @@ impl<'k> Slub<'k> {
                 if objects == 0 || inuse == 0xffff {
                     break;
                 }
-                free += i64::from(objects) - i64::from(inuse as i16);
+                partial_free += i64::from(objects) - i64::from(inuse as i16);
             }
-            if !node_total_avail {
-                total_objects += inuse;
-            }
-            total_slabs += 1;
-            if let Some(n) = per_cpu.get_mut(index) {
-                *n += 1;
-            }
+            cpus.push(CpuCount {
+                node,
+                // crash reads `inuse` as a `short`.
+                inuse: i64::from(inuse as i16),
+                objects,
+                freelist: self.count_free(cache, c.slab, c.freelist, warnings),
+                partial_free,
+            });
         }
+        let mut nodes = Vec::new();
         for &(index, node_ptr) in &cache.nodes {
             if node_ptr == 0 {
                 continue;
             }
-            let (nr_partial, nr_slabs, node_total) = self.node_counters(node_ptr).ok()?;
-            let p = self.count_partial(cache, node_ptr, &mut free, warnings)?;
-            if !node_total_avail {
-                total_objects += p;
-            }
-            let nr_partial = i64::try_from(nr_partial).unwrap_or(i64::MAX);
-            total_slabs += nr_partial;
-            let full = i64::try_from(nr_slabs)
-                .unwrap_or(i64::MAX)
-                .wrapping_sub(per_cpu.get(index).copied().unwrap_or(0))
-                .wrapping_sub(nr_partial);
-            if node_total_avail {
-                total_objects += i64::try_from(node_total).unwrap_or(i64::MAX);
-            } else {
-                total_objects += full * i64::from(cache.objects);
-            }
-            total_slabs += full;
+            let (nr_partial, nr_slabs, total_objects) = self.node_counters(node_ptr).ok()?;
+            let mut partial_free = 0;
+            let partial_inuse = self.count_partial(cache, node_ptr, &mut partial_free, warnings)?;
+            nodes.push(NodeCount {
+                node: index,
+                nr_partial: i64::try_from(nr_partial).unwrap_or(i64::MAX),
+                nr_slabs: i64::try_from(nr_slabs).unwrap_or(i64::MAX),
+                total_objects: i64::try_from(total_objects).unwrap_or(i64::MAX),
+                partial_inuse,
+                partial_free,
+            });
         }
-        if cache.cpu_sheaves.is_some() || !cache.barns.is_empty() {
-            free += i64::try_from(self.sheaf_objects(cache, warnings).len()).unwrap_or(0);
-        }
-        let allocated = if node_total_avail {
-            total_objects - free
+        let sheaf_free = if cache.cpu_sheaves.is_some() || !cache.barns.is_empty() {
+            i64::try_from(self.sheaf_objects(cache, warnings).len()).unwrap_or(0)
         } else {
-            total_objects
+            0
         };
-        let free = if node_total_avail {
-            free
-        } else {
-            total_slabs * i64::from(cache.objects) - allocated
-        };
-        Some(CacheCounts {
-            allocated,
-            total: allocated + free,
-            slabs: total_slabs,
-        })
+        Some(combine_counts(
+            &cpus,
+            &nodes,
+            cache.objects,
+            self.layout.has_total_objects,
+            sheaf_free,
+        ))
     }
 
     /// crash's `do_slab_slub()`: the slab's line, and with `verbose` its objects marked
@@ -1347,6 +1412,96 @@ mod tests {
         let (objs, end) = walk_freelist(0x3001, 8, None, &read, &|_| true);
         assert!(objs.is_empty());
         assert_eq!(end, FreelistEnd::End);
+    }
+
+    #[test]
+    fn counts_follow_crashs_arithmetic() {
+        // 6.1's task_struct: two CPU slabs of 3 objects with 3 and 2 on their CPU freelists
+        // and 4 and 7 free in their CPU partial slabs, 24 slabs on the node, none on its
+        // partial list: crash prints 56 of 72 in 24 slabs.
+        let cpus = [
+            CpuCount {
+                node: 0,
+                inuse: 3,
+                objects: 3,
+                freelist: 3,
+                partial_free: 4,
+            },
+            CpuCount {
+                node: 0,
+                inuse: 3,
+                objects: 3,
+                freelist: 2,
+                partial_free: 7,
+            },
+        ];
+        let nodes = [NodeCount {
+            node: 0,
+            nr_partial: 0,
+            nr_slabs: 24,
+            total_objects: 72,
+            partial_inuse: 0,
+            partial_free: 0,
+        }];
+        let counts = combine_counts(&cpus, &nodes, 3, true, 0);
+        assert_eq!(
+            counts,
+            CacheCounts {
+                allocated: 56,
+                total: 72,
+                slabs: 24
+            }
+        );
+        // Objects freed onto a CPU slab from another CPU (inuse below objects) are free, and
+        // so are 7.x's sheaves.
+        let remote = [CpuCount {
+            inuse: 2,
+            ..cpus[0]
+        }];
+        assert_eq!(
+            combine_counts(&remote, &nodes, 3, true, 5).allocated,
+            72 - 8 - 5
+        );
+        // Without total_objects: ALLOCATED from inuse and the full slabs, TOTAL from SLABS.
+        let nodes = [NodeCount {
+            nr_partial: 2,
+            partial_inuse: 4,
+            partial_free: 2,
+            ..nodes[0]
+        }];
+        let counts = combine_counts(&cpus, &nodes, 3, false, 0);
+        // 2 CPU slabs (6 in use), 2 partial (4 in use), 20 full (60).
+        assert_eq!(
+            counts,
+            CacheCounts {
+                allocated: 70,
+                total: 72,
+                slabs: 24
+            }
+        );
+    }
+
+    #[test]
+    fn slab_size_is_pages_shifted_by_order() {
+        let cache = |order| CacheInfo {
+            addr: 0,
+            name: String::new(),
+            objsize: 0,
+            size: 0,
+            offset: 0,
+            objects: 0,
+            order,
+            random: None,
+            flags: 0,
+            red_left_pad: 0,
+            cpu_slab: None,
+            cpu_sheaves: None,
+            barns: Vec::new(),
+            nodes: Vec::new(),
+        };
+        assert_eq!(cache(0).slab_size(4096), 4096);
+        assert_eq!(cache(3).slab_size(4096), 32768);
+        assert_eq!(cache(64).slab_size(4096), 0);
     }
 
     const PAGE: u64 = 0xffff_ea00_0000_0000;
