@@ -83,9 +83,13 @@ for a in sys.argv[3:]:
         print('object', a, int(bool(info.allocated)), info.slab_cache.name.string_().decode())
 "#;
 
+/// drgn's `slab_cache_usage()` of a cache: slabs, objects, free objects, and the objects
+/// other CPUs freed onto the CPU slabs' own freelists.
+type Usage = (i64, i64, i64, i64);
+
 struct Drgn {
-    /// Address, then `(slabs, objects, free, remote frees)` or `None` where drgn failed.
-    caches: Vec<(u64, Option<(i64, i64, i64, i64)>)>,
+    /// Address, then its usage, `None` where drgn failed.
+    caches: Vec<(u64, Option<Usage>)>,
     /// Address -> `(allocated, cache)`, `None` for not slab.
     objects: BTreeMap<u64, Option<(bool, String)>>,
 }
