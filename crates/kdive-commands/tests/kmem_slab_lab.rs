@@ -11,11 +11,12 @@
 //!   no `kmem_cache.cpu_slab`); there the test checks that crash still says so
 //!   (docs/kernels.md).
 //! - drgn 0.3.0: `for_each_slab_cache()` gives the caches in kdive's order and
-//!   `slab_cache_usage()` each cache's slabs, objects and free objects (kdive's SLABS, TOTAL
-//!   and TOTAL - ALLOCATED, less the objects other CPUs freed onto a CPU slab's own freelist,
-//!   which drgn leaves out and crash counts free); `slab_object_info()` names the cache of every address above and
-//!   says whether the object is allocated, as kdive does. On 7.x drgn counts objects in
-//!   per-CPU and per-node sheaves as free, as kdive.
+//!   `slab_cache_usage()` each cache's slabs and objects (kdive's SLABS and TOTAL) and free
+//!   objects: kdive's ALLOCATED is drgn's objects less its free objects less the objects other
+//!   CPUs freed onto a CPU slab's own freelist, which drgn leaves out and crash counts free.
+//!   `slab_object_info()` names the cache of every address above and says whether the object
+//!   is allocated, as kdive does. On 7.x drgn counts objects in per-CPU and per-node sheaves
+//!   as free, as kdive.
 //!
 //! Without a lab the test prints SKIP and passes; with CI=true it fails, and fails when crash
 //! 9.0.2 compared nothing.
