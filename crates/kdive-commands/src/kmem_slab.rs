@@ -484,6 +484,36 @@ pub(crate) fn slabs(
     })
 }
 
+/// What crash's `kmem_search()` prints for an address that kdive leaves out: the symbol of
+/// a kernel-image address, the `vmap_area` of a vmalloc address, the free-list block of a
+/// free page.
+fn unlisted(
+    kernel: &kdive_kernel::Kernel,
+    slub: Option<&Slub<'_>>,
+    addr: u64,
+) -> Option<&'static str> {
+    let layout = kernel.address_space().layout();
+    if let Some((start, end)) = kernel.image_range() {
+        let (start, end) = (kernel.relocate(start).0, kernel.relocate(end).0);
+        if (start..=end).contains(&addr) {
+            return Some("a kernel-image address has a symbol line");
+        }
+    }
+    let vmalloc_size: u64 = match layout.levels {
+        kdive_arch::PagingLevels::Four => 32 << 40,
+        kdive_arch::PagingLevels::Five => 12800 << 40,
+    };
+    if let Some(base) = layout.bases.vmalloc_base {
+        if addr >= base && addr - base < vmalloc_size {
+            return Some("a vmalloc address has its vmap_area");
+        }
+    }
+    let slub = slub?;
+    let page = slub.virt_to_page(addr)?;
+    slub.page_is_buddy(page)
+        .then_some("a free page has its free_area block")
+}
+
 /// `kmem ADDRESS...`: the slab object (cache, slab, object), the task whose `task_struct`
 /// holds it, and its page.
 pub(crate) fn addresses(
@@ -530,6 +560,11 @@ pub(crate) fn addresses(
             .virt_to_phys(VirtAddr(addr))
             .ok()
             .and_then(|phys| page_line(kernel, phys.0));
+        if let Some(what) = unlisted(kernel, slub.as_ref(), addr) {
+            warnings.push(format!(
+                "kmem: {addr:x}: {what}, which kdive does not list (crash prints it first)"
+            ));
+        }
         rows.push(AddressRow {
             address: Hex(addr),
             cache,

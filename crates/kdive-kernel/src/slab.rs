@@ -737,6 +737,23 @@ impl<'k> Slub<'k> {
         }
     }
 
+    /// The page is the first of a free block in the buddy allocator (`PGTY_buddy` 6.12+,
+    /// `PG_buddy` in `page_type` before).
+    pub fn page_is_buddy(&self, page: u64) -> bool {
+        let k = self.kernel;
+        let Ok(offset) = k.offset_of("page", "page_type") else {
+            return false;
+        };
+        let Ok(page_type) = k.read_u32(VirtAddr(page.wrapping_add(offset)), "page.page_type")
+        else {
+            return false;
+        };
+        match k.enum_value(None, "PGTY_buddy") {
+            Ok(value) => i128::from(page_type >> 24) == value,
+            Err(_) => page_type & 0xf000_0080 == 0xf000_0000,
+        }
+    }
+
     /// The cache a slab page belongs to (`slab_cache` of its head page).
     pub fn slab_cache_of(&self, head: u64) -> Option<u64> {
         self.kernel
