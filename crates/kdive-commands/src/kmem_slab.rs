@@ -422,7 +422,16 @@ pub(crate) fn slabs(
     }
     let mut rows = Vec::new();
     let mut selected: Option<String> = name.map(str::to_owned);
+    let layout = session.kernel().address_space().layout();
     for &addr in addresses {
+        // crash takes a number below the kernel's addresses as physical: its direct map.
+        let addr = if addr < 0xff00_0000_0000_0000 {
+            layout
+                .direct_map_virt(kdive_kernel::PhysAddr(addr))
+                .map_or(addr, |v| v.0)
+        } else {
+            addr
+        };
         if list.contains(&addr) {
             if selected.is_some() {
                 return Err(failed("only one kmem_cache reference is allowed".into()));

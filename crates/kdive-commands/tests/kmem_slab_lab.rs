@@ -2,7 +2,8 @@
 //! every kernel series and the busy dumps), against the oracles run at test time:
 //!
 //! - crash 9.0.2 (and crash 8.0.2 on 5.10): the same text, line for line, for the cache
-//!   table, named caches with `-s` and `-S`, `-s`/`-S` of an object's address, and
+//!   table, named caches with `-s` and `-S`, every cache with `-S`, `-s`/`-S` of an
+//!   object's address (and `-s` of its physical address), and
 //!   `kmem ADDRESS` of every task_struct drgn lists (and of an address inside one), of an
 //!   allocated and a free `dentry`, and of a page that is not slab (the mem_map line only).
 //!   crash 9.0.2 cannot read 7.x's slabs ("invalid structure member offset:
@@ -255,6 +256,12 @@ fn kmem_slabs_match_crash_and_drgn() {
         .collect();
         commands.push(format!("kmem -s {:x}", tasks[0]));
         commands.push(format!("kmem -S {:x}", samples[0]));
+        // Every cache's slabs and objects, and a physical address (crash's direct map).
+        commands.push("kmem -S".into());
+        let phys = kernel
+            .virt_to_phys(kdive_kernel::VirtAddr(samples[1]))
+            .expect("translates");
+        commands.push(format!("kmem -s {:x}", phys.0));
         commands.extend(addresses.iter().map(|a| format!("kmem {a:x}")));
         let ours: Vec<Report> = commands
             .iter()
@@ -295,7 +302,7 @@ fn kmem_slabs_match_crash_and_drgn() {
             counted += 1;
         }
         let mut objects = 0;
-        for (addr, report) in addresses.iter().zip(&ours[7..]) {
+        for (addr, report) in addresses.iter().zip(&ours[9..]) {
             let record = report
                 .record::<KmemAddressRecord>()
                 .expect("address record");

@@ -501,6 +501,27 @@ pub fn walk_slab_list(
     (out, ListEnd::Done)
 }
 
+/// The warning for a node list walk that stopped before its head: crash's words, and
+/// what kdive did about it.
+pub fn list_end_warning(cache: &str, member: &str, end: &ListEnd) -> Option<String> {
+    match end {
+        ListEnd::Done => None,
+        ListEnd::Invalid { last, next } => Some(format!(
+            "{cache}: {member} list slab: {last:x} invalid page.lru.next: {next:x}"
+        )),
+        ListEnd::Unreadable { at } => Some(format!(
+            "{cache}: {member} list: cannot read page.lru.next at {at:x}"
+        )),
+        ListEnd::Duplicate { last, next } => Some(format!(
+            "{cache}: {member} list slab: {last:x} duplicate slab entry: {next:x} (the list \
+             loops; listed up to there)"
+        )),
+        ListEnd::Limit => Some(format!(
+            "{cache}: {member} list: more than {MAX_SLAB_LIST} slabs"
+        )),
+    }
+}
+
 /// x86_64's `IS_KVADDR()` for the direct map and above (5-level paging's lowest included).
 fn is_kernel_address(addr: u64) -> bool {
     addr >= 0xff00_0000_0000_0000
@@ -1325,23 +1346,7 @@ impl<'k> Slub<'k> {
                 None => return out,
             }
         }
-        let name = &cache.name;
-        match end {
-            ListEnd::Done => {}
-            ListEnd::Invalid { last, next } => warnings.push(format!(
-                "{name}: {member} list slab: {last:x} invalid page.lru.next: {next:x}"
-            )),
-            ListEnd::Unreadable { at } => warnings.push(format!(
-                "{name}: {member} list: cannot read page.lru.next at {at:x}"
-            )),
-            ListEnd::Duplicate { last, next } => warnings.push(format!(
-                "{name}: {member} list slab: {last:x} duplicate slab entry: {next:x} (the list \
-                 loops; listed up to there)"
-            )),
-            ListEnd::Limit => warnings.push(format!(
-                "{name}: {member} list: more than {MAX_SLAB_LIST} slabs"
-            )),
-        }
+        warnings.extend(list_end_warning(&cache.name, member, &end));
         out
     }
 
@@ -1540,6 +1545,13 @@ mod tests {
                 last: b,
                 next: a + lru
             }
+        );
+        assert_eq!(
+            list_end_warning("dentry", "partial", &end).as_deref(),
+            Some(
+                "dentry: partial list slab: ffffea0000000080 duplicate slab entry: \
+                 ffffea0000000048 (the list loops; listed up to there)"
+            )
         );
         // A proper ring ends at its head.
         let ring = memory(&[(head, a + lru), (a + lru, b + lru), (b + lru, head)]);
