@@ -262,5 +262,5 @@ fn ps_log_sys_options_swap_and_mount_match_crash() {
         println!("MISMATCH {m}\n");
     }
     assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
-    agreement.finish("ps, log and sys options, swap and mount");
+    agreement.finish("ps, log and sys options, swap, mount and ipcs");
 }
