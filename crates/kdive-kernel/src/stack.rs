@@ -342,7 +342,9 @@ impl StackUnwinder {
                 });
             }
         }
-        if kernel.read_field(task.addr, "task_struct", "stack")? == 0 {
+        if kernel.has_member("task_struct", "stack")?
+            && kernel.read_field(task.addr, "task_struct", "stack")? == 0
+        {
             return Ok(TaskStack {
                 start: StartKind::NoStack,
                 backtrace: Backtrace {

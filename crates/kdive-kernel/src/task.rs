@@ -81,7 +81,12 @@ pub fn read_task(kernel: &Kernel, addr: VirtAddr) -> Result<Task, KernelError> {
         pid: t.field_signed("pid")?,
         tgid: t.field_signed("tgid")?,
         ppid,
-        parent: t.field_ptr("parent")?,
+        // crash reads `parent` (the tracer while ptraced), where a kernel has it.
+        parent: if kernel.has_member("task_struct", "parent")? {
+            t.field_ptr("parent")?
+        } else {
+            parent
+        },
         comm: t.field_str("comm")?,
         state,
         cpu: u32::try_from(t.field(cpu_field)?).unwrap_or(u32::MAX),
