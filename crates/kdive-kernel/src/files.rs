@@ -349,7 +349,9 @@ pub const MAX_MOUNTS: usize = 1 << 16;
 pub fn mount_list(kernel: &Kernel, task: VirtAddr) -> Result<Vec<u64>, KernelError> {
     let nsproxy = kernel.read_field(task, "task_struct", "nsproxy")?;
     let ns = VirtAddr(kernel.read_field(VirtAddr(nsproxy), "nsproxy", "mnt_ns")?);
-    if kernel.has_member("mnt_namespace", "mounts")? {
+    // 6.8+ keep the mounts in a red-black tree (and count them in `nr_mounts`; before,
+    // `mounts` was the count).
+    if kernel.has_member("mnt_namespace", "nr_mounts")? {
         let top = kernel.read_field(ns, "mnt_namespace", "mounts.rb_node")?;
         let off = kernel.offset_of("mount", "mnt_node")?;
         return Ok(
