@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -86,8 +87,26 @@ SERIES = {s.name: s for s in [
 ]}
 # --series all (what scripts/test and CI build) is every series above.
 ALL_SERIES = list(SERIES)
+# (scale is built for SCALE_SERIES only.)
 SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
-             "overflow", "busy"]
+             "overflow", "busy", "userland", "scale"]
+# Scenarios whose guest runs lab/userland/ (kdive-busy) and then crashes with SysRq-c. Their
+# initramfs is main.cpio with lab/userland/'s files appended (rdinit=/kdive/init starts them
+# beside the lab's /init, unchanged): the other scenarios' cache keys stay as they were.
+USERLAND_SCENARIOS = ("userland", "scale")
+# scale: one series, a 4 GiB guest, 10,000 tasks; kdump only, filtered in the capture kernel.
+SCALE_SERIES = ("6.12",)
+SCALE_MEMORY_MB = 4096
+SCALE_CRASHKERNEL_MB = 256
+# userland's extra virtio disks (MiB): swap and an ext2 file system (lab/userland/userland.sh
+# tells them apart by size).
+USERLAND_DISKS = (("swap", 128), ("ext", 32))
+# Modules the userland guest loads besides GUEST_MODULES where they are modules: the virtio
+# disks and ext4 (which mounts the ext2 disk; up to 6.x it asks the crypto API for crc32c,
+# which generic and rt have as a module; 7.x's ext4 calls the crc32c library, and its crypto
+# module has another name: a module that modules.dep does not list is left out).
+USERLAND_MODULES = (("CONFIG_VIRTIO_PCI", "virtio_pci"), ("CONFIG_VIRTIO_BLK", "virtio_blk"),
+                    ("CONFIG_CRYPTO_CRC32C", "crc32c_generic"), ("CONFIG_EXT4_FS", "ext4"))
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 
@@ -95,6 +114,8 @@ GUEST_CPUS = 2
 CRASHKERNEL_MB = 96
 BOOT_TIMEOUT_S = 180
 KDUMP_TIMEOUT_S = 360
+# scale: 10,000 tasks to start and a 4 GiB /proc/vmcore to filter, under TCG.
+SCALE_KDUMP_TIMEOUT_S = 1500
 KDUMP_ATTEMPTS = 8
 # What the kernel (6.1, 6.12) and kexec say when KASLR left no good place for crashkernel=.
 CRASHKERNEL_PLACEMENT_FAILURES = ("crashkernel reservation failed", "cannot allocate crashkernel",
@@ -110,6 +131,18 @@ SID_PACKAGES = ["crash", "make", "gcc-16", "libc6-dev", "pahole", "libelf1t64", 
 DOWNLOAD_CANDIDATES = 16
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 CRASH_COMMANDS = ["sys", "bt", "bt -a", "ps", "mod", "kmem -i", "log", "foreach bt", "runq"]
+# More crash commands on the userland dumps: the whole system's views, then per process
+# (the pids the guest's console named: manifest `userland.processes`), by role.
+USERLAND_CRASH_COMMANDS = ["ps -a", "net", "ipcs", "mount", "swap", "timer", "timer -r",
+                           "kmem -s", "dev"]
+USERLAND_PID_COMMANDS = {"*": ["files", "vm", "task -R comm,state"],
+                         "net": ["net -s"], "signals": ["sig"], "timer": ["sig"],
+                         "threads": ["ps -g"], "children": ["ps -c"], "mmap": ["vm -p"],
+                         "swap": ["vm -p"]}
+# The scale dump (10,000 tasks): `foreach bt` and `bt -a` of them all would take minutes.
+SCALE_CRASH_COMMANDS = ["sys", "bt", "ps", "mod", "kmem -i", "log", "runq"]
+SCALE_DRGN_SKIPPED = ("not run on the scale dump (drgn_oracle.py's stacks of 10,000 tasks take "
+                      "more than ORACLE_TIMEOUT_S); drgn.procs.json has drgn's task count")
 
 LIVE_QEMUS = set()
 LIVE_LOCK = threading.Lock()
@@ -369,6 +402,8 @@ class Kernel:
         self.module_cc = None
         self.initramfs = None
         self.capture_initramfs = None
+        self.userland_initramfs = None
+        self.scale_initramfs = None
 
     def five_level(self):
         """Whether the kernel can run 5-level paging: 5.10's cloud config has
@@ -467,11 +502,12 @@ def guest_modules(k):
 
 def prune_debug_modules(k):
     """generic and rt ship debug info for ~4000 modules (6.1 GB unpacked): keep only the
-    modules a lab guest loads (GUEST_MODULES and their dependencies). Idempotent."""
+    modules a lab guest loads (GUEST_MODULES, USERLAND_MODULES and their dependencies).
+    Idempotent."""
     stamp = k.dir / ".kdive-pruned"
     if not k.spec.prune_debug_modules or stamp.exists():
         return
-    keep = {m.name.split(".ko")[0] for m in guest_modules(k)}
+    keep = {m.name.split(".ko")[0] for m in guest_modules(k) + userland_modules(k)}
     removed = 0
     for ko in list((k.debug_modules_dir / "kernel").rglob("*.ko*")):
         if ko.name.split(".ko")[0] not in keep:
@@ -480,6 +516,40 @@ def prune_debug_modules(k):
     write_json(stamp, {"kept": sorted(keep), "removed": removed})
     log(f"{k.series}: kept the debug info of {len(keep)} modules ({', '.join(sorted(keep))}), "
         f"removed {removed}")
+
+
+def debug_module_path(k, ko):
+    """The -dbg package's file of an image package's module (.ko, .ko.xz, ...)."""
+    rel = ko.relative_to(k.modules_dir)
+    return k.debug_modules_dir / rel.parent / (rel.name.split(".ko")[0] + ".ko")
+
+
+def restore_debug_modules(k, apt, root):
+    """Kernels pruned before USERLAND_MODULES were kept (prune_debug_modules) lack their
+    debug info: take those files again from the -dbg package. Idempotent."""
+    if not k.spec.prune_debug_modules:
+        return
+    missing = [debug_module_path(k, m) for m in userland_modules(k)
+               if not debug_module_path(k, m).exists()]
+    if not missing:
+        return
+    pkg = f"linux-image-{k.release}-dbg={k.debian_version}"
+    log(f"{k.series}: restoring the debug info of {len(missing)} modules from {pkg}")
+    debs = root / "debs" / f"{k.dir.name}-dbg"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    try:
+        apt.get("download", pkg, cwd=debs, timeout=1800)
+        deb = next(debs.glob("*.deb"))
+        members = ["./" + str(p.relative_to(k.dir)) for p in missing]
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        run(["tar", "-x", "-C", str(k.dir), *members], stdin=tar.stdout, timeout=900)
+        tar.wait(timeout=60)
+    finally:
+        shutil.rmtree(debs, ignore_errors=True)
+    for p in missing:
+        if not p.exists():
+            raise LabError(f"{k.release}: {p} not in {pkg}")
 
 
 def index_vmlinux(k):
@@ -621,6 +691,107 @@ def build_initramfs(k, module_key):
     return key
 
 
+def build_busy(root):
+    """lab/userland/busy.c -> a static kdive-busy (gcc -static: glibc's static libc6-dev), once
+    per source and compiler."""
+    src = LAB_SRC / "userland" / "busy.c"
+    gcc = run(["gcc", "--version"]).stdout.splitlines()[0]
+    key = sha256_files([src], extra=gcc)
+    out = root / "tools" / "kdive-busy" / key
+    binary = out / "kdive-busy"
+    if binary.exists():
+        return binary, key
+    log(f"building kdive-busy ({gcc})")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "kdive-busy.tmp"
+    run(["gcc", "-static", "-O2", "-pthread", "-Wall", "-o", str(tmp), str(src)], timeout=300)
+    tmp.rename(binary)
+    return binary, key
+
+
+def userland_modules(k):
+    """USERLAND_MODULES' .ko files (image package), dependencies first, without the ones the
+    lab's /init loads already (guest_modules)."""
+    have = set(guest_modules(k))
+    loaded = []
+    for config, name in USERLAND_MODULES:
+        if k.config(config) != "m":
+            continue
+        ko, deps = module_path(k, name)
+        if ko is None:
+            continue
+        for m in deps[::-1] + [ko]:
+            if m not in loaded and m not in have:
+                loaded.append(m)
+    return loaded
+
+
+def build_userland_initramfs(k, root, main_key, mdf, scale):
+    """userland.cpio: main.cpio with lab/userland/ appended (rdinit=/kdive/init, userland.sh,
+    kdive-busy, the USERLAND_MODULES); with `scale` also scale.cpio, whose /boot/capture.cpio
+    is the lab's with lab/userland/capture-init as /init and makedumpfile 1.7.9 (and its
+    libraries) appended. A later cpio archive's files replace an earlier one's (the kernel
+    unpacks them in order, truncating). main.cpio is untouched: the other scenarios keep their
+    cache keys."""
+    busy, busy_key = build_busy(root)
+    files = [LAB_SRC / "userland" / n for n in ("init", "userland.sh", "capture-init")]
+    modules = userland_modules(k)
+    key = sha256_files(files, extra=main_key + busy_key + str(LAB_FORMAT) +
+                       " ".join(m.name for m in modules))
+    out = k.dir / "initramfs-userland"
+    stamp = out / ".kdive-key"
+    k.userland_initramfs = out / "userland.cpio"
+    k.scale_initramfs = out / "scale.cpio" if scale else None
+    if stamp.exists() and stamp.read_text().strip() == key and k.userland_initramfs.exists() \
+            and (not scale or k.scale_initramfs.exists()):
+        return key
+    log(f"{k.series}: building the userland initramfs" + (" (and scale's)" if scale else ""))
+    shutil.rmtree(out, ignore_errors=True)
+    tree = out / "tree"
+    for d in ("kdive/modules", "bin", "dev"):
+        (tree / d).mkdir(parents=True, exist_ok=True)
+    # ash runs a background job with stdin from /dev/null: /kdive/init's comes before the
+    # lab's /init mounts devtmpfs over /dev.
+    os.mknod(tree / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for f, dest in ((files[0], "kdive/init"), (files[1], "kdive/userland.sh"),
+                    (busy, "bin/kdive-busy")):
+        shutil.copy(f, tree / dest)
+        os.chmod(tree / dest, 0o755)
+    for i, m in enumerate(modules):
+        copied = copy_module(m, tree / "kdive/modules")
+        copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
+    overlay = out / "overlay.cpio"
+    make_cpio(tree, overlay)
+    main = k.initramfs.read_bytes()
+    k.userland_initramfs.write_bytes(main + overlay.read_bytes())
+    if scale:
+        ctree = out / "capture-tree"
+        (ctree / "sbin").mkdir(parents=True)
+        shutil.copy(files[2], ctree / "init")
+        os.chmod(ctree / "init", 0o755)
+        shutil.copy(mdf, ctree / "sbin/makedumpfile")
+        for lib in shared_libs(mdf):
+            dest = ctree / lib.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(lib, dest)
+        make_cpio(ctree, out / "capture-overlay.cpio")
+        stree = out / "scale-tree"
+        (stree / "boot").mkdir(parents=True)
+        (stree / "boot/capture.cpio").write_bytes(
+            k.capture_initramfs.read_bytes() + (out / "capture-overlay.cpio").read_bytes())
+        make_cpio(stree, out / "scale-overlay.cpio")
+        k.scale_initramfs.write_bytes(main + overlay.read_bytes() +
+                                      (out / "scale-overlay.cpio").read_bytes())
+        for t in (ctree, stree):
+            shutil.rmtree(t)
+        for f in ("capture-overlay.cpio", "scale-overlay.cpio"):
+            (out / f).unlink()
+    shutil.rmtree(tree)
+    overlay.unlink()
+    stamp.write_text(key + "\n")
+    return key
+
+
 # ---------------------------------------------------------------- QEMU
 
 class Qmp:
@@ -670,20 +841,24 @@ class Qmp:
 class Guest:
     """One QEMU guest; always killed when the with-block ends."""
 
-    def __init__(self, k, run_dir, append, la57=False, disk=None):
+    def __init__(self, k, run_dir, append, la57=False, disk=None, memory_mb=None, initramfs=None,
+                 virtio_disks=()):
         self.run_dir = run_dir
         self.console = run_dir / "console.log"
         self.qmp_path = run_dir / "qmp.sock"
         cpu = "max" if la57 else "max,la57=off"
         self.cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu,
-                    "-smp", str(GUEST_CPUS), "-m", f"{k.spec.memory_mb}M",
+                    "-smp", str(GUEST_CPUS), "-m", f"{memory_mb or k.spec.memory_mb}M",
                     "-display", "none", "-monitor", "none", "-no-reboot",
                     "-serial", f"file:{self.console}", "-device", "vmcoreinfo",
                     "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                    "-kernel", str(k.vmlinuz), "-initrd", str(k.initramfs), "-append", append]
+                    "-kernel", str(k.vmlinuz), "-initrd", str(initramfs or k.initramfs),
+                    "-append", append]
         if disk:
             self.cmd += ["-drive", f"file={disk},if=none,id=dump,format=raw",
                          "-device", "nvme,drive=dump,serial=kdive-dump"]
+        for extra in virtio_disks:
+            self.cmd += ["-drive", f"file={extra},if=virtio,format=raw"]
         self.proc = None
 
     def __enter__(self):
@@ -773,18 +948,20 @@ def qemu_dump(qmp, dest, fmt):
 
 PANIC_DONE = r"---\[ end Kernel panic"
 GUEST_FAILURES = (r"KDIVE: kexec -p failed", r"KDIVE: vmcore copy failed",
-                  r"KDIVE: still alive after scenario")
+                  r"KDIVE: still alive after scenario", r"KDIVE: userland setup failed")
 
 
-def kernel_cmdline(scenario, kdump):
+def kernel_cmdline(scenario, kdump, crashkernel_mb=CRASHKERNEL_MB):
     parts = ["console=ttyS0", "oops=panic", "panic=0", f"kdive.scenario={scenario}"]
+    if scenario in USERLAND_SCENARIOS:
+        parts.append("rdinit=/kdive/init")
     if scenario == "hung":
         parts.append("hung_task_panic=1")
     if scenario == "nmi":
         # An NMI no handler claims panics: the panic then runs on the NMI exception stack.
         parts.append("unknown_nmi_panic")
     if kdump:
-        parts += [f"crashkernel={CRASHKERNEL_MB}M", "kdive.kdump=1"]
+        parts += [f"crashkernel={crashkernel_mb}M", "kdive.kdump=1"]
     return " ".join(parts)
 
 
@@ -820,9 +997,41 @@ class Crash:
         self.crash_id = f"{k.series}-{scenario}{suffix}"
         self.dir = root / "runs" / self.crash_id
         self.full_matrix = scenario == FULL_MATRIX_SCENARIO and not la57
+        self.userland = scenario in USERLAND_SCENARIOS
+        self.scale = scenario == "scale"
+        self.memory_mb = SCALE_MEMORY_MB if self.scale else k.spec.memory_mb
+        self.crashkernel_mb = SCALE_CRASHKERNEL_MB if self.scale else CRASHKERNEL_MB
+        # The userland scenarios boot main.cpio with lab/userland/ appended (scale: and its
+        # capture kernel's initramfs replaced).
+        self.initramfs = (k.scale_initramfs if self.scale else k.userland_initramfs) \
+            if self.userland else k.initramfs
         self.manifests = []
         # makedumpfile's refusals (1.7.9 on 7.x: "kernel version is not supported").
         self.convert_errors = {}
+        # What the userland guest said it holds (parse_userland), once booted.
+        self.userland_facts = None
+
+    def guest(self, kdump, disk=None):
+        """The QEMU guest of this crash event (the userland scenario's gets its extra disks)."""
+        disks = []
+        if self.scenario == "userland":
+            for name, mib in USERLAND_DISKS:
+                path = self.dir / f"{name}.img"
+                path.unlink(missing_ok=True)
+                with open(path, "wb") as f:
+                    f.truncate(mib << 20)
+                disks.append(path)
+        return Guest(self.k, self.dir, kernel_cmdline(self.scenario, kdump, self.crashkernel_mb),
+                     la57=self.la57, disk=disk, memory_mb=self.memory_mb,
+                     initramfs=self.initramfs, virtio_disks=disks)
+
+    def booted(self, console_text):
+        """After the boot: what the userland said (the crashed kernel's part of the console);
+        the extra disks are deleted (the dumps are made from memory, not from them)."""
+        if self.userland:
+            self.userland_facts = parse_userland(console_text)
+        for name, _ in USERLAND_DISKS:
+            (self.dir / f"{name}.img").unlink(missing_ok=True)
 
     def dump_dir(self, fmt_name):
         d = self.root / "dumps" / f"{self.crash_id}.{fmt_name}"
@@ -861,13 +1070,15 @@ class Crash:
             "oracle_versions": {},
             "convert_errors": dict(self.convert_errors),
             "convert_warnings": {},
-            "guest": {"memory_mb": self.k.spec.memory_mb, "cpus": GUEST_CPUS,
+            "guest": {"memory_mb": self.memory_mb, "cpus": GUEST_CPUS,
                       "cpu": "max" if self.la57 else "max,la57=off",
                       "paging_levels": 5 if self.la57 else 4,
-                      "crashkernel_mb": CRASHKERNEL_MB if self.capture == "kdump" else None},
+                      "crashkernel_mb": self.crashkernel_mb if self.capture == "kdump" else None},
             "file_sizes": [f.stat().st_size for f in files],
             "notes": notes,
         }
+        if self.userland:
+            m["userland"] = self.userland_facts
         self.manifests.append(m)
         return m
 
@@ -879,7 +1090,7 @@ PANIC_END_WAIT_S = 20
 
 def run_qemu_crash(c, mdf):
     late = ""
-    with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=False), la57=c.la57) as g:
+    with c.guest(kdump=False) as g:
         trigger_from_host(g, c)
         g.wait_console(PANIC_START, BOOT_TIMEOUT_S, GUEST_FAILURES)
         try:
@@ -904,6 +1115,7 @@ def run_qemu_crash(c, mdf):
                 qemu_dump(qmp, zlib_dir / "vmcore.kdump-zlib", "kdump-zlib")
         finally:
             qmp.close()
+        c.booted(g.console_text())
     c.manifest("elf", [elf_dir / "vmcore.elf"], "elf", "none", 0,
                notes="QEMU dump-guest-memory format=elf, paging=false" + late)
     if c.full_matrix:
@@ -928,11 +1140,11 @@ def run_kdump_crash(c, mdf):
     with open(disk, "wb") as f:
         f.truncate((c.k.spec.memory_mb + 64) << 20)
     for attempt in range(1, KDUMP_ATTEMPTS + 1):
-        with Guest(c.k, c.dir, kernel_cmdline(c.scenario, kdump=True), la57=c.la57,
-                   disk=disk) as g:
+        with c.guest(kdump=True, disk=disk) as g:
             try:
                 trigger_from_host(g, c)
-                g.wait_console(r"KDIVE: vmcore saved size=\d+", KDUMP_TIMEOUT_S,
+                g.wait_console(r"KDIVE: vmcore saved size=\d+",
+                               SCALE_KDUMP_TIMEOUT_S if c.scale else KDUMP_TIMEOUT_S,
                                GUEST_FAILURES + (PANIC_DONE,))
             except LabError:
                 # KASLR places the kernel at random: now and then it leaves no free window
@@ -947,6 +1159,9 @@ def run_kdump_crash(c, mdf):
             g.wait_exit(60)
             text = g.console_text()
             break
+    c.booted(text)
+    if c.scale:
+        return scale_kdump(c, mdf, disk, text)
     size = int(re.search(r"KDIVE: vmcore saved size=(\d+)", text).group(1))
     raw_dir = c.dump_dir("kdump-elf")
     raw = raw_dir / "vmcore"
@@ -995,6 +1210,9 @@ def run_kdump_crash(c, mdf):
         return outs
 
     zstd = convert("kdump-zstd-d31", ["-z", "-d", "31"], "kdump", "zstd", 31)
+    if c.scenario == "userland":
+        # Unfiltered: the user pages are there (vm -p, ps -a's arguments, swap cache).
+        convert("kdump-zstd-d0", ["-z", "-d", "0"], "kdump", "zstd", 0)
     if c.full_matrix:
         c.manifest("kdump-elf", [raw], "elf", "none", 0, dmesg=dmesg,
                    notes="raw /proc/vmcore copied by the capture kernel")
@@ -1017,6 +1235,56 @@ def run_kdump_crash(c, mdf):
                                          "bytes) of the kdump-zstd-d31 dump")
     else:
         shutil.rmtree(raw_dir)
+
+
+def scale_kdump(c, mdf, disk, text):
+    """The scale guest's capture kernel wrote makedumpfile -F -z -d 31 (flattened) to the disk:
+    rebuild the kdump file with makedumpfile -R and drop the disk."""
+    size = int(re.search(r"KDIVE: vmcore saved flattened size=(\d+)", text).group(1))
+    with open(disk, "r+b") as f:
+        f.truncate(size)
+    d = c.dump_dir("kdump-zstd-d31")
+    out = d / "vmcore"
+    out.unlink(missing_ok=True)
+    with open(disk, "rb") as src:
+        run([str(mdf), "-R", str(out)], stdin=src, timeout=600)
+    disk.unlink()
+    dmesg = c.dir / "vmcore-dmesg.txt"
+    run([str(mdf), "--dump-dmesg", str(out), str(dmesg)], timeout=300)
+    m = re.search(r"KDIVE: makedumpfile in the capture kernel: ([\d.]+) - ([\d.]+) s", text)
+    took = f" in {float(m.group(1)) - float(m.group(2)):.0f} s" if m else ""
+    c.manifest("kdump-zstd-d31", [out], "kdump", "zstd", 31, dmesg=dmesg,
+               notes="makedumpfile 1.7.9 -F -z -d 31 /proc/vmcore in the capture kernel" + took +
+                     f" ({size} bytes flattened), rebuilt on the host with makedumpfile -R")
+
+
+USERLAND_LINE = re.compile(r"KDIVE: userland pid=(\d+) role=(\S+) (.*)$")
+
+
+def parse_userland(console):
+    """What the userland guest said (lab/userland/busy.c, userland.sh), for the manifest's
+    `userland`: {"processes": [{"pid", "role", "holds": [...]}] (one per pid, in order of
+    first mention), "ready": the /proc/loadavg line before the crash, "mounts", "swaps"}."""
+    procs = {}
+    facts = {"processes": [], "ready": None, "swaps": None, "mounts": [], "errors": []}
+    for line in console.splitlines():
+        line = line.rstrip("\r")
+        if (m := USERLAND_LINE.search(line)):
+            pid, role, what = int(m.group(1)), m.group(2), m.group(3).strip()
+            if pid not in procs:
+                procs[pid] = {"pid": pid, "role": role, "holds": []}
+                facts["processes"].append(procs[pid])
+            if what != "ready":
+                procs[pid]["holds"].append(what)
+        elif (m := re.search(r"KDIVE: userland ready: (.*)$", line)):
+            facts["ready"] = m.group(1).strip()
+        elif (m := re.search(r"KDIVE: userland swaps: (.*)$", line)):
+            facts["swaps"] = m.group(1).strip()
+        elif (m := re.search(r"KDIVE: userland mount (.*)$", line)):
+            facts["mounts"].append(m.group(1).strip())
+        elif "KDIVE: insmod" in line or "FAILED" in line and "KDIVE: userland" in line:
+            facts["errors"].append(line[line.index("KDIVE:"):])
+    return facts
 
 
 def run_crash(c, mdf, key):
@@ -1068,14 +1336,36 @@ def crash_diagnosis(m, cmdfile, out_dir):
     return f"crash -d1 says:\n{said}"
 
 
-def crash_oracle(m, out_dir, sid=None, root=None):
+def crash_commands(m):
+    """The crash commands of a dump's oracle: CRASH_COMMANDS; for the userland scenario also
+    USERLAND_CRASH_COMMANDS and USERLAND_PID_COMMANDS for each process the console named;
+    SCALE_CRASH_COMMANDS for scale."""
+    if m["scenario"] == "scale":
+        return list(SCALE_CRASH_COMMANDS)
+    if m["scenario"] != "userland":
+        return list(CRASH_COMMANDS)
+    cmds = CRASH_COMMANDS + USERLAND_CRASH_COMMANDS
+    for p in (m.get("userland") or {}).get("processes", []):
+        for cmd in USERLAND_PID_COMMANDS["*"] + USERLAND_PID_COMMANDS.get(p["role"], []):
+            cmds.append(f"{cmd} {p['pid']}")
+    return cmds
+
+
+def crash_output_name(cmd):
+    """The file part of a crash command's output (`files 123` -> `files-123`,
+    `task -R comm,state 5` -> `task-r-comm-state-5`): lab::crash_outputs' `command`."""
+    return re.sub(r"[^a-z0-9]+", "-", cmd.lower()).strip("-")
+
+
+def crash_oracle(m, out_dir, sid=None, root=None, commands=CRASH_COMMANDS):
     """crash -s VMLINUX DUMP, one output file per command (crash's own `> file` redirect,
     relative to out_dir, so the directory can be renamed when done). Returns an error or None.
     With sid: crash 9 from the sid root (files crash9.*), else the machine's crash 8.0.2."""
     prefix = "crash9" if sid else "crash"
     lines = []
-    for cmd in CRASH_COMMANDS:
-        fname = f"{prefix}." + re.sub(r"[^a-z0-9]+", "-", cmd).strip("-") + ".txt"
+    for cmd in commands:
+        # (The same name as before for CRASH_COMMANDS: none has a capital.)
+        fname = f"{prefix}.{crash_output_name(cmd)}.txt"
         lines.append(f"{cmd} > {fname}")
     lines.append("quit")
     cmdfile = out_dir / f"{prefix}.commands"
@@ -1120,10 +1410,35 @@ def drgn_oracle(m, out_dir, drgn_python):
     return f"drgn exit {rc}: {output.strip()[-1500:]}"
 
 
+def drgn_procs_oracle(m, out_dir, drgn_python):
+    """drgn_procs.py -> out_dir/drgn.procs.json (the userland scenarios: task counts, and the
+    open files, VMAs and mounts of the processes the console named). Returns an error or None."""
+    dest = out_dir / "drgn.procs.json"
+    pids = [str(p["pid"]) for p in (m.get("userland") or {}).get("processes", [])]
+    args = [str(drgn_python), str(SCRIPTS / "drgn_procs.py"), "--output", str(dest),
+            "--vmlinux", m["kernel"]["vmlinux"], "--kernel-directory",
+            m["kernel"]["kernel_directory"], "--module", m["kernel"]["test_module"],
+            *[a for pid in pids for a in ("--pid", pid)], *m["files"]]
+    try:
+        proc = run(args, timeout=ORACLE_TIMEOUT_S, check=False)
+        output, rc = proc.stdout + proc.stderr, proc.returncode
+    except LabError as e:
+        output, rc = str(e), None
+    (out_dir / "drgn.procs.log").write_text(output)
+    if rc == 0 and dest.exists():
+        return None
+    return f"drgn_procs exit {rc}: {output.strip()[-1500:]}"
+
+
 def run_oracles(root, name, drgn_python, sid, key):
     mpath = root / "dumps" / name / "manifest.json"
     m = json.loads(mpath.read_text())
     out_dir = root / "dumps" / name / "oracle"
+    commands = crash_commands(m)
+    userland = m["scenario"] in USERLAND_SCENARIOS
+    if userland:
+        # The other scenarios' key stays as it was (drgn_procs.py is not part of it).
+        key = sha256_files([SCRIPTS / "drgn_procs.py"], extra=key + repr(commands))
     stamp = out_dir / ".kdive-key"
     if stamp.exists() and stamp.read_text().strip() == key:
         return m
@@ -1132,15 +1447,29 @@ def run_oracles(root, name, drgn_python, sid, key):
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     t0 = time.monotonic()
-    errors = {"crash": crash_oracle(m, tmp),
-              "crash9": crash_oracle(m, tmp, sid=sid, root=root) if sid else "not run (--no-crash9)",
-              "drgn": drgn_oracle(m, tmp, drgn_python)}
+    # scale: drgn_oracle.py's stack of each of 10,000 tasks takes longer than ORACLE_TIMEOUT_S
+    # on a loaded machine; drgn.procs.json counts the tasks.
+    skipped = {"drgn": SCALE_DRGN_SKIPPED} if m["scenario"] == "scale" else {}
+    errors = {"crash": crash_oracle(m, tmp, commands=commands),
+              "crash9": crash_oracle(m, tmp, sid=sid, root=root, commands=commands) if sid
+              else "not run (--no-crash9)",
+              "drgn": None if "drgn" in skipped else drgn_oracle(m, tmp, drgn_python)}
+    if userland:
+        errors["drgn_procs"] = drgn_procs_oracle(m, tmp, drgn_python)
     (tmp / ".kdive-key").write_text(key + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     m["oracle"] = {"crash": None if errors["crash"] else str(out_dir),
                    "crash9": None if errors["crash9"] else str(out_dir),
-                   "drgn": None if errors["drgn"] else str(out_dir / "drgn.json")}
+                   "drgn": None if errors["drgn"] or "drgn" in skipped
+                   else str(out_dir / "drgn.json")}
+    if skipped:
+        m["oracle_skipped"] = skipped
+    if userland:
+        m["oracle"]["drgn_procs"] = None if errors["drgn_procs"] \
+            else str(out_dir / "drgn.procs.json")
+        # Each crash command and its output file's part (crash9.<output>.txt, crash.<output>.txt).
+        m["oracle_commands"] = [{"command": c, "output": crash_output_name(c)} for c in commands]
     m["oracle_errors"] = {k: v for k, v in errors.items() if v}
     m["oracle_versions"] = {"crash": CRASH8_VERSION, "drgn": DRGN_VERSION}
     if sid:
@@ -1169,7 +1498,8 @@ def parse_args():
                          "6.12-rt=6.12.115+deb12), or ABI for every series it names (e.g. "
                          "6.1.0-55, 5.10.0-32, 7.2.13+deb14)")
     ap.add_argument("--scenario", action="append", default=[],
-                    help=f"scenario(s) to build (default all): {', '.join(SCENARIOS)}")
+                    help=f"scenario(s) to build (default all): {', '.join(SCENARIOS)} "
+                         f"(scale: {', '.join(SCALE_SERIES)} only)")
     ap.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-oracles", action="store_true")
     ap.add_argument("--no-crash9", action="store_true",
@@ -1246,10 +1576,17 @@ def main():
                 raise LabError(f"{series}: none of the newest {DOWNLOAD_CANDIDATES} ABIs "
                                "downloads")
             prune_debug_modules(k)
+            if any(s in USERLAND_SCENARIOS for s in scenarios):
+                restore_debug_modules(k, apt, root)
             if drgn_python:
                 index_vmlinux(k)
             sid = sid_future.result() if k.spec.sid_build else None
-            return k, build_initramfs(k, build_module(k, root, sid))
+            key = build_initramfs(k, build_module(k, root, sid))
+            userland_key = None
+            if any(s in USERLAND_SCENARIOS for s in scenarios):
+                userland_key = build_userland_initramfs(
+                    k, root, key, mdf, scale="scale" in scenarios and series in SCALE_SERIES)
+            return k, (key, userland_key)
 
         # The series' downloads, unpacking (xz) and indexing are independent: overlap them.
         # One failed series (a download, a module build) must not stop the others.
@@ -1264,10 +1601,14 @@ def main():
                     log(f"series {series}: FAILED: {e}")
         sid = sid_future.result() if sid_future else None
     crash9_sid = None if args.no_crash9 else sid
-    for series, k, initramfs_key in prepared:
+    for series, k, (initramfs_key, userland_key) in prepared:
         for s in scenarios:
-            for capture in ("kdump", "qemu"):
-                crashes.append((Crash(root, k, s, capture, la57=False), initramfs_key))
+            if s == "scale" and series not in SCALE_SERIES:
+                continue
+            # scale: kdump only (a QEMU ELF dump of it would be 4 GiB).
+            for capture in ("kdump",) if s == "scale" else ("kdump", "qemu"):
+                crashes.append((Crash(root, k, s, capture, la57=False),
+                                userland_key if s in USERLAND_SCENARIOS else initramfs_key))
         if FULL_MATRIX_SCENARIO in scenarios and not k.five_level():
             log(f"{series}: no 5-level paging in this kernel (CONFIG_X86_5LEVEL): no la57 crashes")
         elif FULL_MATRIX_SCENARIO in scenarios:
@@ -1275,11 +1616,12 @@ def main():
                 crashes.append((Crash(root, k, FULL_MATRIX_SCENARIO, capture, la57=True),
                                 initramfs_key))
     # Full-matrix crashes first: they take longest.
-    crashes.sort(key=lambda ck: (not ck[0].full_matrix, ck[0].capture != "kdump"))
+    crashes.sort(key=lambda ck: (not ck[0].scale, not ck[0].full_matrix,
+                                 ck[0].capture != "kdump"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futs = {}
         for c, ikey in crashes:
-            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{c.k.spec.memory_mb}:{CRASHKERNEL_MB}"
+            key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{c.memory_mb}:{c.crashkernel_mb}"
             futs[pool.submit(run_crash, c, mdf, key)] = c
         for f in concurrent.futures.as_completed(futs):
             c = futs[f]

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use kdive_arch::fuzzing::fuzz_page_walk;
 use kdive_testkit::pagetable::{PageSize, PageTableBuilder, NX, PRESENT, PSE, RW};
+use kdive_testkit::Mutator;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/page_walk")
@@ -80,30 +81,13 @@ fn replay_page_walk_corpus() {
     }
     let start = Instant::now();
     let mut runs = 0;
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut mutator = Mutator::new(0x2545_f491_4f6c_dd1d);
     for data in &inputs {
         fuzz_page_walk(data);
         runs += 1;
-        // Mutations: random bytes and whole words, truncations.
+        // Mutations: random bytes and whole words (page-table entries), truncations.
         for _ in 0..1000 {
-            let mut m = data.clone();
-            for _ in 0..8 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let at = (x >> 16) as usize % m.len().max(1);
-                if x & 1 == 0 {
-                    if let Some(b) = m.get_mut(at) {
-                        *b ^= (x >> 8) as u8;
-                    }
-                } else if let Some(w) = m.get_mut(at & !7..(at & !7) + 8) {
-                    w.copy_from_slice(&(x | 1).to_le_bytes());
-                }
-            }
-            if x & 0x30 == 0 {
-                m.truncate((x >> 24) as usize % m.len().max(1));
-            }
-            fuzz_page_walk(&m);
+            fuzz_page_walk(&mutator.mutate(data, 8, 8));
             runs += 1;
         }
     }

@@ -461,6 +461,7 @@ fn compare_with_drgn(
 ) -> usize {
     let btf = &v.btf;
     let thread_sp = offset(btf, "task_struct", "thread.sp");
+    let stack = offset(btf, "task_struct", "stack");
     let frame_members = btf
         .members("inactive_task_frame")
         .expect("inactive_task_frame");
@@ -520,6 +521,16 @@ fn compare_with_drgn(
                 _ => continue,
             }
         } else {
+            // A zombie's stack is freed (`stack` NULL): crash says "(no stack)", and what drgn
+            // unwinds there is what the freed page held since.
+            if space
+                .read_u64(VirtAddr(addr + stack))
+                .expect("task_struct.stack")
+                == 0
+            {
+                println!("{name}: pid {pid} ({comm}): no stack");
+                continue;
+            }
             let sp = space
                 .read_u64(VirtAddr(addr + thread_sp))
                 .expect("thread.sp");

@@ -214,7 +214,8 @@ pub struct BtTask {
     pub cpu: u32,
     pub comm: String,
     /// Where the walk started: `cpu_registers` (the CPU's saved state: NT_PRSTATUS or QEMU's)
-    /// or `thread_sp` (a sleeping task's saved context).
+    /// or `thread_sp` (a sleeping task's saved context); `no_stack` for a task whose stack
+    /// is freed (a zombie: crash's "(no stack)"), which has no frames.
     pub start: &'static str,
     pub frames: Vec<BtFrame>,
     pub exception_frames: Vec<BtException>,
@@ -366,7 +367,7 @@ fn task_record(
 ) -> BtTask {
     let cpu = match stack.start {
         StartKind::CpuRegisters { cpu } => cpu,
-        StartKind::ThreadSp { .. } => task.cpu,
+        StartKind::ThreadSp { .. } | StartKind::NoStack => task.cpu,
     };
     let bt = &stack.backtrace;
     let mut frames = Vec::new();
@@ -489,6 +490,7 @@ fn task_record(
         start: match stack.start {
             StartKind::CpuRegisters { .. } => "cpu_registers",
             StartKind::ThreadSp { .. } => "thread_sp",
+            StartKind::NoStack => "no_stack",
         },
         frames,
         exception_frames,
@@ -557,6 +559,9 @@ impl BtRecord {
             "PID: {:<8} TASK: {:x}  CPU: {:<4} COMMAND: \"{}\"",
             task.pid, task.task.0, task.cpu, task.comm
         )?;
+        if task.start == "no_stack" {
+            return writeln!(out, "(no stack)");
+        }
         // crash's separator goes where the walk leaves an IRQ or exception stack, between
         // what lies on it (frames, a `pt_regs`) and what lies on the next.
         let mut previous = StackKind::Task;

@@ -15,7 +15,8 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const KMEM_USAGE: &str = "kmem -i[=shared]";
+const KMEM_USAGE: &str =
+    "kmem [-i[=shared] | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,9 +25,44 @@ pub struct KmemArgs {
     pub shared: bool,
 }
 
-pub fn parse_kmem(words: &[&str]) -> Result<KmemArgs, CommandError> {
-    let mut info = false;
+/// What `kmem` was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmemRequest {
+    /// `-i`.
+    Info(KmemArgs),
+    /// `-s` (`verbose`: `-S`), for every cache, the named one, or the caches and slabs of
+    /// addresses.
+    Slabs {
+        verbose: bool,
+        name: Option<String>,
+        addresses: Vec<u64>,
+    },
+    /// `kmem ADDRESS...`.
+    Addresses(Vec<u64>),
+}
+
+fn bad(what: String) -> CommandError {
+    CommandError::BadArgs {
+        command: "kmem",
+        what,
+        usage: KMEM_USAGE,
+    }
+}
+
+/// crash's `hexadecimal()` test of an operand: hex digits, with or without `0x`.
+fn hex_operand(word: &str) -> Option<u64> {
+    let digits = word.strip_prefix("0x").unwrap_or(word);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
+    let (mut info, mut slabs, mut verbose) = (false, false, false);
     let mut args = KmemArgs::default();
+    let mut name = None;
+    let mut addresses = Vec::new();
     for word in words {
         if *word == "-i=shared" {
             info = true;
@@ -36,33 +72,51 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemArgs, CommandError> {
         match word.strip_prefix('-') {
             Some(options) if !options.is_empty() => {
                 for option in options.chars() {
-                    if option != 'i' {
-                        return Err(CommandError::BadArgs {
-                            command: "kmem",
-                            what: format!("option -{option} is not supported by kdive"),
-                            usage: KMEM_USAGE,
-                        });
+                    match option {
+                        'i' => info = true,
+                        's' => (slabs, verbose) = (true, false),
+                        'S' => (slabs, verbose) = (true, true),
+                        _ => {
+                            return Err(bad(format!("option -{option} is not supported by kdive")))
+                        }
                     }
-                    info = true;
                 }
             }
-            _ => {
-                return Err(CommandError::BadArgs {
-                    command: "kmem",
-                    what: format!("unexpected argument: {word}"),
-                    usage: KMEM_USAGE,
-                })
-            }
+            _ => match hex_operand(word) {
+                Some(addr) => addresses.push(addr),
+                None => {
+                    if name.is_some() {
+                        return Err(bad("only one kmem_cache reference is allowed".into()));
+                    }
+                    // crash's `\\name`: a cache named like a number or `list`.
+                    name = Some(word.strip_prefix('\\').unwrap_or(word).to_owned());
+                }
+            },
         }
     }
-    if !info {
-        return Err(CommandError::BadArgs {
-            command: "kmem",
-            what: "an option is required".into(),
-            usage: KMEM_USAGE,
+    if info && slabs {
+        return Err(bad("only one flag allowed".into()));
+    }
+    if info {
+        if !addresses.is_empty() || name.is_some() {
+            return Err(bad("no address arguments allowed with this option".into()));
+        }
+        return Ok(KmemRequest::Info(args));
+    }
+    if slabs {
+        return Ok(KmemRequest::Slabs {
+            verbose,
+            name,
+            addresses,
         });
     }
-    Ok(args)
+    if let Some(name) = name {
+        return Err(bad(format!("unexpected argument: {name}")));
+    }
+    if addresses.is_empty() {
+        return Err(bad("an option or an address is required".into()));
+    }
+    Ok(KmemRequest::Addresses(addresses))
 }
 
 /// The table's numbers, in pages (`null` when unreadable; `warnings` says why).
@@ -242,18 +296,31 @@ impl KmemRecord {
 pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "kmem",
     aliases: &[],
-    summary: "kernel memory usage",
+    summary: "kernel memory usage, slab caches, what holds an address",
     usage: KMEM_USAGE,
     description: "-i  the memory summary: total, free, used, buffers, cached, slab, total and\n\
     free huge pages, swap, committed memory, as crash prints it\n\
-  -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)",
+  -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)\n\
+  -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
+    SSIZE NAME, counted as crash counts them (per-CPU slab and freelist, per-CPU partial\n\
+    slabs, each node's partial list and counters)\n\
+  -S [cache]  the same with each CPU's slab (every object, [allocated] or free) and\n\
+    partial slabs, and each node's counters, partial and (when tracked) full slabs\n\
+  -s|-S address  the cache and slab holding a slab object (-S: every object of the slab)\n\
+  address  what holds the address: its slab cache, slab and object (FREE or [ALLOCATED]),\n\
+    the task whose task_struct it is in, and its page (PAGE PHYSICAL MAPPING INDEX CNT\n\
+    FLAGS)",
     examples: &[
         "kmem -i              memory usage summary",
         "kmem -i=shared       with the shared pages",
+        "kmem -s              every slab cache",
+        "kmem -s dentry       one cache",
+        "kmem -S kmalloc-64   one cache's slabs and objects",
+        "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
-    options: &["-i", "-i=shared"],
+    options: &["-i", "-i=shared", "-s", "-S"],
     operands: Operand::None,
-    schema: 1,
+    schema: 2,
     run: run_kmem,
 };
 
@@ -263,8 +330,23 @@ fn run_kmem(
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let args = parse_kmem(&words)?;
-    Ok(Box::new(kmem(session.kernel(), &args, warnings)))
+    Ok(match parse_kmem(&words)? {
+        KmemRequest::Info(args) => Box::new(kmem(session.kernel(), &args, warnings)),
+        KmemRequest::Slabs {
+            verbose,
+            name,
+            addresses,
+        } => Box::new(crate::kmem_slab::slabs(
+            session,
+            verbose,
+            name.as_deref(),
+            &addresses,
+            warnings,
+        )?),
+        KmemRequest::Addresses(addresses) => {
+            Box::new(crate::kmem_slab::addresses(session, &addresses, warnings)?)
+        }
+    })
 }
 
 crate::impl_record!(KmemRecord);
@@ -341,13 +423,43 @@ mod tests {
 
     #[test]
     fn parses_options() {
-        assert_eq!(parse_kmem(&["-i"]).unwrap(), KmemArgs { shared: false });
-        assert_eq!(
-            parse_kmem(&["-i=shared"]).unwrap(),
-            KmemArgs { shared: true }
-        );
+        let info = |shared| KmemRequest::Info(KmemArgs { shared });
+        assert_eq!(parse_kmem(&["-i"]).unwrap(), info(false));
+        assert_eq!(parse_kmem(&["-i=shared"]).unwrap(), info(true));
         assert!(parse_kmem(&[]).is_err());
-        assert!(parse_kmem(&["-s"]).is_err());
+        assert!(parse_kmem(&["-x"]).is_err());
         assert!(parse_kmem(&["-i", "x"]).is_err());
+        assert!(parse_kmem(&["-i", "-s"]).is_err());
+        assert_eq!(
+            parse_kmem(&["-s"]).unwrap(),
+            KmemRequest::Slabs {
+                verbose: false,
+                name: None,
+                addresses: vec![]
+            }
+        );
+        assert_eq!(
+            parse_kmem(&["-S", "kmalloc-64"]).unwrap(),
+            KmemRequest::Slabs {
+                verbose: true,
+                name: Some("kmalloc-64".into()),
+                addresses: vec![]
+            }
+        );
+        // A cache named like a number takes crash's backslash.
+        assert_eq!(
+            parse_kmem(&["-s", "\\abc"]).unwrap(),
+            KmemRequest::Slabs {
+                verbose: false,
+                name: Some("abc".into()),
+                addresses: vec![]
+            }
+        );
+        assert_eq!(
+            parse_kmem(&["ffff888004c9c900", "0x10"]).unwrap(),
+            KmemRequest::Addresses(vec![0xffff_8880_04c9_c900, 0x10])
+        );
+        assert!(parse_kmem(&["dentry"]).is_err());
+        assert!(parse_kmem(&["-s", "a-b", "c-d"]).is_err());
     }
 }

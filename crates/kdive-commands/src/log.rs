@@ -1,7 +1,9 @@
 //! `log`: the kernel's message buffer as crash prints it (printk.c `dump_record()`,
 //! kernel.c `dump_log_entry()`): `[%5lld.%06ld] ` before each record, continuation lines
 //! indented under the text, bytes that are neither printable nor space shown as `.`.
-//! `-t` drops the timestamps, `-m` shows the level as `<N>`, `-a` prints the audit messages
+//! `-t` drops the timestamps, `-T` shows them as wall-clock dates (the boot date, crash's
+//! dump date less the uptime, plus the seconds since boot), `-m` shows the level as `<N>`,
+//! `-a` prints the audit messages
 //! still queued in the kernel instead. Kernels with printk safe buffers (4.11 - 5.14) may
 //! hold the last messages of a panic in NMI there: they follow the log, each line prefixed
 //! with the buffer's name, and `-s` shows the buffers alone (crash's
@@ -11,20 +13,23 @@ use std::io::{self, Write};
 
 use kdive_kernel::audit::audit_records;
 use kdive_kernel::log_buf::{kernel_log, printk_safe_buffers, LogFormat};
-use kdive_kernel::Kernel;
+use kdive_kernel::{sys, Kernel};
 use serde::Serialize;
 
+use crate::format::ctime_utc;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const LOG_USAGE: &str = "log [-tmas]";
+const LOG_USAGE: &str = "log [-tTmas]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogArgs {
     /// `-t`
     pub no_timestamps: bool,
+    /// `-T`
+    pub wall_clock: bool,
     /// `-m`
     pub show_level: bool,
     /// `-a`
@@ -46,10 +51,11 @@ pub fn parse_log(words: &[&str]) -> Result<LogArgs, CommandError> {
         for option in options.chars() {
             match option {
                 't' => args.no_timestamps = true,
+                'T' => args.wall_clock = true,
                 'm' => args.show_level = true,
                 'a' => args.audit = true,
                 's' => args.safe_buffers = true,
-                'T' | 'd' => {
+                'd' => {
                     return Err(CommandError::BadArgs {
                         command: "log",
                         what: format!("option -{option} is not supported by kdive"),
@@ -115,6 +121,10 @@ pub struct LogRecord {
     /// Every CPU's printk safe buffers, on kernels that have them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safe_buffers: Option<Vec<SafeBufferEntry>>,
+    /// `-T`: when the kernel booted, in seconds since the epoch (the dump's date less the
+    /// uptime, as crash counts both); each record's date is this plus its whole seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_time: Option<i64>,
     #[serde(skip)]
     pub args: LogArgs,
     /// `-a` on a kernel without audit.
@@ -128,9 +138,21 @@ pub fn log(kernel: &Kernel, args: &LogArgs, warnings: &mut Vec<String>) -> LogRe
         records: Vec::new(),
         audit: None,
         safe_buffers: None,
+        boot_time: None,
         args: *args,
         audit_unsupported: false,
     };
+    if args.wall_clock && !args.no_timestamps {
+        let boot = sys::crash_time(kernel).and_then(|date| {
+            let hz = sys::hz(kernel)?;
+            let uptime = sys::uptime_jiffies(kernel, hz)? / hz.max(1);
+            Ok(date.saturating_sub(i64::try_from(uptime).unwrap_or(i64::MAX)))
+        });
+        match boot {
+            Ok(boot) => record.boot_time = Some(boot),
+            Err(err) => warnings.push(format!("log: -T: no boot date: {err}")),
+        }
+    }
     match printk_safe_buffers(kernel) {
         Ok(buffers) => {
             record.safe_buffers = buffers.map(|b| {
@@ -316,7 +338,10 @@ impl LogRecord {
             return writeln!(out);
         }
         let mut prefix = String::new();
-        if !self.args.no_timestamps {
+        if let Some(boot) = self.boot_time.filter(|_| !self.args.no_timestamps) {
+            let seconds = i64::try_from(r.ts_nsec / 1_000_000_000).unwrap_or(i64::MAX);
+            prefix.push_str(&format!("[{}] ", ctime_utc(boot.saturating_add(seconds))));
+        } else if !self.args.no_timestamps {
             prefix.push_str(&format!(
                 "[{:5}.{:06}] ",
                 r.ts_nsec / 1_000_000_000,
@@ -352,14 +377,17 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     usage: LOG_USAGE,
     description: "The printk buffer with crash's [seconds.micros] prefixes.\n\
   -t  no time stamps   -m  the message level as <N>   -a  the audit log\n\
+  -T  time stamps as dates (UTC): the boot date (the dump's date less the uptime) plus\n\
+      the seconds since boot\n\
   -s  the printk safe buffers (4.11 - 5.14): messages printed in NMI and not yet flushed",
     examples: &[
         "log                  the whole log",
         "log -m | tail -40    the last lines with their levels",
+        "log -T | tail        when the last messages were printed, by the clock",
     ],
-    options: &["-t", "-m", "-a", "-s"],
+    options: &["-t", "-T", "-m", "-a", "-s"],
     operands: Operand::None,
-    schema: 1,
+    schema: 2,
     run: run_log,
 };
 
@@ -404,6 +432,7 @@ mod tests {
             records,
             audit: None,
             safe_buffers,
+            boot_time: (args.wall_clock && !args.no_timestamps).then_some(1_765_035_000),
             args,
             audit_unsupported: false,
         };
@@ -431,6 +460,17 @@ mod tests {
              \x20              If you want to keep using the local clock\n\
              \n\
              [   10.000000] bad .byte ..\n"
+        );
+        let wall = LogArgs {
+            wall_clock: true,
+            ..LogArgs::default()
+        };
+        // 1,765,035,000 s after the epoch is Sat Dec  6 15:30:00 UTC 2025.
+        assert_eq!(
+            render(wall, records[..2].to_vec()),
+            "[Sat Dec  6 15:30:00 UTC 2025] Linux version 6.1.0\n\
+             [Sat Dec  6 15:30:09 UTC 2025] clocksource: timekeeping watchdog\n\
+             \x20                              If you want to keep using the local clock\n"
         );
         let args = LogArgs {
             no_timestamps: true,
@@ -519,6 +559,7 @@ mod tests {
             safe_buffers: None,
             args: LogArgs::default(),
             audit_unsupported: false,
+            boot_time: None,
         };
         let mut out = Vec::new();
         record.write_text(&mut out).unwrap();
@@ -538,8 +579,9 @@ mod tests {
             parse_log(&["-q"]),
             Err(CommandError::BadOption { option: 'q', .. })
         ));
+        assert!(parse_log(&["-T"]).unwrap().wall_clock);
         assert!(matches!(
-            parse_log(&["-T"]),
+            parse_log(&["-d"]),
             Err(CommandError::BadArgs { .. })
         ));
         assert!(matches!(

@@ -1,11 +1,14 @@
 //! `ps`: crash's process listing (task.c `cmd_ps()`, `show_ps_data()`), with `-k`/`-u`
-//! (kernel or user threads only), `-p` (parent chains), `-l` (last arrival on a CPU) and
-//! `-t` (run, start and CPU times).
+//! (kernel or user threads only), `-p` (parent chains), `-c` (children), `-g` (thread
+//! groups), `-l` (last arrival on a CPU), `-m` (time since it), `-C` (either by CPU), `-t`
+//! (run, start and CPU times), `-r` (resource limits), `-a` (command line and environment,
+//! read from the process's own pages) and `-S` (a count of each state).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use kdive_kernel::{sys, task, Kernel, KernelError, Task, TaskList, TaskStateBits};
+use kdive_arch::VirtMem;
+use kdive_kernel::{sys, task, Kernel, KernelError, Task, TaskList, TaskStateBits, VirtAddr};
 use serde::{Serialize, Serializer};
 
 use crate::format::{center, convert_time};
@@ -36,6 +39,18 @@ pub enum PsMode {
     LastRun,
     /// `-t`: run time, start time and CPU times, oldest task first.
     Times,
+    /// `-m`: how long ago each task last ran, by its CPU's run-queue clock; most recent first.
+    SinceLastRun,
+    /// `-c`: each task's children.
+    Children,
+    /// `-g`: each thread group: its leader, then its other threads.
+    ThreadGroups,
+    /// `-r`: resource limits.
+    Rlimits,
+    /// `-a`: the command line and environment strings of each task.
+    Args,
+    /// `-S`: how many tasks are in each state.
+    Summary,
 }
 
 /// Which threads: `-k` kernel threads, `-u` user tasks.
@@ -61,6 +76,15 @@ pub struct PsArgs {
     pub mode: PsMode,
     pub threads: PsThreads,
     pub selectors: Vec<PsSelector>,
+    /// `-C CPUS` (with `-l` or `-m`): list by CPU, these CPUs only; `None` for every CPU.
+    pub cpus: Option<CpuSpec>,
+}
+
+/// The CPUs `-C` names: `all` (or `a`), else numbers and ranges (`0,2-3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpuSpec {
+    All,
+    List(Vec<u32>),
 }
 
 /// One task as `ps` shows it.
@@ -90,6 +114,60 @@ pub struct PsRow {
     /// `-t`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub times: Option<TaskTimes>,
+    /// `-m`: its CPU's `rq.clock` minus `sched_info.last_arrival`, in nanoseconds (0 when the
+    /// clock is behind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_last_run: Option<u64>,
+    /// `-c`: tasks whose `parent` is this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<Vec<ParentRow>>,
+    /// `-g`: the group's other threads (this row is its leader).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<Vec<ParentRow>>,
+    /// `-r`: `signal->rlim[]`, in the kernel's order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rlimits: Option<Vec<Rlimit>>,
+    /// `-a`: `mm->arg_start..arg_end` and `env_start..env_end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<TaskArgs>,
+}
+
+/// `ps -a`: what a process was started with, as its own pages hold it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TaskArgs {
+    /// The arguments (NUL-separated in memory).
+    pub argv: Vec<String>,
+    /// The environment, one `NAME=value` each.
+    pub envp: Vec<String>,
+    /// Why they could not be read: a kernel thread has no user memory; a dump may lack the
+    /// process's pages (crash's wording).
+    pub error: Option<String>,
+    #[serde(skip)]
+    raw_argv: Vec<u8>,
+    #[serde(skip)]
+    raw_envp: Vec<u8>,
+}
+
+/// One resource limit; `None` is `RLIM_INFINITY` (crash's "(unlimited)").
+#[derive(Debug, Clone, Serialize)]
+pub struct Rlimit {
+    pub name: &'static str,
+    pub current: Option<u64>,
+    pub maximum: Option<u64>,
+}
+
+/// `ps -S`: one state and how many tasks are in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateCount {
+    pub state: &'static str,
+    pub count: u64,
+}
+
+/// A CPU `ps -C` lists, with its run queue's clock (`-m`; `None` for `-l` or unreadable).
+#[derive(Debug, Clone, Serialize)]
+pub struct PsCpu {
+    pub cpu: u32,
+    pub rq_clock: Option<u64>,
 }
 
 /// `ps -t`: crash's `show_task_times()` for kernels whose `start_time` is in nanoseconds.
@@ -116,6 +194,15 @@ pub struct ParentRow {
 pub struct PsRecord {
     pub mode: PsMode,
     pub tasks: Vec<PsRow>,
+    /// `-S`: the states in the order first met in the task list, with their counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_counts: Option<Vec<StateCount>>,
+    /// `-C`: the CPUs listed, in order; each row's `cpu` says which group it is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Vec<PsCpu>>,
+    /// Whether tasks were named: `-m` then pads the days to its CPU clock's, as crash does.
+    #[serde(skip)]
+    pub tasks_named: bool,
 }
 
 /// Longest parent chain followed (a corrupt `real_parent` could loop).
@@ -141,6 +228,23 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             "P (parked)",
         ])
     });
+    if args.mode == PsMode::Summary {
+        let mut counts: Vec<StateCount> = Vec::new();
+        for t in &list.tasks {
+            let state = states.name(t.state);
+            match counts.iter_mut().find(|c| c.state == state) {
+                Some(c) => c.count += 1,
+                None => counts.push(StateCount { state, count: 1 }),
+            }
+        }
+        return PsRecord {
+            mode: args.mode,
+            tasks: Vec::new(),
+            state_counts: Some(counts),
+            cpus: None,
+            tasks_named: false,
+        };
+    }
     let total_pages = sys::high_memory_pages(kernel)
         .map_err(|err| warnings.push(format!("ps: %MEM: high_memory: {err}")))
         .ok();
@@ -148,6 +252,8 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
     for t in &list.tasks {
         groups.entry(t.tgid).or_default().push(t);
     }
+    let groups_only = args.mode == PsMode::ThreadGroups;
+    let mut idle_group_shown = false;
     let selected: Vec<&Task> = list
         .tasks
         .iter()
@@ -156,8 +262,28 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             PsThreads::Kernel => t.is_kernel_thread(),
             PsThreads::User => !t.is_kernel_thread(),
         })
-        .filter(|t| {
-            args.selectors.is_empty() || args.selectors.iter().any(|s| matches(s, t, &list.tasks))
+        .filter_map(|t| {
+            if args.selectors.is_empty() {
+                // `-g` lists each group once, by its leader; the idle tasks (pid 0) are one
+                // group, listed under the first.
+                if groups_only && (t.pid != t.tgid || (t.pid == 0 && idle_group_shown)) {
+                    return None;
+                }
+                idle_group_shown |= t.pid == 0;
+                return Some(t);
+            }
+            let named = args.selectors.iter().any(|s| match s {
+                // By name, `-g` takes only leaders; by number, a thread stands for its group.
+                PsSelector::Comm(_) if groups_only => matches(s, t, &list.tasks) && t.pid == t.tgid,
+                _ => matches(s, t, &list.tasks),
+            });
+            if !named {
+                return None;
+            }
+            if groups_only && t.pid != t.tgid {
+                return list.tasks.iter().find(|l| l.pid == t.tgid);
+            }
+            Some(t)
         })
         .collect();
     for s in &args.selectors {
@@ -176,6 +302,21 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             .ok(),
         _ => None,
     };
+    let mut rq_clocks: HashMap<u32, Option<u64>> = HashMap::new();
+    let mut rq_clock = |cpu: u32, warnings: &mut Vec<String>| {
+        *rq_clocks.entry(cpu).or_insert_with(|| {
+            task::cpu_rq(kernel, cpu)
+                .and_then(|rq| kernel.read_field(rq, "rq", "clock"))
+                .map_err(|err| warnings.push(format!("ps: cpu {cpu} run-queue clock: {err}")))
+                .ok()
+        })
+    };
+    let header = |t: &Task| ParentRow {
+        pid: t.pid,
+        task: Hex(t.addr.0),
+        cpu: t.cpu,
+        comm: t.comm.clone(),
+    };
     let mut rows = Vec::new();
     for t in selected {
         let group = groups.get(&t.tgid).map(Vec::as_slice).unwrap_or_default();
@@ -193,7 +334,7 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             _ => 0.0,
         };
         let last_run = match args.mode {
-            PsMode::LastRun => Some(
+            PsMode::LastRun | PsMode::SinceLastRun => Some(
                 kernel
                     .read_field(t.addr, "task_struct", "sched_info.last_arrival")
                     .map_err(|err| warnings.push(format!("ps: pid {} last run: {err}", t.pid)))
@@ -215,6 +356,48 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             },
             _ => None,
         };
+        let since_last_run = match (args.mode, last_run) {
+            (PsMode::SinceLastRun, Some(last)) => {
+                Some(rq_clock(t.cpu, warnings).unwrap_or(0).saturating_sub(last))
+            }
+            _ => None,
+        };
+        let children = (args.mode == PsMode::Children).then(|| {
+            list.tasks
+                .iter()
+                .filter(|c| c.parent == t.addr)
+                .map(header)
+                .collect()
+        });
+        let threads = groups_only.then(|| {
+            list.tasks
+                .iter()
+                .filter(|o| o.tgid == t.tgid && o.addr != t.addr)
+                .map(header)
+                .collect()
+        });
+        let task_args = (args.mode == PsMode::Args).then(|| {
+            let read = task_args(kernel, t);
+            if read
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cannot access"))
+            {
+                warnings.push(format!(
+                    "ps: pid {}: {}{}",
+                    t.pid,
+                    read.error.as_deref().unwrap_or_default(),
+                    excluded_user_pages(kernel)
+                ));
+            }
+            read
+        });
+        let rlimits = (args.mode == PsMode::Rlimits).then(|| {
+            rlimits(kernel, t).unwrap_or_else(|err| {
+                warnings.push(format!("ps: pid {} rlimits: {err}", t.pid));
+                Vec::new()
+            })
+        });
         rows.push(PsRow {
             active: t.active,
             pid: t.pid,
@@ -230,17 +413,191 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             last_run,
             parents,
             times,
+            since_last_run,
+            children,
+            threads,
+            rlimits,
+            args: task_args,
         });
     }
     match args.mode {
-        PsMode::LastRun => rows.sort_by_key(|r| std::cmp::Reverse(r.last_run)),
+        PsMode::LastRun | PsMode::SinceLastRun => {
+            rows.sort_by_key(|r| std::cmp::Reverse(r.last_run))
+        }
         PsMode::Times => rows.sort_by_key(|r| r.times.as_ref().map(|t| t.start_time)),
-        PsMode::Table | PsMode::Parents => {}
+        _ => {}
     }
+    let cpus = args.cpus.as_ref().map(|spec| {
+        let count = kernel
+            .nr_cpu_ids()
+            .unwrap_or_else(|_| list.tasks.iter().map(|t| t.cpu + 1).max().unwrap_or(1));
+        let chosen: Vec<u32> = match spec {
+            CpuSpec::All => (0..count).collect(),
+            CpuSpec::List(list) => list.iter().copied().filter(|&c| c < count).collect(),
+        };
+        chosen
+            .into_iter()
+            .map(|cpu| PsCpu {
+                cpu,
+                rq_clock: (args.mode == PsMode::SinceLastRun)
+                    .then(|| rq_clock(cpu, warnings))
+                    .flatten(),
+            })
+            .collect()
+    });
     PsRecord {
         mode: args.mode,
         tasks: rows,
+        state_counts: None,
+        cpus,
+        tasks_named: !args.selectors.is_empty(),
     }
+}
+
+/// crash's `rlim_names[]`: `include/uapi/asm-generic/resource.h`'s order.
+const RLIMIT_NAMES: [&str; 16] = [
+    "CPU",
+    "FSIZE",
+    "DATA",
+    "STACK",
+    "CORE",
+    "RSS",
+    "NPROC",
+    "NOFILE",
+    "MEMLOCK",
+    "AS",
+    "LOCKS",
+    "SIGPENDING",
+    "MSGQUEUE",
+    "NICE",
+    "RTPRIO",
+    "RTTIME",
+];
+
+/// `task->signal->rlim[]`: as many `struct rlimit` as the array's type holds.
+fn rlimits(kernel: &Kernel, t: &Task) -> Result<Vec<Rlimit>, KernelError> {
+    let signal = kernel.read_field(t.addr, "task_struct", "signal")?;
+    let member = kernel.member("signal_struct", "rlim")?;
+    let size = kernel.struct_size("rlimit")?.max(1);
+    // Bounded by what any kernel has (16) with room: the type comes from the dump's BTF.
+    let count = (member.size / size).min(64);
+    let bytes = kernel.read_bytes(
+        VirtAddr(signal.wrapping_add(member.offset)),
+        count * size,
+        "signal_struct.rlim",
+    )?;
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .filter(|&v| v != u64::MAX)
+    };
+    Ok((0..count as usize)
+        .map(|i| Rlimit {
+            name: RLIMIT_NAMES.get(i).copied().unwrap_or("(unknown)"),
+            current: word(i * size as usize),
+            maximum: word(i * size as usize + 8),
+        })
+        .collect())
+}
+
+/// Longest argument or environment area read (the kernel's own limit on the strings passed
+/// to exec is a quarter of the stack rlimit; 2 MiB covers the default 8 MiB stack).
+const MAX_ARGS_BYTES: u64 = 2 << 20;
+
+/// crash's `show_task_args()`: the strings between `mm->arg_start` and `arg_end`, and
+/// `env_start` and `env_end`, read through the process's page tables.
+fn task_args(kernel: &Kernel, t: &Task) -> TaskArgs {
+    let fail = |error: String| TaskArgs {
+        error: Some(error),
+        ..TaskArgs::default()
+    };
+    if t.mm.0 == 0 {
+        return fail("no user stack".into());
+    }
+    let field = |name: &str| kernel.read_field(t.mm, "mm_struct", name);
+    let (Ok(arg_start), Ok(arg_end), Ok(env_start), Ok(env_end), Ok(pgd)) = (
+        field("arg_start"),
+        field("arg_end"),
+        field("env_start"),
+        field("env_end"),
+        field("pgd"),
+    ) else {
+        return fail(format!("cannot read mm_struct at {:x}", t.mm.0));
+    };
+    let tables = match kernel.address_space().process_tables(VirtAddr(pgd)) {
+        Ok(tables) => tables,
+        Err(err) => return fail(format!("cannot read the page tables: {err}")),
+    };
+    let page = kernel.page_size().max(1);
+    // Page by page, as crash reads it: the first page that cannot be read names the address.
+    let read = |start: u64, end: u64| -> Result<Vec<u8>, String> {
+        if end < start || end - start > MAX_ARGS_BYTES {
+            return Err(format!("bad user string area: {start:x}-{end:x}"));
+        }
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < end {
+            let take = (page - at % page).min(end - at);
+            let mut buf = vec![0u8; take as usize];
+            if tables.read_virt(VirtAddr(at), &mut buf).is_err() {
+                return Err(format!("cannot access user stack address: {at:x}"));
+            }
+            out.extend_from_slice(&buf);
+            at += take;
+        }
+        Ok(out)
+    };
+    let split = |bytes: &[u8]| -> Vec<String> {
+        bytes
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    };
+    let raw_argv = match read(arg_start, arg_end) {
+        Ok(bytes) => bytes,
+        Err(error) => return fail(error),
+    };
+    let raw_envp = match read(env_start, env_end) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return TaskArgs {
+                argv: split(&raw_argv),
+                error: Some(error),
+                raw_argv,
+                ..TaskArgs::default()
+            }
+        }
+    };
+    TaskArgs {
+        argv: split(&raw_argv),
+        envp: split(&raw_envp),
+        error: None,
+        raw_argv,
+        raw_envp,
+    }
+}
+
+/// Why a process's pages may be missing: makedumpfile's dump level bit 8 drops user pages.
+fn excluded_user_pages(kernel: &Kernel) -> String {
+    match kernel.dump().dump_level {
+        Some(level) if level & 8 != 0 => {
+            format!(" (the dump was filtered with -d {level}, which excludes user pages)")
+        }
+        _ => String::new(),
+    }
+}
+
+/// crash's `translate_nanoseconds()`: `D HH:MM:SS.mmm`.
+fn days_hms_ms(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    let (secs, ms) = (ms / 1000, ms % 1000);
+    let (mins, secs) = (secs / 60, secs % 60);
+    let (hours, mins) = (mins / 60, mins % 60);
+    let (days, hours) = (hours / 24, hours % 24);
+    format!("{days} {hours:02}:{mins:02}:{secs:02}.{ms:03}")
 }
 
 fn task_times(
@@ -431,21 +788,120 @@ impl PsRecord {
                     writeln!(out, "       STIME: {}\n", t.stime)?;
                 }
             }
-            PsMode::LastRun => {
-                // crash sizes the column by the first (most recent) value.
+            PsMode::LastRun | PsMode::SinceLastRun => {
+                // crash sizes `-l`'s column by the first (most recent) value.
                 let width = self
                     .tasks
                     .first()
                     .and_then(|r| r.last_run)
                     .map_or(1, |v| v.to_string().len());
-                for r in &self.tasks {
+                let since = self.mode == PsMode::SinceLastRun;
+                let stamp = |r: &PsRow, clock: Option<u64>| match r.since_last_run.filter(|_| since)
+                {
+                    Some(ago) => {
+                        let text = days_hms_ms(ago);
+                        // By CPU or for named tasks, the days are padded to the clock's.
+                        let pad = clock.map_or(0, |c| {
+                            days_width(&days_hms_ms(c)).saturating_sub(days_width(&text))
+                        });
+                        format!("[{}{text}]", " ".repeat(pad))
+                    }
+                    None => format!("[{:>width$}]", r.last_run.unwrap_or(0)),
+                };
+                let line = |r: &PsRow, clock: Option<u64>, out: &mut dyn Write| {
                     writeln!(
                         out,
-                        "[{:>width$}] [{}]  {}",
-                        r.last_run.unwrap_or(0),
+                        "{} [{}]  {}",
+                        stamp(r, clock),
                         r.state,
                         task_header(r.pid, r.task, r.cpu, &r.comm)
+                    )
+                };
+                match &self.cpus {
+                    Some(cpus) => {
+                        for (i, c) in cpus.iter().enumerate() {
+                            if i > 0 {
+                                writeln!(out)?;
+                            }
+                            writeln!(out, "CPU: {}", c.cpu)?;
+                            for r in self.tasks.iter().filter(|r| r.cpu == c.cpu) {
+                                line(r, c.rq_clock, out)?;
+                            }
+                        }
+                    }
+                    None => {
+                        for r in &self.tasks {
+                            // A named task's days are padded to its CPU clock's.
+                            let clock = self
+                                .tasks_named
+                                .then(|| r.since_last_run.zip(r.last_run))
+                                .flatten()
+                                .map(|(ago, last)| ago.saturating_add(last));
+                            line(r, clock, out)?;
+                        }
+                    }
+                }
+            }
+            PsMode::Children | PsMode::ThreadGroups => {
+                let none = if self.mode == PsMode::Children {
+                    "  (no children)"
+                } else {
+                    "  (no threads)"
+                };
+                for r in &self.tasks {
+                    writeln!(out, "{}", task_header(r.pid, r.task, r.cpu, &r.comm))?;
+                    let others = if self.mode == PsMode::Children {
+                        &r.children
+                    } else {
+                        &r.threads
+                    };
+                    let others = others.as_deref().unwrap_or_default();
+                    for o in others {
+                        writeln!(out, "  {}", task_header(o.pid, o.task, o.cpu, &o.comm))?;
+                    }
+                    if others.is_empty() {
+                        writeln!(out, "{none}")?;
+                    }
+                    writeln!(out)?;
+                }
+            }
+            PsMode::Rlimits => {
+                let name_width = RLIMIT_NAMES.iter().map(|n| n.len()).max().unwrap_or(0);
+                let value = |v: Option<u64>| match v {
+                    Some(v) => center(&v.to_string(), UNLIMITED.len(), false),
+                    None => UNLIMITED.to_owned(),
+                };
+                for r in &self.tasks {
+                    writeln!(out, "{}", task_header(r.pid, r.task, r.cpu, &r.comm))?;
+                    writeln!(
+                        out,
+                        "  {:>name_width$}   {}   {}",
+                        "RLIMIT",
+                        center("CURRENT", UNLIMITED.len(), true),
+                        center("MAXIMUM", UNLIMITED.len(), true)
                     )?;
+                    for l in r.rlimits.iter().flatten() {
+                        writeln!(
+                            out,
+                            "  {:>name_width$}   {}   {}",
+                            l.name,
+                            value(l.current),
+                            value(l.maximum)
+                        )?;
+                    }
+                    writeln!(out)?;
+                }
+            }
+            PsMode::Args => {
+                for r in &self.tasks {
+                    writeln!(out, "{}", task_header(r.pid, r.task, r.cpu, &r.comm))?;
+                    let Some(a) = &r.args else { continue };
+                    write_args(out, a)?;
+                }
+            }
+            PsMode::Summary => {
+                for c in self.state_counts.iter().flatten() {
+                    writeln!(out, "  {}: {}", c.state, c.count)?;
                 }
             }
         }
@@ -453,26 +909,144 @@ impl PsRecord {
     }
 }
 
-const PS_USAGE: &str = "ps [-k|-u] [-p|-l|-t] [pid | task | command] ...";
+const UNLIMITED: &str = "(unlimited)";
 
-/// `ps [-k|-u] [-p|-l|-t] [PID|TASK|COMMAND]...`
+/// crash's `show_task_args()` layout: `ARG:` the arguments each followed by a space, `ENV:`
+/// one string a line under the first; an error as crash words it, after what was read.
+fn write_args(out: &mut dyn Write, a: &TaskArgs) -> io::Result<()> {
+    let argv_read = a.error.is_none() || !a.raw_argv.is_empty();
+    if argv_read {
+        let mut text = b"ARG: ".to_vec();
+        let mut run = 0;
+        for &c in &a.raw_argv {
+            if c == 0 {
+                if run > 0 {
+                    text.push(b' ');
+                }
+                run = 0;
+            } else {
+                text.push(c);
+                run += 1;
+            }
+        }
+        out.write_all(&text)?;
+    }
+    if let Some(error) = &a.error {
+        if argv_read {
+            writeln!(out)?;
+        }
+        return writeln!(
+            out,
+            "ps: {error}
+"
+        );
+    }
+    let mut text = b"
+ENV: "
+        .to_vec();
+    let (mut run, mut shown) = (0, 0);
+    for (i, &c) in a.raw_envp.iter().enumerate() {
+        if c == 0 {
+            if run > 0 {
+                text.push(b'\n');
+            }
+            run = 0;
+        } else {
+            if run == 0 && i > 0 {
+                text.extend_from_slice(b"     ");
+            }
+            text.push(c);
+            run += 1;
+            shown += 1;
+        }
+    }
+    text.push(b'\n');
+    if shown == 0 {
+        text.push(b'\n');
+    }
+    out.write_all(&String::from_utf8_lossy(&text).into_owned().into_bytes())
+}
+
+/// How many characters the days of a [`days_hms_ms`] text take.
+fn days_width(text: &str) -> usize {
+    text.find(' ').unwrap_or(0)
+}
+
+const PS_USAGE: &str =
+    "ps [-k|-u] [-p|-c|-g|-l|-m|-t|-r|-a|-S] [-C cpus] [pid | task | command] ...";
+
+fn ps_error(what: impl Into<String>) -> CommandError {
+    CommandError::BadArgs {
+        command: "ps",
+        what: what.into(),
+        usage: PS_USAGE,
+    }
+}
+
+/// `-C`'s CPU list: `all` (or `a`), or numbers and ranges separated by commas.
+fn parse_cpus(text: &str) -> Result<CpuSpec, CommandError> {
+    if matches!(text, "a" | "all") {
+        return Ok(CpuSpec::All);
+    }
+    let bad = || ps_error(format!("invalid cpu specification: {text}"));
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        let (from, to) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+            None => {
+                let cpu: u32 = part.parse().map_err(|_| bad())?;
+                (cpu, cpu)
+            }
+        };
+        // More CPUs than any kernel supports (NR_CPUS is at most 8192) is a typing error.
+        if from > to || to >= 8192 {
+            return Err(bad());
+        }
+        cpus.extend(from..=to);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(CpuSpec::List(cpus))
+}
+
+/// `ps [-k|-u] [-p|-c|-g|-l|-m|-t|-r|-S] [-C CPUS] [PID|TASK|COMMAND]...`
 pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
     let mut args = PsArgs::default();
     let mut options_done = false;
-    for word in words {
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
         if !options_done && word.len() > 1 && word.starts_with('-') {
-            for option in word.chars().skip(1) {
+            for (at, option) in word.char_indices().skip(1) {
                 let mode = match option {
-                    'p' => Some(PsMode::Parents),
-                    'l' => Some(PsMode::LastRun),
-                    't' => Some(PsMode::Times),
+                    'p' => PsMode::Parents,
+                    'c' => PsMode::Children,
+                    'g' => PsMode::ThreadGroups,
+                    'l' => PsMode::LastRun,
+                    'm' => PsMode::SinceLastRun,
+                    't' => PsMode::Times,
+                    'r' => PsMode::Rlimits,
+                    'a' => PsMode::Args,
+                    'S' => PsMode::Summary,
                     'k' => {
                         args.threads = PsThreads::Kernel;
-                        None
+                        continue;
                     }
                     'u' => {
                         args.threads = PsThreads::User;
-                        None
+                        continue;
+                    }
+                    'C' => {
+                        // getopt's `C:`: the rest of this word, else the next one.
+                        let rest = &word[at + 1..];
+                        let spec = if rest.is_empty() {
+                            words
+                                .next()
+                                .ok_or_else(|| ps_error("-C needs a cpu list"))?
+                        } else {
+                            rest
+                        };
+                        args.cpus = Some(parse_cpus(spec)?);
+                        break;
                     }
                     other => {
                         return Err(CommandError::BadOption {
@@ -482,16 +1056,12 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
                         })
                     }
                 };
-                if let Some(mode) = mode {
-                    if args.mode != PsMode::Table && args.mode != mode {
-                        return Err(CommandError::BadArgs {
-                            command: "ps",
-                            what: "-p, -l and -t cannot be used together".into(),
-                            usage: PS_USAGE,
-                        });
-                    }
-                    args.mode = mode;
+                if args.mode != PsMode::Table && args.mode != mode {
+                    return Err(ps_error(
+                        "-p, -c, -g, -l, -m, -t, -r, -a and -S cannot be used together",
+                    ));
                 }
+                args.mode = mode;
             }
             continue;
         }
@@ -509,6 +1079,20 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
         };
         args.selectors.push(selector);
     }
+    if args.cpus.is_some() && !matches!(args.mode, PsMode::LastRun | PsMode::SinceLastRun) {
+        return Err(ps_error("-C option is only applicable with -l and -m"));
+    }
+    if args.cpus.is_some() && !args.selectors.is_empty() {
+        return Err(ps_error("-C option is not applicable with specified tasks"));
+    }
+    if args.mode == PsMode::Summary {
+        if !args.selectors.is_empty() {
+            return Err(ps_error("-S option takes no arguments"));
+        }
+        if args.threads != PsThreads::All {
+            return Err(ps_error("-S option cannot be used with other options"));
+        }
+    }
     Ok(args)
 }
 
@@ -522,17 +1106,30 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
 task running on a CPU. Tasks are chosen by pid, task address or command name (\\NAME for a\n\
 name made of digits).\n\
   -k  kernel threads only      -u  user tasks only\n\
-  -p  the parents of each task -l  last run times (sched_info.last_arrival)\n\
-  -t  run time, start time, user and system times",
+  -p  the parents of each task -c  the children of each task\n\
+  -g  each thread group: its leader, then its other threads\n\
+  -l  last run times (sched_info.last_arrival), most recent first\n\
+  -m  how long ago each task last ran, by its CPU's run-queue clock (days hh:mm:ss.ms)\n\
+  -C CPUS  with -l or -m: listed by CPU, these only (all, or 0,2-3)\n\
+  -t  run time, start time, user and system times\n\
+  -r  resource limits (signal->rlim)  -S  how many tasks are in each state\n\
+  -a  the command line and environment, from the process's own pages (a dump filtered\n\
+      with -d 8 or more has none: the warning says so)",
     examples: &[
         "ps                   every task",
         "ps -u insmod         user tasks named insmod",
         "ps -p 1234           the parents of pid 1234",
+        "ps -m -C all         how long ago each task ran, CPU by CPU",
+        "ps -g 1234           pid 1234's thread group",
+        "ps -S                how many tasks run, sleep, wait on I/O ...",
+        "ps -a sshd           how each sshd was started, and its environment",
         "ps | grep UN         tasks in uninterruptible sleep (through the shell)",
     ],
-    options: &["-k", "-u", "-p", "-l", "-t"],
+    options: &[
+        "-k", "-u", "-p", "-c", "-g", "-l", "-m", "-C", "-t", "-r", "-S", "-a",
+    ],
     operands: Operand::Task,
-    schema: 1,
+    schema: 2,
     run: run_ps,
 };
 
@@ -608,6 +1205,25 @@ mod tests {
         assert_eq!(args.selectors, vec![PsSelector::Number("0x1f".into())]);
         assert!(matches!(parse("ps -tp"), Err(CommandError::BadArgs { .. })));
         assert!(matches!(parse("ps -lt"), Err(CommandError::BadArgs { .. })));
+        assert!(matches!(parse("ps -gc"), Err(CommandError::BadArgs { .. })));
+        let args = ps_args("ps -m -C 0,2-3");
+        assert_eq!(args.mode, PsMode::SinceLastRun);
+        assert_eq!(args.cpus, Some(CpuSpec::List(vec![0, 2, 3])));
+        assert_eq!(ps_args("ps -lCall").cpus, Some(CpuSpec::All));
+        for bad in [
+            "ps -C 0",
+            "ps -m -C",
+            "ps -m -C 3-1",
+            "ps -l -C x",
+            "ps -m -C 0 1",
+            "ps -S 1",
+            "ps -S -u",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(CommandError::BadArgs { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -632,12 +1248,42 @@ mod tests {
                 utime: 0,
                 stime: 4_000_000,
             }),
+            since_last_run: Some(90_061_001_000_000),
+            children: Some(Vec::new()),
+            threads: Some(vec![ParentRow {
+                pid: 99,
+                task: Hex(0xffff_8e5c_8faf_c0c0),
+                cpu: 0,
+                comm: "insmod".into(),
+            }]),
+            rlimits: Some(vec![
+                Rlimit {
+                    name: "STACK",
+                    current: Some(8_388_608),
+                    maximum: None,
+                },
+                Rlimit {
+                    name: "NOFILE",
+                    current: Some(1024),
+                    maximum: Some(4096),
+                },
+            ]),
+            args: Some(TaskArgs {
+                argv: vec!["/bin/busybox".into(), "sh".into()],
+                envp: vec!["HOME=/".into(), "TERM=linux".into()],
+                error: None,
+                raw_argv: b"/bin/busybox\0sh\0".to_vec(),
+                raw_envp: b"HOME=/\0TERM=linux\0".to_vec(),
+            }),
         };
         let render = |mode| {
             let mut out = Vec::new();
             PsRecord {
                 mode,
                 tasks: vec![row(98)],
+                state_counts: None,
+                cpus: None,
+                tasks_named: false,
             }
             .write_text(&mut out)
             .unwrap();
@@ -652,6 +1298,44 @@ mod tests {
             render(PsMode::LastRun),
             "[5357105000] [RU]  PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n"
         );
+        assert_eq!(
+            render(PsMode::SinceLastRun),
+            "[1 01:01:01.001] [RU]  PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n"
+        );
+        assert_eq!(
+            render(PsMode::Children),
+            "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n  (no children)\n\n"
+        );
+        assert_eq!(
+            render(PsMode::ThreadGroups),
+            "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n  \
+             PID: 99       TASK: ffff8e5c8fafc0c0  CPU: 0    COMMAND: \"insmod\"\n\n"
+        );
+        // Columns as crash 9.0.2 prints them (lab dump 6.12-busy, `ps -r 1`).
+        assert_eq!(
+            render(PsMode::Rlimits),
+            "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n      \
+             RLIMIT     CURRENT       MAXIMUM  \n       \
+             STACK     8388608     (unlimited)\n      \
+             NOFILE      1024          4096    \n\n"
+        );
+        // crash 9.0.2's layout (lab dump 6.12-null-init.kdump-none-d0, `ps -a 1`): a space
+        // after each argument, one environment string a line.
+        assert_eq!(
+            render(PsMode::Args),
+            "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n\
+             ARG: /bin/busybox sh \nENV: HOME=/\n     TERM=linux\n\n"
+        );
+        let mut out = Vec::new();
+        write_args(
+            &mut out,
+            &TaskArgs {
+                error: Some("no user stack".into()),
+                ..TaskArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "ps: no user stack\n\n");
         assert!(render(PsMode::Times).starts_with(
             "PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n    RUN TIME: 00:00:00\n  START TIME: 5300000000\n"
         ));

@@ -148,6 +148,9 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::x::SPEC,
     &crate::vtop::SPEC,
     &crate::search::SPEC,
+    &crate::swap::SPEC,
+    &crate::mount::SPEC,
+    &crate::ipcs::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

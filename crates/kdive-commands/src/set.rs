@@ -82,9 +82,20 @@ fn run_set(
         }
         [_, extra, ..] => return Err(SPEC.bad_args(format!("unexpected argument: {extra}"))),
     }
+    let current = session.current_task().or(panic_task(session.kernel()));
+    let mut record = task_context(session, current, warnings);
+    record.setting_only = setting_only;
+    Ok(Box::new(record))
+}
+
+/// crash's `show_context()` of a task (`set`'s record; `kmem ADDRESS` in a task_struct).
+pub(crate) fn task_context(
+    session: &Session<'_>,
+    current: Option<VirtAddr>,
+    warnings: &mut Vec<String>,
+) -> SetRecord {
     let kernel = session.kernel();
     let panic = panic_task(kernel);
-    let current = session.current_task().or(panic);
     let task = current.and_then(|addr| match read_task(kernel, addr) {
         Ok(task) => Some(task),
         Err(err) => {
@@ -95,7 +106,7 @@ fn run_set(
     let states = TaskStateBits::read(kernel)
         .map_err(|err| warnings.push(format!("set: task states: {err}")))
         .ok();
-    Ok(Box::new(SetRecord {
+    SetRecord {
         pid: task.as_ref().map(|t| t.pid),
         comm: task.as_ref().map(|t| t.comm.clone()),
         task: current.map(|a| Hex(a.0)),
@@ -107,8 +118,8 @@ fn run_set(
         panic: current.is_some() && current == panic,
         active: task.as_ref().is_some_and(|t| t.active),
         scroll: session.settings.scroll,
-        setting_only,
-    }))
+        setting_only: false,
+    }
 }
 
 /// A pid (decimal) or a task address (hex) of a task in the task list.
@@ -162,6 +173,24 @@ impl SetRecord {
             "  STATE: {}{context}",
             self.state.map_or("??", verbose_state)
         )
+    }
+
+    /// The same lines as crash's `show_context()` prints them inside other output: the
+    /// state is followed by a space (before `(PANIC)` or `(ACTIVE)` when there is one).
+    pub(crate) fn write_context(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut text = Vec::new();
+        self.write_text(&mut text)?;
+        let text = String::from_utf8_lossy(&text);
+        for line in text.lines() {
+            match line.strip_prefix("  STATE: ") {
+                Some(state) => match state.split_once(' ') {
+                    Some((name, context)) => writeln!(out, "  STATE: {name} {context}")?,
+                    None => writeln!(out, "  STATE: {state} ")?,
+                },
+                None => writeln!(out, "{line}")?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,4 +1,6 @@
-//! `sys`: the system summary crash prints at start-up (kernel.c `display_sys_stats()`).
+//! `sys`: the system summary crash prints at start-up (kernel.c `display_sys_stats()`);
+//! `sys -i` the firmware's DMI strings (`dump_dmi_info()`), `sys -c` the system call table
+//! with each call's source file and line (`dump_sys_call_table()`).
 
 use std::io::{self, Write};
 
@@ -6,6 +8,7 @@ use kdive_kernel::{log_buf, printk, sys, DumpInfo, Format, Kernel, TaskList};
 use serde::Serialize;
 
 use crate::format::{convert_time, ctime_utc, load_average_string, load_parts, memory_size_string};
+use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
@@ -215,19 +218,210 @@ impl SysRecord {
     }
 }
 
+/// `sys -i`: `dmi_ident[]`, in `enum dmi_field`'s order.
+#[derive(Debug, Clone, Serialize)]
+pub struct SysDmiRecord {
+    pub dmi: Vec<DmiField>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DmiField {
+    /// The enumerator (`DMI_BIOS_VENDOR`).
+    pub name: String,
+    /// `None`: the firmware did not give it (crash prints nothing for it).
+    pub value: Option<String>,
+}
+
+impl SysDmiRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        // Aligned on the longest name, given or not.
+        let width = self.dmi.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for f in &self.dmi {
+            if let Some(value) = &f.value {
+                writeln!(out, "  {:>width$}: {value}", f.name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sys -c [NAME|NUMBER]`: the system call table.
+#[derive(Debug, Clone, Serialize)]
+pub struct SysCallRecord {
+    pub syscalls: Vec<Syscall>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Syscall {
+    pub number: usize,
+    pub address: Hex,
+    /// The function the entry points at; `None` for an entry at no symbol's start.
+    pub function: Option<String>,
+    /// The source file (relative to the kernel's build directory) and line of the first
+    /// instruction not inlined from a header, as crash finds them.
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The nearest symbol and offset of an entry at no symbol's start.
+    #[serde(skip)]
+    near: Option<String>,
+}
+
+const SYS_CALL_HEADER: &str = "NUM  SYSTEM CALL                FILE AND LINE NUMBER";
+
+impl SysCallRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.syscalls.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "{SYS_CALL_HEADER}")?;
+        for c in &self.syscalls {
+            let Some(function) = &c.function else {
+                write!(
+                    out,
+                    "{:3}  invalid sys_call_table entry: {:x} ",
+                    c.number, c.address.0
+                )?;
+                match &c.near {
+                    Some(near) => writeln!(out, "({near})")?,
+                    None => writeln!(out)?,
+                }
+                continue;
+            };
+            write!(out, "{:3}  {function:<26} ", c.number)?;
+            if let (Some(file), Some(line)) = (&c.file, c.line) {
+                write!(out, "..{file}: {line}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// crash's `get_build_directory()`: the source path of `schedule` up to `/kernel/` (or
+/// `/./arch/`).
+fn build_directory(kernel: &Kernel) -> Option<String> {
+    let image = kernel.vmlinux();
+    let schedule = image
+        .lookup_name("schedule")
+        .chain(image.lookup_name("do_schedule"))
+        .next()?;
+    let file = image
+        .locations(schedule.address)
+        .ok()?
+        .first()?
+        .file
+        .clone()?;
+    let end = file.find("/kernel/").or_else(|| file.find("/./arch/"))?;
+    Some(file[..end].to_owned())
+}
+
+/// Each entry of `sys_call_table` with its function and source line; `filter` keeps those
+/// whose number is it (the first only) or whose name contains it.
+pub fn sys_calls(
+    kernel: &Kernel,
+    filter: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> SysCallRecord {
+    let table = match sys::syscall_table(kernel) {
+        Ok(table) => table,
+        Err(err) => {
+            warnings.push(format!("sys: -c: {err}"));
+            return SysCallRecord {
+                syscalls: Vec::new(),
+            };
+        }
+    };
+    let image = kernel.vmlinux();
+    let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+    let build = build_directory(kernel);
+    if build.is_none() {
+        warnings.push("sys: -c: line numbers are not available".into());
+    }
+    let number_filter = filter.and_then(|f| f.parse::<usize>().ok());
+    let mut syscalls = Vec::new();
+    for (number, address) in table.into_iter().enumerate() {
+        let link = address.0.wrapping_sub(kaslr);
+        let at = image.symbol_at(link);
+        let function = at.filter(|(_, offset)| *offset == 0).map(|(s, _)| s.name);
+        let keep = match (number_filter, filter) {
+            (Some(n), _) => n == number,
+            (None, Some(text)) => function.unwrap_or("invalid").contains(text),
+            (None, None) => true,
+        };
+        if !keep {
+            continue;
+        }
+        let (file, line) = match (function, &build) {
+            (Some(_), Some(build)) => source_line(kernel, link, build),
+            _ => (None, None),
+        };
+        syscalls.push(Syscall {
+            number,
+            address: Hex(address.0),
+            function: function.map(str::to_owned),
+            file,
+            line,
+            near: at.map(|(s, offset)| format!("{}+{offset}", s.name)),
+        });
+        if number_filter.is_some() {
+            break;
+        }
+    }
+    SysCallRecord { syscalls }
+}
+
+/// The first address of the function at `link` whose line is not in a header under
+/// `include/` and lies under `build`: its path after `build`, and its line.
+fn source_line(kernel: &Kernel, link: u64, build: &str) -> (Option<String>, Option<u32>) {
+    // Bounded: a system call's body is rarely more than a few hundred bytes before its first
+    // line outside the headers.
+    const MAX_SCAN: u64 = 4096;
+    let image = kernel.vmlinux();
+    let symbols = image.symbols();
+    let next = symbols
+        .get(symbols.partition_point(|s| s.address <= link))
+        .map_or(link, |s| s.address);
+    for address in link..next.min(link.saturating_add(MAX_SCAN)) {
+        let Ok(locations) = image.locations(address) else {
+            break;
+        };
+        let Some(first) = locations.first() else {
+            continue;
+        };
+        let (Some(file), Some(line)) = (&first.file, first.line) else {
+            continue;
+        };
+        if file.ends_with(".h") && file.contains("include/") {
+            continue;
+        }
+        if let Some(at) = file.find(build) {
+            return (Some(file[at + build.len()..].to_owned()), Some(line));
+        }
+    }
+    (None, None)
+}
+
 /// `sys`.
 pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "sys",
     aliases: &[],
     summary: "system data: kernel, dump, CPUs, date, uptime, load, tasks, release, memory, panic",
-    usage: "sys",
+    usage: "sys [-i | -c [name|number]]",
     description: "The summary crash prints when it opens a dump: the vmlinux and dump files,\n\
 CPUs, the crash's date, uptime, load average, task count, node name, release, version,\n\
-machine, memory size and the panic message.",
-    examples: &["sys                  the system summary"],
-    options: &[],
+machine, memory size and the panic message.\n\
+  -i  the firmware's DMI strings (dmi_ident[]: BIOS, system, board, chassis)\n\
+  -c  the system call table: number, function, source file and line (DWARF); with a\n\
+      number, that call only; with text, the calls whose names contain it",
+    examples: &[
+        "sys                  the system summary",
+        "sys -i               vendor, product and BIOS of the machine",
+        "sys -c               every system call and where it is defined",
+        "sys -c read          the calls whose names contain \"read\"",
+    ],
+    options: &["-i", "-c"],
     operands: Operand::None,
-    schema: 1,
+    schema: 2,
     run: run_sys,
 };
 
@@ -236,10 +430,29 @@ fn run_sys(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    if let Some(extra) = words.first() {
-        return Err(SPEC.bad_args(format!("unexpected argument: {extra}")));
+    match words {
+        [] => Ok(Box::new(sys(session.kernel(), session.tasks(), warnings))),
+        [i] if i == "-i" => {
+            let dmi = sys::dmi_ident(session.kernel()).map_err(|err| CommandError::Failed {
+                command: "sys",
+                what: format!("-i: {err}"),
+            })?;
+            Ok(Box::new(SysDmiRecord {
+                dmi: dmi
+                    .into_iter()
+                    .map(|(name, value)| DmiField { name, value })
+                    .collect(),
+            }))
+        }
+        [c, rest @ ..] if c == "-c" && rest.len() <= 1 => Ok(Box::new(sys_calls(
+            session.kernel(),
+            rest.first().map(String::as_str),
+            warnings,
+        ))),
+        [first, ..] => Err(SPEC.bad_args(format!("unexpected argument: {first}"))),
     }
-    Ok(Box::new(sys(session.kernel(), session.tasks(), warnings)))
 }
 
 crate::impl_record!(SysRecord);
+crate::impl_record!(SysDmiRecord);
+crate::impl_record!(SysCallRecord);

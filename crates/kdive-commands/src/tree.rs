@@ -212,16 +212,7 @@ fn run_tree(
             )
         }
         TreeKind::Xarray => {
-            let slots = kernel
-                .member("xa_node", "slots")
-                .map_err(|e| failed(format!("xa_node.slots: {e}")))?;
-            let count = (slots.size / 8).max(1);
-            let layout = XarrayLayout {
-                xa_head: offset(kernel, "xarray", "xa_head")?,
-                node_shift: offset(kernel, "xa_node", "shift")?,
-                node_slots: slots.offset,
-                chunk_shift: count.trailing_zeros(),
-            };
+            let layout = XarrayLayout::read(kernel).map_err(|e| failed(e.to_string()))?;
             walk_xarray(&mem, start, node_pointer, layout, MAX_LIST_ENTRIES)
         }
         TreeKind::Maple => walk_maple(

@@ -211,7 +211,7 @@ pub struct PageLine {
 pub(crate) const PAGE_HEADER: &str = "      PAGE       PHYSICAL      MAPPING       INDEX CNT FLAGS";
 
 impl PageLine {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut line = format!(
             "{:<16x} {:>8x} {:>16x} {:>8x} {:>2} {:x}",
             self.page.0, self.phys.0, self.mapping.0, self.index.0, self.count, self.flags.0
@@ -259,7 +259,7 @@ fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
 }
 
 /// crash's mem_map line for the page at physical `phys` (vmemmap kernels).
-fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
+pub(crate) fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
     let vmemmap = kernel.read_symbol_u64("vmemmap_base").ok()?;
     let size = kernel.struct_size("page").ok()?;
     let pfn = phys / kernel.page_size();

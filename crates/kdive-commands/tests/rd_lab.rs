@@ -10,29 +10,19 @@
 //! Without a lab (or without crash and drgn) the test prints SKIP and passes; with CI=true
 //! it fails, and fails when crash 9.0.2 compared nothing.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{open, text};
+
+use std::path::PathBuf;
 use std::process::Command as Process;
 
 use kdive_commands::{RdRecord, Report, Session};
-use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
 use serde_json::Value;
 
-fn open(m: &Value) -> Kernel {
-    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
-    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
-    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
-}
-
 fn rd(kernel: &Kernel, line: &str) -> Report {
     Session::new(kernel, &[]).execute(line).expect("runs")
-}
-
-fn text(report: &Report) -> String {
-    let mut out = Vec::new();
-    report.write_text(&mut out).expect("renders");
-    String::from_utf8_lossy(&out).trim_end().to_owned()
 }
 
 /// Where a vmlinux function on a task's stack starts, as drgn found it (its frame's pc minus

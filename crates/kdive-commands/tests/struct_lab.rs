@@ -11,10 +11,13 @@
 //! Without a lab the test prints SKIP and passes; with CI=true a missing lab fails, and so
 //! does a run where crash 9.0.2 compared nothing.
 
+mod common;
+use common::{open, text};
+
 use std::path::Path;
 
 use kdive_commands::typed::{dwarf_types, kernel_types, typed_command};
-use kdive_commands::{Report, Session};
+use kdive_commands::Session;
 use kdive_dump::Vmcore;
 use kdive_kernel::stack::panic_task;
 use kdive_kernel::{Kernel, VirtAddr};
@@ -23,18 +26,6 @@ use serde_json::Value;
 
 #[path = "common/crash_text.rs"]
 mod crash_text;
-
-fn open(m: &Value) -> Kernel {
-    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
-    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
-    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
-}
-
-fn text(report: &Report) -> String {
-    let mut out = Vec::new();
-    report.write_text(&mut out).expect("renders");
-    String::from_utf8_lossy(&out).trim_end().to_owned()
-}
 
 /// The commands compared on one dump: addresses found by kdive, never typed in.
 fn commands(kernel: &Kernel, session: &Session<'_>) -> Vec<String> {

@@ -15,12 +15,14 @@
 //! Without a lab the test prints SKIP and passes, except under CI=true, where a missing
 //! lab is a failure, and so is a run where crash 9.0.2 compared nothing.
 
+mod common;
+use common::{open, text};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command as Process;
 
 use kdive_commands::{Report, Session};
-use kdive_dump::Vmcore;
 use kdive_kernel::{Kernel, VirtAddr};
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
 use serde_json::Value;
@@ -28,22 +30,10 @@ use serde_json::Value;
 #[path = "common/crash_text.rs"]
 mod crash_text;
 
-fn open(m: &Value) -> Kernel {
-    let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
-    let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
-    Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens")
-}
-
 fn run(kernel: &Kernel, line: &str) -> Report {
     Session::new(kernel, &[])
         .execute(line)
         .unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
-fn text(report: &Report) -> String {
-    let mut out = Vec::new();
-    report.write_text(&mut out).expect("renders");
-    String::from_utf8_lossy(&out).trim_end().to_owned()
 }
 
 /// A task with user memory (not a kernel thread), and its mm.

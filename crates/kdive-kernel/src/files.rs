@@ -349,9 +349,8 @@ pub const MAX_MOUNTS: usize = 1 << 16;
 pub fn mount_list(kernel: &Kernel, task: VirtAddr) -> Result<Vec<u64>, KernelError> {
     let nsproxy = kernel.read_field(task, "task_struct", "nsproxy")?;
     let ns = VirtAddr(kernel.read_field(VirtAddr(nsproxy), "nsproxy", "mnt_ns")?);
-    // 6.8+ keep the mounts in a red-black tree (and count them in `nr_mounts`; before,
-    // `mounts` was the count).
-    if kernel.has_member("mnt_namespace", "nr_mounts")? {
+    // 6.8 made `mounts` an rb_root; before, it was a count beside the `list`.
+    if kernel.has_member("mnt_namespace", "mounts.rb_node")? {
         let top = kernel.read_field(ns, "mnt_namespace", "mounts.rb_node")?;
         let off = kernel.offset_of("mount", "mnt_node")?;
         return Ok(
@@ -725,4 +724,62 @@ mod tests {
         let fds: Vec<u64> = open_fd_numbers(&[u64::MAX], 3).collect();
         assert_eq!(fds, vec![0, 1, 2]);
     }
+}
+
+/// One mount of a namespace, as crash's `mount` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    /// The `struct mount`.
+    pub mount: u64,
+    pub superblock: u64,
+    /// `super_block.s_type->name`; `None` when unreadable (crash's `unknown`).
+    pub fs_type: Option<String>,
+    /// `mount.mnt_devname`; `None` when unreadable (crash's `(unknown)`).
+    pub devname: Option<String>,
+    /// Where it is mounted: the mount point's path in the parent mount.
+    pub dirname: String,
+}
+
+/// crash's `show_mounts()`: the mounts of `task`'s mount namespace (crash uses pid 1's), in
+/// the namespace's order; a mount without a super block (a `/proc/mounts` reader's cursor)
+/// is left out.
+pub fn mounts(
+    kernel: &Kernel,
+    layout: &FsLayout,
+    task: VirtAddr,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<MountInfo>, KernelError> {
+    let sb_offset = kernel.offset_of("vfsmount", "mnt_sb")?;
+    let mut out = Vec::new();
+    for mount in mount_list(kernel, task)? {
+        let vfsmnt = mount.wrapping_add(layout.mount_mnt);
+        let superblock =
+            kernel.read_u64(VirtAddr(vfsmnt.wrapping_add(sb_offset)), "vfsmount mnt_sb")?;
+        if superblock == 0 {
+            continue;
+        }
+        let fs_type = kernel
+            .read_field(VirtAddr(superblock), "super_block", "s_type")
+            .and_then(|t| kernel.read_field(VirtAddr(t), "file_system_type", "name"))
+            .and_then(|name| kernel.read_cstr(VirtAddr(name), NAME_LIMIT, "file_system_type name"))
+            .ok();
+        let word = |off: u64, what: &str| kernel.read_u64(VirtAddr(mount.wrapping_add(off)), what);
+        let mountpoint = word(layout.mnt_mountpoint, "mount mnt_mountpoint")?;
+        let parent = word(layout.mnt_parent, "mount mnt_parent")?;
+        let dirname = path_of(
+            kernel,
+            layout,
+            mountpoint,
+            parent.wrapping_add(layout.mount_mnt),
+            warnings,
+        );
+        out.push(MountInfo {
+            mount,
+            superblock,
+            fs_type,
+            devname: devname(kernel, layout, vfsmnt),
+            dirname,
+        });
+    }
+    Ok(out)
 }

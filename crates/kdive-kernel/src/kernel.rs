@@ -98,6 +98,8 @@ pub struct Kernel {
     types: Types,
     /// vmlinux's `_text`..`_end` (link addresses), looked up once.
     image_range: std::sync::OnceLock<Option<(u64, u64)>>,
+    /// `cpu_possible_mask`, read once: per-CPU counters of every task are summed over it.
+    possible_cpus: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl Kernel {
@@ -160,6 +162,7 @@ impl Kernel {
             vmlinux,
             types,
             image_range: std::sync::OnceLock::new(),
+            possible_cpus: std::sync::OnceLock::new(),
         };
         kernel.check_vmlinux()?;
         Ok(kernel)
@@ -386,7 +389,13 @@ impl Kernel {
         let size = scalar_size(&member, addr, ty, path)?;
         let mut buf = [0u8; 8];
         let dst = buf.get_mut(..size).unwrap_or_default();
-        self.read(at, dst, &format!("{ty}.{path} at {addr}"))?;
+        // Described only when it fails: a task list reads millions of fields.
+        self.space
+            .read_virt(at, dst)
+            .map_err(|source| KernelError::Read {
+                what: format!("{ty}.{path} at {addr}"),
+                source,
+            })?;
         extract(&member, &buf, addr, ty, path)
     }
 
@@ -456,6 +465,15 @@ impl Kernel {
     }
 
     /// The CPUs set in `__cpu_<which>_mask` (`online`, `present`, `possible`, `active`).
+    /// The possible CPUs (`__cpu_possible_mask`, else the online ones), read once.
+    pub fn possible_cpus(&self) -> Result<&[u32], KernelError> {
+        if let Some(cpus) = self.possible_cpus.get() {
+            return Ok(cpus);
+        }
+        let cpus = self.cpu_mask("possible").or_else(|_| self.online_cpus())?;
+        Ok(self.possible_cpus.get_or_init(|| cpus))
+    }
+
     pub fn cpu_mask(&self, which: &str) -> Result<Vec<u32>, KernelError> {
         let name = format!("__cpu_{which}_mask");
         let addr = self.symbol(&name)?;

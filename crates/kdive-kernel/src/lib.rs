@@ -10,6 +10,7 @@
 pub mod audit;
 mod error;
 pub mod files;
+pub mod ipc;
 mod kernel;
 mod list;
 pub mod log_buf;
@@ -18,7 +19,9 @@ pub mod mm;
 pub mod module;
 pub mod printk;
 pub mod sched;
+pub mod slab;
 pub mod stack;
+pub mod swap;
 pub mod sys;
 pub mod task;
 pub mod walk;

@@ -249,9 +249,17 @@ pub fn nr_blockdev_pages(kernel: &Kernel) -> Result<u64, KernelError> {
     Ok(pages)
 }
 
-/// Pages in the swap cache: `nrpages` of every swapper address space (`swapper_spaces[]`
-/// with `nr_swapper_spaces[]` banks since 4.11, or the single `swapper_space`).
+/// Pages in the swap cache, as crash counts them: the `NR_SWAPCACHE` vmstat item where the
+/// kernel keeps one (5.13+; 7.x has no swapper address spaces left), else `nrpages` of every
+/// swapper address space (`swapper_spaces[]` with `nr_swapper_spaces[]` banks since 4.11,
+/// or the single `swapper_space`).
 pub fn swap_cache_pages(kernel: &Kernel) -> Result<u64, KernelError> {
+    if kernel
+        .enum_value(Some("node_stat_item"), "NR_SWAPCACHE")
+        .is_ok()
+    {
+        return vm_stat(kernel, "NR_SWAPCACHE").map(clamp_positive);
+    }
     let space_size = kernel.struct_size("address_space")?;
     let nrpages = |space: VirtAddr| kernel.read_field(space, "address_space", "nrpages");
     let mut total = 0u64;

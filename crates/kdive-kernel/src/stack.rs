@@ -111,6 +111,9 @@ pub enum StartKind {
     CpuRegisters { cpu: u32 },
     /// The `inactive_task_frame` at `thread.sp`.
     ThreadSp { thread_sp: VirtAddr },
+    /// `task_struct.stack` is NULL: a zombie whose stack was freed after its last switch
+    /// (crash's "(no stack)").
+    NoStack,
 }
 
 /// A task's backtrace and where it started.
@@ -338,6 +341,15 @@ impl StackUnwinder {
                     backtrace,
                 });
             }
+        }
+        if kernel.read_field(task.addr, "task_struct", "stack")? == 0 {
+            return Ok(TaskStack {
+                start: StartKind::NoStack,
+                backtrace: Backtrace {
+                    frames: Vec::new(),
+                    stop: StopReason::EndOfStack,
+                },
+            });
         }
         let sp_addr = VirtAddr(task.addr.0.wrapping_add(self.thread_sp));
         let thread_sp = kernel.read_u64(sp_addr, "task_struct.thread.sp")?;

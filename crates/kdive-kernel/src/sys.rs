@@ -168,3 +168,59 @@ pub fn high_memory_pages(kernel: &Kernel) -> Result<u64, KernelError> {
     let phys = kernel.virt_to_phys(last)?;
     Ok(phys.0.saturating_add(1) / kernel.page_size())
 }
+
+/// How many `dmi_ident[]` or `sys_call_table[]` entries are read at most: the symbol's size
+/// comes from the vmlinux, but a bound keeps a damaged one from reading megabytes.
+const MAX_TABLE_ENTRIES: u64 = 4096;
+
+/// `dmi_ident[]` by `enum dmi_field`, in the enum's order up to the first enumerator past
+/// the array (crash's `sys -i`): each field's name and string, `None` for a field the
+/// firmware left empty.
+pub fn dmi_ident(kernel: &Kernel) -> Result<Vec<(String, Option<String>)>, KernelError> {
+    use kdive_symbols::{CType, TypeInfo};
+    let base = kernel.symbol("dmi_ident")?;
+    let len = (kernel.symbol_size("dmi_ident")? / 8).min(MAX_TABLE_ENTRIES);
+    let type_error = |source| KernelError::Type {
+        what: "enum dmi_field".into(),
+        source,
+    };
+    let types = kernel.types();
+    let node = types
+        .c_type("enum dmi_field")
+        .and_then(|ty| types.c_node(ty))
+        .map_err(type_error)?;
+    let CType::Enum { enumerators, .. } = node else {
+        return Err(KernelError::BadData {
+            what: "enum dmi_field".into(),
+            addr: base,
+            why: "not an enum".into(),
+        });
+    };
+    let mut fields = Vec::new();
+    for (name, value) in enumerators {
+        let Some(index) = u64::try_from(value).ok().filter(|&i| i < len) else {
+            break;
+        };
+        let slot = VirtAddr(base.0.wrapping_add(index * 8));
+        let ptr = kernel.read_ptr(slot, "dmi_ident[]")?;
+        let text = match ptr.0 {
+            0 => None,
+            _ => Some(kernel.read_cstr(ptr, 512, "dmi_ident[] string")?),
+        };
+        fields.push((name, text));
+    }
+    Ok(fields)
+}
+
+/// `sys_call_table[]`: each entry's function address, as many as the symbol's size holds
+/// (the array's length where the type gives it; crash counts the same way).
+pub fn syscall_table(kernel: &Kernel) -> Result<Vec<VirtAddr>, KernelError> {
+    let base = kernel.symbol("sys_call_table")?;
+    let count = (kernel.symbol_size("sys_call_table")? / 8).min(MAX_TABLE_ENTRIES);
+    let bytes = kernel.read_bytes(base, count * 8, "sys_call_table")?;
+    Ok(bytes
+        .chunks_exact(8)
+        .filter_map(|b| b.try_into().ok())
+        .map(|b| VirtAddr(u64::from_le_bytes(b)))
+        .collect())
+}

@@ -25,6 +25,9 @@ pub struct Task {
     pub tgid: i64,
     /// `real_parent->pid`, as crash's PPID column (`None` when the parent is unreadable).
     pub ppid: Option<i64>,
+    /// `task_struct.parent`: whose child crash's `ps -c` lists the task as (the tracer
+    /// while ptraced, else `real_parent`).
+    pub parent: VirtAddr,
     pub comm: String,
     /// `__state` (or `state`) OR `exit_state`, as crash's `task_state()`.
     pub state: u64,
@@ -78,6 +81,7 @@ pub fn read_task(kernel: &Kernel, addr: VirtAddr) -> Result<Task, KernelError> {
         pid: t.field_signed("pid")?,
         tgid: t.field_signed("tgid")?,
         ppid,
+        parent: t.field_ptr("parent")?,
         comm: t.field_str("comm")?,
         state,
         cpu: u32::try_from(t.field(cpu_field)?).unwrap_or(u32::MAX),
@@ -425,10 +429,7 @@ pub fn mem_usage(
 pub fn percpu_counter_sum_positive(kernel: &Kernel, fbc: VirtAddr) -> Result<i64, KernelError> {
     let mut sum = kernel.read_field_signed(fbc, "percpu_counter", "count")?;
     let counters = VirtAddr(kernel.read_field(fbc, "percpu_counter", "counters")?);
-    let cpus = kernel
-        .cpu_mask("possible")
-        .or_else(|_| kernel.online_cpus())?;
-    for cpu in cpus {
+    for &cpu in kernel.possible_cpus()? {
         let at = kernel.per_cpu_ptr(counters, cpu)?;
         let mut raw = [0u8; 4];
         kernel.read(at, &mut raw, "percpu_counter.counters")?;

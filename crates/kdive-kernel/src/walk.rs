@@ -283,6 +283,20 @@ pub struct XarrayLayout {
     pub chunk_shift: u32,
 }
 
+impl XarrayLayout {
+    /// The xarray's offsets from the kernel's types; the slot count from `xa_node.slots`.
+    pub fn read(kernel: &Kernel) -> Result<XarrayLayout, KernelError> {
+        let slots = kernel.member("xa_node", "slots")?;
+        let count = (slots.size / 8).max(1);
+        Ok(XarrayLayout {
+            xa_head: kernel.offset_of("xarray", "xa_head")?,
+            node_shift: kernel.offset_of("xa_node", "shift")?,
+            node_slots: slots.offset,
+            chunk_shift: count.trailing_zeros(),
+        })
+    }
+}
+
 const XA_TAG_MASK: u64 = 3;
 const XA_TAG_INTERNAL: u64 = 2;
 

@@ -140,6 +140,7 @@ fn task() -> Task {
         pid: 7,
         tgid: 7,
         ppid: Some(1),
+        parent: VirtAddr(0),
         comm: "sleeper".into(),
         state: 1,
         cpu: 0,

@@ -304,9 +304,10 @@ impl Btf {
     fn c_node_of(&self, id: u32, source: u16) -> Result<CType, SymbolError> {
         let r = |id: u32| TypeRef::new(source, RawRef::Btf(id));
         let mut ty = self.type_by_id(id)?;
-        // Type tags (`__user`) annotate pointers; C spelling omits them.
+        // Type tags (`__user`) annotate pointers; C spelling omits them. A function is its
+        // prototype. Bounded: hostile BTF may chain them in a cycle.
         for _ in 0..MAX_TYPE_DEPTH {
-            if ty.kind != BtfKind::TypeTag {
+            if !matches!(ty.kind, BtfKind::TypeTag | BtfKind::Func) {
                 break;
             }
             ty = self.type_by_id(ty.size_or_type)?;
@@ -403,7 +404,6 @@ impl Btf {
                     prototyped: true,
                 }
             }
-            BtfKind::Func => return self.c_node_of(ty.size_or_type, source),
             _ => return Err(type_error(ty.id, "not a type (a variable, section or tag)")),
         })
     }

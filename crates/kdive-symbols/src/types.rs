@@ -489,8 +489,13 @@ pub struct Types {
     vmlinux_btf: Option<Arc<Btf>>,
     /// Member lookups already answered: a kernel model asks the same few hundred paths for
     /// every task, module or record it walks.
-    members: Arc<Mutex<HashMap<(String, String), Member>>>,
+    /// By type, then path: looked up by `&str`, with no key built per question. `None`:
+    /// the type has no such member (layout checks ask that for every task they read).
+    members: Arc<Mutex<MemberCache>>,
 }
+
+/// Member answers by type name, then path (`None`: no such member).
+type MemberCache = HashMap<String, HashMap<String, Option<Member>>>;
 
 /// Entries of the member cache; past this, answers are no longer cached.
 const MEMBER_CACHE_LIMIT: usize = 4096;
@@ -678,20 +683,39 @@ impl TypeInfo for Types {
     }
 
     fn member(&self, ty: &str, path: &str) -> Result<Member, SymbolError> {
-        let key = (ty.to_string(), path.to_string());
-        if let Some(m) = self.members.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(m);
+        let absent = || {
+            SymbolError::Type(TypeError::UnknownMember {
+                ty: ty.into(),
+                member: path.into(),
+            })
+        };
+        if let Some(m) = self
+            .members
+            .lock()
+            .ok()
+            .and_then(|c| c.get(ty).and_then(|paths| paths.get(path)).cloned())
+        {
+            return m.ok_or_else(absent);
         }
-        let m = self.ask(
+        let found = self.ask(
             || TypeError::UnknownType { name: ty.into() },
             |s| s.member(ty, path),
-        )?;
-        if let Ok(mut cache) = self.members.lock() {
-            if cache.len() < MEMBER_CACHE_LIMIT {
-                cache.insert(key, m.clone());
+        );
+        let answer = match &found {
+            Ok(m) => Some(Some(m.clone())),
+            Err(SymbolError::Type(TypeError::UnknownMember { .. })) => Some(None),
+            Err(_) => None,
+        };
+        if let (Some(answer), Ok(mut cache)) = (answer, self.members.lock()) {
+            let cached: usize = cache.values().map(HashMap::len).sum();
+            if cached < MEMBER_CACHE_LIMIT {
+                cache
+                    .entry(ty.to_owned())
+                    .or_default()
+                    .insert(path.to_owned(), answer);
             }
         }
-        Ok(m)
+        found
     }
 
     fn enum_value(&self, enum_name: Option<&str>, enumerator: &str) -> Result<i128, SymbolError> {

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use kdive_symbols::{fuzz_symtab, symtab_file_bytes, Symbol};
+use kdive_testkit::Mutator;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/symtab")
@@ -53,25 +54,11 @@ fn replay_symtab_corpus() {
         inputs.len() > 1,
         "fuzz/corpus/symtab/ holds the committed seed"
     );
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut mutator = Mutator::new(0x9e37_79b9_7f4a_7c15);
     for data in &inputs {
         fuzz_symtab(data);
         for _ in 0..2000 {
-            let mut m = data.clone();
-            for _ in 0..4 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let at = (x >> 16) as usize % m.len().max(1);
-                if x & 1 == 0 {
-                    if let Some(b) = m.get_mut(at) {
-                        *b ^= (x >> 8) as u8;
-                    }
-                } else if let Some(w) = m.get_mut(at & !3..(at & !3) + 4) {
-                    w.copy_from_slice(&((x >> 32) as u32).to_le_bytes());
-                }
-            }
-            fuzz_symtab(&m);
+            fuzz_symtab(&mutator.mutate(data, 4, 4));
         }
     }
 }

@@ -323,6 +323,23 @@ fn self_referencing_types_end_in_errors() {
     assert!(fuzz_btf(&b.build()) > 0);
 }
 
+/// The `btf` fuzz target's find: a FUNC whose "prototype" is itself recursed until the stack
+/// overflowed when its C type was built.
+#[test]
+fn func_cycle_is_bounded() {
+    let mut b = BtfBuilder::new();
+    let own = b.next_id();
+    b.func("f", own, 1);
+    let g = b.next_id();
+    b.func("g", g + 1, 1);
+    b.func("h", g, 1);
+    let to_f = b.ptr(own);
+    let to_g = b.ptr(g);
+    b.struct_("s", 16, &[("f", to_f, 0), ("g", to_g, 64)]);
+    // The whole-type walk reaches the functions through the pointers.
+    assert!(fuzz_btf(&b.build()) > 0);
+}
+
 #[test]
 fn anonymous_members_of_itself_are_bounded() {
     let mut b = BtfBuilder::new();

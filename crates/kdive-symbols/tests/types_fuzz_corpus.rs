@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kdive_symbols::fuzz_btf;
 use kdive_testkit::btf::{kind, BtfBuilder, INT_BOOL, INT_CHAR, INT_SIGNED};
+use kdive_testkit::Mutator;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/btf")
@@ -87,28 +88,11 @@ fn replay_btf_corpus() {
         }
     }
     assert!(fuzz_btf(&inputs[0]) > 20, "the kernel-like seed must parse");
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut mutator = Mutator::new(0x9e37_79b9_7f4a_7c15);
     for data in &inputs {
         fuzz_btf(data);
         for _ in 0..500 {
-            let mut m = data.clone();
-            for _ in 0..6 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let at = (x >> 16) as usize % m.len().max(1);
-                if x & 1 == 0 {
-                    if let Some(b) = m.get_mut(at) {
-                        *b ^= (x >> 8) as u8;
-                    }
-                } else if let Some(w) = m.get_mut(at & !3..(at & !3) + 4) {
-                    w.copy_from_slice(&((x >> 32) as u32).to_le_bytes());
-                }
-            }
-            if x & 0x30 == 0 {
-                m.truncate((x >> 40) as usize % m.len().max(1));
-            }
-            fuzz_btf(&m);
+            fuzz_btf(&mutator.mutate(data, 6, 4));
         }
     }
 }

@@ -286,6 +286,91 @@ pub fn crash_outputs(m: &Value, command: &str) -> Vec<(Crash, String)> {
     .collect()
 }
 
+/// The part of an oracle file's name that lab.py makes of a crash command (its
+/// `crash_output_name`): lower case, every run of other characters than `a-z0-9` one `-`,
+/// none at the ends: `files 123` -> `files-123`, `task -R comm,state 5` ->
+/// `task-r-comm-state-5`. [`crash_outputs`]' `command`.
+pub fn crash_output_name(command: &str) -> String {
+    let mut out = String::new();
+    for c in command.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// One process of a userland scenario's guest (`userland`, `scale`: lab/userland/busy.c), as
+/// its console lines `KDIVE: userland pid=PID role=ROLE WHAT` said and the manifest's
+/// `userland.processes` records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserlandProcess {
+    pub pid: u64,
+    /// `files`, `net`, `mmap`, `ipc`, `timer`, `signals`, `threads`, `children`, `dstate`,
+    /// `swap`; `zombie`, `stopped` (children's), `vforked` (dstate's child).
+    pub role: String,
+    /// What it said it holds, a line each (`holds fd 3 /mnt/tmp/a.txt (tmpfs, ...)`).
+    pub holds: Vec<String>,
+}
+
+/// The processes a userland dump's guest named (manifest `userland.processes`); empty for
+/// other scenarios.
+pub fn userland_processes(m: &Value) -> Vec<UserlandProcess> {
+    m["userland"]["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(UserlandProcess {
+                pid: p["pid"].as_u64()?,
+                role: p["role"].as_str()?.to_owned(),
+                holds: p["holds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// The file descriptors a userland process said it holds: each `fd N NAME` of its `holds`
+/// lines, NAME the word after the number (`/mnt/tmp/a.txt`, `pipe`, `TCP`, `UNIX`, `UDP`).
+pub fn userland_fds(holds: &[String]) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for line in holds {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if *w != "fd" {
+                continue;
+            }
+            if let (Some(Ok(fd)), Some(name)) =
+                (words.get(i + 1).map(|n| n.parse::<u32>()), words.get(i + 2))
+            {
+                if *name != "fd" {
+                    out.push((fd, (*name).to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The drgn oracle of a userland dump's processes (`oracle/drgn.procs.json`, written by
+/// scripts/lab/drgn_procs.py: `counts`, `mounts`, and per pid `files` and `vmas`), when drgn
+/// could open the dump.
+pub fn drgn_procs_oracle(m: &Value) -> Option<Value> {
+    let text = std::fs::read_to_string(m["oracle"]["drgn_procs"].as_str()?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// The crash versions that opened the dump when the lab ran its oracles (the manifest's
 /// `oracle.crash9` and `oracle.crash`), newest first.
 pub fn crash_versions(m: &Value) -> Vec<Crash> {
@@ -621,6 +706,41 @@ mod tests {
 [    2.854600]  </TASK>
 [    2.854600] Kernel Offset: 0x6400000 from 0xffffffff81000000
 ";
+
+    #[test]
+    fn crash_output_names_as_lab_py_makes_them() {
+        assert_eq!(crash_output_name("files 123"), "files-123");
+        assert_eq!(crash_output_name("bt -a"), "bt-a");
+        assert_eq!(
+            crash_output_name("task -R comm,state 5"),
+            "task-r-comm-state-5"
+        );
+        assert_eq!(crash_output_name("  kmem -i "), "kmem-i");
+    }
+
+    #[test]
+    fn userland_processes_and_their_fds() {
+        let m: Value = serde_json::from_str(
+            r#"{"userland": {"processes": [{"pid": 124, "role": "files", "holds": [
+                "holds fd 3 /mnt/tmp/a.txt (tmpfs, read-only, 4096 bytes)",
+                "holds fd 6 pipe (read end) fd 7 pipe (write end, 12 bytes unread)",
+                "holds fd 11 fd 12 UNIX DGRAM socketpair",
+                "holds cwd /mnt/ext"]}]}}"#,
+        )
+        .unwrap();
+        let procs = userland_processes(&m);
+        assert_eq!(procs.len(), 1);
+        assert_eq!((procs[0].pid, procs[0].role.as_str()), (124, "files"));
+        let fds = userland_fds(&procs[0].holds);
+        let want = [
+            (3, "/mnt/tmp/a.txt"),
+            (6, "pipe"),
+            (7, "pipe"),
+            (12, "UNIX"),
+        ];
+        assert_eq!(fds, want.map(|(fd, name)| (fd, name.to_owned())).to_vec());
+        assert!(userland_processes(&Value::Null).is_empty());
+    }
 
     #[test]
     fn call_trace_across_stacks_and_register_dumps() {

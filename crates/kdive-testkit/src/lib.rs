@@ -14,6 +14,52 @@ use object::elf;
 use object::write::elf::{FileHeader, ProgramHeader, Writer};
 use object::Endianness;
 
+/// Deterministic mutations of fuzz seeds, for the corpus replays that run on stable Rust:
+/// flipped bytes, overwritten little-endian words, and now and then a truncation. One
+/// xorshift generator, so each replay sees the same inputs on every run.
+pub struct Mutator {
+    state: u64,
+}
+
+impl Mutator {
+    pub fn new(seed: u64) -> Mutator {
+        Mutator { state: seed | 1 }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// `data` with `edits` edits, each a byte XORed or a `word`-byte (4 or 8) aligned word
+    /// overwritten; one time in four, cut short as well.
+    pub fn mutate(&mut self, data: &[u8], edits: usize, word: usize) -> Vec<u8> {
+        let mut m = data.to_vec();
+        let word = word.clamp(1, 8);
+        for _ in 0..edits {
+            let x = self.next();
+            let at = (x >> 16) as usize % m.len().max(1);
+            if x & 1 == 0 {
+                if let Some(b) = m.get_mut(at) {
+                    *b ^= (x >> 8) as u8 | 1;
+                }
+            } else {
+                let start = at - at % word;
+                if let Some(w) = m.get_mut(start..start + word) {
+                    w.copy_from_slice(&(x | 1).to_le_bytes()[..word]);
+                }
+            }
+        }
+        let x = self.next();
+        if x & 0x30 == 0 {
+            m.truncate((x >> 24) as usize % m.len().max(1));
+        }
+        m
+    }
+}
+
 /// A page's content for a test: deterministic, different for every pfn and seed, and
 /// compressible (so compressed and raw pages both occur).
 pub fn page_pattern(pfn: u64, seed: u64, size: usize) -> Vec<u8> {

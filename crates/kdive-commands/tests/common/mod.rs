@@ -1,7 +1,10 @@
-//! What the lab tests of this crate share: opening a manifest's kernel.
+//! What the lab tests of this crate share: opening a manifest's kernel, a report's text.
+// Each test binary uses a part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
+use kdive_commands::Report;
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{files, str_at};
@@ -17,4 +20,19 @@ pub fn open_with_module_dir(m: &Value) -> Option<(Kernel, Vec<PathBuf>)> {
         .into_iter()
         .collect();
     Some((Kernel::open(vmcore, Path::new(vmlinux)).ok()?, dirs))
+}
+
+/// The dump's kernel with its vmlinux; panics naming the dump when it does not open.
+pub fn open(m: &Value) -> Kernel {
+    let name = m["name"].as_str().unwrap_or("?");
+    let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("kernel.vmlinux");
+    let vmcore = Vmcore::open_paths(&files(m)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Kernel::open(vmcore, Path::new(vmlinux)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A report's crash-style text, without the trailing newlines.
+pub fn text(report: &Report) -> String {
+    let mut out = Vec::new();
+    report.write_text(&mut out).expect("renders");
+    String::from_utf8_lossy(&out).trim_end().to_owned()
 }
