@@ -287,7 +287,10 @@ pub fn files(
                 view.cwd = f.cwd;
                 view.files = f.files.iter().map(row).collect();
                 for w in f.warnings {
-                    warnings.push(format!("files: pid {}: {w}", t.pid));
+                    let w = format!("files: pid {}: {w}", t.pid);
+                    if !warnings.contains(&w) {
+                        warnings.push(w);
+                    }
                 }
             }
             Err(err) => {

@@ -252,7 +252,13 @@ fn vma_rows(
                     Ok(p) => path = p,
                     Err(err) => notes.push(format!("vm_file {:x}: {err}", v.file)),
                 }
-                warnings.extend(notes.into_iter().map(|w| format!("vm: pid {}: {w}", t.pid)));
+                for w in notes {
+                    let w = format!("vm: pid {}: {w}", t.pid);
+                    // A file mapped several times would repeat the same warning.
+                    if !warnings.contains(&w) {
+                        warnings.push(w);
+                    }
+                }
             }
         }
         rows.push(VmaRow {
@@ -341,7 +347,16 @@ pub fn vm(session: &Session<'_>, args: &VmArgs, warnings: &mut Vec<String>) -> V
                 VmMode::Pages => {
                     view.vmas = vma_rows(kernel, layout.as_ref(), t, warnings);
                     if let Some(pgd) = view.pgd {
-                        page_rows(kernel, layout.as_ref(), t, pgd.0, &mut view.vmas, warnings);
+                        let interrupted = || session.interrupted();
+                        page_rows(
+                            &interrupted,
+                            kernel,
+                            layout.as_ref(),
+                            t,
+                            pgd.0,
+                            &mut view.vmas,
+                            warnings,
+                        );
                     }
                 }
                 VmMode::MmStruct => print_structs(
@@ -376,6 +391,7 @@ pub fn vm(session: &Session<'_>, args: &VmArgs, warnings: &mut Vec<String>) -> V
 
 /// `vm -p`: each VMA's pages.
 fn page_rows(
+    interrupted: &dyn Fn() -> bool,
     kernel: &kdive_kernel::Kernel,
     layout: Option<&FsLayout>,
     t: &Task,
@@ -385,6 +401,10 @@ fn page_rows(
 ) {
     let mut devices: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
     for row in vmas.iter_mut() {
+        if interrupted() {
+            warnings.push(format!("vm: pid {}: interrupted", t.pid));
+            break;
+        }
         let vma = mm::Vma {
             addr: row.vma.0,
             start: row.start.0,
