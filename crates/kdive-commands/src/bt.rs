@@ -326,29 +326,7 @@ fn select_tasks(
             on_cpus(&mut (0..count), warnings)
         }
         BtSelect::Cpus(cpus) => on_cpus(&mut cpus.iter().copied(), warnings),
-        BtSelect::Tasks(words) => {
-            let mut out = Vec::new();
-            for word in words {
-                let matching: Vec<&Task> = match word.parse::<i64>() {
-                    Ok(pid) if list.tasks.iter().any(|t| t.pid == pid) => {
-                        list.tasks.iter().filter(|t| t.pid == pid).collect()
-                    }
-                    _ => {
-                        let digits = word.trim_start_matches("0x");
-                        let addr = u64::from_str_radix(digits, 16).ok();
-                        list.tasks
-                            .iter()
-                            .filter(|t| Some(t.addr.0) == addr)
-                            .collect()
-                    }
-                };
-                if matching.is_empty() {
-                    warnings.push(format!("bt: invalid task or pid value: {word}"));
-                }
-                out.extend(matching.into_iter().cloned());
-            }
-            out
-        }
+        BtSelect::Tasks(words) => crate::ps::tasks_by_words(list, "bt", words, warnings),
         BtSelect::Every => {
             warnings.extend(list.errors.iter().map(|e| format!("bt: task list: {e}")));
             list.tasks.clone()

@@ -686,6 +686,18 @@ pub(crate) fn named_tasks(
             },
         };
     }
+    tasks_by_words(list, command, words, warnings)
+}
+
+/// The tasks each word names, as crash's `str_to_context()` reads it: a pid when a task has
+/// it (every thread of that pid), else a task address in hex. Words naming no task give
+/// crash's warning.
+pub(crate) fn tasks_by_words(
+    list: &TaskList,
+    command: &str,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Vec<Task> {
     let mut out = Vec::new();
     for word in words {
         let matching: Vec<&Task> = match word.parse::<i64>() {

@@ -162,9 +162,10 @@ pub fn cut_member(lines: &[String], member: &str) -> Vec<String> {
     out
 }
 
-/// The lines and value of `struct NAME ADDR` (with `-x`/`-d`).
-fn struct_print(
+/// The lines and value of `struct NAME ADDR` (with `-x`/`-d`), for `command`'s errors.
+pub(crate) fn struct_print(
     env: &Env<'_>,
+    command: &'static str,
     name: &str,
     addr: u64,
     hex: Option<bool>,
@@ -183,7 +184,7 @@ fn struct_print(
     record
         .write_text(&mut text)
         .map_err(|e| CommandError::Failed {
-            command: "task",
+            command,
             what: e.to_string(),
         })?;
     let lines = String::from_utf8_lossy(&text)
@@ -238,10 +239,11 @@ pub fn task(
                 lines: Vec::new(),
             };
             let (task_lines, task_value) =
-                struct_print(env, "task_struct", t.addr.0, args.hex, warnings)?;
+                struct_print(env, "task", "task_struct", t.addr.0, args.hex, warnings)?;
             let thread_info = match thread_info_off {
                 Some(off) => Some(struct_print(
                     env,
+                    "task",
                     "thread_info",
                     t.addr.0.wrapping_add(off),
                     args.hex,
@@ -270,7 +272,7 @@ pub fn task(
                     if member.contains(['.', '[']) {
                         // crash prints these as `struct task_struct.MEMBER` does.
                         let path = format!("task_struct.{member}");
-                        match struct_print(env, &path, t.addr.0, args.hex, warnings) {
+                        match struct_print(env, "task", &path, t.addr.0, args.hex, warnings) {
                             Ok((lines, value)) => {
                                 view.lines.extend(lines);
                                 values.extend(value);
@@ -294,9 +296,14 @@ pub fn task(
                             t.addr.0.wrapping_add(thread_info_off.unwrap_or(0)),
                         )
                     };
-                    if let Ok((_, Some(v))) =
-                        struct_print(env, &format!("{ty}.{member}"), addr, args.hex, warnings)
-                    {
+                    if let Ok((_, Some(v))) = struct_print(
+                        env,
+                        "task",
+                        &format!("{ty}.{member}"),
+                        addr,
+                        args.hex,
+                        warnings,
+                    ) {
                         values.push(v);
                     }
                 }

@@ -13,7 +13,6 @@ use crate::format::center;
 use crate::ps::{named_tasks, task_header, Hex};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::structs::struct_with;
 use crate::typed::{with_session_env, TypedValue};
 use crate::CommandError;
 
@@ -483,28 +482,10 @@ fn print_structs(
     warnings: &mut Vec<String>,
 ) {
     let result = with_session_env(session, |env| {
-        for addr in addrs {
-            let mut words = Vec::new();
-            match hex {
-                Some(true) => words.push("-x".to_owned()),
-                Some(false) => words.push("-d".to_owned()),
-                None => {}
-            }
-            words.push(name.to_owned());
-            words.push(format!("{addr:x}"));
-            let record = struct_with(env, &words, false, warnings)?;
-            let mut text = Vec::new();
-            record
-                .write_text(&mut text)
-                .map_err(|e| CommandError::Failed {
-                    command: "vm",
-                    what: e.to_string(),
-                })?;
-            view.struct_text
-                .extend(String::from_utf8_lossy(&text).lines().map(str::to_owned));
-            if let Some(v) = record.objects.first().and_then(|o| o.members.first()) {
-                view.structs.push(v.clone());
-            }
+        for &addr in addrs {
+            let (lines, value) = crate::task::struct_print(env, "vm", name, addr, hex, warnings)?;
+            view.struct_text.extend(lines);
+            view.structs.extend(value);
         }
         Ok::<(), CommandError>(())
     });
