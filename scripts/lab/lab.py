@@ -1392,42 +1392,36 @@ def crash_oracle(m, out_dir, sid=None, root=None, commands=CRASH_COMMANDS):
     return None
 
 
-def drgn_oracle(m, out_dir, drgn_python):
-    """drgn_oracle.py -> out_dir/drgn.json. Returns an error or None."""
-    dest = out_dir / "drgn.json"
-    args = [str(drgn_python), str(SCRIPTS / "drgn_oracle.py"), "--output", str(dest),
+def run_drgn_script(script, m, out_dir, drgn_python, dest_name, extra=()):
+    """SCRIPTS/script on the dump of manifest `m`, writing out_dir/dest_name (its log beside,
+    the same name with .log for .json). Returns an error or None."""
+    dest = out_dir / dest_name
+    args = [str(drgn_python), str(SCRIPTS / script), "--output", str(dest),
             "--vmlinux", m["kernel"]["vmlinux"], "--kernel-directory",
             m["kernel"]["kernel_directory"], "--module", m["kernel"]["test_module"],
-            *m["files"]]
+            *extra, *m["files"]]
     try:
         proc = run(args, timeout=ORACLE_TIMEOUT_S, check=False)
         output, rc = proc.stdout + proc.stderr, proc.returncode
     except LabError as e:
         output, rc = str(e), None
-    (out_dir / "drgn.log").write_text(output)
+    (out_dir / dest_name.replace(".json", ".log")).write_text(output)
     if rc == 0 and dest.exists():
         return None
-    return f"drgn exit {rc}: {output.strip()[-1500:]}"
+    return f"{Path(script).stem.replace('_oracle', '')} exit {rc}: {output.strip()[-1500:]}"
+
+
+def drgn_oracle(m, out_dir, drgn_python):
+    """drgn_oracle.py -> out_dir/drgn.json. Returns an error or None."""
+    return run_drgn_script("drgn_oracle.py", m, out_dir, drgn_python, "drgn.json")
 
 
 def drgn_procs_oracle(m, out_dir, drgn_python):
     """drgn_procs.py -> out_dir/drgn.procs.json (the userland scenarios: task counts, and the
     open files, VMAs and mounts of the processes the console named). Returns an error or None."""
-    dest = out_dir / "drgn.procs.json"
     pids = [str(p["pid"]) for p in (m.get("userland") or {}).get("processes", [])]
-    args = [str(drgn_python), str(SCRIPTS / "drgn_procs.py"), "--output", str(dest),
-            "--vmlinux", m["kernel"]["vmlinux"], "--kernel-directory",
-            m["kernel"]["kernel_directory"], "--module", m["kernel"]["test_module"],
-            *[a for pid in pids for a in ("--pid", pid)], *m["files"]]
-    try:
-        proc = run(args, timeout=ORACLE_TIMEOUT_S, check=False)
-        output, rc = proc.stdout + proc.stderr, proc.returncode
-    except LabError as e:
-        output, rc = str(e), None
-    (out_dir / "drgn.procs.log").write_text(output)
-    if rc == 0 and dest.exists():
-        return None
-    return f"drgn_procs exit {rc}: {output.strip()[-1500:]}"
+    return run_drgn_script("drgn_procs.py", m, out_dir, drgn_python, "drgn.procs.json",
+                           [a for pid in pids for a in ("--pid", pid)])
 
 
 def run_oracles(root, name, drgn_python, sid, key):
