@@ -121,43 +121,15 @@ impl VmRecord {
             }
             match self.mode {
                 VmMode::Table => {
-                    writeln!(
-                        out,
-                        "{} {} {}  FLAGS FILE",
-                        center("VMA", 16, false),
-                        center("START", 10, true),
-                        center("END", 10, true)
-                    )?;
+                    write_vma_header(out)?;
                     for v in &t.vmas {
-                        writeln!(
-                            out,
-                            "{} {:>10x} {:>10x} {:>6x} {}",
-                            center(&format!("{:x}", v.vma.0), 16, false),
-                            v.start.0,
-                            v.end.0,
-                            v.flags.0,
-                            v.path
-                        )?;
+                        write_vma_row(out, v)?;
                     }
                 }
                 VmMode::Pages => {
                     for v in &t.vmas {
-                        writeln!(
-                            out,
-                            "{} {} {}  FLAGS FILE",
-                            center("VMA", 16, false),
-                            center("START", 10, true),
-                            center("END", 10, true)
-                        )?;
-                        writeln!(
-                            out,
-                            "{} {:>10x} {:>10x} {:>6x} {}",
-                            center(&format!("{:x}", v.vma.0), 16, false),
-                            v.start.0,
-                            v.end.0,
-                            v.flags.0,
-                            v.path
-                        )?;
+                        write_vma_header(out)?;
+                        write_vma_row(out, v)?;
                         writeln!(out, "VIRTUAL     PHYSICAL")?;
                         for p in v.pages.iter().flatten() {
                             let what = match (p.state, p.physical, &p.location, p.offset) {
@@ -492,6 +464,29 @@ fn print_structs(
     if let Err(err) = result {
         warnings.push(format!("vm: pid {}: {err}", view.pid));
     }
+}
+
+/// crash's VMA table header: `VMA START END FLAGS FILE`.
+fn write_vma_header(out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} {} {}  FLAGS FILE",
+        center("VMA", 16, false),
+        center("START", 10, true),
+        center("END", 10, true)
+    )
+}
+
+fn write_vma_row(out: &mut dyn Write, v: &VmaRow) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} {:>10x} {:>10x} {:>6x} {}",
+        center(&format!("{:x}", v.vma.0), 16, false),
+        v.start.0,
+        v.end.0,
+        v.flags.0,
+        v.path
+    )
 }
 
 crate::impl_record!(VmRecord);
