@@ -99,21 +99,14 @@ impl SymbolTable {
                 return table;
             }
         }
-        let symbols = read();
-        let key = key.unwrap_or("");
-        let bytes = lay_out(key, symbols);
+        let table = lay_out(key.unwrap_or(""), read());
         if let Some((_, file)) = &file {
-            if le_u32(&bytes, 12) as usize >= CACHE_MIN_SYMBOLS {
+            if table.count >= CACHE_MIN_SYMBOLS {
                 // A cache that cannot be written only costs the next session the build.
-                let _ = cache::write_atomically(file, &bytes);
+                let _ = cache::write_atomically(file, &table.bytes);
             }
         }
-        SymbolTable::from_bytes(SectionBytes::owned(bytes), key).unwrap_or_else(SymbolTable::empty)
-    }
-
-    fn empty() -> SymbolTable {
-        SymbolTable::from_bytes(SectionBytes::owned(lay_out("", Vec::new())), "")
-            .expect("an empty table is well formed")
+        table
     }
 
     /// The table in `bytes` when they hold one built for `key`, with every part inside the
@@ -200,11 +193,24 @@ impl SymbolTable {
     }
 }
 
-/// The table's bytes for `symbols`: sorted by address (larger first at one address, then by
-/// name, so the order is the same on every run), with the name index beside them. Names
-/// longer than a record can say (65,535 bytes; kernel symbols stop at 512) are left out.
-fn lay_out(key: &str, mut symbols: Vec<Symbol<'_>>) -> Vec<u8> {
+/// The table for `symbols`: sorted by address (larger first at one address, then by name, so
+/// the order is the same on every run), with the name index beside them. Names longer than a
+/// record can say (65,535 bytes; kernel symbols stop at 512) are left out, and so is what
+/// would take the names past the 4 GiB their offsets can reach or the count past what the
+/// header's 32-bit bucket count can index.
+fn lay_out(key: &str, mut symbols: Vec<Symbol<'_>>) -> SymbolTable {
+    const MAX_SYMBOLS: usize = 1 << 30;
     symbols.retain(|s| s.name.len() <= usize::from(u16::MAX));
+    let mut names_total = 0u64;
+    let fits = symbols
+        .iter()
+        .take(MAX_SYMBOLS)
+        .take_while(|s| {
+            names_total += s.name.len() as u64;
+            names_total <= u64::from(u32::MAX)
+        })
+        .count();
+    symbols.truncate(fits);
     symbols.sort_unstable_by(|a, b| {
         a.address
             .cmp(&b.address)
@@ -246,7 +252,16 @@ fn lay_out(key: &str, mut symbols: Vec<Symbol<'_>>) -> Vec<u8> {
     for s in &symbols {
         out.extend_from_slice(s.name.as_bytes());
     }
-    out
+    let records = HEADER + key.len();
+    let buckets_at = records + symbols.len() * RECORD;
+    SymbolTable {
+        bytes: SectionBytes::owned(out),
+        count: symbols.len(),
+        records,
+        buckets: buckets_at,
+        bucket_count,
+        names: buckets_at + bucket_count * 4,
+    }
 }
 
 /// A run of an image's symbols in address order, read like a slice.
@@ -335,7 +350,7 @@ pub fn fuzz_symtab(data: &[u8]) -> usize {
 
 /// A cache file's bytes for `symbols`, for seeding the fuzz corpus and tests.
 pub fn symtab_file_bytes(key: &str, symbols: Vec<Symbol<'_>>) -> Vec<u8> {
-    lay_out(key, symbols)
+    lay_out(key, symbols).bytes.to_vec()
 }
 
 #[cfg(test)]
@@ -353,8 +368,28 @@ mod tests {
         }
     }
 
+    /// The laid-out table as a later session reads it back: the same parts where the layout
+    /// put them.
     fn table(symbols: Vec<Symbol<'_>>) -> SymbolTable {
-        SymbolTable::from_bytes(SectionBytes::owned(lay_out("k", symbols)), "k").unwrap()
+        let built = lay_out("k", symbols);
+        let read = SymbolTable::from_bytes(SectionBytes::owned(built.bytes.to_vec()), "k").unwrap();
+        assert_eq!(
+            (
+                read.count,
+                read.records,
+                read.buckets,
+                read.bucket_count,
+                read.names
+            ),
+            (
+                built.count,
+                built.records,
+                built.buckets,
+                built.bucket_count,
+                built.names
+            )
+        );
+        read
     }
 
     #[test]
@@ -385,7 +420,7 @@ mod tests {
 
     #[test]
     fn another_key_format_or_length_is_rejected() {
-        let bytes = lay_out("k", vec![sym("x", 1, 1)]);
+        let bytes = lay_out("k", vec![sym("x", 1, 1)]).bytes.to_vec();
         assert!(SymbolTable::from_bytes(SectionBytes::owned(bytes.clone()), "other").is_none());
         let mut short = bytes.clone();
         short.pop();
@@ -400,7 +435,9 @@ mod tests {
 
     #[test]
     fn damaged_names_and_order_read_without_panicking() {
-        let mut bytes = lay_out("k", vec![sym("x", 1, 1), sym("y", 2, 1)]);
+        let mut bytes = lay_out("k", vec![sym("x", 1, 1), sym("y", 2, 1)])
+            .bytes
+            .to_vec();
         // Point the first record's name far outside, and the name index at a record past the end.
         let rec = HEADER + 1;
         bytes[rec + 24..rec + 28].copy_from_slice(&u32::MAX.to_le_bytes());
