@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
-use kdive_commands::{Completer, Session};
+use kdive_commands::{Completer, Report, Session};
 use rustyline::completion::{Completer as LineCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::{FileHistory, History};
@@ -114,14 +114,7 @@ impl Runner<'_, '_> {
                 return Ok(Flow::Continue);
             }
         };
-        let mut text = Vec::new();
-        if self.json {
-            serde_json::to_writer(&mut text, &report.to_json())?;
-            writeln!(text)?;
-        } else {
-            report.write_text(&mut text)?;
-        }
-        if let Err(err) = self.deliver(&text, sink) {
+        if let Err(err) = self.deliver(&report, sink) {
             eprintln!("kdive: {err:#}");
             self.failed = true;
         }
@@ -134,12 +127,19 @@ impl Runner<'_, '_> {
         Ok(Flow::Continue)
     }
 
-    fn deliver(&self, text: &[u8], sink: Sink) -> anyhow::Result<()> {
+    /// Writes the report to its sink as it is formatted: only the pager needs the whole text
+    /// (to know whether it fills the screen), so `foreach bt` of 10,000 tasks is not held
+    /// twice.
+    fn deliver(&self, report: &Report, sink: Sink) -> anyhow::Result<()> {
         match sink {
-            Sink::Stdout if self.interactive && self.session.settings.scroll => page(text),
+            Sink::Stdout if self.interactive && self.session.settings.scroll => {
+                let mut text = Vec::new();
+                self.write(report, &mut text)?;
+                page(&text)
+            }
             Sink::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(text)?;
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                self.write(report, &mut out)?;
                 out.flush()?;
                 Ok(())
             }
@@ -151,9 +151,10 @@ impl Runner<'_, '_> {
                     .stdin(Stdio::piped())
                     .spawn()
                     .map_err(|e| anyhow::anyhow!("running `{command}`: {e}"))?;
-                if let Some(mut stdin) = child.stdin.take() {
+                if let Some(stdin) = child.stdin.take() {
                     // A reader that stops early (head) closes the pipe: not an error.
-                    let _ = stdin.write_all(text);
+                    let mut stdin = io::BufWriter::new(stdin);
+                    let _ = self.write(report, &mut stdin).and_then(|()| stdin.flush());
                 }
                 child.wait()?;
                 Ok(())
@@ -162,16 +163,28 @@ impl Runner<'_, '_> {
                 if path.as_os_str().is_empty() {
                     anyhow::bail!("a redirection needs a file name");
                 }
-                let mut file = OpenOptions::new()
+                let file = OpenOptions::new()
                     .create(true)
                     .write(true)
                     .append(append)
                     .truncate(!append)
                     .open(&path)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                file.write_all(text)?;
+                let mut file = io::BufWriter::new(file);
+                self.write(report, &mut file)?;
+                file.flush()?;
                 Ok(())
             }
+        }
+    }
+
+    /// The report as text or as one JSON line.
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut *out, &report.to_json())?;
+            writeln!(out)
+        } else {
+            report.write_text(out)
         }
     }
 

@@ -7,8 +7,9 @@
 //! rsp minus 8), as crash prints it; for a frame the CPU was interrupted in, its rsp; for a
 //! sleeping task's first frame, `thread.sp`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use kdive_kernel::stack::{
     panic_task, ExceptionStack, FrameSource, FrameSymbolizer, Reg, RegisterSet, StackKind,
@@ -161,9 +162,9 @@ pub struct BtFrame {
     /// Where the return address sits (the frame's rsp for an interrupted frame).
     pub sp: Hex,
     pub pc: Hex,
-    pub function: Option<String>,
+    pub function: Option<Arc<str>>,
     pub offset: Option<u64>,
-    pub module: Option<String>,
+    pub module: Option<Arc<str>>,
     /// With `-l`: the frame's own function's file and line, and the functions inlined at
     /// the pc (innermost first).
     pub file: Option<String>,
@@ -195,13 +196,13 @@ pub struct BtException {
     /// Only the hardware iret frame is known.
     pub partial: bool,
     pub user_mode: bool,
-    pub function: Option<String>,
+    pub function: Option<Arc<str>>,
     pub offset: Option<u64>,
-    pub registers: BTreeMap<&'static str, Hex>,
     /// The stack the `pt_regs` is on (as a frame's `stack`).
     pub stack: &'static str,
-    #[serde(skip)]
-    regs: RegisterSet,
+    /// The registers the `pt_regs` holds (JSON: a map from lower-case name to value).
+    #[serde(rename = "registers", serialize_with = "serialize_registers")]
+    pub regs: RegisterSet,
     #[serde(skip)]
     stack_kind: StackKind,
 }
@@ -252,22 +253,18 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
     };
     warnings.extend(unwinder.warnings.iter().map(|w| format!("bt: {w}")));
     let tasks = select_tasks(kernel, session.tasks(), unwinder, &args.select, warnings);
-    let mut symbolizer = FrameSymbolizer::new(kernel, modules);
+    record.tasks.reserve_exact(tasks.len());
+    let mut names = FrameNames {
+        symbolizer: FrameSymbolizer::new(kernel, modules),
+        shared: HashMap::new(),
+    };
     for task in tasks {
         if session.interrupted() {
             break;
         }
         match unwinder.unwind_task(kernel, &task) {
             Ok(stack) => {
-                let bt = task_record(
-                    kernel,
-                    unwinder,
-                    &mut symbolizer,
-                    &task,
-                    &stack,
-                    args,
-                    warnings,
-                );
+                let bt = task_record(kernel, unwinder, &mut names, &task, &stack, args, warnings);
                 if let Some(why) = &bt.incomplete {
                     warnings.push(format!("bt: pid {} ({}): {why}", task.pid, task.comm));
                 }
@@ -334,10 +331,28 @@ fn select_tasks(
     }
 }
 
+/// Names frames: the symbolizer, and the function and module names it gave, one copy
+/// each (10,000 tasks' frames name a few hundred functions: `schedule`, `do_syscall_64`...).
+struct FrameNames<'k> {
+    symbolizer: FrameSymbolizer<'k>,
+    shared: HashMap<String, Arc<str>>,
+}
+
+impl FrameNames<'_> {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.shared.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = name.into();
+        self.shared.insert(name.to_owned(), shared.clone());
+        shared
+    }
+}
+
 fn task_record(
     kernel: &Kernel,
     unwinder: &StackUnwinder,
-    symbolizer: &mut FrameSymbolizer<'_>,
+    names: &mut FrameNames<'_>,
     task: &Task,
     stack: &TaskStack,
     args: &BtArgs,
@@ -352,7 +367,7 @@ fn task_record(
     let mut exception_frames = Vec::new();
     for (level, frame) in bt.frames.iter().enumerate() {
         let lookup = frame.lookup_pc();
-        let hit = symbolizer.symbol(lookup);
+        let hit = names.symbolizer.symbol(lookup);
         let offset = hit
             .as_ref()
             .map(|h| h.offset.saturating_add(frame.pc.0 - lookup.0));
@@ -363,9 +378,8 @@ fn task_record(
                 addr: Hex(exception.addr.0),
                 partial: exception.partial,
                 user_mode: exception.user_mode(),
-                function: hit.as_ref().map(|h| h.name.clone()),
+                function: hit.as_ref().map(|h| names.get(&h.name)),
                 offset,
-                registers: register_map(&exception.regs),
                 stack: stack_name(stack_kind),
                 regs: exception.regs,
                 stack_kind,
@@ -382,9 +396,9 @@ fn task_record(
             level,
             sp: Hex(sp),
             pc: Hex(frame.pc.0),
-            function: hit.as_ref().map(|h| h.name.clone()),
+            function: hit.as_ref().map(|h| names.get(&h.name)),
             offset,
-            module: hit.and_then(|h| h.module),
+            module: hit.and_then(|h| h.module).map(|m| names.get(&m)),
             file: None,
             line: None,
             inlined: Vec::new(),
@@ -400,7 +414,7 @@ fn task_record(
             stack_kind,
         };
         if args.lines {
-            match symbolizer.locations(lookup) {
+            match names.symbolizer.locations(lookup) {
                 Ok(locations) => {
                     if let Some((own, inlined)) = locations.split_last() {
                         record.file = own.file.clone();
@@ -438,6 +452,9 @@ fn task_record(
         }
         frames.push(record);
     }
+    // Held for every task until the record is written: no spare capacity (a `Vec` of
+    // exception frames would keep room for 4 after its first push).
+    frames.shrink_to_fit();
     let mut incomplete = None;
     match &bt.stop {
         StopReason::UserMode {
@@ -451,7 +468,6 @@ fn task_record(
                 user_mode: true,
                 function: None,
                 offset: None,
-                registers: register_map(&exception.regs),
                 stack: stack_name(stack_kind),
                 regs: exception.regs,
                 stack_kind,
@@ -460,6 +476,7 @@ fn task_record(
         stop if !stop.is_complete() => incomplete = Some(stop.to_string()),
         _ => {}
     }
+    exception_frames.shrink_to_fit();
     BtTask {
         pid: task.pid,
         task: Hex(task.addr.0),
@@ -499,10 +516,20 @@ fn stack_separator(left: StackKind) -> Option<String> {
     }
 }
 
-fn register_map(regs: &RegisterSet) -> BTreeMap<&'static str, Hex> {
-    regs.iter()
-        .map(|(reg, value)| (reg.name(), Hex(value)))
-        .collect()
+/// A register set as a JSON map in name order; kept as the set itself, not a map per
+/// exception frame (`foreach bt` holds one per sleeping task).
+fn serialize_registers<S: serde::Serializer>(
+    regs: &RegisterSet,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut named: Vec<(&str, u64)> = regs.iter().map(|(reg, v)| (reg.name(), v)).collect();
+    named.sort_unstable_by_key(|&(name, _)| name);
+    let mut map = serializer.serialize_map(Some(named.len()))?;
+    for (name, value) in named {
+        map.serialize_entry(name, &Hex(value))?;
+    }
+    map.end()
 }
 
 /// crash's register block rows (x86_64 `pt_regs`, as `bt` prints an exception frame).
@@ -819,7 +846,7 @@ mod tests {
             pc: Hex(pc),
             function: Some(f.into()),
             offset: Some(off),
-            module: m.map(str::to_owned),
+            module: m.map(Into::into),
             file: None,
             line: None,
             inlined: Vec::new(),
@@ -866,7 +893,6 @@ mod tests {
                     user_mode: false,
                     function: Some("lab_update_stats".into()),
                     offset: Some(28),
-                    registers: register_map(&exception_regs),
                     stack: "irq",
                     regs: exception_regs,
                     stack_kind: StackKind::Irq,

@@ -64,7 +64,7 @@ fn chain(task: &kdive_commands::bt::BtTask) -> Vec<String> {
     task.frames
         .iter()
         .map(|f| {
-            let name = f.function.clone().unwrap_or_default();
+            let name = f.function.as_deref().unwrap_or_default().to_owned();
             match &f.module {
                 Some(m) => format!("{name} [{m}]"),
                 None => name,

@@ -517,6 +517,7 @@ impl<S: ByteSource> Diskdump<S> {
         let block = 1usize << self.page_shift;
         let mut page = vec![0u8; block];
         decompress(desc.flags, &data, &mut page).map_err(corrupt)?;
+        self.source.note_read(data.len());
         let page: Arc<[u8]> = Arc::from(page);
         self.cache.insert(Pfn(pfn), page.clone());
         Ok(page)

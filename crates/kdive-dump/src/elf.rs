@@ -225,6 +225,7 @@ impl PhysMem for ElfMem {
                 return Err(MemError::BeyondTruncation { addr: PhysAddr(at) });
             };
             dst.copy_from_slice(src);
+            self.data.note_read(copy);
             if copy < take {
                 return Err(MemError::BeyondTruncation {
                     addr: PhysAddr(at + copy as u64),

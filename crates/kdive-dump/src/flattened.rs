@@ -193,6 +193,10 @@ impl ByteSource for FlatSource {
         }
         Some(Cow::Owned(out))
     }
+
+    fn note_read(&self, len: usize) {
+        self.data.note_read(len);
+    }
 }
 
 #[cfg(test)]

@@ -6,21 +6,30 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::DumpError;
 
 /// The whole file, mapped read-only; never copied.
 pub(crate) enum FileData {
-    Mapped(memmap2::Mmap),
+    Mapped {
+        map: memmap2::Mmap,
+        /// Bytes copied out of the map since its pages were last given back.
+        copied: AtomicU64,
+    },
     Owned(Vec<u8>),
 }
+
+/// How much page data is read out of a mapped dump between two releases of its resident
+/// pages.
+const RELEASE_EVERY: u64 = 4 << 20;
 
 impl Deref for FileData {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            FileData::Mapped(map) => map,
+            FileData::Mapped { map, .. } => map,
             FileData::Owned(bytes) => bytes,
         }
     }
@@ -49,7 +58,30 @@ impl FileData {
         // SAFETY: the map is read-only. A dump file shrinking under us while mapped would
         // fault; vmcores are not modified while being analysed.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
-        Ok(Arc::new(FileData::Mapped(map)))
+        Ok(Arc::new(FileData::Mapped {
+            map,
+            copied: AtomicU64::new(0),
+        }))
+    }
+
+    /// Notes that `len` bytes of page data were read out of the file (decompressed or
+    /// copied). Every 4 MiB the map's pages are given back (`MADV_DONTNEED`): a walk over
+    /// 10,000 stacks or a whole large dump then keeps a bounded resident set instead of one
+    /// that grows with every page it ever read. They stay in the page cache; headers and
+    /// tables read again fault back in from there.
+    pub(crate) fn note_read(&self, len: usize) {
+        let FileData::Mapped { map, copied } = self else {
+            return;
+        };
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        let total = copied.fetch_add(len, Ordering::Relaxed).saturating_add(len);
+        if total >= RELEASE_EVERY {
+            copied.store(0, Ordering::Relaxed);
+            // SAFETY: a read-only shared mapping of a file: dropping its resident pages
+            // changes no byte (the next access reads the same bytes from the file), so
+            // slices borrowed from it stay valid. Failure only leaves the pages resident.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
     }
 }
 
@@ -61,6 +93,8 @@ pub(crate) trait ByteSource: Send + Sync {
     /// `len` bytes at `offset`, borrowed when they are contiguous in the file; `None` when
     /// any of them is missing.
     fn bytes_at(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>>;
+    /// Notes that `len` bytes of page data were read (see [`FileData::note_read`]).
+    fn note_read(&self, len: usize);
 }
 
 /// A plain file: logical offsets are file offsets.
@@ -75,5 +109,9 @@ impl ByteSource for PlainSource {
         let start = usize::try_from(offset).ok()?;
         let end = start.checked_add(len)?;
         self.0.get(start..end).map(Cow::Borrowed)
+    }
+
+    fn note_read(&self, len: usize) {
+        self.0.note_read(len);
     }
 }
