@@ -48,6 +48,9 @@ pub struct TaskFilesRecord {
     /// A blank line after the task (crash prints one after each task named by pid).
     #[serde(skip)]
     trailer: bool,
+    /// The fd table could not be read (a warning says why): not "No open files".
+    #[serde(skip)]
+    unreadable: bool,
 }
 
 /// `files -d`: one dentry.
@@ -108,7 +111,9 @@ impl TaskFilesRecord {
         if let (Some(root), Some(cwd)) = (&self.root, &self.cwd) {
             writeln!(out, "ROOT: {root}    CWD: {cwd}")?;
         }
-        if self.files.is_empty() {
+        if self.unreadable {
+            writeln!(out, "(open files unreadable)")?;
+        } else if self.files.is_empty() {
             writeln!(out, "No open files")?;
         } else {
             writeln!(
@@ -280,6 +285,7 @@ pub fn files(
             files: Vec::new(),
             newline: n > 0 && !foreach,
             trailer: named || foreach,
+            unreadable: false,
         };
         match kfiles::task_files(kernel, &layout, t.addr) {
             Ok(f) => {
@@ -300,6 +306,7 @@ pub fn files(
                     String::new()
                 };
                 warnings.push(format!("files: pid {}: {err}{note}", t.pid));
+                view.unreadable = true;
             }
         }
         record.tasks.push(view);
@@ -414,6 +421,7 @@ mod tests {
             }],
             newline: false,
             trailer: true,
+            unreadable: false,
         };
         let r = FilesRecord {
             tasks: vec![t.clone()],

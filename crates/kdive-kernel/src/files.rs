@@ -33,7 +33,8 @@ pub trait PathReader {
 }
 
 /// A path as crash's `get_pathname(dentry, ..., full=1, vfsmnt)` builds it; `stop` says why
-/// the walk ended early (the path is then the part found).
+/// the walk ended early (the path is then the part found after `.../`: `/c.log` of a file
+/// whose mount could not be read would name another file).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DentryPath {
     pub path: String,
@@ -119,6 +120,9 @@ pub fn dentry_path(reader: &dyn PathReader, dentry: u64, vfsmnt: u64) -> DentryP
     }
     if path != "/" && path.ends_with('/') {
         path.pop();
+    }
+    if stop.is_some() {
+        path = format!("...{}{path}", if path.starts_with('/') { "" } else { "/" });
     }
     DentryPath { path, stop }
 }
@@ -681,16 +685,17 @@ mod tests {
         fs.dentries.insert(31, ("b", 30));
         let p = path(&fs, 30, 0x100);
         assert!(p.stop.as_deref().unwrap().contains("loops"), "{p:?}");
-        assert_eq!(p.path, "b/a");
+        assert_eq!(p.path, ".../b/a");
         // mnt_parent loop between two mounts.
         fs.mounts.insert(0x400, (10, 0x500));
         fs.mounts.insert(0x500, (10, 0x400));
         let p = path(&fs, 11, 0x400);
         assert!(p.stop.is_some());
+        assert!(p.path.starts_with(".../"), "{p:?}");
         // An unreadable parent keeps the names read so far.
         fs.dentries.insert(40, ("lost", 41));
         let p = path(&fs, 40, 0x100);
-        assert_eq!(p.path, "lost");
+        assert_eq!(p.path, ".../lost");
         assert!(p.stop.unwrap().contains("dentry 29"), "41 in hex");
         // A chain longer than the limit.
         let mut long = Fs::default();
@@ -699,7 +704,7 @@ mod tests {
         }
         let p = path(&long, 1, 0);
         assert!(p.stop.is_some());
-        assert!(p.path.len() <= MAX_PATH_LEN);
+        assert!(p.path.len() <= MAX_PATH_LEN + ".../".len());
     }
 
     #[test]
