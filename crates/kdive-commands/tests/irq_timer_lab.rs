@@ -13,8 +13,8 @@
 //!     kdive's);
 //!   - crash 8.0.2 checks only the VC stack's page in `mach` (kdive, as crash 9.0.2, every
 //!     IST stack's).
-//!   crash's timers of equal expiry come in qsort()'s order; rows are compared as sets
-//!   where the text differs for the reasons above.
+//!   - crash's timers of equal expiry come in qsort()'s order: where the text differs for
+//!     the reasons above, rows are compared as sets.
 //! - drgn 0.3.0's drgn-crash (which ports irq and timer in its own layout): the same
 //!   descriptors and actions, counts and affinities, the same timers on the same bases with
 //!   the same expiry and function, the same hrtimers on the same clock bases.
