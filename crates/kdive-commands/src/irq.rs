@@ -9,6 +9,7 @@ use kdive_kernel::irq::{irq_actions, irq_affinity, irq_descs, irq_stats, IrqActi
 use kdive_kernel::KernelError;
 use serde::Serialize;
 
+use crate::calc::parse_cpuspec;
 use crate::format::center;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
@@ -170,19 +171,22 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "irq",
     aliases: &[],
     summary: "interrupt descriptors, actions, per-CPU counts and affinity",
-    usage: "irq [-s | -a]",
+    usage: "irq [-s [-c CPUS] | -a | IRQ...]",
     description: "Every IRQ number below nr_irqs, as crash lists them: its irq_desc (from the\n\
 sparse-IRQ maple tree, the irq_desc radix tree or the static array) and the irqactions\n\
 sharing it, with their names; \"(unused)\" where there is none.\n\
   -s  the per-CPU interrupt counts of the lines in use, with chip and flow names, as\n\
       /proc/interrupts shows them\n\
-  -a  the CPU affinity of each line in use",
+  -a  the CPU affinity of each line in use\n\
+  -c  with -s, only these CPUs' columns (1,3,5-7 or all)\n\
+  IRQ only these IRQ numbers",
     examples: &[
         "irq                  every IRQ: irq_desc, irqactions and their names",
         "irq -s               interrupt counts per CPU, like /proc/interrupts",
         "irq -a               which CPUs each interrupt may go to",
+        "irq 0 4              the descriptors and actions of IRQs 0 and 4",
     ],
-    options: &["-s", "-a"],
+    options: &["-s", "-a", "-c"],
     operands: Operand::None,
     schema: 1,
     run: run_irq,
@@ -194,26 +198,32 @@ fn run_irq(
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
     let (mut stats, mut affinity) = (false, false);
-    for word in words {
-        let Some(options) = word.strip_prefix('-').filter(|o| !o.is_empty()) else {
-            return Err(SPEC.bad_args(format!("unexpected argument: {word}")));
-        };
-        for option in options.chars() {
-            match option {
-                's' => stats = true,
-                'a' => affinity = true,
-                other => {
-                    return Err(CommandError::BadOption {
-                        command: "irq",
-                        option: other,
-                        usage: SPEC.usage,
-                    })
-                }
+    let mut cpu_spec = None;
+    let mut numbers = Vec::new();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "-s" => stats = true,
+            "-a" => affinity = true,
+            "-c" => {
+                cpu_spec = Some(
+                    words
+                        .next()
+                        .ok_or_else(|| SPEC.bad_args("-c needs a CPU list"))?,
+                );
             }
+            number => numbers.push(
+                number
+                    .parse::<u32>()
+                    .map_err(|_| SPEC.bad_args(format!("unexpected argument: {number}")))?,
+            ),
         }
     }
     if stats && affinity {
         return Err(SPEC.bad_args("-s and -a show different tables: give one"));
+    }
+    if (stats || affinity) && !numbers.is_empty() {
+        return Err(SPEC.bad_args("IRQ numbers go without -s and -a"));
     }
     let kernel = session.kernel();
     let failed = |e: KernelError| CommandError::Failed {
@@ -221,6 +231,12 @@ fn run_irq(
         what: e.to_string(),
     };
     let table = irq_descs(kernel, warnings).map_err(failed)?;
+    if let Some(&irq) = numbers.iter().find(|&&n| n >= table.nr_irqs) {
+        return Err(SPEC.bad_args(format!(
+            "invalid IRQ value: {irq}  ({} max)",
+            table.nr_irqs.saturating_sub(1)
+        )));
+    }
     let mut record = IrqRecord {
         view: "descriptors",
         irqs: Vec::new(),
@@ -239,7 +255,12 @@ fn run_irq(
     };
     if stats || affinity {
         let nr_cpus = kernel.nr_cpu_ids().map_err(failed)?;
-        let cpus: Vec<u32> = (0..nr_cpus).collect();
+        // crash's -c chooses the columns of -s (and is ignored otherwise).
+        let cpus: Vec<u32> = match cpu_spec.filter(|_| stats) {
+            Some(spec) => parse_cpuspec(spec, nr_cpus)
+                .ok_or_else(|| SPEC.bad_args(format!("invalid cpu specification: {spec}")))?,
+            None => (0..nr_cpus).collect(),
+        };
         record.view = if stats { "stats" } else { "affinity" };
         for (&irq, &desc) in &table.descs {
             let actions = actions_of(desc, warnings);
@@ -271,7 +292,8 @@ fn run_irq(
         record.cpus = Some(cpus);
         return Ok(Box::new(record));
     }
-    for irq in 0..table.nr_irqs {
+    let all: Vec<u32> = (0..table.nr_irqs).collect();
+    for &irq in if numbers.is_empty() { &all } else { &numbers } {
         let desc = table.descs.get(&irq).copied();
         let actions = desc.map(|d| actions_of(d, warnings)).unwrap_or_default();
         record.irqs.push(IrqRow {

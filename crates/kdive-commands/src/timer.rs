@@ -10,6 +10,7 @@ use kdive_kernel::timer::{hrtimer_cpu_base, hrtimer_now, jiffies, timer_bases};
 use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
+use crate::calc::parse_cpuspec;
 use crate::format::center;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
@@ -247,18 +248,20 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "timer",
     aliases: &[],
     summary: "pending timers: the timer wheel, or hrtimers with -r",
-    usage: "timer [-r]",
+    usage: "timer [-r] [-C CPUS]",
     description: "The pending timers of each CPU's timer wheel, as crash lists them: jiffies,\n\
 then for each timer base its timers in expiry order with the jiffies to expiry (TTE,\n\
 negative when overdue), the timer_list and its function.\n\
   -r  the hrtimers of each CPU clock base instead: soft and hard expiry, time to expiry\n\
       against crash's current time (uptime jiffies in ns plus the clock's offset), the\n\
-      hrtimer and its function",
+      hrtimer and its function\n\
+  -C  only these CPUs (1,3,5-7 or all)",
     examples: &[
         "timer                the timer wheel of each CPU",
         "timer -r             hrtimers (posix timers, itimers, the tick) per clock base",
+        "timer -C 1           the timer wheel of CPU 1",
     ],
-    options: &["-r"],
+    options: &["-r", "-C"],
     operands: Operand::None,
     schema: 1,
     run: run_timer,
@@ -269,40 +272,38 @@ fn run_timer(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let mut hrtimers = false;
-    for word in words {
-        let Some(options) = word.strip_prefix('-').filter(|o| !o.is_empty()) else {
-            return Err(SPEC.bad_args(format!("unexpected argument: {word}")));
-        };
-        for option in options.chars() {
-            match option {
-                'r' => hrtimers = true,
-                other => {
-                    return Err(CommandError::BadOption {
-                        command: "timer",
-                        option: other,
-                        usage: SPEC.usage,
-                    })
-                }
-            }
-        }
-    }
     let kernel = session.kernel();
-    let symbolizer = FrameSymbolizer::new(kernel, session.modules());
     let failed = |e: kdive_kernel::KernelError| CommandError::Failed {
         command: "timer",
         what: e.to_string(),
     };
-    let cpus = kernel.nr_cpu_ids().map_err(failed)?;
+    let nr_cpus = kernel.nr_cpu_ids().map_err(failed)?;
+    let mut hrtimers = false;
+    let mut cpus: Vec<u32> = (0..nr_cpus).collect();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "-r" => hrtimers = true,
+            "-C" => {
+                let spec = words
+                    .next()
+                    .ok_or_else(|| SPEC.bad_args("-C needs a CPU list"))?;
+                cpus = parse_cpuspec(spec, nr_cpus)
+                    .ok_or_else(|| SPEC.bad_args(format!("invalid cpu specification: {spec}")))?;
+            }
+            _ => return Err(SPEC.bad_args(format!("unexpected argument: {word}"))),
+        }
+    }
+    let symbolizer = FrameSymbolizer::new(kernel, session.modules());
     if hrtimers {
         return Ok(Box::new(TimerRecord {
             wheel: None,
-            hrtimers: Some(hrtimer_rows(kernel, &symbolizer, cpus, warnings).map_err(failed)?),
+            hrtimers: Some(hrtimer_rows(kernel, &symbolizer, &cpus, warnings).map_err(failed)?),
         }));
     }
     let jiffies = jiffies(kernel).map_err(failed)?;
     let mut bases = Vec::new();
-    for cpu in 0..cpus {
+    for &cpu in &cpus {
         let cpu_bases = match timer_bases(kernel, cpu, warnings) {
             Ok(b) => b,
             Err(err) => {
@@ -338,13 +339,13 @@ fn run_timer(
 fn hrtimer_rows(
     kernel: &Kernel,
     symbolizer: &FrameSymbolizer<'_>,
-    cpus: u32,
+    cpus: &[u32],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<HrtimerCpu>, kdive_kernel::KernelError> {
     let hz = hz(kernel)?;
     let uptime = uptime_jiffies(kernel, hz)?;
     let mut out = Vec::new();
-    for cpu in 0..cpus {
+    for &cpu in cpus {
         let base = match hrtimer_cpu_base(kernel, cpu, warnings) {
             Ok(b) => b,
             Err(err) => {
@@ -391,3 +392,116 @@ fn hrtimer_rows(
 }
 
 crate::impl_record!(TimerRecord);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wheel_row(expires: u64, tte: i64, timer: u64, symbol: &str) -> WheelTimerRow {
+        WheelTimerRow {
+            expires,
+            tte,
+            timer_list: Hex(timer),
+            function: Hex(0xffff_ffff_b1ee_d680),
+            symbol: symbol.into(),
+        }
+    }
+
+    /// crash 9.0.2's text for the lab's 6.12-userland dump (CPU 1's second base), and an
+    /// empty base.
+    #[test]
+    fn wheel_layout() {
+        let record = TimerRecord {
+            wheel: Some(TimerWheel {
+                jiffies: 4_294_894_992,
+                bases: vec![
+                    WheelBase {
+                        cpu: 0,
+                        base: "BASE_STD",
+                        timer_base: Hex(0xffff_8ac3_8e62_26c0),
+                        timers: Vec::new(),
+                    },
+                    WheelBase {
+                        cpu: 1,
+                        base: "BASE_DEF",
+                        timer_base: Hex(0xffff_8ac3_8e72_3940),
+                        timers: vec![
+                            wheel_row(4_294_895_015, 23, 0xffff_8ac3_8f98_7710, "a"),
+                            wheel_row(4_305_692_617, 10_797_625, 0xffff_ffff_b3b7_eae0, "b"),
+                        ],
+                    },
+                ],
+            }),
+            hrtimers: None,
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "JIFFIES   \n4294894992\n\n\
+             TIMER_BASES[0][BASE_STD]: ffff8ac38e6226c0\n  \
+             EXPIRES        TTE     TIMER_LIST     FUNCTION\n  (none)\n\n\
+             TIMER_BASES[1][BASE_DEF]: ffff8ac38e723940\n  \
+             EXPIRES        TTE           TIMER_LIST     FUNCTION\n  \
+             4294895015         23  ffff8ac38f987710  ffffffffb1eed680  <a>\n  \
+             4305692617   10797625  ffffffffb3b7eae0  ffffffffb1eed680  <b>\n"
+        );
+    }
+
+    /// crash 9.0.2's text for the lab's 6.12-userland dump (CPU 1, clock 0, two timers), an
+    /// empty clock and a timer that cannot be read.
+    #[test]
+    fn hrtimer_layout() {
+        let timer = |soft: i64, expires: i64, addr: u64| HrtimerRow {
+            hrtimer: Hex(addr),
+            softexpires: Some(soft),
+            expires,
+            tte: expires - 227_696_000_000,
+            function: Some(Hex(0xffff_ffff_b1fc_1480)),
+            symbol: Some("tick_nohz_handler".into()),
+            readable: true,
+        };
+        let mut lost = timer(0, 0, 0xffff_8ac3_8e72_6700);
+        lost.readable = false;
+        let record = TimerRecord {
+            wheel: None,
+            hrtimers: Some(vec![HrtimerCpu {
+                cpu: 1,
+                hrtimer_cpu_base: Hex(0xffff_8ac3_8e72_5e40),
+                clocks: vec![
+                    HrtimerClock {
+                        clock: 0,
+                        hrtimer_clock_base: Hex(0xffff_8ac3_8e72_5e80),
+                        label: Some("ktime_get".into()),
+                        current: 227_696_000_000,
+                        timers: vec![
+                            timer(10_780_000_000, 10_780_000_000, 0xffff_8ac3_8e72_6418),
+                            lost,
+                            timer(12_640_000_000, 12_640_000_000, 0xffff_8ac3_8e72_6700),
+                        ],
+                    },
+                    HrtimerClock {
+                        clock: 1,
+                        hrtimer_clock_base: Hex(0xffff_8ac3_8e72_5ec0),
+                        label: Some("ktime_get_real".into()),
+                        current: 0,
+                        timers: Vec::new(),
+                    },
+                ],
+            }]),
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "CPU: 1  HRTIMER_CPU_BASE: ffff8ac38e725e40\n  \
+             CLOCK: 0  HRTIMER_CLOCK_BASE: ffff8ac38e725e80  [ktime_get]\n    \
+             CURRENT  \n  227696000000\n  \
+             SOFTEXPIRES    EXPIRES         TTE           HRTIMER           FUNCTION    \n  \
+             10780000000  10780000000  -216916000000  ffff8ac38e726418  ffffffffb1fc1480  <tick_nohz_handler>\n  \
+             (destroyed timer)\n  \
+             12640000000  12640000000  -215056000000  ffff8ac38e726700  ffffffffb1fc1480  <tick_nohz_handler>\n\n  \
+             CLOCK: 1  HRTIMER_CLOCK_BASE: ffff8ac38e725ec0  [ktime_get_real]\n  (empty)\n"
+        );
+    }
+}

@@ -1,5 +1,6 @@
-//! `irq`, `irq -s`, `irq -a`, `timer`, `timer -r`, `mach` and `mach -c` on the lab's busy and
-//! userland dumps of every kernel series, against oracles run at test time:
+//! `irq` (all, some numbers), `irq -s` (all CPUs, `-c 1`), `irq -a`, `timer` and `timer -r`
+//! (all CPUs, `-C`), `mach` and `mach -c` on the lab's busy and userland dumps of every kernel
+//! series, against oracles run at test time:
 //! - crash 9.0.2 on every series and crash 8.0.2 on 5.10: the same text, line for line, or
 //!   differing only as docs/kernels.md ("irq, timer and mach") explains, each checked field
 //!   by field rather than skipped:
@@ -36,8 +37,18 @@ use serde_json::Value;
 mod common;
 use common::{open, text};
 
-const COMMANDS: [&str; 7] = [
-    "irq", "irq -s", "irq -a", "timer", "timer -r", "mach", "mach -c",
+const COMMANDS: [&str; 11] = [
+    "irq",
+    "irq -s",
+    "irq -a",
+    "timer",
+    "timer -r",
+    "mach",
+    "mach -c",
+    "irq 0 4 100",
+    "irq -s -c 1",
+    "timer -C 1",
+    "timer -r -C 0",
 ];
 /// The commands drgn-crash ports (the first five).
 const DRGN_COMMANDS: usize = 5;
@@ -418,8 +429,9 @@ fn irq_and_timer_match_crash_and_drgn() {
                 let ours = ours.trim_start();
                 if ours == theirs {
                     same += 1;
-                } else if command == "timer" && wheel_as_documented(ours, theirs)
-                    || command == "timer -r"
+                } else if (command == "timer" || command.starts_with("timer -C"))
+                    && wheel_as_documented(ours, theirs)
+                    || command.starts_with("timer -r")
                         && their_hz.is_some_and(|h| {
                             hrtimers_as_documented(&kernel, h, linked_nodes, ours, theirs)
                         })
