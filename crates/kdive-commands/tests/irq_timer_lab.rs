@@ -462,5 +462,5 @@ fn irq_and_timer_match_crash_and_drgn() {
     }
     assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
     println!("drgn-crash 0.3.0: {drgn_compared} commands agreed; {timer_processes} timer processes found");
-    agreement.finish("irq and timer commands");
+    agreement.finish("irq, timer and mach commands");
 }
