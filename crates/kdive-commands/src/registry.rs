@@ -151,6 +151,9 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::swap::SPEC,
     &crate::mount::SPEC,
     &crate::ipcs::SPEC,
+    &crate::irq::SPEC,
+    &crate::timer::SPEC,
+    &crate::mach::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

@@ -669,7 +669,10 @@ impl Reader<'_, '_> {
         Ok(match node {
             CType::Void => Node::Elided,
             CType::Base { size, kind, .. } => {
-                let raw = match blob.get(off, size) {
+                // A bitfield is read over the bytes its bits span: its storage unit may
+                // end past the struct (`unsigned int initialized : 1` in the last byte).
+                let span = bits.map_or(size, |(bit, width)| (bit + width).div_ceil(8).min(size));
+                let raw = match blob.get(off, span) {
                     Ok(b) => b,
                     Err(a) => return Ok(Node::Unreadable(a)),
                 };

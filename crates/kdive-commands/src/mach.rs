@@ -1,0 +1,295 @@
+//! `mach`: machine-specific data (crash's `cmd_mach()` with x86_64's
+//! `x86_64_display_machine_stats()`): machine type, memory, CPUs, hypervisor, processor
+//! speed, HZ, page size, the kernel's memory regions and its stacks.
+
+use std::io::{self, Write};
+
+use kdive_kernel::machine::{
+    exception_stacks, hypervisor, irq_stacks, region_bases, thread_size, MODULES_VADDR,
+    START_KERNEL_MAP,
+};
+use kdive_kernel::sys;
+use serde::Serialize;
+
+use crate::format::memory_size_string;
+use crate::ps::Hex;
+use crate::registry::{CommandSpec, Operand, Record};
+use crate::session::Session;
+use crate::structs::EntryPrinter;
+use crate::CommandError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MachRecord {
+    pub machine_type: Option<String>,
+    pub memory_bytes: Option<u64>,
+    pub cpus: u32,
+    pub cpus_offline: u32,
+    /// `pv_info.name` where it is not "bare hardware".
+    pub hypervisor: Option<String>,
+    pub processor_mhz: Option<u32>,
+    pub hz: Option<u64>,
+    pub page_size: u64,
+    pub kernel_virtual_base: Hex,
+    pub kernel_vmalloc_base: Hex,
+    pub kernel_vmemmap_base: Hex,
+    pub kernel_start_map: Hex,
+    pub kernel_modules_base: Hex,
+    pub kernel_stack_size: u64,
+    /// `None` when the IRQ stacks could not be read.
+    pub irq_stack_size: Option<u64>,
+    pub irq_stacks: Vec<Hex>,
+    pub exception_stacks: Vec<ExceptionStackRow>,
+}
+
+/// `mach -c`: each CPU's `struct cpuinfo_x86` (the per-CPU `cpu_info`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MachCpusRecord {
+    pub cpuinfo: Vec<CpuInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuInfo {
+    pub cpu: u32,
+    pub cpuinfo_x86: Hex,
+    /// crash's `struct cpuinfo_x86` text of it.
+    pub lines: Vec<String>,
+}
+
+impl MachCpusRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (i, cpu) in self.cpuinfo.iter().enumerate() {
+            writeln!(out, "{}CPU {}:", if i > 0 { "\n" } else { "" }, cpu.cpu)?;
+            for line in &cpu.lines {
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionStackRow {
+    /// crash's name: `DOUBLEFAULT`, `NMI`, `DEBUG`, `MCE`, `VC`, `(unknown)`.
+    pub name: &'static str,
+    pub size: u64,
+    /// Per CPU: the stack's base and whether its page is in the dump.
+    pub stacks: Vec<StackBase>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackBase {
+    pub base: Hex,
+    pub available: bool,
+}
+
+impl MachRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unknown)".into());
+        writeln!(out, "          MACHINE TYPE: {}", opt(&self.machine_type))?;
+        writeln!(
+            out,
+            "           MEMORY SIZE: {}",
+            opt(&self.memory_bytes.map(memory_size_string))
+        )?;
+        if self.cpus_offline > 0 {
+            writeln!(
+                out,
+                "                  CPUS: {} [OFFLINE: {}]",
+                self.cpus, self.cpus_offline
+            )?;
+        } else {
+            writeln!(out, "                  CPUS: {}", self.cpus)?;
+        }
+        if let Some(h) = &self.hypervisor {
+            writeln!(out, "            HYPERVISOR: {h}")?;
+        }
+        match self.processor_mhz {
+            Some(mhz) if mhz > 0 => writeln!(out, "       PROCESSOR SPEED: {mhz} Mhz")?,
+            _ => writeln!(out, "       PROCESSOR SPEED: (unknown)")?,
+        }
+        writeln!(
+            out,
+            "                    HZ: {}",
+            opt(&self.hz.map(|h| h.to_string()))
+        )?;
+        writeln!(out, "             PAGE SIZE: {}", self.page_size)?;
+        writeln!(
+            out,
+            "   KERNEL VIRTUAL BASE: {:x}",
+            self.kernel_virtual_base.0
+        )?;
+        writeln!(
+            out,
+            "   KERNEL VMALLOC BASE: {:x}",
+            self.kernel_vmalloc_base.0
+        )?;
+        writeln!(
+            out,
+            "   KERNEL VMEMMAP BASE: {:x}",
+            self.kernel_vmemmap_base.0
+        )?;
+        writeln!(out, "      KERNEL START MAP: {:x}", self.kernel_start_map.0)?;
+        writeln!(
+            out,
+            "   KERNEL MODULES BASE: {:x}",
+            self.kernel_modules_base.0
+        )?;
+        writeln!(out, "     KERNEL STACK SIZE: {}", self.kernel_stack_size)?;
+        if let Some(size) = self.irq_stack_size {
+            writeln!(out, "        IRQ STACK SIZE: {size}")?;
+            writeln!(out, "            IRQ STACKS:")?;
+            for (cpu, base) in self.irq_stacks.iter().enumerate() {
+                writeln!(out, "{:>22}: {:016x}", format!("CPU {cpu}"), base.0)?;
+            }
+        }
+        for stack in &self.exception_stacks {
+            writeln!(out, "{:>11} STACK SIZE: {}", stack.name, stack.size)?;
+            write!(out, "{:>24}", format!("{} STACKS:\n", stack.name))?;
+            for (cpu, base) in stack.stacks.iter().enumerate() {
+                writeln!(
+                    out,
+                    "{:>22}: {:016x}{}",
+                    format!("CPU {cpu}"),
+                    base.base.0,
+                    if base.available { "" } else { " [unavailable]" }
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `mach`.
+pub(crate) const SPEC: CommandSpec = CommandSpec {
+    name: "mach",
+    aliases: &[],
+    summary: "machine data: type, memory, CPUs, speed, HZ, memory regions, stacks",
+    usage: "mach [-c]",
+    description: "The machine's data as crash's x86_64 mach shows it: machine type, memory\n\
+size, CPUs (and how many are offline), the hypervisor, processor speed, HZ, page size,\n\
+the bases of the direct map, vmalloc, vmemmap, kernel text and modules, the task stack\n\
+size, and each CPU's IRQ stack and IST exception stacks (\"[unavailable]\" where the\n\
+stack's page is not in the dump).\n\
+  -c  each CPU's struct cpuinfo_x86",
+    examples: &[
+        "mach                 machine type, memory, CPUs, regions and stacks",
+        "mach -c              each CPU's cpuinfo_x86: model, flags, cache, topology",
+    ],
+    options: &["-c"],
+    operands: Operand::None,
+    schema: 1,
+    run: run_mach,
+};
+
+fn run_mach(
+    session: &mut Session<'_>,
+    words: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Record>, CommandError> {
+    let mut cpu_data = false;
+    for word in words {
+        match word.as_str() {
+            "-c" => cpu_data = true,
+            _ => return Err(SPEC.bad_args(format!("unexpected argument: {word}"))),
+        }
+    }
+    if cpu_data {
+        return Ok(Box::new(cpu_infos(session, warnings)?));
+    }
+    let kernel = session.kernel();
+    let mut note = |what: &str, err: &dyn std::fmt::Display| {
+        warnings.push(format!("mach: {what}: {err}"));
+    };
+    let present = kernel
+        .cpu_mask("present")
+        .map_err(|e| CommandError::Failed {
+            command: "mach",
+            what: format!("CPUS: {e}"),
+        })?;
+    // crash's kt->cpus: the highest present CPU plus one.
+    let cpus = present.iter().max().map_or(0, |c| c + 1);
+    let online = kernel
+        .cpu_mask("online")
+        .map(|o| o.len())
+        .unwrap_or(present.len());
+    let uts = sys::utsname(kernel)
+        .map_err(|e| note("MACHINE TYPE", &e))
+        .ok();
+    let memory_bytes = sys::node_memory_bytes(kernel)
+        .map_err(|e| note("MEMORY SIZE", &e))
+        .ok();
+    let hz = sys::hz(kernel).map_err(|e| note("HZ", &e)).ok();
+    let (page_offset, vmalloc, vmemmap) = region_bases(kernel);
+    let (irq_stack_size, irq_bases) = match irq_stacks(kernel, cpus) {
+        Ok((size, bases)) => (Some(size), bases),
+        Err(err) => {
+            note("IRQ STACKS", &err);
+            (None, Vec::new())
+        }
+    };
+    let exception = exception_stacks(kernel, cpus)
+        .map_err(|e| note("exception stacks", &e))
+        .unwrap_or_default();
+    Ok(Box::new(MachRecord {
+        machine_type: uts.map(|u| u.machine),
+        memory_bytes,
+        cpus,
+        cpus_offline: u32::try_from(present.len().saturating_sub(online)).unwrap_or(0),
+        hypervisor: hypervisor(kernel).filter(|h| h != "bare hardware"),
+        processor_mhz: sys::cpu_khz(kernel).ok().map(|k| k / 1000),
+        hz,
+        page_size: kernel.page_size(),
+        kernel_virtual_base: Hex(page_offset),
+        kernel_vmalloc_base: Hex(vmalloc),
+        kernel_vmemmap_base: Hex(vmemmap),
+        kernel_start_map: Hex(START_KERNEL_MAP),
+        kernel_modules_base: Hex(MODULES_VADDR),
+        kernel_stack_size: thread_size(kernel),
+        irq_stack_size,
+        irq_stacks: irq_bases.into_iter().map(Hex).collect(),
+        exception_stacks: exception
+            .into_iter()
+            .map(|e| ExceptionStackRow {
+                name: e.name,
+                size: e.size,
+                stacks: e
+                    .bases
+                    .into_iter()
+                    .map(|(base, available)| StackBase {
+                        base: Hex(base),
+                        available,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+/// crash's `x86_64_display_cpu_data()`: `struct cpuinfo_x86` at each CPU's `cpu_info`, for
+/// CPUs up to the highest present one.
+fn cpu_infos(
+    session: &Session<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<MachCpusRecord, CommandError> {
+    let kernel = session.kernel();
+    let failed = |e: kdive_kernel::KernelError| CommandError::Failed {
+        command: "mach",
+        what: format!("-c: {e}"),
+    };
+    let present = kernel.cpu_mask("present").map_err(failed)?;
+    let cpus = present.iter().max().map_or(0, |c| c + 1);
+    let symbol = kernel.symbol("cpu_info").map_err(failed)?;
+    let printer = EntryPrinter::new(session, vec!["cpuinfo_x86".into()], false);
+    let mut out = Vec::new();
+    for cpu in 0..cpus {
+        let addr = kernel.per_cpu_ptr(symbol, cpu).map_err(failed)?;
+        out.push(CpuInfo {
+            cpu,
+            cpuinfo_x86: Hex(addr.0),
+            lines: printer.lines(addr.0, warnings),
+        });
+    }
+    Ok(MachCpusRecord { cpuinfo: out })
+}
+
+crate::impl_record!(MachRecord, MachCpusRecord);
