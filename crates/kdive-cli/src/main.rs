@@ -40,7 +40,7 @@ enum Command {
     Triage(triage::Args),
     /// Check whether a crash on this machine would produce a usable dump
     Doctor(doctor::Args),
-    /// Open the kernel in a dump and run crash-style commands (sys, bt, log, ps, mod, kmem -i, sym, rd, dis, runq)
+    /// Open the kernel in a dump and run crash's commands (bt, ps, log, files, vm, kmem, struct...)
     Open(open::Args),
 }
 

@@ -18,9 +18,10 @@ history (kept in $XDG_STATE_HOME/kdive/history), Tab completion of commands, opt
 pids and task names; `help` lists the commands, `help CMD` shows one; q, exit or Ctrl-D leave;
 Ctrl-C stops a long command. When standard input is not a terminal its lines are the commands.
 
-Commands use crash's names, options and columns (sys, bt, foreach, ps, task, files, vm, log,
-mod, kmem -i, sym, rd, dis, runq, set, help). A line may end in `| shell command`, `> file` or `>> file`;
-long output goes through $PAGER (default `less -FRX`) unless `set scroll off`.
+Commands use crash's names, options and columns (`kdive open vmcore -c help` lists them:
+bt, ps, log, task, files, vm, kmem, struct, rd, dis, foreach...). A line may end in
+`| shell command`, `> file` or `>> file`; long output goes through $PAGER (default
+`less -FRX`) unless `set scroll off`.
 
 Examples:
   kdive open vmcore                                   the prompt
