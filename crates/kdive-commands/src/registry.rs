@@ -151,6 +151,8 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::swap::SPEC,
     &crate::mount::SPEC,
     &crate::ipcs::SPEC,
+    &crate::net::SPEC,
+    &crate::dev::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).
