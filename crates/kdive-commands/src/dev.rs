@@ -472,4 +472,68 @@ mod tests {
              259 ffff8ac381d66400   nvme0n1    ffff8ac38f9acf20       0     0     0 \n"
         );
     }
+
+    #[test]
+    fn pci_layout_as_crash() {
+        let device = |addr, name: &str, class, hdr_type, flags| {
+            pci_row(&PciDevice {
+                addr,
+                name: name.into(),
+                class,
+                vendor: 0x1b36,
+                device: 0x10,
+                hdr_type,
+                pcie_flags: flags,
+            })
+        };
+        let child = PciBusRow {
+            pci_bus: Hex(0xffff_8ac3_81b4_f000),
+            parent: Hex(0xffff_8ac3_81b4_e800),
+            name: "0000:01".into(),
+            bridge: Some(device(
+                0xffff_8ac3_8112_d000,
+                "0000:00:1c.0",
+                0x06_0400,
+                1,
+                Some(0x42),
+            )),
+            devices: Vec::new(),
+            children: Vec::new(),
+        };
+        let record = DevRecord {
+            character: None,
+            block: None,
+            disk_io: None,
+            pci: Some(vec![PciBusRow {
+                pci_bus: Hex(0xffff_8ac3_81b4_e800),
+                parent: Hex(0),
+                name: "0000:00".into(),
+                bridge: None,
+                devices: vec![device(
+                    0xffff_8ac3_81b5_8000,
+                    "0000:00:04.0",
+                    0x01_0802,
+                    0,
+                    Some(0),
+                )],
+                children: vec![child],
+            }]),
+            pcie_column: true,
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "    ROOT BUS     BUSNAME\n\
+             ffff8ac381b4e800 0000:00\n      \
+             PCI DEV      DO:BU:SL.FN  CLASS   PCI_ID      TYPE   \n  \
+             ffff8ac381b58000 0000:00:04.0  0108   1b36:10   ENDPOINT \n      \
+             PCI BUS         PARENT BUS   \n  \
+             ffff8ac381b4f000 ffff8ac381b4e800\n      \
+             PCI DEV      DO:BU:SL.FN  CLASS   PCI_ID      TYPE   \n  \
+             ffff8ac38112d000 0000:00:1c.0  0604   1b36:10  ROOT_PORT [BRIDGE]\n\
+             \n\
+             \n"
+        );
+    }
 }

@@ -78,7 +78,15 @@ pub fn char_devices(
     let next = kernel.offset_of("char_device_struct", "next")?;
     let name_size = kernel.member("char_device_struct", "name")?.size;
     let cdev_ops = kernel.offset_of("cdev", "ops")?;
-    let probes = kobj_map_probes(kernel, "cdev_map");
+    let probes = match kobj_map_probes(kernel, "cdev_map") {
+        Ok(p) => Some(p),
+        Err(err) => {
+            warnings.push(format!(
+                "cdev_map probes: {err}; a region without a cdev of its own shows (none)"
+            ));
+            None
+        }
+    };
     let mut out = Vec::new();
     for head in heads.into_iter().filter(|&h| h != 0) {
         for entry in chain_entries(kernel, head, next, "char_device_struct chain", warnings) {
@@ -140,18 +148,16 @@ fn char_device(
     })
 }
 
-/// `kobj_map.probes[]` of the map the pointer `symbol` holds; `None` when unreadable
-/// (crash then finds nothing there either).
-fn kobj_map_probes(kernel: &Kernel, symbol: &str) -> Option<Vec<u64>> {
-    let map = kernel.read_symbol_u64(symbol).ok()?;
-    let offset = kernel.offset_of("kobj_map", "probes").ok()?;
+/// `kobj_map.probes[]` of the map the pointer `symbol` holds.
+fn kobj_map_probes(kernel: &Kernel, symbol: &str) -> Result<Vec<u64>, KernelError> {
+    let map = kernel.read_symbol_u64(symbol)?;
+    let offset = kernel.offset_of("kobj_map", "probes")?;
     pointer_array(
         kernel,
         VirtAddr(map.wrapping_add(offset)),
         MAJOR_HASH_SIZE,
         "kobj_map probes[]",
     )
-    .ok()
 }
 
 /// A `probe` chain's entries, each `(dev, data)`.
@@ -162,13 +168,16 @@ fn probe_chain(kernel: &Kernel, first: u64, warnings: &mut Vec<String>) -> Vec<(
     let mut out = Vec::new();
     for probe in chain_entries(kernel, first, next, "kobj_map probe chain", warnings) {
         let at = VirtAddr(probe);
-        let (Ok(dev), Ok(data)) = (
+        match (
             kernel.read_field(at, "probe", "dev"),
             kernel.read_field(at, "probe", "data"),
-        ) else {
-            break;
-        };
-        out.push((dev & 0xffff_ffff, data));
+        ) {
+            (Ok(dev), Ok(data)) => out.push((dev & 0xffff_ffff, data)),
+            (Err(err), _) | (_, Err(err)) => {
+                warnings.push(format!("kobj_map probe {probe:x}: {err}"));
+                break;
+            }
+        }
     }
     out
 }
@@ -188,10 +197,13 @@ fn cdev_probe(
     let (_, data) = probe_chain(kernel, first, warnings)
         .into_iter()
         .find(|(dev, _)| dev >> MINOR_BITS == major && dev & ((1 << MINOR_BITS) - 1) == minor)?;
-    let ops = kernel
-        .read_u64(VirtAddr(data.wrapping_add(cdev_ops)), "cdev ops")
-        .ok()?;
-    Some((data, ops))
+    match kernel.read_u64(VirtAddr(data.wrapping_add(cdev_ops)), "cdev ops") {
+        Ok(ops) => Some((data, ops)),
+        Err(err) => {
+            warnings.push(format!("cdev {data:x} of {major}:{minor}: {err}"));
+            None
+        }
+    }
 }
 
 /// One block major (the head of a `major_names[]` bucket).
@@ -218,7 +230,12 @@ pub fn block_majors(
     };
     let heads = pointer_array(kernel, table, len, "major_names[]")?;
     let bdev_probes = if kernel.has_symbol("bdev_map") {
-        Some(kobj_map_probes(kernel, "bdev_map").unwrap_or_default())
+        Some(kobj_map_probes(kernel, "bdev_map").unwrap_or_else(|err| {
+            warnings.push(format!(
+                "bdev_map probes: {err}; block majors show no gendisk (none)"
+            ));
+            Vec::new()
+        }))
     } else {
         None
     };
@@ -267,7 +284,10 @@ pub fn block_majors(
                                     hit = Some((data, fops));
                                     break;
                                 }
-                                Err(_) => break,
+                                Err(err) => {
+                                    warnings.push(format!("gendisk {data:x}: {err}"));
+                                    break;
+                                }
                             }
                         }
                         hit
@@ -311,8 +331,12 @@ fn blockdev_disks(
     let mut out = Vec::new();
     for inode in ring_entries(kernel, head, sb_list, "blockdev s_inodes", warnings) {
         let bdev = VirtAddr(inode.wrapping_sub(bdev_size));
-        let Ok(disk) = kernel.read_field(bdev, "block_device", "bd_disk") else {
-            continue;
+        let disk = match kernel.read_field(bdev, "block_device", "bd_disk") {
+            Ok(d) => d,
+            Err(err) => {
+                warnings.push(format!("block device inode {inode:x}: {err}"));
+                continue;
+            }
         };
         if disk == 0 {
             continue;
@@ -324,8 +348,9 @@ fn blockdev_disks(
                 fops: kernel.read_field(VirtAddr(disk), "gendisk", "fops")?,
             })
         };
-        if let Ok(d) = read() {
-            out.push(d);
+        match read() {
+            Ok(d) => out.push(d),
+            Err(err) => warnings.push(format!("gendisk {disk:x}: {err}")),
         }
     }
     Ok(out)
