@@ -15,7 +15,7 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const USAGE: &str = "net [[-s | -a] [-n [pid | task]] | [-s] [pid | taskp] ...]";
+const USAGE: &str = "net [[-s | -S | -a] [-n [pid | task]] | [-s | -S] [pid | taskp] ...]";
 
 /// One network device.
 #[derive(Debug, Clone, Serialize)]
@@ -61,9 +61,18 @@ pub struct SocketRow {
     pub destination: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<u16>,
+    /// `net -S`: the `struct socket` and the `struct inet_sock` at `sock`, as `struct`
+    /// prints them (crash prints every sock as an inet_sock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_struct: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inet_sock_struct: Option<serde_json::Value>,
     /// The text after FAMILY:TYPE, as crash prints it.
     #[serde(skip)]
     text: String,
+    /// `net -S`: the two structs' text.
+    #[serde(skip)]
+    structs_text: Option<String>,
 }
 
 /// One task's sockets (`net -s`).
@@ -84,9 +93,12 @@ pub struct NetRecord {
     /// `net -a`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arp: Option<Vec<ArpRow>>,
-    /// `net -s`.
+    /// `net -s`, `net -S`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<TaskSocketsRecord>>,
+    /// `net -S`: each socket shown with its structs.
+    #[serde(skip)]
+    full: bool,
 }
 
 const SOCKET_HEADER: &str =
@@ -145,6 +157,22 @@ impl NetRecord {
                 writeln!(out, "{}", task_header(t.pid, t.task, t.cpu, &t.comm))?;
                 if t.sockets.is_empty() {
                     writeln!(out, "No open sockets.")?;
+                    continue;
+                }
+                if self.full {
+                    for (i, s) in t.sockets.iter().enumerate() {
+                        if i > 0 {
+                            writeln!(out)?;
+                        }
+                        writeln!(
+                            out,
+                            "FD  {}  {}",
+                            center("SOCKET", 16, false),
+                            center("SOCK", 16, false)
+                        )?;
+                        writeln!(out, "{:>2}  {:>16x}  {:>16x}\n", s.fd, s.socket.0, s.sock.0)?;
+                        write!(out, "{}", s.structs_text.as_deref().unwrap_or(""))?;
+                    }
                     continue;
                 }
                 writeln!(out, "{SOCKET_HEADER}")?;
@@ -293,7 +321,10 @@ fn socket_row(s: &OpenSocket) -> SocketRow {
         source_port: None,
         destination: None,
         destination_port: None,
+        socket_struct: None,
+        inet_sock_struct: None,
         text: String::new(),
+        structs_text: None,
     };
     match &s.addrs {
         Some(SocketAddrs::Inet {
@@ -394,6 +425,8 @@ fn run(
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
     let (mut arp, mut sockets, mut namespace) = (false, false, false);
+    // -s or -S, whichever comes first (crash: "only one -s or -S option allowed").
+    let mut full = None;
     let mut operands = Vec::new();
     for w in words {
         match w.strip_prefix('-').filter(|o| !o.is_empty()) {
@@ -401,7 +434,14 @@ fn run(
                 for option in options.chars() {
                     match option {
                         'a' => arp = true,
-                        's' => sockets = true,
+                        's' => {
+                            sockets = true;
+                            full = full.or(Some(false));
+                        }
+                        'S' => {
+                            sockets = true;
+                            full = full.or(Some(true));
+                        }
                         'n' => namespace = true,
                         other => {
                             return Err(CommandError::BadOption {
@@ -421,10 +461,12 @@ fn run(
         return Err(SPEC.bad_args(format!("unexpected argument: {}", operands[0])));
     }
     let kernel = session.kernel();
+    let full = full.unwrap_or(false);
     let mut record = NetRecord {
         devices: None,
         arp: None,
         tasks: None,
+        full,
     };
     if arp {
         let cache =
@@ -444,6 +486,11 @@ fn run(
             match knet::task_sockets(kernel, t.addr) {
                 Ok(found) => {
                     view.sockets = found.sockets.iter().map(socket_row).collect();
+                    if full {
+                        for row in &mut view.sockets {
+                            with_structs(session, row, warnings);
+                        }
+                    }
                     warnings.extend(
                         found
                             .warnings
@@ -491,6 +538,31 @@ fn run(
     Ok(Box::new(record))
 }
 
+/// `net -S`: crash's `dump_struct()` of the socket and of its sock as an `inet_sock`, as
+/// kdive's `struct` prints them.
+fn with_structs(session: &mut Session<'_>, row: &mut SocketRow, warnings: &mut Vec<String>) {
+    let mut text = String::new();
+    let mut print = |ty: &str, addr: u64| -> Option<serde_json::Value> {
+        match session.execute(&format!("struct {ty} {addr:x}")) {
+            Ok(report) => {
+                let mut out = Vec::new();
+                if report.write_text(&mut out).is_ok() {
+                    text.push_str(&String::from_utf8_lossy(&out));
+                }
+                warnings.extend(report.warnings.iter().map(|w| format!("net: {w}")));
+                Some(report.to_json())
+            }
+            Err(err) => {
+                warnings.push(format!("net: struct {ty} {addr:x}: {err}"));
+                None
+            }
+        }
+    };
+    row.socket_struct = print("socket", row.socket.0);
+    row.inet_sock_struct = print("inet_sock", row.sock.0);
+    row.structs_text = Some(text);
+}
+
 crate::impl_record!(NetRecord);
 
 /// `net`.
@@ -505,13 +577,15 @@ net_device, name and IPv4 and IPv6 addresses.\n\
   -a             the ARP cache: each neighbour's IP and hardware address, device, state\n\
   -s [PID|TASK]  the open sockets of the current (or each named) task: FD, struct socket,\n\
                  struct sock, FAMILY:TYPE, and the source and destination address-port of\n\
-                 INET and INET6 sockets",
+                 INET and INET6 sockets\n\
+  -S [PID|TASK]  each socket's FD, socket and sock, then the struct socket and the sock\n\
+                 as a struct inet_sock, printed whole",
     examples: &[
         "net                  the devices of the init namespace and their addresses",
         "net -a               the ARP (neighbour) cache",
         "net -s 208           pid 208's sockets",
     ],
-    options: &["-a", "-s", "-n"],
+    options: &["-a", "-s", "-S", "-n"],
     operands: Operand::Task,
     schema: 1,
     run,
@@ -607,6 +681,7 @@ mod tests {
                     socket(11, 1, 2, None),
                 ],
             }]),
+            full: false,
         };
         assert_eq!(
             text(&record),

@@ -2,9 +2,9 @@
 //! and userland kdump `-d 31` dumps of every kernel series (7.x: the busy QEMU dump and the
 //! userland `-d 0` dump, which crash 9.0.2 opens):
 //! - crash 9.0.2 on each, and crash 8.0.2 where it opens them (5.10, 6.1): `net`,
-//!   `net -n 1`, `net -a`, `dev`, `dev -d`, `dev -p`, and on userland dumps `net -s PID` of
-//!   the guest's `net` process (TCP, UDP and UNIX sockets on loopback): the same text, line
-//!   for line, or differing only as docs/kernels.md ("net and dev") explains.
+//!   `net -n 1`, `net -a`, `dev`, `dev -d`, `dev -p`, and on userland dumps `net -s PID` and
+//!   `net -S PID` of the guest's `net` process (TCP, UDP and UNIX sockets on loopback): the
+//!   same text, line for line, or differing only as docs/kernels.md ("net and dev") explains.
 //! - drgn 0.3.0's drgn-crash, which ports `net`, `net -a`, `dev`, `dev -d` and `dev -p` in
 //!   its own layout: the same rows, field for field, but for the differences its port has
 //!   (docs/kernels.md).
@@ -58,6 +58,7 @@ fn commands(m: &Value) -> Vec<String> {
         .find(|p| p.role == "net")
     {
         out.push(format!("net -s {}", p.pid));
+        out.push(format!("net -S {}", p.pid));
     }
     out
 }
@@ -123,6 +124,20 @@ fn compare_crash(
     if lines(ours) == lines(theirs) {
         return Some(true);
     }
+    // `net -S` prints structs: gdb prints the bytes of a char array that form UTF-8
+    // characters as those characters, kdive's `struct` as octal escapes; and 5.10's BTF,
+    // from which kdive prints, has `char` unsigned (docs/kernels.md, "BTF of 5.10").
+    if command.starts_with("net -S") {
+        let (o, t) = (lines(ours), lines(theirs));
+        return (o.len() == t.len()
+            && o.iter().zip(&t).all(|(a, b)| {
+                a == b
+                    || (common::c_string_bytes(a).is_some()
+                        && common::c_string_bytes(a) == common::c_string_bytes(b))
+                    || (m["kernel"]["series"] == "5.10" && unsigned_char(a, b))
+            }))
+        .then_some(false);
+    }
     let report = session.execute(command).ok()?;
     if version == Crash::V8 && (command == "net" || command.starts_with("net -n")) {
         let record = report.record::<NetRecord>()?;
@@ -133,6 +148,22 @@ fn compare_crash(
         return (lines(&without_module_symbols(session, record)) == lines(theirs)).then_some(false);
     }
     None
+}
+
+/// `member = N 'c',` in ours where crash prints `member = N-256 'c',`: a `char` unsigned in
+/// kdive's types and signed in crash's.
+fn unsigned_char(ours: &str, theirs: &str) -> bool {
+    let split = |line: &str| -> Option<(String, i64, String)> {
+        let (name, rest) = line.split_once(" = ")?;
+        let (number, quoted) = rest.split_once(" '")?;
+        Some((name.to_owned(), number.parse().ok()?, quoted.to_owned()))
+    };
+    match (split(ours), split(theirs)) {
+        (Some((n1, v1, q1)), Some((n2, v2, q2))) => {
+            n1 == n2 && q1 == q2 && v2 < 0 && v1 == v2 + 256
+        }
+        _ => false,
+    }
 }
 
 fn tokens(line: &str) -> Vec<String> {
@@ -298,7 +329,7 @@ fn net_and_dev_match_crash_and_drgn() {
                 // crash 8.0.2 sees 3 of the ~59 tasks of 6.1 (docs/kernels.md): it finds
                 // no `net` process there.
                 if version == Crash::V8
-                    && command.starts_with("net -s")
+                    && command.starts_with("net -")
                     && theirs.contains("invalid task or pid value")
                 {
                     continue;
@@ -315,8 +346,11 @@ fn net_and_dev_match_crash_and_drgn() {
         }
         if let Some(theirs) = lab::drgn_crash_session(m, &commands) {
             for (command, theirs) in commands.iter().zip(&theirs) {
-                // drgn-crash 0.3.0's net has no -s or -n.
-                if command.starts_with("net -s") || command.starts_with("net -n") {
+                // drgn-crash 0.3.0's net has no -s, -S or -n.
+                if ["net -s", "net -S", "net -n"]
+                    .iter()
+                    .any(|o| command.starts_with(o))
+                {
                     continue;
                 }
                 match compare_drgn(&mut session, command, theirs) {
