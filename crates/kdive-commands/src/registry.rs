@@ -154,6 +154,8 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::irq::SPEC,
     &crate::timer::SPEC,
     &crate::mach::SPEC,
+    &crate::net::SPEC,
+    &crate::dev::SPEC,
 ];
 
 /// The command named `name` (or one of its aliases).

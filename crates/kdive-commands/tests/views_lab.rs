@@ -29,8 +29,11 @@ use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
 use serde_json::Value;
 
+mod common;
 #[path = "common/crash_text.rs"]
 mod crash_text;
+
+use common::c_string_bytes;
 
 fn open(m: &Value) -> Option<Kernel> {
     let vmlinux = m["kernel"]["vmlinux"].as_str()?;
@@ -323,53 +326,6 @@ fn known_view_difference(version: Crash, ours: &str, theirs: &str) -> Option<&'s
         }
     }
     reason
-}
-
-/// The bytes of the first C string literal on a line (octal and simple escapes decoded,
-/// other characters as their UTF-8 bytes), with the text around it.
-fn c_string_bytes(line: &str) -> Option<(String, Vec<u8>, String)> {
-    let start = line.find('"')?;
-    let mut bytes = Vec::new();
-    let mut chars = line[start + 1..].char_indices().peekable();
-    let mut end = None;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => {
-                end = Some(start + 1 + i + 1);
-                break;
-            }
-            '\\' => {
-                let (_, e) = chars.next()?;
-                match e {
-                    '0'..='7' => {
-                        let mut v = e.to_digit(8)?;
-                        for _ in 0..2 {
-                            match chars.peek() {
-                                Some(&(_, d)) if d.is_digit(8) => {
-                                    v = v * 8 + d.to_digit(8)?;
-                                    chars.next();
-                                }
-                                _ => break,
-                            }
-                        }
-                        bytes.push(u8::try_from(v).ok()?);
-                    }
-                    'n' => bytes.push(b'\n'),
-                    't' => bytes.push(b'\t'),
-                    other => {
-                        let mut buf = [0u8; 4];
-                        bytes.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
-                    }
-                }
-            }
-            other => {
-                let mut buf = [0u8; 4];
-                bytes.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    let end = end?;
-    Some((line[..start].to_owned(), bytes, line[end..].to_owned()))
 }
 
 /// drgn's view of one task: `fd N FILE PATH` and `vma ADDR START END FLAGS PATH` lines.

@@ -8,6 +8,7 @@
 //! written here, bound every walk and return data; they never print.
 
 pub mod audit;
+pub mod dev;
 mod error;
 pub mod files;
 pub mod ipc;
@@ -19,6 +20,7 @@ pub mod machine;
 pub mod meminfo;
 pub mod mm;
 pub mod module;
+pub mod net;
 pub mod printk;
 pub mod sched;
 pub mod slab;

@@ -36,3 +36,50 @@ pub fn text(report: &Report) -> String {
     report.write_text(&mut out).expect("renders");
     String::from_utf8_lossy(&out).trim_end().to_owned()
 }
+
+/// The bytes of the first C string literal on a line (octal and simple escapes decoded,
+/// other characters as their UTF-8 bytes), with the text around it.
+pub fn c_string_bytes(line: &str) -> Option<(String, Vec<u8>, String)> {
+    let start = line.find('"')?;
+    let mut bytes = Vec::new();
+    let mut chars = line[start + 1..].char_indices().peekable();
+    let mut end = None;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                end = Some(start + 1 + i + 1);
+                break;
+            }
+            '\\' => {
+                let (_, e) = chars.next()?;
+                match e {
+                    '0'..='7' => {
+                        let mut v = e.to_digit(8)?;
+                        for _ in 0..2 {
+                            match chars.peek() {
+                                Some(&(_, d)) if d.is_digit(8) => {
+                                    v = v * 8 + d.to_digit(8)?;
+                                    chars.next();
+                                }
+                                _ => break,
+                            }
+                        }
+                        bytes.push(u8::try_from(v).ok()?);
+                    }
+                    'n' => bytes.push(b'\n'),
+                    't' => bytes.push(b'\t'),
+                    other => {
+                        let mut buf = [0u8; 4];
+                        bytes.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+                    }
+                }
+            }
+            other => {
+                let mut buf = [0u8; 4];
+                bytes.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    let end = end?;
+    Some((line[..start].to_owned(), bytes, line[end..].to_owned()))
+}
