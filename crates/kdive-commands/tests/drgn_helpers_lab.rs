@@ -50,14 +50,16 @@ fn crash_state(letter: &str) -> Option<&'static str> {
     })
 }
 
-fn run<T: Clone + 'static>(session: &mut Session<'_>, line: &str) -> T {
+/// The command's record and its warnings.
+fn run<T: Clone + 'static>(session: &mut Session<'_>, line: &str) -> (T, Vec<String>) {
     let report = session
         .execute(line)
         .unwrap_or_else(|e| panic!("{line}: {e}"));
-    report
+    let record = report
         .record::<T>()
         .unwrap_or_else(|| panic!("{line}: another record"))
-        .clone()
+        .clone();
+    (record, report.warnings)
 }
 
 /// How far drgn's RSS (the `mm_struct` counters as stored) may be from crash's and kdive's
@@ -113,8 +115,7 @@ fn compare(
     let mut compared = 0;
     let mut differ = |what: String| mismatches.push(format!("{name}: {what}"));
 
-    let ps_report = session.execute("ps").expect("ps");
-    let ps: PsRecord = ps_report.record::<PsRecord>().expect("ps record").clone();
+    let (ps, ps_warnings) = run::<PsRecord>(&mut session, "ps");
     let tasks: Vec<_> = ps.tasks.iter().filter(|t| t.pid != 0).collect();
     // drgn stops at an excluded page of the -d 31 dump of 7.x (makedumpfile 1.7.9 drops
     // in-use pages there: docs/kernels.md) where kdive's walk goes round it: then the same
@@ -191,8 +192,7 @@ fn compare(
                 .filter_map(|k| rss[k].as_i64())
                 .sum();
             let drgn_kb = pages.max(0) as u64 * 4;
-            let lost_and_said =
-                partial && warned(&ps_report.warnings, &format!("pid {pid} memory"));
+            let lost_and_said = partial && warned(&ps_warnings, &format!("pid {pid} memory"));
             if row.rss.abs_diff(drgn_kb) <= slack || lost_and_said {
                 compared += 1;
             } else {
@@ -220,7 +220,7 @@ fn compare(
         }
         return compared;
     }
-    let mounts: MountRecord = run(&mut session, "mount");
+    let (mounts, _) = run::<MountRecord>(&mut session, "mount");
     let theirs: Vec<(String, String, String)> = oracle["mounts"]
         .as_array()
         .into_iter()
@@ -261,11 +261,8 @@ fn compare_files(
     let Some(theirs) = p["files"].as_array() else {
         return 0;
     };
-    let report = session.execute(&format!("files {pid}")).expect("files");
-    let files: kdive_commands::files::FilesRecord = report
-        .record::<kdive_commands::files::FilesRecord>()
-        .expect("files record")
-        .clone();
+    let (files, warnings) =
+        run::<kdive_commands::files::FilesRecord>(session, &format!("files {pid}"));
     let Some(task) = files.tasks.first() else {
         differ(format!("pid {pid}: files printed no task"));
         return 0;
@@ -274,9 +271,9 @@ fn compare_files(
     let ours: Vec<u64> = task.files.iter().map(|f| f.fd).collect();
     let fds: Vec<u64> = theirs.iter().filter_map(|f| f["fd"].as_u64()).collect();
     let lost_and_said =
-        |fd: &u64| partial && !ours.contains(fd) && warned(&report.warnings, &format!("fd {fd}:"));
+        |fd: &u64| partial && !ours.contains(fd) && warned(&warnings, &format!("fd {fd}:"));
     // The whole fd table lost: said once for the task.
-    let table_lost = partial && ours.is_empty() && warned(&report.warnings, "files_struct");
+    let table_lost = partial && ours.is_empty() && warned(&warnings, "files_struct");
     if ours == fds
         || table_lost
         || (ours.iter().all(|fd| fds.contains(fd))
@@ -317,11 +314,7 @@ fn compare_vmas(
     let Some(theirs) = p["vmas"].as_array() else {
         return 0;
     };
-    let report = session.execute(&format!("vm {pid}")).expect("vm");
-    let vm: kdive_commands::vm::VmRecord = report
-        .record::<kdive_commands::vm::VmRecord>()
-        .expect("vm record")
-        .clone();
+    let (vm, warnings) = run::<kdive_commands::vm::VmRecord>(session, &format!("vm {pid}"));
     let Some(task) = vm.tasks.first() else {
         differ(format!("pid {pid}: vm printed no task"));
         return 0;
@@ -342,7 +335,7 @@ fn compare_vmas(
     let mut compared = 0;
     if ours == drgn {
         compared += 1;
-    } else if partial && ours.is_empty() && warned(&report.warnings, &format!("pid {pid}")) {
+    } else if partial && ours.is_empty() && warned(&warnings, &format!("pid {pid}")) {
         return 1;
     } else {
         differ(format!(

@@ -241,16 +241,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct Mem(HashMap<u64, u64>);
-
-    impl WordReader for Mem {
-        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
-            self.0
-                .get(&addr)
-                .copied()
-                .ok_or_else(|| format!("{addr:x} is not mapped"))
-        }
-    }
+    use crate::walk::Mem;
 
     #[test]
     fn action_chains_end_at_null_stop_on_cycles_and_are_bounded() {

@@ -428,16 +428,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct Mem(HashMap<u64, u64>);
-
-    impl WordReader for Mem {
-        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
-            self.0
-                .get(&addr)
-                .copied()
-                .ok_or_else(|| format!("page of {addr:x} is not in the dump"))
-        }
-    }
+    use crate::walk::Mem;
 
     #[test]
     fn rings_leave_out_the_head_and_stop_on_damage() {

@@ -345,16 +345,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct Mem(HashMap<u64, u64>);
-
-    impl WordReader for Mem {
-        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
-            self.0
-                .get(&addr)
-                .copied()
-                .ok_or_else(|| format!("{addr:x} is not mapped"))
-        }
-    }
+    use crate::walk::Mem;
 
     /// `timer_list.entry` at 0: node addresses are timer addresses.
     #[test]

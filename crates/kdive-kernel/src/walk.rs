@@ -740,21 +740,25 @@ pub fn fuzz_walks(data: &[u8]) {
     let _ = walk_maple(&mem, word(12), true, mt, limit);
 }
 
+/// Synthetic memory for the walks' tests: words by address; any other address is not in
+/// the dump.
+#[cfg(test)]
+pub(crate) struct Mem(pub(crate) std::collections::HashMap<u64, u64>);
+
+#[cfg(test)]
+impl WordReader for Mem {
+    fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
+        self.0
+            .get(&addr)
+            .copied()
+            .ok_or_else(|| format!("page of {addr:x} is not in the dump"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
-
-    struct Mem(HashMap<u64, u64>);
-
-    impl WordReader for Mem {
-        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
-            self.0
-                .get(&addr)
-                .copied()
-                .ok_or_else(|| format!("page of {addr:x} is not in the dump"))
-        }
-    }
 
     fn addrs(w: &Walk) -> Vec<u64> {
         w.entries.iter().map(|e| e.addr).collect()
