@@ -6,7 +6,11 @@
 //! trailing NULs, `jiffies = (volatile unsigned long)4294893486`), so values are compared
 //! after taking the type casts, gdb's `$N = ` history labels and NUL padding away; commands
 //! whose layout is crash's in both (`list`, `whatis`, `eval`, `btop`, `ptob`) are compared
-//! line for line.
+//! line for line. The views (`swap`, `ipcs`, `mount`, `files`, `vm`) on the userland dumps are
+//! compared row by row, word by word (drgn-crash pads its columns its own way), with its known
+//! differences from crash taken out: its names for what crash leaves blank (`[pipefs]`,
+//! `[heap]`, shared anonymous memory's `dev/zero` in crash), swap's rounded PCT, vm's RSS
+//! without a percpu counter's per-CPU shares.
 
 mod common;
 
@@ -187,4 +191,142 @@ fn session_commands_match_drgn_crash_on_every_kernel() {
     }
     assert!(compared > 0, "no comparison ran");
     println!("{compared} commands compared with drgn-crash 0.3.0");
+}
+
+/// A table's rows as whitespace-separated words (drgn-crash pads columns its own way).
+fn rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// drgn-crash names what crash leaves blank: a pipe's `[pipefs]`, a VMA's `[heap]`, `[vdso]`,
+/// `[stack]`. Such a last word is dropped from its row before comparing.
+fn without_bracketed_name(mut row: Vec<String>) -> Vec<String> {
+    if row
+        .last()
+        .is_some_and(|w| w.starts_with('[') && w.ends_with(']'))
+    {
+        row.pop();
+    }
+    row
+}
+
+/// crash (and kdive) name shared anonymous memory by its shmem file, `dev/zero`; drgn-crash
+/// leaves it blank.
+fn without_shared_anonymous_name(mut row: Vec<String>) -> Vec<String> {
+    if row.last().is_some_and(|w| w == "dev/zero") {
+        row.pop();
+    }
+    row
+}
+
+/// `swap`, `ipcs`, `mount` and the `files` and `vm` of the userland scenario's `files` and
+/// `mmap` processes, against drgn-crash 0.3.0 on every series' userland dumps (kdump
+/// `-d 31` where makedumpfile supports the kernel, `-d 0`, QEMU): the same rows, word for word, once drgn-crash's own names for what crash
+/// leaves blank are taken away (and drgn-crash's `ROOT:`/`CWD:` spacing: words compared).
+#[test]
+fn views_agree_with_drgn_crash() {
+    let root = lab_root();
+    let dumps: Vec<Value> = manifests(&root)
+        .into_iter()
+        .filter(|m| {
+            m["scenario"] == "userland"
+                && m["oracle"]["drgn"].is_string()
+                && lab::filtered_unsupported(m).is_none()
+        })
+        .collect();
+    if dumps.is_empty() {
+        kdive_testkit::skip!(
+            "SKIP (no userland dumps with a drgn oracle at {})",
+            root.display()
+        );
+        return;
+    }
+    let mut compared = 0;
+    for m in &dumps {
+        let name = str_at(m, &["name"]).unwrap_or("?").to_owned();
+        let (kernel, dirs) =
+            common::open_with_module_dir(m).unwrap_or_else(|| panic!("{name}: does not open"));
+        let mut session = Session::new(&kernel, &dirs);
+        let mut commands: Vec<String> = ["swap", "ipcs", "mount"].map(str::to_owned).to_vec();
+        for p in lab::userland_processes(m) {
+            match p.role.as_str() {
+                "files" => commands.push(format!("files {}", p.pid)),
+                "mmap" => commands.push(format!("vm {}", p.pid)),
+                _ => {}
+            }
+        }
+        let Some(theirs) = lab::drgn_crash_session(m, &commands) else {
+            panic!("{name}: drgn-crash did not run (lab drgn venv missing?)");
+        };
+        for (command, theirs) in commands.iter().zip(&theirs) {
+            let ours = text(&mut session, command);
+            let (ours, theirs): (Vec<_>, Vec<_>) = (
+                rows(&ours)
+                    .into_iter()
+                    .map(without_bracketed_name)
+                    .map(without_shared_anonymous_name)
+                    .collect(),
+                rows(theirs)
+                    .into_iter()
+                    .map(without_bracketed_name)
+                    .collect(),
+            );
+            assert!(ours.len() > 1, "{name}: {command}: {ours:?}");
+            // swap's PCT: crash truncates (25% of 25.7), drgn-crash rounds: within 1, then
+            // the rest word for word.
+            let (ours, theirs) = if command == "swap" {
+                let pct = |r: &Vec<String>| r.get(4)?.strip_suffix('%')?.parse::<i64>().ok();
+                for (a, b) in ours.iter().zip(&theirs).skip(1) {
+                    let (a, b) = (pct(a), pct(b));
+                    assert!(
+                        matches!((a, b), (Some(a), Some(b)) if (b - a) == 0 || (b - a) == 1),
+                        "{name}: swap PCT {a:?}, drgn-crash {b:?}"
+                    );
+                }
+                let drop_pct = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+                    rows.into_iter()
+                        .enumerate()
+                        .map(|(i, mut r)| {
+                            if i > 0 && r.len() > 4 {
+                                r.remove(4);
+                            }
+                            r
+                        })
+                        .collect()
+                };
+                (drop_pct(ours), drop_pct(theirs))
+            } else if command.starts_with("vm ") {
+                // vm's RSS: drgn-crash reads a 6.2+ percpu counter's `count` alone, crash and
+                // kdive add each CPU's share (compared with crash in views_lab.rs).
+                let drop_rss = |mut rows: Vec<Vec<String>>| {
+                    if let Some(row) = rows.get_mut(2).filter(|r| r.len() == 4) {
+                        row.remove(2);
+                    }
+                    rows
+                };
+                (drop_rss(ours), drop_rss(theirs))
+            } else {
+                (ours, theirs)
+            };
+            let differing: Vec<_> = ours
+                .iter()
+                .zip(&theirs)
+                .filter(|(a, b)| a != b)
+                .take(4)
+                .collect();
+            assert!(
+                differing.is_empty() && ours.len() == theirs.len(),
+                "{name}: {command}: {} rows, drgn-crash {}; first differing rows {differing:?}",
+                ours.len(),
+                theirs.len()
+            );
+            compared += 1;
+        }
+        println!("{name}: {} views equal drgn-crash's", commands.len());
+    }
+    assert!(compared > 0, "no comparison ran");
+    println!("{compared} views compared with drgn-crash 0.3.0");
 }
