@@ -19,6 +19,7 @@ pub mod mm;
 pub mod module;
 pub mod printk;
 pub mod sched;
+pub mod signal;
 pub mod slab;
 pub mod stack;
 pub mod swap;
