@@ -19,7 +19,7 @@ pids and task names; `help` lists the commands, `help CMD` shows one; q, exit or
 Ctrl-C stops a long command. When standard input is not a terminal its lines are the commands.
 
 Commands use crash's names, options and columns (sys, bt, foreach, ps, task, files, vm, log,
-mod, kmem -i, sym, rd, dis, runq, set, help). A line may end in `| shell command`, `> file` or `>> file`;
+mod, kmem -i, sym, rd, dis, runq, set, sig, waitq, help). A line may end in `| shell command`, `> file` or `>> file`;
 long output goes through $PAGER (default `less -FRX`) unless `set scroll off`.
 
 Examples:

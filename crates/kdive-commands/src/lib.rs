@@ -45,6 +45,7 @@ pub mod tree;
 pub mod typed;
 pub mod vm;
 pub mod vtop;
+pub mod waitq;
 mod walkargs;
 pub mod whatis;
 pub mod x;

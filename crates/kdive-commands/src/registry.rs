@@ -134,6 +134,7 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &crate::runq::SPEC,
     &crate::set::SPEC,
     &crate::sig::SPEC,
+    &crate::waitq::SPEC,
     &crate::structs::SPEC,
     &crate::structs::UNION_SPEC,
     &crate::whatis::SPEC,

@@ -9,9 +9,11 @@
 //!   set, files, task, bt): the same text, line for line, except `foreach ... bt`, whose
 //!   frames are kdive's unwinder's (docs/bt-vs-crash.md): there the same tasks, by their
 //!   header lines.
-//! - drgn 0.3.0's drgn-crash (its `sig`): the same facts for `sig PID`, `sig -l` and
-//!   `sig -s`: the same words on each line, its columns spaced its own way, and without the
-//!   `SIGPENDING` line it does not print.
+//!   `waitq` of the oom reaper's queue (by symbol and by address), of `log_wait` (empty) and
+//!   of each user task's parent's `signal_struct.wait_chldexit`: the same text.
+//! - drgn 0.3.0's drgn-crash (its `sig` and `waitq`): the same facts for `sig PID`, `sig -l`,
+//!   `sig -s` and the `waitq` commands: the same words on each line, its columns spaced its
+//!   own way, and without the `SIGPENDING` line it does not print.
 //!
 //! Without a lab the test prints SKIP and passes, except under CI=true.
 
@@ -61,9 +63,37 @@ fn pid_of(m: &Value, role: &str) -> Option<u64> {
         .map(|p| p.pid)
 }
 
-/// The `sig` commands drgn-crash runs too.
-fn sig_commands(m: &Value) -> Vec<String> {
-    let mut out = Vec::new();
+/// The `sig` and `waitq` commands drgn-crash runs too. The wait queues: the oom reaper's
+/// (its kthread sleeps on it), `log_wait` (empty: nothing reads the log), and the
+/// `wait_chldexit` of each parent of a user task (a shell or init in `wait4()`), by
+/// `struct.member` and by address.
+fn oracle_commands(m: &Value, session: &Session<'_>) -> Vec<String> {
+    let kernel = session.kernel();
+    let tasks = &session.tasks().tasks;
+    let mut out = vec![
+        "waitq oom_reaper_wait".to_owned(),
+        "waitq log_wait".to_owned(),
+    ];
+    if let Ok(addr) = kernel.symbol("oom_reaper_wait") {
+        out.push(format!("waitq {:x}", addr.0));
+    }
+    let mut parents: Vec<i64> = tasks
+        .iter()
+        .filter(|t| !t.is_kernel_thread())
+        .filter_map(|t| t.ppid)
+        .filter(|p| *p > 0)
+        .collect();
+    parents.sort_unstable();
+    parents.dedup();
+    for pid in parents {
+        let signal = tasks
+            .iter()
+            .find(|t| t.pid == pid)
+            .and_then(|t| kernel.read_field(t.addr, "task_struct", "signal").ok());
+        if let Some(signal) = signal {
+            out.push(format!("waitq signal_struct.wait_chldexit {signal:x}"));
+        }
+    }
     if let Some(pid) = pid_of(m, "signals") {
         out.push(format!("sig {pid}"));
     }
@@ -83,7 +113,7 @@ fn commands(m: &Value, session: &Session<'_>) -> Vec<String> {
             .find(|t| u64::try_from(t.pid).ok() == Some(pid))
             .map(|t| t.comm.clone())
     };
-    let mut out = sig_commands(m);
+    let mut out = oracle_commands(m, session);
     out.push("sig".into());
     if let Some(pid) = pid_of(m, "threads") {
         out.push(format!("sig -g {pid}"));
@@ -170,7 +200,7 @@ fn known_difference(version: Crash, ours: &str, theirs: &str) -> Option<&'static
 }
 
 #[test]
-fn sig_and_foreach_match_crash() {
+fn sig_waitq_and_foreach_match_crash() {
     let Some(root) = lab_root().exists().then(lab_root) else {
         kdive_testkit::skip!("SKIP (no lab)");
         return;
@@ -237,7 +267,7 @@ fn sig_and_foreach_match_crash() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
-    agreement.finish("sig and foreach commands");
+    agreement.finish("sig, waitq and foreach commands");
 }
 
 /// A text's lines as words, without the `SIGPENDING` line drgn-crash does not print.
@@ -250,7 +280,7 @@ fn words(text: &str) -> Vec<Vec<&str>> {
 }
 
 #[test]
-fn sig_matches_drgn_crash() {
+fn sig_and_waitq_match_drgn_crash() {
     let Some(root) = lab_root().exists().then(lab_root) else {
         kdive_testkit::skip!("SKIP (no lab)");
         return;
@@ -262,7 +292,7 @@ fn sig_matches_drgn_crash() {
         let name = m["name"].as_str().unwrap_or("?");
         let kernel = open(m);
         let mut session = Session::new(&kernel, &[]);
-        let commands = sig_commands(m);
+        let commands = oracle_commands(m, &session);
         let Some(theirs) = lab::drgn_crash_session(m, &commands) else {
             kdive_testkit::skip!("{name}: SKIP (drgn-crash did not run)");
             continue;
@@ -286,7 +316,7 @@ fn sig_matches_drgn_crash() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
-    println!("{compared} sig commands as drgn-crash 0.3.0 shows them");
+    println!("{compared} sig and waitq commands as drgn-crash 0.3.0 shows them");
     if compared == 0 {
         kdive_testkit::skip!("SKIP (nothing compared with drgn-crash)");
     }

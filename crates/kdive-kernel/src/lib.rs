@@ -25,6 +25,7 @@ pub mod stack;
 pub mod swap;
 pub mod sys;
 pub mod task;
+pub mod wait;
 pub mod walk;
 
 pub use error::KernelError;
