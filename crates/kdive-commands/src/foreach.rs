@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::bt::{bt, parse_bt, BtSelect};
-use crate::ps::{ps, PsMode, PsSelector, PsThreads};
+use crate::ps::{parse_ps, ps, PsMode, PsSelector, PsThreads};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::set::{task_context, SetRecord};
@@ -31,7 +31,8 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     usage: USAGE,
     description:
         "Runs bt, files, vm, task, ps, sig or set (with its own options) on each task the\n\
-filters choose, in pid order; without filters, on every task.\n\
+filters choose, in pid order; without filters, on every task. ps takes -p, -c, -g, -l,\n\
+-m, -t, -r or -a; sig -g; task -R, -x, -d; vm -m, -v; bt -f, -l, -s.\n\
   PID, TASK   the task with this pid or task address\n\
   NAME        tasks with this command name (\\NAME when it looks like a number,\n\
               a state or a keyword); 'REGEX' (single quotes) names matching it\n\
@@ -42,6 +43,7 @@ filters choose, in pid order; without filters, on every task.\n\
         "foreach bt                   every task's backtrace",
         "foreach UN bt                tasks in uninterruptible sleep",
         "foreach user ps              user tasks in ps's table",
+        "foreach gleader ps -t        thread-group leaders' times",
         "foreach 'busy.*' files       open files of tasks named busy...",
         "foreach kernel task -R pid   a member of every kernel thread",
         "foreach -g sig               each thread group's signal state",
@@ -55,6 +57,9 @@ filters choose, in pid order; without filters, on every task.\n\
 
 /// The commands foreach runs (crash's `FOREACH_*` keywords kdive has).
 const COMMANDS: [&str; 7] = ["bt", "files", "vm", "task", "ps", "sig", "set"];
+
+/// crash's foreach passes these ps options on (its -k, -u and -S are vtop's and net's).
+const FOREACH_PS_OPTIONS: &str = "foreach ps takes one of -p, -c, -g, -l, -m, -t, -r, -a";
 
 /// crash's state filters (a prefix of `task_state_string()`).
 const STATES: [&str; 12] = [
@@ -337,16 +342,19 @@ fn run(
             Ok(Box::new(crate::task::task(session, &task_args, warnings)?))
         }
         "ps" => {
-            no_options("ps", &args)?;
-            let ps_args = crate::ps::PsArgs {
-                mode: PsMode::Table,
-                threads: PsThreads::All,
-                selectors: chosen
-                    .iter()
-                    .map(|t| PsSelector::Number(format!("{:#x}", t.addr.0)))
-                    .collect(),
-                cpus: None,
-            };
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut ps_args = parse_ps(&words)?;
+            if !ps_args.selectors.is_empty()
+                || ps_args.cpus.is_some()
+                || ps_args.threads != PsThreads::All
+                || ps_args.mode == PsMode::Summary
+            {
+                return Err(bad(FOREACH_PS_OPTIONS));
+            }
+            ps_args.selectors = chosen
+                .iter()
+                .map(|t| PsSelector::Number(format!("{:#x}", t.addr.0)))
+                .collect();
             Ok(Box::new(ps(session.kernel(), list, &ps_args, warnings)))
         }
         "sig" => {
