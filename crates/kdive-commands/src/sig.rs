@@ -456,15 +456,10 @@ impl SigRecord {
         if let Some(names) = &self.signal_names {
             for s in names {
                 let pad = if s.number < 10 { " " } else { "" };
-                let name = if s.number >= 32 {
-                    s.name.clone()
-                } else {
-                    match s.alias {
-                        Some(alias) => format!("{}/{alias}", s.name),
-                        None => s.name.clone(),
-                    }
+                let name = match s.alias {
+                    Some(alias) => format!("{}/{alias}", s.name),
+                    None => s.name.clone(),
                 };
-                let pad = if s.number >= 32 { "" } else { pad };
                 writeln!(out, "{pad}[{}] {name}", s.number)?;
             }
             return Ok(());
