@@ -215,8 +215,9 @@ pub fn parse_foreach(
 }
 
 impl TaskFilter {
-    /// The tasks chosen, in the list's order.
-    pub fn select(&self, tasks: &[Task], states: &TaskStateBits) -> Vec<Task> {
+    /// The tasks chosen, in the list's order; `states` is needed for a state filter (without
+    /// it, no task is in the state).
+    pub fn select(&self, tasks: &[Task], states: Option<&TaskStateBits>) -> Vec<Task> {
         let specified = self.specified || !self.regexes.is_empty();
         tasks
             .iter()
@@ -227,7 +228,7 @@ impl TaskFilter {
             .filter(|t| {
                 self.state
                     .as_deref()
-                    .is_none_or(|s| states.name(t.state) == s)
+                    .is_none_or(|s| states.is_some_and(|bits| bits.name(t.state) == s))
             })
             .filter(|t| {
                 !specified
@@ -294,16 +295,24 @@ fn run(
 ) -> Result<Box<dyn Record>, CommandError> {
     let list = session.tasks();
     let parsed = parse_foreach(words, &list.tasks, warnings)?;
-    let states = TaskStateBits::read(session.kernel()).map_err(|e| CommandError::Failed {
-        command: "foreach",
-        what: format!("task states: {e}"),
-    })?;
+    // Only a state filter needs the kernel's state bits (a truncated dump may lack them).
+    let states = match parsed.filter.state {
+        Some(_) => {
+            Some(
+                TaskStateBits::read(session.kernel()).map_err(|e| CommandError::Failed {
+                    command: "foreach",
+                    what: format!("task states: {e}"),
+                })?,
+            )
+        }
+        None => None,
+    };
     warnings.extend(
         list.errors
             .iter()
             .map(|e| format!("foreach: task list: {e}")),
     );
-    let chosen = parsed.filter.select(&list.tasks, &states);
+    let chosen = parsed.filter.select(&list.tasks, states.as_ref());
     let addrs: Vec<String> = chosen.iter().map(|t| format!("{:x}", t.addr.0)).collect();
     let args = parsed.args;
     if chosen.is_empty() {
@@ -442,7 +451,7 @@ mod tests {
             let args = parse_foreach(&words(line), &tasks, &mut warnings).unwrap();
             let pids: Vec<i64> = args
                 .filter
-                .select(&tasks, &states)
+                .select(&tasks, Some(&states))
                 .iter()
                 .map(|t| t.pid)
                 .collect();
