@@ -1,4 +1,4 @@
-//! `bt` and `foreach bt`: kernel stack backtraces in crash's layout (`PID: … TASK: … CPU: …
+//! `bt`: kernel stack backtraces in crash's layout (`PID: … TASK: … CPU: …
 //! COMMAND: …`, then ` #N [sp] function at pc [module]`, exception frames as a register
 //! block). Frames are the unwinder's chain (ORC, DWARF CFI; see kdive-kernel's `stack`), not
 //! crash's scan of every return address left on the stack, so no stale `?` frames appear.
@@ -26,8 +26,6 @@ use crate::session::Session;
 use crate::CommandError;
 
 const BT_USAGE: &str = "bt [-a|-c cpu(s)] [-f] [-l] [-s] [pid | task] ...";
-const FOREACH_USAGE: &str =
-    "foreach bt [-f] [-l] [-s] | foreach files | foreach vm [-m|-v] | foreach task [-R member,...]";
 
 /// Most stack words `bt -f` prints for one frame (a frame larger than this is a stack switch).
 const MAX_FRAME_WORDS: u64 = 1024;
@@ -44,8 +42,8 @@ pub enum BtSelect {
     Cpus(Vec<u32>),
     /// PIDs (decimal) or task addresses (hex).
     Tasks(Vec<String>),
-    /// `foreach bt`: every task.
-    Every,
+    /// `foreach bt`: the tasks foreach chose.
+    Given(Vec<Task>),
 }
 
 /// `bt`'s options.
@@ -104,29 +102,6 @@ pub fn parse_bt(words: &[&str]) -> Result<BtArgs, CommandError> {
         }
     }
     Ok(args)
-}
-
-/// `foreach bt [-f] [-l] [-s]`: `bt` of every task.
-pub fn parse_foreach(words: &[&str]) -> Result<BtArgs, CommandError> {
-    match words.split_first() {
-        Some((&"bt", rest)) => {
-            let mut args = parse_bt(rest)?;
-            if args.select != BtSelect::Panic {
-                return Err(CommandError::BadArgs {
-                    command: "foreach",
-                    what: "only bt's -f, -l and -s options are supported".into(),
-                    usage: FOREACH_USAGE,
-                });
-            }
-            args.select = BtSelect::Every;
-            Ok(args)
-        }
-        _ => Err(CommandError::BadArgs {
-            command: "foreach",
-            what: "kdive runs `foreach bt`, `files`, `vm` and `task`".into(),
-            usage: FOREACH_USAGE,
-        }),
-    }
 }
 
 /// `0`, `0,2`, `1-3` (crash's CPU list syntax).
@@ -324,10 +299,7 @@ fn select_tasks(
         }
         BtSelect::Cpus(cpus) => on_cpus(&mut cpus.iter().copied(), warnings),
         BtSelect::Tasks(words) => crate::ps::tasks_by_words(list, "bt", words, warnings),
-        BtSelect::Every => {
-            warnings.extend(list.errors.iter().map(|e| format!("bt: task list: {e}")));
-            list.tasks.clone()
-        }
+        BtSelect::Given(tasks) => tasks.clone(),
     }
 }
 
@@ -698,26 +670,6 @@ show their registers, stack switches crash's `--- <IRQ stack> ---` lines.\n\
     run: run_bt,
 };
 
-/// `foreach bt`.
-pub(crate) const FOREACH_SPEC: CommandSpec = CommandSpec {
-    name: "foreach",
-    aliases: &[],
-    summary: "run bt, files, vm or task for every task",
-    usage: FOREACH_USAGE,
-    description: "`bt`, `files`, `vm` or `task` of every task, in pid order, each with its own\n\
-options (bt's -f, -l, -s; vm's -m, -v; task's -R, -x, -d).",
-    examples: &[
-        "foreach bt           every task's backtrace",
-        "foreach files        every task's open files",
-        "foreach vm           every task's address space",
-        "foreach task -R comm,prio   two members of every task",
-    ],
-    options: &["-f", "-l", "-s"],
-    operands: Operand::Command,
-    schema: 1,
-    run: run_foreach,
-};
-
 fn run_bt(
     session: &mut Session<'_>,
     words: &[String],
@@ -728,64 +680,6 @@ fn run_bt(
     if let (BtSelect::Panic, Some(task)) = (&args.select, session.current_task()) {
         args.select = BtSelect::Tasks(vec![format!("{:x}", task.0)]);
     }
-    Ok(Box::new(bt(session, &args, warnings)))
-}
-
-fn run_foreach(
-    session: &mut Session<'_>,
-    words: &[String],
-    warnings: &mut Vec<String>,
-) -> Result<Box<dyn Record>, CommandError> {
-    // `foreach files|vm|task [options]`: the command on every task, in pid order.
-    if let Some((first, rest)) = words.split_first() {
-        let every: Vec<String> = session
-            .tasks()
-            .tasks
-            .iter()
-            .map(|t| format!("{:x}", t.addr.0))
-            .collect();
-        match first.as_str() {
-            "files" => {
-                if let Some(extra) = rest.first() {
-                    return Err(CommandError::BadArgs {
-                        command: "foreach",
-                        what: format!("foreach files takes no options: {extra}"),
-                        usage: FOREACH_USAGE,
-                    });
-                }
-                return Ok(Box::new(crate::files::files(
-                    session, &every, true, warnings,
-                )));
-            }
-            "vm" => {
-                let mut args = crate::vm::parse_vm(rest)?;
-                if !args.tasks.is_empty() {
-                    return Err(CommandError::BadArgs {
-                        command: "foreach",
-                        what: "foreach vm takes options only".into(),
-                        usage: FOREACH_USAGE,
-                    });
-                }
-                args.tasks = every;
-                return Ok(Box::new(crate::vm::vm(session, &args, warnings)));
-            }
-            "task" => {
-                let mut args = crate::task::parse_task(rest)?;
-                if !args.tasks.is_empty() {
-                    return Err(CommandError::BadArgs {
-                        command: "foreach",
-                        what: "foreach task takes options and members only".into(),
-                        usage: FOREACH_USAGE,
-                    });
-                }
-                args.tasks = every;
-                return Ok(Box::new(crate::task::task(session, &args, warnings)?));
-            }
-            _ => {}
-        }
-    }
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let args = parse_foreach(&words)?;
     Ok(Box::new(bt(session, &args, warnings)))
 }
 
@@ -815,12 +709,6 @@ mod tests {
         assert!(parse_bt(&["-c"]).is_err());
         assert!(parse_bt(&["-c", "x"]).is_err());
         assert!(parse_bt(&["-a", "1"]).is_err());
-        assert_eq!(
-            parse_foreach(&["bt", "-l"]).unwrap().select,
-            BtSelect::Every
-        );
-        assert!(parse_foreach(&["ps"]).is_err());
-        assert!(parse_foreach(&["bt", "-a"]).is_err());
     }
 
     fn regs(pairs: &[(Reg, u64)]) -> RegisterSet {

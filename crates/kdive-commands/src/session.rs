@@ -129,7 +129,10 @@ impl<'k> Session<'k> {
     /// off). An empty line is not a command.
     pub fn execute(&mut self, line: &str) -> Result<Report, CommandError> {
         self.interrupt.store(false, Ordering::Relaxed);
-        let words = split_words(line)?;
+        let mut words = split_words(line)?;
+        if words.first().is_some_and(|w| w == "foreach") {
+            words = split_keeping_single_quotes(line)?;
+        }
         let Some((first, rest)) = words.split_first() else {
             return Err(CommandError::NotFound(String::new()));
         };
@@ -194,6 +197,42 @@ pub fn split_words(line: &str) -> Result<Vec<String>, CommandError> {
     })
 }
 
+/// Splits a line as crash's lexer does for `foreach`, whose single-quoted words are regular
+/// expressions: blanks separate words, double quotes group them (and go), single quotes
+/// group them and stay.
+fn split_keeping_single_quotes(line: &str) -> Result<Vec<String>, CommandError> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, ' ' | '\t') => words.extend(word.take()),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                let w = word.get_or_insert_with(String::new);
+                if c == '\'' {
+                    w.push(c);
+                }
+            }
+            (Some(q), _) if c == q => {
+                quote = None;
+                if c == '\'' {
+                    word.get_or_insert_with(String::new).push(c);
+                }
+            }
+            _ => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(CommandError::Syntax {
+            what: "unterminated quote".into(),
+            line: line.to_owned(),
+        });
+    }
+    words.extend(word);
+    Ok(words)
+}
+
 /// What a command produced, and what it could not read.
 pub struct Report {
     spec: &'static CommandSpec,
@@ -248,6 +287,10 @@ mod tests {
     fn words_split_as_crash_splits_them() {
         assert_eq!(split_words("  ps  -p 1 ").unwrap(), ["ps", "-p", "1"]);
         assert_eq!(split_words("ps \\123").unwrap(), ["ps", "\\123"]);
+        assert_eq!(
+            split_keeping_single_quotes("foreach 'busy.*' \\sh \"a b\" ps").unwrap(),
+            ["foreach", "'busy.*'", "\\sh", "a b", "ps"]
+        );
         assert_eq!(
             split_words("sym -q \"lab_ x\" 'a b'").unwrap(),
             ["sym", "-q", "lab_ x", "a b"]

@@ -46,11 +46,17 @@ pub struct SetRecord {
     pub cpu: Option<u32>,
     /// crash's two-letter state (RU, IN, UN, ...).
     pub state: Option<&'static str>,
+    /// crash's long state (`TASK_INTERRUPTIBLE`, `EXIT_DEAD|EXIT_ZOMBIE`, ...).
+    #[serde(skip)]
+    state_verbose: Option<String>,
     /// The current task is the panic task.
     pub panic: bool,
     /// The current task was running on a CPU.
     pub active: bool,
     pub scroll: bool,
+    /// How many tasks have this pid (the idle tasks share pid 0): crash's `(1 of N)`.
+    #[serde(skip)]
+    tasks_with_pid: usize,
     /// `set scroll ...`: only the setting is shown.
     #[serde(skip)]
     setting_only: bool,
@@ -96,13 +102,21 @@ pub(crate) fn task_context(
 ) -> SetRecord {
     let kernel = session.kernel();
     let panic = panic_task(kernel);
-    let task = current.and_then(|addr| match read_task(kernel, addr) {
-        Ok(task) => Some(task),
-        Err(err) => {
-            warnings.push(format!("set: task at {addr}: {err}"));
-            None
-        }
+    let list = &session.tasks().tasks;
+    // The task list's entry knows whether the task was running on a CPU.
+    let task = current.and_then(|addr| match list.iter().find(|t| t.addr == addr) {
+        Some(task) => Some(task.clone()),
+        None => match read_task(kernel, addr) {
+            Ok(task) => Some(task),
+            Err(err) => {
+                warnings.push(format!("set: task at {addr}: {err}"));
+                None
+            }
+        },
     });
+    let tasks_with_pid = task
+        .as_ref()
+        .map_or(0, |t| list.iter().filter(|o| o.pid == t.pid).count());
     let states = TaskStateBits::read(kernel)
         .map_err(|err| warnings.push(format!("set: task states: {err}")))
         .ok();
@@ -115,9 +129,14 @@ pub(crate) fn task_context(
             .as_ref()
             .zip(states.as_ref())
             .map(|(t, s)| s.name(t.state)),
+        state_verbose: task
+            .as_ref()
+            .zip(states.as_ref())
+            .map(|(t, s)| s.verbose(t.state)),
         panic: current.is_some() && current == panic,
         active: task.as_ref().is_some_and(|t| t.active),
         scroll: session.settings.scroll,
+        tasks_with_pid,
         setting_only: false,
     }
 }
@@ -148,12 +167,17 @@ impl SetRecord {
         writeln!(out, "COMMAND: \"{}\"", or_unknown(self.comm.clone()))?;
         // With THREAD_INFO_IN_TASK (every x86_64 kernel since 4.9) thread_info is the
         // task_struct's first member.
+        let of = if self.tasks_with_pid > 1 {
+            format!("(1 of {})  ", self.tasks_with_pid)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
             "   TASK: {}",
             or_unknown(
                 self.task
-                    .map(|t| format!("{:x}  [THREAD_INFO: {:x}]", t.0, t.0))
+                    .map(|t| format!("{:x}  {of}[THREAD_INFO: {:x}]", t.0, t.0))
             )
         )?;
         writeln!(
@@ -171,7 +195,7 @@ impl SetRecord {
         writeln!(
             out,
             "  STATE: {}{context}",
-            self.state.map_or("??", verbose_state)
+            self.state_verbose.as_deref().unwrap_or("??")
         )
     }
 
@@ -191,24 +215,6 @@ impl SetRecord {
             }
         }
         Ok(())
-    }
-}
-
-/// crash's `task_state_string_verbose()` names for its two-letter states.
-fn verbose_state(state: &str) -> &'static str {
-    match state {
-        "RU" => "TASK_RUNNING",
-        "IN" => "TASK_INTERRUPTIBLE",
-        "UN" => "TASK_UNINTERRUPTIBLE",
-        "ID" => "TASK_UNINTERRUPTIBLE|TASK_NOLOAD",
-        "ZO" => "EXIT_ZOMBIE",
-        "ST" => "TASK_STOPPED",
-        "TR" => "TASK_TRACED",
-        "DE" => "EXIT_DEAD",
-        "PA" => "TASK_PARKED",
-        "WA" => "TASK_WAKING",
-        "NE" => "TASK_NEW",
-        _ => "??",
     }
 }
 

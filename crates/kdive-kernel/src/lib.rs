@@ -23,12 +23,14 @@ pub mod module;
 pub mod net;
 pub mod printk;
 pub mod sched;
+pub mod signal;
 pub mod slab;
 pub mod stack;
 pub mod swap;
 pub mod sys;
 pub mod task;
 pub mod timer;
+pub mod wait;
 pub mod walk;
 
 pub use error::KernelError;

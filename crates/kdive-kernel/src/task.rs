@@ -312,6 +312,41 @@ impl TaskStateBits {
         Ok(TaskStateBits::from_names(&names))
     }
 
+    /// crash's long state (`task_state_string_verbose()`): the names of the bits set, joined
+    /// by `|` (a zombie that has run `do_task_dead()` is `EXIT_DEAD|EXIT_ZOMBIE`, its
+    /// `TASK_DEAD` being one of crash's dead bits).
+    pub fn verbose(&self, state: u64) -> String {
+        if state == self.running {
+            return "TASK_RUNNING".into();
+        }
+        if self.parked != 0 && state == self.parked {
+            return "TASK_PARKED".into();
+        }
+        let named = |bits: u64, name: &'static str| (state & bits != 0).then_some(name);
+        let dead = state & self.dead;
+        let dead_name = (dead != 0).then_some(if dead.count_ones() > 1 {
+            "EXIT_DEAD|TASK_DEAD"
+        } else {
+            "EXIT_DEAD"
+        });
+        let names: Vec<&str> = [
+            named(self.interruptible, "TASK_INTERRUPTIBLE"),
+            named(self.uninterruptible, "TASK_UNINTERRUPTIBLE"),
+            named(self.stopped, "TASK_STOPPED"),
+            named(self.traced, "TASK_TRACED"),
+            dead_name,
+            named(self.zombie, "EXIT_ZOMBIE"),
+            named(self.waking, "TASK_WAKING"),
+            named(self.wakekill, "TASK_WAKEKILL"),
+            named(self.noload, "TASK_NOLOAD"),
+            named(self.new, "TASK_NEW"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        names.join("|")
+    }
+
     /// crash's two-letter state (`task_state_string()`): RU IN UN ID ZO ST TR DE PA WA NE,
     /// or `??` when no known bit is set. Later tests win, as in crash.
     pub fn name(&self, state: u64) -> &'static str {
