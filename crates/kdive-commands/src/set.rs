@@ -54,6 +54,9 @@ pub struct SetRecord {
     /// `set scroll ...`: only the setting is shown.
     #[serde(skip)]
     setting_only: bool,
+    /// Tasks with this pid (the idle tasks share pid 0): crash's `(1 of N)` when more than one.
+    #[serde(skip)]
+    pid_tasks: usize,
 }
 
 fn run_set(
@@ -116,9 +119,24 @@ pub(crate) fn task_context(
             .zip(states.as_ref())
             .map(|(t, s)| s.name(t.state)),
         panic: current.is_some() && current == panic,
-        active: task.as_ref().is_some_and(|t| t.active),
+        // The task list knows which tasks run on a CPU; one task read alone does not.
+        active: current.is_some_and(|c| {
+            session
+                .tasks()
+                .tasks
+                .iter()
+                .any(|t| t.addr == c && t.active)
+        }),
         scroll: session.settings.scroll,
         setting_only: false,
+        pid_tasks: task.as_ref().map_or(0, |t| {
+            session
+                .tasks()
+                .tasks
+                .iter()
+                .filter(|o| o.pid == t.pid)
+                .count()
+        }),
     }
 }
 
@@ -151,10 +169,14 @@ impl SetRecord {
         writeln!(
             out,
             "   TASK: {}",
-            or_unknown(
-                self.task
-                    .map(|t| format!("{:x}  [THREAD_INFO: {:x}]", t.0, t.0))
-            )
+            or_unknown(self.task.map(|t| {
+                let of = if self.pid_tasks > 1 {
+                    format!("(1 of {})  ", self.pid_tasks)
+                } else {
+                    String::new()
+                };
+                format!("{:x}  {of}[THREAD_INFO: {:x}]", t.0, t.0)
+            }))
         )?;
         writeln!(
             out,

@@ -24,6 +24,7 @@ pub mod stack;
 pub mod swap;
 pub mod sys;
 pub mod task;
+pub mod vmalloc;
 pub mod walk;
 
 pub use error::KernelError;

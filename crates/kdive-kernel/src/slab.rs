@@ -775,6 +775,28 @@ impl<'k> Slub<'k> {
         }
     }
 
+    /// The free buddy block holding `addr`'s page: its first page struct and its order
+    /// (`page.private` of a `PageBuddy` page), looked for at each order's alignment.
+    pub fn free_block_of(&self, addr: u64) -> Option<(u64, u32)> {
+        /// Above any kernel's largest buddy order (`MAX_PAGE_ORDER` is 10 on x86_64).
+        const ORDERS: u32 = 12;
+        let page = self.virt_to_page(addr)?;
+        let pfn = page.checked_sub(self.vmemmap)? / self.layout.page_struct.max(1);
+        let private = self.kernel.offset_of("page", "private").ok()?;
+        (0..ORDERS).find_map(|order| {
+            let head_pfn = pfn & !((1u64 << order) - 1);
+            let head = self
+                .vmemmap
+                .checked_add(head_pfn.checked_mul(self.layout.page_struct)?)?;
+            if !self.is_page_ptr(head) || !self.page_is_buddy(head) {
+                return None;
+            }
+            let block_order = u32::try_from(self.read_word(head.wrapping_add(private))?).ok()?;
+            (block_order < ORDERS && pfn - head_pfn < (1u64 << block_order))
+                .then_some((head, block_order))
+        })
+    }
+
     /// The cache a slab page belongs to (`slab_cache` of its head page).
     pub fn slab_cache_of(&self, head: u64) -> Option<u64> {
         self.kernel
