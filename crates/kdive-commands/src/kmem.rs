@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str =
-    "kmem [-i[=shared] | -v | -s [cache | address] | -S [cache | address] | address ...]";
+    "kmem [-i[=shared] | -v | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +41,8 @@ pub enum KmemRequest {
     Addresses(Vec<u64>),
     /// `-v`.
     Vmalloc,
+    /// `-p ADDRESS...`.
+    Pages(Vec<u64>),
 }
 
 fn bad(what: String) -> CommandError {
@@ -61,7 +63,8 @@ fn hex_operand(word: &str) -> Option<u64> {
 }
 
 pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
-    let (mut info, mut slabs, mut verbose, mut vmalloc) = (false, false, false, false);
+    let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages) =
+        (false, false, false, false, false);
     let mut args = KmemArgs::default();
     let mut name = None;
     let mut addresses = Vec::new();
@@ -77,6 +80,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
                     match option {
                         'i' => info = true,
                         'v' => vmalloc = true,
+                        'p' => pages = true,
                         's' => (slabs, verbose) = (true, false),
                         'S' => (slabs, verbose) = (true, true),
                         _ => {
@@ -97,8 +101,20 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             },
         }
     }
-    if usize::from(info) + usize::from(slabs) + usize::from(vmalloc) > 1 {
+    if usize::from(info) + usize::from(slabs) + usize::from(vmalloc) + usize::from(pages) > 1 {
         return Err(bad("only one flag allowed".into()));
+    }
+    if pages {
+        if let Some(name) = name {
+            return Err(bad(format!("unexpected argument: {name}")));
+        }
+        // Every page struct (crash's -p without an address) is not listed by kdive.
+        if addresses.is_empty() {
+            return Err(bad(
+                "-p needs an address: the whole mem_map is not listed".into()
+            ));
+        }
+        return Ok(KmemRequest::Pages(addresses));
     }
     if vmalloc {
         if !addresses.is_empty() || name.is_some() {
@@ -311,6 +327,8 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     free huge pages, swap, committed memory, as crash prints it\n\
   -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)\n\
   -v  the vmalloc areas: VMAP_AREA VM_STRUCT ADDRESS RANGE SIZE, by address\n\
+  -p address  the page of a page struct, kernel virtual or physical address (PAGE\n\
+    PHYSICAL MAPPING INDEX CNT FLAGS)\n\
   -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
     SSIZE NAME, counted as crash counts them (per-CPU slab and freelist, per-CPU partial\n\
     slabs, each node's partial list and counters)\n\
@@ -325,12 +343,13 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -i              memory usage summary",
         "kmem -i=shared       with the shared pages",
         "kmem -v              the vmalloc areas",
+        "kmem -p ffff888004c9c900  the page of an address",
         "kmem -s              every slab cache",
         "kmem -s dentry       one cache",
         "kmem -S kmalloc-64   one cache's slabs and objects",
         "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
-    options: &["-i", "-i=shared", "-v", "-s", "-S"],
+    options: &["-i", "-i=shared", "-v", "-p", "-s", "-S"],
     operands: Operand::None,
     schema: 3,
     run: run_kmem,
@@ -359,6 +378,9 @@ fn run_kmem(
             session, &addresses, warnings,
         )?),
         KmemRequest::Vmalloc => Box::new(crate::kmem_vmalloc::vmalloc(session, warnings)?),
+        KmemRequest::Pages(addresses) => {
+            Box::new(crate::kmem_page::pages(session, &addresses, warnings)?)
+        }
     })
 }
 
@@ -446,6 +468,12 @@ mod tests {
         assert_eq!(parse_kmem(&["-v"]).unwrap(), KmemRequest::Vmalloc);
         assert!(parse_kmem(&["-v", "-i"]).is_err());
         assert!(parse_kmem(&["-v", "ffff888004c9c900"]).is_err());
+        assert_eq!(
+            parse_kmem(&["-p", "1000"]).unwrap(),
+            KmemRequest::Pages(vec![0x1000])
+        );
+        assert!(parse_kmem(&["-p"]).is_err());
+        assert!(parse_kmem(&["-p", "-v", "1000"]).is_err());
         assert_eq!(
             parse_kmem(&["-s"]).unwrap(),
             KmemRequest::Slabs {

@@ -681,6 +681,11 @@ impl<'k> Slub<'k> {
         self.page_pfn(page).is_some()
     }
 
+    /// The physical address of a page struct's page (`None`: not a page struct).
+    pub fn page_to_phys(&self, page: u64) -> Option<u64> {
+        self.page_pfn(page)?.checked_mul(self.kernel.page_size())
+    }
+
     fn page_pfn(&self, page: u64) -> Option<u64> {
         let off = page.checked_sub(self.vmemmap)?;
         if off % self.layout.page_struct.max(1) != 0 {
