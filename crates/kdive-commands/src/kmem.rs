@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str =
-    "kmem [-i[=shared] | -v | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
+    "kmem [-i[=shared] | -v | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +43,8 @@ pub enum KmemRequest {
     Vmalloc,
     /// `-p ADDRESS...`.
     Pages(Vec<u64>),
+    /// `-h`.
+    Huge,
 }
 
 fn bad(what: String) -> CommandError {
@@ -63,8 +65,8 @@ fn hex_operand(word: &str) -> Option<u64> {
 }
 
 pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
-    let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages) =
-        (false, false, false, false, false);
+    let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages, mut huge) =
+        (false, false, false, false, false, false);
     let mut args = KmemArgs::default();
     let mut name = None;
     let mut addresses = Vec::new();
@@ -81,6 +83,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
                         'i' => info = true,
                         'v' => vmalloc = true,
                         'p' => pages = true,
+                        'h' => huge = true,
                         's' => (slabs, verbose) = (true, false),
                         'S' => (slabs, verbose) = (true, true),
                         _ => {
@@ -101,7 +104,8 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             },
         }
     }
-    if usize::from(info) + usize::from(slabs) + usize::from(vmalloc) + usize::from(pages) > 1 {
+    let flags = [info, slabs, vmalloc, pages, huge];
+    if flags.iter().filter(|f| **f).count() > 1 {
         return Err(bad("only one flag allowed".into()));
     }
     if pages {
@@ -116,11 +120,15 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
         }
         return Ok(KmemRequest::Pages(addresses));
     }
-    if vmalloc {
+    if vmalloc || huge {
         if !addresses.is_empty() || name.is_some() {
             return Err(bad("no address arguments allowed with this option".into()));
         }
-        return Ok(KmemRequest::Vmalloc);
+        return Ok(if huge {
+            KmemRequest::Huge
+        } else {
+            KmemRequest::Vmalloc
+        });
     }
     if info {
         if !addresses.is_empty() || name.is_some() {
@@ -327,6 +335,7 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     free huge pages, swap, committed memory, as crash prints it\n\
   -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)\n\
   -v  the vmalloc areas: VMAP_AREA VM_STRUCT ADDRESS RANGE SIZE, by address\n\
+  -h  the huge page pools: HSTATE SIZE FREE TOTAL NAME\n\
   -p address  the page of a page struct, kernel virtual or physical address (PAGE\n\
     PHYSICAL MAPPING INDEX CNT FLAGS)\n\
   -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
@@ -343,13 +352,14 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -i              memory usage summary",
         "kmem -i=shared       with the shared pages",
         "kmem -v              the vmalloc areas",
+        "kmem -h              the huge page pools",
         "kmem -p ffff888004c9c900  the page of an address",
         "kmem -s              every slab cache",
         "kmem -s dentry       one cache",
         "kmem -S kmalloc-64   one cache's slabs and objects",
         "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
-    options: &["-i", "-i=shared", "-v", "-p", "-s", "-S"],
+    options: &["-i", "-i=shared", "-v", "-h", "-p", "-s", "-S"],
     operands: Operand::None,
     schema: 3,
     run: run_kmem,
@@ -378,6 +388,7 @@ fn run_kmem(
             session, &addresses, warnings,
         )?),
         KmemRequest::Vmalloc => Box::new(crate::kmem_vmalloc::vmalloc(session, warnings)?),
+        KmemRequest::Huge => Box::new(crate::kmem_huge::huge(session)?),
         KmemRequest::Pages(addresses) => {
             Box::new(crate::kmem_page::pages(session, &addresses, warnings)?)
         }
@@ -473,6 +484,8 @@ mod tests {
             KmemRequest::Pages(vec![0x1000])
         );
         assert!(parse_kmem(&["-p"]).is_err());
+        assert_eq!(parse_kmem(&["-h"]).unwrap(), KmemRequest::Huge);
+        assert!(parse_kmem(&["-h", "-v"]).is_err());
         assert!(parse_kmem(&["-p", "-v", "1000"]).is_err());
         assert_eq!(
             parse_kmem(&["-s"]).unwrap(),

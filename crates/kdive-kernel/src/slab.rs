@@ -681,9 +681,24 @@ impl<'k> Slub<'k> {
         self.page_pfn(page).is_some()
     }
 
-    /// The physical address of a page struct's page (`None`: not a page struct).
+    /// The physical address of a page struct's page (`None`: not a page struct). crash's
+    /// `is_page_ptr()` takes the page structs of every present memory section, which
+    /// reach past a node's pages to the section's bounds (x86_64's sections are 128 MiB:
+    /// 2^15 pages).
     pub fn page_to_phys(&self, page: u64) -> Option<u64> {
-        self.page_pfn(page)?.checked_mul(self.kernel.page_size())
+        const SECTION_PAGES: u64 = 1 << 15;
+        let off = page.checked_sub(self.vmemmap)?;
+        let size = self.layout.page_struct.max(1);
+        if off % size != 0 {
+            return None;
+        }
+        let pfn = off / size;
+        let in_section = self.nodes.iter().any(|n| {
+            let start = n.start_pfn - n.start_pfn % SECTION_PAGES;
+            let end = n.start_pfn.saturating_add(n.pages).div_ceil(SECTION_PAGES) * SECTION_PAGES;
+            pfn >= start && pfn < end
+        });
+        in_section.then(|| pfn.checked_mul(self.kernel.page_size()))?
     }
 
     fn page_pfn(&self, page: u64) -> Option<u64> {
