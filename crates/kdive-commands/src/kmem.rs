@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str =
-    "kmem [-i[=shared] | -s [cache | address] | -S [cache | address] | address ...]";
+    "kmem [-i[=shared] | -v | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +39,12 @@ pub enum KmemRequest {
     },
     /// `kmem ADDRESS...`.
     Addresses(Vec<u64>),
+    /// `-v`.
+    Vmalloc,
+    /// `-p ADDRESS...`.
+    Pages(Vec<u64>),
+    /// `-h`.
+    Huge,
 }
 
 fn bad(what: String) -> CommandError {
@@ -59,7 +65,8 @@ fn hex_operand(word: &str) -> Option<u64> {
 }
 
 pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
-    let (mut info, mut slabs, mut verbose) = (false, false, false);
+    let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages, mut huge) =
+        (false, false, false, false, false, false);
     let mut args = KmemArgs::default();
     let mut name = None;
     let mut addresses = Vec::new();
@@ -74,6 +81,9 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
                 for option in options.chars() {
                     match option {
                         'i' => info = true,
+                        'v' => vmalloc = true,
+                        'p' => pages = true,
+                        'h' => huge = true,
                         's' => (slabs, verbose) = (true, false),
                         'S' => (slabs, verbose) = (true, true),
                         _ => {
@@ -94,8 +104,31 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             },
         }
     }
-    if info && slabs {
+    let flags = [info, slabs, vmalloc, pages, huge];
+    if flags.iter().filter(|f| **f).count() > 1 {
         return Err(bad("only one flag allowed".into()));
+    }
+    if pages {
+        if let Some(name) = name {
+            return Err(bad(format!("unexpected argument: {name}")));
+        }
+        // Every page struct (crash's -p without an address) is not listed by kdive.
+        if addresses.is_empty() {
+            return Err(bad(
+                "-p needs an address: the whole mem_map is not listed".into()
+            ));
+        }
+        return Ok(KmemRequest::Pages(addresses));
+    }
+    if vmalloc || huge {
+        if !addresses.is_empty() || name.is_some() {
+            return Err(bad("no address arguments allowed with this option".into()));
+        }
+        return Ok(if huge {
+            KmemRequest::Huge
+        } else {
+            KmemRequest::Vmalloc
+        });
     }
     if info {
         if !addresses.is_empty() || name.is_some() {
@@ -301,26 +334,34 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     description: "-i  the memory summary: total, free, used, buffers, cached, slab, total and\n\
     free huge pages, swap, committed memory, as crash prints it\n\
   -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)\n\
+  -v  the vmalloc areas: VMAP_AREA VM_STRUCT ADDRESS RANGE SIZE, by address\n\
+  -h  the huge page pools: HSTATE SIZE FREE TOTAL NAME\n\
+  -p address  the page of a page struct, kernel virtual or physical address (PAGE\n\
+    PHYSICAL MAPPING INDEX CNT FLAGS)\n\
   -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
     SSIZE NAME, counted as crash counts them (per-CPU slab and freelist, per-CPU partial\n\
     slabs, each node's partial list and counters)\n\
   -S [cache]  the same with each CPU's slab (every object, [allocated] or free) and\n\
     partial slabs, and each node's counters, partial and (when tracked) full slabs\n\
   -s|-S address  the cache and slab holding a slab object (-S: every object of the slab)\n\
-  address  what holds the address: its slab cache, slab and object (FREE or [ALLOCATED]),\n\
-    the task whose task_struct it is in, and its page (PAGE PHYSICAL MAPPING INDEX CNT\n\
-    FLAGS)",
+  address  what holds the address: its symbol (kernel image, modules), the vmalloc area\n\
+    and the task whose stack it is in, its slab cache, slab and object (FREE or\n\
+    [ALLOCATED]), the task whose task_struct it is in, and its page (PAGE PHYSICAL\n\
+    MAPPING INDEX CNT FLAGS)",
     examples: &[
         "kmem -i              memory usage summary",
         "kmem -i=shared       with the shared pages",
+        "kmem -v              the vmalloc areas",
+        "kmem -h              the huge page pools",
+        "kmem -p ffff888004c9c900  the page of an address",
         "kmem -s              every slab cache",
         "kmem -s dentry       one cache",
         "kmem -S kmalloc-64   one cache's slabs and objects",
         "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
-    options: &["-i", "-i=shared", "-s", "-S"],
+    options: &["-i", "-i=shared", "-v", "-h", "-p", "-s", "-S"],
     operands: Operand::None,
-    schema: 2,
+    schema: 3,
     run: run_kmem,
 };
 
@@ -343,8 +384,13 @@ fn run_kmem(
             &addresses,
             warnings,
         )?),
-        KmemRequest::Addresses(addresses) => {
-            Box::new(crate::kmem_slab::addresses(session, &addresses, warnings)?)
+        KmemRequest::Addresses(addresses) => Box::new(crate::kmem_address::addresses(
+            session, &addresses, warnings,
+        )?),
+        KmemRequest::Vmalloc => Box::new(crate::kmem_vmalloc::vmalloc(session, warnings)?),
+        KmemRequest::Huge => Box::new(crate::kmem_huge::huge(session)?),
+        KmemRequest::Pages(addresses) => {
+            Box::new(crate::kmem_page::pages(session, &addresses, warnings)?)
         }
     })
 }
@@ -430,6 +476,17 @@ mod tests {
         assert!(parse_kmem(&["-x"]).is_err());
         assert!(parse_kmem(&["-i", "x"]).is_err());
         assert!(parse_kmem(&["-i", "-s"]).is_err());
+        assert_eq!(parse_kmem(&["-v"]).unwrap(), KmemRequest::Vmalloc);
+        assert!(parse_kmem(&["-v", "-i"]).is_err());
+        assert!(parse_kmem(&["-v", "ffff888004c9c900"]).is_err());
+        assert_eq!(
+            parse_kmem(&["-p", "1000"]).unwrap(),
+            KmemRequest::Pages(vec![0x1000])
+        );
+        assert!(parse_kmem(&["-p"]).is_err());
+        assert_eq!(parse_kmem(&["-h"]).unwrap(), KmemRequest::Huge);
+        assert!(parse_kmem(&["-h", "-v"]).is_err());
+        assert!(parse_kmem(&["-p", "-v", "1000"]).is_err());
         assert_eq!(
             parse_kmem(&["-s"]).unwrap(),
             KmemRequest::Slabs {

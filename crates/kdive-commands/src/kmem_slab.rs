@@ -5,16 +5,14 @@
 use std::io::{self, Write};
 
 use kdive_kernel::slab::{CacheDetail, CacheInfo, SlabInfo, Slub};
-use kdive_kernel::VirtAddr;
 use serde::Serialize;
 
 use crate::ps::Hex;
-use crate::set::{task_context, SetRecord};
-use crate::vtop::{page_line, PageLine, PAGE_HEADER};
 use crate::{CommandError, Session};
 
 /// crash's `kmem_cache_hdr` (64-bit).
-const CACHE_HEADER: &str = "CACHE             OBJSIZE  ALLOCATED     TOTAL  SLABS  SSIZE  NAME";
+pub(crate) const CACHE_HEADER: &str =
+    "CACHE             OBJSIZE  ALLOCATED     TOTAL  SLABS  SSIZE  NAME";
 /// crash's SLUB `slab_hdr` (64-bit).
 const SLAB_HEADER: &str = "SLAB              MEMORY            NODE  TOTAL  ALLOCATED  FREE";
 const FREE_INUSE_HEADER: &str = "FREE / [ALLOCATED]";
@@ -148,7 +146,7 @@ impl CacheRow {
     }
 
     /// The line, then `-S`'s detail or the address's slab.
-    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+    pub(crate) fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         self.line(out)?;
         if let Some(slab) = &self.slab {
             slab.verbose(out)?;
@@ -231,63 +229,7 @@ impl KmemSlabRecord {
     }
 }
 
-/// A task an address lies in (crash's `show_context()`).
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskRow {
-    pub pid: Option<i64>,
-    pub comm: Option<String>,
-    pub task: Hex,
-    #[serde(skip)]
-    context: SetRecord,
-}
-
-/// What `kmem ADDRESS` found for one address.
-#[derive(Debug, Clone, Serialize)]
-pub struct AddressRow {
-    pub address: Hex,
-    /// The slab cache, slab and object holding it.
-    pub cache: Option<CacheRow>,
-    /// The task whose `task_struct` holds it.
-    pub task: Option<TaskRow>,
-    /// Its page (crash's mem_map line).
-    pub page: Option<PageLine>,
-}
-
-/// `kmem ADDRESS...`.
-#[derive(Debug, Clone, Serialize)]
-pub struct KmemAddressRecord {
-    pub addresses: Vec<AddressRow>,
-}
-
-impl KmemAddressRecord {
-    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for (i, row) in self.addresses.iter().enumerate() {
-            if i > 0 {
-                writeln!(out)?;
-            }
-            if let Some(cache) = &row.cache {
-                writeln!(out, "{CACHE_HEADER}")?;
-                cache.write(out)?;
-                writeln!(out)?;
-            }
-            if let Some(task) = &row.task {
-                task.context.write_context(out)?;
-                writeln!(out)?;
-            }
-            match &row.page {
-                Some(page) => writeln!(out, "{PAGE_HEADER}\n{}", page.text())?,
-                None => writeln!(
-                    out,
-                    "{:x}: kernel virtual address not found in mem map",
-                    row.address.0
-                )?,
-            }
-        }
-        Ok(())
-    }
-}
-
-crate::impl_record!(KmemSlabRecord, KmemAddressRecord);
+crate::impl_record!(KmemSlabRecord);
 
 fn failed(what: String) -> CommandError {
     CommandError::Failed {
@@ -297,7 +239,10 @@ fn failed(what: String) -> CommandError {
 }
 
 /// The caches of `slab_caches`, the reader's warnings added.
-fn caches(slub: &Slub<'_>, warnings: &mut Vec<String>) -> Result<Vec<u64>, CommandError> {
+pub(crate) fn caches(
+    slub: &Slub<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u64>, CommandError> {
     let (caches, stop) = slub
         .caches()
         .map_err(|e| failed(format!("slab_caches: {e}")))?;
@@ -367,7 +312,7 @@ fn detail_rows(row: &mut CacheRow, detail: CacheDetail) {
 
 /// The cache row of a slab object's address, with its slab and (`all`: every object of the
 /// slab, else the one holding the address).
-fn object_row(
+pub(crate) fn object_row(
     slub: &Slub<'_>,
     caches: &[u64],
     addr: u64,
@@ -491,97 +436,6 @@ pub(crate) fn slabs(
         caches: rows,
         table: selected.is_none(),
     })
-}
-
-/// What crash's `kmem_search()` prints for an address that kdive leaves out: the symbol of
-/// a kernel-image address, the `vmap_area` of a vmalloc address, the free-list block of a
-/// free page.
-fn unlisted(
-    kernel: &kdive_kernel::Kernel,
-    slub: Option<&Slub<'_>>,
-    addr: u64,
-) -> Option<&'static str> {
-    let layout = kernel.address_space().layout();
-    if let Some((start, end)) = kernel.image_range() {
-        let (start, end) = (kernel.relocate(start).0, kernel.relocate(end).0);
-        if (start..=end).contains(&addr) {
-            return Some("a kernel-image address has a symbol line");
-        }
-    }
-    let vmalloc_size: u64 = match layout.levels {
-        kdive_arch::PagingLevels::Four => 32 << 40,
-        kdive_arch::PagingLevels::Five => 12800 << 40,
-    };
-    if let Some(base) = layout.bases.vmalloc_base {
-        if addr >= base && addr - base < vmalloc_size {
-            return Some("a vmalloc address has its vmap_area");
-        }
-    }
-    let slub = slub?;
-    let page = slub.virt_to_page(addr)?;
-    slub.page_is_buddy(page)
-        .then_some("a free page has its free_area block")
-}
-
-/// `kmem ADDRESS...`: the slab object (cache, slab, object), the task whose `task_struct`
-/// holds it, and its page.
-pub(crate) fn addresses(
-    session: &Session<'_>,
-    addresses: &[u64],
-    warnings: &mut Vec<String>,
-) -> Result<KmemAddressRecord, CommandError> {
-    let kernel = session.kernel();
-    let slub = Slub::new(kernel)
-        .map_err(|e| warnings.push(format!("kmem: the slab allocator: {e}")))
-        .ok();
-    let list = match &slub {
-        Some(slub) => caches(slub, warnings)?,
-        None => Vec::new(),
-    };
-    // crash's SIZE(task_struct): x86's `arch_task_struct_size` (the struct less the FPU
-    // state the CPU does not use) where the kernel has it.
-    let task_size = kernel
-        .symbol("arch_task_struct_size")
-        .and_then(|a| kernel.read_u32(a, "arch_task_struct_size"))
-        .map(u64::from)
-        .or_else(|_| kernel.struct_size("task_struct"))
-        .unwrap_or(0);
-    let mut rows = Vec::new();
-    for &addr in addresses {
-        let cache = slub
-            .as_ref()
-            .and_then(|slub| object_row(slub, &list, addr, false, warnings));
-        let task = session
-            .tasks()
-            .tasks
-            .iter()
-            .find(|t| addr >= t.addr.0 && addr - t.addr.0 < task_size)
-            .map(|t| {
-                let context = task_context(session, Some(t.addr), warnings);
-                TaskRow {
-                    pid: context.pid,
-                    comm: context.comm.clone(),
-                    task: Hex(t.addr.0),
-                    context,
-                }
-            });
-        let page = kernel
-            .virt_to_phys(VirtAddr(addr))
-            .ok()
-            .and_then(|phys| page_line(kernel, phys.0));
-        if let Some(what) = unlisted(kernel, slub.as_ref(), addr) {
-            warnings.push(format!(
-                "kmem: {addr:x}: {what}, which kdive does not list (crash prints it first)"
-            ));
-        }
-        rows.push(AddressRow {
-            address: Hex(addr),
-            cache,
-            task,
-            page,
-        });
-    }
-    Ok(KmemAddressRecord { addresses: rows })
 }
 
 #[cfg(test)]

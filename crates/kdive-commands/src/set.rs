@@ -134,7 +134,14 @@ pub(crate) fn task_context(
             .zip(states.as_ref())
             .map(|(t, s)| s.verbose(t.state)),
         panic: current.is_some() && current == panic,
-        active: task.as_ref().is_some_and(|t| t.active),
+        // The task list knows which tasks run on a CPU; one task read alone does not.
+        active: current.is_some_and(|c| {
+            session
+                .tasks()
+                .tasks
+                .iter()
+                .any(|t| t.addr == c && t.active)
+        }),
         scroll: session.settings.scroll,
         tasks_with_pid,
         setting_only: false,

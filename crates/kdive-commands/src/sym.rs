@@ -100,7 +100,7 @@ pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) ->
         match query {
             SymQuery::Word(word) => match parse_address(word) {
                 Some(addr) => match modules.lookup(kernel, addr) {
-                    Some(hit) => symbols.push(entry(&mut symbolizer, addr, hit, warnings)),
+                    Some(hit) => symbols.push(symbol_entry(&mut symbolizer, addr, hit, warnings)),
                     None => warnings.push(format!("sym: {word}: no symbol at this address")),
                 },
                 None => {
@@ -109,7 +109,7 @@ pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) ->
                         warnings.push(format!("sym: symbol not found: {word}"));
                     }
                     for (addr, hit) in found {
-                        symbols.push(entry(&mut symbolizer, addr, hit, warnings));
+                        symbols.push(symbol_entry(&mut symbolizer, addr, hit, warnings));
                     }
                 }
             },
@@ -127,7 +127,7 @@ pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) ->
     SymRecord { symbols }
 }
 
-fn entry(
+pub(crate) fn symbol_entry(
     symbolizer: &mut FrameSymbolizer<'_>,
     addr: VirtAddr,
     hit: SymbolHit,
@@ -192,28 +192,43 @@ fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry>
     out
 }
 
+impl SymEntry {
+    fn is_text(&self) -> bool {
+        matches!(self.kind.as_str(), "t" | "T" | "W" | "w")
+    }
+
+    /// crash's `show_symbol()` line. `kmem_lines`: as `kmem ADDRESS` shows it, where crash
+    /// asks for the line number of module text too and, knowing no module lines, prints
+    /// the space before it alone.
+    pub(crate) fn write_line(&self, out: &mut dyn Write, kmem_lines: bool) -> io::Result<()> {
+        write!(
+            out,
+            "{:x} ({}) {}",
+            self.address.0,
+            self.kind,
+            crate::demangle::display_symbol(&self.name)
+        )?;
+        if self.offset > 0 {
+            write!(out, "+{}", self.offset)?;
+        }
+        if let Some(module) = &self.module {
+            write!(out, " [{module}]")?;
+            if kmem_lines && self.is_text() {
+                return writeln!(out, " ");
+            }
+        }
+        if let (Some(file), Some(line)) = (&self.file, self.line) {
+            write!(out, " {file}: {line}")?;
+        }
+        writeln!(out)
+    }
+}
+
 impl SymRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for e in &self.symbols {
-            write!(
-                out,
-                "{:x} ({}) {}",
-                e.address.0,
-                e.kind,
-                crate::demangle::display_symbol(&e.name)
-            )?;
-            if e.offset > 0 {
-                write!(out, "+{}", e.offset)?;
-            }
-            if let Some(module) = &e.module {
-                write!(out, " [{module}]")?;
-            }
-            if let (Some(file), Some(line)) = (&e.file, e.line) {
-                write!(out, " {file}: {line}")?;
-            }
-            writeln!(out)?;
-        }
-        Ok(())
+        self.symbols
+            .iter()
+            .try_for_each(|e| e.write_line(out, false))
     }
 }
 

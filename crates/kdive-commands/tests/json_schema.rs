@@ -13,7 +13,9 @@
 //! ````
 //!
 //! The first line names the command and its schema version (the registry's); `run:` lines are
-//! command lines run on a lab dump (`{task}` stands for the panic task's address); the other lines are every JSON path the output may have
+//! command lines run on a lab dump (`{task}` stands for the panic task's address, `{stack}` for
+//! an address in its kernel stack, `{jiffies}` for the address of `jiffies`); the other lines
+//! are every JSON path the output may have
 //! with its types (`[]` steps into arrays). The lab test runs the lines on every kernel's
 //! null-init kdump dump and checks that every path and type printed is documented and that every
 //! documented path was printed. `KDIVE_JSON_SCHEMA_UPDATE=1` prints the observed blocks.
@@ -170,9 +172,23 @@ fn lab_output_matches_the_documented_schema() {
             .as_str()
             .map(|t| t.trim_start_matches("0x").to_owned())
             .expect("a panic task");
+        // A word of the panic task's kernel stack (vmalloc'ed on every lab kernel), and
+        // `jiffies` (kernel data).
+        let stack = kernel
+            .read_field(
+                kdive_kernel::VirtAddr(u64::from_str_radix(&task, 16).expect("hex")),
+                "task_struct",
+                "stack",
+            )
+            .map(|s| format!("{:x}", s + 0x100))
+            .expect("task_struct.stack");
+        let jiffies = format!("{:x}", kernel.symbol("jiffies").expect("jiffies").0);
         for (name, block) in &documented {
             for line in &block.runs {
-                let line = &line.replace("{task}", &task);
+                let line = &line
+                    .replace("{task}", &task)
+                    .replace("{stack}", &stack)
+                    .replace("{jiffies}", &jiffies);
                 let report = session
                     .execute(line)
                     .unwrap_or_else(|e| panic!("{}: {line}: {e}", m["name"]));

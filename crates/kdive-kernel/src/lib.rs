@@ -30,6 +30,7 @@ pub mod swap;
 pub mod sys;
 pub mod task;
 pub mod timer;
+pub mod vmalloc;
 pub mod wait;
 pub mod walk;
 

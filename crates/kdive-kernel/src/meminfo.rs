@@ -557,29 +557,55 @@ fn read_zero_filled(kernel: &Kernel, addr: VirtAddr, len: u64, unreadable: &mut 
     out
 }
 
+/// One huge page size's pool (`struct hstate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hstate {
+    pub addr: VirtAddr,
+    /// Base pages per huge page, as a power of two.
+    pub order: u32,
+    /// Huge pages free and in the pool (`free_huge_pages`, `nr_huge_pages`).
+    pub free: u64,
+    pub total: u64,
+    pub name: String,
+}
+
+/// The `hstates[]` in use (a non-zero `order`), as crash's `kmem -h` lists them.
+pub fn hstates(kernel: &Kernel) -> Result<Vec<Hstate>, KernelError> {
+    let size = kernel.struct_size("hstate")?;
+    let base = kernel.symbol("hstates")?;
+    let count = (kernel.symbol_size("hstates")? / size.max(1)).min(MAX_HSTATES);
+    let mut out = Vec::new();
+    for i in 0..count {
+        let addr = VirtAddr(base.0.wrapping_add(i * size));
+        let h = kernel.read_struct(addr, "hstate")?;
+        let order = h.field("order")?;
+        // An order of 64 or more is damage: no page count fits.
+        let Ok(order @ 1..=63) = u32::try_from(order) else {
+            continue;
+        };
+        out.push(Hstate {
+            addr,
+            order,
+            free: h.field("free_huge_pages")?,
+            total: h.field("nr_huge_pages")?,
+            name: h.field_str("name")?,
+        });
+    }
+    Ok(out)
+}
+
 /// The huge page pools (`hstates[]`, or `nr_huge_pages` before 2.6.27), in base pages.
 /// `Ok(None)` when crash would not print them (no hstate type information).
 pub fn huge_pages(kernel: &Kernel) -> Result<Option<HugePages>, KernelError> {
     if kernel.has_symbol("hstates") {
-        let Ok(size) = kernel.struct_size("hstate") else {
+        if kernel.struct_size("hstate").is_err() {
             return Ok(None);
-        };
-        let base = kernel.symbol("hstates")?;
-        let count = (kernel.symbol_size("hstates")? / size.max(1)).min(MAX_HSTATES);
+        }
         let mut huge = HugePages { total: 0, free: 0 };
-        for i in 0..count {
-            let h = kernel.read_struct(VirtAddr(base.0.wrapping_add(i * size)), "hstate")?;
-            let order = h.field("order")?;
-            if order == 0 || order >= 64 {
-                continue;
-            }
-            let per = 1u64 << order;
-            huge.total = huge
-                .total
-                .saturating_add(h.field("nr_huge_pages")?.saturating_mul(per));
-            huge.free = huge
-                .free
-                .saturating_add(h.field("free_huge_pages")?.saturating_mul(per));
+        for h in hstates(kernel)? {
+            let per = 1u64 << h.order;
+            huge.total = huge.total.saturating_add(h.total.saturating_mul(per));
+            huge.free = huge.free.saturating_add(h.free.saturating_mul(per));
         }
         return Ok(Some(huge));
     }

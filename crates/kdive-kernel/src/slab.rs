@@ -681,6 +681,26 @@ impl<'k> Slub<'k> {
         self.page_pfn(page).is_some()
     }
 
+    /// The physical address of a page struct's page (`None`: not a page struct). crash's
+    /// `is_page_ptr()` takes the page structs of every present memory section, which
+    /// reach past a node's pages to the section's bounds (x86_64's sections are 128 MiB:
+    /// 2^15 pages).
+    pub fn page_to_phys(&self, page: u64) -> Option<u64> {
+        const SECTION_PAGES: u64 = 1 << 15;
+        let off = page.checked_sub(self.vmemmap)?;
+        let size = self.layout.page_struct.max(1);
+        if off % size != 0 {
+            return None;
+        }
+        let pfn = off / size;
+        let in_section = self.nodes.iter().any(|n| {
+            let start = n.start_pfn - n.start_pfn % SECTION_PAGES;
+            let end = n.start_pfn.saturating_add(n.pages).div_ceil(SECTION_PAGES) * SECTION_PAGES;
+            pfn >= start && pfn < end
+        });
+        in_section.then(|| pfn.checked_mul(self.kernel.page_size()))?
+    }
+
     fn page_pfn(&self, page: u64) -> Option<u64> {
         let off = page.checked_sub(self.vmemmap)?;
         if off % self.layout.page_struct.max(1) != 0 {
@@ -773,6 +793,28 @@ impl<'k> Slub<'k> {
             Ok(value) => i128::from(page_type >> 24) == value,
             Err(_) => page_type & 0xf000_0080 == 0xf000_0000,
         }
+    }
+
+    /// The free buddy block holding `addr`'s page: its first page struct and its order
+    /// (`page.private` of a `PageBuddy` page), looked for at each order's alignment.
+    pub fn free_block_of(&self, addr: u64) -> Option<(u64, u32)> {
+        /// Above any kernel's largest buddy order (`MAX_PAGE_ORDER` is 10 on x86_64).
+        const ORDERS: u32 = 12;
+        let page = self.virt_to_page(addr)?;
+        let pfn = page.checked_sub(self.vmemmap)? / self.layout.page_struct.max(1);
+        let private = self.kernel.offset_of("page", "private").ok()?;
+        (0..ORDERS).find_map(|order| {
+            let head_pfn = pfn & !((1u64 << order) - 1);
+            let head = self
+                .vmemmap
+                .checked_add(head_pfn.checked_mul(self.layout.page_struct)?)?;
+            if !self.is_page_ptr(head) || !self.page_is_buddy(head) {
+                return None;
+            }
+            let block_order = u32::try_from(self.read_word(head.wrapping_add(private))?).ok()?;
+            (block_order < ORDERS && pfn - head_pfn < (1u64 << block_order))
+                .then_some((head, block_order))
+        })
     }
 
     /// The cache a slab page belongs to (`slab_cache` of its head page).

@@ -1,0 +1,242 @@
+//! `kmem ADDRESS`: what holds an address, in crash's `kmem_search()` order: the symbol of
+//! a kernel-image or module address, the task whose stack a vmalloc address is in and its
+//! vmalloc area, the slab cache, slab and object, the task whose `task_struct` or stack
+//! holds it, and its page (the mem_map line).
+
+use std::io::{self, Write};
+
+use kdive_kernel::slab::Slub;
+use kdive_kernel::vmalloc::{vmap_area_of, vmap_areas, VmapArea, VmapAreas};
+use kdive_kernel::{Kernel, VirtAddr};
+use serde::Serialize;
+
+use crate::kmem_slab::{caches, object_row, CacheRow, CACHE_HEADER};
+use crate::kmem_vmalloc::{VmapRow, VMAP_HEADER};
+use crate::ps::Hex;
+use crate::set::{task_context, SetRecord};
+use crate::sym::{symbol_entry, SymEntry};
+use crate::vtop::{page_line, PageLine, PAGE_HEADER};
+use crate::{CommandError, Session};
+
+/// x86_64's `THREAD_SIZE` (16 KiB without KASAN), crash's `STACKSIZE()`.
+const THREAD_SIZE: u64 = 16 << 10;
+
+/// A task an address lies in (crash's `show_context()`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    pub pid: Option<i64>,
+    pub comm: Option<String>,
+    pub task: Hex,
+    #[serde(skip)]
+    context: SetRecord,
+}
+
+/// What `kmem ADDRESS` found for one address.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressRow {
+    pub address: Hex,
+    /// The kernel-image or module symbol it is in.
+    pub symbol: Option<SymEntry>,
+    /// The vmalloc area holding it.
+    pub vmap_area: Option<VmapRow>,
+    /// The slab cache, slab and object holding it.
+    pub cache: Option<CacheRow>,
+    /// The task whose `task_struct` holds it.
+    pub task: Option<TaskRow>,
+    /// The task whose kernel stack holds it.
+    pub stack_of: Option<TaskRow>,
+    /// Its page (crash's mem_map line).
+    pub page: Option<PageLine>,
+}
+
+/// `kmem ADDRESS...`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmemAddressRecord {
+    pub addresses: Vec<AddressRow>,
+}
+
+impl KmemAddressRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (i, row) in self.addresses.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            if let Some(symbol) = &row.symbol {
+                symbol.write_line(out, true)?;
+                writeln!(out)?;
+            }
+            // A vmalloc address: its stack's task, then its area (crash goes straight to
+            // the page from there).
+            if row.vmap_area.is_some() {
+                if let Some(task) = &row.stack_of {
+                    task.context.write_context(out)?;
+                    writeln!(out)?;
+                }
+            }
+            if let Some(area) = &row.vmap_area {
+                writeln!(out, "{VMAP_HEADER}")?;
+                area.write(out)?;
+                writeln!(out)?;
+            }
+            if let Some(cache) = &row.cache {
+                writeln!(out, "{CACHE_HEADER}")?;
+                cache.write(out)?;
+                writeln!(out)?;
+            }
+            if let Some(task) = &row.task {
+                task.context.write_context(out)?;
+                writeln!(out)?;
+            } else if let (Some(task), None) = (&row.stack_of, &row.vmap_area) {
+                task.context.write_context(out)?;
+                writeln!(out)?;
+            }
+            match &row.page {
+                Some(page) => writeln!(out, "{PAGE_HEADER}\n{}", page.text())?,
+                None => writeln!(
+                    out,
+                    "{:x}: kernel virtual address not found in mem map",
+                    row.address.0
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+crate::impl_record!(KmemAddressRecord);
+
+/// Whether crash's `kmem_search()` looks up a symbol for `addr`: in the kernel image
+/// (`_stext`..`_end`) or in a module.
+fn has_symbol_line(session: &Session<'_>, addr: VirtAddr) -> bool {
+    let kernel = session.kernel();
+    let image = kernel
+        .vmlinux()
+        .lookup_name("_stext")
+        .next()
+        .map(|s| s.address)
+        .zip(kernel.image_range().map(|r| r.1))
+        .is_some_and(|(start, end)| {
+            (kernel.relocate(start).0..=kernel.relocate(end).0).contains(&addr.0)
+        });
+    image || session.modules().module_at(addr).is_some()
+}
+
+/// The task whose kernel stack (`task_struct.stack`, `THREAD_SIZE` bytes) holds `addr`:
+/// crash's `stkptr_to_task()`.
+fn stack_owner(session: &Session<'_>, addr: u64) -> Option<VirtAddr> {
+    let kernel = session.kernel();
+    let offset = kernel.offset_of("task_struct", "stack").ok()?;
+    session.tasks().tasks.iter().map(|t| t.addr).find(|task| {
+        kernel
+            .read_u64(VirtAddr(task.0.wrapping_add(offset)), "task_struct.stack")
+            .is_ok_and(|stack| stack != 0 && addr >= stack && addr - stack < THREAD_SIZE)
+    })
+}
+
+fn task_row(session: &Session<'_>, task: VirtAddr, warnings: &mut Vec<String>) -> TaskRow {
+    let context = task_context(session, Some(task), warnings);
+    TaskRow {
+        pid: context.pid,
+        comm: context.comm.clone(),
+        task: Hex(task.0),
+        context,
+    }
+}
+
+/// Whether `addr` is in the kernel image (`_text`..`_end`).
+fn in_kernel_image(kernel: &Kernel, addr: u64) -> bool {
+    kernel.image_range().is_some_and(|(start, end)| {
+        (kernel.relocate(start).0..=kernel.relocate(end).0).contains(&addr)
+    })
+}
+
+/// `kmem ADDRESS...`.
+pub(crate) fn addresses(
+    session: &Session<'_>,
+    addresses: &[u64],
+    warnings: &mut Vec<String>,
+) -> Result<KmemAddressRecord, CommandError> {
+    let kernel = session.kernel();
+    let slub = Slub::new(kernel)
+        .map_err(|e| warnings.push(format!("kmem: the slab allocator: {e}")))
+        .ok();
+    let list = match &slub {
+        Some(slub) => caches(slub, warnings)?,
+        None => Vec::new(),
+    };
+    // crash's SIZE(task_struct): x86's `arch_task_struct_size` (the struct less the FPU
+    // state the CPU does not use) where the kernel has it.
+    let task_size = kernel
+        .symbol("arch_task_struct_size")
+        .and_then(|a| kernel.read_u32(a, "arch_task_struct_size"))
+        .map(u64::from)
+        .or_else(|_| kernel.struct_size("task_struct"))
+        .unwrap_or(0);
+    let mut areas: Option<VmapAreas> = None;
+    let mut symbolizer = kdive_kernel::stack::FrameSymbolizer::new(kernel, session.modules());
+    let mut rows = Vec::new();
+    for &addr in addresses {
+        let virt = VirtAddr(addr);
+        let symbol = has_symbol_line(session, virt)
+            .then(|| session.modules().lookup(kernel, virt))
+            .flatten()
+            .map(|hit| symbol_entry(&mut symbolizer, virt, hit, warnings));
+        let phys = kernel.virt_to_phys(virt).ok();
+        let mut vmap: Option<VmapArea> = None;
+        // A direct-map address is in no vmalloc area: crash's IS_VMALLOC_ADDR() test is
+        // left to the lookup (KASLR puts vmalloc and the direct map anywhere in their range).
+        if phys.is_some() && !in_kernel_image(kernel, addr) {
+            if areas.is_none() {
+                let found = vmap_areas(kernel).unwrap_or_else(|e| {
+                    warnings.push(format!("kmem: vmalloc areas: {e}"));
+                    VmapAreas::default()
+                });
+                if let Some(stop) = &found.stop {
+                    warnings.push(format!("kmem: {stop}; the areas before it are searched"));
+                }
+                areas = Some(found);
+            }
+            vmap = areas.as_ref().and_then(|a| vmap_area_of(a, virt));
+        }
+        let stack_of = stack_owner(session, addr).map(|t| task_row(session, t, warnings));
+        let page = phys.and_then(|phys| page_line(kernel, phys.0));
+        if vmap.is_some() {
+            rows.push(AddressRow {
+                address: Hex(addr),
+                symbol,
+                vmap_area: vmap.map(VmapRow::from),
+                cache: None,
+                task: None,
+                stack_of,
+                page,
+            });
+            continue;
+        }
+        let cache = slub
+            .as_ref()
+            .and_then(|slub| object_row(slub, &list, addr, false, warnings));
+        let task = session
+            .tasks()
+            .tasks
+            .iter()
+            .find(|t| addr >= t.addr.0 && addr - t.addr.0 < task_size)
+            .map(|t| task_row(session, t.addr, warnings));
+        if let Some((head, order)) = slub.as_ref().and_then(|s| s.free_block_of(addr)) {
+            warnings.push(format!(
+                "kmem: {addr:x}: in the free block of {} pages at page {head:x}; crash \
+                 prints its free_area block (zone, area), which kdive does not list",
+                1u64 << order
+            ));
+        }
+        rows.push(AddressRow {
+            address: Hex(addr),
+            symbol,
+            vmap_area: None,
+            cache,
+            task,
+            stack_of,
+            page,
+        });
+    }
+    Ok(KmemAddressRecord { addresses: rows })
+}
