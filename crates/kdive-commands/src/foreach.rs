@@ -427,18 +427,7 @@ mod tests {
 
     #[test]
     fn chooses_tasks_as_crash() {
-        // 4.14+ task_state_array: R S D T t X Z P I.
-        let states = TaskStateBits::from_names(&[
-            "R (running)",
-            "S (sleeping)",
-            "D (disk sleep)",
-            "T (stopped)",
-            "t (tracing stop)",
-            "X (dead)",
-            "Z (zombie)",
-            "P (parked)",
-            "I (idle)",
-        ]);
+        let states = TaskStateBits::from_names(&kdive_kernel::task::TASK_STATE_ARRAY_4_14);
         let tasks = vec![
             task(2, 2, "kthreadd", 1, true),
             task(5, 5, "sh", 1, false),

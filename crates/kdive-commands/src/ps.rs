@@ -217,16 +217,7 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
     }
     let states = TaskStateBits::read(kernel).unwrap_or_else(|err| {
         warnings.push(format!("ps: task states: {err}; using 4.14+ bits"));
-        TaskStateBits::from_names(&[
-            "R (running)",
-            "S (sleeping)",
-            "D (disk sleep)",
-            "T (stopped)",
-            "t (tracing stop)",
-            "X (dead)",
-            "Z (zombie)",
-            "P (parked)",
-        ])
+        TaskStateBits::from_names(&kdive_kernel::task::TASK_STATE_ARRAY_4_14)
     });
     if args.mode == PsMode::Summary {
         let mut counts: Vec<StateCount> = Vec::new();

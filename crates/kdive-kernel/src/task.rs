@@ -223,6 +223,20 @@ pub fn for_each_task(kernel: &Kernel) -> TaskList {
     list
 }
 
+/// `task_state_array` of 4.14+ kernels (fs/proc/array.c): what the states are when the
+/// kernel's own array cannot be read, and the synthetic tests' states.
+pub const TASK_STATE_ARRAY_4_14: [&str; 9] = [
+    "R (running)",
+    "S (sleeping)",
+    "D (disk sleep)",
+    "T (stopped)",
+    "t (tracing stop)",
+    "X (dead)",
+    "Z (zombie)",
+    "P (parked)",
+    "I (idle)",
+];
+
 /// The bits of the task states, read from the kernel's own `task_state_array` (the strings
 /// behind /proc/PID/status) as crash's `initialize_task_state()` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -482,22 +496,9 @@ pub fn percpu_counter_sum_positive(kernel: &Kernel, fbc: VirtAddr) -> Result<i64
 mod tests {
     use super::*;
 
-    /// `task_state_array` of 4.14+ kernels (fs/proc/array.c).
-    const ARRAY: [&str; 9] = [
-        "R (running)",
-        "S (sleeping)",
-        "D (disk sleep)",
-        "T (stopped)",
-        "t (tracing stop)",
-        "X (dead)",
-        "Z (zombie)",
-        "P (parked)",
-        "I (idle)",
-    ];
-
     #[test]
     fn state_bits_follow_the_array() {
-        let bits = TaskStateBits::from_names(&ARRAY);
+        let bits = TaskStateBits::from_names(&TASK_STATE_ARRAY_4_14);
         assert_eq!(
             (
                 bits.interruptible,
@@ -518,7 +519,7 @@ mod tests {
 
     #[test]
     fn state_names_are_crash_letters() {
-        let bits = TaskStateBits::from_names(&ARRAY);
+        let bits = TaskStateBits::from_names(&TASK_STATE_ARRAY_4_14);
         let cases = [
             (0x0, "RU"),
             (0x1, "IN"),

@@ -496,6 +496,32 @@ impl Agreement {
         counts.1 += known;
     }
 
+    /// [`Agreement::add`], saying it: `NAME: SAME of N commands as VERSION prints them, KNOWN
+    /// as documented`.
+    pub fn add_dump(
+        &mut self,
+        version: Crash,
+        m: &Value,
+        commands: usize,
+        same: usize,
+        known: usize,
+    ) {
+        println!(
+            "{}: {same} of {commands} commands as {version} prints them, {known} as documented",
+            m["name"].as_str().unwrap_or("?")
+        );
+        self.add(version, m, same, known);
+    }
+
+    /// Prints each mismatch, fails when there is one, then [`Agreement::finish`].
+    pub fn finish_without_mismatches(&self, mismatches: &[String], what: &str) {
+        for m in mismatches {
+            println!("MISMATCH {m}\n");
+        }
+        assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
+        self.finish(what);
+    }
+
     /// Adds the counts of another (a thread's) agreement.
     pub fn merge(&mut self, other: Agreement) {
         for (key, (same, known)) in other.0 {
