@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str =
-    "kmem [-i[=shared] | -v | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
+    "kmem [-i[=shared] | -v | -V | -z | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +45,10 @@ pub enum KmemRequest {
     Pages(Vec<u64>),
     /// `-h`.
     Huge,
+    /// `-z`.
+    Zones,
+    /// `-V`.
+    VmStat,
 }
 
 fn bad(what: String) -> CommandError {
@@ -67,6 +71,7 @@ fn hex_operand(word: &str) -> Option<u64> {
 pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
     let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages, mut huge) =
         (false, false, false, false, false, false);
+    let (mut zones, mut vm_stat) = (false, false);
     let mut args = KmemArgs::default();
     let mut name = None;
     let mut addresses = Vec::new();
@@ -84,6 +89,8 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
                         'v' => vmalloc = true,
                         'p' => pages = true,
                         'h' => huge = true,
+                        'z' => zones = true,
+                        'V' => vm_stat = true,
                         's' => (slabs, verbose) = (true, false),
                         'S' => (slabs, verbose) = (true, true),
                         _ => {
@@ -104,7 +111,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             },
         }
     }
-    let flags = [info, slabs, vmalloc, pages, huge];
+    let flags = [info, slabs, vmalloc, pages, huge, zones, vm_stat];
     if flags.iter().filter(|f| **f).count() > 1 {
         return Err(bad("only one flag allowed".into()));
     }
@@ -120,12 +127,16 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
         }
         return Ok(KmemRequest::Pages(addresses));
     }
-    if vmalloc || huge {
+    if vmalloc || huge || zones || vm_stat {
         if !addresses.is_empty() || name.is_some() {
             return Err(bad("no address arguments allowed with this option".into()));
         }
         return Ok(if huge {
             KmemRequest::Huge
+        } else if zones {
+            KmemRequest::Zones
+        } else if vm_stat {
+            KmemRequest::VmStat
         } else {
             KmemRequest::Vmalloc
         });
@@ -336,6 +347,10 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
   -i=shared  the same with SHARED (pages mapped more than once: a walk of every page)\n\
   -v  the vmalloc areas: VMAP_AREA VM_STRUCT ADDRESS RANGE SIZE, by address\n\
   -h  the huge page pools: HSTATE SIZE FREE TOTAL NAME\n\
+  -z  each zone of each node: its address, name, size, present pages, min/low/high\n\
+    watermarks and vm_stat counters\n\
+  -V  the vm_zone_stat, vm_node_stat, vm_numa_stat (before 5.14) counters and the\n\
+    vm_event_states summed over the online CPUs\n\
   -p address  the page of a page struct, kernel virtual or physical address (PAGE\n\
     PHYSICAL MAPPING INDEX CNT FLAGS)\n\
   -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
@@ -353,13 +368,15 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -i=shared       with the shared pages",
         "kmem -v              the vmalloc areas",
         "kmem -h              the huge page pools",
+        "kmem -z              the memory zones",
+        "kmem -V              the vmstat counters and vm events",
         "kmem -p ffff888004c9c900  the page of an address",
         "kmem -s              every slab cache",
         "kmem -s dentry       one cache",
         "kmem -S kmalloc-64   one cache's slabs and objects",
         "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
-    options: &["-i", "-i=shared", "-v", "-h", "-p", "-s", "-S"],
+    options: &["-i", "-i=shared", "-v", "-V", "-z", "-h", "-p", "-s", "-S"],
     operands: Operand::None,
     schema: 3,
     run: run_kmem,
@@ -389,6 +406,8 @@ fn run_kmem(
         )?),
         KmemRequest::Vmalloc => Box::new(crate::kmem_vmalloc::vmalloc(session, warnings)?),
         KmemRequest::Huge => Box::new(crate::kmem_huge::huge(session)?),
+        KmemRequest::Zones => Box::new(crate::kmem_zone::zone_stats(session)?),
+        KmemRequest::VmStat => Box::new(crate::kmem_zone::vm_stat(session, warnings)?),
         KmemRequest::Pages(addresses) => {
             Box::new(crate::kmem_page::pages(session, &addresses, warnings)?)
         }
@@ -486,6 +505,10 @@ mod tests {
         assert!(parse_kmem(&["-p"]).is_err());
         assert_eq!(parse_kmem(&["-h"]).unwrap(), KmemRequest::Huge);
         assert!(parse_kmem(&["-h", "-v"]).is_err());
+        assert_eq!(parse_kmem(&["-z"]).unwrap(), KmemRequest::Zones);
+        assert_eq!(parse_kmem(&["-V"]).unwrap(), KmemRequest::VmStat);
+        assert!(parse_kmem(&["-z", "-V"]).is_err());
+        assert!(parse_kmem(&["-z", "1000"]).is_err());
         assert!(parse_kmem(&["-p", "-v", "1000"]).is_err());
         assert_eq!(
             parse_kmem(&["-s"]).unwrap(),

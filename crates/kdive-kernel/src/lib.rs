@@ -31,6 +31,7 @@ pub mod sys;
 pub mod task;
 pub mod timer;
 pub mod vmalloc;
+pub mod vmstat;
 pub mod wait;
 pub mod walk;
 

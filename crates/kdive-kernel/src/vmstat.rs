@@ -1,0 +1,296 @@
+//! The vmstat counters and the memory zones, as crash's `kmem -z` (`dump_zone_stats()`) and
+//! `kmem -V` (`dump_vm_stat()`, `dump_vm_event_state()`) read them: `vm_zone_stat`,
+//! `vm_node_stat`, `vm_numa_stat` (before 5.14), each zone's `vm_stat`, and the per-CPU
+//! `vm_event_states` summed. Kernels before 4.8 (one `vm_stat` array) are not read.
+
+use crate::{Kernel, KernelError, VirtAddr};
+
+/// Nodes and zones are arrays; these bound them against corrupt sizes.
+const MAX_NODES: u64 = 1024;
+const MAX_ZONES: u64 = 16;
+/// Enough for any kernel's vmstat or event enum (about 120 events in 6.12).
+const MAX_ITEMS: usize = 1024;
+
+/// One counter: the enumerator crash names it by and its value (`%ld`: signed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub name: String,
+    pub value: i64,
+}
+
+/// The global vmstat arrays. `numa` is `None` where the kernel has no `vm_numa_stat`
+/// (5.14+ keeps NUMA events per zone, which crash does not print).
+#[derive(Debug, Clone, Default)]
+pub struct VmStats {
+    pub zone: Vec<Counter>,
+    pub node: Vec<Counter>,
+    pub numa: Option<Vec<Counter>>,
+}
+
+/// One `struct zone` of a node's `node_zones[]`.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// crash's node number: the position in its node table.
+    pub node: usize,
+    pub index: usize,
+    pub addr: VirtAddr,
+    /// `None` when the name string is unreadable (crash prints `(unknown) `).
+    pub name: Option<String>,
+    pub spanned_pages: u64,
+    pub present_pages: u64,
+    /// `_watermark[WMARK_MIN]`, `[WMARK_LOW]`, `[WMARK_HIGH]`, without the boost.
+    pub watermarks: [i64; 3],
+    /// The zone's `vm_stat[]`, under the `zone_stat_item` names.
+    pub vm_stat: Vec<Counter>,
+}
+
+/// The names of an enum's values as crash's `vm_stat_init()` builds them from gdb's
+/// listing: by value, a later alias replacing an earlier name (`NR_ZONE_INACTIVE_ANON`
+/// over `NR_ZONE_LRU_BASE`), values from `count` on dropped.
+fn names_by_value(enumerators: &[(String, i128)], count: usize) -> Vec<String> {
+    let mut names = vec![String::new(); count.min(MAX_ITEMS)];
+    for (name, value) in enumerators {
+        if let Some(slot) = usize::try_from(*value).ok().and_then(|v| names.get_mut(v)) {
+            slot.clone_from(name);
+        }
+    }
+    names
+}
+
+fn enumerators(kernel: &Kernel, tag: &str) -> Result<Vec<(String, i128)>, KernelError> {
+    use kdive_symbols::{CType, TypeInfo};
+    let what = format!("enum {tag}");
+    let types = kernel.types();
+    let node = types
+        .c_type(&what)
+        .and_then(|ty| types.c_node(ty))
+        .map_err(|source| KernelError::Type {
+            what: what.clone(),
+            source,
+        })?;
+    match node {
+        CType::Enum { enumerators, .. } => Ok(enumerators),
+        _ => Err(KernelError::BadData {
+            what,
+            addr: VirtAddr(0),
+            why: "not an enum".into(),
+        }),
+    }
+}
+
+/// The item names of one vmstat enum, up to its `terminator` count.
+fn item_names(kernel: &Kernel, tag: &str, terminator: &str) -> Result<Vec<String>, KernelError> {
+    let count = kernel.enum_value(Some(tag), terminator)?;
+    let count = usize::try_from(count)
+        .ok()
+        .filter(|c| *c <= MAX_ITEMS)
+        .ok_or_else(|| KernelError::BadData {
+            what: terminator.into(),
+            addr: VirtAddr(0),
+            why: format!("{count} items"),
+        })?;
+    Ok(names_by_value(&enumerators(kernel, tag)?, count))
+}
+
+/// `names.len()` signed longs from `at`.
+fn read_counters(
+    kernel: &Kernel,
+    at: VirtAddr,
+    names: &[String],
+    what: &str,
+) -> Result<Vec<Counter>, KernelError> {
+    let bytes = kernel.read_bytes(at, (names.len() as u64).saturating_mul(8), what)?;
+    Ok(names
+        .iter()
+        .zip(bytes.chunks_exact(8))
+        .map(|(name, raw)| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(raw);
+            Counter {
+                name: name.clone(),
+                value: i64::from_le_bytes(word),
+            }
+        })
+        .collect())
+}
+
+fn require_split_vmstat(kernel: &Kernel) -> Result<(), KernelError> {
+    if kernel.has_symbol("vm_zone_stat") && kernel.has_symbol("vm_node_stat") {
+        Ok(())
+    } else {
+        Err(KernelError::BadData {
+            what: "vm_zone_stat".into(),
+            addr: VirtAddr(0),
+            why: "kernels before 4.8 (one vm_stat array) are not read".into(),
+        })
+    }
+}
+
+fn zone_item_names(kernel: &Kernel) -> Result<Vec<String>, KernelError> {
+    item_names(kernel, "zone_stat_item", "NR_VM_ZONE_STAT_ITEMS")
+}
+
+/// `vm_zone_stat`, `vm_node_stat` and `vm_numa_stat`.
+pub fn vm_stats(kernel: &Kernel) -> Result<VmStats, KernelError> {
+    require_split_vmstat(kernel)?;
+    let zone_names = zone_item_names(kernel)?;
+    let node_names = item_names(kernel, "node_stat_item", "NR_VM_NODE_STAT_ITEMS")?;
+    let zone = read_counters(
+        kernel,
+        kernel.symbol("vm_zone_stat")?,
+        &zone_names,
+        "vm_zone_stat",
+    )?;
+    let node = read_counters(
+        kernel,
+        kernel.symbol("vm_node_stat")?,
+        &node_names,
+        "vm_node_stat",
+    )?;
+    // crash prints the NUMA counters where `vm_numa_stat` is a non-empty array (4.14-5.13).
+    let numa = if kernel.symbol_size("vm_numa_stat").unwrap_or(0) > 0 {
+        let names = item_names(kernel, "numa_stat_item", "NR_VM_NUMA_STAT_ITEMS")?;
+        Some(read_counters(
+            kernel,
+            kernel.symbol("vm_numa_stat")?,
+            &names,
+            "vm_numa_stat",
+        )?)
+    } else {
+        None
+    };
+    Ok(VmStats { zone, node, numa })
+}
+
+/// The per-CPU `vm_event_states` summed over the online CPUs, under the `vm_event_item`
+/// names (`NR_VM_EVENT_ITEMS` of them); unsigned, as crash prints them.
+pub fn vm_events(kernel: &Kernel) -> Result<Vec<(String, u64)>, KernelError> {
+    let names = item_names(kernel, "vm_event_item", "NR_VM_EVENT_ITEMS")?;
+    let base = kernel.symbol("vm_event_states")?;
+    let mut sums = vec![0u64; names.len()];
+    for cpu in kernel.online_cpus()? {
+        let at = kernel.per_cpu_ptr(base, cpu)?;
+        let bytes = kernel.read_bytes(
+            at,
+            (names.len() as u64).saturating_mul(8),
+            &format!("vm_event_states of CPU {cpu}"),
+        )?;
+        for (sum, raw) in sums.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(raw);
+            *sum = sum.wrapping_add(u64::from_le_bytes(word));
+        }
+    }
+    Ok(names.into_iter().zip(sums).collect())
+}
+
+/// The `pglist_data` of each node: `node_data[]`'s non-NULL entries, or `contig_page_data`.
+fn pgdats(kernel: &Kernel) -> Result<Vec<VirtAddr>, KernelError> {
+    if !kernel.has_symbol("node_data") {
+        return Ok(vec![kernel.symbol("contig_page_data")?]);
+    }
+    let base = kernel.symbol("node_data")?;
+    let count = (kernel.symbol_size("node_data")? / 8).min(MAX_NODES);
+    let mut out = Vec::new();
+    for i in 0..count {
+        let pgdat = kernel.read_ptr(VirtAddr(base.0.wrapping_add(i * 8)), "node_data")?;
+        if pgdat.0 != 0 {
+            out.push(pgdat);
+        }
+    }
+    Ok(out)
+}
+
+/// Every zone of every node, as `kmem -z` lists them.
+pub fn zones(kernel: &Kernel) -> Result<Vec<Zone>, KernelError> {
+    require_split_vmstat(kernel)?;
+    let names = zone_item_names(kernel)?;
+    let zone_size = kernel.struct_size("zone")?;
+    let node_zones = kernel.member("pglist_data", "node_zones")?;
+    let nr_zones = (node_zones.size / zone_size.max(1)).min(MAX_ZONES);
+    let watermark = if kernel.has_member("zone", "_watermark")? {
+        "_watermark"
+    } else {
+        "watermark"
+    };
+    let watermark_offset = kernel.offset_of("zone", watermark)?;
+    // crash falls back to 0/1/2 where the enumerators are missing.
+    let wmark = |name: &str, fallback: u64| {
+        kernel
+            .enum_value(None, name)
+            .ok()
+            .and_then(|v| u64::try_from(v).ok())
+            .filter(|v| *v < 8)
+            .unwrap_or(fallback)
+    };
+    let marks = [
+        wmark("WMARK_MIN", 0),
+        wmark("WMARK_LOW", 1),
+        wmark("WMARK_HIGH", 2),
+    ];
+    let vm_stat_offset = kernel.offset_of("zone", "vm_stat")?;
+    let mut out = Vec::new();
+    for (node, pgdat) in pgdats(kernel)?.into_iter().enumerate() {
+        for index in 0..nr_zones {
+            let addr = VirtAddr(
+                pgdat
+                    .0
+                    .wrapping_add(node_zones.offset)
+                    .wrapping_add(index * zone_size),
+            );
+            let zone = kernel.read_struct(addr, "zone")?;
+            let name = zone
+                .field_ptr("name")
+                .and_then(|p| kernel.read_cstr(p, 64, "zone name"))
+                .ok();
+            let mut watermarks = [0i64; 3];
+            for (value, mark) in watermarks.iter_mut().zip(marks) {
+                let at = VirtAddr(addr.0.wrapping_add(watermark_offset).wrapping_add(mark * 8));
+                *value = i64::from_le_bytes(kernel.read_u64(at, "zone watermark")?.to_le_bytes());
+            }
+            out.push(Zone {
+                node,
+                index: usize::try_from(index).unwrap_or(usize::MAX),
+                addr,
+                name,
+                spanned_pages: zone.field("spanned_pages")?,
+                present_pages: zone.field("present_pages")?,
+                watermarks,
+                vm_stat: read_counters(
+                    kernel,
+                    VirtAddr(addr.0.wrapping_add(vm_stat_offset)),
+                    &names,
+                    "zone vm_stat",
+                )?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_aliases_name_a_value_and_out_of_range_values_are_dropped() {
+        let e = |n: &str, v: i128| (n.to_owned(), v);
+        let names = names_by_value(
+            &[
+                e("NR_FREE_PAGES", 0),
+                e("NR_ZONE_LRU_BASE", 1),
+                e("NR_ZONE_INACTIVE_ANON", 1),
+                e("NR_MLOCK", 2),
+                e("NR_VM_ZONE_STAT_ITEMS", 3),
+                e("BOGUS", -1),
+            ],
+            3,
+        );
+        assert_eq!(
+            names,
+            ["NR_FREE_PAGES", "NR_ZONE_INACTIVE_ANON", "NR_MLOCK"]
+        );
+        // A corrupt count is capped.
+        assert_eq!(names_by_value(&[], usize::MAX).len(), MAX_ITEMS);
+    }
+}
