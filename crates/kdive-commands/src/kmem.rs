@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str =
-    "kmem [-i[=shared] | -v | -V | -z | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
+    "kmem [-i[=shared] | -f | -v | -V | -z | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,6 +47,8 @@ pub enum KmemRequest {
     Huge,
     /// `-z`.
     Zones,
+    /// `-f`.
+    FreeAreas,
     /// `-V`.
     VmStat,
 }
@@ -71,7 +73,7 @@ fn hex_operand(word: &str) -> Option<u64> {
 pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
     let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages, mut huge) =
         (false, false, false, false, false, false);
-    let (mut zones, mut vm_stat) = (false, false);
+    let (mut zones, mut vm_stat, mut free) = (false, false, false);
     let mut args = KmemArgs::default();
     let mut name = None;
     let mut addresses = Vec::new();
@@ -90,6 +92,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
                         'p' => pages = true,
                         'h' => huge = true,
                         'z' => zones = true,
+                        'f' => free = true,
                         'V' => vm_stat = true,
                         's' => (slabs, verbose) = (true, false),
                         'S' => (slabs, verbose) = (true, true),
@@ -111,7 +114,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             },
         }
     }
-    let flags = [info, slabs, vmalloc, pages, huge, zones, vm_stat];
+    let flags = [info, slabs, vmalloc, pages, huge, zones, vm_stat, free];
     if flags.iter().filter(|f| **f).count() > 1 {
         return Err(bad("only one flag allowed".into()));
     }
@@ -127,7 +130,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
         }
         return Ok(KmemRequest::Pages(addresses));
     }
-    if vmalloc || huge || zones || vm_stat {
+    if vmalloc || huge || zones || vm_stat || free {
         if !addresses.is_empty() || name.is_some() {
             return Err(bad("no address arguments allowed with this option".into()));
         }
@@ -137,6 +140,8 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             KmemRequest::Zones
         } else if vm_stat {
             KmemRequest::VmStat
+        } else if free {
+            KmemRequest::FreeAreas
         } else {
             KmemRequest::Vmalloc
         });
@@ -349,8 +354,10 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
   -h  the huge page pools: HSTATE SIZE FREE TOTAL NAME\n\
   -z  each zone of each node: its address, name, size, present pages, min/low/high\n\
     watermarks and vm_stat counters\n\
+  -f  each zone's buddy free lists by order and migrate type: AREA SIZE\n\
+    FREE_AREA_STRUCT BLOCKS PAGES, and nr_free_pages checked against the lists\n\
   -V  the vm_zone_stat, vm_node_stat, vm_numa_stat (before 5.14) counters and the\n\
-    vm_event_states summed over the online CPUs\n\
+    vm_event_states summed over the CPUs\n\
   -p address  the page of a page struct, kernel virtual or physical address (PAGE\n\
     PHYSICAL MAPPING INDEX CNT FLAGS)\n\
   -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
@@ -369,6 +376,7 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -v              the vmalloc areas",
         "kmem -h              the huge page pools",
         "kmem -z              the memory zones",
+        "kmem -f              the free lists of each zone",
         "kmem -V              the vmstat counters and vm events",
         "kmem -p ffff888004c9c900  the page of an address",
         "kmem -s              every slab cache",
@@ -376,7 +384,18 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -S kmalloc-64   one cache's slabs and objects",
         "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
-    options: &["-i", "-i=shared", "-v", "-V", "-z", "-h", "-p", "-s", "-S"],
+    options: &[
+        "-i",
+        "-i=shared",
+        "-f",
+        "-v",
+        "-V",
+        "-z",
+        "-h",
+        "-p",
+        "-s",
+        "-S",
+    ],
     operands: Operand::None,
     schema: 3,
     run: run_kmem,
@@ -408,6 +427,7 @@ fn run_kmem(
         KmemRequest::Huge => Box::new(crate::kmem_huge::huge(session)?),
         KmemRequest::Zones => Box::new(crate::kmem_zone::zone_stats(session)?),
         KmemRequest::VmStat => Box::new(crate::kmem_zone::vm_stat(session, warnings)?),
+        KmemRequest::FreeAreas => Box::new(crate::kmem_zone::free_areas(session, warnings)?),
         KmemRequest::Pages(addresses) => {
             Box::new(crate::kmem_page::pages(session, &addresses, warnings)?)
         }
@@ -508,6 +528,8 @@ mod tests {
         assert_eq!(parse_kmem(&["-z"]).unwrap(), KmemRequest::Zones);
         assert_eq!(parse_kmem(&["-V"]).unwrap(), KmemRequest::VmStat);
         assert!(parse_kmem(&["-z", "-V"]).is_err());
+        assert_eq!(parse_kmem(&["-f"]).unwrap(), KmemRequest::FreeAreas);
+        assert!(parse_kmem(&["-f", "1000"]).is_err());
         assert!(parse_kmem(&["-z", "1000"]).is_err());
         assert!(parse_kmem(&["-p", "-v", "1000"]).is_err());
         assert_eq!(

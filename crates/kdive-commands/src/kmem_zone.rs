@@ -1,9 +1,10 @@
-//! `kmem -z` (each zone: crash's `dump_zone_stats()`) and `kmem -V` (the vmstat arrays and
-//! the summed vm events: `dump_vm_stat()`, `dump_vm_event_state()`), in crash's layout.
+//! `kmem -z` (each zone: crash's `dump_zone_stats()`), `kmem -V` (the vmstat arrays and
+//! the summed vm events: `dump_vm_stat()`, `dump_vm_event_state()`) and `kmem -f` (each
+//! zone's buddy free lists: `dump_free_pages_zones_v2()`), in crash's layout.
 
 use std::io::{self, Write};
 
-use kdive_kernel::vmstat::{vm_events, vm_stats, zones, Counter};
+use kdive_kernel::vmstat::{free_lists, vm_events, vm_stats, zones, Counter};
 use serde::Serialize;
 
 use crate::ps::Hex;
@@ -147,6 +148,121 @@ impl KmemVmStatRecord {
     }
 }
 
+/// One buddy free list of a zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreeListRow {
+    pub order: u32,
+    pub migrate_type: usize,
+    /// The `free_list` head (crash's FREE_AREA_STRUCT).
+    pub free_area_struct: Hex,
+    pub blocks: u64,
+    pub pages: u64,
+}
+
+/// One zone's free memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreeZoneRow {
+    pub node: usize,
+    pub zone: usize,
+    pub name: Option<String>,
+    pub size: u64,
+    /// `vm_stat[NR_FREE_PAGES]`.
+    pub free: i64,
+    /// The page struct of the zone's first page; `null` for an empty zone.
+    pub mem_map: Option<Hex>,
+    pub start_paddr: Hex,
+    pub start_mapnr: u64,
+    /// Empty when `free` is 0 (crash lists no free lists then).
+    pub free_lists: Vec<FreeListRow>,
+}
+
+/// `kmem -f`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmemFreeRecord {
+    pub free_areas: Vec<FreeZoneRow>,
+    /// The zones' free counts summed.
+    pub nr_free_pages: i64,
+    /// The pages on the free lists.
+    pub found: u64,
+    #[serde(skip)]
+    pub page_size: u64,
+}
+
+/// crash's `mkstring(CENTER)`: an odd padding goes right (`LJUST`, the default) or left
+/// (`RJUST`).
+fn center(text: &str, width: usize, rjust: bool) -> String {
+    let extra = width.saturating_sub(text.len());
+    let (left, right) = match (extra % 2 == 1, rjust) {
+        (true, true) => (extra / 2 + 1, extra / 2),
+        (true, false) => (extra / 2, extra / 2 + 1),
+        _ => (extra / 2, extra / 2),
+    };
+    format!("{}{text}{}", " ".repeat(left), " ".repeat(right))
+}
+
+impl KmemFreeRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let nodes = self
+            .free_areas
+            .iter()
+            .map(|z| z.node)
+            .max()
+            .map_or(0, |n| n + 1);
+        for z in &self.free_areas {
+            if z.zone == 0 && nodes > 1 {
+                if z.node > 0 {
+                    writeln!(out, "\n{}", "-".repeat(74))?;
+                }
+                let gap = if z.node > 0 { "\n" } else { "" };
+                writeln!(out, "{gap}NODE\n {:2}", z.node)?;
+            }
+            writeln!(
+                out,
+                "{}ZONE  NAME        SIZE    FREE  {}  START_PADDR  START_MAPNR",
+                if z.zone > 0 { "\n" } else { "" },
+                center("MEM_MAP", 16, false)
+            )?;
+            let name = match &z.name {
+                Some(name) => format!("{name:<9} "),
+                None => "(unknown) ".to_owned(),
+            };
+            writeln!(
+                out,
+                "{:3}   {name}{:6}  {:6}  {}  {}  {}",
+                z.zone,
+                z.size,
+                z.free,
+                center(&format!("{:x}", z.mem_map.map_or(0, |m| m.0)), 16, false),
+                center(&format!("{:x}", z.start_paddr.0), 11, true),
+                center(&z.start_mapnr.to_string(), 11, true)
+            )?;
+            if z.free_lists.is_empty() {
+                continue;
+            }
+            writeln!(out, "AREA    SIZE  FREE_AREA_STRUCT  BLOCKS  PAGES")?;
+            for l in &z.free_lists {
+                let kb = (self.page_size << l.order) / 1024;
+                writeln!(
+                    out,
+                    "{:3}  {:>7}  {}  {:6} {:6}",
+                    l.order,
+                    format!("{kb}k"),
+                    center(&format!("{:x}", l.free_area_struct.0), 16, false),
+                    l.blocks,
+                    l.pages
+                )?;
+            }
+        }
+        write!(out, "\nnr_free_pages: {}  ", self.nr_free_pages)?;
+        if u64::try_from(self.nr_free_pages).ok() == Some(self.found) {
+            writeln!(out, "(verified)")
+        } else {
+            writeln!(out, "(found {})", self.found)
+        }
+    }
+}
+
+crate::impl_record!(KmemFreeRecord);
 crate::impl_record!(KmemZoneRecord);
 crate::impl_record!(KmemVmStatRecord);
 
@@ -176,6 +292,73 @@ pub(crate) fn zone_stats(session: &Session<'_>) -> Result<KmemZoneRecord, Comman
                 vm_stat: rows(z.vm_stat),
             })
             .collect(),
+    })
+}
+
+/// `kmem -f`.
+pub(crate) fn free_areas(
+    session: &Session<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<KmemFreeRecord, CommandError> {
+    let kernel = session.kernel();
+    let page_struct = kernel.struct_size("page").map_err(failed)?;
+    let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
+        Some(base) => base,
+        None => kernel.read_symbol_u64("vmemmap_base").map_err(failed)?,
+    };
+    // SPARSEMEM_VMEMMAP: a pfn's page struct is vmemmap[pfn].
+    let page_of = |pfn: u64| vmemmap.wrapping_add(pfn.wrapping_mul(page_struct));
+    let mut rows = Vec::new();
+    let (mut nr_free_pages, mut found) = (0i64, 0u64);
+    for z in zones(kernel).map_err(failed)? {
+        let free = z
+            .vm_stat
+            .iter()
+            .find(|c| c.name == "NR_FREE_PAGES")
+            .map_or(0, |c| c.value);
+        nr_free_pages = nr_free_pages.wrapping_add(free);
+        let mut lists = Vec::new();
+        if free != 0 {
+            for l in free_lists(kernel, &z).map_err(failed)? {
+                if let Some(stop) = &l.stop {
+                    warnings.push(format!(
+                        "kmem: corrupted free list {} from free_area struct: {:x}: {stop}",
+                        l.migrate_type, l.head.0
+                    ));
+                }
+                let pages = l.blocks << l.order;
+                found = found.wrapping_add(pages);
+                lists.push(FreeListRow {
+                    order: l.order,
+                    migrate_type: l.migrate_type,
+                    free_area_struct: Hex(l.head.0),
+                    blocks: l.blocks,
+                    pages,
+                });
+            }
+        }
+        let populated = z.spanned_pages > 0;
+        rows.push(FreeZoneRow {
+            node: z.node,
+            zone: z.index,
+            name: z.name,
+            size: z.spanned_pages,
+            free,
+            mem_map: populated.then(|| Hex(page_of(z.start_pfn))),
+            start_paddr: Hex(z.start_pfn.wrapping_mul(kernel.page_size())),
+            start_mapnr: if populated {
+                z.start_pfn.saturating_sub(z.node_start_pfn)
+            } else {
+                0
+            },
+            free_lists: lists,
+        });
+    }
+    Ok(KmemFreeRecord {
+        free_areas: rows,
+        nr_free_pages,
+        found,
+        page_size: kernel.page_size(),
     })
 }
 
@@ -253,6 +436,64 @@ NODE: 0  ZONE: 1  ADDR: ffff8b394edd9680  NAME: \"Normal\"
 
 "
         );
+    }
+
+    #[test]
+    fn free_area_layout_is_crashs() {
+        let zone = |zone, name: &str, size, free, lists| FreeZoneRow {
+            node: 0,
+            zone,
+            name: Some(name.into()),
+            size,
+            free,
+            mem_map: (size > 0).then_some(Hex(0xfffffad980000040)),
+            start_paddr: Hex(if size > 0 { 0x1000 } else { 0 }),
+            start_mapnr: 0,
+            free_lists: lists,
+        };
+        let list = |order, addr, blocks| FreeListRow {
+            order,
+            migrate_type: 0,
+            free_area_struct: Hex(addr),
+            blocks,
+            pages: blocks << order,
+        };
+        let record = KmemFreeRecord {
+            free_areas: vec![
+                zone(
+                    0,
+                    "DMA",
+                    4095,
+                    3808,
+                    vec![
+                        list(0, 0xffff8b394edd9780, 0),
+                        list(10, 0xffff8b394edd9b00, 3),
+                    ],
+                ),
+                zone(1, "Movable", 0, 0, vec![]),
+            ],
+            nr_free_pages: 3808,
+            found: 3072,
+            page_size: 4096,
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ZONE  NAME        SIZE    FREE      MEM_MAP       START_PADDR  START_MAPNR
+  0   DMA         4095    3808  fffffad980000040      1000          0     
+AREA    SIZE  FREE_AREA_STRUCT  BLOCKS  PAGES
+  0       4k  ffff8b394edd9780       0      0
+ 10    4096k  ffff8b394edd9b00       3   3072
+
+ZONE  NAME        SIZE    FREE      MEM_MAP       START_PADDR  START_MAPNR
+  1   Movable        0       0         0               0            0     
+
+nr_free_pages: 3808  (found 3072)
+"
+        );
+        assert_eq!(center("ab", 5, false), " ab  ");
+        assert_eq!(center("ab", 5, true), "  ab ");
     }
 
     #[test]

@@ -70,7 +70,10 @@ pub use kmem_huge::{HstateRow, KmemHugeRecord};
 pub use kmem_page::{KmemPageRecord, PageRow};
 pub use kmem_slab::{CacheRow, KmemSlabRecord, SlabRow};
 pub use kmem_vmalloc::{KmemVmallocRecord, VmapRow};
-pub use kmem_zone::{CounterRow, EventRow, KmemVmStatRecord, KmemZoneRecord, ZoneRow};
+pub use kmem_zone::{
+    CounterRow, EventRow, FreeListRow, FreeZoneRow, KmemFreeRecord, KmemVmStatRecord,
+    KmemZoneRecord, ZoneRow,
+};
 pub use log::{LogArgs, LogRecord};
 pub use modules::{ModArgs, ModRecord};
 pub use ps::{PsArgs, PsMode, PsRecord, PsSelector, PsThreads};

@@ -1,4 +1,4 @@
-//! `kmem -z` and `kmem -V` on the lab's busy and userland dumps of every series (7.x's
+//! `kmem -z`, `kmem -V` and `kmem -f` on the lab's busy and userland dumps of every series (7.x's
 //! unfiltered userland dump too), against crash 9.0.2 (and crash 8.0.2 on 5.10) run at test
 //! time: the same text, line for line.
 //!
@@ -7,7 +7,7 @@
 
 mod common;
 
-use kdive_commands::{KmemVmStatRecord, KmemZoneRecord, Session};
+use kdive_commands::{KmemFreeRecord, KmemVmStatRecord, KmemZoneRecord, Session};
 use kdive_testkit::lab::{self, is_stable, lab_root, BadJson};
 
 #[test]
@@ -25,7 +25,11 @@ fn kmem_zones_and_vm_stat_match_crash() {
             || name.ends_with("-userland.kdump-zstd-d0");
         scenario && lab::filtered_unsupported(m).is_none() && is_stable(m)
     });
-    let commands = ["kmem -z".to_owned(), "kmem -V".to_owned()];
+    let commands = [
+        "kmem -z".to_owned(),
+        "kmem -V".to_owned(),
+        "kmem -f".to_owned(),
+    ];
     let mut agreement = lab::Agreement::default();
     let mut mismatches = Vec::new();
     for m in chosen {
@@ -55,6 +59,15 @@ fn kmem_zones_and_vm_stat_match_crash() {
             "{name}: vm events unread: {:?}",
             ours[1].warnings
         );
+        let free = ours[2]
+            .record::<KmemFreeRecord>()
+            .unwrap_or_else(|| panic!("{name}: kmem -f gives no free-area record"));
+        assert!(free.found > 0, "{name}: no free block found");
+        assert!(
+            ours[2].warnings.is_empty(),
+            "{name}: kmem -f: {:?}",
+            ours[2].warnings
+        );
         for version in lab::crash_versions_reading_whole(m) {
             let Some(theirs) = lab::crash_session(m, version, &commands) else {
                 kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
@@ -75,5 +88,5 @@ fn kmem_zones_and_vm_stat_match_crash() {
             agreement.add_dump(version, m, commands.len(), same, 0);
         }
     }
-    agreement.finish_without_mismatches(&mismatches, "kmem -z/-V commands");
+    agreement.finish_without_mismatches(&mismatches, "kmem -z/-V/-f commands");
 }

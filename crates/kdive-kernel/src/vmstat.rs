@@ -3,6 +3,7 @@
 //! `vm_node_stat`, `vm_numa_stat` (before 5.14), each zone's `vm_stat`, and the per-CPU
 //! `vm_event_states` summed. Kernels before 4.8 (one `vm_stat` array) are not read.
 
+use crate::walk::{walk_list, ListParams, WalkStop};
 use crate::{Kernel, KernelError, VirtAddr};
 
 /// Nodes and zones are arrays; these bound them against corrupt sizes.
@@ -42,6 +43,20 @@ pub struct Zone {
     pub watermarks: [i64; 3],
     /// The zone's `vm_stat[]`, under the `zone_stat_item` names.
     pub vm_stat: Vec<Counter>,
+    pub start_pfn: u64,
+    /// The node's `node_start_pfn`.
+    pub node_start_pfn: u64,
+}
+
+/// One buddy free list: `zone.free_area[order].free_list[migrate_type]`, with its blocks
+/// counted by a bounded, cycle-checked walk (`stop` says why it ended early).
+#[derive(Debug, Clone)]
+pub struct FreeList {
+    pub order: u32,
+    pub migrate_type: usize,
+    pub head: VirtAddr,
+    pub blocks: u64,
+    pub stop: Option<WalkStop>,
 }
 
 /// The names of an enum's values as crash's `vm_stat_init()` builds them from gdb's
@@ -162,13 +177,18 @@ pub fn vm_stats(kernel: &Kernel) -> Result<VmStats, KernelError> {
     Ok(VmStats { zone, node, numa })
 }
 
-/// The per-CPU `vm_event_states` summed over the online CPUs, under the `vm_event_item`
-/// names (`NR_VM_EVENT_ITEMS` of them); unsigned, as crash prints them.
+/// The per-CPU `vm_event_states` summed over CPUs 0 to the highest present one (crash's
+/// `kt->cpus`), under the `vm_event_item` names (`NR_VM_EVENT_ITEMS` of them); unsigned, as
+/// crash prints them.
 pub fn vm_events(kernel: &Kernel) -> Result<Vec<(String, u64)>, KernelError> {
     let names = item_names(kernel, "vm_event_item", "NR_VM_EVENT_ITEMS")?;
     let base = kernel.symbol("vm_event_states")?;
+    let cpus = match kernel.cpu_mask("present") {
+        Ok(mask) if !mask.is_empty() => mask.iter().max().map_or(1, |m| m + 1),
+        _ => kernel.online_cpus()?.iter().max().map_or(1, |m| m + 1),
+    };
     let mut sums = vec![0u64; names.len()];
-    for cpu in kernel.online_cpus()? {
+    for cpu in 0..cpus.min(kernel.nr_cpu_ids().unwrap_or(cpus)) {
         let at = kernel.per_cpu_ptr(base, cpu)?;
         let bytes = kernel.read_bytes(
             at,
@@ -231,6 +251,7 @@ pub fn zones(kernel: &Kernel) -> Result<Vec<Zone>, KernelError> {
     let vm_stat_offset = kernel.offset_of("zone", "vm_stat")?;
     let mut out = Vec::new();
     for (node, pgdat) in pgdats(kernel)?.into_iter().enumerate() {
+        let node_start_pfn = kernel.read_field(pgdat, "pglist_data", "node_start_pfn")?;
         for index in 0..nr_zones {
             let addr = VirtAddr(
                 pgdat
@@ -262,6 +283,72 @@ pub fn zones(kernel: &Kernel) -> Result<Vec<Zone>, KernelError> {
                     &names,
                     "zone vm_stat",
                 )?,
+                start_pfn: zone.field("zone_start_pfn")?,
+                node_start_pfn,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every free list of a zone, as crash's `dump_zone_free_area()` walks them: each order's
+/// `free_list[]` from its first page's `lru` back to the head. A walk stops at a page met
+/// twice, an unreadable link or more blocks than the zone could hold.
+pub fn free_lists(kernel: &Kernel, zone: &Zone) -> Result<Vec<FreeList>, KernelError> {
+    let free_area = kernel.member("zone", "free_area")?;
+    let area_size = kernel.struct_size("free_area")?;
+    let lists = kernel.member("free_area", "free_list")?;
+    let list_head = kernel.struct_size("list_head")?.max(1);
+    let orders = (free_area.size / area_size.max(1)).min(64);
+    let per_order = (lists.size / list_head).min(16);
+    let mut out = Vec::new();
+    for order in 0..orders {
+        let order = u32::try_from(order).unwrap_or(u32::MAX);
+        // No zone holds more blocks than its pages; the walk's limit.
+        let limit = usize::try_from((zone.spanned_pages >> order).saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .min(crate::MAX_LIST_ENTRIES);
+        let area = zone
+            .addr
+            .0
+            .wrapping_add(free_area.offset)
+            .wrapping_add(u64::from(order) * area_size);
+        for migrate_type in 0..per_order {
+            let head = area
+                .wrapping_add(lists.offset)
+                .wrapping_add(migrate_type * list_head);
+            let first = kernel.read_u64(VirtAddr(head), "free_area free_list")?;
+            let (blocks, stop) = if first == head {
+                (0, None)
+            } else {
+                let walk = walk_list(
+                    kernel,
+                    &ListParams {
+                        start: first,
+                        member_offset: 0,
+                        list_head_offset: 0,
+                        end: head,
+                        head_format: true,
+                        limit,
+                    },
+                );
+                // The walk lists the entry it met twice or could not read through; that
+                // one is not a block of its own.
+                let seen = walk.entries.len() as u64;
+                let blocks = match walk.stop {
+                    Some(WalkStop::Duplicate { .. } | WalkStop::Unreadable { .. }) => {
+                        seen.saturating_sub(1)
+                    }
+                    _ => seen,
+                };
+                (blocks, walk.stop)
+            };
+            out.push(FreeList {
+                order,
+                migrate_type: usize::try_from(migrate_type).unwrap_or(usize::MAX),
+                head: VirtAddr(head),
+                blocks,
+                stop,
             });
         }
     }

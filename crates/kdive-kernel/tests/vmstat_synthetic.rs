@@ -1,7 +1,7 @@
-//! `kmem -z`'s zones and `kmem -V`'s counters on a synthetic kernel (a vmcore built by
-//! kdive-testkit, BTF by `BtfBuilder`): names by enum value (a later alias wins), signed
-//! counters, an unreadable zone name kept as `None`, and an unmapped node an error, not
-//! garbage.
+//! `kmem -z`'s zones, `kmem -V`'s counters and `kmem -f`'s free lists on a synthetic kernel
+//! (a vmcore built by kdive-testkit, BTF by `BtfBuilder`): names by enum value (a later alias
+//! wins), signed counters, an unreadable zone name kept as `None`, an unmapped node an error,
+//! and free lists that loop or break end with what they counted, never a hang.
 
 use std::sync::Arc;
 
@@ -21,13 +21,18 @@ const TABLES_PHYS: u64 = 0x10_0000;
 const UNMAPPED: u64 = 0xffff_ffff_9000_0000;
 
 const PGDAT: u64 = DATA_VADDR + 0x1000;
-const ZONE_SIZE: u64 = 64;
+const ZONE_SIZE: u64 = 160;
 /// `zone`: `_watermark[3]` at 0, name at 24, spanned_pages at 32, present_pages at 40,
-/// vm_stat[2] at 48.
+/// vm_stat[2] at 48, zone_start_pfn at 64, free_area[2] at 72 (each `free_list[2]`, then
+/// `nr_free`: 40 bytes).
 const ZONE_NAME: u64 = 24;
 const ZONE_SPANNED: u64 = 32;
 const ZONE_PRESENT: u64 = 40;
 const ZONE_VM_STAT: u64 = 48;
+const ZONE_START_PFN: u64 = 64;
+const ZONE_FREE_AREA: u64 = 72;
+const FREE_AREA_SIZE: u64 = 40;
+const NODE_START_PFN: u64 = 2 * ZONE_SIZE;
 const DMA_NAME: u64 = DATA_VADDR + 0x3000;
 const VM_ZONE_STAT: u64 = DATA_VADDR + 0x4000;
 const VM_NODE_STAT: u64 = DATA_VADDR + 0x4100;
@@ -41,19 +46,38 @@ fn btf() -> Vec<u8> {
     let name_ptr = b.ptr(chr);
     let marks = b.array(ulong, int, 3);
     let counters = b.array(long, int, 2);
+    let list_ptr = b.ptr(b.next_id() + 1);
+    let list_head = b.struct_(
+        "list_head",
+        16,
+        &[("next", list_ptr, 0), ("prev", list_ptr, 64)],
+    );
+    let lists = b.array(list_head, int, 2);
+    let free_area = b.struct_(
+        "free_area",
+        40,
+        &[("free_list", lists, 0), ("nr_free", ulong, 256)],
+    );
+    let areas = b.array(free_area, int, 2);
     let zone = b.struct_(
         "zone",
-        64,
+        160,
         &[
             ("_watermark", marks, 0),
             ("name", name_ptr, 192),
             ("spanned_pages", ulong, 256),
             ("present_pages", ulong, 320),
             ("vm_stat", counters, 384),
+            ("zone_start_pfn", ulong, 512),
+            ("free_area", areas, 576),
         ],
     );
     let zones = b.array(zone, int, 2);
-    b.struct_("pglist_data", 128, &[("node_zones", zones, 0)]);
+    b.struct_(
+        "pglist_data",
+        328,
+        &[("node_zones", zones, 0), ("node_start_pfn", ulong, 2560)],
+    );
     b.enum_(
         "zone_stat_item",
         4,
@@ -131,6 +155,21 @@ fn image() -> Image {
     image.put_u64(dma + ZONE_PRESENT, 3998);
     image.put_u64(dma + ZONE_VM_STAT, 3808);
     image.put_u64(dma + ZONE_VM_STAT + 8, (-2i64) as u64);
+    image.put_u64(dma + ZONE_START_PFN, 1);
+    image.put_u64(PGDAT + NODE_START_PFN, 1);
+    // Free lists: order 0 list 0 holds two pages, order 0 list 1 none, order 1 list 0
+    // loops between two pages without coming back to its head, order 1 list 1 breaks.
+    let head = |order: u64, list: u64| dma + ZONE_FREE_AREA + order * FREE_AREA_SIZE + list * 16;
+    let page = |i: u64| DATA_VADDR + 0x8000 + i * 0x40;
+    image.put_u64(head(0, 0), page(0));
+    image.put_u64(page(0), page(1));
+    image.put_u64(page(1), head(0, 0));
+    image.put_u64(head(0, 1), head(0, 1));
+    image.put_u64(head(1, 0), page(2));
+    image.put_u64(page(2), page(3));
+    image.put_u64(page(3), page(2));
+    image.put_u64(head(1, 1), page(4));
+    image.put_u64(page(4), UNMAPPED);
     // The second zone's name is unreadable.
     image.put_u64(dma + ZONE_SIZE + ZONE_NAME, UNMAPPED);
     image.put_u64(VM_ZONE_STAT, 19925);
@@ -149,6 +188,7 @@ fn zones_and_counters_read_as_crash_names_them() {
     assert_eq!(dma.name.as_deref(), Some("DMA"));
     assert_eq!((dma.spanned_pages, dma.present_pages), (4095, 3998));
     assert_eq!(dma.watermarks, [50, 62, 74]);
+    assert_eq!((dma.start_pfn, dma.node_start_pfn), (1, 1));
     let names: Vec<(&str, i64)> = dma
         .vm_stat
         .iter()
@@ -171,6 +211,31 @@ fn zones_and_counters_read_as_crash_names_them() {
     assert!(stats.numa.is_none());
     // No vm_event_item enum nor vm_event_states: an error, which kmem -V turns into a warning.
     assert!(vmstat::vm_events(&kernel).is_err());
+}
+
+#[test]
+fn free_lists_count_blocks_and_stop_on_corrupt_links() {
+    let kernel = kernel(&image().0, PGDAT);
+    let zones = vmstat::zones(&kernel).unwrap();
+    let lists = vmstat::free_lists(&kernel, &zones[0]).unwrap();
+    let counted: Vec<(u32, usize, u64, bool)> = lists
+        .iter()
+        .map(|l| (l.order, l.migrate_type, l.blocks, l.stop.is_some()))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            (0, 0, 2, false),
+            (0, 1, 0, false),
+            // crash's do_list() ends a list back at its first entry.
+            (1, 0, 2, false),
+            (1, 1, 1, true),
+        ]
+    );
+    assert_eq!(lists[1].head, VirtAddr(PGDAT + ZONE_FREE_AREA + 16));
+    // An empty zone: every list empty, the walk bounded by the zone's size.
+    let empty = vmstat::free_lists(&kernel, &zones[1]).unwrap();
+    assert!(empty.iter().all(|l| l.blocks <= 1));
 }
 
 #[test]
