@@ -368,8 +368,9 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
   -s|-S address  the cache and slab holding a slab object (-S: every object of the slab)\n\
   address  what holds the address: its symbol (kernel image, modules), the vmalloc area\n\
     and the task whose stack it is in, its slab cache, slab and object (FREE or\n\
-    [ALLOCATED]), the task whose task_struct it is in, and its page (PAGE PHYSICAL\n\
-    MAPPING INDEX CNT FLAGS)",
+    [ALLOCATED]), the task whose task_struct it is in, the free block of a free page\n\
+    (ZONE, AREA, \"(ADDR is Nth of M pages)\"), and its page (PAGE PHYSICAL MAPPING INDEX\n\
+    CNT FLAGS)",
     examples: &[
         "kmem -i              memory usage summary",
         "kmem -i=shared       with the shared pages",

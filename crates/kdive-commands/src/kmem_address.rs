@@ -1,17 +1,19 @@
 //! `kmem ADDRESS`: what holds an address, in crash's `kmem_search()` order: the symbol of
 //! a kernel-image or module address, the task whose stack a vmalloc address is in and its
 //! vmalloc area, the slab cache, slab and object, the task whose `task_struct` or stack
-//! holds it, and its page (the mem_map line).
+//! holds it, the free buddy block of a free page, and its page (the mem_map line).
 
 use std::io::{self, Write};
 
 use kdive_kernel::slab::Slub;
 use kdive_kernel::vmalloc::{vmap_area_of, vmap_areas, VmapArea, VmapAreas};
+use kdive_kernel::vmstat::find_free_block;
 use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::kmem_slab::{caches, object_row, CacheRow, CACHE_HEADER};
 use crate::kmem_vmalloc::{VmapRow, VMAP_HEADER};
+use crate::kmem_zone::{area_line, page_of_pfn, zone_row, FreeZoneRow};
 use crate::ps::Hex;
 use crate::set::{task_context, SetRecord};
 use crate::sym::{symbol_entry, SymEntry};
@@ -45,8 +47,59 @@ pub struct AddressRow {
     pub task: Option<TaskRow>,
     /// The task whose kernel stack holds it.
     pub stack_of: Option<TaskRow>,
+    /// The free buddy block holding its page, as crash's search of the free lists finds it.
+    pub free_block: Option<FreeBlockRow>,
     /// Its page (crash's mem_map line).
     pub page: Option<PageLine>,
+}
+
+/// A free block: its zone (as `kmem -f` lists it, without the lists), its free list and
+/// first page, and the address's page in it (`nth`, from 1, of `pages`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FreeBlockRow {
+    pub zone: FreeZoneRow,
+    pub order: u32,
+    pub migrate_type: usize,
+    pub free_area_struct: Hex,
+    pub page: Hex,
+    pub nth: u64,
+    pub pages: u64,
+    #[serde(skip)]
+    page_size: u64,
+}
+
+/// crash's `ordinal()`, which looks at the last digit alone (`11st`, `12nd`).
+fn ordinal(n: u64) -> String {
+    let suffix = match n % 10 {
+        1 => "st",
+        2 => "nd",
+        3 => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+impl FreeBlockRow {
+    fn write(&self, out: &mut dyn Write, addr: u64) -> io::Result<()> {
+        self.zone.write_zone(out)?;
+        writeln!(out, "AREA    SIZE  FREE_AREA_STRUCT")?;
+        let kb = (self.page_size << self.order) / 1024;
+        writeln!(
+            out,
+            "{}",
+            area_line(self.order, kb, self.free_area_struct.0)
+        )?;
+        write!(out, "{:x}  ", self.page.0)?;
+        if self.order > 0 {
+            write!(
+                out,
+                "({addr:x} is {} of {} pages)",
+                ordinal(self.nth),
+                self.pages
+            )?;
+        }
+        writeln!(out)
+    }
 }
 
 /// `kmem ADDRESS...`.
@@ -88,6 +141,10 @@ impl KmemAddressRecord {
                 writeln!(out)?;
             } else if let (Some(task), None) = (&row.stack_of, &row.vmap_area) {
                 task.context.write_context(out)?;
+                writeln!(out)?;
+            }
+            if let Some(block) = &row.free_block {
+                block.write(out, row.address.0)?;
                 writeln!(out)?;
             }
             match &row.page {
@@ -141,6 +198,35 @@ fn task_row(session: &Session<'_>, task: VirtAddr, warnings: &mut Vec<String>) -
         task: Hex(task.0),
         context,
     }
+}
+
+/// The free block of a page crash's free-list search finds: the block holding the page (the
+/// search's one-past-the-end bound may stop at the block before it, and then crash prints
+/// none, as kdive).
+fn free_block_row(kernel: &Kernel, addr: u64, warnings: &mut Vec<String>) -> Option<FreeBlockRow> {
+    let phys = kernel.virt_to_phys(VirtAddr(addr)).ok()?.0;
+    let page_of = page_of_pfn(kernel).ok()?;
+    let page_struct = kernel.struct_size("page").ok()?.max(1);
+    let page = page_of(phys / kernel.page_size().max(1));
+    let block = match find_free_block(kernel, page) {
+        Ok(block) => block?,
+        Err(e) => {
+            warnings.push(format!("kmem: {addr:x}: the free lists: {e}"));
+            return None;
+        }
+    };
+    let index = (page - block.first_page) / page_struct;
+    let pages = 1u64 << block.list.order;
+    (index < pages).then(|| FreeBlockRow {
+        zone: zone_row(kernel, &block.zone, &page_of),
+        order: block.list.order,
+        migrate_type: block.list.migrate_type,
+        free_area_struct: Hex(block.list.head.0),
+        page: Hex(block.first_page),
+        nth: index + 1,
+        pages,
+        page_size: kernel.page_size(),
+    })
 }
 
 /// Whether `addr` is in the kernel image (`_text`..`_end`).
@@ -208,6 +294,7 @@ pub(crate) fn addresses(
                 cache: None,
                 task: None,
                 stack_of,
+                free_block: None,
                 page,
             });
             continue;
@@ -221,13 +308,10 @@ pub(crate) fn addresses(
             .iter()
             .find(|t| addr >= t.addr.0 && addr - t.addr.0 < task_size)
             .map(|t| task_row(session, t.addr, warnings));
-        if let Some((head, order)) = slub.as_ref().and_then(|s| s.free_block_of(addr)) {
-            warnings.push(format!(
-                "kmem: {addr:x}: in the free block of {} pages at page {head:x}; crash \
-                 prints its free_area block (zone, area), which kdive does not list",
-                1u64 << order
-            ));
-        }
+        let free_block = match slub.as_ref().and_then(|s| s.free_block_of(addr)) {
+            Some(_) => free_block_row(kernel, addr, warnings),
+            None => None,
+        };
         rows.push(AddressRow {
             address: Hex(addr),
             symbol,
@@ -235,8 +319,53 @@ pub(crate) fn addresses(
             cache,
             task,
             stack_of,
+            free_block,
             page,
         });
     }
     Ok(KmemAddressRecord { addresses: rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_block_lines_are_crashs() {
+        let block = FreeBlockRow {
+            zone: FreeZoneRow {
+                node: 0,
+                zone: 0,
+                name: Some("DMA".into()),
+                size: 4095,
+                free: 3808,
+                mem_map: Some(Hex(0xfffffad980000040)),
+                start_paddr: Hex(0x1000),
+                start_mapnr: 0,
+                free_lists: Vec::new(),
+            },
+            order: 10,
+            migrate_type: 1,
+            free_area_struct: Hex(0xffff8b394edd9b00),
+            page: Hex(0xfffffad980010000),
+            nth: 2,
+            pages: 1024,
+            page_size: 4096,
+        };
+        let mut out = Vec::new();
+        block.write(&mut out, 0xffff8b3940401000).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ZONE  NAME        SIZE    FREE      MEM_MAP       START_PADDR  START_MAPNR
+  0   DMA         4095    3808  fffffad980000040      1000          0     
+AREA    SIZE  FREE_AREA_STRUCT
+ 10    4096k  ffff8b394edd9b00  
+fffffad980010000  (ffff8b3940401000 is 2nd of 1024 pages)
+"
+        );
+        assert_eq!(ordinal(1), "1st");
+        assert_eq!(ordinal(12), "12nd");
+        assert_eq!(ordinal(113), "113rd");
+        assert_eq!(ordinal(4), "4th");
+    }
 }

@@ -4,7 +4,8 @@
 
 use std::io::{self, Write};
 
-use kdive_kernel::vmstat::{free_lists, vm_events, vm_stats, zones, Counter};
+use kdive_kernel::vmstat::{free_lists, vm_events, vm_stats, zones, Counter, Zone};
+use kdive_kernel::Kernel;
 use serde::Serialize;
 
 use crate::ps::Hex;
@@ -200,6 +201,77 @@ fn center(text: &str, width: usize, rjust: bool) -> String {
     format!("{}{text}{}", " ".repeat(left), " ".repeat(right))
 }
 
+/// `%3d  %7s  FREE_AREA_STRUCT  `: an order's size in KiB and its list head.
+pub(crate) fn area_line(order: u32, kb: u64, head: u64) -> String {
+    format!(
+        "{order:3}  {:>7}  {}  ",
+        format!("{kb}k"),
+        center(&format!("{head:x}"), 16, false)
+    )
+}
+
+impl FreeZoneRow {
+    /// crash's zone header and line (`ZONE NAME SIZE FREE MEM_MAP START_PADDR START_MAPNR`).
+    pub(crate) fn write_zone(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "ZONE  NAME        SIZE    FREE  {}  START_PADDR  START_MAPNR",
+            center("MEM_MAP", 16, false)
+        )?;
+        let name = match &self.name {
+            Some(name) => format!("{name:<9} "),
+            None => "(unknown) ".to_owned(),
+        };
+        writeln!(
+            out,
+            "{:3}   {name}{:6}  {:6}  {}  {}  {}",
+            self.zone,
+            self.size,
+            self.free,
+            center(&format!("{:x}", self.mem_map.map_or(0, |m| m.0)), 16, false),
+            center(&format!("{:x}", self.start_paddr.0), 11, true),
+            center(&self.start_mapnr.to_string(), 11, true)
+        )
+    }
+}
+
+/// The page struct of a pfn: `vmemmap[pfn]` (SPARSEMEM_VMEMMAP).
+pub(crate) fn page_of_pfn(kernel: &Kernel) -> Result<impl Fn(u64) -> u64, CommandError> {
+    let page_struct = kernel.struct_size("page").map_err(failed)?;
+    let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
+        Some(base) => base,
+        None => kernel.read_symbol_u64("vmemmap_base").map_err(failed)?,
+    };
+    Ok(move |pfn: u64| vmemmap.wrapping_add(pfn.wrapping_mul(page_struct)))
+}
+
+/// A zone's row without its free lists.
+pub(crate) fn zone_row(kernel: &Kernel, z: &Zone, page_of: &dyn Fn(u64) -> u64) -> FreeZoneRow {
+    let populated = z.spanned_pages > 0;
+    FreeZoneRow {
+        node: z.node,
+        zone: z.index,
+        name: z.name.clone(),
+        size: z.spanned_pages,
+        free: zone_free(z),
+        mem_map: populated.then(|| Hex(page_of(z.start_pfn))),
+        start_paddr: Hex(z.start_pfn.wrapping_mul(kernel.page_size())),
+        start_mapnr: if populated {
+            z.start_pfn.saturating_sub(z.node_start_pfn)
+        } else {
+            0
+        },
+        free_lists: Vec::new(),
+    }
+}
+
+fn zone_free(z: &Zone) -> i64 {
+    z.vm_stat
+        .iter()
+        .find(|c| c.name == "NR_FREE_PAGES")
+        .map_or(0, |c| c.value)
+}
+
 impl KmemFreeRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let nodes = self
@@ -216,26 +288,10 @@ impl KmemFreeRecord {
                 let gap = if z.node > 0 { "\n" } else { "" };
                 writeln!(out, "{gap}NODE\n {:2}", z.node)?;
             }
-            writeln!(
-                out,
-                "{}ZONE  NAME        SIZE    FREE  {}  START_PADDR  START_MAPNR",
-                if z.zone > 0 { "\n" } else { "" },
-                center("MEM_MAP", 16, false)
-            )?;
-            let name = match &z.name {
-                Some(name) => format!("{name:<9} "),
-                None => "(unknown) ".to_owned(),
-            };
-            writeln!(
-                out,
-                "{:3}   {name}{:6}  {:6}  {}  {}  {}",
-                z.zone,
-                z.size,
-                z.free,
-                center(&format!("{:x}", z.mem_map.map_or(0, |m| m.0)), 16, false),
-                center(&format!("{:x}", z.start_paddr.0), 11, true),
-                center(&z.start_mapnr.to_string(), 11, true)
-            )?;
+            if z.zone > 0 {
+                writeln!(out)?;
+            }
+            z.write_zone(out)?;
             if z.free_lists.is_empty() {
                 continue;
             }
@@ -244,10 +300,8 @@ impl KmemFreeRecord {
                 let kb = (self.page_size << l.order) / 1024;
                 writeln!(
                     out,
-                    "{:3}  {:>7}  {}  {:6} {:6}",
-                    l.order,
-                    format!("{kb}k"),
-                    center(&format!("{:x}", l.free_area_struct.0), 16, false),
+                    "{}{:6} {:6}",
+                    area_line(l.order, kb, l.free_area_struct.0),
                     l.blocks,
                     l.pages
                 )?;
@@ -301,24 +355,13 @@ pub(crate) fn free_areas(
     warnings: &mut Vec<String>,
 ) -> Result<KmemFreeRecord, CommandError> {
     let kernel = session.kernel();
-    let page_struct = kernel.struct_size("page").map_err(failed)?;
-    let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
-        Some(base) => base,
-        None => kernel.read_symbol_u64("vmemmap_base").map_err(failed)?,
-    };
-    // SPARSEMEM_VMEMMAP: a pfn's page struct is vmemmap[pfn].
-    let page_of = |pfn: u64| vmemmap.wrapping_add(pfn.wrapping_mul(page_struct));
+    let page_of = page_of_pfn(kernel)?;
     let mut rows = Vec::new();
     let (mut nr_free_pages, mut found) = (0i64, 0u64);
     for z in zones(kernel).map_err(failed)? {
-        let free = z
-            .vm_stat
-            .iter()
-            .find(|c| c.name == "NR_FREE_PAGES")
-            .map_or(0, |c| c.value);
-        nr_free_pages = nr_free_pages.wrapping_add(free);
-        let mut lists = Vec::new();
-        if free != 0 {
+        let mut row = zone_row(kernel, &z, &page_of);
+        nr_free_pages = nr_free_pages.wrapping_add(row.free);
+        if row.free != 0 {
             for l in free_lists(kernel, &z).map_err(failed)? {
                 if let Some(stop) = &l.stop {
                     warnings.push(format!(
@@ -328,7 +371,7 @@ pub(crate) fn free_areas(
                 }
                 let pages = l.blocks << l.order;
                 found = found.wrapping_add(pages);
-                lists.push(FreeListRow {
+                row.free_lists.push(FreeListRow {
                     order: l.order,
                     migrate_type: l.migrate_type,
                     free_area_struct: Hex(l.head.0),
@@ -337,22 +380,7 @@ pub(crate) fn free_areas(
                 });
             }
         }
-        let populated = z.spanned_pages > 0;
-        rows.push(FreeZoneRow {
-            node: z.node,
-            zone: z.index,
-            name: z.name,
-            size: z.spanned_pages,
-            free,
-            mem_map: populated.then(|| Hex(page_of(z.start_pfn))),
-            start_paddr: Hex(z.start_pfn.wrapping_mul(kernel.page_size())),
-            start_mapnr: if populated {
-                z.start_pfn.saturating_sub(z.node_start_pfn)
-            } else {
-                0
-            },
-            free_lists: lists,
-        });
+        rows.push(row);
     }
     Ok(KmemFreeRecord {
         free_areas: rows,

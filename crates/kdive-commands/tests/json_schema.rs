@@ -14,8 +14,8 @@
 //!
 //! The first line names the command and its schema version (the registry's); `run:` lines are
 //! command lines run on a lab dump (`{task}` stands for the panic task's address, `{stack}` for
-//! an address in its kernel stack, `{jiffies}` for the address of `jiffies`); the other lines
-//! are every JSON path the output may have
+//! an address in its kernel stack, `{jiffies}` for the address of `jiffies`, `{free}` for a
+//! page in a free buddy block); the other lines are every JSON path the output may have
 //! with its types (`[]` steps into arrays). The lab test runs the lines on every kernel's
 //! null-init kdump dump and checks that every path and type printed is documented and that every
 //! documented path was printed. `KDIVE_JSON_SCHEMA_UPDATE=1` prints the observed blocks.
@@ -148,6 +148,37 @@ fn every_command_is_documented_with_its_schema_version() {
     }
 }
 
+/// The direct-map address of the second page of the first free block of order 1 or more
+/// that `kmem -f` lists.
+fn free_page(session: &mut Session<'_>, kernel: &kdive_kernel::Kernel) -> u64 {
+    let free = session.execute("kmem -f").expect("kmem -f").to_json();
+    let head = free["free_areas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|z| z["free_lists"].as_array().into_iter().flatten())
+        .find(|l| l["order"].as_u64() > Some(0) && l["blocks"].as_u64() > Some(0))
+        .and_then(|l| lab::json_hex(&l["free_area_struct"]))
+        .expect("a free block of order 1 or more");
+    let lru = kernel
+        .read_u64(kdive_kernel::VirtAddr(head), "free_list")
+        .expect("free_list.next");
+    let page = lru - kernel.offset_of("page", "lru").expect("page.lru");
+    let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
+        Some(base) => base,
+        None => kernel
+            .read_symbol_u64("vmemmap_base")
+            .expect("vmemmap_base"),
+    };
+    let pfn = (page - vmemmap) / kernel.struct_size("page").expect("sizeof(page)") + 1;
+    kernel
+        .address_space()
+        .layout()
+        .direct_map_virt(kdive_dump::PhysAddr(pfn * kernel.page_size()))
+        .expect("a direct-map address")
+        .0
+}
+
 #[test]
 fn lab_output_matches_the_documented_schema() {
     let root = lab_root();
@@ -183,12 +214,14 @@ fn lab_output_matches_the_documented_schema() {
             .map(|s| format!("{:x}", s + 0x100))
             .expect("task_struct.stack");
         let jiffies = format!("{:x}", kernel.symbol("jiffies").expect("jiffies").0);
+        let free = format!("{:x}", free_page(&mut session, &kernel));
         for (name, block) in &documented {
             for line in &block.runs {
                 let line = &line
                     .replace("{task}", &task)
                     .replace("{stack}", &stack)
-                    .replace("{jiffies}", &jiffies);
+                    .replace("{jiffies}", &jiffies)
+                    .replace("{free}", &free);
                 let report = session
                     .execute(line)
                     .unwrap_or_else(|e| panic!("{}: {line}: {e}", m["name"]));

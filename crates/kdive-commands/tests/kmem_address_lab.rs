@@ -262,15 +262,6 @@ fn crash9_cannot_read_7x_slabs(m: &Value, version: Crash, theirs: &str) -> bool 
             || theirs.contains("invalid structure member offset: page_first_page"))
 }
 
-/// crash's free-list block of a free page (`ZONE ... AREA ... (ADDR is Nth of M pages)`)
-/// before the page line, which kdive leaves out and says so in a warning.
-fn free_area_block_left_out(theirs: &str, ours: &str, warnings: &[String]) -> bool {
-    theirs.starts_with("ZONE  NAME")
-        && theirs.contains("FREE_AREA_STRUCT")
-        && theirs.ends_with(ours)
-        && warnings.iter().any(|w| w.contains("free_area block"))
-}
-
 /// Two names of one address (`jiffies` and `jiffies_64`): crash's `value_search()` takes the
 /// last of its sorted table, kdive's symbol lookup the first; the symbol lines differ in the
 /// name alone, the rest is the same.
@@ -404,7 +395,6 @@ fn kmem_address_and_vmalloc_match_crash() {
                 if text == *theirs {
                     same += 1;
                 } else if crash9_cannot_read_7x_slabs(m, version, theirs)
-                    || free_area_block_left_out(theirs, &text, &ours.warnings)
                     || alias_symbol(theirs, &text)
                     || module_region_symbol(theirs, &text)
                     || module_type_letter(theirs, &text)

@@ -355,6 +355,67 @@ pub fn free_lists(kernel: &Kernel, zone: &Zone) -> Result<Vec<FreeList>, KernelE
     Ok(out)
 }
 
+/// The free block crash's `kmem ADDRESS` search finds for a page struct: the first block, in
+/// the order `kmem -f` walks the lists, whose pages from its first to one past its last
+/// (crash's `free_page_callback()` bound) hold `page`.
+#[derive(Debug, Clone)]
+pub struct FreeBlock {
+    pub zone: Zone,
+    pub list: FreeList,
+    /// The block's first page struct.
+    pub first_page: u64,
+}
+
+/// crash's search of the free lists for `page` (a page struct address), over the zones with
+/// free pages; `None` when no block is found.
+pub fn find_free_block(kernel: &Kernel, page: u64) -> Result<Option<FreeBlock>, KernelError> {
+    let lru = kernel.offset_of("page", "lru")?;
+    let page_struct = kernel.struct_size("page")?;
+    for zone in zones(kernel)? {
+        let free = zone
+            .vm_stat
+            .iter()
+            .find(|c| c.name == "NR_FREE_PAGES")
+            .map_or(0, |c| c.value);
+        if free == 0 {
+            continue;
+        }
+        for list in free_lists(kernel, &zone)? {
+            if list.blocks == 0 {
+                continue;
+            }
+            let first = kernel.read_u64(list.head, "free_area free_list")?;
+            let limit = usize::try_from(list.blocks).unwrap_or(usize::MAX);
+            let walk = walk_list(
+                kernel,
+                &ListParams {
+                    start: first,
+                    member_offset: 0,
+                    list_head_offset: lru,
+                    end: list.head.0,
+                    head_format: true,
+                    limit,
+                },
+            );
+            let span = (1u64 << list.order).saturating_mul(page_struct);
+            let hit = walk
+                .entries
+                .iter()
+                .take(limit)
+                .find(|e| page >= e.addr && page - e.addr <= span);
+            if let Some(e) = hit {
+                let first_page = e.addr;
+                return Ok(Some(FreeBlock {
+                    zone,
+                    list,
+                    first_page,
+                }));
+            }
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

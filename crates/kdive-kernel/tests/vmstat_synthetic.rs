@@ -53,6 +53,7 @@ fn btf() -> Vec<u8> {
         &[("next", list_ptr, 0), ("prev", list_ptr, 64)],
     );
     let lists = b.array(list_head, int, 2);
+    b.struct_("page", 64, &[("flags", ulong, 0), ("lru", list_head, 64)]);
     let free_area = b.struct_(
         "free_area",
         40,
@@ -236,6 +237,23 @@ fn free_lists_count_blocks_and_stop_on_corrupt_links() {
     // An empty zone: every list empty, the walk bounded by the zone's size.
     let empty = vmstat::free_lists(&kernel, &zones[1]).unwrap();
     assert!(empty.iter().all(|l| l.blocks <= 1));
+}
+
+#[test]
+fn the_free_block_search_takes_crashs_bounds() {
+    let kernel = kernel(&image().0, PGDAT);
+    // Page structs: the lists link `page.lru`, 8 bytes in.
+    let page = |i: u64| DATA_VADDR + 0x8000 + i * 0x40 - 8;
+    let found = vmstat::find_free_block(&kernel, page(0)).unwrap().unwrap();
+    assert_eq!((found.first_page, found.list.order), (page(0), 0));
+    assert_eq!(found.zone.addr, VirtAddr(PGDAT));
+    // One page past an order-0 block still matches it (crash's `<=`); the caller sees the
+    // page is not in it.
+    let found = vmstat::find_free_block(&kernel, page(1)).unwrap().unwrap();
+    assert_eq!(found.first_page, page(0));
+    assert!(vmstat::find_free_block(&kernel, DATA_VADDR + 0x10_0000)
+        .unwrap()
+        .is_none());
 }
 
 #[test]
