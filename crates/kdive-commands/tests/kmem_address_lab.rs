@@ -325,13 +325,7 @@ fn kmem_address_and_vmalloc_match_crash() {
         kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
-    let chosen = manifests.iter().filter(|m| {
-        let name = m["name"].as_str().unwrap_or_default();
-        let scenario = name.ends_with("-busy.kdump-zstd-d31")
-            || name.ends_with("-userland.kdump-zstd-d31")
-            || name.ends_with("-userland.kdump-zstd-d0");
-        scenario && lab::filtered_unsupported(m).is_none() && is_stable(m)
-    });
+    let chosen = lab::busy_and_userland_kdumps(&manifests);
     let mut agreement = lab::Agreement::default();
     let mut mismatches = Vec::new();
     for m in chosen {

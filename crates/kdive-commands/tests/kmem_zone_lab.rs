@@ -8,7 +8,7 @@
 mod common;
 
 use kdive_commands::{KmemFreeRecord, KmemVmStatRecord, KmemZoneRecord, Session};
-use kdive_testkit::lab::{self, is_stable, lab_root, BadJson};
+use kdive_testkit::lab::{self, lab_root, BadJson};
 
 #[test]
 fn kmem_zones_and_vm_stat_match_crash() {
@@ -18,13 +18,7 @@ fn kmem_zones_and_vm_stat_match_crash() {
         kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
-    let chosen = manifests.iter().filter(|m| {
-        let name = m["name"].as_str().unwrap_or_default();
-        let scenario = name.ends_with("-busy.kdump-zstd-d31")
-            || name.ends_with("-userland.kdump-zstd-d31")
-            || name.ends_with("-userland.kdump-zstd-d0");
-        scenario && lab::filtered_unsupported(m).is_none() && is_stable(m)
-    });
+    let chosen = lab::busy_and_userland_kdumps(&manifests);
     let commands = [
         "kmem -z".to_owned(),
         "kmem -V".to_owned(),

@@ -9,16 +9,8 @@ use kdive_dump::Vmcore;
 use kdive_kernel::{vmstat, Kernel, VirtAddr};
 use kdive_symbols::{Btf, ElfImage, Types};
 use kdive_testkit::btf::BtfBuilder;
-use kdive_testkit::pagetable::{PageSize, PageTableBuilder, RW};
 use kdive_testkit::symtab::vmlinux_with_symbols;
-use kdive_testkit::ElfVmcoreBuilder;
-
-const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
-const DATA_VADDR: u64 = 0xffff_ffff_8100_0000;
-const DATA_PHYS: u64 = 0x100_0000;
-const TABLES_PHYS: u64 = 0x10_0000;
-/// An address no page maps.
-const UNMAPPED: u64 = 0xffff_ffff_9000_0000;
+use kdive_testkit::synthetic::{self, DATA_VADDR, UNMAPPED};
 
 const PGDAT: u64 = DATA_VADDR + 0x1000;
 const ZONE_SIZE: u64 = 160;
@@ -106,20 +98,7 @@ fn btf() -> Vec<u8> {
 }
 
 fn kernel(data: &[u8], pgdat: u64) -> Kernel {
-    let mut tables = PageTableBuilder::new(4, TABLES_PHYS);
-    tables.map(START_KERNEL_MAP, 0, PageSize::Size2M, RW);
-    tables.map(DATA_VADDR, DATA_PHYS, PageSize::Size2M, RW);
-    tables.write_phys(DATA_PHYS, data);
-    let info = format!(
-        "OSRELEASE=6.1.0-synthetic\nPAGESIZE=4096\nSYMBOL(init_top_pgt)={:x}\nNUMBER(phys_base)=0\n\
-         NUMBER(pgtable_l5_enabled)=0\nKERNELOFFSET=0\nCRASHTIME=1700000000\n",
-        START_KERNEL_MAP + tables.root()
-    );
-    let mut builder = ElfVmcoreBuilder::new().vmcoreinfo(&info);
-    for (paddr, run) in tables.runs() {
-        builder = builder.load(paddr, run);
-    }
-    let vmcore = Vmcore::from_bytes("synthetic.vmcore", builder.build()).unwrap();
+    let vmcore = Vmcore::from_bytes("synthetic.vmcore", synthetic::vmcore(data)).unwrap();
     let path = vmlinux_with_symbols(&[
         ("contig_page_data", pgdat),
         ("vm_zone_stat", VM_ZONE_STAT),

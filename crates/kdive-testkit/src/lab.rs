@@ -381,6 +381,18 @@ pub fn crash_versions(m: &Value) -> Vec<Crash> {
         .collect()
 }
 
+/// The busy and userland scenarios' kdump dumps (`-d 31`, and the userland's `-d 0`) that
+/// crash can be compared on: makedumpfile supported the kernel, and the dump is stable.
+pub fn busy_and_userland_kdumps(manifests: &[Value]) -> impl Iterator<Item = &Value> {
+    manifests.iter().filter(|m| {
+        let name = m["name"].as_str().unwrap_or_default();
+        let scenario = name.ends_with("-busy.kdump-zstd-d31")
+            || name.ends_with("-userland.kdump-zstd-d31")
+            || name.ends_with("-userland.kdump-zstd-d0");
+        scenario && filtered_unsupported(m).is_none() && is_stable(m)
+    })
+}
+
 /// [`crash_versions`] that read the dump whole: crash 8.0.2 opens 6.1 dumps but finds 3 of
 /// their ~59 tasks (docs/kernels.md), so it is an oracle on 5.10 only.
 pub fn crash_versions_reading_whole(m: &Value) -> Vec<Crash> {

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod lab;
 pub mod pagetable;
 pub mod symtab;
+pub mod synthetic;
 
 use std::collections::BTreeMap;
 use std::io::Write;
