@@ -11,8 +11,7 @@ use kdive_arch::VirtAddr;
 use crate::error::KernelError;
 use crate::kernel::Kernel;
 use crate::walk::{
-    walk_list, walk_maple, walk_xarray, ListParams, MapleLayout, Walk, WalkStop, WordReader,
-    XarrayLayout,
+    null_terminated_chain, walk_maple, walk_xarray, MapleLayout, Walk, WordReader, XarrayLayout,
 };
 
 /// The most IRQ numbers (`nr_irqs` is at most NR_IRQS + 8 * nr_cpu_ids * 8 or so; a corrupt
@@ -146,24 +145,8 @@ pub fn action_chain(
     first: u64,
     next_offset: u64,
 ) -> (Vec<u64>, Option<String>) {
-    let mut walk = walk_list(
-        mem,
-        &ListParams {
-            start: first,
-            member_offset: next_offset,
-            list_head_offset: 0,
-            end: 0,
-            head_format: false,
-            limit: MAX_ACTIONS,
-        },
-    );
-    if matches!(walk.stop, Some(WalkStop::Duplicate { .. })) {
-        walk.entries.pop();
-    }
-    (
-        walk.entries.into_iter().map(|e| e.addr).collect(),
-        walk.stop.map(|s| s.to_string()),
-    )
+    let chain = null_terminated_chain(mem, first, next_offset, 0, MAX_ACTIONS);
+    (chain.entries, chain.stop)
 }
 
 /// What `irq -s` shows of one line: its chip and descriptor names and per-CPU counts.

@@ -8,7 +8,7 @@ use kdive_arch::VirtAddr;
 
 use crate::error::KernelError;
 use crate::kernel::Kernel;
-use crate::walk::{walk_list, walk_rbtree, ListParams, RbLayout, Walk, WalkStop, WordReader};
+use crate::walk::{null_terminated_chain, walk_rbtree, Chain, RbLayout, WordReader};
 
 /// The most timers read from one wheel vector or one hrtimer queue (a CPU holds a few
 /// thousand at most; a corrupt chain stops here).
@@ -135,36 +135,9 @@ fn read_wheel_timer(kernel: &Kernel, addr: u64) -> Result<WheelTimer, KernelErro
 /// The `timer_list`s of one wheel vector, an hlist starting at `first` (crash's
 /// `do_list()` from the vector's `first`, each entry `node - entry_offset`). A node met
 /// twice stops the chain after the timers before it.
-pub struct Chain {
-    pub entries: Vec<u64>,
-    pub stop: Option<String>,
-}
-
 pub fn wheel_chain(mem: &dyn WordReader, first: u64, entry_offset: u64) -> Chain {
     // `hlist_node.next` is the node's first word.
-    let walk = walk_list(
-        mem,
-        &ListParams {
-            start: first,
-            member_offset: 0,
-            list_head_offset: entry_offset,
-            end: 0,
-            head_format: false,
-            limit: MAX_TIMERS_PER_QUEUE,
-        },
-    );
-    chain_of(walk)
-}
-
-fn chain_of(mut walk: Walk) -> Chain {
-    if matches!(walk.stop, Some(WalkStop::Duplicate { .. })) {
-        // walk_list lists the repeated entry before stopping.
-        walk.entries.pop();
-    }
-    Chain {
-        entries: walk.entries.into_iter().map(|e| e.addr).collect(),
-        stop: walk.stop.map(|s| s.to_string()),
-    }
+    null_terminated_chain(mem, first, 0, entry_offset, MAX_TIMERS_PER_QUEUE)
 }
 
 /// One hrtimer in a clock base's queue.

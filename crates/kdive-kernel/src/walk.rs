@@ -115,6 +115,45 @@ fn walk_with(body: impl FnOnce(&mut Walk) -> Result<(), WalkStop>) -> Walk {
     walk
 }
 
+/// The entries of a walk, once each, and why it ended early (`None`: it reached its end).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    pub entries: Vec<u64>,
+    pub stop: Option<String>,
+}
+
+/// A chain that ends at a NULL pointer (`irqaction.next`, a timer wheel's hlist): from
+/// `first`, the next pointer at `next_offset` of each node, each entry `node -
+/// entry_offset`, at most `limit` entries. An entry met twice ends the chain before it is
+/// repeated.
+pub fn null_terminated_chain(
+    mem: &dyn WordReader,
+    first: u64,
+    next_offset: u64,
+    entry_offset: u64,
+    limit: usize,
+) -> Chain {
+    let mut walk = walk_list(
+        mem,
+        &ListParams {
+            start: first,
+            member_offset: next_offset,
+            list_head_offset: entry_offset,
+            end: 0,
+            head_format: false,
+            limit,
+        },
+    );
+    if matches!(walk.stop, Some(WalkStop::Duplicate { .. })) {
+        // walk_list lists the repeated entry before stopping.
+        walk.entries.pop();
+    }
+    Chain {
+        entries: walk.entries.into_iter().map(|e| e.addr).collect(),
+        stop: walk.stop.map(|s| s.to_string()),
+    }
+}
+
 /// crash's `do_list()`: the list starting at `start` (already adjusted as crash's `-h`/`-H`
 /// adjust it), following the pointer at `member_offset` of each entry; each entry is shown
 /// as `entry - list_head_offset`.
