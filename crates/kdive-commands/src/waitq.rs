@@ -84,7 +84,6 @@ fn run(
         what,
     };
     let (queue, symbol) = match words {
-        [word] if hex_number(word).is_some() => (hex_number(word).unwrap_or(0), None),
         [word, rest @ ..] if word.contains('.') => {
             let Some((ty, member)) = word.split_once('.') else {
                 return Err(SPEC.bad_args(word.clone()));
@@ -99,12 +98,15 @@ fn run(
                 .map_err(|_| failed(format!("{member} is not a member of {ty}")))?;
             (base.wrapping_add(offset), None)
         }
-        [name] => {
-            let addr = kernel
-                .symbol(name)
-                .map_err(|_| failed(format!("cannot resolve \"{name}\"")))?;
-            (addr.0, Some(name.clone()))
-        }
+        [word] => match hex_number(word) {
+            Some(addr) => (addr, None),
+            None => {
+                let addr = kernel
+                    .symbol(word)
+                    .map_err(|_| failed(format!("cannot resolve \"{word}\"")))?;
+                (addr.0, Some(word.clone()))
+            }
+        },
         _ => return Err(SPEC.bad_args("one wait queue")),
     };
     let found = wait::waiters(kernel, VirtAddr(queue)).map_err(|e| failed(e.to_string()))?;
