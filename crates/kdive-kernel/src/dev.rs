@@ -36,24 +36,6 @@ fn pointer_array(
         .collect())
 }
 
-/// A NUL-terminated name in a `char name[]` member, at most `limit` bytes of it.
-fn array_name(
-    kernel: &Kernel,
-    addr: u64,
-    ty: &str,
-    member: &str,
-    limit: u64,
-) -> Result<String, KernelError> {
-    let m = kernel.member(ty, member)?;
-    let bytes = kernel.read_bytes(
-        VirtAddr(addr.wrapping_add(m.offset)),
-        m.size.min(limit).max(1),
-        member,
-    )?;
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
-}
-
 /// One registered character device region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CharDevice {
@@ -116,9 +98,8 @@ fn char_device(
 ) -> Result<CharDevice, KernelError> {
     let at = VirtAddr(entry);
     // crash copies the name with snprintf(name_size): one byte for the NUL.
-    let name = array_name(
-        kernel,
-        entry,
+    let name = kernel.read_char_array(
+        VirtAddr(entry),
         "char_device_struct",
         "name",
         name_size.saturating_sub(1),
@@ -254,7 +235,7 @@ pub fn block_majors(
         let read = || -> Result<(u64, String), KernelError> {
             Ok((
                 kernel.read_field(at, "blk_major_name", "major")? & 0xffff_ffff,
-                array_name(kernel, head, "blk_major_name", "name", 16)?,
+                kernel.read_char_array(VirtAddr(head), "blk_major_name", "name", 16)?,
             ))
         };
         let (major, name) = match read() {
@@ -519,7 +500,12 @@ pub fn disk_io(kernel: &Kernel, warnings: &mut Vec<String>) -> Result<DiskIoTabl
         let at = VirtAddr(gendisk);
         let read = || -> Result<(String, u64, i64), KernelError> {
             Ok((
-                array_name(kernel, gendisk, "gendisk", "disk_name", name_member.size)?,
+                kernel.read_char_array(
+                    VirtAddr(gendisk),
+                    "gendisk",
+                    "disk_name",
+                    name_member.size,
+                )?,
                 kernel.read_field(at, "gendisk", "queue")?,
                 kernel.read_field_signed(at, "gendisk", "major")?,
             ))

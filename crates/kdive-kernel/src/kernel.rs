@@ -350,6 +350,25 @@ impl Kernel {
         self.read_u64(addr, what).map(VirtAddr)
     }
 
+    /// The NUL-terminated text of the `char` array `member` of the `ty` at `addr`, at most
+    /// `limit` bytes of it (at least one is read).
+    pub fn read_char_array(
+        &self,
+        addr: VirtAddr,
+        ty: &str,
+        member: &str,
+        limit: u64,
+    ) -> Result<String, KernelError> {
+        let m = self.member(ty, member)?;
+        let bytes = self.read_bytes(
+            VirtAddr(addr.0.wrapping_add(m.offset)),
+            m.size.min(limit).max(1),
+            &format!("{ty}.{member}"),
+        )?;
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        Ok(String::from_utf8_lossy(bytes.get(..end).unwrap_or_default()).into_owned())
+    }
+
     /// A NUL-terminated string, lossily decoded, at most `limit` bytes.
     pub fn read_cstr(
         &self,

@@ -106,14 +106,7 @@ pub struct NetDevice {
 
 /// The name of a `net_device` (`name[IFNAMSIZ]`).
 fn device_name(kernel: &Kernel, dev: u64) -> Result<String, KernelError> {
-    let member = kernel.member("net_device", "name")?;
-    let bytes = kernel.read_bytes(
-        VirtAddr(dev.wrapping_add(member.offset)),
-        member.size.clamp(1, 256),
-        "net_device name",
-    )?;
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    kernel.read_char_array(VirtAddr(dev), "net_device", "name", 256)
 }
 
 /// The network namespace of `task` (`task->nsproxy->net_ns`).
