@@ -10,7 +10,9 @@ use kdive_dump::{
     Compression, CpuRegs, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
     DUMP_DH_EXCLUDED_VMEMMAP,
 };
-use kdive_symbols::{Btf, ElfImage, Member, TypeInfo, Types};
+use kdive_symbols::{
+    Btf, ElfImage, Kallsyms, KallsymsError, KallsymsLocation, Member, TypeInfo, Types,
+};
 
 use crate::error::KernelError;
 
@@ -88,6 +90,17 @@ impl DumpInfo {
     pub fn incomplete(&self) -> bool {
         self.truncated || self.kdump.iter().any(KdumpHeader::flagged_incomplete)
     }
+}
+
+/// kallsyms read through `space` at the locations `info` gives.
+fn kallsyms_in(
+    space: &KernelAddressSpace<Arc<dyn PhysMem>>,
+    info: &Vmcoreinfo,
+) -> Option<Result<Kallsyms, KallsymsError>> {
+    let location = KallsymsLocation::from_symbols(|name| info.symbol(name))?;
+    let read = |addr: u64, buf: &mut [u8]| space.read_virt(VirtAddr(addr), buf).is_ok();
+    // Name lengths took two bytes from 6.1; nothing in the dump says so: both are tried.
+    Some(Kallsyms::read(&location, None, &read))
 }
 
 /// A kernel inside a dump.
@@ -261,6 +274,12 @@ impl Kernel {
         } else {
             VirtAddr(link)
         }
+    }
+
+    /// The kernel's own symbol table (kallsyms), read from the dump where VMCOREINFO
+    /// locates it (6.0 on); `None` where it does not.
+    pub fn kallsyms(&self) -> Option<Result<Kallsyms, KallsymsError>> {
+        kallsyms_in(&self.space, self.info.vmcoreinfo.as_ref()?)
     }
 
     // ---- types ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ mod ctype;
 mod dwarf;
 mod dwarf_types;
 mod image;
+mod kallsyms;
 mod kernel;
 mod locate;
 mod modules;
@@ -29,6 +30,9 @@ pub use ctype::{
 };
 pub use dwarf_types::DwarfTypes;
 pub use image::{ElfImage, ImageKind, SourceLocation};
+pub use kallsyms::{
+    fuzz_kallsyms, Kallsyms, KallsymsError, KallsymsLocation, KallsymsSymbol, OffsetEncoding,
+};
 pub use kernel::KernelImages;
 pub use locate::{find_vmlinux, vmlinux_candidates, LocatedVmlinux, RejectReason, Rejected};
 pub use modules::{module_name, ModuleIndex};
