@@ -87,7 +87,9 @@ impl OrcVersion {
             }
         }
         match (major, minor) {
-            (m, _) if m > 6 => OrcVersion::V3,
+            (m, _) if m > 7 => OrcVersion::V4,
+            (7, m) if m >= 1 => OrcVersion::V4,
+            (7, _) => OrcVersion::V3,
             (6, m) if m >= 4 => OrcVersion::V3,
             (6, 3) => OrcVersion::V2,
             _ => OrcVersion::V1,
@@ -588,6 +590,11 @@ mod tests {
             OrcVersion::V3
         );
         assert_eq!(OrcVersion::from_release("7.0.0"), OrcVersion::V3);
+        assert_eq!(
+            OrcVersion::from_release("7.2.13+deb14-cloud-amd64"),
+            OrcVersion::V4
+        );
+        assert_eq!(OrcVersion::from_release("8.0"), OrcVersion::V4);
         assert_eq!(OrcVersion::from_release("5.10.0"), OrcVersion::V1);
         assert_eq!(
             OrcVersion::from_release("5.14.0-570.el9.x86_64"),

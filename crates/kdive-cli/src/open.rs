@@ -36,7 +36,9 @@ Several DUMP files are the parts of one split dump.
 
 Without --vmlinux, the vmlinux is looked for by the dump's release where distributions
 install debug symbols (/usr/lib/debug/boot/vmlinux-<release>, ...), checked against the
-dump's build id; the error lists every path tried.
+dump's build id. Where none is found (or with --no-vmlinux), symbols come from the kernel's
+own kallsyms and types from its .BTF, both in the dump (Linux 6.0 on, whose VMCOREINFO
+locates kallsyms): everything but source lines works, and a notice says so.
 
 --json prints one compact object per command and line, with \"command\" and \"schema\" keys
 (docs/json.md); addresses are \"0x…\" strings.
@@ -53,6 +55,10 @@ pub struct Args {
     /// The kernel's vmlinux (with symbols and .BTF)
     #[arg(long, value_name = "FILE")]
     vmlinux: Option<PathBuf>,
+    /// Read symbols and types from the dump alone (its kallsyms and .BTF), even where a
+    /// vmlinux is found
+    #[arg(long, conflicts_with = "vmlinux")]
+    no_vmlinux: bool,
     /// Where module objects (.ko) are, searched before the usual paths (by `mod`, `bt`)
     #[arg(long = "modules", value_name = "DIR")]
     modules: Vec<PathBuf>,
@@ -93,11 +99,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
                 .join(", ")
         )
     })?;
-    let vmlinux = match &args.vmlinux {
-        Some(path) => path.clone(),
-        None => find_vmlinux(&vmcore)?,
+    let kernel = match (&args.vmlinux, args.no_vmlinux) {
+        (Some(path), _) => open_kernel(vmcore, path)?,
+        (None, true) => open_without_vmlinux(vmcore, None)?,
+        (None, false) => match find_vmlinux(&vmcore) {
+            Ok(path) => open_kernel(vmcore, &path)?,
+            Err(not_found) => open_without_vmlinux(vmcore, Some(not_found))?,
+        },
     };
-    let kernel = open_kernel(vmcore, &vmlinux)?;
     let mut outcome = Outcome::Complete;
     for warning in kernel.warnings() {
         eprintln!("kdive: warning: {warning}");
@@ -154,6 +163,35 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         bail!("some commands failed");
     }
     Ok(outcome)
+}
+
+/// The kernel from the dump alone, with a notice saying where symbols and types came from;
+/// `not_found` is why no vmlinux was used, reported with this path's own failure.
+pub(crate) fn open_without_vmlinux(
+    vmcore: Vmcore,
+    not_found: Option<anyhow::Error>,
+) -> anyhow::Result<Kernel> {
+    match Kernel::open_without_vmlinux(vmcore) {
+        Ok(kernel) => {
+            eprintln!(
+                "kdive: notice: {} symbols from the kernel's kallsyms and types from its .BTF, \
+                 both read from the dump: no source lines{}",
+                kernel.vmlinux().symbols().len(),
+                if not_found.is_some() {
+                    " (no vmlinux found)"
+                } else {
+                    ""
+                }
+            );
+            Ok(kernel)
+        }
+        Err(err) => match not_found {
+            Some(not_found) => Err(anyhow::anyhow!(
+                "{not_found:#}\nand the kernel cannot be read from the dump alone: {err}"
+            )),
+            None => Err(anyhow::Error::new(err).context("reading the kernel from the dump alone")),
+        },
+    }
 }
 
 fn open_kernel(vmcore: Vmcore, vmlinux: &Path) -> anyhow::Result<Kernel> {

@@ -92,6 +92,99 @@ impl DumpInfo {
     }
 }
 
+fn no_kaslr_offset() -> KernelError {
+    KernelError::BadData {
+        what: "VMCOREINFO KERNELOFFSET".into(),
+        addr: VirtAddr(START_KERNEL_MAP),
+        why: "the dump has no VMCOREINFO, so the KASLR offset is unknown (for QEMU dumps, start \
+              the guest with -device vmcoreinfo)"
+            .into(),
+    }
+}
+
+fn dump_name(info: &DumpInfo) -> String {
+    info.paths
+        .first()
+        .map_or_else(|| "the dump".to_owned(), |p| p.display().to_string())
+}
+
+/// The longest symbol kallsyms is taken to have: it records no sizes, so each symbol runs to
+/// the next, except across the gaps between the kernel's parts (drgn's cap).
+const MAX_KALLSYMS_SIZE: u64 = 0x10000;
+
+/// kallsyms as a vmlinux's symbol table would have them: kernel-image addresses back at
+/// their link addresses (the KASLR offset taken off), sizes up to the next symbol.
+fn kallsyms_as_link_symbols(kallsyms: &Kallsyms, kaslr: u64) -> Vec<kdive_symbols::Symbol<'_>> {
+    let link = |address: u64| {
+        if address >= START_KERNEL_MAP {
+            address.wrapping_sub(kaslr)
+        } else {
+            address
+        }
+    };
+    let mut addresses: Vec<u64> = kallsyms.iter().map(|s| link(s.address)).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    kallsyms
+        .iter()
+        .map(|s| {
+            let address = link(s.address);
+            let next = addresses
+                .get(addresses.partition_point(|&a| a <= address))
+                .copied();
+            let size = next
+                .map(|n| n - address)
+                .filter(|&size| size <= MAX_KALLSYMS_SIZE)
+                .unwrap_or(0);
+            kdive_symbols::Symbol {
+                name: s.name,
+                address,
+                size,
+                is_function: matches!(s.kind, 'T' | 't'),
+                kind: s.kind,
+                // No sections are known: nothing bounds a symbol but its size.
+                section_end: u64::MAX,
+            }
+        })
+        .collect()
+}
+
+/// The kernel's `.BTF`, read from its image between `__start_BTF` and `__stop_BTF`.
+fn btf_in_image(
+    space: &KernelAddressSpace<Arc<dyn PhysMem>>,
+    symbols: &ElfImage,
+    kaslr: u64,
+) -> Result<Btf, KernelError> {
+    let find = |name: &str| {
+        symbols
+            .lookup_name(name)
+            .next()
+            .map(|s| VirtAddr(s.address.wrapping_add(kaslr)))
+            .ok_or_else(|| KernelError::NoSymbol { name: name.into() })
+    };
+    let (start, stop) = (find("__start_BTF")?, find("__stop_BTF")?);
+    let len = stop.0.saturating_sub(start.0);
+    if len == 0 || len > MAX_READ {
+        return Err(KernelError::BadData {
+            what: "the kernel's .BTF".into(),
+            addr: start,
+            why: format!("__start_BTF..__stop_BTF spans {len} bytes"),
+        });
+    }
+    let mut data = vec![0u8; len as usize];
+    space
+        .read_virt(start, &mut data)
+        .map_err(|source| KernelError::Read {
+            what: "the kernel's .BTF".into(),
+            source,
+        })?;
+    Btf::parse(data, None, &format!(".BTF at {start}")).map_err(|e| KernelError::BadData {
+        what: "the kernel's .BTF".into(),
+        addr: start,
+        why: e.to_string(),
+    })
+}
+
 /// kallsyms read through `space` at the locations `info` gives.
 fn kallsyms_in(
     space: &KernelAddressSpace<Arc<dyn PhysMem>>,
@@ -160,25 +253,61 @@ impl Kernel {
         } else {
             KernelAddressSpace::from_notes(mem, notes)?
         };
-        if space.kaslr_offset().is_none() {
-            return Err(KernelError::BadData {
-                what: "VMCOREINFO KERNELOFFSET".into(),
-                addr: VirtAddr(START_KERNEL_MAP),
-                why: "the dump has no VMCOREINFO, so the KASLR offset is unknown (for QEMU \
-                      dumps, start the guest with -device vmcoreinfo)"
+        let kernel = Kernel::assemble(info, space, vmlinux, types)?;
+        kernel.check_vmlinux()?;
+        Ok(kernel)
+    }
+
+    /// A kernel read with nothing but the dump: symbols from the kernel's kallsyms, types
+    /// from the `.BTF` in its image, both located through VMCOREINFO (Linux 6.0 on). The
+    /// symbols stand in for a vmlinux that has no sections and no DWARF, so no source lines.
+    pub fn open_without_vmlinux(vmcore: Vmcore) -> Result<Kernel, KernelError> {
+        let info = DumpInfo::from_vmcore(&vmcore);
+        let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
+        let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
+        let kaslr = space.kaslr_offset().ok_or_else(no_kaslr_offset)?;
+        let vmcoreinfo = info.vmcoreinfo.as_ref().ok_or_else(no_kaslr_offset)?;
+        let kallsyms = kallsyms_in(&space, vmcoreinfo)
+            .ok_or_else(|| KernelError::BadData {
+                what: "VMCOREINFO".into(),
+                addr: VirtAddr(0),
+                why: "it does not locate the kernel's kallsyms (Linux before 6.0 records no \
+                      kallsyms_* symbols): give --vmlinux"
                     .into(),
-            });
+            })?
+            .map_err(|e| KernelError::BadData {
+                what: "the kernel's kallsyms".into(),
+                addr: VirtAddr(0),
+                why: e.to_string(),
+            })?;
+        let origin = format!("kallsyms in {}", dump_name(&info));
+        let vmlinux = ElfImage::from_symbols(
+            PathBuf::from(&origin),
+            kallsyms_as_link_symbols(&kallsyms, kaslr),
+        );
+        let btf = btf_in_image(&space, &vmlinux, kaslr)?;
+        let mut types = Types::new();
+        types.push_vmlinux_btf(Arc::new(btf));
+        Kernel::assemble(info, space, vmlinux, types)
+    }
+
+    fn assemble(
+        info: DumpInfo,
+        space: KernelAddressSpace<Arc<dyn PhysMem>>,
+        vmlinux: ElfImage,
+        types: Types,
+    ) -> Result<Kernel, KernelError> {
+        if space.kaslr_offset().is_none() {
+            return Err(no_kaslr_offset());
         }
-        let kernel = Kernel {
+        Ok(Kernel {
             info,
             space,
             vmlinux,
             types,
             image_range: std::sync::OnceLock::new(),
             possible_cpus: std::sync::OnceLock::new(),
-        };
-        kernel.check_vmlinux()?;
-        Ok(kernel)
+        })
     }
 
     /// VMCOREINFO records where some symbols ended up at run time; the vmlinux plus the

@@ -142,6 +142,18 @@ pub struct StackUnwinder {
     pub warnings: Vec<String>,
 }
 
+/// `.orc_header` (6.4 on) read from the kernel image, between the symbols its linker
+/// script gives it; `None` where the kernel has none.
+fn orc_header_in_memory(kernel: &Kernel) -> Option<Vec<u8>> {
+    let start = kernel.symbol("__start_orc_header").ok()?;
+    let stop = kernel.symbol("__stop_orc_header").ok()?;
+    let len = stop
+        .0
+        .checked_sub(start.0)
+        .filter(|&len| len > 0 && len <= 64)?;
+    kernel.read_bytes(start, len, ".orc_header").ok()
+}
+
 impl StackUnwinder {
     /// Reads the ORC tables of vmlinux and of each module in `modules` from the dump, vmlinux's
     /// `.debug_frame`, and the task-frame layout.
@@ -157,7 +169,11 @@ impl StackUnwinder {
             .map(str::to_owned);
         let mut orc = OrcTables::new();
         if kernel.has_symbol("__start_orc_unwind_ip") {
-            let header = kernel.vmlinux().section_data(".orc_header");
+            // The section's hash says the layout; the image in memory holds it too.
+            let header = kernel
+                .vmlinux()
+                .section_data(".orc_header")
+                .or_else(|| orc_header_in_memory(kernel));
             let version =
                 OrcVersion::detect(header.as_deref(), osrelease.as_deref()).map_err(|e| {
                     KernelError::BadData {

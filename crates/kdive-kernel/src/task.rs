@@ -314,13 +314,18 @@ impl TaskStateBits {
         bits
     }
 
-    /// Reads `task_state_array` (its length from the symbol's size).
+    /// Reads `task_state_array` (its length from the symbol's size; where the size is only
+    /// the distance to the next symbol, as kallsyms gives it, the NULL padding after the
+    /// array ends it).
     pub fn read(kernel: &Kernel) -> Result<TaskStateBits, KernelError> {
         let addr = kernel.symbol("task_state_array")?;
         let count = (kernel.symbol_size("task_state_array")? / 8).min(64);
         let mut names = Vec::new();
         for i in 0..count {
             let ptr = kernel.read_ptr(VirtAddr(addr.0.wrapping_add(i * 8)), "task_state_array")?;
+            if ptr.0 == 0 && !names.is_empty() {
+                break;
+            }
             names.push(kernel.read_cstr(ptr, COMM_LIMIT, "task_state_array entry")?);
         }
         Ok(TaskStateBits::from_names(&names))

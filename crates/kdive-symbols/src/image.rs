@@ -42,7 +42,8 @@ pub struct SourceLocation {
 
 pub struct ElfImage {
     path: PathBuf,
-    map: Arc<Mmap>,
+    /// The file; `None` for a table of symbols alone (a kernel's kallsyms).
+    map: Option<Arc<Mmap>>,
     kind: ImageKind,
     /// Base address given to each allocated section of a relocatable object.
     section_bases: HashMap<SectionIndex, u64>,
@@ -134,13 +135,33 @@ impl ElfImage {
         });
         Ok(ElfImage {
             path: path.to_path_buf(),
-            map,
+            map: Some(map),
             kind,
             section_bases,
             sections,
             symbols,
             dwarf: OnceCell::new(),
         })
+    }
+
+    /// An image of symbols alone, with no file behind it: a kernel's kallsyms read from its
+    /// memory. `origin` names where they came from (it stands where a path would); the
+    /// image has no sections and no DWARF.
+    pub fn from_symbols(origin: PathBuf, symbols: Vec<Symbol<'_>>) -> ElfImage {
+        ElfImage {
+            path: origin,
+            map: None,
+            kind: ImageKind::Executable,
+            section_bases: HashMap::new(),
+            sections: HashMap::new(),
+            symbols: SymbolTable::cached_or_built(None, || symbols),
+            dwarf: OnceCell::new(),
+        }
+    }
+
+    /// Whether a file is behind the image (not a table of symbols alone).
+    pub fn has_file(&self) -> bool {
+        self.map.is_some()
     }
 
     pub fn path(&self) -> &Path {
@@ -159,7 +180,7 @@ impl ElfImage {
 
     /// The contents of a section by name, decompressed (`.debug_frame` for the unwinder).
     pub fn section_data(&self, name: &str) -> Option<Vec<u8>> {
-        let elf = object::File::parse(&**self.map).ok()?;
+        let elf = object::File::parse(&***self.map.as_ref()?).ok()?;
         let section = elf.section_by_name(name)?;
         section
             .uncompressed_data()
@@ -219,8 +240,13 @@ impl ElfImage {
 
     fn dwarf(&self) -> Result<&Dwarf, SymbolError> {
         let loaded = self.dwarf.get_or_init(|| {
-            let elf = object::File::parse(&**self.map).map_err(|e| bad_elf(&self.path, e))?;
-            Dwarf::load(&self.path, &self.map, &elf, &self.section_bases)
+            let Some(map) = &self.map else {
+                return Err(SymbolError::NoDebugInfo {
+                    path: self.path.clone(),
+                });
+            };
+            let elf = object::File::parse(&***map).map_err(|e| bad_elf(&self.path, e))?;
+            Dwarf::load(&self.path, map, &elf, &self.section_bases)
         });
         match loaded {
             Ok(dwarf) => Ok(dwarf),

@@ -1,0 +1,194 @@
+//! A dump read with nothing but itself (symbols from the kernel's kallsyms, types from its
+//! .BTF, unwinding from its ORC tables) answers as it does with the kernel's vmlinux: the
+//! same tasks, modules, log, run queues and frames (function, offset, module). The vmlinux
+//! session is the oracle, run at test time on the same dump. Lines that differ on purpose
+//! are handled one by one below with the reason.
+
+mod common;
+
+use std::path::PathBuf;
+
+use kdive_commands::Session;
+use kdive_dump::Vmcore;
+use kdive_kernel::Kernel;
+use kdive_testkit::lab::{files, lab_root, manifests, null_init_dump_per_series, str_at};
+use kdive_testkit::skip;
+use serde_json::Value;
+
+const COMMANDS: &[&str] = &["sys", "ps", "log", "mod", "runq", "bt -a", "foreach bt"];
+
+/// Each command's text and warnings.
+fn outputs(kernel: &Kernel, module_dirs: &[PathBuf]) -> Vec<(String, Vec<String>)> {
+    let mut session = Session::new(kernel, module_dirs);
+    COMMANDS
+        .iter()
+        .map(|command| match session.execute(command) {
+            Ok(report) => (common::text(&report), report.warnings.clone()),
+            Err(err) => (format!("error: {err}"), Vec::new()),
+        })
+        .collect()
+}
+
+/// A `bt` output cut into task blocks (each starts with `PID:`).
+fn task_blocks(text: &str) -> Vec<Vec<&str>> {
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("PID:") || blocks.is_empty() {
+            blocks.push(Vec::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push(line);
+        }
+    }
+    // The blank line between tasks is not part of either.
+    for block in &mut blocks {
+        while block.last().is_some_and(|l| l.is_empty()) {
+            block.pop();
+        }
+    }
+    blocks
+}
+
+/// A task's walk that stops, without the vmlinux, where its ORC table has no entry: the
+/// vmlinux session carried on with the vmlinux's DWARF CFI (`__crash_kexec`'s first 304
+/// bytes have no ORC on 6.12). The frames before the stop must be the same.
+fn stopped_without_cfi(with: &[&str], alone: &[&str]) -> bool {
+    let Some((last, frames)) = alone.split_last() else {
+        return false;
+    };
+    last.trim_start()
+        .starts_with("(bt stopped: no unwind information for ")
+        && frames.len() < with.len()
+        && with[..frames.len()] == *frames
+}
+
+/// The dumps compared: each series' null-init dump (a module's oops) and its userland one
+/// (a busy system), for the series whose VMCOREINFO locates kallsyms (6.0 on).
+fn dumps(all: &[Value]) -> Vec<&Value> {
+    let mut chosen = null_init_dump_per_series(all);
+    chosen.extend(
+        all.iter().filter(|m| {
+            str_at(m, &["name"]).is_some_and(|n| n.ends_with("-userland.kdump-zstd-d0"))
+        }),
+    );
+    chosen
+}
+
+#[test]
+fn the_dump_alone_answers_as_with_the_vmlinux() {
+    let root = lab_root();
+    let all = manifests(&root);
+    let chosen = dumps(&all);
+    if chosen.is_empty() {
+        skip!("SKIP: no lab dumps under {}", root.display());
+        return;
+    }
+    let mut compared = 0usize;
+    let mut orc_gaps = 0usize;
+    let mut mismatches = Vec::new();
+    for m in chosen {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let (with, dirs) = common::open_with_module_dir(m).expect("opens with its vmlinux");
+        let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
+        let alone = match Kernel::open_without_vmlinux(vmcore) {
+            Ok(kernel) => kernel,
+            Err(err) => {
+                // 5.10's VMCOREINFO does not locate kallsyms.
+                let release = with
+                    .dump()
+                    .vmcoreinfo
+                    .as_ref()
+                    .and_then(|i| i.get("OSRELEASE").map(str::to_owned))
+                    .unwrap_or_default();
+                assert!(release.starts_with("5."), "{name}: {err}");
+                continue;
+            }
+        };
+        let expected = outputs(&with, &dirs);
+        let got = outputs(&alone, &dirs);
+        for ((command, (expected, expected_warnings)), (got, got_warnings)) in
+            COMMANDS.iter().zip(&expected).zip(&got)
+        {
+            compare_warnings(
+                name,
+                command,
+                expected_warnings,
+                got_warnings,
+                &mut mismatches,
+            );
+            let (expected_blocks, got_blocks) = (task_blocks(expected), task_blocks(got));
+            if expected_blocks.len() != got_blocks.len() {
+                mismatches.push(format!(
+                    "{name}: `{command}`: {} blocks with the vmlinux, {} without",
+                    expected_blocks.len(),
+                    got_blocks.len()
+                ));
+                continue;
+            }
+            for (e, g) in expected_blocks.iter().zip(&got_blocks) {
+                let walks = command.starts_with("bt") || command.starts_with("foreach");
+                if walks && e != g && stopped_without_cfi(e, g) {
+                    orc_gaps += 1;
+                    compared += g.len() - 1;
+                    continue;
+                }
+                if e.len() != g.len() {
+                    mismatches.push(format!(
+                        "{name}: `{command}`: {} lines with the vmlinux, {} without, from: {}",
+                        e.len(),
+                        g.len(),
+                        e.first().unwrap_or(&"")
+                    ));
+                    continue;
+                }
+                for (e, g) in e.iter().zip(g) {
+                    compared += 1;
+                    if e == g || known_difference(command, e, g) {
+                        continue;
+                    }
+                    mismatches.push(format!(
+                        "{name}: `{command}`:\n  vmlinux: {e}\n  alone:   {g}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} lines differ, e.g.:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(20)].join("\n")
+    );
+    assert!(compared > 0, "no line was compared");
+    println!(
+        "no vmlinux: {compared} lines the same as with the vmlinux; {orc_gaps} walks stopped \
+         where ORC has no entry and the vmlinux's CFI went on"
+    );
+}
+
+/// Lines that differ on purpose.
+fn known_difference(command: &str, with: &str, alone: &str) -> bool {
+    // sys's KERNEL names where the symbols came from.
+    command == "sys" && with.trim_start().starts_with("KERNEL:") && alone.contains("kallsyms in ")
+}
+
+/// The same warnings, but the one saying there is no `.debug_frame` (no vmlinux file) and
+/// those of walks stopped where ORC has no entry.
+fn compare_warnings(
+    name: &str,
+    command: &str,
+    with: &[String],
+    alone: &[String],
+    mismatches: &mut Vec<String>,
+) {
+    let alone: Vec<&String> = alone
+        .iter()
+        .filter(|w| !w.contains("no .debug_frame") && !w.contains("no unwind information for"))
+        .collect();
+    let with: Vec<&String> = with.iter().collect();
+    if with != alone {
+        mismatches.push(format!(
+            "{name}: `{command}`: warnings with the vmlinux {with:?}, without {alone:?}"
+        ));
+    }
+}
