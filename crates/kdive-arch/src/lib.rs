@@ -11,6 +11,7 @@
 
 pub mod att;
 mod cfi;
+mod code_frame;
 mod error;
 pub mod fuzzing;
 mod kernel;
@@ -25,6 +26,7 @@ mod virt;
 use std::fmt;
 
 pub use cfi::{CfiError, CfiRow, CfiRule, DwarfCfi};
+pub use code_frame::{frame_from_code, fuzz_code_frame};
 pub use error::{LayoutError, Level, TranslateError};
 pub use kernel::{
     KaslrScan, KernelAddressSpace, KernelBaseSymbols, KernelBases, KernelLayout, LayoutSource,
@@ -41,8 +43,8 @@ pub use paging::{
 pub use regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
 pub use unwind::{
     find_pt_regs_copy, fuzz_orc_unwind, unwind, unwind_across, Backtrace, ExceptionFrame, Frame,
-    FrameSource, InactiveTaskFrameLayout, StackMemory, StopReason, UnwindStart, UnwindTables,
-    MAX_FRAMES,
+    FrameSource, FunctionRanges, InactiveTaskFrameLayout, StackMemory, StopReason, UnwindStart,
+    UnwindTables, MAX_FRAMES,
 };
 pub use virt::{Translation, VirtMem, DEFAULT_CSTR_LIMIT};
 

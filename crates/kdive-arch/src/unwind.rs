@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use crate::cfi::{CfiRow, CfiRule, DwarfCfi};
+use crate::code_frame::frame_from_code;
 use crate::orc::{OrcEntry, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE};
 use crate::regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
 use crate::virt::VirtMem;
@@ -121,6 +122,8 @@ pub enum FrameSource {
     FramePointer,
     /// ORC had nothing for the frame below; its DWARF CFI did.
     DwarfCfi,
+    /// Neither ORC nor CFI had the frame below: its function's code was followed.
+    Code,
 }
 
 /// A `struct pt_regs` (or its iret tail) that the walk went through: an exception,
@@ -236,12 +239,46 @@ pub struct Backtrace {
     pub stop: StopReason,
 }
 
-/// Everything the unwinder looks pcs up in: the ORC tables of vmlinux and the modules, and
-/// DWARF CFI for what ORC leaves undefined or does not cover (tried in order).
+/// Everything the unwinder looks pcs up in: the ORC tables of vmlinux and the modules,
+/// DWARF CFI for what ORC leaves undefined or does not cover (tried in order), and, where
+/// neither answers, the functions whose code may be followed to find the frame
+/// ([`frame_from_code`]).
 #[derive(Debug, Default)]
 pub struct UnwindTables {
     pub orc: OrcTables,
     pub cfi: Vec<DwarfCfi>,
+    pub functions: FunctionRanges,
+}
+
+/// Where functions start and end (runtime addresses), for following their code.
+#[derive(Debug, Default, Clone)]
+pub struct FunctionRanges {
+    /// Sorted by start, not overlapping.
+    ranges: Vec<(u64, u64)>,
+}
+
+/// The longest function whose code is followed.
+const MAX_FUNCTION_CODE: u64 = 1 << 16;
+
+impl FunctionRanges {
+    /// From `(start, end)` pairs in any order; empty and overlapping ones are dropped.
+    pub fn new(mut ranges: Vec<(u64, u64)>) -> FunctionRanges {
+        ranges.retain(|(start, end)| start < end && end - start <= MAX_FUNCTION_CODE);
+        ranges.sort_unstable();
+        ranges.dedup_by(|later, earlier| later.0 < earlier.1);
+        FunctionRanges { ranges }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The function holding `pc`.
+    pub fn containing(&self, pc: u64) -> Option<(u64, u64)> {
+        let i = self.ranges.partition_point(|&(start, _)| start <= pc);
+        let (start, end) = *self.ranges.get(i.checked_sub(1)?)?;
+        (pc < end).then_some((start, end))
+    }
 }
 
 /// Lowest x86_64 kernel address (the canonical upper half, 4- or 5-level).
@@ -355,6 +392,15 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
                 pc: VirtAddr(pc),
                 error,
             })
+    }
+
+    /// The frame at `pc` from its function's code, where the function is known (`pc` is
+    /// where the CPU was or a return address: an instruction boundary either way).
+    fn frame_from_code(&self, pc: u64) -> Option<OrcEntry> {
+        let (start, end) = self.tables.functions.containing(pc)?;
+        let mut code = vec![0u8; usize::try_from(end - start).ok()?];
+        self.mem.read_stack(VirtAddr(start), &mut code).ok()?;
+        frame_from_code(&code, start, pc)
     }
 
     /// The CFI row of the first image that has one for `pc`.
@@ -477,12 +523,17 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
             what: what.to_owned(),
         };
         let lookup = VirtAddr(if state.signal { pc } else { pc.wrapping_sub(1) });
-        let orc = self.tables.orc.find(lookup);
+        let mut orc = self.tables.orc.find(lookup);
+        let mut from_code = false;
         match orc.map(|e| e.kind) {
             Some(OrcType::EndOfStack) => return Err(StopReason::EndOfStack),
             Some(OrcType::Undefined) | None => {
                 if let Some(row) = self.cfi_row(lookup)? {
                     return self.step_cfi(state, &row);
+                }
+                if let Some(entry) = self.frame_from_code(pc) {
+                    orc = Some(entry);
+                    from_code = true;
                 }
             }
             Some(_) => {}
@@ -491,6 +542,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
             Some(e) if e.kind == OrcType::Undefined => {
                 return Err(StopReason::Undefined { pc: VirtAddr(pc) })
             }
+            Some(e) if from_code => (e, FrameSource::Code),
             Some(e) => (e, FrameSource::Orc),
             None => (OrcEntry::FRAME_POINTER, FrameSource::FramePointer),
         };
@@ -810,6 +862,7 @@ mod tests {
         UnwindTables {
             orc,
             cfi: Vec::new(),
+            functions: FunctionRanges::default(),
         }
     }
 

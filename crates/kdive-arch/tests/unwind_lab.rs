@@ -296,6 +296,7 @@ fn load_kernel(v: &Vmlinux, space: &dyn VirtMem, kaslr: u64, osrelease: Option<&
                 v.debug_frame.clone(),
                 kaslr,
             )],
+            functions: Default::default(),
         },
         symbols,
         kaslr,

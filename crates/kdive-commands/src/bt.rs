@@ -380,6 +380,7 @@ fn task_record(
                 FrameSource::Orc => "orc",
                 FrameSource::DwarfCfi => "dwarf_cfi",
                 FrameSource::FramePointer => "frame_pointer",
+                FrameSource::Code => "code",
             },
             words: Vec::new(),
             words_at: frame.sp.0,

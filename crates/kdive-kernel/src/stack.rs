@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 
 use kdive_arch::{
-    find_pt_regs_copy, unwind, unwind_across, DwarfCfi, InactiveTaskFrameLayout, OrcTable,
-    OrcTables, OrcVersion, UnwindStart, UnwindTables, VirtAddr, PT_REGS_SIZE,
+    find_pt_regs_copy, unwind, unwind_across, DwarfCfi, FunctionRanges, InactiveTaskFrameLayout,
+    OrcTable, OrcTables, OrcVersion, UnwindStart, UnwindTables, VirtAddr, PT_REGS_SIZE,
 };
 /// The unwinder's results, for the commands that print them.
 pub use kdive_arch::{Backtrace, ExceptionFrame, Frame, FrameSource, Reg, RegisterSet, StopReason};
@@ -142,6 +142,22 @@ pub struct StackUnwinder {
     pub warnings: Vec<String>,
 }
 
+/// The vmlinux's functions where the kernel runs them.
+fn function_ranges(kernel: &Kernel, kaslr: u64) -> FunctionRanges {
+    FunctionRanges::new(
+        kernel
+            .vmlinux()
+            .symbols()
+            .iter()
+            .filter(|s| s.is_function && s.size > 0)
+            .map(|s| {
+                let start = s.address.wrapping_add(kaslr);
+                (start, start.wrapping_add(s.size))
+            })
+            .collect(),
+    )
+}
+
 /// `.orc_header` (6.4 on) read from the kernel image, between the symbols its linker
 /// script gives it; `None` where the kernel has none.
 fn orc_header_in_memory(kernel: &Kernel) -> Option<Vec<u8>> {
@@ -238,6 +254,13 @@ impl StackUnwinder {
                 Vec::new()
             }
         };
+        // Without CFI (no vmlinux file), functions ORC does not cover are followed in their
+        // code.
+        let functions = if cfi.is_empty() {
+            function_ranges(kernel, kaslr)
+        } else {
+            FunctionRanges::default()
+        };
         let cpus = kernel.nr_cpu_ids().unwrap_or(0);
         let cpu_tasks = (0..cpus).map(|cpu| cpu_curr(kernel, cpu).ok()).collect();
         let mut cpu_stacks = Vec::new();
@@ -256,7 +279,11 @@ impl StackUnwinder {
         cpu_stacks.retain(|s| s.start < s.end);
         cpu_stacks.sort_by_key(|s| s.start);
         Ok(StackUnwinder {
-            tables: UnwindTables { orc, cfi },
+            tables: UnwindTables {
+                orc,
+                cfi,
+                functions,
+            },
             frame_layout: inactive_task_frame_layout(kernel)?,
             thread_sp: kernel.offset_of("task_struct", "thread.sp")?,
             fork_entries: ["ret_from_fork", "ret_from_fork_asm"]
