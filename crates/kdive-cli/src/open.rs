@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use kdive_commands::Session;
 use kdive_dump::Vmcore;
-use kdive_kernel::Kernel;
+use kdive_kernel::{DumpOnlySources, Kernel};
 
 use crate::shell::{self, Flow, Runner};
 use crate::Outcome;
@@ -165,32 +165,48 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// The kernel from the dump alone, with a notice saying where symbols and types came from;
-/// `not_found` is why no vmlinux was used, reported with this path's own failure.
+/// The kernel from the dump alone, with a notice saying where symbols and types came from
+/// (or why they could not be had); `not_found` is why no vmlinux was used.
 pub(crate) fn open_without_vmlinux(
     vmcore: Vmcore,
     not_found: Option<anyhow::Error>,
 ) -> anyhow::Result<Kernel> {
-    match Kernel::open_without_vmlinux(vmcore) {
-        Ok(kernel) => {
-            eprintln!(
-                "kdive: notice: {} symbols from the kernel's kallsyms and types from its .BTF, \
-                 both read from the dump: no source lines{}",
-                kernel.vmlinux().symbols().len(),
-                if not_found.is_some() {
-                    " (no vmlinux found)"
-                } else {
-                    ""
-                }
-            );
-            Ok(kernel)
+    let kernel = match Kernel::open_without_vmlinux(vmcore) {
+        Ok(kernel) => kernel,
+        Err(err) => {
+            return Err(match not_found {
+                Some(not_found) => anyhow::anyhow!(
+                    "{not_found:#}\nand the kernel cannot be read from the dump alone: {err}"
+                ),
+                None => anyhow::Error::new(err).context("reading the kernel from the dump alone"),
+            })
         }
-        Err(err) => match not_found {
-            Some(not_found) => Err(anyhow::anyhow!(
-                "{not_found:#}\nand the kernel cannot be read from the dump alone: {err}"
-            )),
-            None => Err(anyhow::Error::new(err).context("reading the kernel from the dump alone")),
-        },
+    };
+    let why = if not_found.is_some() {
+        " (no vmlinux found)"
+    } else {
+        ""
+    };
+    if let Some(sources) = kernel.dump_only() {
+        eprintln!("kdive: notice: {}{why}", dump_only_notice(sources));
+    }
+    Ok(kernel)
+}
+
+/// One line on what a kernel read from the dump alone has.
+pub(crate) fn dump_only_notice(sources: &DumpOnlySources) -> String {
+    match (&sources.symbols, &sources.types) {
+        (Ok(count), Ok(_)) => format!(
+            "{count} symbols from the kernel's kallsyms and types from its .BTF, both read \
+             from the dump: no source lines"
+        ),
+        (Ok(count), Err(why)) => format!(
+            "{count} symbols from the kernel's kallsyms; no types: the kernel's .BTF: {why}"
+        ),
+        (Err(why), _) => format!(
+            "no symbols or types: the kernel's kallsyms: {why}; only what VMCOREINFO \
+             describes (log, the release) can be read: give --vmlinux for the rest"
+        ),
     }
 }
 

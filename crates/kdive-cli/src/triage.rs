@@ -10,8 +10,9 @@ use kdive_symbols::{KernelImages, ModuleIndex};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Console log, dmesg output, vmcore-dmesg.txt, or a dump (its kernel log is read, which
-    /// needs the vmlinux: --vmlinux or found by release); `-` or nothing reads standard input
+    /// Console log, dmesg output, vmcore-dmesg.txt, or a dump (its kernel log is read: with
+    /// the vmlinux (--vmlinux or found by release), else from the dump alone as vmcore-dmesg
+    /// does); `-` or nothing reads standard input
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
     /// vmlinux with DWARF (e.g. /usr/lib/debug/boot/vmlinux-<release>) to resolve frames
@@ -63,15 +64,29 @@ fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Input> {
     Ok(Input::Log(data))
 }
 
-/// The kernel log inside a dump, as `kdive open DUMP -c log` prints it, and the vmlinux used.
-fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, PathBuf)> {
+/// The kernel log inside a dump, as `kdive open DUMP -c log` prints it, and the vmlinux used
+/// (none when the log was read from the dump alone, through VMCOREINFO).
+fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, Option<PathBuf>)> {
     let vmcore = Vmcore::open(path).with_context(|| format!("opening {}", path.display()))?;
     let vmlinux = match vmlinux {
-        Some(path) => path.to_owned(),
-        None => crate::open::find_vmlinux(&vmcore)?,
+        Some(path) => Some(path.to_owned()),
+        None => crate::open::find_vmlinux(&vmcore).ok(),
     };
-    let kernel = Kernel::open(vmcore, &vmlinux)
-        .with_context(|| format!("opening the kernel with {}", vmlinux.display()))?;
+    let kernel = match &vmlinux {
+        Some(vmlinux) => Kernel::open(vmcore, vmlinux)
+            .with_context(|| format!("opening the kernel with {}", vmlinux.display()))?,
+        None => {
+            let kernel = Kernel::open_without_vmlinux(vmcore)
+                .context("no vmlinux found, and the dump alone does not give its log")?;
+            if let Some(sources) = kernel.dump_only() {
+                eprintln!(
+                    "kdive: notice: no vmlinux found; the log read from the dump alone, {}",
+                    crate::open::dump_only_notice(sources)
+                );
+            }
+            kernel
+        }
+    };
     let report = kdive_commands::Session::new(&kernel, &[]).execute("log")?;
     for warning in &report.warnings {
         eprintln!("kdive: warning: {warning}");
@@ -84,10 +99,7 @@ fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
     let (log, vmlinux) = match read_input(args.input.as_ref())? {
         Input::Log(log) => (log, args.vmlinux),
-        Input::Dump(path) => {
-            let (log, vmlinux) = log_of_dump(&path, args.vmlinux.as_deref())?;
-            (log, Some(vmlinux))
-        }
+        Input::Dump(path) => log_of_dump(&path, args.vmlinux.as_deref())?,
     };
     let symbols = if vmlinux.is_some() || !args.modules.is_empty() {
         let modules = ModuleIndex::scan(&args.modules)?;

@@ -113,7 +113,11 @@ pub fn sys(kernel: &Kernel, tasks: &TaskList, warnings: &mut Vec<String>) -> Sys
         load_text: avenrun.as_ref().map(load_average_string),
         tasks: tasks.tasks.len(),
         nodename: uts.as_ref().map(|u| u.nodename.clone()),
-        release: uts.as_ref().map(|u| u.release.clone()),
+        // VMCOREINFO's OSRELEASE where `init_uts_ns` cannot be read (no symbols).
+        release: uts.as_ref().map(|u| u.release.clone()).or_else(|| {
+            let info = kernel.dump().vmcoreinfo.as_ref()?;
+            info.osrelease().map(str::to_owned)
+        }),
         version: uts.as_ref().map(|u| u.version.clone()),
         machine: uts.as_ref().map(|u| u.machine.clone()),
         cpu_mhz: sys::cpu_khz(kernel)

@@ -206,6 +206,16 @@ pub struct Kernel {
     image_range: std::sync::OnceLock<Option<(u64, u64)>>,
     /// `cpu_possible_mask`, read once: per-CPU counters of every task are summed over it.
     possible_cpus: std::sync::OnceLock<Vec<u32>>,
+    /// Set when the kernel was read without a vmlinux.
+    dump_only: Option<DumpOnlySources>,
+}
+
+/// What a kernel opened from the dump alone has: its symbols (how many, from kallsyms) and
+/// types (the BTF's origin), or why each could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpOnlySources {
+    pub symbols: Result<usize, String>,
+    pub types: Result<String, String>,
 }
 
 impl Kernel {
@@ -261,34 +271,62 @@ impl Kernel {
     /// A kernel read with nothing but the dump: symbols from the kernel's kallsyms, types
     /// from the `.BTF` in its image, both located through VMCOREINFO (Linux 6.0 on). The
     /// symbols stand in for a vmlinux that has no sections and no DWARF, so no source lines.
+    /// Where kallsyms or the BTF cannot be read (an older kernel, the image's pages missing)
+    /// the kernel still opens, without them: what VMCOREINFO describes (the log) still
+    /// reads; [`Kernel::dump_only`] says what is missing and why.
     pub fn open_without_vmlinux(vmcore: Vmcore) -> Result<Kernel, KernelError> {
         let info = DumpInfo::from_vmcore(&vmcore);
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
         let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
         let kaslr = space.kaslr_offset().ok_or_else(no_kaslr_offset)?;
         let vmcoreinfo = info.vmcoreinfo.as_ref().ok_or_else(no_kaslr_offset)?;
-        let kallsyms = kallsyms_in(&space, vmcoreinfo)
-            .ok_or_else(|| KernelError::BadData {
-                what: "VMCOREINFO".into(),
-                addr: VirtAddr(0),
-                why: "it does not locate the kernel's kallsyms (Linux before 6.0 records no \
-                      kallsyms_* symbols): give --vmlinux"
-                    .into(),
-            })?
-            .map_err(|e| KernelError::BadData {
-                what: "the kernel's kallsyms".into(),
-                addr: VirtAddr(0),
-                why: e.to_string(),
-            })?;
         let origin = format!("kallsyms in {}", dump_name(&info));
-        let vmlinux = ElfImage::from_symbols(
-            PathBuf::from(&origin),
-            kallsyms_as_link_symbols(&kallsyms, kaslr),
-        );
-        let btf = btf_in_image(&space, &vmlinux, kaslr)?;
+        let kallsyms = match kallsyms_in(&space, vmcoreinfo) {
+            Some(Ok(kallsyms)) => Ok(kallsyms),
+            Some(Err(err)) => Err(err.to_string()),
+            None => Err(
+                "VMCOREINFO does not locate kallsyms (Linux before 6.0 records no \
+                         kallsyms_* symbols)"
+                    .to_owned(),
+            ),
+        };
+        let (vmlinux, symbols) = match &kallsyms {
+            Ok(table) => (
+                ElfImage::from_symbols(
+                    PathBuf::from(&origin),
+                    kallsyms_as_link_symbols(table, kaslr),
+                ),
+                Ok(table.len()),
+            ),
+            Err(why) => (
+                ElfImage::from_symbols(
+                    PathBuf::from(format!("no symbols (VMCOREINFO of {})", dump_name(&info))),
+                    Vec::new(),
+                ),
+                Err(why.clone()),
+            ),
+        };
         let mut types = Types::new();
-        types.push_vmlinux_btf(Arc::new(btf));
-        Kernel::assemble(info, space, vmlinux, types)
+        let btf = match &symbols {
+            Ok(_) => btf_in_image(&space, &vmlinux, kaslr).map_err(|e| e.to_string()),
+            Err(_) => Err("no symbols to find it by".to_owned()),
+        };
+        let types_source = btf.map(|btf| {
+            let origin = btf.origin().to_owned();
+            types.push_vmlinux_btf(Arc::new(btf));
+            origin
+        });
+        let mut kernel = Kernel::assemble(info, space, vmlinux, types)?;
+        kernel.dump_only = Some(DumpOnlySources {
+            symbols,
+            types: types_source,
+        });
+        Ok(kernel)
+    }
+
+    /// For a kernel opened without a vmlinux, where its symbols and types came from.
+    pub fn dump_only(&self) -> Option<&DumpOnlySources> {
+        self.dump_only.as_ref()
     }
 
     fn assemble(
@@ -307,6 +345,7 @@ impl Kernel {
             types,
             image_range: std::sync::OnceLock::new(),
             possible_cpus: std::sync::OnceLock::new(),
+            dump_only: None,
         })
     }
 

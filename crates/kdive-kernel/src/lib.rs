@@ -36,10 +36,10 @@ pub mod wait;
 pub mod walk;
 
 pub use error::KernelError;
-pub use kernel::{DumpInfo, Kernel, StructBuf};
+pub use kernel::{DumpInfo, DumpOnlySources, Kernel, StructBuf};
 pub use list::{container_of, rb_tree_in_order, ListWalk, MAX_LIST_ENTRIES};
 pub use module::{KernelModules, Module, SymbolHit, SymbolSource};
-pub use printk::{PrintkLog, PrintkRecord};
+pub use printk::{PrintkLayoutSource, PrintkLog, PrintkRecord};
 pub use stack::{ExceptionStack, FrameSymbolizer, StackKind, StackUnwinder, StartKind, TaskStack};
 pub use task::{for_each_task, MemUsage, Task, TaskList, TaskStateBits};
 

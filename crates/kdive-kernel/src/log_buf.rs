@@ -25,9 +25,15 @@ pub enum LogFormat {
     VariableLength,
 }
 
-/// The printk log of `kernel`, read by the format its types describe.
+/// The printk log of `kernel`, read by the format its types describe, or VMCOREINFO where
+/// there are no types (a kernel read from the dump alone).
 pub fn kernel_log(kernel: &Kernel) -> Result<(LogFormat, PrintkLog), KernelError> {
-    if kernel.struct_size("printk_ringbuffer").is_ok() && kernel.has_symbol("prb") {
+    let described = kernel.dump().vmcoreinfo.as_ref().is_some_and(|info| {
+        info.symbol("prb").is_some() && info.size("printk_ringbuffer").is_some()
+    });
+    if kernel.struct_size("printk_ringbuffer").is_ok() && kernel.has_symbol("prb")
+        || kernel.types().is_empty() && described
+    {
         return Ok((LogFormat::Ringbuffer, printk_records(kernel)?));
     }
     Ok((LogFormat::VariableLength, log_buf_records(kernel)?))

@@ -3,6 +3,7 @@
 //! `get_printk_records()` and crash's `dump_lockless_record_log()` do.
 
 use kdive_arch::VirtAddr;
+use kdive_dump::Vmcoreinfo;
 
 use crate::error::KernelError;
 use crate::kernel::Kernel;
@@ -40,17 +41,178 @@ pub struct PrintkLog {
     pub errors: Vec<KernelError>,
 }
 
-/// Reads every committed or finalized record of `prb`.
+/// Where the fields the reader needs are: from the kernel's types, or else from VMCOREINFO,
+/// which the kernel fills with them for `makedumpfile --dump-dmesg` and `vmcore-dmesg` (so
+/// the log reads even when symbols and types are not to be had).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    /// `struct printk_ringbuffer`'s size, and where its members are.
+    ringbuffer_size: u64,
+    count_bits: u64,
+    descs: u64,
+    infos: u64,
+    head_id: u64,
+    tail_id: u64,
+    size_bits: u64,
+    data: u64,
+    /// `struct prb_desc`.
+    desc_size: u64,
+    state_var: u64,
+    lpos_begin: u64,
+    lpos_next: u64,
+    /// `struct printk_info`.
+    info_size: u64,
+    seq: u64,
+    ts_nsec: u64,
+    text_len: u64,
+    caller_id: u64,
+    facility: u64,
+    /// The byte holding the 3-bit `level` bitfield, and the bit it starts at.
+    level: (u64, u32),
+}
+
+impl Layout {
+    fn from_types(kernel: &Kernel) -> Result<Layout, KernelError> {
+        let rb = |path: &str| kernel.offset_of("printk_ringbuffer", path);
+        let desc = |path: &str| kernel.offset_of("prb_desc", path);
+        let info = |path: &str| kernel.offset_of("printk_info", path);
+        let level = kernel.member("printk_info", "level")?;
+        Ok(Layout {
+            ringbuffer_size: kernel.struct_size("printk_ringbuffer")?,
+            count_bits: rb("desc_ring.count_bits")?,
+            descs: rb("desc_ring.descs")?,
+            infos: rb("desc_ring.infos")?,
+            head_id: rb("desc_ring.head_id.counter")?,
+            tail_id: rb("desc_ring.tail_id.counter")?,
+            size_bits: rb("text_data_ring.size_bits")?,
+            data: rb("text_data_ring.data")?,
+            desc_size: kernel.struct_size("prb_desc")?,
+            state_var: desc("state_var.counter")?,
+            lpos_begin: desc("text_blk_lpos.begin")?,
+            lpos_next: desc("text_blk_lpos.next")?,
+            info_size: kernel.struct_size("printk_info")?,
+            seq: info("seq")?,
+            ts_nsec: info("ts_nsec")?,
+            text_len: info("text_len")?,
+            caller_id: info("caller_id")?,
+            facility: info("facility")?,
+            level: (level.bit_offset / 8, (level.bit_offset % 8) as u32),
+        })
+    }
+
+    /// The layout VMCOREINFO gives (`OFFSET(printk_info.seq)`, ...). It has no entry for
+    /// `facility` and `level`: `struct printk_info` packs them into the two bytes between
+    /// `text_len` (u16) and `caller_id` (u32): `u8 facility; u8 flags:5; u8 level:3`.
+    fn from_vmcoreinfo(info: &Vmcoreinfo) -> Option<Layout> {
+        let off = |ty: &str, member: &str| info.offset(ty, member);
+        let (desc_ring, data_ring) = (
+            off("printk_ringbuffer", "desc_ring")?,
+            off("printk_ringbuffer", "text_data_ring")?,
+        );
+        let text_blk_lpos = off("prb_desc", "text_blk_lpos")?;
+        let text_len = off("printk_info", "text_len")?;
+        let caller_id = off("printk_info", "caller_id")?;
+        if caller_id != text_len + 4 {
+            return None;
+        }
+        Some(Layout {
+            ringbuffer_size: info.size("printk_ringbuffer")?,
+            count_bits: desc_ring + off("prb_desc_ring", "count_bits")?,
+            descs: desc_ring + off("prb_desc_ring", "descs")?,
+            infos: desc_ring + off("prb_desc_ring", "infos")?,
+            head_id: desc_ring + off("prb_desc_ring", "head_id")?,
+            tail_id: desc_ring + off("prb_desc_ring", "tail_id")?,
+            size_bits: data_ring + off("prb_data_ring", "size_bits")?,
+            data: data_ring + off("prb_data_ring", "data")?,
+            desc_size: info.size("prb_desc")?,
+            state_var: off("prb_desc", "state_var")?,
+            lpos_begin: text_blk_lpos + off("prb_data_blk_lpos", "begin")?,
+            lpos_next: text_blk_lpos + off("prb_data_blk_lpos", "next")?,
+            info_size: info.size("printk_info")?,
+            seq: off("printk_info", "seq")?,
+            ts_nsec: off("printk_info", "ts_nsec")?,
+            text_len,
+            caller_id,
+            facility: text_len + 2,
+            level: (text_len + 3, 5),
+        })
+    }
+}
+
+/// A little-endian integer of `size` bytes at `at` in `bytes`, or why not.
+fn field(
+    bytes: &[u8],
+    at: u64,
+    size: usize,
+    what: &str,
+    addr: VirtAddr,
+) -> Result<u64, KernelError> {
+    usize::try_from(at)
+        .ok()
+        .and_then(|at| bytes.get(at..at.checked_add(size)?))
+        .map(|b| {
+            let mut raw = [0u8; 8];
+            raw[..size].copy_from_slice(b);
+            u64::from_le_bytes(raw)
+        })
+        .ok_or_else(|| KernelError::BadData {
+            what: what.into(),
+            addr,
+            why: format!("offset {at} lies outside its {} bytes", bytes.len()),
+        })
+}
+
+/// Where the ring buffer's layout is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintkLayoutSource {
+    /// The kernel's types, else VMCOREINFO.
+    TypesFirst,
+    /// VMCOREINFO alone (what `vmcore-dmesg` reads).
+    Vmcoreinfo,
+}
+
+/// Reads every committed or finalized record of `prb`, with the layout of the kernel's
+/// types, else VMCOREINFO's.
 pub fn printk_records(kernel: &Kernel) -> Result<PrintkLog, KernelError> {
-    let prb = kernel.read_ptr(kernel.symbol("prb")?, "prb")?;
-    let rb = kernel.read_struct(prb, "printk_ringbuffer")?;
-    let count_bits = rb.field("desc_ring.count_bits")?;
-    let descs = rb.field_ptr("desc_ring.descs")?;
-    let infos = rb.field_ptr("desc_ring.infos")?;
-    let head_id = rb.field("desc_ring.head_id.counter")? & DESC_ID_MASK;
-    let tail_id = rb.field("desc_ring.tail_id.counter")? & DESC_ID_MASK;
-    let size_bits = rb.field("text_data_ring.size_bits")?;
-    let data_addr = rb.field_ptr("text_data_ring.data")?;
+    printk_records_by(kernel, PrintkLayoutSource::TypesFirst)
+}
+
+/// [`printk_records`] with the layout from `source`.
+pub fn printk_records_by(
+    kernel: &Kernel,
+    source: PrintkLayoutSource,
+) -> Result<PrintkLog, KernelError> {
+    let vmcoreinfo = kernel.dump().vmcoreinfo.as_ref();
+    let from_vmcoreinfo = || {
+        vmcoreinfo
+            .and_then(Layout::from_vmcoreinfo)
+            .ok_or_else(|| KernelError::BadData {
+                what: "VMCOREINFO".into(),
+                addr: VirtAddr(0),
+                why: "it does not describe the printk ring buffer".into(),
+            })
+    };
+    let layout = match source {
+        PrintkLayoutSource::TypesFirst => match Layout::from_types(kernel) {
+            Ok(layout) => layout,
+            Err(err) => from_vmcoreinfo().map_err(|_| err)?,
+        },
+        PrintkLayoutSource::Vmcoreinfo => from_vmcoreinfo()?,
+    };
+    let prb_symbol = match kernel.symbol("prb") {
+        Ok(addr) => addr,
+        Err(err) => VirtAddr(vmcoreinfo.and_then(|i| i.symbol("prb")).ok_or(err)?),
+    };
+    let prb = kernel.read_ptr(prb_symbol, "prb")?;
+    let rb = kernel.read_bytes(prb, layout.ringbuffer_size, "printk_ringbuffer")?;
+    let rb_field = |at: u64, size: usize| field(&rb, at, size, "printk_ringbuffer", prb);
+    let count_bits = rb_field(layout.count_bits, 4)?;
+    let descs = VirtAddr(rb_field(layout.descs, 8)?);
+    let infos = VirtAddr(rb_field(layout.infos, 8)?);
+    let head_id = rb_field(layout.head_id, 8)? & DESC_ID_MASK;
+    let tail_id = rb_field(layout.tail_id, 8)? & DESC_ID_MASK;
+    let size_bits = rb_field(layout.size_bits, 4)?;
+    let data_addr = VirtAddr(rb_field(layout.data, 8)?);
     let bad = |why: String| KernelError::BadData {
         what: "printk_ringbuffer".into(),
         addr: prb,
@@ -67,8 +229,6 @@ pub fn printk_records(kernel: &Kernel) -> Result<PrintkLog, KernelError> {
         return Err(bad(format!("text data ring of {data_size} bytes")));
     }
     let data = kernel.read_bytes(data_addr, data_size, "printk text data ring")?;
-    let desc_size = kernel.struct_size("prb_desc")?;
-    let info_size = kernel.struct_size("printk_info")?;
     let long_size = 8u64;
 
     let mut log = PrintkLog::default();
@@ -81,16 +241,11 @@ pub fn printk_records(kernel: &Kernel) -> Result<PrintkLog, KernelError> {
     for step in 0..=span {
         let id = tail_id.wrapping_add(step) & DESC_ID_MASK;
         let index = id & (desc_count - 1);
-        let desc_addr = VirtAddr(descs.0.wrapping_add(index.wrapping_mul(desc_size)));
-        let desc = match kernel.read_struct(desc_addr, "prb_desc") {
-            Ok(desc) => desc,
-            Err(err) => {
-                log.errors.push(err);
-                continue;
-            }
-        };
+        let desc_addr = VirtAddr(descs.0.wrapping_add(index.wrapping_mul(layout.desc_size)));
         let record = (|| -> Result<Option<PrintkRecord>, KernelError> {
-            let state_var = desc.field("state_var.counter")?;
+            let desc = kernel.read_bytes(desc_addr, layout.desc_size, "prb_desc")?;
+            let desc_field = |at: u64| field(&desc, at, 8, "prb_desc", desc_addr);
+            let state_var = desc_field(layout.state_var)?;
             if state_var & DESC_ID_MASK != id {
                 return Ok(None);
             }
@@ -98,18 +253,21 @@ pub fn printk_records(kernel: &Kernel) -> Result<PrintkLog, KernelError> {
             if state != DESC_COMMITTED && state != DESC_FINALIZED {
                 return Ok(None);
             }
-            let info_addr = VirtAddr(infos.0.wrapping_add(index.wrapping_mul(info_size)));
-            let info = kernel.read_struct(info_addr, "printk_info")?;
-            let begin_lpos = desc.field("text_blk_lpos.begin")?;
-            let next_lpos = desc.field("text_blk_lpos.next")?;
-            let text_len = info.field("text_len")?;
+            let info_addr = VirtAddr(infos.0.wrapping_add(index.wrapping_mul(layout.info_size)));
+            let info = kernel.read_bytes(info_addr, layout.info_size, "printk_info")?;
+            let info_field =
+                |at: u64, size: usize| field(&info, at, size, "printk_info", info_addr);
+            let begin_lpos = desc_field(layout.lpos_begin)?;
+            let next_lpos = desc_field(layout.lpos_next)?;
+            let text_len = info_field(layout.text_len, 2)?;
             let text = block_text(&data, size_bits, long_size, begin_lpos, next_lpos, text_len);
+            let (level_byte, level_shift) = layout.level;
             Ok(Some(PrintkRecord {
-                seq: info.field("seq")?,
-                ts_nsec: info.field("ts_nsec")?,
-                level: u8::try_from(info.field("level")?).unwrap_or(u8::MAX),
-                facility: u8::try_from(info.field("facility")?).unwrap_or(u8::MAX),
-                caller_id: u32::try_from(info.field("caller_id")?).unwrap_or(u32::MAX),
+                seq: info_field(layout.seq, 8)?,
+                ts_nsec: info_field(layout.ts_nsec, 8)?,
+                level: ((info_field(level_byte, 1)? >> level_shift) & 7) as u8,
+                facility: info_field(layout.facility, 1)? as u8,
+                caller_id: info_field(layout.caller_id, 4)? as u32,
                 text: String::from_utf8_lossy(text).into_owned(),
             }))
         })();
