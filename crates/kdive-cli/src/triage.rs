@@ -18,6 +18,10 @@ pub struct Args {
     /// vmlinux with DWARF (e.g. /usr/lib/debug/boot/vmlinux-<release>) to resolve frames
     #[arg(long, value_name = "FILE")]
     vmlinux: Option<PathBuf>,
+    /// Read a dump's log from the dump alone (through VMCOREINFO and its kallsyms), even
+    /// where a vmlinux is found
+    #[arg(long, conflicts_with = "vmlinux")]
+    no_vmlinux: bool,
     /// Directory searched for module objects (.ko with debug info), or one .ko; repeatable
     #[arg(long, value_name = "DIR")]
     modules: Vec<PathBuf>,
@@ -66,10 +70,15 @@ fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Input> {
 
 /// The kernel log inside a dump, as `kdive open DUMP -c log` prints it, and the vmlinux used
 /// (none when the log was read from the dump alone, through VMCOREINFO).
-fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, Option<PathBuf>)> {
+fn log_of_dump(
+    path: &Path,
+    vmlinux: Option<&Path>,
+    no_vmlinux: bool,
+) -> anyhow::Result<(Vec<u8>, Option<PathBuf>)> {
     let vmcore = Vmcore::open(path).with_context(|| format!("opening {}", path.display()))?;
     let vmlinux = match vmlinux {
         Some(path) => Some(path.to_owned()),
+        None if no_vmlinux => None,
         None => crate::open::find_vmlinux(&vmcore).ok(),
     };
     let kernel = match &vmlinux {
@@ -80,7 +89,12 @@ fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, 
                 .context("no vmlinux found, and the dump alone does not give its log")?;
             if let Some(sources) = kernel.dump_only() {
                 eprintln!(
-                    "kdive: notice: no vmlinux found; the log read from the dump alone, {}",
+                    "kdive: notice: the log read from the dump alone{}: {}",
+                    if no_vmlinux {
+                        ""
+                    } else {
+                        " (no vmlinux found)"
+                    },
                     crate::open::dump_only_notice(sources)
                 );
             }
@@ -88,18 +102,49 @@ fn log_of_dump(path: &Path, vmlinux: Option<&Path>) -> anyhow::Result<(Vec<u8>, 
         }
     };
     let report = kdive_commands::Session::new(&kernel, &[]).execute("log")?;
+    let mut text = Vec::new();
+    report.write_text(&mut text)?;
+    if text.iter().all(u8::is_ascii_whitespace) {
+        // The log's pages are not in the dump (a truncated copy): the text the capture
+        // saved beside it is the same log.
+        let why = report.warnings.join("; ");
+        let Some(saved) = saved_dmesg(path) else {
+            anyhow::bail!(
+                "the log in {} cannot be read ({why}), and no dmesg file lies beside it \
+                 (vmcore-dmesg.txt, or kdump-tools' dmesg.<timestamp> for dump.<timestamp>)",
+                path.display()
+            );
+        };
+        eprintln!(
+            "kdive: notice: the log in {} cannot be read ({why}): using {}, saved beside it",
+            path.display(),
+            saved.display()
+        );
+        let text = std::fs::read(&saved).with_context(|| format!("reading {}", saved.display()))?;
+        return Ok((text, vmlinux));
+    }
     for warning in &report.warnings {
         eprintln!("kdive: warning: {warning}");
     }
-    let mut text = Vec::new();
-    report.write_text(&mut text)?;
     Ok((text, vmlinux))
+}
+
+/// The kernel log the capture saved beside `dump`: kexec-tools' `vmcore-dmesg.txt` (RHEL
+/// family), or kdump-tools' `dmesg.<timestamp>` for `dump.<timestamp>` (Debian family).
+fn saved_dmesg(dump: &Path) -> Option<PathBuf> {
+    let dir = dump.parent()?;
+    let name = dump.file_name()?.to_str()?;
+    let mut candidates = vec![dir.join("vmcore-dmesg.txt")];
+    if let Some(stamp) = name.strip_prefix("dump.") {
+        candidates.insert(0, dir.join(format!("dmesg.{stamp}")));
+    }
+    candidates.into_iter().find(|p| p.is_file())
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
     let (log, vmlinux) = match read_input(args.input.as_ref())? {
         Input::Log(log) => (log, args.vmlinux),
-        Input::Dump(path) => log_of_dump(&path, args.vmlinux.as_deref())?,
+        Input::Dump(path) => log_of_dump(&path, args.vmlinux.as_deref(), args.no_vmlinux)?,
     };
     let symbols = if vmlinux.is_some() || !args.modules.is_empty() {
         let modules = ModuleIndex::scan(&args.modules)?;

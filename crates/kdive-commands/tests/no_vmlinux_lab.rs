@@ -215,3 +215,100 @@ fn the_log_reads_from_vmcoreinfo_alone() {
          log the same without symbols on {symbol_less} dumps"
     );
 }
+
+/// makedumpfile's `struct page_desc`: offset (8), size (4), flags (4), page_flags (8).
+const PAGE_DESC_SIZE: usize = 24;
+
+/// A copy of the kdump-compressed dump `data` with the pages `pfns` dropped, as if the
+/// capture had not kept them: their bits cleared in the dumped-pages bitmap (the second
+/// half of the bitmaps after the header block and sub-header) and their descriptors taken
+/// out of the table after the bitmaps, which holds one per dumped page in pfn order.
+/// Returns how many pages were dropped.
+fn drop_pages(
+    data: &mut [u8],
+    header: &kdive_dump::KdumpHeader,
+    pfns: std::ops::Range<u64>,
+) -> usize {
+    let block = header.block_size as usize;
+    let bitmaps = (1 + header.sub_hdr_size as usize) * block;
+    let half = header.bitmap_blocks as usize * block / 2;
+    let dumped = bitmaps + half;
+    let descs = bitmaps + 2 * half;
+    let mut kept = Vec::new();
+    let mut index = 0usize;
+    let mut dropped = 0usize;
+    for pfn in 0..header.max_mapnr.min((half * 8) as u64) {
+        let (byte, bit) = (dumped + (pfn / 8) as usize, 1u8 << (pfn % 8));
+        if data[byte] & bit == 0 {
+            continue;
+        }
+        let desc = descs + index * PAGE_DESC_SIZE;
+        index += 1;
+        if pfns.contains(&pfn) {
+            data[byte] &= !bit;
+            dropped += 1;
+        } else {
+            kept.extend_from_slice(&data[desc..desc + PAGE_DESC_SIZE]);
+        }
+    }
+    data[descs..descs + kept.len()].copy_from_slice(&kept);
+    dropped
+}
+
+/// `log` and triage's log need nothing but the dump even where the kernel image's code and
+/// read-only data (kallsyms, .BTF, ORC) are gone: a copy of each series' null-init dump with
+/// those pages dropped (`_text` to `_sdata`) prints the same log, read through VMCOREINFO,
+/// as the whole dump with its vmlinux.
+#[test]
+fn the_log_reads_with_the_kernel_image_dropped() {
+    let root = lab_root();
+    let all = manifests(&root);
+    let chosen = null_init_dump_per_series(&all);
+    if chosen.is_empty() {
+        skip!("SKIP: no lab dumps under {}", root.display());
+        return;
+    }
+    let scratch = std::env::temp_dir().join(format!("kdive-no-image-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let mut compared = 0usize;
+    for m in chosen {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let (with, dirs) = common::open_with_module_dir(m).expect("opens with its vmlinux");
+        let Some(header) = with.dump().kdump.first().cloned() else {
+            continue;
+        };
+        let phys = |symbol: &str| {
+            let addr = with.symbol(symbol).expect(symbol);
+            with.virt_to_phys(addr).expect(symbol).0 / with.page_size()
+        };
+        let image = phys("_text")..phys("_sdata");
+        let mut data = std::fs::read(&files(m)[0]).expect("dump reads");
+        let dropped = drop_pages(&mut data, &header, image.clone());
+        assert!(dropped > 0, "{name}: no page of {image:?} was in the dump");
+        let copy = scratch.join(name);
+        std::fs::write(&copy, &data).expect("copy written");
+        let vmcore = Vmcore::open(&copy).expect("the copy opens");
+        let alone = Kernel::open_without_vmlinux(vmcore).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let sources = alone.dump_only().expect("read from the dump alone");
+        assert!(
+            sources.symbols.is_err(),
+            "{name}: kallsyms read with the image's pages dropped"
+        );
+        let log = |kernel: &Kernel| {
+            let report = Session::new(kernel, &dirs)
+                .execute("log")
+                .expect("log runs");
+            common::text(&report)
+        };
+        assert_eq!(
+            log(&with),
+            log(&alone),
+            "{name}: log with the image dropped"
+        );
+        println!("{name}: {dropped} image pages dropped; the log is the same");
+        compared += 1;
+        let _ = std::fs::remove_file(&copy);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(compared > 0, "no dump compared");
+}
