@@ -264,7 +264,12 @@ impl ElfImage {
     /// the address.
     /// Where DWARF names no function (assembly: line rows without a subprogram), the
     /// function is the ELF symbol's, as addr2line names it.
+    /// An image of symbols alone has no source lines to give, and says so once where it is
+    /// made (not at every address): none, without an error.
     pub fn locations(&self, address: u64) -> Result<Vec<SourceLocation>, SymbolError> {
+        if self.map.is_none() {
+            return Ok(Vec::new());
+        }
         let mut locations = self.dwarf()?.locations(&self.path, address)?;
         if let Some(outer) = locations.last_mut().filter(|l| l.function.is_none()) {
             outer.function = self.symbol_at(address).map(|(s, _)| s.name.to_owned());
