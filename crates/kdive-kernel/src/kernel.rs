@@ -154,6 +154,7 @@ fn btf_in_image(
     space: &KernelAddressSpace<Arc<dyn PhysMem>>,
     symbols: &ElfImage,
     kaslr: u64,
+    cache_key: Option<&str>,
 ) -> Result<Btf, KernelError> {
     let find = |name: &str| {
         symbols
@@ -178,10 +179,12 @@ fn btf_in_image(
             what: "the kernel's .BTF".into(),
             source,
         })?;
-    Btf::parse(data, None, &format!(".BTF at {start}")).map_err(|e| KernelError::BadData {
-        what: "the kernel's .BTF".into(),
-        addr: start,
-        why: e.to_string(),
+    Btf::parse_and_cache(data, cache_key, ".BTF of the kernel in the dump").map_err(|e| {
+        KernelError::BadData {
+            what: "the kernel's .BTF".into(),
+            addr: start,
+            why: e.to_string(),
+        }
     })
 }
 
@@ -280,35 +283,58 @@ impl Kernel {
         let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
         let kaslr = space.kaslr_offset().ok_or_else(no_kaslr_offset)?;
         let vmcoreinfo = info.vmcoreinfo.as_ref().ok_or_else(no_kaslr_offset)?;
-        let origin = format!("kallsyms in {}", dump_name(&info));
-        let kallsyms = match kallsyms_in(&space, vmcoreinfo) {
-            Some(Ok(kallsyms)) => Ok(kallsyms),
-            Some(Err(err)) => Err(err.to_string()),
-            None => Err(
-                "VMCOREINFO does not locate kallsyms (Linux before 6.0 records no \
-                         kallsyms_* symbols)"
-                    .to_owned(),
-            ),
-        };
-        let (vmlinux, symbols) = match &kallsyms {
-            Ok(table) => (
-                ElfImage::from_symbols(
-                    PathBuf::from(&origin),
-                    kallsyms_as_link_symbols(table, kaslr),
+        let origin = PathBuf::from(format!("kallsyms in {}", dump_name(&info)));
+        // The table depends on the build alone (link addresses): one cache entry per build id.
+        let cache_key = vmcoreinfo.build_id().map(|id| {
+            format!(
+                "kallsyms BUILD-ID={id} OSRELEASE={}",
+                vmcoreinfo.osrelease().unwrap_or("")
+            )
+        });
+        let cached = cache_key
+            .as_deref()
+            .filter(|_| KallsymsLocation::from_symbols(|name| vmcoreinfo.symbol(name)).is_some())
+            .and_then(|key| ElfImage::cached_symbols(origin.clone(), key));
+        let (vmlinux, symbols) = match cached {
+            Some(image) => {
+                let count = image.symbols().len();
+                (image, Ok(count))
+            }
+            None => match kallsyms_in(&space, vmcoreinfo) {
+                Some(Ok(table)) => (
+                    ElfImage::from_symbols(
+                        origin,
+                        cache_key.as_deref(),
+                        kallsyms_as_link_symbols(&table, kaslr),
+                    ),
+                    Ok(table.len()),
                 ),
-                Ok(table.len()),
-            ),
-            Err(why) => (
-                ElfImage::from_symbols(
-                    PathBuf::from(format!("no symbols (VMCOREINFO of {})", dump_name(&info))),
-                    Vec::new(),
+                found => (
+                    ElfImage::from_symbols(
+                        PathBuf::from(format!("no symbols (VMCOREINFO of {})", dump_name(&info))),
+                        None,
+                        Vec::new(),
+                    ),
+                    Err(match found {
+                        Some(Err(err)) => err.to_string(),
+                        _ => "VMCOREINFO does not locate kallsyms (Linux before 6.0 records no \
+                              kallsyms_* symbols)"
+                            .to_owned(),
+                    }),
                 ),
-                Err(why.clone()),
-            ),
+            },
         };
         let mut types = Types::new();
+        let btf_key = cache_key.as_deref().map(|key| format!("btf {key}"));
         let btf = match &symbols {
-            Ok(_) => btf_in_image(&space, &vmlinux, kaslr).map_err(|e| e.to_string()),
+            Ok(_) => match btf_key
+                .as_deref()
+                .and_then(|key| Btf::from_cache(key, ".BTF of the kernel in the dump"))
+            {
+                Some(btf) => Ok(btf),
+                None => btf_in_image(&space, &vmlinux, kaslr, btf_key.as_deref())
+                    .map_err(|e| e.to_string()),
+            },
             Err(_) => Err("no symbols to find it by".to_owned()),
         };
         let types_source = btf.map(|btf| {

@@ -21,6 +21,9 @@ use std::sync::{Arc, OnceLock};
 use object::{Object, ObjectSection};
 
 use crate::name_index;
+
+/// The start of a cached BTF file: then the key's length and the key, then the BTF.
+const BTF_CACHE_MAGIC: &[u8; 8] = b"kdivebtf";
 use crate::types::TypeError;
 use crate::SymbolError;
 
@@ -494,6 +497,42 @@ impl Btf {
             what: format!(".BTF section unreadable: {e}"),
         })?;
         Btf::parse(data.into_owned(), base, origin)
+    }
+
+    /// BTF kept in the on-disk cache under `key` (what identifies the kernel build) by
+    /// [`Btf::parse_and_cache`]; `None` when the cache has none for that key.
+    pub fn from_cache(key: &str, origin: &str) -> Option<Btf> {
+        let file = crate::cache::cache_file("btf", key)?;
+        let mut bytes = std::fs::read(file).ok()?;
+        let rest = bytes.strip_prefix(BTF_CACHE_MAGIC)?;
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.get(..len)? != key.as_bytes() {
+            return None;
+        }
+        // The BTF is the rest: moved to the front, not copied.
+        bytes.drain(..BTF_CACHE_MAGIC.len() + 4 + len);
+        Btf::parse(bytes, None, origin).ok()
+    }
+
+    /// [`Btf::parse`] of a base BTF, kept in the on-disk cache under `key` when it parses, so
+    /// that the next session need not read it again (from a dump, page by page).
+    pub fn parse_and_cache(
+        data: Vec<u8>,
+        key: Option<&str>,
+        origin: &str,
+    ) -> Result<Btf, SymbolError> {
+        let btf = Btf::parse(data, None, origin)?;
+        if let Some((key, file)) = key.and_then(|k| Some((k, crate::cache::cache_file("btf", k)?)))
+        {
+            let mut bytes = BTF_CACHE_MAGIC.to_vec();
+            bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            bytes.extend_from_slice(&btf.data);
+            // A cache that cannot be written only costs the next session the read.
+            let _ = crate::cache::write_atomically(&file, &bytes);
+        }
+        Ok(btf)
     }
 
     /// The file (or test) this BTF came from.

@@ -146,15 +146,29 @@ impl ElfImage {
 
     /// An image of symbols alone, with no file behind it: a kernel's kallsyms read from its
     /// memory. `origin` names where they came from (it stands where a path would); the
-    /// image has no sections and no DWARF.
-    pub fn from_symbols(origin: PathBuf, symbols: Vec<Symbol<'_>>) -> ElfImage {
+    /// image has no sections and no DWARF. With a `cache_key` (what identifies the kernel
+    /// build), a large table is kept in the on-disk cache for [`ElfImage::cached_symbols`].
+    pub fn from_symbols(
+        origin: PathBuf,
+        cache_key: Option<&str>,
+        symbols: Vec<Symbol<'_>>,
+    ) -> ElfImage {
+        ElfImage::symbols_only(origin, SymbolTable::built(cache_key, symbols))
+    }
+
+    /// The image [`ElfImage::from_symbols`] cached under `cache_key`, if the cache has it.
+    pub fn cached_symbols(origin: PathBuf, cache_key: &str) -> Option<ElfImage> {
+        SymbolTable::cached(cache_key).map(|table| ElfImage::symbols_only(origin, table))
+    }
+
+    fn symbols_only(origin: PathBuf, symbols: SymbolTable) -> ElfImage {
         ElfImage {
             path: origin,
             map: None,
             kind: ImageKind::Executable,
             section_bases: HashMap::new(),
             sections: HashMap::new(),
-            symbols: SymbolTable::cached_or_built(None, || symbols),
+            symbols,
             dwarf: OnceCell::new(),
         }
     }

@@ -85,25 +85,30 @@ impl SymbolTable {
         key: Option<&str>,
         read: impl FnOnce() -> Vec<Symbol<'s>>,
     ) -> SymbolTable {
-        let file = key.and_then(|key| Some((key, cache::cache_file("symtab", key)?)));
-        if let Some((key, file)) = &file {
-            if let Some(table) = std::fs::File::open(file)
-                .ok()
-                // SAFETY: read-only; the cache is replaced by rename, never written in place.
-                .and_then(|f| unsafe { Mmap::map(&f) }.ok())
-                .and_then(|map| {
-                    let len = map.len();
-                    SymbolTable::from_bytes(SectionBytes::mapped(Arc::new(map), 0..len), key)
-                })
-            {
-                return table;
-            }
+        if let Some(table) = key.and_then(SymbolTable::cached) {
+            return table;
         }
-        let table = lay_out(key.unwrap_or(""), read());
-        if let Some((_, file)) = &file {
+        SymbolTable::built(key, read())
+    }
+
+    /// The table the cache holds for `key`, if any.
+    pub(crate) fn cached(key: &str) -> Option<SymbolTable> {
+        let file = cache::cache_file("symtab", key)?;
+        let map = std::fs::File::open(file)
+            .ok()
+            // SAFETY: read-only; the cache is replaced by rename, never written in place.
+            .and_then(|f| unsafe { Mmap::map(&f) }.ok())?;
+        let len = map.len();
+        SymbolTable::from_bytes(SectionBytes::mapped(Arc::new(map), 0..len), key)
+    }
+
+    /// The table laid out from `symbols`, saved in the cache under `key` when large.
+    pub(crate) fn built(key: Option<&str>, symbols: Vec<Symbol<'_>>) -> SymbolTable {
+        let table = lay_out(key.unwrap_or(""), symbols);
+        if let Some(file) = key.and_then(|key| cache::cache_file("symtab", key)) {
             if table.count >= CACHE_MIN_SYMBOLS {
                 // A cache that cannot be written only costs the next session the build.
-                let _ = cache::write_atomically(file, &table.bytes);
+                let _ = cache::write_atomically(&file, &table.bytes);
             }
         }
         table
