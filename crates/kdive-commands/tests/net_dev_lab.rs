@@ -62,7 +62,10 @@ fn commands(m: &Value, session: &mut Session<'_>) -> Vec<String> {
     let record = devices.record::<NetRecord>().expect("a net record");
     // Dumps whose guest never brought an interface up have no IPv4 address to pick.
     if let Some(quad) = record.devices.iter().flatten().flat_map(|d| &d.ipv4).next() {
-        let bytes: Vec<u8> = quad.split('.').map(|b| b.parse().expect("a byte")).collect();
+        let bytes: Vec<u8> = quad
+            .split('.')
+            .map(|b| b.parse().expect("a byte"))
+            .collect();
         let value = u32::from_le_bytes(bytes.try_into().expect("four bytes"));
         out.push(format!("net -N 0x{value:x}"));
         out.push(format!("net -N {value}"));
