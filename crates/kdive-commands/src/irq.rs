@@ -53,8 +53,7 @@ pub struct SoftirqRow {
     /// The symbol at the action's address (`null`: none starts there; crash prints
     /// `(null)`).
     pub symbol: Option<String>,
-    /// The module the action is in.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The module the action is in (`null`: vmlinux).
     pub module: Option<String>,
 }
 
