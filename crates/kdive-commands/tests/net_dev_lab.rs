@@ -2,12 +2,14 @@
 //! and userland kdump `-d 31` dumps of every kernel series (7.x: the busy QEMU dump and the
 //! userland `-d 0` dump, which crash 9.0.2 opens):
 //! - crash 9.0.2 on each, and crash 8.0.2 where it opens them (5.10, 6.1): `net`,
-//!   `net -n 1`, `net -a`, `dev`, `dev -d`, `dev -p`, and on userland dumps `net -s PID` and
-//!   `net -S PID` of the guest's `net` process (TCP, UDP and UNIX sockets on loopback): the
-//!   same text, line for line, or differing only as docs/kernels.md ("net and dev") explains.
-//! - drgn 0.3.0's drgn-crash, which ports `net`, `net -a`, `dev`, `dev -d` and `dev -p` in
-//!   its own layout: the same rows, field for field, but for the differences its port has
-//!   (docs/kernels.md).
+//!   `net -n 1`, `net -a`, `dev`, `dev -d`, `dev -p`, `dev -i`, `net -N` of an address the
+//!   dump holds, and on userland dumps `net -s PID` and `net -S PID` of the guest's `net`
+//!   process (TCP, UDP and UNIX sockets on loopback) and `-R` of its sockets' descriptors,
+//!   socks and sockets (with `-x`, `-d`, and another task before it): the same text, line
+//!   for line, or differing only as docs/kernels.md ("net and dev") explains.
+//! - drgn 0.3.0's drgn-crash, which ports `net`, `net -a`, `dev`, `dev -d`, `dev -p` and
+//!   `dev -i` in its own layout: the same rows, field for field, but for the differences its
+//!   port has (docs/kernels.md).
 //! - On the userland `-d 31` dump of 7.x, which makedumpfile filtered without knowing the
 //!   kernel, `net -s` and `dev` answer in part, with a warning for each page left out.
 //!
