@@ -925,7 +925,8 @@ pub fn resource_tree(
     (out, None)
 }
 
-/// One resource with its name (crash: `(unknown)` when the name cannot be read).
+/// One resource with its name (crash: `(unknown)` when the name cannot be read; kdive
+/// warns too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
     pub addr: u64,
@@ -957,7 +958,10 @@ pub fn resources(
             end: n.end,
             name: kernel
                 .read_cstr(VirtAddr(n.name), 1499, "resource name")
-                .unwrap_or_else(|_| "(unknown)".to_owned()),
+                .unwrap_or_else(|err| {
+                    warnings.push(format!("dev: resource {:x}: name: {err}", n.addr));
+                    "(unknown)".to_owned()
+                }),
         })
         .collect();
     Ok((root_end, out))
