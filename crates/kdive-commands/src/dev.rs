@@ -14,7 +14,7 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const USAGE: &str = "dev [-d | -D | -p]";
+const USAGE: &str = "dev [-i | -p | -d | -D]";
 
 /// One character device region or block major.
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +81,67 @@ pub struct PciBusRow {
     pub children: Vec<PciBusRow>,
 }
 
+/// One `struct resource` (`dev -i`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceRow {
+    pub resource: Hex,
+    pub start: Hex,
+    pub end: Hex,
+    pub name: String,
+}
+
+/// One resource tree of `dev -i`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceTable {
+    /// The root's `end` is past 0xffff: crash prints the range 8 hex digits wide (else 4).
+    pub wide: bool,
+    pub resources: Vec<ResourceRow>,
+}
+
+/// crash's `do_resource_list()` line: `%8lx  %04lx-%04lx` (or `%08lx` wide), then the
+/// name; a name that would pass column 80 is cut at a space and goes on under the name.
+fn write_resources(out: &mut dyn Write, table: &ResourceTable) -> io::Result<()> {
+    let digits = if table.wide { 8 } else { 4 };
+    writeln!(
+        out,
+        "{}  {}  NAME",
+        center("RESOURCE", 16, false),
+        center("RANGE", digits * 2 + 1, false)
+    )?;
+    let wrap = 16 + 2 + (digits * 2 + 1) + 2;
+    for r in &table.resources {
+        write!(
+            out,
+            "{:8x}  {:0digits$x}-{:0digits$x}",
+            r.resource.0, r.start.0, r.end.0
+        )?;
+        let (first, rest) = wrap_name(&r.name, wrap);
+        writeln!(out, "  {first}")?;
+        if let Some(rest) = rest {
+            writeln!(out, "{}{rest}", " ".repeat(wrap))?;
+        }
+    }
+    Ok(())
+}
+
+/// crash's cut of a long resource name: from the end, the first space with at least the
+/// overflow's worth of characters after it ends the first line.
+fn wrap_name(name: &str, wrap: usize) -> (&str, Option<&str>) {
+    let len = name.len();
+    if wrap + len <= 80 {
+        return (name, None);
+    }
+    let over = wrap + len - 80;
+    let bytes = name.as_bytes();
+    // crash's scan stops before the first character: a leading space is never a cut.
+    for at in (1..len).rev() {
+        if bytes[at] == b' ' && len - 1 - at >= over {
+            return (&name[..at], Some(&name[at + 1..]));
+        }
+    }
+    (name, None)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DevRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +154,13 @@ pub struct DevRecord {
     /// `dev -p`: the PCI root buses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pci: Option<Vec<PciBusRow>>,
+    /// `dev -i`: the I/O port tree (`ioport_resource`), then the I/O memory tree
+    /// (`iomem_resource`), each resource once, in crash's order (parent, its children,
+    /// then its next sibling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ioports: Option<ResourceTable>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iomem: Option<ResourceTable>,
     /// The kernel's `pci_dev` has `pcie_flags_reg`: crash heads a TYPE column.
     #[serde(skip)]
     pcie_column: bool,
@@ -201,6 +269,13 @@ fn write_device(out: &mut dyn Write, d: &DeviceRow) -> io::Result<()> {
 
 impl DevRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if let Some(table) = &self.ioports {
+            write_resources(out, table)?;
+        }
+        if let Some(table) = &self.iomem {
+            writeln!(out)?;
+            write_resources(out, table)?;
+        }
         if let Some(rows) = &self.character {
             writeln!(
                 out,
@@ -288,19 +363,15 @@ fn run(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    // crash acts on the first of -d, -D and -p and ignores the rest of the line.
-    let mut disks = None;
-    let mut pci = false;
+    // crash acts on the first of -d, -D, -p and -i and ignores the rest of the line.
+    let mut first = None;
     for w in words {
         let Some(options) = w.strip_prefix('-').filter(|o| !o.is_empty()) else {
             return Err(SPEC.bad_args(format!("unexpected argument: {w}")));
         };
         for option in options.chars() {
             match option {
-                'd' if !pci => disks = disks.or(Some(false)),
-                'D' if !pci => disks = disks.or(Some(true)),
-                'p' if disks.is_none() => pci = true,
-                'd' | 'D' | 'p' => {}
+                'd' | 'D' | 'p' | 'i' => first = first.or(Some(option)),
                 other => {
                     return Err(CommandError::BadOption {
                         command: "dev",
@@ -312,39 +383,65 @@ fn run(
         }
     }
     let kernel = session.kernel();
-    if pci {
+    let disks = match first {
+        Some('d') => Some(false),
+        Some('D') => Some(true),
+        _ => None,
+    };
+    let mut record = DevRecord {
+        character: None,
+        block: None,
+        disk_io: None,
+        pci: None,
+        ioports: None,
+        iomem: None,
+        pcie_column: false,
+    };
+    if first == Some('i') {
+        let table = |symbol: &str, warnings: &mut Vec<String>| {
+            let (root_end, resources) = kdev::resources(kernel, symbol, warnings)
+                .map_err(|e| failed(format!("-i: {symbol}: {e}")))?;
+            Ok::<_, CommandError>(ResourceTable {
+                wide: root_end > 0xffff,
+                resources: resources
+                    .into_iter()
+                    .map(|r| ResourceRow {
+                        resource: Hex(r.addr),
+                        start: Hex(r.start),
+                        end: Hex(r.end),
+                        name: r.name,
+                    })
+                    .collect(),
+            })
+        };
+        record.ioports = Some(table("ioport_resource", warnings)?);
+        record.iomem = Some(table("iomem_resource", warnings)?);
+        return Ok(Box::new(record));
+    }
+    if first == Some('p') {
         let buses =
             kdev::pci_root_buses(kernel, warnings).map_err(|e| failed(format!("-p: {e}")))?;
         if buses.is_empty() {
             return Err(failed("no PCI devices found on this system".into()));
         }
-        return Ok(Box::new(DevRecord {
-            character: None,
-            block: None,
-            disk_io: None,
-            pci: Some(buses.iter().map(pci_bus_row).collect()),
-            pcie_column: kernel
-                .has_member("pci_dev", "pcie_flags_reg")
-                .unwrap_or(false),
-        }));
+        record.pci = Some(buses.iter().map(pci_bus_row).collect());
+        record.pcie_column = kernel
+            .has_member("pci_dev", "pcie_flags_reg")
+            .unwrap_or(false);
+        return Ok(Box::new(record));
     }
     if let Some(nonzero) = disks {
         let table = kdev::disk_io(kernel, warnings).map_err(|e| failed(format!("-d: {e}")))?;
-        return Ok(Box::new(DevRecord {
-            character: None,
-            block: None,
-            disk_io: Some(DiskTable {
-                sync_columns: table.sync_names,
-                disks: table
-                    .disks
-                    .iter()
-                    .filter(|d| !nonzero || d.in_flight.read + d.in_flight.write != 0)
-                    .map(disk_row)
-                    .collect(),
-            }),
-            pci: None,
-            pcie_column: false,
-        }));
+        record.disk_io = Some(DiskTable {
+            sync_columns: table.sync_names,
+            disks: table
+                .disks
+                .iter()
+                .filter(|d| !nonzero || d.in_flight.read + d.in_flight.write != 0)
+                .map(disk_row)
+                .collect(),
+        });
+        return Ok(Box::new(record));
     }
     let modules = session.modules();
     let symbol = |addr: u64| {
@@ -372,13 +469,9 @@ fn run(
         .iter()
         .map(|b| row(b.major, &b.name, b.gendisk, b.fops))
         .collect();
-    Ok(Box::new(DevRecord {
-        character: Some(character),
-        block: Some(block),
-        disk_io: None,
-        pci: None,
-        pcie_column: false,
-    }))
+    record.character = Some(character);
+    record.block = Some(block);
+    Ok(Box::new(record))
 }
 
 crate::impl_record!(DevRecord);
@@ -396,12 +489,15 @@ operations; (none) when crash's search finds none).\n\
       (from the busy tags of its blk-mq hardware queues), read and write\n\
   -D  the same, only the disks with requests in flight
   -p  the PCI buses and devices: address, DOMAIN:BUS:SLOT.FN, class, vendor:device, the
-      PCIe port type",
+      PCIe port type
+  -i  the I/O port and I/O memory resource trees, as /proc/ioports and /proc/iomem: each
+      resource's address, range and name",
     examples: &[
         "dev                  character and block devices",
         "dev -d               requests in flight on each disk",
+        "dev -i               I/O ports and I/O memory",
     ],
-    options: &["-d", "-D", "-p"],
+    options: &["-d", "-D", "-p", "-i"],
     operands: Operand::None,
     schema: 1,
     run,
@@ -410,6 +506,63 @@ operations; (none) when crash's search finds none).\n\
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// crash 9.0.2's `dev -i` lines (the lab's 6.12 dump), and its cut of a long name.
+    #[test]
+    fn resource_layout() {
+        let row = |resource, start, end, name: &str| ResourceRow {
+            resource: Hex(resource),
+            start: Hex(start),
+            end: Hex(end),
+            name: name.into(),
+        };
+        let mut out = Vec::new();
+        write_resources(
+            &mut out,
+            &ResourceTable {
+                wide: false,
+                resources: vec![row(0xffff_ffff_b3a4_b1c0, 0, 0xffff, "PCI IO")],
+            },
+        )
+        .unwrap();
+        write_resources(
+            &mut out,
+            &ResourceTable {
+                wide: true,
+                resources: vec![
+                    row(0xffff_8ac3_8ffd_0c80, 0, 0xfff, "Reserved"),
+                    row(
+                        0xffff_8ac3_81a1_a9e0,
+                        0x1_0000_0000,
+                        0x1_7fff_ffff,
+                        "PCI Bus 0000:00",
+                    ),
+                ],
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "    RESOURCE        RANGE    NAME\n\
+             ffffffffb3a4b1c0  0000-ffff  PCI IO\n    \
+             RESOURCE            RANGE        NAME\n\
+             ffff8ac38ffd0c80  00000000-00000fff  Reserved\n\
+             ffff8ac381a1a9e0  100000000-17fffffff  PCI Bus 0000:00\n"
+        );
+        // 37 columns before the name: a 51-character name passes 80 by 8, cut at the last
+        // space with at least 8 characters after it.
+        let name = "aaaaaaaaaa bbbbbbbbbb cccccccccc dddddddddd eeeeeee";
+        assert_eq!(
+            wrap_name(name, 37),
+            (
+                "aaaaaaaaaa bbbbbbbbbb cccccccccc",
+                Some("dddddddddd eeeeeee")
+            )
+        );
+        assert_eq!(wrap_name("short", 37), ("short", None));
+        let spaceless = "x".repeat(60);
+        assert_eq!(wrap_name(&spaceless, 37), (spaceless.as_str(), None));
+    }
 
     #[test]
     fn crash_layout() {
@@ -433,6 +586,8 @@ mod tests {
             )]),
             disk_io: None,
             pci: None,
+            ioports: None,
+            iomem: None,
             pcie_column: false,
         };
         let mut out = Vec::new();
@@ -462,6 +617,8 @@ mod tests {
                 }],
             }),
             pci: None,
+            ioports: None,
+            iomem: None,
             pcie_column: false,
         };
         let mut out = Vec::new();
@@ -518,6 +675,8 @@ mod tests {
                 )],
                 children: vec![child],
             }]),
+            ioports: None,
+            iomem: None,
             pcie_column: true,
         };
         let mut out = Vec::new();

@@ -5,8 +5,12 @@
 
 use std::io::{self, Write};
 
-use kdive_kernel::irq::{irq_actions, irq_affinity, irq_descs, irq_stats, IrqAction};
-use kdive_kernel::KernelError;
+use kdive_kernel::irq::{
+    irq_actions, irq_affinity, irq_descs, irq_stats, softirq_actions, IrqAction,
+};
+use kdive_kernel::machine::idt_gates;
+use kdive_kernel::stack::FrameSymbolizer;
+use kdive_kernel::{KernelError, VirtAddr};
 use serde::Serialize;
 
 use crate::calc::parse_cpuspec;
@@ -18,9 +22,11 @@ use crate::CommandError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IrqRecord {
-    /// What was asked: `descriptors` (default), `stats` (`-s`), `affinity` (`-a`).
+    /// What was asked: `descriptors` (default), `stats` (`-s`), `affinity` (`-a`),
+    /// `softirqs` (`-b`), `idt` (`-d`).
     pub view: &'static str,
-    /// Default: every IRQ number below `nr_irqs`, used or not.
+    /// Default: every IRQ number below `nr_irqs`, used or not (`-u`: those with an
+    /// `irq_desc`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub irqs: Vec<IrqRow>,
     /// `-s` and `-a`: the CPUs shown, in column order.
@@ -32,6 +38,32 @@ pub struct IrqRecord {
     /// `-a`: the lines with an action.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub affinity: Vec<IrqAffinityRow>,
+    /// `-b`: the softirq vectors with an action.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub softirqs: Vec<SoftirqRow>,
+    /// `-d`: the 256 gates of the IDT.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idt: Vec<IdtRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SoftirqRow {
+    pub vector: u32,
+    pub action: Hex,
+    /// The symbol at the action's address (`null`: none starts there; crash prints
+    /// `(null)`).
+    pub symbol: Option<String>,
+    /// The module the action is in (`null`: vmlinux).
+    pub module: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdtRow {
+    pub vector: u32,
+    pub handler: Hex,
+    /// crash's `value_to_symstr()`: `name` or `name+offset` (decimal); `null` where no
+    /// symbol holds the handler (crash prints the address).
+    pub symbol: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +136,35 @@ impl IrqRecord {
                 }
                 Ok(())
             }
+            "softirqs" => {
+                writeln!(out, "SOFTIRQ_VEC {}", center("ACTION", 16, true))?;
+                for row in &self.softirqs {
+                    let pad = if row.vector < 10 { 4 } else { 3 };
+                    write!(
+                        out,
+                        "    [{}]{} {}  <{}>",
+                        row.vector,
+                        " ".repeat(pad),
+                        center(&format!("{:x}", row.action.0), 16, true),
+                        row.symbol.as_deref().unwrap_or("(null)")
+                    )?;
+                    if let Some(module) = &row.module {
+                        write!(out, "  [{module}]")?;
+                    }
+                    writeln!(out)?;
+                }
+                Ok(())
+            }
+            "idt" => {
+                for row in &self.idt {
+                    let handler = match &row.symbol {
+                        Some(symbol) => symbol.clone(),
+                        None => format!("{:016x}", row.handler.0),
+                    };
+                    writeln!(out, "{:>5} {handler}", format!("[{}]", row.vector))?;
+                }
+                Ok(())
+            }
             _ => self.write_descriptors(out),
         }
     }
@@ -171,13 +232,16 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "irq",
     aliases: &[],
     summary: "interrupt descriptors, actions, per-CPU counts and affinity",
-    usage: "irq [-s [-c CPUS] | -a | IRQ...]",
+    usage: "irq [[[IRQ ...] | -u] | -d | -b | -a | -s [-c CPUS]]",
     description: "Every IRQ number below nr_irqs, as crash lists them: its irq_desc (from the\n\
 sparse-IRQ maple tree, the irq_desc radix tree or the static array) and the irqactions\n\
 sharing it, with their names; \"(unused)\" where there is none.\n\
   -s  the per-CPU interrupt counts of the lines in use, with chip and flow names, as\n\
       /proc/interrupts shows them\n\
   -a  the CPU affinity of each line in use\n\
+  -u  only the IRQ numbers that have an irq_desc\n\
+  -b  the softirq vectors (softirq_vec) and their actions\n\
+  -d  the interrupt descriptor table: each of the 256 gates' handler (x86_64)\n\
   -c  with -s, only these CPUs' columns (1,3,5-7 or all)\n\
   IRQ only these IRQ numbers",
     examples: &[
@@ -185,8 +249,10 @@ sharing it, with their names; \"(unused)\" where there is none.\n\
         "irq -s               interrupt counts per CPU, like /proc/interrupts",
         "irq -a               which CPUs each interrupt may go to",
         "irq 0 4              the descriptors and actions of IRQs 0 and 4",
+        "irq -b               the softirq vectors' actions",
+        "irq -d               the IDT's handlers",
     ],
-    options: &["-s", "-a", "-c"],
+    options: &["-s", "-a", "-c", "-u", "-b", "-d"],
     operands: Operand::None,
     schema: 1,
     run: run_irq,
@@ -197,7 +263,7 @@ fn run_irq(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let (mut stats, mut affinity) = (false, false);
+    let (mut stats, mut affinity, mut in_use) = (false, false, false);
     let mut cpu_spec = None;
     let mut numbers = Vec::new();
     let mut words = words.iter();
@@ -205,6 +271,10 @@ fn run_irq(
         match word.as_str() {
             "-s" => stats = true,
             "-a" => affinity = true,
+            "-u" => in_use = true,
+            // crash shows these at once and ignores the rest of the line.
+            "-b" => return softirq_record(session),
+            "-d" => return idt_record(session),
             "-c" => {
                 cpu_spec = Some(
                     words
@@ -243,6 +313,8 @@ fn run_irq(
         cpus: None,
         stats: Vec::new(),
         affinity: Vec::new(),
+        softirqs: Vec::new(),
+        idt: Vec::new(),
     };
     let actions_of = |desc: u64, warnings: &mut Vec<String>| -> Vec<IrqAction> {
         irq_actions(kernel, desc, warnings).unwrap_or_else(|err| {
@@ -295,6 +367,11 @@ fn run_irq(
     let all: Vec<u32> = (0..table.nr_irqs).collect();
     for &irq in if numbers.is_empty() { &all } else { &numbers } {
         let desc = table.descs.get(&irq).copied();
+        // crash's -u leaves out the numbers without a descriptor (IRQ numbers given
+        // override it).
+        if in_use && numbers.is_empty() && desc.is_none() {
+            continue;
+        }
         let actions = desc.map(|d| actions_of(d, warnings)).unwrap_or_default();
         record.irqs.push(IrqRow {
             irq,
@@ -311,11 +388,124 @@ fn run_irq(
     Ok(Box::new(record))
 }
 
+fn empty_record(view: &'static str) -> IrqRecord {
+    IrqRecord {
+        view,
+        irqs: Vec::new(),
+        cpus: None,
+        stats: Vec::new(),
+        affinity: Vec::new(),
+        softirqs: Vec::new(),
+        idt: Vec::new(),
+    }
+}
+
+fn failed(e: KernelError) -> CommandError {
+    CommandError::Failed {
+        command: "irq",
+        what: e.to_string(),
+    }
+}
+
+/// `irq -b`: crash's `display_bh_4()`.
+fn softirq_record(session: &Session<'_>) -> Result<Box<dyn Record>, CommandError> {
+    let kernel = session.kernel();
+    let symbolizer = FrameSymbolizer::new(kernel, session.modules());
+    let mut record = empty_record("softirqs");
+    for (vector, action) in softirq_actions(kernel)
+        .map_err(failed)?
+        .into_iter()
+        .enumerate()
+    {
+        if action == 0 {
+            continue;
+        }
+        let hit = symbolizer.symbol(VirtAddr(action));
+        record.softirqs.push(SoftirqRow {
+            vector: u32::try_from(vector).unwrap_or(u32::MAX),
+            action: Hex(action),
+            module: hit.as_ref().and_then(|h| h.module.clone()),
+            symbol: hit.filter(|h| h.offset == 0).map(|h| h.name),
+        });
+    }
+    Ok(Box::new(record))
+}
+
+/// `irq -d`: crash's `x86_64_display_idt_table()`.
+fn idt_record(session: &Session<'_>) -> Result<Box<dyn Record>, CommandError> {
+    let kernel = session.kernel();
+    let symbolizer = FrameSymbolizer::new(kernel, session.modules());
+    let mut record = empty_record("idt");
+    for (vector, gate) in idt_gates(kernel).map_err(failed)?.into_iter().enumerate() {
+        record.idt.push(IdtRow {
+            vector: u32::try_from(vector).unwrap_or(u32::MAX),
+            handler: Hex(gate.handler),
+            symbol: symbolizer
+                .symbol(VirtAddr(gate.handler))
+                .map(|hit| match hit.offset {
+                    0 => hit.name,
+                    offset => format!("{}+{offset}", hit.name),
+                }),
+        });
+    }
+    Ok(Box::new(record))
+}
+
 crate::impl_record!(IrqRecord);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// crash 9.0.2's `irq -b` and `irq -d` lines (the lab's 6.12 dump; a module's action
+    /// and a handler without a symbol added).
+    #[test]
+    fn softirq_and_idt_layout() {
+        let mut record = empty_record("softirqs");
+        record.softirqs = vec![
+            SoftirqRow {
+                vector: 0,
+                action: Hex(0xffff_ffff_b1ec_dfa0),
+                symbol: Some("tasklet_hi_action".into()),
+                module: None,
+            },
+            SoftirqRow {
+                vector: 10,
+                action: Hex(0xffff_ffff_c000_0010),
+                symbol: None,
+                module: Some("m".into()),
+            },
+        ];
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "SOFTIRQ_VEC      ACTION     \n    \
+             [0]     ffffffffb1ecdfa0  <tasklet_hi_action>\n    \
+             [10]    ffffffffc0000010  <(null)>  [m]\n"
+        );
+        let mut record = empty_record("idt");
+        record.idt = [
+            (0, Some("asm_exc_divide_error")),
+            (22, Some("early_idt_handler_array+286")),
+            (255, None),
+        ]
+        .iter()
+        .map(|&(vector, symbol)| IdtRow {
+            vector,
+            handler: Hex(0xffff_ffff_8100_0000 + u64::from(vector)),
+            symbol: symbol.map(str::to_owned),
+        })
+        .collect();
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "  [0] asm_exc_divide_error\n \
+             [22] early_idt_handler_array+286\n\
+             [255] ffffffff810000ff\n"
+        );
+    }
 
     #[test]
     fn affinity_ranges_as_crash() {
@@ -367,6 +557,8 @@ mod tests {
             cpus: None,
             stats: Vec::new(),
             affinity: Vec::new(),
+            softirqs: Vec::new(),
+            idt: Vec::new(),
         };
         let mut out = Vec::new();
         record.write_text(&mut out).unwrap();

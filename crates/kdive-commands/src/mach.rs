@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 
 use kdive_kernel::machine::{
-    exception_stacks, hypervisor, irq_stacks, region_bases, thread_size, MODULES_VADDR,
-    START_KERNEL_MAP,
+    e820_map, exception_stacks, hypervisor, irq_stacks, region_bases, thread_size, E820Entry,
+    MODULES_VADDR, START_KERNEL_MAP,
 };
 use kdive_kernel::sys;
 use serde::Serialize;
@@ -40,6 +40,60 @@ pub struct MachRecord {
     pub irq_stacks: Vec<Hex>,
     pub exception_stacks: Vec<ExceptionStackRow>,
 }
+
+/// `mach -m`: the firmware's physical memory map (`e820_table`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MachMemmapRecord {
+    pub ranges: Vec<MemmapRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemmapRow {
+    pub start: Hex,
+    /// `start + size`: the first address past the range.
+    pub end: Hex,
+    /// `E820_TYPE_*`.
+    #[serde(rename = "type")]
+    pub kind: u32,
+    /// crash's name of the type (`E820_RAM`, ..., `type N` for one it does not name).
+    pub name: String,
+}
+
+/// crash's `e820type[]` names and the two it adds.
+fn e820_name(kind: u32) -> String {
+    match kind {
+        0 => "(invalid type)".into(),
+        1 => "E820_RAM".into(),
+        2 => "E820_RESERVED".into(),
+        3 => "E820_ACPI".into(),
+        4 => "E820_NVS".into(),
+        5 => "E820_UNUSABLE".into(),
+        12 => "E820_PRAM".into(),
+        128 => "E820_RESERVED_KERN".into(),
+        other => format!("type {other}"),
+    }
+}
+
+fn memmap_row(e: &E820Entry) -> MemmapRow {
+    MemmapRow {
+        start: Hex(e.addr),
+        end: Hex(e.addr.wrapping_add(e.size)),
+        kind: e.kind,
+        name: e820_name(e.kind),
+    }
+}
+
+impl MachMemmapRecord {
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "      PHYSICAL ADDRESS RANGE         TYPE")?;
+        for r in &self.ranges {
+            writeln!(out, "{:016x} - {:016x}  {}", r.start.0, r.end.0, r.name)?;
+        }
+        Ok(())
+    }
+}
+
+crate::impl_record!(MachMemmapRecord);
 
 /// `mach -c`: each CPU's `struct cpuinfo_x86` (the per-CPU `cpu_info`).
 #[derive(Debug, Clone, Serialize)]
@@ -164,18 +218,20 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "mach",
     aliases: &[],
     summary: "machine data: type, memory, CPUs, speed, HZ, memory regions, stacks",
-    usage: "mach [-c]",
+    usage: "mach [-m | -c]",
     description: "The machine's data as crash's x86_64 mach shows it: machine type, memory\n\
 size, CPUs (and how many are offline), the hypervisor, processor speed, HZ, page size,\n\
 the bases of the direct map, vmalloc, vmemmap, kernel text and modules, the task stack\n\
 size, and each CPU's IRQ stack and IST exception stacks (\"[unavailable]\" where the\n\
 stack's page is not in the dump).\n\
+  -m  the physical memory map (e820): each range and its type\n\
   -c  each CPU's struct cpuinfo_x86",
     examples: &[
         "mach                 machine type, memory, CPUs, regions and stacks",
         "mach -c              each CPU's cpuinfo_x86: model, flags, cache, topology",
+        "mach -m              the e820 physical memory map",
     ],
-    options: &["-c"],
+    options: &["-c", "-m"],
     operands: Operand::None,
     schema: 1,
     run: run_mach,
@@ -186,12 +242,26 @@ fn run_mach(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let mut cpu_data = false;
+    let (mut cpu_data, mut memmap) = (false, false);
     for word in words {
         match word.as_str() {
             "-c" => cpu_data = true,
+            "-m" => memmap = true,
             _ => return Err(SPEC.bad_args(format!("unexpected argument: {word}"))),
         }
+    }
+    // crash prints the map and then -c's structs; kdive's records are one per command.
+    if cpu_data && memmap {
+        return Err(SPEC.bad_args("-m and -c show different data: give one"));
+    }
+    if memmap {
+        let ranges = e820_map(session.kernel(), warnings).map_err(|e| CommandError::Failed {
+            command: "mach",
+            what: format!("-m: {e}"),
+        })?;
+        return Ok(Box::new(MachMemmapRecord {
+            ranges: ranges.iter().map(memmap_row).collect(),
+        }));
     }
     if cpu_data {
         return Ok(Box::new(cpu_infos(session, warnings)?));
@@ -293,3 +363,33 @@ fn cpu_infos(
 }
 
 crate::impl_record!(MachRecord, MachCpusRecord);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memmap_as_crash() {
+        let record = MachMemmapRecord {
+            ranges: [
+                (0, 0x1000, 2),
+                (0x1000, 0x9_ec00, 1),
+                (0x1_0000_0000, 0x1000, 12),
+                (0x2000, 0x1000, 7),
+            ]
+            .iter()
+            .map(|&(addr, size, kind)| memmap_row(&E820Entry { addr, size, kind }))
+            .collect(),
+        };
+        let mut out = Vec::new();
+        record.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "      PHYSICAL ADDRESS RANGE         TYPE\n\
+             0000000000000000 - 0000000000001000  E820_RESERVED\n\
+             0000000000001000 - 000000000009fc00  E820_RAM\n\
+             0000000100000000 - 0000000100001000  E820_PRAM\n\
+             0000000000002000 - 0000000000003000  type 7\n"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
 
-const USAGE: &str = "net [[-s | -S | -a] [-n [pid | task]] | [-s | -S] [pid | taskp] ...]";
+const USAGE: &str = "net [[-s | -S] [-xd] [-R ref] [pid | task]] [-a] [ -n [pid | task]] [-N addr]";
 
 /// One network device.
 #[derive(Debug, Clone, Serialize)]
@@ -93,12 +93,27 @@ pub struct NetRecord {
     /// `net -a`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arp: Option<Vec<ArpRow>>,
-    /// `net -s`, `net -S`.
+    /// `net -s`, `net -S`; with `-R`, each task's sockets are those the reference names
+    /// (none: the task has no such socket).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<TaskSocketsRecord>>,
+    /// `net -R REF`: the reference, as typed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// `net -N ADDR`: the value and its dotted quad.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translated: Option<TranslatedAddress>,
     /// `net -S`: each socket shown with its structs.
     #[serde(skip)]
     full: bool,
+}
+
+/// `net -N`: a number read as an IPv4 address in network byte order (its low 32 bits, as
+/// crash stores it in an `in_addr`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TranslatedAddress {
+    pub value: u64,
+    pub address: String,
 }
 
 const SOCKET_HEADER: &str =
@@ -150,42 +165,94 @@ impl NetRecord {
             }
         }
         if let Some(tasks) = &self.tasks {
-            for (n, t) in tasks.iter().enumerate() {
-                if n > 0 {
-                    writeln!(out)?;
-                }
-                writeln!(out, "{}", task_header(t.pid, t.task, t.cpu, &t.comm))?;
-                if t.sockets.is_empty() {
-                    writeln!(out, "No open sockets.")?;
-                    continue;
-                }
-                if self.full {
-                    for (i, s) in t.sockets.iter().enumerate() {
-                        if i > 0 {
-                            writeln!(out)?;
-                        }
-                        writeln!(
-                            out,
-                            "FD  {}  {}",
-                            center("SOCKET", 16, false),
-                            center("SOCK", 16, false)
-                        )?;
-                        writeln!(out, "{:>2}  {:>16x}  {:>16x}\n", s.fd, s.socket.0, s.sock.0)?;
-                        write!(out, "{}", s.structs_text.as_deref().unwrap_or(""))?;
+            if self.reference.is_some() {
+                self.write_referenced(tasks, out)?;
+            } else {
+                for (n, t) in tasks.iter().enumerate() {
+                    if n > 0 {
+                        writeln!(out)?;
                     }
-                    continue;
-                }
-                writeln!(out, "{SOCKET_HEADER}")?;
-                for s in &t.sockets {
-                    writeln!(
-                        out,
-                        "{:>2} {:>16x} {:>16x} {}",
-                        s.fd, s.socket.0, s.sock.0, s.text
-                    )?;
+                    writeln!(out, "{}", task_header(t.pid, t.task, t.cpu, &t.comm))?;
+                    if t.sockets.is_empty() {
+                        writeln!(out, "No open sockets.")?;
+                        continue;
+                    }
+                    for (i, s) in t.sockets.iter().enumerate() {
+                        self.write_socket(s, i, out)?;
+                    }
                 }
             }
         }
+        if let Some(t) = &self.translated {
+            writeln!(out, "{}", t.address)?;
+        }
         Ok(())
+    }
+
+    /// One socket, the `i`th shown of its task: `-s` prints the column header before the
+    /// first, `-S` a blank line between sockets.
+    fn write_socket(&self, s: &SocketRow, i: usize, out: &mut dyn Write) -> io::Result<()> {
+        if self.full {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(
+                out,
+                "FD  {}  {}",
+                center("SOCKET", 16, false),
+                center("SOCK", 16, false)
+            )?;
+            writeln!(out, "{:>2}  {:>16x}  {:>16x}\n", s.fd, s.socket.0, s.sock.0)?;
+            return write!(out, "{}", s.structs_text.as_deref().unwrap_or(""));
+        }
+        if i == 0 {
+            writeln!(out, "{SOCKET_HEADER}")?;
+        }
+        writeln!(
+            out,
+            "{:>2} {:>16x} {:>16x} {}",
+            s.fd, s.socket.0, s.sock.0, s.text
+        )
+    }
+
+    /// crash's `-R` output (`sym_socket_dump()`, `dump_sockets_workhorse()`): its flags
+    /// live across the tasks of one command, so only the first task with a match gets a
+    /// task header, and every task from the first match on ends with a blank line.
+    fn write_referenced(&self, tasks: &[TaskSocketsRecord], out: &mut dyn Write) -> io::Result<()> {
+        let mut task_header_printed = false;
+        let mut found = false;
+        for t in tasks {
+            for (i, s) in t.sockets.iter().enumerate() {
+                if !task_header_printed {
+                    writeln!(out, "{}", task_header(t.pid, t.task, t.cpu, &t.comm))?;
+                    task_header_printed = true;
+                }
+                self.write_socket(s, i, out)?;
+                found = true;
+            }
+            if found {
+                writeln!(out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// crash's `net -R` reference (`dump_sockets_workhorse()`): a hex number (it has a hex
+/// letter or `x`, or is a decimal above the task's `max_fds`) names a socket, a sock or a
+/// descriptor; a decimal one up to `max_fds` a descriptor. Anything else names nothing.
+fn references(reference: &str, max_fds: u64, s: &SocketRow) -> bool {
+    let hex_only = reference
+        .bytes()
+        .any(|b| matches!(b, b'a'..=b'f' | b'A'..=b'F' | b'x' | b'X'));
+    let hex = |word: &str| crate::calc::parse_hex(word);
+    let matches_hex = |v: u64| v == s.sock.0 || v == s.socket.0 || v == s.fd;
+    if hex_only || !crate::calc::is_decimal(reference) {
+        return hex(reference).is_some_and(matches_hex);
+    }
+    match reference.parse::<u64>() {
+        Ok(v) if v <= max_fds => v == s.fd,
+        _ => hex(reference).is_some_and(matches_hex),
     }
 }
 
@@ -427,45 +494,109 @@ fn run(
     let (mut arp, mut sockets, mut namespace) = (false, false, false);
     // -s or -S, whichever comes first (crash: "only one -s or -S option allowed").
     let mut full = None;
+    // `net -S`'s struct radix: -x or -d.
+    let mut radix: Option<char> = None;
+    let mut reference: Option<String> = None;
+    let mut translated = None;
     let mut operands = Vec::new();
-    for w in words {
-        match w.strip_prefix('-').filter(|o| !o.is_empty()) {
-            Some(options) => {
-                for option in options.chars() {
-                    match option {
-                        'a' => arp = true,
-                        's' => {
-                            sockets = true;
-                            full = full.or(Some(false));
-                        }
-                        'S' => {
-                            sockets = true;
-                            full = full.or(Some(true));
-                        }
-                        'n' => namespace = true,
-                        other => {
-                            return Err(CommandError::BadOption {
-                                command: "net",
-                                option: other,
-                                usage: USAGE,
-                            })
-                        }
+    let mut i = 0;
+    'words: while i < words.len() {
+        let w = &words[i];
+        i += 1;
+        let Some(options) = w.strip_prefix('-').filter(|o| !o.is_empty()) else {
+            operands.push(w.clone());
+            continue;
+        };
+        for (at, option) in options.char_indices() {
+            match option {
+                'a' => arp = true,
+                's' => {
+                    sockets = true;
+                    full = full.or(Some(false));
+                }
+                'S' => {
+                    sockets = true;
+                    full = full.or(Some(true));
+                }
+                'n' => namespace = true,
+                'x' | 'd' => {
+                    if radix.is_some_and(|r| r != option) {
+                        return Err(failed("-d and -x are mutually exclusive".into()));
                     }
+                    radix = Some(option);
+                }
+                'R' | 'N' => {
+                    // getopt: the argument is the rest of this word, or the next word.
+                    let rest = &options[at + option.len_utf8()..];
+                    let argument = if rest.is_empty() {
+                        let next = words
+                            .get(i)
+                            .cloned()
+                            .ok_or_else(|| SPEC.bad_args(format!("-{option} needs an argument")))?;
+                        i += 1;
+                        next
+                    } else {
+                        rest.to_owned()
+                    };
+                    if option == 'R' {
+                        // crash: "only one -R option allowed"; the first is kept.
+                        if reference.is_some() {
+                            warnings.push("net: only one -R option allowed".into());
+                        } else {
+                            reference = Some(argument);
+                        }
+                        continue 'words;
+                    }
+                    // crash prints the address and returns: later options are not read.
+                    let value = crate::calc::parse_number(&argument)
+                        .ok_or_else(|| failed(format!("not a valid number: {argument}")))?;
+                    let quad = u32::try_from(value & 0xffff_ffff)
+                        .unwrap_or(0)
+                        .to_le_bytes();
+                    translated = Some(TranslatedAddress {
+                        value,
+                        address: ipv4_text(&quad),
+                    });
+                    break 'words;
+                }
+                other => {
+                    return Err(CommandError::BadOption {
+                        command: "net",
+                        option: other,
+                        usage: USAGE,
+                    })
                 }
             }
-            None => operands.push(w.clone()),
         }
+    }
+    let kernel = session.kernel();
+    if translated.is_some() {
+        let mut record = NetRecord {
+            devices: None,
+            arp: None,
+            tasks: None,
+            reference: None,
+            translated,
+            full: false,
+        };
+        if arp {
+            let cache =
+                knet::arp_cache(kernel, warnings).map_err(|e| failed(format!("arp_tbl: {e}")))?;
+            record.arp = Some(cache.iter().map(arp_row).collect());
+        }
+        return Ok(Box::new(record));
     }
     // crash: operands go with -s (tasks) or -n (one task); plain `net` takes none.
     if !sockets && !namespace && !operands.is_empty() {
         return Err(SPEC.bad_args(format!("unexpected argument: {}", operands[0])));
     }
-    let kernel = session.kernel();
     let full = full.unwrap_or(false);
     let mut record = NetRecord {
         devices: None,
         arp: None,
         tasks: None,
+        reference: reference.clone().filter(|_| sockets),
+        translated: None,
         full,
     };
     if arp {
@@ -485,10 +616,19 @@ fn run(
             };
             match knet::task_sockets(kernel, t.addr) {
                 Ok(found) => {
-                    view.sockets = found.sockets.iter().map(socket_row).collect();
+                    view.sockets = found
+                        .sockets
+                        .iter()
+                        .map(socket_row)
+                        .filter(|row| {
+                            reference
+                                .as_deref()
+                                .is_none_or(|r| references(r, found.max_fds, row))
+                        })
+                        .collect();
                     if full {
                         for row in &mut view.sockets {
-                            with_structs(session, row, warnings);
+                            with_structs(session, row, radix, warnings);
                         }
                     }
                     warnings.extend(
@@ -510,6 +650,9 @@ fn run(
             tasks.push(view);
         }
         record.tasks = Some(tasks);
+    } else if !arp && !namespace && !words.is_empty() {
+        // crash: options that only go with -s or -S (-x, -d, -R), alone, are a usage error.
+        return Err(SPEC.bad_args("-x, -d and -R go with -s or -S"));
     } else if namespace || !arp {
         // crash's default is pid 0's namespace (init_net); -n takes the current task's or
         // the one named.
@@ -539,11 +682,17 @@ fn run(
 }
 
 /// `net -S`: crash's `dump_struct()` of the socket and of its sock as an `inet_sock`, as
-/// kdive's `struct` prints them.
-fn with_structs(session: &mut Session<'_>, row: &mut SocketRow, warnings: &mut Vec<String>) {
+/// kdive's `struct` prints them (`-x`/`-d`: in that radix).
+fn with_structs(
+    session: &mut Session<'_>,
+    row: &mut SocketRow,
+    radix: Option<char>,
+    warnings: &mut Vec<String>,
+) {
     let mut text = String::new();
+    let radix = radix.map(|r| format!("-{r} ")).unwrap_or_default();
     let mut print = |ty: &str, addr: u64| -> Option<serde_json::Value> {
-        match session.execute(&format!("struct {ty} {addr:x}")) {
+        match session.execute(&format!("struct {radix}{ty} {addr:x}")) {
             Ok(report) => {
                 let mut out = Vec::new();
                 if report.write_text(&mut out).is_ok() {
@@ -579,13 +728,21 @@ net_device, name and IPv4 and IPv6 addresses.\n\
                  struct sock, FAMILY:TYPE, and the source and destination address-port of\n\
                  INET and INET6 sockets\n\
   -S [PID|TASK]  each socket's FD, socket and sock, then the struct socket and the sock\n\
-                 as a struct inet_sock, printed whole",
+                 as a struct inet_sock, printed whole\n\
+  -x, -d         with -S: print the structs' numbers in hex (-x) or decimal (-d)\n\
+  -R REF         with -s or -S: only the socket whose socket or sock address, or whose\n\
+                 descriptor, is REF (a decimal REF up to the task's max_fds is a\n\
+                 descriptor; a hex one any of the three)\n\
+  -N ADDR        print the IPv4 address that the number ADDR holds in network byte order\n\
+                 (decimal or hex), as a dotted quad",
     examples: &[
         "net                  the devices of the init namespace and their addresses",
         "net -a               the ARP (neighbour) cache",
         "net -s 208           pid 208's sockets",
+        "net -s -R 3 208      pid 208's socket on descriptor 3",
+        "net -N 0x0100007f    127.0.0.1",
     ],
-    options: &["-a", "-s", "-S", "-n"],
+    options: &["-a", "-s", "-S", "-n", "-x", "-d", "-R", "-N"],
     operands: Operand::Task,
     schema: 1,
     run,
@@ -681,6 +838,8 @@ mod tests {
                     socket(11, 1, 2, None),
                 ],
             }]),
+            reference: None,
+            translated: None,
             full: false,
         };
         assert_eq!(
@@ -695,6 +854,72 @@ mod tests {
              6 ffff8ac38144cd00 ffff8ac38f6e9300 INET:DGRAM   127.0.0.1-7002 0.0.0.0-0\n \
              8 ffff8ac38144cd00 ffff8ac38f6e9300 UNIX:STREAM \n\
              11 ffff8ac38144cd00 ffff8ac38f6e9300 UNIX:DGRAM  \n"
+        );
+    }
+
+    /// crash's `-R`: a decimal up to max_fds is a descriptor; a hex number (or a decimal
+    /// past max_fds) names the socket, the sock or the descriptor; anything else nothing.
+    #[test]
+    fn references_as_crash() {
+        let row = socket_row(&OpenSocket {
+            fd: 12,
+            socket: 0xffff_8ac3_8144_cd00,
+            sock: 0xffff_8ac3_8f6e_9300,
+            family: 1,
+            sock_type: 1,
+            addrs: None,
+        });
+        assert!(references("12", 64, &row));
+        assert!(!references("12", 8, &row));
+        assert!(references("c", 64, &row));
+        assert!(!references("0x12", 64, &row));
+        assert!(references("ffff8ac38144cd00", 64, &row));
+        assert!(references("0xffff8ac38f6e9300", 64, &row));
+        assert!(!references("ffff8ac38f6e9301", 64, &row));
+        assert!(!references("init_task", 64, &row));
+        // 18 decimal past max_fds is read as hex 0x18: not descriptor 12 either way.
+        assert!(!references("18", 16, &row));
+    }
+
+    /// crash's `-R` flags live across the tasks of a command: one task header, a blank
+    /// line after every task from the first match on, `-s`'s header per task.
+    #[test]
+    fn referenced_layout() {
+        let row = socket_row(&OpenSocket {
+            fd: 3,
+            socket: 0xffff_8ac3_8144_cd00,
+            sock: 0xffff_8ac3_8f6e_9300,
+            family: 1,
+            sock_type: 1,
+            addrs: None,
+        });
+        let task = |pid, sockets: Vec<SocketRow>| TaskSocketsRecord {
+            pid,
+            task: Hex(0xffff_8ac3_8fbd_2100),
+            cpu: 1,
+            comm: "busy-net".into(),
+            sockets,
+        };
+        let record = NetRecord {
+            devices: None,
+            arp: None,
+            tasks: Some(vec![
+                task(1, Vec::new()),
+                task(208, vec![row.clone()]),
+                task(209, Vec::new()),
+                task(210, vec![row]),
+            ]),
+            reference: Some("3".into()),
+            translated: None,
+            full: false,
+        };
+        assert_eq!(
+            text(&record),
+            "PID: 208      TASK: ffff8ac38fbd2100  CPU: 1    COMMAND: \"busy-net\"\n\
+             FD      SOCKET            SOCK       FAMILY:TYPE SOURCE-PORT DESTINATION-PORT\n \
+             3 ffff8ac38144cd00 ffff8ac38f6e9300 UNIX:STREAM \n\n\n\
+             FD      SOCKET            SOCK       FAMILY:TYPE SOURCE-PORT DESTINATION-PORT\n \
+             3 ffff8ac38144cd00 ffff8ac38f6e9300 UNIX:STREAM \n\n"
         );
     }
 

@@ -1064,7 +1064,10 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
         Node::Int {
             value, size, kind, ..
         } => match kind {
-            IntKind::Bool if style.format.is_none() && (0..=1).contains(value) => {
+            // crash's -x prints a bool's number too (`sk_use_task_frag = 0x1`).
+            IntKind::Bool
+                if style.format.is_none() && !style.hex_radix && (0..=1).contains(value) =>
+            {
                 out.push_str(if *value == 1 { "true" } else { "false" })
             }
             // crash's -x prints a char's number alone (its strings stay strings).

@@ -1,6 +1,6 @@
-//! `irq` (all, some numbers), `irq -s` (all CPUs, `-c 1`), `irq -a`, `timer` and `timer -r`
-//! (all CPUs, `-C`), `mach` and `mach -c` on the lab's busy and userland dumps of every kernel
-//! series, against oracles run at test time:
+//! `irq` (all, some numbers), `irq -s` (all CPUs, `-c 1`), `irq -a`, `irq -u`, `irq -b`,
+//! `irq -d`, `timer` and `timer -r` (all CPUs, `-C`), `mach`, `mach -c` and `mach -m` on the
+//! lab's busy and userland dumps of every kernel series, against oracles run at test time:
 //! - crash 9.0.2 on every series and crash 8.0.2 on 5.10: the same text, line for line, or
 //!   differing only as docs/kernels.md ("irq, timer and mach") explains, each checked field
 //!   by field rather than skipped:
@@ -17,8 +17,9 @@
 //!   - crash's timers of equal expiry come in qsort()'s order: where the text differs for
 //!     the reasons above, rows are compared as sets.
 //! - drgn 0.3.0's drgn-crash (which ports irq and timer in its own layout): the same
-//!   descriptors and actions, counts and affinities, the same timers on the same bases with
-//!   the same expiry and function, the same hrtimers on the same clock bases.
+//!   descriptors and actions (all, and `-u`'s), counts and affinities, softirq actions and
+//!   IDT handlers, the same timers on the same bases with the same expiry and function, the
+//!   same hrtimers on the same clock bases.
 //! - The userland dumps' timer process (role `timer`): its ITIMER_REAL is its
 //!   `signal_struct.real_timer`, queued with `it_real_fn`, and a `posix_timer_fn` hrtimer is
 //!   queued.
@@ -37,7 +38,7 @@ use serde_json::Value;
 mod common;
 use common::{open, text};
 
-const COMMANDS: [&str; 11] = [
+const COMMANDS: [&str; 15] = [
     "irq",
     "irq -s",
     "irq -a",
@@ -49,9 +50,13 @@ const COMMANDS: [&str; 11] = [
     "irq -s -c 1",
     "timer -C 1",
     "timer -r -C 0",
+    "irq -u",
+    "irq -b",
+    "irq -d",
+    "mach -m",
 ];
-/// The commands drgn-crash ports (the first five).
-const DRGN_COMMANDS: usize = 5;
+/// The commands drgn-crash ports: the first five, and `irq -u`, `-b` and `-d`.
+const DRGN_COMMANDS: [usize; 8] = [0, 1, 2, 3, 4, 11, 12, 13];
 
 /// Per series, the busy and userland dumps: the kdump `-d 31` one where makedumpfile knows
 /// the kernel, else the unfiltered one (QEMU's for busy, `-d 0` for userland).
@@ -339,6 +344,22 @@ fn same_as_drgn(
             .collect()
     };
     check("timer -r", hr(&ours[4]) == hr(&drgn[4]));
+    check("irq -u", irq_rows(&ours[11]) == irq_rows(&drgn[5]));
+    // drgn-crash pads `irq -b`'s columns its own way: the same words on each line.
+    let words = |t: &str| -> Vec<Vec<String>> {
+        t.lines()
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    // drgn-crash also lists a vector without an action (6.12-rt's RCU vector: its RCU runs
+    // in kthreads) as `[9] 0`; crash, and kdive, leave it out.
+    let with_action = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+        rows.into_iter()
+            .filter(|r| !(r.len() == 2 && r[1] == "0"))
+            .collect()
+    };
+    check("irq -b", words(&ours[12]) == with_action(words(&drgn[6])));
+    check("irq -d", words(&ours[13]) == words(&drgn[7]));
     same
 }
 
@@ -442,10 +463,15 @@ fn irq_and_timer_match_crash_and_drgn() {
             }
             agreement.add_dump(version, m, commands.len(), same, known);
         }
-        if let Some(drgn) = lab::drgn_crash_session(m, &commands[..DRGN_COMMANDS]) {
+        let drgn_commands: Vec<String> =
+            DRGN_COMMANDS.iter().map(|&i| commands[i].clone()).collect();
+        if let Some(drgn) = lab::drgn_crash_session(m, &drgn_commands) {
             let cpus = kernel.nr_cpu_ids().map_or(1, |n| n as usize);
             let same = same_as_drgn(name, cpus, &ours, &drgn, &mut mismatches);
-            println!("{name}: {same} of {DRGN_COMMANDS} commands as drgn-crash 0.3.0");
+            println!(
+                "{name}: {same} of {} commands as drgn-crash 0.3.0",
+                DRGN_COMMANDS.len()
+            );
             drgn_compared += same;
         }
     }

@@ -2,12 +2,14 @@
 //! and userland kdump `-d 31` dumps of every kernel series (7.x: the busy QEMU dump and the
 //! userland `-d 0` dump, which crash 9.0.2 opens):
 //! - crash 9.0.2 on each, and crash 8.0.2 where it opens them (5.10, 6.1): `net`,
-//!   `net -n 1`, `net -a`, `dev`, `dev -d`, `dev -p`, and on userland dumps `net -s PID` and
-//!   `net -S PID` of the guest's `net` process (TCP, UDP and UNIX sockets on loopback): the
-//!   same text, line for line, or differing only as docs/kernels.md ("net and dev") explains.
-//! - drgn 0.3.0's drgn-crash, which ports `net`, `net -a`, `dev`, `dev -d` and `dev -p` in
-//!   its own layout: the same rows, field for field, but for the differences its port has
-//!   (docs/kernels.md).
+//!   `net -n 1`, `net -a`, `dev`, `dev -d`, `dev -p`, `dev -i`, `net -N` of an address the
+//!   dump holds, and on userland dumps `net -s PID` and `net -S PID` of the guest's `net`
+//!   process (TCP, UDP and UNIX sockets on loopback) and `-R` of its sockets' descriptors,
+//!   socks and sockets (with `-x`, `-d`, and another task before it): the same text, line
+//!   for line, or differing only as docs/kernels.md ("net and dev") explains.
+//! - drgn 0.3.0's drgn-crash, which ports `net`, `net -a`, `dev`, `dev -d`, `dev -p` and
+//!   `dev -i` in its own layout: the same rows, field for field, but for the differences its
+//!   port has (docs/kernels.md).
 //! - On the userland `-d 31` dump of 7.x, which makedumpfile filtered without knowing the
 //!   kernel, `net -s` and `dev` answer in part, with a warning for each page left out.
 //!
@@ -47,18 +49,50 @@ fn chosen(all: &[Value]) -> Vec<&Value> {
     out
 }
 
-/// The commands run on a dump: the `net -s` of the guest's `net` process on userland dumps.
-fn commands(m: &Value) -> Vec<String> {
-    let mut out: Vec<String> = ["net", "net -n 1", "net -a", "dev", "dev -d", "dev -p"]
-        .iter()
-        .map(|c| (*c).to_owned())
-        .collect();
+/// The commands run on a dump, their arguments picked from the dump at test time: `net -N`
+/// of the first device's IPv4 address as crash stores it (its bytes as a little-endian
+/// number), in hex and decimal; on userland dumps the `net -s` of the guest's `net`
+/// process, and `-R` of one of its sockets' descriptor, sock and socket addresses.
+fn commands(m: &Value, session: &mut Session<'_>) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "net", "net -n 1", "net -a", "dev", "dev -d", "dev -p", "dev -i",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
+    let devices = session.execute("net").expect("net runs");
+    let record = devices.record::<NetRecord>().expect("a net record");
+    // Dumps whose guest never brought an interface up have no IPv4 address to pick.
+    if let Some(quad) = record.devices.iter().flatten().flat_map(|d| &d.ipv4).next() {
+        let bytes: Vec<u8> = quad
+            .split('.')
+            .map(|b| b.parse().expect("a byte"))
+            .collect();
+        let value = u32::from_le_bytes(bytes.try_into().expect("four bytes"));
+        out.push(format!("net -N 0x{value:x}"));
+        out.push(format!("net -N {value}"));
+    }
     if let Some(p) = lab::userland_processes(m)
         .into_iter()
         .find(|p| p.role == "net")
     {
         out.push(format!("net -s {}", p.pid));
         out.push(format!("net -S {}", p.pid));
+        let report = session
+            .execute(&format!("net -s {}", p.pid))
+            .expect("net -s runs");
+        let sockets = &report.record::<NetRecord>().expect("a net record").tasks;
+        let sockets: Vec<_> = sockets.iter().flatten().flat_map(|t| &t.sockets).collect();
+        if let (Some(first), Some(second), Some(last)) =
+            (sockets.first(), sockets.get(1), sockets.last())
+        {
+            out.push(format!("net -s -R {} {}", second.fd, p.pid));
+            out.push(format!("net -s -R {:x} {}", first.sock.0, p.pid));
+            out.push(format!("net -s -R {:x} 1 {}", last.socket.0, p.pid));
+            out.push(format!("net -S -R {} {}", last.fd, p.pid));
+            out.push(format!("net -S -x -R {:x} {}", second.sock.0, p.pid));
+            out.push(format!("net -S -d -R {} {}", first.fd, p.pid));
+        }
     }
     out
 }
@@ -281,6 +315,12 @@ fn compare_drgn(session: &mut Session<'_>, command: &str, theirs: &str) -> Optio
                     .is_some_and(|h| h.iter().eq(header.iter())))
             .then_some(false)
         }
+        "dev -i" => {
+            // drgn-crash prints the I/O port tree only; crash the I/O memory tree after it.
+            let ports = ours.split("\n\n").next()?;
+            let ports: Vec<Vec<String>> = ports.lines().map(tokens).collect();
+            (ports == theirs_rows).then_some(false)
+        }
         "dev -p" => (ours_rows.len() == theirs_rows.len()
             && ours_rows.iter().zip(&theirs_rows).all(|(o, t)| {
                 o.len() == t.len()
@@ -311,7 +351,7 @@ fn net_and_dev_match_crash_and_drgn() {
             panic!("{name}: does not open");
         };
         let mut session = Session::new(&kernel, &dirs);
-        let commands = commands(m);
+        let commands = commands(m, &mut session);
         let ours: Vec<String> = commands
             .iter()
             .map(|c| match session.execute(c) {
@@ -346,8 +386,8 @@ fn net_and_dev_match_crash_and_drgn() {
         }
         if let Some(theirs) = lab::drgn_crash_session(m, &commands) {
             for (command, theirs) in commands.iter().zip(&theirs) {
-                // drgn-crash 0.3.0's net has no -s, -S or -n.
-                if ["net -s", "net -S", "net -n"]
+                // drgn-crash 0.3.0's net has no -s, -S, -n or -N.
+                if ["net -s", "net -S", "net -n", "net -N"]
                     .iter()
                     .any(|o| command.starts_with(o))
                 {

@@ -11,7 +11,7 @@ use kdive_arch::VirtAddr;
 use crate::error::KernelError;
 use crate::kernel::Kernel;
 use crate::net::{chain_entries, ring_entries};
-use crate::walk::{walk_xarray, XarrayLayout};
+use crate::walk::{walk_xarray, WalkStop, WordReader, XarrayLayout};
 
 /// `CHRDEV_MAJOR_HASH_SIZE`, `BLKDEV_MAJOR_HASH_SIZE`, and crash's `MAX_DEV`: the probes of
 /// a `kobj_map` too.
@@ -826,9 +826,231 @@ pub fn pci_root_buses(
     Ok(out)
 }
 
+/// The most resources of one tree read (`/proc/iomem` holds hundreds; a loop stops here).
+pub const MAX_RESOURCES: usize = 1 << 16;
+
+/// Where `struct resource`'s members are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceLayout {
+    pub start: u64,
+    pub end: u64,
+    pub name: u64,
+    pub sibling: u64,
+    pub child: u64,
+}
+
+impl ResourceLayout {
+    pub fn read(kernel: &Kernel) -> Result<ResourceLayout, KernelError> {
+        Ok(ResourceLayout {
+            start: kernel.offset_of("resource", "start")?,
+            end: kernel.offset_of("resource", "end")?,
+            name: kernel.offset_of("resource", "name")?,
+            sibling: kernel.offset_of("resource", "sibling")?,
+            child: kernel.offset_of("resource", "child")?,
+        })
+    }
+}
+
+/// One `struct resource` of a tree, as crash's `do_resource_list()` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceNode {
+    pub addr: u64,
+    pub start: u64,
+    pub end: u64,
+    /// The `name` pointer.
+    pub name: u64,
+}
+
+/// A resource tree in crash's order (`do_resource_list()`): each resource, then its
+/// children (`child`, unless it points back at the resource), then its next `sibling`,
+/// the root first. A resource met twice, an unreadable one or more than `limit` stop
+/// the walk with what was found and why.
+pub fn resource_tree(
+    mem: &dyn WordReader,
+    root: u64,
+    layout: ResourceLayout,
+    limit: usize,
+) -> (Vec<ResourceNode>, Option<WalkStop>) {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // Resources still to visit: the top is next (a child before its parent's siblings).
+    let mut pending = vec![root];
+    while let Some(entry) = pending.pop() {
+        if entry == 0 {
+            continue;
+        }
+        if !seen.insert(entry) {
+            return (
+                out,
+                Some(WalkStop::Duplicate {
+                    what: "resource",
+                    addr: entry,
+                }),
+            );
+        }
+        if out.len() >= limit {
+            return (out, Some(WalkStop::Limit(limit)));
+        }
+        let word = |offset: u64| {
+            mem.read_word(entry.wrapping_add(offset), "resource")
+                .map_err(|why| WalkStop::Unreadable {
+                    what: "resource".into(),
+                    addr: entry,
+                    why,
+                })
+        };
+        let read = || -> Result<(ResourceNode, u64, u64), WalkStop> {
+            Ok((
+                ResourceNode {
+                    addr: entry,
+                    start: word(layout.start)?,
+                    end: word(layout.end)?,
+                    name: word(layout.name)?,
+                },
+                word(layout.child)?,
+                word(layout.sibling)?,
+            ))
+        };
+        match read() {
+            Ok((node, child, sibling)) => {
+                out.push(node);
+                pending.push(sibling);
+                if child != entry {
+                    pending.push(child);
+                }
+            }
+            Err(stop) => return (out, Some(stop)),
+        }
+    }
+    (out, None)
+}
+
+/// One resource with its name (crash: `(unknown)` when the name cannot be read; kdive
+/// warns too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub addr: u64,
+    pub start: u64,
+    pub end: u64,
+    pub name: String,
+}
+
+/// crash's `dev -i` trees: `ioport_resource` or `iomem_resource` (`symbol`), with its
+/// root's `end` (crash widens the range columns past 0xffff); a walk that stops early
+/// keeps what it found and warns.
+pub fn resources(
+    kernel: &Kernel,
+    symbol: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(u64, Vec<Resource>), KernelError> {
+    let root = kernel.symbol(symbol)?;
+    let layout = ResourceLayout::read(kernel)?;
+    let root_end = kernel.read_u64(VirtAddr(root.0.wrapping_add(layout.end)), "resource end")?;
+    let (nodes, stop) = resource_tree(kernel, root.0, layout, MAX_RESOURCES);
+    if let Some(stop) = stop {
+        warnings.push(format!("dev: {symbol}: {stop}"));
+    }
+    let out = nodes
+        .into_iter()
+        .map(|n| Resource {
+            addr: n.addr,
+            start: n.start,
+            end: n.end,
+            name: kernel
+                .read_cstr(VirtAddr(n.name), 1499, "resource name")
+                .unwrap_or_else(|err| {
+                    warnings.push(format!("dev: resource {:x}: name: {err}", n.addr));
+                    "(unknown)".to_owned()
+                }),
+        })
+        .collect();
+    Ok((root_end, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LAYOUT: ResourceLayout = ResourceLayout {
+        start: 0,
+        end: 8,
+        name: 0x10,
+        sibling: 0x20,
+        child: 0x28,
+    };
+
+    /// A resource at `addr` of `start..=end` with its links, as words.
+    fn resource(addr: u64, start: u64, sibling: u64, child: u64) -> Vec<(u64, u64)> {
+        vec![
+            (addr, start),
+            (addr + 8, start + 0xf),
+            (addr + 0x10, 0),
+            (addr + 0x20, sibling),
+            (addr + 0x28, child),
+        ]
+    }
+
+    fn tree(parts: &[Vec<(u64, u64)>]) -> crate::walk::Mem {
+        crate::walk::Mem(parts.iter().flatten().copied().collect())
+    }
+
+    fn addrs(nodes: &[ResourceNode]) -> Vec<u64> {
+        nodes.iter().map(|n| n.addr).collect()
+    }
+
+    #[test]
+    fn resource_trees_in_crash_order() {
+        // root 0x100 { 0x200 { 0x400 }, 0x300 }: children before the next sibling.
+        let mem = tree(&[
+            resource(0x100, 0, 0, 0x200),
+            resource(0x200, 0x10, 0x300, 0x400),
+            resource(0x300, 0x20, 0, 0),
+            resource(0x400, 0x11, 0, 0),
+        ]);
+        let (nodes, stop) = resource_tree(&mem, 0x100, LAYOUT, 100);
+        assert_eq!(addrs(&nodes), vec![0x100, 0x200, 0x400, 0x300]);
+        assert_eq!((nodes[2].start, nodes[2].end), (0x11, 0x20));
+        assert!(stop.is_none());
+        // A child pointing at its own resource is not followed (crash skips it too).
+        let mem = tree(&[resource(0x100, 0, 0, 0x100)]);
+        let (nodes, stop) = resource_tree(&mem, 0x100, LAYOUT, 100);
+        assert_eq!(addrs(&nodes), vec![0x100]);
+        assert!(stop.is_none());
+    }
+
+    #[test]
+    fn resource_trees_stop_on_cycles_damage_and_the_limit() {
+        // A sibling pointing back at the parent: a cycle, each resource once.
+        let mem = tree(&[
+            resource(0x100, 0, 0, 0x200),
+            resource(0x200, 0x10, 0x300, 0),
+            resource(0x300, 0x20, 0x100, 0),
+        ]);
+        let (nodes, stop) = resource_tree(&mem, 0x100, LAYOUT, 100);
+        assert_eq!(addrs(&nodes), vec![0x100, 0x200, 0x300]);
+        assert!(matches!(
+            stop,
+            Some(WalkStop::Duplicate { addr: 0x100, .. })
+        ));
+        // A child whose page is not in the dump: the resources before it.
+        let mem = tree(&[
+            resource(0x100, 0, 0, 0x200),
+            resource(0x200, 0x10, 0, 0x999),
+        ]);
+        let (nodes, stop) = resource_tree(&mem, 0x100, LAYOUT, 100);
+        assert_eq!(addrs(&nodes), vec![0x100, 0x200]);
+        assert!(matches!(
+            stop,
+            Some(WalkStop::Unreadable { addr: 0x999, .. })
+        ));
+        // A sibling chain longer than the limit.
+        let parts: Vec<_> = (1..=20u64)
+            .map(|i| resource(i * 0x100, i, (i + 1) * 0x100, 0))
+            .collect();
+        let (nodes, stop) = resource_tree(&tree(&parts), 0x100, LAYOUT, 8);
+        assert_eq!(nodes.len(), 8);
+        assert_eq!(stop, Some(WalkStop::Limit(8)));
+    }
 
     #[test]
     fn sbitmap_bits_below_the_depth_and_not_cleared() {

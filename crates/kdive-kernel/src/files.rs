@@ -268,6 +268,9 @@ pub struct TaskFiles {
     pub cwd: Option<String>,
     /// `files_struct` and its `fdtable` are there and can hold descriptors.
     pub has_table: bool,
+    /// `fdtable.max_fds` (0 without a table): crash's `net -R` reads a decimal reference
+    /// at most this large as a descriptor.
+    pub max_fds: u64,
     pub files: Vec<OpenFile>,
     /// What could not be read (the answer is partial).
     pub warnings: Vec<String>,
@@ -566,6 +569,7 @@ pub fn task_files(
         return Ok(out);
     }
     let max_fds = kernel.read_field(fdt, "fdtable", "max_fds")?;
+    out.max_fds = max_fds;
     if max_fds == 0 {
         return Ok(out);
     }

@@ -219,6 +219,23 @@ pub fn mask_cpus(bytes: &[u8], nr_cpus: u32) -> Vec<u32> {
         .collect()
 }
 
+/// crash's `display_bh_4()`: the `action` of each `softirq_vec[]` entry (the array's
+/// length from its symbol; each `struct softirq_action`, whose first member is `action`).
+pub fn softirq_actions(kernel: &Kernel) -> Result<Vec<u64>, KernelError> {
+    let vec = kernel.symbol("softirq_vec")?;
+    let size = kernel.struct_size("softirq_action")?.max(8);
+    let len = kernel.symbol_size("softirq_vec")? / size;
+    let bytes = kernel.read_bytes(vec, len * size, "softirq_vec")?;
+    Ok(bytes
+        .chunks_exact(usize::try_from(size).unwrap_or(8))
+        .map(|entry| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&entry[..8]);
+            u64::from_le_bytes(raw)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

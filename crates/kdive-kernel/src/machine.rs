@@ -174,23 +174,14 @@ pub fn exception_stacks(kernel: &Kernel, cpus: u32) -> Result<Vec<ExceptionStack
 /// Which exception uses each IST slot: the 256 gates of `idt_table`, each 16 bytes with
 /// its IST index at bits 32-34 and the handler's address split over three fields.
 fn ist_names(kernel: &Kernel) -> Result<[Option<&'static str>; IST_SLOTS], KernelError> {
-    let table = kernel.symbol("idt_table")?;
-    let bytes = kernel.read_bytes(table, 256 * 16, "idt_table")?;
     let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
     let mut names = [None; IST_SLOTS];
-    for gate in bytes.chunks_exact(16) {
-        let word = |i: usize| {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(&gate[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(raw)
-        };
-        let (low, high) = (word(0), word(1));
-        let ist = usize::try_from((low >> 32) & 7).unwrap_or(0);
+    for gate in idt_gates(kernel)? {
+        let ist = usize::from(gate.ist);
         if ist == 0 {
             continue;
         }
-        let handler =
-            ((high << 32) & 0xffff_ffff_0000_0000) | (low & 0xffff) | ((low >> 32) & 0xffff_0000);
+        let handler = gate.handler;
         let symbol = kernel
             .vmlinux()
             .symbol_at(handler.wrapping_sub(kaslr))
@@ -200,6 +191,106 @@ fn ist_names(kernel: &Kernel) -> Result<[Option<&'static str>; IST_SLOTS], Kerne
         }
     }
     Ok(names)
+}
+
+/// One gate of the x86_64 IDT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdtGate {
+    /// The handler's address, split over the gate's three offset fields.
+    pub handler: u64,
+    /// The IST slot (1-7; 0: none).
+    pub ist: u8,
+}
+
+/// The 256 gates of `idt_table` (crash's `x86_64_extract_idt_function()`): each gate
+/// (`gate_struct`, 16 bytes) holds the handler's bits 0-15 in its first word's low 16
+/// bits, bits 16-31 in that word's bits 48-63, bits 32-63 in the second word's low half.
+pub fn idt_gates(kernel: &Kernel) -> Result<Vec<IdtGate>, KernelError> {
+    let table = kernel.symbol("idt_table")?;
+    let size = kernel.struct_size("gate_struct").unwrap_or(16).max(16);
+    let bytes = kernel.read_bytes(table, 256 * size, "idt_table")?;
+    let stride = usize::try_from(size).unwrap_or(16);
+    Ok(bytes
+        .chunks_exact(stride)
+        .map(|gate| {
+            let word = |i: usize| {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(&gate[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(raw)
+            };
+            let (low, high) = (word(0), word(1));
+            IdtGate {
+                handler: ((high << 32) & 0xffff_ffff_0000_0000)
+                    | (low & 0xffff)
+                    | ((low >> 32) & 0xffff_0000),
+                ist: u8::try_from((low >> 32) & 7).unwrap_or(0),
+            }
+        })
+        .collect())
+}
+
+/// One entry of the firmware's physical memory map (`e820_table`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct E820Entry {
+    pub addr: u64,
+    pub size: u64,
+    /// `E820_TYPE_*`: 1 RAM, 2 reserved, 3 ACPI, 4 NVS, 5 unusable, 12 PRAM, 128
+    /// reserved-kern.
+    pub kind: u32,
+}
+
+/// crash's `x86_64_display_memmap()`: the entries of `*e820_table`, `nr_entries` of them
+/// (at most the array's length: a corrupt count stops there, with a warning).
+pub fn e820_map(
+    kernel: &Kernel,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<E820Entry>, KernelError> {
+    let table = VirtAddr(kernel.read_symbol_u64("e820_table")?);
+    let count = u64::from(
+        kernel.read_u32(
+            VirtAddr(
+                table
+                    .0
+                    .wrapping_add(kernel.offset_of("e820_table", "nr_entries")?),
+            ),
+            "e820_table nr_entries",
+        )?,
+    );
+    let entries = kernel.member("e820_table", "entries")?;
+    let entry_size = kernel.struct_size("e820_entry")?;
+    let capacity = entries.size.checked_div(entry_size).unwrap_or(0);
+    if count > capacity {
+        warnings.push(format!(
+            "mach: e820_table nr_entries is {count}; the array holds {capacity}"
+        ));
+    }
+    let count = count.min(capacity);
+    let bytes = kernel.read_bytes(
+        VirtAddr(table.0.wrapping_add(entries.offset)),
+        count * entry_size,
+        "e820_table entries",
+    )?;
+    let (addr, size, kind) = (
+        kernel.offset_of("e820_entry", "addr")?,
+        kernel.offset_of("e820_entry", "size")?,
+        kernel.offset_of("e820_entry", "type")?,
+    );
+    let field = |entry: &[u8], at: u64, len: usize| -> u64 {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        let mut raw = [0u8; 8];
+        if let Some(b) = entry.get(at..at.saturating_add(len)) {
+            raw[..len].copy_from_slice(b);
+        }
+        u64::from_le_bytes(raw)
+    };
+    Ok(bytes
+        .chunks_exact(usize::try_from(entry_size).unwrap_or(1).max(1))
+        .map(|e| E820Entry {
+            addr: field(e, addr, 8),
+            size: field(e, size, 8),
+            kind: u32::try_from(field(e, kind, 4)).unwrap_or(0),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use kdive_arch::VirtAddr;
 use crate::error::KernelError;
 use crate::files::{self, FsLayout};
 use crate::kernel::Kernel;
-use crate::walk::{walk_list, ListParams, Walk, WalkStop, WordReader};
+use crate::walk::{null_terminated_chain, walk_list, ListParams, Walk, WalkStop, WordReader};
 
 /// The most network devices, addresses of a device, or neighbours of a hash chain read.
 pub const MAX_NET_ENTRIES: usize = 1 << 16;
@@ -66,8 +66,11 @@ fn entries_read(
 }
 
 /// The entries of a NULL-terminated chain starting at `first`, each entry's next pointer at
-/// `next_offset` (`ifa_next`, `neighbour.next`, `char_device_struct.next`); a loop or an
-/// unreadable entry ends it with a warning naming `what`.
+/// `next_offset` (`ifa_next`, `neighbour.next`, `char_device_struct.next`):
+/// [`null_terminated_chain`], the one walk for such chains (irq's actions and the timer
+/// wheel's hlists use it too), so a loop ends before the repeated entry everywhere and an
+/// entry whose next pointer cannot be read is still listed (its reader warns for it). A walk
+/// that ends early adds a warning naming `what`.
 pub fn chain_entries(
     mem: &dyn WordReader,
     first: u64,
@@ -78,18 +81,11 @@ pub fn chain_entries(
     if first == 0 {
         return Vec::new();
     }
-    let walk = walk_list(
-        mem,
-        &ListParams {
-            start: first,
-            member_offset: next_offset,
-            list_head_offset: 0,
-            end: 0,
-            head_format: false,
-            limit: MAX_NET_ENTRIES,
-        },
-    );
-    entries_read(walk, 0, what, first, warnings)
+    let chain = null_terminated_chain(mem, first, next_offset, 0, MAX_NET_ENTRIES);
+    if let Some(stop) = chain.stop {
+        warnings.push(format!("{what} (from {first:x}): {stop}"));
+    }
+    chain.entries
 }
 
 /// One network device.
@@ -159,8 +155,10 @@ fn ipv4_addresses(
     let next = kernel.offset_of("in_ifaddr", "ifa_next")?;
     let mut out = Vec::new();
     for ifa in chain_entries(kernel, first, next, "in_device ifa_list", warnings) {
-        let raw = kernel.read_field(VirtAddr(ifa), "in_ifaddr", "ifa_address")?;
-        out.push(u32::try_from(raw & 0xffff_ffff).unwrap_or(0).to_le_bytes());
+        match kernel.read_field(VirtAddr(ifa), "in_ifaddr", "ifa_address") {
+            Ok(raw) => out.push(u32::try_from(raw & 0xffff_ffff).unwrap_or(0).to_le_bytes()),
+            Err(err) => warnings.push(format!("in_ifaddr {ifa:x}: {err}")),
+        }
     }
     Ok(out)
 }
@@ -333,6 +331,8 @@ pub struct OpenSocket {
 #[derive(Debug, Clone, Default)]
 pub struct TaskSockets {
     pub sockets: Vec<OpenSocket>,
+    /// The task's `fdtable.max_fds` (0 without one).
+    pub max_fds: u64,
     pub warnings: Vec<String>,
 }
 
@@ -347,6 +347,7 @@ pub fn task_sockets(kernel: &Kernel, task: VirtAddr) -> Result<TaskSockets, Kern
     // The files' paths are not shown: only what kept a descriptor from being read matters.
     let mut out = TaskSockets {
         sockets: Vec::new(),
+        max_fds: open.max_fds,
         warnings: open
             .warnings
             .into_iter()
@@ -473,16 +474,18 @@ mod tests {
         );
         assert!(chain_entries(&mem, 0, 8, "chain", &mut warnings).is_empty());
         assert!(warnings.is_empty());
-        // A loop past the first entries: the walk stops at the entry met twice.
+        // A loop past the first entries: each entry once, the repeated one left out, as
+        // irq's and timer's chains (one walker, walk::null_terminated_chain).
         mem.0.insert(0x408, 0x300);
         let found = chain_entries(&mem, 0x100, 8, "chain", &mut warnings);
-        assert!(found.len() <= 5, "{found:x?}");
+        assert_eq!(found, vec![0x100, 0x200, 0x300, 0x400]);
         assert!(warnings[0].contains("duplicate"), "{warnings:?}");
-        // An unreadable next pointer ends it with a warning.
+        // An entry whose next pointer cannot be read is listed (its address is known; its
+        // reader warns for what it cannot read) and ends the chain with a warning.
         mem.0.insert(0x408, 0x777);
         let mut warnings = Vec::new();
         let found = chain_entries(&mem, 0x100, 8, "chain", &mut warnings);
-        assert_eq!(found, vec![0x100, 0x200, 0x300, 0x400]);
+        assert_eq!(found, vec![0x100, 0x200, 0x300, 0x400, 0x777]);
         assert!(warnings[0].contains("777"), "{warnings:?}");
         // A chain longer than the limit stops there.
         let long = Mem((0..=MAX_NET_ENTRIES as u64 + 5)
