@@ -14,7 +14,9 @@ of one `makedumpfile --split` dump.
 (none|zlib|lzo|snappy|zstd), \"dump_level\", \"incomplete\", \"truncated\", \"page_size\",
 \"present_pages\", \"present_ranges\": [{\"start\", \"end\"}], \"release\", \"kaslr_offset\",
 \"crash_time\", \"phys_base\", \"max_mapnr\", \"split\": [{\"file\", \"start_pfn\", \"end_pfn\"}],
-\"cpus\": [{\"cpu\", \"pid\", \"rip\", \"rsp\"}], \"warnings\"}. Addresses are \"0x…\" strings.
+\"cpus\": [{\"cpu\", \"pid\", \"rip\", \"rsp\"}], \"symbols\": {\"source\" (vmlinux: the one found by
+release and build id; kallsyms: none found, the dump's kallsyms and .BTF; vmcoreinfo: neither,
+the log only), \"path\"}, \"warnings\"}. Addresses are \"0x…\" strings.
 
 Exit status: 0 complete, 1 the dump is truncated or incomplete (warnings on stderr), 2 error.";
 
@@ -69,7 +71,34 @@ struct Info {
     max_mapnr: Option<u64>,
     split: Vec<SplitPart>,
     cpus: Vec<Cpu>,
+    symbols: Symbols,
     warnings: Vec<String>,
+}
+
+/// Where `kdive open` would take the kernel's symbols and types from.
+#[derive(Serialize)]
+struct Symbols {
+    /// `vmlinux` (found by release and build id), `kallsyms` (the dump's kallsyms and .BTF,
+    /// which VMCOREINFO locates) or `vmcoreinfo` (neither: the log and release only).
+    source: &'static str,
+    /// The vmlinux found.
+    path: Option<String>,
+}
+
+fn symbols(vmcore: &Vmcore) -> Symbols {
+    if let Ok(path) = crate::open::find_vmlinux(vmcore) {
+        return Symbols {
+            source: "vmlinux",
+            path: Some(path.display().to_string()),
+        };
+    }
+    let kallsyms = vmcore.vmcoreinfo().is_some_and(|info| {
+        kdive_symbols::KallsymsLocation::from_symbols(|name| info.symbol(name)).is_some()
+    });
+    Symbols {
+        source: if kallsyms { "kallsyms" } else { "vmcoreinfo" },
+        path: None,
+    }
 }
 
 fn hex(v: u64) -> String {
@@ -125,6 +154,7 @@ fn describe(vmcore: &Vmcore) -> Info {
                 rsp: hex(c.rsp),
             })
             .collect(),
+        symbols: symbols(vmcore),
         warnings: vmcore.warnings.clone(),
     }
 }
@@ -193,6 +223,15 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
                 .map_or_else(none, |t| format!("{} ({t})", utc(t))),
         ),
         ("phys base", info.phys_base.clone().unwrap_or_else(none)),
+        (
+            "symbols",
+            match (info.symbols.source, &info.symbols.path) {
+                ("vmlinux", Some(path)) => path.clone(),
+                ("kallsyms", _) => "the dump's kallsyms and .BTF (no vmlinux found)".to_owned(),
+                _ => "none: no vmlinux found, and VMCOREINFO locates no kallsyms (log only)"
+                    .to_owned(),
+            },
+        ),
     ];
     if let Some(mapnr) = info.max_mapnr {
         rows.push(("max mapnr", mapnr.to_string()));
@@ -319,6 +358,8 @@ mod run_tests {
         assert_eq!(v["crash_time"], 1_700_000_000);
         assert_eq!(v["cpus"][0]["rip"], "0xffffffff81234567");
         assert_eq!(v["cpus"][1]["rsp"], "0xffffc90000018000");
+        // No vmlinux for this made-up release, and its VMCOREINFO locates no kallsyms.
+        assert_eq!(v["symbols"]["source"], "vmcoreinfo");
         assert_eq!(v["present_ranges"][0]["start"], "0x10000");
         assert_eq!(v["present_ranges"][1]["end"], "0x29000");
     }
