@@ -10,7 +10,7 @@ use crate::kernel::Kernel;
 /// Bound on `SECTION_SIZE_BITS - PAGE_SHIFT` (x86_64: 15; a larger value is damage).
 const MAX_SECTION_PAGE_BITS: u32 = 24;
 /// Bound on present memory sections walked (2^20 sections of 128 MiB: 128 TiB of RAM).
-pub const MAX_SECTIONS_WALKED: u64 = 1 << 20;
+const MAX_SECTIONS_WALKED: u64 = 1 << 20;
 /// Page structs read at once by a pass over a section's mem_map.
 pub const PAGES_PER_READ: u64 = 512;
 /// Bound on `mem_section` roots (SPARSEMEM_EXTREME: 2^(52-27) sections / 256 a root).
