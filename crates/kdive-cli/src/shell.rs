@@ -181,7 +181,7 @@ impl Runner<'_, '_> {
     /// The report as text or as one JSON line.
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         if self.json {
-            serde_json::to_writer(&mut *out, &report.to_json())?;
+            report.write_json(out)?;
             writeln!(out)
         } else {
             report.write_text(out)

@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::CommandError;
 
 const KMEM_USAGE: &str =
-    "kmem [-i[=shared] | -f | -v | -V | -z | -h | -p address ... | -s [cache | address] | -S [cache | address] | address ...]";
+    "kmem [-i[=shared] | -f | -v | -V | -z | -h | -n | -p [address ...] | -g [flags ...] | -s [cache | address] | -S [cache | address] | address ...]";
 
 /// The `kmem` options kdive implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +43,12 @@ pub enum KmemRequest {
     Vmalloc,
     /// `-p ADDRESS...`.
     Pages(Vec<u64>),
+    /// `-p`: every page of the mem_map.
+    MemMap,
+    /// `-n`.
+    Nodes,
+    /// `-g [FLAGS...]`.
+    PageFlags(Vec<u64>),
     /// `-h`.
     Huge,
     /// `-z`.
@@ -74,6 +80,7 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
     let (mut info, mut slabs, mut verbose, mut vmalloc, mut pages, mut huge) =
         (false, false, false, false, false, false);
     let (mut zones, mut vm_stat, mut free) = (false, false, false);
+    let (mut nodes, mut page_flags) = (false, false);
     let mut args = KmemArgs::default();
     let mut name = None;
     let mut addresses = Vec::new();
@@ -94,6 +101,8 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
                         'z' => zones = true,
                         'f' => free = true,
                         'V' => vm_stat = true,
+                        'n' => nodes = true,
+                        'g' => page_flags = true,
                         's' => (slabs, verbose) = (true, false),
                         'S' => (slabs, verbose) = (true, true),
                         _ => {
@@ -114,7 +123,9 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             },
         }
     }
-    let flags = [info, slabs, vmalloc, pages, huge, zones, vm_stat, free];
+    let flags = [
+        info, slabs, vmalloc, pages, huge, zones, vm_stat, free, nodes, page_flags,
+    ];
     if flags.iter().filter(|f| **f).count() > 1 {
         return Err(bad("only one flag allowed".into()));
     }
@@ -122,15 +133,18 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
         if let Some(name) = name {
             return Err(bad(format!("unexpected argument: {name}")));
         }
-        // Every page struct (crash's -p without an address) is not listed by kdive.
         if addresses.is_empty() {
-            return Err(bad(
-                "-p needs an address: the whole mem_map is not listed".into()
-            ));
+            return Ok(KmemRequest::MemMap);
         }
         return Ok(KmemRequest::Pages(addresses));
     }
-    if vmalloc || huge || zones || vm_stat || free {
+    if page_flags {
+        if let Some(name) = name {
+            return Err(bad(format!("unexpected argument: {name}")));
+        }
+        return Ok(KmemRequest::PageFlags(addresses));
+    }
+    if vmalloc || huge || zones || vm_stat || free || nodes {
         if !addresses.is_empty() || name.is_some() {
             return Err(bad("no address arguments allowed with this option".into()));
         }
@@ -142,6 +156,8 @@ pub fn parse_kmem(words: &[&str]) -> Result<KmemRequest, CommandError> {
             KmemRequest::VmStat
         } else if free {
             KmemRequest::FreeAreas
+        } else if nodes {
+            KmemRequest::Nodes
         } else {
             KmemRequest::Vmalloc
         });
@@ -360,6 +376,13 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     vm_event_states summed over the CPUs\n\
   -p address  the page of a page struct, kernel virtual or physical address (PAGE\n\
     PHYSICAL MAPPING INDEX CNT FLAGS)\n\
+  -p  every page of every present memory section, the same columns (one line a page;\n\
+    page structs that are not in the dump print as zeros, as crash prints them)\n\
+  -n  each memory node (size, pglist_data, node_zones, first page) and its zones, the\n\
+    present memory sections (NR SECTION CODED_MEM_MAP MEM_MAP STATE PFN) and the\n\
+    memory blocks of the memory bus\n\
+  -g [flags]  the page flag bits of enum pageflags (PAGE-FLAG BIT VALUE); with a\n\
+    flags value, the bits set in it\n\
   -s [cache]  the slab caches in slab_caches order: CACHE OBJSIZE ALLOCATED TOTAL SLABS\n\
     SSIZE NAME, counted as crash counts them (per-CPU slab and freelist, per-CPU partial\n\
     slabs, each node's partial list and counters)\n\
@@ -380,6 +403,10 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -f              the free lists of each zone",
         "kmem -V              the vmstat counters and vm events",
         "kmem -p ffff888004c9c900  the page of an address",
+        "kmem -p              every page of the mem_map",
+        "kmem -n              memory nodes, sections and blocks",
+        "kmem -g              the page flag bits",
+        "kmem -g 400          the flag bits set in a value",
         "kmem -s              every slab cache",
         "kmem -s dentry       one cache",
         "kmem -S kmalloc-64   one cache's slabs and objects",
@@ -394,6 +421,8 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "-z",
         "-h",
         "-p",
+        "-n",
+        "-g",
         "-s",
         "-S",
     ],
@@ -431,6 +460,11 @@ fn run_kmem(
         KmemRequest::FreeAreas => Box::new(crate::kmem_zone::free_areas(session, warnings)?),
         KmemRequest::Pages(addresses) => {
             Box::new(crate::kmem_page::pages(session, &addresses, warnings)?)
+        }
+        KmemRequest::MemMap => Box::new(crate::kmem_mem_map::mem_map(session, warnings)?),
+        KmemRequest::Nodes => Box::new(crate::kmem_nodes::nodes(session, warnings)?),
+        KmemRequest::PageFlags(values) => {
+            Box::new(crate::kmem_flags::page_flags(session, &values)?)
         }
     })
 }
@@ -523,7 +557,16 @@ mod tests {
             parse_kmem(&["-p", "1000"]).unwrap(),
             KmemRequest::Pages(vec![0x1000])
         );
-        assert!(parse_kmem(&["-p"]).is_err());
+        assert_eq!(parse_kmem(&["-p"]).unwrap(), KmemRequest::MemMap);
+        assert_eq!(parse_kmem(&["-n"]).unwrap(), KmemRequest::Nodes);
+        assert!(parse_kmem(&["-n", "1000"]).is_err());
+        assert!(parse_kmem(&["-n", "-p"]).is_err());
+        assert_eq!(parse_kmem(&["-g"]).unwrap(), KmemRequest::PageFlags(vec![]));
+        assert_eq!(
+            parse_kmem(&["-g", "400", "0x10"]).unwrap(),
+            KmemRequest::PageFlags(vec![0x400, 0x10])
+        );
+        assert!(parse_kmem(&["-g", "-z"]).is_err());
         assert_eq!(parse_kmem(&["-h"]).unwrap(), KmemRequest::Huge);
         assert!(parse_kmem(&["-h", "-v"]).is_err());
         assert_eq!(parse_kmem(&["-z"]).unwrap(), KmemRequest::Zones);

@@ -34,6 +34,25 @@ pub trait Record: Any {
     fn to_json(&self) -> serde_json::Value;
     /// For callers (tests) that want the typed record back.
     fn as_any(&self) -> &dyn Any;
+    /// Writes the JSON object of `head`'s fields, the record's, then `tail`'s. Records too
+    /// large for one `serde_json::Value` (`kmem -p`'s whole mem_map) serialize straight
+    /// to `out` instead.
+    fn write_json(
+        &self,
+        head: &serde_json::Map<String, serde_json::Value>,
+        tail: &serde_json::Map<String, serde_json::Value>,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let mut map = head.clone();
+        match self.to_json() {
+            serde_json::Value::Object(fields) => map.extend(fields),
+            other => {
+                map.insert("result".into(), other);
+            }
+        }
+        map.extend(tail.clone());
+        serde_json::to_writer(out, &serde_json::Value::Object(map)).map_err(io::Error::from)
+    }
 }
 
 /// Implements [`Record`] for a `Serialize` type with an inherent `write_text`.

@@ -261,6 +261,19 @@ impl Report {
         self.record.write_text(out)
     }
 
+    /// [`to_json`](Self::to_json)'s object written to `out` (one line, without its newline),
+    /// streamed by records too large to build as one value.
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut head = serde_json::Map::new();
+        head.insert("command".into(), self.spec.name.into());
+        head.insert("schema".into(), self.spec.schema.into());
+        let mut tail = serde_json::Map::new();
+        if self.is_partial() {
+            tail.insert("warnings".into(), serde_json::json!(self.warnings));
+        }
+        self.record.write_json(&head, &tail, out)
+    }
+
     /// One JSON object: `command`, `schema`, the record's fields, and `warnings` when partial.
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();

@@ -222,10 +222,32 @@ impl PageLine {
         }
         line
     }
+
+    /// The line of a page struct's numbers, its flag names from `flag_names`
+    /// (crash's `translate_page_flags()`).
+    pub(crate) fn new(
+        [page, phys, mapping, index, flags]: [u64; 5],
+        count: i32,
+        flag_names: &[(u64, String)],
+    ) -> PageLine {
+        PageLine {
+            page: Hex(page),
+            phys: Hex(phys),
+            mapping: Hex(mapping),
+            index: Hex(index),
+            count,
+            flags: Hex(flags),
+            names: flag_names
+                .iter()
+                .filter(|(mask, _)| flags & mask != 0)
+                .map(|(_, name)| name.clone())
+                .collect(),
+        }
+    }
 }
 
 /// The kernel's `pageflag_names[]`: each flag's mask and name, in the kernel's order.
-fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
+pub(crate) fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
     let (Ok(addr), Ok(size), Ok(entry)) = (
         kernel.symbol("pageflag_names"),
         kernel.symbol_size("pageflag_names"),

@@ -412,7 +412,7 @@ pub struct DiskIoTable {
 
 /// crash's `get_subsys_private()`: the `subsys_private` whose kobject in `kset` (a pointer
 /// symbol) is named `name`.
-fn subsys_private(
+pub(crate) fn subsys_private(
     kernel: &Kernel,
     kset: &str,
     name: &str,

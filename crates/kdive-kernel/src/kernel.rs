@@ -522,6 +522,28 @@ impl Kernel {
             })
     }
 
+    /// The enumerators of `enum TAG`, in their declared order.
+    pub fn enumerators(&self, tag: &str) -> Result<Vec<(String, i128)>, KernelError> {
+        use kdive_symbols::{CType, TypeInfo};
+        let what = format!("enum {tag}");
+        let node = self
+            .types
+            .c_type(&what)
+            .and_then(|ty| self.types.c_node(ty))
+            .map_err(|source| KernelError::Type {
+                what: what.clone(),
+                source,
+            })?;
+        match node {
+            CType::Enum { enumerators, .. } => Ok(enumerators),
+            _ => Err(KernelError::BadData {
+                what,
+                addr: VirtAddr(0),
+                why: "not an enum".into(),
+            }),
+        }
+    }
+
     // ---- memory -----------------------------------------------------------------------
 
     pub fn read(&self, addr: VirtAddr, buf: &mut [u8], what: &str) -> Result<(), KernelError> {

@@ -23,6 +23,7 @@ pub mod module;
 pub mod net;
 pub mod printk;
 pub mod sched;
+pub mod sections;
 pub mod signal;
 pub mod slab;
 pub mod stack;

@@ -9,15 +9,10 @@ use kdive_arch::VirtAddr;
 use crate::error::KernelError;
 use crate::kernel::Kernel;
 use crate::list::{container_of, ListWalk};
+use crate::sections::{mem_sections, read_zero_filled, PAGES_PER_READ, SECTION_HAS_MEM_MAP};
 
-/// Page structs read at once during the `mem_map` pass.
-const PAGES_PER_READ: u64 = 512;
 /// Bound on `swap_info` entries and on swapper address spaces per swap file.
 const MAX_SWAP_SPACES: u64 = 1 << 16;
-/// Bound on `SECTION_SIZE_BITS - PAGE_SHIFT` (x86_64: 15; a larger value is damage).
-const MAX_SECTION_PAGE_BITS: u32 = 24;
-/// Bound on present memory sections walked (2^20 sections of 128 MiB: 128 TiB of RAM).
-const MAX_SECTIONS_WALKED: u64 = 1 << 20;
 /// Bound on `hstates`.
 const MAX_HSTATES: u64 = 64;
 
@@ -310,52 +305,10 @@ pub struct MemMapCounts {
     pub unreadable_bytes: u64,
 }
 
-/// Bits of `mem_section.section_mem_map`: enumerators since 5.16 (`SECTION_*_BIT`), the
-/// same values as the `#define`s before.
-struct SectionBits {
-    present: u64,
-    has_mem_map: u64,
-    map_mask: u64,
-}
-
-fn section_bits(kernel: &Kernel) -> SectionBits {
-    let bit = |name: &str, old: u32| {
-        kernel
-            .enum_value(None, name)
-            .ok()
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(old)
-            .min(63)
-    };
-    let last = bit("SECTION_MAP_LAST_BIT", 0);
-    SectionBits {
-        present: 1 << bit("SECTION_MARKED_PRESENT_BIT", 0),
-        has_mem_map: 1 << bit("SECTION_HAS_MEM_MAP_BIT", 1),
-        // Without the enumerator: the encoded map is aligned to at least 64 bytes
-        // (include/linux/mmzone.h: "at least 6 bits are available").
-        map_mask: if last == 0 {
-            !0x3f
-        } else {
-            !((1u64 << last) - 1)
-        },
-    }
-}
-
-/// Walks every page struct of every present memory section, as crash's
+/// Walks every page struct of every present memory section with a mem_map, as crash's
 /// `dump_mem_map_SPARSEMEM()` does for `kmem -i`. Unreadable page structs count as zeroed
 /// (crash's `fill_mem_map_cache()` does the same).
 pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
-    let vmcoreinfo = kernel.dump().vmcoreinfo.as_ref();
-    let page_size = kernel.page_size();
-    let page_shift = page_size.trailing_zeros();
-    let section_size_bits = vmcoreinfo
-        .and_then(|v| v.number("SECTION_SIZE_BITS"))
-        .and_then(|v| u32::try_from(v).ok())
-        // arch/x86/include/asm/sparsemem.h
-        .unwrap_or(27);
-    let section_size = kernel.struct_size("mem_section")?;
-    let map_offset = kernel.offset_of("mem_section", "section_mem_map")?;
-    let page_struct = kernel.struct_size("page")?;
     let flags_offset = kernel.offset_of("page", "flags")?;
     let count_member = if kernel.has_member("page", "_refcount")? {
         "_refcount.counter"
@@ -366,115 +319,24 @@ pub fn mem_map_counts(kernel: &Kernel) -> Result<MemMapCounts, KernelError> {
     let pg_reserved = kernel.enum_value(Some("pageflags"), "PG_reserved")?;
     // 6.12 marks slab pages with a page type instead (`PGTY_slab`): no flag to count.
     let pg_slab = kernel.enum_value(Some("pageflags"), "PG_slab").ok();
-    let bits = section_bits(kernel);
-    let sections_per_root = page_size / section_size.max(1);
-    let section_page_bits = section_size_bits.saturating_sub(page_shift);
-    if section_page_bits > MAX_SECTION_PAGE_BITS {
-        return Err(KernelError::BadData {
-            what: "NUMBER(SECTION_SIZE_BITS)".into(),
-            addr: VirtAddr(0),
-            why: format!("{section_page_bits} bits of pages per memory section"),
-        });
-    }
-    let pages_per_section = 1u64 << section_page_bits;
-
-    // SPARSEMEM_EXTREME: `mem_section` points to an array of root pointers.
-    let symbol = kernel.symbol("mem_section")?;
-    let extreme = kernel.symbol_size("mem_section")? == 8;
-    let roots_addr = if extreme {
-        kernel.read_ptr(symbol, "mem_section")?
-    } else {
-        symbol
-    };
-    let nr_roots = match vmcoreinfo.and_then(|v| v.length("mem_section")) {
-        Some(n) if extreme => n,
-        _ => {
-            let max_physmem_bits = vmcoreinfo
-                .and_then(|v| v.number("MAX_PHYSMEM_BITS"))
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(46);
-            let sections = 1u64 << max_physmem_bits.saturating_sub(section_size_bits).min(40);
-            sections.div_ceil(sections_per_root.max(1))
-        }
-    }
-    .min(1 << 20);
-
+    let sections = mem_sections(kernel)?;
     let mut counts = MemMapCounts {
         has_slab_flag: pg_slab.is_some(),
         ..MemMapCounts::default()
     };
-    let entry_size = section_size;
-    let mut walked = 0u64;
-    for root in 0..nr_roots {
-        let root_base = if extreme {
-            // Root pointers one by one: most are NULL, and a dump filtered of zero pages
-            // (makedumpfile -d 1) lacks the pages holding only NULL roots.
-            let ptr = match kernel.read_ptr(
-                VirtAddr(roots_addr.0.wrapping_add(root * 8)),
-                "mem_section root",
-            ) {
-                Ok(ptr) => ptr,
-                Err(e) if e.is_missing_page() => continue,
-                Err(e) => return Err(e),
-            };
-            if ptr.0 == 0 {
-                continue;
-            }
-            ptr
-        } else {
-            VirtAddr(
-                roots_addr
-                    .0
-                    .wrapping_add(root.wrapping_mul(sections_per_root * entry_size)),
-            )
-        };
-        let table = match kernel.read_bytes(
-            root_base,
-            sections_per_root * entry_size,
-            "mem_section root",
-        ) {
-            Ok(table) => table,
-            Err(e) if e.is_missing_page() => continue,
-            Err(e) => return Err(e),
-        };
-        for i in 0..sections_per_root {
-            let at = i
-                .checked_mul(entry_size)
-                .and_then(|v| v.checked_add(map_offset))
-                .and_then(|v| usize::try_from(v).ok())
-                .unwrap_or(usize::MAX);
-            let Some(raw) = at
-                .checked_add(8)
-                .and_then(|end| table.get(at..end))
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            else {
-                continue;
-            };
-            let coded = u64::from_le_bytes(raw);
-            if coded & bits.present == 0 || coded & bits.has_mem_map == 0 {
-                continue;
-            }
-            walked += 1;
-            if walked > MAX_SECTIONS_WALKED {
-                return Err(KernelError::BadData {
-                    what: "mem_section".into(),
-                    addr: roots_addr,
-                    why: format!("more than {MAX_SECTIONS_WALKED} present memory sections"),
-                });
-            }
-            let section_nr = root.wrapping_mul(sections_per_root).wrapping_add(i);
-            let first_pfn = section_nr.wrapping_shl(section_page_bits);
-            let mem_map = (coded & bits.map_mask).wrapping_add(first_pfn.wrapping_mul(page_struct));
-            count_section(
-                kernel,
-                mem_map,
-                pages_per_section,
-                page_struct,
-                (flags_offset, count_offset),
-                (pg_reserved, pg_slab),
-                &mut counts,
-            );
+    for section in &sections.sections {
+        if section.raw & SECTION_HAS_MEM_MAP == 0 {
+            continue;
         }
+        count_section(
+            kernel,
+            section.mem_map,
+            sections.pages_per_section,
+            sections.page_struct,
+            (flags_offset, count_offset),
+            (pg_reserved, pg_slab),
+            &mut counts,
+        );
     }
     Ok(counts)
 }
@@ -528,33 +390,6 @@ fn count_section(
         }
         done += n;
     }
-}
-
-/// Reads `len` bytes; pages that cannot be read are zeros, and counted.
-fn read_zero_filled(kernel: &Kernel, addr: VirtAddr, len: u64, unreadable: &mut u64) -> Vec<u8> {
-    let size = usize::try_from(len).unwrap_or(0);
-    if let Ok(bytes) = kernel.read_bytes(addr, len, "page structs") {
-        return bytes;
-    }
-    let mut out = vec![0u8; size];
-    let page = kernel.page_size().max(1);
-    let mut done = 0u64;
-    while done < len {
-        let at = addr.0.wrapping_add(done);
-        let n = (page - at % page).min(len - done);
-        let (start, end) = (
-            usize::try_from(done).unwrap_or(size),
-            usize::try_from(done + n).unwrap_or(size),
-        );
-        if let Some(dst) = out.get_mut(start..end) {
-            if kernel.read(VirtAddr(at), dst, "page structs").is_err() {
-                dst.fill(0);
-                *unreadable += n;
-            }
-        }
-        done += n;
-    }
-    out
 }
 
 /// One huge page size's pool (`struct hstate`).

@@ -177,25 +177,9 @@ const MAX_TABLE_ENTRIES: u64 = 4096;
 /// the array (crash's `sys -i`): each field's name and string, `None` for a field the
 /// firmware left empty.
 pub fn dmi_ident(kernel: &Kernel) -> Result<Vec<(String, Option<String>)>, KernelError> {
-    use kdive_symbols::{CType, TypeInfo};
     let base = kernel.symbol("dmi_ident")?;
     let len = (kernel.symbol_size("dmi_ident")? / 8).min(MAX_TABLE_ENTRIES);
-    let type_error = |source| KernelError::Type {
-        what: "enum dmi_field".into(),
-        source,
-    };
-    let types = kernel.types();
-    let node = types
-        .c_type("enum dmi_field")
-        .and_then(|ty| types.c_node(ty))
-        .map_err(type_error)?;
-    let CType::Enum { enumerators, .. } = node else {
-        return Err(KernelError::BadData {
-            what: "enum dmi_field".into(),
-            addr: base,
-            why: "not an enum".into(),
-        });
-    };
+    let enumerators = kernel.enumerators("dmi_field")?;
     let mut fields = Vec::new();
     for (name, value) in enumerators {
         let Some(index) = u64::try_from(value).ok().filter(|&i| i < len) else {

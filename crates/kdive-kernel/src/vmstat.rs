@@ -72,27 +72,6 @@ fn names_by_value(enumerators: &[(String, i128)], count: usize) -> Vec<String> {
     names
 }
 
-fn enumerators(kernel: &Kernel, tag: &str) -> Result<Vec<(String, i128)>, KernelError> {
-    use kdive_symbols::{CType, TypeInfo};
-    let what = format!("enum {tag}");
-    let types = kernel.types();
-    let node = types
-        .c_type(&what)
-        .and_then(|ty| types.c_node(ty))
-        .map_err(|source| KernelError::Type {
-            what: what.clone(),
-            source,
-        })?;
-    match node {
-        CType::Enum { enumerators, .. } => Ok(enumerators),
-        _ => Err(KernelError::BadData {
-            what,
-            addr: VirtAddr(0),
-            why: "not an enum".into(),
-        }),
-    }
-}
-
 /// The item names of one vmstat enum, up to its `terminator` count.
 fn item_names(kernel: &Kernel, tag: &str, terminator: &str) -> Result<Vec<String>, KernelError> {
     let count = kernel.enum_value(Some(tag), terminator)?;
@@ -104,7 +83,7 @@ fn item_names(kernel: &Kernel, tag: &str, terminator: &str) -> Result<Vec<String
             addr: VirtAddr(0),
             why: format!("{count} items"),
         })?;
-    Ok(names_by_value(&enumerators(kernel, tag)?, count))
+    Ok(names_by_value(&kernel.enumerators(tag)?, count))
 }
 
 /// `names.len()` signed longs from `at`.
@@ -205,7 +184,7 @@ pub fn vm_events(kernel: &Kernel) -> Result<Vec<(String, u64)>, KernelError> {
 }
 
 /// The `pglist_data` of each node: `node_data[]`'s non-NULL entries, or `contig_page_data`.
-fn pgdats(kernel: &Kernel) -> Result<Vec<VirtAddr>, KernelError> {
+pub fn pgdats(kernel: &Kernel) -> Result<Vec<VirtAddr>, KernelError> {
     if !kernel.has_symbol("node_data") {
         return Ok(vec![kernel.symbol("contig_page_data")?]);
     }
