@@ -32,16 +32,9 @@ const COMMANDS: &[&str] = &[
     "struct file_operations",
 ];
 
-/// Each command's text and warnings.
+/// Each of [`COMMANDS`]' text and warnings.
 fn outputs(kernel: &Kernel, module_dirs: &[PathBuf]) -> Vec<(String, Vec<String>)> {
-    let mut session = Session::new(kernel, module_dirs);
-    COMMANDS
-        .iter()
-        .map(|command| match session.execute(command) {
-            Ok(report) => (common::text(&report), report.warnings.clone()),
-            Err(err) => (format!("error: {err}"), Vec::new()),
-        })
-        .collect()
+    outputs_of(kernel, module_dirs, COMMANDS)
 }
 
 /// A `bt` output cut into task blocks (each starts with `PID:`).
@@ -169,7 +162,7 @@ fn known_difference(command: &str, with: &str, alone: &str) -> bool {
     kernel_line || source_line
 }
 
-/// The same warnings, but the one saying there is no `.debug_frame` (no vmlinux file).
+/// The same warnings.
 fn compare_warnings(
     name: &str,
     command: &str,
@@ -177,11 +170,6 @@ fn compare_warnings(
     alone: &[String],
     mismatches: &mut Vec<String>,
 ) {
-    let alone: Vec<&String> = alone
-        .iter()
-        .filter(|w| !w.contains("no .debug_frame"))
-        .collect();
-    let with: Vec<&String> = with.iter().collect();
     if with != alone {
         mismatches.push(format!(
             "{name}: `{command}`: warnings with the vmlinux {with:?}, without {alone:?}"
@@ -334,4 +322,83 @@ fn the_log_reads_with_the_kernel_image_dropped() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(compared > 0, "no dump compared");
+}
+
+/// A vmlinux without DWARF (`objcopy --strip-debug`: symbols and .BTF kept, no
+/// `.debug_frame`, no line tables) is used for what it has: the same tasks, log and frames
+/// as the whole vmlinux (functions without ORC followed in their code), no source lines.
+#[test]
+fn a_stripped_vmlinux_answers_as_the_whole_one() {
+    let root = lab_root();
+    let all = manifests(&root);
+    let chosen: Vec<&Value> = all
+        .iter()
+        .filter(|m| str_at(m, &["name"]).is_some_and(|n| n.ends_with("-userland.kdump-zstd-d0")))
+        .collect();
+    if chosen.is_empty() {
+        skip!("SKIP: no userland dumps under {}", root.display());
+        return;
+    }
+    let scratch = std::env::temp_dir().join(format!("kdive-stripped-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let mut compared = 0usize;
+    for m in chosen {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
+        let stripped = scratch.join("vmlinux");
+        let status = std::process::Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(vmlinux)
+            .arg(&stripped)
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            skip!("SKIP: objcopy --strip-debug {vmlinux} did not run");
+            return;
+        }
+        let (with, dirs) = common::open_with_module_dir(m).expect("opens with its vmlinux");
+        let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
+        let bare = Kernel::open(vmcore, &stripped).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (command, (expected, got)) in ["sys", "ps", "log", "bt -a", "foreach bt"].iter().zip(
+            outputs_of(&with, &dirs, &["sys", "ps", "log", "bt -a", "foreach bt"])
+                .into_iter()
+                .zip(outputs_of(
+                    &bare,
+                    &dirs,
+                    &["sys", "ps", "log", "bt -a", "foreach bt"],
+                )),
+        ) {
+            let differing: Vec<(&str, &str)> = expected
+                .0
+                .lines()
+                .zip(got.0.lines())
+                .filter(|(e, g)| e != g && !(command == &"sys" && e.contains("KERNEL:")))
+                .collect();
+            assert!(
+                differing.is_empty() && expected.0.lines().count() == got.0.lines().count(),
+                "{name}: `{command}` differs with the stripped vmlinux: {:?}",
+                &differing[..differing.len().min(5)]
+            );
+            assert_eq!(expected.1, got.1, "{name}: `{command}` warnings");
+            compared += expected.0.lines().count();
+        }
+        let _ = std::fs::remove_file(&stripped);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(compared > 0, "nothing compared");
+    println!("stripped vmlinux: {compared} lines the same as with the whole vmlinux");
+}
+
+fn outputs_of(
+    kernel: &Kernel,
+    module_dirs: &[PathBuf],
+    commands: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    let mut session = Session::new(kernel, module_dirs);
+    commands
+        .iter()
+        .map(|command| match session.execute(command) {
+            Ok(report) => (common::text(&report), report.warnings.clone()),
+            Err(err) => (format!("error: {err}"), Vec::new()),
+        })
+        .collect()
 }

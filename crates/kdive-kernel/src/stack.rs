@@ -244,15 +244,11 @@ impl StackUnwinder {
         }
         // __crash_kexec and a few other functions have no ORC entry on 6.1; their DWARF CFI
         // carries the walk through.
+        // Without it (a stripped vmlinux, or none), functions without ORC are followed in
+        // their code instead (`functions` below): nothing to warn about.
         let cfi = match kernel.vmlinux().section_data(".debug_frame") {
             Some(data) => vec![DwarfCfi::from_debug_frame("vmlinux", data, kaslr)],
-            None => {
-                warnings.push(format!(
-                    "{}: no .debug_frame; functions without ORC end the walk",
-                    kernel.vmlinux().path().display()
-                ));
-                Vec::new()
-            }
+            None => Vec::new(),
         };
         // Without CFI (no vmlinux file), functions ORC does not cover are followed in their
         // code.
