@@ -467,26 +467,20 @@ fn run(
             )))
         }
         "vm" => {
+            // `args` holds options only: vm's, task's, ps's and sig's parsers name no tasks.
             let mut vm_args = crate::vm::parse_vm(&args)?;
-            if !vm_args.tasks.is_empty() {
-                return Err(bad("foreach vm takes options only"));
-            }
             vm_args.tasks = addrs;
             Ok(Box::new(crate::vm::vm(session, &vm_args, warnings)))
         }
         "task" => {
             let mut task_args = crate::task::parse_task(&args)?;
-            if !task_args.tasks.is_empty() {
-                return Err(bad("foreach task takes options and members only"));
-            }
             task_args.tasks = addrs;
             Ok(Box::new(crate::task::task(session, &task_args, warnings)?))
         }
         "ps" => {
             let words: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut ps_args = parse_ps(&words)?;
-            if !ps_args.selectors.is_empty()
-                || ps_args.cpus.is_some()
+            if ps_args.cpus.is_some()
                 || ps_args.threads != PsThreads::All
                 || ps_args.mode == PsMode::Summary
                 || ps_args.active_only
@@ -504,9 +498,6 @@ fn run(
             let sig_args = parse_sig(&args)?;
             if sig_args.list || sig_args.sigset.is_some() {
                 return Err(bad("sig: -l and -s options are not applicable"));
-            }
-            if !sig_args.tasks.is_empty() {
-                return Err(bad("foreach sig takes options only"));
             }
             Ok(Box::new(SigRecord {
                 signal_names: None,
