@@ -443,7 +443,19 @@ fn ps_options_and_foreach_vtop_match_drgn_crash() {
                 };
                 (rows(&ours), rows(theirs))
             };
+            // drgn lists no idle task of a CPU it takes as offline (swapper/0 of 7.x's QEMU
+            // dump; `lab.rs` meets the same in its task list): kdive's idle rows it lacks.
+            let idle_rows_drgn_lacks =
+                |row: &String| row.split_whitespace().nth(1) == Some("0") && !theirs.contains(row);
+            let ours_without_idle: Vec<String> = ours
+                .iter()
+                .filter(|r| command.contains("vtop") || !idle_rows_drgn_lacks(r))
+                .cloned()
+                .collect();
             if ours == theirs && !ours.is_empty() {
+                compared += 1;
+            } else if ours_without_idle == theirs && !ours.is_empty() {
+                println!("{name}: {command}: drgn-crash leaves out an idle task");
                 compared += 1;
             } else if command == "ps -s" && theirs.is_empty() {
                 // drgn-crash takes KSTACKP from unwinding each stack, and stops with an
