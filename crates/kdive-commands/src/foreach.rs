@@ -3,7 +3,10 @@
 //! that looks like something else, `'regex'` for a pattern), `kernel` or `user` threads,
 //! `gleader` (user thread-group leaders), `active` (running on a CPU) and one state (`RU`,
 //! `IN`, `UN`, ...); tasks in the task list's order (by pid). The commands: bt, files, vm,
-//! task, ps, sig and set, each with its own options; the record is the command's.
+//! task, ps, sig, set, net (`net -s` or `-S`) and vtop (its addresses in each task), each
+//! with its own options; the record is the command's. One command a line: as crash, the
+//! words after the command are its options and arguments (`foreach bt files` is bt with
+//! an argument), and only vtop takes arguments.
 
 use std::io::{self, Write};
 
@@ -12,11 +15,13 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::bt::{bt, parse_bt, BtSelect};
-use crate::ps::{parse_ps, ps, PsMode, PsSelector, PsThreads};
+use crate::net::{task_sockets, NetRecord};
+use crate::ps::{parse_ps, ps, task_header, Hex, PsMode, PsSelector, PsThreads};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::set::{task_context, SetRecord};
 use crate::sig::{parse_sig, sig_tasks, SigRecord};
+use crate::vtop::{parse_addresses, translate, VtopEntry};
 use crate::CommandError;
 
 const USAGE: &str =
@@ -30,9 +35,11 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     summary: "run a command on each of a set of tasks",
     usage: USAGE,
     description:
-        "Runs bt, files, vm, task, ps, sig or set (with its own options) on each task the\n\
-filters choose, in pid order; without filters, on every task. ps takes -p, -c, -g, -l,\n\
--m, -t, -r or -a; sig -g; task -R, -x, -d; vm -m, -v; bt -f, -l, -s.\n\
+        "Runs bt, files, vm, task, ps, sig, set, net or vtop (with its own options) on each\n\
+task the filters choose, in pid order; without filters, on every task. ps takes -G, -s,\n\
+-y POLICY and one of -p, -c, -g, -l, -m, -t, -r, -a; sig -g; task -R, -x, -d; vm -m, -v;\n\
+bt -f, -l, -s; net -s (the default) or -S; vtop -u or -k and ADDRESS... (the only\n\
+command taking arguments; the others ignore them, as crash's).\n\
   PID, TASK   the task with this pid or task address\n\
   NAME        tasks with this command name (\\NAME when it looks like a number,\n\
               a state or a keyword); 'REGEX' (single quotes) names matching it\n\
@@ -48,18 +55,26 @@ filters choose, in pid order; without filters, on every task. ps takes -p, -c, -
         "foreach kernel task -R pid   a member of every kernel thread",
         "foreach -g sig               each thread group's signal state",
         "foreach RU set               the context of each running task",
+        "foreach user net -s          each user task's sockets",
+        "foreach gleader vtop 400000  address 0x400000 in each process",
+        "foreach user ps -G -y fifo   real-time processes",
     ],
-    options: &["-R", "-g", "-f", "-l", "-s", "-m", "-v", "-x", "-d"],
+    options: &[
+        "-R", "-g", "-f", "-l", "-s", "-S", "-m", "-v", "-x", "-d", "-G", "-y", "-u", "-k",
+    ],
     operands: Operand::Command,
-    schema: 1,
+    schema: 2,
     run,
 };
 
-/// The commands foreach runs (crash's `FOREACH_*` keywords kdive has).
-const COMMANDS: [&str; 7] = ["bt", "files", "vm", "task", "ps", "sig", "set"];
+/// The commands foreach runs (crash's `FOREACH_*` keywords, but its debugging `test`).
+const COMMANDS: [&str; 9] = [
+    "bt", "files", "vm", "task", "ps", "sig", "set", "net", "vtop",
+];
 
 /// crash's foreach passes these ps options on (its -k, -u and -S are vtop's and net's).
-const FOREACH_PS_OPTIONS: &str = "foreach ps takes one of -p, -c, -g, -l, -m, -t, -r, -a";
+const FOREACH_PS_OPTIONS: &str =
+    "foreach ps takes -G, -s, -y POLICY and one of -p, -c, -g, -l, -m, -t, -r, -a";
 
 /// crash's state filters (a prefix of `task_state_string()`).
 const STATES: [&str; 12] = [
@@ -88,8 +103,12 @@ pub struct TaskFilter {
 pub struct ForeachArgs {
     pub filter: TaskFilter,
     pub command: String,
-    /// The command's options and arguments, those given before the command first.
+    /// The command's options (with -R's and -y's values), those given before the command
+    /// first.
     pub args: Vec<String>,
+    /// The words after the command that are not options: vtop's addresses (crash's
+    /// `arg_array`, which the other commands ignore).
+    pub arguments: Vec<String>,
 }
 
 fn bad(what: impl Into<String>) -> CommandError {
@@ -134,23 +153,35 @@ pub fn parse_foreach(
     let mut filter = TaskFilter::default();
     let mut options: Vec<String> = Vec::new();
     let mut words = words.iter();
+    // crash's getopt takes foreach's options anywhere; they go to the command.
+    let is_option = |word: &str| word.len() > 1 && word.starts_with('-');
+    let takes_value = |word: &str| word == "-R" || word == "-y";
     while let Some(word) = words.next() {
         let word = word.as_str();
         if COMMANDS.contains(&word) {
-            options.extend(words.cloned());
+            // Once the command is named, every other word is its argument (crash's
+            // `cmd_foreach()` checks for keywords only before the first).
+            let mut arguments = Vec::new();
+            while let Some(rest) = words.next() {
+                if is_option(rest) {
+                    options.push(rest.clone());
+                    if takes_value(rest) {
+                        options.extend(words.next().cloned());
+                    }
+                } else {
+                    arguments.push(rest.clone());
+                }
+            }
             return Ok(ForeachArgs {
                 filter,
                 command: word.to_owned(),
                 args: options,
+                arguments,
             });
         }
-        if word == "net" || word == "vtop" {
-            return Err(bad(format!("kdive's foreach does not run {word}")));
-        }
-        if word.len() > 1 && word.starts_with('-') {
-            // crash's getopt takes foreach's options anywhere; they go to the command.
+        if is_option(word) {
             options.push(word.to_owned());
-            if word == "-R" || word == "-y" {
+            if takes_value(word) {
                 options.extend(words.next().cloned());
             }
             continue;
@@ -279,13 +310,103 @@ impl NoTasksRecord {
     }
 }
 
-crate::impl_record!(ForeachSetRecord, NoTasksRecord);
+/// One task's translations (`foreach ... vtop`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskVtop {
+    pub pid: i64,
+    pub task: Hex,
+    pub cpu: u32,
+    pub comm: String,
+    pub entries: Vec<VtopEntry>,
+}
+
+/// `foreach ... vtop ADDRESS...`: each address in each task.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeachVtopRecord {
+    pub tasks: Vec<TaskVtop>,
+}
+
+impl ForeachVtopRecord {
+    /// crash's layout: a task's header after a blank line (but the first's), its
+    /// translations one after the other with no line between them (crash's foreach calls
+    /// `do_vtop()` for each; `vtop` alone separates them).
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (i, t) in self.tasks.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "{}", task_header(t.pid, t.task, t.cpu, &t.comm))?;
+            for e in &t.entries {
+                e.write_text(out)?;
+                if e.stopped_early() {
+                    writeln!(out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+crate::impl_record!(ForeachSetRecord, NoTasksRecord, ForeachVtopRecord);
 
 fn no_options(command: &str, args: &[String]) -> Result<(), CommandError> {
     match args.first() {
         Some(extra) => Err(bad(format!("foreach {command} takes no options: {extra}"))),
         None => Ok(()),
     }
+}
+
+/// The option letters of `args` (`-sS` is `s`, `S`).
+fn option_letters(args: &[String]) -> impl Iterator<Item = char> + '_ {
+    args.iter().flat_map(|a| a.chars().skip(1))
+}
+
+/// `foreach ... net`'s option: `-S` (the structs) or `-s`, as crash's `foreach()` settles
+/// them: neither, or both, is a warning and `-s`.
+fn net_full(args: &[String], warnings: &mut Vec<String>) -> Result<bool, CommandError> {
+    let (mut brief, mut full) = (false, false);
+    for letter in option_letters(args) {
+        match letter {
+            's' => brief = true,
+            'S' => full = true,
+            other => {
+                return Err(bad(format!(
+                    "foreach net takes -s or -S (kdive's has no -{other})"
+                )))
+            }
+        }
+    }
+    match (brief, full) {
+        (true, true) => {
+            warnings.push("foreach: net -s and -S options are mutually exclusive!".into());
+            Ok(false)
+        }
+        (false, false) => {
+            warnings.push("foreach: net command requires -s or -S option".into());
+            Ok(false)
+        }
+        (_, full) => Ok(full),
+    }
+}
+
+/// `foreach ... vtop`'s options: `-u` or `-k` (user or kernel address).
+fn vtop_options(args: &[String]) -> Result<(bool, bool), CommandError> {
+    let (mut user, mut kern) = (false, false);
+    for letter in option_letters(args) {
+        match letter {
+            'u' => user = true,
+            'k' => kern = true,
+            other => {
+                return Err(bad(format!(
+                    "foreach vtop takes -u or -k (kdive's has no -{other})"
+                )))
+            }
+        }
+    }
+    if user && kern {
+        return Err(bad("vtop: -u and -k options are mutually exclusive"));
+    }
+    Ok((user, kern))
 }
 
 fn run(
@@ -315,10 +436,21 @@ fn run(
     let chosen = parsed.filter.select(&list.tasks, states.as_ref());
     let addrs: Vec<String> = chosen.iter().map(|t| format!("{:x}", t.addr.0)).collect();
     let args = parsed.args;
+    let command = parsed.command.as_str();
+    // crash checks vtop's address before choosing any task.
+    if command == "vtop" && parsed.arguments.is_empty() {
+        return Err(bad("foreach command requires address argument"));
+    }
+    if command != "vtop" && !parsed.arguments.is_empty() {
+        warnings.push(format!(
+            "foreach: {command} takes no arguments; ignored (as crash does): {}",
+            parsed.arguments.join(" ")
+        ));
+    }
     if chosen.is_empty() {
         return Ok(Box::new(NoTasksRecord { tasks: Vec::new() }));
     }
-    match parsed.command.as_str() {
+    match command {
         "bt" => {
             let words: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut bt_args = parse_bt(&words)?;
@@ -335,28 +467,24 @@ fn run(
             )))
         }
         "vm" => {
+            // `args` holds options only: vm's, task's, ps's and sig's parsers name no tasks.
             let mut vm_args = crate::vm::parse_vm(&args)?;
-            if !vm_args.tasks.is_empty() {
-                return Err(bad("foreach vm takes options only"));
-            }
             vm_args.tasks = addrs;
             Ok(Box::new(crate::vm::vm(session, &vm_args, warnings)))
         }
         "task" => {
             let mut task_args = crate::task::parse_task(&args)?;
-            if !task_args.tasks.is_empty() {
-                return Err(bad("foreach task takes options and members only"));
-            }
             task_args.tasks = addrs;
             Ok(Box::new(crate::task::task(session, &task_args, warnings)?))
         }
         "ps" => {
             let words: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut ps_args = parse_ps(&words)?;
-            if !ps_args.selectors.is_empty()
-                || ps_args.cpus.is_some()
+            if ps_args.cpus.is_some()
                 || ps_args.threads != PsThreads::All
                 || ps_args.mode == PsMode::Summary
+                || ps_args.active_only
+                || ps_args.no_header
             {
                 return Err(bad(FOREACH_PS_OPTIONS));
             }
@@ -370,9 +498,6 @@ fn run(
             let sig_args = parse_sig(&args)?;
             if sig_args.list || sig_args.sigset.is_some() {
                 return Err(bad("sig: -l and -s options are not applicable"));
-            }
-            if !sig_args.tasks.is_empty() {
-                return Err(bad("foreach sig takes options only"));
             }
             Ok(Box::new(SigRecord {
                 signal_names: None,
@@ -391,6 +516,29 @@ fn run(
                     .collect(),
             }))
         }
+        "net" => {
+            let full = net_full(&args, warnings)?;
+            let tasks = task_sockets(session, &chosen, full, None, None, warnings);
+            Ok(Box::new(NetRecord::of_sockets(tasks, full)))
+        }
+        "vtop" => {
+            let (user, kern) = vtop_options(&args)?;
+            let vaddrs = parse_addresses(&parsed.arguments)?;
+            let kernel = session.kernel();
+            let tasks = chosen
+                .iter()
+                .map(|t| {
+                    Ok(TaskVtop {
+                        pid: t.pid,
+                        task: Hex(t.addr.0),
+                        cpu: t.cpu,
+                        comm: t.comm.clone(),
+                        entries: translate(kernel, Some(t.addr), user, kern, &vaddrs)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, CommandError>>()?;
+            Ok(Box::new(ForeachVtopRecord { tasks }))
+        }
         other => Err(bad(format!("kdive's foreach does not run {other}"))),
     }
 }
@@ -399,6 +547,28 @@ fn run(
 mod tests {
     use super::*;
     use kdive_kernel::VirtAddr;
+
+    #[test]
+    fn net_and_vtop_options_as_crash_settles_them() {
+        let mut warnings = Vec::new();
+        assert!(!net_full(&words("-s"), &mut warnings).unwrap());
+        assert!(net_full(&words("-S"), &mut warnings).unwrap());
+        assert!(warnings.is_empty());
+        assert!(!net_full(&[], &mut warnings).unwrap());
+        assert!(!net_full(&words("-sS"), &mut warnings).unwrap());
+        assert_eq!(
+            warnings,
+            [
+                "foreach: net command requires -s or -S option",
+                "foreach: net -s and -S options are mutually exclusive!"
+            ]
+        );
+        assert!(net_full(&words("-x"), &mut warnings).is_err());
+        assert_eq!(vtop_options(&words("-u")).unwrap(), (true, false));
+        assert_eq!(vtop_options(&[]).unwrap(), (false, false));
+        assert!(vtop_options(&words("-u -k")).is_err());
+        assert!(vtop_options(&words("-c")).is_err());
+    }
 
     fn task(pid: i64, tgid: i64, comm: &str, state: u64, kthread: bool) -> Task {
         Task {
@@ -461,6 +631,17 @@ mod tests {
         let (pids, command, args, _) = pick("-R pid kernel task -x");
         assert_eq!((pids, command.as_str()), (vec![2], "task"));
         assert_eq!(args, ["-R", "pid", "-x"]);
+        // After the command, a command name is an argument (crash runs one command).
+        let parsed = parse_foreach(&words("5 bt files -y rr ps"), &tasks, &mut Vec::new()).unwrap();
+        assert_eq!(parsed.command, "bt");
+        assert_eq!(parsed.args, ["-y", "rr"]);
+        assert_eq!(parsed.arguments, ["files", "ps"]);
+        let parsed =
+            parse_foreach(&words("user vtop -u 400000 -k"), &tasks, &mut Vec::new()).unwrap();
+        assert_eq!(
+            (parsed.args, parsed.arguments),
+            (words("-u -k"), words("400000"))
+        );
         // A name no task has selects nothing, with crash's warning.
         let (pids, _, _, warnings) = pick("nosuch ps");
         assert!(pids.is_empty());

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use kdive_kernel::net::{self as knet, Neighbour, OpenSocket, SocketAddrs};
-use kdive_kernel::VirtAddr;
+use kdive_kernel::{Task, VirtAddr};
 use serde::Serialize;
 
 use crate::files::missing_page_note;
@@ -122,6 +122,18 @@ const ARP_HEADER: &str =
     "NEIGHBOUR        IP ADDRESS      HW TYPE    HW ADDRESS         DEVICE  STATE";
 
 impl NetRecord {
+    /// `net -s` (`net -S` with `full`): these tasks' sockets.
+    pub(crate) fn of_sockets(tasks: Vec<TaskSocketsRecord>, full: bool) -> Self {
+        NetRecord {
+            devices: None,
+            arp: None,
+            tasks: Some(tasks),
+            reference: None,
+            translated: None,
+            full,
+        }
+    }
+
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         if let Some(arp) = &self.arp {
             if !arp.is_empty() {
@@ -605,51 +617,15 @@ fn run(
         record.arp = Some(cache.iter().map(arp_row).collect());
     }
     if sockets {
-        let mut tasks = Vec::new();
-        for t in named_tasks(session, "net", &operands, warnings) {
-            let mut view = TaskSocketsRecord {
-                pid: t.pid,
-                task: Hex(t.addr.0),
-                cpu: t.cpu,
-                comm: t.comm.clone(),
-                sockets: Vec::new(),
-            };
-            match knet::task_sockets(kernel, t.addr) {
-                Ok(found) => {
-                    view.sockets = found
-                        .sockets
-                        .iter()
-                        .map(socket_row)
-                        .filter(|row| {
-                            reference
-                                .as_deref()
-                                .is_none_or(|r| references(r, found.max_fds, row))
-                        })
-                        .collect();
-                    if full {
-                        for row in &mut view.sockets {
-                            with_structs(session, row, radix, warnings);
-                        }
-                    }
-                    warnings.extend(
-                        found
-                            .warnings
-                            .into_iter()
-                            .map(|w| format!("net: pid {}: {w}", t.pid)),
-                    );
-                }
-                Err(err) => {
-                    let note = if err.is_missing_page() {
-                        missing_page_note(kernel)
-                    } else {
-                        String::new()
-                    };
-                    warnings.push(format!("net: pid {}: {err}{note}", t.pid));
-                }
-            }
-            tasks.push(view);
-        }
-        record.tasks = Some(tasks);
+        let tasks = named_tasks(session, "net", &operands, warnings);
+        record.tasks = Some(task_sockets(
+            session,
+            &tasks,
+            full,
+            reference.as_deref(),
+            radix,
+            warnings,
+        ));
     } else if !arp && !namespace && !words.is_empty() {
         // crash: options that only go with -s or -S (-x, -d, -R), alone, are a usage error.
         return Err(SPEC.bad_args("-x, -d and -R go with -s or -S"));
@@ -679,6 +655,62 @@ fn run(
         );
     }
     Ok(Box::new(record))
+}
+
+/// Each task's open sockets (`net -s`; with `full`, `net -S`'s structs too), as crash's
+/// `dump_sockets_workhorse()` finds them.
+/// The sockets of each task in `chosen` (`net -s`/`-S`, `foreach net`): only those matching
+/// `reference` (`-R`) when given; with `full`, their structs in `radix` (`-x`/`-d`).
+pub(crate) fn task_sockets(
+    session: &mut Session<'_>,
+    chosen: &[Task],
+    full: bool,
+    reference: Option<&str>,
+    radix: Option<char>,
+    warnings: &mut Vec<String>,
+) -> Vec<TaskSocketsRecord> {
+    let kernel = session.kernel();
+    let mut tasks = Vec::new();
+    for t in chosen {
+        let mut view = TaskSocketsRecord {
+            pid: t.pid,
+            task: Hex(t.addr.0),
+            cpu: t.cpu,
+            comm: t.comm.clone(),
+            sockets: Vec::new(),
+        };
+        match knet::task_sockets(kernel, t.addr) {
+            Ok(found) => {
+                view.sockets = found
+                    .sockets
+                    .iter()
+                    .map(socket_row)
+                    .filter(|row| reference.is_none_or(|r| references(r, found.max_fds, row)))
+                    .collect();
+                if full {
+                    for row in &mut view.sockets {
+                        with_structs(session, row, radix, warnings);
+                    }
+                }
+                warnings.extend(
+                    found
+                        .warnings
+                        .into_iter()
+                        .map(|w| format!("net: pid {}: {w}", t.pid)),
+                );
+            }
+            Err(err) => {
+                let note = if err.is_missing_page() {
+                    missing_page_note(kernel)
+                } else {
+                    String::new()
+                };
+                warnings.push(format!("net: pid {}: {err}{note}", t.pid));
+            }
+        }
+        tasks.push(view);
+    }
+    tasks
 }
 
 /// `net -S`: crash's `dump_struct()` of the socket and of its sock as an `inet_sock`, as

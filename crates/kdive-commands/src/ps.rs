@@ -2,7 +2,10 @@
 //! (kernel or user threads only), `-p` (parent chains), `-c` (children), `-g` (thread
 //! groups), `-l` (last arrival on a CPU), `-m` (time since it), `-C` (either by CPU), `-t`
 //! (run, start and CPU times), `-r` (resource limits), `-a` (command line and environment,
-//! read from the process's own pages) and `-S` (a count of each state).
+//! read from the process's own pages) and `-S` (a count of each state); the rows may be
+//! narrowed to thread-group leaders (`-G`), scheduling policies (`-y`) or, with no task
+//! named, the tasks on a CPU (`-A`); `-s` shows the saved kernel stack pointer for the task
+//! address, `-H` drops the header.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -78,6 +81,17 @@ pub struct PsArgs {
     pub selectors: Vec<PsSelector>,
     /// `-C CPUS` (with `-l` or `-m`): list by CPU, these CPUs only; `None` for every CPU.
     pub cpus: Option<CpuSpec>,
+    /// `-G`: thread-group leaders only; a thread named by number stands for its leader.
+    pub group_leaders: bool,
+    /// `-s`: the KSTACKP column (`thread.sp`, the saved kernel stack pointer) for TASK.
+    pub kstackp: bool,
+    /// `-y`: tasks whose `policy` is one of these (bit N for policy N), as crash's
+    /// `make_sched_policy()` builds the set.
+    pub policies: Option<u32>,
+    /// `-A`: with no task named, only the tasks running on a CPU.
+    pub active_only: bool,
+    /// `-H`: no header line.
+    pub no_header: bool,
 }
 
 /// The CPUs `-C` names: `all` (or `a`), else numbers and ranges (`0,2-3`).
@@ -93,7 +107,7 @@ pub struct PsRow {
     /// Running on a CPU when the dump was taken (crash's `>`).
     pub active: bool,
     pub pid: i64,
-    /// `real_parent->pid` (-1 when unreadable, as crash prints a parent it cannot find).
+    /// `parent->pid` (-1 when unreadable, as crash prints a parent it cannot find).
     pub ppid: i64,
     pub cpu: u32,
     pub task: Hex,
@@ -130,6 +144,10 @@ pub struct PsRow {
     /// `-a`: `mm->arg_start..arg_end` and `env_start..env_end`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<TaskArgs>,
+    /// `-s`: `thread.sp`, the kernel stack pointer saved when the task last switched out;
+    /// `null` for a task running on a CPU (crash's `--`: its saved value is stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kstackp: Option<Option<Hex>>,
 }
 
 /// `ps -a`: what a process was started with, as its own pages hold it.
@@ -203,6 +221,12 @@ pub struct PsRecord {
     /// Whether tasks were named: `-m` then pads the days to its CPU clock's, as crash does.
     #[serde(skip)]
     pub tasks_named: bool,
+    /// `-s`: the table's KSTACKP column (each row's `kstackp`) instead of TASK.
+    #[serde(skip)]
+    pub kstackp_column: bool,
+    /// `-H`: the table without its header.
+    #[serde(skip)]
+    pub no_header: bool,
 }
 
 /// Longest parent chain followed (a corrupt `real_parent` could loop).
@@ -234,6 +258,8 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             state_counts: Some(counts),
             cpus: None,
             tasks_named: false,
+            kstackp_column: false,
+            no_header: false,
         };
     }
     let total_pages = sys::high_memory_pages(kernel)
@@ -244,8 +270,13 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
         groups.entry(t.tgid).or_default().push(t);
     }
     let groups_only = args.mode == PsMode::ThreadGroups;
+    // `-g` and `-G` both take leaders; `-G` lists every idle task (each is its own leader,
+    // crash's `hq_enter()` of its context), `-g` the idle group once.
+    let leaders_only = groups_only || args.group_leaders;
+    // crash's `show_task_times()` (-t) does not test the policy.
+    let policies = args.policies.filter(|_| args.mode != PsMode::Times);
     let mut idle_group_shown = false;
-    let selected: Vec<&Task> = list
+    let mut selected: Vec<&Task> = list
         .tasks
         .iter()
         .filter(|t| match args.threads {
@@ -253,30 +284,47 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             PsThreads::Kernel => t.is_kernel_thread(),
             PsThreads::User => !t.is_kernel_thread(),
         })
-        .filter_map(|t| {
+        .filter(|t| policies.is_none_or(|set| has_policy(kernel, t, set, warnings)))
+        .filter(|t| !args.active_only || !args.selectors.is_empty() || t.active)
+        .flat_map(|t| {
             if args.selectors.is_empty() {
+                if leaders_only && t.pid != t.tgid {
+                    return Vec::new();
+                }
                 // `-g` lists each group once, by its leader; the idle tasks (pid 0) are one
                 // group, listed under the first.
-                if groups_only && (t.pid != t.tgid || (t.pid == 0 && idle_group_shown)) {
-                    return None;
+                if groups_only && t.pid == 0 && idle_group_shown {
+                    return Vec::new();
                 }
                 idle_group_shown |= t.pid == 0;
-                return Some(t);
+                return vec![t];
             }
-            let named = args.selectors.iter().any(|s| match s {
-                // By name, `-g` takes only leaders; by number, a thread stands for its group.
-                PsSelector::Comm(_) if groups_only => matches(s, t, &list.tasks) && t.pid == t.tgid,
-                _ => matches(s, t, &list.tasks),
-            });
-            if !named {
-                return None;
-            }
-            if groups_only && t.pid != t.tgid {
-                return list.tasks.iter().find(|l| l.pid == t.tgid);
-            }
-            Some(t)
+            // crash's `show_ps()` shows a task once for each argument naming it.
+            let named = args
+                .selectors
+                .iter()
+                .filter(|s| match s {
+                    // By name, `-g` and `-G` take only leaders; by number, a thread stands
+                    // for its group.
+                    PsSelector::Comm(_) if leaders_only => {
+                        matches(s, t, &list.tasks) && t.pid == t.tgid
+                    }
+                    _ => matches(s, t, &list.tasks),
+                })
+                .count();
+            let shown = if leaders_only && t.pid != t.tgid {
+                list.tasks.iter().find(|l| l.pid == t.tgid)
+            } else {
+                Some(t)
+            };
+            shown.map_or_else(Vec::new, |shown| vec![shown; named])
         })
         .collect();
+    if args.group_leaders {
+        // Each leader once (crash's hash queue of the leaders shown).
+        let mut shown = std::collections::HashSet::new();
+        selected.retain(|t| shown.insert(t.addr.0));
+    }
     for s in &args.selectors {
         if !list.tasks.iter().any(|t| matches(s, t, &list.tasks)) {
             let (PsSelector::Number(v) | PsSelector::Comm(v)) = s;
@@ -389,6 +437,16 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
                 Vec::new()
             })
         });
+        let kstackp = args.kstackp.then(|| {
+            if t.active {
+                return None;
+            }
+            kernel
+                .read_field(t.addr, "task_struct", "thread.sp")
+                .map_err(|err| warnings.push(format!("ps: pid {} thread.sp: {err}", t.pid)))
+                .ok()
+                .map(Hex)
+        });
         rows.push(PsRow {
             active: t.active,
             pid: t.pid,
@@ -409,6 +467,7 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
             threads,
             rlimits,
             args: task_args,
+            kstackp,
         });
     }
     match args.mode {
@@ -442,7 +501,48 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
         state_counts: None,
         cpus,
         tasks_named: !args.selectors.is_empty(),
+        kstackp_column: args.kstackp,
+        no_header: args.no_header,
     }
+}
+
+/// Whether the task's `policy` is in `set` (crash's `has_sched_policy()`); a task whose
+/// policy cannot be read is in no set (crash's `task_policy()` gives no bit).
+fn has_policy(kernel: &Kernel, t: &Task, set: u32, warnings: &mut Vec<String>) -> bool {
+    match kernel.read_field(t.addr, "task_struct", "policy") {
+        Ok(policy) => u32::try_from(policy)
+            .ok()
+            .and_then(|p| 1u32.checked_shl(p))
+            .is_some_and(|bit| bit & set != 0),
+        Err(err) => {
+            warnings.push(format!("ps: pid {} policy: {err}", t.pid));
+            false
+        }
+    }
+}
+
+/// crash's `sched_policy_info[]`: the policies `-y` names, by value.
+const SCHED_POLICIES: [&str; 7] = ["NORMAL", "FIFO", "RR", "BATCH", "ISO", "IDLE", "DEADLINE"];
+
+/// `-y`'s comma-separated policies as crash's `make_sched_policy()` reads each: a name
+/// (any case; a word starting with it counts), the number in decimal, or `0x` hex.
+pub fn parse_policies(text: &str) -> Result<u32, CommandError> {
+    let mut set = 0u32;
+    for word in text.split(',') {
+        let upper = word.to_ascii_uppercase();
+        let value = SCHED_POLICIES
+            .iter()
+            .zip(0u32..)
+            .find(|(name, value)| {
+                upper.starts_with(*name)
+                    || upper == value.to_string()
+                    || upper == format!("0X{value:X}")
+            })
+            .map(|(_, value)| value)
+            .ok_or_else(|| ps_error(format!("{word}: invalid scheduling policy")))?;
+        set |= 1 << value;
+    }
+    Ok(set)
 }
 
 /// crash's `rlim_names[]`: `include/uapi/asm-generic/resource.h`'s order.
@@ -737,11 +837,17 @@ impl PsRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         match self.mode {
             PsMode::Table => {
-                writeln!(
-                    out,
-                    "      PID    PPID  CPU {}  ST  %MEM      VSZ      RSS  COMM",
-                    center("TASK", VADDR_PRLEN, false)
-                )?;
+                if !self.no_header {
+                    let column = if self.kstackp_column {
+                        center("KSTACKP", VADDR_PRLEN, true)
+                    } else {
+                        center("TASK", VADDR_PRLEN, false)
+                    };
+                    writeln!(
+                        out,
+                        "      PID    PPID  CPU {column}  ST  %MEM      VSZ      RSS  COMM"
+                    )?;
+                }
                 for r in &self.tasks {
                     let pct = format!("{:.1}", r.pct_mem);
                     let pct = if pct.len() == 3 {
@@ -750,19 +856,22 @@ impl PsRecord {
                         pct
                     };
                     let state_pad = if r.state.len() > 3 { " " } else { "  " };
+                    let pointer = match r.kstackp {
+                        Some(Some(sp)) => center(&format!("{:x}", sp.0), VADDR_PRLEN, true),
+                        Some(None) => center("--", VADDR_PRLEN, true),
+                        None => format!("{:0width$x}", r.task.0, width = VADDR_PRLEN),
+                    };
                     writeln!(
                         out,
-                        "{}{:>7} {:>7} {:>3}  {:0width$x} {:>3}{state_pad}{pct} {:>8} {:>8}  {}",
+                        "{}{:>7} {:>7} {:>3}  {pointer} {:>3}{state_pad}{pct} {:>8} {:>8}  {}",
                         if r.active { "> " } else { "  " },
                         r.pid,
                         r.ppid,
                         r.cpu,
-                        r.task.0,
                         r.state,
                         r.vsz,
                         r.rss,
                         comm_text(&r.comm, r.kernel_thread),
-                        width = VADDR_PRLEN
                     )?;
                 }
             }
@@ -975,8 +1084,12 @@ fn days_width(text: &str) -> usize {
     text.find(' ').unwrap_or(0)
 }
 
-const PS_USAGE: &str =
-    "ps [-k|-u] [-p|-c|-g|-l|-m|-t|-r|-a|-S] [-C cpus] [pid | task | command] ...";
+const PS_USAGE: &str = "ps [-k|-u|-G|-y policy] [-s] [-p|-c|-t|-[l|m][-C cpu]|-a|-g|-r|-S|-A|-H] \
+[pid | task | command] ...";
+
+/// crash's `ps_exclusive` message.
+const PS_EXCLUSIVE: &str =
+    "-a, -t, -c, -p, -g, -l, -m, -S, -r and -A flags are all mutually-exclusive";
 
 fn ps_error(what: impl Into<String>) -> CommandError {
     CommandError::BadArgs {
@@ -1012,7 +1125,7 @@ fn parse_cpus(text: &str) -> Result<CpuSpec, CommandError> {
     Ok(CpuSpec::List(cpus))
 }
 
-/// `ps [-k|-u] [-p|-c|-g|-l|-m|-t|-r|-S] [-C CPUS] [PID|TASK|COMMAND]...`
+/// `ps [-k|-u|-G|-y POLICY] [-s] [-p|-c|-g|-l|-m|-t|-r|-a|-S|-A|-H] [-C CPUS] [PID|TASK|COMMAND]...`
 pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
     let mut args = PsArgs::default();
     let mut options_done = false;
@@ -1038,6 +1151,36 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
                         args.threads = PsThreads::User;
                         continue;
                     }
+                    'G' => {
+                        args.group_leaders = true;
+                        continue;
+                    }
+                    's' => {
+                        args.kstackp = true;
+                        continue;
+                    }
+                    'H' => {
+                        args.no_header = true;
+                        continue;
+                    }
+                    'A' => {
+                        if args.mode != PsMode::Table {
+                            return Err(ps_error(PS_EXCLUSIVE));
+                        }
+                        args.active_only = true;
+                        continue;
+                    }
+                    'y' => {
+                        // getopt's `y:`, as -C.
+                        let rest = &word[at + 1..];
+                        let spec = if rest.is_empty() {
+                            words.next().ok_or_else(|| ps_error("-y needs a policy"))?
+                        } else {
+                            rest
+                        };
+                        args.policies = Some(parse_policies(spec)?);
+                        break;
+                    }
                     'C' => {
                         // getopt's `C:`: the rest of this word, else the next one.
                         let rest = &word[at + 1..];
@@ -1059,10 +1202,8 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
                         })
                     }
                 };
-                if args.mode != PsMode::Table && args.mode != mode {
-                    return Err(ps_error(
-                        "-p, -c, -g, -l, -m, -t, -r, -a and -S cannot be used together",
-                    ));
+                if (args.mode != PsMode::Table && args.mode != mode) || args.active_only {
+                    return Err(ps_error(PS_EXCLUSIVE));
                 }
                 args.mode = mode;
             }
@@ -1092,9 +1233,17 @@ pub fn parse_ps(words: &[&str]) -> Result<PsArgs, CommandError> {
         if !args.selectors.is_empty() {
             return Err(ps_error("-S option takes no arguments"));
         }
-        if args.threads != PsThreads::All {
+        if args.threads != PsThreads::All || args.group_leaders {
             return Err(ps_error("-S option cannot be used with other options"));
         }
+    }
+    if args.group_leaders && matches!(args.mode, PsMode::LastRun | PsMode::SinceLastRun) {
+        let option = if args.mode == PsMode::LastRun {
+            'l'
+        } else {
+            'm'
+        };
+        return Err(ps_error(format!("-G not supported with -{option} option")));
     }
     Ok(args)
 }
@@ -1109,6 +1258,12 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
 task running on a CPU. Tasks are chosen by pid, task address or command name (\\NAME for a\n\
 name made of digits).\n\
   -k  kernel threads only      -u  user tasks only\n\
+  -G  thread-group leaders only (a thread named stands for its leader)\n\
+  -y POLICY  tasks of these scheduling policies: NORMAL FIFO RR BATCH ISO IDLE DEADLINE\n\
+      or their numbers 0-6, comma-separated (not applied to -t)\n\
+  -A  with no task named, only the tasks running on a CPU\n\
+  -s  KSTACKP (the saved kernel stack pointer, thread.sp; -- when running) for TASK\n\
+  -H  no header line\n\
   -p  the parents of each task -c  the children of each task\n\
   -g  each thread group: its leader, then its other threads\n\
   -l  last run times (sched_info.last_arrival), most recent first\n\
@@ -1125,14 +1280,17 @@ name made of digits).\n\
         "ps -m -C all         how long ago each task ran, CPU by CPU",
         "ps -g 1234           pid 1234's thread group",
         "ps -S                how many tasks run, sleep, wait on I/O ...",
+        "ps -G -u             user processes, one line each (no other threads)",
+        "ps -y fifo,rr        real-time tasks",
         "ps -a sshd           how each sshd was started, and its environment",
         "ps | grep UN         tasks in uninterruptible sleep (through the shell)",
     ],
     options: &[
-        "-k", "-u", "-p", "-c", "-g", "-l", "-m", "-C", "-t", "-r", "-S", "-a",
+        "-k", "-u", "-G", "-y", "-s", "-A", "-H", "-p", "-c", "-g", "-l", "-m", "-C", "-t", "-r",
+        "-S", "-a",
     ],
     operands: Operand::Task,
-    schema: 2,
+    schema: 3,
     run: run_ps,
 };
 
@@ -1230,6 +1388,32 @@ mod tests {
     }
 
     #[test]
+    fn parses_filters_and_columns() {
+        let args = ps_args("ps -Gs -y fifo,2 -H 1");
+        assert!(args.group_leaders && args.kstackp && args.no_header);
+        assert_eq!(args.policies, Some(0b110));
+        // getopt's `y:` takes the rest of the word; a name may run on, as crash's strncmp.
+        assert_eq!(ps_args("ps -yDEADLINE").policies, Some(1 << 6));
+        assert_eq!(ps_args("ps -y idlex,0x3").policies, Some(1 << 5 | 1 << 3));
+        assert!(ps_args("ps -A").active_only);
+        for bad in [
+            "ps -y 7",
+            "ps -y fifo,",
+            "ps -y 01",
+            "ps -A -t",
+            "ps -p -A",
+            "ps -G -l",
+            "ps -m -G",
+            "ps -S -G",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(CommandError::BadArgs { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn headers_match_crash() {
         let row = |pid| PsRow {
             active: pid == 98,
@@ -1278,6 +1462,7 @@ mod tests {
                 raw_argv: b"/bin/busybox\0sh\0".to_vec(),
                 raw_envp: b"HOME=/\0TERM=linux\0".to_vec(),
             }),
+            kstackp: None,
         };
         let render = |mode| {
             let mut out = Vec::new();
@@ -1287,6 +1472,8 @@ mod tests {
                 state_counts: None,
                 cpus: None,
                 tasks_named: false,
+                kstackp_column: false,
+                no_header: false,
             }
             .write_text(&mut out)
             .unwrap();
@@ -1297,6 +1484,32 @@ mod tests {
             "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM\n\
              >      98       1   1  ffff8e5c8fafa0c0  RU   0.0     2260       64  insmod\n"
         );
+        // `ps -s` (crash 9.0.2, lab dump 6.1-userland): KSTACKP centred, `--` when running.
+        let mut stacks = PsRecord {
+            mode: PsMode::Table,
+            tasks: vec![row(98), row(97)],
+            state_counts: None,
+            cpus: None,
+            tasks_named: false,
+            kstackp_column: true,
+            no_header: false,
+        };
+        stacks.tasks[0].kstackp = Some(None);
+        stacks.tasks[1].kstackp = Some(Some(Hex(0xffff_d3f3_4042_fe30)));
+        let mut out = Vec::new();
+        stacks.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                "      PID    PPID  CPU      KSTACKP      ST  %MEM      VSZ      RSS  COMM\n",
+                ">      98       1   1         --         RU   0.0     2260       64  insmod\n",
+                "       97       1   1  ffffd3f34042fe30  RU   0.0     2260       64  insmod\n"
+            )
+        );
+        stacks.no_header = true;
+        let mut out = Vec::new();
+        stacks.write_text(&mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with(">      98"));
         assert_eq!(
             render(PsMode::LastRun),
             "[5357105000] [RU]  PID: 98       TASK: ffff8e5c8fafa0c0  CPU: 1    COMMAND: \"insmod\"\n"

@@ -393,51 +393,66 @@ impl VtopRecord {
             if i > 0 {
                 writeln!(out)?;
             }
-            // crash's UVADDR_PRLEN is 10 on x86_64.
-            let width = if e.user { 10 } else { 16 };
-            writeln!(out, "{:<width$}  {:<16}", "VIRTUAL", "PHYSICAL")?;
-            if e.not_kernel {
-                writeln!(out, "{:<8x}  (not a kernel virtual address)", e.virt.0)?;
-                continue;
+            e.write_text(out)?;
+        }
+        Ok(())
+    }
+}
+
+impl VtopEntry {
+    /// Whether crash's `do_vtop()` stopped after the address line, which it then ends with
+    /// a blank line.
+    pub(crate) fn stopped_early(&self) -> bool {
+        self.not_kernel || self.not_accessible
+    }
+
+    /// One translation as crash's `do_vtop()` prints it (without the blank line that ends
+    /// an early stop).
+    pub(crate) fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        // crash's UVADDR_PRLEN is 10 on x86_64.
+        let width = if self.user { 10 } else { 16 };
+        writeln!(out, "{:<width$}  {:<16}", "VIRTUAL", "PHYSICAL")?;
+        if self.not_kernel {
+            writeln!(out, "{:<8x}  (not a kernel virtual address)", self.virt.0)?;
+            return Ok(());
+        }
+        if self.not_accessible {
+            writeln!(out, "{:<width$x}  (not accessible)", self.virt.0)?;
+            return Ok(());
+        }
+        match self.phys {
+            Some(p) => writeln!(out, "{:<width$x}  {:<16x}", self.virt.0, p.0)?,
+            None => writeln!(out, "{:<width$x}  (not mapped)", self.virt.0)?,
+        }
+        writeln!(out)?;
+        let mut levels = self.levels.iter();
+        if let Some(dir) = self.pgd_directory {
+            writeln!(out, "PGD DIRECTORY: {:x}", dir.0)?;
+            if let Some((_, _, value)) = levels.next() {
+                writeln!(out, "PAGE DIRECTORY: {:x}", value.0)?;
             }
-            if e.not_accessible {
-                writeln!(out, "{:<width$x}  (not accessible)", e.virt.0)?;
-                continue;
-            }
-            match e.phys {
-                Some(p) => writeln!(out, "{:<width$x}  {:<16x}", e.virt.0, p.0)?,
-                None => writeln!(out, "{:<width$x}  (not mapped)", e.virt.0)?,
+        }
+        for (name, at, value) in levels {
+            writeln!(out, "   {name}: {:x} => {:x}", at.0, value.0)?;
+        }
+        if let Some((page, size)) = &self.page {
+            match (size.as_str(), self.user) {
+                ("", false) => writeln!(out, "  PAGE: {:x}", page.0)?,
+                ("", true) => writeln!(out, "  PAGE: {:x}  ", page.0)?,
+                (size, _) => writeln!(out, "  PAGE: {:x}  ({size})", page.0)?,
             }
             writeln!(out)?;
-            let mut levels = e.levels.iter();
-            if let Some(dir) = e.pgd_directory {
-                writeln!(out, "PGD DIRECTORY: {:x}", dir.0)?;
-                if let Some((_, _, value)) = levels.next() {
-                    writeln!(out, "PAGE DIRECTORY: {:x}", value.0)?;
-                }
-            }
-            for (name, at, value) in levels {
-                writeln!(out, "   {name}: {:x} => {:x}", at.0, value.0)?;
-            }
-            if let Some((page, size)) = &e.page {
-                match (size.as_str(), e.user) {
-                    ("", false) => writeln!(out, "  PAGE: {:x}", page.0)?,
-                    ("", true) => writeln!(out, "  PAGE: {:x}  ", page.0)?,
-                    (size, _) => writeln!(out, "  PAGE: {:x}  ({size})", page.0)?,
-                }
-                writeln!(out)?;
-            } else if e.pte.is_some() {
-                writeln!(out)?;
-            }
-            if let Some(pte) = e.pte {
-                write!(out, "{}", pte_lines(pte.0))?;
-            }
-            if let Some(vma) = &e.vma {
-                writeln!(out, "\n{VMA_HEADER}\n{}", vma.text())?;
-            }
-            if let Some(page) = &e.page_struct {
-                writeln!(out, "\n{PAGE_HEADER}\n{}", page.text())?;
-            }
+        } else if self.pte.is_some() {
+            writeln!(out)?;
+        }
+        if let Some(pte) = self.pte {
+            write!(out, "{}", pte_lines(pte.0))?;
+        }
+        if let Some(vma) = &self.vma {
+            writeln!(out, "\n{VMA_HEADER}\n{}", vma.text())?;
+        }
+        if let Some(page) = &self.page_struct {
+            writeln!(out, "\n{PAGE_HEADER}\n{}", page.text())?;
         }
         Ok(())
     }
@@ -522,13 +537,14 @@ fn kernel_start(levels: PagingLevels) -> u64 {
     }
 }
 
-/// A task's page-table root (physical), from its `mm->pgd`, and its mm.
-fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<(u64, u64), CommandError> {
+/// A task's page-table root (physical), from its `mm->pgd`, and its mm; `None` for a
+/// kernel thread (no mm).
+fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, CommandError> {
     let mm = kernel
         .read_field(task, "task_struct", "mm")
         .map_err(|e| failed(e.to_string()))?;
     if mm == 0 {
-        return Err(failed(format!("task {task} has no mm (a kernel thread)")));
+        return Ok(None);
     }
     let pgd = kernel
         .read_field(VirtAddr(mm), "mm_struct", "pgd")
@@ -537,7 +553,7 @@ fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<(u64, u64), CommandError
         .address_space()
         .process_tables(VirtAddr(pgd))
         .map_err(|e| failed(e.to_string()))?;
-    Ok((tables.root().0, mm))
+    Ok(Some((tables.root().0, mm)))
 }
 
 fn run_vtop(
@@ -567,15 +583,37 @@ fn run_vtop(
     if operands.is_empty() {
         return Err(SPEC.bad_args("an address is needed"));
     }
-    let space = kernel.address_space();
-    let tables = space.page_tables();
-    let levels = tables.levels();
+    let addrs = parse_addresses(&operands)?;
     let context = task
         .or(session.current_task())
         .or_else(|| panic_task(kernel));
+    let entries = translate(kernel, context, user, kern, &addrs)?;
+    Ok(Box::new(VtopRecord { entries }))
+}
+
+/// `vtop`'s hexadecimal addresses.
+pub(crate) fn parse_addresses(words: &[String]) -> Result<Vec<u64>, CommandError> {
+    words
+        .iter()
+        .map(|word| parse_hex(word).ok_or_else(|| failed(format!("invalid address: {word}"))))
+        .collect()
+}
+
+/// Each address translated as crash's `do_vtop()` does: a user address (below the user
+/// limit, or any with `user`) through `context`'s page tables and VMAs, else through the
+/// kernel's tables (`kern` forces the kernel's).
+pub(crate) fn translate(
+    kernel: &Kernel,
+    context: Option<VirtAddr>,
+    user: bool,
+    kern: bool,
+    addrs: &[u64],
+) -> Result<Vec<VtopEntry>, CommandError> {
+    let space = kernel.address_space();
+    let tables = space.page_tables();
+    let levels = tables.levels();
     let mut entries = Vec::new();
-    for word in &operands {
-        let vaddr = parse_hex(word).ok_or_else(|| failed(format!("invalid address: {word}")))?;
+    for &vaddr in addrs {
         let is_user = user || (!kern && vaddr < user_limit(levels));
         let mut entry = VtopEntry {
             virt: Hex(vaddr),
@@ -592,7 +630,12 @@ fn run_vtop(
         };
         if is_user {
             let task = context.ok_or_else(|| failed("no current task".into()))?;
-            let (root, mm) = task_root(kernel, task)?;
+            // A kernel thread has no VMA: crash's `IN_TASK_VMA()` fails.
+            let Some((root, mm)) = task_root(kernel, task)? else {
+                entry.not_accessible = true;
+                entries.push(entry);
+                continue;
+            };
             entry.vma = find_vma(kernel, mm, vaddr);
             if entry.vma.is_none() {
                 entry.not_accessible = true;
@@ -634,7 +677,7 @@ fn run_vtop(
         }
         entries.push(entry);
     }
-    Ok(Box::new(VtopRecord { entries }))
+    Ok(entries)
 }
 
 #[cfg(test)]

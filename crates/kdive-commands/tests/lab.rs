@@ -381,7 +381,28 @@ fn check_ps(
             };
             let checks = [
                 ("PID", row.pid.to_string(), t["pid"].to_string()),
-                ("PPID", row.ppid.to_string(), t["ppid"].to_string()),
+                // drgn's ppid is `real_parent`'s pid; ps's PPID is `parent`'s, as crash's
+                // (they differ for the other CPUs' idle tasks: `init_task` vs init), so the
+                // check reads `real_parent` itself.
+                (
+                    "PPID",
+                    kernel
+                        .read_field(
+                            kdive_kernel::VirtAddr(row.task.0),
+                            "task_struct",
+                            "real_parent",
+                        )
+                        .and_then(|p| {
+                            kernel.read_field_signed(
+                                kdive_kernel::VirtAddr(p),
+                                "task_struct",
+                                "pid",
+                            )
+                        })
+                        .map_or(row.ppid, |pid| pid)
+                        .to_string(),
+                    t["ppid"].to_string(),
+                ),
                 ("CPU", row.cpu.to_string(), t["cpu"].to_string()),
                 (
                     "ST",

@@ -168,7 +168,7 @@ fn compare_crash(
                 a == b
                     || (common::c_string_bytes(a).is_some()
                         && common::c_string_bytes(a) == common::c_string_bytes(b))
-                    || (m["kernel"]["series"] == "5.10" && unsigned_char(a, b))
+                    || (m["kernel"]["series"] == "5.10" && common::unsigned_char(a, b))
             }))
         .then_some(false);
     }
@@ -182,22 +182,6 @@ fn compare_crash(
         return (lines(&without_module_symbols(session, record)) == lines(theirs)).then_some(false);
     }
     None
-}
-
-/// `member = N 'c',` in ours where crash prints `member = N-256 'c',`: a `char` unsigned in
-/// kdive's types and signed in crash's.
-fn unsigned_char(ours: &str, theirs: &str) -> bool {
-    let split = |line: &str| -> Option<(String, i64, String)> {
-        let (name, rest) = line.split_once(" = ")?;
-        let (number, quoted) = rest.split_once(" '")?;
-        Some((name.to_owned(), number.parse().ok()?, quoted.to_owned()))
-    };
-    match (split(ours), split(theirs)) {
-        (Some((n1, v1, q1)), Some((n2, v2, q2))) => {
-            n1 == n2 && q1 == q2 && v2 < 0 && v1 == v2 + 256
-        }
-        _ => false,
-    }
 }
 
 fn tokens(line: &str) -> Vec<String> {

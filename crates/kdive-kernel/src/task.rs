@@ -23,7 +23,7 @@ pub struct Task {
     pub addr: VirtAddr,
     pub pid: i64,
     pub tgid: i64,
-    /// `real_parent->pid`, as crash's PPID column (`None` when the parent is unreadable).
+    /// `parent->pid`, as crash's PPID column (`None` when the parent is unreadable).
     pub ppid: Option<i64>,
     /// `task_struct.parent`: whose child crash's `ps -c` lists the task as (the tracer
     /// while ptraced, else `real_parent`).
@@ -70,7 +70,13 @@ pub fn read_task(kernel: &Kernel, addr: VirtAddr) -> Result<Task, KernelError> {
     } else {
         "thread_info.cpu"
     };
-    let parent = t.field_ptr("real_parent")?;
+    // crash reads `parent` (the tracer while ptraced; `init_task` for the idle tasks of
+    // the other CPUs, whose `real_parent` is init), where a kernel has it.
+    let parent = if kernel.has_member("task_struct", "parent")? {
+        t.field_ptr("parent")?
+    } else {
+        t.field_ptr("real_parent")?
+    };
     let ppid = if parent.0 == 0 {
         None
     } else {
@@ -81,12 +87,7 @@ pub fn read_task(kernel: &Kernel, addr: VirtAddr) -> Result<Task, KernelError> {
         pid: t.field_signed("pid")?,
         tgid: t.field_signed("tgid")?,
         ppid,
-        // crash reads `parent` (the tracer while ptraced), where a kernel has it.
-        parent: if kernel.has_member("task_struct", "parent")? {
-            t.field_ptr("parent")?
-        } else {
-            parent
-        },
+        parent,
         comm: t.field_str("comm")?,
         state,
         cpu: u32::try_from(t.field(cpu_field)?).unwrap_or(u32::MAX),

@@ -83,3 +83,19 @@ pub fn c_string_bytes(line: &str) -> Option<(String, Vec<u8>, String)> {
     let end = end?;
     Some((line[..start].to_owned(), bytes, line[end..].to_owned()))
 }
+
+/// `member = N 'c',` in ours where crash prints `member = N-256 'c',`: a `char` unsigned in
+/// kdive's types and signed in crash's.
+pub fn unsigned_char(ours: &str, theirs: &str) -> bool {
+    let split = |line: &str| -> Option<(String, i64, String)> {
+        let (name, rest) = line.split_once(" = ")?;
+        let (number, quoted) = rest.split_once(" '")?;
+        Some((name.to_owned(), number.parse().ok()?, quoted.to_owned()))
+    };
+    match (split(ours), split(theirs)) {
+        (Some((n1, v1, q1)), Some((n2, v2, q2))) => {
+            n1 == n2 && q1 == q2 && v2 < 0 && v1 == v2 + 256
+        }
+        _ => false,
+    }
+}
