@@ -331,7 +331,11 @@ fn run(
         "files" => {
             no_options("files", &args)?;
             Ok(Box::new(crate::files::files(
-                session, &addrs, true, warnings,
+                session,
+                &addrs,
+                true,
+                &crate::files::FilesOptions::default(),
+                warnings,
             )))
         }
         "vm" => {
