@@ -16,7 +16,7 @@
 //! command lines run on a lab dump (`{task}` stands for the panic task's address, `{stack}` for
 //! an address in its kernel stack, `{jiffies}` for the address of `jiffies`, `{free}` for a
 //! page in a free buddy block, `{mm}` for pid 1's `mm_struct`, `{inode}` for the inode of
-//! pid 1's first open file); the other lines are every JSON path the output may have
+//! pid 1's executable, which has pages in the page cache); the other lines are every JSON path the output may have
 //! with its types (`[]` steps into arrays). The lab test runs the lines on every kernel's
 //! null-init kdump dump and checks that every path and type printed is documented and that every
 //! documented path was printed. `KDIVE_JSON_SCHEMA_UPDATE=1` prints the observed blocks.
@@ -216,7 +216,7 @@ fn lab_output_matches_the_documented_schema() {
             .expect("task_struct.stack");
         let jiffies = format!("{:x}", kernel.symbol("jiffies").expect("jiffies").0);
         let free = format!("{:x}", free_page(&mut session, &kernel));
-        // Pid 1's `mm_struct` and the inode of its first open file.
+        // Pid 1's `mm_struct` and its executable's inode.
         let init = session
             .tasks()
             .tasks
@@ -225,14 +225,11 @@ fn lab_output_matches_the_documented_schema() {
             .cloned()
             .expect("pid 1");
         let mm = format!("{:x}", init.mm.0);
-        let layout = kdive_kernel::files::FsLayout::read(&kernel).expect("file layout");
-        let inode = kdive_kernel::files::task_files(&kernel, &layout, init.addr)
-            .expect("pid 1's files")
-            .files
-            .iter()
-            .find(|f| f.inode != 0)
-            .map(|f| format!("{:x}", f.inode))
-            .expect("an open file with an inode");
+        let inode = kernel
+            .read_field(init.mm, "mm_struct", "exe_file")
+            .and_then(|file| kernel.read_field(kdive_kernel::VirtAddr(file), "file", "f_inode"))
+            .map(|inode| format!("{inode:x}"))
+            .expect("pid 1's executable's inode");
         for (name, block) in &documented {
             for line in &block.runs {
                 let line = &line
