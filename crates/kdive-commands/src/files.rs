@@ -373,6 +373,33 @@ pub struct FilesOptions {
     pub reference: Option<String>,
 }
 
+/// `foreach files`' options: `-c` and `-R REFERENCE`.
+pub fn parse_foreach_options(words: &[String]) -> Result<FilesOptions, CommandError> {
+    let mut options = FilesOptions::default();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        match w.as_str() {
+            "-c" => options.nrpages = true,
+            "-R" if options.reference.is_none() => {
+                i += 1;
+                options.reference = Some(
+                    words
+                        .get(i)
+                        .ok_or_else(|| SPEC.bad_args("-R needs a reference"))?
+                        .clone(),
+                );
+            }
+            other => {
+                return Err(SPEC.bad_args(format!(
+                    "foreach files takes -c and one -R REFERENCE only: {other}"
+                )))
+            }
+        }
+        i += 1;
+    }
+    Ok(options)
+}
+
 fn address_arg(option: char, words: &[String], i: usize) -> Result<u64, CommandError> {
     let arg = words
         .get(i)
@@ -585,6 +612,8 @@ pub fn files(
                 .retain(|f| row_matches(&row_text(f), reference, number));
             view.found = Some(view.root_found || !view.files.is_empty());
             view.newline = false;
+            // crash's blank line after each task named by pid; `foreach` adds none.
+            view.trailer = named && !foreach;
         }
         record.tasks.push(view);
     }

@@ -32,7 +32,7 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     description:
         "Runs bt, files, vm, task, ps, sig or set (with its own options) on each task the\n\
 filters choose, in pid order; without filters, on every task. ps takes -p, -c, -g, -l,\n\
--m, -t, -r or -a; sig -g; task -R, -x, -d; vm -m, -v; bt -f, -l, -s.\n\
+-m, -t, -r or -a; sig -g; task -R, -x, -d; vm -m, -v, -p, -R; bt -f, -l, -s; files -c, -R.\n\
   PID, TASK   the task with this pid or task address\n\
   NAME        tasks with this command name (\\NAME when it looks like a number,\n\
               a state or a keyword); 'REGEX' (single quotes) names matching it\n\
@@ -329,19 +329,19 @@ fn run(
             Ok(Box::new(bt(session, &bt_args, warnings)))
         }
         "files" => {
-            no_options("files", &args)?;
+            let options = crate::files::parse_foreach_options(&args)?;
             Ok(Box::new(crate::files::files(
-                session,
-                &addrs,
-                true,
-                &crate::files::FilesOptions::default(),
-                warnings,
+                session, &addrs, true, &options, warnings,
             )))
         }
         "vm" => {
             let mut vm_args = crate::vm::parse_vm(&args)?;
             if !vm_args.tasks.is_empty() {
                 return Err(bad("foreach vm takes options only"));
+            }
+            // crash's foreach knows vm's -p, -m, -v, -R, -x and -d, not -f, -P or -M.
+            if vm_args.flags.is_some() || vm_args.single_vma.is_some() || vm_args.mm.is_some() {
+                return Err(bad("foreach vm takes -p, -m, -v, -R, -x and -d only"));
             }
             vm_args.tasks = addrs;
             Ok(Box::new(crate::vm::vm(session, &vm_args, warnings)))

@@ -1,4 +1,5 @@
-//! `files -c | -R | -p`, `vm -f | -P | -R | -M` and `mount -n | -f | -i` on every series'
+//! `files -c | -R | -p`, `vm -f | -P | -R | -M`, `foreach files|vm -R` and
+//! `mount -n | -f | -i` on every series'
 //! userland dumps (kdump `-d 0` and `-d 31`, and QEMU's ELF dump), against oracles run at
 //! test time:
 //! - crash 9.0.2 on each dump it reads (not 7.x's `-d 31` dump, which makedumpfile does not
@@ -137,6 +138,8 @@ fn commands(t: &Targets) -> Vec<String> {
         format!("vm -R {} {p}", t.vma_file),
         format!("vm -R {:x} {p}", t.mm),
         format!("vm -M {:x} {}", t.mm, t.kthread_pid),
+        format!("foreach files -R {}", t.name),
+        format!("foreach vm -R {}", t.vma_file),
         format!("mount -n {f}"),
         "mount -f".to_owned(),
         "mount -i".to_owned(),
