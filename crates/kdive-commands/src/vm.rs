@@ -864,15 +864,24 @@ maple tree (6.1+) or the mmap list. A kernel thread has no mm: only the header a
   -p  each VMA's pages: physical address, swap device and slot, or file offset\n\
   -m  the mm_struct, as `struct mm_struct ADDR` prints it\n\
   -v  every vm_area_struct, as `struct` prints it\n\
-  -x, -d  with -m/-v: integers in hex or decimal",
+  -x, -d  with -m/-v: integers in hex or decimal\n\
+  -P VMA  that VMA's pages only\n\
+  -R REF  only what matches REF: the mm_struct or PGD, a VMA's address, its flags or a part\n\
+          of its path, a page's address, physical address, file offset (hex), swap slot\n\
+          (decimal) or swap device\n\
+  -M MM   for a task whose mm_struct is NULL (exiting): the VMAs of this mm_struct\n\
+  -f FLAGS  the names of the vm_flags bits",
     examples: &[
         "vm                   the current (panic) task's address space",
         "vm 1                 pid 1's",
         "vm -m 153            pid 153's mm_struct",
         "vm -p 153            where each page of pid 153 is",
         "foreach vm           every task's",
+        "vm -P ffff8ac38f76c630 209   one VMA's pages",
+        "foreach vm -R libc   the VMAs mapping libc",
+        "vm -f 8100073        READ|WRITE|MAYREAD|MAYWRITE|MAYEXEC|ACCOUNT|CAN_NONLINEAR",
     ],
-    options: &["-p", "-m", "-v", "-x", "-d"],
+    options: &["-p", "-P", "-m", "-v", "-R", "-M", "-f", "-x", "-d"],
     operands: Operand::Task,
     schema: 1,
     run,

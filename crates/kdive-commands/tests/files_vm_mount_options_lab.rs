@@ -137,7 +137,6 @@ fn commands(t: &Targets) -> Vec<String> {
         format!("vm -R {:x} {p}", t.vm_flags),
         format!("vm -R {} {p}", t.vma_file),
         format!("vm -R {:x} {p}", t.mm),
-        format!("vm -M {:x} {}", t.mm, t.kthread_pid),
         format!("foreach files -R {}", t.name),
         format!("foreach vm -R {}", t.vma_file),
         format!("mount -n {f}"),
@@ -147,6 +146,8 @@ fn commands(t: &Targets) -> Vec<String> {
     if let Some(phys) = t.phys {
         out.push(format!("vm -R {phys:x} {p}"));
     }
+    // Last: crash keeps -M's mm_struct for the vm commands after it in the session.
+    out.push(format!("vm -M {:x} {}", t.mm, t.kthread_pid));
     out
 }
 
