@@ -37,8 +37,8 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     description:
         "Runs bt, files, vm, task, ps, sig, set, net or vtop (with its own options) on each\n\
 task the filters choose, in pid order; without filters, on every task. ps takes -G, -s,\n\
--y POLICY and one of -p, -c, -g, -l, -m, -t, -r, -a; sig -g; task -R, -x, -d; vm -m, -v;\n\
-bt -f, -l, -s; net -s (the default) or -S; vtop -u or -k and ADDRESS... (the only\n\
+-y POLICY and one of -p, -c, -g, -l, -m, -t, -r, -a; sig -g; task -R, -x, -d; vm -m, -v, -p, -R;\n\
+bt -f, -l, -s; files -c, -R; net -s (the default) or -S; vtop -u or -k and ADDRESS... (the only\n\
 command taking arguments; the others ignore them, as crash's).\n\
   PID, TASK   the task with this pid or task address\n\
   NAME        tasks with this command name (\\NAME when it looks like a number,\n\
@@ -461,14 +461,21 @@ fn run(
             Ok(Box::new(bt(session, &bt_args, warnings)))
         }
         "files" => {
-            no_options("files", &args)?;
+            let options = crate::files::parse_foreach_options(&args)?;
             Ok(Box::new(crate::files::files(
-                session, &addrs, true, warnings,
+                session, &addrs, true, &options, warnings,
             )))
         }
         "vm" => {
             // `args` holds options only: vm's, task's, ps's and sig's parsers name no tasks.
             let mut vm_args = crate::vm::parse_vm(&args)?;
+            if !vm_args.tasks.is_empty() {
+                return Err(bad("foreach vm takes options only"));
+            }
+            // crash's foreach knows vm's -p, -m, -v, -R, -x and -d, not -f, -P or -M.
+            if vm_args.flags.is_some() || vm_args.single_vma.is_some() || vm_args.mm.is_some() {
+                return Err(bad("foreach vm takes -p, -m, -v, -R, -x and -d only"));
+            }
             vm_args.tasks = addrs;
             Ok(Box::new(crate::vm::vm(session, &vm_args, warnings)))
         }

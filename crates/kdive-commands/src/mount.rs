@@ -1,5 +1,7 @@
-//! `mount`: the mounted file systems of pid 1's mount namespace (crash's `cmd_mount()`,
-//! filesys.c `show_mounts()`).
+//! `mount`: the mounted file systems of pid 1's mount namespace, or with `-n` a task's
+//! (crash's `cmd_mount()`, filesys.c `show_mounts()`). `-f` (open files through
+//! `super_block.s_files`, gone in 3.13) and `-i` (dirty inodes through `s_dirty`, gone in
+//! 2.6.32) end in crash's errors on kernels without those lists.
 
 use std::io::{self, Write};
 
@@ -7,10 +9,12 @@ use kdive_kernel::files::{mounts, FsLayout};
 use serde::Serialize;
 
 use crate::format::center;
-use crate::ps::Hex;
+use crate::ps::{tasks_by_words, Hex};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::CommandError;
+
+const USAGE: &str = "mount [-f][-i] [-n pid|task]";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MountRecord {
@@ -67,11 +71,17 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "mount",
     aliases: &[],
     summary: "mounted file systems: mount, super block, type, device, directory",
-    usage: "mount",
+    usage: USAGE,
     description: "The mounts of pid 1's mount namespace, in its order: the struct mount, its\n\
-super block, the file system type, the device name and where it is mounted.",
-    examples: &["mount                what was mounted where when the system crashed"],
-    options: &[],
+super block, the file system type, the device name and where it is mounted.\n\
+  -n PID|TASK  the mounts of that task's mount namespace\n\
+  -f           each file system's open files (super_block.s_files: kernels before 3.13)\n\
+  -i           each file system's dirty inodes (super_block.s_dirty: before 2.6.32)",
+    examples: &[
+        "mount                what was mounted where when the system crashed",
+        "mount -n 153         the mounts pid 153 sees",
+    ],
+    options: &["-n", "-f", "-i"],
     operands: Operand::None,
     schema: 1,
     run: run_mount,
@@ -82,25 +92,83 @@ fn run_mount(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    if let Some(extra) = words.first() {
-        return Err(SPEC.bad_args(format!("unexpected argument: {extra}")));
-    }
     let failed = |what: String| CommandError::Failed {
         command: "mount",
         what,
     };
-    let init = session
+    let kernel = session.kernel();
+    // crash starts from the lowest pid from 1 up that has a task.
+    let mut namespace = session
         .tasks()
         .tasks
         .iter()
-        .find(|t| t.pid == 1)
+        .filter(|t| t.pid >= 1)
+        .min_by_key(|t| t.pid)
         .map(|t| t.addr)
-        .ok_or_else(|| {
-            failed("pid 1 is not in the task list: no mount namespace to list".into())
-        })?;
-    let kernel = session.kernel();
+        .ok_or_else(|| failed("no task with a pid: no mount namespace to list".into()))?;
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        i += 1;
+        let Some(options) = w.strip_prefix('-').filter(|o| !o.is_empty()) else {
+            return Err(SPEC.bad_args(format!("unexpected argument: {w}")));
+        };
+        // Each option either ends the command (-f, -i, unknown) or takes the rest (-n).
+        let mut chars = options.chars();
+        let c = chars.next().unwrap_or('-');
+        match c {
+            'f' | 'i' => {
+                let (member, list, since) = if c == 'f' {
+                    ("s_files", "super_block.s_files", "3.13")
+                } else {
+                    ("s_dirty", "super_block.s_dirty", "2.6.32")
+                };
+                let exists = kernel.has_member("super_block", member).unwrap_or(false)
+                    || (c == 'f' && kernel.has_symbol("inuse_filps"));
+                if !exists {
+                    return Err(failed(format!(
+                        "the {list} linked list does not exist in this kernel\n\
+                             mount: -{c} option not supported or applicable on this \
+                             architecture or kernel"
+                    )));
+                }
+                return Err(failed(format!(
+                    "-{c}: kdive does not read the {list} lists of kernels before {since}"
+                )));
+            }
+            'n' => {
+                let rest = chars.as_str();
+                let arg = if rest.is_empty() {
+                    let next = words
+                        .get(i)
+                        .ok_or_else(|| SPEC.bad_args("-n needs a pid or task"))?;
+                    i += 1;
+                    next.clone()
+                } else {
+                    rest.to_owned()
+                };
+                let mut notes = Vec::new();
+                let found = tasks_by_words(
+                    session.tasks(),
+                    "mount",
+                    std::slice::from_ref(&arg),
+                    &mut notes,
+                );
+                namespace = found
+                    .first()
+                    .map(|t| t.addr)
+                    .ok_or_else(|| failed(format!("invalid task or pid value: {arg}")))?;
+            }
+            other => {
+                return Err(CommandError::BadOption {
+                    command: "mount",
+                    option: other,
+                    usage: USAGE,
+                })
+            }
+        }
+    }
     let layout = FsLayout::read(kernel).map_err(|e| failed(e.to_string()))?;
-    let list = mounts(kernel, &layout, init, warnings).map_err(|e| failed(e.to_string()))?;
+    let list = mounts(kernel, &layout, namespace, warnings).map_err(|e| failed(e.to_string()))?;
     Ok(Box::new(MountRecord {
         mounts: list
             .into_iter()

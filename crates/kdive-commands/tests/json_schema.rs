@@ -15,7 +15,8 @@
 //! The first line names the command and its schema version (the registry's); `run:` lines are
 //! command lines run on a lab dump (`{task}` stands for the panic task's address, `{stack}` for
 //! an address in its kernel stack, `{jiffies}` for the address of `jiffies`, `{free}` for a
-//! page in a free buddy block); the other lines are every JSON path the output may have
+//! page in a free buddy block, `{mm}` for pid 1's `mm_struct`, `{inode}` for the inode of
+//! pid 1's executable, which has pages in the page cache); the other lines are every JSON path the output may have
 //! with its types (`[]` steps into arrays). The lab test runs the lines on every kernel's
 //! null-init kdump dump and checks that every path and type printed is documented and that every
 //! documented path was printed. `KDIVE_JSON_SCHEMA_UPDATE=1` prints the observed blocks.
@@ -215,13 +216,29 @@ fn lab_output_matches_the_documented_schema() {
             .expect("task_struct.stack");
         let jiffies = format!("{:x}", kernel.symbol("jiffies").expect("jiffies").0);
         let free = format!("{:x}", free_page(&mut session, &kernel));
+        // Pid 1's `mm_struct` and its executable's inode.
+        let init = session
+            .tasks()
+            .tasks
+            .iter()
+            .find(|t| t.pid == 1)
+            .cloned()
+            .expect("pid 1");
+        let mm = format!("{:x}", init.mm.0);
+        let inode = kernel
+            .read_field(init.mm, "mm_struct", "exe_file")
+            .and_then(|file| kernel.read_field(kdive_kernel::VirtAddr(file), "file", "f_inode"))
+            .map(|inode| format!("{inode:x}"))
+            .expect("pid 1's executable's inode");
         for (name, block) in &documented {
             for line in &block.runs {
                 let line = &line
                     .replace("{task}", &task)
                     .replace("{stack}", &stack)
                     .replace("{jiffies}", &jiffies)
-                    .replace("{free}", &free);
+                    .replace("{free}", &free)
+                    .replace("{mm}", &mm)
+                    .replace("{inode}", &inode);
                 let report = session
                     .execute(line)
                     .unwrap_or_else(|e| panic!("{}: {line}: {e}", m["name"]));

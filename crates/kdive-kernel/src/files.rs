@@ -10,6 +10,7 @@ use kdive_arch::VirtAddr;
 
 use crate::error::KernelError;
 use crate::kernel::Kernel;
+use crate::walk::{walk_xarray, WordReader, XarrayLayout};
 
 /// The most path components followed (a corrupt `d_parent` or `mnt_parent` could loop).
 pub const MAX_PATH_COMPONENTS: usize = 4096;
@@ -268,8 +269,8 @@ pub struct TaskFiles {
     pub cwd: Option<String>,
     /// `files_struct` and its `fdtable` are there and can hold descriptors.
     pub has_table: bool,
-    /// `fdtable.max_fds` (0 without a table): crash's `net -R` reads a decimal reference
-    /// at most this large as a descriptor.
+    /// `fdtable.max_fds` (0 without a table): crash's `net -R` and `files -R` read a decimal
+    /// reference at most this large as a descriptor number.
     pub max_fds: u64,
     pub files: Vec<OpenFile>,
     /// What could not be read (the answer is partial).
@@ -576,6 +577,7 @@ pub fn task_files(
     let open_fds = kernel.read_field(fdt, "fdtable", "open_fds")?;
     let fd_array = kernel.read_field(fdt, "fdtable", "fd")?;
     out.has_table = true;
+    out.max_fds = max_fds;
     if open_fds == 0 || fd_array == 0 {
         return Ok(out);
     }
@@ -791,4 +793,183 @@ pub fn mounts(
         });
     }
     Ok(out)
+}
+
+/// The most page-cache entries read from one inode's mapping (4 GiB of 4 KiB pages).
+pub const MAX_PAGE_CACHE_ENTRIES: usize = 1 << 20;
+
+/// An inode's page cache, as crash's `files -p` (`dump_inode_page_cache_info()`) walks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageCache {
+    /// `inode.i_mapping`.
+    pub i_mapping: u64,
+    /// `address_space.nrpages`.
+    pub nrpages: u64,
+    /// The `struct page` (a folio's head page) of each entry, in index order.
+    pub pages: Vec<u64>,
+    /// The pages the entries hold: each folio counts `1 << order` (crash's
+    /// `folio_update_count()`), to check against `nrpages`.
+    pub counted: u64,
+    /// What stopped the walk, or entries stepped over.
+    pub warnings: Vec<String>,
+}
+
+/// The lowest kernel address (x86_64): an xarray slot below it is no page pointer.
+const KERNEL_SPACE: u64 = 0xffff_8000_0000_0000;
+
+/// The page pointers of an `address_space.i_pages` xarray at `i_pages`: crash's
+/// `do_xarray(..., XARRAY_TYPE_PAGE_CACHE)` leaves value entries (shadow and swap entries,
+/// bit 0 set) and sibling entries of multi-index folios (small internal values) out.
+pub fn page_cache_entries(
+    mem: &dyn WordReader,
+    i_pages: u64,
+    layout: XarrayLayout,
+    limit: usize,
+) -> (Vec<u64>, Option<String>) {
+    let walk = walk_xarray(mem, i_pages, false, layout, limit);
+    let pages = walk
+        .entries
+        .iter()
+        .map(|e| e.addr)
+        .filter(|&slot| slot & 1 == 0 && slot >= KERNEL_SPACE)
+        .collect();
+    (pages, walk.stop.map(|s| s.to_string()))
+}
+
+/// crash's `folio_order()`: 0 unless the page has `PG_head`; then the order kept in the
+/// folio (`_flags_1`'s low byte on 6.6+, `_folio_order` on 6.1, `page[1].compound_order`
+/// before).
+fn folio_order(kernel: &Kernel, page: u64) -> Result<u32, KernelError> {
+    let head = kernel.enum_value(Some("pageflags"), "PG_head")?;
+    let flags = kernel.read_field(VirtAddr(page), "page", "flags")?;
+    if u32::try_from(head).map_or(true, |bit| bit > 63 || flags & (1 << bit) == 0) {
+        return Ok(0);
+    }
+    let order = if kernel.has_member("folio", "_flags_1")? {
+        kernel.read_field(VirtAddr(page), "folio", "_flags_1")? & 0xff
+    } else if kernel.has_member("folio", "_folio_order")? {
+        kernel.read_field(VirtAddr(page), "folio", "_folio_order")?
+    } else {
+        let size = kernel.struct_size("page")?;
+        kernel.read_field(VirtAddr(page.wrapping_add(size)), "page", "compound_order")?
+    };
+    Ok(u32::try_from(order.min(31)).unwrap_or(0))
+}
+
+/// `inode.i_mapping` and its `nrpages` (crash's `files -c` columns).
+pub fn inode_mapping(kernel: &Kernel, inode: u64) -> Result<(u64, u64), KernelError> {
+    let mapping = kernel.read_field(VirtAddr(inode), "inode", "i_mapping")?;
+    let nrpages = kernel.read_field(VirtAddr(mapping), "address_space", "nrpages")?;
+    Ok((mapping, nrpages))
+}
+
+/// The pages of `inode`'s page cache (`i_mapping->i_pages`), bounded by
+/// [`MAX_PAGE_CACHE_ENTRIES`]; a walk that stops keeps the pages found and says why.
+pub fn inode_page_cache(kernel: &Kernel, inode: u64) -> Result<PageCache, KernelError> {
+    let (i_mapping, nrpages) = inode_mapping(kernel, inode)?;
+    let mut out = PageCache {
+        i_mapping,
+        nrpages,
+        ..PageCache::default()
+    };
+    if nrpages == 0 {
+        return Ok(out);
+    }
+    let i_pages = i_mapping.wrapping_add(kernel.offset_of("address_space", "i_pages")?);
+    let (pages, stop) = page_cache_entries(
+        kernel,
+        i_pages,
+        XarrayLayout::read(kernel)?,
+        MAX_PAGE_CACHE_ENTRIES,
+    );
+    if let Some(stop) = stop {
+        out.warnings
+            .push(format!("inode {inode:x}: page cache xarray: {stop}"));
+    }
+    for &page in &pages {
+        let order = folio_order(kernel, page).unwrap_or_else(|err| {
+            out.warnings
+                .push(format!("page {page:x}: folio order: {err}"));
+            0
+        });
+        out.counted = out.counted.saturating_add(1 << order);
+    }
+    out.pages = pages;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod page_cache_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const LAYOUT: XarrayLayout = XarrayLayout {
+        xa_head: 8,
+        node_shift: 0,
+        node_slots: 16,
+        chunk_shift: 6,
+    };
+
+    struct Words(HashMap<u64, u64>);
+
+    impl WordReader for Words {
+        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
+            self.0
+                .get(&addr)
+                .copied()
+                .ok_or_else(|| "not in the dump".into())
+        }
+    }
+
+    /// An xarray at 0x1000 whose head is a one-level node at `node` with `slots`.
+    fn xarray(node: u64, slots: &[(u64, u64)]) -> Words {
+        let mut w = HashMap::new();
+        w.insert(0x1000 + 8, node | 2);
+        w.insert(node, 0);
+        for off in 0..64 {
+            w.insert(node + 16 + off * 8, 0);
+        }
+        for &(off, v) in slots {
+            w.insert(node + 16 + off * 8, v);
+        }
+        Words(w)
+    }
+
+    #[test]
+    fn value_and_sibling_entries_are_not_pages() {
+        let page = 0xffff_ea00_0000_0040;
+        let shadow = 0x1234_5679; // bit 0: a value entry
+        let sibling = (1 << 2) | 2; // internal, pointing at slot 1
+        let mem = xarray(
+            0xffff_8880_0000_1000,
+            &[(0, page), (1, page + 64), (2, sibling), (3, shadow)],
+        );
+        let (pages, stop) = page_cache_entries(&mem, 0x1000, LAYOUT, 100);
+        assert_eq!(pages, vec![page, page + 64]);
+        assert!(stop.is_none());
+    }
+
+    #[test]
+    fn corrupt_xarrays_stop_with_a_reason() {
+        // A node whose slot points back at itself (a cycle).
+        let node = 0xffff_8880_0000_2000;
+        let mut mem = xarray(node, &[(0, node | 2)]);
+        mem.0.insert(node, 6); // shift 6: height 2
+        let (pages, stop) = page_cache_entries(&mem, 0x1000, LAYOUT, 100);
+        assert!(pages.is_empty());
+        assert!(stop.unwrap().contains("duplicate"));
+        // An unreadable node keeps nothing and says where.
+        let mut mem = xarray(node, &[]);
+        mem.0.remove(&(node + 16));
+        let (_, stop) = page_cache_entries(&mem, 0x1000, LAYOUT, 100);
+        assert!(stop.unwrap().contains(&format!("{node:x}")));
+        // More entries than the limit: the first ones, and the limit named.
+        let slots: Vec<(u64, u64)> = (0..10)
+            .map(|i| (i, 0xffff_ea00_0000_0000 + i * 64))
+            .collect();
+        let mem = xarray(node, &slots);
+        let (pages, stop) = page_cache_entries(&mem, 0x1000, LAYOUT, 4);
+        assert_eq!(pages.len(), 4);
+        assert!(stop.unwrap().contains("limit"));
+    }
 }
