@@ -3,14 +3,8 @@
 //! address) on stable Rust, plus a seed and mutations of it. `KDIVE_UPDATE_CORPUS=1` writes
 //! the seed into the corpus directory.
 
-use std::path::{Path, PathBuf};
-
 use kdive_arch::fuzz_code_frame;
-use kdive_testkit::Mutator;
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/code_frame")
-}
+use kdive_testkit::replay_corpus;
 
 /// The address at offset 23 of a function shaped as `__crash_kexec` is: push, sub, a
 /// branch over a mid-function epilogue to a block that pushes and pops the flags.
@@ -27,30 +21,18 @@ fn seed() -> Vec<u8> {
 #[test]
 fn replay_code_frame_corpus() {
     let seed = seed();
-    if std::env::var_os("KDIVE_UPDATE_CORPUS").is_some() {
-        std::fs::create_dir_all(corpus_dir()).expect("corpus dir");
-        std::fs::write(corpus_dir().join("seed-crash-kexec-shape"), &seed).expect("write seed");
-    }
     assert_eq!(
         fuzz_code_frame(&seed).map(|e| e.sp_offset),
         Some(16 + 0xb0),
         "the seed's frame must be found"
     );
-    let mut inputs = vec![seed];
-    if let Ok(dir) = std::fs::read_dir(corpus_dir()) {
-        for entry in dir.flatten() {
-            inputs.push(std::fs::read(entry.path()).expect("corpus file"));
-        }
-    }
-    assert!(
-        inputs.len() > 1,
-        "fuzz/corpus/code_frame/ holds the committed seed"
+    replay_corpus(
+        "code_frame",
+        "seed-crash-kexec-shape",
+        seed,
+        0x1319_8a2e_0370_7344,
+        |data| {
+            fuzz_code_frame(data);
+        },
     );
-    let mut mutator = Mutator::new(0x1319_8a2e_0370_7344);
-    for data in &inputs {
-        fuzz_code_frame(data);
-        for _ in 0..2000 {
-            fuzz_code_frame(&mutator.mutate(data, 4, 4));
-        }
-    }
 }

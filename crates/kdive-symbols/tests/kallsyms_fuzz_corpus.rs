@@ -3,14 +3,8 @@
 //! a seed laid out as scripts/kallsyms.c lays the tables out, and mutations of it.
 //! `KDIVE_UPDATE_CORPUS=1` writes the seed into the corpus directory.
 
-use std::path::{Path, PathBuf};
-
 use kdive_symbols::fuzz_kallsyms;
-use kdive_testkit::Mutator;
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/kallsyms")
-}
+use kdive_testkit::replay_corpus;
 
 /// The fuzz input: eight words (num_syms, names, token_table, token_index, offsets,
 /// relative_base, _stext, name-length mode), then memory from address 0x1000 holding the
@@ -52,26 +46,14 @@ fn seed() -> Vec<u8> {
 #[test]
 fn replay_kallsyms_corpus() {
     let seed = seed();
-    if std::env::var_os("KDIVE_UPDATE_CORPUS").is_some() {
-        std::fs::create_dir_all(corpus_dir()).expect("corpus dir");
-        std::fs::write(corpus_dir().join("seed-two-symbols"), &seed).expect("write seed");
-    }
     assert_eq!(fuzz_kallsyms(&seed), 2, "the seed must decode whole");
-    let mut inputs = vec![seed];
-    if let Ok(dir) = std::fs::read_dir(corpus_dir()) {
-        for entry in dir.flatten() {
-            inputs.push(std::fs::read(entry.path()).expect("corpus file"));
-        }
-    }
-    assert!(
-        inputs.len() > 1,
-        "fuzz/corpus/kallsyms/ holds the committed seed"
+    replay_corpus(
+        "kallsyms",
+        "seed-two-symbols",
+        seed,
+        0x243f_6a88_85a3_08d3,
+        |data| {
+            fuzz_kallsyms(data);
+        },
     );
-    let mut mutator = Mutator::new(0x243f_6a88_85a3_08d3);
-    for data in &inputs {
-        fuzz_kallsyms(data);
-        for _ in 0..2000 {
-            fuzz_kallsyms(&mutator.mutate(data, 4, 4));
-        }
-    }
 }

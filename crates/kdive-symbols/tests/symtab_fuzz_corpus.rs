@@ -3,14 +3,8 @@
 //! the cache's own writer and mutations of it. `KDIVE_UPDATE_CORPUS=1` writes the seed into
 //! the corpus directory.
 
-use std::path::{Path, PathBuf};
-
 use kdive_symbols::{fuzz_symtab, symtab_file_bytes, Symbol};
-use kdive_testkit::Mutator;
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/symtab")
-}
+use kdive_testkit::replay_corpus;
 
 fn seed() -> Vec<u8> {
     let names = [
@@ -39,26 +33,14 @@ fn seed() -> Vec<u8> {
 #[test]
 fn replay_symtab_corpus() {
     let seed = seed();
-    if std::env::var_os("KDIVE_UPDATE_CORPUS").is_some() {
-        std::fs::create_dir_all(corpus_dir()).expect("corpus dir");
-        std::fs::write(corpus_dir().join("seed-six-symbols"), &seed).expect("write seed");
-    }
     assert_eq!(fuzz_symtab(&seed), 6, "the seed must read whole");
-    let mut inputs = vec![seed];
-    if let Ok(dir) = std::fs::read_dir(corpus_dir()) {
-        for entry in dir.flatten() {
-            inputs.push(std::fs::read(entry.path()).expect("corpus file"));
-        }
-    }
-    assert!(
-        inputs.len() > 1,
-        "fuzz/corpus/symtab/ holds the committed seed"
+    replay_corpus(
+        "symtab",
+        "seed-six-symbols",
+        seed,
+        0x9e37_79b9_7f4a_7c15,
+        |data| {
+            fuzz_symtab(data);
+        },
     );
-    let mut mutator = Mutator::new(0x9e37_79b9_7f4a_7c15);
-    for data in &inputs {
-        fuzz_symtab(data);
-        for _ in 0..2000 {
-            fuzz_symtab(&mutator.mutate(data, 4, 4));
-        }
-    }
 }

@@ -61,6 +61,44 @@ impl Mutator {
     }
 }
 
+/// Replays the fuzz target `target`'s corpus on stable Rust through its entry point `entry`:
+/// `seed` (written as `fuzz/corpus/<target>/<seed_name>` when `KDIVE_UPDATE_CORPUS` is set),
+/// every committed file, and 2,000 [`Mutator`] mutations of each. Fails when the corpus
+/// directory holds nothing, so that a replay cannot pass on an empty corpus.
+pub fn replay_corpus(
+    target: &str,
+    seed_name: &str,
+    seed: Vec<u8>,
+    mutator_seed: u64,
+    entry: impl Fn(&[u8]),
+) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    if std::env::var_os("KDIVE_UPDATE_CORPUS").is_some() {
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        std::fs::write(dir.join(seed_name), &seed).expect("write seed");
+    }
+    let mut inputs = vec![seed];
+    if let Ok(files) = std::fs::read_dir(&dir) {
+        for file in files.flatten() {
+            inputs.push(std::fs::read(file.path()).expect("corpus file"));
+        }
+    }
+    assert!(
+        inputs.len() > 1,
+        "{} holds the committed seed",
+        dir.display()
+    );
+    let mut mutator = Mutator::new(mutator_seed);
+    for data in &inputs {
+        entry(data);
+        for _ in 0..2000 {
+            entry(&mutator.mutate(data, 4, 4));
+        }
+    }
+}
+
 /// A page's content for a test: deterministic, different for every pfn and seed, and
 /// compressible (so compressed and raw pages both occur).
 pub fn page_pattern(pfn: u64, seed: u64, size: usize) -> Vec<u8> {
