@@ -152,18 +152,13 @@ fn kallsyms_as_link_symbols(kallsyms: &Kallsyms, kaslr: u64) -> Vec<kdive_symbol
 /// The kernel's `.BTF`, read from its image between `__start_BTF` and `__stop_BTF`.
 fn btf_in_image(
     space: &KernelAddressSpace<Arc<dyn PhysMem>>,
-    symbols: &ElfImage,
-    kaslr: u64,
+    start: Option<VirtAddr>,
+    stop: Option<VirtAddr>,
     cache_key: Option<&str>,
 ) -> Result<Btf, KernelError> {
-    let find = |name: &str| {
-        symbols
-            .lookup_name(name)
-            .next()
-            .map(|s| VirtAddr(s.address.wrapping_add(kaslr)))
-            .ok_or_else(|| KernelError::NoSymbol { name: name.into() })
-    };
-    let (start, stop) = (find("__start_BTF")?, find("__stop_BTF")?);
+    let missing = |name: &str| KernelError::NoSymbol { name: name.into() };
+    let start = start.ok_or_else(|| missing("__start_BTF"))?;
+    let stop = stop.ok_or_else(|| missing("__stop_BTF"))?;
     let len = stop.0.saturating_sub(start.0);
     if len == 0 || len > MAX_READ {
         return Err(KernelError::BadData {
@@ -295,20 +290,40 @@ impl Kernel {
             .as_deref()
             .filter(|_| KallsymsLocation::from_symbols(|name| vmcoreinfo.symbol(name)).is_some())
             .and_then(|key| ElfImage::cached_symbols(origin.clone(), key));
-        let (vmlinux, symbols) = match cached {
+        // The symbols, and the BTF when it was read beside them.
+        let btf_key = cache_key.as_deref().map(|key| format!("btf {key}"));
+        let (vmlinux, symbols, btf_read) = match cached {
             Some(image) => {
                 let count = image.symbols().len();
-                (image, Ok(count))
+                (image, Ok(count), None)
             }
             None => match kallsyms_in(&space, vmcoreinfo) {
-                Some(Ok(table)) => (
-                    ElfImage::from_symbols(
-                        origin,
-                        cache_key.as_deref(),
-                        kallsyms_as_link_symbols(&table, kaslr),
-                    ),
-                    Ok(table.len()),
-                ),
+                Some(Ok(table)) => {
+                    let at = |name: &str| {
+                        table
+                            .iter()
+                            .find(|s| s.name == name)
+                            .map(|s| VirtAddr(s.address))
+                    };
+                    let (start, stop) = (at("__start_BTF"), at("__stop_BTF"));
+                    // Laying the table out (and caching it) and reading the BTF are the bulk
+                    // of a first session: at once.
+                    let (image, btf) = std::thread::scope(|scope| {
+                        let btf =
+                            scope.spawn(|| btf_in_image(&space, start, stop, btf_key.as_deref()));
+                        let image = ElfImage::from_symbols(
+                            origin,
+                            cache_key.as_deref(),
+                            kallsyms_as_link_symbols(&table, kaslr),
+                        );
+                        (image, btf.join())
+                    });
+                    let btf = match btf {
+                        Ok(read) => read.map_err(|e| e.to_string()),
+                        Err(_) => Err("the BTF reader stopped unexpectedly".to_owned()),
+                    };
+                    (image, Ok(table.len()), Some(btf))
+                }
                 found => (
                     ElfImage::from_symbols(
                         PathBuf::from(format!("no symbols (VMCOREINFO of {})", dump_name(&info))),
@@ -321,21 +336,35 @@ impl Kernel {
                               kallsyms_* symbols)"
                             .to_owned(),
                     }),
+                    None,
                 ),
             },
         };
         let mut types = Types::new();
-        let btf_key = cache_key.as_deref().map(|key| format!("btf {key}"));
-        let btf = match &symbols {
-            Ok(_) => match btf_key
+        let btf = match (&symbols, btf_read) {
+            (Err(_), _) => Err("no symbols to find it by".to_owned()),
+            (Ok(_), Some(read)) => read,
+            (Ok(_), None) => match btf_key
                 .as_deref()
                 .and_then(|key| Btf::from_cache(key, ".BTF of the kernel in the dump"))
             {
                 Some(btf) => Ok(btf),
-                None => btf_in_image(&space, &vmlinux, kaslr, btf_key.as_deref())
-                    .map_err(|e| e.to_string()),
+                None => {
+                    let at = |name: &str| {
+                        vmlinux
+                            .lookup_name(name)
+                            .next()
+                            .map(|s| VirtAddr(s.address.wrapping_add(kaslr)))
+                    };
+                    btf_in_image(
+                        &space,
+                        at("__start_BTF"),
+                        at("__stop_BTF"),
+                        btf_key.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())
+                }
             },
-            Err(_) => Err("no symbols to find it by".to_owned()),
         };
         let types_source = btf.map(|btf| {
             let origin = btf.origin().to_owned();
