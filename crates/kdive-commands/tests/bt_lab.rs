@@ -260,7 +260,7 @@ fn bt_a_and_foreach_bt_reach_the_end_of_every_stack() {
         assert!(!every.is_partial(), "{name}: {:?}", every.warnings);
         let json = every.to_json();
         assert_eq!(json["command"], "foreach");
-        assert_eq!(json["schema"], 1);
+        assert_eq!(json["schema"], 2);
         assert!(json["tasks"][0]["frames"][0]["pc"]
             .as_str()
             .is_some_and(|pc| pc.starts_with("0xffff")));
