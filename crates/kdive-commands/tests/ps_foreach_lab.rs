@@ -270,41 +270,7 @@ fn known_difference(
         }
         _ => {}
     }
-    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
-    if ours.len() != theirs.len() {
-        return None;
-    }
-    let mut reason = None;
-    for (a, b) in ours.iter().zip(&theirs) {
-        if a == b {
-            continue;
-        }
-        // A ps row without %MEM and RSS.
-        let columns = |l: &str| {
-            let mut w: Vec<String> = l
-                .trim_start_matches('>')
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if w.len() >= 9 {
-                w[5].clear();
-                w[7].clear();
-            }
-            w
-        };
-        let run_time = |l: &str| l.trim_start().starts_with("RUN TIME: ");
-        if version == Crash::V9 && ["6.12", "7.x"].contains(&series) && run_time(a) && run_time(b) {
-            reason = Some("crash 9.0.2 takes HZ as 1000 on 6.12 cloud and 7.x");
-        } else if version == Crash::V8
-            && columns(a) == columns(b)
-            && a.split_whitespace().count() >= 9
-        {
-            reason = Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES");
-        } else {
-            return None;
-        }
-    }
-    reason
+    common::crash_line_differences(version, series, ours, theirs)
 }
 
 #[test]

@@ -171,54 +171,6 @@ fn headers(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Differences docs/kernels.md explains, line by line: crash 8.0.2's RSS (and so %MEM)
-/// leaves out `MM_SHMEMPAGES`, and its paths of mount points end in `/` ("files, vm and
-/// task"); crash 9.0.2's `ps -t` RUN TIME on 6.12 cloud and 7.x counts HZ as 1000 ("sys
-/// UPTIME").
-fn known_difference(
-    version: Crash,
-    series: &str,
-    ours: &str,
-    theirs: &str,
-) -> Option<&'static str> {
-    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
-    if ours.len() != theirs.len() {
-        return None;
-    }
-    let mut reason = None;
-    for (a, b) in ours.iter().zip(&theirs) {
-        if a == b {
-            continue;
-        }
-        // A ps row: PID PPID CPU TASK ST %MEM VSZ RSS COMM, after `>` for an active task.
-        let columns = |l: &str| {
-            let mut w: Vec<String> = l
-                .trim_start_matches('>')
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if w.len() >= 9 {
-                w[5].clear();
-                w[7].clear();
-            }
-            w
-        };
-        let run_time = |l: &str| l.trim_start().starts_with("RUN TIME: ");
-        if version == Crash::V9 && ["6.12", "7.x"].contains(&series) && run_time(a) && run_time(b) {
-            reason = Some("crash 9.0.2 takes HZ as 1000 on 6.12 cloud and 7.x");
-        } else if version != Crash::V8 {
-            return None;
-        } else if columns(a) == columns(b) && a.split_whitespace().count() >= 9 {
-            reason = Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES");
-        } else if b.strip_suffix('/') == Some(a) {
-            reason = Some("crash 8.0.2 keeps the '/' after a mount point's path");
-        } else {
-            return None;
-        }
-    }
-    reason
-}
-
 #[test]
 fn sig_waitq_and_foreach_match_crash() {
     let Some(root) = lab_root().exists().then(lab_root) else {
@@ -270,7 +222,9 @@ fn sig_waitq_and_foreach_match_crash() {
                     // The frames are kdive's unwinder's (docs/bt-vs-crash.md); foreach chose
                     // the same tasks.
                     known += 1;
-                } else if let Some(reason) = known_difference(version, series, &ours, theirs) {
+                } else if let Some(reason) =
+                    common::crash_line_differences(version, series, &ours, theirs)
+                {
                     println!("{name}: {command}: differs from {version} as documented ({reason})");
                     known += 1;
                 } else {

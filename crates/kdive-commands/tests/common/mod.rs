@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use kdive_commands::Report;
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
-use kdive_testkit::lab::{files, str_at};
+use kdive_testkit::lab::{files, str_at, Crash};
 use serde_json::Value;
 
 /// The dump's kernel with its vmlinux, and the test module's directory (searched for the
@@ -98,4 +98,53 @@ pub fn unsigned_char(ours: &str, theirs: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether crash's text differs from kdive's only in lines docs/kernels.md explains: crash
+/// 8.0.2's RSS (and so %MEM) leaves out `MM_SHMEMPAGES` and its paths of mount points end in
+/// `/` ("files, vm and task"); crash 9.0.2's RUN TIME on 6.12 cloud and 7.x counts HZ as 1000
+/// ("sys UPTIME"). The reason of the last such line, or `None` when another line differs.
+pub fn crash_line_differences(
+    version: Crash,
+    series: &str,
+    ours: &str,
+    theirs: &str,
+) -> Option<&'static str> {
+    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    if ours.len() != theirs.len() {
+        return None;
+    }
+    let mut reason = None;
+    for (a, b) in ours.iter().zip(&theirs) {
+        if a == b {
+            continue;
+        }
+        // A ps row: PID PPID CPU TASK ST %MEM VSZ RSS COMM, after `>` for an active task,
+        // without %MEM and RSS.
+        let columns = |l: &str| {
+            let mut w: Vec<String> = l
+                .trim_start_matches('>')
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if w.len() >= 9 {
+                w[5].clear();
+                w[7].clear();
+            }
+            w
+        };
+        let run_time = |l: &str| l.trim_start().starts_with("RUN TIME: ");
+        if version == Crash::V9 && ["6.12", "7.x"].contains(&series) && run_time(a) && run_time(b) {
+            reason = Some("crash 9.0.2 takes HZ as 1000 on 6.12 cloud and 7.x");
+        } else if version != Crash::V8 {
+            return None;
+        } else if columns(a) == columns(b) && a.split_whitespace().count() >= 9 {
+            reason = Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES");
+        } else if b.strip_suffix('/') == Some(a) {
+            reason = Some("crash 8.0.2 keeps the '/' after a mount point's path");
+        } else {
+            return None;
+        }
+    }
+    reason
 }
