@@ -323,7 +323,10 @@ impl Names {
         let stext = self.index_of("_stext").ok_or_else(|| KallsymsError::Bad {
             what: "no _stext among the decoded names (wrong name-length encoding?)".into(),
         })?;
-        let offset = offsets[stext];
+        // One offset per decoded name, so `_stext`'s is there; a miss is an error, not a panic.
+        let offset = *offsets.get(stext).ok_or_else(|| KallsymsError::Bad {
+            what: "kallsyms_offsets is shorter than kallsyms_names".into(),
+        })?;
         let place = |i: usize, value: u32| {
             location
                 .offsets
