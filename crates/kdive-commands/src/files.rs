@@ -373,6 +373,14 @@ pub struct FilesOptions {
     pub reference: Option<String>,
 }
 
+/// `-R`'s operand, the word at `i`.
+fn reference_at(words: &[String], i: usize) -> Result<String, CommandError> {
+    words
+        .get(i)
+        .cloned()
+        .ok_or_else(|| SPEC.bad_args("-R needs a reference"))
+}
+
 /// `foreach files`' options: `-c` and `-R REFERENCE`.
 pub fn parse_foreach_options(words: &[String]) -> Result<FilesOptions, CommandError> {
     let mut options = FilesOptions::default();
@@ -382,12 +390,7 @@ pub fn parse_foreach_options(words: &[String]) -> Result<FilesOptions, CommandEr
             "-c" => options.nrpages = true,
             "-R" if options.reference.is_none() => {
                 i += 1;
-                options.reference = Some(
-                    words
-                        .get(i)
-                        .ok_or_else(|| SPEC.bad_args("-R needs a reference"))?
-                        .clone(),
-                );
+                options.reference = Some(reference_at(words, i)?);
             }
             other => {
                 return Err(SPEC.bad_args(format!(
@@ -455,12 +458,7 @@ fn run(
                     return Err(SPEC.bad_args("only one -R option allowed"));
                 }
                 i += 1;
-                options.reference = Some(
-                    words
-                        .get(i)
-                        .ok_or_else(|| SPEC.bad_args("-R needs a reference"))?
-                        .clone(),
-                );
+                options.reference = Some(reference_at(words, i)?);
             }
             o if o.starts_with('-') && o.len() > 1 => {
                 return Err(CommandError::BadOption {
