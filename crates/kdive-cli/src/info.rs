@@ -86,7 +86,8 @@ struct Symbols {
 }
 
 fn symbols(vmcore: &Vmcore) -> Symbols {
-    if let Ok(path) = crate::open::find_vmlinux(vmcore) {
+    // `info` reports; it never downloads.
+    if let Ok(path) = crate::open::find_vmlinux(vmcore, crate::debuginfo::Fetch::CacheOnly) {
         return Symbols {
             source: "vmlinux",
             path: Some(path.display().to_string()),

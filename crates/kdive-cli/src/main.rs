@@ -2,6 +2,7 @@
 //! work lives in a library crate so that one-shot runs, the shell, batch files
 //! and tests share it.
 
+mod debuginfo;
 mod doctor;
 mod info;
 mod open;

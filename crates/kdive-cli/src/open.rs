@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use kdive_commands::Session;
 use kdive_dump::Vmcore;
+use kdive_kernel::module::Module;
 use kdive_kernel::{DumpOnlySources, Kernel};
 
+use crate::debuginfo::{self, Fetch, Unavailable};
 use crate::shell::{self, Flow, Runner};
 use crate::Outcome;
 
@@ -74,13 +76,32 @@ pub struct Args {
     json: bool,
 }
 
-/// The vmlinux matching the dump's release and build id (VMCOREINFO `OSRELEASE`, `BUILD-ID`).
-pub(crate) fn find_vmlinux(vmcore: &Vmcore) -> anyhow::Result<PathBuf> {
+/// The vmlinux matching the dump's release and build id (VMCOREINFO `OSRELEASE`, `BUILD-ID`):
+/// installed where distributions put it, else from debuginfod (its cache, or a server when
+/// `fetch` allows).
+pub(crate) fn find_vmlinux(vmcore: &Vmcore, fetch: Fetch) -> anyhow::Result<PathBuf> {
     let Some(release) = vmcore.release() else {
         bail!("the dump names no kernel release (no VMCOREINFO OSRELEASE): give --vmlinux");
     };
     let build_id = vmcore.vmcoreinfo().and_then(|info| info.build_id());
-    Ok(kdive_symbols::find_vmlinux(release, build_id, &[])?.path)
+    let not_found = match kdive_symbols::find_vmlinux(release, build_id, &[]) {
+        Ok(found) => return Ok(found.path),
+        Err(not_found) => not_found,
+    };
+    let Some(build_id) = build_id else {
+        return Err(not_found.into());
+    };
+    match debuginfo::debug_file(build_id, &format!("vmlinux {release}"), fetch) {
+        Ok(path) => Ok(path),
+        Err(Unavailable::NotConfigured) => Err(not_found.into()),
+        Err(Unavailable::Failed(why)) => Err(anyhow::anyhow!("{not_found}\n  {why}")),
+        Err(Unavailable::NotServed(why)) => {
+            if fetch == Fetch::Download {
+                eprintln!("kdive: notice: {why}");
+            }
+            Err(anyhow::anyhow!("{not_found}\n  {why}"))
+        }
+    }
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
@@ -102,7 +123,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let kernel = match (&args.vmlinux, args.no_vmlinux) {
         (Some(path), _) => open_kernel(vmcore, path)?,
         (None, true) => open_without_vmlinux(vmcore, None)?,
-        (None, false) => match find_vmlinux(&vmcore) {
+        (None, false) => match find_vmlinux(&vmcore, Fetch::Download) {
             Ok(path) => open_kernel(vmcore, &path)?,
             Err(not_found) => open_without_vmlinux(vmcore, Some(not_found))?,
         },
@@ -113,7 +134,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         outcome = Outcome::Partial;
     }
     out.flush()?;
-    let mut session = Session::new(&kernel, &args.modules);
+    let mut session =
+        Session::new(&kernel, &args.modules).with_module_fetcher(Box::new(|module: &Module| {
+            let build_id = module.build_id_hex()?;
+            // A module no server has (out of tree, say) keeps its kallsyms quietly.
+            let what = format!("module {}", module.name);
+            debuginfo::debug_file(&build_id, &what, Fetch::Download).ok()
+        }));
     let mut runner = Runner {
         session: &mut session,
         json: args.json,

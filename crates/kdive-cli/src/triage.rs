@@ -79,7 +79,7 @@ fn log_of_dump(
     let vmlinux = match vmlinux {
         Some(path) => Some(path.to_owned()),
         None if no_vmlinux => None,
-        None => crate::open::find_vmlinux(&vmcore).ok(),
+        None => crate::open::find_vmlinux(&vmcore, crate::debuginfo::Fetch::Download).ok(),
     };
     let kernel = match &vmlinux {
         Some(vmlinux) => Kernel::open(vmcore, vmlinux)

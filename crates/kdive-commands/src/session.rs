@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use kdive_kernel::module::module_search_dirs;
+use kdive_kernel::module::{module_search_dirs, DebugFileFetcher};
 use kdive_kernel::stack::StackUnwinder;
 use kdive_kernel::task::TaskList;
 use kdive_kernel::{for_each_task, sys, Kernel, KernelModules, VirtAddr};
@@ -31,6 +31,7 @@ impl Default for Settings {
 pub struct Session<'k> {
     kernel: &'k Kernel,
     module_dirs: Vec<PathBuf>,
+    module_fetcher: Option<Box<DebugFileFetcher>>,
     modules: OnceCell<KernelModules>,
     tasks: OnceCell<TaskList>,
     unwinder: OnceCell<Result<StackUnwinder, String>>,
@@ -48,6 +49,7 @@ impl<'k> Session<'k> {
         Session {
             kernel,
             module_dirs: module_dirs.to_vec(),
+            module_fetcher: None,
             modules: OnceCell::new(),
             tasks: OnceCell::new(),
             unwinder: OnceCell::new(),
@@ -56,6 +58,12 @@ impl<'k> Session<'k> {
             settings: Settings::default(),
             print_count: 0,
         }
+    }
+
+    /// Where a module's debug file comes from when none is on disk (debuginfod).
+    pub fn with_module_fetcher(mut self, fetch: Box<DebugFileFetcher>) -> Session<'k> {
+        self.module_fetcher = Some(fetch);
+        self
     }
 
     pub fn kernel(&self) -> &'k Kernel {
@@ -86,8 +94,13 @@ impl<'k> Session<'k> {
 
     /// The loaded modules with their objects and symbols, read once per session.
     pub fn modules(&self) -> &KernelModules {
-        self.modules
-            .get_or_init(|| KernelModules::load(self.kernel, &self.module_search_dirs()))
+        self.modules.get_or_init(|| {
+            KernelModules::load(
+                self.kernel,
+                &self.module_search_dirs(),
+                self.module_fetcher.as_deref(),
+            )
+        })
     }
 
     /// The stack unwinder (ORC tables of vmlinux and every module, CFI, the task-frame

@@ -226,7 +226,7 @@ fn check_symbols(
     dirs: &[PathBuf],
     failures: &mut Vec<String>,
 ) {
-    let loaded = KernelModules::load(kernel, dirs);
+    let loaded = KernelModules::load(kernel, dirs, None);
     let mut checked = 0;
     for lm in &loaded.modules {
         // The fallback for a dump without `sect_attrs` recovers the same addresses.

@@ -556,43 +556,10 @@ impl ModuleFinder {
             let Some(path) = index.path(&module.name) else {
                 continue;
             };
-            let (build_id, debug) = match object_facts(path) {
-                Ok(facts) => facts,
-                Err(why) => {
-                    rejected.push(format!("{}: {why}", path.display()));
-                    continue;
-                }
-            };
-            let build_id_matches = match (&module.build_id, &build_id) {
-                (Some(a), Some(b)) => Some(a == b),
-                _ => None,
-            };
-            if build_id_matches == Some(false) {
-                rejected.push(format!(
-                    "{}: build id {} is not the loaded module's {}",
-                    path.display(),
-                    build_id.as_deref().map(hex).unwrap_or_default(),
-                    module.build_id_hex().unwrap_or_default()
-                ));
+            let Some(object) = object_for(path, module, fallback.is_some(), rejected) else {
                 continue;
-            }
-            if fallback.is_some() && !debug {
-                continue;
-            }
-            let image = match ElfImage::open(path) {
-                Ok(image) => image,
-                Err(err) => {
-                    rejected.push(err.to_string());
-                    continue;
-                }
             };
-            let object = ModuleObject {
-                path: path.to_path_buf(),
-                image,
-                debug,
-                build_id_matches,
-            };
-            if debug {
+            if object.debug {
                 return Some(object);
             }
             fallback = Some(object);
@@ -600,6 +567,55 @@ impl ModuleFinder {
         fallback
     }
 }
+
+/// `path` as `module`'s object, unless its build id contradicts the module's (or, with
+/// `debug_only`, it has no DWARF); why not goes to `rejected`.
+fn object_for(
+    path: &Path,
+    module: &Module,
+    debug_only: bool,
+    rejected: &mut Vec<String>,
+) -> Option<ModuleObject> {
+    let (build_id, debug) = match object_facts(path) {
+        Ok(facts) => facts,
+        Err(why) => {
+            rejected.push(format!("{}: {why}", path.display()));
+            return None;
+        }
+    };
+    let build_id_matches = match (&module.build_id, &build_id) {
+        (Some(a), Some(b)) => Some(a == b),
+        _ => None,
+    };
+    if build_id_matches == Some(false) {
+        rejected.push(format!(
+            "{}: build id {} is not the loaded module's {}",
+            path.display(),
+            build_id.as_deref().map(hex).unwrap_or_default(),
+            module.build_id_hex().unwrap_or_default()
+        ));
+        return None;
+    }
+    if debug_only && !debug {
+        return None;
+    }
+    match ElfImage::open(path) {
+        Ok(image) => Some(ModuleObject {
+            path: path.to_path_buf(),
+            image,
+            debug,
+            build_id_matches,
+        }),
+        Err(err) => {
+            rejected.push(err.to_string());
+            None
+        }
+    }
+}
+
+/// Fetches a module's debug file by its build id when none was found on disk (debuginfod);
+/// `None` when it cannot be had (the fetcher reports why itself).
+pub type DebugFileFetcher = dyn Fn(&Module) -> Option<PathBuf>;
 
 /// A file's build id and whether it has DWARF, read from its headers only.
 fn object_facts(path: &Path) -> Result<(Option<Vec<u8>>, bool), String> {
@@ -659,8 +675,12 @@ pub struct KernelModules {
 
 impl KernelModules {
     /// Walks the module list and matches each module with its object under `dirs` (see
-    /// [`module_search_dirs`]).
-    pub fn load(kernel: &Kernel, dirs: &[PathBuf]) -> KernelModules {
+    /// [`module_search_dirs`]), else with the debug file `fetch` gets by its build id.
+    pub fn load(
+        kernel: &Kernel,
+        dirs: &[PathBuf],
+        fetch: Option<&DebugFileFetcher>,
+    ) -> KernelModules {
         let list = for_each_module(kernel);
         let mut warnings: Vec<String> = list
             .errors
@@ -674,7 +694,12 @@ impl KernelModules {
                 warnings.push(format!("module {}: {err}", module.name));
             }
             let mut rejected = Vec::new();
-            let object = finder.find(&module, &mut rejected);
+            let mut object = finder.find(&module, &mut rejected);
+            if let (false, Some(fetch)) = (object.as_ref().is_some_and(|o| o.debug), fetch) {
+                if let Some(fetched) = module.build_id.as_ref().and_then(|_| fetch(&module)) {
+                    object = object_for(&fetched, &module, false, &mut rejected).or(object);
+                }
+            }
             for why in rejected {
                 warnings.push(format!("module {}: {why}", module.name));
             }

@@ -21,7 +21,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["kdive-dump", "kdive-arch", "kdive-symbols", "kdive-kernel"],
     ),
     ("kdive-triage", &["kdive-arch", "kdive-symbols"]),
-    ("kdive-doctor", &[]),
+    ("kdive-debuginfod", &[]),
+    ("kdive-doctor", &["kdive-debuginfod"]),
     (
         "kdive-cli",
         &[
@@ -32,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "kdive-commands",
             "kdive-triage",
             "kdive-doctor",
+            "kdive-debuginfod",
         ],
     ),
     ("kdive-testkit", &[]),

@@ -1,0 +1,141 @@
+//! A debuginfod server that fails (404, silence past `DEBUGINFOD_TIMEOUT`, a connection
+//! closed mid-file, a file of another build id) costs one clear line on stderr, and `kdive
+//! open` answers as with no debug file at all (the dump's kallsyms and BTF): the same text as
+//! `--no-vmlinux`, never a source line from a wrong file. The servers are scripted
+//! (kdive-testkit's `http_fake`); the dump is each lab series' null-init dump of 6.1.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use kdive_testkit::http_fake::{elf_with_build_id, FakeServer, Reply};
+use kdive_testkit::lab::{files, lab_root, manifests, null_init_dump_per_series, str_at};
+
+const COMMANDS: [&str; 4] = ["bt -l", "sym panic", "dis -l panic 4", "mod"];
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+fn kdive(dump: &str, extra: &[&str], env: &[(&str, &str)], cache: &Path) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kdive"));
+    command.arg("open").arg(dump).args(extra);
+    for c in COMMANDS {
+        command.args(["-c", c]);
+    }
+    command
+        .env_remove("DEBUGINFOD_URLS")
+        .env("XDG_CACHE_HOME", cache.join("xdg"))
+        .env("DEBUGINFOD_CACHE_PATH", cache.join("debuginfod"));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("run kdive");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code(),
+    }
+}
+
+fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+#[test]
+fn a_failing_server_gives_a_warning_and_the_answer_without_debug_files() {
+    let root = lab_root();
+    let all = manifests(&root);
+    let Some(m) = null_init_dump_per_series(&all)
+        .into_iter()
+        .find(|m| str_at(m, &["kernel", "series"]) == Some("6.1"))
+    else {
+        kdive_testkit::skip!("SKIP (no 6.1 lab dump at {})", root.display());
+        return;
+    };
+    let dump = files(m).first().cloned().expect("dump file");
+    let dump = dump.to_str().expect("utf-8 path").to_owned();
+    let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
+    let build_id = kdive_debuginfod::elf_build_id(Path::new(vmlinux)).expect("vmlinux build id");
+    let cache = std::env::temp_dir().join(format!("kdive-dfail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let baseline = kdive(&dump, &["--no-vmlinux"], &[], &cache);
+    assert!(
+        baseline.stdout.contains("panic+") || baseline.stdout.contains("panic at"),
+        "baseline: {}",
+        baseline.stdout
+    );
+
+    let right_id = hex_to_bytes(&build_id);
+    let mut other_id = right_id.clone();
+    other_id[0] ^= 0xff;
+    let truncated = elf_with_build_id(&right_id);
+    let half = truncated.len() / 2;
+    let late = elf_with_build_id(&right_id);
+    let wrong = elf_with_build_id(&other_id);
+    let cases: Vec<(&str, FakeServer, &str)> = vec![
+        ("404", FakeServer::start(|_| Reply::NotFound), "HTTP 404"),
+        (
+            "slow",
+            FakeServer::start(move |_| {
+                Reply::Delay(Duration::from_secs(5), Box::new(Reply::File(late.clone())))
+            }),
+            "DEBUGINFOD_TIMEOUT",
+        ),
+        (
+            "closed mid-file",
+            FakeServer::start(move |_| Reply::Truncated {
+                file: truncated.clone(),
+                sent: half,
+            }),
+            "closed the connection after",
+        ),
+        (
+            "wrong build id",
+            FakeServer::start(move |_| Reply::File(wrong.clone())),
+            "discarded",
+        ),
+    ];
+    let mut compared = 0;
+    for (case, server, said) in &cases {
+        let _ = std::fs::remove_dir_all(cache.join("debuginfod"));
+        let run = kdive(
+            &dump,
+            &[],
+            &[
+                ("DEBUGINFOD_URLS", server.url()),
+                ("DEBUGINFOD_TIMEOUT", "1"),
+            ],
+            &cache,
+        );
+        assert!(server.requests() > 0, "{case}: the server was not asked");
+        assert!(
+            run.stderr.contains(said) && run.stderr.contains(&build_id),
+            "{case}: stderr does not say {said:?} with the build id:\n{}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stdout, baseline.stdout,
+            "{case}: not the answer without debug files"
+        );
+        assert_eq!(run.code, baseline.code, "{case}: exit status");
+        let left: Vec<_> = std::fs::read_dir(cache.join("debuginfod").join(&build_id))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.iter().all(|name| name == "debuginfo"
+                && std::fs::metadata(cache.join("debuginfod").join(&build_id).join(name))
+                    .is_ok_and(|meta| meta.len() == 0)),
+            "{case}: the cache holds {left:?}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, cases.len());
+    println!("{compared} failing servers: each a warning and the answer without debug files");
+    let _ = std::fs::remove_dir_all(&cache);
+}
