@@ -13,7 +13,9 @@ and a one-line fix; the text report ends with \"What to do, in order:\".
 
 Run it as root for the full picture: /proc/iomem hides addresses and /proc/kpageflags (used to
 estimate the dump size like makedumpfile --mem-usage) is unreadable for other users. Nothing is
-run or changed: only files under the root are read.
+run or changed: only files under the root are read, but for one question: where no vmlinux
+with DWARF is installed and DEBUGINFOD_URLS names servers, the debuginfo check asks them (the
+response headers only) whether they have the running kernel's debug file.
 
 --json prints one object: {\"ready\": bool, \"expected_dump_bytes\": N|null, \"root\": DIR,
 \"release\": STR|null, \"checks\": [{\"id\", \"status\", \"summary\", \"evidence\": [..], \"fix\"}]}.
@@ -35,7 +37,8 @@ pub struct Args {
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
     let host = RootHost::new(&args.root).context("kdive doctor --root")?;
-    let report = kdive_doctor::diagnose(&host);
+    let debuginfod = kdive_debuginfod::Client::from_env();
+    let report = kdive_doctor::diagnose_with_debuginfod(&host, debuginfod.as_ref());
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;

@@ -13,6 +13,7 @@ use crate::estimate::{self, Estimate};
 use crate::host::{self, Host, ReadError};
 use crate::report::{Check, Report, Status};
 use crate::sysinfo::{self, IomemSummary};
+use kdive_debuginfod::{Client, FileKind, NoProgress};
 
 /// The RHEL 9 / Fedora x86_64 default (`kdumpctl reset-crashkernel`), used as the rule of thumb
 /// for how much a capture kernel needs at a given RAM size.
@@ -140,6 +141,12 @@ impl Facts {
 
 /// Runs every check against the system behind `host`.
 pub fn diagnose(host: &dyn Host) -> Report {
+    diagnose_with_debuginfod(host, None)
+}
+
+/// [`diagnose`], with the debuginfo check also asking `debuginfod`'s servers (headers only)
+/// and cache for the running kernel's debug file when none is installed.
+pub fn diagnose_with_debuginfod(host: &dyn Host, debuginfod: Option<&Client>) -> Report {
     let facts = Facts::gather(host);
     let estimate = estimate::estimate(
         host,
@@ -162,7 +169,7 @@ pub fn diagnose(host: &dyn Host) -> Report {
         initramfs(host, &facts),
         target_space(host, &facts, estimate.as_ref()),
         panic_settings(host),
-        debuginfo_check(host, &facts),
+        debuginfo_check(host, &facts, debuginfod),
     ];
     Report::new(
         host.root_display(),
@@ -1099,7 +1106,90 @@ fn debuginfo_fix(facts: &Facts, release: &str) -> String {
     }
 }
 
-fn debuginfo_check(host: &dyn Host, facts: &Facts) -> Check {
+/// Where debuginfod has the running kernel's debug file (its cache, or a server that answers
+/// for the build id), worded for a summary; what was asked goes to `evidence`.
+fn served_by_debuginfod(
+    debuginfod: Option<&Client>,
+    running_id: Option<&[u8]>,
+    evidence: &mut Vec<String>,
+) -> Option<String> {
+    let client = debuginfod?;
+    let Some(id) = running_id.map(debuginfo::hex) else {
+        evidence.push(
+            "debuginfod: not asked, the running kernel's build id is unknown (/sys/kernel/notes)"
+                .to_string(),
+        );
+        return None;
+    };
+    if let Ok(cached) =
+        client
+            .clone()
+            .without_servers()
+            .fetch(&id, FileKind::Debuginfo, &mut NoProgress)
+    {
+        evidence.push(format!(
+            "debuginfod cache: {} (build id {id})",
+            cached.path.display()
+        ));
+        return Some(format!(
+            "the debuginfod cache has it ({})",
+            cached.path.display()
+        ));
+    }
+    if client.urls().is_empty() {
+        return None;
+    }
+    match client.probe(&id, FileKind::Debuginfo) {
+        Ok(Some((url, size))) => {
+            let size = size.map_or(String::new(), |s| format!(", {}", format_size(s)));
+            evidence.push(format!("debuginfod {url}: has build id {id}{size}"));
+            Some(format!("{url} serves its debug file{size}"))
+        }
+        Ok(None) => {
+            evidence.push(format!(
+                "debuginfod {}: no server has build id {id} (HTTP 404)",
+                client.urls().join(" ")
+            ));
+            None
+        }
+        Err(err) => {
+            evidence.push(format!("debuginfod: build id {id}: {err}"));
+            None
+        }
+    }
+}
+
+/// Debian's and Fedora's debuginfod URLs files, named when `DEBUGINFOD_URLS` is not set (login
+/// shells set it from them; `sudo` and services do not).
+fn debuginfod_hint(host: &dyn Host, debuginfod: Option<&Client>, evidence: &mut Vec<String>) {
+    if debuginfod.is_some_and(|c| !c.urls().is_empty()) {
+        return;
+    }
+    let Ok(names) = host.read_dir("/etc/debuginfod", 64) else {
+        return;
+    };
+    for name in names.iter().filter(|n| n.ends_with(".urls")) {
+        let path = format!("/etc/debuginfod/{name}");
+        let Ok(file) = host.open(&path) else { continue };
+        let mut text = String::new();
+        use std::io::Read;
+        if file.take(4096).read_to_string(&mut text).is_ok() {
+            let urls: Vec<&str> = text
+                .split_whitespace()
+                .filter(|w| w.starts_with("http"))
+                .collect();
+            if !urls.is_empty() {
+                evidence.push(format!(
+                    "{path} names {}: DEBUGINFOD_URLS is not set here, so neither doctor nor \
+                     kdive open asks it",
+                    urls.join(" ")
+                ));
+            }
+        }
+    }
+}
+
+fn debuginfo_check(host: &dyn Host, facts: &Facts, debuginfod: Option<&Client>) -> Check {
     const ID: &str = "debuginfo";
     let release = match &facts.release {
         Ok(release) => release,
@@ -1163,6 +1253,22 @@ fn debuginfo_check(host: &dyn Host, facts: &Facts) -> Check {
     let modules_dir = debuginfo::modules_debug_dir(release);
     let modules = debuginfo::count_module_debug_files(host, &modules_dir, 200_000);
     evidence.push(format!("{modules_dir}: {modules} module debug files"));
+    if usable.is_none() {
+        match served_by_debuginfod(debuginfod, running_id.as_deref(), &mut evidence) {
+            Some(served) => {
+                return Check::new(
+                    ID,
+                    Status::Ok,
+                    format!(
+                        "no vmlinux with DWARF is installed for {release}, but {served}: kdive \
+                         fetches it when a dump is opened"
+                    ),
+                )
+                .evidence(evidence)
+            }
+            None => debuginfod_hint(host, debuginfod, &mut evidence),
+        }
+    }
     match usable {
         None => Check::new(
             ID,

@@ -15,7 +15,7 @@ pub mod host;
 pub mod report;
 pub mod sysinfo;
 
-pub use checks::diagnose;
+pub use checks::{diagnose, diagnose_with_debuginfod};
 pub use host::{Host, HostError, RootHost, Space};
 pub use report::{Check, Report, Status};
 

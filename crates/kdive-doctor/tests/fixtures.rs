@@ -877,3 +877,105 @@ fn golden_text_reports() {
     golden("crashkernel-missing", 50 * GIB);
     golden("reservation-failed", 50 * GIB);
 }
+
+/// No debug vmlinux installed, but `DEBUGINFOD_URLS` names a server: the debuginfo check asks
+/// it (headers only) for the running kernel's build id (`/sys/kernel/notes`); a server that
+/// has it makes the check ok, one that answers 404 or cannot be reached leaves the warning
+/// with what it said; a copy already in the debuginfod cache counts without asking.
+#[test]
+fn debuginfo_asks_debuginfod_for_the_running_kernel() {
+    use kdive_debuginfod::Client;
+    use kdive_testkit::http_fake::{elf_with_build_id, FakeServer, Reply};
+    const RUNNING: [u8; 20] = [0x5a; 20];
+    let hex: String = RUNNING.iter().map(|b| format!("{b:02x}")).collect();
+    let root = TempRoot::new("debian-healthy");
+    // The running kernel's notes, and no debug vmlinux.
+    let mut note = Vec::new();
+    for word in [4u32, 20, 3] {
+        note.extend_from_slice(&word.to_le_bytes());
+    }
+    note.extend_from_slice(b"GNU\0");
+    note.extend_from_slice(&RUNNING);
+    root.write("/sys/kernel/notes", &note);
+    let cache = root.path.join("debuginfod-cache");
+    let client = |url: &str| {
+        let (url, cache) = (url.to_owned(), cache.to_str().unwrap().to_owned());
+        Client::from_vars(move |name| match name {
+            "DEBUGINFOD_URLS" => Some(url.clone()),
+            "DEBUGINFOD_CACHE_PATH" => Some(cache.clone()),
+            "DEBUGINFOD_TIMEOUT" => Some("2".to_owned()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let file = elf_with_build_id(&RUNNING);
+    let served = file.clone();
+    let id = hex.clone();
+    let server = FakeServer::start(move |path| {
+        if path == format!("/buildid/{id}/debuginfo") {
+            Reply::File(served.clone())
+        } else {
+            Reply::NotFound
+        }
+    });
+    let host = FakeHost::new(&root, 50 * GIB);
+
+    let report = kdive_doctor::diagnose_with_debuginfod(&host, Some(&client(server.url())));
+    let out = text(&report);
+    assert_eq!(status(&report, "debuginfo"), Status::Ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "debuginfod {}: has build id {hex}, ",
+            server.url()
+        )),
+        "{out}"
+    );
+    assert!(
+        !cache.join(&hex).join("debuginfo").exists(),
+        "the probe downloaded"
+    );
+
+    let missing = FakeServer::start(|_| Reply::NotFound);
+    let report = kdive_doctor::diagnose_with_debuginfod(&host, Some(&client(missing.url())));
+    let out = text(&report);
+    assert_eq!(status(&report, "debuginfo"), Status::Warn, "{out}");
+    assert!(
+        out.contains(&format!("no server has build id {hex} (HTTP 404)")),
+        "{out}"
+    );
+
+    let silent = FakeServer::start(|_| {
+        Reply::Delay(std::time::Duration::from_secs(5), Box::new(Reply::NotFound))
+    });
+    let report = kdive_doctor::diagnose_with_debuginfod(&host, Some(&client(silent.url())));
+    let out = text(&report);
+    assert_eq!(status(&report, "debuginfo"), Status::Warn, "{out}");
+    assert!(out.contains("DEBUGINFOD_TIMEOUT"), "{out}");
+
+    // In the cache already: ok without asking (the server is one that would say 404).
+    fs::create_dir_all(cache.join(&hex)).unwrap();
+    fs::write(cache.join(&hex).join("debuginfo"), &file).unwrap();
+    let before = missing.requests();
+    let report = kdive_doctor::diagnose_with_debuginfod(&host, Some(&client(missing.url())));
+    let out = text(&report);
+    assert_eq!(status(&report, "debuginfo"), Status::Ok, "{out}");
+    assert!(out.contains("the debuginfod cache has it"), "{out}");
+    assert_eq!(missing.requests(), before);
+}
+
+/// Debian's `/etc/debuginfod/*.urls` is named when `DEBUGINFOD_URLS` is not set.
+#[test]
+fn debuginfo_names_the_urls_files_when_debuginfod_urls_is_unset() {
+    let root = TempRoot::new("debian-healthy");
+    root.write(
+        "/etc/debuginfod/debian.urls",
+        b"https://debuginfod.debian.net\n",
+    );
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    let out = text(&report);
+    assert_eq!(status(&report, "debuginfo"), Status::Warn, "{out}");
+    assert!(
+        out.contains("/etc/debuginfod/debian.urls names https://debuginfod.debian.net: DEBUGINFOD_URLS is not set"),
+        "{out}"
+    );
+}
