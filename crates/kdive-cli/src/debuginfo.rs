@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kdive_debuginfod::{Client, FetchError, FileKind, Origin, Progress};
+use kdive_kernel::module::Module;
 
 /// Whether a lookup may download or only read what the cache already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,18 @@ pub(crate) fn debug_file(build_id: &str, what: &str, fetch: Fetch) -> Result<Pat
             Err(Unavailable::Failed(format!("debuginfod: {err}")))
         }
     }
+}
+
+/// A loaded module's debug file from debuginfod by its build id; a module no server has (out
+/// of tree, say) keeps its kallsyms quietly.
+pub(crate) fn module_debug_file(module: &Module) -> Option<PathBuf> {
+    let build_id = module.build_id_hex()?;
+    debug_file(
+        &build_id,
+        &format!("module {}", module.name),
+        Fetch::Download,
+    )
+    .ok()
 }
 
 /// indicatif's bar on a terminal; with `DEBUGINFOD_PROGRESS` and no terminal, a line when a

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use kdive_commands::Session;
 use kdive_dump::Vmcore;
-use kdive_kernel::module::Module;
 use kdive_kernel::{DumpOnlySources, Kernel};
 
 use crate::debuginfo::{self, Fetch, Unavailable};
@@ -134,13 +133,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         outcome = Outcome::Partial;
     }
     out.flush()?;
-    let mut session =
-        Session::new(&kernel, &args.modules).with_module_fetcher(Box::new(|module: &Module| {
-            let build_id = module.build_id_hex()?;
-            // A module no server has (out of tree, say) keeps its kallsyms quietly.
-            let what = format!("module {}", module.name);
-            debuginfo::debug_file(&build_id, &what, Fetch::Download).ok()
-        }));
+    let mut session = Session::new(&kernel, &args.modules)
+        .with_module_fetcher(Box::new(debuginfo::module_debug_file));
     let mut runner = Runner {
         session: &mut session,
         json: args.json,

@@ -68,13 +68,16 @@ fn read_input(input: Option<&PathBuf>) -> anyhow::Result<Input> {
     Ok(Input::Log(data))
 }
 
-/// The kernel log inside a dump, as `kdive open DUMP -c log` prints it, and the vmlinux used
-/// (none when the log was read from the dump alone, through VMCOREINFO).
+/// The kernel log inside a dump, as `kdive open DUMP -c log` prints it, and the symbols to
+/// resolve its frames: the very images the kernel model opened (its vmlinux, the loaded
+/// modules' objects matched by build id, from disk or debuginfod), none when the log was read
+/// from the dump alone (through VMCOREINFO).
 fn log_of_dump(
     path: &Path,
     vmlinux: Option<&Path>,
     no_vmlinux: bool,
-) -> anyhow::Result<(Vec<u8>, Option<PathBuf>)> {
+    module_dirs: &[PathBuf],
+) -> anyhow::Result<(Vec<u8>, Option<KernelImages>)> {
     let vmcore = Vmcore::open(path).with_context(|| format!("opening {}", path.display()))?;
     let vmlinux = match vmlinux {
         Some(path) => Some(path.to_owned()),
@@ -121,12 +124,48 @@ fn log_of_dump(
             saved.display()
         );
         let text = std::fs::read(&saved).with_context(|| format!("reading {}", saved.display()))?;
-        return Ok((text, vmlinux));
+        let images = vmlinux
+            .map(|vmlinux| KernelImages::open(Some(&vmlinux), ModuleIndex::scan(module_dirs)?))
+            .transpose()?;
+        return Ok((text, images));
     }
     for warning in &report.warnings {
         eprintln!("kdive: warning: {warning}");
     }
-    Ok((text, vmlinux))
+    let images = (kernel.dump_only().is_none() || !module_dirs.is_empty())
+        .then(|| dump_images(&kernel, &text, module_dirs))
+        .transpose()?;
+    Ok((text, images))
+}
+
+/// The kernel's own images for triage: its vmlinux (when it has one) and the objects of the
+/// loaded modules, each looked up as `kdive open` does; debug files are fetched only for the
+/// modules the log names (`[name]` after a frame).
+fn dump_images(
+    kernel: &Kernel,
+    log: &[u8],
+    module_dirs: &[PathBuf],
+) -> anyhow::Result<KernelImages> {
+    let log = String::from_utf8_lossy(log).into_owned();
+    let session = kdive_commands::Session::new(kernel, module_dirs).with_module_fetcher(Box::new(
+        move |module| {
+            if !log.contains(&format!("[{}]", module.name)) {
+                return None;
+            }
+            crate::debuginfo::module_debug_file(module)
+        },
+    ));
+    let vmlinux = kernel
+        .dump_only()
+        .is_none()
+        .then(|| kernel.vmlinux_shared());
+    let mut images = KernelImages::new(vmlinux, ModuleIndex::scan(module_dirs)?);
+    for loaded in &session.modules().modules {
+        if let Some(object) = loaded.object.as_ref().filter(|o| o.debug) {
+            images.add_module(&loaded.module.name, object.image.clone());
+        }
+    }
+    Ok(images)
 }
 
 /// The kernel log the capture saved beside `dump`: kexec-tools' `vmcore-dmesg.txt` (RHEL
@@ -142,15 +181,22 @@ fn saved_dmesg(dump: &Path) -> Option<PathBuf> {
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
-    let (log, vmlinux) = match read_input(args.input.as_ref())? {
-        Input::Log(log) => (log, args.vmlinux),
-        Input::Dump(path) => log_of_dump(&path, args.vmlinux.as_deref(), args.no_vmlinux)?,
-    };
-    let symbols = if vmlinux.is_some() || !args.modules.is_empty() {
-        let modules = ModuleIndex::scan(&args.modules)?;
-        Some(KernelImages::open(vmlinux.as_deref(), modules)?)
-    } else {
-        None
+    let (log, symbols) = match read_input(args.input.as_ref())? {
+        Input::Log(log) => {
+            let symbols = if args.vmlinux.is_some() || !args.modules.is_empty() {
+                let modules = ModuleIndex::scan(&args.modules)?;
+                Some(KernelImages::open(args.vmlinux.as_deref(), modules)?)
+            } else {
+                None
+            };
+            (log, symbols)
+        }
+        Input::Dump(path) => log_of_dump(
+            &path,
+            args.vmlinux.as_deref(),
+            args.no_vmlinux,
+            &args.modules,
+        )?,
     };
     let triage = kdive_triage::triage(&log, symbols.as_ref());
     if args.json {

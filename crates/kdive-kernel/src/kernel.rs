@@ -3,6 +3,7 @@
 //! from these reads, the way drgn's helpers are built on its `Program`.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use kdive_arch::{KernelAddressSpace, RegisterSet, VirtAddr, VirtMem, START_KERNEL_MAP};
@@ -198,7 +199,8 @@ fn kallsyms_in(
 pub struct Kernel {
     info: DumpInfo,
     space: KernelAddressSpace<Arc<dyn PhysMem>>,
-    vmlinux: ElfImage,
+    /// Shared with triage's symbol lookup (one mapping, one DWARF index per session).
+    vmlinux: Rc<ElfImage>,
     types: Types,
     /// vmlinux's `_text`..`_end` (link addresses), looked up once.
     image_range: std::sync::OnceLock<Option<(u64, u64)>>,
@@ -396,7 +398,7 @@ impl Kernel {
         Ok(Kernel {
             info,
             space,
-            vmlinux,
+            vmlinux: Rc::new(vmlinux),
             types,
             image_range: std::sync::OnceLock::new(),
             possible_cpus: std::sync::OnceLock::new(),
@@ -433,6 +435,13 @@ impl Kernel {
 
     pub fn vmlinux(&self) -> &ElfImage {
         &self.vmlinux
+    }
+
+    /// The vmlinux image itself, for lookups that outlive a borrow (triage's [`KernelImages`]).
+    ///
+    /// [`KernelImages`]: kdive_symbols::KernelImages
+    pub fn vmlinux_shared(&self) -> Rc<ElfImage> {
+        self.vmlinux.clone()
     }
 
     pub fn types(&self) -> &Types {

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use kdive_arch::VirtAddr;
 use kdive_symbols::{ElfImage, ModuleIndex, Symbol};
@@ -518,7 +519,8 @@ pub fn module_search_dirs(release: Option<&str>, extra: &[PathBuf]) -> Vec<PathB
 #[derive(Debug)]
 pub struct ModuleObject {
     pub path: PathBuf,
-    pub image: ElfImage,
+    /// Shared with triage's symbol lookup.
+    pub image: Rc<ElfImage>,
     /// The file carries DWARF (`.debug_info`).
     pub debug: bool,
     /// The file's build id equals the loaded module's (`None`: one of them has none).
@@ -602,7 +604,7 @@ fn object_for(
     match ElfImage::open(path) {
         Ok(image) => Some(ModuleObject {
             path: path.to_path_buf(),
-            image,
+            image: Rc::new(image),
             debug,
             build_id_matches,
         }),

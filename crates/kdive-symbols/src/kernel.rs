@@ -14,6 +14,8 @@ const MAX_OPEN_MODULES: usize = 64;
 /// frame of theirs is looked up.
 pub struct KernelImages {
     vmlinux: Option<Rc<ElfImage>>,
+    /// Module images already open elsewhere (a dump's loaded modules), by name; never evicted.
+    given: HashMap<String, Rc<ElfImage>>,
     modules: ModuleIndex,
     opened: RefCell<HashMap<String, Option<Rc<ElfImage>>>>,
     /// Modules that could not be opened, with why.
@@ -21,9 +23,10 @@ pub struct KernelImages {
 }
 
 impl KernelImages {
-    pub fn new(vmlinux: Option<ElfImage>, modules: ModuleIndex) -> KernelImages {
+    pub fn new(vmlinux: Option<Rc<ElfImage>>, modules: ModuleIndex) -> KernelImages {
         KernelImages {
-            vmlinux: vmlinux.map(Rc::new),
+            vmlinux,
+            given: HashMap::new(),
             modules,
             opened: RefCell::new(HashMap::new()),
             errors: RefCell::new(Vec::new()),
@@ -32,7 +35,12 @@ impl KernelImages {
 
     pub fn open(vmlinux: Option<&Path>, modules: ModuleIndex) -> Result<KernelImages, SymbolError> {
         let vmlinux = vmlinux.map(ElfImage::open).transpose()?;
-        Ok(KernelImages::new(vmlinux, modules))
+        Ok(KernelImages::new(vmlinux.map(Rc::new), modules))
+    }
+
+    /// Uses `image` for module `name`, before any file of the module index.
+    pub fn add_module(&mut self, name: &str, image: Rc<ElfImage>) {
+        self.given.insert(name.replace('-', "_"), image);
     }
 
     pub fn vmlinux(&self) -> Option<&ElfImage> {
@@ -49,6 +57,9 @@ impl KernelImages {
             return self.vmlinux.clone();
         };
         let name = name.replace('-', "_");
+        if let Some(image) = self.given.get(&name) {
+            return Some(image.clone());
+        }
         if let Some(image) = self.opened.borrow().get(&name) {
             return image.clone();
         }
