@@ -32,12 +32,17 @@ Examples:
   kdive open vmcore < commands.txt                    commands from a file, one a line
   kdive open vmcore -i commands.txt                   the same, crash's -i
   kdive open vmcore -c 'ps | grep insmod' -c 'log > log.txt'
+  DEBUGINFOD_URLS=https://debuginfod.debian.net kdive open vmcore -c 'bt -l'
 
 Several DUMP files are the parts of one split dump.
 
 Without --vmlinux, the vmlinux is looked for by the dump's release where distributions
 install debug symbols (/usr/lib/debug/boot/vmlinux-<release>, ...), checked against the
-dump's build id. Where none is found (or with --no-vmlinux), symbols come from the kernel's
+dump's build id, then in debuginfod's cache and, with DEBUGINFOD_URLS set, fetched from
+those servers by build id (module debug files too), as elfutils does: DEBUGINFOD_CACHE_PATH
+(default ~/.cache/debuginfod_client), DEBUGINFOD_TIMEOUT (seconds without data, default 90),
+DEBUGINFOD_MAXSIZE, DEBUGINFOD_MAXTIME, DEBUGINFOD_PROGRESS. A file that is not whole or not
+of that build id is discarded with a warning, and the session goes on without it. Where none is found (or with --no-vmlinux), symbols come from the kernel's
 own kallsyms and types from its .BTF, both in the dump (Linux 6.0 on, whose VMCOREINFO
 locates kallsyms): everything but source lines works, and a notice says so.
 

@@ -11,8 +11,8 @@ use kdive_symbols::{KernelImages, ModuleIndex};
 #[derive(clap::Args)]
 pub struct Args {
     /// Console log, dmesg output, vmcore-dmesg.txt, or a dump (its kernel log is read: with
-    /// the vmlinux (--vmlinux or found by release), else from the dump alone as vmcore-dmesg
-    /// does); `-` or nothing reads standard input
+    /// the vmlinux (--vmlinux, found by release, or from debuginfod by build id), else from
+    /// the dump alone as vmcore-dmesg does); `-` or nothing reads standard input
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
     /// vmlinux with DWARF (e.g. /usr/lib/debug/boot/vmlinux-<release>) to resolve frames
