@@ -139,3 +139,99 @@ fn a_failing_server_gives_a_warning_and_the_answer_without_debug_files() {
     println!("{compared} failing servers: each a warning and the answer without debug files");
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// On a terminal (tmux), a download shows indicatif's bar: what is fetched, bytes so far of the
+/// announced size; a stalled download then ends in the timeout warning and the bar is cleared.
+#[test]
+fn a_download_shows_a_progress_bar_on_a_terminal() {
+    let root = lab_root();
+    let all = manifests(&root);
+    let Some(m) = null_init_dump_per_series(&all)
+        .into_iter()
+        .find(|m| str_at(m, &["kernel", "series"]) == Some("6.1"))
+    else {
+        kdive_testkit::skip!("SKIP (no 6.1 lab dump at {})", root.display());
+        return;
+    };
+    let dump = files(m).first().cloned().expect("dump file");
+    let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
+    let build_id = kdive_debuginfod::elf_build_id(Path::new(vmlinux)).expect("vmlinux build id");
+    let file = elf_with_build_id(&hex_to_bytes(&build_id));
+    let (size, sent) = (file.len(), file.len() / 2);
+    let server = FakeServer::start(move |_| Reply::Stall {
+        file: file.clone(),
+        sent,
+        pause: Duration::from_secs(4),
+    });
+    let cache = std::env::temp_dir().join(format!("kdive-dbar-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let name = format!("kdive-dbar-{}", std::process::id());
+    let command = format!(
+        "env DEBUGINFOD_URLS={} DEBUGINFOD_TIMEOUT=3 DEBUGINFOD_CACHE_PATH={} XDG_CACHE_HOME={} \
+         {} open {} -c sys; sleep 60",
+        server.url(),
+        cache.join("debuginfod").display(),
+        cache.join("xdg").display(),
+        env!("CARGO_BIN_EXE_kdive"),
+        dump.display()
+    );
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "160",
+            "-y",
+            "30",
+            &command,
+        ])
+        .status();
+    let Ok(started) = started else {
+        kdive_testkit::skip!("SKIP (no tmux)");
+        return;
+    };
+    assert!(started.success(), "tmux new-session");
+    let screen = || {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-J", "-t", &name])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let wait = |what: &str, ready: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = screen();
+            if ready(&s) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited for {what}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let half = format!("{:.2} KiB", sent as f64 / 1024.0);
+    let whole = format!("{:.2} KiB", size as f64 / 1024.0);
+    let bar = wait("the progress bar", &|s| {
+        s.contains("kdive: debuginfod: vmlinux") && s.contains(&format!("{half}/{whole}"))
+    });
+    let after = wait("the timeout warning and sys", &|s| {
+        s.contains("DEBUGINFOD_TIMEOUT") && s.contains("RELEASE:")
+    });
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &name])
+        .status();
+    assert!(
+        !after.contains(&format!("{half}/{whole}")),
+        "the bar was not cleared:\n{after}"
+    );
+    println!(
+        "the bar:\n{}",
+        bar.lines().find(|l| l.contains("debuginfod")).unwrap_or("")
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
