@@ -6,7 +6,7 @@
 //! `<lab>/debuginfod/debs/`, with a stamp `<lab>/debuginfod/<series>.json` per series. A
 //! [`DebuginfodServer`] indexes that directory into a private copy of the lab's index
 //! (`<lab>/debuginfod/index.sqlite`, saved back when the scan changed it: a cold scan of the two
-//! `.deb`s takes ~25 s, a warm start ~1.3 s), on a free port of 127.0.0.1, and answers only
+//! `.deb`s takes 23-31 s, a warm start 1.2 s), on a free port of 127.0.0.1, and answers only
 //! once the scan is done. Plain HTTP/1.1 over `TcpStream`: no HTTP crate.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// How long the scan may take: a cold scan of the two `.deb`s takes ~25 s on two cores.
+/// How long the scan may take: a cold scan of the two `.deb`s takes 23-31 s on two cores.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many ports to try when another process takes the free one first.
 const PORT_ATTEMPTS: usize = 5;
@@ -28,7 +28,9 @@ const PORT_ATTEMPTS: usize = 5;
 const HEADERS_TIMEOUT: Duration = Duration::from_secs(300);
 /// The most header bytes read before giving up on a response.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// The largest body [`DebuginfodServer::get`] reads (the metrics page is ~5 KB).
+/// How long a `/metrics` request may take (it answers at once, even while scanning).
+const METRICS_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest body `get` reads (it reads `/metrics`: ~5 KB).
 const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 
 static SERVERS: AtomicUsize = AtomicUsize::new(0);
@@ -109,12 +111,16 @@ impl HttpHead {
 
 /// Sends `GET path` to 127.0.0.1:`port` and reads the status line and headers (the body is
 /// not read: dropping the stream closes the connection).
-fn get_head(port: u16, path: &str) -> Result<(HttpHead, TcpStream, Vec<u8>), String> {
+fn get_head(
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> Result<(HttpHead, TcpStream, Vec<u8>), String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream
-        .set_read_timeout(Some(HEADERS_TIMEOUT))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| format!("{addr}: {e}"))?;
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
@@ -158,9 +164,10 @@ fn get_head(port: u16, path: &str) -> Result<(HttpHead, TcpStream, Vec<u8>), Str
     Ok((HttpHead { status, headers }, stream, rest))
 }
 
-/// `GET path` with its whole body (at most [`MAX_BODY_BYTES`], by `Content-Length`).
+/// `GET path` with its whole body (at most [`MAX_BODY_BYTES`], by `Content-Length`), for
+/// `/metrics`.
 fn get(port: u16, path: &str) -> Result<(HttpHead, Vec<u8>), String> {
-    let (head, stream, mut body) = get_head(port, path)?;
+    let (head, stream, mut body) = get_head(port, path, METRICS_TIMEOUT)?;
     let len = head
         .content_length()
         .ok_or_else(|| format!("GET {path}: no Content-Length"))?;
@@ -452,7 +459,7 @@ impl DebuginfodServer {
     /// debuginfod 0.188 answers `HEAD` with 400, and sends a file's headers only once it has
     /// extracted the whole file from its `.deb`.
     pub fn head(&self, path: &str) -> Result<HttpHead, String> {
-        get_head(self.port, path).map(|(head, _, _)| head)
+        get_head(self.port, path, HEADERS_TIMEOUT).map(|(head, _, _)| head)
     }
 }
 
