@@ -1476,6 +1476,63 @@ def run_oracles(root, name, drgn_python, sid, key):
 
 # ---------------------------------------------------------------- main
 
+# ---------------------------------------------------------------- debuginfod
+
+# The series whose vmlinux and module debug info kdive's debuginfod client is tested against:
+# their real -dbg packages, served by Debian's debuginfod (kdive-testkit's DebuginfodServer).
+DEBUGINFOD_SERIES = ("6.1", "6.12")
+
+
+def ensure_debuginfod_deb(root, apt, k):
+    """Keeps the kernel's own linux-image-<release>-dbg=<version> .deb (not unpacked) under
+    <root>/debuginfod/debs/, one per series, and a stamp <root>/debuginfod/<series>.json that
+    says what the tests should find in it: the vmlinux's path and size in the .deb (its
+    `dpkg-deb -c` listing; the lab's own vmlinux differs, gdb-add-index grew it) and the lab's
+    unpacked vmlinux of the same build (its build id). Cached runs only read the stamp.
+    Replacing a series' .deb drops debuginfod's index (kdive-testkit rebuilds it)."""
+    base = root / "debuginfod"
+    debs = base / "debs"
+    stamp = base / f"{k.series}.json"
+    pkg = f"linux-image-{k.release}-dbg={k.debian_version}"
+    old = json.loads(stamp.read_text()) if stamp.exists() else None
+    if old and old["package"] == pkg and (debs / old["deb"]).exists():
+        return debs / old["deb"]
+    if apt.missing.get(pkg):
+        raise NotOnMirror(apt.missing[pkg])
+    log(f"{k.series}: downloading {pkg} for debuginfod")
+    tmp = base / f"tmp-{k.series}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    debs.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = apt.get("download", pkg, cwd=tmp, timeout=1800, check=False)
+        if proc.returncode != 0:
+            err = f"apt-get download: {(proc.stdout + proc.stderr).strip()[-1500:]}"
+            if "404" not in proc.stdout + proc.stderr:
+                raise LabError(err)
+            # Remembered until the next --apt-update, as ensure_kernel does.
+            apt.remember_missing(pkg, err.splitlines()[-1])
+            raise NotOnMirror(err)
+        deb = next(tmp.glob("*.deb"))
+        member = f"./usr/lib/debug/boot/vmlinux-{k.release}"
+        listing = run(["dpkg-deb", "-c", str(deb)], timeout=900).stdout
+        sizes = [int(f[2]) for f in map(str.split, listing.splitlines())
+                 if len(f) >= 6 and f[5] == member and f[0].startswith("-")]
+        if len(sizes) != 1:
+            raise LabError(f"{deb.name}: no regular file {member}")
+        if old and old["deb"] != deb.name:
+            (debs / old["deb"]).unlink(missing_ok=True)
+        deb.rename(debs / deb.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm"):
+        (base / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    write_json(stamp, {"package": pkg, "deb": deb.name,
+                       "vmlinux": {"member": member, "size": sizes[0],
+                                   "lab_vmlinux": str(k.vmlinux)}})
+    return debs / deb.name
+
+
 def write_index(root):
     """manifests.json lists every manifest present (this run's and other series')."""
     manifests = [json.loads(p.read_text()) for p in sorted((root / "dumps").glob("*/manifest.json"))]
@@ -1574,6 +1631,13 @@ def main():
                 restore_debug_modules(k, apt, root)
             if drgn_python:
                 index_vmlinux(k)
+            if series in DEBUGINFOD_SERIES:
+                # Only the debuginfod tests need it: its failure must not cost the dumps.
+                try:
+                    ensure_debuginfod_deb(root, apt, k)
+                except LabError as e:
+                    failures.append(f"series {series}: debuginfod .deb: {e}")
+                    log(f"series {series}: debuginfod .deb FAILED: {e}")
             sid = sid_future.result() if k.spec.sid_build else None
             key = build_initramfs(k, build_module(k, root, sid))
             userland_key = None

@@ -3,6 +3,7 @@
 //! flattened layout, split sets, and helpers to damage them.
 
 pub mod btf;
+pub mod debuginfod;
 pub mod http_fake;
 pub mod lab;
 pub mod pagetable;
