@@ -1,0 +1,275 @@
+//! `kdive open` and `kdive triage` against a real debuginfod (Debian's, elfutils 0.188) that
+//! serves the lab's real `-dbg` packages (kdive-testkit's `DebuginfodServer`): with no debug
+//! file installed and `DEBUGINFOD_URLS` pointing at it, the vmlinux and the module debug files
+//! are fetched by build id and the session prints what it prints with the lab's unpacked
+//! files given by hand (the oracle, run here on the same dump): source lines in `bt -l`,
+//! `dis -l` and `sym`, the same triage report. A second run, with the server gone, is served
+//! from the cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kdive_testkit::debuginfod::{debs, DebuginfodServer};
+use kdive_testkit::lab::{files, lab_root, manifests, null_init_dump_per_series, str_at};
+
+const COMMANDS: [&str; 4] = [
+    "bt -l",
+    "sym do_one_initcall",
+    "dis -l do_one_initcall 6",
+    "mod",
+];
+
+struct Run {
+    stdout: String,
+    stderr: String,
+}
+
+fn kdive(args: &[&str], env: &[(&str, &Path)], url: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kdive"));
+    command.args(args).env_remove("DEBUGINFOD_URLS");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    if let Some(url) = url {
+        command.env("DEBUGINFOD_URLS", url);
+    }
+    let output = command.output().expect("run kdive");
+    let run = Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(
+        output.status.code().is_some_and(|code| code <= 1),
+        "kdive {args:?}: {}",
+        run.stderr
+    );
+    run
+}
+
+fn open_args<'a>(dump: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["open", dump];
+    args.extend_from_slice(extra);
+    for c in COMMANDS {
+        args.extend(["-c", c]);
+    }
+    args
+}
+
+/// `mod -s`'s OBJECT FILE column names where each object was found: the lab's tree or the
+/// debuginfod cache. The rest of the text must be equal.
+fn without_object_paths(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find(" /") {
+            Some(at) if line.starts_with("ffff") => line[..at].trim_end().to_owned(),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
+    let root = lab_root();
+    let served = debs(&root);
+    let all = manifests(&root);
+    let chosen: Vec<_> = null_init_dump_per_series(&all)
+        .into_iter()
+        .filter(|m| {
+            served
+                .iter()
+                .any(|d| Some(d.series.as_str()) == str_at(m, &["kernel", "series"]))
+        })
+        .collect();
+    if chosen.is_empty() {
+        kdive_testkit::skip!(
+            "SKIP (no lab dump of a series whose -dbg package the lab keeps, at {})",
+            root.display()
+        );
+        return;
+    }
+    let server = match DebuginfodServer::start(&root) {
+        Ok(server) => server,
+        Err(err) => {
+            kdive_testkit::skip!("SKIP (debuginfod: {err})");
+            return;
+        }
+    };
+    let url = server.url();
+    let mut server = Some(server);
+    let scratch = std::env::temp_dir().join(format!("kdive-dlab-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut compared = 0;
+    let mut lines_checked = 0;
+    for m in &chosen {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let vmlinux = PathBuf::from(str_at(m, &["kernel", "vmlinux"]).expect("vmlinux"));
+        let dump = files(m).first().cloned().expect("dump");
+        let dump = dump.to_str().expect("utf-8").to_owned();
+        // The lab's unpacked -dbg tree: <kernel>/usr/lib/debug/boot/vmlinux-<release>.
+        let debug_root = vmlinux
+            .ancestors()
+            .nth(2)
+            .expect("usr/lib/debug")
+            .to_path_buf();
+        let release = vmlinux
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("vmlinux-"))
+            .expect("vmlinux-<release>")
+            .to_owned();
+        let debug_modules = debug_root.join("lib/modules").join(&release);
+        let lab_module = vmlinux
+            .ancestors()
+            .nth(5)
+            .expect("kernel dir")
+            .join("kdive_lab");
+        let (vmlinux_s, debug_modules_s, lab_module_s) = (
+            vmlinux.to_str().expect("utf-8").to_owned(),
+            debug_modules.to_str().expect("utf-8").to_owned(),
+            lab_module.to_str().expect("utf-8").to_owned(),
+        );
+        let cache = scratch.join(name);
+        let (xdg, dcache) = (cache.join("xdg"), cache.join("debuginfod"));
+        let env = [
+            ("XDG_CACHE_HOME", xdg.as_path()),
+            ("DEBUGINFOD_CACHE_PATH", dcache.as_path()),
+        ];
+
+        // The oracle: the same session with the lab's files given by hand.
+        let expected = kdive(
+            &open_args(
+                &dump,
+                &[
+                    "--vmlinux",
+                    &vmlinux_s,
+                    "--modules",
+                    &debug_modules_s,
+                    "--modules",
+                    &lab_module_s,
+                ],
+            ),
+            &env,
+            None,
+        );
+        let started = std::time::Instant::now();
+        let fetched = kdive(
+            &open_args(&dump, &["--modules", &lab_module_s]),
+            &env,
+            Some(&url),
+        );
+        let fetch_time = started.elapsed();
+        assert!(
+            fetched
+                .stderr
+                .contains(&format!("debug file fetched from {url}")),
+            "{name}: nothing fetched:\n{}",
+            fetched.stderr
+        );
+        assert_eq!(
+            without_object_paths(&fetched.stdout),
+            without_object_paths(&expected.stdout),
+            "{name}: with debuginfod's files\nstderr: {}",
+            fetched.stderr
+        );
+        let source_lines = fetched
+            .stdout
+            .lines()
+            .filter(|l| l.contains(".c: ") || l.contains(".h: "))
+            .count();
+        assert!(
+            source_lines > 3,
+            "{name}: no source lines:\n{}",
+            fetched.stdout
+        );
+        lines_checked += fetched.stdout.lines().count();
+        // Module debug files came from the server too (mod -s names the cache).
+        let cached_modules = fetched
+            .stdout
+            .lines()
+            .filter(|l| l.contains(dcache.to_str().expect("utf-8")))
+            .count();
+        assert!(
+            cached_modules > 0,
+            "{name}: no module from debuginfod:\n{}",
+            fetched.stdout
+        );
+
+        let expected_triage = kdive(
+            &[
+                "triage",
+                &dump,
+                "--vmlinux",
+                &vmlinux_s,
+                "--modules",
+                &debug_modules_s,
+                "--modules",
+                &lab_module_s,
+            ],
+            &env,
+            None,
+        );
+        let triage = kdive(
+            &["triage", &dump, "--modules", &lab_module_s],
+            &env,
+            Some(&url),
+        );
+        assert_eq!(
+            triage.stdout, expected_triage.stdout,
+            "{name}: triage\n{}",
+            triage.stderr
+        );
+        assert!(
+            triage.stdout.contains(".c:"),
+            "{name}: triage has no source lines"
+        );
+        compared += 1;
+        println!(
+            "{name}: {} lines equal with debuginfod's files ({source_lines} source lines, \
+             {cached_modules} modules from the server; the session with its fetches took \
+             {fetch_time:.1?}); triage equal",
+            fetched.stdout.lines().count()
+        );
+    }
+    // The server gone: every file comes from the cache, nothing is fetched.
+    drop(server.take());
+    for m in &chosen {
+        let name = str_at(m, &["name"]).unwrap_or("?");
+        let dump = files(m).first().cloned().expect("dump");
+        let dump = dump.to_str().expect("utf-8").to_owned();
+        let vmlinux = PathBuf::from(str_at(m, &["kernel", "vmlinux"]).expect("vmlinux"));
+        let lab_module = vmlinux
+            .ancestors()
+            .nth(5)
+            .expect("kernel dir")
+            .join("kdive_lab");
+        let lab_module_s = lab_module.to_str().expect("utf-8").to_owned();
+        let cache = scratch.join(name);
+        let (xdg, dcache) = (cache.join("xdg"), cache.join("debuginfod"));
+        let env = [
+            ("XDG_CACHE_HOME", xdg.as_path()),
+            ("DEBUGINFOD_CACHE_PATH", dcache.as_path()),
+        ];
+        let started = std::time::Instant::now();
+        let first = kdive(
+            &open_args(&dump, &["--modules", &lab_module_s]),
+            &env,
+            Some(&url),
+        );
+        println!(
+            "{name}: from the cache, the server gone: {:.1?}",
+            started.elapsed()
+        );
+        assert!(
+            !first.stderr.contains("fetched"),
+            "{name}: fetched again:\n{}",
+            first.stderr
+        );
+        assert!(
+            first.stdout.lines().filter(|l| l.contains(".c: ")).count() > 3,
+            "{name}: no source lines from the cache"
+        );
+    }
+    assert!(compared > 0 && lines_checked > 0, "no dump compared");
+    println!("{compared} dumps: open and triage through a real debuginfod, then from its cache");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
