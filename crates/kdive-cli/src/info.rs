@@ -93,8 +93,10 @@ fn symbols(vmcore: &Vmcore) -> Symbols {
             path: Some(path.display().to_string()),
         };
     }
+    // VMCOREINFO locates the tables (6.0 on), or gives `_stext` to look for them from.
     let kallsyms = vmcore.vmcoreinfo().is_some_and(|info| {
         kdive_symbols::KallsymsLocation::from_symbols(|name| info.symbol(name)).is_some()
+            || info.symbol("_stext").is_some()
     });
     Symbols {
         source: if kallsyms { "kallsyms" } else { "vmcoreinfo" },
@@ -229,7 +231,8 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
             match (info.symbols.source, &info.symbols.path) {
                 ("vmlinux", Some(path)) => path.clone(),
                 ("kallsyms", _) => "the dump's kallsyms and .BTF (no vmlinux found)".to_owned(),
-                _ => "none: no vmlinux found, and VMCOREINFO locates no kallsyms (log only)"
+                _ => "none: no vmlinux found, and VMCOREINFO has nothing to find kallsyms by \
+                      (log only)"
                     .to_owned(),
             },
         ),

@@ -43,8 +43,9 @@ those servers by build id (module debug files too), as elfutils does: DEBUGINFOD
 (default ~/.cache/debuginfod_client), DEBUGINFOD_TIMEOUT (seconds without data, default 90),
 DEBUGINFOD_MAXSIZE, DEBUGINFOD_MAXTIME, DEBUGINFOD_PROGRESS. A file that is not whole or not
 of that build id is discarded with a warning, and the session goes on without it. Where none is found (or with --no-vmlinux), symbols come from the kernel's
-own kallsyms and types from its .BTF, both in the dump (Linux 6.0 on, whose VMCOREINFO
-locates kallsyms): everything but source lines works, and a notice says so.
+own kallsyms and types from its .BTF, both in the dump (located through VMCOREINFO from
+Linux 6.0 on, found by a scan of the kernel image before): everything but source lines
+works, and a notice says so.
 
 --json prints one compact object per command and line, with \"command\" and \"schema\" keys
 (docs/json.md); addresses are \"0x…\" strings.

@@ -51,20 +51,10 @@ fn kallsyms_from_the_dump_match_the_vmlinux() {
     for m in dumps {
         let name = str_at(m, &["name"]).unwrap_or("?");
         let kernel = common::open(m);
-        let Some(table) = kernel.kallsyms() else {
-            // VMCOREINFO locates kallsyms from 6.0 on; 5.10 has no such entries.
-            let release = kernel
-                .dump()
-                .vmcoreinfo
-                .as_ref()
-                .and_then(|i| i.get("OSRELEASE").map(str::to_owned))
-                .unwrap_or_default();
-            assert!(
-                release.starts_with("5."),
-                "{name}: VMCOREINFO of {release} does not locate kallsyms"
-            );
-            continue;
-        };
+        // VMCOREINFO locates the tables from 6.0 on; before, they are found by a scan.
+        let table = kernel
+            .kallsyms()
+            .unwrap_or_else(|| panic!("{name}: neither VMCOREINFO nor a scan locates kallsyms"));
         let table = table.unwrap_or_else(|e| panic!("{name}: {e}"));
         let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
         let Some(nm) = nm_symbols(vmlinux) else {

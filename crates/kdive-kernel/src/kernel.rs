@@ -12,7 +12,7 @@ use kdive_dump::{
     DUMP_DH_EXCLUDED_VMEMMAP,
 };
 use kdive_symbols::{
-    Btf, ElfImage, Kallsyms, KallsymsError, KallsymsLocation, Member, TypeInfo, Types,
+    Btf, ElfImage, Kallsyms, KallsymsError, KallsymsLocation, Member, TypeInfo, Types, SCAN_SPAN,
 };
 
 use crate::error::KernelError;
@@ -189,8 +189,15 @@ fn kallsyms_in(
     space: &KernelAddressSpace<Arc<dyn PhysMem>>,
     info: &Vmcoreinfo,
 ) -> Option<Result<Kallsyms, KallsymsError>> {
-    let location = KallsymsLocation::from_symbols(|name| info.symbol(name))?;
     let read = |addr: u64, buf: &mut [u8]| space.read_virt(VirtAddr(addr), buf).is_ok();
+    let location = match KallsymsLocation::from_symbols(|name| info.symbol(name)) {
+        Some(location) => location,
+        // Before 6.0 VMCOREINFO names no kallsyms table: look for them in the image.
+        None => match KallsymsLocation::scan(info.symbol("_stext")?, SCAN_SPAN, &read) {
+            Ok(location) => location,
+            Err(err) => return Some(Err(err)),
+        },
+    };
     // Name lengths took two bytes from 6.1; nothing in the dump says so: both are tried.
     Some(Kallsyms::read(&location, None, &read))
 }
@@ -290,7 +297,10 @@ impl Kernel {
         });
         let cached = cache_key
             .as_deref()
-            .filter(|_| KallsymsLocation::from_symbols(|name| vmcoreinfo.symbol(name)).is_some())
+            .filter(|_| {
+                KallsymsLocation::from_symbols(|name| vmcoreinfo.symbol(name)).is_some()
+                    || vmcoreinfo.symbol("_stext").is_some()
+            })
             .and_then(|key| ElfImage::cached_symbols(origin.clone(), key));
         // The symbols, and the BTF when it was read beside them.
         let btf_key = cache_key.as_deref().map(|key| format!("btf {key}"));
@@ -334,8 +344,7 @@ impl Kernel {
                     ),
                     Err(match found {
                         Some(Err(err)) => err.to_string(),
-                        _ => "VMCOREINFO does not locate kallsyms (Linux before 6.0 records no \
-                              kallsyms_* symbols)"
+                        _ => "VMCOREINFO locates neither kallsyms nor _stext to look for it from"
                             .to_owned(),
                     }),
                     None,

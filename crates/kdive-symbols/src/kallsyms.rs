@@ -55,6 +55,222 @@ impl KallsymsLocation {
     }
 }
 
+/// How far past `_stext` a scan looks for the tables (text, then `.rodata` where they are).
+pub const SCAN_SPAN: u64 = 96 << 20;
+/// How far before the token table the names and markers may start.
+const SCAN_BACK: u64 = 16 << 20;
+/// Every kernel names symbols with digits, each of which stays a one-character token: tokens
+/// `'0'`..`'9'` sit in the table as these 20 bytes.
+const DIGIT_TOKENS: &[u8] = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
+/// Labels of the generated tables are 8-byte aligned (`scripts/kallsyms.c`'s `ALGN`).
+const LABEL_ALIGN: u64 = 8;
+
+impl KallsymsLocation {
+    /// Finds the tables by their contents in `[stext, stext + span)`, for kernels whose
+    /// VMCOREINFO does not name them (before 6.0), laid out as `scripts/kallsyms.c` emits them
+    /// there: `kallsyms_offsets`, `kallsyms_relative_base`, `kallsyms_num_syms`,
+    /// `kallsyms_names`, `kallsyms_markers`, `kallsyms_token_table`, `kallsyms_token_index`,
+    /// each at an 8-byte aligned label. The token table is found by its digit tokens and
+    /// proven by the index that follows it (256 offsets that must match its strings); the
+    /// names by a symbol count whose markers end where the token table starts. Reads go
+    /// through `read` a page at a time; unreadable pages are skipped.
+    pub fn scan(
+        stext: u64,
+        span: u64,
+        read: &dyn Fn(u64, &mut [u8]) -> bool,
+    ) -> Result<KallsymsLocation, KallsymsError> {
+        const CHUNK: u64 = 1 << 20;
+        const PAGE: u64 = 4096;
+        let end = stext.saturating_add(span.min(SCAN_SPAN));
+        let overlap = DIGIT_TOKENS.len() as u64;
+        let mut chunk = vec![0u8; (CHUNK + overlap) as usize];
+        let mut at = stext;
+        while at < end {
+            let len = (CHUNK + overlap).min(end - at) as usize;
+            let buf = &mut chunk[..len];
+            if !read(at, buf) {
+                // Page by page: a hole (a filtered or missing page) reads as zeros.
+                for (i, page) in buf.chunks_mut(PAGE as usize).enumerate() {
+                    if !read(at + i as u64 * PAGE, page) {
+                        page.fill(0);
+                    }
+                }
+            }
+            let mut from = 0;
+            while let Some(pos) = find(&buf[from..], DIGIT_TOKENS) {
+                let hit = at + (from + pos) as u64;
+                if let Some(found) = tables_around(hit, stext, read) {
+                    return Ok(found);
+                }
+                from += pos + 1;
+            }
+            at += CHUNK;
+        }
+        Err(KallsymsError::Bad {
+            what: format!(
+                "no kallsyms tables found in {stext:#x}..{end:#x} (VMCOREINFO does not locate \
+                 them before Linux 6.0, and the kernel image holds none this scan recognizes)"
+            ),
+        })
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The whole location, if the digit tokens at `hit` are those of a token table laid out as
+/// [`KallsymsLocation::scan`] expects.
+fn tables_around(
+    hit: u64,
+    stext: u64,
+    read: &dyn Fn(u64, &mut [u8]) -> bool,
+) -> Option<KallsymsLocation> {
+    // Token `'0'` is the 48th; the 48 before it are one NUL-terminated string each.
+    const WINDOW: u64 = 4096;
+    let base = hit.checked_sub(WINDOW)?;
+    let mut before = vec![0u8; WINDOW as usize];
+    read_lenient(base, &mut before, read);
+    let mut start = WINDOW as usize;
+    for _ in 0..48 {
+        // `start` is a token's first byte; the byte before it ends the previous token.
+        let prev_end = start.checked_sub(1)?;
+        if before[prev_end] != 0 {
+            return None;
+        }
+        let prev_start = before[..prev_end]
+            .iter()
+            .rposition(|&b| b == 0)
+            .map_or(0, |nul| nul + 1);
+        if prev_start == prev_end {
+            return None; // empty token
+        }
+        start = prev_start;
+    }
+    let token_table = base + start as u64;
+    if token_table % LABEL_ALIGN != 0 {
+        return None;
+    }
+    // The 256 strings, then the index proving them.
+    let mut table = vec![0u8; 2 * WINDOW as usize];
+    read_lenient(token_table, &mut table, read);
+    let mut offsets = [0u16; 256];
+    let mut pos = 0usize;
+    for slot in offsets.iter_mut() {
+        *slot = u16::try_from(pos).ok()?;
+        let len = table.get(pos..)?.iter().position(|&b| b == 0)?;
+        if len == 0 {
+            return None;
+        }
+        pos += len + 1;
+    }
+    let token_index = (token_table + pos as u64).next_multiple_of(LABEL_ALIGN);
+    let mut raw = [0u8; 512];
+    if !read(token_index, &mut raw) {
+        return None;
+    }
+    let index_matches = raw
+        .chunks_exact(2)
+        .zip(offsets)
+        .all(|(pair, offset)| u16::from_le_bytes([pair[0], pair[1]]) == offset);
+    if !index_matches {
+        return None;
+    }
+    names_before(token_table, read).map(|(num_syms, names, offsets, relative_base)| {
+        KallsymsLocation {
+            num_syms,
+            names,
+            token_table,
+            token_index,
+            offsets,
+            relative_base: Some(relative_base),
+            stext,
+        }
+    })
+}
+
+/// `kallsyms_num_syms`, `kallsyms_names`, `kallsyms_offsets` and `kallsyms_relative_base`
+/// before a token table at `token_table`: the count at each aligned place whose markers
+/// (one `u32` per 256 names, the first 0, rising, inside the names) end right before the token
+/// table, names starting after the count.
+fn names_before(
+    token_table: u64,
+    read: &dyn Fn(u64, &mut [u8]) -> bool,
+) -> Option<(u64, u64, u64, u64)> {
+    let lowest = token_table.saturating_sub(SCAN_BACK);
+    let mut region = vec![0u8; (token_table - lowest) as usize];
+    read_lenient(lowest, &mut region, read);
+    let word = |addr: u64| -> Option<u32> {
+        let at = usize::try_from(addr.checked_sub(lowest)?).ok()?;
+        Some(u32::from_le_bytes(region.get(at..at + 4)?.try_into().ok()?))
+    };
+    // Candidates for the names' start, nearest first.
+    let mut names = token_table.checked_sub(LABEL_ALIGN)?;
+    while names >= lowest + 2 * LABEL_ALIGN {
+        let count_at = names - LABEL_ALIGN;
+        if let (Some(count), Some(0)) = (word(count_at), word(count_at + 4)) {
+            if (256..=MAX_SYMBOLS).contains(&count) {
+                let markers_len = u64::from(count.div_ceil(256)) * 4;
+                let markers = token_table
+                    .checked_sub(markers_len)
+                    .map(|m| m - m % LABEL_ALIGN)?;
+                if markers > names && markers_fit(&word, markers, count, markers - names) {
+                    let offsets_len = (u64::from(count) * 4).next_multiple_of(LABEL_ALIGN);
+                    let relative_base = count_at.checked_sub(LABEL_ALIGN)?;
+                    let offsets = relative_base.checked_sub(offsets_len)?;
+                    return Some((count_at, names, offsets, relative_base));
+                }
+            }
+        }
+        names -= LABEL_ALIGN;
+    }
+    None
+}
+
+/// The markers at `markers` for `count` names start at 0 and rise, staying inside the
+/// `names_len` bytes of names (each marked name at least 2 bytes a name further on).
+fn markers_fit(
+    word: &dyn Fn(u64) -> Option<u32>,
+    markers: u64,
+    count: u32,
+    names_len: u64,
+) -> bool {
+    let n = count.div_ceil(256);
+    let mut previous = None;
+    for i in 0..u64::from(n) {
+        let Some(value) = word(markers + 4 * i) else {
+            return false;
+        };
+        let ok = match previous {
+            None => value == 0,
+            Some(p) => value > p && u64::from(value - p) >= 256 * 2,
+        };
+        if !ok || u64::from(value) >= names_len {
+            return false;
+        }
+        previous = Some(value);
+    }
+    true
+}
+
+/// Fills `buf` from `addr`, page by page where a whole read fails; unreadable pages are zeros.
+fn read_lenient(addr: u64, buf: &mut [u8], read: &dyn Fn(u64, &mut [u8]) -> bool) {
+    if read(addr, buf) {
+        return;
+    }
+    let mut at = addr;
+    let mut rest = &mut buf[..];
+    while !rest.is_empty() {
+        let page_left = (4096 - at % 4096) as usize;
+        let (piece, tail) = rest.split_at_mut(page_left.min(rest.len()));
+        if !read(at, piece) {
+            piece.fill(0);
+        }
+        at += piece.len() as u64;
+        rest = tail;
+    }
+}
+
 /// Why the kernel's kallsyms could not be read; each names the table and address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KallsymsError {
@@ -506,6 +722,8 @@ mod tests {
     fn token_strings() -> Vec<Vec<u8>> {
         (0u8..=255)
             .map(|b| match b {
+                // No name holds a NUL byte: its slot carries a token, as in a real table.
+                0 => b"zz".to_vec(),
                 1..=4 => WORDS[usize::from(b) - 1].as_bytes().to_vec(),
                 _ => vec![b],
             })
@@ -707,6 +925,126 @@ mod tests {
                 addr: OFFSETS
             }
         );
+    }
+
+    /// A 5.10-style image: text, then the tables in `scripts/kallsyms.c`'s order at 8-byte
+    /// aligned labels; returns it (one region at `at`) and where each table is.
+    fn contiguous_image(
+        at: u64,
+        symbols: &[(String, u32)],
+        decoy: bool,
+    ) -> (Image, KallsymsLocation) {
+        let tokens = token_strings();
+        let mut bytes = vec![0x90u8; 0x3000];
+        if decoy {
+            // The digit tokens in text, with no index after them.
+            bytes.extend_from_slice(DIGIT_TOKENS);
+            bytes.extend_from_slice(&[0xcc; 600]);
+        }
+        let align = |b: &mut Vec<u8>| b.resize(b.len().next_multiple_of(8), 0);
+        align(&mut bytes);
+        let offsets = at + bytes.len() as u64;
+        for (_, value) in symbols {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        align(&mut bytes);
+        let relative_base = at + bytes.len() as u64;
+        bytes.extend_from_slice(&KERNEL.to_le_bytes());
+        let num_syms = at + bytes.len() as u64;
+        bytes.extend_from_slice(&(symbols.len() as u32).to_le_bytes());
+        align(&mut bytes);
+        let names = at + bytes.len() as u64;
+        let mut markers = Vec::new();
+        for (i, (name, _)) in symbols.iter().enumerate() {
+            if i % 256 == 0 {
+                markers.push((at + bytes.len() as u64 - names) as u32);
+            }
+            let encoded = encode(name, &tokens);
+            bytes.push(encoded.len() as u8);
+            bytes.extend_from_slice(&encoded);
+        }
+        align(&mut bytes);
+        for m in markers {
+            bytes.extend_from_slice(&m.to_le_bytes());
+        }
+        align(&mut bytes);
+        let token_table = at + bytes.len() as u64;
+        let mut index = Vec::new();
+        let start = bytes.len();
+        for token in &tokens {
+            index.extend_from_slice(&((bytes.len() - start) as u16).to_le_bytes());
+            bytes.extend_from_slice(token);
+            bytes.push(0);
+        }
+        align(&mut bytes);
+        let token_index = at + bytes.len() as u64;
+        bytes.extend_from_slice(&index);
+        bytes.resize(bytes.len().next_multiple_of(0x1000), 0);
+        let location = KallsymsLocation {
+            num_syms,
+            names,
+            token_table,
+            token_index,
+            offsets,
+            relative_base: Some(relative_base),
+            stext: at,
+        };
+        (
+            Image {
+                regions: vec![(at, bytes)],
+            },
+            location,
+        )
+    }
+
+    fn many_symbols() -> Vec<(String, u32)> {
+        let mut symbols = vec![("T_stext".to_owned(), 0)];
+        symbols.extend((1..600u32).map(|i| (format!("tfunc_{i:04}"), i * 16)));
+        symbols
+    }
+
+    #[test]
+    fn scan_finds_tables_that_vmcoreinfo_does_not_name() {
+        let symbols = many_symbols();
+        for decoy in [false, true] {
+            let (image, expected) = contiguous_image(KERNEL, &symbols, decoy);
+            let read = |a: u64, b: &mut [u8]| image.read(a, b);
+            let found = KallsymsLocation::scan(KERNEL, 1 << 20, &read).unwrap();
+            assert_eq!(found, expected, "decoy {decoy}");
+            let table = Kallsyms::read(&found, None, &read).unwrap();
+            assert_eq!(table.len(), symbols.len());
+            let last = table.get(symbols.len() - 1).unwrap();
+            assert_eq!((last.name, last.address), ("func_0599", KERNEL + 599 * 16));
+        }
+    }
+
+    #[test]
+    fn scan_says_when_there_are_no_tables() {
+        let symbols = many_symbols();
+        let (image, location) = contiguous_image(KERNEL, &symbols, true);
+        // The index damaged: the token table is not proven, nothing else matches.
+        let mut damaged = image.regions[0].1.clone();
+        let at = (location.token_index - KERNEL) as usize + 2 * 48;
+        damaged[at] ^= 0xff;
+        let image = Image {
+            regions: vec![(KERNEL, damaged)],
+        };
+        let err = KallsymsLocation::scan(KERNEL, 1 << 20, &|a, b| image.read(a, b)).unwrap_err();
+        assert!(
+            err.to_string().contains("no kallsyms tables found"),
+            "{err}"
+        );
+        // Markers that do not fit the names: no count is accepted.
+        let (image, location) = contiguous_image(KERNEL, &symbols, false);
+        let mut damaged = image.regions[0].1.clone();
+        let markers = (location.token_table - KERNEL) as usize - 8;
+        damaged[markers..markers + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let image = Image {
+            regions: vec![(KERNEL, damaged)],
+        };
+        assert!(KallsymsLocation::scan(KERNEL, 1 << 20, &|a, b| image.read(a, b)).is_err());
+        // Nothing readable at all.
+        assert!(KallsymsLocation::scan(KERNEL, 1 << 20, &|_, _| false).is_err());
     }
 
     #[test]

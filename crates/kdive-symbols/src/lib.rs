@@ -32,6 +32,7 @@ pub use dwarf_types::DwarfTypes;
 pub use image::{ElfImage, ImageKind, SourceLocation};
 pub use kallsyms::{
     fuzz_kallsyms, Kallsyms, KallsymsError, KallsymsLocation, KallsymsSymbol, OffsetEncoding,
+    SCAN_SPAN,
 };
 pub use kernel::KernelImages;
 pub use locate::{find_vmlinux, vmlinux_candidates, LocatedVmlinux, RejectReason, Rejected};
