@@ -230,6 +230,41 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
             fetched.stdout.lines().count()
         );
     }
+    // doctor on a system (a fixture root) running the first dump's kernel: the server has
+    // its debug file, at the size the .deb holds.
+    let first = &served[0];
+    let running = kdive_debuginfod::elf_build_id(&first.lab_vmlinux).expect("build id");
+    let system = scratch.join("doctor-root");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../kdive-doctor/tests/fixtures/debian-healthy"),
+        &system,
+    );
+    std::fs::write(system.join("sys/kernel/notes"), gnu_build_id_note(&running)).expect("notes");
+    let doctor = Command::new(env!("CARGO_BIN_EXE_kdive"))
+        .args(["doctor", "--json", "--root"])
+        .arg(&system)
+        .env("DEBUGINFOD_URLS", &url)
+        .env("DEBUGINFOD_CACHE_PATH", scratch.join("doctor-cache"))
+        .output()
+        .expect("kdive doctor");
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor's JSON");
+    let check = report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["id"] == "debuginfo"))
+        .expect("the debuginfo check");
+    assert_eq!(check["status"], "ok", "{check}");
+    let evidence = check["evidence"].to_string();
+    assert!(
+        evidence.contains(&format!("debuginfod {url}: has build id {running}")),
+        "{evidence}"
+    );
+    println!(
+        "doctor ({}): {}",
+        first.series,
+        check["summary"].as_str().unwrap_or_default()
+    );
+
     // The server gone: every file comes from the cache, nothing is fetched.
     drop(server.take());
     for m in &chosen {
@@ -272,4 +307,34 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
     assert!(compared > 0 && lines_checked > 0, "no dump compared");
     println!("{compared} dumps: open and triage through a real debuginfod, then from its cache");
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The running kernel's `/sys/kernel/notes` holding `build_id` (hex).
+fn gnu_build_id_note(build_id: &str) -> Vec<u8> {
+    let id: Vec<u8> = (0..build_id.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&build_id[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    let mut note = Vec::new();
+    for word in [4u32, id.len() as u32, 3] {
+        note.extend_from_slice(&word.to_le_bytes());
+    }
+    note.extend_from_slice(b"GNU\0");
+    note.extend_from_slice(&id);
+    note
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("fixture").flatten() {
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            let link = std::fs::read_link(entry.path()).expect("read link");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

@@ -651,7 +651,8 @@ impl Chunked<'_, '_> {
 }
 
 /// Decodes `data` as a kernel image holding the tables (the fuzz target): the first 64
-/// bytes give the location, the rest is memory starting at address 0x1000.
+/// bytes give the location, the rest is memory starting at address 0x1000, also scanned for
+/// the tables as an image before 6.0 is.
 pub fn fuzz_kallsyms(data: &[u8]) -> usize {
     let word = |i: usize| {
         data.get(i * 8..i * 8 + 8)
@@ -687,7 +688,13 @@ pub fn fuzz_kallsyms(data: &[u8]) -> usize {
         1 => Some(true),
         _ => None,
     };
-    Kallsyms::read(&location, long, &read).map_or(0, |k| k.len())
+    let decoded = Kallsyms::read(&location, long, &read).map_or(0, |k| k.len());
+    // The same memory as an image to scan for the tables (kernels before 6.0).
+    let scanned = KallsymsLocation::scan(0x1000, memory.len() as u64, &read)
+        .ok()
+        .and_then(|found| Kallsyms::read(&found, None, &read).ok())
+        .map_or(0, |k| k.len());
+    decoded + scanned
 }
 
 #[cfg(test)]
