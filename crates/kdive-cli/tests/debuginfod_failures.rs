@@ -4,7 +4,7 @@
 //! `--no-vmlinux`, never a source line from a wrong file. The servers are scripted
 //! (kdive-testkit's `http_fake`); the dump is each lab series' null-init dump of 6.1.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,8 +46,9 @@ fn hex_to_bytes(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_failing_server_gives_a_warning_and_the_answer_without_debug_files() {
+/// The 6.1 null-init dump and its vmlinux's build id; `None` (SKIP, or FAIL under CI) without
+/// the lab.
+fn null_init_dump_of_6_1() -> Option<(PathBuf, String)> {
     let root = lab_root();
     let all = manifests(&root);
     let Some(m) = null_init_dump_per_series(&all)
@@ -55,12 +56,20 @@ fn a_failing_server_gives_a_warning_and_the_answer_without_debug_files() {
         .find(|m| str_at(m, &["kernel", "series"]) == Some("6.1"))
     else {
         kdive_testkit::skip!("SKIP (no 6.1 lab dump at {})", root.display());
-        return;
+        return None;
     };
     let dump = files(m).first().cloned().expect("dump file");
-    let dump = dump.to_str().expect("utf-8 path").to_owned();
     let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
     let build_id = kdive_debuginfod::elf_build_id(Path::new(vmlinux)).expect("vmlinux build id");
+    Some((dump, build_id))
+}
+
+#[test]
+fn a_failing_server_gives_a_warning_and_the_answer_without_debug_files() {
+    let Some((dump, build_id)) = null_init_dump_of_6_1() else {
+        return;
+    };
+    let dump = dump.to_str().expect("utf-8 path").to_owned();
     let cache = std::env::temp_dir().join(format!("kdive-dfail-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
 
@@ -144,18 +153,9 @@ fn a_failing_server_gives_a_warning_and_the_answer_without_debug_files() {
 /// announced size; a stalled download then ends in the timeout warning and the bar is cleared.
 #[test]
 fn a_download_shows_a_progress_bar_on_a_terminal() {
-    let root = lab_root();
-    let all = manifests(&root);
-    let Some(m) = null_init_dump_per_series(&all)
-        .into_iter()
-        .find(|m| str_at(m, &["kernel", "series"]) == Some("6.1"))
-    else {
-        kdive_testkit::skip!("SKIP (no 6.1 lab dump at {})", root.display());
+    let Some((dump, build_id)) = null_init_dump_of_6_1() else {
         return;
     };
-    let dump = files(m).first().cloned().expect("dump file");
-    let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
-    let build_id = kdive_debuginfod::elf_build_id(Path::new(vmlinux)).expect("vmlinux build id");
     let file = elf_with_build_id(&hex_to_bytes(&build_id));
     let (size, sent) = (file.len(), file.len() / 2);
     let server = FakeServer::start(move |_| Reply::Stall {

@@ -55,7 +55,57 @@ fn open_args<'a>(dump: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// `mod -s`'s OBJECT FILE column names where each object was found: the lab's tree or the
+/// A lab dump's files, and its own caches under the test's scratch directory.
+struct LabDump {
+    name: String,
+    dump: String,
+    vmlinux: String,
+    /// The lab's unpacked -dbg modules: `<kernel>/usr/lib/debug/lib/modules/<release>`.
+    debug_modules: String,
+    /// The lab module's directory (no -dbg package has it: found on disk in every run).
+    lab_module: String,
+    xdg: PathBuf,
+    dcache: PathBuf,
+}
+
+impl LabDump {
+    fn of(m: &serde_json::Value, scratch: &Path) -> LabDump {
+        let name = str_at(m, &["name"]).unwrap_or("?").to_owned();
+        let vmlinux = PathBuf::from(str_at(m, &["kernel", "vmlinux"]).expect("vmlinux"));
+        let dump = files(m).first().cloned().expect("dump");
+        // <kernel>/usr/lib/debug/boot/vmlinux-<release>
+        let release = vmlinux
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("vmlinux-"))
+            .expect("vmlinux-<release>")
+            .to_owned();
+        let debug_modules = vmlinux
+            .ancestors()
+            .nth(2)
+            .expect("usr/lib/debug")
+            .join("lib/modules")
+            .join(&release);
+        let lab_module = vmlinux
+            .ancestors()
+            .nth(5)
+            .expect("kernel dir")
+            .join("kdive_lab");
+        let text = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+        let cache = scratch.join(&name);
+        LabDump {
+            dump: text(&dump),
+            vmlinux: text(&vmlinux),
+            debug_modules: text(&debug_modules),
+            lab_module: text(&lab_module),
+            xdg: cache.join("xdg"),
+            dcache: cache.join("debuginfod"),
+            name,
+        }
+    }
+}
+
+/// `mod`'s OBJECT FILE column names where each object was found: the lab's tree or the
 /// debuginfod cache. The rest of the text must be equal.
 fn without_object_paths(text: &str) -> String {
     text.lines()
@@ -101,35 +151,15 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
     let mut compared = 0;
     let mut lines_checked = 0;
     for m in &chosen {
-        let name = str_at(m, &["name"]).unwrap_or("?");
-        let vmlinux = PathBuf::from(str_at(m, &["kernel", "vmlinux"]).expect("vmlinux"));
-        let dump = files(m).first().cloned().expect("dump");
-        let dump = dump.to_str().expect("utf-8").to_owned();
-        // The lab's unpacked -dbg tree: <kernel>/usr/lib/debug/boot/vmlinux-<release>.
-        let debug_root = vmlinux
-            .ancestors()
-            .nth(2)
-            .expect("usr/lib/debug")
-            .to_path_buf();
-        let release = vmlinux
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("vmlinux-"))
-            .expect("vmlinux-<release>")
-            .to_owned();
-        let debug_modules = debug_root.join("lib/modules").join(&release);
-        let lab_module = vmlinux
-            .ancestors()
-            .nth(5)
-            .expect("kernel dir")
-            .join("kdive_lab");
-        let (vmlinux_s, debug_modules_s, lab_module_s) = (
-            vmlinux.to_str().expect("utf-8").to_owned(),
-            debug_modules.to_str().expect("utf-8").to_owned(),
-            lab_module.to_str().expect("utf-8").to_owned(),
-        );
-        let cache = scratch.join(name);
-        let (xdg, dcache) = (cache.join("xdg"), cache.join("debuginfod"));
+        let LabDump {
+            name,
+            dump,
+            vmlinux: vmlinux_s,
+            debug_modules: debug_modules_s,
+            lab_module: lab_module_s,
+            xdg,
+            dcache,
+        } = LabDump::of(m, &scratch);
         let env = [
             ("XDG_CACHE_HOME", xdg.as_path()),
             ("DEBUGINFOD_CACHE_PATH", dcache.as_path()),
@@ -268,18 +298,14 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
     // The server gone: every file comes from the cache, nothing is fetched.
     drop(server.take());
     for m in &chosen {
-        let name = str_at(m, &["name"]).unwrap_or("?");
-        let dump = files(m).first().cloned().expect("dump");
-        let dump = dump.to_str().expect("utf-8").to_owned();
-        let vmlinux = PathBuf::from(str_at(m, &["kernel", "vmlinux"]).expect("vmlinux"));
-        let lab_module = vmlinux
-            .ancestors()
-            .nth(5)
-            .expect("kernel dir")
-            .join("kdive_lab");
-        let lab_module_s = lab_module.to_str().expect("utf-8").to_owned();
-        let cache = scratch.join(name);
-        let (xdg, dcache) = (cache.join("xdg"), cache.join("debuginfod"));
+        let LabDump {
+            name,
+            dump,
+            lab_module: lab_module_s,
+            xdg,
+            dcache,
+            ..
+        } = LabDump::of(m, &scratch);
         let env = [
             ("XDG_CACHE_HOME", xdg.as_path()),
             ("DEBUGINFOD_CACHE_PATH", dcache.as_path()),

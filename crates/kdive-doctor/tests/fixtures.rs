@@ -167,18 +167,24 @@ impl Host for FakeHost {
     }
 }
 
+/// An ELF note `NT_GNU_BUILD_ID` (owner "GNU") holding `id`, as `/sys/kernel/notes` has it.
+fn build_id_note(id: &[u8]) -> Vec<u8> {
+    let mut note = Vec::new();
+    for word in [4u32, id.len() as u32, 3] {
+        note.extend_from_slice(&word.to_le_bytes());
+    }
+    note.extend_from_slice(b"GNU\0");
+    note.extend_from_slice(id);
+    note
+}
+
 /// Writes a vmlinux with `.debug_info` and a GNU build id, the running kernel's notes with the
 /// same id, and one module debug file.
 fn add_debuginfo(root: &TempRoot, release: &str) {
     use object::write::Object;
     use object::{Architecture, BinaryFormat, Endianness, SectionKind};
     const BUILD_ID: [u8; 20] = [0x5a; 20];
-    let mut note = Vec::new();
-    note.extend_from_slice(&4u32.to_le_bytes());
-    note.extend_from_slice(&20u32.to_le_bytes());
-    note.extend_from_slice(&3u32.to_le_bytes());
-    note.extend_from_slice(b"GNU\0");
-    note.extend_from_slice(&BUILD_ID);
+    let note = build_id_note(&BUILD_ID);
     let mut elf = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
     let notes = elf.add_section(Vec::new(), b".notes".to_vec(), SectionKind::Note);
     elf.append_section_data(notes, &note, 4);
@@ -890,13 +896,7 @@ fn debuginfo_asks_debuginfod_for_the_running_kernel() {
     let hex: String = RUNNING.iter().map(|b| format!("{b:02x}")).collect();
     let root = TempRoot::new("debian-healthy");
     // The running kernel's notes, and no debug vmlinux.
-    let mut note = Vec::new();
-    for word in [4u32, 20, 3] {
-        note.extend_from_slice(&word.to_le_bytes());
-    }
-    note.extend_from_slice(b"GNU\0");
-    note.extend_from_slice(&RUNNING);
-    root.write("/sys/kernel/notes", &note);
+    root.write("/sys/kernel/notes", &build_id_note(&RUNNING));
     let cache = root.path.join("debuginfod-cache");
     let client = |url: &str| {
         let (url, cache) = (url.to_owned(), cache.to_str().unwrap().to_owned());

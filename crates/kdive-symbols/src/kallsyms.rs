@@ -83,7 +83,7 @@ impl KallsymsLocation {
         const PAGE: u64 = 4096;
         let end = stext.saturating_add(span.min(SCAN_SPAN));
         let overlap = DIGIT_TOKENS.len() as u64;
-        let mut chunk = vec![0u8; (CHUNK + overlap) as usize];
+        let mut chunk = vec![0u8; (CHUNK + overlap).min(end.saturating_sub(stext)) as usize];
         let mut at = stext;
         while at < end {
             let len = (CHUNK + overlap).min(end - at) as usize;
