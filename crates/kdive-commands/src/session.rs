@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kdive_kernel::module::{module_search_dirs, DebugFileFetcher};
+use kdive_kernel::module_btf::read_module_btfs;
 use kdive_kernel::stack::StackUnwinder;
+use kdive_kernel::symbols::Btf;
 use kdive_kernel::task::TaskList;
 use kdive_kernel::{for_each_task, sys, Kernel, KernelModules, VirtAddr};
 
@@ -33,6 +35,7 @@ pub struct Session<'k> {
     module_dirs: Vec<PathBuf>,
     module_fetcher: Option<Box<DebugFileFetcher>>,
     modules: OnceCell<KernelModules>,
+    module_types: OnceCell<(Vec<(String, Arc<Btf>)>, Vec<String>)>,
     tasks: OnceCell<TaskList>,
     unwinder: OnceCell<Result<StackUnwinder, String>>,
     current_task: Option<VirtAddr>,
@@ -51,6 +54,7 @@ impl<'k> Session<'k> {
             module_dirs: module_dirs.to_vec(),
             module_fetcher: None,
             modules: OnceCell::new(),
+            module_types: OnceCell::new(),
             tasks: OnceCell::new(),
             unwinder: OnceCell::new(),
             current_task: None,
@@ -101,6 +105,20 @@ impl<'k> Session<'k> {
                 self.module_fetcher.as_deref(),
             )
         })
+    }
+
+    /// The modules' own types (their BTF, from the dump), read once per session.
+    pub fn module_types(&self) -> &[(String, Arc<Btf>)] {
+        &self
+            .module_types
+            .get_or_init(|| read_module_btfs(self.kernel))
+            .0
+    }
+
+    /// What of the modules' BTF could not be read.
+    pub fn module_type_warnings(&self) -> &[String] {
+        self.module_types();
+        self.module_types.get().map_or(&[], |(_, w)| w.as_slice())
     }
 
     /// The stack unwinder (ORC tables of vmlinux and every module, CFI, the task-frame

@@ -13,7 +13,7 @@ use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
 use crate::target::parse_address;
 use crate::typed::{
-    composite_body, composite_head, declaration, kernel_types, layout_lines, with_session_env,
+    composite_body, composite_head, declaration, layout_lines, with_module_types, with_session_env,
     Blob, Env, LayoutLine, Reader, Style, TypedValue,
 };
 use crate::CommandError;
@@ -214,7 +214,7 @@ impl<'s> EntryPrinter<'s> {
     pub(crate) fn new(session: &'s Session<'s>, args: Vec<String>, hex: bool) -> Self {
         EntryPrinter {
             session,
-            types: kernel_types(session.kernel()),
+            types: with_module_types(session.kernel(), session.module_types()),
             args,
             hex,
         }

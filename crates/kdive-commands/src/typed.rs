@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use kdive_kernel::symbols::{
-    c_sizeof, c_strip, BaseKind, CType, Composite, DwarfTypes, TypeInfo, TypeRef, Types,
+    c_sizeof, c_strip, BaseKind, Btf, CType, Composite, DwarfTypes, TypeInfo, TypeRef, Types,
 };
 use kdive_kernel::{Kernel, KernelModules, VirtAddr};
 use serde::Serialize;
@@ -52,7 +52,15 @@ fn dwarf_for(path: &Path) -> Option<Arc<DwarfTypes>> {
 
 /// The kernel's types (BTF) followed by its vmlinux's DWARF.
 pub fn kernel_types(kernel: &Kernel) -> Types {
+    with_module_types(kernel, &[])
+}
+
+/// The kernel's BTF, then the modules' own BTF (split on it), then the vmlinux's DWARF.
+pub(crate) fn with_module_types(kernel: &Kernel, modules: &[(String, Arc<Btf>)]) -> Types {
     let mut types = kernel.types().clone();
+    for (_, btf) in modules {
+        types.push(btf.clone());
+    }
     if let Some(dwarf) = dwarf_for(kernel.vmlinux().path()) {
         types.push(dwarf);
     }
@@ -60,13 +68,13 @@ pub fn kernel_types(kernel: &Kernel) -> Types {
 }
 
 /// Runs `f` with the environment the typed commands read: the session's kernel, its types
-/// (BTF, then the vmlinux's DWARF) and its module symbols.
+/// (BTF, the modules' BTF, then the vmlinux's DWARF) and its module symbols.
 pub(crate) fn with_session_env<R>(
     session: &crate::session::Session<'_>,
     f: impl FnOnce(&Env<'_>) -> R,
 ) -> R {
     let kernel = session.kernel();
-    let types = kernel_types(kernel);
+    let types = with_module_types(kernel, session.module_types());
     f(&Env {
         kernel: Some(kernel),
         types: &types,

@@ -20,6 +20,7 @@ pub mod machine;
 pub mod meminfo;
 pub mod mm;
 pub mod module;
+pub mod module_btf;
 pub mod net;
 pub mod printk;
 pub mod sched;

@@ -562,24 +562,35 @@ impl Types {
         query: impl Fn(&dyn TypeInfo) -> Result<T, SymbolError>,
     ) -> Result<T, SymbolError> {
         let mut first_err = None;
+        let mut btf_said_no = None;
         for source in &self.sources {
+            let is_btf = source.source() == TypeSourceKind::Btf;
+            if btf_said_no.is_some() && !is_btf {
+                continue;
+            }
             match query(source.as_ref()) {
                 Ok(v) => return Ok(v),
                 // pahole puts every type and enum of the kernel's DWARF into its BTF, so BTF's
-                // "no such type, member or enumerator" is final: asking DWARF would index all
-                // of it (seconds) only to say the same, and a kernel model probes for members
-                // and types to tell layouts apart. Variables (BTF has only per-cpu ones) and
-                // bad data go on to the next source.
+                // "no such type, member or enumerator" is final for DWARF: asking it would
+                // index all of it (seconds) only to say the same, and a kernel model probes
+                // for members and types to tell layouts apart. Modules' BTF (after the
+                // kernel's) is still asked: their own types are in no other. Variables (BTF
+                // has only per-cpu ones) and bad data go on to the next source.
                 Err(SymbolError::Type(
                     e @ (TypeError::UnknownType { .. }
                     | TypeError::UnknownMember { .. }
                     | TypeError::UnknownEnumerator { .. }),
-                )) if source.source() == TypeSourceKind::Btf => return Err(e.into()),
+                )) if is_btf => {
+                    btf_said_no.get_or_insert(e);
+                }
                 // Otherwise the first error is kept: it names what the preferred source lacked.
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
+        }
+        if let Some(e) = btf_said_no {
+            return Err(e.into());
         }
         Err(first_err.unwrap_or_else(|| what().into()))
     }
@@ -593,19 +604,25 @@ impl Types {
         query: impl Fn(&dyn TypeInfo) -> Result<crate::TypeRef, SymbolError>,
     ) -> Result<crate::TypeRef, SymbolError> {
         let mut first_err = None;
+        let mut btf_said_no = None;
         for (i, source) in self.sources.iter().enumerate() {
             let slot = u16::try_from(i).unwrap_or(u16::MAX);
+            let is_btf = source.source() == TypeSourceKind::Btf;
+            if btf_said_no.is_some() && !is_btf {
+                continue;
+            }
             match query(source.as_ref()) {
                 Ok(v) => return Ok(v.with_source(slot)),
-                Err(SymbolError::Type(e @ TypeError::UnknownType { .. }))
-                    if source.source() == TypeSourceKind::Btf =>
-                {
-                    return Err(e.into())
+                Err(SymbolError::Type(e @ TypeError::UnknownType { .. })) if is_btf => {
+                    btf_said_no.get_or_insert(e);
                 }
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
+        }
+        if let Some(e) = btf_said_no {
+            return Err(e.into());
         }
         Err(first_err.unwrap_or_else(|| what().into()))
     }
