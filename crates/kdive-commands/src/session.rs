@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kdive_kernel::module::{module_search_dirs, DebugFileFetcher};
-use kdive_kernel::module_btf::read_module_btfs;
+use kdive_kernel::module_btf::{read_module_btfs, ModuleBtfs};
 use kdive_kernel::stack::StackUnwinder;
-use kdive_kernel::symbols::Btf;
 use kdive_kernel::task::TaskList;
 use kdive_kernel::{for_each_task, sys, Kernel, KernelModules, VirtAddr};
 
@@ -35,7 +34,7 @@ pub struct Session<'k> {
     module_dirs: Vec<PathBuf>,
     module_fetcher: Option<Box<DebugFileFetcher>>,
     modules: OnceCell<KernelModules>,
-    module_types: OnceCell<(Vec<(String, Arc<Btf>)>, Vec<String>)>,
+    module_types: OnceCell<ModuleBtfs>,
     tasks: OnceCell<TaskList>,
     unwinder: OnceCell<Result<StackUnwinder, String>>,
     current_task: Option<VirtAddr>,
@@ -107,18 +106,11 @@ impl<'k> Session<'k> {
         })
     }
 
-    /// The modules' own types (their BTF, from the dump), read once per session.
-    pub fn module_types(&self) -> &[(String, Arc<Btf>)] {
-        &self
-            .module_types
+    /// The modules' own types (their BTF, from the dump) and what of them could not be read,
+    /// read once per session.
+    pub fn module_types(&self) -> &ModuleBtfs {
+        self.module_types
             .get_or_init(|| read_module_btfs(self.kernel))
-            .0
-    }
-
-    /// What of the modules' BTF could not be read.
-    pub fn module_type_warnings(&self) -> &[String] {
-        self.module_types();
-        self.module_types.get().map_or(&[], |(_, w)| w.as_slice())
     }
 
     /// The stack unwinder (ORC tables of vmlinux and every module, CFI, the task-frame

@@ -214,7 +214,7 @@ impl<'s> EntryPrinter<'s> {
     pub(crate) fn new(session: &'s Session<'s>, args: Vec<String>, hex: bool) -> Self {
         EntryPrinter {
             session,
-            types: with_module_types(session.kernel(), session.module_types()),
+            types: with_module_types(session.kernel(), &session.module_types().btfs),
             args,
             hex,
         }

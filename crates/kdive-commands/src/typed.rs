@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use kdive_kernel::module_btf::ModuleBtf;
 use kdive_kernel::symbols::{
-    c_sizeof, c_strip, BaseKind, Btf, CType, Composite, DwarfTypes, TypeInfo, TypeRef, Types,
+    c_sizeof, c_strip, BaseKind, CType, Composite, DwarfTypes, TypeInfo, TypeRef, Types,
 };
 use kdive_kernel::{Kernel, KernelModules, VirtAddr};
 use serde::Serialize;
@@ -56,7 +57,7 @@ pub fn kernel_types(kernel: &Kernel) -> Types {
 }
 
 /// The kernel's BTF, then the modules' own BTF (split on it), then the vmlinux's DWARF.
-pub(crate) fn with_module_types(kernel: &Kernel, modules: &[(String, Arc<Btf>)]) -> Types {
+pub(crate) fn with_module_types(kernel: &Kernel, modules: &[ModuleBtf]) -> Types {
     let mut types = kernel.types().clone();
     for (_, btf) in modules {
         types.push(btf.clone());
@@ -74,7 +75,7 @@ pub(crate) fn with_session_env<R>(
     f: impl FnOnce(&Env<'_>) -> R,
 ) -> R {
     let kernel = session.kernel();
-    let types = with_module_types(kernel, session.module_types());
+    let types = with_module_types(kernel, &session.module_types().btfs);
     f(&Env {
         kernel: Some(kernel),
         types: &types,

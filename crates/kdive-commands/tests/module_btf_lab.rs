@@ -84,8 +84,9 @@ fn module_btf_from_the_dump_matches_each_modules_file() {
             dirs.push(debug.join("lib/modules"));
         }
         let index = ModuleIndex::scan(&dirs).expect("module index");
-        let (read, warnings) = read_module_btfs(&kernel);
-        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        let found = read_module_btfs(&kernel);
+        assert!(found.warnings.is_empty(), "{name}: {:?}", found.warnings);
+        let read = found.btfs;
         let base = kernel.types().vmlinux_btf().cloned();
         for (module, btf) in &read {
             let Some(ko) = index.path(module) else {
@@ -149,7 +150,7 @@ fn module_btf_from_the_dump_matches_each_modules_file() {
         // The dump alone reads the same modules' BTF.
         let alone = Kernel::open_without_vmlinux(Vmcore::open_paths(&files(m)).expect("dump"))
             .expect("opens alone");
-        let (alone_read, _) = read_module_btfs(&alone);
+        let alone_read = read_module_btfs(&alone).btfs;
         let names = |list: &[(String, std::sync::Arc<Btf>)]| {
             list.iter()
                 .map(|(n, b)| (n.clone(), b.next_id()))

@@ -17,16 +17,26 @@ const MAX_MODULES: usize = 4096;
 /// Bound on one module's BTF (a large module's is a few hundred KiB).
 const MAX_MODULE_BTF: u64 = 16 << 20;
 
-/// The modules' BTF, each parsed on the kernel's BTF, with what could not be read (a module
-/// each, or the list); empty when the kernel keeps no `btf_modules` (built without module
-/// BTF) or has no BTF of its own to split on.
-pub fn read_module_btfs(kernel: &Kernel) -> (Vec<(String, Arc<Btf>)>, Vec<String>) {
+/// A module's name and its BTF.
+pub type ModuleBtf = (String, Arc<Btf>);
+
+/// The modules' BTF and what of it could not be read.
+#[derive(Debug, Default)]
+pub struct ModuleBtfs {
+    pub btfs: Vec<ModuleBtf>,
+    /// A module each, or the list.
+    pub warnings: Vec<String>,
+}
+
+/// The modules' BTF, each parsed on the kernel's BTF; none when the kernel keeps no
+/// `btf_modules` (built without module BTF) or has no BTF of its own to split on.
+pub fn read_module_btfs(kernel: &Kernel) -> ModuleBtfs {
     let (mut out, mut warnings) = (Vec::new(), Vec::new());
     let Some(base) = kernel.types().vmlinux_btf().cloned() else {
-        return (out, warnings);
+        return ModuleBtfs::default();
     };
     let Ok(head) = kernel.symbol("btf_modules") else {
-        return (out, warnings);
+        return ModuleBtfs::default();
     };
     for node in ListWalk::new(kernel, head).with_limit(MAX_MODULES) {
         let btf = node
@@ -38,7 +48,10 @@ pub fn read_module_btfs(kernel: &Kernel) -> (Vec<(String, Arc<Btf>)>, Vec<String
             Err(err) => warnings.push(format!("module BTF (btf_modules at {head}): {err}")),
         }
     }
-    (out, warnings)
+    ModuleBtfs {
+        btfs: out,
+        warnings,
+    }
 }
 
 /// One `struct btf_module`'s BTF, named after its `struct btf`'s name.
@@ -46,7 +59,7 @@ fn read_one(
     kernel: &Kernel,
     entry: VirtAddr,
     base: &Arc<Btf>,
-) -> Result<Option<(String, Arc<Btf>)>, KernelError> {
+) -> Result<Option<ModuleBtf>, KernelError> {
     let module = kernel.read_struct(entry, "btf_module")?;
     let btf_at = module.field_ptr("btf")?;
     if btf_at.0 == 0 {

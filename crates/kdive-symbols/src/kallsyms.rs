@@ -62,6 +62,8 @@ const SCAN_BACK: u64 = 16 << 20;
 /// Every kernel names symbols with digits, each of which stays a one-character token: tokens
 /// `'0'`..`'9'` sit in the table as these 20 bytes.
 const DIGIT_TOKENS: &[u8] = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
+/// Proven token tables with no names before them that a scan tries before giving up.
+const MAX_TOKEN_TABLES: usize = 8;
 /// Labels of the generated tables are 8-byte aligned (`scripts/kallsyms.c`'s `ALGN`).
 const LABEL_ALIGN: u64 = 8;
 
@@ -85,6 +87,7 @@ impl KallsymsLocation {
         let overlap = DIGIT_TOKENS.len() as u64;
         let mut chunk = vec![0u8; (CHUNK + overlap).min(end.saturating_sub(stext)) as usize];
         let mut at = stext;
+        let mut proven = 0;
         while at < end {
             let len = (CHUNK + overlap).min(end - at) as usize;
             let buf = &mut chunk[..len];
@@ -99,8 +102,21 @@ impl KallsymsLocation {
             let mut from = 0;
             while let Some(pos) = find(&buf[from..], DIGIT_TOKENS) {
                 let hit = at + (from + pos) as u64;
-                if let Some(found) = tables_around(hit, stext, read) {
-                    return Ok(found);
+                if let Some(token_table) = token_table_at(hit, read) {
+                    if let Some(found) = names_before(token_table.0, read) {
+                        return Ok(found.location(token_table, stext));
+                    }
+                    // Each proven token table costs a search of the 16 MiB before it: a
+                    // hostile image full of them must not make the scan endless.
+                    proven += 1;
+                    if proven >= MAX_TOKEN_TABLES {
+                        return Err(KallsymsError::Bad {
+                            what: format!(
+                                "{proven} token tables without names before them near \
+                                 {hit:#x}: not a kernel image this scan understands"
+                            ),
+                        });
+                    }
                 }
                 from += pos + 1;
             }
@@ -119,20 +135,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The whole location, if the digit tokens at `hit` are those of a token table laid out as
-/// [`KallsymsLocation::scan`] expects.
-fn tables_around(
-    hit: u64,
-    stext: u64,
-    read: &dyn Fn(u64, &mut [u8]) -> bool,
-) -> Option<KallsymsLocation> {
-    // Token `'0'` is the 48th; the 48 before it are one NUL-terminated string each.
+/// `(kallsyms_token_table, kallsyms_token_index)`, if the digit tokens at `hit` are those of
+/// a token table laid out as [`KallsymsLocation::scan`] expects.
+fn token_table_at(hit: u64, read: &dyn Fn(u64, &mut [u8]) -> bool) -> Option<(u64, u64)> {
+    // Token `'0'` is the 48th; tokens 1 to 47 before it are one NUL-terminated string each.
     const WINDOW: u64 = 4096;
     let base = hit.checked_sub(WINDOW)?;
     let mut before = vec![0u8; WINDOW as usize];
     read_lenient(base, &mut before, read);
     let mut start = WINDOW as usize;
-    for _ in 0..48 {
+    for _ in 0..47 {
         // `start` is a token's first byte; the byte before it ends the previous token.
         let prev_end = start.checked_sub(1)?;
         if before[prev_end] != 0 {
@@ -147,12 +159,25 @@ fn tables_around(
         }
         start = prev_start;
     }
-    let token_table = base + start as u64;
-    if token_table % LABEL_ALIGN != 0 {
+    // Token 0 ends before token 1; where it starts the bytes before the table (the markers'
+    // last, say) need not say: each aligned start within a token's length is tried, and the
+    // index decides.
+    let token0_end = start.checked_sub(1)?;
+    if before[token0_end] != 0 {
         return None;
     }
-    // The 256 strings, then the index proving them.
-    let mut table = vec![0u8; 2 * WINDOW as usize];
+    let earliest = token0_end.saturating_sub(MAX_TOKEN as usize);
+    (earliest..token0_end)
+        .rev()
+        .map(|at| base + at as u64)
+        .filter(|at| at % LABEL_ALIGN == 0)
+        .find_map(|token_table| proven_by_index(token_table, read))
+}
+
+/// `(token_table, token_index)` when the 256 strings at `token_table` are followed (at the
+/// next label) by the index of their offsets.
+fn proven_by_index(token_table: u64, read: &dyn Fn(u64, &mut [u8]) -> bool) -> Option<(u64, u64)> {
+    let mut table = vec![0u8; 8192];
     read_lenient(token_table, &mut table, read);
     let mut offsets = [0u16; 256];
     let mut pos = 0usize;
@@ -173,30 +198,36 @@ fn tables_around(
         .chunks_exact(2)
         .zip(offsets)
         .all(|(pair, offset)| u16::from_le_bytes([pair[0], pair[1]]) == offset);
-    if !index_matches {
-        return None;
-    }
-    names_before(token_table, read).map(|(num_syms, names, offsets, relative_base)| {
+    index_matches.then_some((token_table, token_index))
+}
+
+/// Where the tables before the token table are.
+struct NamesFound {
+    num_syms: u64,
+    names: u64,
+    offsets: u64,
+    relative_base: u64,
+}
+
+impl NamesFound {
+    fn location(self, (token_table, token_index): (u64, u64), stext: u64) -> KallsymsLocation {
         KallsymsLocation {
-            num_syms,
-            names,
+            num_syms: self.num_syms,
+            names: self.names,
             token_table,
             token_index,
-            offsets,
-            relative_base: Some(relative_base),
+            offsets: self.offsets,
+            relative_base: Some(self.relative_base),
             stext,
         }
-    })
+    }
 }
 
 /// `kallsyms_num_syms`, `kallsyms_names`, `kallsyms_offsets` and `kallsyms_relative_base`
 /// before a token table at `token_table`: the count at each aligned place whose markers
 /// (one `u32` per 256 names, the first 0, rising, inside the names) end right before the token
 /// table, names starting after the count.
-fn names_before(
-    token_table: u64,
-    read: &dyn Fn(u64, &mut [u8]) -> bool,
-) -> Option<(u64, u64, u64, u64)> {
+fn names_before(token_table: u64, read: &dyn Fn(u64, &mut [u8]) -> bool) -> Option<NamesFound> {
     let lowest = token_table.saturating_sub(SCAN_BACK);
     let mut region = vec![0u8; (token_table - lowest) as usize];
     read_lenient(lowest, &mut region, read);
@@ -218,7 +249,12 @@ fn names_before(
                     let offsets_len = (u64::from(count) * 4).next_multiple_of(LABEL_ALIGN);
                     let relative_base = count_at.checked_sub(LABEL_ALIGN)?;
                     let offsets = relative_base.checked_sub(offsets_len)?;
-                    return Some((count_at, names, offsets, relative_base));
+                    return Some(NamesFound {
+                        num_syms: count_at,
+                        names,
+                        offsets,
+                        relative_base,
+                    });
                 }
             }
         }
@@ -1052,6 +1088,34 @@ mod tests {
         assert!(KallsymsLocation::scan(KERNEL, 1 << 20, &|a, b| image.read(a, b)).is_err());
         // Nothing readable at all.
         assert!(KallsymsLocation::scan(KERNEL, 1 << 20, &|_, _| false).is_err());
+    }
+
+    #[test]
+    fn scan_gives_up_on_an_image_of_forged_token_tables() {
+        // Proven token tables (each with its index) and no names anywhere.
+        let tokens = token_strings();
+        let mut bytes = vec![0u8; 0x1000];
+        for _ in 0..2 * MAX_TOKEN_TABLES {
+            bytes.resize(bytes.len().next_multiple_of(8), 0);
+            let start = bytes.len();
+            let mut index = Vec::new();
+            for token in &tokens {
+                index.extend_from_slice(&((bytes.len() - start) as u16).to_le_bytes());
+                bytes.extend_from_slice(token);
+                bytes.push(0);
+            }
+            bytes.resize(bytes.len().next_multiple_of(8), 0);
+            bytes.extend_from_slice(&index);
+        }
+        bytes.resize(bytes.len().next_multiple_of(0x1000), 0);
+        let image = Image {
+            regions: vec![(KERNEL, bytes)],
+        };
+        let err = KallsymsLocation::scan(KERNEL, 1 << 20, &|a, b| image.read(a, b)).unwrap_err();
+        assert!(
+            err.to_string().contains("token tables without names"),
+            "{err}"
+        );
     }
 
     #[test]
