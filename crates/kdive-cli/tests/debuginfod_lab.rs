@@ -166,21 +166,15 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
         ];
 
         // The oracle: the same session with the lab's files given by hand.
-        let expected = kdive(
-            &open_args(
-                &dump,
-                &[
-                    "--vmlinux",
-                    &vmlinux_s,
-                    "--modules",
-                    &debug_modules_s,
-                    "--modules",
-                    &lab_module_s,
-                ],
-            ),
-            &env,
-            None,
-        );
+        let by_hand = [
+            "--vmlinux",
+            vmlinux_s.as_str(),
+            "--modules",
+            debug_modules_s.as_str(),
+            "--modules",
+            lab_module_s.as_str(),
+        ];
+        let expected = kdive(&open_args(&dump, &by_hand), &env, None);
         let started = std::time::Instant::now();
         let fetched = kdive(
             &open_args(&dump, &["--modules", &lab_module_s]),
@@ -225,16 +219,7 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
         );
 
         let expected_triage = kdive(
-            &[
-                "triage",
-                &dump,
-                "--vmlinux",
-                &vmlinux_s,
-                "--modules",
-                &debug_modules_s,
-                "--modules",
-                &lab_module_s,
-            ],
+            &[["triage", dump.as_str()].as_slice(), &by_hand].concat(),
             &env,
             None,
         );
