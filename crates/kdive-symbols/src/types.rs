@@ -480,8 +480,9 @@ pub(crate) fn array_name(elem: &str, len: u64) -> String {
 
 /// BTF first, then DWARF: the stack a kernel model uses. Either may be absent (a `vmlinux`
 /// without `.BTF`, or no debug info), and each answer comes from the first source that knows
-/// it. BTF's "unknown type, member or enumerator" is final (it holds all of them); variables
-/// and sources with bad data fall through to the next source.
+/// it. BTF's "unknown type, member or enumerator" is final for the DWARF after it (the kernel's
+/// BTF holds all of the kernel's), not for later BTF (modules' own types); variables and
+/// sources with bad data fall through to the next source.
 #[derive(Default, Clone)]
 pub struct Types {
     sources: Vec<Arc<dyn TypeInfo + Send + Sync>>,

@@ -277,7 +277,7 @@ fn split_btf_of_a_module() {
 }
 
 #[test]
-fn types_stack_falls_through_for_variables_only() {
+fn types_stack_falls_through_for_variables_and_to_later_btf() {
     let mut first = BtfBuilder::new();
     let int = first.int("int", 4, INT_SIGNED);
     first.struct_("only_in_first", 4, &[("a", int, 0)]);
@@ -290,9 +290,13 @@ fn types_stack_falls_through_for_variables_only() {
     assert!(!types.has_member("only_in_first", "b").unwrap());
     // Variables fall through to the next source ...
     assert_eq!(types.variable_type("runqueues").unwrap().name, "struct rq");
-    // ... but BTF's "unknown type" is final, and names what was asked.
-    match types.struct_size("task_struct") {
-        Err(SymbolError::Type(TypeError::UnknownType { name })) => assert_eq!(name, "task_struct"),
+    // ... and types to later BTF (a module's after the kernel's) ...
+    assert_eq!(types.struct_size("task_struct").unwrap(), 256);
+    // ... but BTF's "unknown type" is final for all else, and names what was asked.
+    match types.struct_size("no_such_struct") {
+        Err(SymbolError::Type(TypeError::UnknownType { name })) => {
+            assert_eq!(name, "no_such_struct")
+        }
         other => panic!("{other:?}"),
     }
     match types.variable_type("missing") {
