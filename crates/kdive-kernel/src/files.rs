@@ -901,6 +901,7 @@ pub fn inode_page_cache(kernel: &Kernel, inode: u64) -> Result<PageCache, Kernel
 #[cfg(test)]
 mod page_cache_tests {
     use super::*;
+    use crate::walk::Mem;
     use std::collections::HashMap;
 
     const LAYOUT: XarrayLayout = XarrayLayout {
@@ -910,19 +911,8 @@ mod page_cache_tests {
         chunk_shift: 6,
     };
 
-    struct Words(HashMap<u64, u64>);
-
-    impl WordReader for Words {
-        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
-            self.0
-                .get(&addr)
-                .copied()
-                .ok_or_else(|| "not in the dump".into())
-        }
-    }
-
     /// An xarray at 0x1000 whose head is a one-level node at `node` with `slots`.
-    fn xarray(node: u64, slots: &[(u64, u64)]) -> Words {
+    fn xarray(node: u64, slots: &[(u64, u64)]) -> Mem {
         let mut w = HashMap::new();
         w.insert(0x1000 + 8, node | 2);
         w.insert(node, 0);
@@ -932,7 +922,7 @@ mod page_cache_tests {
         for &(off, v) in slots {
             w.insert(node + 16 + off * 8, v);
         }
-        Words(w)
+        Mem(w)
     }
 
     #[test]

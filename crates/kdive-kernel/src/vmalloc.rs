@@ -182,18 +182,8 @@ pub fn vmap_area_of(areas: &VmapAreas, addr: VirtAddr) -> Option<VmapArea> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::walk::Mem;
     use std::collections::HashMap;
-
-    struct Words(HashMap<u64, u64>);
-
-    impl WordReader for Words {
-        fn read_word(&self, addr: u64, _what: &str) -> Result<u64, String> {
-            self.0
-                .get(&addr)
-                .copied()
-                .ok_or_else(|| format!("{addr:x} not in the dump"))
-        }
-    }
 
     const LAYOUT: VmapLayout = VmapLayout {
         list: 0x20,
@@ -221,7 +211,7 @@ mod tests {
         area(&mut words, b, c + 0x20, 0xffff_c900_0000_0000, 0x6000);
         // No vm_struct: not listed.
         area(&mut words, c, head, 0xffff_c900_0000_8000, 0);
-        let areas = read_areas(&Words(words), &LAYOUT, &[head]);
+        let areas = read_areas(&Mem(words), &LAYOUT, &[head]);
         assert_eq!(areas.stop, None);
         let starts: Vec<u64> = areas.areas.iter().map(|a| a.start).collect();
         assert_eq!(starts, [0xffff_c900_0000_0000, 0xffff_c900_0000_4000]);
@@ -244,18 +234,18 @@ mod tests {
         area(&mut words, c, d + 0x20, 0xffff_c900_0000_8000, 0x7000);
         // d leads back to c: a cycle that never reaches the head.
         area(&mut words, d, c + 0x20, 0xffff_c900_0000_c000, 0x8000);
-        let areas = read_areas(&Words(words.clone()), &LAYOUT, &[head]);
+        let areas = read_areas(&Mem(words.clone()), &LAYOUT, &[head]);
         assert_eq!(areas.areas.len(), 4);
         assert!(areas.stop.is_some_and(|s| s.contains("corrupt")));
 
         // b's next points at memory the dump lacks.
         area(&mut words, b, 0xdead_0000, 0xffff_c900_0000_4000, 0x6000);
-        let areas = read_areas(&Words(words), &LAYOUT, &[head]);
+        let areas = read_areas(&Mem(words), &LAYOUT, &[head]);
         assert_eq!(areas.areas.len(), 2);
         assert!(areas.stop.is_some_and(|s| s.contains("dead0000")));
 
         // An unreadable head lists nothing.
-        let areas = read_areas(&Words(HashMap::new()), &LAYOUT, &[head]);
+        let areas = read_areas(&Mem(HashMap::new()), &LAYOUT, &[head]);
         assert!(areas.areas.is_empty() && areas.stop.is_some());
     }
 }
