@@ -90,9 +90,7 @@ impl FetchError {
     pub fn is_not_found(&self) -> bool {
         match self {
             FetchError::KnownMissing(_) => true,
-            FetchError::Servers(failures) => failures
-                .iter()
-                .all(|(_, e)| matches!(e, ServerError::NotFound)),
+            FetchError::Servers(failures) => all_not_found(failures),
             _ => false,
         }
     }
@@ -277,7 +275,7 @@ impl Client {
         let agent = self.agent();
         let mut failures = Vec::new();
         for url in &self.urls {
-            let source = format!("{url}/buildid/{id}/{}", kind.name());
+            let source = file_url(url, &id, kind);
             match self.download(&agent, &source, &dir, kind, &id, progress) {
                 Ok(partial) => {
                     fs::rename(&partial, &target).map_err(|error| FetchError::Cache {
@@ -298,10 +296,7 @@ impl Client {
                 }
             }
         }
-        if failures
-            .iter()
-            .all(|(_, e)| matches!(e, ServerError::NotFound))
-        {
+        if all_not_found(&failures) {
             write_negative_entry(&target);
         }
         Err(FetchError::Servers(failures))
@@ -321,25 +316,17 @@ impl Client {
         let agent = self.agent();
         let mut failures = Vec::new();
         for url in &self.urls {
-            let source = format!("{url}/buildid/{id}/{}", kind.name());
+            let source = file_url(url, &id, kind);
             // Only the headers are read; dropping the response closes the connection.
             match agent.get(&source).call() {
-                Ok(response) if response.status() == 200 => {
-                    return Ok(Some((url.clone(), announced_size(&response))))
-                }
-                Ok(response) if response.status() == 404 => {
-                    failures.push((url.clone(), ServerError::NotFound))
-                }
-                Ok(response) => {
-                    failures.push((url.clone(), ServerError::Status(response.status().as_u16())))
-                }
+                Ok(response) => match status_error(&response) {
+                    None => return Ok(Some((url.clone(), announced_size(&response)))),
+                    Some(e) => failures.push((url.clone(), e)),
+                },
                 Err(e) => failures.push((url.clone(), self.transfer_error(e))),
             }
         }
-        if failures
-            .iter()
-            .all(|(_, e)| matches!(e, ServerError::NotFound))
-        {
+        if all_not_found(&failures) {
             return Ok(None);
         }
         Err(FetchError::Servers(failures))
@@ -375,10 +362,8 @@ impl Client {
             .get(source)
             .call()
             .map_err(|e| Failure::Server(self.transfer_error(e)))?;
-        match response.status().as_u16() {
-            200 => {}
-            404 => return Err(Failure::Server(ServerError::NotFound)),
-            other => return Err(Failure::Server(ServerError::Status(other))),
+        if let Some(e) = status_error(&response) {
+            return Err(Failure::Server(e));
         }
         let expected = announced_size(&response);
         let limit = self.max_size.unwrap_or(u64::MAX);
@@ -459,6 +444,27 @@ fn copy_with_progress(
         done += n as u64;
         progress.advance(done);
     }
+}
+
+/// Where a server keeps `kind` of build id `id`.
+fn file_url(url: &str, id: &str, kind: FileKind) -> String {
+    format!("{url}/buildid/{id}/{}", kind.name())
+}
+
+/// Why a response is not the file: `None` for 200.
+fn status_error(response: &ureq::http::Response<ureq::Body>) -> Option<ServerError> {
+    match response.status().as_u16() {
+        200 => None,
+        404 => Some(ServerError::NotFound),
+        other => Some(ServerError::Status(other)),
+    }
+}
+
+/// Every server said it has no such file.
+fn all_not_found(failures: &[(String, ServerError)]) -> bool {
+    failures
+        .iter()
+        .all(|(_, e)| matches!(e, ServerError::NotFound))
 }
 
 /// The size a response announces: debuginfod's `X-Debuginfod-Size`, else `Content-Length`.
