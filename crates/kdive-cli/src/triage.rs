@@ -107,7 +107,7 @@ fn log_of_dump(
     let report = kdive_commands::Session::new(&kernel, &[]).execute("log")?;
     let mut text = Vec::new();
     report.write_text(&mut text)?;
-    if text.iter().all(u8::is_ascii_whitespace) {
+    let images = if text.iter().all(u8::is_ascii_whitespace) {
         // The log's pages are not in the dump (a truncated copy): the text the capture
         // saved beside it is the same log.
         let why = report.warnings.join("; ");
@@ -123,18 +123,26 @@ fn log_of_dump(
             path.display(),
             saved.display()
         );
-        let text = std::fs::read(&saved).with_context(|| format!("reading {}", saved.display()))?;
-        let images = vmlinux
-            .map(|vmlinux| KernelImages::open(Some(&vmlinux), ModuleIndex::scan(module_dirs)?))
-            .transpose()?;
-        return Ok((text, images));
-    }
-    for warning in &report.warnings {
-        eprintln!("kdive: warning: {warning}");
-    }
-    let images = (kernel.dump_only().is_none() || !module_dirs.is_empty())
-        .then(|| dump_images(&kernel, &text, module_dirs))
-        .transpose()?;
+        text = std::fs::read(&saved).with_context(|| format!("reading {}", saved.display()))?;
+        // The kernel's own vmlinux image (not mapped again) and the modules of --modules.
+        kernel
+            .dump_only()
+            .is_none()
+            .then(|| {
+                anyhow::Ok(KernelImages::new(
+                    Some(kernel.vmlinux_shared()),
+                    ModuleIndex::scan(module_dirs)?,
+                ))
+            })
+            .transpose()?
+    } else {
+        for warning in &report.warnings {
+            eprintln!("kdive: warning: {warning}");
+        }
+        (kernel.dump_only().is_none() || !module_dirs.is_empty())
+            .then(|| dump_images(&kernel, &text, module_dirs))
+            .transpose()?
+    };
     Ok((text, images))
 }
 
