@@ -562,48 +562,47 @@ impl Types {
         what: impl Fn() -> TypeError,
         query: impl Fn(&dyn TypeInfo) -> Result<T, SymbolError>,
     ) -> Result<T, SymbolError> {
-        let mut first_err = None;
-        let mut btf_said_no = None;
-        for source in &self.sources {
-            let is_btf = source.source() == TypeSourceKind::Btf;
-            if btf_said_no.is_some() && !is_btf {
-                continue;
-            }
-            match query(source.as_ref()) {
-                Ok(v) => return Ok(v),
-                // pahole puts every type and enum of the kernel's DWARF into its BTF, so BTF's
-                // "no such type, member or enumerator" is final for DWARF: asking it would
-                // index all of it (seconds) only to say the same, and a kernel model probes
-                // for members and types to tell layouts apart. Modules' BTF (after the
-                // kernel's) is still asked: their own types are in no other. Variables (BTF
-                // has only per-cpu ones) and bad data go on to the next source.
-                Err(SymbolError::Type(
-                    e @ (TypeError::UnknownType { .. }
-                    | TypeError::UnknownMember { .. }
-                    | TypeError::UnknownEnumerator { .. }),
-                )) if is_btf => {
-                    btf_said_no.get_or_insert(e);
-                }
-                // Otherwise the first error is kept: it names what the preferred source lacked.
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = btf_said_no {
-            return Err(e.into());
-        }
-        Err(first_err.unwrap_or_else(|| what().into()))
+        // pahole puts every type and enum of the kernel's DWARF into its BTF, so BTF's "no
+        // such type, member or enumerator" is final for DWARF: asking it would index all of it
+        // (seconds) only to say the same, and a kernel model probes for members and types to
+        // tell layouts apart. Variables (BTF has only per-cpu ones) and bad data go on.
+        self.ask_sources(
+            what,
+            |e| {
+                matches!(
+                    e,
+                    TypeError::UnknownType { .. }
+                        | TypeError::UnknownMember { .. }
+                        | TypeError::UnknownEnumerator { .. }
+                )
+            },
+            |_, source| query(source),
+        )
     }
-}
 
-impl Types {
     /// As `ask`, for a handle: the handle is tagged with the source that made it.
     fn ask_ref(
         &self,
         what: impl Fn() -> TypeError,
         query: impl Fn(&dyn TypeInfo) -> Result<crate::TypeRef, SymbolError>,
     ) -> Result<crate::TypeRef, SymbolError> {
+        self.ask_sources(
+            what,
+            |e| matches!(e, TypeError::UnknownType { .. }),
+            |slot, source| query(source).map(|v| v.with_source(slot)),
+        )
+    }
+
+    /// Asks each source in order (`query` gets its slot) and takes the first answer. A BTF
+    /// source's error that `final_for_dwarf` accepts ends the asking of DWARF sources after
+    /// it, not of later BTF (modules' own types are in no other); otherwise the first error
+    /// is kept: it names what the preferred source lacked.
+    fn ask_sources<T>(
+        &self,
+        what: impl Fn() -> TypeError,
+        final_for_dwarf: impl Fn(&TypeError) -> bool,
+        query: impl Fn(u16, &dyn TypeInfo) -> Result<T, SymbolError>,
+    ) -> Result<T, SymbolError> {
         let mut first_err = None;
         let mut btf_said_no = None;
         for (i, source) in self.sources.iter().enumerate() {
@@ -612,9 +611,9 @@ impl Types {
             if btf_said_no.is_some() && !is_btf {
                 continue;
             }
-            match query(source.as_ref()) {
-                Ok(v) => return Ok(v.with_source(slot)),
-                Err(SymbolError::Type(e @ TypeError::UnknownType { .. })) if is_btf => {
+            match query(slot, source.as_ref()) {
+                Ok(v) => return Ok(v),
+                Err(SymbolError::Type(e)) if is_btf && final_for_dwarf(&e) => {
                     btf_said_no.get_or_insert(e);
                 }
                 Err(e) => {
