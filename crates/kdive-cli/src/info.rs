@@ -95,8 +95,7 @@ fn symbols(vmcore: &Vmcore) -> Symbols {
     }
     // VMCOREINFO locates the tables (6.0 on), or gives `_stext` to look for them from.
     let kallsyms = vmcore.vmcoreinfo().is_some_and(|info| {
-        kdive_symbols::KallsymsLocation::from_symbols(|name| info.symbol(name)).is_some()
-            || info.symbol("_stext").is_some()
+        kdive_symbols::KallsymsLocation::can_be_found(|name| info.symbol(name))
     });
     Symbols {
         source: if kallsyms { "kallsyms" } else { "vmcoreinfo" },

@@ -297,10 +297,7 @@ impl Kernel {
         });
         let cached = cache_key
             .as_deref()
-            .filter(|_| {
-                KallsymsLocation::from_symbols(|name| vmcoreinfo.symbol(name)).is_some()
-                    || vmcoreinfo.symbol("_stext").is_some()
-            })
+            .filter(|_| KallsymsLocation::can_be_found(|name| vmcoreinfo.symbol(name)))
             .and_then(|key| ElfImage::cached_symbols(origin.clone(), key));
         // The symbols, and the BTF when it was read beside them.
         let btf_key = cache_key.as_deref().map(|key| format!("btf {key}"));

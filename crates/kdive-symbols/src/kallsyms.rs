@@ -53,6 +53,12 @@ impl KallsymsLocation {
             stext: symbol("_stext")?,
         })
     }
+
+    /// Whether VMCOREINFO's symbols locate the tables, or give `_stext` to
+    /// [`scan`](KallsymsLocation::scan) from.
+    pub fn can_be_found(symbol: impl Fn(&str) -> Option<u64>) -> bool {
+        symbol("_stext").is_some() || KallsymsLocation::from_symbols(symbol).is_some()
+    }
 }
 
 /// How far past `_stext` a scan looks for the tables (text, then `.rodata` where they are).
