@@ -88,7 +88,6 @@ impl KallsymsLocation {
         read: &dyn Fn(u64, &mut [u8]) -> bool,
     ) -> Result<KallsymsLocation, KallsymsError> {
         const CHUNK: u64 = 1 << 20;
-        const PAGE: u64 = 4096;
         let end = stext.saturating_add(span.min(SCAN_SPAN));
         let overlap = DIGIT_TOKENS.len() as u64;
         let mut chunk = vec![0u8; (CHUNK + overlap).min(end.saturating_sub(stext)) as usize];
@@ -97,14 +96,8 @@ impl KallsymsLocation {
         while at < end {
             let len = (CHUNK + overlap).min(end - at) as usize;
             let buf = &mut chunk[..len];
-            if !read(at, buf) {
-                // Page by page: a hole (a filtered or missing page) reads as zeros.
-                for (i, page) in buf.chunks_mut(PAGE as usize).enumerate() {
-                    if !read(at + i as u64 * PAGE, page) {
-                        page.fill(0);
-                    }
-                }
-            }
+            // A hole (a filtered or missing page) reads as zeros.
+            read_lenient(at, buf, read);
             let mut from = 0;
             while let Some(pos) = find(&buf[from..], DIGIT_TOKENS) {
                 let hit = at + (from + pos) as u64;
