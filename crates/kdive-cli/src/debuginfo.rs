@@ -84,16 +84,7 @@ struct Bar {
 impl Bar {
     fn new(what: &str, requested: bool) -> Bar {
         let terminal = std::io::stderr().is_terminal();
-        Bar {
-            what: what.to_owned(),
-            bar: None,
-            lines: requested && !terminal,
-        }
-        .with_bar(terminal)
-    }
-
-    fn with_bar(mut self, terminal: bool) -> Bar {
-        if terminal {
+        let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
@@ -101,10 +92,14 @@ impl Bar {
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            bar.set_message(format!("kdive: debuginfod: {}", self.what));
-            self.bar = Some(bar);
+            bar.set_message(format!("kdive: debuginfod: {what}"));
+            bar
+        });
+        Bar {
+            what: what.to_owned(),
+            bar,
+            lines: requested && !terminal,
         }
-        self
     }
 }
 
