@@ -1170,21 +1170,19 @@ fn debuginfod_hint(host: &dyn Host, debuginfod: Option<&Client>, evidence: &mut 
     };
     for name in names.iter().filter(|n| n.ends_with(".urls")) {
         let path = format!("/etc/debuginfod/{name}");
-        let Ok(file) = host.open(&path) else { continue };
-        let mut text = String::new();
-        use std::io::Read;
-        if file.take(4096).read_to_string(&mut text).is_ok() {
-            let urls: Vec<&str> = text
-                .split_whitespace()
-                .filter(|w| w.starts_with("http"))
-                .collect();
-            if !urls.is_empty() {
-                evidence.push(format!(
-                    "{path} names {}: DEBUGINFOD_URLS is not set here, so neither doctor nor \
-                     kdive open asks it",
-                    urls.join(" ")
-                ));
-            }
+        let Ok(text) = host::read_text(host, &path, 4096) else {
+            continue;
+        };
+        let urls: Vec<&str> = text
+            .split_whitespace()
+            .filter(|w| w.starts_with("http"))
+            .collect();
+        if !urls.is_empty() {
+            evidence.push(format!(
+                "{path} names {}: DEBUGINFOD_URLS is not set here, so neither doctor nor \
+                 kdive open asks it",
+                urls.join(" ")
+            ));
         }
     }
 }
