@@ -69,6 +69,14 @@ struct LabDump {
 }
 
 impl LabDump {
+    /// The variables that give kdive this dump's own caches.
+    fn env(&self) -> [(&'static str, &Path); 2] {
+        [
+            ("XDG_CACHE_HOME", &self.xdg),
+            ("DEBUGINFOD_CACHE_PATH", &self.dcache),
+        ]
+    }
+
     fn of(m: &serde_json::Value, scratch: &Path) -> LabDump {
         let name = str_at(m, &["name"]).unwrap_or("?").to_owned();
         let vmlinux = PathBuf::from(str_at(m, &["kernel", "vmlinux"]).expect("vmlinux"));
@@ -151,19 +159,17 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
     let mut compared = 0;
     let mut lines_checked = 0;
     for m in &chosen {
+        let lab_dump = LabDump::of(m, &scratch);
+        let env = lab_dump.env();
         let LabDump {
             name,
             dump,
             vmlinux: vmlinux_s,
             debug_modules: debug_modules_s,
             lab_module: lab_module_s,
-            xdg,
             dcache,
-        } = LabDump::of(m, &scratch);
-        let env = [
-            ("XDG_CACHE_HOME", xdg.as_path()),
-            ("DEBUGINFOD_CACHE_PATH", dcache.as_path()),
-        ];
+            ..
+        } = &lab_dump;
 
         // The oracle: the same session with the lab's files given by hand.
         let by_hand = [
@@ -174,10 +180,10 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
             "--modules",
             lab_module_s.as_str(),
         ];
-        let expected = kdive(&open_args(&dump, &by_hand), &env, None);
+        let expected = kdive(&open_args(dump, &by_hand), &env, None);
         let started = std::time::Instant::now();
         let fetched = kdive(
-            &open_args(&dump, &["--modules", &lab_module_s]),
+            &open_args(dump, &["--modules", lab_module_s]),
             &env,
             Some(&url),
         );
@@ -224,7 +230,7 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
             None,
         );
         let triage = kdive(
-            &["triage", &dump, "--modules", &lab_module_s],
+            &["triage", dump, "--modules", lab_module_s],
             &env,
             Some(&url),
         );
@@ -283,21 +289,17 @@ fn open_and_triage_fetch_debug_files_from_a_real_debuginfod() {
     // The server gone: every file comes from the cache, nothing is fetched.
     drop(server.take());
     for m in &chosen {
+        let lab_dump = LabDump::of(m, &scratch);
+        let env = lab_dump.env();
         let LabDump {
             name,
             dump,
             lab_module: lab_module_s,
-            xdg,
-            dcache,
             ..
-        } = LabDump::of(m, &scratch);
-        let env = [
-            ("XDG_CACHE_HOME", xdg.as_path()),
-            ("DEBUGINFOD_CACHE_PATH", dcache.as_path()),
-        ];
+        } = &lab_dump;
         let started = std::time::Instant::now();
         let first = kdive(
-            &open_args(&dump, &["--modules", &lab_module_s]),
+            &open_args(dump, &["--modules", lab_module_s]),
             &env,
             Some(&url),
         );
