@@ -164,31 +164,13 @@ fn crash_cannot_check_mm(command: &str, ours: &str, theirs: &str) -> bool {
 /// crash 8.0.2's RSS leaves out shared memory (`MM_SHMEMPAGES`), and its paths of mount
 /// points keep their `/` (`CWD: /mnt/ext/`, a directory's `/mnt/tmp/`).
 fn known_difference(version: Crash, ours: &str, theirs: &str) -> Option<&'static str> {
-    let ours: Vec<&str> = ours.lines().collect();
-    let theirs: Vec<&str> = theirs.lines().collect();
-    if version != Crash::V8 || ours.len() != theirs.len() {
+    if version != Crash::V8 {
         return None;
     }
-    let mut reason = None;
-    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        if a == b {
-            continue;
-        }
-        let after_mm_header = i > 0 && ours[i - 1].trim_start().starts_with("MM ");
-        let (x, y): (Vec<&str>, Vec<&str>) = (
-            a.split_whitespace().collect(),
-            b.split_whitespace().collect(),
-        );
-        let rss_only = x.len() == 4 && y.len() == 4 && x[0] == y[0] && x[1] == y[1] && x[3] == y[3];
-        if after_mm_header && rss_only {
-            reason = Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES");
-        } else if b.trim_end().strip_suffix('/') == Some(a.trim_end()) {
-            reason = Some("crash 8.0.2 keeps the '/' after a mount point's path");
-        } else {
-            return None;
-        }
-    }
-    reason
+    // crash pads these lines: compared without their trailing blanks.
+    common::explained_lines(ours, theirs, |previous, a, b| {
+        common::crash8_vm_files_line(previous, a.trim_end(), b.trim_end())
+    })
 }
 
 /// kdive's text of a command, or its error as crash prints one.

@@ -297,35 +297,15 @@ fn compare_with_crash(
 /// gdb prints the bytes of a `char` array that form UTF-8 characters as those characters,
 /// kdive as octal escapes.
 fn known_view_difference(version: Crash, ours: &str, theirs: &str) -> Option<&'static str> {
-    let ours: Vec<&str> = ours.lines().collect();
-    let theirs: Vec<&str> = theirs.lines().collect();
-    if ours.len() != theirs.len() {
-        return None;
-    }
-    let mut reason = None;
-    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        if a == b {
-            continue;
-        }
-        let after_mm_header = i > 0 && ours[i - 1].trim_start().starts_with("MM ");
-        let rss_only = {
-            let (x, y): (Vec<&str>, Vec<&str>) = (
-                a.split_whitespace().collect(),
-                b.split_whitespace().collect(),
-            );
-            x.len() == 4 && y.len() == 4 && x[0] == y[0] && x[1] == y[1] && x[3] == y[3]
-        };
-        if version == Crash::V8 && after_mm_header && rss_only {
-            reason = Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES");
-        } else if version == Crash::V8 && b.strip_suffix('/') == Some(a) {
-            reason = Some("crash 8.0.2 keeps the '/' after a mount point's path");
-        } else if c_string_bytes(a).is_some() && c_string_bytes(a) == c_string_bytes(b) {
-            reason = Some("gdb prints UTF-8 sequences in char arrays as characters");
-        } else {
-            return None;
-        }
-    }
-    reason
+    common::explained_lines(ours, theirs, |previous, a, b| {
+        let crash8 = (version == Crash::V8)
+            .then(|| common::crash8_vm_files_line(previous, a, b))
+            .flatten();
+        crash8.or_else(|| {
+            (c_string_bytes(a).is_some() && c_string_bytes(a) == c_string_bytes(b))
+                .then_some("gdb prints UTF-8 sequences in char arrays as characters")
+        })
+    })
 }
 
 /// drgn's view of one task: `fd N FILE PATH` and `vma ADDR START END FLAGS PATH` lines.

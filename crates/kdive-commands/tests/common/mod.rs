@@ -110,15 +110,7 @@ pub fn crash_line_differences(
     ours: &str,
     theirs: &str,
 ) -> Option<&'static str> {
-    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
-    if ours.len() != theirs.len() {
-        return None;
-    }
-    let mut reason = None;
-    for (a, b) in ours.iter().zip(&theirs) {
-        if a == b {
-            continue;
-        }
+    explained_lines(ours, theirs, |_, a, b| {
         // A ps row: PID PPID CPU TASK ST %MEM VSZ RSS COMM, after `>` for an active task,
         // without %MEM and RSS.
         let columns = |l: &str| {
@@ -135,16 +127,60 @@ pub fn crash_line_differences(
         };
         let run_time = |l: &str| l.trim_start().starts_with("RUN TIME: ");
         if version == Crash::V9 && ["6.12", "7.x"].contains(&series) && run_time(a) && run_time(b) {
-            reason = Some("crash 9.0.2 takes HZ as 1000 on 6.12 cloud and 7.x");
+            Some("crash 9.0.2 takes HZ as 1000 on 6.12 cloud and 7.x")
         } else if version != Crash::V8 {
-            return None;
+            None
         } else if columns(a) == columns(b) && a.split_whitespace().count() >= 9 {
-            reason = Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES");
+            Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES")
         } else if b.strip_suffix('/') == Some(a) {
-            reason = Some("crash 8.0.2 keeps the '/' after a mount point's path");
+            Some("crash 8.0.2 keeps the '/' after a mount point's path")
         } else {
-            return None;
+            None
+        }
+    })
+}
+
+/// Whether `ours` and `theirs` have as many lines and each line that differs is one
+/// `explain` accounts for (given the line of ours before it, ours, theirs): the last reason,
+/// `None` when a line is not explained.
+pub fn explained_lines(
+    ours: &str,
+    theirs: &str,
+    explain: impl Fn(Option<&str>, &str, &str) -> Option<&'static str>,
+) -> Option<&'static str> {
+    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    if ours.len() != theirs.len() {
+        return None;
+    }
+    let mut reason = None;
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        if a != b {
+            let previous = i.checked_sub(1).map(|p| ours[p]);
+            reason = Some(explain(previous, a, b)?);
         }
     }
     reason
+}
+
+/// crash 8.0.2's differences in `vm` and `files` text (docs/kernels.md): its RSS after an
+/// `MM` header leaves out shared memory (`MM_SHMEMPAGES`), and its paths of mount points keep
+/// their `/`.
+pub fn crash8_vm_files_line(
+    previous: Option<&str>,
+    ours: &str,
+    theirs: &str,
+) -> Option<&'static str> {
+    let after_mm_header = previous.is_some_and(|p| p.trim_start().starts_with("MM "));
+    let (x, y): (Vec<&str>, Vec<&str>) = (
+        ours.split_whitespace().collect(),
+        theirs.split_whitespace().collect(),
+    );
+    let rss_only = x.len() == 4 && y.len() == 4 && x[0] == y[0] && x[1] == y[1] && x[3] == y[3];
+    if after_mm_header && rss_only {
+        Some("crash 8.0.2's RSS leaves out MM_SHMEMPAGES")
+    } else if theirs.strip_suffix('/') == Some(ours) {
+        Some("crash 8.0.2 keeps the '/' after a mount point's path")
+    } else {
+        None
+    }
 }
