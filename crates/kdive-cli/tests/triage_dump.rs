@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use kdive_testkit::lab::lab_root;
+use kdive_testkit::lab::{self, lab_root, BadJson};
 use serde_json::Value;
 
 fn triage(args: &[&str]) -> std::process::Output {
@@ -31,14 +31,12 @@ fn primary_title(args: &[&str]) -> Option<String> {
 
 #[test]
 fn title_from_dump_log_equals_title_from_console_log() {
-    let index = lab_root().join("manifests.json");
-    let Ok(text) = std::fs::read_to_string(&index) else {
-        kdive_testkit::skip!("SKIP (no lab at {})", index.display());
+    let Some(manifests) = lab::index_manifests(&lab_root(), BadJson::Panic) else {
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     };
-    let manifests: Value = serde_json::from_str(&text).expect("manifests.json");
     let mut checked = 0;
-    for m in manifests["dumps"].as_array().into_iter().flatten() {
+    for m in &manifests {
         // One complete, filtered kdump file per crash: its log is the panicking kernel's.
         if m["capture"] != "kdump" || m["format"] != "kdump" || m["truncated"] == true {
             continue;
@@ -81,7 +79,7 @@ fn title_from_dump_log_equals_title_from_console_log() {
     assert!(
         checked > 0,
         "the lab at {} has no complete zstd -d 31 kdump dump",
-        index.display()
+        lab_root().join("manifests.json").display()
     );
     println!("{checked} dumps: title from the dump's log equals the console's");
 }
@@ -91,15 +89,13 @@ fn title_from_dump_log_equals_title_from_console_log() {
 /// the report is the console's.
 #[test]
 fn truncated_dump_uses_the_dmesg_saved_beside_it() {
-    let index = lab_root().join("manifests.json");
-    let Ok(text) = std::fs::read_to_string(&index) else {
-        kdive_testkit::skip!("SKIP (no lab at {})", index.display());
+    let Some(manifests) = lab::index_manifests(&lab_root(), BadJson::Panic) else {
+        kdive_testkit::skip!("SKIP (no lab at {})", lab_root().display());
         return;
     };
-    let manifests: Value = serde_json::from_str(&text).expect("manifests.json");
     let scratch = std::env::temp_dir().join(format!("kdive-truncated-{}", std::process::id()));
     let mut checked = 0;
-    for m in manifests["dumps"].as_array().into_iter().flatten() {
+    for m in &manifests {
         if m["truncated"] != true {
             continue;
         }
@@ -148,7 +144,7 @@ fn truncated_dump_uses_the_dmesg_saved_beside_it() {
     assert!(
         checked > 0,
         "the lab at {} has no truncated dump",
-        index.display()
+        lab_root().join("manifests.json").display()
     );
     println!("{checked} truncated dumps: the report is the console's");
 }

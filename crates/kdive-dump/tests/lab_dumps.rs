@@ -14,24 +14,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kdive_dump::{Pfn, PhysAddr, Vmcore};
-use kdive_testkit::lab::lab_root;
+use kdive_testkit::lab::{self, lab_root, BadJson};
 use rayon::prelude::*;
 use serde_json::Value;
 
 fn manifests() -> Option<Vec<Value>> {
     let root = lab_root();
-    let path = root.join("manifests.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Some(dumps) = lab::index_manifests(&root, BadJson::Panic) else {
         kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return None;
     };
-    let all: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // A lab run in progress may list a dump whose file is being rewritten.
-    let dumps: Vec<Value> = all["dumps"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let dumps: Vec<Value> = dumps
         .into_iter()
         .filter(|m| {
             let missing: Vec<_> = files(m).into_iter().filter(|f| !f.exists()).collect();
@@ -42,7 +36,7 @@ fn manifests() -> Option<Vec<Value>> {
         })
         .collect();
     if dumps.is_empty() {
-        kdive_testkit::skip!("SKIP (no dumps in {})", path.display());
+        kdive_testkit::skip!("SKIP (no dumps in {})", root.display());
         return None;
     }
     Some(dumps)

@@ -37,8 +37,23 @@ fn parse(path: &Path, text: &str, bad: BadJson) -> Option<Value> {
     }
 }
 
+/// The architectures whose lab dumps the tests read. A new architecture's dumps join every
+/// lab test at once when its name is added here.
+pub const TESTED_ARCHES: &[&str] = &["x86_64"];
+
+/// The architecture of a dump's kernel: the manifest's `kernel.arch`; manifests written before
+/// the lab had other architectures have none and are x86_64.
+pub fn arch(m: &Value) -> &str {
+    str_at(m, &["kernel", "arch"]).unwrap_or("x86_64")
+}
+
+fn is_tested_arch(m: &Value) -> bool {
+    TESTED_ARCHES.contains(&arch(m))
+}
+
 /// Every dump's own `dumps/*/manifest.json` (written with its dump, so never stale), sorted
-/// by path. Unreadable manifests are left out; unparsable ones as `bad` says.
+/// by path, for the [`TESTED_ARCHES`]. Unreadable manifests are left out; unparsable ones as
+/// `bad` says.
 pub fn dump_manifests(root: &Path, bad: BadJson) -> Vec<Value> {
     let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
         return Vec::new();
@@ -54,16 +69,24 @@ pub fn dump_manifests(root: &Path, bad: BadJson) -> Vec<Value> {
             let text = std::fs::read_to_string(p).ok()?;
             parse(p, &text, bad)
         })
+        .filter(is_tested_arch)
         .collect()
 }
 
-/// The `dumps` list of `manifests.json`, or `None` when the file is unreadable, has no
-/// `dumps` array, or (with [`BadJson::Skip`]) is not valid JSON.
+/// The `dumps` list of `manifests.json` for the [`TESTED_ARCHES`], or `None` when the file is
+/// unreadable, has no `dumps` array, or (with [`BadJson::Skip`]) is not valid JSON.
 pub fn index_manifests(root: &Path, bad: BadJson) -> Option<Vec<Value>> {
     let path = root.join("manifests.json");
     let text = std::fs::read_to_string(&path).ok()?;
     let all = parse(&path, &text, bad)?;
-    all.get("dumps")?.as_array().cloned()
+    let dumps = all.get("dumps")?.as_array()?;
+    Some(
+        dumps
+            .iter()
+            .filter(|m| is_tested_arch(m))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// Every dump's manifest: each `dumps/*/manifest.json` (newer than `manifests.json` while

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use kdive_symbols::{ElfImage, KernelImages, ModuleIndex};
-use kdive_testkit::lab::lab_root;
+use kdive_testkit::lab::{self, lab_root, BadJson};
 use kdive_triage::Frame;
 
 struct Crash {
@@ -21,13 +21,12 @@ struct Crash {
 
 /// One entry per crash event whose console log and images exist.
 fn crashes() -> Vec<Crash> {
-    let Ok(text) = std::fs::read_to_string(lab_root().join("manifests.json")) else {
+    let Some(manifests) = lab::index_manifests(&lab_root(), BadJson::Panic) else {
         return Vec::new();
     };
-    let manifests: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for dump in manifests["dumps"].as_array().unwrap() {
+    for dump in &manifests {
         let crash_id = dump["crash_id"].as_str().unwrap().to_string();
         let path = |v: &serde_json::Value| v.as_str().map(PathBuf::from).filter(|p| p.exists());
         let (Some(console_log), Some(vmlinux), Some(test_module)) = (
