@@ -2,12 +2,14 @@
 //! hostile bytes as physical memory holding page tables, VMCOREINFO text and stack data.
 //! Nothing here may panic, and every walk must end.
 
-use kdive_dump::{MemError, PageState, Pfn, PfnRange, PhysAddr, PhysMem, QemuCpuState, Vmcoreinfo};
+use kdive_dump::{MemError, PageState, Pfn, PfnRange, PhysAddr, PhysMem, Vmcoreinfo};
 
-use crate::kernel::{KernelAddressSpace, KernelBaseSymbols, KernelLayout, START_KERNEL_MAP};
-use crate::paging::{PageTables, PagingLevels, CR0_PG, CR4_LA57};
-use crate::regs::RegisterSet;
 use crate::virt::VirtMem;
+use crate::x86_64::kernel::{
+    KernelAddressSpace, KernelBaseSymbols, KernelLayout, START_KERNEL_MAP,
+};
+use crate::x86_64::paging::{PageTables, PagingLevels, CR0_PG, CR4_LA57};
+use crate::x86_64::regs::{registers_from_pt_regs, QemuCpuState};
 use crate::VirtAddr;
 
 /// Physical memory `[0, len)` from a byte buffer.
@@ -78,7 +80,7 @@ pub fn fuzz_page_walk(data: &[u8]) {
         let _ = tables.read_cstr(vaddr, 300);
         let _ = tables.read_u64(VirtAddr(vaddr.0.wrapping_sub(3)));
     }
-    let _ = RegisterSet::from_pt_regs(phys);
+    let _ = registers_from_pt_regs(phys);
     // Mapped ranges (search): bounded by a budget of pages, as search's Ctrl-C would.
     let mut budget = 100_000u32;
     tables.for_each_mapping(word(addrs, 0), word(addrs, 8), &mut |_| {

@@ -285,7 +285,7 @@ fn kaslr_scan_of_qemu_dumps_matches_their_vmcoreinfo() {
         let mem: &dyn PhysMem = &*vmcore.mem;
         let (space, scan) = KernelAddressSpace::from_qemu_cpus_scan(
             mem,
-            &vmcore.notes.qemu_cpus,
+            &kdive_arch::qemu_cpu_states(&vmcore.notes),
             VirtAddr(vmlinux.symbols["linux_banner"]),
             &vmlinux.banner,
         )

@@ -396,18 +396,16 @@ fn unwind_kdump_dumps_like_the_console_and_drgn() {
         // kdump: each CPU's NT_PRSTATUS (the panic CPU's is the oops's pt_regs or
         // crash_setup_regs() in __crash_kexec); QEMU: the CPUs' state after the panic.
         let starts: Vec<(u32, RegisterSet)> = if qemu {
-            vmcore
-                .notes
-                .qemu_cpus
+            kdive_arch::qemu_cpu_states(&vmcore.notes)
                 .iter()
-                .map(|q| (0, RegisterSet::from_qemu(q)))
+                .map(|q| (0, q.registers()))
                 .collect()
         } else {
             vmcore
                 .notes
                 .prstatus
                 .iter()
-                .map(|p| (p.pid, RegisterSet::from_prstatus(p)))
+                .map(|p| (p.pid, kdive_arch::registers_from_user_regs(&p.pr_reg)))
                 .collect()
         };
         let mut found = false;
@@ -537,11 +535,7 @@ fn compare_with_drgn(
                 .expect("thread.sp");
             let mut start = UnwindStart::from_inactive_task_frame(space, VirtAddr(sp), &layout)
                 .unwrap_or_else(|e| panic!("{name}: pid {pid}: {e}"));
-            if start
-                .regs
-                .rip()
-                .is_some_and(|ip| fork_entries.contains(&ip))
-            {
+            if start.regs.pc().is_some_and(|ip| fork_entries.contains(&ip)) {
                 start.interrupted = true;
             }
             let t0 = Instant::now();

@@ -14,7 +14,8 @@ of one `makedumpfile --split` dump.
 (none|zlib|lzo|snappy|zstd), \"dump_level\", \"incomplete\", \"truncated\", \"page_size\",
 \"present_pages\", \"present_ranges\": [{\"start\", \"end\"}], \"release\", \"kaslr_offset\",
 \"crash_time\", \"phys_base\", \"max_mapnr\", \"split\": [{\"file\", \"start_pfn\", \"end_pfn\"}],
-\"cpus\": [{\"cpu\", \"pid\", \"rip\", \"rsp\"}], \"symbols\": {\"source\" (vmlinux: the one found by
+\"arch\" (x86_64, aarch64, or the
+machine the header names when kdive does not read it), \"cpus\": [{\"cpu\", \"pid\", \"pc\", \"sp\"}], \"symbols\": {\"source\" (vmlinux: the one found by
 release and build id; kallsyms: none found, the dump's kallsyms and .BTF; vmcoreinfo: neither,
 the log only), \"path\"}, \"warnings\"}. Addresses are \"0x…\" strings.
 
@@ -41,8 +42,9 @@ struct Range {
 struct Cpu {
     cpu: usize,
     pid: Option<u32>,
-    rip: String,
-    rsp: String,
+    /// The program counter and stack pointer (x86_64's rip and rsp, aarch64's pc and sp).
+    pc: Option<String>,
+    sp: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -70,6 +72,10 @@ struct Info {
     phys_base: Option<String>,
     max_mapnr: Option<u64>,
     split: Vec<SplitPart>,
+    arch: String,
+    /// The names of the program counter and stack pointer, for the table's columns.
+    #[serde(skip)]
+    pc_sp_names: (&'static str, &'static str),
     cpus: Vec<Cpu>,
     symbols: Symbols,
     warnings: Vec<String>,
@@ -115,6 +121,17 @@ fn describe(vmcore: &Vmcore) -> Info {
         end: hex(r.end.0.saturating_mul(page_size)),
     };
     let kdump = vmcore.kdump.first();
+    let mut warnings = vmcore.warnings.clone();
+    let platform = kdive_arch::platform_for(&vmcore.machine).ok();
+    let cpus = match kdive_arch::platform_for(&vmcore.machine)
+        .and_then(|p| p.cpu_registers(&vmcore.notes))
+    {
+        Ok(cpus) => cpus,
+        Err(err) => {
+            warnings.push(err.to_string());
+            Vec::new()
+        }
+    };
     Info {
         files: vmcore
             .paths
@@ -146,18 +163,22 @@ fn describe(vmcore: &Vmcore) -> Info {
                 })
             })
             .collect(),
-        cpus: vmcore
-            .cpus()
+        arch: platform.map_or_else(|| vmcore.machine.to_string(), |p| p.name().to_owned()),
+        pc_sp_names: platform.map_or(("PC", "SP"), |p| {
+            let registers = p.registers();
+            (registers.names[registers.pc], registers.names[registers.sp])
+        }),
+        cpus: cpus
             .into_iter()
             .map(|c| Cpu {
                 cpu: c.cpu,
                 pid: c.pid,
-                rip: hex(c.rip),
-                rsp: hex(c.rsp),
+                pc: c.regs.pc().map(hex),
+                sp: c.regs.sp().map(hex),
             })
             .collect(),
         symbols: symbols(vmcore),
-        warnings: vmcore.warnings.clone(),
+        warnings,
     }
 }
 
@@ -215,6 +236,7 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
             ),
         ),
         ("release", info.release.clone().unwrap_or_else(none)),
+        ("arch", info.arch.clone()),
         (
             "kaslr offset",
             info.kaslr_offset.clone().unwrap_or_else(none),
@@ -266,14 +288,20 @@ fn render_table(info: &Info, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if !info.cpus.is_empty() {
         writeln!(out)?;
-        writeln!(out, "{:>4}  {:>8}  {:<18}  RSP", "CPU", "PID", "RIP")?;
+        let (pc, sp) = info.pc_sp_names;
+        writeln!(
+            out,
+            "{:>4}  {:>8}  {:<18}  {}",
+            "CPU",
+            "PID",
+            pc.to_uppercase(),
+            sp.to_uppercase()
+        )?;
         for cpu in &info.cpus {
             let pid = cpu.pid.map_or_else(none, |p| p.to_string());
-            writeln!(
-                out,
-                "{:>4}  {:>8}  {:<18}  {}",
-                cpu.cpu, pid, cpu.rip, cpu.rsp
-            )?;
+            let pc = cpu.pc.clone().unwrap_or_else(none);
+            let sp = cpu.sp.clone().unwrap_or_else(none);
+            writeln!(out, "{:>4}  {:>8}  {:<18}  {}", cpu.cpu, pid, pc, sp)?;
         }
     }
     Ok(())
@@ -359,8 +387,9 @@ mod run_tests {
         assert_eq!(v["release"], "6.1.0-info");
         assert_eq!(v["kaslr_offset"], "0x3c000000");
         assert_eq!(v["crash_time"], 1_700_000_000);
-        assert_eq!(v["cpus"][0]["rip"], "0xffffffff81234567");
-        assert_eq!(v["cpus"][1]["rsp"], "0xffffc90000018000");
+        assert_eq!(v["arch"], "x86_64");
+        assert_eq!(v["cpus"][0]["pc"], "0xffffffff81234567");
+        assert_eq!(v["cpus"][1]["sp"], "0xffffc90000018000");
         // No vmlinux for this made-up release, and its VMCOREINFO locates no kallsyms.
         assert_eq!(v["symbols"]["source"], "vmcoreinfo");
         assert_eq!(v["present_ranges"][0]["start"], "0x10000");

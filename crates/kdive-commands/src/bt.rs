@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use kdive_arch::platform_of;
 use kdive_kernel::stack::{
-    panic_task, ExceptionStack, FrameSource, FrameSymbolizer, Reg, RegisterSet, StackKind,
+    panic_task, ExceptionStack, FrameSource, FrameSymbolizer, RegisterSet, StackKind,
     StackUnwinder, StopReason,
 };
 use kdive_kernel::task::{read_task, Task, TaskList};
@@ -496,7 +497,7 @@ fn serialize_registers<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
-    let mut named: Vec<(&str, u64)> = regs.iter().map(|(reg, v)| (reg.name(), v)).collect();
+    let mut named: Vec<(&str, u64)> = regs.iter().map(|(_, name, v)| (name, v)).collect();
     named.sort_unstable_by_key(|&(name, _)| name);
     let mut map = serializer.serialize_map(Some(named.len()))?;
     for (name, value) in named {
@@ -504,21 +505,6 @@ fn serialize_registers<S: serde::Serializer>(
     }
     map.end()
 }
-
-/// crash's register block rows (x86_64 `pt_regs`, as `bt` prints an exception frame).
-const REGISTER_ROWS: [&[(Reg, &str)]; 7] = [
-    &[
-        (Reg::Rip, "RIP"),
-        (Reg::Rsp, "RSP"),
-        (Reg::Eflags, "RFLAGS"),
-    ],
-    &[(Reg::Rax, "RAX"), (Reg::Rbx, "RBX"), (Reg::Rcx, "RCX")],
-    &[(Reg::Rdx, "RDX"), (Reg::Rsi, "RSI"), (Reg::Rdi, "RDI")],
-    &[(Reg::Rbp, "RBP"), (Reg::R8, " R8"), (Reg::R9, " R9")],
-    &[(Reg::R10, "R10"), (Reg::R11, "R11"), (Reg::R12, "R12")],
-    &[(Reg::R13, "R13"), (Reg::R14, "R14"), (Reg::R15, "R15")],
-    &[(Reg::OrigRax, "ORIG_RAX"), (Reg::Cs, "CS"), (Reg::Ss, "SS")],
-];
 
 impl BtRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -627,21 +613,9 @@ fn write_exception(exception: &BtException, header: bool, out: &mut dyn Write) -
             _ => writeln!(out, "    [exception RIP: unknown or invalid address]")?,
         }
     }
-    for row in REGISTER_ROWS {
-        let cells: Vec<String> = row
-            .iter()
-            .filter_map(|(reg, label)| {
-                let value = exception.regs.get(*reg)?;
-                Some(match reg {
-                    Reg::Eflags => format!("{label}: {value:08x}"),
-                    Reg::Cs | Reg::Ss => format!("{label}: {value:04x}"),
-                    _ => format!("{label}: {value:016x}"),
-                })
-            })
-            .collect();
-        if !cells.is_empty() {
-            writeln!(out, "    {}", cells.join("  "))?;
-        }
+    let rows = platform_of(&exception.regs).map(|p| p.register_block(&exception.regs));
+    for row in rows.into_iter().flatten() {
+        writeln!(out, "    {row}")?;
     }
     Ok(())
 }
@@ -689,6 +663,7 @@ crate::impl_record!(BtRecord);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kdive_arch::Reg;
 
     #[test]
     fn parses_options_like_crash() {
@@ -713,7 +688,7 @@ mod tests {
     }
 
     fn regs(pairs: &[(Reg, u64)]) -> RegisterSet {
-        let mut set = RegisterSet::new();
+        let mut set = RegisterSet::new(&kdive_arch::x86_64::regs::REGISTERS);
         for (reg, value) in pairs {
             set.set(*reg, *value);
         }

@@ -46,6 +46,7 @@ pub(crate) struct ElfDump {
     pub(crate) mem: ElfMem,
     pub(crate) notes: Notes,
     pub(crate) truncated: bool,
+    pub(crate) e_machine: u16,
 }
 
 /// A PT_LOAD as the file describes it.
@@ -72,7 +73,7 @@ pub(crate) fn open(path: &Path, data: Arc<FileData>) -> Result<ElfDump, DumpErro
     if endian != Endianness::Little {
         return Err(bad(
             5,
-            "big-endian ELF vmcore: only x86_64 dumps are supported",
+            "big-endian ELF vmcore: kdive reads little-endian dumps (x86_64, aarch64)",
         ));
     }
     let phoff = header.e_phoff(endian);
@@ -120,6 +121,7 @@ pub(crate) fn open(path: &Path, data: Arc<FileData>) -> Result<ElfDump, DumpErro
             _ => {}
         }
     }
+    let e_machine = header.e_machine(endian);
     let pieces = disjoint_pieces(loads);
     let page_size = notes
         .vmcoreinfo
@@ -135,6 +137,7 @@ pub(crate) fn open(path: &Path, data: Arc<FileData>) -> Result<ElfDump, DumpErro
         },
         notes,
         truncated,
+        e_machine,
     })
 }
 

@@ -34,7 +34,7 @@ fn exercise(vmcore: &Vmcore) {
     }
     let _ = mem.page_state(Pfn(u64::MAX));
     let _ = mem.read_phys(PhysAddr(u64::MAX - 3), &mut [0u8; 8]);
-    let _ = vmcore.cpus();
+    let _ = vmcore.machine.to_string();
     let _ = (vmcore.release(), vmcore.kaslr_offset(), vmcore.crash_time());
 }
 

@@ -29,6 +29,7 @@ mod notes;
 mod source;
 mod vmcoreinfo;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub use diskdump::{
     DUMP_DH_EXCLUDED_VMEMMAP,
 };
 pub use error::{DumpError, MemError};
-pub use notes::{Notes, Prstatus, QemuCpuState, USER_REGS_COUNT};
+pub use notes::{Notes, Prstatus, QemuCpuNote};
 pub use vmcoreinfo::Vmcoreinfo;
 
 use diskdump::{Diskdump, KDUMP_SIGNATURE};
@@ -113,14 +114,21 @@ impl Compression {
     }
 }
 
-/// The registers one CPU saved at the crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuRegs {
-    pub cpu: usize,
-    /// The running task's pid, from NT_PRSTATUS (none in QEMU dumps).
-    pub pid: Option<u32>,
-    pub rip: u64,
-    pub rsp: u64,
+/// The architecture a dump says it holds: the ELF header's `e_machine`, or the kdump
+/// header's `utsname.machine`. kdive-arch maps it to a platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Machine {
+    ElfMachine(u16),
+    Uname(String),
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Machine::ElfMachine(number) => write!(f, "ELF e_machine {number}"),
+            Machine::Uname(name) => write!(f, "utsname machine {name:?}"),
+        }
+    }
 }
 
 /// An opened dump: physical memory, notes and headers.
@@ -130,6 +138,7 @@ pub struct Vmcore {
     pub compression: Compression,
     pub mem: Box<dyn PhysMem>,
     pub notes: Notes,
+    pub machine: Machine,
     /// The kdump-compressed headers, one per file (several for a split dump).
     pub kdump: Vec<KdumpHeader>,
     /// The file is shorter than its headers say.
@@ -343,6 +352,7 @@ impl Vmcore {
             truncated,
             mem: part.into_mem(),
             notes,
+            machine: Machine::Uname(header.utsname.machine.clone()),
             kdump: vec![header],
             warnings,
         };
@@ -358,6 +368,7 @@ impl Vmcore {
             compression: Compression::None,
             mem: Box::new(dump.mem),
             notes: dump.notes,
+            machine: Machine::ElfMachine(dump.e_machine),
             kdump: Vec::new(),
             truncated: dump.truncated,
             incomplete: dump.truncated,
@@ -457,6 +468,7 @@ impl Vmcore {
                 page_size: u64::from(first_header.block_size),
             }),
             notes,
+            machine: Machine::Uname(first_header.utsname.machine.clone()),
             kdump: headers,
             truncated,
             incomplete,
@@ -539,37 +551,6 @@ impl Vmcore {
     /// `kdump_sub_header.dump_level` (ELF dumps do not record one).
     pub fn dump_level(&self) -> Option<i32> {
         self.kdump.first().and_then(|h| h.dump_level)
-    }
-
-    /// Saved registers per CPU: NT_PRSTATUS when present, else QEMU's CPU notes. QEMU
-    /// fills `pr_pid` with the CPU number plus one, not a task, so QEMU dumps have no pid.
-    pub fn cpus(&self) -> Vec<CpuRegs> {
-        let pids_are_tasks = self.notes.qemu_cpus.is_empty();
-        if !self.notes.prstatus.is_empty() {
-            self.notes
-                .prstatus
-                .iter()
-                .enumerate()
-                .map(|(cpu, p)| CpuRegs {
-                    cpu,
-                    pid: pids_are_tasks.then_some(p.pid),
-                    rip: p.rip(),
-                    rsp: p.rsp(),
-                })
-                .collect()
-        } else {
-            self.notes
-                .qemu_cpus
-                .iter()
-                .enumerate()
-                .map(|(cpu, q)| CpuRegs {
-                    cpu,
-                    pid: None,
-                    rip: q.rip(),
-                    rsp: q.rsp(),
-                })
-                .collect()
-        }
     }
 
     pub fn present_ranges(&self) -> Vec<PfnRange> {

@@ -2,10 +2,18 @@
 //! dumps from kdive-testkit; plus malformed headers, which must give an error or partial
 //! data and never a panic.
 
-use kdive_dump::{Compression, DumpError, Format, MemError, PageState, Pfn, PhysAddr, Vmcore};
+use kdive_dump::{
+    Compression, DumpError, Format, Machine, MemError, PageState, Pfn, PhysAddr, Vmcore,
+};
 use kdive_testkit::{
     flatten, page_pattern, vmcoreinfo_text, DiskdumpBuilder, ElfVmcoreBuilder, PageCompression,
 };
+
+/// Each CPU's saved registers, read by the dump's platform.
+fn cpus(vmcore: &Vmcore) -> Vec<kdive_arch::CpuRegisters> {
+    let platform = kdive_arch::platform_for(&vmcore.machine).expect("x86_64");
+    platform.cpu_registers(&vmcore.notes).expect("x86_64 notes")
+}
 
 const PAGE: usize = 4096;
 
@@ -44,11 +52,12 @@ fn elf_reads_segments_notes_and_tails() {
     assert_eq!(vmcore.release(), Some("6.1.0-elf"));
     assert_eq!(vmcore.kaslr_offset(), Some(0x1e00_0000));
     assert_eq!(vmcore.crash_time(), Some(1_700_000_123));
-    let cpus = vmcore.cpus();
+    assert_eq!(vmcore.machine, Machine::ElfMachine(object::elf::EM_X86_64));
+    let cpus = cpus(&vmcore);
     assert_eq!(cpus.len(), 2);
-    assert_eq!(cpus[0].rip, 0xffff_ffff_8100_1234);
+    assert_eq!(cpus[0].regs.pc(), Some(0xffff_ffff_8100_1234));
     assert_eq!(cpus[0].pid, Some(42));
-    assert_eq!(cpus[1].rsp, 0xffff_c900_0002_0000);
+    assert_eq!(cpus[1].regs.sp(), Some(0xffff_c900_0002_0000));
     assert_eq!(read_page(&vmcore, 3).unwrap(), page_pattern(3, 1, PAGE));
     assert_eq!(
         read_page(&vmcore, 0x103).unwrap(),
@@ -114,11 +123,12 @@ fn elf_qemu_quirks_and_extended_phnum() {
         .read_phys(PhysAddr(3 * PAGE as u64), &mut page)
         .unwrap();
     assert_eq!(page[10], ((3 * PAGE as u64 + 10) % 251) as u8);
-    let cpus = vmcore.cpus();
+    let cpus = cpus(&vmcore);
     assert_eq!(cpus.len(), 1);
-    assert_eq!(cpus[0].rip, 0xffff_ffff_8100_0001);
+    assert_eq!(cpus[0].regs.pc(), Some(0xffff_ffff_8100_0001));
     assert_eq!(cpus[0].pid, None);
-    assert_eq!(vmcore.notes.qemu_cpus[0].cr3(), 0x1234_5000);
+    let qemu = kdive_arch::qemu_cpu_states(&vmcore.notes);
+    assert_eq!(qemu[0].cr3(), 0x1234_5000);
 }
 
 #[test]
@@ -169,7 +179,8 @@ fn check_kdump(vmcore: &Vmcore, expect: Compression) {
     assert_eq!(vmcore.dump_level(), Some(31));
     assert_eq!(vmcore.release(), Some("6.1.0-kdump"));
     assert_eq!(vmcore.kaslr_offset(), Some(0x2a00_0000));
-    assert_eq!(vmcore.cpus()[0].rip, 0xffff_ffff_8100_aaaa);
+    assert_eq!(vmcore.machine, Machine::Uname("x86_64".into()));
+    assert_eq!(cpus(vmcore)[0].regs.pc(), Some(0xffff_ffff_8100_aaaa));
     for pfn in (0..300).chain(0x1000..0x1011) {
         assert_eq!(
             read_page(vmcore, pfn).unwrap(),

@@ -18,6 +18,12 @@ use kdive_testkit::lab::{self, lab_root, BadJson};
 use rayon::prelude::*;
 use serde_json::Value;
 
+/// Each CPU's saved registers, read by the dump's platform.
+fn cpus(vmcore: &Vmcore) -> Vec<kdive_arch::CpuRegisters> {
+    let platform = kdive_arch::platform_for(&vmcore.machine).expect("a platform kdive reads");
+    platform.cpu_registers(&vmcore.notes).expect("CPU notes")
+}
+
 fn manifests() -> Option<Vec<Value>> {
     let root = lab_root();
     let Some(dumps) = lab::index_manifests(&root, BadJson::Panic) else {
@@ -252,12 +258,12 @@ fn metadata_agrees_with_manifest_and_oracles() {
                     let pc = u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap();
                     // By pid and CPU: the idle tasks of all CPUs share pid 0.
                     let on_cpu = panic["task"]["cpu"].as_u64();
-                    let cpu = vmcore.cpus().into_iter().find(|c| {
+                    let cpu = cpus(&vmcore).into_iter().find(|c| {
                         c.pid.map(u64::from) == Some(pid)
                             && on_cpu.is_none_or(|n| u64::try_from(c.cpu).ok() == Some(n))
                     });
                     assert_eq!(
-                        cpu.map(|c| c.rip),
+                        cpu.and_then(|c| c.regs.pc()),
                         Some(pc),
                         "{name}: RIP of pid {pid} (drgn's panic frame)"
                     );
@@ -273,7 +279,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
                 }
             }
         }
-        assert!(!vmcore.cpus().is_empty(), "{name}: no CPU registers");
+        assert!(!cpus(&vmcore).is_empty(), "{name}: no CPU registers");
         let present: u64 = vmcore.present_ranges().iter().map(|r| r.pages()).sum();
         if truncated {
             // A truncated copy still reads its first pages.
@@ -313,7 +319,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
             vmcore.compression.name(),
             vmcore.dump_level(),
             release,
-            vmcore.cpus().len()
+            cpus(&vmcore).len()
         );
     }
     println!("panic RIP checked against drgn in {rip_checks} dumps");

@@ -1,12 +1,18 @@
 //! `KernelError`: why a fact about the kernel could not be read, naming the symbol, type,
 //! member or address involved.
 
-use kdive_arch::{LayoutError, TranslateError, VirtAddr};
+use kdive_arch::{LayoutError, PlatformError, TranslateError, VirtAddr};
 use kdive_dump::MemError;
 use kdive_symbols::SymbolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
+    #[error("{path}: {source}")]
+    Platform {
+        path: String,
+        #[source]
+        source: PlatformError,
+    },
     #[error("the dump's address space cannot be set up: {0}")]
     Layout(#[from] LayoutError),
     #[error("{path}: {source}")]

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kdive_arch::{KernelAddressSpace, RegisterSet, VirtAddr, VirtMem, START_KERNEL_MAP};
+use kdive_arch::{
+    platform_for, qemu_cpu_states, CpuRegisters, KernelAddressSpace, Platform, VirtAddr, VirtMem,
+    START_KERNEL_MAP,
+};
 use kdive_dump::{
-    Compression, CpuRegs, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
+    Compression, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
     DUMP_DH_EXCLUDED_VMEMMAP,
 };
 use kdive_symbols::{
@@ -37,10 +40,10 @@ pub struct DumpInfo {
     /// The kdump-compressed headers, one per file.
     pub kdump: Vec<KdumpHeader>,
     pub vmcoreinfo: Option<Vmcoreinfo>,
-    /// Registers saved per CPU (NT_PRSTATUS, else QEMU's CPU state).
-    pub cpus: Vec<CpuRegs>,
-    /// Each CPU's full register set, in the same order (what `bt` unwinds from).
-    pub cpu_registers: Vec<RegisterSet>,
+    /// The dump's architecture.
+    pub platform: &'static dyn Platform,
+    /// Registers saved per CPU (NT_PRSTATUS, else QEMU's CPU state): what `bt` unwinds from.
+    pub cpus: Vec<CpuRegisters>,
     /// `CRASHTIME`, else the kdump header's timestamp.
     pub crash_time: Option<i64>,
     pub page_size: u64,
@@ -49,8 +52,21 @@ pub struct DumpInfo {
 }
 
 impl DumpInfo {
-    fn from_vmcore(vmcore: &Vmcore) -> DumpInfo {
-        DumpInfo {
+    /// The dump's facts; fails when kdive does not read its architecture, or its notes
+    /// are another architecture's than its header says.
+    fn from_vmcore(vmcore: &Vmcore) -> Result<DumpInfo, KernelError> {
+        let platform_error = |source| KernelError::Platform {
+            path: vmcore
+                .paths
+                .first()
+                .map_or_else(|| "the dump".to_owned(), |p| p.display().to_string()),
+            source,
+        };
+        let platform = platform_for(&vmcore.machine).map_err(platform_error)?;
+        let cpus = platform
+            .cpu_registers(&vmcore.notes)
+            .map_err(platform_error)?;
+        Ok(DumpInfo {
             paths: vmcore.paths.clone(),
             format: vmcore.format,
             compression: vmcore.compression,
@@ -58,26 +74,12 @@ impl DumpInfo {
             truncated: vmcore.truncated,
             kdump: vmcore.kdump.clone(),
             vmcoreinfo: vmcore.vmcoreinfo().cloned(),
-            cpus: vmcore.cpus(),
-            cpu_registers: if vmcore.notes.prstatus.is_empty() {
-                vmcore
-                    .notes
-                    .qemu_cpus
-                    .iter()
-                    .map(RegisterSet::from_qemu)
-                    .collect()
-            } else {
-                vmcore
-                    .notes
-                    .prstatus
-                    .iter()
-                    .map(RegisterSet::from_prstatus)
-                    .collect()
-            },
+            platform,
+            cpus,
             crash_time: vmcore.crash_time(),
             page_size: vmcore.page_size(),
             warnings: vmcore.warnings.clone(),
-        }
+        })
     }
 
     /// Some file says `DUMP_DH_EXCLUDED_VMEMMAP`.
@@ -259,14 +261,15 @@ impl Kernel {
 
     /// A kernel over already opened symbols and types (tests build both in memory).
     pub fn new(vmcore: Vmcore, vmlinux: ElfImage, types: Types) -> Result<Kernel, KernelError> {
-        let info = DumpInfo::from_vmcore(&vmcore);
+        let info = DumpInfo::from_vmcore(&vmcore)?;
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
         let notes = &vmcore.notes;
         let space = if notes.vmcoreinfo.is_none() && !notes.qemu_cpus.is_empty() {
             // A QEMU dump of a guest without `-device vmcoreinfo`: the KASLR offset is where
             // the vmlinux's `linux_banner` shows up in the guest's kernel mapping.
             let (link, expected) = linux_banner(&vmlinux)?;
-            KernelAddressSpace::from_qemu_cpus_scan(mem, &notes.qemu_cpus, link, &expected)?.0
+            KernelAddressSpace::from_qemu_cpus_scan(mem, &qemu_cpu_states(notes), link, &expected)?
+                .0
         } else {
             KernelAddressSpace::from_notes(mem, notes)?
         };
@@ -282,7 +285,7 @@ impl Kernel {
     /// the kernel still opens, without them: what VMCOREINFO describes (the log) still
     /// reads; [`Kernel::dump_only`] says what is missing and why.
     pub fn open_without_vmlinux(vmcore: Vmcore) -> Result<Kernel, KernelError> {
-        let info = DumpInfo::from_vmcore(&vmcore);
+        let info = DumpInfo::from_vmcore(&vmcore)?;
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
         let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
         let kaslr = space.kaslr_offset().ok_or_else(no_kaslr_offset)?;

@@ -333,7 +333,7 @@ impl StackUnwinder {
             .filter(|s| s.cpu == cpu)
             .copied()
             .collect();
-        let mut candidates = pt_regs_candidates(regs.rsp()?, &own);
+        let mut candidates = pt_regs_candidates(regs.sp()?, &own);
         // From user mode the entry code builds `pt_regs` at the top of the task's stack.
         let top = usize::try_from(cpu)
             .ok()
@@ -405,7 +405,7 @@ impl StackUnwinder {
             })?;
         if start
             .regs
-            .rip()
+            .pc()
             .is_some_and(|ip| self.fork_entries.contains(&ip))
         {
             start.interrupted = true;
@@ -444,11 +444,10 @@ fn pt_regs_candidates(rsp: u64, stacks: &[CpuStack]) -> Vec<u64> {
 /// live state when the dump was taken) names none and is taken as is.
 fn cpu_registers(kernel: &Kernel, cpu: u32, task: &Task) -> Option<(RegisterSet, bool)> {
     let index = usize::try_from(cpu).ok()?;
-    let regs = kernel.dump().cpu_registers.get(index)?;
     let saved = kernel.dump().cpus.get(index)?;
     match saved.pid {
         Some(pid) if i64::from(pid) != task.pid => None,
-        pid => Some((*regs, pid.is_some())),
+        pid => Some((saved.regs, pid.is_some())),
     }
 }
 

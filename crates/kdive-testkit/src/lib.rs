@@ -179,7 +179,13 @@ impl NoteSet {
 
     /// An x86_64 NT_PRSTATUS: `pr_pid` at 32, `pr_reg` at 112, 336 bytes in all.
     pub fn prstatus(&mut self, pid: u32, regs: [u64; 27]) {
-        let mut desc = vec![0u8; 336];
+        self.prstatus_words(pid, &regs, 336);
+    }
+
+    /// An NT_PRSTATUS of `size` bytes (x86_64's is 336, aarch64's 392): `pr_pid` at 32,
+    /// `regs` from `pr_reg` at 112.
+    pub fn prstatus_words(&mut self, pid: u32, regs: &[u64], size: usize) {
+        let mut desc = vec![0u8; size.max(112 + regs.len() * 8)];
         desc[32..36].copy_from_slice(&pid.to_le_bytes());
         for (i, r) in regs.iter().enumerate() {
             desc[112 + i * 8..120 + i * 8].copy_from_slice(&r.to_le_bytes());
@@ -221,11 +227,19 @@ pub struct ElfVmcoreBuilder {
     pub notes: NoteSet,
     qemu_quirks: bool,
     extended_phnum: bool,
+    /// `e_machine`; x86_64 unless set.
+    machine: Option<u16>,
 }
 
 impl ElfVmcoreBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The ELF header's `e_machine` (x86_64 by default).
+    pub fn machine(mut self, e_machine: u16) -> Self {
+        self.machine = Some(e_machine);
+        self
     }
 
     /// A PT_LOAD with its bytes in the file.
@@ -292,7 +306,7 @@ impl ElfVmcoreBuilder {
             os_abi: 0,
             abi_version: 0,
             e_type: elf::ET_CORE,
-            e_machine: elf::EM_X86_64,
+            e_machine: self.machine.unwrap_or(elf::EM_X86_64),
             e_entry: 0,
             e_flags: 0,
         })

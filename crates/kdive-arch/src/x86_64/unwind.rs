@@ -17,11 +17,14 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use crate::cfi::{CfiRow, CfiRule, DwarfCfi};
-use crate::code_frame::frame_from_code;
-use crate::orc::{OrcEntry, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE};
-use crate::regs::{Reg, RegisterSet, PT_REGS_COUNT, PT_REGS_SIZE};
+use crate::regs::RegisterSet;
 use crate::virt::VirtMem;
+use crate::x86_64::cfi::{CfiRow, CfiRule, DwarfCfi};
+use crate::x86_64::code_frame::frame_from_code;
+use crate::x86_64::orc::{
+    OrcEntry, OrcReg, OrcTable, OrcTables, OrcType, OrcVersion, ORC_ENTRY_SIZE,
+};
+use crate::x86_64::regs::{registers_from_pt_regs, Reg, PT_REGS_COUNT, PT_REGS_SIZE, REGISTERS};
 use crate::{TranslateError, VirtAddr};
 
 /// The most frames one walk returns (drgn's limit too).
@@ -98,7 +101,7 @@ impl UnwindStart {
                     len: usize::try_from(offset).unwrap_or(usize::MAX),
                 })
         };
-        let mut regs = RegisterSet::new();
+        let mut regs = RegisterSet::new(&REGISTERS);
         regs.set(Reg::Rip, mem.read_stack_u64(at(layout.ret_addr)?)?);
         regs.set(Reg::Rsp, at(layout.size)?.0);
         for &(reg, offset) in &layout.saved {
@@ -339,9 +342,9 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         };
         let mut frames = Vec::new();
         let stop = loop {
-            let (Some(pc), Some(sp)) = (state.regs.rip(), state.regs.rsp()) else {
+            let (Some(pc), Some(sp)) = (state.regs.pc(), state.regs.sp()) else {
                 break StopReason::BadEntry {
-                    pc: VirtAddr(state.regs.rip().unwrap_or(0)),
+                    pc: VirtAddr(state.regs.pc().unwrap_or(0)),
                     what: "no rip or rsp".to_owned(),
                 };
             };
@@ -424,8 +427,8 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
     /// callee-saved registers from their rules.
     fn step_cfi(&self, state: &State, row: &CfiRow) -> Result<State, StopReason> {
         let regs = &state.regs;
-        let pc = regs.rip().unwrap_or(0);
-        let sp = regs.rsp().unwrap_or(0);
+        let pc = regs.pc().unwrap_or(0);
+        let sp = regs.sp().unwrap_or(0);
         let bad = |what: String| StopReason::BadEntry {
             pc: VirtAddr(pc),
             what,
@@ -442,7 +445,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
                 cfa: VirtAddr(cfa),
             });
         }
-        let mut next = RegisterSet::new();
+        let mut next = RegisterSet::new(&REGISTERS);
         next.set(Reg::Rsp, cfa);
         for &(reg, rule) in &row.rules {
             let value = match rule {
@@ -462,7 +465,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
             }
         }
         // DWARF's way to mark the outermost frame: the return address is undefined.
-        if next.rip().is_none() {
+        if next.pc().is_none() {
             return Err(StopReason::EndOfStack);
         }
         Ok(State {
@@ -490,7 +493,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
                 pc: VirtAddr(pc),
                 error,
             })?;
-        let regs = RegisterSet::from_pt_regs(&buf).ok_or_else(|| StopReason::BadEntry {
+        let regs = registers_from_pt_regs(&buf).ok_or_else(|| StopReason::BadEntry {
             pc: VirtAddr(pc),
             what: "short pt_regs".to_owned(),
         })?;
@@ -516,8 +519,8 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
 
     fn step(&self, state: &State) -> Result<State, StopReason> {
         let regs = &state.regs;
-        let pc = regs.rip().unwrap_or(0);
-        let sp = regs.rsp().unwrap_or(0);
+        let pc = regs.pc().unwrap_or(0);
+        let sp = regs.sp().unwrap_or(0);
         let bad = |what: &str| StopReason::BadEntry {
             pc: VirtAddr(pc),
             what: what.to_owned(),
@@ -550,7 +553,7 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         // plus 1 (ENCODE_FRAME_POINTER, arch/x86/entry/calling.h), which the kernel's
         // frame-pointer unwinder decodes (decode_frame_pointer()).
         if source == FrameSource::FramePointer {
-            if let Some(at) = regs.rbp().filter(|bp| bp & 1 == 1).map(|bp| bp & !1) {
+            if let Some(at) = regs.fp().filter(|bp| bp & 1 == 1).map(|bp| bp & !1) {
                 return self.pt_regs_state(pc, at, true, source);
             }
         }
@@ -591,10 +594,10 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
         let mut next = match entry.kind {
             OrcType::Call => {
                 let ret = self.read(pc, cfa.checked_sub(8).ok_or_else(|| bad("CFA below 8"))?)?;
-                let mut r = RegisterSet::new();
+                let mut r = RegisterSet::new(&REGISTERS);
                 r.set(Reg::Rip, ret);
                 r.set(Reg::Rsp, cfa);
-                if let Some(bp) = regs.rbp() {
+                if let Some(bp) = regs.fp() {
                     r.set(Reg::Rbp, bp);
                 }
                 State {
@@ -618,20 +621,20 @@ impl<M: StackMemory + ?Sized> Walker<'_, M> {
                 let mut r = if state.full {
                     *regs
                 } else {
-                    RegisterSet::new()
+                    RegisterSet::new(&REGISTERS)
                 };
                 for (reg, word) in IRET_REGS.into_iter().zip(buf.chunks_exact(8)) {
                     r.set(reg, word.try_into().map(u64::from_le_bytes).unwrap_or(0));
                 }
                 if !state.full {
-                    if let Some(bp) = regs.rbp() {
+                    if let Some(bp) = regs.fp() {
                         r.set(Reg::Rbp, bp);
                     }
                 }
                 let addr = cfa
                     .checked_sub(IRET_FRAME_OFFSET)
                     .ok_or_else(|| bad("iret frame below pt_regs"))?;
-                let mut iret = RegisterSet::new();
+                let mut iret = RegisterSet::new(&REGISTERS);
                 for reg in IRET_REGS {
                     if let Some(v) = r.get(reg) {
                         iret.set(reg, v);
@@ -682,7 +685,7 @@ pub fn find_pt_regs_copy<M: StackMemory + ?Sized>(
     candidates.into_iter().find_map(|addr| {
         let mut bytes = [0u8; PT_REGS_SIZE];
         mem.read_stack(VirtAddr(addr), &mut bytes).ok()?;
-        let copy = RegisterSet::from_pt_regs(&bytes)?;
+        let copy = registers_from_pt_regs(&bytes)?;
         let equal = Reg::ALL
             .iter()
             .take(PT_REGS_COUNT)
@@ -755,7 +758,7 @@ pub fn fuzz_orc_unwind(data: &[u8]) -> usize {
     ) {
         tables.orc.push(table);
     }
-    let Some(regs) = data.get(orc_end..).and_then(RegisterSet::from_pt_regs) else {
+    let Some(regs) = data.get(orc_end..).and_then(registers_from_pt_regs) else {
         return 0;
     };
     let rest = data.get(orc_end + PT_REGS_SIZE..).unwrap_or_default();
@@ -764,7 +767,7 @@ pub fn fuzz_orc_unwind(data: &[u8]) -> usize {
         .cfi
         .push(DwarfCfi::from_debug_frame("fuzz", frame.to_vec(), 0));
     let mem = FlatStack {
-        base: regs.rsp().unwrap_or(0) & !0xfff,
+        base: regs.sp().unwrap_or(0) & !0xfff,
         bytes: stack,
     };
     // The stack rsp starts on counts as one of the CPU's IRQ stacks: frames may leave it
@@ -786,7 +789,7 @@ mod tests {
 
     use super::*;
     use crate::error::Level;
-    use crate::orc::{OrcTable, OrcVersion};
+    use crate::x86_64::orc::{OrcTable, OrcVersion};
 
     const TEXT: u64 = 0xffff_ffff_8100_0000;
     const STACK: u64 = 0xffff_c900_0001_0000;
@@ -867,7 +870,7 @@ mod tests {
     }
 
     fn start(rip: u64, rsp: u64, rbp: u64) -> UnwindStart {
-        let mut regs = RegisterSet::new();
+        let mut regs = RegisterSet::new(&REGISTERS);
         regs.set(Reg::Rip, rip);
         regs.set(Reg::Rsp, rsp);
         regs.set(Reg::Rbp, rbp);
@@ -889,7 +892,7 @@ mod tests {
         words
     }
 
-    use crate::regs::PT_REGS_COUNT;
+    use crate::x86_64::regs::PT_REGS_COUNT;
 
     #[test]
     fn call_frames_to_end_of_stack() {
@@ -913,9 +916,9 @@ mod tests {
         assert_eq!(bt.stop.to_string(), "end of the kernel stack");
         let f = &bt.frames;
         assert_eq!((f[1].sp.0, f[2].sp.0), (STACK + 16, STACK + 0x30));
-        assert_eq!(f[2].regs.rbp(), Some(0xdead_beef));
+        assert_eq!(f[2].regs.fp(), Some(0xdead_beef));
         assert_eq!(
-            f[1].regs.rbp(),
+            f[1].regs.fp(),
             Some(STACK + 0x20),
             "rbp unchanged through f0"
         );
@@ -972,11 +975,11 @@ mod tests {
         assert!(f[1].interrupted, "signal: look up the faulting pc itself");
         assert_eq!(f[1].regs.get(Reg::R10), Some(0x1010));
         assert!(!f[2].interrupted);
-        assert_eq!(f[2].regs.rbp(), Some(STACK + 0x800));
+        assert_eq!(f[2].regs.fp(), Some(STACK + 0x800));
         match &bt.stop {
             StopReason::UserMode { exception: Some(e) } => {
                 assert_eq!(e.addr.0, user);
-                assert_eq!(e.regs.rip(), Some(0x47_fbe9));
+                assert_eq!(e.regs.pc(), Some(0x47_fbe9));
             }
             other => panic!("{other:?}"),
         }
@@ -1017,7 +1020,7 @@ mod tests {
         assert_eq!(exc.regs.get(Reg::Eflags), Some(0x246));
         assert_eq!(exc.regs.get(Reg::R10), None);
         // The start was a full state, so the partial frame keeps its other registers.
-        assert_eq!(bt.frames[1].regs.rbp(), Some(0x5555));
+        assert_eq!(bt.frames[1].regs.fp(), Some(0x5555));
         assert_eq!(bt.frames[2].sp.0, task_sp + 8);
         assert_eq!(bt.stop, StopReason::EndOfStack);
     }
@@ -1236,26 +1239,26 @@ mod tests {
         );
         t.cfi.push(DwarfCfi::from_debug_frame(
             "test",
-            crate::cfi::tests::debug_frame(),
+            crate::x86_64::cfi::tests::debug_frame(),
             TEXT,
         ));
         let bt = unwind(&t, &mem, start(TEXT + 0x1020, STACK, 0x1111));
         assert_eq!(pcs(&bt), vec![TEXT + 0x1020, caller + 5, TEXT + 0x3001]);
         assert_eq!(bt.frames[1].source, FrameSource::DwarfCfi);
-        assert_eq!(bt.frames[1].regs.rbp(), Some(0x7777));
+        assert_eq!(bt.frames[1].regs.fp(), Some(0x7777));
         assert_eq!(bt.frames[1].sp.0, STACK + 16);
         assert_eq!(bt.stop, StopReason::EndOfStack);
         // At the FDE's first byte the CFA is rsp + 8 and rbp is untouched.
         let bt = unwind(&t, &mem, start(TEXT + 0x1000, STACK + 8, 0x1111));
         assert_eq!(pcs(&bt)[1], caller + 5);
-        assert_eq!(bt.frames[1].regs.rbp(), Some(0x1111));
+        assert_eq!(bt.frames[1].regs.fp(), Some(0x1111));
     }
 
     #[test]
     fn pt_regs_copy_is_found_only_when_every_word_is_equal() {
         let words: Vec<u64> = (0..PT_REGS_COUNT as u64).map(|i| 0x1000 + i).collect();
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut saved = RegisterSet::from_pt_regs(&bytes).unwrap();
+        let mut saved = registers_from_pt_regs(&bytes).unwrap();
         saved.set(Reg::FsBase, 0x7f00);
         let mut mem = Words::default();
         mem.put(STACK + 0x200, &words);
@@ -1269,7 +1272,7 @@ mod tests {
         assert!(!found.partial);
         // The block shows the pt_regs, not the note's extra registers.
         assert_eq!(found.regs.get(Reg::FsBase), None);
-        assert_eq!(found.regs.rip(), saved.rip());
+        assert_eq!(found.regs.pc(), saved.pc());
         assert!(find_pt_regs_copy(&mem, &saved, [STACK + 0x400, unmapped]).is_none());
         let mut partial = saved;
         partial.clear(Reg::R15);
@@ -1294,9 +1297,9 @@ mod tests {
         mem.put(STACK, &[15, 14, 13, 12, 3, STACK + 0x100, TEXT + 0x42]);
         let s = UnwindStart::from_inactive_task_frame(&mem, VirtAddr(STACK), &layout).unwrap();
         assert!(!s.interrupted);
-        assert_eq!(s.regs.rip(), Some(TEXT + 0x42));
-        assert_eq!(s.regs.rsp(), Some(STACK + 56));
-        assert_eq!(s.regs.rbp(), Some(STACK + 0x100));
+        assert_eq!(s.regs.pc(), Some(TEXT + 0x42));
+        assert_eq!(s.regs.sp(), Some(STACK + 56));
+        assert_eq!(s.regs.fp(), Some(STACK + 0x100));
         assert_eq!(s.regs.get(Reg::R12), Some(12));
         assert!(UnwindStart::from_inactive_task_frame(&mem, VirtAddr(STACK + 8), &layout).is_err());
     }

@@ -3,11 +3,13 @@
 //! in arch/x86/kernel/machine_kexec_64.c), or from QEMU's CPU state plus a scan for the
 //! kernel text when the dump has no VMCOREINFO.
 
-use kdive_dump::{Notes, PhysAddr, PhysMem, QemuCpuState, Vmcoreinfo};
+use kdive_dump::{Notes, PhysAddr, PhysMem, Vmcoreinfo};
+
+use crate::x86_64::regs::{qemu_cpu_states, QemuCpuState};
 
 use crate::error::{LayoutError, Level, TranslateError};
-use crate::paging::{PageTables, PagingLevels, PhysMemRef, CR0_PG, CR4_LA57};
 use crate::virt::{Translation, VirtMem};
+use crate::x86_64::paging::{PageTables, PagingLevels, PhysMemRef, CR0_PG, CR4_LA57};
 use crate::VirtAddr;
 
 /// `__START_KERNEL_map`: where the kernel image is mapped, at `phys_base`.
@@ -133,7 +135,7 @@ impl KernelLayout {
             kernel_image_size,
             sme_mask: info
                 .number("sme_mask")
-                .map_or(0, |v| v as u64 & crate::paging::PTE_PFN_MASK),
+                .map_or(0, |v| v as u64 & crate::x86_64::paging::PTE_PFN_MASK),
             bases: KernelBases::default(),
             source: LayoutSource::Vmcoreinfo,
             warnings: Vec::new(),
@@ -160,7 +162,7 @@ impl KernelLayout {
     /// unknown until [`KernelAddressSpace::scan_kaslr`].
     pub fn from_qemu_cpu(cpu: usize, state: &QemuCpuState) -> Result<KernelLayout, LayoutError> {
         let [cr0, _, _, cr3, cr4] = state.cr;
-        if cr0 & CR0_PG == 0 || cr3 & crate::paging::PTE_PFN_MASK == 0 {
+        if cr0 & CR0_PG == 0 || cr3 & crate::x86_64::paging::PTE_PFN_MASK == 0 {
             return Err(LayoutError::PagingOff { cpu, cr3, cr0 });
         }
         let levels = if cr4 & CR4_LA57 != 0 {
@@ -170,7 +172,7 @@ impl KernelLayout {
         };
         Ok(KernelLayout {
             levels,
-            root: PhysAddr(cr3 & crate::paging::PTE_PFN_MASK),
+            root: PhysAddr(cr3 & crate::x86_64::paging::PTE_PFN_MASK),
             kaslr_offset: None,
             phys_base: None,
             kernel_image_size: DEFAULT_KERNEL_IMAGE_SIZE,
@@ -255,7 +257,7 @@ impl<M: PhysMemRef> KernelAddressSpace<M> {
             Some(Err(err)) if notes.qemu_cpus.is_empty() => Err(err),
             info_result => {
                 let mut first_err = None;
-                for (cpu, state) in notes.qemu_cpus.iter().enumerate() {
+                for (cpu, state) in qemu_cpu_states(notes).iter().enumerate() {
                     match KernelLayout::from_qemu_cpu(cpu, state) {
                         Ok(mut layout) => {
                             if let Some(Err(err)) = info_result {

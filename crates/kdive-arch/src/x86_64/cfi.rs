@@ -11,7 +11,7 @@ use gimli::{
     RegisterRule, UnwindContext, UnwindSection,
 };
 
-use crate::regs::Reg;
+use crate::x86_64::regs::Reg;
 use crate::VirtAddr;
 
 /// How a register of the caller is found, once the CFA is known.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kdive_dump::{MemError, PageState, Pfn, PfnRange, PhysAddr, PhysMem, QemuCpuState, Vmcoreinfo};
+use kdive_dump::{MemError, PageState, Pfn, PfnRange, PhysAddr, PhysMem, Vmcoreinfo};
 use kdive_testkit::pagetable::{PageSize, PageTableBuilder, GLOBAL, NX, PRESENT, PSE, RW};
 
 use crate::*;
@@ -409,6 +409,35 @@ fn qemu_cpu(cr3: u64, la57: bool) -> QemuCpuState {
     }
 }
 
+/// `state` as QEMU writes its "QEMU" note: version, size, the registers, ten segments of 24
+/// bytes, then cr0..cr4.
+fn qemu_note(state: &QemuCpuState) -> kdive_dump::QemuCpuNote {
+    let mut desc = vec![0u8; 440];
+    desc[0..4].copy_from_slice(&1u32.to_le_bytes());
+    desc[4..8].copy_from_slice(&440u32.to_le_bytes());
+    for (i, reg) in state.regs.iter().enumerate() {
+        desc[8 + i * 8..16 + i * 8].copy_from_slice(&reg.to_le_bytes());
+    }
+    let cr = 8 + 18 * 8 + 10 * 24;
+    for (i, reg) in state.cr.iter().enumerate() {
+        desc[cr + i * 8..cr + 8 + i * 8].copy_from_slice(&reg.to_le_bytes());
+    }
+    kdive_dump::QemuCpuNote { desc }
+}
+
+#[test]
+fn qemu_notes_parse_back() {
+    let state = qemu_cpu(0x1234_5000, true);
+    let notes = kdive_dump::Notes {
+        qemu_cpus: vec![
+            qemu_note(&state),
+            kdive_dump::QemuCpuNote { desc: vec![0; 100] },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(qemu_cpu_states(&notes), vec![state]);
+}
+
 #[test]
 fn kaslr_scan_finds_the_offset_through_the_page_tables() {
     for (levels, la57) in [(4usize, false), (5, true)] {
@@ -705,7 +734,7 @@ fn missing_vmcoreinfo_keys_are_named() {
     // VMCOREINFO without the keys, but a QEMU CPU: its CR3, with a warning.
     let notes = kdive_dump::Notes {
         vmcoreinfo: Some(Vmcoreinfo::parse(b"OSRELEASE=x\n")),
-        qemu_cpus: vec![qemu_cpu(b.root(), true)],
+        qemu_cpus: vec![qemu_note(&qemu_cpu(b.root(), true))],
         ..Default::default()
     };
     let space = KernelAddressSpace::from_notes(&mem as &dyn PhysMem, &notes).unwrap();

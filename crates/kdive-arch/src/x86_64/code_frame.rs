@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 
-use crate::orc::{OrcEntry, OrcReg, OrcType};
+use crate::x86_64::orc::{OrcEntry, OrcReg, OrcType};
 
 /// Instructions looked at for one address (a 64 KiB function has ~15,000).
 const MAX_INSTRUCTIONS: usize = 1 << 15;

@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use crate::unwind::StackMemory;
+use crate::x86_64::unwind::StackMemory;
 use crate::{TranslateError, VirtAddr};
 
 /// Size of `.orc_header`: a SHA-1 of `orc_types.h` (`scripts/orc_hash.sh`).

@@ -1,0 +1,206 @@
+//! The platform seam: what kdive knows of one architecture, behind one interface (compare
+//! drgn's `struct drgn_architecture_info` and crash's `machdep_table`). Each architecture is
+//! a module implementing [`Platform`] plus one entry in [`PLATFORMS`].
+
+use std::fmt;
+
+use kdive_dump::{Machine, Notes};
+
+use crate::regs::{RegisterLayout, RegisterSet};
+use crate::x86_64::X86_64;
+
+/// One architecture.
+pub trait Platform: Sync + fmt::Debug {
+    /// The name `uname -m` gives, and the kdump header's `utsname.machine`.
+    fn name(&self) -> &'static str;
+
+    /// The ELF `e_machine` of its vmcores, vmlinux and modules.
+    fn elf_machine(&self) -> u16;
+
+    /// Its registers, in NT_PRSTATUS `pr_reg` order.
+    fn registers(&self) -> &'static RegisterLayout;
+
+    /// The number of words from `pr_reg` to the end of its NT_PRSTATUS note (`pr_reg`,
+    /// `pr_fpvalid` and padding): a note of another size is another architecture's.
+    fn prstatus_words(&self) -> usize;
+
+    /// Each CPU's registers from QEMU's own CPU notes, for architectures that have them; a
+    /// QEMU dump then has NT_PRSTATUS notes whose `pr_pid` is the CPU number plus one.
+    fn qemu_cpu_registers(&self, notes: &Notes) -> Vec<RegisterSet>;
+
+    /// The register lines `bt` prints for an exception frame, in crash's layout.
+    fn register_block(&self, regs: &RegisterSet) -> Vec<String>;
+
+    /// Each CPU's registers at the crash: NT_PRSTATUS when present, else QEMU's CPU notes.
+    /// An NT_PRSTATUS of another size is rejected: the dump says one architecture and its
+    /// notes another.
+    fn cpu_registers(&self, notes: &Notes) -> Result<Vec<CpuRegisters>, PlatformError> {
+        let qemu = self.qemu_cpu_registers(notes);
+        if notes.prstatus.is_empty() {
+            return Ok(qemu
+                .into_iter()
+                .enumerate()
+                .map(|(cpu, regs)| CpuRegisters {
+                    cpu,
+                    pid: None,
+                    regs,
+                })
+                .collect());
+        }
+        // QEMU fills `pr_pid` with the CPU number plus one, not a task.
+        let pids_are_tasks = notes.qemu_cpus.is_empty();
+        notes
+            .prstatus
+            .iter()
+            .enumerate()
+            .map(|(cpu, prstatus)| {
+                if prstatus.pr_reg.len() != self.prstatus_words() {
+                    return Err(PlatformError::ForeignNotes {
+                        platform: self.name(),
+                        cpu,
+                        bytes: 112 + prstatus.pr_reg.len() * 8,
+                        expected: 112 + self.prstatus_words() * 8,
+                    });
+                }
+                Ok(CpuRegisters {
+                    cpu,
+                    pid: pids_are_tasks.then_some(prstatus.pid),
+                    regs: RegisterSet::from_words(self.registers(), &prstatus.pr_reg),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The registers one CPU saved at the crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuRegisters {
+    pub cpu: usize,
+    /// The running task's pid, from NT_PRSTATUS (none in QEMU dumps).
+    pub pid: Option<u32>,
+    pub regs: RegisterSet,
+}
+
+/// Every architecture kdive reads.
+pub static PLATFORMS: &[&dyn Platform] = &[&X86_64];
+
+/// Why a dump's architecture cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformError {
+    /// No platform has this machine.
+    Unsupported { machine: Machine },
+    /// The notes are another architecture's than the headers say.
+    ForeignNotes {
+        platform: &'static str,
+        cpu: usize,
+        bytes: usize,
+        expected: usize,
+    },
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlatformError::Unsupported { machine } => {
+                let names: Vec<&str> = PLATFORMS.iter().map(|p| p.name()).collect();
+                write!(
+                    f,
+                    "the dump's architecture ({machine}) is not one kdive reads ({})",
+                    names.join(", ")
+                )
+            }
+            PlatformError::ForeignNotes {
+                platform,
+                cpu,
+                bytes,
+                expected,
+            } => write!(
+                f,
+                "CPU {cpu}'s NT_PRSTATUS note has {bytes} bytes, where {platform}'s has \
+                 {expected}: the notes are another architecture's than the dump's header says"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlatformError {}
+
+/// The platform of a dump's machine.
+pub fn platform_for(machine: &Machine) -> Result<&'static dyn Platform, PlatformError> {
+    PLATFORMS
+        .iter()
+        .copied()
+        .find(|p| match machine {
+            Machine::ElfMachine(number) => p.elf_machine() == *number,
+            Machine::Uname(name) => p.name() == name,
+        })
+        .ok_or_else(|| PlatformError::Unsupported {
+            machine: machine.clone(),
+        })
+}
+
+/// The platform whose ELF files have this `e_machine` (a vmlinux's, a module's).
+pub fn platform_for_elf(e_machine: u16) -> Option<&'static dyn Platform> {
+    PLATFORMS
+        .iter()
+        .copied()
+        .find(|p| p.elf_machine() == e_machine)
+}
+
+/// The platform whose registers `regs` holds.
+pub fn platform_of(regs: &RegisterSet) -> Option<&'static dyn Platform> {
+    PLATFORMS
+        .iter()
+        .copied()
+        .find(|p| std::ptr::eq(p.registers(), regs.layout()))
+}
+
+#[cfg(test)]
+mod tests {
+    use kdive_dump::Prstatus;
+
+    use super::*;
+
+    #[test]
+    fn machines_map_to_platforms_or_a_named_error() {
+        let x86 = platform_for(&Machine::ElfMachine(62)).expect("x86_64");
+        assert_eq!(x86.name(), "x86_64");
+        assert_eq!(
+            platform_for(&Machine::Uname("x86_64".into())).map(|p| p.name()),
+            Ok("x86_64")
+        );
+        let err = platform_for(&Machine::ElfMachine(243)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("ELF e_machine 243") && text.contains("x86_64"),
+            "{text}"
+        );
+        assert!(platform_for(&Machine::Uname(String::new())).is_err());
+        assert!(platform_for_elf(62).is_some());
+        assert!(platform_for_elf(0).is_none());
+    }
+
+    #[test]
+    fn prstatus_of_another_size_is_refused_and_qemu_pids_dropped() {
+        let x86 = platform_for(&Machine::ElfMachine(62)).expect("x86_64");
+        let words = |n: usize| (0..n as u64).map(|i| 0x1000 + i).collect::<Vec<u64>>();
+        let mut notes = Notes {
+            prstatus: vec![Prstatus {
+                pid: 7,
+                pr_reg: words(28),
+            }],
+            ..Notes::default()
+        };
+        let cpus = x86.cpu_registers(&notes).expect("x86_64 notes");
+        assert_eq!(cpus[0].pid, Some(7));
+        assert_eq!(cpus[0].regs.pc(), Some(0x1000 + 16));
+        assert_eq!(platform_of(&cpus[0].regs).map(|p| p.name()), Some("x86_64"));
+        notes
+            .qemu_cpus
+            .push(kdive_dump::QemuCpuNote { desc: Vec::new() });
+        assert_eq!(x86.cpu_registers(&notes).expect("notes")[0].pid, None);
+        notes.prstatus[0].pr_reg = words(35);
+        let err = x86.cpu_registers(&notes).unwrap_err().to_string();
+        assert!(err.contains("392 bytes") && err.contains("336"), "{err}");
+    }
+}
