@@ -10,20 +10,24 @@
 //!   from QEMU's CPU state plus a scan for known bytes; the direct map and per-process page
 //!   tables); the ORC / DWARF CFI / frame-pointer unwinder.
 
+mod disasm;
 mod error;
 pub mod fuzzing;
 mod platform;
 mod regs;
+mod space;
 mod virt;
 pub mod x86_64;
 
 use std::fmt;
 
+pub use disasm::{Instruction, Syntax};
 pub use error::{LayoutError, Level, TranslateError};
 pub use platform::{
     platform_for, platform_for_elf, platform_of, CpuRegisters, Platform, PlatformError, PLATFORMS,
 };
 pub use regs::{Register, RegisterLayout, RegisterSet, MAX_REGISTERS};
+pub use space::KernelSpace;
 pub use virt::{Translation, VirtMem, DEFAULT_CSTR_LIMIT};
 pub use x86_64::att;
 pub use x86_64::cfi::{CfiError, CfiRow, CfiRule, DwarfCfi};

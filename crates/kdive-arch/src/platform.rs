@@ -4,10 +4,16 @@
 
 use std::fmt;
 
-use kdive_dump::{Machine, Notes};
+use std::sync::Arc;
 
+use kdive_dump::{Machine, Notes, PhysMem};
+
+use crate::disasm::{Instruction, Syntax};
+use crate::error::LayoutError;
 use crate::regs::{RegisterLayout, RegisterSet};
+use crate::space::KernelSpace;
 use crate::x86_64::X86_64;
+use crate::VirtAddr;
 
 /// One architecture.
 pub trait Platform: Sync + fmt::Debug {
@@ -27,6 +33,33 @@ pub trait Platform: Sync + fmt::Debug {
     /// Each CPU's registers from QEMU's own CPU notes, for architectures that have them; a
     /// QEMU dump then has NT_PRSTATUS notes whose `pr_pid` is the CPU number plus one.
     fn qemu_cpu_registers(&self, notes: &Notes) -> Vec<RegisterSet>;
+
+    /// The kernel's address space over the dump's memory, set up from its notes. `banner`:
+    /// the vmlinux's `linux_banner` link address and bytes, for dumps whose notes do not
+    /// locate the kernel image (QEMU's without VMCOREINFO): the image is where they show up.
+    fn kernel_space(
+        &self,
+        mem: Arc<dyn PhysMem>,
+        notes: &Notes,
+        banner: Option<(VirtAddr, &[u8])>,
+    ) -> Result<Box<dyn KernelSpace>, LayoutError>;
+
+    /// Decodes `code` from its first byte, at `address`, up to `limit` instructions, in
+    /// `syntax`'s text.
+    fn disassemble(
+        &self,
+        code: &[u8],
+        address: u64,
+        syntax: Syntax,
+        limit: usize,
+    ) -> Vec<Instruction>;
+
+    /// The longest instruction, in bytes.
+    fn max_instruction_length(&self) -> usize;
+
+    /// The bytes of the nop a function's ftrace call site holds while tracing is off, which
+    /// `dis` marks `[FTRACE NOP]` as crash does.
+    fn ftrace_nop(&self) -> Option<&'static [u8]>;
 
     /// The register lines `bt` prints for an exception frame, in crash's layout.
     fn register_block(&self, regs: &RegisterSet) -> Vec<String>;

@@ -493,7 +493,7 @@ fn run_ptov(
         return Err(PTOV_SPEC.bad_args("a physical address is needed"));
     }
     let kernel = session.kernel();
-    let layout = kernel.address_space().layout();
+    let layout = kernel.address_space();
     let cpus = kernel.nr_cpu_ids().unwrap_or(1).max(1);
     let invalid = |w: &str| CommandError::Failed {
         command: "ptov",

@@ -6,8 +6,7 @@
 
 use std::io::{self, Write};
 
-use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind};
-use kdive_arch::att::{binutils_formatter, mnemonic_and_operands};
+use kdive_arch::Syntax;
 use kdive_kernel::stack::FrameSymbolizer;
 use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
@@ -21,12 +20,8 @@ use crate::CommandError;
 
 const DIS_USAGE: &str = "dis [-r] [-l] address|symbol [count]";
 
-/// Longest x86 instruction.
-const MAX_INSTRUCTION: u64 = 15;
 /// Most bytes one `dis` decodes (a function of megabytes is bad data).
 const MAX_BYTES: u64 = 1 << 20;
-/// The 5-byte NOP ftrace patches over a function's `call __fentry__`.
-const FTRACE_NOP: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 
 /// `dis`'s options.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -120,11 +115,12 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
         return record;
     };
     let hit = modules.lookup(kernel, target);
+    let max_instruction = kernel.platform().max_instruction_length() as u64;
     // What to decode: [start, end) and at most `limit` instructions.
     let (start, end, limit) = match (&hit, args.reverse, args.count) {
         (Some(hit), true, _) => (
             target.0.saturating_sub(hit.offset),
-            target.0.saturating_add(MAX_INSTRUCTION),
+            target.0.saturating_add(max_instruction),
             u64::MAX,
         ),
         (_, true, _) => {
@@ -135,7 +131,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
             target.0,
             target
                 .0
-                .saturating_add(count.saturating_mul(MAX_INSTRUCTION)),
+                .saturating_add(count.saturating_mul(max_instruction)),
             count,
         ),
         (Some(hit), false, None) if by_name => {
@@ -146,7 +142,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
             };
             (target.0, end.max(target.0.saturating_add(1)), u64::MAX)
         }
-        _ => (target.0, target.0.saturating_add(MAX_INSTRUCTION), 1),
+        _ => (target.0, target.0.saturating_add(max_instruction), 1),
     };
     if in_freed_init(kernel, start) {
         warnings.push(format!(
@@ -168,32 +164,26 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
         0 => hit.name.clone(),
         off => format!("{}+{off}", hit.name),
     };
-    let mut formatter = gdb_formatter();
-    let mut decoder = Decoder::with_ip(64, &code, start, DecoderOptions::NONE);
-    let mut instruction = Instruction::default();
-    while decoder.can_decode() && (record.instructions.len() as u64) < limit {
-        decoder.decode_out(&mut instruction);
-        if args.reverse && instruction.ip() > target.0 {
+    let platform = kernel.platform();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    for instruction in platform.disassemble(&code, start, Syntax::Gdb, limit) {
+        if args.reverse && instruction.address > target.0 {
             break;
         }
-        let offset = usize::try_from(instruction.ip().wrapping_sub(start)).unwrap_or(usize::MAX);
+        let offset = usize::try_from(instruction.address.wrapping_sub(start)).unwrap_or(usize::MAX);
         let bytes = code
-            .get(offset..offset.saturating_add(instruction.len()))
+            .get(offset..offset.saturating_add(instruction.length))
             .unwrap_or_default();
-        let mut text = gdb_text(&mut formatter, &instruction, bytes);
-        if instruction.is_invalid() {
-            text = "(bad)".to_owned();
-        }
-        let here = symbol_of(instruction.ip());
-        if bytes == FTRACE_NOP && here.as_ref().is_some_and(|h| h.offset == 0) {
+        let mut text = instruction.text;
+        let here = symbol_of(instruction.address);
+        if platform.ftrace_nop() == Some(bytes) && here.as_ref().is_some_and(|h| h.offset == 0) {
             text.push_str(" [FTRACE NOP]");
         }
-        if let Some(target) = branch_target(&instruction) {
+        if let Some(target) = instruction.target {
             if let Some(hit) = symbol_of(target) {
                 text.push_str(&format!(" <{}>", label(&hit)));
             }
-        } else if instruction.is_ip_rel_memory_operand() {
-            let target = instruction.ip_rel_memory_address();
+        } else if let Some(target) = instruction.memory_operand {
             text.push_str(&format!("        # {target:#x}"));
             // Mostly data: vmlinux's is named as gdb names it, so a compiler's `.LC` label
             // or another section's end marker names nothing.
@@ -206,7 +196,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
             }
         }
         let (file, line) = if args.lines {
-            match symbolizer.locations(VirtAddr(instruction.ip())) {
+            match symbolizer.locations(VirtAddr(instruction.address)) {
                 Ok(l) => l.first().map_or((None, None), |l| (l.file.clone(), l.line)),
                 Err(err) => {
                     warnings.push(format!("dis -l: {err}"));
@@ -217,7 +207,7 @@ pub fn dis(session: &Session<'_>, args: &DisArgs, warnings: &mut Vec<String>) ->
             (None, None)
         };
         record.instructions.push(DisInstruction {
-            address: Hex(instruction.ip()),
+            address: Hex(instruction.address),
             function: here.as_ref().map(|h| h.name.clone()),
             offset: here.as_ref().map(|h| h.offset),
             bytes: bytes
@@ -276,42 +266,6 @@ fn in_freed_init(kernel: &Kernel, addr: u64) -> bool {
         (Ok(begin), Ok(end)) => (begin.0..end.0).contains(&addr),
         _ => false,
     }
-}
-
-/// The target of a direct call, jump or conditional jump.
-fn branch_target(instruction: &Instruction) -> Option<u64> {
-    matches!(
-        instruction.op0_kind(),
-        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
-    )
-    .then(|| instruction.near_branch_target())
-}
-
-/// binutils' formatter as gdb uses it: `%rip`-relative displacements as written, and the
-/// prefixes iced would drop as useless.
-fn gdb_formatter() -> GasFormatter {
-    let mut formatter = binutils_formatter();
-    let options = formatter.options_mut();
-    options.set_rip_relative_addresses(true);
-    // `cs call __x86_indirect_thunk_r11`: the padding prefix the kernel's retpoline calls have.
-    options.set_show_useless_prefixes(true);
-    formatter
-}
-
-/// The mnemonic (with its prefixes) padded to 6 columns and a space, then the operands:
-/// gdb's layout. `bytes` are the instruction's.
-fn gdb_text(formatter: &mut GasFormatter, instruction: &Instruction, bytes: &[u8]) -> String {
-    let (mut mnemonic, operands) = mnemonic_and_operands(formatter, instruction, bytes);
-    // binutils leaves out the default 64-bit size of push and pop of memory.
-    let memory = instruction.op_count() == 1 && instruction.op0_kind() == OpKind::Memory;
-    if memory && (mnemonic == "pushq" || mnemonic == "popq") {
-        mnemonic.pop();
-    }
-    // The one-byte nop is printed bare, without the column padding.
-    if mnemonic == "nop" && instruction.op_count() == 0 {
-        return mnemonic;
-    }
-    format!("{mnemonic:<6} {operands}")
 }
 
 impl DisRecord {
@@ -389,22 +343,6 @@ crate::impl_record!(DisRecord);
 mod tests {
     use super::*;
 
-    fn decode(bytes: &[u8]) -> Vec<String> {
-        let mut formatter = gdb_formatter();
-        let mut decoder = Decoder::with_ip(64, bytes, 0xffff_ffff_8100_0000, DecoderOptions::NONE);
-        let mut out = Vec::new();
-        while decoder.can_decode() {
-            let at = decoder.position();
-            let instruction = decoder.decode();
-            out.push(gdb_text(
-                &mut formatter,
-                &instruction,
-                &bytes[at..at + instruction.len()],
-            ));
-        }
-        out
-    }
-
     #[test]
     fn parses_crash_options() {
         let args = parse_dis(&["-l", "schedule", "12"]).unwrap();
@@ -419,31 +357,5 @@ mod tests {
             parse_dis(&["-s", "x"]),
             Err(CommandError::BadOption { option: 's', .. })
         ));
-    }
-
-    #[test]
-    fn formats_as_gdb() {
-        assert_eq!(
-            decode(&[
-                0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0xc3, 0xf3, 0x48, 0xab, 0x90, 0x65, 0xff, 0x34,
-                0x25, 0x14, 0x60, 0x00, 0x00, 0x66, 0x66, 0x66, 0x66, 0x90, 0x66, 0x66, 0x2e, 0x0f,
-                0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, 0x66, 0x90, 0x67, 0xe8, 0x00, 0x00, 0x00,
-                0x00
-            ]),
-            [
-                "nopl   0x0(%rax,%rax,1)",
-                "push   %rbp",
-                "ret    ",
-                "rep stos %rax,%es:(%rdi)",
-                "nop",
-                "push   %gs:0x6014",
-                // Unused size prefixes: the padding of long nops, as crash 8.0.2's gdb 10.2
-                // shows them, and (objdump) a call's.
-                "data16 data16 data16 xchg %ax,%ax",
-                "data16 nopw %cs:0x0(%rax,%rax,1)",
-                "xchg   %ax,%ax",
-                "addr32 call 0xffffffff8100002b"
-            ]
-        );
     }
 }

@@ -367,7 +367,7 @@ pub(crate) fn slabs(
     }
     let mut rows = Vec::new();
     let mut selected: Option<String> = name.map(str::to_owned);
-    let layout = session.kernel().address_space().layout();
+    let layout = session.kernel().address_space();
     for &addr in addresses {
         // crash takes a number below the kernel's addresses as physical: its direct map.
         let addr = if addr < 0xff00_0000_0000_0000 {

@@ -238,7 +238,7 @@ impl FreeZoneRow {
 /// The page struct of a pfn: `vmemmap[pfn]` (SPARSEMEM_VMEMMAP).
 pub(crate) fn page_of_pfn(kernel: &Kernel) -> Result<impl Fn(u64) -> u64, CommandError> {
     let page_struct = kernel.struct_size("page").map_err(failed)?;
-    let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
+    let vmemmap = match kernel.address_space().vmemmap_base() {
         Some(base) => base,
         None => kernel.read_symbol_u64("vmemmap_base").map_err(failed)?,
     };

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use kdive_arch::VirtMem;
 use kdive_kernel::{sys, task, Kernel, KernelError, Task, TaskList, TaskStateBits, VirtAddr};
 use serde::{Serialize, Serializer};
 
@@ -617,7 +616,7 @@ fn task_args(kernel: &Kernel, t: &Task) -> TaskArgs {
     ) else {
         return fail(format!("cannot read mm_struct at {:x}", t.mm.0));
     };
-    let tables = match kernel.address_space().process_tables(VirtAddr(pgd)) {
+    let tables = match kernel.address_space().process_space(VirtAddr(pgd)) {
         Ok(tables) => tables,
         Err(err) => return fail(format!("cannot read the page tables: {err}")),
     };

@@ -165,7 +165,7 @@ fn free_page(session: &mut Session<'_>, kernel: &kdive_kernel::Kernel) -> u64 {
         .read_u64(kdive_kernel::VirtAddr(head), "free_list")
         .expect("free_list.next");
     let page = lru - kernel.offset_of("page", "lru").expect("page.lru");
-    let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
+    let vmemmap = match kernel.address_space().vmemmap_base() {
         Some(base) => base,
         None => kernel
             .read_symbol_u64("vmemmap_base")
@@ -174,7 +174,6 @@ fn free_page(session: &mut Session<'_>, kernel: &kdive_kernel::Kernel) -> u64 {
     let pfn = (page - vmemmap) / kernel.struct_size("page").expect("sizeof(page)") + 1;
     kernel
         .address_space()
-        .layout()
         .direct_map_virt(kdive_dump::PhysAddr(pfn * kernel.page_size()))
         .expect("a direct-map address")
         .0

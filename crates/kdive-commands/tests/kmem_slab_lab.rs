@@ -185,8 +185,10 @@ fn sample_objects(session: &mut Session<'_>, cache: &str) -> Vec<u64> {
 /// The direct-map address of `init_task`'s page: kernel data, not slab (a reserved page).
 fn not_slab_address(kernel: &Kernel) -> Option<u64> {
     let phys = kernel.virt_to_phys(kernel.symbol("init_task").ok()?).ok()?;
-    let layout = kernel.address_space().layout();
-    layout.direct_map_virt(PhysAddr(phys.0)).map(|v| v.0)
+    kernel
+        .address_space()
+        .direct_map_virt(PhysAddr(phys.0))
+        .map(|v| v.0)
 }
 
 /// The crash 9.0.2 failures on 7.x, which has no `kmem_cache.node[]` or

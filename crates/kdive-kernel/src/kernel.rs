@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kdive_arch::{
-    platform_for, qemu_cpu_states, CpuRegisters, KernelAddressSpace, Platform, VirtAddr, VirtMem,
-    START_KERNEL_MAP,
-};
+use kdive_arch::{platform_for, CpuRegisters, KernelSpace, Platform, VirtAddr, START_KERNEL_MAP};
 use kdive_dump::{
     Compression, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
     DUMP_DH_EXCLUDED_VMEMMAP,
@@ -154,7 +151,7 @@ fn kallsyms_as_link_symbols(kallsyms: &Kallsyms, kaslr: u64) -> Vec<kdive_symbol
 
 /// The kernel's `.BTF`, read from its image between `__start_BTF` and `__stop_BTF`.
 fn btf_in_image(
-    space: &KernelAddressSpace<Arc<dyn PhysMem>>,
+    space: &dyn KernelSpace,
     start: Option<VirtAddr>,
     stop: Option<VirtAddr>,
     cache_key: Option<&str>,
@@ -188,7 +185,7 @@ fn btf_in_image(
 
 /// kallsyms read through `space` at the locations `info` gives.
 fn kallsyms_in(
-    space: &KernelAddressSpace<Arc<dyn PhysMem>>,
+    space: &dyn KernelSpace,
     info: &Vmcoreinfo,
 ) -> Option<Result<Kallsyms, KallsymsError>> {
     let read = |addr: u64, buf: &mut [u8]| space.read_virt(VirtAddr(addr), buf).is_ok();
@@ -207,7 +204,7 @@ fn kallsyms_in(
 /// A kernel inside a dump.
 pub struct Kernel {
     info: DumpInfo,
-    space: KernelAddressSpace<Arc<dyn PhysMem>>,
+    space: Box<dyn KernelSpace>,
     /// Shared with triage's symbol lookup (one mapping, one DWARF index per session).
     vmlinux: Rc<ElfImage>,
     types: Types,
@@ -264,15 +261,17 @@ impl Kernel {
         let info = DumpInfo::from_vmcore(&vmcore)?;
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
         let notes = &vmcore.notes;
-        let space = if notes.vmcoreinfo.is_none() && !notes.qemu_cpus.is_empty() {
-            // A QEMU dump of a guest without `-device vmcoreinfo`: the KASLR offset is where
-            // the vmlinux's `linux_banner` shows up in the guest's kernel mapping.
-            let (link, expected) = linux_banner(&vmlinux)?;
-            KernelAddressSpace::from_qemu_cpus_scan(mem, &qemu_cpu_states(notes), link, &expected)?
-                .0
+        // A QEMU dump of a guest without `-device vmcoreinfo`: the KASLR offset is where the
+        // vmlinux's `linux_banner` shows up in the guest's kernel mapping.
+        let banner = if notes.vmcoreinfo.is_none() && !notes.qemu_cpus.is_empty() {
+            Some(linux_banner(&vmlinux)?)
         } else {
-            KernelAddressSpace::from_notes(mem, notes)?
+            None
         };
+        let banner = banner
+            .as_ref()
+            .map(|(link, bytes)| (*link, bytes.as_slice()));
+        let space = info.platform.kernel_space(mem, notes, banner)?;
         let kernel = Kernel::assemble(info, space, vmlinux, types)?;
         kernel.check_vmlinux()?;
         Ok(kernel)
@@ -287,7 +286,7 @@ impl Kernel {
     pub fn open_without_vmlinux(vmcore: Vmcore) -> Result<Kernel, KernelError> {
         let info = DumpInfo::from_vmcore(&vmcore)?;
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
-        let space = KernelAddressSpace::from_notes(mem, &vmcore.notes)?;
+        let space = info.platform.kernel_space(mem, &vmcore.notes, None)?;
         let kaslr = space.kaslr_offset().ok_or_else(no_kaslr_offset)?;
         let vmcoreinfo = info.vmcoreinfo.as_ref().ok_or_else(no_kaslr_offset)?;
         let origin = PathBuf::from(format!("kallsyms in {}", dump_name(&info)));
@@ -309,7 +308,7 @@ impl Kernel {
                 let count = image.symbols().len();
                 (image, Ok(count), None)
             }
-            None => match kallsyms_in(&space, vmcoreinfo) {
+            None => match kallsyms_in(space.as_ref(), vmcoreinfo) {
                 Some(Ok(table)) => {
                     let at = |name: &str| {
                         table
@@ -321,8 +320,9 @@ impl Kernel {
                     // Laying the table out (and caching it) and reading the BTF are the bulk
                     // of a first session: at once.
                     let (image, btf) = std::thread::scope(|scope| {
-                        let btf =
-                            scope.spawn(|| btf_in_image(&space, start, stop, btf_key.as_deref()));
+                        let btf = scope.spawn(|| {
+                            btf_in_image(space.as_ref(), start, stop, btf_key.as_deref())
+                        });
                         let image = ElfImage::from_symbols(
                             origin,
                             cache_key.as_deref(),
@@ -368,7 +368,7 @@ impl Kernel {
                             .map(|s| VirtAddr(s.address.wrapping_add(kaslr)))
                     };
                     btf_in_image(
-                        &space,
+                        space.as_ref(),
                         at("__start_BTF"),
                         at("__stop_BTF"),
                         btf_key.as_deref(),
@@ -397,7 +397,7 @@ impl Kernel {
 
     fn assemble(
         info: DumpInfo,
-        space: KernelAddressSpace<Arc<dyn PhysMem>>,
+        space: Box<dyn KernelSpace>,
         vmlinux: ElfImage,
         types: Types,
     ) -> Result<Kernel, KernelError> {
@@ -438,6 +438,11 @@ impl Kernel {
         Ok(())
     }
 
+    /// The dump's architecture.
+    pub fn platform(&self) -> &'static dyn Platform {
+        self.dump().platform
+    }
+
     pub fn dump(&self) -> &DumpInfo {
         &self.info
     }
@@ -457,8 +462,8 @@ impl Kernel {
         &self.types
     }
 
-    pub fn address_space(&self) -> &KernelAddressSpace<Arc<dyn PhysMem>> {
-        &self.space
+    pub fn address_space(&self) -> &dyn KernelSpace {
+        self.space.as_ref()
     }
 
     pub fn page_size(&self) -> u64 {
@@ -468,7 +473,7 @@ impl Kernel {
     /// Warnings of the dump reader and the address-space setup.
     pub fn warnings(&self) -> Vec<String> {
         let mut all = self.info.warnings.clone();
-        all.extend(self.space.layout().warnings.iter().cloned());
+        all.extend(self.space.warnings().iter().cloned());
         all
     }
 
@@ -520,7 +525,7 @@ impl Kernel {
     /// The kernel's own symbol table (kallsyms), read from the dump where VMCOREINFO
     /// locates it (6.0 on); `None` where it does not.
     pub fn kallsyms(&self) -> Option<Result<Kallsyms, KallsymsError>> {
-        kallsyms_in(&self.space, self.info.vmcoreinfo.as_ref()?)
+        kallsyms_in(self.space.as_ref(), self.info.vmcoreinfo.as_ref()?)
     }
 
     // ---- types ------------------------------------------------------------------------

@@ -170,7 +170,7 @@ pub fn vma_pages(
     swap_device: &mut dyn FnMut(u64) -> String,
 ) -> Result<VmaPages, KernelError> {
     use kdive_arch::{Level, TranslateError};
-    let tables = kernel.address_space().process_tables(VirtAddr(pgd))?;
+    let tables = kernel.address_space().process_space(VirtAddr(pgd))?;
     let page = kernel.page_size().max(1);
     let pgoff = if file_path.is_empty() {
         0
@@ -191,7 +191,7 @@ pub fn vma_pages(
     let mut out = Vec::new();
     for i in 0..count {
         let vaddr = vma.start.wrapping_add(i.wrapping_mul(page));
-        let state = match tables.walk(VirtAddr(vaddr)) {
+        let state = match tables.lookup(VirtAddr(vaddr)) {
             Ok(t) => PageState::Mapped(t.phys.0),
             Err(err) => {
                 let swap = match err {

@@ -547,7 +547,7 @@ struct CpuSlab {
 impl<'k> Slub<'k> {
     pub fn new(kernel: &'k Kernel) -> Result<Slub<'k>, KernelError> {
         let layout = SlubLayout::read(kernel)?;
-        let vmemmap = match kernel.address_space().layout().bases.vmemmap_base {
+        let vmemmap = match kernel.address_space().vmemmap_base() {
             Some(base) => base,
             None => kernel.read_symbol_u64("vmemmap_base")?,
         };
@@ -731,7 +731,6 @@ impl<'k> Slub<'k> {
         let phys = pfn.checked_mul(self.kernel.page_size())?;
         self.kernel
             .address_space()
-            .layout()
             .direct_map_virt(kdive_dump::PhysAddr(phys))
             .map(|v| v.0)
     }

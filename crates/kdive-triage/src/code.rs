@@ -1,8 +1,7 @@
 //! The `Code:` line: the bytes around the faulting instruction, the faulting one's first byte
 //! in `<..>` (kernel) or `(..)` (user space), disassembled in AT&T syntax as objdump does.
 
-use iced_x86::{Decoder, DecoderOptions, Instruction};
-use kdive_arch::att::{binutils_formatter, mnemonic_and_operands};
+use kdive_arch::{Instruction, Platform, Syntax};
 use serde::Serialize;
 
 /// The printed bytes do not necessarily start on an instruction boundary: these many starting
@@ -56,21 +55,28 @@ fn parse_bytes(line: &str) -> Option<(Vec<u8>, usize)> {
     Some((bytes, fault?))
 }
 
-fn decode(bytes: &[u8], fault: usize, ip: u64) -> Option<(Vec<(usize, Instruction)>, bool)> {
-    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+/// Each instruction of `bytes` decoded from the first, with its position; `None` unless one
+/// starts at the faulting byte. The flag: an undecodable one comes before the fault.
+fn decode(
+    platform: &dyn Platform,
+    bytes: &[u8],
+    fault: usize,
+    ip: u64,
+) -> Option<(Vec<(usize, Instruction)>, bool)> {
     let mut out = Vec::new();
     let mut aligned = false;
     let mut bad_before = false;
-    while decoder.can_decode() {
-        let position = decoder.position();
-        let instruction = decoder.decode();
+    let mut position = 0;
+    for instruction in platform.disassemble(bytes, ip, Syntax::Objdump, usize::MAX) {
         if position == fault {
             aligned = true;
         }
-        if position < fault && instruction.is_invalid() {
+        if position < fault && instruction.invalid {
             bad_before = true;
         }
+        let length = instruction.length;
         out.push((position, instruction));
+        position += length;
     }
     aligned.then_some((out, bad_before))
 }
@@ -80,6 +86,7 @@ fn decode(bytes: &[u8], fault: usize, ip: u64) -> Option<(Vec<(usize, Instructio
 /// (`RIP: func+0x1c/...`): when the function starts inside the bytes, decoding starts there,
 /// on a known instruction boundary.
 pub fn disassemble(
+    platform: &dyn Platform,
     line: &str,
     fault_address: Option<u64>,
     function_offset: Option<u64>,
@@ -99,7 +106,7 @@ pub fn disassemble(
         let ip = fault_address
             .and_then(|a| a.checked_sub(u64::try_from(fault - cut).ok()?))
             .unwrap_or(0);
-        let Some((decoded, bad)) = decode(bytes.get(cut..)?, fault - cut, ip) else {
+        let Some((decoded, bad)) = decode(platform, bytes.get(cut..)?, fault - cut, ip) else {
             continue;
         };
         if !bad {
@@ -111,20 +118,12 @@ pub fn disassemble(
         }
     }
     let (cut, decoded) = best?;
-    let mut formatter = binutils_formatter();
     let mut instructions = Vec::with_capacity(decoded.len());
     for (position, instruction) in decoded {
         let start = cut + position;
-        let len = instruction.len();
-        let raw = bytes.get(start..start + len).unwrap_or_default();
-        let text = if instruction.is_invalid() {
-            "(bad)".to_string()
-        } else {
-            match mnemonic_and_operands(&mut formatter, &instruction, raw) {
-                (mnemonic, operands) if operands.is_empty() => mnemonic,
-                (mnemonic, operands) => format!("{mnemonic} {operands}"),
-            }
-        };
+        let raw = bytes
+            .get(start..start + instruction.length)
+            .unwrap_or_default();
         let offset = i64::try_from(start).ok()? - i64::try_from(fault).ok()?;
         let address = fault_address
             .and_then(|a| a.checked_add_signed(offset))
@@ -137,7 +136,7 @@ pub fn disassemble(
                 .map(|b| format!("{b:02x}"))
                 .collect::<Vec<_>>()
                 .join(" "),
-            text,
+            text: instruction.text,
             faulting: start == fault,
         });
     }
@@ -152,6 +151,10 @@ pub fn disassemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn disassemble(line: &str, at: Option<u64>, offset: Option<u64>) -> Option<Code> {
+        super::disassemble(&kdive_arch::x86_64::X86_64, line, at, offset)
+    }
 
     #[test]
     fn string_instructions_name_their_segments_as_objdump() {

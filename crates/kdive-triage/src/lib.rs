@@ -169,7 +169,9 @@ fn build(
         .and_then(|r| r.offset);
     let mut code = details.code_line.as_deref().and_then(|line| {
         let address = rip_frame.and_then(symbolize::frame_address);
-        code::disassemble(line, address, function_offset)
+        // The x86_64 oops format is the one triage reads (its RIP line, its byte-wise
+        // `Code:`).
+        code::disassemble(&kdive_arch::x86_64::X86_64, line, address, function_offset)
     });
     if let (Some(code), Some(rip_frame)) = (code.as_mut(), rip_frame) {
         if let Some((source, text)) = symbolize::fault_source(rip_frame) {

@@ -568,3 +568,29 @@ impl<M: PhysMemRef> VirtMem for KernelAddressSpace<M> {
         self.tables.mem()
     }
 }
+
+impl crate::space::KernelSpace for KernelAddressSpace<std::sync::Arc<dyn PhysMem>> {
+    fn kaslr_offset(&self) -> Option<u64> {
+        KernelAddressSpace::kaslr_offset(self)
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.layout.warnings
+    }
+
+    fn direct_map_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
+        self.layout.direct_map_virt(phys)
+    }
+
+    fn vmemmap_base(&self) -> Option<u64> {
+        self.layout.bases.vmemmap_base
+    }
+
+    fn process_space(&self, pgd: VirtAddr) -> Result<Box<dyn VirtMem + '_>, LayoutError> {
+        Ok(Box::new(self.process_tables(pgd)?))
+    }
+
+    fn as_x86_64(&self) -> Option<&KernelAddressSpace<std::sync::Arc<dyn PhysMem>>> {
+        Some(self)
+    }
+}

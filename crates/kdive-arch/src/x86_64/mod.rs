@@ -5,6 +5,7 @@
 pub mod att;
 pub(crate) mod cfi;
 pub(crate) mod code_frame;
+pub mod disasm;
 pub(crate) mod kernel;
 pub(crate) mod orc;
 pub(crate) mod paging;
@@ -13,11 +14,19 @@ pub mod regs;
 mod tests;
 pub(crate) mod unwind;
 
-use kdive_dump::Notes;
+pub use kernel::KernelAddressSpace;
+
+use std::sync::Arc;
+
+use kdive_dump::{Notes, PhysMem};
 use object::elf::EM_X86_64;
 
+use crate::disasm::{Instruction, Syntax};
+use crate::error::LayoutError;
 use crate::platform::Platform;
 use crate::regs::{RegisterLayout, RegisterSet};
+use crate::space::KernelSpace;
+use crate::VirtAddr;
 use regs::{qemu_cpu_states, Reg, REGISTERS, USER_REGS_COUNT};
 
 /// x86_64.
@@ -62,6 +71,47 @@ impl Platform for X86_64 {
             .iter()
             .map(regs::QemuCpuState::registers)
             .collect()
+    }
+
+    /// VMCOREINFO, else QEMU's CPU state (CR3, and the KASLR offset where the banner shows
+    /// up through it).
+    fn kernel_space(
+        &self,
+        mem: Arc<dyn PhysMem>,
+        notes: &Notes,
+        banner: Option<(VirtAddr, &[u8])>,
+    ) -> Result<Box<dyn KernelSpace>, LayoutError> {
+        let space = match banner {
+            Some((link, expected)) if notes.vmcoreinfo.is_none() && !notes.qemu_cpus.is_empty() => {
+                KernelAddressSpace::from_qemu_cpus_scan(
+                    mem,
+                    &qemu_cpu_states(notes),
+                    link,
+                    expected,
+                )?
+                .0
+            }
+            _ => KernelAddressSpace::from_notes(mem, notes)?,
+        };
+        Ok(Box::new(space))
+    }
+
+    fn disassemble(
+        &self,
+        code: &[u8],
+        address: u64,
+        syntax: Syntax,
+        limit: usize,
+    ) -> Vec<Instruction> {
+        disasm::disassemble(code, address, syntax, limit)
+    }
+
+    fn max_instruction_length(&self) -> usize {
+        15
+    }
+
+    fn ftrace_nop(&self) -> Option<&'static [u8]> {
+        Some(&disasm::FTRACE_NOP)
     }
 
     /// The registers in `pt_regs` rows (a partial frame has only the iret registers).

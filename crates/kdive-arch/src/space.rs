@@ -1,0 +1,35 @@
+//! The kernel's address space as the kernel model reads it, whatever the architecture: each
+//! platform's address space implements [`KernelSpace`].
+
+use kdive_dump::PhysAddr;
+
+use crate::error::LayoutError;
+use crate::virt::VirtMem;
+use crate::x86_64::KernelAddressSpace;
+use crate::VirtAddr;
+
+/// One kernel's virtual memory: its page tables and linear maps over the dump.
+pub trait KernelSpace: VirtMem + Send + Sync {
+    /// How far KASLR moved the kernel image from its link address; `None` when the dump does
+    /// not say and no scan found it.
+    fn kaslr_offset(&self) -> Option<u64>;
+
+    /// What setting the space up noticed (values the dump's notes disagree on, fallbacks).
+    fn warnings(&self) -> &[String];
+
+    /// The direct-map (linear map) address of a physical address.
+    fn direct_map_virt(&self, phys: PhysAddr) -> Option<VirtAddr>;
+
+    /// The start of the `struct page` array (`vmemmap`), when known.
+    fn vmemmap_base(&self) -> Option<u64>;
+
+    /// A process's address space from its `mm->pgd` (a direct-map address of its top
+    /// table); it maps the kernel half too.
+    fn process_space(&self, pgd: VirtAddr) -> Result<Box<dyn VirtMem + '_>, LayoutError>;
+
+    /// The x86_64 address space, for what only x86_64 has (its page-table levels in
+    /// `vtop`, `search`'s ranges).
+    fn as_x86_64(&self) -> Option<&KernelAddressSpace<std::sync::Arc<dyn kdive_dump::PhysMem>>> {
+        None
+    }
+}
