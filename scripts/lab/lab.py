@@ -819,7 +819,8 @@ class GuestUserland:
             interp = re.findall(r"Requesting program interpreter: (/\S+)\]", out)
             needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^]]+)\]", out)
             wanted = [(p, p) for p in interp]
-            dirs = [f"{d}/{self.arch.name}-linux-gnu" for d in ("lib", "usr/lib")] + ["lib", "usr/lib"]
+            dirs = [f"{d}/{self.arch.name}-linux-gnu" for d in ("lib", "usr/lib")] + \
+                ["lib", "usr/lib"]
             for name in needed:
                 guest = next((f"/{d}/{name}" for d in dirs
                               if (self.sysroot / d / name).exists()), None)
