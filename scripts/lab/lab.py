@@ -445,7 +445,7 @@ def ensure_crash_arm64(root, apt):
     """crash 9 that reads arm64 dumps on this x86_64 host: sid's crash source package (its gdb
     16.3 is a component tarball: no download from ftp.gnu.org), `make target=ARM64` (gdb
     configured --target=aarch64-elf-linux) with lzo, snappy and zstd, in
-    tools/crash-arm64/build; only the binary is kept. Returns (binary, version)."""
+    tools/crash-arm64/source/build; only the binary is kept. Returns (binary, version)."""
     base = root / "tools" / "crash-arm64"
     binary = base / "crash"
     stamp = base / ".kdive-ok"
@@ -458,9 +458,9 @@ def ensure_crash_arm64(root, apt):
     apt.get("source", "--download-only", "crash", cwd=dl, timeout=900)
     dsc = next(dl.glob("crash_*.dsc"))
     version = dsc.name[len("crash_"):-len(".dsc")]
-    build = base / "build"
+    # (dpkg-source puts the orig tarballs beside the tree it extracts: all under source/.)
+    build = dl / "build"
     run(["dpkg-source", "-x", str(dsc), str(build)], timeout=600)
-    shutil.rmtree(dl)
     t0 = time.monotonic()
     # `make target=ARM64 lzo snappy zstd`: configures and builds crash (gdb first) with them.
     proc = run(["make", f"-j{os.cpu_count() or 2}", "target=ARM64", "lzo", "snappy", "zstd"],
@@ -470,7 +470,7 @@ def ensure_crash_arm64(root, apt):
         raise LabError(f"crash target=ARM64 build failed (see {base / 'build.log'}): "
                        f"{proc.stderr[-1500:]}")
     shutil.move(build / "crash", binary)
-    shutil.rmtree(build)
+    shutil.rmtree(dl)
     log(f"crash {version} for arm64 dumps built in {time.monotonic() - t0:.0f}s")
     stamp.write_text(f"{version} (target=ARM64)\n")
     return binary, stamp.read_text().strip()
