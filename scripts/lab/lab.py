@@ -31,9 +31,11 @@ MAKEDUMPFILE_TARBALL = Path(os.environ.get(
     "KDIVE_MAKEDUMPFILE_TARBALL", REPO.parent / "shared" / "tools" / "makedumpfile-1.7.9.tar.gz"))
 DRGN_VERSION = "0.3.0"
 CRASH8_VERSION = "8.0.2"  # Debian 12's crash, installed by scripts/lab/build
+CRASH8_NOT_ARM64 = "not run: Debian 12's crash 8.0.2 reads x86_64 dumps only"
 
 # The guest RAM (MB) unless a series needs more.
 GUEST_MEMORY_MB = 256
+ARM64_MEMORY_MB = 384
 
 
 class Series:
@@ -45,9 +47,13 @@ class Series:
 
     def __init__(self, name, abi_re, flavour, layout="image", sid_build=False, cc_fallback=None,
                  la57_kdump=False, crash9_args=(), prune_debug_modules=False,
-                 memory_mb=GUEST_MEMORY_MB):
+                 memory_mb=GUEST_MEMORY_MB, arch="x86_64"):
         self.name = name
         self.flavour = flavour
+        # The guest's architecture (manifest kernel.arch): how it boots, which packages and
+        # tools it takes (ARCHES).
+        self.arch = arch
+        self.a = ARCHES[arch]
         self.layout = layout
         prefix = "linux-image-" if layout == "image" else "linux-binary-unsigned-"
         suffix = "-unsigned" if layout == "image" else ""
@@ -73,6 +79,38 @@ class Series:
         return f"{self.prefix}{abi}-{self.flavour}{self.suffix}"
 
 
+class Arch:
+    """What a guest architecture changes: Debian's package architecture, QEMU, the console,
+    the compilers for the test module and the static userland programs, and the crash and
+    makedumpfile that read its dumps on this (x86_64) host."""
+
+    def __init__(self, name, deb_arch, kbuild_arch, qemu, machine, console, cross_compile=None):
+        self.name = name
+        self.deb_arch = deb_arch
+        self.kbuild_arch = kbuild_arch
+        self.qemu = qemu
+        self.machine = machine
+        self.console = console
+        # The kbuild ARCH= and CROSS_COMPILE= of a cross build (None: the host's own).
+        self.cross_compile = cross_compile
+
+    @property
+    def native(self):
+        return self.cross_compile is None
+
+    def tool(self, name):
+        """A binutils tool that reads this architecture's objects (objcopy, readelf)."""
+        return name if self.native else f"{self.cross_compile}{name}"
+
+
+ARCHES = {a.name: a for a in [
+    Arch("x86_64", "amd64", "x86", "qemu-system-x86_64", [], "ttyS0"),
+    # -M virt: PL011 console (ttyAMA0), fw_cfg (VMCOREINFO for QEMU's dumps), PCIe for NVMe.
+    Arch("aarch64", "arm64", "arm64", "qemu-system-aarch64", ["-M", "virt"], "ttyAMA0",
+         cross_compile="aarch64-linux-gnu-"),
+]}
+
+
 SERIES = {s.name: s for s in [
     Series("5.10", r"5\.10\.0-\d+", "cloud-amd64", cc_fallback="gcc-12"),
     Series("6.1", r"6\.1\.0-\d+", "cloud-amd64", la57_kdump=True),
@@ -84,9 +122,17 @@ SERIES = {s.name: s for s in [
     # crash 9.0.2 opens 7.x only without its modules.
     Series("7.x", r"7\.\d+\.\d+\+deb\d+", "cloud-amd64", layout="split", sid_build=True,
            crash9_args=["--no_modules"], memory_mb=384),
+    # arm64 under TCG (-M virt -cpu max): 6.12's cloud kernel runs 52-bit VA (LPA2) there.
+    # Their debug modules are pruned as generic's and rt's (1.2-1.4 GB each): disk.
+    Series("6.1-arm64", r"6\.1\.0-\d+", "cloud-arm64", arch="aarch64",
+           memory_mb=ARM64_MEMORY_MB, prune_debug_modules=True),
+    Series("6.12-arm64", r"6\.12\.\d+\+deb12", "cloud-arm64", arch="aarch64",
+           memory_mb=ARM64_MEMORY_MB, prune_debug_modules=True),
 ]}
-# --series all (what scripts/test and CI build) is every series above.
-ALL_SERIES = list(SERIES)
+# --series all (what scripts/test and CI build) is every x86_64 series; --series arm64 the
+# aarch64 ones (kdive does not read them yet).
+ALL_SERIES = [n for n, s in SERIES.items() if s.arch == "x86_64"]
+ARM64_SERIES = [n for n, s in SERIES.items() if s.arch == "aarch64"]
 # (scale is built for SCALE_SERIES only.)
 SCENARIOS = ["null-init", "bug", "kthread-null", "panic", "timer", "sysrq-c", "hung", "nmi",
              "overflow", "busy", "userland", "scale"]
@@ -107,6 +153,12 @@ USERLAND_DISKS = (("swap", 128), ("ext", 32))
 # module has another name: a module that modules.dep does not list is left out).
 USERLAND_MODULES = (("CONFIG_VIRTIO_PCI", "virtio_pci"), ("CONFIG_VIRTIO_BLK", "virtio_blk"),
                     ("CONFIG_CRYPTO_CRC32C", "crc32c_generic"), ("CONFIG_EXT4_FS", "ext4"))
+# The arm64 scenarios that also get a QEMU capture (each QEMU ELF dump of a 384 MB guest is
+# ~390 MB, and 6.12-arm64's kdump dumps stay raw: see README "arm64"); the others are kdump only.
+ARM64_QEMU_SCENARIOS = ("null-init", "sysrq-c", "userland")
+# Scenarios that only x86_64 guests have, and why.
+X86_ONLY_SCENARIOS = {"nmi": "QEMU's inject-nmi has no arm virt machine behind it, and "
+                             "unknown_nmi_panic is x86's"}
 # The crash that gets every format; the others get a QEMU ELF dump and a zstd -d 31 kdump.
 FULL_MATRIX_SCENARIO = "null-init"
 
@@ -130,6 +182,8 @@ SID_PACKAGES = ["crash", "make", "gcc-16", "libc6-dev", "pahole", "libelf1t64", 
 # How many ABIs, newest first, to try when the newest is missing from the mirror's pool.
 DOWNLOAD_CANDIDATES = 16
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# The lab's apt lists: the host's and the arm64 guests' packages.
+APT_ARCHITECTURES = ("amd64", "arm64")
 CRASH_COMMANDS = ["sys", "bt", "bt -a", "ps", "mod", "kmem -i", "log", "foreach bt", "runq"]
 # More crash commands on the userland dumps: the whole system's views, then per process
 # (the pids the guest's console named: manifest `userland.processes`), by role.
@@ -186,20 +240,39 @@ def write_json(path, data):
 
 # ---------------------------------------------------------------- tools
 
-def ensure_makedumpfile(root):
-    """Upstream makedumpfile 1.7.9 (Debian 12's 1.7.2 writes uncompressed files for -p/-z)."""
+def ensure_makedumpfile(root, arch="x86_64"):
+    """Upstream makedumpfile 1.7.9 (Debian 12's 1.7.2 writes uncompressed files for -p/-z).
+    It reads one architecture's dumps, chosen at build time: another than the host's is a
+    host binary built with TARGET=<arch> (tools/makedumpfile-1.7.9-<arch>)."""
     tool_dir = root / "tools"
-    binary = tool_dir / "makedumpfile-1.7.9" / "makedumpfile"
+    native = arch == "x86_64"
+    src = tool_dir / ("makedumpfile-1.7.9" if native else f"makedumpfile-1.7.9-{arch}")
+    binary = src / "makedumpfile"
     if binary.exists():
         return binary
     if not MAKEDUMPFILE_TARBALL.exists():
         raise LabError(f"makedumpfile source not found at {MAKEDUMPFILE_TARBALL}")
-    log("building upstream makedumpfile 1.7.9")
+    log(f"building upstream makedumpfile 1.7.9 for {arch} dumps")
     tool_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(tool_dir / "makedumpfile-1.7.9", ignore_errors=True)
-    run(["tar", "xzf", str(MAKEDUMPFILE_TARBALL), "-C", str(tool_dir)])
-    run(["make", "-C", str(tool_dir / "makedumpfile-1.7.9"), f"-j{os.cpu_count() or 2}",
-         "LINKTYPE=dynamic", "USELZO=on", "USESNAPPY=on", "USEZSTD=on"], timeout=600)
+    shutil.rmtree(src, ignore_errors=True)
+    unpack = tool_dir / f"makedumpfile-unpack-{arch}"
+    shutil.rmtree(unpack, ignore_errors=True)
+    unpack.mkdir()
+    run(["tar", "xzf", str(MAKEDUMPFILE_TARBALL), "-C", str(unpack)])
+    (unpack / "makedumpfile-1.7.9").rename(src)
+    unpack.rmdir()
+    cross = []
+    if not native:
+        # Its TARGET= build passes -U__x86_64__, which also tells glibc's headers the host is
+        # 32-bit (gnu/stubs-32.h, __WORDSIZE): rename the macro in makedumpfile's own sources
+        # instead, so that its x86_64 code is left out and the system headers stay the host's.
+        for f in [*src.glob("*.[ch]"), *src.glob("arch/*.[ch]")]:
+            text = f.read_text()
+            if "__x86_64__" in text:
+                f.write_text(text.replace("__x86_64__", "__makedumpfile_host_x86_64__"))
+        cross = [f"TARGET={arch}", "CROSS="]
+    run(["make", "-C", str(src), f"-j{os.cpu_count() or 2}", "LINKTYPE=dynamic", "USELZO=on",
+         "USESNAPPY=on", "USEZSTD=on", *cross], timeout=600)
     if not binary.exists():
         raise LabError("makedumpfile build produced no binary")
     return binary
@@ -270,6 +343,8 @@ class LabApt:
                  for suite in ("bookworm", "bookworm-updates", "bullseye", "sid")]
         lines += [f"deb {opt} {security} {suite} main"
                   for suite in ("bookworm-security", "bullseye-security")]
+        # crash's source (sid), for the crash that reads arm64 dumps (ensure_crash_arm64).
+        lines.append(f"deb-src {opt} {mirror} sid main")
         text = "\n".join(lines) + "\n"
         for d in ("etc", "state/lists/partial", "cache/archives/partial"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
@@ -279,18 +354,25 @@ class LabApt:
                      "-o", f"Dir::State={self.dir / 'state'}",
                      "-o", f"Dir::Cache={self.dir / 'cache'}",
                      "-o", "APT::Sandbox::User=root",
+                     # The arm64 series' packages (`apt-get download PKG:arm64`) from the lab's
+                     # own lists: the machine's dpkg architectures are never changed.
+                     *(a for arch in APT_ARCHITECTURES
+                       for a in ("-o", f"APT::Architectures::={arch}")),
                      "-o", "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false",
                      "-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
                      "-o", "Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false"]
         stamp = self.dir / ".kdive-updated"
         # Packages the index names but the mirror's pool answers 404 for (package=version).
         self.missing_file = self.dir / "missing.json"
-        changed = not self.sources.exists() or self.sources.read_text() != text
+        # The stamp names the architectures the lists were fetched for.
+        archs = " ".join(APT_ARCHITECTURES)
+        changed = not self.sources.exists() or self.sources.read_text() != text or \
+            not stamp.exists() or stamp.read_text().split("\n")[1:2] != [archs]
         if changed or refresh or not stamp.exists():
             self.sources.write_text(text)
             log("apt-get update (lab sources: bookworm, bullseye, sid)")
             self.get("update", timeout=900)
-            stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+            stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + f"\n{archs}\n")
             self.missing_file.unlink(missing_ok=True)
         self.missing = json.loads(self.missing_file.read_text()) \
             if self.missing_file.exists() else {}
@@ -359,6 +441,41 @@ def ensure_sid_root(root, apt):
     return sid
 
 
+def ensure_crash_arm64(root, apt):
+    """crash 9 that reads arm64 dumps on this x86_64 host: sid's crash source package (its gdb
+    16.3 is a component tarball: no download from ftp.gnu.org), `make target=ARM64` (gdb
+    configured --target=aarch64-elf-linux) with lzo, snappy and zstd, in
+    tools/crash-arm64/source/build; only the binary is kept. Returns (binary, version)."""
+    base = root / "tools" / "crash-arm64"
+    binary = base / "crash"
+    stamp = base / ".kdive-ok"
+    if stamp.exists() and binary.exists():
+        return binary, stamp.read_text().strip()
+    shutil.rmtree(base, ignore_errors=True)
+    dl = base / "source"
+    dl.mkdir(parents=True)
+    log("crash for arm64 dumps: apt-get source crash (sid), make target=ARM64")
+    apt.get("source", "--download-only", "crash", cwd=dl, timeout=900)
+    dsc = next(dl.glob("crash_*.dsc"))
+    version = dsc.name[len("crash_"):-len(".dsc")]
+    # (dpkg-source puts the orig tarballs beside the tree it extracts: all under source/.)
+    build = dl / "build"
+    run(["dpkg-source", "-x", str(dsc), str(build)], timeout=600)
+    t0 = time.monotonic()
+    # `make target=ARM64 lzo snappy zstd`: configures and builds crash (gdb first) with them.
+    proc = run(["make", f"-j{os.cpu_count() or 2}", "target=ARM64", "lzo", "snappy", "zstd"],
+               cwd=build, timeout=3600, check=False)
+    (base / "build.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
+    if proc.returncode != 0 or not (build / "crash").exists():
+        raise LabError(f"crash target=ARM64 build failed (see {base / 'build.log'}): "
+                       f"{proc.stderr[-1500:]}")
+    shutil.move(build / "crash", binary)
+    shutil.rmtree(dl)
+    log(f"crash {version} for arm64 dumps built in {time.monotonic() - t0:.0f}s")
+    stamp.write_text(f"{version} (target=ARM64)\n")
+    return binary, stamp.read_text().strip()
+
+
 def sid_crash_version(sid):
     return (sid / ".kdive-ok").read_text().split("\n")[1].split(" ", 1)[1]
 
@@ -411,6 +528,13 @@ class Kernel:
         option is gone and 5-level support always built."""
         return "# CONFIG_X86_5LEVEL is not set" not in (self.headers / ".config").read_text()
 
+    def paging_levels(self, la57):
+        """Page table levels the guest runs: x86_64 4, or 5 with la57; arm64 its
+        CONFIG_PGTABLE_LEVELS (6.12's 5 is 52-bit VA with LPA2, which QEMU's -cpu max has)."""
+        if self.spec.a.native:
+            return 5 if la57 else 4
+        return int(self.config("CONFIG_PGTABLE_LEVELS"))
+
     def config(self, name):
         text = (self.headers / ".config").read_text()
         m = re.search(rf"^{name}=(.*)$", text, re.M)
@@ -427,10 +551,13 @@ def ensure_kernel(root, apt, series, abi):
     headers = f"linux-headers-{release}"
     k.debian_version = package_field(apt, image, "Version")
     v = k.debian_version
-    pkgs = [f"{image}={v}", f"linux-image-{release}-dbg={v}", f"{headers}={v}"]
+    # A foreign architecture's packages are named with it (the lab's lists have amd64 and arm64).
+    a = "" if k.spec.a.native else f":{k.spec.a.deb_arch}"
+    pkgs = [f"{image}{a}={v}", f"linux-image-{release}-dbg{a}={v}", f"{headers}{a}={v}"]
     if k.spec.layout == "split":
         pkgs += [f"linux-modules-{release}={v}", f"linux-base-{release}={v}"]
-    # The headers need their -common package and the kbuild tools (scripts/, tools/objtool).
+    # The headers need their -common package (architecture all) and the kbuild tools
+    # (scripts/, tools/objtool): the host's, amd64, also for a cross build.
     for dep in package_field(apt, headers, "Depends").split(","):
         name = dep.strip().split(" ")[0].split("|")[0]
         if (name.startswith("linux-headers-") or name.startswith("linux-kbuild-")) and \
@@ -560,7 +687,9 @@ def index_vmlinux(k):
         return
     log(f"{k.series}: gdb-add-index {k.vmlinux.name}")
     try:
-        run(["gdb-add-index", str(k.vmlinux)], timeout=900)
+        # gdb-add-index writes the index with objcopy: the host's reads x86_64 files only.
+        run(["gdb-add-index", str(k.vmlinux)], timeout=900,
+            env={**os.environ, "OBJCOPY": k.spec.a.tool("objcopy")})
         stamp.write_text("indexed\n")
     except LabError as e:
         # Only slower without it; say so once and go on.
@@ -590,7 +719,16 @@ def build_module(k, root, sid):
     cc = (k.config("CONFIG_CC_VERSION_TEXT") or "gcc").split(" ")[0]
     fix_headers_makefile(k)
     make = ["make", "-C", str(k.headers), f"M={out}", "modules"]
-    if k.spec.sid_build:
+    a = k.spec.a
+    if not a.native:
+        # A cross build: the headers' kbuild tools (linux-kbuild-*) are the host's (amd64).
+        # (Debian builds 6.1 arm64 natively, gcc-12, and 6.12 crossed, aarch64-linux-gnu-gcc-12.)
+        if not cc.startswith(a.cross_compile):
+            cc = a.cross_compile + cc
+        make += [f"ARCH={a.kbuild_arch}", f"CROSS_COMPILE={a.cross_compile}", f"CC={cc}"]
+        if not shutil.which(cc):
+            raise LabError(f"{k.release} needs {cc} (gcc-aarch64-linux-gnu)")
+    elif k.spec.sid_build:
         # sid's compiler and kbuild tools need sid's glibc: build in the sid root.
         if sid is None:
             raise LabError(f"{k.release}: its module is built in the sid root (debootstrap)")
@@ -639,9 +777,105 @@ def run_bytes(cmd):
     return proc.stdout
 
 
-def shared_libs(binary):
-    out = run(["ldd", str(binary)]).stdout
-    return sorted(set(re.findall(r"(/\S+\.so[^\s]*)", out)))
+# A foreign guest's programs (busybox, kexec) and the libraries kexec links, as
+# (package, suite): Debian's packages of that architecture, unpacked under
+# tools/guest-<deb_arch>/ (GuestUserland). kexec-tools is sid's (2.0.32): bookworm's 2.0.25
+# finds no `_text` in arm64's /proc/kallsyms and writes a "kernel text" PT_LOAD of 2^64 -
+# 0x5870... bytes into the ELF core header, so /proc/vmcore's size is negative and reading it
+# ends in a synchronous external abort in the capture kernel.
+GUEST_PACKAGES = [("busybox-static", "bookworm")] + [
+    (p, "sid") for p in ("kexec-tools", "libc6", "zlib1g", "libxenmisc4.20", "libxentoollog1",
+                         "libxencall1", "libxenevtchn1", "libxengnttab1", "libxenforeignmemory1",
+                         "libxendevicemodel1", "libxentoolcore1")]
+
+
+class GuestUserland:
+    """The guest's busybox and kexec and where their shared libraries come from: the host's own
+    for x86_64 guests (ldd), Debian 12's packages of the guest's architecture otherwise (their
+    ELF DT_NEEDED and interpreter, looked up in the unpacked packages)."""
+
+    def __init__(self, arch, sysroot=None):
+        self.arch = arch
+        self.sysroot = sysroot
+        if sysroot is None:
+            self.busybox = Path("/bin/busybox")
+            self.kexec = Path(shutil.which("kexec") or "/usr/sbin/kexec")
+        else:
+            self.busybox = sysroot / "bin/busybox"
+            # (sid's packages install into /usr: merged /usr)
+            self.kexec = next((p for p in (sysroot / "sbin/kexec", sysroot / "usr/sbin/kexec")
+                               if p.exists()), sysroot / "sbin/kexec")
+
+    def shared_libs(self, binary):
+        """[(file on the host, its path in the guest)] of what `binary` loads."""
+        if self.sysroot is None:
+            out = run(["ldd", str(binary)]).stdout
+            return [(lib, lib) for lib in sorted(set(re.findall(r"(/\S+\.so[^\s]*)", out)))]
+        found = {}
+        todo = [binary]
+        while todo:
+            elf = todo.pop()
+            out = run([self.arch.tool("readelf"), "-d", "-l", str(elf)]).stdout
+            interp = re.findall(r"Requesting program interpreter: (/\S+)\]", out)
+            needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^]]+)\]", out)
+            wanted = [(p, p) for p in interp]
+            dirs = [f"{d}/{self.arch.name}-linux-gnu" for d in ("lib", "usr/lib")] + \
+                ["lib", "usr/lib"]
+            for name in needed:
+                guest = next((f"/{d}/{name}" for d in dirs
+                              if (self.sysroot / d / name).exists()), None)
+                if guest is None:
+                    raise LabError(f"{elf.name}: {name} is in none of {GUEST_PACKAGES}")
+                wanted.append((guest, guest))
+            for guest, _ in wanted:
+                if guest not in found:
+                    # Copied as files: the guest needs no symlinks.
+                    found[guest] = self.resolve(guest)
+                    todo.append(found[guest])
+        return sorted((str(host), guest) for guest, host in found.items())
+
+    def resolve(self, guest_path):
+        """The file a guest path names in the sysroot, its symlinks followed inside it; /lib
+        is /usr/lib (sid's packages install into /usr, and base-files' symlinks are not
+        unpacked)."""
+        path = self.in_sysroot(guest_path)
+        for _ in range(16):
+            if not path.is_symlink():
+                return path
+            target = os.readlink(path)
+            path = self.in_sysroot(target) if target.startswith("/") else path.parent / target
+        raise LabError(f"{guest_path}: symlink loop in {self.sysroot}")
+
+    def in_sysroot(self, guest_path):
+        path = self.sysroot / guest_path.lstrip("/")
+        merged = self.sysroot / "usr" / guest_path.lstrip("/")
+        return merged if not os.path.lexists(path) and os.path.lexists(merged) else path
+
+
+def ensure_guest_userland(root, apt, arch):
+    """The guest programs of `arch` (GuestUserland): the host's for x86_64; else GUEST_PACKAGES
+    for its architecture (`apt-get download PKG:ARCH/SUITE`), unpacked once into
+    tools/guest-<deb_arch>/root (a stamp lists the .debs)."""
+    if arch.native:
+        return GuestUserland(arch)
+    base = root / "tools" / f"guest-{arch.deb_arch}"
+    sysroot = base / "root"
+    stamp = base / ".kdive-ok"
+    want = " ".join(f"{p}/{suite}" for p, suite in GUEST_PACKAGES)
+    if stamp.exists() and stamp.read_text().split("\n")[0] == want:
+        return GuestUserland(arch, sysroot)
+    log(f"{arch.name}: downloading the guest's {want}")
+    shutil.rmtree(base, ignore_errors=True)
+    debs = base / "debs"
+    debs.mkdir(parents=True)
+    apt.get("download", *(f"{p}:{arch.deb_arch}/{suite}" for p, suite in GUEST_PACKAGES),
+            cwd=debs, timeout=900)
+    names = sorted(d.name for d in debs.glob("*.deb"))
+    for deb in names:
+        run(["dpkg-deb", "-x", str(debs / deb), str(sysroot)], timeout=300)
+    shutil.rmtree(debs)
+    stamp.write_text(want + "\n" + "\n".join(names) + "\n")
+    return GuestUserland(arch, sysroot)
 
 
 def make_cpio(tree, dest):
@@ -653,11 +887,24 @@ def make_cpio(tree, dest):
         raise LabError(f"cpio failed for {tree}")
 
 
-def build_initramfs(k, module_key):
+def text_offset(k):
+    """The vmlinux's _stext - _text (arm64: 64 KiB of head text)."""
+    syms = dict((f[2], int(f[0], 16)) for f in map(str.split, run(
+        [k.spec.a.tool("nm"), str(k.vmlinux)], timeout=300).stdout.splitlines())
+        if len(f) == 3 and f[2] in ("_text", "_stext"))
+    return syms["_stext"] - syms["_text"]
+
+
+def build_initramfs(k, module_key, guest):
     """main.cpio (crashing kernel) and capture.cpio (kdump capture kernel, also inside main)."""
     init = LAB_SRC / "initramfs" / "init"
-    kexec = Path(shutil.which("kexec") or "/usr/sbin/kexec")
-    key = sha256_files([init, kexec, Path("/bin/busybox")], extra=module_key + str(LAB_FORMAT))
+    kexec = guest.kexec
+    a = k.spec.a
+    # arm64: /sbin/kexec is lab/initramfs/kexec-text, which gives kexec-tools the `_text`
+    # that the cloud kernel's /proc/kallsyms lacks (its offset from _stext, from the vmlinux).
+    wrapper = [] if a.native else [LAB_SRC / "initramfs" / "kexec-text"]
+    key = sha256_files([init, kexec, guest.busybox, *wrapper],
+                       extra=module_key + str(LAB_FORMAT) + ("" if a.native else a.name))
     out = k.dir / "initramfs"
     stamp = out / ".kdive-key"
     k.initramfs = out / "main.cpio"
@@ -669,8 +916,14 @@ def build_initramfs(k, module_key):
     tree = out / "tree"
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "boot", "lib/modules/deps"):
         (tree / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy("/bin/busybox", tree / "bin/busybox")
-    shutil.copy(init, tree / "init")
+    shutil.copy(guest.busybox, tree / "bin/busybox")
+    text = init.read_text()
+    if a.console != "ttyS0":
+        # The capture kernel's console (init names x86's ttyS0): the same script otherwise.
+        if "console=ttyS0 " not in text:
+            raise LabError(f"{init}: no console=ttyS0 to make console={a.console}")
+        text = text.replace("console=ttyS0 ", f"console={a.console} ")
+    (tree / "init").write_text(text)
     os.chmod(tree / "init", 0o755)
     # Modules both kernels load first (init: /lib/modules/deps/*.ko in name order).
     for i, m in enumerate(guest_modules(k)):
@@ -678,9 +931,15 @@ def build_initramfs(k, module_key):
         copied.rename(copied.with_name(f"{i:02d}-{copied.name}"))
     make_cpio(tree, k.capture_initramfs)
     copy_module(k.module_ko, tree / "lib/modules")
-    shutil.copy(kexec, tree / "sbin/kexec")
-    for lib in shared_libs(kexec):
-        dest = tree / lib.lstrip("/")
+    if wrapper:
+        shutil.copy(kexec, tree / "sbin/kexec.bin")
+        shutil.copy(wrapper[0], tree / "sbin/kexec")
+        os.chmod(tree / "sbin/kexec", 0o755)
+        (tree / "boot/text-offset").write_text(f"{text_offset(k)}\n")
+    else:
+        shutil.copy(kexec, tree / "sbin/kexec")
+    for lib, in_guest in guest.shared_libs(kexec):
+        dest = tree / in_guest.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(lib, dest)
     shutil.copy(k.vmlinuz, tree / "boot/vmlinuz")
@@ -691,11 +950,12 @@ def build_initramfs(k, module_key):
     return key
 
 
-def build_busy(root):
-    """lab/userland/busy.c -> a static kdive-busy (gcc -static: glibc's static libc6-dev), once
-    per source and compiler."""
+def build_busy(root, arch):
+    """lab/userland/busy.c -> a static kdive-busy (gcc -static: glibc's static libc6-dev; for
+    arm64 aarch64-linux-gnu-gcc and libc6-dev-arm64-cross), once per source and compiler."""
     src = LAB_SRC / "userland" / "busy.c"
-    gcc = run(["gcc", "--version"]).stdout.splitlines()[0]
+    cc = "gcc" if arch.native else f"{arch.cross_compile}gcc"
+    gcc = run([cc, "--version"]).stdout.splitlines()[0]
     key = sha256_files([src], extra=gcc)
     out = root / "tools" / "kdive-busy" / key
     binary = out / "kdive-busy"
@@ -704,7 +964,7 @@ def build_busy(root):
     log(f"building kdive-busy ({gcc})")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "kdive-busy.tmp"
-    run(["gcc", "-static", "-O2", "-pthread", "-Wall", "-o", str(tmp), str(src)], timeout=300)
+    run([cc, "-static", "-O2", "-pthread", "-Wall", "-o", str(tmp), str(src)], timeout=300)
     tmp.rename(binary)
     return binary, key
 
@@ -733,7 +993,7 @@ def build_userland_initramfs(k, root, main_key, mdf, scale):
     libraries) appended. A later cpio archive's files replace an earlier one's (the kernel
     unpacks them in order, truncating). main.cpio is untouched: the other scenarios keep their
     cache keys."""
-    busy, busy_key = build_busy(root)
+    busy, busy_key = build_busy(root, k.spec.a)
     files = [LAB_SRC / "userland" / n for n in ("init", "userland.sh", "capture-init")]
     modules = userland_modules(k)
     key = sha256_files(files, extra=main_key + busy_key + str(LAB_FORMAT) +
@@ -770,8 +1030,8 @@ def build_userland_initramfs(k, root, main_key, mdf, scale):
         shutil.copy(files[2], ctree / "init")
         os.chmod(ctree / "init", 0o755)
         shutil.copy(mdf, ctree / "sbin/makedumpfile")
-        for lib in shared_libs(mdf):
-            dest = ctree / lib.lstrip("/")
+        for lib, in_guest in GuestUserland(k.spec.a).shared_libs(mdf):
+            dest = ctree / in_guest.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(lib, dest)
         make_cpio(ctree, out / "capture-overlay.cpio")
@@ -838,6 +1098,14 @@ class Qmp:
         self.sock.close()
 
 
+def guest_cpu(arch, la57):
+    """QEMU's -cpu: x86_64 guests run 4-level paging unless la57; arm64's max has LPA2 (52-bit
+    VA for the kernels built for it)."""
+    if not arch.native:
+        return "max"
+    return "max" if la57 else "max,la57=off"
+
+
 class Guest:
     """One QEMU guest; always killed when the with-block ends."""
 
@@ -846,8 +1114,9 @@ class Guest:
         self.run_dir = run_dir
         self.console = run_dir / "console.log"
         self.qmp_path = run_dir / "qmp.sock"
-        cpu = "max" if la57 else "max,la57=off"
-        self.cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu,
+        a = k.spec.a
+        cpu = guest_cpu(a, la57)
+        self.cmd = [a.qemu, *a.machine, "-accel", "tcg", "-cpu", cpu,
                     "-smp", str(GUEST_CPUS), "-m", f"{memory_mb or k.spec.memory_mb}M",
                     "-display", "none", "-monitor", "none", "-no-reboot",
                     "-serial", f"file:{self.console}", "-device", "vmcoreinfo",
@@ -951,8 +1220,8 @@ GUEST_FAILURES = (r"KDIVE: kexec -p failed", r"KDIVE: vmcore copy failed",
                   r"KDIVE: still alive after scenario", r"KDIVE: userland setup failed")
 
 
-def kernel_cmdline(scenario, kdump, crashkernel_mb=CRASHKERNEL_MB):
-    parts = ["console=ttyS0", "oops=panic", "panic=0", f"kdive.scenario={scenario}"]
+def kernel_cmdline(scenario, kdump, crashkernel_mb=CRASHKERNEL_MB, console="ttyS0"):
+    parts = [f"console={console}", "oops=panic", "panic=0", f"kdive.scenario={scenario}"]
     if scenario in USERLAND_SCENARIOS:
         parts.append("rdinit=/kdive/init")
     if scenario == "hung":
@@ -1021,7 +1290,8 @@ class Crash:
                 with open(path, "wb") as f:
                     f.truncate(mib << 20)
                 disks.append(path)
-        return Guest(self.k, self.dir, kernel_cmdline(self.scenario, kdump, self.crashkernel_mb),
+        return Guest(self.k, self.dir, kernel_cmdline(self.scenario, kdump, self.crashkernel_mb,
+                                                      self.k.spec.a.console),
                      la57=self.la57, disk=disk, memory_mb=self.memory_mb,
                      initramfs=self.initramfs, virtio_disks=disks)
 
@@ -1056,6 +1326,7 @@ class Crash:
                 "test_module": str(self.k.module_ko),
                 "flavour": self.k.spec.flavour,
                 "test_module_cc": self.k.module_cc,
+                "arch": self.k.spec.arch,
             },
             "capture": self.capture,
             "format": fmt,
@@ -1071,8 +1342,8 @@ class Crash:
             "convert_errors": dict(self.convert_errors),
             "convert_warnings": {},
             "guest": {"memory_mb": self.memory_mb, "cpus": GUEST_CPUS,
-                      "cpu": "max" if self.la57 else "max,la57=off",
-                      "paging_levels": 5 if self.la57 else 4,
+                      "cpu": guest_cpu(self.k.spec.a, self.la57),
+                      "paging_levels": self.k.paging_levels(self.la57),
                       "crashkernel_mb": self.crashkernel_mb if self.capture == "kdump" else None},
             "file_sizes": [f.stat().st_size for f in files],
             "notes": notes,
@@ -1086,6 +1357,40 @@ class Crash:
 PANIC_START = r"Kernel panic - not syncing"
 # How long after "Kernel panic - not syncing" a QEMU capture waits for the end line.
 PANIC_END_WAIT_S = 20
+
+
+# QMP stops until the panicking CPU is not in an interrupt handler: arm64's panic() loops with
+# IRQs enabled, so a stop can land in the timer interrupt.
+STOP_ATTEMPTS = 20
+PSTATE_I = 0x80  # PSTATE.DAIF's I: IRQs masked (set in an IRQ handler; clear in panic's loop)
+
+
+def stop_outside_irq(qmp, console):
+    """After a QMP stop of an arm64 guest: while the CPU that panicked (the console's last
+    "CPU: N [UID: U ]PID:" line) has IRQs masked, it is in an interrupt handler (the timer's) rather
+    than in panic()'s loop: continue and stop again. Returns a note for the manifest."""
+    # (6.12: "CPU: 1 UID: 0 PID: 150 Comm: ...")
+    cpus = re.findall(r"CPU: (\d+) (?:UID: \d+ )?PID: ", console)
+    if not cpus:
+        return "; panicking CPU not named on the console: stopped once"
+    cpu = int(cpus[-1])
+    for attempt in range(1, STOP_ATTEMPTS + 1):
+        regs = qmp.execute("human-monitor-command", **{"command-line": "info registers -a"})
+        blocks = dict((int(n), b) for n, b in re.findall(r"CPU#(\d+)\s(.*?)(?=CPU#|\Z)", regs,
+                                                          re.S))
+        m = re.search(r"PSTATE=([0-9a-f]+)", blocks.get(cpu, ""))
+        pc = re.search(r"PC=([0-9a-f]+)", blocks.get(cpu, ""))
+        if m is None:
+            return f"; CPU {cpu}'s PSTATE not found in 'info registers': stopped once"
+        if not int(m.group(1), 16) & PSTATE_I:
+            return "" if attempt == 1 else \
+                (f"; stopped {attempt} times until CPU {cpu} (panicked) was outside an interrupt "
+                 f"handler (PC {pc.group(1) if pc else '?'})")
+        qmp.execute("cont")
+        time.sleep(0.05 + 0.037 * attempt)
+        qmp.execute("stop")
+    return (f"; CPU {cpu} (panicked) was in an interrupt handler (PSTATE.I) at each of "
+            f"{STOP_ATTEMPTS} stops: dumped at the last")
 
 
 def run_qemu_crash(c, mdf):
@@ -1108,6 +1413,8 @@ def run_qemu_crash(c, mdf):
         try:
             # Pause the guest: each format is then the same memory image, page for page.
             qmp.execute("stop")
+            if not c.k.spec.a.native:
+                late += stop_outside_irq(qmp, g.console_text())
             elf_dir = c.dump_dir("elf")
             qemu_dump(qmp, elf_dir / "vmcore.elf", "elf")
             if c.full_matrix:
@@ -1357,11 +1664,12 @@ def crash_output_name(cmd):
     return re.sub(r"[^a-z0-9]+", "-", cmd.lower()).strip("-")
 
 
-def crash_oracle(m, out_dir, sid=None, root=None, commands=CRASH_COMMANDS):
+def crash_oracle(m, out_dir, sid=None, root=None, commands=CRASH_COMMANDS, binary=None):
     """crash -s VMLINUX DUMP, one output file per command (crash's own `> file` redirect,
     relative to out_dir, so the directory can be renamed when done). Returns an error or None.
-    With sid: crash 9 from the sid root (files crash9.*), else the machine's crash 8.0.2."""
-    prefix = "crash9" if sid else "crash"
+    With sid: crash 9 from the sid root (files crash9.*); with binary: that crash 9 on the
+    host (the arm64 one, files crash9.*); else the machine's crash 8.0.2."""
+    prefix = "crash9" if sid or binary else "crash"
     lines = []
     for cmd in commands:
         # (The same name as before for CRASH_COMMANDS: none has a capital.)
@@ -1372,8 +1680,12 @@ def crash_oracle(m, out_dir, sid=None, root=None, commands=CRASH_COMMANDS):
     cmdfile.write_text("\n".join(lines) + "\n")
     files = m["files"]
     args = ["-s", "-i", str(cmdfile), m["kernel"]["vmlinux"], *files]
-    argv = sid_crash_cmd(root, sid, out_dir, m["kernel"]["series"], args) if sid \
-        else ["crash", *args]
+    if binary:
+        argv = [str(binary), *args]
+    elif sid:
+        argv = sid_crash_cmd(root, sid, out_dir, m["kernel"]["series"], args)
+    else:
+        argv = ["crash", *args]
     try:
         proc = run(argv, timeout=ORACLE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
                    cwd=out_dir)
@@ -1385,7 +1697,7 @@ def crash_oracle(m, out_dir, sid=None, root=None, commands=CRASH_COMMANDS):
     session.write_text(output)
     sys_txt = out_dir / f"{prefix}.sys.txt"
     if not sys_txt.exists() or sys_txt.stat().st_size == 0:
-        if not output.strip() and not sid:
+        if not output.strip() and not sid and not binary:
             output = "(crash -s printed nothing) " + crash_diagnosis(m, cmdfile, out_dir)
             session.write_text(output)
         return f"{prefix} exit {rc}: {output.strip()[-1500:]}"
@@ -1396,7 +1708,10 @@ def run_drgn_script(script, m, out_dir, drgn_python, dest_name, extra=()):
     """SCRIPTS/script on the dump of manifest `m`, writing out_dir/dest_name (its log beside,
     the same name with .log for .json). Returns an error or None."""
     dest = out_dir / dest_name
-    args = [str(drgn_python), str(SCRIPTS / script), "--output", str(dest),
+    arch = m["kernel"]["arch"]
+    # Another architecture's dump goes through drgn_arch.py (the platform of kdump files).
+    wrapper = [] if arch == "x86_64" else [str(SCRIPTS / "drgn_arch.py"), arch]
+    args = [str(drgn_python), *wrapper, str(SCRIPTS / script), "--output", str(dest),
             "--vmlinux", m["kernel"]["vmlinux"], "--kernel-directory",
             m["kernel"]["kernel_directory"], "--module", m["kernel"]["test_module"],
             *extra, *m["files"]]
@@ -1424,9 +1739,13 @@ def drgn_procs_oracle(m, out_dir, drgn_python):
                            [a for pid in pids for a in ("--pid", pid)])
 
 
-def run_oracles(root, name, drgn_python, sid, key):
+def run_oracles(root, name, drgn_python, sid, key, crash_arm64=None):
+    """The oracles of one dump. x86_64: crash 8.0.2 (the host's), crash 9 (the sid root's) and
+    drgn. aarch64: crash 9 built for ARM64 (crash_arm64: (binary, version) or None) and drgn;
+    Debian's crash 8.0.2 and 9 read x86_64 dumps only."""
     mpath = root / "dumps" / name / "manifest.json"
     m = json.loads(mpath.read_text())
+    arm64 = m["kernel"]["arch"] == "aarch64"
     out_dir = root / "dumps" / name / "oracle"
     commands = crash_commands(m)
     userland = m["scenario"] in USERLAND_SCENARIOS
@@ -1444,10 +1763,15 @@ def run_oracles(root, name, drgn_python, sid, key):
     # scale: drgn_oracle.py's stack of each of 10,000 tasks takes longer than ORACLE_TIMEOUT_S
     # on a loaded machine; drgn.procs.json counts the tasks.
     skipped = {"drgn": SCALE_DRGN_SKIPPED} if m["scenario"] == "scale" else {}
-    errors = {"crash": crash_oracle(m, tmp, commands=commands),
-              "crash9": crash_oracle(m, tmp, sid=sid, root=root, commands=commands) if sid
-              else "not run (--no-crash9)",
-              "drgn": None if "drgn" in skipped else drgn_oracle(m, tmp, drgn_python)}
+    if arm64:
+        errors = {"crash": CRASH8_NOT_ARM64,
+                  "crash9": crash_oracle(m, tmp, commands=commands, binary=crash_arm64[0])
+                  if crash_arm64 else "not run (--no-crash9, or its ARM64 build failed)"}
+    else:
+        errors = {"crash": crash_oracle(m, tmp, commands=commands),
+                  "crash9": crash_oracle(m, tmp, sid=sid, root=root, commands=commands) if sid
+                  else "not run (--no-crash9)"}
+    errors["drgn"] = None if "drgn" in skipped else drgn_oracle(m, tmp, drgn_python)
     if userland:
         errors["drgn_procs"] = drgn_procs_oracle(m, tmp, drgn_python)
     (tmp / ".kdive-key").write_text(key + "\n")
@@ -1466,7 +1790,11 @@ def run_oracles(root, name, drgn_python, sid, key):
         m["oracle_commands"] = [{"command": c, "output": crash_output_name(c)} for c in commands]
     m["oracle_errors"] = {k: v for k, v in errors.items() if v}
     m["oracle_versions"] = {"crash": CRASH8_VERSION, "drgn": DRGN_VERSION}
-    if sid:
+    if arm64:
+        del m["oracle_versions"]["crash"]
+        if crash_arm64:
+            m["oracle_versions"]["crash9"] = crash_arm64[1]
+    elif sid:
         m["oracle_versions"]["crash9"] = sid_crash_version(sid)
     write_json(mpath, m)
     status = ", ".join(f"{k} failed" for k in m["oracle_errors"]) or "ok"
@@ -1534,8 +1862,16 @@ def ensure_debuginfod_deb(root, apt, k):
 
 
 def write_index(root):
-    """manifests.json lists every manifest present (this run's and other series')."""
-    manifests = [json.loads(p.read_text()) for p in sorted((root / "dumps").glob("*/manifest.json"))]
+    """manifests.json lists every manifest present (this run's and other series'). Manifests
+    written before kernel.arch existed are x86_64 dumps: they get it (the dumps and their
+    cache keys stay as they were)."""
+    manifests = []
+    for p in sorted((root / "dumps").glob("*/manifest.json")):
+        m = json.loads(p.read_text())
+        if "arch" not in m["kernel"]:
+            m["kernel"]["arch"] = "x86_64"
+            write_json(p, m)
+        manifests.append(m)
     write_json(root / "manifests.json", {"lab_format": LAB_FORMAT, "dumps": manifests})
     return len(manifests)
 
@@ -1543,7 +1879,8 @@ def write_index(root):
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--series", default="all",
-                    help=f"comma-separated series or 'all' ({','.join(ALL_SERIES)})")
+                    help=f"comma-separated series, 'all' ({','.join(ALL_SERIES)}) or 'arm64' "
+                         f"({','.join(ARM64_SERIES)})")
     ap.add_argument("--pin", action="append", default=[],
                     help="kernel ABI to use instead of the newest: SERIES=ABI (e.g. "
                          "6.12-rt=6.12.115+deb12), or ABI for every series it names (e.g. "
@@ -1563,6 +1900,8 @@ def parse_args():
 def select_series(arg):
     if arg == "all":
         return list(ALL_SERIES)
+    if arg == "arm64":
+        return list(ARM64_SERIES)
     out = [s.strip() for s in arg.split(",") if s.strip()]
     for s in out:
         if s not in SERIES:
@@ -1602,16 +1941,21 @@ def main():
 
     t0 = time.monotonic()
     apt = LabApt(root, refresh=args.apt_update)
-    mdf = ensure_makedumpfile(root)
+    arches = sorted({SERIES[s].arch for s in series_list})
+    mdfs = {a: ensure_makedumpfile(root, a) for a in arches}
     drgn_python = None if args.no_oracles else ensure_drgn(root)
+    crash9 = not (args.no_oracles or args.no_crash9)
     need_sid = any(SERIES[s].sid_build for s in series_list) or \
-        not (args.no_oracles or args.no_crash9)
+        (crash9 and "x86_64" in arches)
     if args.no_crash9 and any(SERIES[s].sid_build for s in series_list):
         log("the sid root is still made: the 7.x module is built in it")
     crashes = []
     failures = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as one:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as one:
         sid_future = one.submit(ensure_sid_root, root, apt) if need_sid else None
+        # The ARM64 crash (a gdb build: minutes) is only needed by the oracles, after the boots.
+        crash_arm64_future = one.submit(ensure_crash_arm64, root, apt) \
+            if crash9 and "aarch64" in arches else None
 
         def prepare(series):
             for abi in resolve_versions(apt, series, pins.get(series)):
@@ -1639,11 +1983,13 @@ def main():
                     failures.append(f"series {series}: debuginfod .deb: {e}")
                     log(f"series {series}: debuginfod .deb FAILED: {e}")
             sid = sid_future.result() if k.spec.sid_build else None
-            key = build_initramfs(k, build_module(k, root, sid))
+            guest = ensure_guest_userland(root, apt, k.spec.a)
+            key = build_initramfs(k, build_module(k, root, sid), guest)
             userland_key = None
             if any(s in USERLAND_SCENARIOS for s in scenarios):
                 userland_key = build_userland_initramfs(
-                    k, root, key, mdf, scale="scale" in scenarios and series in SCALE_SERIES)
+                    k, root, key, mdfs[k.spec.arch],
+                    scale="scale" in scenarios and series in SCALE_SERIES)
             return k, (key, userland_key)
 
         # The series' downloads, unpacking (xz) and indexing are independent: overlap them.
@@ -1663,11 +2009,18 @@ def main():
         for s in scenarios:
             if s == "scale" and series not in SCALE_SERIES:
                 continue
-            # scale: kdump only (a QEMU ELF dump of it would be 4 GiB).
-            for capture in ("kdump",) if s == "scale" else ("kdump", "qemu"):
+            if s in X86_ONLY_SCENARIOS and not k.spec.a.native:
+                log(f"{series}: no {s} crash ({X86_ONLY_SCENARIOS[s]})")
+                continue
+            # scale: kdump only (a QEMU ELF dump of it would be 4 GiB); arm64: QEMU dumps of
+            # ARM64_QEMU_SCENARIOS only.
+            qemu = s != "scale" and (k.spec.a.native or s in ARM64_QEMU_SCENARIOS)
+            for capture in ("kdump", "qemu") if qemu else ("kdump",):
                 crashes.append((Crash(root, k, s, capture, la57=False),
                                 userland_key if s in USERLAND_SCENARIOS else initramfs_key))
-        if FULL_MATRIX_SCENARIO in scenarios and not k.five_level():
+        if not k.spec.a.native:
+            pass  # la57 is x86_64's 5-level paging (6.12-arm64 runs 52-bit VA in every crash)
+        elif FULL_MATRIX_SCENARIO in scenarios and not k.five_level():
             log(f"{series}: no 5-level paging in this kernel (CONFIG_X86_5LEVEL): no la57 crashes")
         elif FULL_MATRIX_SCENARIO in scenarios:
             for capture in ("kdump", "qemu") if k.spec.la57_kdump else ("qemu",):
@@ -1680,7 +2033,7 @@ def main():
         futs = {}
         for c, ikey in crashes:
             key = f"{LAB_FORMAT}:{ikey}:{c.k.debian_version}:{c.memory_mb}:{c.crashkernel_mb}"
-            futs[pool.submit(run_crash, c, mdf, key)] = c
+            futs[pool.submit(run_crash, c, mdfs[c.k.spec.arch], key)] = c
         for f in concurrent.futures.as_completed(futs):
             c = futs[f]
             try:
@@ -1695,7 +2048,21 @@ def main():
             okey = sha256_files([SCRIPTS / "drgn_oracle.py"],
                                 extra=repr(CRASH_COMMANDS) + f"{LAB_FORMAT}:{ORACLE_FORMAT}:"
                                       f"{crash9}")
-            ofuts = {pool.submit(run_oracles, root, n, drgn_python, crash9_sid, okey): n
+            crash_arm64 = None
+            if crash_arm64_future:
+                try:
+                    crash_arm64 = crash_arm64_future.result()
+                except LabError as e:
+                    failures.append(f"crash for arm64 dumps: {e}")
+                    log(f"crash for arm64 dumps: FAILED: {e}")
+            # The arm64 dumps' key: their own crash, and drgn_arch.py.
+            okey_arm64 = sha256_files(
+                [SCRIPTS / "drgn_oracle.py", SCRIPTS / "drgn_arch.py"],
+                extra=repr(CRASH_COMMANDS) + f"{LAB_FORMAT}:{ORACLE_FORMAT}:"
+                      f"{crash_arm64[1] if crash_arm64 else 'none'}")
+            arch_of = {m["name"]: c.k.spec.arch for c, _ in crashes for m in c.manifests}
+            ofuts = {pool.submit(run_oracles, root, n, drgn_python, crash9_sid,
+                                 okey if arch_of[n] == "x86_64" else okey_arm64, crash_arm64): n
                      for n in names}
             for f in concurrent.futures.as_completed(ofuts):
                 try:
