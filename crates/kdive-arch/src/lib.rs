@@ -9,6 +9,7 @@
 //! - [`RegisterSet`] and [`Reg`]: registers in `pt_regs`/`user_regs_struct` order with
 //!   DWARF numbers, from NT_PRSTATUS, QEMU CPU notes or a `pt_regs` frame in memory.
 
+pub mod aarch64;
 pub mod att;
 mod cfi;
 mod code_frame;

@@ -1,0 +1,251 @@
+//! Real arm64 dumps from the lab (manifests with `kernel.arch == "aarch64"`, read here
+//! directly since `kdive_testkit::lab` leaves them out until arm64 is wired through): the
+//! layout from VMCOREINFO, then walks of the kernel's tables (`swapper_pg_dir`) for
+//!
+//! - a few thousand `.text` symbols of the vmlinux (KASLR-shifted): the walk must give
+//!   the kernel's own `__kimg_to_phys`, `vaddr - kimage_voffset`;
+//! - pages across the dump's memory through the linear map: `phys_to_virt` (PAGE_OFFSET
+//!   and PHYS_OFFSET) and back through the tables gives the same physical address;
+//! - a handful of addresses of both kinds, compared with drgn 0.3.0's `follow_phys` run
+//!   at test time on the same dump.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use kdive_arch::aarch64::Aarch64Layout;
+use kdive_arch::{TranslateError, VirtAddr, VirtMem};
+use kdive_dump::{PhysAddr, Vmcore};
+use kdive_testkit::lab::{self, lab_root};
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+use serde_json::Value;
+
+/// Every arm64 dump's manifest, sorted by path.
+fn arm64_manifests(root: &Path) -> Vec<Value> {
+    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = dirs
+        .flatten()
+        .map(|d| d.path().join("manifest.json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            let m: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (lab::arch(&m) == "aarch64").then_some(m)
+        })
+        .collect()
+}
+
+/// The link addresses of the vmlinux's `.text` functions (init text is freed and
+/// unmapped after boot), every `step`-th to keep a few thousand.
+fn text_symbols(path: &str, want: usize) -> Vec<(String, u64)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let elf = object::File::parse(&*bytes).expect("vmlinux ELF");
+    let text = elf.section_by_name(".text").expect(".text").index();
+    let all: Vec<(String, u64)> = elf
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Text && s.section_index() == Some(text))
+        .filter_map(|s| Some((s.name().ok()?.to_owned(), s.address())))
+        .collect();
+    let step = (all.len() / want).max(1);
+    all.into_iter().step_by(step).collect()
+}
+
+/// Why drgn gave no answers: it could not be run, or it could not open this dump.
+enum DrgnFailure {
+    /// libkdumpfile (under drgn) finds no architecture in the kdump header QEMU writes,
+    /// whose utsname QEMU leaves empty ("kdump_get_string_attr(KDUMP_ATTR_ARCH_NAME): Key
+    /// has no value"); the x86_64 lab's QEMU kdump files fail the same way.
+    QemuKdumpHeader,
+    Other(String),
+}
+
+/// drgn 0.3.0 from the lab's venv: `follow_phys(init_mm, addr)` for each address (`None`
+/// where it faults).
+fn drgn_follow_phys(m: &Value, addrs: &[u64]) -> Result<Vec<Option<u64>>, DrgnFailure> {
+    let other = |why: &str| DrgnFailure::Other(why.to_owned());
+    let python = lab_root().join("tools/drgn-0.3.0/bin/python");
+    let vmlinux = m["kernel"]["vmlinux"].as_str().ok_or(other("no vmlinux"))?;
+    let core = lab::files(m).first().ok_or(other("no files"))?.clone();
+    let script = "import sys, drgn\n\
+        from drgn.helpers.linux.mm import follow_phys\n\
+        prog = drgn.Program()\n\
+        prog.set_core_dump(sys.argv[1])\n\
+        prog.load_debug_info([sys.argv[2]])\n\
+        mm = prog['init_mm'].address_of_()\n\
+        for line in sys.stdin:\n\
+        \x20   try:\n\
+        \x20       print(hex(follow_phys(mm, int(line, 16))))\n\
+        \x20   except drgn.FaultError:\n\
+        \x20       print('fault')\n";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .arg(&core)
+        .arg(vmlinux)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| other(&e.to_string()))?;
+    let input: String = addrs.iter().map(|a| format!("{a:x}\n")).collect();
+    child
+        .stdin
+        .take()
+        .ok_or(other("no stdin"))?
+        .write_all(input.as_bytes())
+        .map_err(|e| other(&e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| other(&e.to_string()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("KDUMP_ATTR_ARCH_NAME") && m["capture"] == "qemu" {
+        return Err(DrgnFailure::QemuKdumpHeader);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let answers: Vec<Option<u64>> = text
+        .lines()
+        .map(|l| u64::from_str_radix(l.strip_prefix("0x")?, 16).ok())
+        .collect();
+    if !out.status.success() || answers.len() != addrs.len() {
+        return Err(other(stderr.trim()));
+    }
+    Ok(answers)
+}
+
+#[test]
+fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
+    let root = lab_root();
+    let manifests = arm64_manifests(&root);
+    if manifests.is_empty() {
+        kdive_testkit::skip!("SKIP (no arm64 lab dumps under {})", root.display());
+        return;
+    }
+    let mut symbols: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let (mut dumps, mut text_walks, mut linear_walks, mut drgn_same) = (0, 0, 0, 0);
+    let mut drgn_dumps = 0;
+    for m in &manifests {
+        let name = m["name"].as_str().expect("name");
+        let files = match lab::present_files(m) {
+            Ok(files) => files,
+            Err(why) => {
+                println!("{name}: not checked: {why}");
+                continue;
+            }
+        };
+        let vmcore = Vmcore::open_paths(&files).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let info = vmcore
+            .vmcoreinfo()
+            .unwrap_or_else(|| panic!("{name}: no VMCOREINFO"));
+        let layout = Aarch64Layout::from_vmcoreinfo(info).unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!(
+            "{name}: {} (VA_BITS {}, T1SZ {:?}, PAGESIZE {:?}, KERNELPACMASK {:x?}, \
+             kimage_voffset {:#x}, PHYS_OFFSET {:#x})",
+            layout.geometry,
+            layout.va_bits,
+            layout.tcr_el1_t1sz,
+            info.page_size(),
+            layout.kernel_pac_mask,
+            layout.kimage_voffset,
+            layout.phys_offset
+        );
+        let tables = layout.page_tables(&*vmcore.mem);
+        let kaslr = info.kerneloffset().unwrap_or(0);
+        let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let syms = symbols
+            .entry(vmlinux.to_owned())
+            .or_insert_with(|| text_symbols(vmlinux, 3000));
+        assert!(syms.len() > 1000, "{name}: {} text symbols", syms.len());
+        // Text: the tables map the image exactly where kimage_voffset says.
+        for (sym, link) in syms.iter() {
+            let vaddr = VirtAddr(link.wrapping_add(kaslr));
+            let t = tables
+                .lookup(vaddr)
+                .unwrap_or_else(|e| panic!("{name}: {sym} at {vaddr}: {e}"));
+            assert_eq!(
+                t.phys,
+                layout.virt_to_phys(vaddr),
+                "{name}: {sym} at {vaddr}"
+            );
+            assert!(!layout.is_linear(vaddr) && !t.nx, "{name}: {sym}: {t:?}");
+            text_walks += 1;
+        }
+        // The linear map: one page every 4 MiB of the dump's memory.
+        let page = vmcore.mem.page_size();
+        let mut linear = Vec::new();
+        for range in vmcore.mem.present_ranges() {
+            let mut pfn = range.start.0;
+            while pfn < range.end.0 {
+                linear.push(PhysAddr(pfn * page + 0x238));
+                pfn += (4 << 20) / page;
+            }
+        }
+        let mut unmapped = Vec::new();
+        for &paddr in &linear {
+            let vaddr = layout.phys_to_virt(paddr);
+            assert!(layout.is_linear(vaddr), "{name}: {vaddr}");
+            assert_eq!(layout.virt_to_phys(vaddr), paddr, "{name}");
+            match tables.lookup(vaddr) {
+                Ok(t) => {
+                    assert_eq!(t.phys, paddr, "{name}: {vaddr}");
+                    linear_walks += 1;
+                }
+                Err(TranslateError::NotPresent { .. }) => unmapped.push(paddr),
+                Err(e) => panic!("{name}: {vaddr}: {e}"),
+            }
+        }
+        // Memory outside the linear map (reserved no-map regions) is rare: nearly every
+        // sampled page is mapped.
+        assert!(
+            unmapped.len() * 20 <= linear.len(),
+            "{name}: {} of {} sampled pages unmapped: {unmapped:x?}",
+            unmapped.len(),
+            linear.len()
+        );
+        // drgn: text symbols, swapper_pg_dir, linear addresses, and an unmapped address.
+        let mut sample: Vec<u64> = syms
+            .iter()
+            .step_by(syms.len() / 8)
+            .map(|(_, a)| a.wrapping_add(kaslr))
+            .collect();
+        sample.push(layout.swapper_pg_dir.0);
+        sample.extend(
+            linear
+                .iter()
+                .step_by(linear.len() / 8 + 1)
+                .map(|&p| layout.phys_to_virt(p).0),
+        );
+        sample.push(layout.page_end() - page);
+        match drgn_follow_phys(m, &sample) {
+            Ok(answers) => {
+                for (&vaddr, drgn) in sample.iter().zip(&answers) {
+                    let ours = tables.translate(VirtAddr(vaddr)).ok().map(|p| p.0);
+                    assert_eq!(ours, *drgn, "{name}: {vaddr:#x}: kdive vs drgn");
+                    drgn_same += 1;
+                }
+                drgn_dumps += 1;
+            }
+            Err(DrgnFailure::QemuKdumpHeader) => {
+                println!("{name}: drgn cannot open QEMU's kdump header (no arch name)");
+            }
+            Err(DrgnFailure::Other(why)) => {
+                kdive_testkit::skip!("{name}: drgn 0.3.0 did not run: {why}");
+            }
+        }
+        dumps += 1;
+    }
+    println!(
+        "{dumps} arm64 dumps: {text_walks} text walks = kimage_voffset, {linear_walks} linear \
+         walks = PHYS_OFFSET, {drgn_same} translations = drgn follow_phys ({drgn_dumps} dumps)"
+    );
+    assert!(
+        dumps > 0 && text_walks > 0 && linear_walks > 0,
+        "no arm64 dump checked"
+    );
+    assert!(drgn_same > 0 || !lab::in_ci(), "no drgn comparison ran");
+}
