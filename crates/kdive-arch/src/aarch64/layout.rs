@@ -4,8 +4,8 @@
 //!
 //! Only the layout of Linux 5.4 and later is read ("flipped": the linear map at the bottom
 //! of the kernel half, `PAGE_OFFSET = -(1 << VA_BITS)`, the kernel image above it); the
-//! earlier one (the linear map in the top half) is refused, with `swapper_pg_dir` below
-//! the middle of the kernel half as its sign.
+//! earlier one (the linear map in the top half) is refused, with `swapper_pg_dir` where
+//! the linear map would be as its sign.
 
 use kdive_dump::{PhysAddr, Vmcoreinfo};
 
@@ -95,14 +95,6 @@ impl Aarch64Layout {
             .ok_or(LayoutError::MissingKey {
                 key: "SYMBOL(swapper_pg_dir)",
             })?;
-        if swapper_pg_dir < (u64::MAX << (va_bits - 1)) {
-            return Err(LayoutError::BadKey {
-                key: "SYMBOL(swapper_pg_dir)",
-                value: swapper_pg_dir,
-                what: "below the middle of the kernel half: the layout before Linux 5.4, \
-                       which is not supported",
-            });
-        }
         // 4 KiB and 16 KiB tables are built for what the CPU runs with (a 52-bit kernel
         // folds a level on 48-bit hardware, Linux 6.9's "folding PUDs at runtime"); 64 KiB
         // tables are always built for VA_BITS, TTBR1 pointing into the top table when the
@@ -121,7 +113,7 @@ impl Aarch64Layout {
             _ => OutputAddress::Pa48,
         };
         let geometry = Geometry::new(granule, table_bits, output)?;
-        Ok(Aarch64Layout {
+        let layout = Aarch64Layout {
             va_bits,
             tcr_el1_t1sz,
             kimage_voffset,
@@ -130,7 +122,18 @@ impl Aarch64Layout {
             kaslr_offset: info.kerneloffset(),
             swapper_pg_dir: VirtAddr(swapper_pg_dir),
             geometry,
-        })
+        };
+        // The kernel image lies above the linear map; before 5.4 it lay below it, in the
+        // bottom half, which reads here as linear.
+        if layout.is_linear(layout.swapper_pg_dir) {
+            return Err(LayoutError::BadKey {
+                key: "SYMBOL(swapper_pg_dir)",
+                value: swapper_pg_dir,
+                what: "in the linear map, not in the kernel image: the layout before Linux \
+                       5.4, which is not supported",
+            });
+        }
+        Ok(layout)
     }
 
     /// Virtual-address bits of the kernel half as the CPU ran: 64 - T1SZ, or `VA_BITS`

@@ -552,7 +552,7 @@ fn layout_from_vmcoreinfo() {
     assert_eq!(l.strip_pac(0x0000_aaaa_0000_1000), 0x0000_aaaa_0000_1000);
 
     // 6.12 under QEMU -cpu max: 52-bit with LPA2, five levels.
-    let swapper52 = 0xfff8_0000_8224_0000u64;
+    let swapper52 = 0xffff_8000_8224_0000u64;
     let l = Aarch64Layout::from_vmcoreinfo(&vmcoreinfo(52, Some(12), 4096, swapper52)).unwrap();
     assert_eq!(l.geometry.levels(), 5);
     assert_eq!(l.geometry.output(), OutputAddress::Lpa2);
