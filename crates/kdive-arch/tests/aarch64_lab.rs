@@ -7,7 +7,10 @@
 //! - pages across the dump's memory through the linear map: `phys_to_virt` (PAGE_OFFSET
 //!   and PHYS_OFFSET) and back through the tables gives the same physical address;
 //! - a handful of addresses of both kinds, compared with drgn 0.3.0's `follow_phys` run
-//!   at test time on the same dump.
+//!   at test time on the same dump (once per kernel build and dump format);
+//! - on kernels with pointer authentication (`KERNELPACMASK` non-zero, one dump per
+//!   kernel build), the signed return addresses that stacks hold: every word of memory that `strip_pac` turns into a `.text`
+//!   address must point just after a branch-with-link, as a return address does.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,7 +19,7 @@ use std::process::{Command, Stdio};
 
 use kdive_arch::aarch64::Aarch64Layout;
 use kdive_arch::{TranslateError, VirtAddr, VirtMem};
-use kdive_dump::{PhysAddr, Vmcore};
+use kdive_dump::{MemError, PhysAddr, Vmcore};
 use kdive_testkit::lab::{self, lab_root};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use serde_json::Value;
@@ -42,19 +45,45 @@ fn arm64_manifests(root: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// The link addresses of the vmlinux's `.text` functions (init text is freed and
-/// unmapped after boot), every `step`-th to keep a few thousand.
-fn text_symbols(path: &str, want: usize) -> Vec<(String, u64)> {
+/// What the test needs from a vmlinux: `.text`'s link-address range and its functions.
+struct Text {
+    range: std::ops::Range<u64>,
+    /// Every `step`-th function, to keep a few thousand.
+    symbols: Vec<(String, u64)>,
+}
+
+/// `.text` of the vmlinux (init text is freed and unmapped after boot).
+fn text_symbols(path: &str, want: usize) -> Text {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let elf = object::File::parse(&*bytes).expect("vmlinux ELF");
-    let text = elf.section_by_name(".text").expect(".text").index();
+    let section = elf.section_by_name(".text").expect(".text");
+    let text = section.index();
     let all: Vec<(String, u64)> = elf
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Text && s.section_index() == Some(text))
         .filter_map(|s| Some((s.name().ok()?.to_owned(), s.address())))
         .collect();
     let step = (all.len() / want).max(1);
-    all.into_iter().step_by(step).collect()
+    Text {
+        range: section.address()..section.address() + section.size(),
+        symbols: all.into_iter().step_by(step).collect(),
+    }
+}
+
+/// A read the dump cannot answer because the file was cut short.
+fn is_truncation(err: &TranslateError) -> bool {
+    matches!(
+        err.mem_error(),
+        Some(MemError::BeyondTruncation { .. } | MemError::NotInDump { .. })
+    )
+}
+
+/// BL, BLR, and the authenticating BLRAA/BLRAB/BLRAAZ/BLRABZ: the instructions whose
+/// return address is the next one.
+fn is_branch_with_link(insn: u32) -> bool {
+    insn & 0xfc00_0000 == 0x9400_0000
+        || insn & 0xffff_fc1f == 0xd63f_0000
+        || insn & 0xfeff_f800 == 0xd63f_0800
 }
 
 /// Why drgn gave no answers: it could not be run, or it could not open this dump.
@@ -126,9 +155,11 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
         kdive_testkit::skip!("SKIP (no arm64 lab dumps under {})", root.display());
         return;
     }
-    let mut symbols: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let mut symbols: BTreeMap<String, Text> = BTreeMap::new();
     let (mut dumps, mut text_walks, mut linear_walks, mut drgn_same) = (0, 0, 0, 0);
-    let mut drgn_dumps = 0;
+    let (mut drgn_dumps, mut pac_returns) = (0, 0);
+    let mut pac_checked = std::collections::BTreeSet::new();
+    let mut drgn_checked = std::collections::BTreeSet::new();
     for m in &manifests {
         let name = m["name"].as_str().expect("name");
         let files = match lab::present_files(m) {
@@ -157,16 +188,26 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
         let tables = layout.page_tables(&*vmcore.mem);
         let kaslr = info.kerneloffset().unwrap_or(0);
         let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
-        let syms = symbols
+        let text = symbols
             .entry(vmlinux.to_owned())
             .or_insert_with(|| text_symbols(vmlinux, 3000));
+        let syms = &text.symbols;
         assert!(syms.len() > 1000, "{name}: {} text symbols", syms.len());
+        // A truncated dump may end before the tables (the lab's ends before
+        // swapper_pg_dir): walks that need the missing part fail with the truncation.
+        let truncated = m["truncated"].as_bool().unwrap_or(false);
+        let mut beyond_truncation = 0;
         // Text: the tables map the image exactly where kimage_voffset says.
         for (sym, link) in syms.iter() {
             let vaddr = VirtAddr(link.wrapping_add(kaslr));
-            let t = tables
-                .lookup(vaddr)
-                .unwrap_or_else(|e| panic!("{name}: {sym} at {vaddr}: {e}"));
+            let t = match tables.lookup(vaddr) {
+                Ok(t) => t,
+                Err(e) if truncated && is_truncation(&e) => {
+                    beyond_truncation += 1;
+                    continue;
+                }
+                Err(e) => panic!("{name}: {sym} at {vaddr}: {e}"),
+            };
             assert_eq!(
                 t.phys,
                 layout.virt_to_phys(vaddr),
@@ -196,6 +237,7 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
                     linear_walks += 1;
                 }
                 Err(TranslateError::NotPresent { .. }) => unmapped.push(paddr),
+                Err(e) if truncated && is_truncation(&e) => beyond_truncation += 1,
                 Err(e) => panic!("{name}: {vaddr}: {e}"),
             }
         }
@@ -207,41 +249,92 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
             unmapped.len(),
             linear.len()
         );
-        // drgn: text symbols, swapper_pg_dir, linear addresses, and an unmapped address.
-        let mut sample: Vec<u64> = syms
-            .iter()
-            .step_by(syms.len() / 8)
-            .map(|(_, a)| a.wrapping_add(kaslr))
-            .collect();
-        sample.push(layout.swapper_pg_dir.0);
-        sample.extend(
-            linear
+        if truncated {
+            println!("{name}: {beyond_truncation} walks ended at the truncation");
+            dumps += 1;
+            continue;
+        }
+        // drgn: text symbols, swapper_pg_dir, linear addresses, and an unmapped address;
+        // once per kernel build and dump format (drgn takes seconds to start).
+        let format = m["format"].as_str().unwrap_or_default().to_owned();
+        if !drgn_checked.contains(&(vmlinux.to_owned(), format.clone())) {
+            let mut sample: Vec<u64> = syms
                 .iter()
-                .step_by(linear.len() / 8 + 1)
-                .map(|&p| layout.phys_to_virt(p).0),
-        );
-        sample.push(layout.page_end() - page);
-        match drgn_follow_phys(m, &sample) {
-            Ok(answers) => {
-                for (&vaddr, drgn) in sample.iter().zip(&answers) {
-                    let ours = tables.translate(VirtAddr(vaddr)).ok().map(|p| p.0);
-                    assert_eq!(ours, *drgn, "{name}: {vaddr:#x}: kdive vs drgn");
-                    drgn_same += 1;
+                .step_by(syms.len() / 8)
+                .map(|(_, a)| a.wrapping_add(kaslr))
+                .collect();
+            sample.push(layout.swapper_pg_dir.0);
+            sample.extend(
+                linear
+                    .iter()
+                    .step_by(linear.len() / 8 + 1)
+                    .map(|&p| layout.phys_to_virt(p).0),
+            );
+            sample.push(layout.page_end() - page);
+            match drgn_follow_phys(m, &sample) {
+                Ok(answers) => {
+                    for (&vaddr, drgn) in sample.iter().zip(&answers) {
+                        let ours = tables.translate(VirtAddr(vaddr)).ok().map(|p| p.0);
+                        assert_eq!(ours, *drgn, "{name}: {vaddr:#x}: kdive vs drgn");
+                        drgn_same += 1;
+                    }
+                    drgn_dumps += 1;
+                    drgn_checked.insert((vmlinux.to_owned(), format));
                 }
-                drgn_dumps += 1;
+                Err(DrgnFailure::QemuKdumpHeader) => {
+                    println!("{name}: drgn cannot open QEMU's kdump header (no arch name)");
+                }
+                Err(DrgnFailure::Other(why)) => {
+                    kdive_testkit::skip!("{name}: drgn 0.3.0 did not run: {why}");
+                }
             }
-            Err(DrgnFailure::QemuKdumpHeader) => {
-                println!("{name}: drgn cannot open QEMU's kdump header (no arch name)");
+        }
+        // Signed return addresses: scan the dump's memory for words that strip to .text,
+        // once per kernel build (a scan reads the whole dump).
+        if layout.kernel_pac_mask.is_some_and(|mask| mask != 0)
+            && pac_checked.insert(vmlinux.to_owned())
+        {
+            let runtime_text =
+                text.range.start.wrapping_add(kaslr)..text.range.end.wrapping_add(kaslr);
+            let (mut after_call, mut other) = (0u64, 0u64);
+            let mut chunk = vec![0u8; 1 << 20];
+            for range in vmcore.mem.present_ranges() {
+                let (mut at, end) = (range.start.0 * page, range.end.0 * page);
+                while at < end {
+                    let len = chunk.len().min((end - at) as usize);
+                    let buf = &mut chunk[..len];
+                    at += len as u64;
+                    if vmcore
+                        .mem
+                        .read_phys(PhysAddr(at - len as u64), buf)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    for word in buf.chunks_exact(8) {
+                        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                        let stripped = layout.strip_pac(w);
+                        if stripped == w || !runtime_text.contains(&stripped) {
+                            continue;
+                        }
+                        match tables.read_u32(VirtAddr(stripped - 4)) {
+                            Ok(insn) if is_branch_with_link(insn) => after_call += 1,
+                            _ => other += 1,
+                        }
+                    }
+                }
             }
-            Err(DrgnFailure::Other(why)) => {
-                kdive_testkit::skip!("{name}: drgn 0.3.0 did not run: {why}");
-            }
+            println!("{name}: {after_call} signed return addresses after a call, {other} other");
+            // Random data can strip into .text by chance; return addresses dominate.
+            assert!(after_call > 100 && other * 10 < after_call, "{name}");
+            pac_returns += after_call;
         }
         dumps += 1;
     }
     println!(
         "{dumps} arm64 dumps: {text_walks} text walks = kimage_voffset, {linear_walks} linear \
-         walks = PHYS_OFFSET, {drgn_same} translations = drgn follow_phys ({drgn_dumps} dumps)"
+         walks = PHYS_OFFSET, {drgn_same} translations = drgn follow_phys ({drgn_dumps} dumps), \
+         {pac_returns} PAC-signed return addresses stripped"
     );
     assert!(
         dumps > 0 && text_walks > 0 && linear_walks > 0,
