@@ -6,6 +6,8 @@
 //!   the kernel's own `__kimg_to_phys`, `vaddr - kimage_voffset`;
 //! - pages across the dump's memory through the linear map: `phys_to_virt` (PAGE_OFFSET
 //!   and PHYS_OFFSET) and back through the tables gives the same physical address;
+//! - every mapping `for_each_mapping` finds in the linear map and the kernel's text:
+//!   the physical address the formulas give;
 //! - a handful of addresses of both kinds, compared with drgn 0.3.0's `follow_phys` run
 //!   at test time on the same dump (once per kernel build and dump format);
 //! - on kernels with pointer authentication (`KERNELPACMASK` non-zero, one dump per
@@ -160,6 +162,7 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
     let (mut drgn_dumps, mut pac_returns) = (0, 0);
     let mut pac_checked = std::collections::BTreeSet::new();
     let mut drgn_checked = std::collections::BTreeSet::new();
+    let mut mappings = 0;
     for m in &manifests {
         let name = m["name"].as_str().expect("name");
         let files = match lab::present_files(m) {
@@ -254,6 +257,31 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
             dumps += 1;
             continue;
         }
+        // Every mapping of the linear map and of the kernel's text: what the formulas say.
+        let mut sizes: BTreeMap<u64, u64> = BTreeMap::new();
+        let runtime_text = text.range.start.wrapping_add(kaslr)..text.range.end.wrapping_add(kaslr);
+        for (start, end) in [
+            (layout.page_offset(), layout.page_end() - 1),
+            (runtime_text.start, runtime_text.end - 1),
+        ] {
+            tables.for_each_mapping(start, end, &mut |map| {
+                let want = layout.virt_to_phys(VirtAddr(map.vaddr));
+                assert_eq!(
+                    map.phys, want,
+                    "{name}: {:#x} ({:#x} bytes)",
+                    map.vaddr, map.size
+                );
+                *sizes.entry(map.size).or_default() += 1;
+                true
+            });
+        }
+        let mapped: u64 = sizes.iter().map(|(size, n)| size * n).sum();
+        assert!(
+            mapped > (runtime_text.end - runtime_text.start),
+            "{name}: {sizes:x?}"
+        );
+        mappings += sizes.values().sum::<u64>();
+        println!("{name}: linear map and text mappings by size: {sizes:x?}");
         // drgn: text symbols, swapper_pg_dir, linear addresses, and an unmapped address;
         // once per kernel build and dump format (drgn takes seconds to start).
         let format = m["format"].as_str().unwrap_or_default().to_owned();
@@ -294,8 +322,6 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
         if layout.kernel_pac_mask.is_some_and(|mask| mask != 0)
             && pac_checked.insert(vmlinux.to_owned())
         {
-            let runtime_text =
-                text.range.start.wrapping_add(kaslr)..text.range.end.wrapping_add(kaslr);
             let (mut after_call, mut other) = (0u64, 0u64);
             let mut chunk = vec![0u8; 1 << 20];
             for range in vmcore.mem.present_ranges() {
@@ -333,7 +359,8 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
     }
     println!(
         "{dumps} arm64 dumps: {text_walks} text walks = kimage_voffset, {linear_walks} linear \
-         walks = PHYS_OFFSET, {drgn_same} translations = drgn follow_phys ({drgn_dumps} dumps), \
+         walks = PHYS_OFFSET, {mappings} mappings (for_each_mapping) = the formulas, \
+         {drgn_same} translations = drgn follow_phys ({drgn_dumps} dumps), \
          {pac_returns} PAC-signed return addresses stripped"
     );
     assert!(
