@@ -12,7 +12,9 @@
 //!   at test time on the same dump (once per kernel build and dump format);
 //! - on kernels with pointer authentication (`KERNELPACMASK` non-zero, one dump per
 //!   kernel build), the signed return addresses that stacks hold: every word of memory that `strip_pac` turns into a `.text`
-//!   address must point just after a branch-with-link, as a return address does.
+//!   address must point just after a branch-with-link, as a return address does;
+//! - user addresses of the processes of userland dumps (TTBR0, from `mm->pgd`) against
+//!   drgn's `follow_phys(mm, addr)`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -368,4 +370,109 @@ fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
         "no arm64 dump checked"
     );
     assert!(drgn_same > 0 || !lab::in_ci(), "no drgn comparison ran");
+}
+
+/// drgn's view of the processes of a userland dump: for each (up to 20) process with an
+/// mm, `mm->pgd` (a linear-map address) and `follow_phys` of addresses in its first
+/// mappings (start, second page, last page), its stack top and page 1 (never mapped).
+/// Lines: `pgd PID PGD`, then `ADDR PHYS` or `ADDR fault`.
+const DRGN_PROCESSES: &str = "import sys, drgn\n\
+    from drgn.helpers.linux.mm import follow_phys, for_each_vma\n\
+    from drgn.helpers.linux.pid import for_each_task\n\
+    prog = drgn.Program()\n\
+    prog.set_core_dump(sys.argv[1])\n\
+    prog.load_debug_info([sys.argv[2]])\n\
+    page = prog['PAGE_SIZE'].value_() if 'PAGE_SIZE' in prog else 4096\n\
+    n = 0\n\
+    for task in for_each_task(prog):\n\
+    \x20   mm = task.mm\n\
+    \x20   if not mm or n >= 20:\n\
+    \x20       continue\n\
+    \x20   n += 1\n\
+    \x20   print('pgd', task.pid.value_(), hex(mm.pgd.value_()))\n\
+    \x20   addrs = [mm.start_stack.value_(), page]\n\
+    \x20   for i, vma in enumerate(for_each_vma(mm)):\n\
+    \x20       if i >= 12:\n\
+    \x20           break\n\
+    \x20       start, end = vma.vm_start.value_(), vma.vm_end.value_()\n\
+    \x20       addrs += [start, start + page, end - page]\n\
+    \x20   for a in addrs:\n\
+    \x20       try:\n\
+    \x20           print(hex(a), hex(follow_phys(mm, a)))\n\
+    \x20       except drgn.FaultError:\n\
+    \x20           print(hex(a), 'fault')\n";
+
+#[test]
+fn arm64_process_tables_agree_with_drgn() {
+    let root = lab_root();
+    let userland: Vec<Value> = arm64_manifests(&root)
+        .into_iter()
+        .filter(|m| m["scenario"] == "userland" && lab::present_files(m).is_ok())
+        .collect();
+    if userland.is_empty() {
+        kdive_testkit::skip!("SKIP (no arm64 userland dumps under {})", root.display());
+        return;
+    }
+    let python = root.join("tools/drgn-0.3.0/bin/python");
+    let (mut processes, mut same, mut mapped) = (0, 0, 0);
+    for m in &userland {
+        let name = m["name"].as_str().expect("name");
+        let files = lab::present_files(m).expect("checked above");
+        let vmcore = Vmcore::open_paths(&files).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let info = vmcore.vmcoreinfo().expect("VMCOREINFO");
+        let layout = Aarch64Layout::from_vmcoreinfo(info).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kernel = layout.page_tables(&*vmcore.mem);
+        let out = Command::new(&python)
+            .args(["-c", DRGN_PROCESSES])
+            .arg(&files[0])
+            .arg(m["kernel"]["vmlinux"].as_str().expect("vmlinux"))
+            .output();
+        let out = match out {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+            Ok(out)
+                if m["capture"] == "qemu"
+                    && String::from_utf8_lossy(&out.stderr).contains("KDUMP_ATTR_ARCH_NAME") =>
+            {
+                // As in the test above: libkdumpfile cannot open QEMU's kdump header.
+                println!("{name}: drgn cannot open QEMU's kdump header (no arch name)");
+                continue;
+            }
+            other => {
+                kdive_testkit::skip!("{name}: drgn 0.3.0 did not run: {other:?}");
+                continue;
+            }
+        };
+        let mut tables = None;
+        for line in out.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).expect("hex");
+            match words.as_slice() {
+                ["pgd", _pid, pgd] => {
+                    // mm->pgd is a linear-map address (a whole page, or a slab object when
+                    // the top table is smaller than a page, as with 52-bit LPA2 tables).
+                    let pgd = VirtAddr(hex(pgd));
+                    assert!(layout.is_linear(pgd), "{name}: {line}");
+                    tables = Some(kernel.with_user_root(layout.virt_to_phys(pgd)));
+                    processes += 1;
+                }
+                [addr, answer] => {
+                    let tables = tables.as_ref().expect("pgd line first");
+                    let ours = tables.translate(VirtAddr(hex(addr))).ok().map(|p| p.0);
+                    let drgn = (*answer != "fault").then(|| hex(answer));
+                    assert_eq!(ours, drgn, "{name}: {line}: kdive vs drgn");
+                    same += 1;
+                    mapped += usize::from(drgn.is_some());
+                }
+                _ => panic!("{name}: drgn printed {line:?}"),
+            }
+        }
+    }
+    println!(
+        "{processes} processes: {same} user addresses translated as drgn follow_phys does \
+         ({mapped} mapped)"
+    );
+    assert!(
+        (same > 0 && mapped > 0) || !lab::in_ci(),
+        "no drgn comparison of a mapped user address ran"
+    );
 }
