@@ -19,8 +19,9 @@ use crate::VirtAddr;
 pub struct Aarch64Layout {
     /// `NUMBER(VA_BITS)`: the configured virtual-address bits (`CONFIG_ARM64_VA_BITS`).
     pub va_bits: u32,
-    /// `NUMBER(TCR_EL1_T1SZ)` (`NUMBER(tcr_el1_t1sz)` in 5.9 to 5.x): what the CPU ran with;
-    /// 64 - T1SZ is less than `VA_BITS` on a 52-bit kernel on 48-bit hardware. Since 5.9.
+    /// `NUMBER(TCR_EL1_T1SZ)` (`NUMBER(tcr_el1_t1sz)` in the first kernels that had it,
+    /// 5.9 on; 6.1 and 6.12 print upper case): what the CPU ran with; 64 - T1SZ is less
+    /// than `VA_BITS` on a 52-bit kernel on 48-bit hardware.
     pub tcr_el1_t1sz: Option<u32>,
     /// `NUMBER(kimage_voffset)`: kernel image virtual address minus its physical address.
     pub kimage_voffset: u64,
