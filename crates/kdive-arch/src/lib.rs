@@ -10,6 +10,7 @@
 //!   from QEMU's CPU state plus a scan for known bytes; the direct map and per-process page
 //!   tables); the ORC / DWARF CFI / frame-pointer unwinder.
 
+pub mod aarch64;
 mod disasm;
 mod error;
 pub mod fuzzing;

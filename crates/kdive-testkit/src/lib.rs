@@ -7,6 +7,7 @@ pub mod debuginfod;
 pub mod http_fake;
 pub mod lab;
 pub mod pagetable;
+pub mod pagetable_aarch64;
 pub mod symtab;
 pub mod synthetic;
 
