@@ -61,8 +61,18 @@ pub trait Platform: Sync + fmt::Debug {
     /// `dis` marks `[FTRACE NOP]` as crash does.
     fn ftrace_nop(&self) -> Option<&'static [u8]>;
 
-    /// The register lines `bt` prints for an exception frame, in crash's layout.
-    fn register_block(&self, regs: &RegisterSet) -> Vec<String>;
+    /// The line `bt` prints above a kernel-mode exception frame's registers, given the
+    /// symbol (`func+off`) of its program counter; `None` where crash prints none.
+    fn exception_header(&self, pc_symbol: Option<&str>) -> Option<String>;
+
+    /// The register lines `bt` prints for an exception frame, in crash's layout; `symbol`
+    /// names a kernel text address (`func+off`).
+    fn register_block(
+        &self,
+        regs: &RegisterSet,
+        user_mode: bool,
+        symbol: &dyn Fn(u64) -> Option<String>,
+    ) -> Vec<String>;
 
     /// Each CPU's registers at the crash: NT_PRSTATUS when present, else QEMU's CPU notes.
     /// An NT_PRSTATUS of another size is rejected: the dump says one architecture and its
@@ -122,6 +132,11 @@ pub static PLATFORMS: &[&dyn Platform] = &[&X86_64];
 pub enum PlatformError {
     /// No platform has this machine.
     Unsupported { machine: Machine },
+    /// A vmlinux or module of another architecture than the dump's.
+    ForeignImage {
+        image_machine: u16,
+        platform: &'static str,
+    },
     /// The notes are another architecture's than the headers say.
     ForeignNotes {
         platform: &'static str,
@@ -142,6 +157,14 @@ impl fmt::Display for PlatformError {
                     names.join(", ")
                 )
             }
+            PlatformError::ForeignImage {
+                image_machine,
+                platform,
+            } => write!(
+                f,
+                "its ELF e_machine is {image_machine}, the dump is {platform}: give the kernel \
+                 of the dump's architecture"
+            ),
             PlatformError::ForeignNotes {
                 platform,
                 cpu,
@@ -172,22 +195,6 @@ pub fn platform_for(machine: &Machine) -> Result<&'static dyn Platform, Platform
         })
 }
 
-/// The platform whose ELF files have this `e_machine` (a vmlinux's, a module's).
-pub fn platform_for_elf(e_machine: u16) -> Option<&'static dyn Platform> {
-    PLATFORMS
-        .iter()
-        .copied()
-        .find(|p| p.elf_machine() == e_machine)
-}
-
-/// The platform whose registers `regs` holds.
-pub fn platform_of(regs: &RegisterSet) -> Option<&'static dyn Platform> {
-    PLATFORMS
-        .iter()
-        .copied()
-        .find(|p| std::ptr::eq(p.registers(), regs.layout()))
-}
-
 #[cfg(test)]
 mod tests {
     use kdive_dump::Prstatus;
@@ -209,8 +216,6 @@ mod tests {
             "{text}"
         );
         assert!(platform_for(&Machine::Uname(String::new())).is_err());
-        assert!(platform_for_elf(62).is_some());
-        assert!(platform_for_elf(0).is_none());
     }
 
     #[test]
@@ -227,7 +232,6 @@ mod tests {
         let cpus = x86.cpu_registers(&notes).expect("x86_64 notes");
         assert_eq!(cpus[0].pid, Some(7));
         assert_eq!(cpus[0].regs.pc(), Some(0x1000 + 16));
-        assert_eq!(platform_of(&cpus[0].regs).map(|p| p.name()), Some("x86_64"));
         notes
             .qemu_cpus
             .push(kdive_dump::QemuCpuNote { desc: Vec::new() });

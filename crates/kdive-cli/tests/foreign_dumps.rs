@@ -9,6 +9,7 @@ use kdive_testkit::ElfVmcoreBuilder;
 
 /// ELF `e_machine` numbers (elf.h).
 const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
 const EM_RISCV: u16 = 243;
 
 fn kdive(args: &[&str]) -> (i32, String, String) {
@@ -29,15 +30,16 @@ fn write(dir: &Path, name: &str, bytes: Vec<u8>) -> String {
     path.display().to_string()
 }
 
-fn scratch() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kdive-foreign-{}", std::process::id()));
+/// A directory of the test's own (the tests run in parallel).
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kdive-foreign-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
 
 #[test]
 fn a_machine_kdive_does_not_read_is_named() {
-    let dir = scratch();
+    let dir = scratch("machine");
     let dump = write(
         &dir,
         "riscv.elf",
@@ -70,7 +72,7 @@ fn a_machine_kdive_does_not_read_is_named() {
 
 #[test]
 fn notes_of_another_architecture_are_refused() {
-    let dir = scratch();
+    let dir = scratch("notes");
     // An x86_64 header with aarch64-sized NT_PRSTATUS notes (392 bytes: 34 registers).
     let mut builder = ElfVmcoreBuilder::new()
         .machine(EM_X86_64)
@@ -96,5 +98,38 @@ fn notes_of_another_architecture_are_refused() {
     );
     let (_, _, stderr) = kdive(&["info", &fine]);
     assert!(!stderr.contains("NT_PRSTATUS"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_vmlinux_of_another_architecture_is_refused() {
+    let dir = scratch("vmlinux");
+    let dump = write(
+        &dir,
+        "x86.elf",
+        ElfVmcoreBuilder::new()
+            .vmcoreinfo("OSRELEASE=6.1.0\n")
+            .prstatus(1, 0x1000, 0x2000)
+            .load(0, vec![0; 4096])
+            .build(),
+    );
+    // Any aarch64 ELF file stands for an arm64 vmlinux: it is refused on its header alone.
+    let vmlinux = write(
+        &dir,
+        "vmlinux-arm64",
+        ElfVmcoreBuilder::new()
+            .machine(EM_AARCH64)
+            .load(0, vec![0; 4096])
+            .build(),
+    );
+    let (status, stdout, stderr) = kdive(&["open", &dump, "--vmlinux", &vmlinux, "-c", "sys"]);
+    assert_eq!(status, 2, "stderr: {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&vmlinux)
+            && stderr.contains(&format!("e_machine is {EM_AARCH64}"))
+            && stderr.contains("x86_64"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use kdive_arch::platform_of;
 use kdive_kernel::stack::{
     panic_task, ExceptionStack, FrameSource, FrameSymbolizer, RegisterSet, StackKind,
     StackUnwinder, StopReason,
@@ -181,6 +180,12 @@ pub struct BtException {
     pub regs: RegisterSet,
     #[serde(skip)]
     stack_kind: StackKind,
+    /// The platform's line above the registers of a frame-level exception.
+    #[serde(skip)]
+    header: Option<String>,
+    /// The platform's register lines.
+    #[serde(skip)]
+    rows: Vec<String>,
 }
 
 /// One task's backtrace.
@@ -322,6 +327,25 @@ impl FrameNames<'_> {
     }
 }
 
+/// An exception frame's register lines, kernel text addresses named as crash names them.
+fn register_rows(
+    kernel: &Kernel,
+    names: &FrameNames<'_>,
+    regs: &RegisterSet,
+    user_mode: bool,
+) -> Vec<String> {
+    let symbol = |addr: u64| {
+        names
+            .symbolizer
+            .symbol(VirtAddr(addr))
+            .map(|hit| match hit.offset {
+                0 => hit.name,
+                off => format!("{}+{off}", hit.name),
+            })
+    };
+    kernel.platform().register_block(regs, user_mode, &symbol)
+}
+
 fn task_record(
     kernel: &Kernel,
     unwinder: &StackUnwinder,
@@ -346,16 +370,24 @@ fn task_record(
             .map(|h| h.offset.saturating_add(frame.pc.0 - lookup.0));
         if let Some(exception) = &frame.exception {
             let stack_kind = unwinder.stack_kind(exception.addr);
+            let function = hit.as_ref().map(|h| names.get(&h.name));
+            let pc_symbol = function
+                .as_ref()
+                .zip(offset)
+                .map(|(f, off)| format!("{f}+{off}"));
+            let rows = register_rows(kernel, names, &exception.regs, exception.user_mode());
             exception_frames.push(BtException {
                 level,
                 addr: Hex(exception.addr.0),
                 partial: exception.partial,
                 user_mode: exception.user_mode(),
-                function: hit.as_ref().map(|h| names.get(&h.name)),
+                function,
                 offset,
                 stack: stack_name(stack_kind),
                 regs: exception.regs,
                 stack_kind,
+                header: kernel.platform().exception_header(pc_symbol.as_deref()),
+                rows,
             });
         }
         let sp = match stack.start {
@@ -445,6 +477,8 @@ fn task_record(
                 stack: stack_name(stack_kind),
                 regs: exception.regs,
                 stack_kind,
+                header: None,
+                rows: register_rows(kernel, names, &exception.regs, true),
             })
         }
         stop if !stop.is_complete() => incomplete = Some(stop.to_string()),
@@ -604,17 +638,13 @@ impl BtRecord {
     }
 }
 
-/// crash's exception block: `[exception RIP: func+off]` for a kernel frame, then the
-/// registers in `pt_regs` rows (a partial frame has only the iret registers).
+/// crash's exception block: the platform's header for a kernel frame (x86_64's
+/// `[exception RIP: func+off]`), then its register lines.
 fn write_exception(exception: &BtException, header: bool, out: &mut dyn Write) -> io::Result<()> {
-    if header {
-        match (&exception.function, exception.offset) {
-            (Some(f), Some(off)) => writeln!(out, "    [exception RIP: {f}+{off}]")?,
-            _ => writeln!(out, "    [exception RIP: unknown or invalid address]")?,
-        }
+    if let Some(line) = exception.header.as_ref().filter(|_| header) {
+        writeln!(out, "    {line}")?;
     }
-    let rows = platform_of(&exception.regs).map(|p| p.register_block(&exception.regs));
-    for row in rows.into_iter().flatten() {
+    for row in &exception.rows {
         writeln!(out, "    {row}")?;
     }
     Ok(())
@@ -663,7 +693,8 @@ crate::impl_record!(BtRecord);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kdive_arch::Reg;
+    use kdive_arch::x86_64::X86_64;
+    use kdive_arch::{Platform, Reg};
 
     #[test]
     fn parses_options_like_crash() {
@@ -760,6 +791,8 @@ mod tests {
                     stack: "irq",
                     regs: exception_regs,
                     stack_kind: StackKind::Irq,
+                    header: X86_64.exception_header(Some("lab_update_stats+28")),
+                    rows: X86_64.register_block(&exception_regs, false, &|_| None),
                 }],
                 incomplete: None,
             }],

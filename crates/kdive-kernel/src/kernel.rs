@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kdive_arch::{platform_for, CpuRegisters, KernelSpace, Platform, VirtAddr, START_KERNEL_MAP};
+use kdive_arch::{
+    platform_for, CpuRegisters, KernelSpace, Platform, PlatformError, VirtAddr, START_KERNEL_MAP,
+};
 use kdive_dump::{
     Compression, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
     DUMP_DH_EXCLUDED_VMEMMAP,
@@ -89,6 +91,21 @@ impl DumpInfo {
     /// Truncated, or flagged incomplete by the tool that wrote it.
     pub fn incomplete(&self) -> bool {
         self.truncated || self.kdump.iter().any(KdumpHeader::flagged_incomplete)
+    }
+}
+
+/// A vmlinux of another architecture than the dump's is refused before anything is read
+/// through it.
+fn check_image_machine(platform: &dyn Platform, image: &ElfImage) -> Result<(), KernelError> {
+    match image.e_machine() {
+        Some(machine) if machine != platform.elf_machine() => Err(KernelError::Platform {
+            path: image.path().display().to_string(),
+            source: PlatformError::ForeignImage {
+                image_machine: machine,
+                platform: platform.name(),
+            },
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -239,6 +256,9 @@ impl Kernel {
             (image, btf.join())
         });
         let image = image.map_err(image_error)?;
+        if let Ok(platform) = platform_for(&vmcore.machine) {
+            check_image_machine(platform, &image)?;
+        }
         let btf = match btf {
             Ok(btf) => btf.map_err(image_error)?,
             Err(_) => {
@@ -259,6 +279,7 @@ impl Kernel {
     /// A kernel over already opened symbols and types (tests build both in memory).
     pub fn new(vmcore: Vmcore, vmlinux: ElfImage, types: Types) -> Result<Kernel, KernelError> {
         let info = DumpInfo::from_vmcore(&vmcore)?;
+        check_image_machine(info.platform, &vmlinux)?;
         let mem: Arc<dyn PhysMem> = Arc::from(vmcore.mem);
         let notes = &vmcore.notes;
         // A QEMU dump of a guest without `-device vmcoreinfo`: the KASLR offset is where the

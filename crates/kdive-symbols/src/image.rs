@@ -174,6 +174,17 @@ impl ElfImage {
     }
 
     /// Whether a file is behind the image (not a table of symbols alone).
+    /// The ELF header's `e_machine`; `None` for an image without a file.
+    pub fn e_machine(&self) -> Option<u16> {
+        let map = self.map.as_ref()?;
+        // ELF64: e_ident (16), e_type (2), then e_machine, in the file's byte order.
+        let bytes: [u8; 2] = map.get(18..20)?.try_into().ok()?;
+        Some(match map.get(5) {
+            Some(2) => u16::from_be_bytes(bytes),
+            _ => u16::from_le_bytes(bytes),
+        })
+    }
+
     pub fn has_file(&self) -> bool {
         self.map.is_some()
     }

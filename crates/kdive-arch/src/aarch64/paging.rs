@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use kdive_dump::{PhysAddr, PhysMem};
 
 use crate::error::{LayoutError, Level, TranslateError};
-use crate::{Mapping, PhysMemRef};
 use crate::virt::{Translation, VirtMem};
 use crate::VirtAddr;
+use crate::{Mapping, PhysMemRef};
 
 /// Descriptor bit 0: the entry is valid (`PTE_VALID`).
 pub const PTE_VALID: u64 = 1 << 0;

@@ -114,8 +114,21 @@ impl Platform for X86_64 {
         Some(&disasm::FTRACE_NOP)
     }
 
-    /// The registers in `pt_regs` rows (a partial frame has only the iret registers).
-    fn register_block(&self, regs: &RegisterSet) -> Vec<String> {
+    fn exception_header(&self, pc_symbol: Option<&str>) -> Option<String> {
+        Some(format!(
+            "[exception RIP: {}]",
+            pc_symbol.unwrap_or("unknown or invalid address")
+        ))
+    }
+
+    /// The registers in `pt_regs` rows (a partial frame has only the iret registers); the
+    /// same in user and kernel mode, and with no symbols.
+    fn register_block(
+        &self,
+        regs: &RegisterSet,
+        _user_mode: bool,
+        _symbol: &dyn Fn(u64) -> Option<String>,
+    ) -> Vec<String> {
         REGISTER_ROWS
             .iter()
             .filter_map(|row| {
