@@ -12,6 +12,7 @@
 pub mod att;
 mod cfi;
 mod code_frame;
+mod disasm_aarch64;
 mod error;
 pub mod fuzzing;
 mod kernel;
@@ -27,6 +28,7 @@ use std::fmt;
 
 pub use cfi::{CfiError, CfiRow, CfiRule, DwarfCfi};
 pub use code_frame::{frame_from_code, fuzz_code_frame};
+pub use disasm_aarch64::{decode_aarch64, Aarch64Instruction};
 pub use error::{LayoutError, Level, TranslateError};
 pub use kernel::{
     KaslrScan, KernelAddressSpace, KernelBaseSymbols, KernelBases, KernelLayout, LayoutSource,

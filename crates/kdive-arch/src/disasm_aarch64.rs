@@ -1,0 +1,379 @@
+//! AArch64 disassembly in gdb's `x/i` layout (what crash's `dis` prints on arm64).
+//!
+//! Decoding is capstone's (LLVM's AArch64 tables: system registers by name, PAC, BTI,
+//! LSE atomics, SVE); its operand text is then rewritten to the GNU libopcodes spelling
+//! that gdb and objdump share:
+//! - immediates in hex (`#0x10`), except memory offsets, shift amounts, bit-field
+//!   positions/widths and test-bit numbers, which libopcodes prints in decimal;
+//!   negative immediates of data instructions as the unsigned value of the register
+//!   width (`mov w0, #0x80007fff`, `tst x0, #0xfffffffffffff000`);
+//! - conditions `hs`/`lo` as `cs`/`cc`;
+//! - the hint aliases LLVM does not name (`clearbhb`).
+//!
+//! Branch, `adr`/`adrp` and literal-load targets are absolute, as gdb prints them
+//! (`0xffff...`, where objdump prints the bare hex digits), without gdb's ` <symbol+offset>`:
+//! the caller appends a branch's from [`Aarch64Instruction::branch_target`]. libopcodes'
+//! trailing comments (`// #-1`, `// b.any`) are not part of the text either.
+
+use capstone::arch::arm64::ArchMode;
+use capstone::arch::BuildsCapstone;
+use capstone::Capstone;
+
+/// One decoded AArch64 instruction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aarch64Instruction {
+    pub address: u64,
+    /// Always 4: A64 has fixed-width instructions.
+    pub length: usize,
+    /// Mnemonic, a tab and the operands, as gdb's `x/i` prints them less the symbol of an
+    /// address operand and the trailing `//` comment; an undecodable word is
+    /// `.inst\t0x<word> ; undefined`, gdb's and objdump's form.
+    pub text: String,
+    /// The absolute target of `b`, `bl`, `b.cond`, `cbz`/`cbnz` and `tbz`/`tbnz`.
+    pub branch_target: Option<u64>,
+}
+
+/// Decodes `code` (little-endian words, as the kernel runs) starting at `address`; a
+/// trailing partial word is not decoded.
+pub fn decode_aarch64(code: &[u8], address: u64) -> Vec<Aarch64Instruction> {
+    // Building a handle fails only if capstone was built without AArch64; every word is
+    // then undecodable rather than an error.
+    let capstone = Capstone::new().arm64().mode(ArchMode::Arm).build().ok();
+    code.chunks_exact(4)
+        .zip((0u64..).map(|i| address.wrapping_add(4 * i)))
+        .map(|(bytes, addr)| {
+            let word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let text = capstone
+                .as_ref()
+                .and_then(|cs| capstone_text(cs, bytes, addr))
+                .map_or_else(|| undefined_text(word), |(m, ops)| gnu_text(&m, &ops));
+            Aarch64Instruction {
+                address: addr,
+                length: 4,
+                text,
+                branch_target: branch_target(word, addr),
+            }
+        })
+        .collect()
+}
+
+fn undefined_text(word: u32) -> String {
+    format!(".inst\t0x{word:08x} ; undefined")
+}
+
+fn capstone_text(cs: &Capstone, bytes: &[u8], addr: u64) -> Option<(String, String)> {
+    let insns = cs.disasm_count(bytes, addr, 1).ok()?;
+    let insn = insns.iter().next()?;
+    Some((
+        insn.mnemonic()?.to_string(),
+        insn.op_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// The absolute target of a direct branch: imm26 (`b`, `bl`), imm19 (`b.cond`,
+/// `cbz`/`cbnz`) or imm14 (`tbz`/`tbnz`) words, scaled by 4 from the branch's address.
+fn branch_target(word: u32, addr: u64) -> Option<u64> {
+    let offset_words = if word & 0x7c00_0000 == 0x1400_0000 {
+        sign_extend(word & 0x03ff_ffff, 26)
+    } else if word & 0xff00_0010 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
+        sign_extend((word >> 5) & 0x7_ffff, 19)
+    } else if word & 0x7e00_0000 == 0x3600_0000 {
+        sign_extend((word >> 5) & 0x3fff, 14)
+    } else {
+        return None;
+    };
+    Some(addr.wrapping_add_signed(offset_words * 4))
+}
+
+fn sign_extend(value: u32, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    (i64::from(value) << shift) >> shift
+}
+
+/// Mnemonics whose plain immediates libopcodes prints in decimal: bit-field positions
+/// and widths, shift-by-immediate aliases, `extr`'s lsb, the test-bit number.
+const DECIMAL_IMMEDIATES: &[&str] = &[
+    "ubfx", "sbfx", "ubfiz", "sbfiz", "bfi", "bfxil", "bfc", "ubfm", "sbfm", "bfm", "lsl", "lsr",
+    "asr", "ror", "extr", "tbz", "tbnz", "udf", "rdvl", "addvl", "addpl",
+];
+
+/// Mnemonics whose last operand is a code address (absolute in capstone's text too).
+fn takes_address(mnemonic: &str) -> bool {
+    matches!(
+        mnemonic,
+        "b" | "bl" | "cbz" | "cbnz" | "tbz" | "tbnz" | "adr" | "adrp" | "prfm" | "ldr" | "ldrsw"
+    ) || mnemonic.starts_with("b.")
+}
+
+fn gnu_text(mnemonic: &str, ops: &str) -> String {
+    let mnemonic = gnu_mnemonic(mnemonic);
+    if let Some(alias) = hint_alias(&mnemonic, ops) {
+        return alias.to_string();
+    }
+    if let Some(text) = sys_alias(&mnemonic, ops) {
+        return text;
+    }
+    if ops.is_empty() {
+        return mnemonic;
+    }
+    let operands = split_operands(ops);
+    let width = operands.first().map_or(64, |op| register_width(op));
+    let decimal = DECIMAL_IMMEDIATES.contains(&mnemonic.as_str());
+    let last = operands.len().saturating_sub(1);
+    let mut text = mnemonic.clone();
+    text.push('\t');
+    for (i, op) in operands.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let op = op.trim();
+        // A post-index offset (`[sp], #48`) is an address offset: decimal.
+        let post_index = i > 0 && operands[i - 1].trim_end().ends_with(']');
+        let target = (i == last && !post_index && takes_address(&mnemonic))
+            .then(|| op.strip_prefix('#').and_then(parse_immediate))
+            .flatten();
+        match target {
+            // A PC-relative target, absolute in capstone's text: `b 0xffff...`, `ldr x0, 0x...`.
+            Some(address) => text.push_str(&format!("{:#x}", address as u64)),
+            None => text.push_str(&gnu_operand(op, decimal || post_index, width)),
+        }
+    }
+    text
+}
+
+/// `b.hs`/`b.lo` are `b.cs`/`b.cc` in libopcodes.
+fn gnu_mnemonic(mnemonic: &str) -> String {
+    match mnemonic {
+        "b.hs" => "b.cs".to_string(),
+        "b.lo" => "b.cc".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Hints LLVM prints as `hint #n` that libopcodes names.
+fn hint_alias(mnemonic: &str, ops: &str) -> Option<&'static str> {
+    match (mnemonic, ops) {
+        ("hint", "#0x16") => Some("clearbhb"),
+        _ => None,
+    }
+}
+
+/// `sys` operations capstone 5 does not name (newer than its LLVM tables): (op1, CRn, CRm,
+/// op2) in capstone's spelling, the libopcodes instruction and operation.
+const SYS_ALIASES: &[(&str, &str, &str)] = &[
+    // Armv8.5 DC CVADP (clean to the point of deep persistence), arch/arm64 `dcache_clean_pop`.
+    ("#3, c7, c13, #1, ", "dc", "cvadp"),
+];
+
+fn sys_alias(mnemonic: &str, ops: &str) -> Option<String> {
+    if mnemonic != "sys" {
+        return None;
+    }
+    SYS_ALIASES.iter().find_map(|(encoding, insn, operation)| {
+        let register = ops.strip_prefix(encoding)?;
+        Some(format!("{insn}\t{operation}, {register}"))
+    })
+}
+
+/// System registers capstone 5 prints generically (`s3_0_c0_c3_5`) that libopcodes names;
+/// the encodings are the Arm ARM's.
+const SYSTEM_REGISTERS: &[(&str, &str)] = &[
+    // Armv8.6 debug feature register 1.
+    ("s3_0_c0_c3_5", "id_dfr1_el1"),
+    // Armv8.6 FEAT_AMUv1p1 hypervisor activity-monitor fine-grained read traps.
+    ("s3_4_c3_c1_6", "hafgrtr_el2"),
+];
+
+/// Splits at top-level commas: not inside `[...]` (addresses) or `{...}` (lists).
+fn split_operands(ops: &str) -> Vec<&str> {
+    let mut operands = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in ops.char_indices() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                operands.push(&ops[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    operands.push(&ops[start..]);
+    operands
+}
+
+/// 32 for a `w` register (or `wzr`/`wsp`), else 64: the width a negative immediate wraps at.
+fn register_width(op: &str) -> u32 {
+    let op = op.trim();
+    let is_w = op.starts_with('w')
+        && (op[1..].bytes().all(|b| b.is_ascii_digit()) || op == "wzr" || op == "wsp");
+    if is_w {
+        32
+    } else {
+        64
+    }
+}
+
+/// Rewrites one operand's immediates: in `[...]` and after a shift/extend keyword they
+/// stay decimal; elsewhere decimal only for `decimal` mnemonics, else hex.
+fn gnu_operand(op: &str, decimal: bool, width: u32) -> String {
+    match op {
+        "hs" => return "cs".to_string(),
+        "lo" => return "cc".to_string(),
+        _ => {}
+    }
+    if let Some((_, name)) = SYSTEM_REGISTERS.iter().find(|(generic, _)| *generic == op) {
+        return (*name).to_string();
+    }
+    let mut out = String::with_capacity(op.len() + 4);
+    let mut rest = op;
+    let mut bracket = 0i32;
+    while let Some(hash) = rest.find('#') {
+        let before = &rest[..hash];
+        bracket += before.matches('[').count() as i32 - before.matches(']').count() as i32;
+        out.push_str(before);
+        let after = &rest[hash + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '+'))
+            .unwrap_or(after.len());
+        let token = &after[..len];
+        let shifted = before
+            .trim_end()
+            .ends_with(|c: char| c.is_ascii_alphabetic());
+        let keep_decimal = bracket > 0 || shifted || decimal;
+        match parse_immediate(token) {
+            // Capstone prints a negative post-index offset as its 64-bit two's complement.
+            Some(value) if keep_decimal => out.push_str(&format!("#{}", value as i64)),
+            Some(value) => out.push_str(&format!("#{}", hex_immediate(value, width))),
+            None => {
+                out.push('#');
+                out.push_str(token);
+            }
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn hex_immediate(value: i128, width: u32) -> String {
+    let unsigned = if value < 0 {
+        let modulus = 1i128 << width;
+        value.rem_euclid(modulus)
+    } else {
+        value
+    };
+    format!("0x{unsigned:x}")
+}
+
+/// `16`, `-16`, `0x10`, `-0x10`; `None` for anything else (floats, names).
+fn parse_immediate(token: &str) -> Option<i128> {
+    let (negative, digits) = match token.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, token),
+    };
+    let magnitude = match digits.strip_prefix("0x") {
+        Some(hex) => i128::from_str_radix(hex, 16).ok()?,
+        None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            digits.parse().ok()?
+        }
+        None => return None,
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(word: u32, addr: u64) -> Option<u64> {
+        let code = word.to_le_bytes();
+        decode_aarch64(&code, addr)
+            .first()
+            .and_then(|i| i.branch_target)
+    }
+
+    // Targets worked out by hand from the Arm ARM encodings.
+    #[test]
+    fn branch_targets_scale_and_sign_extend_their_offsets() {
+        let at = 0xffff_8000_0801_0000;
+        // b: imm26 = 0xb words forward; imm26 = all ones is one word back.
+        assert_eq!(target(0x1400_000b, at), Some(at + 0x2c));
+        assert_eq!(target(0x17ff_ffff, at), Some(at - 4));
+        // bl: imm26 = 1.
+        assert_eq!(target(0x9400_0001, at), Some(at + 4));
+        // b.ne: imm19 = 4 (bits 5..24), cond = 1.
+        assert_eq!(target(0x5400_0081, at), Some(at + 0x10));
+        // cbz w0: imm19 = 0xc; cbnz x0: imm19 = 0x7fffb = -5.
+        assert_eq!(target(0x3400_0180, at), Some(at + 0x30));
+        assert_eq!(target(0xb5ff_ff60, at), Some(at - 0x14));
+        // tbz w19, #21: imm14 = 5.
+        assert_eq!(target(0x36a8_00b3, at), Some(at + 0x14));
+        // adrp, ret, br x0: no branch target.
+        assert_eq!(target(0xb000_c093, at), None);
+        assert_eq!(target(0xd65f_03c0, at), None);
+        assert_eq!(target(0xd61f_0000, at), None);
+    }
+
+    #[test]
+    fn words_are_little_endian_and_a_partial_word_is_left_out() {
+        let code = [0x1f, 0x20, 0x03, 0xd5, 0x1f, 0x20, 0x03, 0xd5, 0xff, 0xff];
+        let insns = decode_aarch64(&code, 0x1000);
+        let addresses: Vec<u64> = insns.iter().map(|i| i.address).collect();
+        assert_eq!(addresses, [0x1000, 0x1004]);
+        assert!(insns.iter().all(|i| i.text == "nop" && i.length == 4));
+        assert!(decode_aarch64(&[], 0).is_empty());
+    }
+
+    #[test]
+    fn an_undefined_word_is_an_inst_directive() {
+        // The reserved group (bits 28..25 zero) allocates only UDF, whose bits 31..16 are
+        // zero: 0x00010000 is unallocated.
+        let insns = decode_aarch64(&0x0001_0000u32.to_le_bytes(), 0);
+        assert_eq!(insns[0].text, ".inst\t0x00010000 ; undefined");
+    }
+
+    #[test]
+    fn immediates_follow_libopcodes_radix_rules() {
+        assert_eq!(
+            gnu_text("ldp", "x29, x30, [sp], #0x30"),
+            "ldp\tx29, x30, [sp], #48"
+        );
+        assert_eq!(
+            gnu_text("str", "x7, [x3], #0xffffffffffffff70"),
+            "str\tx7, [x3], #-144"
+        );
+        assert_eq!(
+            gnu_text("stp", "x29, x30, [sp, #-0x30]!"),
+            "stp\tx29, x30, [sp, #-48]!"
+        );
+        assert_eq!(gnu_text("mov", "w0, #-0x7fff8001"), "mov\tw0, #0x80007fff");
+        assert_eq!(gnu_text("cmn", "x0, #1, lsl #12"), "cmn\tx0, #0x1, lsl #12");
+        assert_eq!(
+            gnu_text("ubfx", "x0, x0, #4, #0xc"),
+            "ubfx\tx0, x0, #4, #12"
+        );
+        assert_eq!(gnu_text("csel", "w2, w1, w4, hs"), "csel\tw2, w1, w4, cs");
+        assert_eq!(gnu_text("b.lo", "#0x1000"), "b.cc\t0x1000");
+        assert_eq!(gnu_text("ldr", "x0, #0x2000"), "ldr\tx0, 0x2000");
+        assert_eq!(gnu_text("ldr", "x1, [x2], #0x10"), "ldr\tx1, [x2], #16");
+    }
+
+    /// A xorshift generator: the same million words on every run.
+    #[test]
+    fn a_million_pseudo_random_words_decode_without_panicking() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut code = Vec::with_capacity(4 << 20);
+        for _ in 0..1 << 20 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            code.extend_from_slice(&(state as u32).to_le_bytes());
+        }
+        let insns = decode_aarch64(&code, u64::MAX - 0x1000);
+        assert_eq!(insns.len(), 1 << 20);
+        assert!(insns.iter().all(|i| !i.text.is_empty()));
+    }
+}

@@ -1,0 +1,376 @@
+//! `decode_aarch64` against GNU objdump and gdb on a real arm64 Debian kernel: every
+//! instruction of the vmlinux's `.text` against `aarch64-linux-gnu-objdump -d`, and the
+//! first and last [`GDB_INSTRUCTIONS`] (the end holds the hypervisor and idmap code, dense in
+//! system registers) against gdb-multiarch's `x/i` (what crash's `dis` shows). Also, with no
+//! lab: kernel-style instructions assembled at test time with `aarch64-linux-gnu-as`.
+//!
+//! The vmlinux is the lab's arm64 -dbg kernel (`kernels/*/usr/lib/debug/boot/vmlinux-*-arm64`
+//! under the lab root), or `KDIVE_ARM64_VMLINUX`. Without it the test is a SKIP, and fails
+//! under CI=true only once aarch64 is one of the lab's TESTED_ARCHES (before that CI has no
+//! arm64 kernel to read).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kdive_arch::{decode_aarch64, Aarch64Instruction};
+use kdive_testkit::lab::{lab_root, TESTED_ARCHES};
+use object::{Object, ObjectSection};
+
+const OBJDUMP: &str = "aarch64-linux-gnu-objdump";
+const GDB: &str = "gdb-multiarch";
+/// gdb disassembles about 10,000 instructions a second: samples at `.text`'s start and end.
+const GDB_INSTRUCTIONS: u64 = 100_000;
+
+fn arm64_vmlinux() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KDIVE_ARM64_VMLINUX") {
+        return Some(PathBuf::from(path));
+    }
+    let kernels = std::fs::read_dir(lab_root().join("kernels")).ok()?;
+    let mut found: Vec<PathBuf> = kernels
+        .flatten()
+        .filter_map(|kernel| std::fs::read_dir(kernel.path().join("usr/lib/debug/boot")).ok())
+        .flat_map(|boot| boot.flatten().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with("vmlinux-") && name.ends_with("-arm64")
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+fn tool_present(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// SKIP, or a failure under CI=true once the lab is meant to hold arm64 kernels.
+fn unavailable(why: &str) {
+    if TESTED_ARCHES.contains(&"aarch64") {
+        kdive_testkit::skip!("SKIP ({why})");
+    } else {
+        println!("SKIP ({why}; aarch64 is not among the lab's TESTED_ARCHES)");
+    }
+}
+
+/// `(address, text)` of each instruction line (`<address>:\t<text>`) of a disassembly;
+/// objdump prints the bare hex address, gdb `   0x<hex> <symbol+offset>:`.
+fn instruction_lines(listing: &str) -> Vec<(u64, String)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (address, text) = line.split_once(":\t")?;
+            let address = address.trim().trim_start_matches("0x");
+            let address = address.split(' ').next()?;
+            Some((u64::from_str_radix(address, 16).ok()?, text.to_string()))
+        })
+        .collect()
+}
+
+/// libopcodes' text without the trailing comment (`\t// #1` in objdump, `  // b.any` in
+/// gdb) and the symbol of an address operand (` <symbol+offset>`): what the library leaves
+/// out. Returns whether an address operand had a symbol.
+fn strip_annotations(text: &str) -> (&str, bool) {
+    let text = text.find("//").map_or(text, |i| &text[..i]).trim_end();
+    match text.find(" <") {
+        Some(i) => (&text[..i], true),
+        None => (text, false),
+    }
+}
+
+/// objdump prints an address operand (branch target, `adr`/`adrp`, literal load) as bare
+/// hex; gdb, and so the library, as `0x<hex>`.
+fn objdump_as_gdb(text: &str) -> String {
+    let (text, had_symbol) = strip_annotations(text);
+    let mnemonic = text.split('\t').next().unwrap_or_default();
+    let branch = matches!(
+        mnemonic,
+        "b" | "bl" | "cbz" | "cbnz" | "tbz" | "tbnz" | "adr" | "adrp"
+    ) || mnemonic.starts_with("b.");
+    match text.rfind([' ', '\t']) {
+        Some(i) if branch || had_symbol => format!("{}0x{}", &text[..=i], &text[i + 1..]),
+        _ => text.to_string(),
+    }
+}
+
+struct Tally {
+    oracle: &'static str,
+    compared: usize,
+    equal: usize,
+    /// Differences the test accepts, by reason: count and first example.
+    explained: BTreeMap<&'static str, (usize, String)>,
+    unexplained: Vec<String>,
+}
+
+impl Tally {
+    fn new(oracle: &'static str) -> Self {
+        Tally {
+            oracle,
+            compared: 0,
+            equal: 0,
+            explained: BTreeMap::new(),
+            unexplained: Vec::new(),
+        }
+    }
+
+    fn compare(&mut self, ours: &Aarch64Instruction, expected: &str, word: u32) {
+        self.compared += 1;
+        if ours.text == expected {
+            self.equal += 1;
+            return;
+        }
+        let example = format!(
+            "{:#x}: {:08x} {} [{}] ours [{}]",
+            ours.address, word, self.oracle, expected, ours.text
+        );
+        match difference_reason(expected, &ours.text, word) {
+            Some(reason) => {
+                let entry = self.explained.entry(reason).or_insert((0, example));
+                entry.0 += 1;
+            }
+            None => self.unexplained.push(example),
+        }
+    }
+
+    fn report(&self) {
+        println!(
+            "{}: {} instructions compared, {} equal, {} explained differences, {} unexplained",
+            self.oracle,
+            self.compared,
+            self.equal,
+            self.explained.values().map(|(n, _)| n).sum::<usize>(),
+            self.unexplained.len()
+        );
+        for (reason, (count, example)) in &self.explained {
+            println!("  {count:7} {reason}\n          e.g. {example}");
+        }
+        for example in self.unexplained.iter().take(40) {
+            println!("  UNEXPLAINED {example}");
+        }
+    }
+}
+
+/// The differences with libopcodes that the library keeps, and why.
+fn difference_reason(expected: &str, ours: &str, word: u32) -> Option<&'static str> {
+    let undefined = format!(".inst\t0x{word:08x} ; undefined");
+    if expected == format!(".word\t0x{word:08x}") && ours == undefined {
+        // objdump reads the ELF's `$d` mapping symbols and prints data words in `.text`
+        // (the KVM exception tables) as `.word`; gdb, like the library, decodes them as
+        // instructions: they are undefined words there.
+        return Some(
+            "objdump .word for data ($d mapping symbol); gdb and kdive: .inst ; undefined",
+        );
+    }
+    if expected.starts_with("ldlar") && ours == undefined {
+        // Armv8.1 LORegions loads: capstone 5 (LLVM) does not decode them. Linux never
+        // emits them; the words are data after .idmap.text that libopcodes decodes.
+        return Some("LORegions ldlar* (data words): capstone 5 has no LOR decoding");
+    }
+    None
+}
+
+#[test]
+fn disassembly_matches_objdump_and_gdb() {
+    let Some(vmlinux) = arm64_vmlinux() else {
+        unavailable(&format!(
+            "no arm64 vmlinux under {}/kernels",
+            lab_root().display()
+        ));
+        return;
+    };
+    if !tool_present(OBJDUMP) {
+        unavailable(&format!("no {OBJDUMP} (binutils-aarch64-linux-gnu)"));
+        return;
+    }
+    let data = std::fs::read(&vmlinux).expect("read arm64 vmlinux");
+    let elf = object::File::parse(&*data).expect("arm64 vmlinux ELF");
+    let text = elf.section_by_name(".text").expect(".text");
+    let base = text.address();
+    let bytes = text.data().expect(".text bytes");
+    let ours = decode_aarch64(bytes, base);
+    assert_eq!(ours.len(), bytes.len() / 4);
+    let word_at = |address: u64| -> Option<(usize, u32)> {
+        let index = usize::try_from(address.checked_sub(base)? / 4).ok()?;
+        let word = bytes.get(index * 4..index * 4 + 4)?;
+        Some((index, u32::from_le_bytes(word.try_into().ok()?)))
+    };
+
+    let mut objdump = Tally::new("objdump");
+    for (address, expected) in instruction_lines(&run_objdump(&vmlinux)) {
+        let (index, word) = word_at(address).expect("objdump address inside .text");
+        objdump.compare(&ours[index], &objdump_as_gdb(&expected), word);
+    }
+    objdump.report();
+    assert!(objdump.compared > 0, "no instruction compared with objdump");
+    assert!(
+        objdump.unexplained.is_empty(),
+        "instructions differ from objdump's"
+    );
+
+    if !tool_present(GDB) {
+        unavailable(&format!("no {GDB}"));
+        return;
+    }
+    let mut gdb = Tally::new("gdb");
+    let ranges = [
+        base,
+        base + (bytes.len() as u64 / 4).saturating_sub(GDB_INSTRUCTIONS) * 4,
+    ];
+    for (address, expected) in instruction_lines(&run_gdb(&vmlinux, &ranges)) {
+        let (index, word) = word_at(address).expect("gdb address inside .text");
+        gdb.compare(&ours[index], strip_annotations(&expected).0, word);
+    }
+    gdb.report();
+    assert!(gdb.compared > 0, "no instruction compared with gdb");
+    assert!(gdb.unexplained.is_empty(), "instructions differ from gdb's");
+}
+
+fn run_objdump(vmlinux: &Path) -> String {
+    let out = Command::new(OBJDUMP)
+        .args(["-d", "--no-show-raw-insn", "-j", ".text"])
+        .arg(vmlinux)
+        .output()
+        .expect("run objdump");
+    assert!(
+        out.status.success(),
+        "objdump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("objdump output is UTF-8")
+}
+
+fn run_gdb(vmlinux: &Path, starts: &[u64]) -> String {
+    let mut gdb = Command::new(GDB);
+    gdb.args(["-batch", "-nx", "-ex", "set width 0", "-ex", "set height 0"]);
+    for start in starts {
+        gdb.arg("-ex")
+            .arg(format!("x/{GDB_INSTRUCTIONS}i {start:#x}"));
+    }
+    let out = gdb.arg(vmlinux).output().expect("run gdb");
+    assert!(
+        out.status.success(),
+        "gdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("gdb output is UTF-8")
+}
+
+/// What kernel code uses beyond plain integer code: PAC and BTI, LSE atomics, system
+/// registers, barriers and cache/TLB maintenance, exception-level calls, PC-relative forms.
+const KERNEL_IDIOMS: &str = "
+start:
+    paciasp
+    autiasp
+    pacia x0, x1
+    xpaclri
+    bti c
+    bti jc
+    ldadd w1, w2, [x0]
+    stadd w1, [x0]
+    ldaddal x1, x2, [x3]
+    stclr x1, [x0]
+    stset x22, [x23]
+    swpal x0, x1, [x2]
+    casal x0, x1, [x2]
+    caspal x0, x1, x2, x3, [x4]
+    ldxr x0, [x1]
+    stlxr w2, x0, [x1]
+    ldaxr w0, [x1]
+    mrs x2, tpidr_el1
+    mrs x0, sp_el0
+    msr sctlr_el1, x0
+    msr daifset, #3
+    msr daifclr, #0xf
+    mrs x0, currentel
+    msr pan, #1
+    tlbi vale1is, x0
+    tlbi vmalle1
+    dc civac, x0
+    dc cvadp, x3
+    ic ivau, x1
+    at s1e1r, x0
+    dsb ish
+    dmb ishld
+    isb
+    sb
+    smc #0
+    hvc #0
+    svc #0
+    brk #0x800
+    udf #0
+    mov w0, #0x80007fff
+    mov x0, #-1
+    tst x0, #0xfffffffffffff000
+    ldp x29, x30, [sp], #48
+    str x7, [x3], #-144
+    stp x29, x30, [sp, #-48]!
+    ldrb w0, [x20], #-1
+    ubfx x0, x0, #4, #12
+    csel w2, w1, w4, cs
+    cset w0, cc
+    ccmp w0, #0x0, #0x4, ne
+    b.cs start
+    b.cc start
+    cbz w0, start
+    tbnz x0, #39, start
+    bl start
+    adr x0, start
+    adrp x0, start
+    ldr x0, start
+    ret
+    eret
+";
+
+#[test]
+fn assembled_kernel_idioms_match_objdump() {
+    let Some(dir) = tempdir() else {
+        kdive_testkit::skip!("SKIP (no temporary directory)");
+        return;
+    };
+    let (source, object_file) = (dir.join("idioms.s"), dir.join("idioms.o"));
+    std::fs::write(&source, KERNEL_IDIOMS).expect("write idioms.s");
+    let assembled = Command::new("aarch64-linux-gnu-as")
+        .args(["-march=armv8.5-a+lse+memtag+ssbs+sb"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&object_file)
+        .output();
+    if !assembled.as_ref().is_ok_and(|o| o.status.success()) || !tool_present(OBJDUMP) {
+        kdive_testkit::skip!("SKIP (no aarch64-linux-gnu-as/objdump: binutils-aarch64-linux-gnu)");
+        return;
+    }
+    let data = std::fs::read(&object_file).expect("read idioms.o");
+    let elf = object::File::parse(&*data).expect("idioms.o ELF");
+    let bytes = elf
+        .section_by_name(".text")
+        .and_then(|t| t.data().ok())
+        .expect(".text");
+    let ours = decode_aarch64(bytes, 0);
+    let mut objdump = Tally::new("objdump");
+    for (address, expected) in instruction_lines(&run_objdump(&object_file)) {
+        let index = usize::try_from(address / 4).expect("index");
+        let word = u32::from_le_bytes(bytes[index * 4..index * 4 + 4].try_into().expect("word"));
+        objdump.compare(&ours[index], &objdump_as_gdb(&expected), word);
+    }
+    objdump.report();
+    assert_eq!(
+        objdump.compared,
+        ours.len(),
+        "objdump listed every assembled instruction"
+    );
+    assert_eq!(
+        objdump.equal, objdump.compared,
+        "assembled instructions differ from objdump's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory of this process under the system's temporary directory.
+fn tempdir() -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("kdive-disasm-aarch64-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
