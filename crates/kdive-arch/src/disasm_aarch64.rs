@@ -8,7 +8,9 @@
 //!   negative immediates of data instructions as the unsigned value of the register
 //!   width (`mov w0, #0x80007fff`, `tst x0, #0xfffffffffffff000`);
 //! - conditions `hs`/`lo` as `cs`/`cc`;
-//! - the hint aliases LLVM does not name (`clearbhb`).
+//! - hint and `sys` names where LLVM and libopcodes 2.40 differ (`clearbhb`, `hint #0x6`
+//!   for `dgh`, `sys #0, C7, C9, #2, x0` for operations libopcodes does not name);
+//! - the unprivileged loads capstone 5 leaves undecoded (`ldtr w1, [x1]`) are decoded here.
 //!
 //! Branch, `adr`/`adrp` and literal-load targets are absolute, as gdb prints them
 //! (`0xffff...`, where objdump prints the bare hex digits), without gdb's ` <symbol+offset>`:
@@ -46,7 +48,9 @@ pub fn decode_aarch64(code: &[u8], address: u64) -> Vec<Aarch64Instruction> {
             let text = capstone
                 .as_ref()
                 .and_then(|cs| capstone_text(cs, bytes, addr))
-                .map_or_else(|| undefined_text(word), |(m, ops)| gnu_text(&m, &ops));
+                .map(|(m, ops)| gnu_text(&m, &ops))
+                .or_else(|| unprivileged_load_store(word))
+                .unwrap_or_else(|| undefined_text(word));
             Aarch64Instruction {
                 address: addr,
                 length: 4,
@@ -70,6 +74,47 @@ fn capstone_text(cs: &Capstone, bytes: &[u8], addr: u64) -> Option<(String, Stri
     ))
 }
 
+/// Load/store register (unprivileged), `ldtr*`/`sttr*`, which capstone 5 fails to decode
+/// in part (`ldtr`, `ldtrb`, `ldtrsb w` come back empty): size(31:30) 111 0 00 opc(23:22) 0
+/// imm9(20:12) 10 Rn Rt, in the Arm ARM's table.
+fn unprivileged_load_store(word: u32) -> Option<String> {
+    if word & 0x3b20_0c00 != 0x3800_0800 {
+        return None;
+    }
+    let (mnemonic, x_register) = match (word >> 30, (word >> 22) & 3) {
+        (0, 0) => ("sttrb", false),
+        (0, 1) => ("ldtrb", false),
+        (0, 2) => ("ldtrsb", true),
+        (0, 3) => ("ldtrsb", false),
+        (1, 0) => ("sttrh", false),
+        (1, 1) => ("ldtrh", false),
+        (1, 2) => ("ldtrsh", true),
+        (1, 3) => ("ldtrsh", false),
+        (2, 0) => ("sttr", false),
+        (2, 1) => ("ldtr", false),
+        (2, 2) => ("ldtrsw", true),
+        (3, 0) => ("sttr", true),
+        (3, 1) => ("ldtr", true),
+        _ => return None,
+    };
+    let rt = word & 0x1f;
+    let rt = match (x_register, rt) {
+        (true, 31) => "xzr".to_string(),
+        (false, 31) => "wzr".to_string(),
+        (true, n) => format!("x{n}"),
+        (false, n) => format!("w{n}"),
+    };
+    let rn = match (word >> 5) & 0x1f {
+        31 => "sp".to_string(),
+        n => format!("x{n}"),
+    };
+    let offset = sign_extend((word >> 12) & 0x1ff, 9);
+    Some(match offset {
+        0 => format!("{mnemonic}\t{rt}, [{rn}]"),
+        offset => format!("{mnemonic}\t{rt}, [{rn}, #{offset}]"),
+    })
+}
+
 /// The absolute target of a direct branch: imm26 (`b`, `bl`), imm19 (`b.cond`,
 /// `cbz`/`cbnz`) or imm14 (`tbz`/`tbnz`) words, scaled by 4 from the branch's address.
 fn branch_target(word: u32, addr: u64) -> Option<u64> {
@@ -91,10 +136,11 @@ fn sign_extend(value: u32, bits: u32) -> i64 {
 }
 
 /// Mnemonics whose plain immediates libopcodes prints in decimal: bit-field positions
-/// and widths, shift-by-immediate aliases, `extr`'s lsb, the test-bit number.
+/// and widths, shift-by-immediate aliases, `extr`'s lsb, the test-bit number, the op1/op2
+/// fields of a `sys` operation with no name.
 const DECIMAL_IMMEDIATES: &[&str] = &[
     "ubfx", "sbfx", "ubfiz", "sbfiz", "bfi", "bfxil", "bfc", "ubfm", "sbfm", "bfm", "lsl", "lsr",
-    "asr", "ror", "extr", "tbz", "tbnz", "udf", "rdvl", "addvl", "addpl",
+    "asr", "ror", "extr", "tbz", "tbnz", "udf", "rdvl", "addvl", "addpl", "sys", "sysl",
 ];
 
 /// Mnemonics whose last operand is a code address (absolute in capstone's text too).
@@ -150,10 +196,12 @@ fn gnu_mnemonic(mnemonic: &str) -> String {
     }
 }
 
-/// Hints LLVM prints as `hint #n` that libopcodes names.
+/// Hints that LLVM and libopcodes name differently.
 fn hint_alias(mnemonic: &str, ops: &str) -> Option<&'static str> {
     match (mnemonic, ops) {
         ("hint", "#0x16") => Some("clearbhb"),
+        // Armv8.6 DGH: binutils 2.40 and gdb 13 print the plain hint.
+        ("dgh", "") => Some("hint\t#0x6"),
         _ => None,
     }
 }
@@ -223,6 +271,10 @@ fn gnu_operand(op: &str, decimal: bool, width: u32) -> String {
         "hs" => return "cs".to_string(),
         "lo" => return "cc".to_string(),
         _ => {}
+    }
+    // A `sys` operation's CRn/CRm: libopcodes spells them `C7`.
+    if let Some(number) = op.strip_prefix('c').filter(|n| n.parse::<u8>().is_ok()) {
+        return format!("C{number}");
     }
     if let Some((_, name)) = SYSTEM_REGISTERS.iter().find(|(generic, _)| *generic == op) {
         return (*name).to_string();

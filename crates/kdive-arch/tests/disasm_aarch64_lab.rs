@@ -4,10 +4,10 @@
 //! system registers) against gdb-multiarch's `x/i` (what crash's `dis` shows). Also, with no
 //! lab: kernel-style instructions assembled at test time with `aarch64-linux-gnu-as`.
 //!
-//! The vmlinux is the lab's arm64 -dbg kernel (`kernels/*/usr/lib/debug/boot/vmlinux-*-arm64`
-//! under the lab root), or `KDIVE_ARM64_VMLINUX`. Without it the test is a SKIP, and fails
-//! under CI=true only once aarch64 is one of the lab's TESTED_ARCHES (before that CI has no
-//! arm64 kernel to read).
+//! The vmlinuxes are the lab's arm64 -dbg kernels (`kernels/*/usr/lib/debug/boot/
+//! vmlinux-*-arm64` under the lab root). Without one the test is a SKIP, and fails under
+//! CI=true only once aarch64 is one of the lab's TESTED_ARCHES (before that CI has no arm64
+//! kernel to read).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +22,11 @@ const GDB: &str = "gdb-multiarch";
 /// gdb disassembles about 10,000 instructions a second: samples at `.text`'s start and end.
 const GDB_INSTRUCTIONS: u64 = 100_000;
 
-fn arm64_vmlinux() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KDIVE_ARM64_VMLINUX") {
-        return Some(PathBuf::from(path));
-    }
-    let kernels = std::fs::read_dir(lab_root().join("kernels")).ok()?;
+/// The lab's arm64 kernels: `kernels/*/usr/lib/debug/boot/vmlinux-*-arm64`.
+fn arm64_vmlinuxes() -> Vec<PathBuf> {
+    let Ok(kernels) = std::fs::read_dir(lab_root().join("kernels")) else {
+        return Vec::new();
+    };
     let mut found: Vec<PathBuf> = kernels
         .flatten()
         .filter_map(|kernel| std::fs::read_dir(kernel.path().join("usr/lib/debug/boot")).ok())
@@ -37,7 +37,7 @@ fn arm64_vmlinux() -> Option<PathBuf> {
         })
         .collect();
     found.sort();
-    found.into_iter().next()
+    found
 }
 
 fn tool_present(tool: &str) -> bool {
@@ -174,18 +174,30 @@ fn difference_reason(expected: &str, ours: &str, word: u32) -> Option<&'static s
 
 #[test]
 fn disassembly_matches_objdump_and_gdb() {
-    let Some(vmlinux) = arm64_vmlinux() else {
+    let vmlinuxes = arm64_vmlinuxes();
+    if vmlinuxes.is_empty() {
         unavailable(&format!(
             "no arm64 vmlinux under {}/kernels",
             lab_root().display()
         ));
         return;
-    };
+    }
     if !tool_present(OBJDUMP) {
         unavailable(&format!("no {OBJDUMP} (binutils-aarch64-linux-gnu)"));
         return;
     }
-    let data = std::fs::read(&vmlinux).expect("read arm64 vmlinux");
+    let gdb_present = tool_present(GDB);
+    if !gdb_present {
+        unavailable(&format!("no {GDB}"));
+    }
+    for vmlinux in &vmlinuxes {
+        println!("{}", vmlinux.display());
+        compare_kernel(vmlinux, gdb_present);
+    }
+}
+
+fn compare_kernel(vmlinux: &Path, with_gdb: bool) {
+    let data = std::fs::read(vmlinux).expect("read arm64 vmlinux");
     let elf = object::File::parse(&*data).expect("arm64 vmlinux ELF");
     let text = elf.section_by_name(".text").expect(".text");
     let base = text.address();
@@ -199,7 +211,7 @@ fn disassembly_matches_objdump_and_gdb() {
     };
 
     let mut objdump = Tally::new("objdump");
-    for (address, expected) in instruction_lines(&run_objdump(&vmlinux)) {
+    for (address, expected) in instruction_lines(&run_objdump(vmlinux)) {
         let (index, word) = word_at(address).expect("objdump address inside .text");
         objdump.compare(&ours[index], &objdump_as_gdb(&expected), word);
     }
@@ -210,8 +222,7 @@ fn disassembly_matches_objdump_and_gdb() {
         "instructions differ from objdump's"
     );
 
-    if !tool_present(GDB) {
-        unavailable(&format!("no {GDB}"));
+    if !with_gdb {
         return;
     }
     let mut gdb = Tally::new("gdb");
@@ -219,7 +230,7 @@ fn disassembly_matches_objdump_and_gdb() {
         base,
         base + (bytes.len() as u64 / 4).saturating_sub(GDB_INSTRUCTIONS) * 4,
     ];
-    for (address, expected) in instruction_lines(&run_gdb(&vmlinux, &ranges)) {
+    for (address, expected) in instruction_lines(&run_gdb(vmlinux, &ranges)) {
         let (index, word) = word_at(address).expect("gdb address inside .text");
         gdb.compare(&ours[index], strip_annotations(&expected).0, word);
     }
@@ -279,6 +290,18 @@ start:
     ldxr x0, [x1]
     stlxr w2, x0, [x1]
     ldaxr w0, [x1]
+    ldtr w1, [x1]
+    ldtr x1, [x2, #8]
+    ldtrb w0, [x0, #255]
+    ldtrh w2, [x3]
+    ldtrsb w1, [x1]
+    ldtrsb x1, [x1, #-1]
+    ldtrsh x1, [x1, #2]
+    ldtrsw x1, [x1]
+    sttr w1, [x1]
+    sttr x1, [sp, #-8]
+    sttrb w1, [x1]
+    sttrh wzr, [x1]
     mrs x2, tpidr_el1
     mrs x0, sp_el0
     msr sctlr_el1, x0
@@ -292,6 +315,10 @@ start:
     dc cvadp, x3
     ic ivau, x1
     at s1e1r, x0
+    at s1e1wp, xzr
+    sys #0, c7, c9, #2, x22
+    hint #6
+    clearbhb
     dsb ish
     dmb ishld
     isb
