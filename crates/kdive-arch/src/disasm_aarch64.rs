@@ -78,7 +78,7 @@ fn capstone_text(cs: &Capstone, bytes: &[u8], addr: u64) -> Option<(String, Stri
 /// in part (`ldtr`, `ldtrb`, `ldtrsb w` come back empty): size(31:30) 111 0 00 opc(23:22) 0
 /// imm9(20:12) 10 Rn Rt, in the Arm ARM's table.
 fn unprivileged_load_store(word: u32) -> Option<String> {
-    if word & 0x3b20_0c00 != 0x3800_0800 {
+    if word & 0x3f20_0c00 != 0x3800_0800 {
         return None;
     }
     let (mnemonic, x_register) = match (word >> 30, (word >> 22) & 3) {
@@ -115,12 +115,12 @@ fn unprivileged_load_store(word: u32) -> Option<String> {
     })
 }
 
-/// The absolute target of a direct branch: imm26 (`b`, `bl`), imm19 (`b.cond`,
-/// `cbz`/`cbnz`) or imm14 (`tbz`/`tbnz`) words, scaled by 4 from the branch's address.
+/// The absolute target of a direct branch: imm26 (`b`, `bl`), imm19 (`b.cond`, Armv8.8
+/// `bc.cond`, `cbz`/`cbnz`) or imm14 (`tbz`/`tbnz`) words, scaled by 4 from the branch's address.
 fn branch_target(word: u32, addr: u64) -> Option<u64> {
     let offset_words = if word & 0x7c00_0000 == 0x1400_0000 {
         sign_extend(word & 0x03ff_ffff, 26)
-    } else if word & 0xff00_0010 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
+    } else if word & 0xff00_0000 == 0x5400_0000 || word & 0x7e00_0000 == 0x3400_0000 {
         sign_extend((word >> 5) & 0x7_ffff, 19)
     } else if word & 0x7e00_0000 == 0x3600_0000 {
         sign_extend((word >> 5) & 0x3fff, 14)
@@ -135,12 +135,15 @@ fn sign_extend(value: u32, bits: u32) -> i64 {
     (i64::from(value) << shift) >> shift
 }
 
-/// Mnemonics whose plain immediates libopcodes prints in decimal: bit-field positions
-/// and widths, shift-by-immediate aliases, `extr`'s lsb, the test-bit number, the op1/op2
-/// fields of a `sys` operation with no name.
-const DECIMAL_IMMEDIATES: &[&str] = &[
-    "ubfx", "sbfx", "ubfiz", "sbfiz", "bfi", "bfxil", "bfc", "ubfm", "sbfm", "bfm", "lsl", "lsr",
-    "asr", "ror", "extr", "tbz", "tbnz", "udf", "rdvl", "addvl", "addpl", "sys", "sysl",
+/// Mnemonics whose plain immediates libopcodes prints in hex (arithmetic, logical, move
+/// and SIMD-modified immediates, condition flags, exception and hint numbers, `msr`'s
+/// PSTATE value, unnamed prefetch operations); every other immediate it prints in decimal
+/// (shift amounts, bit-field positions, test-bit numbers, SIMD shifts and indices...).
+const HEX_IMMEDIATES: &[&str] = &[
+    "add", "addg", "adds", "and", "ands", "bic", "brk", "ccmn", "ccmp", "cmn", "cmp", "dcps1",
+    "dcps2", "dcps3", "dupm", "eor", "fccmp", "fccmpe", "hint", "hlt", "hvc", "mov", "movi",
+    "movk", "movn", "movz", "msr", "mvni", "orr", "prfm", "prfum", "smc", "sub", "subg", "subs",
+    "svc", "tst",
 ];
 
 /// Mnemonics whose last operand is a code address (absolute in capstone's text too).
@@ -149,6 +152,7 @@ fn takes_address(mnemonic: &str) -> bool {
         mnemonic,
         "b" | "bl" | "cbz" | "cbnz" | "tbz" | "tbnz" | "adr" | "adrp" | "prfm" | "ldr" | "ldrsw"
     ) || mnemonic.starts_with("b.")
+        || mnemonic.starts_with("bc.")
 }
 
 fn gnu_text(mnemonic: &str, ops: &str) -> String {
@@ -164,7 +168,11 @@ fn gnu_text(mnemonic: &str, ops: &str) -> String {
     }
     let operands = split_operands(ops);
     let width = operands.first().map_or(64, |op| register_width(op));
-    let decimal = DECIMAL_IMMEDIATES.contains(&mnemonic.as_str());
+    // SVE's predicated `mov zd, pg/m, #imm` (cpy) takes a signed decimal.
+    let predicated = operands
+        .iter()
+        .any(|op| op.ends_with("/m") || op.ends_with("/z"));
+    let decimal = !HEX_IMMEDIATES.contains(&mnemonic.as_str()) || predicated;
     let last = operands.len().saturating_sub(1);
     let mut text = mnemonic.clone();
     text.push('\t');
@@ -172,7 +180,8 @@ fn gnu_text(mnemonic: &str, ops: &str) -> String {
         if i > 0 {
             text.push_str(", ");
         }
-        let op = op.trim();
+        let op = register_range(op.trim());
+        let op = op.as_str();
         // A post-index offset (`[sp], #48`) is an address offset: decimal.
         let post_index = i > 0 && operands[i - 1].trim_end().ends_with(']');
         let target = (i == last && !post_index && takes_address(&mnemonic))
@@ -187,12 +196,42 @@ fn gnu_text(mnemonic: &str, ops: &str) -> String {
     text
 }
 
-/// `b.hs`/`b.lo` are `b.cs`/`b.cc` in libopcodes.
+/// `b.hs`/`b.lo` (and Armv8.8 `bc.hs`/`bc.lo`) are `b.cs`/`b.cc` in libopcodes.
 fn gnu_mnemonic(mnemonic: &str) -> String {
     match mnemonic {
         "b.hs" => "b.cs".to_string(),
         "b.lo" => "b.cc".to_string(),
+        "bc.hs" => "bc.cs".to_string(),
+        "bc.lo" => "bc.cc".to_string(),
         other => other.to_string(),
+    }
+}
+
+/// A list of three or more consecutive vector registers as libopcodes prints it,
+/// `{v0.4s-v3.4s}` (capstone spells each out); a list that wraps past register 31 stays
+/// spelled out, as in libopcodes.
+fn register_range(op: &str) -> String {
+    let Some((list, rest)) = op.strip_prefix('{').and_then(|l| l.split_once('}')) else {
+        return op.to_string();
+    };
+    let registers: Vec<&str> = list.split(", ").collect();
+    let numbered: Option<Vec<(char, u32, &str)>> = registers
+        .iter()
+        .map(|r| {
+            let kind = r.chars().next()?;
+            let (number, suffix) = r[kind.len_utf8()..].split_once('.')?;
+            Some((kind, number.parse().ok()?, suffix))
+        })
+        .collect();
+    let consecutive = numbered.as_ref().is_some_and(|regs| {
+        regs.windows(2)
+            .all(|w| w[1].0 == w[0].0 && w[1].2 == w[0].2 && w[1].1 == w[0].1 + 1)
+    });
+    match (registers.first(), registers.last()) {
+        (Some(first), Some(last)) if registers.len() >= 3 && consecutive => {
+            format!("{{{first}-{last}}}{rest}")
+        }
+        _ => op.to_string(),
     }
 }
 
@@ -279,8 +318,9 @@ fn gnu_operand(op: &str, decimal: bool, width: u32) -> String {
     if let Some((_, name)) = SYSTEM_REGISTERS.iter().find(|(generic, _)| *generic == op) {
         return (*name).to_string();
     }
-    let mut out = String::with_capacity(op.len() + 4);
-    let mut rest = op;
+    let lanes = decimal_lane_indices(op);
+    let mut out = String::with_capacity(lanes.len() + 4);
+    let mut rest = lanes.as_str();
     let mut bracket = 0i32;
     while let Some(hash) = rest.find('#') {
         let before = &rest[..hash];
@@ -305,6 +345,31 @@ fn gnu_operand(op: &str, decimal: bool, width: u32) -> String {
             }
         }
         rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Lane and slice indices (`v26.b[0xd]`, `za0h.b[w14, 0xa]`): capstone prints them in hex
+/// without `#`, libopcodes in decimal.
+fn decimal_lane_indices(op: &str) -> String {
+    let mut out = String::with_capacity(op.len());
+    let mut rest = op;
+    while let Some(at) = rest.find("0x") {
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        let digits = after[2..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(after.len() - 2);
+        let index_position = before.ends_with('[') || before.ends_with(", ");
+        let value = u64::from_str_radix(&after[2..2 + digits], 16).ok();
+        match value {
+            Some(value) if index_position && !before.ends_with('#') => {
+                out.push_str(&value.to_string())
+            }
+            _ => out.push_str(&after[..2 + digits]),
+        }
+        rest = &after[2 + digits..];
     }
     out.push_str(rest);
     out
@@ -411,6 +476,32 @@ mod tests {
         assert_eq!(gnu_text("b.lo", "#0x1000"), "b.cc\t0x1000");
         assert_eq!(gnu_text("ldr", "x0, #0x2000"), "ldr\tx0, 0x2000");
         assert_eq!(gnu_text("ldr", "x1, [x2], #0x10"), "ldr\tx1, [x2], #16");
+        assert_eq!(
+            gnu_text("ushr", "v0.2d, v1.2d, #0x20"),
+            "ushr\tv0.2d, v1.2d, #32"
+        );
+        assert_eq!(gnu_text("movi", "v0.2d, #0xff"), "movi\tv0.2d, #0xff");
+    }
+
+    #[test]
+    fn vector_lists_and_lanes_follow_libopcodes() {
+        assert_eq!(
+            gnu_text("ld1", "{v0.4s, v1.4s, v2.4s, v3.4s}, [x0], #0x40"),
+            "ld1\t{v0.4s-v3.4s}, [x0], #64"
+        );
+        // Two registers, or a list wrapping past v31, stay spelled out.
+        assert_eq!(
+            gnu_text("st1", "{v1.8h, v2.8h}, [x0]"),
+            "st1\t{v1.8h, v2.8h}, [x0]"
+        );
+        assert_eq!(
+            gnu_text("ld3", "{v31.d, v0.d, v1.d}[0], [x0]"),
+            "ld3\t{v31.d, v0.d, v1.d}[0], [x0]"
+        );
+        assert_eq!(
+            gnu_text("ld1", "{v26.b}[0xd], [x20]"),
+            "ld1\t{v26.b}[13], [x20]"
+        );
     }
 
     /// A xorshift generator: the same million words on every run.

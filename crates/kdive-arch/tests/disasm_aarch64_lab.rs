@@ -1,5 +1,6 @@
-//! `decode_aarch64` against GNU objdump and gdb on a real arm64 Debian kernel: every
-//! instruction of the vmlinux's `.text` against `aarch64-linux-gnu-objdump -d`, and the
+//! `decode_aarch64` against GNU objdump and gdb on real arm64 Debian kernels: every
+//! instruction of the vmlinux's `.text` and of its SIMD modules' (crypto, xor, RAID6: NEON
+//! and the crypto extensions) against `aarch64-linux-gnu-objdump -d`, and the
 //! first and last [`GDB_INSTRUCTIONS`] (the end holds the hypervisor and idmap code, dense in
 //! system registers) against gdb-multiarch's `x/i` (what crash's `dis` shows). Also, with no
 //! lab: kernel-style instructions assembled at test time with `aarch64-linux-gnu-as`.
@@ -9,7 +10,7 @@
 //! CI=true only once aarch64 is one of the lab's TESTED_ARCHES (before that CI has no arm64
 //! kernel to read).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,22 +23,63 @@ const GDB: &str = "gdb-multiarch";
 /// gdb disassembles about 10,000 instructions a second: samples at `.text`'s start and end.
 const GDB_INSTRUCTIONS: u64 = 100_000;
 
-/// The lab's arm64 kernels: `kernels/*/usr/lib/debug/boot/vmlinux-*-arm64`.
-fn arm64_vmlinuxes() -> Vec<PathBuf> {
+/// The lab's arm64 kernels: `kernels/*/usr/lib/debug/boot/vmlinux-*-arm64`, with the
+/// kernel's directory (which holds `lib/modules`).
+fn arm64_kernels() -> Vec<(PathBuf, PathBuf)> {
     let Ok(kernels) = std::fs::read_dir(lab_root().join("kernels")) else {
         return Vec::new();
     };
-    let mut found: Vec<PathBuf> = kernels
+    let mut found: Vec<(PathBuf, PathBuf)> = kernels
         .flatten()
-        .filter_map(|kernel| std::fs::read_dir(kernel.path().join("usr/lib/debug/boot")).ok())
-        .flat_map(|boot| boot.flatten().map(|e| e.path()))
-        .filter(|p| {
+        .flat_map(|kernel| {
+            let dir = kernel.path();
+            let boot = std::fs::read_dir(dir.join("usr/lib/debug/boot")).into_iter();
+            boot.flat_map(|b| b.flatten().map(|e| e.path()))
+                .map(move |vmlinux| (dir.clone(), vmlinux))
+        })
+        .filter(|(_, p)| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             name.starts_with("vmlinux-") && name.ends_with("-arm64")
         })
         .collect();
     found.sort();
     found
+}
+
+/// The kernel's SIMD modules (arch/arm64 crypto and lib, RAID6), `.ko` or `.ko.xz`: NEON and
+/// the crypto extensions, which the vmlinux hardly has.
+fn simd_modules(kernel: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(releases) = std::fs::read_dir(kernel.join("lib/modules")) else {
+        return found;
+    };
+    for release in releases.flatten() {
+        for dir in [
+            "kernel/arch/arm64/crypto",
+            "kernel/arch/arm64/lib",
+            "kernel/lib/raid6",
+        ] {
+            let Ok(entries) = std::fs::read_dir(release.path().join(dir)) else {
+                continue;
+            };
+            found.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+                let name = p.to_string_lossy();
+                name.ends_with(".ko") || name.ends_with(".ko.xz")
+            }));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A module as an ELF file objdump can read: `.ko` as it is, `.ko.xz` unpacked into `dir`.
+fn module_elf(module: &Path, dir: &Path) -> Option<PathBuf> {
+    if module.extension().is_some_and(|e| e == "ko") {
+        return Some(module.to_path_buf());
+    }
+    let out = Command::new("xz").arg("-dc").arg(module).output().ok()?;
+    let path = dir.join(module.file_stem()?);
+    (out.status.success() && std::fs::write(&path, out.stdout).is_ok()).then_some(path)
 }
 
 fn tool_present(tool: &str) -> bool {
@@ -89,7 +131,8 @@ fn objdump_as_gdb(text: &str) -> String {
     let branch = matches!(
         mnemonic,
         "b" | "bl" | "cbz" | "cbnz" | "tbz" | "tbnz" | "adr" | "adrp"
-    ) || mnemonic.starts_with("b.");
+    ) || mnemonic.starts_with("b.")
+        || mnemonic.starts_with("bc.");
     match text.rfind([' ', '\t']) {
         Some(i) if branch || had_symbol => format!("{}0x{}", &text[..=i], &text[i + 1..]),
         _ => text.to_string(),
@@ -156,13 +199,14 @@ impl Tally {
 /// The differences with libopcodes that the library keeps, and why.
 fn difference_reason(expected: &str, ours: &str, word: u32) -> Option<&'static str> {
     let undefined = format!(".inst\t0x{word:08x} ; undefined");
-    if expected == format!(".word\t0x{word:08x}") && ours == undefined {
-        // objdump reads the ELF's `$d` mapping symbols and prints data words in `.text`
-        // (the KVM exception tables) as `.word`; gdb, like the library, decodes them as
-        // instructions: they are undefined words there.
-        return Some(
-            "objdump .word for data ($d mapping symbol); gdb and kdive: .inst ; undefined",
-        );
+    if [".word\t", ".short\t", ".byte\t"]
+        .iter()
+        .any(|data| expected.starts_with(data))
+    {
+        // objdump reads the ELF's `$d` mapping symbols and prints data in `.text` (the KVM
+        // exception tables, crypto constants) as data; gdb, like the library, decodes every
+        // word as an instruction (`.inst ... ; undefined` where it is none).
+        return Some("objdump data ($d mapping symbol); gdb and kdive decode the word");
     }
     if expected.starts_with("ldlar") && ours == undefined {
         // Armv8.1 LORegions loads: capstone 5 (LLVM) does not decode them. Linux never
@@ -174,8 +218,8 @@ fn difference_reason(expected: &str, ours: &str, word: u32) -> Option<&'static s
 
 #[test]
 fn disassembly_matches_objdump_and_gdb() {
-    let vmlinuxes = arm64_vmlinuxes();
-    if vmlinuxes.is_empty() {
+    let kernels = arm64_kernels();
+    if kernels.is_empty() {
         unavailable(&format!(
             "no arm64 vmlinux under {}/kernels",
             lab_root().display()
@@ -190,10 +234,63 @@ fn disassembly_matches_objdump_and_gdb() {
     if !gdb_present {
         unavailable(&format!("no {GDB}"));
     }
-    for vmlinux in &vmlinuxes {
+    for (kernel, vmlinux) in &kernels {
         println!("{}", vmlinux.display());
         compare_kernel(vmlinux, gdb_present);
+        compare_modules(kernel);
     }
+}
+
+/// Every instruction of the SIMD modules' `.text` against objdump, but the relocated ones:
+/// in a `.ko` their address field is a placeholder, and objdump prints it as an offset.
+fn compare_modules(kernel: &Path) {
+    let modules = simd_modules(kernel);
+    let dir = std::env::temp_dir().join(format!("kdive-disasm-modules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let mut objdump = Tally::new("objdump");
+    let mut relocated = 0;
+    for module in &modules {
+        let Some(elf_path) = module_elf(module, &dir) else {
+            println!("SKIP {} (cannot unpack)", module.display());
+            continue;
+        };
+        let data = std::fs::read(&elf_path).expect("read module");
+        let elf = object::File::parse(&*data).expect("module ELF");
+        let Some(text) = elf.section_by_name(".text") else {
+            continue;
+        };
+        let bytes = text.data().expect(".text bytes");
+        let relocations: HashSet<u64> = text.relocations().map(|(offset, _)| offset & !3).collect();
+        let ours = decode_aarch64(bytes, 0);
+        for (address, expected) in instruction_lines(&run_objdump(&elf_path)) {
+            if relocations.contains(&address) {
+                relocated += 1;
+                continue;
+            }
+            let index = usize::try_from(address / 4).expect("index");
+            let Some(word) = bytes.get(index * 4..index * 4 + 4) else {
+                continue;
+            };
+            let word = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+            objdump.compare(&ours[index], &objdump_as_gdb(&expected), word);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{} SIMD modules, {relocated} relocated instructions left out",
+        modules.len()
+    );
+    objdump.report();
+    if !modules.is_empty() {
+        assert!(
+            objdump.compared > 0,
+            "no module instruction compared with objdump"
+        );
+    }
+    assert!(
+        objdump.unexplained.is_empty(),
+        "module instructions differ from objdump's"
+    );
 }
 
 fn compare_kernel(vmlinux: &Path, with_gdb: bool) {
@@ -349,6 +446,31 @@ start:
     ldr x0, start
     ret
     eret
+    ushr v10.2d, v6.2d, #1
+    sshr v11.16b, v0.16b, #7
+    shl v1.4s, v4.4s, #12
+    sri v1.4s, v4.4s, #20
+    sli v25.2d, v24.2d, #56
+    shrn v30.2s, v21.2d, #26
+    ext v8.16b, v0.16b, v0.16b, #12
+    tbl v0.16b, {v16.16b-v19.16b}, v0.16b
+    tbx v1.16b, {v20.16b-v23.16b}, v9.16b
+    ld1 {v0.4s-v3.4s}, [x0], #64
+    st1 {v16.16b-v19.16b}, [x1]
+    ld1 {v16.2d-v18.2d}, [x8]
+    ld4r {v4.4s-v7.4s}, [x8], #16
+    ld3 {v5.h-v7.h}[3], [x19], x18
+    ld1 {v26.b}[13], [x20], x21
+    ld2 {v18.h, v19.h}[5], [x0]
+    movi v0.2d, #0xff00ff00ff00ff00
+    dup v0.4s, w1
+    mov v0.s[1], w2
+    aese v0.16b, v1.16b
+    aesmc v0.16b, v0.16b
+    pmull2 v0.1q, v1.2d, v2.2d
+    sha256h q0, q1, v2.4s
+    eor3 v0.16b, v1.16b, v2.16b, v3.16b
+    xar v2.2d, v9.2d, v25.2d, #45
 ";
 
 #[test]
@@ -360,7 +482,7 @@ fn assembled_kernel_idioms_match_objdump() {
     let (source, object_file) = (dir.join("idioms.s"), dir.join("idioms.o"));
     std::fs::write(&source, KERNEL_IDIOMS).expect("write idioms.s");
     let assembled = Command::new("aarch64-linux-gnu-as")
-        .args(["-march=armv8.5-a+lse+memtag+ssbs+sb"])
+        .args(["-march=armv8.5-a+lse+memtag+ssbs+sb+crypto+sha3"])
         .arg(&source)
         .arg("-o")
         .arg(&object_file)
