@@ -8,8 +8,9 @@
 //!   negative immediates of data instructions as the unsigned value of the register
 //!   width (`mov w0, #0x80007fff`, `tst x0, #0xfffffffffffff000`);
 //! - conditions `hs`/`lo` as `cs`/`cc`;
-//! - hint and `sys` names where LLVM and libopcodes 2.40 differ (`clearbhb`, `hint #0x6`
-//!   for `dgh`, `sys #0, C7, C9, #2, x0` for operations libopcodes does not name);
+//! - hint and `sys` names where LLVM and libopcodes differ (`clrbhb` as crash 9.0.2's gdb
+//!   16.3 prints it, `hint #0x6` for `dgh` and `sys #0, C7, C9, #2, x0` for operations
+//!   libopcodes 2.40 does not name);
 //! - the unprivileged loads capstone 5 leaves undecoded (`ldtr w1, [x1]`) are decoded here.
 //!
 //! Branch, `adr`/`adrp` and literal-load targets are absolute, as gdb prints them
@@ -238,7 +239,9 @@ fn register_range(op: &str) -> String {
 /// Hints that LLVM and libopcodes name differently.
 fn hint_alias(mnemonic: &str, ops: &str) -> Option<&'static str> {
     match (mnemonic, ops) {
-        ("hint", "#0x16") => Some("clearbhb"),
+        // Clear Branch History: gdb 16.3 (crash 9.0.2's) says `clrbhb`, as the Arm ARM now
+        // does; binutils 2.40 and gdb 13 said `clearbhb`.
+        ("hint", "#0x16") => Some("clrbhb"),
         // Armv8.6 DGH: binutils 2.40 and gdb 13 print the plain hint.
         ("dgh", "") => Some("hint\t#0x6"),
         _ => None,
