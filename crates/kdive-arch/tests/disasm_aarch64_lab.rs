@@ -639,7 +639,10 @@ fn disassembly_matches_crash_dis_on_arm64_dumps() {
         if tally.compared == 0 {
             // crash 9.0.2 cannot open every dump (6.12's kdump ELF: "invalid kernel
             // virtual address" reading its module area).
-            let why = String::from_utf8_lossy(&out.stderr);
+            let why = listing
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or_default();
             println!(
                 "SKIP {series}: crash showed no instruction ({})",
                 why.trim()
