@@ -49,8 +49,12 @@ pub fn decode_aarch64(code: &[u8], address: u64) -> Vec<Aarch64Instruction> {
             let text = capstone
                 .as_ref()
                 .and_then(|cs| capstone_text(cs, bytes, addr))
-                .map(|(m, ops)| gnu_text(&m, &ops))
+                .map(|(m, ops)| {
+                    let (m, ops) = movable_orr(m, ops, word);
+                    gnu_text(&m, &prefetch_operation(&m, ops, word))
+                })
                 .or_else(|| unprivileged_load_store(word))
+                .or_else(|| store_tag_pair(word))
                 .unwrap_or_else(|| undefined_text(word));
             Aarch64Instruction {
                 address: addr,
@@ -62,8 +66,15 @@ pub fn decode_aarch64(code: &[u8], address: u64) -> Vec<Aarch64Instruction> {
         .collect()
 }
 
+/// libopcodes' text for a word it cannot decode: `; NYI` in the space it reserves for
+/// ALES (bits 30..21 equal to 1), else `; undefined`.
 fn undefined_text(word: u32) -> String {
-    format!(".inst\t0x{word:08x} ; undefined")
+    let why = if (word >> 21) & 0x3ff == 1 {
+        "NYI"
+    } else {
+        "undefined"
+    };
+    format!(".inst\t0x{word:08x} ; {why}")
 }
 
 fn capstone_text(cs: &Capstone, bytes: &[u8], addr: u64) -> Option<(String, String)> {
@@ -73,6 +84,57 @@ fn capstone_text(cs: &Capstone, bytes: &[u8], addr: u64) -> Option<(String, Stri
         insn.mnemonic()?.to_string(),
         insn.op_str().unwrap_or_default().to_string(),
     ))
+}
+
+/// `orr wd, wzr, #imm` is `mov wd, #imm` in libopcodes only when no `movz`/`movn` makes the
+/// value; capstone always says `mov`.
+fn movable_orr(mnemonic: String, ops: String, word: u32) -> (String, String) {
+    let orr_immediate = word & 0x7f80_0000 == 0x3200_0000 && (word >> 5) & 0x1f == 31;
+    let Some((rd, immediate)) = ops.split_once(", #") else {
+        return (mnemonic, ops);
+    };
+    let Some(value) = parse_immediate(immediate) else {
+        return (mnemonic, ops);
+    };
+    let width = register_width(rd);
+    let value = value.rem_euclid(1i128 << width) as u64;
+    let mask = if width == 32 { 0xffff_ffff } else { u64::MAX };
+    let one_chunk = |v: u64| {
+        (0..width)
+            .step_by(16)
+            .any(|shift| v & !(0xffff << shift) == 0)
+    };
+    if mnemonic != "mov" || !orr_immediate || !(one_chunk(value) || one_chunk(!value & mask)) {
+        return (mnemonic, ops);
+    }
+    let zero = if width == 32 { "wzr" } else { "xzr" };
+    ("orr".to_string(), format!("{rd}, {zero}, #{immediate}"))
+}
+
+/// `prfm`/`prfum` (and SVE `prfb`...) with a prefetch operation capstone 5 leaves blank
+/// (`prfm , [x0]`): gdb 16.3 names the Armv8.9 system-level-cache ones and prints the others
+/// as `#0x1a` (SVE: `#6`).
+fn prefetch_operation(mnemonic: &str, ops: String, word: u32) -> String {
+    let Some(rest) = ops.strip_prefix(", ") else {
+        return ops;
+    };
+    if matches!(mnemonic, "prfb" | "prfh" | "prfw" | "prfd") {
+        // SVE prefetch operations gdb 16.3 does not name print as a decimal.
+        return format!("#{}, {rest}", word & 0xf);
+    }
+    if !matches!(mnemonic, "prfm" | "prfum") {
+        return ops;
+    }
+    let operation = match word & 0x1f {
+        6 => "pldslckeep".to_string(),
+        7 => "pldslcstrm".to_string(),
+        14 => "plislckeep".to_string(),
+        15 => "plislcstrm".to_string(),
+        22 => "pstslckeep".to_string(),
+        23 => "pstslcstrm".to_string(),
+        other => format!("#0x{other:02x}"),
+    };
+    format!("{operation}, {rest}")
 }
 
 /// Load/store register (unprivileged), `ldtr*`/`sttr*`, which capstone 5 fails to decode
@@ -114,6 +176,36 @@ fn unprivileged_load_store(word: u32) -> Option<String> {
         0 => format!("{mnemonic}\t{rt}, [{rn}]"),
         offset => format!("{mnemonic}\t{rt}, [{rn}, #{offset}]"),
     })
+}
+
+/// Armv8.5 MTE `stgp` (store allocation tags and a pair of registers), which capstone 5
+/// never decodes: 0 1 101 0 0 index(24:23) 0 imm7 Xt2 Xn|SP Xt, the offset scaled by 16;
+/// index 01 post-index, 10 signed offset, 11 pre-index.
+fn store_tag_pair(word: u32) -> Option<String> {
+    if word & 0xfe40_0000 != 0x6800_0000 {
+        return None;
+    }
+    let x = |n: u32| match n {
+        31 => "xzr".to_string(),
+        n => format!("x{n}"),
+    };
+    let rn = match (word >> 5) & 0x1f {
+        31 => "sp".to_string(),
+        n => format!("x{n}"),
+    };
+    let offset = sign_extend((word >> 15) & 0x7f, 7) * 16;
+    let address = match ((word >> 23) & 3, offset) {
+        (1, offset) => format!("[{rn}], #{offset}"),
+        (2, 0) => format!("[{rn}]"),
+        (2, offset) => format!("[{rn}, #{offset}]"),
+        (3, offset) => format!("[{rn}, #{offset}]!"),
+        _ => return None,
+    };
+    Some(format!(
+        "stgp\t{}, {}, {address}",
+        x(word & 0x1f),
+        x((word >> 10) & 0x1f)
+    ))
 }
 
 /// The absolute target of a direct branch: imm26 (`b`, `bl`), imm19 (`b.cond`, Armv8.8
@@ -173,7 +265,14 @@ fn gnu_text(mnemonic: &str, ops: &str) -> String {
     let predicated = operands
         .iter()
         .any(|op| op.ends_with("/m") || op.ends_with("/z"));
-    let decimal = !HEX_IMMEDIATES.contains(&mnemonic.as_str()) || predicated;
+    // SVE's unpredicated arithmetic immediates (`add z0.s, z0.s, #4`) are decimal too.
+    let sve_arithmetic = matches!(mnemonic.as_str(), "add" | "sub")
+        && operands.first().is_some_and(|op| {
+            op.trim()
+                .strip_prefix('z')
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+        });
+    let decimal = !HEX_IMMEDIATES.contains(&mnemonic.as_str()) || predicated || sve_arithmetic;
     let last = operands.len().saturating_sub(1);
     let mut text = mnemonic.clone();
     text.push('\t');
@@ -188,10 +287,23 @@ fn gnu_text(mnemonic: &str, ops: &str) -> String {
         let target = (i == last && !post_index && takes_address(&mnemonic))
             .then(|| op.strip_prefix('#').and_then(parse_immediate))
             .flatten();
-        match target {
+        let copied = (predicated && mnemonic == "mov")
+            .then(|| op.strip_prefix('#').and_then(parse_immediate))
+            .flatten();
+        // fmov's immediate; other floating-point immediates (`fcmle ..., #0.0`) print as is.
+        let float = (mnemonic == "fmov")
+            .then(|| op.strip_prefix('#').and_then(float_immediate))
+            .flatten();
+        match (target, copied, float) {
             // A PC-relative target, absolute in capstone's text: `b 0xffff...`, `ldr x0, 0x...`.
-            Some(address) => text.push_str(&format!("{:#x}", address as u64)),
-            None => text.push_str(&gnu_operand(op, decimal || post_index, width)),
+            (Some(address), _, _) => text.push_str(&format!("{:#x}", address as u64)),
+            (None, Some(value), _) => {
+                text.push_str(&format!("#{}", signed_copy_immediate(value)));
+            }
+            (None, None, Some(float)) => text.push_str(&format!("#{float}")),
+            (None, None, None) => {
+                text.push_str(&gnu_operand(op, decimal || post_index, width));
+            }
         }
     }
     text
@@ -208,9 +320,9 @@ fn gnu_mnemonic(mnemonic: &str) -> String {
     }
 }
 
-/// A list of three or more consecutive vector registers as libopcodes prints it,
-/// `{v0.4s-v3.4s}` (capstone spells each out); a list that wraps past register 31 stays
-/// spelled out, as in libopcodes.
+/// A list of two or more consecutive vector registers (modulo 32) as gdb 16.3 prints it,
+/// `{v0.4s-v3.4s}`, `{z31.s-z2.s}`; capstone spells each out. binutils 2.40 (and gdb 13)
+/// hyphenated only three or more that do not wrap.
 fn register_range(op: &str) -> String {
     let Some((list, rest)) = op.strip_prefix('{').and_then(|l| l.split_once('}')) else {
         return op.to_string();
@@ -226,10 +338,10 @@ fn register_range(op: &str) -> String {
         .collect();
     let consecutive = numbered.as_ref().is_some_and(|regs| {
         regs.windows(2)
-            .all(|w| w[1].0 == w[0].0 && w[1].2 == w[0].2 && w[1].1 == w[0].1 + 1)
+            .all(|w| w[1].0 == w[0].0 && w[1].2 == w[0].2 && w[1].1 == (w[0].1 + 1) % 32)
     });
     match (registers.first(), registers.last()) {
-        (Some(first), Some(last)) if registers.len() >= 3 && consecutive => {
+        (Some(first), Some(last)) if registers.len() >= 2 && consecutive => {
             format!("{{{first}-{last}}}{rest}")
         }
         _ => op.to_string(),
@@ -294,9 +406,22 @@ fn split_operands(ops: &str) -> Vec<&str> {
     operands
 }
 
-/// 32 for a `w` register (or `wzr`/`wsp`), else 64: the width a negative immediate wraps at.
+/// 32 for a `w` register (or `wzr`/`wsp`), an SVE vector's element size (`z1.b`: 8), else
+/// 64: the width a hex immediate is printed at (capstone prints negative values signed and
+/// SVE logical immediates replicated to 32 bits).
 fn register_width(op: &str) -> u32 {
     let op = op.trim();
+    let sve_element = op
+        .strip_prefix('z')
+        .and_then(|z| z.split_once('.'))
+        .filter(|(n, _)| n.parse::<u8>().is_ok());
+    match sve_element.map(|(_, t)| t) {
+        Some("b") => return 8,
+        Some("h") => return 16,
+        Some("s") => return 32,
+        Some("d") => return 64,
+        _ => {}
+    }
     let is_w = op.starts_with('w')
         && (op[1..].bytes().all(|b| b.is_ascii_digit()) || op == "wzr" || op == "wsp");
     if is_w {
@@ -379,13 +504,37 @@ fn decimal_lane_indices(op: &str) -> String {
 }
 
 fn hex_immediate(value: i128, width: u32) -> String {
-    let unsigned = if value < 0 {
-        let modulus = 1i128 << width;
-        value.rem_euclid(modulus)
+    format!("0x{:x}", value.rem_euclid(1i128 << width))
+}
+
+/// SVE `cpy` (`mov zd.t, pg/m, #imm`): a signed byte, shifted left by 8 where capstone's
+/// value is a multiple of 256 past a byte; capstone prints it unsigned.
+fn signed_copy_immediate(value: i128) -> i128 {
+    let (byte, shift) = if value > 0xff && value % 0x100 == 0 {
+        (value >> 8, 8)
     } else {
-        value
+        (value, 0)
     };
-    format!("0x{unsigned:x}")
+    let signed = if (0x80..=0xff).contains(&byte) {
+        byte - 0x100
+    } else {
+        byte
+    };
+    signed << shift
+}
+
+/// `fmov`'s floating-point immediate as libopcodes prints it, C's `%.18e`
+/// (`9.500000000000000000e+00`).
+fn float_immediate(token: &str) -> Option<String> {
+    if !token.contains('.') {
+        return None;
+    }
+    let value: f64 = token.parse().ok()?;
+    let rust = format!("{value:.18e}");
+    let (mantissa, exponent) = rust.split_once('e')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let sign = if exponent < 0 { '-' } else { '+' };
+    Some(format!("{mantissa}e{sign}{:02}", exponent.abs()))
 }
 
 /// `16`, `-16`, `0x10`, `-0x10`; `None` for anything else (floats, names).
@@ -449,6 +598,9 @@ mod tests {
 
     #[test]
     fn an_undefined_word_is_an_inst_directive() {
+        // Bits 30..21 = 1: libopcodes' reserved (ALES) space, "not yet implemented".
+        let insns = decode_aarch64(&0x0020_0000u32.to_le_bytes(), 0);
+        assert_eq!(insns[0].text, ".inst\t0x00200000 ; NYI");
         // The reserved group (bits 28..25 zero) allocates only UDF, whose bits 31..16 are
         // zero: 0x00010000 is unallocated.
         let insns = decode_aarch64(&0x0001_0000u32.to_le_bytes(), 0);
@@ -487,19 +639,40 @@ mod tests {
     }
 
     #[test]
+    fn sve_copy_and_float_immediates_follow_libopcodes() {
+        // A signed byte: 237 = 0xed is -19; 0xfe00 is 0xfe (-2) shifted by 8.
+        assert_eq!(signed_copy_immediate(237), -19);
+        assert_eq!(signed_copy_immediate(0xfe00), -512);
+        assert_eq!(signed_copy_immediate(0x7f), 0x7f);
+        assert_eq!(
+            float_immediate("9.50000000").as_deref(),
+            Some("9.500000000000000000e+00")
+        );
+        assert_eq!(
+            float_immediate("-0.45312500").as_deref(),
+            Some("-4.531250000000000000e-01")
+        );
+        assert_eq!(float_immediate("16"), None);
+    }
+
+    #[test]
     fn vector_lists_and_lanes_follow_libopcodes() {
         assert_eq!(
             gnu_text("ld1", "{v0.4s, v1.4s, v2.4s, v3.4s}, [x0], #0x40"),
             "ld1\t{v0.4s-v3.4s}, [x0], #64"
         );
-        // Two registers, or a list wrapping past v31, stay spelled out.
+        // Two registers, and lists wrapping past v31, too (gdb 16.3); not a strided list.
         assert_eq!(
             gnu_text("st1", "{v1.8h, v2.8h}, [x0]"),
-            "st1\t{v1.8h, v2.8h}, [x0]"
+            "st1\t{v1.8h-v2.8h}, [x0]"
         );
         assert_eq!(
             gnu_text("ld3", "{v31.d, v0.d, v1.d}[0], [x0]"),
-            "ld3\t{v31.d, v0.d, v1.d}[0], [x0]"
+            "ld3\t{v31.d-v1.d}[0], [x0]"
+        );
+        assert_eq!(
+            gnu_text("ld1d", "{z7.d, z15.d}, pn10/z, [x8]"),
+            "ld1d\t{z7.d, z15.d}, pn10/z, [x8]"
         );
         assert_eq!(
             gnu_text("ld1", "{v26.b}[0xd], [x20]"),
