@@ -1,17 +1,19 @@
-//! AArch64 disassembly in gdb's `x/i` layout (what crash's `dis` prints on arm64).
+//! AArch64 disassembly in gdb's `x/i` layout: what crash 9.0.2's `dis` (gdb 16.3) prints on
+//! arm64.
 //!
-//! Decoding is capstone's (LLVM's AArch64 tables: system registers by name, PAC, BTI,
-//! LSE atomics, SVE); its operand text is then rewritten to the GNU libopcodes spelling
-//! that gdb and objdump share:
-//! - immediates in hex (`#0x10`), except memory offsets, shift amounts, bit-field
-//!   positions/widths and test-bit numbers, which libopcodes prints in decimal;
-//!   negative immediates of data instructions as the unsigned value of the register
-//!   width (`mov w0, #0x80007fff`, `tst x0, #0xfffffffffffff000`);
-//! - conditions `hs`/`lo` as `cs`/`cc`;
-//! - hint and `sys` names where LLVM and libopcodes differ (`clrbhb` as crash 9.0.2's gdb
-//!   16.3 prints it, `hint #0x6` for `dgh` and `sys #0, C7, C9, #2, x0` for operations
-//!   libopcodes 2.40 does not name);
-//! - the unprivileged loads capstone 5 leaves undecoded (`ldtr w1, [x1]`) are decoded here.
+//! Decoding is capstone 5's (LLVM's AArch64 tables: system registers by name, PAC, BTI,
+//! LSE atomics, MTE, NEON and crypto, SVE); its operand text is then rewritten to the GNU
+//! libopcodes spelling gdb prints:
+//! - immediates in decimal, but for the instructions libopcodes prints in hex (arithmetic,
+//!   logical, move, SIMD-modified immediates, flags, exception and hint numbers), where a
+//!   value is the unsigned one of the register or element width (`mov w0, #0x80007fff`);
+//! - conditions `hs`/`lo` as `cs`/`cc`; consecutive vector registers as `{v0.4s-v3.4s}`;
+//! - the names that differ: `clrbhb`, `hint #0x6` for `dgh`, `sys #0, C7, C9, #2, x0` for
+//!   operations libopcodes does not name, `orr` where `movz`/`movn` could make the value,
+//!   prefetch operations capstone leaves blank;
+//! - words capstone 5 fails on are decoded here: the unprivileged loads (`ldtr w1, [x1]`)
+//!   and MTE's `stgp`; what neither decodes is `.inst 0x... ; undefined` (`; NYI` in
+//!   libopcodes' reserved space).
 //!
 //! Branch, `adr`/`adrp` and literal-load targets are absolute, as gdb prints them
 //! (`0xffff...`, where objdump prints the bare hex digits), without gdb's ` <symbol+offset>`:
@@ -30,7 +32,7 @@ pub struct Aarch64Instruction {
     pub length: usize,
     /// Mnemonic, a tab and the operands, as gdb's `x/i` prints them less the symbol of an
     /// address operand and the trailing `//` comment; an undecodable word is
-    /// `.inst\t0x<word> ; undefined`, gdb's and objdump's form.
+    /// `.inst\t0x<word> ; undefined` (or `; NYI`), gdb's and objdump's form.
     pub text: String,
     /// The absolute target of `b`, `bl`, `b.cond`, `cbz`/`cbnz` and `tbz`/`tbnz`.
     pub branch_target: Option<u64>,
