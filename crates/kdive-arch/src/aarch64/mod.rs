@@ -10,6 +10,7 @@
 //! the last the pte whatever the hardware level; [`Geometry::hardware_level`] gives the
 //! architecture's number (-1 to 3).
 
+pub mod disasm;
 pub mod fuzzing;
 mod layout;
 mod paging;
