@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use kdive_dump::{Machine, Notes, PhysMem};
 
+use crate::aarch64::Aarch64;
 use crate::disasm::{Instruction, Syntax};
 use crate::error::LayoutError;
 use crate::regs::{RegisterLayout, RegisterSet};
@@ -26,9 +27,10 @@ pub trait Platform: Sync + fmt::Debug {
     /// Its registers, in NT_PRSTATUS `pr_reg` order.
     fn registers(&self) -> &'static RegisterLayout;
 
-    /// The number of words from `pr_reg` to the end of its NT_PRSTATUS note (`pr_reg`,
-    /// `pr_fpvalid` and padding): a note of another size is another architecture's.
-    fn prstatus_words(&self) -> usize;
+    /// The registers NT_PRSTATUS's `pr_reg` holds: the first of [`Platform::registers`].
+    /// `pr_fpvalid` and its padding follow in one word: a note of another size is another
+    /// architecture's.
+    fn prstatus_registers(&self) -> usize;
 
     /// Each CPU's registers from QEMU's own CPU notes, for architectures that have them; a
     /// QEMU dump then has NT_PRSTATUS notes whose `pr_pid` is the CPU number plus one.
@@ -90,25 +92,31 @@ pub trait Platform: Sync + fmt::Debug {
                 })
                 .collect());
         }
-        // QEMU fills `pr_pid` with the CPU number plus one, not a task.
-        let pids_are_tasks = notes.qemu_cpus.is_empty();
+        // QEMU fills `pr_pid` with the CPU number plus one, not a task; its dumps have its
+        // own CPU notes (x86_64) or NT_FPREGSET notes (arm64), which the kernel's crash notes
+        // never have.
+        let pids_are_tasks = notes.qemu_cpus.is_empty() && notes.fpregsets == 0;
         notes
             .prstatus
             .iter()
             .enumerate()
             .map(|(cpu, prstatus)| {
-                if prstatus.pr_reg.len() != self.prstatus_words() {
-                    return Err(PlatformError::ForeignNotes {
-                        platform: self.name(),
-                        cpu,
-                        bytes: 112 + prstatus.pr_reg.len() * 8,
-                        expected: 112 + self.prstatus_words() * 8,
-                    });
-                }
+                let registers = self.prstatus_registers();
+                let pr_reg = match prstatus.pr_reg.get(..registers) {
+                    Some(pr_reg) if prstatus.pr_reg.len() == registers + 1 => pr_reg,
+                    _ => {
+                        return Err(PlatformError::ForeignNotes {
+                            platform: self.name(),
+                            cpu,
+                            bytes: 112 + prstatus.pr_reg.len() * 8,
+                            expected: 112 + (registers + 1) * 8,
+                        })
+                    }
+                };
                 Ok(CpuRegisters {
                     cpu,
                     pid: pids_are_tasks.then_some(prstatus.pid),
-                    regs: RegisterSet::from_words(self.registers(), &prstatus.pr_reg),
+                    regs: RegisterSet::from_words(self.registers(), pr_reg),
                 })
             })
             .collect()
@@ -125,7 +133,7 @@ pub struct CpuRegisters {
 }
 
 /// Every architecture kdive reads.
-pub static PLATFORMS: &[&dyn Platform] = &[&X86_64];
+pub static PLATFORMS: &[&dyn Platform] = &[&X86_64, &Aarch64];
 
 /// Why a dump's architecture cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,5 +247,74 @@ mod tests {
         notes.prstatus[0].pr_reg = words(35);
         let err = x86.cpu_registers(&notes).unwrap_err().to_string();
         assert!(err.contains("392 bytes") && err.contains("336"), "{err}");
+    }
+
+    #[test]
+    fn aarch64_notes_and_qemu_pids() {
+        let arm = platform_for(&Machine::ElfMachine(183)).expect("aarch64");
+        assert_eq!(arm.name(), "aarch64");
+        assert_eq!(
+            platform_for(&Machine::Uname("aarch64".into())).map(|p| p.name()),
+            Ok("aarch64")
+        );
+        let words = |n: usize| (0..n as u64).map(|i| 0x1000 + i).collect::<Vec<u64>>();
+        let mut notes = Notes {
+            prstatus: vec![Prstatus {
+                pid: 1,
+                pr_reg: words(35),
+            }],
+            ..Notes::default()
+        };
+        let cpus = arm.cpu_registers(&notes).expect("arm64 notes");
+        assert_eq!(cpus[0].pid, Some(1));
+        assert_eq!(cpus[0].regs.pc(), Some(0x1000 + 32));
+        assert_eq!(cpus[0].regs.sp(), Some(0x1000 + 31));
+        assert_eq!(cpus[0].regs.get_named("x29"), cpus[0].regs.fp());
+        // pr_fpvalid is not a register: orig_x0 stays unknown.
+        assert_eq!(cpus[0].regs.get_named("orig_x0"), None);
+        assert_eq!(cpus[0].regs.get_dwarf(30), Some(0x1000 + 30));
+        // QEMU's arm64 dumps: NT_FPREGSET beside each NT_PRSTATUS, pr_pid the CPU + 1.
+        notes.fpregsets = 1;
+        assert_eq!(arm.cpu_registers(&notes).expect("notes")[0].pid, None);
+        notes.prstatus[0].pr_reg = words(28);
+        let err = arm.cpu_registers(&notes).unwrap_err().to_string();
+        assert!(err.contains("336 bytes") && err.contains("392"), "{err}");
+    }
+
+    #[test]
+    fn aarch64_register_block_is_crashs() {
+        let arm = platform_for(&Machine::ElfMachine(183)).expect("aarch64");
+        let mut regs = RegisterSet::new(arm.registers());
+        for i in 0..36 {
+            regs.set(i, 0x100 + i as u64);
+        }
+        regs.set(35, u64::from(u32::MAX));
+        let symbol = |addr: u64| (addr == 0x100 + 32).then(|| "do_thing+12".to_owned());
+        let kernel = arm.register_block(&regs, false, &symbol);
+        assert_eq!(kernel[0], " PC: 0000000000000120  [do_thing+12]");
+        assert_eq!(
+            kernel[1],
+            " LR: 000000000000011e  [unknown or invalid address]"
+        );
+        assert_eq!(kernel[2], " SP: 000000000000011f  PSTATE: 00000121");
+        assert_eq!(
+            kernel[3],
+            "X29: 000000000000011d  X28: 000000000000011c  X27: 000000000000011b"
+        );
+        assert_eq!(
+            kernel[12],
+            " X2: 0000000000000102   X1: 0000000000000101   X0: 0000000000000100"
+        );
+        assert_eq!(kernel.len(), 13);
+        let user = arm.register_block(&regs, true, &symbol);
+        assert_eq!(
+            user[0],
+            " PC: 0000000000000120   LR: 000000000000011e   SP: 000000000000011f"
+        );
+        assert_eq!(
+            user.last().map(String::as_str),
+            Some("ORIG_X0: 0000000000000122  SYSCALLNO: ffffffffffffffff  PSTATE: 00000121")
+        );
+        assert!(arm.exception_header(Some("f+1")).is_none());
     }
 }

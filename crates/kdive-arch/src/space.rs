@@ -14,6 +14,10 @@ pub trait KernelSpace: VirtMem + Send + Sync {
     /// not say and no scan found it.
     fn kaslr_offset(&self) -> Option<u64>;
 
+    /// The lowest link address KASLR moves: vmlinux symbols from here up are in the kernel
+    /// image (x86_64's `__START_KERNEL_map`, arm64's `KIMAGE_VADDR`).
+    fn image_link_base(&self) -> u64;
+
     /// What setting the space up noticed (values the dump's notes disagree on, fallbacks).
     fn warnings(&self) -> &[String];
 

@@ -306,7 +306,7 @@ fn run_mach(
         cpus,
         cpus_offline: u32::try_from(present.len().saturating_sub(online)).unwrap_or(0),
         hypervisor: hypervisor(kernel).filter(|h| h != "bare hardware"),
-        processor_mhz: sys::cpu_khz(kernel).ok().map(|k| k / 1000),
+        processor_mhz: sys::cpu_khz(kernel).ok().flatten().map(|k| k / 1000),
         hz,
         page_size: kernel.page_size(),
         kernel_virtual_base: Hex(page_offset),

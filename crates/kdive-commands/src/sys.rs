@@ -123,6 +123,7 @@ pub fn sys(kernel: &Kernel, tasks: &TaskList, warnings: &mut Vec<String>) -> Sys
         cpu_mhz: sys::cpu_khz(kernel)
             .map_err(|e| note("MACHINE", &e))
             .ok()
+            .flatten()
             .map(|k| k / 1000),
         memory: memory_bytes.map(memory_size_string),
         memory_bytes,

@@ -3,7 +3,7 @@
 //! architecture's (kdive-arch). kdump-compressed files carry the same
 //! note bytes at `kdump_sub_header.offset_note`.
 
-use object::elf::{FileHeader64, NT_PRSTATUS};
+use object::elf::{FileHeader64, NT_FPREGSET, NT_PRSTATUS};
 use object::read::elf::NoteIterator;
 use object::Endianness;
 
@@ -64,6 +64,9 @@ pub struct Notes {
     pub prstatus: Vec<Prstatus>,
     /// One per CPU in QEMU dumps of architectures that have them.
     pub qemu_cpus: Vec<QemuCpuNote>,
+    /// NT_FPREGSET notes: QEMU writes one per CPU on arm64; the kernel's crash notes have
+    /// none.
+    pub fpregsets: usize,
     /// Set when the note area ends in a damaged note; the notes before it are kept.
     pub damaged: Option<String>,
 }
@@ -98,6 +101,8 @@ impl Notes {
                                 notes.prstatus.push(prstatus);
                             }
                         }
+                    } else if name == b"CORE" && n_type == NT_FPREGSET {
+                        notes.fpregsets = notes.fpregsets.saturating_add(1);
                     } else if name == b"QEMU"
                         && notes.qemu_cpus.len() < MAX_CPU_NOTES
                         && note.desc().len() <= MAX_QEMU_NOTE
@@ -124,6 +129,7 @@ impl Notes {
         }
         self.prstatus.extend(other.prstatus);
         self.qemu_cpus.extend(other.qemu_cpus);
+        self.fpregsets = self.fpregsets.saturating_add(other.fpregsets);
         if self.damaged.is_none() {
             self.damaged = other.damaged;
         }

@@ -7,6 +7,11 @@ use kdive_symbols::SymbolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
+    #[error("{what} is not available on {platform} dumps yet")]
+    NotOnPlatform {
+        what: &'static str,
+        platform: &'static str,
+    },
     #[error("{path}: {source}")]
     Platform {
         path: String,

@@ -131,9 +131,13 @@ const MAX_KALLSYMS_SIZE: u64 = 0x10000;
 
 /// kallsyms as a vmlinux's symbol table would have them: kernel-image addresses back at
 /// their link addresses (the KASLR offset taken off), sizes up to the next symbol.
-fn kallsyms_as_link_symbols(kallsyms: &Kallsyms, kaslr: u64) -> Vec<kdive_symbols::Symbol<'_>> {
+fn kallsyms_as_link_symbols(
+    kallsyms: &Kallsyms,
+    kaslr: u64,
+    image_link_base: u64,
+) -> Vec<kdive_symbols::Symbol<'_>> {
     let link = |address: u64| {
-        if address >= START_KERNEL_MAP {
+        if address >= image_link_base.wrapping_add(kaslr) {
             address.wrapping_sub(kaslr)
         } else {
             address
@@ -347,7 +351,7 @@ impl Kernel {
                         let image = ElfImage::from_symbols(
                             origin,
                             cache_key.as_deref(),
-                            kallsyms_as_link_symbols(&table, kaslr),
+                            kallsyms_as_link_symbols(&table, kaslr, space.image_link_base()),
                         );
                         (image, btf.join())
                     });
@@ -536,7 +540,7 @@ impl Kernel {
     /// A vmlinux link-time address where the running kernel has it: kernel-image addresses
     /// move by the KASLR offset; per-CPU offsets and others stay.
     pub fn relocate(&self, link: u64) -> VirtAddr {
-        if link >= START_KERNEL_MAP {
+        if link >= self.space.image_link_base() {
             VirtAddr(link.wrapping_add(self.space.kaslr_offset().unwrap_or(0)))
         } else {
             VirtAddr(link)

@@ -302,7 +302,7 @@ fn read_kallsyms(
                 "module kallsyms name",
             )?,
         };
-        if name.is_empty() {
+        if name.is_empty() || kdive_symbols::is_mapping_symbol(&name) {
             continue;
         }
         let kind = match &types {

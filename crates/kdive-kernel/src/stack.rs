@@ -174,6 +174,13 @@ impl StackUnwinder {
     /// Reads the ORC tables of vmlinux and of each module in `modules` from the dump, vmlinux's
     /// `.debug_frame`, and the task-frame layout.
     pub fn new(kernel: &Kernel, modules: &KernelModules) -> Result<StackUnwinder, KernelError> {
+        // ORC, `inactive_task_frame` and the IST stacks are x86_64's.
+        if kernel.address_space().as_x86_64().is_none() {
+            return Err(KernelError::NotOnPlatform {
+                what: "stack unwinding",
+                platform: kernel.platform().name(),
+            });
+        }
         let mut warnings = Vec::new();
         let space = kernel.address_space();
         let kaslr = space.kaslr_offset().unwrap_or(0);

@@ -125,9 +125,15 @@ pub fn avenrun(kernel: &Kernel) -> Result<[u64; 3], KernelError> {
     Ok(out)
 }
 
-/// `cpu_khz`
-pub fn cpu_khz(kernel: &Kernel) -> Result<u32, KernelError> {
-    kernel.read_u32(kernel.symbol("cpu_khz")?, "cpu_khz")
+/// `cpu_khz` (x86); `None` for a kernel that keeps no processor speed (arm64), whose speed
+/// crash too calls unknown.
+pub fn cpu_khz(kernel: &Kernel) -> Result<Option<u32>, KernelError> {
+    if !kernel.has_symbol("cpu_khz") {
+        return Ok(None);
+    }
+    kernel
+        .read_u32(kernel.symbol("cpu_khz")?, "cpu_khz")
+        .map(Some)
 }
 
 /// The memory of all online nodes in bytes, as crash's `total_node_memory()`: each node's

@@ -324,7 +324,7 @@ fn read_symbols<'data>(
         let Ok(name) = symbol.name() else {
             continue;
         };
-        if name.is_empty() {
+        if name.is_empty() || is_mapping_symbol(name) {
             continue;
         }
         let base = match symbol.section_index() {
@@ -397,6 +397,16 @@ fn clone_error(err: &SymbolError) -> SymbolError {
     }
 }
 
+/// Arm's mapping symbols (`$x`, `$d`, `$a`, `$t`, optionally `.suffix`) mark where code and
+/// data start in arm64 objects (modules keep them); they name no function, and nm, gdb and
+/// crash skip them.
+pub fn is_mapping_symbol(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next() == Some('$')
+        && matches!(chars.next(), Some('a' | 'd' | 't' | 'x'))
+        && matches!(chars.next(), None | Some('.'))
+}
+
 fn is_alloc(section: &object::Section<'_, '_>) -> bool {
     matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0)
 }
@@ -459,5 +469,20 @@ fn nm_letter(section_kinds: &[Option<SectionKind>], symbol: &object::Symbol<'_, 
         letter.to_ascii_uppercase()
     } else {
         letter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mapping_symbol;
+
+    #[test]
+    fn arm_mapping_symbols_are_recognised() {
+        for name in ["$x", "$d", "$a", "$t", "$x.12", "$d.rodata"] {
+            assert!(is_mapping_symbol(name), "{name}");
+        }
+        for name in ["$xyz", "x", "$", "$e", "schedule", "$x12"] {
+            assert!(!is_mapping_symbol(name), "{name}");
+        }
     }
 }

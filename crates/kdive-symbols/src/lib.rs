@@ -29,7 +29,7 @@ pub use ctype::{
     c_member_names, c_sizeof, c_strip, BaseKind, CMember, CType, Composite, Qualifier, TypeRef,
 };
 pub use dwarf_types::DwarfTypes;
-pub use image::{ElfImage, ImageKind, SourceLocation};
+pub use image::{is_mapping_symbol, ElfImage, ImageKind, SourceLocation};
 pub use kallsyms::{
     fuzz_kallsyms, Kallsyms, KallsymsError, KallsymsLocation, KallsymsSymbol, OffsetEncoding,
     SCAN_SPAN,

@@ -40,7 +40,7 @@ pub struct Aarch64Layout {
 }
 
 /// `NUMBER(name)` as arm64 prints it: `0x%llx` for most keys, `%d` for `VA_BITS`.
-fn number(info: &Vmcoreinfo, name: &str) -> Option<u64> {
+pub(crate) fn number(info: &Vmcoreinfo, name: &str) -> Option<u64> {
     let value = info.get(&format!("NUMBER({name})"))?.trim();
     match value
         .strip_prefix("0x")

@@ -574,6 +574,10 @@ impl crate::space::KernelSpace for KernelAddressSpace<std::sync::Arc<dyn PhysMem
         KernelAddressSpace::kaslr_offset(self)
     }
 
+    fn image_link_base(&self) -> u64 {
+        START_KERNEL_MAP
+    }
+
     fn warnings(&self) -> &[String] {
         &self.layout.warnings
     }

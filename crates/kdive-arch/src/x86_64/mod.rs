@@ -61,9 +61,9 @@ impl Platform for X86_64 {
         &REGISTERS
     }
 
-    /// `user_regs_struct` (27 words), then `pr_fpvalid` and its padding.
-    fn prstatus_words(&self) -> usize {
-        USER_REGS_COUNT + 1
+    /// `user_regs_struct`: 27 words.
+    fn prstatus_registers(&self) -> usize {
+        USER_REGS_COUNT
     }
 
     fn qemu_cpu_registers(&self, notes: &Notes) -> Vec<RegisterSet> {
