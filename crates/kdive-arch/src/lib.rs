@@ -24,7 +24,9 @@ use std::fmt;
 
 pub use disasm::{Instruction, Syntax};
 pub use error::{LayoutError, Level, TranslateError};
-pub use platform::{platform_for, CpuRegisters, Platform, PlatformError, PLATFORMS};
+pub use platform::{
+    platform_for, platform_for_dump, CpuRegisters, Platform, PlatformError, PLATFORMS,
+};
 pub use regs::{Register, RegisterLayout, RegisterSet, MAX_REGISTERS};
 pub use space::KernelSpace;
 pub use virt::{Translation, VirtMem, DEFAULT_CSTR_LIMIT};

@@ -189,6 +189,33 @@ impl fmt::Display for PlatformError {
 
 impl std::error::Error for PlatformError {}
 
+/// The platform of a dump: its header's machine, or, where the header names none (QEMU's
+/// arm64 kdump-compressed files say "Unknown"), the one platform whose NT_PRSTATUS size
+/// every CPU note has.
+pub fn platform_for_dump(
+    machine: &Machine,
+    notes: &Notes,
+) -> Result<&'static dyn Platform, PlatformError> {
+    let err = match platform_for(machine) {
+        Ok(platform) => return Ok(platform),
+        Err(err) => err,
+    };
+    if !matches!(machine, Machine::Uname(name) if name.is_empty() || name == "Unknown") {
+        return Err(err);
+    }
+    let fits = |p: &&&dyn Platform| {
+        !notes.prstatus.is_empty()
+            && notes
+                .prstatus
+                .iter()
+                .all(|n| n.pr_reg.len() == p.prstatus_registers() + 1)
+    };
+    match PLATFORMS.iter().filter(fits).collect::<Vec<_>>()[..] {
+        [only] => Ok(*only),
+        _ => Err(err),
+    }
+}
+
 /// The platform of a dump's machine.
 pub fn platform_for(machine: &Machine) -> Result<&'static dyn Platform, PlatformError> {
     PLATFORMS

@@ -122,8 +122,8 @@ fn describe(vmcore: &Vmcore) -> Info {
     };
     let kdump = vmcore.kdump.first();
     let mut warnings = vmcore.warnings.clone();
-    let platform = kdive_arch::platform_for(&vmcore.machine).ok();
-    let cpus = match kdive_arch::platform_for(&vmcore.machine)
+    let platform = kdive_arch::platform_for_dump(&vmcore.machine, &vmcore.notes).ok();
+    let cpus = match kdive_arch::platform_for_dump(&vmcore.machine, &vmcore.notes)
         .and_then(|p| p.cpu_registers(&vmcore.notes))
     {
         Ok(cpus) => cpus,

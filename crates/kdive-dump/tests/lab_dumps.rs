@@ -20,7 +20,8 @@ use serde_json::Value;
 
 /// Each CPU's saved registers, read by the dump's platform.
 fn cpus(vmcore: &Vmcore) -> Vec<kdive_arch::CpuRegisters> {
-    let platform = kdive_arch::platform_for(&vmcore.machine).expect("a platform kdive reads");
+    let platform = kdive_arch::platform_for_dump(&vmcore.machine, &vmcore.notes)
+        .expect("a platform kdive reads");
     platform.cpu_registers(&vmcore.notes).expect("CPU notes")
 }
 

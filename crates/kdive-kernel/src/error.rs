@@ -12,12 +12,9 @@ pub enum KernelError {
         what: &'static str,
         platform: &'static str,
     },
-    #[error("{path}: {source}")]
-    Platform {
-        path: String,
-        #[source]
-        source: PlatformError,
-    },
+    // The cause is in the message, not the error chain, so it is printed once.
+    #[error("{path}: {why}")]
+    Platform { path: String, why: PlatformError },
     #[error("the dump's address space cannot be set up: {0}")]
     Layout(#[from] LayoutError),
     #[error("{path}: {source}")]

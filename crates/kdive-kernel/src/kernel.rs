@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use kdive_arch::{
-    platform_for, CpuRegisters, KernelSpace, Platform, PlatformError, VirtAddr, START_KERNEL_MAP,
+    platform_for_dump, CpuRegisters, KernelSpace, Platform, PlatformError, VirtAddr,
+    START_KERNEL_MAP,
 };
 use kdive_dump::{
     Compression, Format, KdumpHeader, PhysAddr, PhysMem, Vmcore, Vmcoreinfo,
@@ -54,14 +55,14 @@ impl DumpInfo {
     /// The dump's facts; fails when kdive does not read its architecture, or its notes
     /// are another architecture's than its header says.
     fn from_vmcore(vmcore: &Vmcore) -> Result<DumpInfo, KernelError> {
-        let platform_error = |source| KernelError::Platform {
+        let platform_error = |why| KernelError::Platform {
             path: vmcore
                 .paths
                 .first()
                 .map_or_else(|| "the dump".to_owned(), |p| p.display().to_string()),
-            source,
+            why,
         };
-        let platform = platform_for(&vmcore.machine).map_err(platform_error)?;
+        let platform = platform_for_dump(&vmcore.machine, &vmcore.notes).map_err(platform_error)?;
         let cpus = platform
             .cpu_registers(&vmcore.notes)
             .map_err(platform_error)?;
@@ -76,7 +77,13 @@ impl DumpInfo {
             platform,
             cpus,
             crash_time: vmcore.crash_time(),
-            page_size: vmcore.page_size(),
+            // The kernel's pages, which the dump's blocks need not be (QEMU writes arm64
+            // dumps in 64 KiB blocks whatever the kernel's page size).
+            page_size: vmcore
+                .vmcoreinfo()
+                .and_then(Vmcoreinfo::page_size)
+                .filter(|size| size.is_power_of_two() && (512..=1 << 20).contains(size))
+                .unwrap_or_else(|| vmcore.page_size()),
             warnings: vmcore.warnings.clone(),
         })
     }
@@ -100,7 +107,7 @@ fn check_image_machine(platform: &dyn Platform, image: &ElfImage) -> Result<(), 
     match image.e_machine() {
         Some(machine) if machine != platform.elf_machine() => Err(KernelError::Platform {
             path: image.path().display().to_string(),
-            source: PlatformError::ForeignImage {
+            why: PlatformError::ForeignImage {
                 image_machine: machine,
                 platform: platform.name(),
             },
@@ -260,7 +267,7 @@ impl Kernel {
             (image, btf.join())
         });
         let image = image.map_err(image_error)?;
-        if let Ok(platform) = platform_for(&vmcore.machine) {
+        if let Ok(platform) = platform_for_dump(&vmcore.machine, &vmcore.notes) {
             check_image_machine(platform, &image)?;
         }
         let btf = match btf {
