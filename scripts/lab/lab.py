@@ -1898,14 +1898,18 @@ def parse_args():
 
 
 def select_series(arg):
-    if arg == "all":
-        return list(ALL_SERIES)
-    if arg == "arm64":
-        return list(ARM64_SERIES)
-    out = [s.strip() for s in arg.split(",") if s.strip()]
-    for s in out:
-        if s not in SERIES:
-            raise LabError(f"unknown series {s}; known: {', '.join(SERIES)}, all")
+    """A comma-separated list of series and the groups `all` (x86_64), `arm64` and
+    `everything` (both)."""
+    groups = {"all": ALL_SERIES, "arm64": ARM64_SERIES,
+              "everything": list(ALL_SERIES) + list(ARM64_SERIES)}
+    out = []
+    for name in (s.strip() for s in arg.split(",") if s.strip()):
+        if name not in groups and name not in SERIES:
+            raise LabError(f"unknown series {name}; known: {', '.join(SERIES)}, "
+                           "all, arm64, everything")
+        for s in groups.get(name, [name]):
+            if s not in out:
+                out.append(s)
     return out
 
 

@@ -73,6 +73,24 @@ pub fn dump_manifests(root: &Path, bad: BadJson) -> Vec<Value> {
         .collect()
 }
 
+/// Every dump's own `dumps/*/manifest.json` whose kernel is `arch`, whatever
+/// [`TESTED_ARCHES`] says: for the tests of an architecture on its way in.
+pub fn arch_dump_manifests(root: &Path, arch_name: &str) -> Vec<Value> {
+    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = dirs
+        .flatten()
+        .map(|d| d.path().join("manifest.json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| parse(p, &std::fs::read_to_string(p).ok()?, BadJson::Panic))
+        .filter(|m| arch(m) == arch_name)
+        .collect()
+}
+
 /// The `dumps` list of `manifests.json` for the [`TESTED_ARCHES`], or `None` when the file is
 /// unreadable, has no `dumps` array, or (with [`BadJson::Skip`]) is not valid JSON.
 pub fn index_manifests(root: &Path, bad: BadJson) -> Option<Vec<Value>> {
