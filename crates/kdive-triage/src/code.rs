@@ -1,5 +1,6 @@
 //! The `Code:` line: the bytes around the faulting instruction, the faulting one's first byte
-//! in `<..>` (kernel) or `(..)` (user space), disassembled in AT&T syntax as objdump does.
+//! in `<..>` (kernel) or `(..)` (user space) on x86_64, arm64's instruction words with the
+//! faulting one in `(..)`, disassembled as objdump does (AT&T syntax on x86_64).
 
 use kdive_arch::{Instruction, Platform, Syntax};
 use serde::Serialize;
@@ -46,11 +47,13 @@ fn parse_bytes(line: &str) -> Option<(Vec<u8>, usize)> {
             }
             fault = Some(bytes.len());
         }
-        // Some architectures print 2- or 4-byte words; x86 prints bytes.
-        if inner.len() != 2 {
-            return None;
+        // x86 prints bytes; arm64 its 4-byte instruction words, as numbers (so in memory
+        // order, little-endian).
+        match inner.len() {
+            2 => bytes.push(u8::from_str_radix(inner, 16).ok()?),
+            8 => bytes.extend(u32::from_str_radix(inner, 16).ok()?.to_le_bytes()),
+            _ => return None,
         }
-        bytes.push(u8::from_str_radix(inner, 16).ok()?);
     }
     Some((bytes, fault?))
 }
@@ -131,11 +134,17 @@ pub fn disassemble(
         instructions.push(CodeInstruction {
             offset,
             address,
-            bytes: raw
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            bytes: match <[u8; 4]>::try_from(raw) {
+                // Fixed-width instruction words are shown as the log and objdump print them.
+                Ok(word) if platform.max_instruction_length() == 4 => {
+                    format!("{:08x}", u32::from_le_bytes(word))
+                }
+                _ => raw
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
             text: instruction.text,
             faulting: start == fault,
         });
@@ -215,6 +224,29 @@ mod tests {
             .find(|i| i.faulting)
             .expect("fault");
         assert_eq!(fault.text, "incq (%rbx)");
+    }
+
+    #[test]
+    fn arm64_words_in_memory_order_and_the_fault_in_parentheses() {
+        let code = super::disassemble(
+            &kdive_arch::aarch64::Aarch64,
+            "aa0003e1 9100a000 (f9400262) d65f03c0",
+            None,
+            None,
+        )
+        .expect("decodes");
+        let texts: Vec<&str> = code.instructions.iter().map(|i| i.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["mov\tx1, x0", "add\tx0, x0, #0x28", "ldr\tx2, [x19]", "ret"]
+        );
+        let fault = code
+            .instructions
+            .iter()
+            .find(|i| i.faulting)
+            .expect("fault");
+        assert_eq!((fault.offset, fault.bytes.as_str()), (0, "f9400262"));
+        assert_eq!(code.instructions[0].offset, -8);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Details {
     /// The `Code:` line's bytes as printed.
     pub code_line: Option<String>,
     pub stacks: Vec<Stack>,
+    /// The report is arm64's (`pc : ` and `pstate: ` lines, instruction words in `Code:`).
+    pub aarch64: bool,
 }
 
 struct Patterns {
@@ -102,6 +104,7 @@ struct Patterns {
     hardware: Regex,
     rip: Regex,
     register: Regex,
+    arm64_register: Regex,
     rsp: Regex,
     frame: Regex,
     fault_address: Regex,
@@ -128,6 +131,9 @@ fn patterns() -> &'static Patterns {
             ),
             register: re(r"\b([A-Z][A-Z0-9]{1,5}|knlGS):\s?([0-9a-f]{4,16})\b"),
             rsp: re(r"RSP: ([0-9a-f]{4}):([0-9a-f]{1,16})"),
+            // arm64's `__show_regs`: `x29: ffff... x28: ...`, `x2 : ...`, `sp : ...`,
+            // `pstate: 60400005 (nZCv ...)`; `pc`/`lr` name a symbol instead.
+            arm64_register: re(r"\b(x\d{1,2}|sp|pstate)\s?:\s?([0-9a-f]{8,16})\b"),
             frame: re(
                 r"^\s*(?:\[<(?:0x)?[0-9a-f]+>\]\s*)?(\?\s+)?(?:\[<(?:0x)?[0-9a-f]+>\]\s*)?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)(?:/0x([0-9a-f]+))?(?:\s+\[([A-Za-z0-9_.\-]+)(?:\s+[0-9a-f]+)?\])?",
             ),
@@ -135,7 +141,7 @@ fn patterns() -> &'static Patterns {
                 r"(?:NULL pointer dereference|paging request|page fault for address)(?:, address:| at) ?(?:0x)?([0-9a-f]+)",
             ),
             pf_error: re(r"#PF: error_code\(0x([0-9a-f]+)\)"),
-            code: re(r"^\s*Code: ((?:[0-9a-fA-F()<>]{2,8}\s*)+)$"),
+            code: re(r"^\s*Code: ((?:[0-9a-fA-F()<>]{2,10}\s*)+)$"),
             marker: re(r"^\s*<(/?)([A-Z]+)>\s*$"),
             register_line: re(
                 r"^\s*(?:Code: |RSP: |RAX: |RDX: |RBP: |R\d\d: |FS: |CS: |CR2: |DR\d: |PKRU: |ORIG_RAX: )",
@@ -272,7 +278,8 @@ pub(crate) fn parse(lines: &[String]) -> Details {
                 }
                 continue;
             }
-            if p.register_line.is_match(line) {
+            // arm64's `Code:` ends its trace rather than sitting inside it.
+            if p.register_line.is_match(line) && !(d.aarch64 && p.code.is_match(line)) {
                 continue;
             }
         }
@@ -356,8 +363,9 @@ pub(crate) fn parse(lines: &[String]) -> Details {
             continue;
         }
         if let Some(caps) = p.code.captures(line) {
-            // Only the `Code:` of the faulting context, printed right after its `RIP:`.
-            if d.code_line.is_none() && in_registers {
+            // Only the `Code:` of the faulting context, printed right after its `RIP:` (on
+            // arm64 after the call trace that follows its registers).
+            if d.code_line.is_none() && (in_registers || d.aarch64) {
                 d.code_line = caps.get(1).map(|m| m.as_str().trim().to_string());
             }
             continue;
@@ -365,9 +373,10 @@ pub(crate) fn parse(lines: &[String]) -> Details {
         // Registers come before the stack; a `RIP: 0033:` after it is the syscall's user
         // context (KASAN, WARNING and hang reports print one), not the fault.
         let before_stacks = d.stacks.is_empty();
+        let arm64_pc = trimmed.starts_with("pc : ");
         if d.rip.is_none()
             && before_stacks
-            && (trimmed.starts_with("RIP:") || trimmed.starts_with("IP:"))
+            && (trimmed.starts_with("RIP:") || trimmed.starts_with("IP:") || arm64_pc)
         {
             if let Some(caps) = p.rip.captures(line) {
                 let segment = caps.get(1).map(|m| m.as_str().to_string());
@@ -381,6 +390,7 @@ pub(crate) fn parse(lines: &[String]) -> Details {
                     address: caps.get(2).or(caps.get(7)).map(|m| m.as_str().to_string()),
                     user,
                 });
+                d.aarch64 |= arm64_pc;
                 in_registers = true;
                 continue;
             }
@@ -393,6 +403,22 @@ pub(crate) fn parse(lines: &[String]) -> Details {
                     d.registers
                         .entry("RSP".into())
                         .or_insert(sp.as_str().into());
+                    any = true;
+                }
+            }
+            if d.aarch64 {
+                // `lr : func+off/size`: a symbol, kept as the line says it.
+                if let Some(lr) = trimmed.strip_prefix("lr : ") {
+                    d.registers.entry("lr".into()).or_insert(lr.trim().into());
+                    any = true;
+                }
+                for caps in p.arm64_register.captures_iter(line) {
+                    let (Some(name), Some(value)) = (caps.get(1), caps.get(2)) else {
+                        continue;
+                    };
+                    d.registers
+                        .entry(name.as_str().to_string())
+                        .or_insert_with(|| value.as_str().to_string());
                     any = true;
                 }
             }

@@ -50,6 +50,9 @@ pub struct Report {
     pub release: Option<String>,
     pub taint: Option<Taint>,
     pub hardware: Option<String>,
+    /// The architecture the report's format is: `x86_64` or `aarch64`.
+    pub arch: &'static str,
+    /// The faulting instruction: x86_64's `RIP:` line, arm64's `pc : `.
     pub rip: Option<Rip>,
     pub registers: BTreeMap<String, String>,
     pub cr2: Option<String>,
@@ -152,7 +155,19 @@ fn build(
     let mut other_stacks = std::mem::take(&mut details.stacks);
     if let Some(index) = main {
         if index < other_stacks.len() {
-            frames.extend(other_stacks.remove(index).frames);
+            let mut trace = other_stacks.remove(index).frames;
+            // arm64's trace starts at the faulting pc, which the `pc : ` line gave already.
+            let repeats_pc = |first: &Frame| {
+                frames.first().is_some_and(|rip: &Frame| {
+                    rip.function == first.function
+                        && rip.offset == first.offset
+                        && rip.module == first.module
+                })
+            };
+            if details.aarch64 && trace.first().is_some_and(repeats_pc) {
+                trace.remove(0);
+            }
+            frames.extend(trace);
         }
     }
     if let Some(symbols) = symbols {
@@ -169,9 +184,12 @@ fn build(
         .and_then(|r| r.offset);
     let mut code = details.code_line.as_deref().and_then(|line| {
         let address = rip_frame.and_then(symbolize::frame_address);
-        // The x86_64 oops format is the one triage reads (its RIP line, its byte-wise
-        // `Code:`).
-        code::disassemble(&kdive_arch::x86_64::X86_64, line, address, function_offset)
+        let platform: &dyn kdive_arch::Platform = if details.aarch64 {
+            &kdive_arch::aarch64::Aarch64
+        } else {
+            &kdive_arch::x86_64::X86_64
+        };
+        code::disassemble(platform, line, address, function_offset)
     });
     if let (Some(code), Some(rip_frame)) = (code.as_mut(), rip_frame) {
         if let Some((source, text)) = symbolize::fault_source(rip_frame) {
@@ -198,6 +216,7 @@ fn build(
         release: details.release,
         taint: details.taint,
         hardware: details.hardware,
+        arch: if details.aarch64 { "aarch64" } else { "x86_64" },
         rip: details.rip,
         registers: details.registers,
         cr2: details.cr2,

@@ -141,7 +141,14 @@ fn render_report(out: &mut String, index: usize, count: usize, report: &Report) 
         if rip.user {
             text.push_str(" (user space)");
         }
-        field("RIP", text);
+        field(
+            if report.arch == "aarch64" {
+                "pc"
+            } else {
+                "RIP"
+            },
+            text,
+        );
     }
     for alt in &report.alt_titles {
         field("also", alt.clone());

@@ -7,10 +7,11 @@ use kdive_symbols::{KernelImages, SourceLocation};
 use crate::details::{self, Frame, InlinedCall, Stack};
 
 /// The address to look up for a frame. A return address points after its call; the call
-/// itself is the byte before (as syzkaller and `gdb` do). The faulting instruction (`RIP:`) is
-/// exact.
+/// itself is the byte before (as syzkaller and `gdb` do), in the previous function when a
+/// noreturn call ends it (arm64's trace then names the next function at offset 0). The
+/// faulting instruction (`RIP:`) is exact, and so is a stale, unreliable `? func+0x0`.
 fn lookup_address(frame: &Frame, address: u64) -> u64 {
-    if frame.is_rip || frame.offset == 0 {
+    if frame.is_rip || (frame.offset == 0 && !frame.reliable) {
         address
     } else {
         address.saturating_sub(1)
@@ -53,6 +54,17 @@ pub(crate) fn frames(symbols: &KernelImages, frames: &mut [Frame], warnings: &mu
         // loaded: only a vmlinux address means something to the reader.
         if image.kind() == kdive_symbols::ImageKind::Executable {
             frame.address = Some(format!("{address:#x}"));
+        }
+        // A noreturn call ending a function returns to the next one's first byte, which the
+        // trace names: the frame is the caller's, at the end of the function before.
+        if frame.offset == 0 && frame.reliable && !frame.is_rip {
+            if let Some((caller, offset)) = image.symbol_at(address.saturating_sub(1)) {
+                if caller.name != frame.function && caller.is_function {
+                    frame.function = caller.name.to_string();
+                    frame.offset = offset.saturating_add(1);
+                    frame.size = (caller.size > 0).then_some(caller.size);
+                }
+            }
         }
         let mut locations = match image.locations(lookup_address(frame, address)) {
             Ok(locations) => locations,

@@ -17,13 +17,21 @@ struct Crash {
     console_log: PathBuf,
     vmlinux: PathBuf,
     test_module: PathBuf,
+    /// The binutils of the kernel's architecture: the host's for x86_64, the
+    /// `aarch64-linux-gnu-` ones for arm64 (the host's addr2line finds no line in an arm64
+    /// module: it cannot apply its relocations).
+    binutils: &'static str,
 }
 
 /// One entry per crash event whose console log and images exist.
 fn crashes() -> Vec<Crash> {
-    let Some(manifests) = lab::index_manifests(&lab_root(), BadJson::Panic) else {
+    let Some(mut manifests) = lab::index_manifests(&lab_root(), BadJson::Panic) else {
         return Vec::new();
     };
+    // arm64's console logs too, before the aarch64 dumps join every lab test.
+    if !lab::TESTED_ARCHES.contains(&"aarch64") {
+        manifests.extend(lab::arch_dump_manifests(&lab_root(), "aarch64"));
+    }
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for dump in &manifests {
@@ -44,6 +52,10 @@ fn crashes() -> Vec<Crash> {
                 console_log,
                 vmlinux,
                 test_module,
+                binutils: match lab::arch(dump) {
+                    "aarch64" => "aarch64-linux-gnu-",
+                    _ => "",
+                },
             });
         }
     }
@@ -54,11 +66,16 @@ type Chain = Vec<(String, String, Option<u32>)>;
 
 /// `(function, file, line)` chains from one `addr2line -a -i -f` run, innermost first, one
 /// per address.
-fn oracle_many(file: &Path, section: Option<&str>, addresses: &[u64]) -> Vec<Chain> {
+fn oracle_many(
+    binutils: &str,
+    file: &Path,
+    section: Option<&str>,
+    addresses: &[u64],
+) -> Vec<Chain> {
     if addresses.is_empty() {
         return Vec::new();
     }
-    let mut cmd = Command::new("addr2line");
+    let mut cmd = Command::new(format!("{binutils}addr2line"));
     cmd.args(["-a", "-i", "-f", "-e"]).arg(file);
     if let Some(section) = section {
         cmd.args(["-j", section]);
@@ -86,8 +103,10 @@ fn oracle_many(file: &Path, section: Option<&str>, addresses: &[u64]) -> Vec<Cha
     chains
 }
 
-fn oracle(file: &Path, section: Option<&str>, address: u64) -> Chain {
-    oracle_many(file, section, &[address]).pop().unwrap()
+fn oracle(binutils: &str, file: &Path, section: Option<&str>, address: u64) -> Chain {
+    oracle_many(binutils, file, section, &[address])
+        .pop()
+        .unwrap()
 }
 
 /// The frame's chain as ours: inlined calls innermost first, then the frame itself.
@@ -137,8 +156,8 @@ fn agree(
 }
 
 /// The instruction objdump decodes at `offset` of `section`.
-fn objdump_at(file: &Path, section: &str, offset: u64) -> String {
-    let out = Command::new("objdump")
+fn objdump_at(binutils: &str, file: &Path, section: &str, offset: u64) -> String {
+    let out = Command::new(format!("{binutils}objdump"))
         .args(["-d", "--no-show-raw-insn", "-j", section])
         .arg(format!("--start-address={offset:#x}"))
         .arg(format!("--stop-address={:#x}", offset + 16))
@@ -167,10 +186,11 @@ fn have_addr2line() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Lookup address of a frame: the faulting instruction itself, else the call before the
-/// return address.
+/// Lookup address of a frame: the faulting instruction itself (or a stale `? func+0x0`),
+/// else the call before the return address, which for a noreturn call ending the previous
+/// function is in that function.
 fn lookup(frame: &Frame, start: u64) -> u64 {
-    if frame.is_rip || frame.offset == 0 {
+    if frame.is_rip || (frame.offset == 0 && !frame.reliable) {
         start + frame.offset
     } else {
         start + frame.offset - 1
@@ -276,7 +296,12 @@ fn lab_console_logs() {
             let start = ko.resolve(&frame.function, 0, frame.size).unwrap();
             let address = lookup(frame, start);
             let (section, base) = ko.section_containing(address).unwrap();
-            let theirs = oracle(&crash.test_module, Some(section), address - base);
+            let theirs = oracle(
+                crash.binutils,
+                &crash.test_module,
+                Some(section),
+                address - base,
+            );
             if !frame.reliable && theirs.iter().all(|(_, _, line)| line.is_none()) {
                 // A stale `? __pfx_func+0x10/0x10`: the padding before a function has no line.
                 assert!(frame.file.is_none(), "{}: {frame:?}", crash.crash_id);
@@ -311,7 +336,7 @@ fn lab_console_logs() {
         ) {
             let start = ko.resolve(&rip.function, rip.offset, rip.size).unwrap();
             let (section, base) = ko.section_containing(start).unwrap();
-            let theirs = objdump_at(&crash.test_module, section, start - base);
+            let theirs = objdump_at(crash.binutils, &crash.test_module, section, start - base);
             let ours = code.instructions.iter().find(|i| i.faulting).unwrap();
             assert_eq!(
                 squash(&ours.text),
@@ -345,7 +370,7 @@ fn lab_console_logs() {
                 address - 1
             });
         }
-        let oracles = oracle_many(&crash.vmlinux, None, &addresses);
+        let oracles = oracle_many(crash.binutils, &crash.vmlinux, None, &addresses);
         let vmlinux = ElfImage::open(&crash.vmlinux).unwrap();
         for (frame, theirs) in kernel_frames.iter().zip(&oracles) {
             assert!(
