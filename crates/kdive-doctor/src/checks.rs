@@ -38,6 +38,8 @@ struct Facts {
     /// (RAM in bytes, where it came from)
     system_ram: Option<(u64, String)>,
     crashkernel: Option<Result<Resolved, CrashkernelError>>,
+    /// The system's architecture, whose `crashkernel=` defaults apply.
+    arch: crashkernel::Arch,
     kexec_crash_size: Result<u64, ReadError>,
     kexec_crash_loaded: Result<String, ReadError>,
     config: ConfigState,
@@ -73,8 +75,14 @@ impl Facts {
             }),
             _ => None,
         };
+        // The system's architecture; a root without /proc is taken to be this machine's.
+        let arch = host::read_text(host, "/proc/sys/kernel/arch", TEXT_LIMIT)
+            .ok()
+            .and_then(|name| crashkernel::Arch::from_name(name.trim()))
+            .or_else(|| crashkernel::Arch::from_name(std::env::consts::ARCH))
+            .unwrap_or(crashkernel::Arch::X86_64);
         let crashkernel = match (&cmdline, &system_ram) {
-            (Ok(cmdline), Some((ram, _))) => Some(crashkernel::resolve(cmdline, *ram)),
+            (Ok(cmdline), Some((ram, _))) => Some(crashkernel::resolve(cmdline, *ram, arch)),
             (Ok(cmdline), None) if !crashkernel::is_present(cmdline) => {
                 Some(Err(CrashkernelError::Missing))
             }
@@ -92,6 +100,7 @@ impl Facts {
                 .map(|s| s.trim().to_string());
         Self {
             family,
+            arch,
             os_id,
             release,
             cmdline,
@@ -428,7 +437,10 @@ fn crashkernel_check(host: &dyn Host, facts: &Facts) -> Check {
                     " above 4 GiB plus {} below 4 GiB ({})",
                     format_size(low.size),
                     if low.default {
-                        "the x86_64 default for ,low"
+                        match facts.arch {
+                            crashkernel::Arch::X86_64 => "the x86_64 default for ,low",
+                            crashkernel::Arch::Aarch64 => "the arm64 default for ,low",
+                        }
                     } else {
                         "crashkernel=,low"
                     }

@@ -1,4 +1,4 @@
-//! `crashkernel=` as the x86_64 kernel reads it.
+//! `crashkernel=` as the x86_64 and arm64 kernels read it.
 //!
 //! Mirrors `parse_crashkernel()` and its helpers in `kernel/crash_reserve.c` (before Linux 6.9:
 //! `kernel/crash_core.c`) and `memparse()` in `lib/cmdline.c`:
@@ -14,8 +14,10 @@
 //!   128 MiB below a range boundary). A range size `>= ram` makes the whole parameter invalid,
 //!   even in a range that does not match.
 //! - `,high` is used only when there is no plain `crashkernel=`; `,low` then defaults to
-//!   `max(swiotlb size + 8 MiB, 256 MiB)` on x86_64 (`crash_low_size_default()`), and
-//!   `CRASH_ADDR_LOW_MAX` is 4 GiB.
+//!   `max(swiotlb size + 8 MiB, 256 MiB)` on x86_64 (`crash_low_size_default()`), and to
+//!   128 MiB on arm64 (`DEFAULT_CRASH_KERNEL_LOW_SIZE`: arch/arm64/mm/init.c in 6.1,
+//!   asm/crash_reserve.h from 6.9). `,low` memory lies below `CRASH_ADDR_LOW_MAX`: 4 GiB on
+//!   x86_64, the DMA limit on arm64 (`arm64_dma_phys_limit`, 4 GiB or less).
 //! - Numbers follow `simple_strtoull(…, 0)`: `0x` hex, leading-`0` octal, else decimal, then one
 //!   optional suffix `K M G T P E` (either case). The kernel lets overflow wrap; this parser
 //!   reports it as malformed instead.
@@ -26,8 +28,26 @@ use std::fmt;
 
 /// `SZ_128M`: the granularity the kernel rounds system RAM up to before matching ranges.
 pub const RAM_ROUNDING: u64 = 128 << 20;
-/// `CRASH_ADDR_LOW_MAX` on x86_64: `,low` memory lies below it.
-pub const CRASH_ADDR_LOW_MAX: u64 = 4 << 30;
+/// The architectures whose `crashkernel=` defaults differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// From `uname -m` (`/proc/sys/kernel/arch`); `None` for another architecture.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        match name {
+            "x86_64" => Some(Arch::X86_64),
+            "aarch64" | "arm64" => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+}
+
+/// arm64's `DEFAULT_CRASH_KERNEL_LOW_SIZE`.
+const ARM64_DEFAULT_LOW_SIZE: u64 = 128 << 20;
 /// The x86_64 swiotlb default (`IO_TLB_DEFAULT_SIZE`), used when `swiotlb=` gives no size.
 const SWIOTLB_DEFAULT_SIZE: u64 = 64 << 20;
 /// `IO_TLB_SHIFT`: `swiotlb=` counts 2 KiB slabs.
@@ -181,7 +201,7 @@ pub fn is_present(cmdline: &str) -> bool {
 }
 
 /// Resolves the command line against `system_ram` (bytes, as `memblock_phys_mem_size()`).
-pub fn resolve(cmdline: &str, system_ram: u64) -> Result<Resolved, CrashkernelError> {
+pub fn resolve(cmdline: &str, system_ram: u64, arch: Arch) -> Result<Resolved, CrashkernelError> {
     let matched_ram = round_up(system_ram, RAM_ROUNDING);
     let cma = last_value(cmdline, Some(Suffix::Cma))
         .and_then(|value| parse_suffix(value, Suffix::Cma).ok())
@@ -225,7 +245,7 @@ pub fn resolve(cmdline: &str, system_ram: u64) -> Result<Resolved, CrashkernelEr
             })?;
         let low = match last_value(cmdline, Some(Suffix::Low)) {
             None => LowReservation {
-                size: default_low_size(cmdline),
+                size: default_low_size(cmdline, arch),
                 default: true,
             },
             Some(low_value) => LowReservation {
@@ -270,10 +290,17 @@ fn has_range_syntax(value: &str) -> bool {
     value.contains(':')
 }
 
-/// `crash_low_size_default()` on x86_64: `max(swiotlb size + 8 MiB, 256 MiB)`.
-pub fn default_low_size(cmdline: &str) -> u64 {
-    let swiotlb = swiotlb_size(cmdline).unwrap_or(SWIOTLB_DEFAULT_SIZE);
-    swiotlb.saturating_add(8 << 20).max(256 << 20)
+/// The `,low` size `,high` comes with when no `crashkernel=size,low` is given: on x86_64
+/// `crash_low_size_default()`, `max(swiotlb size + 8 MiB, 256 MiB)`; on arm64 a fixed
+/// 128 MiB.
+pub fn default_low_size(cmdline: &str, arch: Arch) -> u64 {
+    match arch {
+        Arch::X86_64 => {
+            let swiotlb = swiotlb_size(cmdline).unwrap_or(SWIOTLB_DEFAULT_SIZE);
+            swiotlb.saturating_add(8 << 20).max(256 << 20)
+        }
+        Arch::Aarch64 => ARM64_DEFAULT_LOW_SIZE,
+    }
 }
 
 /// `setup_io_tlb_npages`: `swiotlb=<slabs>[,...]` sets the bounce buffer size in 2 KiB slabs,
@@ -496,6 +523,32 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The x86_64 rules, which most tests exercise.
+    fn resolve(cmdline: &str, ram: u64) -> Result<Resolved, CrashkernelError> {
+        super::resolve(cmdline, ram, Arch::X86_64)
+    }
+
+    fn default_low_size(cmdline: &str) -> u64 {
+        super::default_low_size(cmdline, Arch::X86_64)
+    }
+
+    #[test]
+    fn arm64_defaults_its_low_reservation_to_128m() {
+        let r = super::resolve("swiotlb=262144 crashkernel=1G,high", 16 * G, Arch::Aarch64)
+            .expect("resolves");
+        assert_eq!(r.low.map(|l| (l.size, l.default)), Some((128 * M, true)));
+        let r = super::resolve(
+            "crashkernel=1G,high crashkernel=64M,low",
+            16 * G,
+            Arch::Aarch64,
+        )
+        .expect("resolves");
+        assert_eq!(r.low.map(|l| l.size), Some(64 * M));
+        assert_eq!(Arch::from_name("aarch64"), Some(Arch::Aarch64));
+        assert_eq!(Arch::from_name("x86_64"), Some(Arch::X86_64));
+        assert_eq!(Arch::from_name("riscv64"), None);
+    }
 
     const M: u64 = 1 << 20;
     const G: u64 = 1 << 30;

@@ -27,7 +27,9 @@ pub fn fuzz_crashkernel(data: &[u8]) {
         None => (0, data),
     };
     let cmdline = String::from_utf8_lossy(cmdline);
-    let _ = crashkernel::resolve(&cmdline, ram);
-    let _ = crashkernel::default_low_size(&cmdline);
+    for arch in [crashkernel::Arch::X86_64, crashkernel::Arch::Aarch64] {
+        let _ = crashkernel::resolve(&cmdline, ram, arch);
+        let _ = crashkernel::default_low_size(&cmdline, arch);
+    }
     let _ = crashkernel::size_from_table(&cmdline, ram);
 }

@@ -979,3 +979,26 @@ fn debuginfo_names_the_urls_files_when_debuginfod_urls_is_unset() {
         "{out}"
     );
 }
+
+#[test]
+fn arm64_high_reservation_names_arm64s_default_low() {
+    let root = TempRoot::new("debian-healthy");
+    root.write("/proc/sys/kernel/arch", b"aarch64\n");
+    root.write(
+        "/proc/cmdline",
+        b"BOOT_IMAGE=/boot/vmlinuz-6.1.0-26-arm64 root=/dev/vda1 ro crashkernel=512M,high\n",
+    );
+    let report = diagnose(&FakeHost::new(&root, 50 * GIB));
+    let out = text(&report);
+    assert!(
+        out.contains("crashkernel=512M,high asks for 512 MiB above 4 GiB plus 128 MiB below 4 GiB (the arm64 default for ,low)"),
+        "{out}"
+    );
+    // The same line on x86_64: swiotlb's default 64 MiB + 8 MiB, at least 256 MiB.
+    root.write("/proc/sys/kernel/arch", b"x86_64\n");
+    let out = text(&diagnose(&FakeHost::new(&root, 50 * GIB)));
+    assert!(
+        out.contains("plus 256 MiB below 4 GiB (the x86_64 default for ,low)"),
+        "{out}"
+    );
+}
