@@ -474,9 +474,18 @@ pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<V
         std::process::id(),
         CRASH_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
+    // arm64 dumps: crash 9.0.2 built for ARM64 by the lab, run from the host.
+    let arm64 = arch(m) == "aarch64";
+    if arm64 && version != Crash::V9 {
+        return None;
+    }
     // Where the command file is written, and its name as crash sees it: crash 9 sees only
     // the sid root (and the lab root inside it), whose /tmp is its own.
     let (dir, seen) = match version {
+        _ if arm64 => {
+            let dir = std::env::temp_dir().join(&name);
+            (dir.clone(), dir)
+        }
         Crash::V8 => {
             let dir = std::env::temp_dir().join(&name);
             (dir.clone(), dir)
@@ -495,6 +504,7 @@ pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<V
     body.push_str("quit\n");
     std::fs::write(dir.join("commands"), body).ok()?;
     let mut command = match version {
+        _ if arm64 => std::process::Command::new(lab_root().join("tools/crash-arm64/crash")),
         Crash::V8 => std::process::Command::new("crash"),
         Crash::V9 => {
             let mut unshare = std::process::Command::new("unshare");
