@@ -87,6 +87,25 @@ fn notes_of_another_architecture_are_refused() {
         stderr.contains(&dump) && stderr.contains("392 bytes") && stderr.contains("336"),
         "{stderr}"
     );
+    // The reverse: an aarch64 header with x86_64's NT_PRSTATUS (336 bytes).
+    let reverse = write(
+        &dir,
+        "reverse.elf",
+        ElfVmcoreBuilder::new()
+            .machine(EM_AARCH64)
+            .vmcoreinfo("OSRELEASE=6.1.0\n")
+            .prstatus(1, 0x1000, 0x2000)
+            .load(0, vec![0; 4096])
+            .build(),
+    );
+    let (status, _, stderr) = kdive(&["open", &reverse, "--no-vmlinux", "-c", "sys"]);
+    assert_eq!(status, 2, "stderr: {stderr}");
+    assert!(
+        stderr.contains(&reverse)
+            && stderr.contains("336 bytes")
+            && stderr.contains("aarch64's has 392"),
+        "{stderr}"
+    );
     // The same header with x86_64's own notes opens past this point.
     let fine = write(
         &dir,
