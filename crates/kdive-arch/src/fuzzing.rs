@@ -12,8 +12,8 @@ use crate::x86_64::paging::{PageTables, PagingLevels, CR0_PG, CR4_LA57};
 use crate::x86_64::regs::{registers_from_pt_regs, QemuCpuState};
 use crate::VirtAddr;
 
-/// Physical memory `[0, len)` from a byte buffer.
-struct FlatMem(Vec<u8>);
+/// Physical memory `[0, len)` from a byte buffer (the arm64 fuzz entry uses it too).
+pub(crate) struct FlatMem(pub(crate) Vec<u8>);
 
 impl PhysMem for FlatMem {
     fn page_size(&self) -> u64 {
@@ -47,7 +47,7 @@ impl PhysMem for FlatMem {
     }
 }
 
-fn word(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn word(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     if let Some(src) = bytes.get(at..at + 8) {
         w.copy_from_slice(src);

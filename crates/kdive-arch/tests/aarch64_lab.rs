@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use kdive_arch::aarch64::Aarch64Layout;
@@ -27,27 +26,6 @@ use kdive_dump::{MemError, PhysAddr, Vmcore};
 use kdive_testkit::lab::{self, lab_root};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use serde_json::Value;
-
-/// Every arm64 dump's manifest, sorted by path.
-fn arm64_manifests(root: &Path) -> Vec<Value> {
-    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dirs
-        .flatten()
-        .map(|d| d.path().join("manifest.json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| {
-            let text = std::fs::read_to_string(p).ok()?;
-            let m: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (lab::arch(&m) == "aarch64").then_some(m)
-        })
-        .collect()
-}
 
 /// What the test needs from a vmlinux: `.text`'s link-address range and its functions.
 struct Text {
@@ -154,7 +132,7 @@ fn drgn_follow_phys(m: &Value, addrs: &[u64]) -> Result<Vec<Option<u64>>, DrgnFa
 #[test]
 fn arm64_kernel_tables_agree_with_kimage_voffset_phys_offset_and_drgn() {
     let root = lab_root();
-    let manifests = arm64_manifests(&root);
+    let manifests = lab::arch_dump_manifests(&root, "aarch64");
     if manifests.is_empty() {
         kdive_testkit::skip!("SKIP (no arm64 lab dumps under {})", root.display());
         return;
@@ -405,7 +383,7 @@ const DRGN_PROCESSES: &str = "import sys, drgn\n\
 #[test]
 fn arm64_process_tables_agree_with_drgn() {
     let root = lab_root();
-    let userland: Vec<Value> = arm64_manifests(&root)
+    let userland: Vec<Value> = lab::arch_dump_manifests(&root, "aarch64")
         .into_iter()
         .filter(|m| m["scenario"] == "userland" && lab::present_files(m).is_ok())
         .collect();

@@ -143,21 +143,6 @@ impl SearchRecord {
 
 crate::impl_record!(SearchRecord);
 
-/// The x86_64 address space: the ranges `search` walks are x86_64's.
-fn x86_64_space(
-    kernel: &kdive_kernel::Kernel,
-) -> Result<
-    &kdive_arch::x86_64::KernelAddressSpace<std::sync::Arc<dyn kdive_kernel::PhysMem>>,
-    CommandError,
-> {
-    kernel.address_space().as_x86_64().ok_or_else(|| {
-        failed(format!(
-            "not available on {} dumps yet",
-            kernel.platform().name()
-        ))
-    })
-}
-
 fn failed(what: String) -> CommandError {
     CommandError::Failed {
         command: "search",
@@ -407,7 +392,7 @@ fn run_search(
         }
     };
     let step = if chars { 1 } else { unit as u64 };
-    let tables = x86_64_space(kernel)?.page_tables();
+    let tables = crate::target::x86_64_space(kernel, "search")?.page_tables();
     let levels = tables.levels();
     let (lo, hi) = match (space, levels) {
         (SearchSpace::Kernel, PagingLevels::Four) => (0xffff_8000_0000_0000, u64::MAX),
@@ -536,7 +521,7 @@ fn run_search(
                 let pgd = kernel
                     .read_field(VirtAddr(mm), "mm_struct", "pgd")
                     .map_err(|e| failed(e.to_string()))?;
-                x86_64_space(kernel)?
+                crate::target::x86_64_space(kernel, "search")?
                     .process_tables(VirtAddr(pgd))
                     .map_err(|e| failed(e.to_string()))?
                     .root()

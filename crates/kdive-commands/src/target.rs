@@ -47,6 +47,24 @@ pub(crate) fn resolve(
     Some((VirtAddr(addr.0.checked_add(offset)?), offset == 0))
 }
 
+/// The x86_64 address space, for the commands that walk x86_64's page-table levels (`vtop`,
+/// `search`); other architectures get `command`'s "not available yet".
+pub(crate) fn x86_64_space<'k>(
+    kernel: &'k Kernel,
+    command: &'static str,
+) -> Result<
+    &'k kdive_arch::x86_64::KernelAddressSpace<std::sync::Arc<dyn kdive_kernel::PhysMem>>,
+    crate::CommandError,
+> {
+    kernel
+        .address_space()
+        .as_x86_64()
+        .ok_or_else(|| crate::CommandError::Failed {
+            command,
+            what: format!("not available on {} dumps yet", kernel.platform().name()),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

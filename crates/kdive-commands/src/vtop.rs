@@ -460,21 +460,6 @@ impl VtopEntry {
 
 crate::impl_record!(VtopRecord);
 
-/// The x86_64 address space: `vtop` prints x86_64's page-table levels.
-fn x86_64_space(
-    kernel: &Kernel,
-) -> Result<
-    &kdive_arch::x86_64::KernelAddressSpace<std::sync::Arc<dyn kdive_kernel::PhysMem>>,
-    CommandError,
-> {
-    kernel.address_space().as_x86_64().ok_or_else(|| {
-        failed(format!(
-            "not available on {} dumps yet",
-            kernel.platform().name()
-        ))
-    })
-}
-
 fn failed(what: String) -> CommandError {
     CommandError::Failed {
         command: "vtop",
@@ -564,7 +549,7 @@ fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, Comm
     let pgd = kernel
         .read_field(VirtAddr(mm), "mm_struct", "pgd")
         .map_err(|e| failed(e.to_string()))?;
-    let tables = x86_64_space(kernel)?
+    let tables = crate::target::x86_64_space(kernel, "vtop")?
         .process_tables(VirtAddr(pgd))
         .map_err(|e| failed(e.to_string()))?;
     Ok(Some((tables.root().0, mm)))
@@ -623,7 +608,7 @@ pub(crate) fn translate(
     kern: bool,
     addrs: &[u64],
 ) -> Result<Vec<VtopEntry>, CommandError> {
-    let space = x86_64_space(kernel)?;
+    let space = crate::target::x86_64_space(kernel, "vtop")?;
     let tables = space.page_tables();
     let levels = tables.levels();
     let mut entries = Vec::new();

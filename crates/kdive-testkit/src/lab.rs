@@ -55,6 +55,14 @@ fn is_tested_arch(m: &Value) -> bool {
 /// by path, for the [`TESTED_ARCHES`]. Unreadable manifests are left out; unparsable ones as
 /// `bad` says.
 pub fn dump_manifests(root: &Path, bad: BadJson) -> Vec<Value> {
+    all_dump_manifests(root, bad)
+        .into_iter()
+        .filter(is_tested_arch)
+        .collect()
+}
+
+/// Every `dumps/*/manifest.json`, sorted by path, whatever the architecture.
+fn all_dump_manifests(root: &Path, bad: BadJson) -> Vec<Value> {
     let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
         return Vec::new();
     };
@@ -69,24 +77,14 @@ pub fn dump_manifests(root: &Path, bad: BadJson) -> Vec<Value> {
             let text = std::fs::read_to_string(p).ok()?;
             parse(p, &text, bad)
         })
-        .filter(is_tested_arch)
         .collect()
 }
 
 /// Every dump's own `dumps/*/manifest.json` whose kernel is `arch`, whatever
 /// [`TESTED_ARCHES`] says: for the tests of an architecture on its way in.
 pub fn arch_dump_manifests(root: &Path, arch_name: &str) -> Vec<Value> {
-    let Ok(dirs) = std::fs::read_dir(root.join("dumps")) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dirs
-        .flatten()
-        .map(|d| d.path().join("manifest.json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| parse(p, &std::fs::read_to_string(p).ok()?, BadJson::Panic))
+    all_dump_manifests(root, BadJson::Panic)
+        .into_iter()
         .filter(|m| arch(m) == arch_name)
         .collect()
 }

@@ -2,55 +2,13 @@
 //! stable-Rust replay: hostile bytes as physical memory holding arm64 translation tables
 //! and VMCOREINFO text. Nothing here may panic, and every walk must end.
 
-use kdive_dump::{MemError, PageState, Pfn, PfnRange, PhysAddr, PhysMem, Vmcoreinfo};
+use kdive_dump::{PhysAddr, PhysMem, Vmcoreinfo};
 
 use super::layout::Aarch64Layout;
 use super::paging::{Aarch64PageTables, Geometry, Granule, OutputAddress};
+use crate::fuzzing::{word, FlatMem};
 use crate::virt::VirtMem;
 use crate::VirtAddr;
-
-/// Physical memory `[0, len)` from a byte buffer.
-struct FlatMem(Vec<u8>);
-
-impl PhysMem for FlatMem {
-    fn page_size(&self) -> u64 {
-        4096
-    }
-
-    fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
-        let src = usize::try_from(addr.0)
-            .ok()
-            .and_then(|start| self.0.get(start..start.checked_add(buf.len())?))
-            .ok_or(MemError::NotInDump { addr })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn page_state(&self, pfn: Pfn) -> PageState {
-        let len = u64::try_from(self.0.len()).unwrap_or(u64::MAX);
-        if pfn.0 < len / 4096 {
-            PageState::Present
-        } else {
-            PageState::NotInDump
-        }
-    }
-
-    fn present_ranges(&self) -> Vec<PfnRange> {
-        let len = u64::try_from(self.0.len()).unwrap_or(u64::MAX);
-        vec![PfnRange {
-            start: Pfn(0),
-            end: Pfn(len / 4096),
-        }]
-    }
-}
-
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    if let Some(src) = bytes.get(at..at + 8) {
-        w.copy_from_slice(src);
-    }
-    u64::from_le_bytes(w)
-}
 
 /// The virtual-address bits the mode byte chooses from.
 const VA_BITS: [u32; 8] = [36, 39, 42, 47, 48, 52, 40, 50];
