@@ -36,4 +36,10 @@ pub trait KernelSpace: VirtMem + Send + Sync {
     fn as_x86_64(&self) -> Option<&KernelAddressSpace<std::sync::Arc<dyn kdive_dump::PhysMem>>> {
         None
     }
+
+    /// The arm64 address space, for what only arm64 has (the pointer-authentication mask
+    /// the unwinder strips from return addresses).
+    fn as_aarch64(&self) -> Option<&crate::aarch64::Aarch64KernelSpace> {
+        None
+    }
 }

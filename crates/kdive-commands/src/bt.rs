@@ -5,7 +5,8 @@
 //!
 //! The bracketed address is where the frame's return address sits on the stack (the frame's
 //! rsp minus 8), as crash prints it; for a frame the CPU was interrupted in, its rsp; for a
-//! sleeping task's first frame, `thread.sp`.
+//! sleeping task's first frame, `thread.sp`. On arm64 (crash's ARM64 build), the frame
+//! record's address (x29) and the pc less 4 (the branch; the first frame's too).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -26,6 +27,9 @@ use crate::session::Session;
 use crate::CommandError;
 
 const BT_USAGE: &str = "bt [-a|-c cpu(s)] [-f] [-l] [-s] [pid | task] ...";
+
+/// An arm64 instruction: crash shows a frame's pc at the branch before it (pc - 4).
+const BRANCH_SIZE: u64 = 4;
 
 /// Most stack words `bt -f` prints for one frame (a frame larger than this is a stack switch).
 const MAX_FRAME_WORDS: u64 = 1024;
@@ -134,7 +138,8 @@ pub struct BtInlined {
 #[derive(Debug, Clone, Serialize)]
 pub struct BtFrame {
     pub level: usize,
-    /// Where the return address sits (the frame's rsp for an interrupted frame).
+    /// Where the return address sits (the frame's rsp for an interrupted frame); arm64:
+    /// the frame record's address (x29).
     pub sp: Hex,
     pub pc: Hex,
     pub function: Option<Arc<str>>,
@@ -150,7 +155,7 @@ pub struct BtFrame {
     pub stack: &'static str,
     /// How the unwinder found this frame's registers: `start` (the starting state), `orc`,
     /// `dwarf_cfi`, or `frame_pointer` (the rbp chain: the way on a kernel built without
-    /// ORC, a guess on one with ORC where neither table had the pc).
+    /// ORC, a guess on one with ORC where neither table had the pc); arm64: `frame_record`.
     pub unwound_by: &'static str,
     /// With `-f`: the stack words from this frame's rsp up to the caller's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -214,6 +219,9 @@ pub struct BtRecord {
     symbol_offsets: bool,
     #[serde(skip)]
     lines: bool,
+    /// arm64 frames, as crash prints them (a task in user space ends with `#0 [user space]`).
+    #[serde(skip)]
+    frame_records: bool,
 }
 
 /// Runs `bt`.
@@ -223,6 +231,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
         tasks: Vec::new(),
         symbol_offsets: args.symbol_offsets,
         lines: args.lines,
+        frame_records: false,
     };
     let modules = session.modules();
     let unwinder = match session.unwinder() {
@@ -233,6 +242,7 @@ pub fn bt(session: &Session<'_>, args: &BtArgs, warnings: &mut Vec<String>) -> B
         }
     };
     warnings.extend(unwinder.warnings.iter().map(|w| format!("bt: {w}")));
+    record.frame_records = unwinder.frame_records();
     let tasks = select_tasks(kernel, session.tasks(), unwinder, &args.select, warnings);
     record.tasks.reserve_exact(tasks.len());
     let mut names = FrameNames {
@@ -357,18 +367,29 @@ fn task_record(
 ) -> BtTask {
     let cpu = match stack.start {
         StartKind::CpuRegisters { cpu } => cpu,
-        StartKind::ThreadSp { .. } | StartKind::NoStack => task.cpu,
+        StartKind::ThreadSp { .. } | StartKind::CpuContext { .. } | StartKind::NoStack => task.cpu,
     };
     let bt = &stack.backtrace;
     let mut frames = Vec::new();
     let mut exception_frames = Vec::new();
+    // arm64 as crash shows it (`arm64_print_stackframe_entry`): each frame at its frame
+    // record (x29) and at the branch before its pc (pc - 4, the first frame's too), the
+    // stack words from its record up to the caller's.
+    let records = unwinder.frame_records();
+    let record_at = |level: usize| bt.frames.get(level).map(|f| f.regs.fp().unwrap_or(f.sp.0));
     for (level, frame) in bt.frames.iter().enumerate() {
-        let lookup = frame.lookup_pc();
+        let lookup = if records {
+            VirtAddr(frame.pc.0.wrapping_sub(BRANCH_SIZE))
+        } else {
+            frame.lookup_pc()
+        };
         let hit = names.symbolizer.symbol(lookup);
         let offset = hit
             .as_ref()
-            .map(|h| h.offset.saturating_add(frame.pc.0 - lookup.0));
-        if let Some(exception) = &frame.exception {
+            .map(|h| h.offset.saturating_add(frame.pc.0.wrapping_sub(lookup.0)));
+        // crash prints no arm64 kernel-mode `pt_regs` on the way (its check of the
+        // `el1h_64_*` frame's `pt_regs` fails: see docs/kernels.md); JSON has them.
+        if let Some(exception) = frame.exception.as_ref().filter(|_| !records) {
             let stack_kind = unwinder.stack_kind(exception.addr);
             let function = hit.as_ref().map(|h| names.get(&h.name));
             let pc_symbol = function
@@ -392,6 +413,7 @@ fn task_record(
         }
         let sp = match stack.start {
             // crash shows a sleeping task's first frame at its saved context.
+            _ if records => record_at(level).unwrap_or(frame.sp.0),
             StartKind::ThreadSp { thread_sp } if level == 0 => thread_sp.0,
             _ if frame.interrupted => frame.sp.0,
             _ => frame.sp.0.wrapping_sub(8),
@@ -414,9 +436,10 @@ fn task_record(
                 FrameSource::DwarfCfi => "dwarf_cfi",
                 FrameSource::FramePointer => "frame_pointer",
                 FrameSource::Code => "code",
+                FrameSource::FrameRecord => "frame_record",
             },
             words: Vec::new(),
-            words_at: frame.sp.0,
+            words_at: if records { sp } else { frame.sp.0 },
             stack_kind,
         };
         if args.lines {
@@ -439,12 +462,16 @@ fn task_record(
             }
         }
         if args.frame_contents {
-            let end = bt.frames.get(level + 1).map(|next| next.sp.0);
+            let (start, end) = if records {
+                (sp, record_at(level + 1))
+            } else {
+                (frame.sp.0, bt.frames.get(level + 1).map(|next| next.sp.0))
+            };
             if let Some(len) = end
-                .and_then(|end| end.checked_sub(frame.sp.0))
+                .and_then(|end| end.checked_sub(start))
                 .filter(|len| *len / 8 <= MAX_FRAME_WORDS)
             {
-                match kernel.read_bytes(frame.sp, len, "stack frame") {
+                match kernel.read_bytes(VirtAddr(start), len, "stack frame") {
                     Ok(bytes) => {
                         record.words = bytes
                             .chunks_exact(8)
@@ -493,6 +520,7 @@ fn task_record(
         start: match stack.start {
             StartKind::CpuRegisters { .. } => "cpu_registers",
             StartKind::ThreadSp { .. } => "thread_sp",
+            StartKind::CpuContext { .. } => "cpu_context",
             StartKind::NoStack => "no_stack",
         },
         frames,
@@ -510,14 +538,18 @@ fn stack_name(kind: StackKind) -> &'static str {
         StackKind::Exception(ExceptionStack::Debug) => "debug",
         StackKind::Exception(ExceptionStack::MachineCheck) => "machine_check",
         StackKind::Exception(ExceptionStack::VmmCommunication) => "vc",
+        StackKind::Overflow => "overflow",
+        StackKind::Sdei => "sdei",
     }
 }
 
 /// crash's line where a walk leaves an IRQ or exception stack for the stack below it.
 fn stack_separator(left: StackKind) -> Option<String> {
     match left {
-        StackKind::Task => None,
+        // crash knows no SDEI stack (arm64.c).
+        StackKind::Task | StackKind::Sdei => None,
         StackKind::Irq => Some("--- <IRQ stack> ---".to_owned()),
+        StackKind::Overflow => Some("--- <Overflow stack> ---".to_owned()),
         StackKind::Exception(stack) => {
             Some(format!("--- <{} exception stack> ---", stack.crash_name()))
         }
@@ -586,7 +618,9 @@ impl BtRecord {
                 .function
                 .as_deref()
                 .map(crate::demangle::display_symbol);
-            let name = match (&function, frame.offset) {
+            // arm64: at the branch, as crash shows it.
+            let back = if self.frame_records { BRANCH_SIZE } else { 0 };
+            let name = match (&function, frame.offset.map(|o| o.saturating_sub(back))) {
                 (Some(f), Some(off)) if self.symbol_offsets => format!("{f}+{off}"),
                 (Some(f), _) => f.to_string(),
                 (None, _) => "(unknown)".to_owned(),
@@ -595,7 +629,8 @@ impl BtRecord {
             write!(
                 out,
                 "{level:>3} [{:016x}] {name} at {:016x}",
-                frame.sp.0, frame.pc.0
+                frame.sp.0,
+                frame.pc.0.wrapping_sub(back)
             )?;
             match &frame.module {
                 Some(m) => writeln!(out, " [{m}]")?,
@@ -631,6 +666,10 @@ impl BtRecord {
         {
             write_exception(exception, false, out)?;
         }
+        // crash's arm64 `bt` of a task running in user space: its registers, then this.
+        if self.frame_records && task.frames.is_empty() && !task.exception_frames.is_empty() {
+            writeln!(out, " #0 [user space]")?;
+        }
         if let Some(why) = &task.incomplete {
             writeln!(out, "    (bt stopped: {why})")?;
         }
@@ -658,8 +697,9 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     usage: BT_USAGE,
     description:
         "Without a task: the current task (`set`), at first the panic task. Frames come from\n\
-the ORC unwinder (DWARF CFI and frame pointers where ORC has nothing); exception frames\n\
-show their registers, stack switches crash's `--- <IRQ stack> ---` lines.\n\
+the ORC unwinder (DWARF CFI and frame pointers where ORC has nothing), on arm64 from the\n\
+frame records; exception frames show their registers, stack switches crash's\n\
+`--- <IRQ stack> ---` lines.\n\
   -a        the task running on each CPU   -c CPUS  those on CPUS (0,2 or 1-3)\n\
   -f        each frame's stack words        -l       file:line, inlined functions\n\
   -s        symbol+offset",
@@ -798,6 +838,7 @@ mod tests {
             }],
             symbol_offsets: false,
             lines: false,
+            frame_records: false,
         };
         let mut text = Vec::new();
         record.write_text(&mut text).unwrap();

@@ -8,15 +8,18 @@
 //!   below), `mod` its modules (name and base),
 //!   `log` its log, line for line.
 //!
-//! `bt` is not among them yet: the arm64 unwinder is still to come (issue #15).
-//! Without a lab the test prints SKIP (a failure under CI=true).
+//! `bt`, `bt -a` and `foreach bt` (the frame-record unwinder, issue #15) on the same dumps:
+//! every line equal to crash 9.0.2's but for the differences [`compare_bt`] names
+//! (docs/kernels.md, "arm64 backtraces"), and every task's frames equal drgn 0.3.0's
+//! (`prog.stack_trace`), pc for pc, on both series.
+//! Without a lab the tests print SKIP (a failure under CI=true).
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use kdive_commands::Session;
+use kdive_commands::{BtRecord, Session};
 use kdive_testkit::lab::{self, files, is_stable, lab_root, str_at};
 use serde_json::Value;
 
@@ -237,4 +240,275 @@ fn symbols_memory_and_code(manifests: &[Value], mismatches: &mut Vec<String>) ->
         sessions += 1;
     }
     (sessions, lines_compared)
+}
+
+const BT_COMMANDS: [&str; 3] = ["bt", "bt -a", "foreach bt"];
+
+/// Symbols crash 9.0.2 names a frame by where the function the kernel prints starts at the
+/// same address: its own marker of a module's init text (`_MODULE_INIT_START_<module>`, at
+/// `kdive_lab_init`) and the section marker at `__do_softirq`. kdive names the function,
+/// as the kernel's Call trace and drgn do.
+fn crash_marker(name: &str) -> bool {
+    name.starts_with("_MODULE_INIT_START_") || name == "__softirqentry_text_start"
+}
+
+/// A frame line without its function name: ` #N [fp] NAME at pc [module]`.
+fn frame_parts(line: &str) -> Option<(String, String, String)> {
+    let (head, rest) = line.split_once("] ")?;
+    let (name, tail) = rest.split_once(" at ")?;
+    Some((format!("{head}]"), name.to_owned(), tail.to_owned()))
+}
+
+/// The same frame line but for crash naming it by its marker ([`crash_marker`]).
+fn marker_named(ours: &str, theirs: &str) -> bool {
+    match (frame_parts(ours), frame_parts(theirs)) {
+        (Some(a), Some(b)) => a.0 == b.0 && a.2 == b.2 && crash_marker(&b.1),
+        _ => false,
+    }
+}
+
+/// Compares one command's text on dump `m` with crash's; returns (equal lines, known
+/// differences) or the first unexplained difference. Known:
+/// - crash's error lines (`bt: invalid kernel virtual address: … "extra_stacks_regs.pc"`) for
+///   a task running in user space: crash reads its user sp as a kernel address for gdb's
+///   sake; they are dropped from crash's lines;
+/// - a frame named by crash's marker at the same address ([`crash_marker`]);
+/// - QEMU's dumps: crash 9.0.2 reads no registers from QEMU's arm64 CPU notes and prints
+///   only each active task's header line, kdive the task's frames from them;
+/// - the overflow scenario: crash stops after the first two frames on the overflow stack
+///   (`__crash_kexec`, `panic`); kdive goes on through `handle_bad_stack` and `__bad_stack`
+///   to the recursion on the task stack, down to `kthread`.
+fn compare_bt(m: &Value, ours: &str, theirs: &str) -> Result<(usize, usize), String> {
+    let theirs: Vec<String> = lines(theirs.trim_end())
+        .into_iter()
+        .filter(|l| {
+            !(l.starts_with("bt: invalid kernel virtual address:")
+                && l.contains("extra_stacks_regs"))
+        })
+        .collect();
+    let ours = lines(ours.trim_end());
+    let qemu = m["capture"] == "qemu";
+    let overflow = m["scenario"] == "overflow";
+    if qemu || overflow {
+        // Task by task: crash's block must be the start of kdive's (QEMU: its header only).
+        let blocks = |text: &[String]| -> Vec<Vec<String>> {
+            text.split(|l| l.is_empty())
+                .map(<[String]>::to_vec)
+                .collect()
+        };
+        let (a, b) = (blocks(&ours), blocks(&theirs));
+        if a.len() != b.len() {
+            return Err(format!("{} tasks, crash {}", a.len(), b.len()));
+        }
+        let (mut same, mut known) = (0, 0);
+        for (x, y) in a.iter().zip(&b) {
+            if x.get(..y.len()) != Some(y.as_slice()) {
+                return Err(format!(
+                    "task {:?}: crash's lines are not kdive's first",
+                    y.first()
+                ));
+            }
+            same += y.len();
+            known += x.len() - y.len();
+        }
+        return Ok((same, known));
+    }
+    if ours.len() != theirs.len() {
+        return Err(format!(
+            "{} lines, crash {}; first difference: {:?}",
+            ours.len(),
+            theirs.len(),
+            ours.iter().zip(&theirs).find(|(a, b)| a != b)
+        ));
+    }
+    let (mut same, mut known) = (0, 0);
+    for (a, b) in ours.iter().zip(&theirs) {
+        if a == b {
+            same += 1;
+        } else if marker_named(a, b) {
+            known += 1;
+        } else {
+            return Err(format!("kdive {a:?}, crash {b:?}"));
+        }
+    }
+    Ok((same, known))
+}
+
+/// The start code drgn unwinds into below where crash (and kdive) end a stack: the boot
+/// CPU's and the secondary CPUs' entry, and a new task's first return.
+const BELOW_THE_END: [&str; 3] = [
+    "__primary_switched",
+    "__secondary_switched",
+    "ret_from_fork",
+];
+
+#[test]
+fn arm64_bt_matches_crash_and_drgn() {
+    let root = lab_root();
+    let manifests = lab::arch_dump_manifests(&root, "aarch64");
+    if manifests.is_empty() {
+        kdive_testkit::skip!("SKIP (no arm64 dumps in the lab at {})", root.display());
+        return;
+    }
+    let (mut outputs, mut same, mut known) = (0, 0, 0);
+    let mut drgn_stacks: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut mismatches = Vec::new();
+    for m in manifests
+        .iter()
+        .filter(|m| is_stable(m) && m["truncated"] != true)
+    {
+        let name = m["name"].as_str().unwrap_or("?");
+        if files(m).iter().any(|f| !f.exists()) {
+            continue;
+        }
+        let kernel = common::open(m);
+        let mut session = Session::new(&kernel, &[]);
+        for command in BT_COMMANDS {
+            let Some(theirs) = crash9_output(m, command) else {
+                continue;
+            };
+            let report = session
+                .execute(command)
+                .unwrap_or_else(|e| panic!("{name}: {command}: {e}"));
+            match compare_bt(m, &common::text(&report), &theirs) {
+                Ok((s, k)) => {
+                    same += s;
+                    known += k;
+                    outputs += 1;
+                }
+                Err(why) => mismatches.push(format!("{name}: {command}: {why}")),
+            }
+        }
+        let Some(drgn) =
+            lab::drgn_oracle(m).filter(|d| d["errors"].as_object().is_some_and(|e| e.is_empty()))
+        else {
+            continue;
+        };
+        let every = session.execute("foreach bt").expect("foreach bt");
+        let record: &BtRecord = every.record().expect("a bt record");
+        // A zombie's stack is freed: kdive says "(no stack)" as crash does, and drgn unwinds
+        // whatever the freed page holds now. drgn must have called it a zombie.
+        let no_stack: BTreeSet<u64> = record
+            .tasks
+            .iter()
+            .filter(|t| t.start == "no_stack")
+            .map(|t| t.task.0)
+            .collect();
+        let by_task: std::collections::HashMap<u64, Vec<(u64, String)>> = record
+            .tasks
+            .iter()
+            .map(|t| {
+                let frames = t
+                    .frames
+                    .iter()
+                    .map(|f| (f.pc.0, f.function.as_deref().unwrap_or_default().to_owned()))
+                    .collect();
+                (t.task.0, frames)
+            })
+            .collect();
+        let series = m["kernel"]["series"].as_str().unwrap_or("?").to_owned();
+        let mut stacks: Vec<(String, u64, &Value)> = drgn["tasks"]
+            .as_array()
+            .into_iter()
+            .chain(drgn["idle_tasks"].as_array())
+            .flatten()
+            .map(|t| {
+                let who = format!("pid {} ({})", t["pid"], t["comm"]);
+                (who, lab::json_hex(&t["task"]).unwrap_or(0), &t["stack"])
+            })
+            .collect();
+        if !drgn["panic"]["stack"].is_null() {
+            stacks.push((
+                "the panic task".into(),
+                lab::json_hex(&drgn["panic"]["task"]["task"]).unwrap_or(0),
+                &drgn["panic"]["stack"],
+            ));
+        }
+        for (who, task, stack) in stacks {
+            // drgn's frames in the kernel, without the inlined ones (kdive's `bt` shows
+            // them with -l only): pc and symbol.
+            let want: Vec<(u64, String)> = stack
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| f["inline"] == false)
+                .map(|f| {
+                    let pc = lab::json_hex(&f["pc"]).unwrap_or(0);
+                    (pc, f["symbol"].as_str().unwrap_or_default().to_owned())
+                })
+                .take_while(|(pc, _)| *pc >= 0xff00_0000_0000_0000)
+                .collect();
+            if no_stack.contains(&task) {
+                let zombie = drgn["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| lab::json_hex(&t["task"]) == Some(task) && t["state"] == "Z");
+                if !zombie {
+                    mismatches.push(format!("{name}: {who}: no stack, and drgn's is no zombie"));
+                }
+                continue;
+            }
+            // At a stack overflow the faulting instruction is the prologue's store of the
+            // frame record: drgn 0.3.0 then finds the same frame again and again (up to its
+            // limit). Compared up to its second one; kdive, like crash and the kernel, goes
+            // on from the interrupted x29, which skips the caller whose return address is
+            // still in x30 (docs/kernels.md).
+            let want = match want.windows(2).position(|w| w[0] == w[1]) {
+                Some(repeat) if m["scenario"] == "overflow" => want[..=repeat].to_vec(),
+                _ => want,
+            };
+            let overflowed = m["scenario"] == "overflow" && want.len() < 20;
+            // QEMU stopped the CPU anywhere, here in a leaf function (`__delay_cycles` in
+            // `panic()`'s delay loop) that keeps no frame record: its return address is in x30
+            // only. drgn's CFI finds that caller; the frame-record chain (kdive, crash, the
+            // kernel's own unwinder) goes from x29 to the caller's caller.
+            let want = match (m["capture"] == "qemu", by_task.get(&task)) {
+                (true, Some(got))
+                    if want.len() == got.len() + 1
+                        && want.get(1).map(|f| f.1.as_str()) == Some("__delay_cycles") =>
+                {
+                    let mut skipped = want.clone();
+                    skipped.remove(1);
+                    skipped
+                }
+                _ => want,
+            };
+            let Some(got) = by_task.get(&task) else {
+                mismatches.push(format!("{name}: {who}: not in foreach bt"));
+                continue;
+            };
+            let pcs = |frames: &[(u64, String)]| frames.iter().map(|f| f.0).collect::<Vec<_>>();
+            let got: &[(u64, String)] = if overflowed && got.len() > want.len() {
+                &got[..want.len()]
+            } else {
+                got
+            };
+            let agrees = want
+                .get(..got.len())
+                .is_some_and(|head| pcs(head) == pcs(got))
+                && want[got.len()..]
+                    .iter()
+                    .all(|(_, symbol)| BELOW_THE_END.contains(&symbol.as_str()));
+            if !agrees {
+                let first = got.iter().zip(&want).position(|(a, b)| a.0 != b.0);
+                mismatches.push(format!(
+                    "{name}: {who}: kdive {} frames, drgn {}; first difference at {first:?}: {:x?}",
+                    got.len(),
+                    want.len(),
+                    first.map(|i| (got.get(i), want.get(i)))
+                ));
+                continue;
+            }
+            let counts = drgn_stacks.entry(series.clone()).or_default();
+            counts.0 += 1;
+            counts.1 += got.len();
+        }
+    }
+    println!(
+        "arm64 bt: crash 9.0.2 (ARM64): {outputs} outputs, {same} lines equal, {known} known \
+         differences; drgn 0.3.0 (stacks, frames) by series: {drgn_stacks:?}"
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(outputs > 0 && !drgn_stacks.is_empty(), "no comparison ran");
 }

@@ -17,6 +17,11 @@
 //! #MC, #VC) of its `cpu_entry_area`; the unwinder crosses between them through the `pt_regs`
 //! and saved stack pointers the entry code leaves, and [`StackUnwinder::stack_kind`] names the
 //! stack a frame is on, for crash's `--- <IRQ stack> ---` lines.
+//!
+//! That is x86_64; arm64 (`stack/aarch64.rs`) walks the frame records from NT_PRSTATUS or
+//! `thread.cpu_context` over the task's stack and its CPU's IRQ, overflow and SDEI stacks.
+
+mod aarch64;
 
 use std::collections::HashMap;
 
@@ -93,6 +98,10 @@ pub enum StackKind {
     /// A CPU's hard-IRQ stack (softirqs run there too when they follow an interrupt).
     Irq,
     Exception(ExceptionStack),
+    /// arm64: a CPU's overflow stack (`handle_bad_stack` runs there).
+    Overflow,
+    /// arm64: a CPU's SDEI (firmware event) stack.
+    Sdei,
 }
 
 /// One CPU's IRQ or exception stack: `[start, end)`.
@@ -111,6 +120,8 @@ pub enum StartKind {
     CpuRegisters { cpu: u32 },
     /// The `inactive_task_frame` at `thread.sp`.
     ThreadSp { thread_sp: VirtAddr },
+    /// arm64: `thread.cpu_context`, saved by `cpu_switch_to` (its `sp`).
+    CpuContext { sp: VirtAddr },
     /// `task_struct.stack` is NULL: a zombie whose stack was freed after its last switch
     /// (crash's "(no stack)").
     NoStack,
@@ -125,21 +136,32 @@ pub struct TaskStack {
 
 /// What it takes to unwind any task of one dump.
 pub struct StackUnwinder {
+    arch: ArchUnwinder,
+    /// The task each CPU was running (`rq->curr`).
+    cpu_tasks: Vec<Option<VirtAddr>>,
+    /// Every CPU's IRQ and exception stacks.
+    cpu_stacks: Vec<CpuStack>,
+    /// What could not be loaded (a module's ORC table, vmlinux CFI), worded for the user.
+    pub warnings: Vec<String>,
+}
+
+/// The platform's own part.
+enum ArchUnwinder {
+    X86_64(X86Unwinder),
+    Aarch64(aarch64::Aarch64Unwinder),
+}
+
+/// x86_64: ORC, CFI and `inactive_task_frame`.
+struct X86Unwinder {
     tables: UnwindTables,
     frame_layout: InactiveTaskFrameLayout,
     thread_sp: u64,
     /// `ret_from_fork(_asm)`: a new task resumes there, at the start of a function, so its
     /// pc is looked up as is (the kernel's `__unwind_start` does the same).
     fork_entries: Vec<u64>,
-    /// The task each CPU was running (`rq->curr`).
-    cpu_tasks: Vec<Option<VirtAddr>>,
-    /// Every CPU's IRQ and exception stacks.
-    cpu_stacks: Vec<CpuStack>,
     /// The top of the stack of the task each CPU was running (`cpu_current_top_of_stack`,
     /// `pcpu_hot.top_of_stack`): where an entry from user mode leaves its `pt_regs`.
     cpu_stack_tops: Vec<Option<u64>>,
-    /// What could not be loaded (a module's ORC table, vmlinux CFI), worded for the user.
-    pub warnings: Vec<String>,
 }
 
 /// The vmlinux's functions where the kernel runs them.
@@ -174,6 +196,20 @@ impl StackUnwinder {
     /// Reads the ORC tables of vmlinux and of each module in `modules` from the dump, vmlinux's
     /// `.debug_frame`, and the task-frame layout.
     pub fn new(kernel: &Kernel, modules: &KernelModules) -> Result<StackUnwinder, KernelError> {
+        if kernel.address_space().as_aarch64().is_some() {
+            let cpus = kernel.nr_cpu_ids().unwrap_or(0);
+            let mut warnings = Vec::new();
+            let (unwinder, mut cpu_stacks) =
+                aarch64::Aarch64Unwinder::new(kernel, cpus, &mut warnings)?;
+            cpu_stacks.retain(|s| s.start < s.end);
+            cpu_stacks.sort_by_key(|s| s.start);
+            return Ok(StackUnwinder {
+                arch: ArchUnwinder::Aarch64(unwinder),
+                cpu_tasks: (0..cpus).map(|cpu| cpu_curr(kernel, cpu).ok()).collect(),
+                cpu_stacks,
+                warnings,
+            });
+        }
         // ORC, `inactive_task_frame` and the IST stacks are x86_64's.
         if kernel.address_space().as_x86_64().is_none() {
             return Err(KernelError::NotOnPlatform {
@@ -282,20 +318,22 @@ impl StackUnwinder {
         cpu_stacks.retain(|s| s.start < s.end);
         cpu_stacks.sort_by_key(|s| s.start);
         Ok(StackUnwinder {
-            tables: UnwindTables {
-                orc,
-                cfi,
-                functions,
-            },
-            frame_layout: inactive_task_frame_layout(kernel)?,
-            thread_sp: kernel.offset_of("task_struct", "thread.sp")?,
-            fork_entries: ["ret_from_fork", "ret_from_fork_asm"]
-                .iter()
-                .filter_map(|name| kernel.symbol(name).ok().map(|a| a.0))
-                .collect(),
+            arch: ArchUnwinder::X86_64(X86Unwinder {
+                tables: UnwindTables {
+                    orc,
+                    cfi,
+                    functions,
+                },
+                frame_layout: inactive_task_frame_layout(kernel)?,
+                thread_sp: kernel.offset_of("task_struct", "thread.sp")?,
+                fork_entries: ["ret_from_fork", "ret_from_fork_asm"]
+                    .iter()
+                    .filter_map(|name| kernel.symbol(name).ok().map(|a| a.0))
+                    .collect(),
+                cpu_stack_tops,
+            }),
             cpu_tasks,
             cpu_stacks,
-            cpu_stack_tops,
             warnings,
         })
     }
@@ -324,12 +362,19 @@ impl StackUnwinder {
         &self.cpu_tasks
     }
 
+    /// The frames are arm64 frame records: crash shows each at its record's address (x29)
+    /// and its pc at the branch (pc - 4).
+    pub fn frame_records(&self) -> bool {
+        matches!(self.arch, ArchUnwinder::Aarch64(_))
+    }
+
     /// The entry code's copy of `cpu`'s NT_PRSTATUS registers, when they were an exception's
     /// `pt_regs`: the panic CPU's after an oops (`crash_kexec(regs)` copies them into the
     /// note), the other CPUs' after the crash NMI (`crash_nmi_callback()`). Registers that
     /// `crash_setup_regs()` captured in the panic path were never pushed and match nothing.
     fn pushed_exception_frame(
         &self,
+        x86: &X86Unwinder,
         kernel: &Kernel,
         cpu: u32,
         regs: &RegisterSet,
@@ -344,13 +389,24 @@ impl StackUnwinder {
         // From user mode the entry code builds `pt_regs` at the top of the task's stack.
         let top = usize::try_from(cpu)
             .ok()
-            .and_then(|i| self.cpu_stack_tops.get(i).copied().flatten());
+            .and_then(|i| x86.cpu_stack_tops.get(i).copied().flatten());
         candidates.extend(top.and_then(|t| t.checked_sub(PT_REGS_SIZE as u64)));
         find_pt_regs_copy(kernel.address_space(), regs, candidates)
     }
 
     /// Unwinds one task's kernel stack.
     pub fn unwind_task(&self, kernel: &Kernel, task: &Task) -> Result<TaskStack, KernelError> {
+        let x86 = match &self.arch {
+            ArchUnwinder::X86_64(x86) => x86,
+            ArchUnwinder::Aarch64(arm64) => {
+                return arm64.unwind_task(
+                    kernel,
+                    task,
+                    self.active_cpu(task.addr),
+                    &self.cpu_stacks,
+                )
+            }
+        };
         let space = kernel.address_space();
         if let Some(cpu) = self.active_cpu(task.addr) {
             if let Some((regs, from_prstatus)) = cpu_registers(kernel, cpu, task) {
@@ -361,13 +417,13 @@ impl StackUnwinder {
                     .map(|s| s.start..s.end)
                     .collect();
                 let mut backtrace = unwind_across(
-                    &self.tables,
+                    &x86.tables,
                     space,
                     UnwindStart::from_registers(regs),
                     &stacks,
                 );
                 if from_prstatus {
-                    let pushed = self.pushed_exception_frame(kernel, cpu, &regs);
+                    let pushed = self.pushed_exception_frame(x86, kernel, cpu, &regs);
                     match backtrace.frames.first_mut() {
                         Some(first) => first.exception = pushed,
                         // Stopped in user mode: no kernel frame, only the user registers.
@@ -399,21 +455,21 @@ impl StackUnwinder {
                 },
             });
         }
-        let sp_addr = VirtAddr(task.addr.0.wrapping_add(self.thread_sp));
+        let sp_addr = VirtAddr(task.addr.0.wrapping_add(x86.thread_sp));
         let thread_sp = kernel.read_u64(sp_addr, "task_struct.thread.sp")?;
         let mut start =
-            UnwindStart::from_inactive_task_frame(space, VirtAddr(thread_sp), &self.frame_layout)
+            UnwindStart::from_inactive_task_frame(space, VirtAddr(thread_sp), &x86.frame_layout)
                 .map_err(|source| KernelError::Read {
-                what: format!(
-                    "inactive_task_frame of task {} at {thread_sp:#x}",
-                    task.addr
-                ),
-                source,
-            })?;
+                    what: format!(
+                        "inactive_task_frame of task {} at {thread_sp:#x}",
+                        task.addr
+                    ),
+                    source,
+                })?;
         if start
             .regs
             .pc()
-            .is_some_and(|ip| self.fork_entries.contains(&ip))
+            .is_some_and(|ip| x86.fork_entries.contains(&ip))
         {
             start.interrupted = true;
         }
@@ -421,7 +477,7 @@ impl StackUnwinder {
             start: StartKind::ThreadSp {
                 thread_sp: VirtAddr(thread_sp),
             },
-            backtrace: unwind(&self.tables, space, start),
+            backtrace: unwind(&x86.tables, space, start),
         })
     }
 }

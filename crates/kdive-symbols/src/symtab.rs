@@ -36,8 +36,9 @@ pub struct Symbol<'a> {
 }
 
 const MAGIC: &[u8; 8] = b"kdivesym";
-/// The version of the layout; a cache file of another version is a miss.
-const FORMAT: u32 = 2;
+/// The version of the layout; a cache file of another version is a miss. 3: Arm mapping
+/// symbols (`$x`, `$d`) are left out, so tables cached before hold them and are rebuilt.
+const FORMAT: u32 = 3;
 const HEADER: usize = 32;
 const RECORD: usize = 32;
 const IS_FUNCTION: u8 = 1;

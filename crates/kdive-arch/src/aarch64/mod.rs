@@ -17,6 +17,7 @@ mod paging;
 mod space;
 #[cfg(test)]
 mod tests;
+pub mod unwind;
 
 use std::sync::Arc;
 
@@ -206,8 +207,8 @@ impl Platform for Aarch64 {
 
     /// crash's arm64 layout (arm64.c, `arm64_print_exception_frame`): PC and LR with their
     /// symbols in kernel mode, SP and PSTATE, then x29 down to x0 three to a line; in user
-    /// mode ORIG_X0, SYSCALLNO (`syscallno` is an int, printed as crash's sign-extended
-    /// long) and PSTATE last.
+    /// mode ORIG_X0, SYSCALLNO (the `pt_regs` word holding the `s32` `syscallno`, as crash
+    /// prints it) and PSTATE last.
     fn register_block(
         &self,
         regs: &RegisterSet,
@@ -235,7 +236,9 @@ impl Platform for Aarch64 {
             .collect();
         lines.extend(cells.chunks(3).map(|row| row.join("  ")));
         if user_mode {
-            let syscallno = value(SYSCALLNO) as u32 as i32 as i64 as u64;
+            // The word of `syscallno` (an `s32`) and the unused `u32` after it, as crash
+            // reads it (its `arm64_pt_regs` has a u64 there): -1 shows as ffffffff.
+            let syscallno = value(SYSCALLNO);
             lines.push(format!(
                 "ORIG_X0: {:016x}  SYSCALLNO: {syscallno:x}  PSTATE: {pstate:08x}",
                 value(ORIG_X0)

@@ -115,6 +115,10 @@ impl VirtMem for Aarch64KernelSpace {
 }
 
 impl KernelSpace for Aarch64KernelSpace {
+    fn as_aarch64(&self) -> Option<&Aarch64KernelSpace> {
+        Some(self)
+    }
+
     fn kaslr_offset(&self) -> Option<u64> {
         self.layout.kaslr_offset
     }

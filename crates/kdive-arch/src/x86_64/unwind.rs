@@ -127,6 +127,9 @@ pub enum FrameSource {
     DwarfCfi,
     /// Neither ORC nor CFI had the frame below: its function's code was followed.
     Code,
+    /// arm64: the frame record (x29 chain) of the frame below, or the `pt_regs` of an
+    /// exception entry.
+    FrameRecord,
 }
 
 /// A `struct pt_regs` (or its iret tail) that the walk went through: an exception,
@@ -141,8 +144,12 @@ pub struct ExceptionFrame {
 }
 
 impl ExceptionFrame {
-    /// Entered from user mode (`cs & 3`): the kernel stack ends here.
+    /// Entered from user mode (x86_64: `cs & 3`; arm64: PSTATE's mode EL0t): the kernel
+    /// stack ends here.
     pub fn user_mode(&self) -> bool {
+        if std::ptr::eq(self.regs.layout(), &crate::aarch64::REGISTERS) {
+            return crate::aarch64::unwind::pt_regs_user_mode(&self.regs);
+        }
         self.regs.get(Reg::Cs).is_some_and(|cs| cs & 3 != 0)
     }
 }
