@@ -463,7 +463,15 @@ fn task_record(
         }
         if args.frame_contents {
             let (start, end) = if records {
-                (sp, record_at(level + 1))
+                // crash: a record on another stack next (the IRQ stack left), the words up
+                // to the top of this one.
+                let next = record_at(level + 1);
+                let left = next.filter(|&n| unwinder.stack_kind(VirtAddr(n)) != stack_kind);
+                let end = match left {
+                    Some(_) => unwinder.cpu_stack_end(VirtAddr(sp)).or(next),
+                    None => next,
+                };
+                (sp, end)
             } else {
                 (frame.sp.0, bt.frames.get(level + 1).map(|next| next.sp.0))
             };

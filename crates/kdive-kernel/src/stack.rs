@@ -349,6 +349,16 @@ impl StackUnwinder {
             .map_or(StackKind::Task, |s| s.kind)
     }
 
+    /// The end of the CPU's IRQ or exception stack `addr` is on; `None` on a task stack.
+    pub fn cpu_stack_end(&self, addr: VirtAddr) -> Option<u64> {
+        let after = self.cpu_stacks.partition_point(|s| s.start <= addr.0);
+        after
+            .checked_sub(1)
+            .and_then(|i| self.cpu_stacks.get(i))
+            .filter(|s| addr.0 < s.end)
+            .map(|s| s.end)
+    }
+
     /// The CPU `task` was running on when the dump was taken, if any.
     pub fn active_cpu(&self, task: VirtAddr) -> Option<u32> {
         self.cpu_tasks
