@@ -5,6 +5,8 @@
 //!   virtual address and the 52-bit formats (FEAT_LPA, FEAT_LPA2), with a bounded cache.
 //! - [`Aarch64Layout`] reads VMCOREINFO: geometry, `kimage_voffset`, `PHYS_OFFSET`, the
 //!   linear map, the kernel's root and the pointer-authentication mask.
+//! - [`unwind`] walks a kernel stack's frame records (x29 chain) and exception entries'
+//!   `pt_regs`.
 //!
 //! Levels carry the kernel's names ([`Level`](crate::Level)): the top table is the pgd and
 //! the last the pte whatever the hardware level; [`Geometry::hardware_level`] gives the
