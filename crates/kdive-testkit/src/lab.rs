@@ -465,6 +465,8 @@ fn sid_run() -> PathBuf {
 /// root's (lab.py's `sid_crash_cmd`). The output of each, trimmed, without crash's `WARNING:` lines. `None` when crash
 /// cannot be run (no sid root for crash 9), does not open the dump, or stops early.
 pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<Vec<String>> {
+    // Between the outputs of two commands.
+    const MARK: &str = "===KDIVE-ORACLE===";
     let name = format!(
         "kdive-crash-{}-{}",
         std::process::id(),
@@ -492,7 +494,13 @@ pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<V
         ),
     };
     std::fs::create_dir_all(&dir).ok()?;
-    std::fs::write(dir.join("commands"), session_commands(commands)).ok()?;
+    // What crash says while it starts (errors of its own) ends up before the first mark.
+    let mut body = format!("!echo {MARK}\n");
+    for command in commands {
+        body.push_str(&format!("{command}\n!echo {MARK}\n"));
+    }
+    body.push_str("quit\n");
+    std::fs::write(dir.join("commands"), body).ok()?;
     let mut command = match version {
         _ if arm64 => std::process::Command::new(lab_root().join("tools/crash-arm64/crash")),
         Crash::V8 => std::process::Command::new("crash"),
@@ -518,28 +526,10 @@ pub fn crash_session(m: &Value, version: Crash, commands: &[String]) -> Option<V
         .arg(files(m).first()?);
     let stdout = run_with_deadline(&mut command, std::time::Duration::from_secs(300));
     std::fs::remove_dir_all(&dir).ok();
-    session_outputs(&stdout?, commands.len())
-}
-
-/// Between the outputs of two commands of a crash session.
-const SESSION_MARK: &str = "===KDIVE-ORACLE===";
-
-/// A crash command file running `commands`, each output followed by [`SESSION_MARK`]; what
-/// crash says while it starts (errors of its own) ends up before the first mark.
-fn session_commands(commands: &[String]) -> String {
-    let mut body = format!("!echo {SESSION_MARK}\n");
-    for command in commands {
-        body.push_str(&format!("{command}\n!echo {SESSION_MARK}\n"));
-    }
-    body.push_str("quit\n");
-    body
-}
-
-/// The `count` outputs of a session's stdout, trimmed, without crash's `WARNING:` lines.
-fn session_outputs(stdout: &str, count: usize) -> Option<Vec<String>> {
+    let stdout = stdout?;
     // Some outputs (`rd -a`) end without a newline: the mark may follow on the same line.
     let blocks: Vec<String> = stdout
-        .split(SESSION_MARK)
+        .split(MARK)
         .map(|b| {
             b.lines()
                 .filter(|l| !l.starts_with("WARNING:"))
@@ -549,36 +539,7 @@ fn session_outputs(stdout: &str, count: usize) -> Option<Vec<String>> {
                 .to_owned()
         })
         .collect();
-    (blocks.len() > count + 1).then(|| blocks[1..=count].to_vec())
-}
-
-/// crash 9.0.2 built for ARM64 dumps (scripts/lab/lab.py's `ensure_crash_arm64`), when the
-/// lab has it.
-pub fn crash_arm64() -> Option<PathBuf> {
-    Some(lab_root().join("tools/crash-arm64/crash")).filter(|p| p.exists())
-}
-
-/// [`crash_session`] with [`crash_arm64`] on an arm64 dump; `None` without that crash, or when
-/// it does not open the dump (6.12-arm64) or stops early.
-pub fn crash_arm64_session(m: &Value, commands: &[String]) -> Option<Vec<String>> {
-    let crash = crash_arm64()?;
-    let dir = std::env::temp_dir().join(format!(
-        "kdive-crash-arm64-{}-{}",
-        std::process::id(),
-        CRASH_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).ok()?;
-    std::fs::write(dir.join("commands"), session_commands(commands)).ok()?;
-    let mut command = std::process::Command::new(crash);
-    command
-        .arg("-s")
-        .arg("-i")
-        .arg(dir.join("commands"))
-        .arg(m["kernel"]["vmlinux"].as_str()?)
-        .arg(files(m).first()?);
-    let stdout = run_with_deadline(&mut command, std::time::Duration::from_secs(300));
-    std::fs::remove_dir_all(&dir).ok();
-    session_outputs(&stdout?, commands.len())
+    (blocks.len() > commands.len() + 1).then(|| blocks[1..=commands.len()].to_vec())
 }
 
 /// How many of a lab test's commands agreed with each crash version on each kernel series:
