@@ -40,9 +40,22 @@ fn have_addr2line() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The addr2line of `file`'s architecture: the host's for x86_64, binutils-aarch64-linux-gnu's
+/// for arm64 objects (the host's cannot apply an arm64 module's relocations, so finds no line).
+fn addr2line_for(file: &Path) -> &'static str {
+    let mut header = [0u8; 20];
+    let e_machine = std::fs::File::open(file)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .map(|()| u16::from_le_bytes([header[18], header[19]]));
+    match e_machine {
+        Ok(183) => "aarch64-linux-gnu-addr2line",
+        _ => "addr2line",
+    }
+}
+
 /// The oracle's `function`, `file:line` pairs for one address.
 fn oracle(file: &Path, section: Option<&str>, address: u64) -> Vec<(String, String, Option<u32>)> {
-    let mut cmd = Command::new("addr2line");
+    let mut cmd = Command::new(addr2line_for(file));
     cmd.args(["-i", "-f", "-e"]).arg(file);
     if let Some(section) = section {
         cmd.args(["-j", section]);
