@@ -6,6 +6,7 @@ mod debuginfo;
 mod doctor;
 mod info;
 mod open;
+mod saved;
 mod shell;
 mod triage;
 
@@ -17,11 +18,13 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   kdive open vmcore -c sys -c bt         crash's sys and bt (vmlinux found by release/build id)
+  kdive open                             the newest dump kdump saved (/var/crash or as configured)
   kdive open vmcore --vmlinux vmlinux -c 'bt -l' -c 'log -m' --json
   kdive info vmcore                      format, compression, release, CPUs of a dump
   kdive triage console.log               structured report of an oops/panic log
   kdive triage --vmlinux vmlinux dmesg.txt --json
   kdive triage vmcore                    the same, from the log inside a dump
+  kdive triage                           the newest saved crash (on a terminal; else stdin)
   kdive doctor                           is kdump ready on this machine?
 
 Exit status: 0 success, 1 partial answer (warnings were printed), 2 error.";

@@ -10,6 +10,7 @@ use kdive_dump::Vmcore;
 use kdive_kernel::{DumpOnlySources, Kernel};
 
 use crate::debuginfo::{self, Fetch, Unavailable};
+use crate::saved::{self, Want};
 use crate::shell::{self, Flow, Runner};
 use crate::Outcome;
 
@@ -26,6 +27,8 @@ bt, ps, log, task, files, vm, kmem, struct, rd, dis, foreach...). A line may end
 
 Examples:
   kdive open vmcore                                   the prompt
+  kdive open -c sys -c bt                             the newest dump kdump saved here
+  kdive open --root /mnt/sysimage                     the newest under a mounted system
   kdive open vmcore -c sys -c bt                      two commands, then exit
   kdive open vmcore --vmlinux vmlinux --modules ./ko -c 'bt -l' -c mod
   kdive open vmcore -c 'foreach bt' --json            JSON Lines: one object per command
@@ -34,7 +37,11 @@ Examples:
   kdive open vmcore -c 'ps | grep insmod' -c 'log > log.txt'
   DEBUGINFOD_URLS=https://debuginfod.debian.net kdive open vmcore -c 'bt -l'
 
-Several DUMP files are the parts of one split dump.
+Several DUMP files are the parts of one split dump. Without DUMP, the newest whole dump in
+the crash directory kdump is configured with (kdump-tools' KDUMP_COREDIR in
+/etc/default/kdump-tools, kdumpctl's path in /etc/kdump.conf on its target, default /var/crash:
+<dir>/<stamp>/dump.<stamp> or <dir>/<host>-<date>/vmcore) is opened, and stderr says which;
+unfinished captures (dump-incomplete, vmcore-incomplete) are passed over with a notice.
 
 Without --vmlinux, the vmlinux is looked for by the dump's release where distributions
 install debug symbols (/usr/lib/debug/boot/vmlinux-<release>, ...), checked against the
@@ -56,9 +63,14 @@ on stderr), 2 error (the dump or vmlinux cannot be opened, or a command failed).
 #[derive(clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// The vmcore (ELF, kdump-compressed or flattened); several files for a split dump
-    #[arg(required = true, value_name = "DUMP")]
+    /// The vmcore (ELF, kdump-compressed or flattened); several files for a split dump;
+    /// none: the newest dump kdump saved
+    #[arg(value_name = "DUMP")]
     dumps: Vec<PathBuf>,
+    /// Without DUMP: look in the crash directory of the system mounted at DIR (its /etc and
+    /// /var), as `doctor --root` does
+    #[arg(long, value_name = "DIR", conflicts_with = "dumps")]
+    root: Option<PathBuf>,
     /// The kernel's vmlinux (with symbols and .BTF)
     #[arg(long, value_name = "FILE")]
     vmlinux: Option<PathBuf>,
@@ -115,10 +127,16 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             bail!("--modules {}: not a directory", dir.display());
         }
     }
-    let vmcore = Vmcore::open_paths(&args.dumps).with_context(|| {
+    let dumps = if args.dumps.is_empty() {
+        let root = args.root.as_deref().unwrap_or(Path::new("/"));
+        vec![saved::newest(root, Want::Dump)?]
+    } else {
+        args.dumps
+    };
+    let vmcore = Vmcore::open_paths(&dumps).with_context(|| {
         format!(
             "opening {}",
-            args.dumps
+            dumps
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()

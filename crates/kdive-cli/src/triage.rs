@@ -12,9 +12,15 @@ use kdive_symbols::{KernelImages, ModuleIndex};
 pub struct Args {
     /// Console log, dmesg output, vmcore-dmesg.txt, or a dump (its kernel log is read: with
     /// the vmlinux (--vmlinux, found by release, or from debuginfod by build id), else from
-    /// the dump alone as vmcore-dmesg does); `-` or nothing reads standard input
+    /// the dump alone as vmcore-dmesg does); `-` reads standard input; nothing: standard
+    /// input when it is not a terminal, else the newest crash kdump saved (its dump, or the
+    /// log saved beside it)
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
+    /// Without FILE: the newest crash saved on the system mounted at DIR (its kdump
+    /// configuration and crash directory), as `doctor --root` does
+    #[arg(long, value_name = "DIR", conflicts_with = "input")]
+    root: Option<PathBuf>,
     /// vmlinux with DWARF (e.g. /usr/lib/debug/boot/vmlinux-<release>) to resolve frames
     #[arg(long, value_name = "FILE")]
     vmlinux: Option<PathBuf>,
@@ -188,7 +194,11 @@ fn saved_dmesg(dump: &Path) -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
-pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
+pub fn run(mut args: Args, out: &mut dyn Write) -> anyhow::Result<crate::Outcome> {
+    if args.input.is_none() && (args.root.is_some() || crate::shell::stdin_is_terminal()) {
+        let root = args.root.as_deref().unwrap_or(Path::new("/"));
+        args.input = Some(crate::saved::newest(root, crate::saved::Want::DumpOrLog)?);
+    }
     let (log, symbols) = match read_input(args.input.as_ref())? {
         Input::Log(log) => {
             let symbols = if args.vmlinux.is_some() || !args.modules.is_empty() {

@@ -263,6 +263,9 @@ fn service(host: &dyn Host, facts: &Facts) -> Check {
             ),
         ));
     }
+    for problem in &config.problems {
+        problems.push((problem.summary.clone(), problem.fix.clone()));
+    }
     let unit = config.tooling.unit();
     match config::unit_state(host, unit) {
         UnitState::Enabled { wants } => evidence.push(format!("{unit} enabled: {wants}")),

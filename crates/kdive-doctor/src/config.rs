@@ -13,6 +13,8 @@ pub const DEFAULT_COREDIR: &str = "/var/crash";
 pub const DEBIAN_DEFAULT_MAKEDUMP_ARGS: &str = "-c -d 31";
 /// `kdumpctl`'s default `core_collector` for local and NFS targets.
 pub const RHEL_DEFAULT_COLLECTOR: &str = "makedumpfile -l --message-level 7 -d 31";
+/// Its default for raw and ssh targets, which take the dump on a pipe.
+pub const RHEL_DEFAULT_STREAM_COLLECTOR: &str = "makedumpfile -F -l --message-level 7 -d 31";
 const CONFIG_LIMIT: u64 = 1 << 20;
 
 /// Which kdump tooling the system has configured.
@@ -242,6 +244,16 @@ pub struct KdumpConfig {
     pub initrd: Option<String>,
     /// One line per setting read, for the report.
     pub evidence: Vec<String>,
+    /// What makes the tooling refuse to load a capture kernel, or lose the dump, with the fix
+    /// (kdumpctl checks kdump.conf when the service starts).
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// A setting the tooling rejects: kdumpctl then does not start and no capture kernel is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub summary: String,
+    pub fix: String,
 }
 
 /// The configuration that was found, or why none could be read.
@@ -317,6 +329,7 @@ fn debian(text: &str) -> KdumpConfig {
         kernel,
         initrd,
         evidence,
+        problems: Vec::new(),
     }
 }
 
@@ -341,9 +354,11 @@ fn rhel(host: &dyn Host, text: &str) -> KdumpConfig {
         None => format!("{RHEL_CONF}: no path directive: {DEFAULT_COREDIR}"),
     });
     let mut target = Target::Local { path: path.clone() };
+    let mut streamed = false;
     for (directive, value) in &directives {
         match directive.as_str() {
             "raw" | "nfs" | "ssh" => {
+                streamed |= directive != "nfs";
                 evidence.push(format!("{directive} {value}"));
                 target = Target::Remote {
                     description: format!("{directive} {value}"),
@@ -366,14 +381,32 @@ fn rhel(host: &dyn Host, text: &str) -> KdumpConfig {
         }
     }
     let collector_value = last("core_collector");
+    // Raw devices and ssh get makedumpfile's flattened output on a pipe.
+    let default_collector = if streamed {
+        RHEL_DEFAULT_STREAM_COLLECTOR
+    } else {
+        RHEL_DEFAULT_COLLECTOR
+    };
     evidence.push(match &collector_value {
         Some(value) => format!("core_collector {value}"),
-        None => format!("no core_collector: \"{RHEL_DEFAULT_COLLECTOR}\""),
+        None => format!("no core_collector: \"{default_collector}\""),
     });
     let collector = Collector::parse(
-        collector_value.as_deref().unwrap_or(RHEL_DEFAULT_COLLECTOR),
+        collector_value.as_deref().unwrap_or(default_collector),
         false,
     );
+    for name in [
+        "failure_action",
+        "default",
+        "final_action",
+        "kdump_post",
+        "kdump_pre",
+    ] {
+        if let Some(value) = last(name) {
+            evidence.push(format!("{name} {value}"));
+        }
+    }
+    let problems = kdump_conf_problems(host, &directives, streamed);
     KdumpConfig {
         tooling: Tooling::Kdumpctl,
         config_path: RHEL_CONF,
@@ -383,6 +416,199 @@ fn rhel(host: &dyn Host, text: &str) -> KdumpConfig {
         kernel: None,
         initrd: None,
         evidence,
+        problems,
+    }
+}
+
+/// kdump.conf's directives as kdumpctl (kdump-utils) accepts them: the dump targets, then the
+/// rest; and the ones it refuses as deprecated.
+const KDUMP_CONF_TARGETS: &[&str] = &[
+    "raw", "nfs", "ssh", "ext2", "ext3", "ext4", "xfs", "btrfs", "minix", "virtiofs",
+];
+const KDUMP_CONF_OPTIONS: &[&str] = &[
+    "path",
+    "core_collector",
+    "sshkey",
+    "kdump_post",
+    "kdump_pre",
+    "extra_bins",
+    "extra_modules",
+    "failure_action",
+    "default",
+    "final_action",
+    "force_rebuild",
+    "force_no_rebuild",
+    "fence_kdump_args",
+    "fence_kdump_nodes",
+    "dracut_args",
+    "auto_reset_crashkernel",
+];
+const KDUMP_CONF_DEPRECATED: &[&str] = &[
+    "net",
+    "options",
+    "link_delay",
+    "disk_timeout",
+    "debug_mem_level",
+    "blacklist",
+];
+const FAILURE_ACTIONS: &[&str] = &["reboot", "halt", "poweroff", "shell", "dump_to_rootfs"];
+const FINAL_ACTIONS: &[&str] = &["reboot", "halt", "poweroff"];
+
+/// What kdumpctl refuses when it starts (its `check_config`, the executables it checks, and
+/// mkdumprd's `-F` rule), each with the change that fixes it.
+fn kdump_conf_problems(
+    host: &dyn Host,
+    directives: &[(String, String)],
+    streamed: bool,
+) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut push = |summary: String, what: String| {
+        problems.push(ConfigProblem {
+            summary,
+            fix: format!("Edit {RHEL_CONF}: {what}; then kdumpctl restart"),
+        })
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
+    for (directive, value) in directives {
+        let name = directive.as_str();
+        let is_target = KDUMP_CONF_TARGETS.contains(&name)
+            || (name == "dracut_args" && value.contains("--mount"));
+        if KDUMP_CONF_DEPRECATED.contains(&name) {
+            push(
+                format!("kdump.conf: `{name}` is no longer accepted (kdumpctl will not start)"),
+                format!("remove `{name} {value}` (kdump.conf(5) names its replacement)"),
+            );
+            continue;
+        }
+        if !is_target && !KDUMP_CONF_OPTIONS.contains(&name) {
+            push(
+                format!("kdump.conf: unknown directive `{name}` (kdumpctl will not start)"),
+                format!("remove or correct `{directive} {value}`"),
+            );
+            continue;
+        }
+        if value.is_empty() {
+            push(
+                format!("kdump.conf: `{name}` has no value (kdumpctl will not start)"),
+                format!("give `{name}` a value or remove it"),
+            );
+            continue;
+        }
+        if is_target {
+            targets.push(format!("{name} {value}"));
+            continue;
+        }
+        // `default` is the old name of `failure_action`: both count as one.
+        let key = if name == "default" {
+            "failure_action"
+        } else {
+            name
+        };
+        if seen.contains(&key) {
+            push(
+                format!("kdump.conf: `{key}` is given twice (kdumpctl will not start)"),
+                format!("keep one `{key}` line"),
+            );
+        }
+        seen.push(key);
+    }
+    if targets.len() > 1 {
+        push(
+            format!(
+                "kdump.conf names {} dump targets ({}): kdumpctl will not start",
+                targets.len(),
+                targets.join(", ")
+            ),
+            "keep one dump target".to_string(),
+        );
+    }
+    let last = |name: &str| {
+        directives
+            .iter()
+            .rev()
+            .find(|(directive, _)| directive == name)
+            .map(|(_, value)| value.as_str())
+    };
+    for (name, allowed) in [
+        ("failure_action", FAILURE_ACTIONS),
+        ("default", FAILURE_ACTIONS),
+        ("final_action", FINAL_ACTIONS),
+    ] {
+        if let Some(value) = last(name).filter(|v| !v.is_empty() && !allowed.contains(v)) {
+            push(
+                format!("kdump.conf: `{name} {value}` is not an action kdumpctl knows"),
+                format!("set `{name}` to one of {}", allowed.join(", ")),
+            );
+        }
+    }
+    for (name, value) in [
+        ("force_rebuild", last("force_rebuild")),
+        ("force_no_rebuild", last("force_no_rebuild")),
+    ] {
+        if let Some(value) = value.filter(|v| !v.is_empty() && !matches!(*v, "0" | "1")) {
+            push(
+                format!("kdump.conf: `{name} {value}` must be 0 or 1 (kdumpctl will not start)"),
+                format!("set `{name}` to 0 or 1"),
+            );
+        }
+    }
+    if last("force_rebuild") == Some("1") && last("force_no_rebuild") == Some("1") {
+        push(
+            "kdump.conf: force_rebuild and force_no_rebuild are both 1 (kdumpctl will not start)"
+                .to_string(),
+            "set one of them to 0".to_string(),
+        );
+    }
+    // kdumpctl checks that hooks and extra binaries exist and are executable.
+    for name in ["kdump_post", "kdump_pre", "extra_bins"] {
+        let Some(value) = last(name) else { continue };
+        for program in value.split_whitespace() {
+            let executable = host::resolve_links(host, program)
+                .and_then(|real| host.symlink_metadata(&real).ok())
+                .is_some_and(|meta| {
+                    use std::os::unix::fs::PermissionsExt;
+                    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+                });
+            if !executable {
+                push(
+                    format!(
+                        "kdump.conf: {name} {program} is {} (kdumpctl will not start)",
+                        if host::exists(host, program) {
+                            "not executable"
+                        } else {
+                            "missing"
+                        }
+                    ),
+                    format!("install {program} (chmod +x) or remove it from `{name}`"),
+                );
+            }
+        }
+    }
+    if streamed {
+        if let Some(collector) = last("core_collector") {
+            let is_makedumpfile = collector
+                .split_whitespace()
+                .next()
+                .is_some_and(|program| program.rsplit('/').next() == Some("makedumpfile"));
+            if is_makedumpfile && !collector.split_whitespace().any(|w| w == "-F") {
+                push(
+                    "kdump.conf: a raw or ssh target needs makedumpfile's -F (flattened) output \
+                     (mkdumprd refuses to build the capture initramfs)"
+                        .to_string(),
+                    format!("add -F: `core_collector {}`", with_flattened(collector)),
+                );
+            }
+        }
+    }
+    problems
+}
+
+/// `makedumpfile ARGS` with `-F` after the program name.
+fn with_flattened(collector: &str) -> String {
+    match collector.split_once(char::is_whitespace) {
+        Some((program, rest)) => format!("{program} -F {}", rest.trim()),
+        None => format!("{collector} -F"),
     }
 }
 

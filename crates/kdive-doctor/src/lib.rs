@@ -13,6 +13,7 @@ pub mod debuginfo;
 pub mod estimate;
 pub mod host;
 pub mod report;
+pub mod saved;
 pub mod sysinfo;
 
 pub use checks::{diagnose, diagnose_with_debuginfod};

@@ -1002,3 +1002,103 @@ fn arm64_high_reservation_names_arm64s_default_low() {
         "{out}"
     );
 }
+
+/// kdump.conf settings kdumpctl refuses when it starts (kdump-utils' `check_config`, its check
+/// of hooks, mkdumprd's `-F` rule for streamed targets): the service check fails and names the
+/// line; the settings kdump.conf(5) documents pass.
+#[test]
+fn kdump_conf_that_kdumpctl_refuses() {
+    let root = TempRoot::new("rhel-kdumpctl");
+    root.write("/usr/bin/kdump-post.sh", b"#!/bin/bash\nexit $1\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let script = root.path.join("usr/bin/kdump-post.sh");
+        fs::set_permissions(script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let accepted: &[&str] = &[
+        "path /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\n\
+         failure_action shell\nfinal_action poweroff\nkdump_post /usr/bin/kdump-post.sh\n",
+        "ssh kdump@backup.example.com\nsshkey /root/.ssh/kdump_id_rsa\n\
+         core_collector makedumpfile -F -l --message-level 7 -d 31\ndefault reboot\n",
+        "raw /dev/vg/lv_kdump\n",
+        "nfs nfs.example.com:/export/crash\ncore_collector makedumpfile -l -d 31\n",
+    ];
+    for conf in accepted {
+        root.write("/etc/kdump.conf", conf.as_bytes());
+        let report = diagnose(&FakeHost::new(&root, 100 * GIB));
+        assert_eq!(
+            status(&report, "service"),
+            Status::Ok,
+            "{conf}\n{}",
+            text(&report)
+        );
+    }
+    let refused: &[(&str, &str)] = &[
+        (
+            "path /var/crash\ncore_colector makedumpfile -d 31\n",
+            "unknown directive `core_colector`",
+        ),
+        (
+            "net nfs.example.com:/export\n",
+            "`net` is no longer accepted",
+        ),
+        (
+            "xfs /dev/vda1\nnfs nfs.example.com:/export\n",
+            "2 dump targets (xfs /dev/vda1, nfs nfs.example.com:/export)",
+        ),
+        (
+            "default reboot\nfailure_action shell\n",
+            "`failure_action` is given twice",
+        ),
+        (
+            "failure_action restart\n",
+            "`failure_action restart` is not an action",
+        ),
+        (
+            "final_action shell\n",
+            "`final_action shell` is not an action",
+        ),
+        (
+            "kdump_post /usr/bin/missing.sh\n",
+            "kdump_post /usr/bin/missing.sh is missing",
+        ),
+        (
+            "kdump_pre /etc/os-release\n",
+            "kdump_pre /etc/os-release is not executable",
+        ),
+        (
+            "ssh kdump@backup.example.com\ncore_collector makedumpfile -l -d 31\n",
+            "needs makedumpfile's -F",
+        ),
+        ("force_rebuild yes\n", "`force_rebuild yes` must be 0 or 1"),
+        ("path\n", "`path` has no value"),
+    ];
+    for (conf, wanted) in refused {
+        root.write("/etc/kdump.conf", conf.as_bytes());
+        let report = diagnose(&FakeHost::new(&root, 100 * GIB));
+        let service = report.checks.iter().find(|c| c.id == "service").unwrap();
+        assert_eq!(service.status, Status::Fail, "{conf}\n{}", text(&report));
+        assert!(
+            service.summary.contains(wanted),
+            "{conf}: {}",
+            service.summary
+        );
+        let fix = service.fix.as_deref().unwrap_or("");
+        assert!(
+            fix.contains("Edit /etc/kdump.conf") && fix.contains("kdumpctl restart"),
+            "{fix}"
+        );
+        assert!(!report.ready, "{conf}");
+    }
+    // The suggested -F line is the collector with -F added.
+    root.write(
+        "/etc/kdump.conf",
+        b"raw /dev/vg/lv_kdump\ncore_collector makedumpfile -l -d 31\n",
+    );
+    let report = diagnose(&FakeHost::new(&root, 100 * GIB));
+    assert!(
+        fix(&report, "service").contains("`core_collector makedumpfile -F -l -d 31`"),
+        "{}",
+        fix(&report, "service")
+    );
+}

@@ -18,6 +18,33 @@ use object::elf;
 use object::write::elf::{FileHeader, ProgramHeader, Writer};
 use object::Endianness;
 
+/// A directory of its own under the system's temporary directory, removed when dropped.
+pub struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// `kdive-<label>-<pid>-<n>`: unique within the process and across parallel test binaries.
+    pub fn new(label: &str) -> std::io::Result<TempDir> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("kdive-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// Deterministic mutations of fuzz seeds, for the corpus replays that run on stable Rust:
 /// flipped bytes, overwritten little-endian words, and now and then a truncation. One
 /// xorshift generator, so each replay sees the same inputs on every run.

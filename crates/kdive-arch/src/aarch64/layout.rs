@@ -162,6 +162,21 @@ impl Aarch64Layout {
         u64::MAX << (min - 1)
     }
 
+    /// The kernel's `vmemmap` before it was in VMCOREINFO (6.9): `(struct page
+    /// *)VMEMMAP_START - (memstart_addr >> PAGE_SHIFT)`, with `VMEMMAP_START` =
+    /// `-(1 << (VA_BITS - (PAGE_SHIFT - order_base_2(sizeof(struct page)))))` (5.11 on).
+    pub fn vmemmap(&self, page_struct_size: u64) -> Option<u64> {
+        if page_struct_size == 0 || page_struct_size > 1 << 12 {
+            return None;
+        }
+        let page_shift = self.geometry.granule().shift();
+        let struct_page_shift = page_struct_size.next_power_of_two().trailing_zeros();
+        let vmemmap_shift = page_shift.checked_sub(struct_page_shift)?;
+        let start = u64::MAX.checked_shl(self.va_bits.checked_sub(vmemmap_shift)?)?;
+        let first_pfn = self.phys_offset >> page_shift;
+        Some(start.wrapping_sub(first_pfn.wrapping_mul(page_struct_size)))
+    }
+
     /// The kernel's `__is_lm_address`: `vaddr` is in the linear map.
     pub fn is_linear(&self, vaddr: VirtAddr) -> bool {
         vaddr.0.wrapping_sub(self.page_offset()) < self.page_end().wrapping_sub(self.page_offset())

@@ -14,7 +14,8 @@ use crate::VirtAddr;
 pub struct Aarch64KernelSpace {
     layout: Aarch64Layout,
     tables: Aarch64PageTables<Arc<dyn PhysMem>>,
-    /// `SYMBOL(vmemmap)` (6.9 on): the `struct page` array.
+    /// The `struct page` array: `SYMBOL(vmemmap)` (6.9 on), else from the layout and
+    /// `SIZE(page)`.
     vmemmap: Option<u64>,
     /// `KIMAGE_VADDR`, the image's link address: `MODULES_END` (5.8 on: the image follows
     /// the module area), else `_stext`'s link address rounded down to the image's 2 MiB.
@@ -42,7 +43,9 @@ impl Aarch64KernelSpace {
                 key: "NUMBER(MODULES_END)",
             })?;
         let mut space = Aarch64KernelSpace {
-            vmemmap: info.symbol("vmemmap"),
+            vmemmap: info
+                .symbol("vmemmap")
+                .or_else(|| layout.vmemmap(info.size("page")?)),
             image_link_base,
             layout,
             tables,
