@@ -5,20 +5,14 @@
 //! with what `kdive open` printed inside the guest on its next boot.
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
 use kdive_testkit::lab::{crash_session, lab_root, sid_root, Crash};
 use serde_json::{json, Value};
 
-fn read_json(path: &Path) -> Value {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The line of `text` that starts (after blanks) with `key`, trimmed, with runs of blanks as
 /// one space.
-fn line<'a>(text: &'a str, key: &str) -> Option<String> {
+fn line(text: &str, key: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .find(|l| l.starts_with(key))
@@ -79,7 +73,7 @@ fn open_without_a_dump_takes_the_one_kdump_tools_saved_in_the_guest() {
     assert_eq!(line(&stdout, "PID:"), line(bt, "PID:"), "{stdout}\n{bt}");
     compared += 1;
     println!(
-        "kdive open --root {}: {} ({compared} lines as crash {version} prints them)",
+        "kdive open --root {}: {} ({compared} lines as {version} prints them)",
         after.display(),
         line(&stdout, "PANIC:").unwrap_or_default()
     );
