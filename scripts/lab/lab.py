@@ -463,8 +463,10 @@ def ensure_crash_arm64(root, apt):
     run(["dpkg-source", "-x", str(dsc), str(build)], timeout=600)
     t0 = time.monotonic()
     # `make target=ARM64 lzo snappy zstd`: configures and builds crash (gdb first) with them.
+    # 16 min on two cores beside a cargo build; past an hour while the lab's own boots and
+    # unpacking ran beside it on a cold cache (2026-12-07): hence the generous bound.
     proc = run(["make", f"-j{os.cpu_count() or 2}", "target=ARM64", "lzo", "snappy", "zstd"],
-               cwd=build, timeout=3600, check=False)
+               cwd=build, timeout=4 * 3600, check=False)
     (base / "build.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
     if proc.returncode != 0 or not (build / "crash").exists():
         raise LabError(f"crash target=ARM64 build failed (see {base / 'build.log'}): "

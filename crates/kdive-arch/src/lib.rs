@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod platform;
 mod regs;
 mod space;
+mod translation_cache;
 mod virt;
 pub mod x86_64;
 

@@ -9,7 +9,15 @@ const AFTER_HELP: &str = "\
 Checks, in the order their fixes apply: kexec_support, service, crashkernel, reservation,
 reservation_size, capture_kernel, initramfs, target_space, panic_settings, debuginfo.
 Each is ok, warn, fail or skip (could not be read or does not apply), with the evidence read
-and a one-line fix; the text report ends with \"What to do, in order:\".
+and a one-line fix; the text report ends with \"What to do, in order:\". `service` covers the
+tooling of the distribution family: kdump-tools (/etc/default/kdump-tools, USE_KDUMP,
+kdump-tools.service) or kdumpctl (/etc/kdump.conf read as kdumpctl checks it when it starts:
+unknown, deprecated, repeated or empty directives, more than one target, failure_action and
+final_action values, kdump_post/kdump_pre/extra_bins executables, -F for raw and ssh targets;
+kdump.service).
+
+After a crash, `kdive open` and `kdive triage` without a file read the newest dump in the
+crash directory this configuration names.
 
 Run it as root for the full picture: /proc/iomem hides addresses and /proc/kpageflags (used to
 estimate the dump size like makedumpfile --mem-usage) is unreadable for other users. Nothing is

@@ -8,6 +8,7 @@ pub mod http_fake;
 pub mod lab;
 pub mod pagetable;
 pub mod pagetable_aarch64;
+pub mod phys_pages;
 pub mod symtab;
 pub mod synthetic;
 

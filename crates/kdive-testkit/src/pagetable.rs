@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::phys_pages::PhysPages;
+
 /// `_PAGE_PRESENT`
 pub const PRESENT: u64 = 1 << 0;
 /// `_PAGE_RW`
@@ -52,8 +54,7 @@ impl PageSize {
 pub struct PageTableBuilder {
     levels: usize,
     root: u64,
-    next_table: u64,
-    pages: BTreeMap<u64, Vec<u8>>,
+    mem: PhysPages,
 }
 
 impl PageTableBuilder {
@@ -68,8 +69,7 @@ impl PageTableBuilder {
         let mut b = PageTableBuilder {
             levels,
             root: table_area,
-            next_table: table_area,
-            pages: BTreeMap::new(),
+            mem: PhysPages::new(table_area),
         };
         b.root = b.alloc_table();
         b
@@ -81,10 +81,7 @@ impl PageTableBuilder {
     }
 
     fn alloc_table(&mut self) -> u64 {
-        let at = self.next_table;
-        self.next_table += PAGE;
-        self.pages.insert(at, vec![0u8; PAGE as usize]);
-        at
+        self.mem.alloc(PAGE)
     }
 
     /// Bit position of the index into a table at `depth` (0 = pgd).
@@ -93,9 +90,7 @@ impl PageTableBuilder {
     }
 
     fn read_u64(&self, paddr: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.read_phys(paddr, &mut b);
-        u64::from_le_bytes(b)
+        self.mem.read_u64(paddr)
     }
 
     /// Physical address of the entry for `vaddr` in the table at `depth` (0 = pgd), if the
@@ -167,44 +162,22 @@ impl PageTableBuilder {
 
     /// Writes bytes at a physical address, creating zeroed pages as needed.
     pub fn write_phys(&mut self, paddr: u64, bytes: &[u8]) -> &mut Self {
-        for (i, b) in bytes.iter().enumerate() {
-            let at = paddr + i as u64;
-            let page = self
-                .pages
-                .entry(at & !(PAGE - 1))
-                .or_insert_with(|| vec![0u8; PAGE as usize]);
-            page[(at % PAGE) as usize] = *b;
-        }
+        self.mem.write(paddr, bytes);
         self
     }
 
     /// Reads bytes at a physical address; pages never written read as zero.
     pub fn read_phys(&self, paddr: u64, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let at = paddr + i as u64;
-            *b = self
-                .pages
-                .get(&(at & !(PAGE - 1)))
-                .map_or(0, |p| p[(at % PAGE) as usize]);
-        }
+        self.mem.read(paddr, buf)
     }
 
     /// Every page written so far (tables and data), by physical address.
     pub fn pages(&self) -> &BTreeMap<u64, Vec<u8>> {
-        &self.pages
+        self.mem.pages()
     }
 
     /// The pages merged into contiguous runs `(paddr, bytes)`, e.g. one `PT_LOAD` each.
     pub fn runs(&self) -> Vec<(u64, Vec<u8>)> {
-        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (&addr, page) in &self.pages {
-            match runs.last_mut() {
-                Some((start, data)) if *start + data.len() as u64 == addr => {
-                    data.extend_from_slice(page)
-                }
-                _ => runs.push((addr, page.clone())),
-            }
-        }
-        runs
+        self.mem.runs()
     }
 }

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::phys_pages::PhysPages;
+
 /// Descriptor bit 0, valid.
 pub const VALID: u64 = 1 << 0;
 /// Descriptor bit 1: a table above level 3, a page at level 3.
@@ -40,8 +42,6 @@ pub enum Descriptors {
     Lpa2,
 }
 
-const SMALL: u64 = 4096;
-
 /// Tables and data as 4 KiB physical pages keyed by address; tables (one granule each)
 /// are allocated upward from the address given to [`Aarch64TableBuilder::new`].
 pub struct Aarch64TableBuilder {
@@ -49,8 +49,7 @@ pub struct Aarch64TableBuilder {
     va_bits: u32,
     descriptors: Descriptors,
     root: u64,
-    next_table: u64,
-    pages: BTreeMap<u64, Vec<u8>>,
+    mem: PhysPages,
 }
 
 impl Aarch64TableBuilder {
@@ -80,8 +79,7 @@ impl Aarch64TableBuilder {
             va_bits,
             descriptors,
             root: table_area,
-            next_table: table_area,
-            pages: BTreeMap::new(),
+            mem: PhysPages::new(table_area),
         };
         b.root = b.alloc_table();
         b
@@ -119,14 +117,7 @@ impl Aarch64TableBuilder {
     }
 
     fn alloc_table(&mut self) -> u64 {
-        let at = self.next_table;
-        self.next_table += 1 << self.page_shift;
-        let mut page = at;
-        while page < self.next_table {
-            self.pages.insert(page, vec![0u8; SMALL as usize]);
-            page += SMALL;
-        }
-        at
+        self.mem.alloc(1 << self.page_shift)
     }
 
     /// The descriptor bits holding physical address `paddr`.
@@ -152,9 +143,7 @@ impl Aarch64TableBuilder {
     }
 
     fn read_u64(&self, paddr: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.read_phys(paddr, &mut b);
-        u64::from_le_bytes(b)
+        self.mem.read_u64(paddr)
     }
 
     /// Physical address of the entry for `vaddr` in the table `depth` below the top, if
@@ -223,30 +212,17 @@ impl Aarch64TableBuilder {
 
     /// Writes bytes at a physical address, creating zeroed 4 KiB pages as needed.
     pub fn write_phys(&mut self, paddr: u64, bytes: &[u8]) -> &mut Self {
-        for (i, b) in bytes.iter().enumerate() {
-            let at = paddr + i as u64;
-            let page = self
-                .pages
-                .entry(at & !(SMALL - 1))
-                .or_insert_with(|| vec![0u8; SMALL as usize]);
-            page[(at % SMALL) as usize] = *b;
-        }
+        self.mem.write(paddr, bytes);
         self
     }
 
     /// Reads bytes at a physical address; pages never written read as zero.
     pub fn read_phys(&self, paddr: u64, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let at = paddr + i as u64;
-            *b = self
-                .pages
-                .get(&(at & !(SMALL - 1)))
-                .map_or(0, |p| p[(at % SMALL) as usize]);
-        }
+        self.mem.read(paddr, buf)
     }
 
     /// Every 4 KiB page written so far (tables and data), by physical address.
     pub fn pages(&self) -> &BTreeMap<u64, Vec<u8>> {
-        &self.pages
+        self.mem.pages()
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use kdive_dump::{PhysAddr, PhysMem};
 
 use crate::error::{LayoutError, Level, TranslateError};
+use crate::translation_cache::{cached_lookup, TranslationCache};
 use crate::virt::{Translation, VirtMem};
 use crate::VirtAddr;
 use crate::{Mapping, PhysMemRef};
@@ -272,60 +273,6 @@ impl std::fmt::Display for Geometry {
     }
 }
 
-/// How many translations the cache holds per page size; a power of two.
-const CACHE_SLOTS: usize = 1024;
-
-/// A direct-mapped cache of finished translations, one table keyed by the smallest block
-/// (level 2) and one by page. A dump never changes, so entries never go stale.
-struct TranslationCache {
-    block_shift: u32,
-    page_shift: u32,
-    blocks: Vec<Option<(u64, Translation)>>,
-    pages: Vec<Option<(u64, Translation)>>,
-}
-
-impl TranslationCache {
-    fn new(geometry: &Geometry) -> TranslationCache {
-        let depth = usize::from(geometry.levels()) - 2;
-        TranslationCache {
-            block_shift: geometry.shift(depth),
-            page_shift: geometry.granule.shift(),
-            blocks: vec![None; CACHE_SLOTS],
-            pages: vec![None; CACHE_SLOTS],
-        }
-    }
-
-    fn slot(key: u64) -> usize {
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize & (CACHE_SLOTS - 1)
-    }
-
-    fn get(&self, vaddr: u64) -> Option<Translation> {
-        for (table, shift) in [
-            (&self.blocks, self.block_shift),
-            (&self.pages, self.page_shift),
-        ] {
-            let key = vaddr >> shift;
-            if let Some(Some((k, start))) = table.get(Self::slot(key)) {
-                if *k == key {
-                    return Some(start.at(vaddr));
-                }
-            }
-        }
-        None
-    }
-
-    fn put(&mut self, vaddr: u64, t: Translation) {
-        let (table, key) = if t.page_size > 1 << self.page_shift {
-            (&mut self.blocks, vaddr >> self.block_shift)
-        } else {
-            (&mut self.pages, vaddr >> self.page_shift)
-        };
-        if let Some(slot) = table.get_mut(Self::slot(key)) {
-            *slot = Some((key, t.page_start()));
-        }
-    }
-}
-
 /// A kernel's translation tables over a dump's physical memory: the kernel's root
 /// (`swapper_pg_dir`, TTBR1) and, for a process, its `mm->pgd` (TTBR0).
 ///
@@ -346,7 +293,10 @@ impl<M: PhysMemRef> Aarch64PageTables<M> {
             geometry,
             kernel_root,
             user_root: None,
-            cache: Mutex::new(TranslationCache::new(&geometry)),
+            cache: Mutex::new(TranslationCache::new(
+                geometry.shift(usize::from(geometry.levels()) - 2),
+                geometry.granule.shift(),
+            )),
         }
     }
 
@@ -562,16 +512,7 @@ impl<M: PhysMemRef> Aarch64PageTables<M> {
 
 impl<M: PhysMemRef> VirtMem for Aarch64PageTables<M> {
     fn lookup(&self, vaddr: VirtAddr) -> Result<Translation, TranslateError> {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some(t) = cache.get(vaddr.0) {
-                return Ok(t);
-            }
-        }
-        let t = self.walk(vaddr)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(vaddr.0, t);
-        }
-        Ok(t)
+        cached_lookup(&self.cache, vaddr, |vaddr| self.walk(vaddr))
     }
 
     fn phys_mem(&self) -> &dyn PhysMem {

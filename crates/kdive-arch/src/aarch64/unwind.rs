@@ -408,6 +408,15 @@ mod tests {
         regs
     }
 
+    /// The walk over one 4 KiB task stack from a pc in the text, its frame pointer `fp`.
+    fn walk_task_stack(stack: &[u8], fp: u64) -> Backtrace {
+        unwind_frame_records(
+            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
+            &Regions(vec![(STACK, stack)]),
+            start(TEXT + 0x10, STACK + 0xf0, fp),
+        )
+    }
+
     #[test]
     fn follows_frame_records_to_a_final_record() {
         let mut stack = vec![0u8; 0x1000];
@@ -416,12 +425,7 @@ mod tests {
         put(&mut stack, STACK, STACK + 0x108, SIGNED);
         put(&mut stack, STACK, STACK + 0x180, STACK + 0x200);
         put(&mut stack, STACK, STACK + 0x188, TEXT + 0x504);
-        let mem = Regions(vec![(STACK, &stack)]);
-        let bt = unwind_frame_records(
-            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
-            &mem,
-            start(TEXT + 0x10, STACK + 0xf0, STACK + 0x100),
-        );
+        let bt = walk_task_stack(&stack, STACK + 0x100);
         assert_eq!(bt.stop, StopReason::EndOfStack);
         let pcs: Vec<u64> = bt.frames.iter().map(|f| f.pc.0).collect();
         assert_eq!(pcs, [TEXT + 0x10, TEXT + 0x404, TEXT + 0x504]);
@@ -435,12 +439,7 @@ mod tests {
         let mut stack = vec![0u8; 0x1000];
         put(&mut stack, STACK, STACK + 0x100, STACK + 0x180);
         put(&mut stack, STACK, STACK + 0x108, TEXT + 0x204);
-        let mem = Regions(vec![(STACK, &stack)]);
-        let bt = unwind_frame_records(
-            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
-            &mem,
-            start(TEXT + 0x10, STACK + 0xf0, STACK + 0x100),
-        );
+        let bt = walk_task_stack(&stack, STACK + 0x100);
         assert_eq!(bt.stop, StopReason::EndOfStack);
         assert_eq!(bt.frames.len(), 2);
     }
@@ -462,12 +461,7 @@ mod tests {
         put(&mut stack, STACK, STACK + 0x408, TEXT + 0x110);
         put(&mut stack, STACK, user_regs + 32 * 8, 0x40_1000);
         put(&mut stack, STACK, user_regs + 35 * 8, 0xffff_ffff);
-        let mem = Regions(vec![(STACK, &stack)]);
-        let bt = unwind_frame_records(
-            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
-            &mem,
-            start(TEXT + 0x10, STACK + 0xf0, STACK + 0x100),
-        );
+        let bt = walk_task_stack(&stack, STACK + 0x100);
         let pcs: Vec<u64> = bt.frames.iter().map(|f| f.pc.0).collect();
         assert_eq!(pcs, [TEXT + 0x10, TEXT + 0x108, TEXT + 0x600, TEXT + 0x110]);
         let exception = bt.frames[2].exception.expect("the kernel pt_regs");
@@ -489,12 +483,7 @@ mod tests {
         let mut stack = vec![0u8; 0x1000];
         put(&mut stack, STACK, STACK + 0x100, STACK + 0x100);
         put(&mut stack, STACK, STACK + 0x108, TEXT + 0x404);
-        let mem = Regions(vec![(STACK, &stack)]);
-        let bt = unwind_frame_records(
-            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
-            &mem,
-            start(TEXT + 0x10, STACK + 0xf0, STACK + 0x100),
-        );
+        let bt = walk_task_stack(&stack, STACK + 0x100);
         assert!(
             matches!(bt.stop, StopReason::WrongDirection { .. }),
             "{:?}",
@@ -508,23 +497,14 @@ mod tests {
         let mut stack = vec![0u8; 0x1000];
         put(&mut stack, STACK, STACK + 0x100, 0xffff_0000_1234_0000);
         put(&mut stack, STACK, STACK + 0x108, TEXT + 0x404);
-        let mem = Regions(vec![(STACK, &stack)]);
-        let bt = unwind_frame_records(
-            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
-            &mem,
-            start(TEXT + 0x10, STACK + 0xf0, STACK + 0x100),
-        );
+        let bt = walk_task_stack(&stack, STACK + 0x100);
         assert!(
             matches!(bt.stop, StopReason::BadEntry { .. }),
             "{:?}",
             bt.stop
         );
         assert_eq!(bt.frames.len(), 2);
-        let misaligned = unwind_frame_records(
-            &config(std::iter::once(STACK..STACK + 0x1000).collect()),
-            &mem,
-            start(TEXT + 0x10, STACK + 0xf0, STACK + 0x108),
-        );
+        let misaligned = walk_task_stack(&stack, STACK + 0x108);
         assert!(matches!(misaligned.stop, StopReason::BadEntry { .. }));
     }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use kdive_dump::{PhysAddr, PhysMem};
 
 use crate::error::{Level, TranslateError};
+use crate::translation_cache::{cached_lookup, TranslationCache};
 use crate::virt::{Translation, VirtMem};
 use crate::VirtAddr;
 
@@ -79,60 +80,6 @@ impl PagingLevels {
     }
 }
 
-/// How many translations the cache holds per page size; a power of two.
-const CACHE_SLOTS: usize = 1024;
-
-/// A direct-mapped cache of finished translations: one table keyed by 2 MiB region (for
-/// 2 MiB and 1 GiB pages) and one keyed by 4 KiB page. A dump never changes, so entries
-/// never go stale; a collision just replaces the slot.
-struct TranslationCache {
-    huge: Vec<Option<(u64, Translation)>>,
-    small: Vec<Option<(u64, Translation)>>,
-}
-
-impl TranslationCache {
-    fn new() -> TranslationCache {
-        TranslationCache {
-            huge: vec![None; CACHE_SLOTS],
-            small: vec![None; CACHE_SLOTS],
-        }
-    }
-
-    fn slot(key: u64) -> usize {
-        // CACHE_SLOTS is a power of two, so the mask keeps the index in range.
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize & (CACHE_SLOTS - 1)
-    }
-
-    fn get(&self, vaddr: u64) -> Option<Translation> {
-        let region = vaddr >> 21;
-        if let Some(Some((key, base))) = self.huge.get(Self::slot(region)) {
-            if *key == region {
-                return Some(base.at(vaddr));
-            }
-        }
-        let page = vaddr >> 12;
-        if let Some(Some((key, base))) = self.small.get(Self::slot(page)) {
-            if *key == page {
-                return Some(base.at(vaddr));
-            }
-        }
-        None
-    }
-
-    /// Stores `t`, a translation of `vaddr`: by 2 MiB region for 2 MiB and 1 GiB pages,
-    /// by 4 KiB page otherwise.
-    fn put(&mut self, vaddr: u64, t: Translation) {
-        let (table, key) = if t.page_size >= 1 << 21 {
-            (&mut self.huge, vaddr >> 21)
-        } else {
-            (&mut self.small, vaddr >> 12)
-        };
-        if let Some(slot) = table.get_mut(Self::slot(key)) {
-            *slot = Some((key, t.page_start()));
-        }
-    }
-}
-
 /// A handle on a dump's physical memory that page tables can hold: a borrow, a `Box` or an
 /// `Arc`.
 pub trait PhysMemRef: Send + Sync {
@@ -187,7 +134,7 @@ impl<M: PhysMemRef> PageTables<M> {
             root: PhysAddr(root.0 & PTE_PFN_MASK),
             levels,
             sme_mask: 0,
-            cache: Mutex::new(TranslationCache::new()),
+            cache: Mutex::new(TranslationCache::new(21, 12)),
         }
     }
 
@@ -202,7 +149,7 @@ impl<M: PhysMemRef> PageTables<M> {
         self.root = PhysAddr(root.0 & PTE_PFN_MASK);
         self.levels = levels;
         self.sme_mask = sme_mask;
-        self.cache = Mutex::new(TranslationCache::new());
+        self.cache = Mutex::new(TranslationCache::new(21, 12));
     }
 
     pub fn root(&self) -> PhysAddr {
@@ -345,16 +292,7 @@ impl<M: PhysMemRef> PageTables<M> {
 
 impl<M: PhysMemRef> VirtMem for PageTables<M> {
     fn lookup(&self, vaddr: VirtAddr) -> Result<Translation, TranslateError> {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some(t) = cache.get(vaddr.0) {
-                return Ok(t);
-            }
-        }
-        let t = self.walk(vaddr)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(vaddr.0, t);
-        }
-        Ok(t)
+        cached_lookup(&self.cache, vaddr, |vaddr| self.walk(vaddr))
     }
 
     fn phys_mem(&self) -> &dyn PhysMem {
