@@ -9,8 +9,9 @@ pub const DEBIAN_DEFAULTS: &str = "/etc/default/kdump-tools";
 pub const RHEL_CONF: &str = "/etc/kdump.conf";
 /// `kdump-config`'s default `KDUMP_COREDIR`, and `path`'s default in `kdump.conf`.
 pub const DEFAULT_COREDIR: &str = "/var/crash";
-/// `kdump-config`'s default `MAKEDUMP_ARGS`.
-pub const DEBIAN_DEFAULT_MAKEDUMP_ARGS: &str = "-c -d 31";
+/// `kdump-config`'s default `MAKEDUMP_ARGS` (kdump-tools 1.8; it adds `-F` to any other value
+/// too: the dump is piped through its `compress` hook, so the file is flattened).
+pub const DEBIAN_DEFAULT_MAKEDUMP_ARGS: &str = "-F -c -d 31";
 /// `kdumpctl`'s default `core_collector` for local and NFS targets.
 pub const RHEL_DEFAULT_COLLECTOR: &str = "makedumpfile -l --message-level 7 -d 31";
 /// Its default for raw and ssh targets, which take the dump on a pipe.
