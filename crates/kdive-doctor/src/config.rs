@@ -340,13 +340,7 @@ const KDUMP_CONF_FILESYSTEMS: &[&str] =
 
 fn rhel(host: &dyn Host, text: &str) -> KdumpConfig {
     let directives = parse_kdump_conf(text);
-    let last = |name: &str| {
-        directives
-            .iter()
-            .rev()
-            .find(|(directive, _)| directive == name)
-            .map(|(_, value)| value.clone())
-    };
+    let last = |name: &str| last_directive(&directives, name).map(str::to_owned);
     let mut evidence = Vec::new();
     let path_value = last("path");
     let path = host::normalize(path_value.as_deref().unwrap_or(DEFAULT_COREDIR));
@@ -524,13 +518,7 @@ fn kdump_conf_problems(
             "keep one dump target".to_string(),
         );
     }
-    let last = |name: &str| {
-        directives
-            .iter()
-            .rev()
-            .find(|(directive, _)| directive == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let last = |name: &str| last_directive(directives, name);
     for (name, allowed) in [
         ("failure_action", FAILURE_ACTIONS),
         ("default", FAILURE_ACTIONS),
@@ -603,6 +591,15 @@ fn kdump_conf_problems(
         }
     }
     problems
+}
+
+/// The value of the last `name` line: the one kdumpctl's `kdump_get_conf_val` reads.
+fn last_directive<'a>(directives: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    directives
+        .iter()
+        .rev()
+        .find(|(directive, _)| directive == name)
+        .map(|(_, value)| value.as_str())
 }
 
 /// `makedumpfile ARGS` with `-F` after the program name.
