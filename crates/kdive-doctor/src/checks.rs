@@ -602,6 +602,26 @@ fn reservation(facts: &Facts, crashkernel_fix: Option<&str>) -> Check {
     }
 }
 
+/// An x86 bzImage's `init_size` (boot protocol 2.10 on: the memory the kernel needs from its
+/// load address while it decompresses and runs), from the setup header at 0x1f1.
+fn bzimage_init_size(host: &dyn Host, path: &str) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let real = host::resolve_links(host, path)?;
+    let file = host.open(&real).ok()?;
+    let mut header = [0u8; 0x264];
+    file.read_exact_at(&mut header, 0).ok()?;
+    let field = |at: usize, len: usize| header.get(at..at + len);
+    if field(0x202, 4)? != b"HdrS" {
+        return None;
+    }
+    let version = u16::from_le_bytes(field(0x206, 2)?.try_into().ok()?);
+    if version < 0x020a {
+        return None;
+    }
+    let init_size = u32::from_le_bytes(field(0x260, 4)?.try_into().ok()?);
+    Some(u64::from(init_size))
+}
+
 fn reservation_size(host: &dyn Host, facts: &Facts) -> Check {
     const ID: &str = "reservation_size";
     let Some((ram, _)) = &facts.system_ram else {
@@ -629,7 +649,16 @@ fn reservation_size(host: &dyn Host, facts: &Facts) -> Check {
         .map(|(_, size)| *size)
         .fold(0, u64::saturating_add);
     for (path, size) in &images {
-        evidence.push(format!("{path}: {}", format_size(*size)));
+        let size_of_file = host::file_size(host, path).unwrap_or(*size);
+        evidence.push(if size_of_file == *size {
+            format!("{path}: {}", format_size(*size))
+        } else {
+            format!(
+                "{path}: {} in memory (its setup header's init_size; the file is {})",
+                format_size(*size),
+                format_size(size_of_file)
+            )
+        });
     }
     if image_bytes > 0 && reserved <= image_bytes {
         return Check::new(
@@ -691,11 +720,14 @@ fn capture_images(host: &dyn Host, facts: &Facts) -> Vec<(String, u64)> {
         ]),
     };
     let mut found = Vec::new();
-    if let Some(found_kernel) = kernel
+    if let Some((path, size)) = kernel
         .filter_map(|p| host::file_size(host, &p).map(|s| (p, s)))
         .next()
     {
-        found.push(found_kernel);
+        // kexec places the kernel where it can decompress itself: its setup header's
+        // init_size, not the file's size (51.5 MiB for a 14 MB Debian 6.1 bzImage).
+        let size = bzimage_init_size(host, &path).map_or(size, |init| init.max(size));
+        found.push((path, size));
     }
     if let Some(initrd) = initramfs_candidates(config, release)
         .into_iter()

@@ -1102,3 +1102,46 @@ fn kdump_conf_that_kdumpctl_refuses() {
         fix(&report, "service")
     );
 }
+
+/// kexec needs the capture kernel's `init_size` (its bzImage setup header), not its file size:
+/// a reservation that holds the files but not the decompressed kernel fails (as in the doctor
+/// guest, where 16 MiB held 14 + 6.5 MB of files and kexec wanted 51.5 MiB).
+#[test]
+fn reservation_smaller_than_the_kernels_init_size() {
+    let root = TempRoot::new("debian-healthy");
+    let mut bzimage = vec![0u8; 8192];
+    bzimage[0x202..0x206].copy_from_slice(b"HdrS");
+    bzimage[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    bzimage[0x260..0x264].copy_from_slice(&(48u32 << 20).to_le_bytes());
+    root.write("/var/lib/kdump/vmlinuz-6.1.0-26-amd64", &bzimage);
+    root.write(
+        "/sys/kernel/kexec_crash_size",
+        format!("{}\n", 40 << 20).as_bytes(),
+    );
+    let report = diagnose(&FakeHost::new(&root, 100 * GIB));
+    let check = report.check("reservation_size").unwrap();
+    assert_eq!(check.status, Status::Fail, "{}", text(&report));
+    assert!(
+        check.summary.contains("cannot even hold"),
+        "{}",
+        check.summary
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e
+                .contains("48 MiB in memory (its setup header's init_size; the file is 8 KiB)")),
+        "{:?}",
+        check.evidence
+    );
+    // Without the header (a file of another format) the file's size stands.
+    root.write("/var/lib/kdump/vmlinuz-6.1.0-26-amd64", &[0u8; 8192]);
+    let report = diagnose(&FakeHost::new(&root, 100 * GIB));
+    assert_ne!(
+        status(&report, "reservation_size"),
+        Status::Fail,
+        "{}",
+        text(&report)
+    );
+}
