@@ -1395,36 +1395,76 @@ def stop_outside_irq(qmp, console):
             f"{STOP_ATTEMPTS} stops: dumped at the last")
 
 
+# The line the guest prints just before it crashes as its scenario says (lab/initramfs/init,
+# lab/userland/userland.sh).
+CRASH_PLANNED = r"KDIVE: (crashing, scenario=|userland crashing)"
+# The first sign of a crash on a console.
+CRASH_SIGNS = r"Kernel panic - not syncing|Oops|BUG:|WARNING:|general protection"
+# Boots a crash event gets when the kernel crashes before its scenario does.
+UNPLANNED_CRASH_ATTEMPTS = 3
+
+
+def crashed_before_scenario(console_text):
+    """Whether the console's first crash came before the guest said it was crashing: under TCG
+    a kernel now and then oopses on its own while booting (6.12: int3 in
+    sched_clock_idle_wakeup_event), and such a dump is not the scenario's."""
+    first = re.search(CRASH_SIGNS, console_text)
+    planned = re.search(CRASH_PLANNED, console_text)
+    return first is not None and (planned is None or first.start() < planned.start())
+
+
+def unplanned_crash(c, g, attempt):
+    """After a boot that crashed before its scenario: keeps its console beside the run and
+    says whether to boot again (else raises)."""
+    saved = c.dir / f"console.attempt{attempt}.log"
+    shutil.copy(g.console, saved)
+    if attempt >= UNPLANNED_CRASH_ATTEMPTS:
+        raise LabError(f"{c.crash_id}: the kernel crashed before its scenario in each of "
+                       f"{attempt} boots (last console: {saved})")
+    log(f"{c.crash_id}: the kernel crashed before its scenario (console: {saved}), "
+        "booting again")
+
+
 def run_qemu_crash(c, mdf):
+    for attempt in range(1, UNPLANNED_CRASH_ATTEMPTS + 1):
+        with c.guest(kdump=False) as g:
+            trigger_from_host(g, c)
+            g.wait_console(PANIC_START, BOOT_TIMEOUT_S, GUEST_FAILURES)
+            if not crashed_before_scenario(g.console_text()):
+                dump_qemu_guest(c, g)
+                break
+            unplanned_crash(c, g, attempt)
+    finish_qemu_dumps(c, mdf)
+
+
+def dump_qemu_guest(c, g):
+    """After its panic: the paused guest's memory in QEMU's formats, and their manifests."""
     late = ""
-    with c.guest(kdump=False) as g:
-        trigger_from_host(g, c)
-        g.wait_console(PANIC_START, BOOT_TIMEOUT_S, GUEST_FAILURES)
-        try:
-            g.wait_console(PANIC_DONE, PANIC_END_WAIT_S, GUEST_FAILURES)
-        except LabError:
-            # 5.10's NMI panic (QEMU's inject-nmi hits both CPUs) prints "Kernel Offset" and
-            # then nothing more: dump the quiet guest all the same, and say so.
-            if g.proc.poll() is not None:
-                raise
-            late = (f"; no '---[ end Kernel panic' line {PANIC_END_WAIT_S}s after 'Kernel panic "
-                    "- not syncing': dumped then")
-            log(f"{c.crash_id}: no end-of-panic line after {PANIC_END_WAIT_S}s, dumping anyway")
-        time.sleep(0.5)
-        qmp = Qmp(g.qmp_path)
-        try:
-            # Pause the guest: each format is then the same memory image, page for page.
-            qmp.execute("stop")
-            if not c.k.spec.a.native:
-                late += stop_outside_irq(qmp, g.console_text())
-            elf_dir = c.dump_dir("elf")
-            qemu_dump(qmp, elf_dir / "vmcore.elf", "elf")
-            if c.full_matrix:
-                zlib_dir = c.dump_dir("kdump-zlib")
-                qemu_dump(qmp, zlib_dir / "vmcore.kdump-zlib", "kdump-zlib")
-        finally:
-            qmp.close()
-        c.booted(g.console_text())
+    try:
+        g.wait_console(PANIC_DONE, PANIC_END_WAIT_S, GUEST_FAILURES)
+    except LabError:
+        # 5.10's NMI panic (QEMU's inject-nmi hits both CPUs) prints "Kernel Offset" and
+        # then nothing more: dump the quiet guest all the same, and say so.
+        if g.proc.poll() is not None:
+            raise
+        late = (f"; no '---[ end Kernel panic' line {PANIC_END_WAIT_S}s after 'Kernel panic "
+                "- not syncing': dumped then")
+        log(f"{c.crash_id}: no end-of-panic line after {PANIC_END_WAIT_S}s, dumping anyway")
+    time.sleep(0.5)
+    qmp = Qmp(g.qmp_path)
+    try:
+        # Pause the guest: each format is then the same memory image, page for page.
+        qmp.execute("stop")
+        if not c.k.spec.a.native:
+            late += stop_outside_irq(qmp, g.console_text())
+        elf_dir = c.dump_dir("elf")
+        qemu_dump(qmp, elf_dir / "vmcore.elf", "elf")
+        if c.full_matrix:
+            zlib_dir = c.dump_dir("kdump-zlib")
+            qemu_dump(qmp, zlib_dir / "vmcore.kdump-zlib", "kdump-zlib")
+    finally:
+        qmp.close()
+    c.booted(g.console_text())
     c.manifest("elf", [elf_dir / "vmcore.elf"], "elf", "none", 0,
                notes="QEMU dump-guest-memory format=elf, paging=false" + late)
     if c.full_matrix:
@@ -1432,7 +1472,12 @@ def run_qemu_crash(c, mdf):
         flat = zlib.read_bytes()[:16].startswith(b"makedumpfile")
         c.manifest("kdump-zlib", [zlib], "flattened" if flat else "kdump", "zlib", 0,
                    notes="QEMU dump-guest-memory format=kdump-zlib")
+
+
+def finish_qemu_dumps(c, mdf):
+    """The full matrix's QEMU kdump-zlib, flattened, rebuilt as a random-access file."""
     if c.full_matrix:
+        zlib = c.dump_dir("kdump-zlib") / "vmcore.kdump-zlib"
         # QEMU writes kdump-zlib flattened; makedumpfile -R rebuilds the random-access file.
         d = c.dump_dir("kdump-zlib-rebuilt")
         out = d / "vmcore.kdump-zlib"
@@ -1456,6 +1501,9 @@ def run_kdump_crash(c, mdf):
                                SCALE_KDUMP_TIMEOUT_S if c.scale else KDUMP_TIMEOUT_S,
                                GUEST_FAILURES + (PANIC_DONE,))
             except LabError:
+                if crashed_before_scenario(g.console_text()):
+                    unplanned_crash(c, g, attempt)
+                    continue
                 # KASLR places the kernel at random: now and then it leaves no free window
                 # for crashkernel= in a small guest, or one kexec cannot load into. Boot
                 # again; anything else is fatal.
@@ -1467,7 +1515,9 @@ def run_kdump_crash(c, mdf):
                 raise
             g.wait_exit(60)
             text = g.console_text()
-            break
+            if not crashed_before_scenario(text):
+                break
+            unplanned_crash(c, g, attempt)
     c.booted(text)
     if c.scale:
         return scale_kdump(c, mdf, disk, text)
