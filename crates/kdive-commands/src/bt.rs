@@ -345,13 +345,13 @@ fn register_rows(
     user_mode: bool,
 ) -> Vec<String> {
     let symbol = |addr: u64| {
-        names
-            .symbolizer
-            .symbol(VirtAddr(addr))
-            .map(|hit| match hit.offset {
-                0 => hit.name,
-                off => format!("{}+{off}", hit.name),
-            })
+        names.symbolizer.symbol(VirtAddr(addr)).map(|hit| {
+            let name = crate::demangle::display_symbol(&hit.name);
+            match hit.offset {
+                0 => name.into_owned(),
+                off => format!("{name}+{off}"),
+            }
+        })
     };
     kernel.platform().register_block(regs, user_mode, &symbol)
 }

@@ -1,11 +1,26 @@
-//! Rust-for-Linux symbols: v0-mangled names (`_R...`) shown demangled, without the crate
-//! hashes, as crash 9 shows them in `sym`, `bt` and `dis`.
+//! Symbol names as crash shows them: gcc's and LLVM's clones under their function's name, and
+//! Rust-for-Linux symbols (v0-mangled, `_R...`) demangled without the crate hashes, as crash 9
+//! shows them in `sym`, `bt` and `dis`.
 
 use std::borrow::Cow;
 
-/// `name` demangled when it is a Rust v0 (`_R`) or legacy (`_ZN...E`) mangled name; else
-/// `name` itself.
+/// What crash's `strip_symbol_end()` cuts a name at when it loads the symbols, in its order
+/// (`do_execveat_common.isra.0` is `do_execveat_common`, `NF_HOOK.constprop.0.isra.0` is
+/// `NF_HOOK.constprop.0`): every command then shows and finds them so.
+const CRASH_STRIPPED_SUFFIXES: [&str; 3] = [".isra.", ".part.", ".llvm."];
+
+/// `name` as crash's symbol table holds it.
+pub fn crash_name(name: &str) -> &str {
+    CRASH_STRIPPED_SUFFIXES
+        .iter()
+        .find_map(|suffix| name.find(suffix).and_then(|at| name.get(..at)))
+        .unwrap_or(name)
+}
+
+/// `name` as crash prints it: clones cut at crash's suffixes; Rust v0 (`_R`) or legacy
+/// (`_ZN...E`) mangled names demangled.
 pub fn display_symbol(name: &str) -> Cow<'_, str> {
+    let name = crash_name(name);
     if !(name.starts_with("_R") || name.starts_with("_ZN")) {
         return Cow::Borrowed(name);
     }
@@ -49,6 +64,20 @@ mod tests {
             "rand::rngs::adapter::reseeding::fork::FORK_HANDLER_REGISTERED"
         );
         assert_eq!(display_symbol("schedule"), "schedule");
+        assert_eq!(
+            display_symbol("do_execveat_common.isra.0"),
+            "do_execveat_common"
+        );
+        assert_eq!(
+            crash_name("NF_HOOK.constprop.0.isra.0"),
+            "NF_HOOK.constprop.0"
+        );
+        assert_eq!(crash_name("foo.part.0.isra.0"), "foo.part.0");
+        assert_eq!(crash_name("bar.llvm.123456"), "bar");
+        assert_eq!(
+            crash_name("do_execveat_common.isra.0.cold"),
+            "do_execveat_common"
+        );
         assert_eq!(display_symbol("_Rubbish"), "_Rubbish");
         assert_eq!(
             demangle_in_text(

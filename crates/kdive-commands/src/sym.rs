@@ -9,6 +9,7 @@ use kdive_kernel::stack::FrameSymbolizer;
 use kdive_kernel::{Kernel, KernelModules, SymbolHit, VirtAddr};
 use serde::Serialize;
 
+use crate::demangle::crash_name;
 use crate::ps::Hex;
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
@@ -104,7 +105,18 @@ pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) ->
                     None => warnings.push(format!("sym: {word}: no symbol at this address")),
                 },
                 None => {
-                    let found = modules.lookup_name(kernel, word);
+                    let mut found = modules.lookup_name(kernel, word);
+                    if found.is_empty() {
+                        // crash's name for a clone (`do_execveat_common` for
+                        // `do_execveat_common.isra.0`).
+                        found = search(kernel, modules, |name| crash_name(name) == word)
+                            .into_iter()
+                            .filter_map(|e| {
+                                let addr = VirtAddr(e.address.0);
+                                modules.lookup(kernel, addr).map(|hit| (addr, hit))
+                            })
+                            .collect();
+                    }
                     if found.is_empty() {
                         warnings.push(format!("sym: symbol not found: {word}"));
                     }
@@ -114,7 +126,9 @@ pub fn sym(session: &Session<'_>, args: &SymArgs, warnings: &mut Vec<String>) ->
                 }
             },
             SymQuery::Search(text) => {
-                let found = search(kernel, modules, text);
+                let found = search(kernel, modules, |name| {
+                    crash_name(name).contains(text.as_str())
+                });
                 if found.len() >= MAX_QUERY_MATCHES {
                     warnings.push(format!(
                         "sym -q {text}: only the first {MAX_QUERY_MATCHES} matches are shown"
@@ -158,8 +172,12 @@ pub(crate) fn symbol_entry(
     }
 }
 
-/// vmlinux's and the modules' symbols whose names contain `text`, by address.
-fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry> {
+/// vmlinux's and the modules' symbols whose names `matches` accepts, by address.
+fn search(
+    kernel: &Kernel,
+    modules: &KernelModules,
+    matches: impl Fn(&str) -> bool,
+) -> Vec<SymEntry> {
     let plain = |address: u64, kind: char, name: &str, module: Option<&str>| SymEntry {
         address: Hex(address),
         kind: kind.to_string(),
@@ -173,7 +191,7 @@ fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry>
         .vmlinux()
         .symbols()
         .iter()
-        .filter(|s| s.name.contains(text))
+        .filter(|s| matches(s.name))
         .take(MAX_QUERY_MATCHES)
         .map(|s| plain(kernel.relocate(s.address).0, s.kind, s.name, None))
         .collect();
@@ -183,7 +201,7 @@ fn search(kernel: &Kernel, modules: &KernelModules, text: &str) -> Vec<SymEntry>
             module
                 .kallsyms
                 .iter()
-                .filter(|s| s.name.contains(text))
+                .filter(|s| matches(&s.name))
                 .map(|s| plain(s.addr.0, s.kind, &s.name, Some(&module.name))),
         );
     }
