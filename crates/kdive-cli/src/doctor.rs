@@ -19,14 +19,16 @@ kdump.service).
 After a crash, `kdive open` and `kdive triage` without a file read the newest dump in the
 crash directory this configuration names.
 
-Run it as root for the full picture: /proc/iomem hides addresses and /proc/kpageflags (used to
-estimate the dump size like makedumpfile --mem-usage) is unreadable for other users. Nothing is
+Run it as root for the full picture: /proc/iomem hides addresses, and /proc/kpageflags (which
+pages the dump level keeps, like makedumpfile --mem-usage) and /proc/kcore (a sample of those
+pages, compressed as the collector would) are unreadable for other users. Nothing is
 run or changed: only files under the root are read, but for one question: where no vmlinux
 with DWARF is installed and DEBUGINFOD_URLS names servers, the debuginfo check asks them (the
 response headers only) whether they have the running kernel's debug file.
 
---json prints one object: {\"ready\": bool, \"expected_dump_bytes\": N|null, \"root\": DIR,
-\"release\": STR|null, \"checks\": [{\"id\", \"status\", \"summary\", \"evidence\": [..], \"fix\"}]}.
+--json prints one object: {\"ready\": bool, \"expected_dump_bytes\": N|null,
+\"expected_dump_sampled\": bool, \"root\": DIR, \"release\": STR|null, \"checks\": [{\"id\",
+\"status\", \"summary\", \"evidence\": [..], \"fix\"}]}.
 
 Exit status: 0 ready (no check failed; warnings may remain), 1 not ready (some check failed),
 2 error (e.g. --root is not a directory).";

@@ -15,9 +15,12 @@
 //! - `/proc/meminfo`: RAM minus `MemFree` (level 16), `Cached + SwapCached` (+ `Buffers` at
 //!   level 4, whose pages carry `PG_private`), `AnonPages` + hugetlb pages (level 8).
 //!
-//! Neither source can see which pages are all zeros, so level 1 is not credited: the estimate
-//! is an upper bound in that respect. The result is the uncompressed size of the kept pages
-//! plus, for the kdump-compressed format, its two bitmaps and one 24-byte `page_desc` per page.
+//! With kpageflags, a uniform sample of the kept pages is read from `/proc/kcore` and each
+//! compressed alone as makedumpfile writes it ([`crate::page_sample`]): zero pages are left out
+//! at level bit 1 and the rest take their compressed size. Without that sample (meminfo, or no
+//! `/proc/kcore`) the estimate counts every kept page whole: an upper bound. For the
+//! kdump-compressed format the file also holds two bitmaps and one 24-byte `page_desc` per
+//! dumped page.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -25,6 +28,7 @@ use std::os::unix::fs::FileExt;
 use crate::config::{Collector, Compression};
 use crate::crashkernel::format_size;
 use crate::host::{Host, ReadError, ReadErrorKind};
+use crate::page_sample::{self, Contents, Reservoir};
 use crate::sysinfo::IomemSummary;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -77,10 +81,7 @@ impl PageCounts {
     }
 
     fn scaled(&self, numerator: u64, denominator: u64) -> PageCounts {
-        let scale = |v: u64| {
-            let scaled = u128::from(v) * u128::from(numerator) / u128::from(denominator.max(1));
-            u64::try_from(scaled).unwrap_or(u64::MAX)
-        };
+        let scale = |v: u64| scale(v, numerator, denominator);
         PageCounts {
             total: scale(self.total),
             free: scale(self.free),
@@ -101,16 +102,20 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Estimate {
     pub pages: PageCounts,
-    /// Bytes the dump file needs before compression.
+    /// Bytes the dump file needs.
     pub bytes: u64,
+    /// True when a sample of the kept pages measured zero pages and compression; false when
+    /// `bytes` counts every kept page whole (an upper bound).
+    pub sampled: bool,
     pub source: Source,
     pub evidence: Vec<String>,
 }
 
-/// Classifies one `/proc/kpageflags` word for the collector's dump level, into `counts`.
-fn classify(flags: u64, collector: &Collector, counts: &mut PageCounts) {
+/// Classifies one `/proc/kpageflags` word for the collector's dump level, into `counts`; true
+/// when the dump keeps the page.
+fn classify(flags: u64, collector: &Collector, counts: &mut PageCounts) -> bool {
     if flags & KPF_NOPAGE != 0 {
-        return;
+        return false;
     }
     counts.total += 1;
     let cache = flags & KPF_LRU != 0
@@ -128,7 +133,10 @@ fn classify(flags: u64, collector: &Collector, counts: &mut PageCounts) {
         counts.user += 1;
     } else if flags & (KPF_HWPOISON | KPF_OFFLINE) != 0 {
         counts.unusable += 1;
+    } else {
+        return true;
     }
+    false
 }
 
 /// Page frame ranges `[start, end)` of System RAM minus the crash kernel reservation.
@@ -160,11 +168,13 @@ fn dumpable_frames(iomem: &IomemSummary) -> Vec<(u64, u64)> {
     frames
 }
 
-/// Counts pages from `/proc/kpageflags`. `Err` when the file cannot be read.
+/// Counts pages from `/proc/kpageflags`, offering each kept one to `kept`. `Err` when the file
+/// cannot be read.
 pub fn from_kpageflags(
     host: &dyn Host,
     iomem: &IomemSummary,
     collector: &Collector,
+    kept: &mut Reservoir,
 ) -> Result<(PageCounts, u64, bool), ReadError> {
     const PATH: &str = "/proc/kpageflags";
     let file = host.open(PATH).map_err(|e| read_error(PATH, &e))?;
@@ -192,10 +202,12 @@ pub fn from_kpageflags(
             let offset = pfn.saturating_mul(8);
             let read = read_full_at(&file, window, offset).map_err(|e| read_error(PATH, &e))?;
             let mut counts = PageCounts::default();
-            for word in window.get(..read).unwrap_or(&[]).chunks_exact(8) {
+            for (word, frame) in window.get(..read).unwrap_or(&[]).chunks_exact(8).zip(pfn..) {
                 let mut bytes = [0u8; 8];
                 bytes.copy_from_slice(word);
-                classify(u64::from_ne_bytes(bytes), collector, &mut counts);
+                if classify(u64::from_ne_bytes(bytes), collector, &mut counts) {
+                    kept.offer(frame);
+                }
             }
             // Frames past the end of the file count as present, kept pages.
             let missing = count.saturating_sub(u64::try_from(read / 8).unwrap_or(0));
@@ -275,15 +287,78 @@ pub fn from_meminfo(
     counts
 }
 
-/// Bytes of a dump holding `kept` pages out of `max_pfn` frames.
-pub fn dump_bytes(kept: u64, max_pfn: u64, compression: Compression) -> u64 {
-    let data = kept.saturating_mul(PAGE_SIZE);
+/// Bytes of a dump holding `kept` pages out of `max_pfn` frames: each a whole page, or as a
+/// sample of them measured `contents` (zero pages left out, the others compressed).
+pub fn dump_bytes(
+    kept: u64,
+    contents: Option<&Contents>,
+    max_pfn: u64,
+    compression: Compression,
+) -> u64 {
+    let (dumped, data) = match contents.filter(|c| c.read > 0) {
+        Some(c) => (
+            scale(kept, c.dumped, c.read),
+            scale(kept, c.stored_bytes, c.read),
+        ),
+        None => (kept, kept.saturating_mul(PAGE_SIZE)),
+    };
     if compression == Compression::None {
         return data;
     }
     let bitmaps = max_pfn.div_ceil(8).saturating_mul(2);
-    data.saturating_add(kept.saturating_mul(PAGE_DESC_SIZE))
+    data.saturating_add(dumped.saturating_mul(PAGE_DESC_SIZE))
         .saturating_add(bitmaps)
+}
+
+/// `value * numerator / denominator` without overflow.
+fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
+    let scaled = u128::from(value) * u128::from(numerator) / u128::from(denominator.max(1));
+    u64::try_from(scaled).unwrap_or(u64::MAX)
+}
+
+/// What the sampled kept pages hold, when the dump level leaves out zero pages or the
+/// collector compresses (else every kept page is a whole page in the file).
+fn sample_contents(
+    host: &dyn Host,
+    kept: &Reservoir,
+    collector: &Collector,
+    evidence: &mut Vec<String>,
+) -> Option<Contents> {
+    if collector.compression == Compression::None && !collector.excludes_zero() {
+        return None;
+    }
+    match page_sample::measure(host, kept.pfns(), collector) {
+        Ok(c) if c.read > 0 => {
+            let ratio = |part: u64, whole: u64| part as f64 * 100.0 / whole.max(1) as f64;
+            let mut line = format!(
+                "/proc/kcore: read {} of the kept pages at random: {} ({:.1}%) all zeros",
+                c.read,
+                c.zero,
+                ratio(c.zero, c.read)
+            );
+            if collector.excludes_zero() {
+                line.push_str(" (dump level bit 1 leaves them out)");
+            }
+            if collector.compression != Compression::None {
+                line.push_str(&format!(
+                    "; {} compresses the dumped ones page by page, as makedumpfile does, to {:.1}% \
+                     of their size",
+                    collector.compression.name(),
+                    ratio(c.stored_bytes, c.dumped.saturating_mul(PAGE_SIZE))
+                ));
+            }
+            evidence.push(line);
+            Some(c)
+        }
+        Ok(_) => None,
+        Err(err) => {
+            evidence.push(format!(
+                "{err}: page contents not sampled, so the size counts zero pages and no \
+                 compression (an upper bound)"
+            ));
+            None
+        }
+    }
 }
 
 /// Estimates the dump: from kpageflags when readable with iomem addresses, else from meminfo.
@@ -309,7 +384,8 @@ pub fn estimate(
         })
         .unwrap_or(0);
     if let Some(iomem) = usable_iomem {
-        match from_kpageflags(host, iomem, collector) {
+        let mut kept = Reservoir::default();
+        match from_kpageflags(host, iomem, collector, &mut kept) {
             Ok((pages, scanned_pages, sampled)) => {
                 evidence.push(if sampled {
                     format!(
@@ -328,8 +404,10 @@ pub fn estimate(
                 {
                     evidence.push(note);
                 }
+                let contents = sample_contents(host, &kept, collector, &mut evidence);
                 return Some(finish(
                     pages,
+                    contents.as_ref(),
                     max_pfn,
                     collector,
                     Source::Kpageflags {
@@ -370,7 +448,14 @@ pub fn estimate(
         }
     };
     let pages = from_meminfo(meminfo, ram, collector);
-    Some(finish(pages, max_pfn, collector, Source::Meminfo, evidence))
+    Some(finish(
+        pages,
+        None,
+        max_pfn,
+        collector,
+        Source::Meminfo,
+        evidence,
+    ))
 }
 
 /// Memory the buddy allocator does not manage yet (deferred `struct page` initialisation) counts
@@ -392,15 +477,16 @@ fn free_discrepancy(meminfo: &BTreeMap<String, u64>, pages: &PageCounts) -> Opti
 
 fn finish(
     pages: PageCounts,
+    contents: Option<&Contents>,
     max_pfn: u64,
     collector: &Collector,
     source: Source,
     mut evidence: Vec<String>,
 ) -> Estimate {
-    let bytes = dump_bytes(pages.kept(), max_pfn, collector.compression);
+    let bytes = dump_bytes(pages.kept(), contents, max_pfn, collector.compression);
     evidence.push(format!(
         "dump level {}: of {} RAM, leaves out free {}, cache {}, user {}, offline/hwpoison {}; \
-         keeps {} (zero-filled pages not counted)",
+         keeps {} before zero pages and compression",
         collector.dump_level,
         format_size(pages.total.saturating_mul(PAGE_SIZE)),
         format_size(pages.free.saturating_mul(PAGE_SIZE)),
@@ -412,6 +498,7 @@ fn finish(
     Estimate {
         pages,
         bytes,
+        sampled: contents.is_some(),
         source,
         evidence,
     }
@@ -506,7 +593,21 @@ mod tests {
 
     #[test]
     fn compressed_format_overhead() {
-        assert_eq!(dump_bytes(10, 64, Compression::None), 40960);
-        assert_eq!(dump_bytes(10, 64, Compression::Zlib), 40960 + 240 + 16);
+        assert_eq!(dump_bytes(10, None, 64, Compression::None), 40960);
+        assert_eq!(
+            dump_bytes(10, None, 64, Compression::Zlib),
+            40960 + 240 + 16
+        );
+        // A sample of 4 pages: 1 zero (left out), 3 stored in 1,000 bytes each.
+        let sample = Contents {
+            read: 4,
+            zero: 1,
+            dumped: 3,
+            stored_bytes: 3000,
+        };
+        assert_eq!(
+            dump_bytes(400, Some(&sample), 64, Compression::Zlib),
+            300 * 1000 + 300 * 24 + 16
+        );
     }
 }

@@ -12,12 +12,14 @@ pub mod crashkernel;
 pub mod debuginfo;
 pub mod estimate;
 pub mod host;
+pub mod page_sample;
 pub mod report;
 pub mod saved;
 pub mod sysinfo;
 
 pub use checks::{diagnose, diagnose_with_debuginfod};
 pub use host::{Host, HostError, RootHost, Space};
+pub use page_sample::fuzz_kcore_headers;
 pub use report::{Check, Report, Status};
 
 /// Fuzzing entry point (`fuzz/fuzz_targets/crashkernel.rs`, replayed on stable by

@@ -67,8 +67,12 @@ impl Check {
 pub struct Report {
     /// True when no check failed: a crash now should produce a dump.
     pub ready: bool,
-    /// Estimated dump file size before compression, when it could be estimated.
+    /// Estimated dump file size, when it could be estimated.
     pub expected_dump_bytes: Option<u64>,
+    /// True when that size comes from a sample of the pages (zero pages left out and the rest
+    /// compressed as the collector is configured); false: every kept page counted whole, an
+    /// upper bound.
+    pub expected_dump_sampled: bool,
     /// The system inspected: `/` or the `--root` directory.
     pub root: String,
     /// Kernel release of the inspected system, when known.
@@ -80,13 +84,14 @@ impl Report {
     pub fn new(
         root: String,
         release: Option<String>,
-        expected_dump_bytes: Option<u64>,
+        expected_dump: Option<(u64, bool)>,
         checks: Vec<Check>,
     ) -> Self {
         let ready = !checks.iter().any(|c| c.status == Status::Fail);
         Self {
             ready,
-            expected_dump_bytes,
+            expected_dump_bytes: expected_dump.map(|(bytes, _)| bytes),
+            expected_dump_sampled: expected_dump.is_some_and(|(_, sampled)| sampled),
             root,
             release,
             checks,
@@ -140,9 +145,15 @@ impl Report {
         }
         writeln!(out)?;
         match self.expected_dump_bytes {
+            Some(bytes) if self.expected_dump_sampled => writeln!(
+                out,
+                "Expected dump size: about {} (from sampled pages, as the collector writes them)",
+                format_size(bytes)
+            )?,
             Some(bytes) => writeln!(
                 out,
-                "Expected dump size: {} before compression",
+                "Expected dump size: at most {} (every kept page whole: zero pages and \
+                 compression not measured)",
                 format_size(bytes)
             )?,
             None => writeln!(
@@ -176,7 +187,7 @@ mod tests {
         let report = Report::new(
             "/".into(),
             None,
-            Some(1 << 30),
+            Some((1 << 30, false)),
             vec![
                 Check::new("a", Status::Fail, "bad").fix("first"),
                 Check::new("b", Status::Ok, "fine").fix("never"),

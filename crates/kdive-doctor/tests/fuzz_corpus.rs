@@ -1,4 +1,5 @@
-//! Replays `fuzz/corpus/crashkernel/` through `kdive_doctor::fuzz_crashkernel` on stable Rust.
+//! Replays `fuzz/corpus/crashkernel/` and `fuzz/corpus/kcore_headers/` through their entry
+//! points on stable Rust.
 
 use std::path::Path;
 
@@ -13,4 +14,17 @@ fn crashkernel_corpus_replays_without_panic() {
     }
     assert!(replayed > 0, "no corpus files in {}", dir.display());
     println!("replayed {replayed} crashkernel inputs");
+}
+
+#[test]
+fn kcore_headers_corpus_replays_without_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/kcore_headers");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz corpus directory") {
+        let data = std::fs::read(entry.expect("corpus entry").path()).expect("corpus file");
+        kdive_doctor::fuzz_kcore_headers(&data);
+        replayed += 1;
+    }
+    assert!(replayed > 0, "no corpus files in {}", dir.display());
+    println!("replayed {replayed} kcore header inputs");
 }

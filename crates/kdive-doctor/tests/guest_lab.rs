@@ -4,8 +4,10 @@
 //! kdump-tools saved a dump (`<lab>/doctor-guest/scenarios/<name>/`). Here the current doctor reads
 //! each snapshot: its `ready` must be whether a dump appeared, its first failing check the
 //! scenario's cause, and it must agree with the doctor that ran in the guest. In the healthy
-//! scenario its size estimate is held against the dump kdump-tools wrote, rewritten
-//! uncompressed at the same dump level by makedumpfile (the oracle, run here).
+//! scenario the snapshot's estimate (no `/proc/kcore` in a snapshot: every kept page whole) is
+//! held against the dump kdump-tools wrote, rewritten uncompressed at the same dump level by
+//! makedumpfile (the oracle, run here); the guest's own estimate, from pages it sampled through
+//! `/proc/kcore` and compressed as makedumpfile does, against the file kdump-tools wrote.
 
 use std::fs;
 use std::io;
@@ -29,7 +31,7 @@ const CAUSES: &[(&str, Option<&str>)] = &[
     ("oops-no-panic", Some("panic_settings")),
 ];
 
-/// How far the estimate may be from the real dump's uncompressed size.
+/// How far an estimate may be from the real dump's size (uncompressed, or the file written).
 const ESTIMATE_TOLERANCE: f64 = 0.25;
 
 /// The guest's snapshot, with the crash directory's free space as statvfs said in the guest
@@ -251,6 +253,27 @@ fn doctor_verdicts_match_what_kdump_did_on_a_real_debian_guest() {
             assert!(
                 off <= ESTIMATE_TOLERANCE,
                 "{name}: estimate {expected} vs {real}"
+            );
+            // The doctor in the guest, on the live system, sampled pages through /proc/kcore:
+            // its estimate is of the file kdump-tools writes (zero pages left out, the rest
+            // compressed as configured).
+            assert_eq!(
+                in_guest["expected_dump_sampled"].as_bool(),
+                Some(true),
+                "{name}: the doctor in the guest sampled no pages:\n{in_guest:#}"
+            );
+            let sampled = in_guest["expected_dump_bytes"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: no estimate in the guest:\n{in_guest:#}"));
+            let off = sampled.abs_diff(written) as f64 / written as f64;
+            println!(
+                "{name}: in the guest, from sampled pages: estimate {sampled} bytes; kdump-tools \
+                 wrote {written} bytes; off by {:.1}%",
+                off * 100.0
+            );
+            assert!(
+                off <= ESTIMATE_TOLERANCE,
+                "{name}: in-guest estimate {sampled} vs {written} written"
             );
             estimated += 1;
         }
