@@ -400,7 +400,8 @@ fn net_and_dev_match_crash_and_drgn() {
 
 /// On the `-d 31` userland dumps of kernels makedumpfile does not know (7.x: it dropped pages
 /// in use), `net -s` of the `net` process and `dev` answer with what they can read: some
-/// sockets and devices, and a warning naming each page the dump left out.
+/// sockets (or none, where its file table's page is gone) and devices, and a warning naming
+/// each page the dump left out.
 #[test]
 fn partial_dumps_give_partial_answers() {
     let root = lab_root();
@@ -431,7 +432,13 @@ fn partial_dumps_give_partial_answers() {
             .flatten()
             .map(|t| t.sockets.len())
             .sum::<usize>();
-        assert!(sockets > 0, "{name}: no socket read");
+        // Which pages makedumpfile dropped varies from run to run: some sockets, or none
+        // when the file descriptor table's own page went (then the warning names it).
+        assert!(
+            sockets > 0 || report.warnings.iter().any(|w| w.contains("files_struct")),
+            "{name}: no socket read, and no warning says why: {:?}",
+            report.warnings
+        );
         assert!(
             report
                 .warnings
