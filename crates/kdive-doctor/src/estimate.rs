@@ -27,7 +27,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::config::{Collector, Compression};
 use crate::crashkernel::format_size;
-use crate::host::{Host, ReadError, ReadErrorKind};
+use crate::host::{Host, ReadError};
 use crate::page_sample::{self, Contents, Reservoir};
 use crate::sysinfo::IomemSummary;
 
@@ -177,7 +177,7 @@ pub fn from_kpageflags(
     kept: &mut Reservoir,
 ) -> Result<(PageCounts, u64, bool), ReadError> {
     const PATH: &str = "/proc/kpageflags";
-    let file = host.open(PATH).map_err(|e| read_error(PATH, &e))?;
+    let file = host.open(PATH).map_err(|e| ReadError::from_io(PATH, &e))?;
     let frames = dumpable_frames(iomem);
     let total_frames = frames
         .iter()
@@ -200,7 +200,8 @@ pub fn from_kpageflags(
             let len = usize::try_from(count * 8).unwrap_or(0);
             let window = buf.get_mut(..len).unwrap_or(&mut []);
             let offset = pfn.saturating_mul(8);
-            let read = read_full_at(&file, window, offset).map_err(|e| read_error(PATH, &e))?;
+            let read =
+                read_full_at(&file, window, offset).map_err(|e| ReadError::from_io(PATH, &e))?;
             let mut counts = PageCounts::default();
             for (word, frame) in window.get(..read).unwrap_or(&[]).chunks_exact(8).zip(pfn..) {
                 let mut bytes = [0u8; 8];
@@ -242,17 +243,6 @@ fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::R
         }
     }
     Ok(done)
-}
-
-fn read_error(path: &str, err: &std::io::Error) -> ReadError {
-    ReadError {
-        path: path.to_string(),
-        kind: match err.kind() {
-            std::io::ErrorKind::NotFound => ReadErrorKind::NotFound,
-            std::io::ErrorKind::PermissionDenied => ReadErrorKind::PermissionDenied,
-            _ => ReadErrorKind::Other(err.to_string()),
-        },
-    }
 }
 
 /// Counts pages from `/proc/meminfo` (bytes by field). `ram` is the RAM the dump covers (the

@@ -170,7 +170,7 @@ pub enum ReadErrorKind {
 }
 
 impl ReadError {
-    fn from_io(path: &str, err: &io::Error) -> Self {
+    pub(crate) fn from_io(path: &str, err: &io::Error) -> Self {
         let kind = match err.kind() {
             io::ErrorKind::NotFound => ReadErrorKind::NotFound,
             io::ErrorKind::PermissionDenied => ReadErrorKind::PermissionDenied,

@@ -94,7 +94,9 @@ struct Kcore {
 
 impl Kcore {
     fn open(host: &dyn Host) -> Result<Self, ReadError> {
-        let file = host.open(KCORE).map_err(|e| read_error(&e))?;
+        let file = host
+            .open(KCORE)
+            .map_err(|e| ReadError::from_io(KCORE, &e))?;
         let mut header = [0u8; EHDR_SIZE];
         read_exact_at(&file, &mut header, 0)?;
         let table_end = program_table_end(&header).map_err(malformed)?;
@@ -252,18 +254,8 @@ impl PageCompressor {
 }
 
 fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> Result<(), ReadError> {
-    file.read_exact_at(buf, offset).map_err(|e| read_error(&e))
-}
-
-fn read_error(err: &std::io::Error) -> ReadError {
-    ReadError {
-        path: KCORE.to_string(),
-        kind: match err.kind() {
-            std::io::ErrorKind::NotFound => ReadErrorKind::NotFound,
-            std::io::ErrorKind::PermissionDenied => ReadErrorKind::PermissionDenied,
-            _ => ReadErrorKind::Other(err.to_string()),
-        },
-    }
+    file.read_exact_at(buf, offset)
+        .map_err(|e| ReadError::from_io(KCORE, &e))
 }
 
 fn malformed(what: impl std::fmt::Display) -> ReadError {

@@ -3,28 +3,28 @@
 
 use std::path::Path;
 
-#[test]
-fn crashkernel_corpus_replays_without_panic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/crashkernel");
+/// Feeds every file of `fuzz/corpus/<target>/` to `entry`; returns how many.
+fn replay(target: &str, entry: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).expect("fuzz corpus directory") {
-        let data = std::fs::read(entry.expect("corpus entry").path()).expect("corpus file");
-        kdive_doctor::fuzz_crashkernel(&data);
+    for entry_path in std::fs::read_dir(&dir).expect("fuzz corpus directory") {
+        let data = std::fs::read(entry_path.expect("corpus entry").path()).expect("corpus file");
+        entry(&data);
         replayed += 1;
     }
     assert!(replayed > 0, "no corpus files in {}", dir.display());
-    println!("replayed {replayed} crashkernel inputs");
+    println!("replayed {replayed} {target} inputs");
+    replayed
+}
+
+#[test]
+fn crashkernel_corpus_replays_without_panic() {
+    replay("crashkernel", kdive_doctor::fuzz_crashkernel);
 }
 
 #[test]
 fn kcore_headers_corpus_replays_without_panic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/kcore_headers");
-    let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).expect("fuzz corpus directory") {
-        let data = std::fs::read(entry.expect("corpus entry").path()).expect("corpus file");
-        kdive_doctor::fuzz_kcore_headers(&data);
-        replayed += 1;
-    }
-    assert!(replayed > 0, "no corpus files in {}", dir.display());
-    println!("replayed {replayed} kcore header inputs");
+    replay("kcore_headers", kdive_doctor::fuzz_kcore_headers);
 }
