@@ -24,6 +24,7 @@ use kdive_kernel::Kernel;
 use kdive_testkit::lab::{
     self, is_stable, lab_root, userland_fds, userland_processes, BadJson, Crash,
 };
+use rayon::prelude::*;
 use serde_json::Value;
 
 use common::open;
@@ -256,74 +257,19 @@ fn files_vm_mount_options_match_crash_and_drgn() {
     let mut drgn_compared = 0usize;
     let mut drgn_known = 0usize;
     let mut partial = 0usize;
-    for m in userland_dumps(&manifests) {
-        let name = m["name"].as_str().unwrap_or("?");
-        if lab::filtered_unsupported(m).is_some() {
-            partial += usize::from(partial_answers(m, &manifests, &mut mismatches));
-            continue;
-        }
-        let kernel = open(m);
-        let mut session = Session::new(&kernel, &[]);
-        let Some(t) = targets(m, &kernel, &session) else {
-            mismatches.push(format!("{name}: kdive did not find the userland targets"));
-            continue;
-        };
-        let cmds = commands(&t);
-        let ours: Vec<(String, Vec<String>)> =
-            cmds.iter().map(|c| kdive_text(&mut session, c)).collect();
-        // A filtered dump leaves user and page-cache pages out, not the page tables,
-        // xarray nodes or page structs these read: the answers are whole, without
-        // warnings, on every dump.
-        for (command, (_, warnings)) in cmds.iter().zip(&ours) {
-            if !warnings.is_empty() {
-                mismatches.push(format!("{name}: {command}: warnings {warnings:?}"));
-            }
-        }
-        for version in lab::crash_versions_reading_whole(m) {
-            let Some(theirs) = lab::crash_session(m, version, &cmds) else {
-                kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
-                continue;
-            };
-            let (mut same, mut known) = (0, 0);
-            for ((command, (ours, _)), theirs) in cmds.iter().zip(&ours).zip(&theirs) {
-                if ours == theirs {
-                    same += 1;
-                } else if crash_cannot_check_mm(command, ours, theirs) {
-                    println!("{name}: {command}: {version} cannot check the mm_struct on 7.x");
-                    known += 1;
-                } else if let Some(reason) = known_difference(version, ours, theirs) {
-                    println!("{name}: {command}: {version}: {reason}");
-                    known += 1;
-                } else {
-                    mismatches.push(format!(
-                        "{name}: {command}: {version}\n{theirs}\n--- kdive\n{ours}"
-                    ));
-                }
-            }
-            agreement.add_dump(version, m, cmds.len(), same, known);
-        }
-        let ported: Vec<(String, Vec<Vec<String>>)> = cmds
-            .iter()
-            .zip(&ours)
-            .filter_map(|(c, (text, _))| Some((c.clone(), drgn_rows(c, text)?)))
-            .collect();
-        let drgn_cmds: Vec<String> = ported.iter().map(|(c, _)| c.clone()).collect();
-        let Some(theirs) = lab::drgn_crash_session(m, &drgn_cmds) else {
-            kdive_testkit::skip!("{name}: SKIP (drgn-crash did not run)");
-            continue;
-        };
-        for ((command, ours), theirs) in ported.iter().zip(&theirs) {
-            let theirs = drgn_rows(command, theirs).unwrap_or_default();
-            if command.starts_with("files -R REG") && theirs.is_empty() {
-                // drgn-crash 0.3.0's -R does not match the TYPE column: it prints nothing.
-                drgn_known += 1;
-            } else if *ours == theirs && !ours.is_empty() {
-                drgn_compared += 1;
-            } else {
-                mismatches.push(format!(
-                    "{name}: {command}: drgn-crash rows {theirs:?}\n--- kdive {ours:?}"
-                ));
-            }
+    // One dump per worker: most of the time is crash's and drgn's, one process per dump.
+    let dumps: Vec<&Value> = userland_dumps(&manifests);
+    let results: Vec<DumpResult> = dumps
+        .par_iter()
+        .map(|m| compare_dump(m, &manifests))
+        .collect();
+    for (m, r) in dumps.iter().zip(results) {
+        mismatches.extend(r.mismatches);
+        partial += r.partial;
+        drgn_compared += r.drgn_compared;
+        drgn_known += r.drgn_known;
+        for (version, commands, same, known) in r.versions {
+            agreement.add_dump(version, m, commands, same, known);
         }
     }
     println!(
@@ -335,4 +281,91 @@ fn files_vm_mount_options_match_crash_and_drgn() {
     if drgn_compared == 0 {
         kdive_testkit::skip!("SKIP (nothing compared with drgn-crash)");
     }
+}
+
+/// What one dump's comparison found.
+#[derive(Default)]
+struct DumpResult {
+    mismatches: Vec<String>,
+    /// 1 when it is a blind-filtered dump whose partial answers were checked.
+    partial: usize,
+    /// Per crash version: commands, the same, different as documented.
+    versions: Vec<(Crash, usize, usize, usize)>,
+    drgn_compared: usize,
+    drgn_known: usize,
+}
+
+fn compare_dump(m: &Value, manifests: &[Value]) -> DumpResult {
+    let mut r = DumpResult::default();
+    let name = m["name"].as_str().unwrap_or("?");
+    if lab::filtered_unsupported(m).is_some() {
+        r.partial = usize::from(partial_answers(m, manifests, &mut r.mismatches));
+        return r;
+    }
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    let Some(t) = targets(m, &kernel, &session) else {
+        r.mismatches
+            .push(format!("{name}: kdive did not find the userland targets"));
+        return r;
+    };
+    let cmds = commands(&t);
+    let ours: Vec<(String, Vec<String>)> =
+        cmds.iter().map(|c| kdive_text(&mut session, c)).collect();
+    // A filtered dump leaves user and page-cache pages out, not the page tables,
+    // xarray nodes or page structs these read: the answers are whole, without
+    // warnings, on every dump.
+    for (command, (_, warnings)) in cmds.iter().zip(&ours) {
+        if !warnings.is_empty() {
+            r.mismatches
+                .push(format!("{name}: {command}: warnings {warnings:?}"));
+        }
+    }
+    for version in lab::crash_versions_reading_whole(m) {
+        let Some(theirs) = lab::crash_session(m, version, &cmds) else {
+            kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
+            continue;
+        };
+        let (mut same, mut known) = (0, 0);
+        for ((command, (ours, _)), theirs) in cmds.iter().zip(&ours).zip(&theirs) {
+            if ours == theirs {
+                same += 1;
+            } else if crash_cannot_check_mm(command, ours, theirs) {
+                println!("{name}: {command}: {version} cannot check the mm_struct on 7.x");
+                known += 1;
+            } else if let Some(reason) = known_difference(version, ours, theirs) {
+                println!("{name}: {command}: {version}: {reason}");
+                known += 1;
+            } else {
+                r.mismatches.push(format!(
+                    "{name}: {command}: {version}\n{theirs}\n--- kdive\n{ours}"
+                ));
+            }
+        }
+        r.versions.push((version, cmds.len(), same, known));
+    }
+    let ported: Vec<(String, Vec<Vec<String>>)> = cmds
+        .iter()
+        .zip(&ours)
+        .filter_map(|(c, (text, _))| Some((c.clone(), drgn_rows(c, text)?)))
+        .collect();
+    let drgn_cmds: Vec<String> = ported.iter().map(|(c, _)| c.clone()).collect();
+    let Some(theirs) = lab::drgn_crash_session(m, &drgn_cmds) else {
+        kdive_testkit::skip!("{name}: SKIP (drgn-crash did not run)");
+        return r;
+    };
+    for ((command, ours), theirs) in ported.iter().zip(&theirs) {
+        let theirs = drgn_rows(command, theirs).unwrap_or_default();
+        if command.starts_with("files -R REG") && theirs.is_empty() {
+            // drgn-crash 0.3.0's -R does not match the TYPE column: it prints nothing.
+            r.drgn_known += 1;
+        } else if *ours == theirs && !ours.is_empty() {
+            r.drgn_compared += 1;
+        } else {
+            r.mismatches.push(format!(
+                "{name}: {command}: drgn-crash rows {theirs:?}\n--- kdive {ours:?}"
+            ));
+        }
+    }
+    r
 }

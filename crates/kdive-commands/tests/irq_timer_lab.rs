@@ -33,6 +33,7 @@ use kdive_commands::{Report, Session};
 use kdive_kernel::sys::{hz, uptime_jiffies};
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, is_stable, lab_root, BadJson, Crash};
+use rayon::prelude::*;
 use serde_json::Value;
 
 mod common;
@@ -403,76 +404,22 @@ fn irq_and_timer_match_crash_and_drgn() {
         return;
     }
     let commands: Vec<String> = COMMANDS.iter().map(|c| (*c).to_owned()).collect();
+    // One dump per worker: most of the time is crash's and drgn's, one process per dump.
+    let dumps: Vec<&Value> = chosen(&manifests);
+    let results: Vec<DumpResult> = dumps
+        .par_iter()
+        .map(|m| compare_dump(m, &commands))
+        .collect();
     let mut agreement = lab::Agreement::default();
     let mut mismatches = Vec::new();
     let mut drgn_compared = 0;
     let mut timer_processes = 0;
-    for m in chosen(&manifests) {
-        let name = m["name"].as_str().unwrap_or("?");
-        let kernel = open(m);
-        let mut session = Session::new(&kernel, &[]);
-        let reports: Vec<Report> = commands
-            .iter()
-            .map(|c| session.execute(c).expect("runs"))
-            .collect();
-        for (command, report) in commands.iter().zip(&reports) {
-            assert!(
-                report.warnings.is_empty(),
-                "{name}: {command}: {:?}",
-                report.warnings
-            );
-        }
-        let ours: Vec<String> = reports.iter().map(text).collect();
-        if m["scenario"] == "userland" {
-            assert_eq!(
-                timer_process_found(m, &session, &reports[4]),
-                Some(true),
-                "{name}: the timer process's itimer and POSIX timer in timer -r"
-            );
-            timer_processes += 1;
-        }
-        for version in lab::crash_versions_reading_whole(m) {
-            let Some(theirs) = lab::crash_session(m, version, &commands) else {
-                kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
-                continue;
-            };
-            let their_hz = crash_hz(&theirs[5]);
-            let linked_nodes = kernel
-                .has_member("timerqueue_linked_node", "expires")
-                .unwrap_or(false);
-            let (mut same, mut known) = (0, 0);
-            for ((command, ours), theirs) in commands.iter().zip(&ours).zip(&theirs) {
-                // The session trims each output, leading spaces of a header too.
-                let ours = ours.trim_start();
-                if ours == theirs {
-                    same += 1;
-                } else if (command == "timer" || command.starts_with("timer -C"))
-                    && wheel_as_documented(ours, theirs)
-                    || command.starts_with("timer -r")
-                        && their_hz.is_some_and(|h| {
-                            hrtimers_as_documented(&kernel, h, linked_nodes, ours, theirs)
-                        })
-                    || command == "mach" && mach_as_documented(&kernel, version, ours, theirs)
-                {
-                    known += 1;
-                } else {
-                    mismatches.push(format!(
-                        "{name}: {command}: {version}\n{theirs}\nkdive\n{ours}"
-                    ));
-                }
-            }
+    for (m, r) in dumps.iter().zip(results) {
+        mismatches.extend(r.mismatches);
+        drgn_compared += r.drgn_compared;
+        timer_processes += r.timer_processes;
+        for (version, same, known) in r.versions {
             agreement.add_dump(version, m, commands.len(), same, known);
-        }
-        let drgn_commands: Vec<String> =
-            DRGN_COMMANDS.iter().map(|&i| commands[i].clone()).collect();
-        if let Some(drgn) = lab::drgn_crash_session(m, &drgn_commands) {
-            let cpus = kernel.nr_cpu_ids().map_or(1, |n| n as usize);
-            let same = same_as_drgn(name, cpus, &ours, &drgn, &mut mismatches);
-            println!(
-                "{name}: {same} of {} commands as drgn-crash 0.3.0",
-                DRGN_COMMANDS.len()
-            );
-            drgn_compared += same;
         }
     }
     for m in &mismatches {
@@ -481,4 +428,84 @@ fn irq_and_timer_match_crash_and_drgn() {
     assert!(mismatches.is_empty(), "{} mismatches", mismatches.len());
     println!("drgn-crash 0.3.0: {drgn_compared} commands agreed; {timer_processes} timer processes found");
     agreement.finish("irq, timer and mach commands");
+}
+
+/// What one dump's comparison found.
+#[derive(Default)]
+struct DumpResult {
+    mismatches: Vec<String>,
+    /// Per crash version: the commands printed the same, different as documented.
+    versions: Vec<(Crash, usize, usize)>,
+    drgn_compared: usize,
+    timer_processes: usize,
+}
+
+fn compare_dump(m: &Value, commands: &[String]) -> DumpResult {
+    let mut r = DumpResult::default();
+    let name = m["name"].as_str().unwrap_or("?");
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    let reports: Vec<Report> = commands
+        .iter()
+        .map(|c| session.execute(c).expect("runs"))
+        .collect();
+    for (command, report) in commands.iter().zip(&reports) {
+        assert!(
+            report.warnings.is_empty(),
+            "{name}: {command}: {:?}",
+            report.warnings
+        );
+    }
+    let ours: Vec<String> = reports.iter().map(text).collect();
+    if m["scenario"] == "userland" {
+        assert_eq!(
+            timer_process_found(m, &session, &reports[4]),
+            Some(true),
+            "{name}: the timer process's itimer and POSIX timer in timer -r"
+        );
+        r.timer_processes += 1;
+    }
+    for version in lab::crash_versions_reading_whole(m) {
+        let Some(theirs) = lab::crash_session(m, version, &commands) else {
+            kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
+            continue;
+        };
+        let their_hz = crash_hz(&theirs[5]);
+        let linked_nodes = kernel
+            .has_member("timerqueue_linked_node", "expires")
+            .unwrap_or(false);
+        let (mut same, mut known) = (0, 0);
+        for ((command, ours), theirs) in commands.iter().zip(&ours).zip(&theirs) {
+            // The session trims each output, leading spaces of a header too.
+            let ours = ours.trim_start();
+            if ours == theirs {
+                same += 1;
+            } else if (command == "timer" || command.starts_with("timer -C"))
+                && wheel_as_documented(ours, theirs)
+                || command.starts_with("timer -r")
+                    && their_hz.is_some_and(|h| {
+                        hrtimers_as_documented(&kernel, h, linked_nodes, ours, theirs)
+                    })
+                || command == "mach" && mach_as_documented(&kernel, version, ours, theirs)
+            {
+                known += 1;
+            } else {
+                r.mismatches.push(format!(
+                    "{name}: {command}: {version}\n{theirs}\nkdive\n{ours}"
+                ));
+            }
+        }
+        r.versions.push((version, same, known));
+    }
+    let drgn_commands: Vec<String> = DRGN_COMMANDS.iter().map(|&i| commands[i].clone()).collect();
+    if let Some(drgn) = lab::drgn_crash_session(m, &drgn_commands) {
+        let cpus = kernel.nr_cpu_ids().map_or(1, |n| n as usize);
+        let same = same_as_drgn(name, cpus, &ours, &drgn, &mut r.mismatches);
+        println!(
+            "{name}: {same} of {} commands as drgn-crash 0.3.0",
+            DRGN_COMMANDS.len()
+        );
+        r.drgn_compared += same;
+    }
+    r
 }
