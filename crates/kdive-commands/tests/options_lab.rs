@@ -19,6 +19,7 @@ use common::{open, text};
 use kdive_commands::{LogRecord, Report, Session, SysCallRecord};
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, is_stable, lab_root, BadJson, Crash};
+use rayon::prelude::*;
 use serde_json::Value;
 
 /// Seconds since the epoch of a `ctime()` text in UTC: `Sun Dec  6 15:41:17 UTC 2026`.
@@ -201,59 +202,77 @@ fn ps_log_sys_options_swap_and_mount_match_crash() {
         .map(|m| (m, &all))
         .chain(full.map(|m| (m, &args_only)))
         .chain(userland.map(|m| (m, &userland_commands)));
-    for (m, commands) in dumps.filter(|(m, _)| is_stable(m)) {
-        let name = m["name"].as_str().unwrap_or("?");
-        let kernel = open(m);
-        let mut session = Session::new(&kernel, &[]);
-        let ours: Vec<Report> = commands
-            .iter()
-            .map(|c| session.execute(c).expect("runs"))
-            .collect();
-        for (command, report) in commands.iter().zip(&ours) {
-            // A filtered dump has no user pages: `ps -a` says so for each process.
-            let expected = |w: &String| command == "ps -a" && w.contains("excludes user pages");
-            assert!(
-                report.warnings.iter().all(expected),
-                "{name}: {command}: {:?}",
-                report.warnings
-            );
-        }
-        for version in lab::crash_versions(m) {
-            if version == Crash::V8 && m["kernel"]["series"] == "6.1" {
-                continue;
-            }
-            let Some(theirs) = lab::crash_session(m, version, commands) else {
-                kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
-                continue;
-            };
-            let (mut same, mut known) = (0, 0);
-            for ((command, ours), theirs) in commands.iter().zip(&ours).zip(&theirs) {
-                // crash 9.0.2 gives up on 7.x's swap_info_struct (it looks for `swap_map`):
-                // nothing to compare.
-                if theirs.contains("invalid structure member offset") {
-                    println!(
-                        "{name}: {command}: {version} failed: {}",
-                        theirs.lines().nth(1).unwrap_or("")
-                    );
-                    continue;
-                }
-                if text(ours).trim_start() == theirs {
-                    same += 1;
-                } else if command == "log -T" && log_dates_from_crash_boot(m, version, ours, theirs)
-                    || command.starts_with("sys -c")
-                        && sys_call_lines_from_addr2line(m, &kernel, ours, theirs)
-                {
-                    known += 1;
-                } else {
-                    mismatches.push(format!(
-                        "{name}: {command}: {version}\n{theirs}\nkdive\n{}",
-                        text(ours)
-                    ));
-                }
-            }
+    // One dump per worker: most of the time is crash's, one process per dump.
+    let dumps: Vec<(&Value, &Vec<String>)> = dumps.filter(|(m, _)| is_stable(m)).collect();
+    let per_dump: Vec<(Vec<String>, Vec<(Crash, usize, usize)>)> = dumps
+        .par_iter()
+        .map(|&(m, commands)| compare_dump(m, commands))
+        .collect();
+    for ((m, commands), (dump_mismatches, versions)) in dumps.iter().zip(per_dump) {
+        mismatches.extend(dump_mismatches);
+        for (version, same, known) in versions {
             agreement.add_dump(version, m, commands.len(), same, known);
         }
     }
     agreement
         .finish_without_mismatches(&mismatches, "ps, log and sys options, swap, mount and ipcs");
+}
+
+/// kdive's and crash's outputs of `commands` on dump `m`: the mismatches, and per crash version
+/// how many commands printed the same and how many differed as documented.
+fn compare_dump(m: &Value, commands: &[String]) -> (Vec<String>, Vec<(Crash, usize, usize)>) {
+    let mut mismatches = Vec::new();
+    let mut versions = Vec::new();
+    let name = m["name"].as_str().unwrap_or("?");
+    let kernel = open(m);
+    let mut session = Session::new(&kernel, &[]);
+    let ours: Vec<Report> = commands
+        .iter()
+        .map(|c| session.execute(c).expect("runs"))
+        .collect();
+    for (command, report) in commands.iter().zip(&ours) {
+        // A filtered dump has no user pages: `ps -a` says so for each process.
+        let expected = |w: &String| command == "ps -a" && w.contains("excludes user pages");
+        assert!(
+            report.warnings.iter().all(expected),
+            "{name}: {command}: {:?}",
+            report.warnings
+        );
+    }
+    for version in lab::crash_versions(m) {
+        if version == Crash::V8 && m["kernel"]["series"] == "6.1" {
+            continue;
+        }
+        let Some(theirs) = lab::crash_session(m, version, commands) else {
+            kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
+            continue;
+        };
+        let (mut same, mut known) = (0, 0);
+        for ((command, ours), theirs) in commands.iter().zip(&ours).zip(&theirs) {
+            // crash 9.0.2 gives up on 7.x's swap_info_struct (it looks for `swap_map`):
+            // nothing to compare.
+            if theirs.contains("invalid structure member offset") {
+                println!(
+                    "{name}: {command}: {version} failed: {}",
+                    theirs.lines().nth(1).unwrap_or("")
+                );
+                continue;
+            }
+            if text(ours).trim_start() == theirs {
+                same += 1;
+            } else if command == "log -T" && log_dates_from_crash_boot(m, version, ours, theirs)
+                || command.starts_with("sys -c")
+                    && sys_call_lines_from_addr2line(m, &kernel, ours, theirs)
+            {
+                known += 1;
+            } else {
+                mismatches.push(format!(
+                    "{name}: {command}: {version}\n{theirs}\nkdive\n{}",
+                    text(ours)
+                ));
+            }
+        }
+        versions.push((version, same, known));
+    }
+    (mismatches, versions)
 }
