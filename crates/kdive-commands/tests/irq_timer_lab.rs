@@ -466,7 +466,7 @@ fn compare_dump(m: &Value, commands: &[String]) -> DumpResult {
         r.timer_processes += 1;
     }
     for version in lab::crash_versions_reading_whole(m) {
-        let Some(theirs) = lab::crash_session(m, version, &commands) else {
+        let Some(theirs) = lab::crash_session(m, version, commands) else {
             kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
             continue;
         };

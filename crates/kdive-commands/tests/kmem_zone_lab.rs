@@ -27,7 +27,7 @@ fn kmem_zones_and_vm_stat_match_crash() {
         "kmem -f".to_owned(),
     ];
     // One dump per worker: most of the time is crash's, one process per dump.
-    let results: Vec<(Vec<String>, Vec<(Crash, usize)>)> = chosen
+    let results: Vec<DumpOutcome> = chosen
         .par_iter()
         .map(|m| compare_dump(m, &commands))
         .collect();
@@ -42,9 +42,12 @@ fn kmem_zones_and_vm_stat_match_crash() {
     agreement.finish_without_mismatches(&mismatches, "kmem -z/-V/-f commands");
 }
 
+/// A dump's mismatches, and per crash version the commands that printed the same.
+type DumpOutcome = (Vec<String>, Vec<(Crash, usize)>);
+
 /// kdive's and crash's `commands` on dump `m`: the mismatches, and per crash version how many
 /// commands printed the same.
-fn compare_dump(m: &Value, commands: &[String]) -> (Vec<String>, Vec<(Crash, usize)>) {
+fn compare_dump(m: &Value, commands: &[String]) -> DumpOutcome {
     let mut mismatches = Vec::new();
     let mut versions = Vec::new();
     let name = m["name"].as_str().unwrap_or("?");
@@ -83,7 +86,7 @@ fn compare_dump(m: &Value, commands: &[String]) -> (Vec<String>, Vec<(Crash, usi
         ours[2].warnings
     );
     for version in lab::crash_versions_reading_whole(m) {
-        let Some(theirs) = lab::crash_session(m, version, &commands) else {
+        let Some(theirs) = lab::crash_session(m, version, commands) else {
             kdive_testkit::skip!("{name}: SKIP ({version} did not run)");
             continue;
         };

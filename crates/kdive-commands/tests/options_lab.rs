@@ -204,7 +204,7 @@ fn ps_log_sys_options_swap_and_mount_match_crash() {
         .chain(userland.map(|m| (m, &userland_commands)));
     // One dump per worker: most of the time is crash's, one process per dump.
     let dumps: Vec<(&Value, &Vec<String>)> = dumps.filter(|(m, _)| is_stable(m)).collect();
-    let per_dump: Vec<(Vec<String>, Vec<(Crash, usize, usize)>)> = dumps
+    let per_dump: Vec<DumpOutcome> = dumps
         .par_iter()
         .map(|&(m, commands)| compare_dump(m, commands))
         .collect();
@@ -218,9 +218,13 @@ fn ps_log_sys_options_swap_and_mount_match_crash() {
         .finish_without_mismatches(&mismatches, "ps, log and sys options, swap, mount and ipcs");
 }
 
+/// A dump's mismatches, and per crash version the commands that printed the same and those
+/// that differed as documented.
+type DumpOutcome = (Vec<String>, Vec<(Crash, usize, usize)>);
+
 /// kdive's and crash's outputs of `commands` on dump `m`: the mismatches, and per crash version
 /// how many commands printed the same and how many differed as documented.
-fn compare_dump(m: &Value, commands: &[String]) -> (Vec<String>, Vec<(Crash, usize, usize)>) {
+fn compare_dump(m: &Value, commands: &[String]) -> DumpOutcome {
     let mut mismatches = Vec::new();
     let mut versions = Vec::new();
     let name = m["name"].as_str().unwrap_or("?");
