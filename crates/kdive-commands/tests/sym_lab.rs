@@ -156,9 +156,10 @@ fn sym_matches_drgn_nm_and_addr2line() {
         let mut link_lines = Vec::new();
         for (entry, (pc, (symbol, offset))) in by_pc.symbols.iter().zip(&frames) {
             assert_eq!(entry.address.0, *pc, "{name}");
-            let alias = entry.offset == *offset
-                && kernel.symbol(&entry.name).ok().is_some()
-                && kernel.symbol(&entry.name).ok() == kernel.symbol(symbol).ok();
+            // The same pc at the same offset: both names start at one address (looked up by
+            // name they may not: `.LC1` and `.LC27`, local labels of many objects, on
+            // 6.12-rt's userland dump).
+            let alias = entry.offset == *offset;
             if entry.name != *symbol && alias {
                 // Symbols at one address: kdive names the one kallsyms (the console) does
                 // (asm_call_irq_on_stack), drgn another (asm_call_on_stack).
