@@ -35,9 +35,9 @@ use crate::VirtAddr;
 
 pub use layout::Aarch64Layout;
 pub use paging::{
-    Aarch64PageTables, Geometry, Granule, OutputAddress, MAX_VA_BITS, MIN_VA_BITS, PTE_DBM,
-    PTE_PXN, PTE_RDONLY, PTE_TABLE_BIT, PTE_USER, PTE_UXN, PTE_VALID, TABLE_AP_NO_EL0,
-    TABLE_AP_RDONLY, TABLE_PXN, TABLE_UXN,
+    Aarch64PageTables, Geometry, Granule, OutputAddress, VerboseWalk, WalkEnd, WalkEntry,
+    MAX_VA_BITS, MIN_VA_BITS, PTE_DBM, PTE_PXN, PTE_RDONLY, PTE_TABLE_BIT, PTE_USER, PTE_UXN,
+    PTE_VALID, TABLE_AP_NO_EL0, TABLE_AP_RDONLY, TABLE_PXN, TABLE_UXN,
 };
 pub use space::Aarch64KernelSpace;
 

@@ -37,6 +37,54 @@ pub const TABLE_UXN: u64 = 1 << 60;
 pub const TABLE_AP_NO_EL0: u64 = 1 << 61;
 pub const TABLE_AP_RDONLY: u64 = 1 << 62;
 
+/// One entry a verbose walk read ([`Aarch64PageTables::walk_entries`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkEntry {
+    /// The kernel's name of the level.
+    pub level: Level,
+    /// Steps below the top table.
+    pub depth: usize,
+    /// Where the entry is (physical).
+    pub addr: PhysAddr,
+    /// Its value.
+    pub entry: u64,
+}
+
+/// How a verbose walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkEnd {
+    /// The last entry read is zero.
+    Unmapped,
+    /// The last entry read maps a block or page of `size` bytes at `base`.
+    Mapped { base: PhysAddr, size: u64 },
+    /// The last-level entry is non-zero but not valid (a swap entry, PROT_NONE).
+    Invalid,
+    /// The entry at this physical address could not be read (or its address overflows).
+    Unreadable(PhysAddr),
+}
+
+/// The entries a verbose walk read, top first, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerboseWalk {
+    pub entries: Vec<WalkEntry>,
+    pub end: WalkEnd,
+}
+
+impl VerboseWalk {
+    /// The physical address of `vaddr` when the walk mapped it.
+    pub fn phys(&self, vaddr: u64) -> Option<PhysAddr> {
+        match self.end {
+            WalkEnd::Mapped { base, size } => Some(PhysAddr(base.0 | (vaddr & (size - 1)))),
+            _ => None,
+        }
+    }
+
+    /// The last entry read.
+    pub fn last(&self) -> Option<&WalkEntry> {
+        self.entries.last()
+    }
+}
+
 /// The translation granule: the page size and the size of every table but the top one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Granule {
@@ -428,6 +476,68 @@ impl<M: PhysMemRef> Aarch64PageTables<M> {
             entry: 0,
             what: "walk ended without a leaf",
         })
+    }
+
+    /// Walks the tables at `root` (physical) for `vaddr` as crash's `arm64_vtop_*()` do,
+    /// recording every entry read, for a verbose display: a zero entry ends the walk
+    /// unmapped; above the last level an entry whose type bits say block (`0b01`) where the
+    /// level can map one is the leaf, and any other non-zero entry is followed as a table
+    /// (crash checks no valid bit there); at the last level a valid entry maps a page and a
+    /// non-zero invalid one (swap, PROT_NONE, migration) ends the walk as
+    /// [`WalkEnd::Invalid`]. The index into the top table is cut to its size, so a kernel
+    /// address walked from a user root reads the user table, as crash's `vtop -c` does.
+    /// At most one read per level.
+    pub fn walk_entries(&self, root: PhysAddr, vaddr: u64) -> VerboseWalk {
+        let g = &self.geometry;
+        let levels = usize::from(g.levels());
+        let mut entries = Vec::with_capacity(levels);
+        let mut table = root.0;
+        for depth in 0..levels {
+            let level = g.level(depth);
+            let shift = g.shift(depth);
+            let index = (vaddr >> shift) & (g.entries(depth) - 1);
+            let Some(at) = table.checked_add(index * 8) else {
+                return VerboseWalk {
+                    entries,
+                    end: WalkEnd::Unreadable(PhysAddr(table)),
+                };
+            };
+            let Ok(entry) = self.read_entry(VirtAddr(vaddr), level, at) else {
+                return VerboseWalk {
+                    entries,
+                    end: WalkEnd::Unreadable(PhysAddr(at)),
+                };
+            };
+            entries.push(WalkEntry {
+                level,
+                depth,
+                addr: PhysAddr(at),
+                entry,
+            });
+            let last = depth + 1 == levels;
+            let end = if entry == 0 {
+                WalkEnd::Unmapped
+            } else if last && entry & PTE_VALID == 0 {
+                WalkEnd::Invalid
+            } else if last
+                || (entry & (PTE_VALID | PTE_TABLE_BIT) == PTE_VALID && g.block_allowed(depth))
+            {
+                let size = 1u64 << shift;
+                WalkEnd::Mapped {
+                    base: PhysAddr(g.output_address(entry) & !(size - 1)),
+                    size,
+                }
+            } else {
+                table = g.output_address(entry);
+                continue;
+            };
+            return VerboseWalk { entries, end };
+        }
+        // levels() is at least 2 and the last level always returns above.
+        VerboseWalk {
+            entries,
+            end: WalkEnd::Unmapped,
+        }
     }
 
     /// Calls `f` for each valid block or page mapping a part of `[start, end]`, in address

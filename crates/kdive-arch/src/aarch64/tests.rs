@@ -661,3 +661,65 @@ fn fuzz_entry_survives_garbage() {
         }
     }
 }
+
+#[test]
+fn verbose_walk_records_each_entry_as_crash_walks() {
+    let (mut b, g, vaddr) = small_tables();
+    // A 2 MiB block one PMD entry on, and a swap-like PTE on the next page.
+    let block = vaddr + 0x20_0000;
+    b.map(block, 0x80_0000, 2, PXN);
+    let swapped = vaddr + 0x1000;
+    let swap_pte = b.entry_addr(swapped, 3).unwrap();
+    b.set_entry(swap_pte, 0x1234_5678);
+    let mem = TestMem::new(&[&b]);
+    let mem: &dyn PhysMem = &mem;
+    let tables = Aarch64PageTables::new(mem, g, PhysAddr(b.root()));
+    let root = PhysAddr(b.root());
+
+    let w = tables.walk_entries(root, vaddr + 0x18);
+    let levels: Vec<Level> = w.entries.iter().map(|e| e.level).collect();
+    assert_eq!(levels, [Level::Pgd, Level::Pud, Level::Pmd, Level::Pte]);
+    for (depth, e) in w.entries.iter().enumerate() {
+        assert_eq!(e.depth, depth);
+        assert_eq!(e.addr.0, b.entry_addr(vaddr, depth).unwrap());
+    }
+    assert_eq!(
+        w.end,
+        WalkEnd::Mapped {
+            base: PhysAddr(0x40_0000),
+            size: 0x1000
+        }
+    );
+    assert_eq!(w.phys(vaddr + 0x18), Some(PhysAddr(0x40_0018)));
+
+    let w = tables.walk_entries(root, block + 0x1_2345);
+    assert_eq!(w.entries.len(), 3);
+    assert_eq!(
+        w.end,
+        WalkEnd::Mapped {
+            base: PhysAddr(0x80_0000),
+            size: 0x20_0000
+        }
+    );
+    assert_eq!(w.phys(block + 0x1_2345), Some(PhysAddr(0x81_2345)));
+
+    let w = tables.walk_entries(root, swapped);
+    assert_eq!((w.entries.len(), w.end), (4, WalkEnd::Invalid));
+    assert_eq!(w.last().map(|e| e.entry), Some(0x1234_5678));
+
+    // An empty top entry: the index is cut to the top table, whatever the half.
+    let w = tables.walk_entries(root, 1 << 40);
+    assert_eq!((w.entries.len(), w.end), (1, WalkEnd::Unmapped));
+    assert_eq!(w.entries[0].addr, PhysAddr(root.0 + 2 * 8));
+
+    // A table entry pointing outside the dump.
+    let pmd = b.entry_addr(vaddr, 2).unwrap();
+    b.set_entry(pmd, 0x7700_0000 | 3);
+    let mem = TestMem::new(&[&b]);
+    let mem: &dyn PhysMem = &mem;
+    let tables = Aarch64PageTables::new(mem, g, root);
+    let w = tables.walk_entries(root, vaddr);
+    assert_eq!(w.entries.len(), 3);
+    assert!(matches!(w.end, WalkEnd::Unreadable(PhysAddr(0x7700_0000))));
+    assert_eq!(w.phys(vaddr), None);
+}
