@@ -434,6 +434,20 @@ fn softirq_record(session: &Session<'_>) -> Result<Box<dyn Record>, CommandError
 /// `irq -d`: crash's `x86_64_display_idt_table()`.
 fn idt_record(session: &Session<'_>) -> Result<Box<dyn Record>, CommandError> {
     let kernel = session.kernel();
+    // The IDT is x86's; crash's words for the others.
+    if kernel.platform().name() != "x86_64" {
+        return Err(CommandError::Failed {
+            command: "irq",
+            what: format!(
+                "-d option is not applicable to {} architecture",
+                kernel
+                    .platform()
+                    .name()
+                    .to_uppercase()
+                    .replace("AARCH64", "ARM64")
+            ),
+        });
+    }
     let symbolizer = FrameSymbolizer::new(kernel, session.modules());
     let mut record = empty_record("idt");
     for (vector, gate) in idt_gates(kernel).map_err(failed)?.into_iter().enumerate() {

@@ -1,14 +1,17 @@
 //! `mach`: machine-specific data (crash's `cmd_mach()` with x86_64's
-//! `x86_64_display_machine_stats()`): machine type, memory, CPUs, hypervisor, processor
-//! speed, HZ, page size, the kernel's memory regions and its stacks.
+//! `x86_64_display_machine_stats()` or arm64's `arm64_display_machine_stats()`): machine
+//! type, memory, CPUs, hypervisor, processor speed, HZ, page size, the kernel's memory
+//! regions and its stacks.
 
 use std::io::{self, Write};
 
 use kdive_kernel::machine::{
-    e820_map, exception_stacks, hypervisor, irq_stacks, region_bases, thread_size, E820Entry,
-    MODULES_VADDR, START_KERNEL_MAP,
+    aarch64_irq_stacks, aarch64_overflow_stacks, aarch64_regions, e820_map, exception_stacks,
+    hypervisor, irq_stacks, region_bases, thread_size, Aarch64Regions, E820Entry, MODULES_VADDR,
+    START_KERNEL_MAP,
 };
 use kdive_kernel::sys;
+use kdive_kernel::{Kernel, VirtAddr};
 use serde::Serialize;
 
 use crate::format::memory_size_string;
@@ -32,13 +35,25 @@ pub struct MachRecord {
     pub kernel_virtual_base: Hex,
     pub kernel_vmalloc_base: Hex,
     pub kernel_vmemmap_base: Hex,
-    pub kernel_start_map: Hex,
+    /// x86_64's `__START_KERNEL_map` (arm64 has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_start_map: Option<Hex>,
     pub kernel_modules_base: Hex,
     pub kernel_stack_size: u64,
     /// `None` when the IRQ stacks could not be read.
     pub irq_stack_size: Option<u64>,
     pub irq_stacks: Vec<Hex>,
+    /// x86_64's IST stacks; arm64's overflow stacks (`OVERFLOW`).
     pub exception_stacks: Vec<ExceptionStackRow>,
+    #[serde(skip)]
+    layout: MachLayout,
+}
+
+/// Which crash's `mach` text: the architectures print different lines, aligned differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MachLayout {
+    X86_64,
+    Aarch64,
 }
 
 /// `mach -m`: the firmware's physical memory map (`e820_table`).
@@ -123,7 +138,8 @@ impl MachCpusRecord {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExceptionStackRow {
-    /// crash's name: `DOUBLEFAULT`, `NMI`, `DEBUG`, `MCE`, `VC`, `(unknown)`.
+    /// crash's name: `DOUBLEFAULT`, `NMI`, `DEBUG`, `MCE`, `VC`, `(unknown)`; arm64's
+    /// `OVERFLOW`.
     pub name: &'static str,
     pub size: u64,
     /// Per CPU: the stack's base and whether its page is in the dump.
@@ -138,6 +154,62 @@ pub struct StackBase {
 
 impl MachRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self.layout {
+            MachLayout::X86_64 => self.write_x86_64(out),
+            MachLayout::Aarch64 => self.write_aarch64(out),
+        }
+    }
+
+    /// arm64.c's `arm64_display_machine_stats()`: labels right-aligned to 19 columns, no
+    /// hypervisor, the processor speed only when known, the online CPUs.
+    fn write_aarch64(&self, out: &mut dyn Write) -> io::Result<()> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unknown)".into());
+        writeln!(out, "       MACHINE TYPE: {}", opt(&self.machine_type))?;
+        writeln!(
+            out,
+            "        MEMORY SIZE: {}",
+            opt(&self.memory_bytes.map(memory_size_string))
+        )?;
+        let online = self.cpus.saturating_sub(self.cpus_offline);
+        writeln!(
+            out,
+            "               CPUS: {}",
+            if online > 0 { online } else { self.cpus }
+        )?;
+        if let Some(mhz) = self.processor_mhz.filter(|m| *m > 0) {
+            writeln!(out, "    PROCESSOR SPEED: {mhz} Mhz")?;
+        }
+        writeln!(
+            out,
+            "                 HZ: {}",
+            opt(&self.hz.map(|h| h.to_string()))
+        )?;
+        writeln!(out, "          PAGE SIZE: {}", self.page_size)?;
+        writeln!(out, "KERNEL VIRTUAL BASE: {:x}", self.kernel_virtual_base.0)?;
+        writeln!(out, "KERNEL MODULES BASE: {:x}", self.kernel_modules_base.0)?;
+        writeln!(out, "KERNEL VMALLOC BASE: {:x}", self.kernel_vmalloc_base.0)?;
+        writeln!(out, "KERNEL VMEMMAP BASE: {:x}", self.kernel_vmemmap_base.0)?;
+        writeln!(out, "  KERNEL STACK SIZE: {}", self.kernel_stack_size)?;
+        let cpu_lines = |out: &mut dyn Write, bases: &mut dyn Iterator<Item = u64>| {
+            for (cpu, base) in bases.enumerate() {
+                writeln!(out, "{:>19}: {base:x}", format!("CPU {cpu}"))?;
+            }
+            Ok::<(), io::Error>(())
+        };
+        if let Some(size) = self.irq_stack_size {
+            writeln!(out, "     IRQ STACK SIZE: {size}")?;
+            writeln!(out, "         IRQ STACKS:")?;
+            cpu_lines(out, &mut self.irq_stacks.iter().map(|b| b.0))?;
+        }
+        for stack in &self.exception_stacks {
+            writeln!(out, "{:>8} STACK SIZE: {}", stack.name, stack.size)?;
+            writeln!(out, "{:>20}", format!("{} STACKS:", stack.name))?;
+            cpu_lines(out, &mut stack.stacks.iter().map(|b| b.base.0))?;
+        }
+        Ok(())
+    }
+
+    fn write_x86_64(&self, out: &mut dyn Write) -> io::Result<()> {
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unknown)".into());
         writeln!(out, "          MACHINE TYPE: {}", opt(&self.machine_type))?;
         writeln!(
@@ -182,7 +254,9 @@ impl MachRecord {
             "   KERNEL VMEMMAP BASE: {:x}",
             self.kernel_vmemmap_base.0
         )?;
-        writeln!(out, "      KERNEL START MAP: {:x}", self.kernel_start_map.0)?;
+        if let Some(start_map) = &self.kernel_start_map {
+            writeln!(out, "      KERNEL START MAP: {:x}", start_map.0)?;
+        }
         writeln!(
             out,
             "   KERNEL MODULES BASE: {:x}",
@@ -219,13 +293,14 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     aliases: &[],
     summary: "machine data: type, memory, CPUs, speed, HZ, memory regions, stacks",
     usage: "mach [-m | -c]",
-    description: "The machine's data as crash's x86_64 mach shows it: machine type, memory\n\
+    description: "The machine's data as crash's mach shows it: machine type, memory\n\
 size, CPUs (and how many are offline), the hypervisor, processor speed, HZ, page size,\n\
 the bases of the direct map, vmalloc, vmemmap, kernel text and modules, the task stack\n\
 size, and each CPU's IRQ stack and IST exception stacks (\"[unavailable]\" where the\n\
-stack's page is not in the dump).\n\
-  -m  the physical memory map (e820): each range and its type\n\
-  -c  each CPU's struct cpuinfo_x86",
+stack's page is not in the dump); on arm64 the linear map, modules, vmalloc and vmemmap\n\
+bases and each CPU's IRQ and overflow stacks.\n\
+  -m  the physical memory map (e820; x86_64): each range and its type\n\
+  -c  each CPU's struct cpuinfo_x86 (x86_64)",
     examples: &[
         "mach                 machine type, memory, CPUs, regions and stacks",
         "mach -c              each CPU's cpuinfo_x86: model, flags, cache, topology",
@@ -253,6 +328,15 @@ fn run_mach(
     // crash prints the map and then -c's structs; kdive's records are one per command.
     if cpu_data && memmap {
         return Err(SPEC.bad_args("-m and -c show different data: give one"));
+    }
+    if (cpu_data || memmap) && session.kernel().platform().name() != "x86_64" {
+        return Err(CommandError::Failed {
+            command: "mach",
+            what: format!(
+                "-{} option not supported or applicable on this architecture or kernel",
+                if cpu_data { 'c' } else { 'm' }
+            ),
+        });
     }
     if memmap {
         let ranges = e820_map(session.kernel(), warnings).map_err(|e| CommandError::Failed {
@@ -289,50 +373,113 @@ fn run_mach(
         .map_err(|e| note("MEMORY SIZE", &e))
         .ok();
     let hz = sys::hz(kernel).map_err(|e| note("HZ", &e)).ok();
-    let (page_offset, vmalloc, vmemmap) = region_bases(kernel);
-    let (irq_stack_size, irq_bases) = match irq_stacks(kernel, cpus) {
-        Ok((size, bases)) => (Some(size), bases),
-        Err(err) => {
-            note("IRQ STACKS", &err);
-            (None, Vec::new())
-        }
-    };
-    let exception = exception_stacks(kernel, cpus)
-        .map_err(|e| note("exception stacks", &e))
-        .unwrap_or_default();
-    Ok(Box::new(MachRecord {
+    let mut record = MachRecord {
         machine_type: uts.map(|u| u.machine),
         memory_bytes,
         cpus,
         cpus_offline: u32::try_from(present.len().saturating_sub(online)).unwrap_or(0),
-        hypervisor: hypervisor(kernel).filter(|h| h != "bare hardware"),
-        processor_mhz: sys::cpu_khz(kernel).ok().flatten().map(|k| k / 1000),
+        hypervisor: None,
+        processor_mhz: None,
         hz,
         page_size: kernel.page_size(),
-        kernel_virtual_base: Hex(page_offset),
-        kernel_vmalloc_base: Hex(vmalloc),
-        kernel_vmemmap_base: Hex(vmemmap),
-        kernel_start_map: Hex(START_KERNEL_MAP),
-        kernel_modules_base: Hex(MODULES_VADDR),
+        kernel_virtual_base: Hex(0),
+        kernel_vmalloc_base: Hex(0),
+        kernel_vmemmap_base: Hex(0),
+        kernel_start_map: None,
+        kernel_modules_base: Hex(0),
         kernel_stack_size: thread_size(kernel),
-        irq_stack_size,
-        irq_stacks: irq_bases.into_iter().map(Hex).collect(),
-        exception_stacks: exception
-            .into_iter()
-            .map(|e| ExceptionStackRow {
-                name: e.name,
-                size: e.size,
-                stacks: e
-                    .bases
-                    .into_iter()
-                    .map(|(base, available)| StackBase {
-                        base: Hex(base),
-                        available,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }))
+        irq_stack_size: None,
+        irq_stacks: Vec::new(),
+        exception_stacks: Vec::new(),
+        layout: MachLayout::X86_64,
+    };
+    match aarch64_regions(kernel) {
+        Some(regions) => aarch64_data(kernel, regions, &mut record, warnings),
+        None => x86_64_data(kernel, &mut record, warnings),
+    }
+    Ok(Box::new(record))
+}
+
+/// x86_64's regions (memory KASLR's bases), IRQ and IST stacks, hypervisor and speed.
+fn x86_64_data(kernel: &Kernel, record: &mut MachRecord, warnings: &mut Vec<String>) {
+    let cpus = record.cpus;
+    let (page_offset, vmalloc, vmemmap) = region_bases(kernel);
+    match irq_stacks(kernel, cpus) {
+        Ok((size, bases)) => {
+            record.irq_stack_size = Some(size);
+            record.irq_stacks = bases.into_iter().map(Hex).collect();
+        }
+        Err(err) => warnings.push(format!("mach: IRQ STACKS: {err}")),
+    }
+    let exception = exception_stacks(kernel, cpus)
+        .map_err(|e| warnings.push(format!("mach: exception stacks: {e}")))
+        .unwrap_or_default();
+    record.hypervisor = hypervisor(kernel).filter(|h| h != "bare hardware");
+    record.processor_mhz = sys::cpu_khz(kernel).ok().flatten().map(|k| k / 1000);
+    record.kernel_virtual_base = Hex(page_offset);
+    record.kernel_vmalloc_base = Hex(vmalloc);
+    record.kernel_vmemmap_base = Hex(vmemmap);
+    record.kernel_start_map = Some(Hex(START_KERNEL_MAP));
+    record.kernel_modules_base = Hex(MODULES_VADDR);
+    record.exception_stacks = exception
+        .into_iter()
+        .map(|e| ExceptionStackRow {
+            name: e.name,
+            size: e.size,
+            stacks: e
+                .bases
+                .into_iter()
+                .map(|(base, available)| StackBase {
+                    base: Hex(base),
+                    available,
+                })
+                .collect(),
+        })
+        .collect();
+}
+
+/// arm64's regions (VMCOREINFO's), IRQ and overflow stacks.
+fn aarch64_data(
+    kernel: &Kernel,
+    regions: Aarch64Regions,
+    record: &mut MachRecord,
+    warnings: &mut Vec<String>,
+) {
+    let cpus = record.cpus;
+    record.layout = MachLayout::Aarch64;
+    let mut region = |what: &str, value: Option<u64>| {
+        value.unwrap_or_else(|| {
+            warnings.push(format!(
+                "mach: {what}: the dump's VMCOREINFO does not give it (Linux 5.18 on does)"
+            ));
+            0
+        })
+    };
+    record.kernel_virtual_base = Hex(regions.page_offset);
+    record.kernel_modules_base = Hex(region("KERNEL MODULES BASE", regions.modules));
+    record.kernel_vmalloc_base = Hex(region("KERNEL VMALLOC BASE", regions.vmalloc));
+    record.kernel_vmemmap_base = Hex(region("KERNEL VMEMMAP BASE", regions.vmemmap));
+    match aarch64_irq_stacks(kernel, cpus) {
+        Ok((size, bases)) => {
+            record.irq_stack_size = Some(size);
+            record.irq_stacks = bases.into_iter().map(Hex).collect();
+        }
+        Err(err) => warnings.push(format!("mach: IRQ STACKS: {err}")),
+    }
+    match aarch64_overflow_stacks(kernel, cpus) {
+        Ok((size, bases)) => record.exception_stacks.push(ExceptionStackRow {
+            name: "OVERFLOW",
+            size,
+            stacks: bases
+                .into_iter()
+                .map(|base| StackBase {
+                    base: Hex(base),
+                    available: kernel.virt_to_phys(VirtAddr(base)).is_ok(),
+                })
+                .collect(),
+        }),
+        Err(err) => warnings.push(format!("mach: OVERFLOW STACKS: {err}")),
+    }
 }
 
 /// crash's `x86_64_display_cpu_data()`: `struct cpuinfo_x86` at each CPU's `cpu_info`, for

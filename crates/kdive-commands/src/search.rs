@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use kdive_arch::PagingLevels;
+use kdive_arch::{Mapping, PagingLevels};
 use kdive_kernel::stack::panic_task;
 use kdive_kernel::{PhysAddr, PhysMem, VirtAddr};
 use serde::Serialize;
@@ -392,15 +392,8 @@ fn run_search(
         }
     };
     let step = if chars { 1 } else { unit as u64 };
-    let tables = crate::target::x86_64_space(kernel, "search")?.page_tables();
-    let levels = tables.levels();
-    let (lo, hi) = match (space, levels) {
-        (SearchSpace::Kernel, PagingLevels::Four) => (0xffff_8000_0000_0000, u64::MAX),
-        (SearchSpace::Kernel, PagingLevels::Five) => (0xff00_0000_0000_0000, u64::MAX),
-        (SearchSpace::User, PagingLevels::Four) => (0, 0x0000_7fff_ffff_ffff),
-        (SearchSpace::User, PagingLevels::Five) => (0, 0x00ff_ffff_ffff_ffff),
-        (SearchSpace::Physical, _) => (0, u64::MAX),
-    };
+    let tables = SearchTables::of(kernel)?;
+    let (lo, hi) = tables.bounds(space);
     let first = start.unwrap_or(lo).max(lo) / step * step;
     // The last byte searched.
     let last = match (end, length) {
@@ -422,7 +415,7 @@ fn run_search(
         }));
     };
     let page = kernel.page_size();
-    let mem: &dyn PhysMem = tables.mem();
+    let mem: &dyn PhysMem = kernel.address_space().phys_mem();
     // Reads one page-sized piece [vaddr, vaddr+len) at `phys` and scans it.
     let scan_piece = |scanner: &mut Scanner, vaddr: u64, phys: u64, len: u64| {
         let Ok(len) = usize::try_from(len) else {
@@ -505,7 +498,7 @@ fn run_search(
             }
         }
         SearchSpace::Kernel | SearchSpace::User => {
-            let root = if space == SearchSpace::User {
+            let user_pgd = if space == SearchSpace::User {
                 let task = session
                     .current_task()
                     .or_else(|| panic_task(kernel))
@@ -518,19 +511,19 @@ fn run_search(
                         "the current task ({task}) has no user memory"
                     )));
                 }
-                let pgd = kernel
-                    .read_field(VirtAddr(mm), "mm_struct", "pgd")
-                    .map_err(|e| failed(e.to_string()))?;
-                crate::target::x86_64_space(kernel, "search")?
-                    .process_tables(VirtAddr(pgd))
-                    .map_err(|e| failed(e.to_string()))?
-                    .root()
-                    .0
+                Some(VirtAddr(
+                    kernel
+                        .read_field(VirtAddr(mm), "mm_struct", "pgd")
+                        .map_err(|e| failed(e.to_string()))?,
+                ))
             } else {
-                tables.root().0
+                None
             };
-            let walker = tables.with_root(PhysAddr(root));
-            walker.for_each_mapping(first, last, &mut |m| {
+            let ranges = match user_pgd {
+                Some(_) => vec![(lo, hi)],
+                None => tables.kernel_ranges(kernel, warnings),
+            };
+            let mut on_mapping = |m: Mapping| {
                 let mut at = m.vaddr.max(first);
                 let end = m.vaddr.saturating_add(m.size - 1).min(last);
                 while at <= end {
@@ -546,7 +539,13 @@ fn run_search(
                     }
                 }
                 true
-            });
+            };
+            for (start, end) in ranges {
+                let (start, end) = (start.max(first), end.min(last));
+                if start <= end && !session.interrupted() {
+                    tables.walk(user_pgd, start, end, &mut on_mapping)?;
+                }
+            }
         }
     }
     if session.interrupted() {
@@ -561,6 +560,128 @@ fn run_search(
 
 /// `-x COUNT`: COUNT units before and after each hit, as crash's `display_memory()` (`rd`)
 /// shows them.
+/// The page tables a search walks, and the kernel ranges it searches on each
+/// architecture.
+enum SearchTables<'k> {
+    X86_64(&'k kdive_arch::x86_64::KernelAddressSpace<std::sync::Arc<dyn PhysMem>>),
+    Aarch64(&'k kdive_arch::aarch64::Aarch64KernelSpace),
+}
+
+impl<'k> SearchTables<'k> {
+    fn of(kernel: &'k kdive_kernel::Kernel) -> Result<SearchTables<'k>, CommandError> {
+        let space = kernel.address_space();
+        if let Some(x86) = space.as_x86_64() {
+            return Ok(SearchTables::X86_64(x86));
+        }
+        if let Some(arm) = space.as_aarch64() {
+            return Ok(SearchTables::Aarch64(arm));
+        }
+        Err(failed(format!(
+            "not available on {} dumps yet",
+            kernel.platform().name()
+        )))
+    }
+
+    /// The lowest and highest address of a kind of memory.
+    fn bounds(&self, space: SearchSpace) -> (u64, u64) {
+        match (self, space) {
+            (_, SearchSpace::Physical) => (0, u64::MAX),
+            (SearchTables::X86_64(x), SearchSpace::Kernel) => match x.page_tables().levels() {
+                PagingLevels::Four => (0xffff_8000_0000_0000, u64::MAX),
+                PagingLevels::Five => (0xff00_0000_0000_0000, u64::MAX),
+            },
+            (SearchTables::X86_64(x), SearchSpace::User) => match x.page_tables().levels() {
+                PagingLevels::Four => (0, 0x0000_7fff_ffff_ffff),
+                PagingLevels::Five => (0, 0x00ff_ffff_ffff_ffff),
+            },
+            (SearchTables::Aarch64(a), SearchSpace::Kernel) => (a.layout().page_offset(), u64::MAX),
+            (SearchTables::Aarch64(a), SearchSpace::User) => {
+                (0, a.page_tables().geometry().user_end().saturating_sub(1))
+            }
+        }
+    }
+
+    /// The kernel ranges searched, in address order. x86_64: the whole kernel half. arm64,
+    /// as crash's `arm64_get_kvaddr_ranges()`: the linear map up to `high_memory`, each
+    /// vmalloc area (the kernel image and modules are among them), and the vmemmap region;
+    /// not the fixmap nor the PCI I/O window.
+    fn kernel_ranges(
+        &self,
+        kernel: &kdive_kernel::Kernel,
+        warnings: &mut Vec<String>,
+    ) -> Vec<(u64, u64)> {
+        let (lo, hi) = self.bounds(SearchSpace::Kernel);
+        let SearchTables::Aarch64(arm) = self else {
+            return vec![(lo, hi)];
+        };
+        let mut ranges = Vec::new();
+        match kernel.read_symbol_u64("high_memory") {
+            Ok(high) if high > lo => ranges.push((lo, high - 1)),
+            Ok(_) | Err(_) => {
+                warnings.push(
+                    "search: high_memory unreadable: the linear map is searched whole".into(),
+                );
+                ranges.push((lo, arm.layout().page_end().saturating_sub(1)));
+            }
+        }
+        let regions = kdive_kernel::machine::aarch64_regions(kernel);
+        match kdive_kernel::vmalloc::vmap_areas(kernel) {
+            Ok(areas) => {
+                let mut areas: Vec<(u64, u64)> = areas
+                    .areas
+                    .iter()
+                    .filter(|a| a.end > a.start)
+                    .map(|a| (a.start, a.end - 1))
+                    .collect();
+                areas.sort_unstable();
+                ranges.extend(areas);
+            }
+            Err(e) => warnings.push(format!("search: vmalloc areas: {e}")),
+        }
+        if let Some(start) = regions.and_then(|r| r.vmemmap) {
+            let end = kernel
+                .dump()
+                .vmcoreinfo
+                .as_ref()
+                .and_then(|i| i.get("NUMBER(VMEMMAP_END)"))
+                .and_then(|v| u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok())
+                .unwrap_or(u64::MAX);
+            if end > start {
+                ranges.push((start, end - 1));
+            }
+        }
+        ranges
+    }
+
+    /// Calls `f` for each mapping in `[start, end]`: through the kernel's tables, or the
+    /// user tables at `user_pgd` (`mm->pgd`).
+    fn walk(
+        &self,
+        user_pgd: Option<VirtAddr>,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(Mapping) -> bool,
+    ) -> Result<(), CommandError> {
+        match (self, user_pgd) {
+            (SearchTables::X86_64(x), None) => x.page_tables().for_each_mapping(start, end, f),
+            (SearchTables::X86_64(x), Some(pgd)) => x
+                .process_tables(pgd)
+                .map_err(|e| failed(e.to_string()))?
+                .for_each_mapping(start, end, f),
+            (SearchTables::Aarch64(a), None) => a.page_tables().for_each_mapping(start, end, f),
+            (SearchTables::Aarch64(a), Some(pgd)) => {
+                if !a.layout().is_linear(pgd) {
+                    return Err(failed(format!("mm->pgd {pgd} is not a linear-map address")));
+                }
+                a.page_tables()
+                    .with_user_root(a.layout().virt_to_phys(pgd))
+                    .for_each_mapping(start, end, f)
+            }
+        }
+        Ok(())
+    }
+}
+
 fn add_context(
     session: &Session<'_>,
     hits: &mut [SearchHit],

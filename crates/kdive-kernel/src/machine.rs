@@ -1,7 +1,9 @@
-//! x86_64 machine data as crash's `mach` shows it (x86_64.c
+//! Machine data as crash's `mach` shows it. x86_64 (x86_64.c
 //! `x86_64_display_machine_stats()`): the hypervisor, the memory regions' bases, the task
 //! stack size, and each CPU's IRQ stack and IST exception stacks (named from the IDT's
 //! handlers, sized from `struct cea_exception_stacks`, as `x86_64_ist_init()` finds them).
+//! arm64 (arm64.c `arm64_display_machine_stats()`): the regions' bases from VMCOREINFO and
+//! each CPU's IRQ and overflow stacks.
 
 use kdive_arch::VirtAddr;
 
@@ -83,6 +85,56 @@ pub fn irq_stacks(kernel: &Kernel, cpus: u32) -> Result<(u64, Vec<u64>), KernelE
             top = top.wrapping_add(8);
         }
         bases.push(top.wrapping_sub(size));
+    }
+    Ok((size, bases))
+}
+
+/// arm64's kernel regions as crash's `mach` names them: `PAGE_OFFSET` (the linear map),
+/// and from VMCOREINFO (Linux 5.18 on) `MODULES_VADDR`, `VMALLOC_START` and
+/// `VMEMMAP_START`; `None` where the dump does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aarch64Regions {
+    pub page_offset: u64,
+    pub modules: Option<u64>,
+    pub vmalloc: Option<u64>,
+    pub vmemmap: Option<u64>,
+}
+
+/// The regions of an arm64 kernel; `None` for another architecture's.
+pub fn aarch64_regions(kernel: &Kernel) -> Option<Aarch64Regions> {
+    let layout = kernel.address_space().as_aarch64()?.layout();
+    let number = |key: &str| {
+        let info = kernel.dump().vmcoreinfo.as_ref()?;
+        let value = info.get(&format!("NUMBER({key})"))?.trim();
+        u64::from_str_radix(value.trim_start_matches("0x"), 16).ok()
+    };
+    Some(Aarch64Regions {
+        page_offset: layout.page_offset(),
+        modules: number("MODULES_VADDR"),
+        vmalloc: number("VMALLOC_START"),
+        vmemmap: number("VMEMMAP_START"),
+    })
+}
+
+/// arm64's IRQ stacks: each CPU's `irq_stack_ptr` (the stack's base, vmalloc'd since 4.14),
+/// and their size, THREAD_SIZE (`IRQ_STACK_SIZE`).
+pub fn aarch64_irq_stacks(kernel: &Kernel, cpus: u32) -> Result<(u64, Vec<u64>), KernelError> {
+    let pointer = kernel.symbol("irq_stack_ptr")?;
+    let mut bases = Vec::new();
+    for cpu in 0..cpus {
+        bases.push(kernel.read_u64(kernel.per_cpu_ptr(pointer, cpu)?, "irq_stack_ptr")?);
+    }
+    Ok((thread_size(kernel), bases))
+}
+
+/// arm64's overflow stacks: the per-CPU array `overflow_stack`, and its size (the
+/// symbol's).
+pub fn aarch64_overflow_stacks(kernel: &Kernel, cpus: u32) -> Result<(u64, Vec<u64>), KernelError> {
+    let symbol = kernel.symbol("overflow_stack")?;
+    let size = kernel.symbol_size("overflow_stack")?;
+    let mut bases = Vec::new();
+    for cpu in 0..cpus {
+        bases.push(kernel.per_cpu_ptr(symbol, cpu)?.0);
     }
     Ok((size, bases))
 }
