@@ -18,6 +18,9 @@ use crate::set::find_task;
 use crate::walkargs::getopt;
 use crate::CommandError;
 
+#[path = "vtop_aarch64.rs"]
+mod aarch64;
+
 /// `vtop`.
 pub(crate) const SPEC: CommandSpec = CommandSpec {
     name: "vtop",
@@ -72,6 +75,28 @@ pub struct VtopEntry {
     pub not_accessible: bool,
     #[serde(skip)]
     not_kernel: bool,
+    /// arm64's text (crash's ARM64 layout), `None` on x86_64.
+    #[serde(skip)]
+    aarch64: Option<Box<aarch64::Aarch64Text>>,
+}
+
+impl VtopEntry {
+    fn new(vaddr: u64, user: bool) -> VtopEntry {
+        VtopEntry {
+            virt: Hex(vaddr),
+            user,
+            phys: None,
+            pgd_directory: None,
+            levels: Vec::new(),
+            page: None,
+            pte: None,
+            page_struct: None,
+            vma: None,
+            not_accessible: false,
+            not_kernel: false,
+            aarch64: None,
+        }
+    }
 }
 
 /// A VMA as crash's `vm` and `vtop` print it.
@@ -282,7 +307,11 @@ pub(crate) fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
 
 /// crash's mem_map line for the page at physical `phys` (vmemmap kernels).
 pub(crate) fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
-    let vmemmap = kernel.read_symbol_u64("vmemmap_base").ok()?;
+    // x86_64's `vmemmap_base`; arm64's from its layout.
+    let vmemmap = kernel
+        .read_symbol_u64("vmemmap_base")
+        .ok()
+        .or_else(|| kernel.address_space().vmemmap_base())?;
     let size = kernel.struct_size("page").ok()?;
     let pfn = phys / kernel.page_size();
     let page = vmemmap.checked_add(pfn.checked_mul(size)?)?;
@@ -394,6 +423,11 @@ impl VtopRecord {
                 writeln!(out)?;
             }
             e.write_text(out)?;
+            // crash's do_vtop() ends an early stop with a blank line (kept as it was on
+            // x86_64, where kdive leaves it out).
+            if e.aarch64.is_some() && e.stopped_early() {
+                writeln!(out)?;
+            }
         }
         Ok(())
     }
@@ -409,6 +443,9 @@ impl VtopEntry {
     /// One translation as crash's `do_vtop()` prints it (without the blank line that ends
     /// an early stop).
     pub(crate) fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if let Some(text) = &self.aarch64 {
+            return self.write_text_aarch64(text, out);
+        }
         // crash's UVADDR_PRLEN is 10 on x86_64.
         let width = if self.user { 10 } else { 16 };
         writeln!(out, "{:<width$}  {:<16}", "VIRTUAL", "PHYSICAL")?;
@@ -586,7 +623,7 @@ fn run_vtop(
     let context = task
         .or(session.current_task())
         .or_else(|| panic_task(kernel));
-    let entries = translate(kernel, context, user, kern, &addrs)?;
+    let entries = translate_with(kernel, context, (user, kern, task.is_some()), &addrs)?;
     Ok(Box::new(VtopRecord { entries }))
 }
 
@@ -608,25 +645,28 @@ pub(crate) fn translate(
     kern: bool,
     addrs: &[u64],
 ) -> Result<Vec<VtopEntry>, CommandError> {
+    translate_with(kernel, context, (user, kern, false), addrs)
+}
+
+/// [`translate`] with `-c`'s `USE_USER_PGD` (the third flag): on arm64 a kernel address goes
+/// through the task's tables as in crash; on x86_64 kdive walks the kernel's
+/// (docs/kernels.md).
+fn translate_with(
+    kernel: &Kernel,
+    context: Option<VirtAddr>,
+    (user, kern, use_user_pgd): (bool, bool, bool),
+    addrs: &[u64],
+) -> Result<Vec<VtopEntry>, CommandError> {
+    if let Some(space) = kernel.address_space().as_aarch64() {
+        return aarch64::translate(kernel, space, context, (user, kern, use_user_pgd), addrs);
+    }
     let space = crate::target::x86_64_space(kernel, "vtop")?;
     let tables = space.page_tables();
     let levels = tables.levels();
     let mut entries = Vec::new();
     for &vaddr in addrs {
         let is_user = user || (!kern && vaddr < user_limit(levels));
-        let mut entry = VtopEntry {
-            virt: Hex(vaddr),
-            user: is_user,
-            phys: None,
-            pgd_directory: None,
-            levels: Vec::new(),
-            page: None,
-            pte: None,
-            page_struct: None,
-            vma: None,
-            not_accessible: false,
-            not_kernel: false,
-        };
+        let mut entry = VtopEntry::new(vaddr, is_user);
         if is_user {
             let task = context.ok_or_else(|| failed("no current task".into()))?;
             // A kernel thread has no VMA: crash's `IN_TASK_VMA()` fails.
