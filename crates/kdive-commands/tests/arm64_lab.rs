@@ -636,3 +636,232 @@ fn arm64_bt_options_match_crash() {
 fn pcs_equal(a: &[(u64, String)], b: &[(u64, String)]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0)
 }
+
+/// The addresses `vtop` is tried on, from kdive's own session: `vtop` commands for kernel
+/// addresses (a data and a text symbol of the image, the panic task's task_struct in the
+/// linear map, pid 1's vmalloc'd stack and the guard page after it, unmapped, a module's
+/// base) and `vtop -c 1` ones for the first and last page of each of pid 1's VMAs, the end
+/// of its last (in no VMA) and a kernel address through pid 1's tables (crash's
+/// `USE_USER_PGD`). Each address is paired with whether it is pid 1's user address.
+fn vtop_commands(session: &mut Session<'_>, kernel: &kdive_kernel::Kernel) -> Vec<(String, bool)> {
+    let json = |session: &mut Session<'_>, command: &str| {
+        session
+            .execute(command)
+            .map(|r| r.to_json())
+            .unwrap_or(Value::Null)
+    };
+    let hex = |v: &Value| {
+        v.as_str()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    };
+    let mut kernel_addrs = Vec::new();
+    for name in ["linux_banner", "schedule"] {
+        kernel_addrs.extend(kernel.symbol(name).ok().map(|a| a.0));
+    }
+    kernel_addrs.extend(hex(&json(session, "set")["task"]));
+    let vm = json(session, "vm 1");
+    let init = &vm["tasks"][0];
+    if let Some(task) = hex(&init["task"]) {
+        if let Ok(stack) = kernel.read_field(kdive_kernel::VirtAddr(task), "task_struct", "stack") {
+            let size = kernel.struct_size("thread_union").unwrap_or(0);
+            kernel_addrs.push(stack);
+            if size > 0 {
+                kernel_addrs.push(stack + size);
+            }
+        }
+    }
+    kernel_addrs.extend(hex(&json(session, "mod")["modules"][0]["base"]));
+    let mut commands: Vec<(String, bool)> = kernel_addrs
+        .iter()
+        .map(|a| (format!("vtop {a:x}"), false))
+        .collect();
+    let vmas = init["vmas"].as_array().cloned().unwrap_or_default();
+    for vma in &vmas {
+        if let (Some(start), Some(end)) = (hex(&vma["start"]), hex(&vma["end"])) {
+            commands.push((format!("vtop -c 1 {start:x}"), true));
+            // Often never touched: a file's page says where it is in the file.
+            let last = end - kernel.page_size();
+            if last > start {
+                commands.push((format!("vtop -c 1 {last:x}"), true));
+            }
+        }
+    }
+    if let Some(end) = vmas.last().and_then(|v| hex(&v["end"])) {
+        commands.push((format!("vtop -c 1 {end:x}"), true));
+    }
+    if let Some(banner) = kernel_addrs.first() {
+        commands.push((format!("vtop -c 1 {banner:x}"), true));
+    }
+    commands
+}
+
+/// drgn 0.3.0's `follow_phys()` for each (user, address): pid 1's mm for user addresses,
+/// init_mm's for the others; `None` where it faults.
+fn drgn_vtop(m: &Value, addrs: &[(bool, u64)]) -> Result<Vec<Option<u64>>, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = lab_root().join("tools/drgn-0.3.0/bin/python");
+    let vmlinux = str_at(m, &["kernel", "vmlinux"]).ok_or("no vmlinux")?;
+    let core = files(m).first().ok_or("no files")?.clone();
+    let script = "import sys, drgn\n\
+        from drgn.helpers.linux.mm import follow_phys\n\
+        from drgn.helpers.linux.pid import find_task\n\
+        prog = drgn.Program()\n\
+        prog.set_core_dump(sys.argv[1])\n\
+        prog.load_debug_info([sys.argv[2]])\n\
+        kernel = prog['init_mm'].address_of_()\n\
+        user = find_task(prog, 1).mm\n\
+        for line in sys.stdin:\n\
+        \x20   which, addr = line.split()\n\
+        \x20   try:\n\
+        \x20       print(hex(follow_phys(user if which == 'u' else kernel, int(addr, 16))))\n\
+        \x20   except drgn.FaultError:\n\
+        \x20       print('fault')\n";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .arg(&core)
+        .arg(vmlinux)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let input: String = addrs
+        .iter()
+        .map(|(user, a)| format!("{} {a:x}\n", if *user { 'u' } else { 'k' }))
+        .collect();
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(input.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let answers: Vec<Option<u64>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| u64::from_str_radix(l.strip_prefix("0x")?, 16).ok())
+        .collect();
+    if !out.status.success() || answers.len() != addrs.len() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(answers)
+}
+
+/// `vtop` on arm64 against crash 9.0.2 (ARM64) run now, on each 6.1-arm64 null-init dump
+/// (one per format; crash cannot open 6.12-arm64): every line of kernel, user and `-c`
+/// translations of addresses taken from kdive's session; crash prints the mem_map header
+/// in the first `vtop` of a session only. On one 6.12-arm64 dump (4 KiB pages, 52-bit VA,
+/// LPA2: 5 levels), each physical address against drgn 0.3.0's `follow_phys`.
+#[test]
+fn arm64_vtop_matches_crash() {
+    const PAGE_HEADER: &str = "      PAGE       PHYSICAL      MAPPING       INDEX CNT FLAGS";
+    let root = lab_root();
+    let manifests = lab::arch_dump_manifests(&root, "aarch64");
+    if manifests.is_empty() || !root.join("tools/crash-arm64/crash").exists() {
+        kdive_testkit::skip!("SKIP (no arm64 dumps or no crash for ARM64 in the lab)");
+        return;
+    }
+    let (mut sessions, mut commands_compared, mut lines_compared) = (0, 0, 0);
+    let mut mismatches = Vec::new();
+    for m in manifests.iter().filter(|m| {
+        m["kernel"]["series"] == "6.1-arm64"
+            && m["scenario"] == "null-init"
+            && m["truncated"] != true
+            && is_stable(m)
+    }) {
+        let name = m["name"].as_str().unwrap_or("?");
+        if files(m).iter().any(|f| !f.exists()) {
+            continue;
+        }
+        let kernel = common::open(m);
+        let mut session = Session::new(&kernel, &[]);
+        let commands = vtop_commands(&mut session, &kernel);
+        let words: Vec<String> = commands.iter().map(|(c, _)| c.clone()).collect();
+        let Some(theirs) = lab::crash_session(m, lab::Crash::V9, &words) else {
+            mismatches.push(format!("{name}: crash (ARM64) did not run"));
+            continue;
+        };
+        for (command, theirs) in words.iter().zip(&theirs) {
+            let ours = session
+                .execute(command)
+                .map(|r| common::text(&r))
+                .unwrap_or_else(|e| e.to_string());
+            let mut a = lines(ours.trim());
+            let b = lines(theirs);
+            if !b.iter().any(|l| l == PAGE_HEADER) {
+                a.retain(|l| l != PAGE_HEADER);
+            }
+            if a != b {
+                mismatches.push(format!(
+                    "{name}: {command}: kdive {} lines, crash {}; first difference {:?}",
+                    a.len(),
+                    b.len(),
+                    a.iter().zip(&b).find(|(x, y)| x != y)
+                ));
+            }
+            lines_compared += b.len();
+            commands_compared += 1;
+        }
+        sessions += 1;
+    }
+    // 6.12-arm64: crash 9.0.2 cannot open it; drgn's follow_phys on one dump.
+    let mut drgn_compared = 0;
+    if let Some(m) = manifests.iter().find(|m| {
+        m["kernel"]["series"] == "6.12-arm64"
+            && m["scenario"] == "null-init"
+            && m["capture"] == "kdump"
+            && is_stable(m)
+            && files(m).iter().all(|f| f.exists())
+    }) {
+        let name = m["name"].as_str().unwrap_or("?");
+        let kernel = common::open(m);
+        let mut session = Session::new(&kernel, &[]);
+        let mut asked = Vec::new();
+        let mut ours = Vec::new();
+        for (command, user) in vtop_commands(&mut session, &kernel) {
+            let Some(addr) = command
+                .split_whitespace()
+                .last()
+                .and_then(|a| u64::from_str_radix(a, 16).ok())
+            else {
+                continue;
+            };
+            let text = session
+                .execute(&command)
+                .map(|r| common::text(&r))
+                .unwrap_or_else(|e| e.to_string());
+            // The translation's line: the address, then the physical address or why not.
+            let phys = text
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|p| u64::from_str_radix(p, 16).ok());
+            // `-c 1` of a kernel address walks pid 1's tables, which drgn has no helper for;
+            // a user address in no VMA is not translated.
+            if user && addr >= 1 << 56 || text.contains("(not accessible)") {
+                continue;
+            }
+            asked.push((user, addr));
+            ours.push((command, phys));
+        }
+        match drgn_vtop(m, &asked) {
+            Ok(answers) => {
+                for ((command, phys), drgn) in ours.iter().zip(answers) {
+                    if *phys != drgn {
+                        mismatches.push(format!(
+                            "{name}: {command}: kdive {phys:x?}, drgn {drgn:x?}"
+                        ));
+                    }
+                    drgn_compared += 1;
+                }
+            }
+            Err(why) => mismatches.push(format!("{name}: drgn 0.3.0 did not run: {why}")),
+        }
+    }
+    println!(
+        "arm64 vtop: crash 9.0.2 (ARM64): {sessions} sessions, {commands_compared} commands, \
+         {lines_compared} lines; drgn 0.3.0 (6.12-arm64): {drgn_compared} physical addresses"
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(commands_compared > 0, "no comparison ran");
+}
