@@ -1,7 +1,8 @@
 //! `vtop [-c pid|task] [-k|-u] ADDR...`: a virtual address's physical address and the page
-//! table walk that found it, as crash prints them on x86_64 (the kernel's tables, or a
-//! task's for user addresses): each level's entry address and value, the page, and the
-//! leaf entry's flags, a user address's VMA, and the page's `struct page` line.
+//! table walk that found it, as crash prints them on x86_64 and arm64 (the kernel's tables,
+//! or a task's for user addresses): each level's entry address and value, the page, and the
+//! leaf entry's flags, a user address's VMA, and the page's `struct page` line. arm64's walk
+//! and layout are in `vtop_aarch64.rs`.
 
 use std::io::{self, Write};
 
@@ -30,7 +31,8 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
     description:
         "Translates each hexadecimal address: kernel addresses through the kernel's page\n\
 tables, user addresses through the current task's (or -c's) mm->pgd; shows each page-table\n\
-entry on the way, the page, and the leaf entry's flags.\n\
+entry on the way, the page, and the leaf entry's flags (x86_64 and arm64; on arm64 -c\n\
+walks the task's tables for a kernel address too, as crash does).\n\
   -c pid|task  use this task's page tables   -u / -k  the address is user / kernel",
     examples: &[
         "vtop ffffffff8361aa40      a kernel text address (2 MB page)",
@@ -57,7 +59,8 @@ pub struct VtopEntry {
     pub virt: Hex,
     pub user: bool,
     pub phys: Option<Hex>,
-    /// `PGD DIRECTORY` (kernel tables: the virtual address of the top table).
+    /// The virtual address of the top table: x86_64's `PGD DIRECTORY` (kernel tables),
+    /// arm64's `PAGE DIRECTORY` (`swapper_pg_dir` or the task's `mm->pgd`).
     pub pgd_directory: Option<Hex>,
     /// Each level: name, the entry's physical address, its value.
     pub levels: Vec<(String, Hex, Hex)>,
