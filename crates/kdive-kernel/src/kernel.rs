@@ -138,11 +138,12 @@ const MAX_KALLSYMS_SIZE: u64 = 0x10000;
 
 /// kallsyms as a vmlinux's symbol table would have them: kernel-image addresses back at
 /// their link addresses (the KASLR offset taken off), sizes up to the next symbol.
-fn kallsyms_as_link_symbols(
-    kallsyms: &Kallsyms,
+fn kallsyms_as_link_symbols<'a>(
+    kallsyms: &'a Kallsyms,
+    vmcoreinfo: &'a Vmcoreinfo,
     kaslr: u64,
     image_link_base: u64,
-) -> Vec<kdive_symbols::Symbol<'_>> {
+) -> Vec<kdive_symbols::Symbol<'a>> {
     let link = |address: u64| {
         if address >= image_link_base.wrapping_add(kaslr) {
             address.wrapping_sub(kaslr)
@@ -174,19 +175,65 @@ fn kallsyms_as_link_symbols(
                 section_end: u64::MAX,
             }
         })
+        .chain(vmcoreinfo_data_symbols(
+            kallsyms,
+            vmcoreinfo,
+            kaslr,
+            image_link_base,
+        ))
         .collect()
 }
 
-/// The kernel's `.BTF`, read from its image between `__start_BTF` and `__stop_BTF`.
+/// VMCOREINFO's `SYMBOL(name)` entries in the kernel image that kallsyms lacks: a kernel
+/// without `CONFIG_KALLSYMS_ALL` lists only text symbols, and these few variables
+/// (`init_uts_ns`, `prb`, `vmap_area_list`, ...) are then all the dump says of its data.
+/// Entries outside the image (`mem_section` gives the array's address, not the variable's)
+/// are left out.
+fn vmcoreinfo_data_symbols<'a>(
+    kallsyms: &'a Kallsyms,
+    vmcoreinfo: &'a Vmcoreinfo,
+    kaslr: u64,
+    image_link_base: u64,
+) -> impl Iterator<Item = kdive_symbols::Symbol<'a>> + 'a {
+    let image_start = image_link_base.wrapping_add(kaslr);
+    vmcoreinfo.entries().iter().filter_map(move |(key, value)| {
+        let name = key.strip_prefix("SYMBOL(")?.strip_suffix(')')?;
+        let address = u64::from_str_radix(value.trim().trim_start_matches("0x"), 16).ok()?;
+        if address < image_start || kallsyms.iter().any(|s| s.name == name) {
+            return None;
+        }
+        Some(kdive_symbols::Symbol {
+            name,
+            address: address.wrapping_sub(kaslr),
+            size: 0,
+            is_function: false,
+            kind: 'D',
+            section_end: u64::MAX,
+        })
+    })
+}
+
+/// The kernel's `.BTF`, read from its image between `__start_BTF` and `__stop_BTF`
+/// (`at` finds a symbol's runtime address). Kernels without `CONFIG_KALLSYMS_ALL` list only
+/// text symbols in kallsyms: there the BTF is looked for where the linker script puts it,
+/// in the read-only data between `_etext` and `__init_begin`.
 fn btf_in_image(
     space: &dyn KernelSpace,
-    start: Option<VirtAddr>,
-    stop: Option<VirtAddr>,
+    at: &dyn Fn(&str) -> Option<VirtAddr>,
     cache_key: Option<&str>,
 ) -> Result<Btf, KernelError> {
     let missing = |name: &str| KernelError::NoSymbol { name: name.into() };
-    let start = start.ok_or_else(|| missing("__start_BTF"))?;
-    let stop = stop.ok_or_else(|| missing("__stop_BTF"))?;
+    let (start, stop) = match (at("__start_BTF"), at("__stop_BTF")) {
+        (Some(start), Some(stop)) => (start, stop),
+        (None, _) => match (
+            at("_etext"),
+            at("__init_begin").or_else(|| at("_sinittext")),
+        ) {
+            (Some(from), Some(to)) => btf_between(space, from, to)?,
+            _ => return Err(missing("__start_BTF")),
+        },
+        (Some(_), None) => return Err(missing("__stop_BTF")),
+    };
     let len = stop.0.saturating_sub(start.0);
     if len == 0 || len > MAX_READ {
         return Err(KernelError::BadData {
@@ -209,6 +256,64 @@ fn btf_in_image(
             why: e.to_string(),
         }
     })
+}
+
+/// The `.BTF` in `[from, to)` of the kernel image: the first 4-byte-aligned header
+/// (magic 0xeb9f, version 1, a header of at least 24 bytes) whose type and string sections
+/// lie in the window.
+fn btf_between(
+    space: &dyn KernelSpace,
+    from: VirtAddr,
+    to: VirtAddr,
+) -> Result<(VirtAddr, VirtAddr), KernelError> {
+    let not_found = |why: String| KernelError::BadData {
+        what: "the kernel's .BTF".into(),
+        addr: from,
+        why,
+    };
+    let len = to.0.saturating_sub(from.0);
+    if len == 0 || len > MAX_READ {
+        return Err(not_found(format!(
+            "kallsyms has no __start_BTF, and _etext..__init_begin spans {len} bytes"
+        )));
+    }
+    let mut window = vec![0u8; len as usize];
+    // Pages the dump lacks read as zeros: the header is looked for in those it has.
+    let page = 4096u64;
+    for (i, chunk) in window.chunks_mut(page as usize).enumerate() {
+        let addr = VirtAddr(from.0.wrapping_add(i as u64 * page));
+        if space.read_virt(addr, chunk).is_err() {
+            chunk.fill(0);
+        }
+    }
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(window.get(at..at + 4)?.try_into().ok()?))
+    };
+    for at in (0..window.len().saturating_sub(24)).step_by(4) {
+        if window[at..at + 4] != [0x9f, 0xeb, 1, 0] {
+            continue;
+        }
+        let fields = (1..6)
+            .map(|i| word(at + 4 * i))
+            .collect::<Option<Vec<u32>>>();
+        let Some(&[hdr_len, type_off, type_len, str_off, str_len]) = fields.as_deref() else {
+            continue;
+        };
+        let end = [(type_off, type_len), (str_off, str_len)]
+            .iter()
+            .map(|&(off, len)| u64::from(off) + u64::from(len))
+            .max()
+            .unwrap_or(0)
+            + u64::from(hdr_len);
+        if hdr_len >= 24 && type_len > 0 && str_len > 0 && at as u64 + end <= len {
+            let start = from.0 + at as u64;
+            return Ok((VirtAddr(start), VirtAddr(start + end)));
+        }
+    }
+    Err(not_found(
+        "kallsyms has no __start_BTF (no CONFIG_KALLSYMS_ALL), and no BTF header lies between _etext and __init_begin"
+            .into(),
+    ))
 }
 
 /// kallsyms read through `space` at the locations `info` gives.
@@ -325,7 +430,7 @@ impl Kernel {
         // The table depends on the build alone (link addresses): one cache entry per build id.
         let cache_key = vmcoreinfo.build_id().map(|id| {
             format!(
-                "kallsyms BUILD-ID={id} OSRELEASE={}",
+                "kallsyms+vmcoreinfo BUILD-ID={id} OSRELEASE={}",
                 vmcoreinfo.osrelease().unwrap_or("")
             )
         });
@@ -348,17 +453,20 @@ impl Kernel {
                             .find(|s| s.name == name)
                             .map(|s| VirtAddr(s.address))
                     };
-                    let (start, stop) = (at("__start_BTF"), at("__stop_BTF"));
                     // Laying the table out (and caching it) and reading the BTF are the bulk
                     // of a first session: at once.
                     let (image, btf) = std::thread::scope(|scope| {
-                        let btf = scope.spawn(|| {
-                            btf_in_image(space.as_ref(), start, stop, btf_key.as_deref())
-                        });
+                        let btf =
+                            scope.spawn(|| btf_in_image(space.as_ref(), &at, btf_key.as_deref()));
                         let image = ElfImage::from_symbols(
                             origin,
                             cache_key.as_deref(),
-                            kallsyms_as_link_symbols(&table, kaslr, space.image_link_base()),
+                            kallsyms_as_link_symbols(
+                                &table,
+                                vmcoreinfo,
+                                kaslr,
+                                space.image_link_base(),
+                            ),
                         );
                         (image, btf.join())
                     });
@@ -399,13 +507,7 @@ impl Kernel {
                             .next()
                             .map(|s| VirtAddr(s.address.wrapping_add(kaslr)))
                     };
-                    btf_in_image(
-                        space.as_ref(),
-                        at("__start_BTF"),
-                        at("__stop_BTF"),
-                        btf_key.as_deref(),
-                    )
-                    .map_err(|e| e.to_string())
+                    btf_in_image(space.as_ref(), &at, btf_key.as_deref()).map_err(|e| e.to_string())
                 }
             },
         };
@@ -540,7 +642,14 @@ impl Kernel {
     pub fn image_range(&self) -> Option<(u64, u64)> {
         *self.image_range.get_or_init(|| {
             let address = |name: &str| self.vmlinux.lookup_name(name).next().map(|s| s.address);
-            address("_text").zip(address("_end"))
+            // kallsyms without CONFIG_KALLSYMS_ALL (arm64 6.1) has neither `_text` nor
+            // `_end`: `_stext` starts the image, its last symbol ends it.
+            let start = address("_text").or_else(|| address("_stext"));
+            let end = address("_end").or_else(|| {
+                let last = self.vmlinux.symbols().last()?;
+                Some(last.address.saturating_add(last.size.max(1)))
+            });
+            start.zip(end)
         })
     }
 
