@@ -28,6 +28,7 @@ use kdive_commands::{KmemAddressRecord, Session};
 use kdive_dump::Vmcore;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
+use rayon::prelude::*;
 use serde_json::Value;
 
 /// What drgn's `slab_object_info()` said of an address.
@@ -123,119 +124,22 @@ fn kmem_address_classifies_as_drgn() {
     // Per label: addresses compared, those drgn puts past a slab's last object, those on an
     // offline CPU's freelist, those in slabs the dump lacks.
     let mut compared: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();
-    let mut dumps = 0;
-    for m in manifests.iter().filter(|m| is_stable(m)) {
-        let name = m["name"].as_str().unwrap_or("?");
-        // drgn runs while kdive opens the dump.
-        let Some(child) = spawn_drgn(m) else {
-            kdive_testkit::skip!("{name}: SKIP (drgn did not start)");
-            continue;
-        };
-        let kernel = open(m);
-        let Some(Picks { picks, online_cpus }) = drgn_picks(child) else {
-            println!("{name}: drgn did not open the dump");
-            continue;
-        };
-        let Some(kernel) = kernel else {
-            // Truncated dumps may not open; every other must.
-            assert!(
-                m["truncated"].as_bool() == Some(true),
-                "{name}: kdive cannot open it"
-            );
-            continue;
-        };
-        let picks: Vec<_> = picks
-            .into_iter()
-            .filter_map(|(label, addr, answer)| Some((label, addr, answer?)))
-            .collect();
-        if picks.is_empty() {
-            continue;
+    // Both cores: drgn and kdive per dump.
+    let per_dump: Vec<DumpTally> = manifests
+        .par_iter()
+        .filter(|m| is_stable(m))
+        .filter_map(classify_dump)
+        .collect();
+    let dumps = per_dump.len();
+    for (tallies, found) in per_dump {
+        for (label, t) in tallies {
+            let tally = compared.entry(label).or_default();
+            tally.0 += t.0;
+            tally.1 += t.1;
+            tally.2 += t.2;
+            tally.3 += t.3;
         }
-        let mut session = Session::new(&kernel, &[]);
-        let command = picks
-            .iter()
-            .fold("kmem".to_owned(), |c, (_, a, _)| format!("{c} {a:x}"));
-        let report = session
-            .execute(&command)
-            .unwrap_or_else(|e| panic!("{name}: kmem: {e}"));
-        let record = report
-            .record::<KmemAddressRecord>()
-            .expect("an address record");
-        assert_eq!(record.addresses.len(), picks.len(), "{name}: one row each");
-        // A slab kdive cannot read (pages makedumpfile dropped) is named with a warning.
-        let unreadable_slab = |cache: &str| {
-            lab::filtered_unsupported(m).is_some()
-                && report
-                    .warnings
-                    .iter()
-                    .any(|w| w.starts_with(&format!("kmem: {cache}: slab:")))
-        };
-        for ((label, addr, theirs), row) in picks.iter().zip(&record.addresses) {
-            let object = row
-                .cache
-                .as_ref()
-                .and_then(|c| c.slab.as_ref()?.objects.as_ref()?.first());
-            let ours = row
-                .cache
-                .as_ref()
-                .map(|c| (c.name.clone(), object.map(|o| (o.address.0, o.allocated))));
-            let tally = compared.entry(label.clone()).or_default();
-            let same = match theirs {
-                // Free on the freelist of a CPU drgn does not read (offline at the panic).
-                Drgn::Slab {
-                    object: theirs,
-                    allocated: Some(true),
-                    ..
-                } if object.is_some_and(|o| {
-                    o.address.0 == *theirs
-                        && !o.allocated
-                        && o.cpu_cache.is_some_and(|c| !online_cpus.contains(&c))
-                }) =>
-                {
-                    tally.2 += 1;
-                    true
-                }
-                Drgn::Slab { cache, .. }
-                    if unreadable_slab(cache)
-                        && ours
-                            .as_ref()
-                            .is_some_and(|(n, o)| n == cache && o.is_none()) =>
-                {
-                    tally.3 += 1;
-                    true
-                }
-                Drgn::NotSlab => ours.is_none(),
-                // drgn's "object" in the slab's tail: kdive names the cache, no object.
-                Drgn::Slab {
-                    cache,
-                    index,
-                    objects,
-                    ..
-                } if index >= objects => {
-                    tally.1 += 1;
-                    ours.as_ref()
-                        .is_some_and(|(n, o)| n == cache && o.is_none())
-                }
-                Drgn::Slab {
-                    cache,
-                    object,
-                    allocated,
-                    ..
-                } => ours.as_ref().is_some_and(|(n, o)| {
-                    n == cache
-                        && o.is_some_and(|(a, alloc)| {
-                            a == *object && allocated.is_none_or(|x| x == alloc)
-                        })
-                }),
-            };
-            tally.0 += 1;
-            if !same {
-                mismatches.push(format!(
-                    "{name}: {label} {addr:x}: kdive {ours:?}, drgn {theirs:?}"
-                ));
-            }
-        }
-        dumps += 1;
+        mismatches.extend(found);
     }
     for m in &mismatches {
         println!("MISMATCH {m}");
@@ -317,6 +221,128 @@ fn crash_without_module_symbols(m: &Value, version: Crash, theirs: &str, ours: &
 /// dropped pages of its filtered ones): `kmem -v`, `kmem -h`, `kmem ADDRESS` of drgn's picks and
 /// `kmem -p` of each and of its page struct, as crash 9.0.2 (and crash 8.0.2 on 5.10) prints
 /// them.
+/// Per label: addresses compared, in a slab's tail, on an offline CPU's freelist, in slabs
+/// the dump lacks; and the mismatches.
+type DumpTally = (BTreeMap<String, (usize, usize, usize, usize)>, Vec<String>);
+
+/// One dump's addresses drgn picked, classified by kdive's `kmem`; `None` when drgn or
+/// kdive could not read the dump (a truncated one) or picked nothing.
+fn classify_dump(m: &Value) -> Option<DumpTally> {
+    let mut compared: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();
+    let mut mismatches = Vec::new();
+    let name = m["name"].as_str().unwrap_or("?");
+    // drgn runs while kdive opens the dump.
+    let Some(child) = spawn_drgn(m) else {
+        kdive_testkit::skip!("{name}: SKIP (drgn did not start)");
+        return None;
+    };
+    let kernel = open(m);
+    let Some(Picks { picks, online_cpus }) = drgn_picks(child) else {
+        println!("{name}: drgn did not open the dump");
+        return None;
+    };
+    let Some(kernel) = kernel else {
+        // Truncated dumps may not open; every other must.
+        assert!(
+            m["truncated"].as_bool() == Some(true),
+            "{name}: kdive cannot open it"
+        );
+        return None;
+    };
+    let picks: Vec<_> = picks
+        .into_iter()
+        .filter_map(|(label, addr, answer)| Some((label, addr, answer?)))
+        .collect();
+    if picks.is_empty() {
+        return None;
+    }
+    let mut session = Session::new(&kernel, &[]);
+    let command = picks
+        .iter()
+        .fold("kmem".to_owned(), |c, (_, a, _)| format!("{c} {a:x}"));
+    let report = session
+        .execute(&command)
+        .unwrap_or_else(|e| panic!("{name}: kmem: {e}"));
+    let record = report
+        .record::<KmemAddressRecord>()
+        .expect("an address record");
+    assert_eq!(record.addresses.len(), picks.len(), "{name}: one row each");
+    // A slab kdive cannot read (pages makedumpfile dropped) is named with a warning.
+    let unreadable_slab = |cache: &str| {
+        lab::filtered_unsupported(m).is_some()
+            && report
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("kmem: {cache}: slab:")))
+    };
+    for ((label, addr, theirs), row) in picks.iter().zip(&record.addresses) {
+        let object = row
+            .cache
+            .as_ref()
+            .and_then(|c| c.slab.as_ref()?.objects.as_ref()?.first());
+        let ours = row
+            .cache
+            .as_ref()
+            .map(|c| (c.name.clone(), object.map(|o| (o.address.0, o.allocated))));
+        let tally = compared.entry(label.clone()).or_default();
+        let same = match theirs {
+            // Free on the freelist of a CPU drgn does not read (offline at the panic).
+            Drgn::Slab {
+                object: theirs,
+                allocated: Some(true),
+                ..
+            } if object.is_some_and(|o| {
+                o.address.0 == *theirs
+                    && !o.allocated
+                    && o.cpu_cache.is_some_and(|c| !online_cpus.contains(&c))
+            }) =>
+            {
+                tally.2 += 1;
+                true
+            }
+            Drgn::Slab { cache, .. }
+                if unreadable_slab(cache)
+                    && ours
+                        .as_ref()
+                        .is_some_and(|(n, o)| n == cache && o.is_none()) =>
+            {
+                tally.3 += 1;
+                true
+            }
+            Drgn::NotSlab => ours.is_none(),
+            // drgn's "object" in the slab's tail: kdive names the cache, no object.
+            Drgn::Slab {
+                cache,
+                index,
+                objects,
+                ..
+            } if index >= objects => {
+                tally.1 += 1;
+                ours.as_ref()
+                    .is_some_and(|(n, o)| n == cache && o.is_none())
+            }
+            Drgn::Slab {
+                cache,
+                object,
+                allocated,
+                ..
+            } => ours.as_ref().is_some_and(|(n, o)| {
+                n == cache
+                    && o.is_some_and(|(a, alloc)| {
+                        a == *object && allocated.is_none_or(|x| x == alloc)
+                    })
+            }),
+        };
+        tally.0 += 1;
+        if !same {
+            mismatches.push(format!(
+                "{name}: {label} {addr:x}: kdive {ours:?}, drgn {theirs:?}"
+            ));
+        }
+    }
+    Some((compared, mismatches))
+}
+
 #[test]
 fn kmem_address_and_vmalloc_match_crash() {
     let root = lab_root();

@@ -27,6 +27,7 @@ use kdive_kernel::files::{task_files, FsLayout};
 use kdive_kernel::mm::vmas;
 use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
+use rayon::prelude::*;
 use serde_json::Value;
 
 mod common;
@@ -508,31 +509,17 @@ fn task_files_vm_match_crash_and_drgn() {
     let mut agreement = lab::Agreement::default();
     let mut compared = BTreeMap::new();
     let mut mismatches = Vec::new();
-    // Two dumps at a time: each crash session is a process of its own.
-    let results: Vec<(lab::Agreement, BTreeMap<String, usize>, Vec<String>)> =
-        std::thread::scope(|scope| {
-            let halves: Vec<Vec<&Value>> = (0..2)
-                .map(|i| dumps.iter().skip(i).step_by(2).copied().collect())
-                .collect();
-            let handles: Vec<_> = halves
-                .into_iter()
-                .map(|half| {
-                    scope.spawn(move || {
-                        let mut a = lab::Agreement::default();
-                        let mut c = BTreeMap::new();
-                        let mut mm = Vec::new();
-                        for m in half {
-                            compare_with_crash(m, &mut a, &mut c, &mut mm);
-                        }
-                        (a, c, mm)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("comparison thread"))
-                .collect()
-        });
+    // On both cores: each crash session is a process of its own.
+    let results: Vec<(lab::Agreement, BTreeMap<String, usize>, Vec<String>)> = dumps
+        .par_iter()
+        .map(|m| {
+            let mut a = lab::Agreement::default();
+            let mut c = BTreeMap::new();
+            let mut mm = Vec::new();
+            compare_with_crash(m, &mut a, &mut c, &mut mm);
+            (a, c, mm)
+        })
+        .collect();
     for (a, c, mm) in results {
         agreement.merge(a);
         for (k, v) in c {
@@ -540,23 +527,31 @@ fn task_files_vm_match_crash_and_drgn() {
         }
         mismatches.extend(mm);
     }
-    // drgn on the series crash 8.0.2 cannot open.
-    let mut drgn_compared: BTreeMap<String, usize> = BTreeMap::new();
-    for m in manifests
+    // drgn on the series crash 8.0.2 cannot open, on both cores.
+    let drgn_dumps: Vec<&Value> = manifests
         .iter()
         .filter(|m| is_stable(m) && !INIT_ONLY.contains(&m["scenario"].as_str().unwrap_or("")))
-    {
-        let series = m["kernel"]["series"].as_str().unwrap_or("?");
-        if !(series.starts_with("6.12") || series == "7.x")
-            || lab::filtered_unsupported(m).is_some()
-        {
-            continue;
-        }
-        if m["scenario"] == "null-init" || m["capture"] != "qemu" {
-            continue;
-        }
-        *drgn_compared.entry(series.to_owned()).or_default() +=
-            compare_with_drgn(m, &mut mismatches);
+        .filter(|m| {
+            let series = m["kernel"]["series"].as_str().unwrap_or("?");
+            (series.starts_with("6.12") || series == "7.x")
+                && lab::filtered_unsupported(m).is_none()
+                && m["scenario"] != "null-init"
+                && m["capture"] == "qemu"
+        })
+        .collect();
+    let drgn_results: Vec<(String, usize, Vec<String>)> = drgn_dumps
+        .par_iter()
+        .map(|m| {
+            let series = m["kernel"]["series"].as_str().unwrap_or("?").to_owned();
+            let mut found = Vec::new();
+            let compared = compare_with_drgn(m, &mut found);
+            (series, compared, found)
+        })
+        .collect();
+    let mut drgn_compared: BTreeMap<String, usize> = BTreeMap::new();
+    for (series, compared, found) in drgn_results {
+        *drgn_compared.entry(series).or_default() += compared;
+        mismatches.extend(found);
     }
     let mut partial = 0;
     for m in manifests

@@ -25,6 +25,7 @@ use std::process::Command as Process;
 use kdive_commands::{Report, Session};
 use kdive_kernel::{Kernel, VirtAddr};
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
+use rayon::prelude::*;
 use serde_json::Value;
 
 #[path = "common/crash_text.rs"]
@@ -485,33 +486,44 @@ fn walk_commands_match_crash_and_drgn() {
             .find(|m| m["name"] == name && is_stable(m))
             .cloned()
     };
-    let mut agreement = lab::Agreement::default();
-    let mut mismatches = Vec::new();
-    // Each kernel's null-init dump, and the 6.1 dumps compared since crash 8.0.2.
+    // Each kernel's null-init dump, and the 6.1 dumps compared since crash 8.0.2; on both
+    // cores (each crash session is a process of its own).
     let per_series = lab::null_init_dump_per_series(&manifests)
         .into_iter()
         .filter_map(|m| m["name"].as_str());
-    for name in per_series.chain(["6.1-busy-qemu.elf", "6.1-null-init-qemu-la57.elf"]) {
-        if let Some(m) = pick(name) {
-            compare_with_crash(&m, &mut agreement, &mut mismatches);
-        }
+    let crash_dumps: Vec<Value> = per_series
+        .chain(["6.1-busy-qemu.elf", "6.1-null-init-qemu-la57.elf"])
+        .filter_map(&pick)
+        .collect();
+    let per_dump: Vec<(lab::Agreement, Vec<String>)> = crash_dumps
+        .par_iter()
+        .map(|m| {
+            let (mut agreement, mut mismatches) = (lab::Agreement::default(), Vec::new());
+            compare_with_crash(m, &mut agreement, &mut mismatches);
+            (agreement, mismatches)
+        })
+        .collect();
+    let mut agreement = lab::Agreement::default();
+    let mut mismatches = Vec::new();
+    for (a, m) in per_dump {
+        agreement.merge(a);
+        mismatches.extend(m);
     }
     agreement.finish_without_mismatches(&mismatches, "walk commands");
-    let mut compared = 0;
     if let Some(m) = pick("6.1-null-init.kdump-zstd-d31") {
         search_stops_on_interrupt(&m);
     }
-    for name in [
+    let drgn_dumps: Vec<Value> = [
         "6.1-null-init.kdump-zstd-d31",
         "6.1-busy-qemu.elf",
         "6.12-null-init.kdump-zstd-d31",
         "6.12-busy-qemu.elf",
         "6.12-null-init-qemu-la57.elf",
-    ] {
-        if let Some(m) = pick(name) {
-            compared += compare_with_drgn(&m);
-        }
-    }
+    ]
+    .into_iter()
+    .filter_map(pick)
+    .collect();
+    let compared: usize = drgn_dumps.par_iter().map(compare_with_drgn).sum();
     assert!(
         compared > 0 || !kdive_testkit::lab::in_ci(),
         "no comparison ran"
