@@ -577,9 +577,8 @@ fn kernel_start(levels: PagingLevels) -> u64 {
     }
 }
 
-/// A task's page-table root (physical), from its `mm->pgd`, and its mm; `None` for a
-/// kernel thread (no mm).
-fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, CommandError> {
+/// A task's mm and `mm->pgd` (virtual); `None` for a kernel thread (no mm).
+fn task_mm(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, CommandError> {
     let mm = kernel
         .read_field(task, "task_struct", "mm")
         .map_err(|e| failed(e.to_string()))?;
@@ -589,6 +588,15 @@ fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, Comm
     let pgd = kernel
         .read_field(VirtAddr(mm), "mm_struct", "pgd")
         .map_err(|e| failed(e.to_string()))?;
+    Ok(Some((mm, pgd)))
+}
+
+/// A task's page-table root (physical), from its `mm->pgd`, and its mm; `None` for a
+/// kernel thread (no mm).
+fn task_root(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, CommandError> {
+    let Some((mm, pgd)) = task_mm(kernel, task)? else {
+        return Ok(None);
+    };
     let tables = crate::target::x86_64_space(kernel, "vtop")?
         .process_tables(VirtAddr(pgd))
         .map_err(|e| failed(e.to_string()))?;

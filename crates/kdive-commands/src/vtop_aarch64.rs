@@ -13,7 +13,7 @@ use kdive_arch::aarch64::{
 use kdive_arch::Level;
 use kdive_kernel::{Kernel, PhysAddr, VirtAddr};
 
-use super::{center, find_vma, page_line, VtopEntry, PAGE_HEADER, VMA_HEADER};
+use super::{center, failed, find_vma, page_line, task_mm, VtopEntry, PAGE_HEADER, VMA_HEADER};
 use crate::ps::Hex;
 use crate::CommandError;
 
@@ -280,27 +280,6 @@ fn size_label(size: u64) -> String {
     } else {
         format!("{}MB", size >> 20)
     }
-}
-
-fn failed(what: String) -> CommandError {
-    CommandError::Failed {
-        command: "vtop",
-        what,
-    }
-}
-
-/// A task's mm and `mm->pgd` (virtual); `None` for a kernel thread.
-fn task_mm(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, CommandError> {
-    let mm = kernel
-        .read_field(task, "task_struct", "mm")
-        .map_err(|e| failed(e.to_string()))?;
-    if mm == 0 {
-        return Ok(None);
-    }
-    let pgd = kernel
-        .read_field(VirtAddr(mm), "mm_struct", "pgd")
-        .map_err(|e| failed(e.to_string()))?;
-    Ok(Some((mm, pgd)))
 }
 
 /// The physical address of a user top table.
