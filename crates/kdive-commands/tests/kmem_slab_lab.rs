@@ -250,7 +250,7 @@ fn kmem_slabs_match_crash_and_drgn() {
             "kmem -s",
             "kmem -s task_struct",
             "kmem -S task_struct",
-            "kmem -S kmalloc-64",
+            "kmem -S kmalloc-128",
             "kmem -S dentry",
         ]
         .iter()
