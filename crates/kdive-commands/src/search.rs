@@ -639,13 +639,7 @@ impl<'k> SearchTables<'k> {
             Err(e) => warnings.push(format!("search: vmalloc areas: {e}")),
         }
         if let Some(start) = regions.and_then(|r| r.vmemmap) {
-            let end = kernel
-                .dump()
-                .vmcoreinfo
-                .as_ref()
-                .and_then(|i| i.get("NUMBER(VMEMMAP_END)"))
-                .and_then(|v| u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok())
-                .unwrap_or(u64::MAX);
+            let end = regions.and_then(|r| r.vmemmap_end).unwrap_or(u64::MAX);
             if end > start {
                 ranges.push((start, end - 1));
             }

@@ -91,13 +91,14 @@ pub fn irq_stacks(kernel: &Kernel, cpus: u32) -> Result<(u64, Vec<u64>), KernelE
 
 /// arm64's kernel regions as crash's `mach` names them: `PAGE_OFFSET` (the linear map),
 /// and from VMCOREINFO (Linux 5.18 on) `MODULES_VADDR`, `VMALLOC_START` and
-/// `VMEMMAP_START`; `None` where the dump does not say.
+/// `VMEMMAP_START`..`VMEMMAP_END`; `None` where the dump does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Aarch64Regions {
     pub page_offset: u64,
     pub modules: Option<u64>,
     pub vmalloc: Option<u64>,
     pub vmemmap: Option<u64>,
+    pub vmemmap_end: Option<u64>,
 }
 
 /// The regions of an arm64 kernel; `None` for another architecture's.
@@ -113,6 +114,7 @@ pub fn aarch64_regions(kernel: &Kernel) -> Option<Aarch64Regions> {
         modules: number("MODULES_VADDR"),
         vmalloc: number("VMALLOC_START"),
         vmemmap: number("VMEMMAP_START"),
+        vmemmap_end: number("VMEMMAP_END"),
     })
 }
 
