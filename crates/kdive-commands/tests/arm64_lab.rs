@@ -40,6 +40,16 @@ fn lines(text: &str) -> Vec<String> {
     text.lines().map(|l| l.trim_end().to_owned()).collect()
 }
 
+/// How kdive's lines differ from `who`'s: both counts and the first pair that differs.
+fn difference<T: PartialEq + std::fmt::Debug>(who: &str, ours: &[T], theirs: &[T]) -> String {
+    format!(
+        "kdive {} lines, {who} {}; first difference: {:?}",
+        ours.len(),
+        theirs.len(),
+        ours.iter().zip(theirs).find(|(a, b)| a != b)
+    )
+}
+
 #[test]
 fn arm64_commands_match_crash_and_drgn() {
     let root = lab_root();
@@ -76,10 +86,8 @@ fn arm64_commands_match_crash_and_drgn() {
             let (a, b) = (lines(&ours[command]), lines(theirs.trim_end()));
             if a != b {
                 mismatches.push(format!(
-                    "{name}: {command}: kdive {} lines, crash 9.0.2 {}; first difference: {:?}",
-                    a.len(),
-                    b.len(),
-                    a.iter().zip(&b).find(|(x, y)| x != y)
+                    "{name}: {command}: {}",
+                    difference("crash 9.0.2", &a, &b)
                 ));
             }
             crash_lines += b.len();
@@ -161,10 +169,8 @@ fn arm64_commands_match_crash_and_drgn() {
         let drgn_log: Vec<&str> = drgn["log"].as_str().unwrap_or_default().lines().collect();
         if log != drgn_log {
             mismatches.push(format!(
-                "{name}: log: {} lines, drgn {}; first difference: {:?}",
-                log.len(),
-                drgn_log.len(),
-                log.iter().zip(&drgn_log).find(|(a, b)| a != b)
+                "{name}: log: {}",
+                difference("drgn", &log, &drgn_log)
             ));
         }
         drgn_facts += drgn_log.len();
@@ -793,10 +799,8 @@ fn arm64_vtop_matches_crash() {
             }
             if a != b {
                 mismatches.push(format!(
-                    "{name}: {command}: kdive {} lines, crash {}; first difference {:?}",
-                    a.len(),
-                    b.len(),
-                    a.iter().zip(&b).find(|(x, y)| x != y)
+                    "{name}: {command}: {}",
+                    difference("crash", &a, &b)
                 ));
             }
             lines_compared += b.len();

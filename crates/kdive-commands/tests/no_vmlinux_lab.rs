@@ -79,13 +79,7 @@ fn the_dump_alone_answers_as_with_the_vmlinux() {
         let (with, dirs) = common::open_with_module_dir(m).expect("opens with its vmlinux");
         compare_dump(m, &with, &dirs, COMMANDS, &mut compared, &mut mismatches);
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} lines differ, e.g.:\n{}",
-        mismatches.len(),
-        mismatches[..mismatches.len().min(20)].join("\n")
-    );
-    assert!(compared > 0, "no line was compared");
+    assert_compared_alike(&mismatches, compared);
     println!("no vmlinux: {compared} lines the same as with the vmlinux");
 }
 
@@ -143,13 +137,7 @@ fn arm64_dumps_alone_answer_as_with_the_vmlinux() {
         println!("{name}: {} commands compared", commands.len());
         compare_dump(m, &with, &dirs, commands, &mut compared, &mut mismatches);
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} lines differ, e.g.:\n{}",
-        mismatches.len(),
-        mismatches[..mismatches.len().min(20)].join("\n")
-    );
-    assert!(compared > 0, "no line was compared");
+    assert_compared_alike(&mismatches, compared);
     println!(
         "arm64, no vmlinux: {compared} lines the same as with the vmlinux ({partial} dumps with text symbols only)"
     );
@@ -182,6 +170,14 @@ fn every_dump_alone_answers_as_with_the_vmlinux() {
             dumps += 1;
         }
     }
+    assert_compared_alike(&mismatches, compared);
+    println!(
+        "no vmlinux, every dump: {compared} lines on {dumps} dumps the same as with the vmlinux"
+    );
+}
+
+/// Fails with the first 20 `mismatches` when there are any, or when no line was compared.
+fn assert_compared_alike(mismatches: &[String], compared: usize) {
     assert!(
         mismatches.is_empty(),
         "{} lines differ, e.g.:\n{}",
@@ -189,9 +185,6 @@ fn every_dump_alone_answers_as_with_the_vmlinux() {
         mismatches[..mismatches.len().min(20)].join("\n")
     );
     assert!(compared > 0, "no line was compared");
-    println!(
-        "no vmlinux, every dump: {compared} lines on {dumps} dumps the same as with the vmlinux"
-    );
 }
 
 /// `commands` on the dump read alone against `with` (its vmlinux session): each line the
