@@ -21,6 +21,11 @@ pub trait KernelSpace: VirtMem + Send + Sync {
     /// What setting the space up noticed (values the dump's notes disagree on, fallbacks).
     fn warnings(&self) -> &[String];
 
+    /// The lowest kernel virtual address: below it an address is a user's, or physical where
+    /// a command takes either (x86_64's canonical upper half for its paging levels, arm64's
+    /// `PAGE_OFFSET`).
+    fn kernel_start(&self) -> u64;
+
     /// The direct-map (linear map) address of a physical address.
     fn direct_map_virt(&self, phys: PhysAddr) -> Option<VirtAddr>;
 

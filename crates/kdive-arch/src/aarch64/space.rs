@@ -134,6 +134,10 @@ impl KernelSpace for Aarch64KernelSpace {
         &self.warnings
     }
 
+    fn kernel_start(&self) -> u64 {
+        self.layout.page_offset()
+    }
+
     fn direct_map_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
         Some(self.layout.phys_to_virt(phys))
     }

@@ -582,6 +582,13 @@ impl crate::space::KernelSpace for KernelAddressSpace<std::sync::Arc<dyn PhysMem
         &self.layout.warnings
     }
 
+    fn kernel_start(&self) -> u64 {
+        match self.layout.levels {
+            PagingLevels::Four => 0xffff_8000_0000_0000,
+            PagingLevels::Five => 0xff00_0000_0000_0000,
+        }
+    }
+
     fn direct_map_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
         self.layout.direct_map_virt(phys)
     }
