@@ -15,7 +15,7 @@ use crate::format::center;
 use crate::ps::{named_tasks, task_header, Hex};
 use crate::registry::{CommandSpec, Operand, Record};
 use crate::session::Session;
-use crate::vtop::{page_line, PageLine, PAGE_HEADER};
+use crate::vtop::{page_line, vmemmap, PageLine, PAGE_HEADER};
 use crate::CommandError;
 
 const USAGE: &str = "files [-d dentry] | [-p inode] | [-c] [-R reference] [pid | taskp] ...";
@@ -488,7 +488,7 @@ fn inode_pages(
         what: format!("inode {inode:x}: {e}"),
     })?;
     warnings.extend(cache.warnings.iter().map(|w| format!("files: {w}")));
-    let vmemmap = kernel.read_symbol_u64("vmemmap_base").ok();
+    let vmemmap = vmemmap(kernel);
     let page_size = kernel.struct_size("page").unwrap_or(0);
     let mut pages = Vec::new();
     for &page in &cache.pages {

@@ -468,7 +468,8 @@ fn run(
         }
         "vm" => {
             // `args` holds options only: vm's, task's, ps's and sig's parsers name no tasks.
-            let mut vm_args = crate::vm::parse_vm(&args)?;
+            let kernel_start = session.kernel().address_space().kernel_start();
+            let mut vm_args = crate::vm::parse_vm(&args, kernel_start)?;
             if !vm_args.tasks.is_empty() {
                 return Err(bad("foreach vm takes options only"));
             }

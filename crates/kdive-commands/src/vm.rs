@@ -281,8 +281,9 @@ fn hex_arg(option: char, arg: &str) -> Result<u64, CommandError> {
 }
 
 /// crash's getopt `"f:pmvR:P:xdM:"`: -p, -m, -v, -P, -R and -f exclude each other, but
-/// -R may follow -p (it implies it).
-pub fn parse_vm(words: &[String]) -> Result<VmArgs, CommandError> {
+/// -R may follow -p (it implies it). `kernel_start` is the lowest kernel address (crash's
+/// `IS_KVADDR()` for `-M`).
+pub fn parse_vm(words: &[String], kernel_start: u64) -> Result<VmArgs, CommandError> {
     let mut args = VmArgs::default();
     let exclusive = || SPEC.bad_args("-p, -P, -m, -v, -R and -f cannot be used together");
     let mut i = 0;
@@ -342,7 +343,7 @@ pub fn parse_vm(words: &[String]) -> Result<VmArgs, CommandError> {
                 }
                 'M' => {
                     let mm = hex_arg('M', &value()?)?;
-                    if mm < 0xffff_8000_0000_0000 {
+                    if mm < kernel_start {
                         return Err(CommandError::Failed {
                             command: "vm",
                             what: format!("invalid mm_struct address: {mm:x}"),
@@ -424,7 +425,7 @@ fn run(
     words: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Box<dyn Record>, CommandError> {
-    let args = parse_vm(words)?;
+    let args = parse_vm(words, session.kernel().address_space().kernel_start())?;
     if let Some(flags) = args.flags {
         let thp = session
             .kernel()
@@ -895,32 +896,55 @@ mod tests {
         s.split_whitespace().map(str::to_owned).collect()
     }
 
+    /// x86_64's lowest kernel address with 4-level paging.
+    const X86_64_KERNEL_START: u64 = 0xffff_8000_0000_0000;
+
     #[test]
     fn parses_options() {
-        assert_eq!(parse_vm(&words("1 2")).unwrap().tasks, vec!["1", "2"]);
-        assert_eq!(parse_vm(&words("-m 1")).unwrap().mode, VmMode::MmStruct);
-        assert_eq!(parse_vm(&words("-vx")).unwrap().hex, Some(true));
-        assert!(parse_vm(&words("-m -v")).is_err());
-        assert!(parse_vm(&words("-x -d")).is_err());
-        assert!(parse_vm(&words("-q")).is_err());
-        let a = parse_vm(&words("-P ffff8ac38f76c630 209")).unwrap();
+        assert_eq!(
+            parse_vm(&words("1 2"), X86_64_KERNEL_START).unwrap().tasks,
+            vec!["1", "2"]
+        );
+        assert_eq!(
+            parse_vm(&words("-m 1"), X86_64_KERNEL_START).unwrap().mode,
+            VmMode::MmStruct
+        );
+        assert_eq!(
+            parse_vm(&words("-vx"), X86_64_KERNEL_START).unwrap().hex,
+            Some(true)
+        );
+        assert!(parse_vm(&words("-m -v"), X86_64_KERNEL_START).is_err());
+        assert!(parse_vm(&words("-x -d"), X86_64_KERNEL_START).is_err());
+        assert!(parse_vm(&words("-q"), X86_64_KERNEL_START).is_err());
+        let a = parse_vm(&words("-P ffff8ac38f76c630 209"), X86_64_KERNEL_START).unwrap();
         assert_eq!(a.mode, VmMode::SingleVma);
         assert_eq!(a.single_vma, Some(0xffff_8ac3_8f76_c630));
         assert_eq!(a.tasks, vec!["209"]);
-        let a = parse_vm(&words("-p -R map 209")).unwrap();
+        let a = parse_vm(&words("-p -R map 209"), X86_64_KERNEL_START).unwrap();
         assert_eq!(a.mode, VmMode::Reference);
         assert_eq!(a.reference.as_deref(), Some("map"));
-        assert!(parse_vm(&words("-m -R map")).is_err());
-        assert!(parse_vm(&words("-R a -R b")).is_err());
+        assert!(parse_vm(&words("-m -R map"), X86_64_KERNEL_START).is_err());
+        assert!(parse_vm(&words("-R a -R b"), X86_64_KERNEL_START).is_err());
         assert_eq!(
-            parse_vm(&words("-f8100073 1")).unwrap().flags,
+            parse_vm(&words("-f8100073 1"), X86_64_KERNEL_START)
+                .unwrap()
+                .flags,
             Some(0x810_0073)
         );
         assert_eq!(
-            parse_vm(&words("-M ffff8ac38106f900 2")).unwrap().mm,
+            parse_vm(&words("-M ffff8ac38106f900 2"), X86_64_KERNEL_START)
+                .unwrap()
+                .mm,
             Some(0xffff_8ac3_8106_f900)
         );
-        assert!(parse_vm(&words("-M 1000 2")).is_err());
+        assert!(parse_vm(&words("-M 1000 2"), X86_64_KERNEL_START).is_err());
+        // arm64's linear map (48-bit VA) lies below x86_64's kernel half.
+        assert_eq!(
+            parse_vm(&words("-M ffff0000030c0000 2"), 0xffff_0000_0000_0000)
+                .unwrap()
+                .mm,
+            Some(0xffff_0000_030c_0000)
+        );
     }
 
     /// crash 9.0.2's `vm -f` on the lab's 6.12 cloud kernel (no `pmd_huge_pte`).

@@ -308,13 +308,17 @@ pub(crate) fn pageflag_names(kernel: &Kernel) -> Vec<(u64, String)> {
     out
 }
 
-/// crash's mem_map line for the page at physical `phys` (vmemmap kernels).
-pub(crate) fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
-    // x86_64's `vmemmap_base`; arm64's from its layout.
-    let vmemmap = kernel
+/// The start of the `struct page` array: x86_64's `vmemmap_base`, arm64's from its layout.
+pub(crate) fn vmemmap(kernel: &Kernel) -> Option<u64> {
+    kernel
         .read_symbol_u64("vmemmap_base")
         .ok()
-        .or_else(|| kernel.address_space().vmemmap_base())?;
+        .or_else(|| kernel.address_space().vmemmap_base())
+}
+
+/// crash's mem_map line for the page at physical `phys` (vmemmap kernels).
+pub(crate) fn page_line(kernel: &Kernel, phys: u64) -> Option<PageLine> {
+    let vmemmap = vmemmap(kernel)?;
     let size = kernel.struct_size("page").ok()?;
     let pfn = phys / kernel.page_size();
     let page = vmemmap.checked_add(pfn.checked_mul(size)?)?;
