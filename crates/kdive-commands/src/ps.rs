@@ -82,7 +82,8 @@ pub struct PsArgs {
     pub cpus: Option<CpuSpec>,
     /// `-G`: thread-group leaders only; a thread named by number stands for its leader.
     pub group_leaders: bool,
-    /// `-s`: the KSTACKP column (`thread.sp`, the saved kernel stack pointer) for TASK.
+    /// `-s`: the KSTACKP column (the saved kernel stack pointer: x86_64's `thread.sp`,
+    /// arm64's `thread.cpu_context.sp`) for TASK.
     pub kstackp: bool,
     /// `-y`: tasks whose `policy` is one of these (bit N for policy N), as crash's
     /// `make_sched_policy()` builds the set.
@@ -143,7 +144,8 @@ pub struct PsRow {
     /// `-a`: `mm->arg_start..arg_end` and `env_start..env_end`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<TaskArgs>,
-    /// `-s`: `thread.sp`, the kernel stack pointer saved when the task last switched out;
+    /// `-s`: the kernel stack pointer saved when the task last switched out (`thread.sp`,
+    /// arm64's `thread.cpu_context.sp`);
     /// `null` for a task running on a CPU (crash's `--`: its saved value is stale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kstackp: Option<Option<Hex>>,
@@ -269,6 +271,13 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
         groups.entry(t.tgid).or_default().push(t);
     }
     let groups_only = args.mode == PsMode::ThreadGroups;
+    // The saved kernel sp: x86_64's `thread.sp`, arm64's `thread.cpu_context.sp` (crash's
+    // `task_pointer_string()` tries them in that order).
+    let saved_sp = if kernel.has_member("thread_struct", "sp").unwrap_or(false) {
+        "thread.sp"
+    } else {
+        "thread.cpu_context.sp"
+    };
     // `-g` and `-G` both take leaders; `-G` lists every idle task (each is its own leader,
     // crash's `hq_enter()` of its context), `-g` the idle group once.
     let leaders_only = groups_only || args.group_leaders;
@@ -441,8 +450,8 @@ pub fn ps(kernel: &Kernel, list: &TaskList, args: &PsArgs, warnings: &mut Vec<St
                 return None;
             }
             kernel
-                .read_field(t.addr, "task_struct", "thread.sp")
-                .map_err(|err| warnings.push(format!("ps: pid {} thread.sp: {err}", t.pid)))
+                .read_field(t.addr, "task_struct", saved_sp)
+                .map_err(|err| warnings.push(format!("ps: pid {} {saved_sp}: {err}", t.pid)))
                 .ok()
                 .map(Hex)
         });
