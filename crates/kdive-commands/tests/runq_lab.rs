@@ -34,7 +34,7 @@ fn runq_matches_drgn_and_crash() {
         return;
     }
     let (mut dumps, mut queued, mut crash_blind, mut crash_lines) = (0, 0, 0, 0);
-    let mut sleeping_queued = 0;
+    let (mut sleeping_queued, mut drgn_blind) = (0, 0);
     for m in manifests
         .iter()
         .filter(|m| is_stable(m) && m["truncated"] != true)
@@ -53,6 +53,16 @@ fn runq_matches_drgn_and_crash() {
         let report = Session::new(&kernel, &[]).execute("runq").expect("runs");
         assert!(report.warnings.is_empty(), "{name}: {:?}", report.warnings);
         let record: &RunqRecord = report.record().expect("a runq record");
+        // drgn 0.3.0 reads no task of QEMU's arm64 kdump-compressed dumps (libkdumpfile:
+        // "Out-of-bounds PFN", docs/kernels.md): crash alone is compared there.
+        let drgn_tasks_error = drgn["errors"]["tasks"].as_str();
+        if let Some(error) = drgn_tasks_error {
+            println!(
+                "{name}: drgn read no tasks: {}",
+                error.lines().next().unwrap_or_default()
+            );
+            drgn_blind += 1;
+        }
         // Idle tasks (pid 0) are always runnable and never queued: they run when nothing is.
         let ours: BTreeSet<u64> = record
             .cpus
@@ -80,7 +90,7 @@ fn runq_matches_drgn_and_crash() {
             .map(|t| lab::json_hex(&t["task"]).unwrap_or(0))
             .collect();
         assert!(
-            runnable.is_subset(&ours),
+            drgn_tasks_error.is_some() || runnable.is_subset(&ours),
             "{name}: drgn's state R and on-CPU tasks {runnable:x?} are not all running or \
              queued: {ours:x?}"
         );
@@ -89,7 +99,10 @@ fn runq_matches_drgn_and_crash() {
             .find(|(v, t)| *v == Crash::V9 && t.contains("RUNQUEUE"))
             .map(|(_, t)| t)
             .unwrap_or_default();
-        for task in ours.difference(&runnable) {
+        for task in ours
+            .difference(&runnable)
+            .filter(|_| drgn_tasks_error.is_none())
+        {
             assert!(
                 crash9_runq.contains(&format!("TASK: {task:x}")),
                 "{name}: task {task:#x} is queued, not runnable for drgn, and not in crash \
@@ -102,7 +115,7 @@ fn runq_matches_drgn_and_crash() {
             .iter()
             .map(|c| c.rt.len() + c.cfs.len())
             .sum::<usize>();
-        dumps += 1;
+        dumps += usize::from(drgn_tasks_error.is_none());
 
         for (version, crash) in lab::crash_outputs(m, "runq") {
             if !crash.contains("RUNQUEUE") {
@@ -163,8 +176,9 @@ fn runq_matches_drgn_and_crash() {
     }
     println!(
         "{dumps} dumps: running and queued tasks = drgn's runnable ones ({queued} queued, \
-         {sleeping_queued} queued while sleeping, as crash 9.0.2 shows); crash: {crash_lines} \
-         queued tasks equal, {crash_blind} it cannot see"
+         {sleeping_queued} queued while sleeping, as crash 9.0.2 shows; {drgn_blind} dumps \
+         where drgn read no tasks); crash: {crash_lines} queued tasks equal, {crash_blind} it \
+         cannot see"
     );
     assert!(
         queued > 0,
