@@ -395,6 +395,33 @@ fn kmem_options_match_drgn_crash() {
                     };
                     without_allocated(&only_ours) == without_allocated(&only_theirs)
                 }
+                // crash (and kdive) print a memory block's PHYSICAL START alone where the
+                // kernel has neither `memory_block_size_probed` (x86_64 only) nor
+                // `memory_block.end_section_nr` (arm64); drgn-crash prints `START - END`
+                // from `sections_per_block`. The rows must agree without END.
+                "kmem -n"
+                    if !kernel.has_symbol("memory_block_size_probed")
+                        && !kernel
+                            .has_member("memory_block", "end_section_nr")
+                            .unwrap_or(true) =>
+                {
+                    let without_end = |rows: &[Vec<String>]| {
+                        let mut rows: Vec<Vec<String>> = rows
+                            .iter()
+                            .map(|r| match r.iter().position(|w| w == "-") {
+                                Some(dash) if dash + 1 < r.len() => {
+                                    [&r[..dash], &r[dash + 2..]].concat()
+                                }
+                                _ => r.clone(),
+                            })
+                            .collect();
+                        rows.sort();
+                        rows
+                    };
+                    !only_ours.is_empty()
+                        && without_end(&only_theirs) == without_end(&only_ours)
+                        && only_ours.iter().all(|r| !r.contains(&"-".to_owned()))
+                }
                 _ => false,
             };
             if is_known {

@@ -217,16 +217,22 @@ pub fn console_before_capture(path: &str) -> Vec<String> {
     lines.into_iter().take(end).collect()
 }
 
-/// The last `Call Trace:` of `lines`: each frame as `name` or `name [module]` (no offsets),
-/// leaving out the unreliable `?` lines, from `panic` on when the trace shows it (the frames
-/// above it, `dump_stack_lvl`, had returned before the crash); with the stack of each frame
+/// The last `Call Trace:` (arm64: `Call trace:`) of `lines`: each frame as `name` or
+/// `name [module]` (no offsets), leaving out the unreliable `?` lines and, on arm64, a frame
+/// at a function's first byte below the first (arm64 prints return addresses as they are:
+/// there a noreturn call ending the function before returns, docs/kernels.md), from `panic`
+/// (else `vpanic`) on when the trace shows it (the frames above it, `dump_stack_lvl`, had
+/// returned before the crash); with the stack of each frame
 /// as the kernel's markers name it (`<NMI>` … `</NMI>`, `<IRQ>`, `<TASK>`;
 /// arch/x86/kernel/dumpstack.c `stack_type_name`), in kdive's words: `task`, `irq`, `nmi`,
 /// `double_fault`, `debug`, `machine_check`, `vc`; `None` before any marker. `None` when there
 /// is no `Call Trace:` line. The register dump the kernel prints where the trace crosses a
 /// `pt_regs` (`RIP: …`, `Code: …`, `RAX: …`) is skipped.
 pub fn last_call_trace(lines: &[String]) -> Option<Vec<(String, Option<String>)>> {
-    let start = lines.iter().rposition(|l| l.contains("Call Trace:"))?;
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("Call Trace:") || l.contains("Call trace:"))?;
+    let arm64 = lines[start].contains("Call trace:");
     let mut out = Vec::new();
     let mut stack: Option<String> = None;
     for line in lines.get(start + 1..).unwrap_or_default() {
@@ -247,13 +253,18 @@ pub fn last_call_trace(lines: &[String]) -> Option<Vec<(String, Option<String>)>
         if !rest.contains('/') || name.contains(' ') {
             break;
         }
+        if arm64 && rest.starts_with("0x0/") && !out.is_empty() {
+            continue;
+        }
         let frame = match rest.split_once('[') {
             Some((_, module)) => format!("{name} [{}", module.trim_end()),
             None => name.to_owned(),
         };
         out.push((frame, stack.clone()));
     }
-    if let Some(p) = out.iter().position(|f| f.0 == "panic") {
+    // 6.12's `panic()` calls `vpanic()`, where `nmi_panic()` calls it without `panic()`.
+    let panic_at = |name: &str| out.iter().position(|f| f.0 == name);
+    if let Some(p) = panic_at("panic").or_else(|| panic_at("vpanic")) {
         out.drain(..p);
     }
     Some(out)
@@ -685,7 +696,9 @@ pub fn drgn_kernel_pcs(stack: &Value) -> Vec<(u64, bool)> {
 
 /// The Call Trace the crashed kernel printed for the panic ([`last_call_trace`]),
 /// from the console, else from the dump's `vmcore-dmesg.txt` (a panic in NMI context defers
-/// its console output, and kdump runs before it is flushed). Empty when neither has one.
+/// its console output, and kdump runs before it is flushed), else from the log drgn read
+/// from the dump (6.12-arm64 has no `vmcore-dmesg.txt`: makedumpfile refuses LPA2; its stack
+/// overflow's trace never reached the console). Empty when none has one.
 pub fn crash_call_trace(m: &Value) -> Vec<(String, Option<String>)> {
     let console = m["console_log"].as_str().map(console_before_capture);
     let dmesg = || {
@@ -697,10 +710,17 @@ pub fn crash_call_trace(m: &Value) -> Vec<(String, Option<String>)> {
             .collect();
         last_call_trace(&lines)
     };
+    let drgn_log = || {
+        let oracle = drgn_oracle(m)?;
+        let lines: Vec<String> = oracle["log"].as_str()?.lines().map(str::to_owned).collect();
+        last_call_trace(&lines)
+    };
     console
         .and_then(|lines| last_call_trace(&lines))
         .filter(|frames| !frames.is_empty())
         .or_else(dmesg)
+        .filter(|frames| !frames.is_empty())
+        .or_else(drgn_log)
         .unwrap_or_default()
 }
 

@@ -139,7 +139,15 @@ fn name_difference(
                     .any(|s| s.name == symbol && s.addr.0 == start)
             })
         };
-        (in_vmlinux || in_module()).then_some(start)
+        // crash keeps the vmlinux's section symbols (`.text`, `.init.text`) in its table.
+        let section_start = || {
+            symbol.starts_with('.')
+                && kernel
+                    .vmlinux()
+                    .section(symbol)
+                    .is_some_and(|(at, _)| kernel.relocate(at).0 == start)
+        };
+        (in_vmlinux || in_module() || section_start()).then_some(start)
     };
     match (ours, theirs) {
         (_, Some(theirs)) if theirs.starts_with("_MODULE_") => {
@@ -153,8 +161,79 @@ fn name_difference(
         {
             Some("an address with several labels: another of them")
         }
+        (Some(ours), Some(theirs))
+            if number.is_some_and(|n| gdb_counts_from_low_pc(kernel, n, ours, theirs)) =>
+        {
+            Some("a function's offset: gdb 16.3 counts from its DWARF low_pc, after arm64's entry nops")
+        }
+        (Some(ours), Some(theirs))
+            if number.is_some_and(|n| {
+                symbol_start(theirs).is_some_and(|t| {
+                    symbol_start(ours).is_some_and(|o| t < o && o <= n && initializing(kernel, o))
+                })
+            }) =>
+        {
+            Some("a module in its init: crash names from core_kallsyms, kdive a nearer symbol of mod->kallsyms")
+        }
         _ => None,
     }
+}
+
+/// Where gdb puts a vmlinux function that starts at `link` (a link-time address): at its
+/// first address with a DWARF line, its `DW_AT_low_pc`; arm64 kernels put two
+/// patchable-entry nops before it that no line covers.
+pub fn gdb_function_start(kernel: &Kernel, link: u64) -> u64 {
+    (0..=16)
+        .step_by(4)
+        .map(|d| link + d)
+        .find(|&at| {
+            kernel
+                .vmlinux()
+                .locations(at)
+                .is_ok_and(|l| l.iter().any(|l| l.line.is_some()))
+        })
+        .unwrap_or(link)
+}
+
+/// Whether `theirs` (`f` or `f+N`) and `ours` (`f+M`) name `value` in the same vmlinux
+/// function `f`, gdb counting from the DWARF low_pc and kdive from the symbol.
+fn gdb_counts_from_low_pc(kernel: &Kernel, value: u64, ours: &str, theirs: &str) -> bool {
+    let split = |n: &str| match n.split_once('+') {
+        Some((name, offset)) => offset.parse::<u64>().ok().map(|o| (name.to_owned(), o)),
+        None => Some((n.to_owned(), 0)),
+    };
+    let (Some((ours_name, ours_offset)), Some((theirs_name, theirs_offset))) =
+        (split(ours), split(theirs))
+    else {
+        return false;
+    };
+    let Some(start) = value.checked_sub(ours_offset) else {
+        return false;
+    };
+    let link = start.wrapping_sub(kernel.address_space().kaslr_offset().unwrap_or(0));
+    ours_name == theirs_name
+        && theirs_offset < ours_offset
+        && kernel
+            .vmlinux()
+            .lookup_name(&ours_name)
+            .any(|s| s.address == link)
+        && gdb_function_start(kernel, link) - link == ours_offset - theirs_offset
+}
+
+/// Whether the module holding `addr` is still in its init: its `kallsyms` is then the whole
+/// table the loader made, not `core_kallsyms`, which is all crash reads.
+fn initializing(kernel: &Kernel, addr: u64) -> bool {
+    let Ok(core) = kernel.offset_of("module", "core_kallsyms") else {
+        return false;
+    };
+    for_each_module(kernel).modules.iter().any(|m| {
+        m.regions
+            .iter()
+            .any(|r| addr >= r.base.0 && addr - r.base.0 < r.size)
+            && kernel
+                .read_field(m.addr, "module", "kallsyms")
+                .is_ok_and(|k| k != m.addr.0 + core)
+    })
 }
 
 /// A `<name>` after a value in a line of text.
