@@ -331,9 +331,7 @@ fn compare_bt(m: &Value, ours: &str, theirs: &str) -> Result<(usize, usize), Str
         })
         .collect();
     let ours = lines(ours.trim_end());
-    let qemu = m["capture"] == "qemu";
-    let overflow = m["scenario"] == "overflow";
-    if qemu || overflow {
+    if common::arm64_crash_stops_early(m) {
         // Task by task: crash's block must be the start of kdive's (QEMU: its header only).
         let blocks = |text: &[String]| -> Vec<Vec<String>> {
             text.split(|l| l.is_empty())
@@ -377,14 +375,6 @@ fn compare_bt(m: &Value, ours: &str, theirs: &str) -> Result<(usize, usize), Str
     }
     Ok((same, known))
 }
-
-/// The start code drgn unwinds into below where crash (and kdive) end a stack: the boot
-/// CPU's and the secondary CPUs' entry, and a new task's first return.
-const BELOW_THE_END: [&str; 3] = [
-    "__primary_switched",
-    "__secondary_switched",
-    "ret_from_fork",
-];
 
 #[test]
 fn arm64_bt_matches_crash_and_drgn() {
@@ -478,17 +468,6 @@ fn arm64_bt_matches_crash_and_drgn() {
                 .filter(|f| f["inline"] == false)
                 .filter_map(|f| Some((lab::json_hex(&f["pc"])?, f["function"].as_str()?)))
                 .collect();
-            let want: Vec<(u64, String)> = stack
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|f| f["inline"] == false)
-                .map(|f| {
-                    let pc = lab::json_hex(&f["pc"]).unwrap_or(0);
-                    (pc, f["symbol"].as_str().unwrap_or_default().to_owned())
-                })
-                .take_while(|(pc, _)| *pc >= 0xff00_0000_0000_0000)
-                .collect();
             if no_stack.contains(&task) {
                 let zombie = drgn["tasks"]
                     .as_array()
@@ -500,55 +479,16 @@ fn arm64_bt_matches_crash_and_drgn() {
                 }
                 continue;
             }
-            // At a stack overflow the faulting instruction is the prologue's store of the
-            // frame record: drgn 0.3.0 then finds the same frame again and again (up to its
-            // limit). Compared up to its second one; kdive, like crash and the kernel, goes
-            // on from the interrupted x29, which skips the caller whose return address is
-            // still in x30 (docs/kernels.md).
-            let want = match want.windows(2).position(|w| w[0] == w[1]) {
-                Some(repeat) if m["scenario"] == "overflow" => want[..=repeat].to_vec(),
-                _ => want,
-            };
-            let overflowed = m["scenario"] == "overflow" && want.len() < 20;
-            // A CPU stopped anywhere (by QEMU, or by the panic's stop IPI) in a function that
-            // keeps no frame record there (`__delay_cycles` in `panic()`'s delay loop,
-            // `__flush_tlb_range` under `move_page_tables`): its return address is in x30 only.
-            // drgn's CFI finds that caller; the frame-record chain (kdive, crash, the kernel's
-            // own unwinder) goes from x29 to the caller's caller. Skipped when the rest is
-            // equal in pc.
-            let interrupted = stack
-                .as_array()
-                .and_then(|frames| frames.first())
-                .is_some_and(|f| f["interrupted"] == true);
-            let want = match by_task.get(&task) {
-                Some(got) if interrupted && want.len() == got.len() + 1 && want.len() > 1 => {
-                    let mut skipped = want.clone();
-                    skipped.remove(1);
-                    if pcs_equal(&skipped, got) {
-                        skipped
-                    } else {
-                        want
-                    }
-                }
-                _ => want,
-            };
             let Some(got) = by_task.get(&task) else {
                 mismatches.push(format!("{name}: {who}: not in foreach bt"));
                 continue;
             };
             let pcs = |frames: &[(u64, String)]| frames.iter().map(|f| f.0).collect::<Vec<_>>();
-            let got: &[(u64, String)] = if overflowed && got.len() > want.len() {
-                &got[..want.len()]
-            } else {
-                got
-            };
-            let agrees = want
-                .get(..got.len())
-                .is_some_and(|head| pcs(head) == pcs(got))
-                && want[got.len()..]
-                    .iter()
-                    .all(|(_, symbol)| BELOW_THE_END.contains(&symbol.as_str()));
-            if !agrees {
+            // An overflow's repeated frame, an interrupted leaf's caller, the frames below
+            // the end of the stack.
+            let (want, compared) = common::arm64_drgn_frames_as_walked(m, stack, &pcs(got));
+            let got = &got[..compared];
+            if pcs(&want) != pcs(got) {
                 let first = got.iter().zip(&want).position(|(a, b)| a.0 != b.0);
                 mismatches.push(format!(
                     "{name}: {who}: kdive {} frames, drgn {}; first difference at {first:?}: {:x?}",
@@ -636,11 +576,6 @@ fn arm64_bt_options_match_crash() {
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(outputs > 0, "no comparison ran");
-}
-
-/// Whether two stacks have the same frames, by pc.
-fn pcs_equal(a: &[(u64, String)], b: &[(u64, String)]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0)
 }
 
 /// The addresses `vtop` is tried on, from kdive's own session: `vtop` commands for kernel

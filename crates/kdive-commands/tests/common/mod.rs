@@ -184,3 +184,92 @@ pub fn crash8_vm_files_line(
         None
     }
 }
+
+/// Whether crash 9.0.2 (ARM64) stops its walks early on the arm64 dump `m`, where kdive's
+/// go on (docs/kernels.md, "arm64 backtraces"): on QEMU's dumps it reads no registers from
+/// QEMU's CPU notes and prints only each active task's header line; at the overflow it stops
+/// after the first two frames on the overflow stack (`__crash_kexec`, `panic`). There what
+/// crash prints of a task must be the start of kdive's.
+pub fn arm64_crash_stops_early(m: &Value) -> bool {
+    kdive_testkit::lab::arch(m) == "aarch64"
+        && (m["capture"] == "qemu" || m["scenario"] == "overflow")
+}
+
+/// The start code drgn unwinds into below where crash (and kdive) end an arm64 stack: the
+/// boot CPU's and the secondary CPUs' entry, and a new task's first return.
+pub const ARM64_BELOW_THE_END: [&str; 3] = [
+    "__primary_switched",
+    "__secondary_switched",
+    "ret_from_fork",
+];
+
+/// drgn's kernel frames in `stack` (a task's frames in oracle/drgn.json), innermost first:
+/// pc and symbol (empty without one), inlined frames left out, up to the first user pc.
+pub fn drgn_kernel_frames(stack: &Value) -> Vec<(u64, String)> {
+    stack
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["inline"] == false)
+        .map(|f| {
+            let pc = kdive_testkit::lab::json_hex(&f["pc"]).unwrap_or(0);
+            (pc, f["symbol"].as_str().unwrap_or_default().to_owned())
+        })
+        .take_while(|(pc, _)| *pc >= 0xff00_0000_0000_0000)
+        .collect()
+}
+
+/// Whether `drgn`'s frames are kdive's (`kdive_pcs`) pc for pc, followed only by frames
+/// below the end of the stack ([`ARM64_BELOW_THE_END`]).
+fn arm64_walks_agree(drgn: &[(u64, String)], kdive_pcs: &[u64]) -> bool {
+    drgn.get(..kdive_pcs.len()).is_some_and(|head| {
+        head.iter().map(|f| f.0).eq(kdive_pcs.iter().copied())
+            && drgn[kdive_pcs.len()..]
+                .iter()
+                .all(|(_, symbol)| ARM64_BELOW_THE_END.contains(&symbol.as_str()))
+    })
+}
+
+/// drgn 0.3.0's kernel frames of an arm64 task ([`drgn_kernel_frames`] of `stack`) as the
+/// frame-record walk (kdive's `kdive_pcs`, crash's, the kernel's) finds them, and how many of
+/// kdive's frames to compare with them, where the two differ as docs/kernels.md ("arm64
+/// backtraces") says:
+/// - at a stack overflow (scenario `overflow`) the faulting instruction is the prologue's
+///   store of the frame record: drgn finds the same frame again and again (up to its limit),
+///   while kdive goes on from the interrupted x29. Compared up to drgn's first repeat;
+/// - a CPU stopped in a function that keeps no frame record there (drgn marks that first
+///   frame `interrupted`: `__delay_cycles` in `panic()`'s delay loop, `__flush_tlb_range`):
+///   drgn's CFI finds the caller from x30, the frame-record chain goes from x29 to the
+///   caller's caller. drgn's second frame is left out when the rest then agrees;
+/// - drgn goes on below the end of a stack ([`ARM64_BELOW_THE_END`]): those frames after
+///   kdive's last are left out.
+pub fn arm64_drgn_frames_as_walked(
+    m: &Value,
+    stack: &Value,
+    kdive_pcs: &[u64],
+) -> (Vec<(u64, String)>, usize) {
+    let mut drgn = drgn_kernel_frames(stack);
+    let mut compared = kdive_pcs.len();
+    if m["scenario"] == "overflow" {
+        if let Some(repeat) = drgn.windows(2).position(|w| w[0] == w[1]) {
+            drgn.truncate(repeat + 1);
+            compared = compared.min(drgn.len());
+        }
+    }
+    let kdive_pcs = &kdive_pcs[..compared];
+    let interrupted = stack
+        .as_array()
+        .and_then(|frames| frames.first())
+        .is_some_and(|f| f["interrupted"] == true);
+    if interrupted && drgn.len() > 1 {
+        let mut skipped = drgn.clone();
+        skipped.remove(1);
+        if arm64_walks_agree(&skipped, kdive_pcs) {
+            drgn = skipped;
+        }
+    }
+    if arm64_walks_agree(&drgn, kdive_pcs) {
+        drgn.truncate(compared);
+    }
+    (drgn, compared)
+}
