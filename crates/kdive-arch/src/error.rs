@@ -122,6 +122,12 @@ pub enum LayoutError {
          (for QEMU dumps, start the guest with -device vmcoreinfo)"
     )]
     NoRoot,
+    #[error(
+        "an arm64 dump needs VMCOREINFO (kimage_voffset, PHYS_OFFSET, VA_BITS, \
+         swapper_pg_dir), and this one has none: nothing else locates the kernel's tables \
+         (for QEMU dumps, start the guest with -device vmcoreinfo)"
+    )]
+    NoVmcoreinfo,
     #[error("CPU {cpu}: CR3 {cr3:#x} with CR0 {cr0:#x}: paging is not enabled on this CPU")]
     PagingOff { cpu: usize, cr3: u64, cr0: u64 },
     #[error(

@@ -313,16 +313,22 @@ fn check_sys(
     }
     // The guest's own console log holds the panic line and the release; a panic in NMI
     // context reaches the console only after kdump ran, so makedumpfile's --dump-dmesg of the
-    // same dump stands in for it there.
+    // same dump stands in for it there, and drgn's reading of the dump's log where
+    // makedumpfile made none (6.12-arm64's stack overflow: its oops and panic reached the log
+    // buffer, not the console, before the capture kernel started).
     if let Some(console) = str_at(m, &["console_log"]).and_then(|p| std::fs::read_to_string(p).ok())
     {
         used.console += 1;
         let dmesg = str_at(m, &["dmesg"]).and_then(|p| std::fs::read_to_string(p).ok());
+        let drgn_log = drgn.and_then(|d| d["log"].as_str());
         if let Some(panic) = &record.panic {
             let logged = |log: &str| log.contains(panic.as_str());
-            if !logged(&console) && !dmesg.as_deref().is_some_and(logged) {
+            if !logged(&console)
+                && !dmesg.as_deref().is_some_and(logged)
+                && !drgn_log.is_some_and(logged)
+            {
                 failures.push(format!(
-                    "{name}: sys PANIC {panic:?} is not in the console log or dmesg"
+                    "{name}: sys PANIC {panic:?} is not in the console log, dmesg or drgn's log"
                 ));
             }
         }
@@ -594,8 +600,19 @@ fn qemu_dumps_without_vmcoreinfo_find_kaslr_by_scanning() {
         let vmlinux = str_at(m, &["kernel", "vmlinux"]).expect("vmlinux");
         let mut vmcore = Vmcore::open_paths(&files(m)).expect("opens");
         vmcore.notes.vmcoreinfo = None;
-        let scanned = Kernel::open(vmcore, Path::new(vmlinux))
-            .unwrap_or_else(|e| panic!("{name}: scan: {e}"));
+        let scanned = Kernel::open(vmcore, Path::new(vmlinux));
+        if lab::arch(m) != "x86_64" {
+            // Only x86_64's QEMU notes hold a page-table root (CR3): elsewhere the user
+            // learns what is missing and how to have it.
+            let err = scanned.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains("needs VMCOREINFO") && err.contains("-device vmcoreinfo"),
+                "{name}: without VMCOREINFO: {err:?}"
+            );
+            println!("{name}: without VMCOREINFO: {err}");
+            continue;
+        }
+        let scanned = scanned.unwrap_or_else(|e| panic!("{name}: scan: {e}"));
         assert_eq!(
             scanned.address_space().kaslr_offset(),
             with_info.address_space().kaslr_offset(),

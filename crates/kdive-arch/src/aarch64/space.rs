@@ -30,7 +30,7 @@ impl Aarch64KernelSpace {
         mem: Arc<dyn PhysMem>,
         info: Option<&Vmcoreinfo>,
     ) -> Result<Aarch64KernelSpace, LayoutError> {
-        let info = info.ok_or(LayoutError::NoRoot)?;
+        let info = info.ok_or(LayoutError::NoVmcoreinfo)?;
         let layout = Aarch64Layout::from_vmcoreinfo(info)?;
         let tables = layout.page_tables(mem);
         let stext_link = info
