@@ -306,18 +306,27 @@ impl SysCallRecord {
 /// `/./arch/`).
 fn build_directory(kernel: &Kernel) -> Option<String> {
     let image = kernel.vmlinux();
+    if !image.has_debug_info() {
+        return None;
+    }
     let schedule = image
         .lookup_name("schedule")
         .chain(image.lookup_name("do_schedule"))
         .next()?;
-    let file = image
+    // crash keeps what `get_line_number()` wrote: nothing where `schedule` starts with
+    // patchable-entry nops that no line covers (arm64), so every file matches and prints
+    // whole; a file with neither marker, which then matches no system call's.
+    let Some(file) = image
         .locations(schedule.address)
-        .ok()?
-        .first()?
-        .file
-        .clone()?;
-    let end = file.find("/kernel/").or_else(|| file.find("/./arch/"))?;
-    Some(file[..end].to_owned())
+        .ok()
+        .and_then(|l| l.first().and_then(|l| l.file.clone()))
+    else {
+        return Some(String::new());
+    };
+    match file.find("/kernel/").or_else(|| file.find("/./arch/")) {
+        Some(end) => Some(file[..end].to_owned()),
+        None => Some(file),
+    }
 }
 
 /// Each entry of `sys_call_table` with its function and source line; `filter` keeps those
@@ -390,10 +399,14 @@ fn source_line(kernel: &Kernel, link: u64, build: &str) -> (Option<String>, Opti
         let Ok(locations) = image.locations(address) else {
             break;
         };
-        let Some(first) = locations.first() else {
-            continue;
-        };
-        let (Some(file), Some(line)) = (&first.file, first.line) else {
+        let located = locations
+            .first()
+            .and_then(|first| Some((first.file.as_ref()?, first.line?)));
+        let Some((file, line)) = located else {
+            // An empty build directory matches crash's empty line text too: it stops there.
+            if build.is_empty() {
+                break;
+            }
             continue;
         };
         if file.ends_with(".h") && file.contains("include/") {
