@@ -301,11 +301,21 @@ fn run_irq(
         what: e.to_string(),
     };
     let table = irq_descs(kernel, warnings).map_err(failed)?;
-    if let Some(&irq) = numbers.iter().find(|&&n| n >= table.nr_irqs) {
-        return Err(SPEC.bad_args(format!(
-            "invalid IRQ value: {irq}  ({} max)",
+    // crash prints the IRQs before the first invalid one, then stops with the error.
+    if let Some(at) = numbers.iter().position(|&n| n >= table.nr_irqs) {
+        let invalid = format!(
+            "invalid IRQ value: {}  ({} max)",
+            numbers[at],
             table.nr_irqs.saturating_sub(1)
-        )));
+        );
+        if at == 0 {
+            return Err(CommandError::Failed {
+                command: "irq",
+                what: invalid,
+            });
+        }
+        warnings.push(format!("irq: {invalid}"));
+        numbers.truncate(at);
     }
     let mut record = IrqRecord {
         view: "descriptors",

@@ -60,7 +60,7 @@ const COMMANDS: [&str; 15] = [
 const DRGN_COMMANDS: [usize; 8] = [0, 1, 2, 3, 4, 11, 12, 13];
 
 /// Per series, the busy and userland dumps: the kdump `-d 31` one where makedumpfile knows
-/// the kernel, else the unfiltered one (QEMU's for busy, `-d 0` for userland).
+/// the kernel, else an unfiltered one (QEMU's for busy, `-d 0` for userland, else kdump's ELF).
 fn chosen(manifests: &[Value]) -> Vec<&Value> {
     let by_name: BTreeMap<&str, &Value> = manifests
         .iter()
@@ -73,14 +73,21 @@ fn chosen(manifests: &[Value]) -> Vec<&Value> {
         .collect();
     let mut out = Vec::new();
     for s in series {
+        // The arm64 6.12 series has kdump's unfiltered ELF dumps (`kdump-elf`) only.
         for (filtered, full) in [
-            ("busy.kdump-zstd-d31", "busy-qemu.elf"),
-            ("userland.kdump-zstd-d31", "userland.kdump-zstd-d0"),
+            ("busy.kdump-zstd-d31", ["busy-qemu.elf", "busy.kdump-elf"]),
+            (
+                "userland.kdump-zstd-d31",
+                ["userland.kdump-zstd-d0", "userland.kdump-elf"],
+            ),
         ] {
             let pick = by_name
                 .get(format!("{s}-{filtered}").as_str())
                 .filter(|m| lab::filtered_unsupported(m).is_none())
-                .or_else(|| by_name.get(format!("{s}-{full}").as_str()));
+                .or_else(|| {
+                    full.iter()
+                        .find_map(|f| by_name.get(format!("{s}-{f}").as_str()))
+                });
             out.extend(pick.copied());
         }
     }
@@ -360,7 +367,11 @@ fn same_as_drgn(
             .collect()
     };
     check("irq -b", words(&ours[12]) == with_action(words(&drgn[6])));
-    check("irq -d", words(&ours[13]) == words(&drgn[7]));
+    // Where the architecture has no IDT (arm64) both refuse: kdive with crash's "-d option is
+    // not applicable to ARM64 architecture", drgn-crash with "-d is only supported on x86" on
+    // its standard error, which the session does not keep: nothing on its output.
+    let both_refuse = ours[13].contains("option is not applicable to") && drgn[7].trim().is_empty();
+    check("irq -d", both_refuse || words(&ours[13]) == words(&drgn[7]));
     same
 }
 
@@ -445,21 +456,40 @@ fn compare_dump(m: &Value, commands: &[String]) -> DumpResult {
     let name = m["name"].as_str().unwrap_or("?");
     let kernel = open(m);
     let mut session = Session::new(&kernel, &[]);
-    let reports: Vec<Report> = commands
+    // A command an architecture does not have (`mach -c`, `irq -d` on arm64) answers with
+    // crash's error, compared as its text.
+    let reports: Vec<Result<Report, String>> = commands
         .iter()
-        .map(|c| session.execute(c).expect("runs"))
+        .map(|c| session.execute(c).map_err(|e| e.to_string()))
         .collect();
+    // An IRQ number past the table's end (`irq 0 4 100` where there are 64) ends the answer
+    // with crash's error line, which kdive gives as a warning after the rows before it.
+    let invalid_irq = |w: &String| w.starts_with("irq: invalid IRQ value: ");
     for (command, report) in commands.iter().zip(&reports) {
-        assert!(
-            report.warnings.is_empty(),
-            "{name}: {command}: {:?}",
-            report.warnings
-        );
+        if let Ok(report) = report {
+            assert!(
+                report.warnings.iter().all(invalid_irq),
+                "{name}: {command}: {:?}",
+                report.warnings
+            );
+        }
     }
-    let ours: Vec<String> = reports.iter().map(text).collect();
+    let ours: Vec<String> = reports
+        .iter()
+        .map(|r| match r {
+            Ok(report) => std::iter::once(text(report))
+                .chain(report.warnings.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(error) => error.clone(),
+        })
+        .collect();
     if m["scenario"] == "userland" {
+        let timers = reports[4]
+            .as_ref()
+            .expect("timer -r runs on every architecture");
         assert_eq!(
-            timer_process_found(m, &session, &reports[4]),
+            timer_process_found(m, &session, timers),
             Some(true),
             "{name}: the timer process's itimer and POSIX timer in timer -r"
         );
