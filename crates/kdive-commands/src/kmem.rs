@@ -409,7 +409,7 @@ pub(crate) const SPEC: CommandSpec = CommandSpec {
         "kmem -g 400          the flag bits set in a value",
         "kmem -s              every slab cache",
         "kmem -s dentry       one cache",
-        "kmem -S kmalloc-64   one cache's slabs and objects",
+        "kmem -S kmalloc-128  one cache's slabs and objects",
         "kmem ffff888004c9c900  the cache, slab, object and page of an address",
     ],
     options: &[

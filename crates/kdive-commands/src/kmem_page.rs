@@ -12,13 +12,13 @@ use crate::ps::Hex;
 use crate::vtop::{page_line, PageLine, PAGE_HEADER};
 use crate::{CommandError, Session};
 
-/// The lowest kernel virtual address (x86_64): below it an operand is physical.
-const KERNEL_SPACE: u64 = 0xffff_8000_0000_0000;
-
 /// One address of `kmem -p`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PageRow {
     pub address: Hex,
+    /// At or above the platform's lowest kernel address: read as virtual, else physical.
+    #[serde(skip)]
+    pub kernel_virtual: bool,
     /// `null`: the address is in no page of the mem_map.
     pub page: Option<PageLine>,
 }
@@ -35,7 +35,7 @@ impl KmemPageRecord {
             match &row.page {
                 Some(page) => writeln!(out, "{PAGE_HEADER}\n{}", page.text())?,
                 None => {
-                    let kind = if row.address.0 >= KERNEL_SPACE {
+                    let kind = if row.kernel_virtual {
                         "kernel virtual"
                     } else {
                         "physical"
@@ -61,6 +61,7 @@ pub(crate) fn pages(
     warnings: &mut Vec<String>,
 ) -> Result<KmemPageRecord, CommandError> {
     let kernel = session.kernel();
+    let kernel_start = kernel.address_space().kernel_start();
     let slub = Slub::new(kernel)
         .map_err(|e| warnings.push(format!("kmem: page structs: {e}")))
         .ok();
@@ -69,13 +70,14 @@ pub(crate) fn pages(
         .map(|&addr| {
             let phys = match slub.as_ref().and_then(|s| s.page_to_phys(addr)) {
                 Some(phys) => Some(phys),
-                None if addr >= KERNEL_SPACE => {
+                None if addr >= kernel_start => {
                     kernel.virt_to_phys(VirtAddr(addr)).ok().map(|p| p.0)
                 }
                 None => Some(addr),
             };
             PageRow {
                 address: Hex(addr),
+                kernel_virtual: addr >= kernel_start,
                 page: phys.and_then(|p| page_line(kernel, p)),
             }
         })
