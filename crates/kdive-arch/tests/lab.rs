@@ -1,7 +1,8 @@
 //! Real dumps from the lab (`scripts/lab`): for every dump, the kernel address space built
 //! from the dump must show, at `linux_banner`'s runtime address, the banner that the
 //! vmlinux holds and that the guest printed on its console; QEMU dumps must give the same
-//! KASLR offset by scanning as their VMCOREINFO states.
+//! KASLR offset by scanning as their VMCOREINFO states. x86_64's address space: arm64's
+//! has aarch64_lab.rs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,13 +16,15 @@ use kdive_testkit::lab::{self, lab_root, BadJson};
 use object::{Object, ObjectSection, ObjectSymbol};
 use serde_json::Value;
 
-/// Every dump's manifest: each `dumps/<name>/manifest.json` (written with its dump, so never
-/// stale), else the list in `manifests.json`; a manifest that is not JSON fails the test.
+/// Every x86_64 dump's manifest: each `dumps/<name>/manifest.json` (written with its dump, so
+/// never stale), else the list in `manifests.json`; a manifest that is not JSON fails the test.
+/// (aarch64_lab.rs checks arm64's tables.)
 fn manifests(root: &Path) -> Vec<Value> {
-    let out = lab::dump_manifests(root, BadJson::Panic);
+    let mut out = lab::dump_manifests(root, BadJson::Panic);
     if out.is_empty() {
-        return lab::index_manifests(root, BadJson::Panic).unwrap_or_default();
+        out = lab::index_manifests(root, BadJson::Panic).unwrap_or_default();
     }
+    out.retain(|m| lab::arch(m) == "x86_64");
     out
 }
 
@@ -100,6 +103,9 @@ fn is_truncation(err: &TranslateError) -> bool {
 
 #[test]
 fn banner_through_the_page_tables_of_every_lab_dump() {
+    if !lab::tests_architecture("x86_64") {
+        return;
+    }
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
@@ -252,6 +258,9 @@ fn banner_through_the_page_tables_of_every_lab_dump() {
 
 #[test]
 fn kaslr_scan_of_qemu_dumps_matches_their_vmcoreinfo() {
+    if !lab::tests_architecture("x86_64") {
+        return;
+    }
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
@@ -330,6 +339,9 @@ fn read_prefix(space: &impl VirtMem, addr: VirtAddr, len: usize) -> Vec<u8> {
 
 #[test]
 fn drgn_tasks_and_modules_translate() {
+    if !lab::tests_architecture("x86_64") {
+        return;
+    }
     let root = lab_root();
     let manifests = manifests(&root);
     if manifests.is_empty() {
