@@ -240,18 +240,7 @@ fn symbols_memory_and_code(manifests: &[Value], mismatches: &mut Vec<String>) ->
             // lab::crash_session trims each output: the first line's leading blanks too.
             let (mut a, mut b) = (lines(ours.trim()), lines(theirs));
             if command.starts_with("dis") {
-                // gdb 16.3 names a branch target by the DWARF function's low_pc, which on
-                // arm64 is the symbol + 8 (the patchable-entry nops come first), and ends some
-                // lines with a `// b.any` comment; kdive names targets by the symbol table and
-                // prints no comment yet (docs/kernels.md). The address, its symbol and the
-                // instruction are compared.
-                let strip = |l: &String| {
-                    let l = l.split("//").next().unwrap_or_default().trim_end();
-                    match (l.find('\t'), l.rfind(" <")) {
-                        (Some(tab), Some(sym)) if sym > tab => l[..sym].to_owned(),
-                        _ => l.to_owned(),
-                    }
-                };
+                let strip = |l: &String| common::arm64_dis_line_without_target_name(l);
                 a = a.iter().map(strip).collect();
                 b = b.iter().map(strip).collect();
             }

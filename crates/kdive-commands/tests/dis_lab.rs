@@ -12,16 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use kdive_commands::{Report, Session};
+use kdive_commands::Session;
 use kdive_dump::Vmcore;
 use kdive_kernel::{Kernel, VirtAddr};
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson, Crash};
 
-fn text(report: &Report) -> String {
-    let mut out = Vec::new();
-    report.write_text(&mut out).expect("renders");
-    String::from_utf8_lossy(&out).trim_end().to_owned()
-}
+mod common;
+use common::text;
 
 /// How a line or a command differs from crash's, as documented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,6 +36,36 @@ enum Known {
     /// crash runs a module function to the next symbol, over the alignment nops after it;
     /// kdive stops at the function's size in the module's object.
     ModuleTail,
+    /// arm64: gdb 16.3 names a branch target from the DWARF function's `low_pc` (8 past the
+    /// symbol) and adds `// b.any` comments; kdive names it by the symbol table
+    /// ([`common::arm64_dis_line_without_target_name`]).
+    Arm64TargetName,
+}
+
+/// arm64 lines, kdive's and crash's, without what gdb names its own way: each line that
+/// differed only there counted as [`Known::Arm64TargetName`].
+fn arm64_target_names(
+    ours: &[String],
+    theirs: &[String],
+    kinds: &mut BTreeMap<Known, usize>,
+) -> (Vec<String>, Vec<String>) {
+    let strip = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| common::arm64_dis_line_without_target_name(l))
+            .collect()
+    };
+    let (a, b) = (strip(ours), strip(theirs));
+    let renamed = ours
+        .iter()
+        .zip(theirs)
+        .zip(a.iter().zip(&b))
+        .filter(|((o, t), (x, y))| o != t && x == y)
+        .count();
+    if renamed > 0 {
+        *kinds.entry(Known::Arm64TargetName).or_default() += renamed;
+    }
+    (a, b)
 }
 
 /// A line without the `<symbol>` gdb or kdive puts after a branch or RIP-relative target;
@@ -205,8 +232,18 @@ fn dis_matches_crash() {
         let Some(drgn) = lab::drgn_oracle(m) else {
             continue;
         };
+        let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
+        let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
+        let kernel = Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens");
+        let ko_dir = m["kernel"]["test_module"]
+            .as_str()
+            .and_then(|ko| Path::new(ko).parent())
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect::<Vec<_>>();
+        let session = Session::new(&kernel, &ko_dir);
         // Functions and return addresses on the panic task's stack, by drgn, and whether
-        // each is in a module (from MODULES_VADDR, 0xffffffffc0000000, up).
+        // each is in a module.
         let frames: Vec<(String, String, bool)> = drgn["panic"]["stack"]
             .as_array()
             .into_iter()
@@ -216,34 +253,38 @@ fn dis_matches_crash() {
                 Some((
                     f["symbol"].as_str()?.to_owned(),
                     f["pc"].as_str()?.to_owned(),
-                    lab::json_hex(&f["pc"])? >= 0xffff_ffff_c000_0000,
+                    module_memory(&session, lab::json_hex(&f["pc"])?).is_some(),
                 ))
             })
             .collect();
-        let vmlinux = m["kernel"]["vmlinux"].as_str().expect("vmlinux");
-        let vmcore = Vmcore::open_paths(&files(m)).expect("dump opens");
-        let kernel = Kernel::open(vmcore, Path::new(vmlinux)).expect("kernel opens");
-        let mut vmlinux_functions = vec![
-            "schedule",
-            "__schedule",
-            "entry_SYSCALL_64",
-            "entry_SYSCALL_64_after_hwframe",
-            "asm_exc_page_fault",
-            "default_idle",
-        ];
-        // The idle loop's hlt: paravirt's own function since 6.6.
-        vmlinux_functions.extend(
-            ["native_safe_halt", "pv_native_safe_halt"]
-                .into_iter()
-                .filter(|f| kernel.symbol(f).is_ok()),
-        );
-        let ko_dir = m["kernel"]["test_module"]
-            .as_str()
-            .and_then(|ko| Path::new(ko).parent())
-            .map(Path::to_path_buf)
-            .into_iter()
-            .collect::<Vec<_>>();
-        let session = Session::new(&kernel, &ko_dir);
+        let arm64 = lab::arch(m) == "aarch64";
+        // The scheduler, the system-call and page-fault entries and the idle loop's halt
+        // (x86_64's hlt: paravirt's own function since 6.6; arm64's wfi).
+        let vmlinux_functions: Vec<&str> = if arm64 {
+            vec![
+                "schedule",
+                "__schedule",
+                "el0t_64_sync",
+                "el0_svc",
+                "do_mem_abort",
+                "default_idle_call",
+                "cpu_do_idle",
+            ]
+        } else {
+            vec![
+                "schedule",
+                "__schedule",
+                "entry_SYSCALL_64",
+                "entry_SYSCALL_64_after_hwframe",
+                "asm_exc_page_fault",
+                "default_idle",
+                "native_safe_halt",
+                "pv_native_safe_halt",
+            ]
+        }
+        .into_iter()
+        .filter(|f| kernel.symbol(f).is_ok())
+        .collect();
         for version in lab::crash_versions(m) {
             let modules = !lab::crash_without_modules(m, version);
             let frames: Vec<&(String, String, bool)> =
@@ -279,10 +320,18 @@ fn dis_matches_crash() {
                     "{name}: {command}: {:?}",
                     ours.warnings
                 );
-                let ours = text(&ours);
-                let ours: Vec<&str> = ours.lines().collect();
-                let theirs: Vec<&str> = theirs.lines().collect();
+                let ours: Vec<String> = text(&ours).lines().map(str::to_owned).collect();
+                let theirs: Vec<String> = theirs.lines().map(str::to_owned).collect();
                 let mut found = BTreeMap::new();
+                let (ours, theirs) = if arm64 {
+                    arm64_target_names(&ours, &theirs, &mut found)
+                } else {
+                    (ours, theirs)
+                };
+                let (ours, theirs): (Vec<&str>, Vec<&str>) = (
+                    ours.iter().map(String::as_str).collect(),
+                    theirs.iter().map(String::as_str).collect(),
+                );
                 match compare(&session, version, command, &ours, &theirs, &mut found) {
                     Ok(()) if found.is_empty() => same += 1,
                     Ok(()) => known += 1,

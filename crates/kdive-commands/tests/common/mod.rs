@@ -273,3 +273,16 @@ pub fn arm64_drgn_frames_as_walked(
     }
     (drgn, compared)
 }
+
+/// An arm64 `dis` line as far as kdive and crash 9.0.2 agree: gdb 16.3 names a branch
+/// target by the DWARF function's `low_pc`, which on arm64 is the symbol + 8 (the
+/// patchable-entry nops come first), and ends some lines with a `// b.any` comment; kdive
+/// names targets by the symbol table and prints no comment yet (docs/kernels.md). The
+/// address, its symbol and the instruction remain.
+pub fn arm64_dis_line_without_target_name(line: &str) -> String {
+    let line = line.split("//").next().unwrap_or_default().trim_end();
+    match (line.find('\t'), line.rfind(" <")) {
+        (Some(tab), Some(sym)) if sym > tab => line[..sym].to_owned(),
+        _ => line.to_owned(),
+    }
+}
