@@ -8,7 +8,6 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
-use kdive_arch::START_KERNEL_MAP;
 use kdive_testkit::lab::{lab_root, manifests, null_init_dump_per_series, str_at};
 use kdive_testkit::skip;
 
@@ -62,20 +61,22 @@ fn kallsyms_from_the_dump_match_the_vmlinux() {
             return;
         };
         let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+        // Where the image is linked: x86_64's __START_KERNEL_map, arm64's KIMAGE_VADDR.
+        let image = kernel.address_space().image_link_base();
         let mut missing = Vec::new();
         let mut held = HashSet::new();
         for symbol in table.iter() {
-            // Kernel-image symbols move with KASLR; per-CPU offsets below the map do not.
-            let link = if symbol.address >= START_KERNEL_MAP {
+            // Kernel-image symbols move with KASLR; x86_64's per-CPU offsets below the image
+            // do not.
+            let link = if symbol.address >= image {
                 symbol.address.wrapping_sub(kaslr)
             } else {
                 symbol.address
             };
             // scripts/kallsyms.c marks per-CPU symbols 'A' where it stores them absolute
             // (x86_64 to 6.14): nm says where they are defined (D, d, B, b).
-            let same_letter = |letter: char| {
-                letter == symbol.kind || (symbol.kind == 'A' && link < START_KERNEL_MAP)
-            };
+            let same_letter =
+                |letter: char| letter == symbol.kind || (symbol.kind == 'A' && link < image);
             let found = nm.get(symbol.name).is_some_and(|defs| {
                 defs.iter()
                     .any(|&(addr, letter)| addr == link && same_letter(letter))
@@ -140,7 +141,17 @@ fn kallsyms_from_the_dump_match_the_vmlinux() {
 }
 
 /// Names scripts/kallsyms.c's `is_ignored_symbol()` leaves out: assembler-local labels
-/// (`.L...`, which 7.x's clang-built objects keep in the symbol table) and mapping symbols.
+/// (`.L...`, which 7.x's clang-built objects keep in the symbol table), mapping symbols, and
+/// arm64's EFI stub and non-VHE KVM namespaces' copies (its `ignored_prefixes`).
 fn kallsyms_ignores(name: &str) -> bool {
-    name.starts_with(".L") || name.starts_with('$') || name.starts_with("__crc_")
+    const IGNORED_PREFIXES: [&str; 7] = [
+        ".L",
+        "$",
+        "__crc_",
+        "__efistub_",
+        "__kvm_nvhe_$",
+        "__kvm_nvhe_.L",
+        "__AArch64ADRPThunk_",
+    ];
+    IGNORED_PREFIXES.iter().any(|p| name.starts_with(p))
 }

@@ -18,9 +18,6 @@ use kdive_kernel::Kernel;
 use kdive_testkit::lab::{self, files, is_stable, lab_root, BadJson};
 use serde_json::Value;
 
-/// Where the kernel image is linked (KASLR moves it from there; per-CPU offsets stay below).
-const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
-
 fn hex(text: &str) -> u64 {
     u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap_or(0)
 }
@@ -52,14 +49,15 @@ fn only_letter(letters: &BTreeMap<(String, u64), char>, name: &str) -> Option<ch
     }
 }
 
-/// `addr2line`'s `file:line` for each address of `vmlinux` (link-time addresses).
-fn addr2line(vmlinux: &str, addrs: &[u64]) -> Vec<String> {
-    let out = Process::new("addr2line")
+/// `program`'s (binutils' `addr2line`, `llvm-addr2line`) `file:line` for each address of
+/// `vmlinux` (link-time addresses).
+fn addr2line(program: &str, vmlinux: &str, addrs: &[u64]) -> Vec<String> {
+    let out = Process::new(program)
         .arg("-e")
         .arg(vmlinux)
         .args(addrs.iter().map(|a| format!("{a:x}")))
         .output()
-        .expect("addr2line runs");
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
@@ -100,6 +98,7 @@ fn sym_matches_drgn_nm_and_addr2line() {
     let mut kinds = BTreeSet::new();
     let (mut symbols, mut letters, mut lines, mut labels) = (0usize, 0usize, 0usize, 0usize);
     let mut aliases = 0usize;
+    let mut binutils_files = 0usize;
     for m in manifests
         .iter()
         .filter(|m| is_stable(m) && m["truncated"] != true)
@@ -184,19 +183,31 @@ fn sym_matches_drgn_nm_and_addr2line() {
                 link_lines.push((pc - kaslr, entry));
             }
         }
-        // Lines of vmlinux text addresses, as addr2line gives them.
+        // Lines of vmlinux text addresses, as addr2line gives them. Where binutils 2.40
+        // names the unit's own file for a row of a header it includes (arm64's DWARF 5:
+        // `delay.c:81` for `arch_timer.h:81`, which the line table, gdb and LLVM say),
+        // llvm-addr2line decides.
         let addrs: Vec<u64> = link_lines.iter().map(|(a, _)| *a).collect();
-        for (theirs, (addr, entry)) in addr2line(vmlinux, &addrs).iter().zip(&link_lines) {
-            let (file, line) = theirs.rsplit_once(':').unwrap_or_default();
+        let file_line = |text: &str| -> (String, Option<u32>) {
+            let (file, line) = text.rsplit_once(':').unwrap_or_default();
             let line = line.split_whitespace().next().and_then(|l| l.parse().ok());
-            if line.is_some() {
-                assert_eq!(
-                    (entry.file.as_deref(), entry.line),
-                    (Some(file), line),
-                    "{name}: line of {addr:x}"
-                );
-                lines += 1;
+            (file.to_owned(), line)
+        };
+        let binutils = addr2line("addr2line", vmlinux, &addrs);
+        let mut llvm = None;
+        for (i, (theirs, (addr, entry))) in binutils.iter().zip(&link_lines).enumerate() {
+            let (file, line) = file_line(theirs);
+            if line.is_none() {
+                continue;
             }
+            let ours = (entry.file.clone(), entry.line);
+            if ours != (Some(file.clone()), line) {
+                let llvm = llvm.get_or_insert_with(|| addr2line("llvm-addr2line", vmlinux, &addrs));
+                let (file, line) = file_line(&llvm[i]);
+                assert_eq!(ours, (Some(file), line), "{name}: line of {addr:x}");
+                binutils_files += 1;
+            }
+            lines += 1;
         }
 
         let names: Vec<&str> = frames
@@ -243,8 +254,11 @@ fn sym_matches_drgn_nm_and_addr2line() {
         for entry in &by_name.symbols {
             let nm = match (entry.module.as_deref(), kaslr) {
                 (None, Some(kaslr)) => {
-                    // KASLR moves the kernel image, not per-CPU offsets.
-                    let link = if entry.address.0 >= START_KERNEL_MAP {
+                    // KASLR moves the kernel image (linked from x86_64's
+                    // __START_KERNEL_map, arm64's KIMAGE_VADDR), not x86_64's per-CPU
+                    // offsets, which lie below.
+                    let image = kernel.address_space().image_link_base();
+                    let link = if entry.address.0 >= image {
                         entry.address.0.wrapping_sub(kaslr)
                     } else {
                         entry.address.0
@@ -282,7 +296,7 @@ fn sym_matches_drgn_nm_and_addr2line() {
     println!(
         "{symbols} addresses ({labels} named by a nearer label than drgn's, {aliases} by \
          kallsyms' alias of drgn's symbol), {letters} type letters as nm, {lines} lines as \
-         addr2line"
+         addr2line ({binutils_files} as llvm-addr2line where binutils named the unit's file)"
     );
     println!("nm letters seen: {kinds:?}");
     assert!(letters > 0 && lines > 0);
