@@ -300,6 +300,36 @@ fn known_difference(
     if command == "whatis unsigned long" && theirs == "SIZE: 4" && ours == "SIZE: 8" {
         return Some("whatis of a several-word base type: crash sizes its first word".into());
     }
+    // A function's value (`p schedule`, `p &schedule`): gdb's address is the function's
+    // DWARF low_pc, past arm64's patchable-entry nops; kdive's is the symbol's.
+    let kaslr = kernel.address_space().kaslr_offset().unwrap_or(0);
+    let gdb_start = |address: u64| {
+        crash_text::gdb_function_start(kernel, address.wrapping_sub(kaslr)).wrapping_add(kaslr)
+    };
+    let addresses = |text: &str| -> Vec<u64> {
+        text.split(|c: char| !c.is_ascii_hexdigit() && c != 'x')
+            .filter_map(|w| u64::from_str_radix(w.strip_prefix("0x")?, 16).ok())
+            .collect()
+    };
+    let function_values = |a: &str, b: &str| {
+        let (x, y) = (addresses(a), addresses(b));
+        x.len() == y.len()
+            && x.iter().zip(&y).any(|(o, t)| o != t)
+            && x.iter().zip(&y).all(|(&o, &t)| {
+                o == t || t == gdb_start(o) && b.replace(&format!("{t:x}"), &format!("{o:x}")) == a
+            })
+    };
+    if lab::arch(m) == "aarch64"
+        && (command.starts_with("p ") || command.starts_with("p/"))
+        && common::explained_lines(ours, theirs, |_, a, b| {
+            function_values(a, b).then_some("function value")
+        })
+        .is_some()
+    {
+        return Some(
+            "a function's address: gdb takes its DWARF low_pc, after arm64's entry nops".into(),
+        );
+    }
     let without_modules = lab::crash_without_modules(m, version);
     let reasons =
         crash_text::known_line_differences(kernel, version, without_modules, ours, theirs)?;
@@ -399,7 +429,11 @@ fn btf_and_dwarf_print_the_same() {
         return;
     }
     let mut compared = 0;
-    for name in ["6.12-null-init.kdump-zstd-d31", "6.12-null-init-qemu.elf"] {
+    for name in [
+        "6.12-null-init.kdump-zstd-d31",
+        "6.12-null-init-qemu.elf",
+        "6.12-arm64-null-init.kdump-elf",
+    ] {
         let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
             continue;
         };
@@ -468,17 +502,29 @@ fn unreadable_memory_is_named_and_json_is_typed() {
         kdive_testkit::skip!("SKIP (no lab at {})", root.display());
         return;
     }
-    let Some(m) = manifests
-        .iter()
-        .find(|m| m["name"] == "6.1-null-init.kdump-zstd-d31" && is_stable(m))
-    else {
-        kdive_testkit::skip!("SKIP (no 6.1-null-init.kdump-zstd-d31 in the lab)");
+    // A 6.1 dump of the first architecture tested.
+    let Some(m) = [
+        "6.1-null-init.kdump-zstd-d31",
+        "6.1-arm64-null-init.kdump-zstd-d31",
+    ]
+    .iter()
+    .find_map(|name| {
+        manifests
+            .iter()
+            .find(|m| m["name"] == *name && is_stable(m))
+    }) else {
+        kdive_testkit::skip!("SKIP (no 6.1 null-init kdump-zstd-d31 dump in the lab)");
         return;
     };
     let kernel = open(m);
     let mut session = Session::new(&kernel, &[]);
-    // Far into vmalloc space, where nothing is mapped on a 256 MB guest.
-    let nowhere = 0xffff_c9ff_ff00_0000u64;
+    // Where nothing is mapped on a 256-384 MB guest: far into x86_64's vmalloc space; far
+    // past the RAM in arm64's linear map.
+    let nowhere = if lab::arch(m) == "aarch64" {
+        kernel.address_space().kernel_start() + 0x7f00_0000_0000
+    } else {
+        0xffff_c9ff_ff00_0000u64
+    };
     assert!(kernel.read_u64(VirtAddr(nowhere), "probe").is_err());
     let report = session
         .execute(&format!("struct list_head {nowhere:x}"))
@@ -557,7 +603,12 @@ fn values_match_drgn_on_6_12() {
         return;
     }
     let mut compared = 0;
-    for name in ["6.12-null-init.kdump-zstd-d31", "6.12-timer.kdump-zstd-d31"] {
+    for name in [
+        "6.12-null-init.kdump-zstd-d31",
+        "6.12-timer.kdump-zstd-d31",
+        "6.12-arm64-null-init.kdump-elf",
+        "6.12-arm64-timer.kdump-elf",
+    ] {
         let Some(m) = manifests.iter().find(|m| m["name"] == name && is_stable(m)) else {
             continue;
         };
