@@ -51,6 +51,9 @@ pub struct AddressRow {
     pub free_block: Option<FreeBlockRow>,
     /// Its page (crash's mem_map line).
     pub page: Option<PageLine>,
+    /// The physical address it maps to: crash looks a vmalloc address's page up by it.
+    #[serde(skip)]
+    physical: Option<u64>,
 }
 
 /// A free block: its zone (as `kmem -f` lists it, without the lists), its free list and
@@ -147,9 +150,13 @@ impl KmemAddressRecord {
                 block.write(out, row.address.0)?;
                 writeln!(out)?;
             }
-            match &row.page {
-                Some(page) => writeln!(out, "{PAGE_HEADER}\n{}", page.text())?,
-                None => writeln!(
+            match (&row.page, &row.vmap_area, row.physical) {
+                (Some(page), _, _) => writeln!(out, "{PAGE_HEADER}\n{}", page.text())?,
+                // A vmalloc mapping of memory outside the mem_map (an ioremap).
+                (None, Some(_), Some(phys)) => {
+                    writeln!(out, "{phys:x}: physical address not found in mem map")?
+                }
+                (None, _, _) => writeln!(
                     out,
                     "{:x}: kernel virtual address not found in mem map",
                     row.address.0
@@ -296,6 +303,7 @@ pub(crate) fn addresses(
                 stack_of,
                 free_block: None,
                 page,
+                physical: phys.map(|p| p.0),
             });
             continue;
         }
@@ -321,6 +329,7 @@ pub(crate) fn addresses(
             stack_of,
             free_block,
             page,
+            physical: phys.map(|p| p.0),
         });
     }
     Ok(KmemAddressRecord { addresses: rows })
