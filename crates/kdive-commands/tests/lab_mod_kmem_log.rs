@@ -488,10 +488,12 @@ fn log_matches_crash_drgn_and_the_console() {
             }
         }
         let record = log_record(&report);
+        let mut same_as_drgn = false;
         if let Some(drgn_log) =
             lab::drgn_oracle(m).and_then(|d| d["log"].as_str().map(str::to_owned))
         {
-            if drgn_style(record) != drgn_log {
+            same_as_drgn = drgn_style(record) == drgn_log;
+            if !same_as_drgn {
                 failures.push(format!("{name}: log differs from drgn's get_dmesg()"));
             }
         }
@@ -530,9 +532,21 @@ fn log_matches_crash_drgn_and_the_console() {
             if key_lines.is_empty() {
                 failures.push(format!("{name}: no panic or oops line in the log"));
             }
-            for line in key_lines {
-                if !console_lines.contains(line) {
-                    failures.push(format!("{name}: log line not on the console: {line:?}"));
+            // A console that shows none of them was cut off before the crash reached it
+            // (6.12-arm64's stack overflow: the capture kernel's boot follows the module's
+            // load line), and no makedumpfile dmesg stands in (that series has none): drgn's
+            // log of the same dump, equal to kdive's above, is then the oracle.
+            if same_as_drgn && key_lines.iter().all(|l| !console_lines.contains(*l)) {
+                println!(
+                    "{name}: the console shows none of the log's {} crash lines; drgn's log \
+                     agreed",
+                    key_lines.len()
+                );
+            } else {
+                for line in key_lines {
+                    if !console_lines.contains(line) {
+                        failures.push(format!("{name}: log line not on the console: {line:?}"));
+                    }
                 }
             }
         }
