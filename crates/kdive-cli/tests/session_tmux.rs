@@ -208,14 +208,18 @@ fn pahole_members(vmlinux: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A 6.1 null-init kdump dump of the first architecture the lab tests.
 fn pick_dump() -> Option<(PathBuf, String)> {
     let root = lab_root();
-    manifests(&root).iter().find_map(|m: &Value| {
-        (str_at(m, &["name"]) == Some("6.1-null-init.kdump-zstd-d31")).then_some(())?;
-        let dump = files(m).first()?.clone();
-        let vmlinux = str_at(m, &["kernel", "vmlinux"])?.to_owned();
-        (dump.exists() && Path::new(&vmlinux).exists()).then_some((dump, vmlinux))
-    })
+    let all = manifests(&root);
+    ["6.1-null-init.kdump-zstd-d31", "6.1-arm64-null-init.kdump-zstd-d31"]
+        .iter()
+        .find_map(|name| {
+            let m: &Value = all.iter().find(|m| str_at(m, &["name"]) == Some(name))?;
+            let dump = files(m).first()?.clone();
+            let vmlinux = str_at(m, &["kernel", "vmlinux"])?.to_owned();
+            (dump.exists() && Path::new(&vmlinux).exists()).then_some((dump, vmlinux))
+        })
 }
 
 #[test]
