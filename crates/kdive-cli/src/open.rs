@@ -233,13 +233,26 @@ pub(crate) fn open_without_vmlinux(
         ""
     };
     if let Some(sources) = kernel.dump_only() {
-        eprintln!("kdive: notice: {}{why}", dump_only_notice(sources));
+        eprintln!("kdive: notice: {}{why}", dump_only_notice(&kernel, sources));
     }
     Ok(kernel)
 }
 
 /// One line on what a kernel read from the dump alone has.
-pub(crate) fn dump_only_notice(sources: &DumpOnlySources) -> String {
+pub(crate) fn dump_only_notice(kernel: &Kernel, sources: &DumpOnlySources) -> String {
+    let notice = dump_sources_notice(sources);
+    // A kernel built without CONFIG_KALLSYMS_ALL (Debian's arm64 6.1) keeps functions only.
+    if sources.symbols.is_ok() && !kernel.has_symbol("init_task") {
+        return format!(
+            "{notice}; kallsyms holds functions only (CONFIG_KALLSYMS_ALL is off): without \
+             variables (init_task, modules, the per-CPU offsets) tasks, modules and memory \
+             counters need --vmlinux"
+        );
+    }
+    notice
+}
+
+fn dump_sources_notice(sources: &DumpOnlySources) -> String {
     match (&sources.symbols, &sources.types) {
         (Ok(count), Ok(_)) => format!(
             "{count} symbols from the kernel's kallsyms and types from its .BTF, both read \

@@ -104,7 +104,7 @@ fn log_of_dump(
                     } else {
                         " (no vmlinux found)"
                     },
-                    crate::open::dump_only_notice(sources)
+                    crate::open::dump_only_notice(&kernel, sources)
                 );
             }
             kernel

@@ -1,7 +1,8 @@
 //! `kdive open DUMP --no-vmlinux` in a first session (an empty cache: kallsyms decoded and
 //! the BTF read from the dump, both then cached) and in a later one (both from the cache)
 //! prints what the session with the vmlinux prints (the oracle, run here on the same dump),
-//! but for sys's KERNEL line, which says where the symbols came from.
+//! but for sys's KERNEL line, which says where the symbols came from. A kernel whose kallsyms
+//! holds functions only (no CONFIG_KALLSYMS_ALL) says so, and names each variable it lacked.
 
 use std::process::Command;
 
@@ -53,6 +54,19 @@ fn first_and_later_sessions_without_a_vmlinux_print_what_the_vmlinux_session_pri
         let (first, said) = kdive(&[&dump, "--no-vmlinux"], &cache);
         assert!(said.contains("kallsyms"), "{name}: no notice: {said}");
         let (later, _) = kdive(&[&dump, "--no-vmlinux"], &cache);
+        if said.contains("CONFIG_KALLSYMS_ALL is off") {
+            // Functions only (Debian's arm64 6.1): tasks, modules and counters are out of
+            // reach, and each answer says which variable it lacked; the cache changes nothing.
+            assert!(
+                said.contains("no symbol `init_task` in the kernel's kallsyms")
+                    && said.contains("no symbol `modules` in the kernel's kallsyms"),
+                "{name}: the missing variables unnamed: {said}"
+            );
+            assert_eq!(later, first, "{name}: later session without the vmlinux");
+            println!("{name}: kallsyms of functions only, as the notice and warnings say");
+            let _ = std::fs::remove_dir_all(&cache);
+            continue;
+        }
         assert_eq!(first, expected, "{name}: first session without the vmlinux");
         assert_eq!(later, expected, "{name}: later session without the vmlinux");
         compared += 1;

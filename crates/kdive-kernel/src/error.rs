@@ -23,8 +23,9 @@ pub enum KernelError {
         #[source]
         source: SymbolError,
     },
-    #[error("no symbol `{name}` in the vmlinux")]
-    NoSymbol { name: String },
+    /// `within`: where symbols came from (the vmlinux, or the dump's kallsyms).
+    #[error("no symbol `{name}` in {within}")]
+    NoSymbol { name: String, within: &'static str },
     #[error("type info: {what}: {source}")]
     Type {
         what: String,

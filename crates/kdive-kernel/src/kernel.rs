@@ -20,6 +20,9 @@ use kdive_symbols::{
 
 use crate::error::KernelError;
 
+/// Where [`KernelError::NoSymbol`] looked.
+const VMLINUX: &str = "the vmlinux";
+const KALLSYMS: &str = "the kernel's kallsyms";
 /// Longest C string read from the dump unless asked for less (a `comm` is 16 bytes, a
 /// `utsname` field 65).
 const CSTR_LIMIT: usize = 4096;
@@ -222,7 +225,10 @@ fn btf_in_image(
     at: &dyn Fn(&str) -> Option<VirtAddr>,
     cache_key: Option<&str>,
 ) -> Result<Btf, KernelError> {
-    let missing = |name: &str| KernelError::NoSymbol { name: name.into() };
+    let missing = |name: &str| KernelError::NoSymbol {
+        name: name.into(),
+        within: KALLSYMS,
+    };
     let (start, stop) = match (at("__start_BTF"), at("__stop_BTF")) {
         (Some(start), Some(stop)) => (start, stop),
         (None, _) => match (
@@ -620,8 +626,19 @@ impl Kernel {
             .vmlinux
             .lookup_name(name)
             .next()
-            .ok_or_else(|| KernelError::NoSymbol { name: name.into() })?;
+            .ok_or_else(|| self.no_symbol(name))?;
         Ok(self.relocate(symbol.address))
+    }
+
+    fn no_symbol(&self, name: &str) -> KernelError {
+        KernelError::NoSymbol {
+            name: name.into(),
+            within: if self.dump_only.is_some() {
+                KALLSYMS
+            } else {
+                VMLINUX
+            },
+        }
     }
 
     pub fn has_symbol(&self, name: &str) -> bool {
@@ -634,7 +651,7 @@ impl Kernel {
             .lookup_name(name)
             .next()
             .map(|s| s.size)
-            .ok_or_else(|| KernelError::NoSymbol { name: name.into() })
+            .ok_or_else(|| self.no_symbol(name))
     }
 
     /// vmlinux's image, `_text`..`_end`, at link addresses: where its symbols name code and
@@ -954,6 +971,7 @@ fn linux_banner(image: &ElfImage) -> Result<(VirtAddr, Vec<u8>), KernelError> {
         .next()
         .ok_or_else(|| KernelError::NoSymbol {
             name: "linux_banner".into(),
+            within: VMLINUX,
         })?;
     let bad = |why: &str| KernelError::BadData {
         what: format!("{}: linux_banner", image.path().display()),
