@@ -1860,7 +1860,7 @@ def run_oracles(root, name, drgn_python, sid, key, crash_arm64=None):
 
 # The series whose vmlinux and module debug info kdive's debuginfod client is tested against:
 # their real -dbg packages, served by Debian's debuginfod (kdive-testkit's DebuginfodServer).
-DEBUGINFOD_SERIES = ("6.1", "6.12")
+DEBUGINFOD_SERIES = ("6.1", "6.12", "6.1-arm64")
 
 
 def ensure_debuginfod_deb(root, apt, k):

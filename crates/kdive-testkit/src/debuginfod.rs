@@ -2,7 +2,7 @@
 //! of kdive's debuginfod client.
 //!
 //! The lab (`scripts/lab/lab.py`, `ensure_debuginfod_deb`) keeps one
-//! `linux-image-<release>-dbg` `.deb` per series it serves (6.1 and 6.12 cloud) under
+//! `linux-image-<release>-dbg` `.deb` per series it serves (6.1, 6.12 and 6.1-arm64 cloud) under
 //! `<lab>/debuginfod/debs/`, with a stamp `<lab>/debuginfod/<series>.json` per series. A
 //! [`DebuginfodServer`] indexes that directory into a private copy of the lab's index
 //! (`<lab>/debuginfod/index.sqlite`, saved back when the scan changed it: a cold scan of the two

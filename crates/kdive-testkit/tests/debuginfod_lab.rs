@@ -1,4 +1,4 @@
-//! The lab's debuginfod (Debian's 0.188 on the real 6.1 and 6.12 cloud `-dbg` packages) serves
+//! The lab's debuginfod (Debian's 0.188 on the real 6.1, 6.12 and 6.1-arm64 cloud `-dbg` packages) serves
 //! each vmlinux by the build id of the lab's own vmlinux of that build, with the size the
 //! `.deb` lists for it (`dpkg-deb -c`, recorded by the lab), and answers 404 for a build id it
 //! has not indexed. kdive's debuginfod client tests rely on that server.
