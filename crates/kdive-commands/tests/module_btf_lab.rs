@@ -150,14 +150,29 @@ fn module_btf_from_the_dump_matches_each_modules_file() {
         // The dump alone reads the same modules' BTF.
         let alone = Kernel::open_without_vmlinux(Vmcore::open_paths(&files(m)).expect("dump"))
             .expect("opens alone");
-        let alone_read = read_module_btfs(&alone).btfs;
+        let alone_found = read_module_btfs(&alone);
+        if !alone.has_symbol("init_task") {
+            // kallsyms of functions only (no CONFIG_KALLSYMS_ALL: Debian's arm64 6.1): no
+            // `btf_modules` to start from, and the answer says so.
+            assert!(
+                alone_found.btfs.is_empty()
+                    && alone_found
+                        .warnings
+                        .iter()
+                        .any(|w| w.contains("btf_modules")),
+                "{name}: module BTF without the vmlinux on kallsyms of functions only: {:?}",
+                alone_found.warnings
+            );
+            println!("{name}: {} modules with BTF in the dump (none without the vmlinux: kallsyms of functions only)", read.len());
+            continue;
+        }
         let names = |list: &[(String, std::sync::Arc<Btf>)]| {
             list.iter()
                 .map(|(n, b)| (n.clone(), b.next_id()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            names(&alone_read),
+            names(&alone_found.btfs),
             names(&read),
             "{name}: module BTF without the vmlinux"
         );

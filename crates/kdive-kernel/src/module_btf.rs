@@ -29,14 +29,23 @@ pub struct ModuleBtfs {
 }
 
 /// The modules' BTF, each parsed on the kernel's BTF; none when the kernel keeps no
-/// `btf_modules` (built without module BTF) or has no BTF of its own to split on.
+/// `btf_modules` (built without module BTF) or has no BTF of its own to split on. A symbol
+/// table without variables (kallsyms of a kernel without `CONFIG_KALLSYMS_ALL`) cannot tell
+/// which: a warning says the list was not found.
 pub fn read_module_btfs(kernel: &Kernel) -> ModuleBtfs {
     let (mut out, mut warnings) = (Vec::new(), Vec::new());
     let Some(base) = kernel.types().vmlinux_btf().cloned() else {
         return ModuleBtfs::default();
     };
-    let Ok(head) = kernel.symbol("btf_modules") else {
-        return ModuleBtfs::default();
+    let head = match kernel.symbol("btf_modules") {
+        Ok(head) => head,
+        Err(err) if !kernel.has_symbol("init_task") => {
+            return ModuleBtfs {
+                btfs: Vec::new(),
+                warnings: vec![format!("module BTF: {err}")],
+            };
+        }
+        Err(_) => return ModuleBtfs::default(),
     };
     for node in ListWalk::new(kernel, head).with_limit(MAX_MODULES) {
         let btf = node
