@@ -16,9 +16,6 @@ use crate::{CommandError, Session};
 #[derive(Debug, Clone, Serialize)]
 pub struct PageRow {
     pub address: Hex,
-    /// At or above the platform's lowest kernel address: read as virtual, else physical.
-    #[serde(skip)]
-    pub kernel_virtual: bool,
     /// `null`: the address is in no page of the mem_map.
     pub page: Option<PageLine>,
 }
@@ -31,22 +28,9 @@ pub struct KmemPageRecord {
 
 impl KmemPageRecord {
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for row in &self.pages {
-            match &row.page {
-                Some(page) => writeln!(out, "{PAGE_HEADER}\n{}", page.text())?,
-                None => {
-                    let kind = if row.kernel_virtual {
-                        "kernel virtual"
-                    } else {
-                        "physical"
-                    };
-                    writeln!(
-                        out,
-                        "{:x}: {kind} address not found in mem map",
-                        row.address.0
-                    )?
-                }
-            }
+        // An address in no page prints nothing, as crash's dump_mem_map() (`page` is null).
+        for page in self.pages.iter().filter_map(|row| row.page.as_ref()) {
+            writeln!(out, "{PAGE_HEADER}\n{}", page.text())?;
         }
         Ok(())
     }
@@ -77,7 +61,6 @@ pub(crate) fn pages(
             };
             PageRow {
                 address: Hex(addr),
-                kernel_virtual: addr >= kernel_start,
                 page: phys.and_then(|p| page_line(kernel, p)),
             }
         })
