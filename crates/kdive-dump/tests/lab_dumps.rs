@@ -309,10 +309,12 @@ fn metadata_agrees_with_manifest_and_oracles() {
                     ),
                 }
             }
+            // In bytes: QEMU writes arm64's kdump-compressed dumps in 64 KiB pages (its
+            // ELF ones, and the kernel, in 4 KiB).
             counts
                 .entry((snapshot(m), m["dump_level"].as_i64().unwrap()))
                 .or_default()
-                .push((name.to_owned(), present));
+                .push((name.to_owned(), present * vmcore.page_size()));
         }
         println!(
             "{name}: {} {} d{:?} present {present} release {:?} cpus {}",
@@ -324,7 +326,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
         );
     }
     println!("panic RIP checked against drgn in {rip_checks} dumps");
-    // Every complete file of one memory image and dump level holds the same pages, whatever
+    // Every complete file of one memory image and dump level holds the same memory, whatever
     // its compression, layout (flattened) or split; at -d 0 that includes the ELF copy of
     // /proc/vmcore (-E -d 31 ELF files differ: makedumpfile drops zero pages from ELF output
     // but keeps them, shared, in kdump-compressed output).
@@ -333,7 +335,7 @@ fn metadata_agrees_with_manifest_and_oracles() {
         for (name, n) in &list {
             assert_eq!(
                 n, first,
-                "{crash_id} -d {level}: {name} has {n} pages, {first_name} {first}"
+                "{crash_id} -d {level}: {name} holds {n} bytes of pages, {first_name} {first}"
             );
         }
     }
