@@ -111,6 +111,20 @@ impl Vmcoreinfo {
     pub fn number(&self, name: &str) -> Option<i64> {
         parse_dec(self.get(&format!("NUMBER({name})"))?)
     }
+
+    /// `NUMBER(name)` as a 64-bit pattern: arm64 prints its addresses and masks in hex with
+    /// `0x` (`NUMBER(kimage_voffset)=0xffff...`); a decimal value, signed, is taken as its
+    /// two's complement.
+    pub fn number_bits(&self, name: &str) -> Option<u64> {
+        let value = self.get(&format!("NUMBER({name})"))?.trim();
+        match value
+            .strip_prefix("0x")
+            .or_else(|| value.strip_prefix("0X"))
+        {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => parse_dec(value).map(|v| v as u64),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -122,7 +136,7 @@ mod tests {
         let info = Vmcoreinfo::parse(
             b"OSRELEASE=6.1.0-56-cloud-amd64\nPAGESIZE=4096\nSYMBOL(init_uts_ns)=ffffffff82a12340\n\
               OFFSET(list_head.next)=0\nSIZE(page)=64\nLENGTH(free_area)=11\nNUMBER(phys_base)=-2\n\
-              NUMBER(pgtable_l5_enabled)=0\nKERNELOFFSET=1e000000\nCRASHTIME=1700000000\n\
+              NUMBER(pgtable_l5_enabled)=0\nNUMBER(kimage_voffset)=0xffff800007e00000\nKERNELOFFSET=1e000000\nCRASHTIME=1700000000\n\
               BUILD-ID=0123abcd\ngarbage line\n\0\0",
         );
         assert_eq!(info.osrelease(), Some("6.1.0-56-cloud-amd64"));
@@ -133,9 +147,14 @@ mod tests {
         assert_eq!(info.length("free_area"), Some(11));
         assert_eq!(info.phys_base(), Some(u64::MAX - 1));
         assert_eq!(info.number("pgtable_l5_enabled"), Some(0));
+        assert_eq!(info.number_bits("phys_base"), Some(u64::MAX - 1));
+        assert_eq!(
+            info.number_bits("kimage_voffset"),
+            Some(0xffff_8000_07e0_0000)
+        );
         assert_eq!(info.kerneloffset(), Some(0x1e00_0000));
         assert_eq!(info.crashtime(), Some(1_700_000_000));
         assert_eq!(info.build_id(), Some("0123abcd"));
-        assert_eq!(info.entries().len(), 11);
+        assert_eq!(info.entries().len(), 12);
     }
 }

@@ -104,11 +104,7 @@ pub struct Aarch64Regions {
 /// The regions of an arm64 kernel; `None` for another architecture's.
 pub fn aarch64_regions(kernel: &Kernel) -> Option<Aarch64Regions> {
     let layout = kernel.address_space().as_aarch64()?.layout();
-    let number = |key: &str| {
-        let info = kernel.dump().vmcoreinfo.as_ref()?;
-        let value = info.get(&format!("NUMBER({key})"))?.trim();
-        u64::from_str_radix(value.trim_start_matches("0x"), 16).ok()
-    };
+    let number = |key: &str| kernel.dump().vmcoreinfo.as_ref()?.number_bits(key);
     Some(Aarch64Regions {
         page_offset: layout.page_offset(),
         modules: number("MODULES_VADDR"),

@@ -39,21 +39,10 @@ pub struct Aarch64Layout {
     pub geometry: Geometry,
 }
 
-/// `NUMBER(name)` as arm64 prints it: `0x%llx` for most keys, `%d` for `VA_BITS`.
-pub(crate) fn number(info: &Vmcoreinfo, name: &str) -> Option<u64> {
-    let value = info.get(&format!("NUMBER({name})"))?.trim();
-    match value
-        .strip_prefix("0x")
-        .or_else(|| value.strip_prefix("0X"))
-    {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        // Signed decimal: the bit pattern is the value.
-        None => value.parse::<i64>().ok().map(|v| v as u64),
-    }
-}
-
+/// A required `NUMBER(name)` (arm64 prints `0x%llx` for most keys, `%d` for `VA_BITS`).
 fn required(info: &Vmcoreinfo, name: &str, key: &'static str) -> Result<u64, LayoutError> {
-    number(info, name).ok_or(LayoutError::MissingKey { key })
+    info.number_bits(name)
+        .ok_or(LayoutError::MissingKey { key })
 }
 
 impl Aarch64Layout {
@@ -75,20 +64,22 @@ impl Aarch64Layout {
                 value: va_bits,
                 what: "not between 36 and 52",
             })?;
-        let tcr_el1_t1sz =
-            match number(info, "TCR_EL1_T1SZ").or_else(|| number(info, "tcr_el1_t1sz")) {
-                None => None,
-                Some(t1sz) => Some(
-                    u32::try_from(t1sz)
-                        .ok()
-                        .filter(|t| (64 - super::MAX_VA_BITS..=64 - super::MIN_VA_BITS).contains(t))
-                        .ok_or(LayoutError::BadKey {
-                            key: "NUMBER(TCR_EL1_T1SZ)",
-                            value: t1sz,
-                            what: "not between 12 and 28",
-                        })?,
-                ),
-            };
+        let tcr_el1_t1sz = match info
+            .number_bits("TCR_EL1_T1SZ")
+            .or_else(|| info.number_bits("tcr_el1_t1sz"))
+        {
+            None => None,
+            Some(t1sz) => Some(
+                u32::try_from(t1sz)
+                    .ok()
+                    .filter(|t| (64 - super::MAX_VA_BITS..=64 - super::MIN_VA_BITS).contains(t))
+                    .ok_or(LayoutError::BadKey {
+                        key: "NUMBER(TCR_EL1_T1SZ)",
+                        value: t1sz,
+                        what: "not between 12 and 28",
+                    })?,
+            ),
+        };
         let kimage_voffset = required(info, "kimage_voffset", "NUMBER(kimage_voffset)")?;
         let phys_offset = required(info, "PHYS_OFFSET", "NUMBER(PHYS_OFFSET)")?;
         let swapper_pg_dir = info
@@ -119,7 +110,7 @@ impl Aarch64Layout {
             tcr_el1_t1sz,
             kimage_voffset,
             phys_offset,
-            kernel_pac_mask: number(info, "KERNELPACMASK"),
+            kernel_pac_mask: info.number_bits("KERNELPACMASK"),
             kaslr_offset: info.kerneloffset(),
             swapper_pg_dir: VirtAddr(swapper_pg_dir),
             geometry,

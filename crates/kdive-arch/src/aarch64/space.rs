@@ -37,11 +37,12 @@ impl Aarch64KernelSpace {
             .symbol("_stext")
             .zip(layout.kaslr_offset)
             .map(|(stext, kaslr)| stext.wrapping_sub(kaslr) & !0x1f_ffff);
-        let image_link_base = crate::aarch64::layout::number(info, "MODULES_END")
-            .or(stext_link)
-            .ok_or(LayoutError::MissingKey {
-                key: "NUMBER(MODULES_END)",
-            })?;
+        let image_link_base =
+            info.number_bits("MODULES_END")
+                .or(stext_link)
+                .ok_or(LayoutError::MissingKey {
+                    key: "NUMBER(MODULES_END)",
+                })?;
         let mut space = Aarch64KernelSpace {
             vmemmap: info
                 .symbol("vmemmap")
