@@ -1000,8 +1000,14 @@ impl TypedValue {
             map.insert("type".into(), self.ty.clone().into());
         }
         let value = match &self.node {
-            Node::Int { value, kind, .. } => match kind {
-                IntKind::Bool if (0..=1).contains(value) => (*value == 1).into(),
+            Node::Int {
+                value,
+                kind,
+                size,
+                signed,
+            } => match (kind, unsigned_128(*value, *size, *signed)) {
+                (IntKind::Bool, _) if (0..=1).contains(value) => (*value == 1).into(),
+                (_, Some(big)) => big.to_string().into(),
                 _ => json_int(*value),
             },
             Node::Enum { value, name, .. } => match name {
@@ -1058,6 +1064,12 @@ impl Serialize for TypedValue {
     }
 }
 
+/// A 128-bit unsigned value (`__uint128_t`, arm64's FP/SIMD `vregs`) past `i128::MAX`,
+/// which the reader's `i128` holds as negative.
+fn unsigned_128(value: i128, size: u64, signed: bool) -> Option<u128> {
+    (!signed && size >= 16 && value < 0).then_some(value as u128)
+}
+
 fn json_int(v: i128) -> serde_json::Value {
     if let Ok(i) = i64::try_from(v) {
         i.into()
@@ -1071,7 +1083,10 @@ fn json_int(v: i128) -> serde_json::Value {
 fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
     match node {
         Node::Int {
-            value, size, kind, ..
+            value,
+            size,
+            kind,
+            signed,
         } => match kind {
             // crash's -x prints a bool's number too (`sk_use_task_frag = 0x1`).
             IntKind::Bool
@@ -1087,7 +1102,12 @@ fn render_node(node: &Node, style: Style, recurse: usize, out: &mut String) {
                 escape_char(b, b'\'', &mut false, out);
                 out.push('\'');
             }
-            _ => out.push_str(&int_text(*value, *size, style)),
+            _ => match unsigned_128(*value, *size, *signed) {
+                Some(big) if style.format.is_none() && !style.hex_radix => {
+                    out.push_str(&big.to_string())
+                }
+                _ => out.push_str(&int_text(*value, *size, style)),
+            },
         },
         Node::Enum { value, size, name } => match (name, style.format) {
             (Some(n), None) => out.push_str(n),
@@ -1340,6 +1360,28 @@ pub(crate) mod tests {
             ptype(&env, types.c_type("state").unwrap()).unwrap(),
             "enum state {IDLE, BUSY, GONE = 5}"
         );
+    }
+
+    #[test]
+    fn unsigned_128_bit_values_print_unsigned() {
+        let top = le_int(&[0xff; 16], false);
+        let node = Node::Int {
+            value: top,
+            size: 16,
+            signed: false,
+            kind: IntKind::Plain,
+        };
+        let mut out = String::new();
+        render_node(&node, Style::default(), 0, &mut out);
+        assert_eq!(out, u128::MAX.to_string());
+        let value = TypedValue {
+            name: None,
+            ty: "__int128 unsigned".into(),
+            node,
+        };
+        assert_eq!(value.to_json()["value"], u128::MAX.to_string());
+        // Signed, the same bytes are -1.
+        assert_eq!(unsigned_128(le_int(&[0xff; 16], true), 16, true), None);
     }
 
     #[test]
