@@ -255,7 +255,8 @@ impl DebuginfodServer {
     /// `-U` the `.deb` directory; `-d` a private copy of the lab's index (saved back when the
     /// scan changed it); `-t 0 -g 0`: one traversal, one groom; `-D 'pragma
     /// journal_mode=delete;'`: a rollback journal, so that the index file alone is whole once
-    /// the scan is done; an fdcache of 1 GB in the private directory, never flushed for low disk
+    /// the scan is done; an fdcache of 2 GB in the private directory (every series' vmlinux at
+    /// once: the third, 6.1-arm64's, made 1 GB evict the first), never flushed for low disk
     /// space (`--fdcache-mintmp=0`: the default 25% flushes each file as soon as it is
     /// extracted on a disk with less free space), without prefetching the archive's next files
     /// (`--fdcache-prefetch=0`: they delay the response).
@@ -330,7 +331,7 @@ impl DebuginfodServer {
             .arg(&index)
             .args(["-t", "0", "-g", "0", "-D", "pragma journal_mode=delete;"])
             .args([
-                "--fdcache-mbs=1024",
+                "--fdcache-mbs=2048",
                 "--fdcache-mintmp=0",
                 "--fdcache-prefetch=0",
             ])
