@@ -63,6 +63,10 @@ pub trait Platform: Sync + fmt::Debug {
     /// `dis` marks `[FTRACE NOP]` as crash does.
     fn ftrace_nop(&self) -> Option<&'static [u8]>;
 
+    /// The bit of `thread_info.flags` that says a signal is pending (`TIF_SIGPENDING` in the
+    /// architecture's asm/thread_info.h).
+    fn tif_sigpending(&self) -> u32;
+
     /// The line `bt` prints above a kernel-mode exception frame's registers, given the
     /// symbol (`func+off`) of its program counter; `None` where crash prints none.
     fn exception_header(&self, pc_symbol: Option<&str>) -> Option<String>;

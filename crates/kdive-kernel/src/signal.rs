@@ -10,11 +10,8 @@ use crate::error::KernelError;
 use crate::kernel::Kernel;
 use crate::list::{container_of, ListWalk};
 
-/// `_NSIG` on x86_64: signals 1..=64.
+/// `_NSIG` on x86_64 and arm64: signals 1..=64.
 pub const NSIG: u32 = 64;
-
-/// `TIF_SIGPENDING` on x86_64 (arch/x86/include/asm/thread_info.h, 2.6.23+; crash's value).
-const TIF_SIGPENDING: u64 = 2;
 
 /// No signal queue holds more than this (`RLIMIT_SIGPENDING` defaults to the task limit,
 /// a few thousand; a longer walk is a corrupt list).
@@ -147,7 +144,7 @@ pub fn thread_signals(
             .wrapping_add(kernel.offset_of("task_struct", "pending")?),
     );
     Ok(ThreadSignals {
-        sigpending: flags & (1 << TIF_SIGPENDING) != 0,
+        sigpending: flags & (1u64 << kernel.platform().tif_sigpending()) != 0,
         blocked,
         pending: pending(kernel, private, warnings)?,
     })

@@ -202,6 +202,11 @@ impl Platform for Aarch64 {
         None
     }
 
+    fn tif_sigpending(&self) -> u32 {
+        // arch/arm64/include/asm/thread_info.h (crash's defs.h says 0 too).
+        0
+    }
+
     /// crash prints no header line on arm64: the PC line names the function.
     fn exception_header(&self, _pc_symbol: Option<&str>) -> Option<String> {
         None

@@ -114,6 +114,11 @@ impl Platform for X86_64 {
         Some(&disasm::FTRACE_NOP)
     }
 
+    fn tif_sigpending(&self) -> u32 {
+        // arch/x86/include/asm/thread_info.h, 2.6.23+ (crash's value).
+        2
+    }
+
     fn exception_header(&self, pc_symbol: Option<&str>) -> Option<String> {
         Some(format!(
             "[exception RIP: {}]",
