@@ -573,11 +573,22 @@ fn task_files_vm_match_crash_and_drgn() {
     }
     println!("{partial} commands answered on -d 31 dumps with pages in use missing");
     agreement.finish("task/files/vm outputs");
-    // At least one comparison per series crash 9.0.2 opens.
+    // At least one comparison per series crash 9.0.2 opens (not 6.12-arm64: drgn's above).
     let series: std::collections::BTreeSet<&str> = dumps
         .iter()
+        .filter(|m| lab::crash_versions(m).contains(&Crash::V9))
         .filter_map(|m| m["kernel"]["series"].as_str())
         .collect();
+    for m in dumps
+        .iter()
+        .filter(|m| !series.contains(m["kernel"]["series"].as_str().unwrap_or("")))
+    {
+        println!(
+            "{}: crash 9.0.2 did not open it: {}",
+            m["name"],
+            m["oracle_errors"]["crash9"].as_str().unwrap_or("no oracle")
+        );
+    }
     for s in series {
         let key = format!("{} on {s}", Crash::V9);
         if compared.get(&key).copied().unwrap_or(0) == 0 {
