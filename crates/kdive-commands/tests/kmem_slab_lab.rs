@@ -67,8 +67,9 @@ def remote_frees(c):
             n += s.objects.value_() - s.inuse.value_()
     return n
 def offline_cpu_slab_objects(c):
-    # The objects of the CPU slabs of CPUs the panic took offline (arm64 stops the others with
-    # set_cpu_online(false)): slab_cache_usage() walks online CPUs' freelists only.
+    # The objects of the CPU slabs and per-CPU partial slabs of CPUs the panic took offline
+    # (arm64 stops the others with set_cpu_online(false)): slab_cache_usage() walks online
+    # CPUs' only.
     try:
         cpu_slab = c.cpu_slab
     except AttributeError:
@@ -82,6 +83,13 @@ def offline_cpu_slab_objects(c):
         s = kcc.slab if hasattr(kcc, 'slab') else kcc.page
         if s:
             n += s.objects.value_()
+        # and its per-CPU partial slabs (a bounded walk)
+        s = kcc.partial if hasattr(kcc, 'partial') else None
+        for _ in range(10000):
+            if not s:
+                break
+            n += s.objects.value_()
+            s = s.next
     return n
 for c in for_each_slab_cache(p):
     name = c.name.string_().decode()
@@ -103,8 +111,8 @@ for a in sys.argv[3:]:
 "#;
 
 /// drgn's `slab_cache_usage()` of a cache: slabs, objects, free objects, the objects other
-/// CPUs freed onto the CPU slabs' own freelists, and the objects of offline CPUs' CPU slabs
-/// (whose freelists drgn does not walk).
+/// CPUs freed onto the CPU slabs' own freelists, and the objects of offline CPUs' CPU and
+/// per-CPU partial slabs (which drgn does not walk).
 type Usage = (i64, i64, i64, i64, i64);
 
 struct Drgn {
