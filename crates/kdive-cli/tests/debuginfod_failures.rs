@@ -51,12 +51,9 @@ fn hex_to_bytes(hex: &str) -> Vec<u8> {
 fn null_init_dump_of_6_1() -> Option<(PathBuf, String)> {
     let root = lab_root();
     let all = manifests(&root);
-    let Some(m) = null_init_dump_per_series(&all)
-        .into_iter()
-        .find(|m| {
-            ["6.1", "6.1-arm64"].contains(&str_at(m, &["kernel", "series"]).unwrap_or_default())
-        })
-    else {
+    let Some(m) = null_init_dump_per_series(&all).into_iter().find(|m| {
+        ["6.1", "6.1-arm64"].contains(&str_at(m, &["kernel", "series"]).unwrap_or_default())
+    }) else {
         kdive_testkit::skip!("SKIP (no 6.1 lab dump at {})", root.display());
         return None;
     };

@@ -212,14 +212,17 @@ fn pahole_members(vmlinux: &str, name: &str) -> Vec<String> {
 fn pick_dump() -> Option<(PathBuf, String)> {
     let root = lab_root();
     let all = manifests(&root);
-    ["6.1-null-init.kdump-zstd-d31", "6.1-arm64-null-init.kdump-zstd-d31"]
-        .iter()
-        .find_map(|name| {
-            let m: &Value = all.iter().find(|m| str_at(m, &["name"]) == Some(name))?;
-            let dump = files(m).first()?.clone();
-            let vmlinux = str_at(m, &["kernel", "vmlinux"])?.to_owned();
-            (dump.exists() && Path::new(&vmlinux).exists()).then_some((dump, vmlinux))
-        })
+    [
+        "6.1-null-init.kdump-zstd-d31",
+        "6.1-arm64-null-init.kdump-zstd-d31",
+    ]
+    .iter()
+    .find_map(|name| {
+        let m: &Value = all.iter().find(|m| str_at(m, &["name"]) == Some(name))?;
+        let dump = files(m).first()?.clone();
+        let vmlinux = str_at(m, &["kernel", "vmlinux"])?.to_owned();
+        (dump.exists() && Path::new(&vmlinux).exists()).then_some((dump, vmlinux))
+    })
 }
 
 #[test]

@@ -145,18 +145,16 @@ fn drgn(m: &Value, addresses: &[u64]) -> Option<Drgn> {
         let f: Vec<&str> = line.splitn(8, ' ').collect();
         match f.as_slice() {
             ["cache", addr, "error", ..] => drgn.caches.push((hex(addr)?, None)),
-            ["cache", addr, slabs, objs, free, remote, offline, _name] => {
-                drgn.caches.push((
-                    hex(addr)?,
-                    Some((
-                        slabs.parse().ok()?,
-                        objs.parse().ok()?,
-                        free.parse().ok()?,
-                        remote.parse().ok()?,
-                        offline.parse().ok()?,
-                    )),
-                ))
-            }
+            ["cache", addr, slabs, objs, free, remote, offline, _name] => drgn.caches.push((
+                hex(addr)?,
+                Some((
+                    slabs.parse().ok()?,
+                    objs.parse().ok()?,
+                    free.parse().ok()?,
+                    remote.parse().ok()?,
+                    offline.parse().ok()?,
+                )),
+            )),
             ["object", addr, "none"] => {
                 drgn.objects.insert(hex(addr)?, None);
             }
