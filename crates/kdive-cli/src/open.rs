@@ -241,8 +241,7 @@ pub(crate) fn open_without_vmlinux(
 /// One line on what a kernel read from the dump alone has.
 pub(crate) fn dump_only_notice(kernel: &Kernel, sources: &DumpOnlySources) -> String {
     let notice = dump_sources_notice(sources);
-    // A kernel built without CONFIG_KALLSYMS_ALL (Debian's arm64 6.1) keeps functions only.
-    if sources.symbols.is_ok() && !kernel.has_symbol("init_task") {
+    if sources.symbols.is_ok() && kernel.symbols_are_functions_only() {
         return format!(
             "{notice}; kallsyms holds functions only (CONFIG_KALLSYMS_ALL is off): without \
              variables (init_task, modules, the per-CPU offsets) tasks, modules and memory \

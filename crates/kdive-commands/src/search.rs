@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use kdive_arch::{Mapping, PagingLevels};
+use kdive_arch::{KernelSpace, Mapping, PagingLevels};
 use kdive_kernel::stack::panic_task;
 use kdive_kernel::{PhysAddr, PhysMem, VirtAddr};
 use serde::Serialize;
@@ -586,15 +586,12 @@ impl<'k> SearchTables<'k> {
     fn bounds(&self, space: SearchSpace) -> (u64, u64) {
         match (self, space) {
             (_, SearchSpace::Physical) => (0, u64::MAX),
-            (SearchTables::X86_64(x), SearchSpace::Kernel) => match x.page_tables().levels() {
-                PagingLevels::Four => (0xffff_8000_0000_0000, u64::MAX),
-                PagingLevels::Five => (0xff00_0000_0000_0000, u64::MAX),
-            },
+            (SearchTables::X86_64(x), SearchSpace::Kernel) => (x.kernel_start(), u64::MAX),
             (SearchTables::X86_64(x), SearchSpace::User) => match x.page_tables().levels() {
                 PagingLevels::Four => (0, 0x0000_7fff_ffff_ffff),
                 PagingLevels::Five => (0, 0x00ff_ffff_ffff_ffff),
             },
-            (SearchTables::Aarch64(a), SearchSpace::Kernel) => (a.layout().page_offset(), u64::MAX),
+            (SearchTables::Aarch64(a), SearchSpace::Kernel) => (a.kernel_start(), u64::MAX),
             (SearchTables::Aarch64(a), SearchSpace::User) => {
                 (0, a.page_tables().geometry().user_end().saturating_sub(1))
             }

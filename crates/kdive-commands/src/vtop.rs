@@ -573,14 +573,6 @@ fn user_limit(levels: PagingLevels) -> u64 {
     }
 }
 
-/// The lowest kernel address (x86_64, 4- and 5-level).
-fn kernel_start(levels: PagingLevels) -> u64 {
-    match levels {
-        PagingLevels::Four => 0xffff_8000_0000_0000,
-        PagingLevels::Five => 0xff00_0000_0000_0000,
-    }
-}
-
 /// A task's mm and `mm->pgd` (virtual); `None` for a kernel thread (no mm).
 fn task_mm(kernel: &Kernel, task: VirtAddr) -> Result<Option<(u64, u64)>, CommandError> {
     let mm = kernel
@@ -678,6 +670,7 @@ fn translate_with(
     let space = crate::target::x86_64_space(kernel, "vtop")?;
     let tables = space.page_tables();
     let levels = tables.levels();
+    let kernel_start = kernel.address_space().kernel_start();
     let mut entries = Vec::new();
     for &vaddr in addrs {
         let is_user = user || (!kern && vaddr < user_limit(levels));
@@ -704,7 +697,7 @@ fn translate_with(
                 vaddr,
                 &mut entry,
             );
-        } else if vaddr < kernel_start(levels) {
+        } else if vaddr < kernel_start {
             entry.not_kernel = true;
         } else {
             // Kernel tables; the first line's physical address is the kernel's own

@@ -370,7 +370,7 @@ fn same_as_drgn(
     // Where the architecture has no IDT (arm64) both refuse: kdive with crash's "-d option is
     // not applicable to ARM64 architecture", drgn-crash with "-d is only supported on x86" on
     // its standard error, which the session does not keep: nothing on its output.
-    let both_refuse = ours[13].contains("option is not applicable to") && drgn[7].trim().is_empty();
+    let both_refuse = common::not_on_this_architecture(&ours[13]) && drgn[7].trim().is_empty();
     check("irq -d", both_refuse || words(&ours[13]) == words(&drgn[7]));
     same
 }

@@ -190,12 +190,6 @@ fn free_page(session: &mut Session<'_>, kernel: &kdive_kernel::Kernel) -> u64 {
         .0
 }
 
-/// The error crash gives for an option an architecture does not have.
-fn not_on_this_architecture(error: &str) -> bool {
-    error.contains("not supported or applicable on this architecture")
-        || error.contains("option is not applicable to") && error.contains("architecture")
-}
-
 #[test]
 fn lab_output_matches_the_documented_schema() {
     let root = lab_root();
@@ -262,7 +256,7 @@ fn lab_output_matches_the_documented_schema() {
                     Ok(report) => report,
                     // crash's answer where an architecture has no such thing (`mach -c`,
                     // `irq -d` on arm64).
-                    Err(e) if not_on_this_architecture(&e.to_string()) => {
+                    Err(e) if common::not_on_this_architecture(&e.to_string()) => {
                         unsupported
                             .entry(template.clone())
                             .or_default()

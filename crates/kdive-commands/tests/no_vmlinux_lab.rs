@@ -215,7 +215,7 @@ fn compare_dump(
         // VMCOREINFO locates kallsyms from 6.0 on, the scan of the image finds them before.
         panic!("{name}: no symbols from the dump alone: {why}");
     }
-    let (commands, kind) = if alone.symbol("init_task").is_ok() {
+    let (commands, kind) = if !alone.symbols_are_functions_only() {
         (commands, Compared::All)
     } else {
         let report = Session::new(&alone, &[])

@@ -23,6 +23,7 @@ use crate::error::KernelError;
 /// Where [`KernelError::NoSymbol`] looked.
 const VMLINUX: &str = "the vmlinux";
 const KALLSYMS: &str = "the kernel's kallsyms";
+
 /// Longest C string read from the dump unless asked for less (a `comm` is 16 bytes, a
 /// `utsname` field 65).
 const CSTR_LIMIT: usize = 4096;
@@ -639,6 +640,13 @@ impl Kernel {
                 VMLINUX
             },
         }
+    }
+
+    /// Whether the symbol table holds functions only: kallsyms of a kernel built without
+    /// `CONFIG_KALLSYMS_ALL` (Debian's 6.1 cloud-arm64), read without a vmlinux. Its
+    /// variables (`init_task`, `modules`, the per-CPU offsets) are then out of reach.
+    pub fn symbols_are_functions_only(&self) -> bool {
+        !self.has_symbol("init_task")
     }
 
     pub fn has_symbol(&self, name: &str) -> bool {

@@ -39,7 +39,7 @@ pub fn read_module_btfs(kernel: &Kernel) -> ModuleBtfs {
     };
     let head = match kernel.symbol("btf_modules") {
         Ok(head) => head,
-        Err(err) if !kernel.has_symbol("init_task") => {
+        Err(err) if kernel.symbols_are_functions_only() => {
             return ModuleBtfs {
                 btfs: Vec::new(),
                 warnings: vec![format!("module BTF: {err}")],

@@ -286,3 +286,11 @@ pub fn arm64_dis_line_without_target_name(line: &str) -> String {
         _ => line.to_owned(),
     }
 }
+
+/// Whether `error` is crash's refusal of an option the architecture does not have (`mach -c`:
+/// "-c option not supported or applicable on this architecture or kernel"; `irq -d`: "-d
+/// option is not applicable to ARM64 architecture"), which kdive gives in the same words.
+pub fn not_on_this_architecture(error: &str) -> bool {
+    error.contains("not supported or applicable on this architecture")
+        || error.contains("option is not applicable to") && error.contains("architecture")
+}
